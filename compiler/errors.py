@@ -1,0 +1,33 @@
+"""Typed errors of nnc.
+
+Every error a user can cause derives from `NncError`; the CLI prints its message
+as one line and exits with code 2. Anything else escaping is a bug in nnc.
+"""
+
+
+class NncError(Exception):
+    """Base of every error caused by bad input or impossible options."""
+
+
+class ModelError(NncError):
+    """The model file is missing, truncated, malformed or not loadable."""
+
+
+class UnsupportedError(NncError):
+    """The model uses operators, attributes or data types nnc does not support."""
+
+
+class ShapeError(NncError):
+    """Shapes or data types do not agree (model, inputs or calibration data)."""
+
+
+class OptionError(NncError):
+    """An option or pipeline string is invalid."""
+
+
+class IRError(NncError):
+    """The text IR does not parse, or a graph breaks an IR invariant."""
+
+
+class VerificationError(NncError):
+    """A compiled artifact does not compute what the reference computes."""

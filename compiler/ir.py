@@ -1,0 +1,261 @@
+"""The graph IR: tensors, nodes and the graph that connects them.
+
+A `Graph` is a networkx MultiDiGraph whose vertices are node names; an edge
+producer -> consumer exists for every tensor one node passes to another (the edge
+key is the tensor name). Tensors live in `Graph.tensors`. Invariants that the
+mutation methods keep and `verifier.verify` checks:
+
+- every tensor is produced by at most one node, and graph inputs and constants by none;
+- node and tensor names are unique;
+- the networkx edges always agree with the nodes' input and output lists;
+- `nodes()` returns a deterministic topological order: among ready nodes, the one
+  inserted first comes first, so a printed and re-parsed graph keeps its order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+import numpy as np
+
+from . import dtypes
+from .errors import IRError
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Affine quantization r = scale * (q - zero_point), per tensor or per `axis`."""
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int | None = None
+
+    def __post_init__(self):
+        if len(self.scale) != len(self.zero_point):
+            raise IRError("quantization scale and zero point differ in length")
+        if self.axis is None and len(self.scale) != 1:
+            raise IRError("per-tensor quantization needs exactly one scale")
+
+
+@dataclass
+class Tensor:
+    """A value in the graph. `data` is set for constants (then its dtype and
+    shape equal `dtype` and `shape`). `layout` names the axes of a spatial tensor
+    ("NCHW", "NHWC", ...) or is None when axes carry no spatial meaning."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    data: np.ndarray | None = None
+    layout: str | None = None
+    quant: QuantParams | None = None
+
+    def __post_init__(self):
+        self.shape = tuple(int(d) for d in self.shape)
+        if self.dtype not in dtypes.NUMPY:
+            raise IRError(f"tensor {self.name!r}: unknown dtype {self.dtype!r}")
+        if self.data is not None:
+            self.data = np.ascontiguousarray(self.data, dtype=dtypes.to_numpy(self.dtype))
+            if tuple(self.data.shape) != self.shape:
+                raise IRError(f"tensor {self.name!r}: data shape {self.data.shape} != {self.shape}")
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * dtypes.to_numpy(self.dtype).itemsize
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """What shape inference knows about a value: element type and shape."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass
+class Node:
+    """One operation. `attrs` is the op's frozen attribute dataclass; an input
+    name "" stands for an omitted optional input."""
+
+    name: str
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: Any
+
+
+@dataclass
+class Graph:
+    name: str
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    _nx: nx.MultiDiGraph = field(default_factory=nx.MultiDiGraph, repr=False)
+    _producer: dict[str, str] = field(default_factory=dict, repr=False)
+    _consumers: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _seq: int = field(default=0, repr=False)
+
+    # -- tensors -------------------------------------------------------------
+    def add_tensor(self, tensor: Tensor) -> Tensor:
+        if tensor.name in self.tensors:
+            raise IRError(f"tensor {tensor.name!r} is defined twice")
+        if not tensor.name:
+            raise IRError("a tensor needs a non-empty name")
+        self.tensors[tensor.name] = tensor
+        return tensor
+
+    def add_constant(self, name: str, data: np.ndarray, **kwargs) -> Tensor:
+        data = np.asarray(data)
+        return self.add_tensor(Tensor(self.unique_tensor_name(name), dtypes.from_numpy(data.dtype),
+                                      data.shape, data=data, **kwargs))
+
+    def tensor(self, name: str) -> Tensor:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise IRError(f"unknown tensor {name!r}") from None
+
+    def constant(self, name: str) -> np.ndarray | None:
+        """The data of tensor `name` if it is a constant, else None."""
+        return self.tensors[name].data if name else None
+
+    def unique_tensor_name(self, base: str) -> str:
+        return _unique(base, self.tensors)
+
+    def unique_node_name(self, base: str) -> str:
+        return _unique(base, self._nx.nodes)
+
+    # -- nodes ---------------------------------------------------------------
+    def add_node(self, node: Node) -> Node:
+        if node.name in self._nx:
+            raise IRError(f"node {node.name!r} is defined twice")
+        for out in node.outputs:
+            if out in self._producer:
+                raise IRError(f"tensor {out!r} is produced twice")
+        self._nx.add_node(node.name, node=node, seq=self._seq)
+        self._seq += 1
+        for out in node.outputs:
+            self._producer[out] = node.name
+            for consumer in self._consumers.get(out, []):
+                self._nx.add_edge(node.name, consumer, key=out)
+        self._connect_inputs(node)
+        return node
+
+    def remove_node(self, name: str) -> None:
+        node = self.node(name)
+        self._disconnect_inputs(node)
+        for out in node.outputs:
+            del self._producer[out]
+        self._nx.remove_node(name)
+
+    def set_inputs(self, node: Node, inputs: list[str]) -> None:
+        self._disconnect_inputs(node)
+        node.inputs = list(inputs)
+        self._connect_inputs(node)
+
+    def replace_uses(self, old: str, new: str) -> None:
+        """Make every consumer of tensor `old`, and the graph outputs, use `new`."""
+        for consumer in list(self.consumers(old)):
+            self.set_inputs(consumer, [new if t == old else t for t in consumer.inputs])
+        self.outputs = [new if t == old else t for t in self.outputs]
+
+    def node(self, name: str) -> Node:
+        try:
+            return self._nx.nodes[name]["node"]
+        except KeyError:
+            raise IRError(f"unknown node {name!r}") from None
+
+    def producer(self, tensor: str) -> Node | None:
+        name = self._producer.get(tensor)
+        return self.node(name) if name is not None else None
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [self.node(n) for n in dict.fromkeys(self._consumers.get(tensor, []))]
+
+    def uses(self, tensor: str) -> int:
+        """How many node inputs and graph outputs read `tensor`."""
+        return len(self._consumers.get(tensor, [])) + self.outputs.count(tensor)
+
+    def nodes(self) -> list[Node]:
+        """All nodes in deterministic topological order (see module docstring)."""
+        try:
+            order = nx.lexicographical_topological_sort(self._nx, key=lambda n: self._nx.nodes[n]["seq"])
+            return [self.node(n) for n in order]
+        except nx.NetworkXUnfeasible:
+            raise IRError(f"graph {self.name!r} has a cycle") from None
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes())
+
+    def __len__(self) -> int:
+        return self._nx.number_of_nodes()
+
+    @property
+    def nx_graph(self) -> nx.MultiDiGraph:
+        """The underlying networkx graph (read it; mutate through Graph methods)."""
+        return self._nx
+
+    # -- whole-graph helpers -------------------------------------------------
+    def remove_dead(self) -> None:
+        """Drop nodes none of whose outputs is used, then unused tensors."""
+        changed = True
+        while changed:
+            changed = False
+            for node in reversed(self.nodes()):
+                if not any(self.uses(t) for t in node.outputs):
+                    self.remove_node(node.name)
+                    changed = True
+        used = set(self.inputs) | set(self.outputs) | set(self._producer)
+        used |= {t for n in self._nx.nodes for t in self.node(n).inputs if t}
+        self.tensors = {k: v for k, v in self.tensors.items() if k in used}
+
+    def copy(self) -> "Graph":
+        """Deep copy; constant arrays are shared (they are never mutated in place)."""
+        clone = Graph(self.name)
+        for tensor in self.tensors.values():
+            clone.tensors[tensor.name] = dataclasses.replace(tensor)
+        clone.inputs, clone.outputs = list(self.inputs), list(self.outputs)
+        for node in self.nodes():
+            clone.add_node(Node(node.name, node.op, list(node.inputs), list(node.outputs), node.attrs))
+        return clone
+
+    # -- internals -----------------------------------------------------------
+    def _connect_inputs(self, node: Node) -> None:
+        for tensor in node.inputs:
+            if not tensor:
+                continue
+            self._consumers.setdefault(tensor, []).append(node.name)
+            producer = self._producer.get(tensor)
+            if producer is not None:
+                self._nx.add_edge(producer, node.name, key=tensor)
+
+    def _disconnect_inputs(self, node: Node) -> None:
+        for tensor in node.inputs:
+            if not tensor:
+                continue
+            self._consumers[tensor].remove(node.name)
+            if not self._consumers[tensor]:
+                del self._consumers[tensor]
+            producer = self._producer.get(tensor)
+            if producer is not None and self._nx.has_edge(producer, node.name, key=tensor):
+                self._nx.remove_edge(producer, node.name, key=tensor)
+
+
+def _unique(base: str, taken) -> str:
+    if base not in taken:
+        return base
+    i = 1
+    while f"{base}_{i}" in taken:
+        i += 1
+    return f"{base}_{i}"

@@ -1,0 +1,18 @@
+"""All IR ops. Importing this package registers every op and ONNX lowering;
+each module below adds its ops with `@register_op` and `@lowers`."""
+
+from . import elementwise  # noqa: F401
+from .registry import (  # noqa: F401
+    Lowered,
+    NoAttrs,
+    OnnxNode,
+    OpDef,
+    all_ops,
+    attrs_dict,
+    get_op,
+    lowering,
+    lowers,
+    make_attrs,
+    register_op,
+    supported_onnx_ops,
+)

@@ -1,0 +1,222 @@
+"""Element-wise ops: binary arithmetic with numpy broadcasting, and unary
+activations. All of them are `elementwise`, so layout passes may move
+transposes through them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..dtypes import FLOAT_TYPES
+from ..errors import ShapeError
+from ..ir import TensorType
+from .registry import Lowered, NoAttrs, OnnxNode, OpDef, lowers, register_op
+
+
+def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        raise ShapeError(f"shapes {list(a)} and {list(b)} do not broadcast") from None
+
+
+class _Binary(OpDef):
+    elementwise = True
+
+    @staticmethod
+    def infer(attrs, inputs):
+        a, b = inputs
+        if a.dtype != b.dtype:
+            raise ShapeError(f"operand types differ: {a.dtype} vs {b.dtype}")
+        return [TensorType(a.dtype, broadcast_shape(a.shape, b.shape))]
+
+
+def _binary(op_name: str, fn):
+    cls = type(op_name, (_Binary,), {"name": op_name,
+                                      "evaluate": staticmethod(lambda attrs, xs: [fn(*xs)])})
+    return register_op(cls)
+
+
+def _divide(a, b):
+    if a.dtype.kind == "f":
+        return (a / b).astype(a.dtype)
+    return np.trunc(a / b).astype(a.dtype)  # ONNX integer Div truncates toward zero
+
+
+def _same_type(fn):
+    return lambda a, b: fn(a, b).astype(a.dtype, copy=False)
+
+
+_binary("Add", _same_type(np.add))
+_binary("Sub", _same_type(np.subtract))
+_binary("Mul", _same_type(np.multiply))
+_binary("Div", _divide)
+
+
+@lowers("Add", "Sub", "Mul", "Div")
+def _lower_binary(n: OnnxNode):
+    return Lowered(n.op_type)
+
+
+# -- unary activations -----------------------------------------------------------
+class _Unary(OpDef):
+    elementwise = True
+
+    @staticmethod
+    def infer(attrs, inputs):
+        return [inputs[0]]
+
+
+class _FloatUnary(_Unary):
+    @staticmethod
+    def infer(attrs, inputs):
+        if inputs[0].dtype not in FLOAT_TYPES:
+            raise ShapeError(f"needs a float input, got {inputs[0].dtype}")
+        return [inputs[0]]
+
+
+@register_op
+class Relu(_Unary):
+    name = "Relu"
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        return [np.maximum(xs[0], 0).astype(xs[0].dtype)]
+
+
+@dataclass(frozen=True)
+class AlphaAttrs:
+    alpha: float
+
+
+@register_op
+class LeakyRelu(_FloatUnary):
+    name = "LeakyRelu"
+    Attrs = AlphaAttrs
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x = xs[0]
+        return [np.where(x < 0, x * x.dtype.type(attrs.alpha), x).astype(x.dtype)]
+
+
+@register_op
+class PRelu(_Binary):
+    """PRelu(x, slope): slope broadcasts unidirectionally to x."""
+
+    name = "PRelu"
+
+    @staticmethod
+    def infer(attrs, inputs):
+        x, slope = inputs
+        if broadcast_shape(x.shape, slope.shape) != x.shape:
+            raise ShapeError(f"slope {list(slope.shape)} does not broadcast to {list(x.shape)}")
+        return [x]
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x, slope = xs
+        return [np.where(x < 0, x * slope, x).astype(x.dtype)]
+
+
+@dataclass(frozen=True)
+class ClipAttrs:
+    """Bounds; None means unbounded on that side."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+@register_op
+class Clip(_Unary):
+    name = "Clip"
+    Attrs = ClipAttrs
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x = xs[0]
+        lo = -np.inf if attrs.min is None else attrs.min
+        hi = np.inf if attrs.max is None else attrs.max
+        if x.dtype.kind != "f":
+            info = np.iinfo(x.dtype)
+            lo, hi = max(lo, info.min), min(hi, info.max)
+        return [np.minimum(np.maximum(x, x.dtype.type(lo)), x.dtype.type(hi)).astype(x.dtype)]
+
+
+@register_op
+class Sigmoid(_FloatUnary):
+    name = "Sigmoid"
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x = xs[0].astype(np.float64)
+        return [(1.0 / (1.0 + np.exp(-x))).astype(xs[0].dtype)]
+
+
+@register_op
+class Tanh(_FloatUnary):
+    name = "Tanh"
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        return [np.tanh(xs[0])]
+
+
+@dataclass(frozen=True)
+class HardSigmoidAttrs:
+    alpha: float = 0.2
+    beta: float = 0.5
+
+
+@register_op
+class HardSigmoid(_FloatUnary):
+    name = "HardSigmoid"
+    Attrs = HardSigmoidAttrs
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x = xs[0]
+        t = x.dtype.type
+        return [np.clip(x * t(attrs.alpha) + t(attrs.beta), 0, 1).astype(x.dtype)]
+
+
+@register_op
+class HardSwish(_FloatUnary):
+    name = "HardSwish"
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x = xs[0]
+        t = x.dtype.type
+        return [(x * np.clip(x * t(1 / 6) + t(0.5), 0, 1)).astype(x.dtype)]
+
+
+@lowers("Relu", "Sigmoid", "Tanh", "HardSwish", "PRelu")
+def _lower_plain(n: OnnxNode):
+    return Lowered(n.op_type)
+
+
+@lowers("LeakyRelu")
+def _lower_leaky(n: OnnxNode):
+    return Lowered("LeakyRelu", AlphaAttrs(float(n.attr("alpha", 0.01))))
+
+
+@lowers("HardSigmoid")
+def _lower_hard_sigmoid(n: OnnxNode):
+    return Lowered("HardSigmoid", HardSigmoidAttrs(float(n.attr("alpha", 0.2)), float(n.attr("beta", 0.5))))
+
+
+@lowers("Clip")
+def _lower_clip(n: OnnxNode):
+    if n.opset < 11:
+        lo, hi = n.attr("min"), n.attr("max")
+    else:
+        lo_data, hi_data = n.const_input(1, "min"), n.const_input(2, "max")
+        lo = None if lo_data is None else lo_data.item()
+        hi = None if hi_data is None else hi_data.item()
+    return Lowered("Clip", ClipAttrs(None if lo is None else float(lo), None if hi is None else float(hi)),
+                   inputs=n.inputs[:1])
+
+
+__all__ = ["broadcast_shape", "NoAttrs"]

@@ -1,0 +1,174 @@
+"""Op definitions and the ONNX lowering table, both filled by decorators.
+
+An op is a class registered with `@register_op`. It declares
+- `Attrs`: a frozen dataclass of typed attributes (fields of int, float, str, bool,
+  None or tuples of those), so no code reads attributes by string key;
+- `infer(attrs, inputs) -> outputs`: output `TensorType`s from input ones
+  (None for an omitted optional input); raises ShapeError on a mismatch;
+- `evaluate(attrs, inputs) -> outputs`: the reference semantics in numpy;
+- optional `macs(attrs, inputs, outputs)` and `param_inputs` for `nnc inspect`,
+  and `elementwise = True` when the op acts on every element alike (the layout
+  pass moves transposes through such ops).
+
+An ONNX lowering is a function registered with `@lowers("OnnxOp")`; it receives an
+`OnnxNode` and returns a `Lowered` IR op (or None when the node is a no-op that
+forwards its input). Adding an op touches its own module and one import line in
+`compiler/ops/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from ..errors import IRError, UnsupportedError
+from ..ir import TensorType
+
+
+@dataclass(frozen=True)
+class NoAttrs:
+    """Attributes of an op that has none."""
+
+
+class OpDef:
+    """Base class of op definitions; see the module docstring."""
+
+    name: ClassVar[str]
+    Attrs: ClassVar[type] = NoAttrs
+    elementwise: ClassVar[bool] = False
+    param_inputs: ClassVar[tuple[int, ...] | None] = None  # None: every constant input
+
+    @staticmethod
+    def infer(attrs, inputs: list[TensorType | None]) -> list[TensorType]:
+        raise NotImplementedError
+
+    @staticmethod
+    def evaluate(attrs, inputs: list[np.ndarray | None]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    @staticmethod
+    def macs(attrs, inputs: list[TensorType | None], outputs: list[TensorType]) -> int:
+        return 0
+
+
+_OPS: dict[str, type[OpDef]] = {}
+_LOWERINGS: dict[str, Callable[["OnnxNode"], "Lowered | None"]] = {}
+
+
+def register_op(cls: type[OpDef]) -> type[OpDef]:
+    if cls.name in _OPS:
+        raise RuntimeError(f"op {cls.name} registered twice")
+    _OPS[cls.name] = cls
+    return cls
+
+
+def lowers(*onnx_ops: str):
+    """Register the decorated function as the lowering of the named ONNX ops."""
+
+    def decorate(fn):
+        for op in onnx_ops:
+            _LOWERINGS[op] = fn
+        return fn
+
+    return decorate
+
+
+def get_op(name: str) -> type[OpDef]:
+    try:
+        return _OPS[name]
+    except KeyError:
+        raise IRError(f"unknown op {name!r}") from None
+
+
+def all_ops() -> dict[str, type[OpDef]]:
+    return dict(_OPS)
+
+
+def lowering(onnx_op: str):
+    return _LOWERINGS.get(onnx_op)
+
+
+def supported_onnx_ops() -> list[str]:
+    return sorted(_LOWERINGS)
+
+
+# -- attributes ------------------------------------------------------------------
+def make_attrs(cls: type, values: dict[str, Any]):
+    """Build attribute dataclass `cls` from plain values (lists become tuples).
+    Raises IRError naming the unknown or missing attribute."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise IRError(f"{cls.__qualname__}: unknown attribute(s) {', '.join(sorted(unknown))}")
+    hints = typing.get_type_hints(cls)
+    coerced = {k: _coerce(hints[k], v) for k, v in values.items()}
+    try:
+        return cls(**coerced)
+    except TypeError as exc:
+        raise IRError(f"{cls.__qualname__}: {exc}") from None
+
+
+def _coerce(hint, value):
+    if isinstance(value, list):
+        value = tuple(value)
+    args = typing.get_args(hint)
+    if float in args or hint is float:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+    if isinstance(value, tuple) and any(typing.get_args(a) == (float, ...) for a in (hint, *args)):
+        return tuple(float(v) for v in value)
+    return value
+
+
+def attrs_dict(attrs) -> dict[str, Any]:
+    """Field name -> value, in declaration order."""
+    return {f.name: getattr(attrs, f.name) for f in dataclasses.fields(attrs)}
+
+
+# -- lowering from ONNX ------------------------------------------------------------
+@dataclass
+class Lowered:
+    """The IR op an ONNX node becomes. `inputs` default to the node's inputs."""
+
+    op: str
+    attrs: Any = NoAttrs()
+    inputs: list[str] | None = None
+
+
+@dataclass
+class OnnxNode:
+    """What a lowering sees of one ONNX node."""
+
+    name: str
+    op_type: str
+    inputs: list[str]
+    outputs: list[str]
+    attributes: dict[str, Any]
+    opset: int
+    constants: dict[str, np.ndarray]
+    input_types: list[TensorType | None]
+
+    def attr(self, key: str, default=None):
+        return self.attributes.get(key, default)
+
+    def const_input(self, index: int, what: str) -> np.ndarray | None:
+        """Data of optional constant input `index`; None if omitted.
+        Raises UnsupportedError when the input is computed at run time."""
+        if index >= len(self.inputs) or not self.inputs[index]:
+            return None
+        name = self.inputs[index]
+        if name not in self.constants:
+            raise UnsupportedError(f"{self.op_type} node {self.name!r}: {what} must be a constant")
+        return self.constants[name]
+
+    def unsupported(self, why: str) -> UnsupportedError:
+        return UnsupportedError(f"{self.op_type} node {self.name!r}: {why}")
+
+    def require_unused_outputs(self, first: int) -> None:
+        """Refuse the node if any output from index `first` on is used."""
+        if any(self.outputs[first:]):
+            raise self.unsupported(f"output #{first} (training or index output) is not supported")
