@@ -1,0 +1,197 @@
+"""Passes, their registry and the pass manager.
+
+A pass is a frozen dataclass deriving from `Pass`: its fields are its options
+(typed, with defaults), its class attribute `name` is its pipeline name
+(kebab-case). `run(graph) -> graph` receives a valid graph and must return a
+valid one (it may mutate and return its argument). A pipeline is a string such
+as `"canonicalize,fold-constants{fold_dequantize=true},fuse-activation"`;
+`parse_pipeline` turns it into pass objects and `format_pipeline` prints them
+back in canonical form (options that differ from their defaults only), so
+`format_pipeline(parse_pipeline(s)) == s` for canonical strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+import typing
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+from lark import Lark, LarkError, Transformer
+
+from .errors import OptionError
+from .ir import Graph
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: ClassVar[str]
+
+    def run(self, graph: Graph) -> Graph:
+        raise NotImplementedError
+
+
+_PASSES: dict[str, type[Pass]] = {}
+
+
+def register_pass(cls: type[Pass]) -> type[Pass]:
+    if cls.name in _PASSES:
+        raise RuntimeError(f"pass {cls.name} registered twice")
+    _PASSES[cls.name] = cls
+    return cls
+
+
+def available_passes() -> dict[str, type[Pass]]:
+    importlib.import_module("nnc.passes")  # importing registers every pass
+
+    return dict(_PASSES)
+
+
+# -- pipeline strings ------------------------------------------------------------
+_GRAMMAR = r"""
+pipeline: step ("," step)*
+step: NAME options?
+options: "{" [option ("," option)*] "}"
+option: KEY "=" value
+?value: SIGNED_NUMBER -> number
+      | "true" -> true
+      | "false" -> false
+      | WORD -> word
+      | "[" [value ("," value)*] "]" -> list
+NAME: /[a-z][a-z0-9-]*/
+KEY: /[a-z_][a-z0-9_]*/
+WORD: /[A-Za-z_][A-Za-z0-9_.:\/-]*/
+%import common.SIGNED_NUMBER
+%ignore /\s+/
+"""
+
+
+class _ToPython(Transformer):
+    def number(self, items):
+        text = str(items[0])
+        return float(text) if any(c in text for c in ".eE") else int(text)
+
+    def true(self, _):
+        return True
+
+    def false(self, _):
+        return False
+
+    def word(self, items):
+        return str(items[0])
+
+    def list(self, items):
+        return [i for i in items if i is not None]
+
+    def option(self, items):
+        return str(items[0]), items[1]
+
+    def options(self, items):
+        return dict(i for i in items if i is not None)
+
+    def step(self, items):
+        return str(items[0]), (items[1] if len(items) > 1 else {})
+
+    def pipeline(self, items):
+        return list(items)
+
+
+_PARSER = Lark(_GRAMMAR, start="pipeline", parser="lalr")
+
+
+def parse_pipeline(text: str) -> list[Pass]:
+    """Pass objects for a pipeline string; OptionError on any mistake."""
+    try:
+        steps = _ToPython().transform(_PARSER.parse(text))
+    except LarkError as exc:
+        raise OptionError(f"bad pipeline {text!r}: {str(exc).splitlines()[0]}") from None
+    registry = available_passes()
+    return [_make_pass(registry, name, options) for name, options in steps]
+
+
+def _make_pass(registry, name: str, options: dict) -> Pass:
+    if name not in registry:
+        raise OptionError(f"unknown pass {name!r}; known passes: {', '.join(sorted(registry))}")
+    cls = registry[name]
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key, value in options.items():
+        if key not in fields:
+            raise OptionError(f"pass {name!r} has no option {key!r}; options: {', '.join(sorted(fields)) or 'none'}")
+        _check_option_type(name, key, hints[key], value)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise OptionError(f"pass {name!r}: {exc}") from None
+
+
+def _check_option_type(pass_name: str, key: str, hint, value) -> None:
+    allowed = typing.get_args(hint) or (hint,)
+    origin_ok = any((typing.get_origin(a) or a) is tuple for a in allowed) and isinstance(value, list)
+    ok = origin_ok or any(
+        isinstance(value, a) and not (a is int and isinstance(value, bool))
+        for a in allowed if isinstance(a, type) and a is not tuple
+    ) or (float in allowed and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise OptionError(f"pass {pass_name!r}: option {key}={value!r} has the wrong type")
+
+
+def format_pass(p: Pass) -> str:
+    changed = [f for f in dataclasses.fields(p) if getattr(p, f.name) != f.default]
+    if not changed:
+        return p.name
+    return p.name + "{" + ",".join(f"{f.name}={_format_value(getattr(p, f.name))}" for f in changed) + "}"
+
+
+def format_pipeline(passes: list[Pass]) -> str:
+    return ",".join(format_pass(p) for p in passes)
+
+
+def _format_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(_format_value(v) for v in value) + "]"
+    return str(value)
+
+
+# -- running -----------------------------------------------------------------------
+@dataclass
+class PassRecord:
+    """What one pass did: wall time and node counts before and after."""
+
+    name: str
+    seconds: float
+    nodes_before: int
+    nodes_after: int
+
+
+@dataclass
+class PassManager:
+    """Runs passes in order. With `verify_each`, the graph is verified after
+    every pass; `print_after` is a set of pass names (or {"all"}) after which
+    `dump(pass_name, graph)` is called."""
+
+    passes: list[Pass]
+    verify_each: bool = False
+    print_after: set[str] = field(default_factory=set)
+    dump: Callable[[str, Graph], None] | None = None
+    records: list[PassRecord] = field(default_factory=list)
+
+    def run(self, graph: Graph) -> Graph:
+        from .verifier import verify
+
+        for p in self.passes:
+            before = len(graph)
+            start = time.perf_counter()
+            graph = p.run(graph)
+            seconds = time.perf_counter() - start
+            self.records.append(PassRecord(format_pass(p), seconds, before, len(graph)))
+            if self.verify_each:
+                verify(graph, context=f"after pass {p.name}")
+            if self.dump and (p.name in self.print_after or "all" in self.print_after):
+                self.dump(p.name, graph)
+        return graph
