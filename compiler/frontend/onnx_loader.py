@@ -1,0 +1,254 @@
+"""ONNX front end: file -> checked, shape-inferred, cleaned ONNX -> IR graph.
+
+Steps, each failing with one clear NncError:
+1. read the file (missing, truncated or malformed -> ModelError; external data must
+   stay inside the model's folder);
+2. onnx.checker, opset range check (11 .. newest the installed onnx knows);
+3. bind every symbolic or unknown input dimension (to 1, or to the user's
+   `input_shapes`), then ONNX shape inference with data propagation;
+4. onnx-graphsurgeon clean-up (dead nodes, unused tensors) and topological sort;
+5. refuse the model if any op lacks a lowering, listing every such node at once;
+6. lower node by node through the `@lowers` table; output types come from nnc's
+   own shape inference (`OpDef.infer`) and are checked against ONNX's.
+The result holds no ONNX objects and no optimization has been applied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+from google.protobuf.message import DecodeError
+
+from .. import dtypes
+from ..errors import ModelError, NncError, ShapeError, UnsupportedError
+from ..ir import Graph, Node, Tensor, TensorType
+from ..ops import get_op, lowering
+from ..ops.registry import OnnxNode
+
+MIN_OPSET = 11
+MAX_OPSET = onnx.defs.onnx_opset_version()
+
+
+def load(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """Lower the ONNX model at `path` into an IR graph (see module docstring)."""
+    model = read_model(path)
+    return lower_model(model, input_shapes or {})
+
+
+def read_model(path: str | Path) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: not a valid ONNX model (truncated or corrupt?): {_first_line(exc)}") from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelError(f"{path}: not a valid ONNX model (no graph)")
+    _load_external_data(model, path.parent)
+    return model
+
+
+def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]) -> Graph:
+    opset = _check(model)
+    _bind_input_shapes(model, input_shapes)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:  # onnx raises several unrelated types here
+        raise ShapeError(f"shape inference failed: {_first_line(exc)}") from None
+    graph = gs.import_onnx(model)
+    graph.cleanup(remove_unused_graph_inputs=False).toposort()
+    _refuse_unsupported(graph, opset)
+    return _lower(graph, opset, model.graph.name or "model")
+
+
+# -- reading and checking --------------------------------------------------------
+def _load_external_data(model: onnx.ModelProto, folder: Path) -> None:
+    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    for tensor in external:
+        location = dict((e.key, e.value) for e in tensor.external_data).get("location", "")
+        target = (folder / location).resolve()
+        if folder.resolve() not in target.parents or not target.is_file():
+            raise ModelError(f"external data {location!r} of tensor {tensor.name!r} is missing "
+                             "or outside the model's folder")
+    if external:
+        onnx.external_data_helper.load_external_data_for_model(model, str(folder))
+
+
+def _check(model: onnx.ModelProto) -> int:
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        raise ModelError("the model imports no ai.onnx opset")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UnsupportedError(f"opset {opset} is not supported (nnc supports {MIN_OPSET} to {MAX_OPSET})")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ModelError(f"the model fails the ONNX checker: {_first_line(exc)}") from None
+    return opset
+
+
+def _bind_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]) -> None:
+    """Give every graph input a fully static shape; clear the outputs' dims so
+    that shape inference recomputes them from the bound inputs."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = {i.name: i for i in model.graph.input if i.name not in initializers}
+    unknown = set(input_shapes) - set(inputs)
+    if unknown:
+        raise ShapeError(f"--input-shape names unknown input(s) {sorted(unknown)}; "
+                         f"the model's inputs are {sorted(inputs)}")
+    for name, value in inputs.items():
+        dims = value.type.tensor_type.shape.dim
+        wanted = input_shapes.get(name)
+        if wanted is not None and len(wanted) != len(dims):
+            raise ShapeError(f"input {name!r} has rank {len(dims)}, but its shape was given as {list(wanted)}")
+        for i, dim in enumerate(dims):
+            fixed = dim.dim_value if dim.HasField("dim_value") else None
+            size = wanted[i] if wanted is not None else (fixed or 1)
+            if fixed and size != fixed:
+                raise ShapeError(f"input {name!r}: dimension {i} is {fixed} in the model, not {size}")
+            if size < 1:
+                raise ShapeError(f"input {name!r}: dimension {i} must be positive, got {size}")
+            dim.Clear()
+            dim.dim_value = int(size)
+    for output in model.graph.output:
+        for dim in output.type.tensor_type.shape.dim:
+            if not dim.HasField("dim_value"):
+                dim.Clear()
+
+
+def _refuse_unsupported(graph: gs.Graph, opset: int) -> None:
+    missing: dict[str, list[str]] = {}
+    for n in graph.nodes:
+        domain = n.domain or ""
+        if domain not in ("", "ai.onnx") or (lowering(n.op) is None and n.op != "Constant"):
+            missing.setdefault(f"{domain}::{n.op}" if domain else n.op, []).append(repr(n.name))
+    if missing:
+        listing = "; ".join(f"{op} (node{'s' if len(names) > 1 else ''} {', '.join(names)})"
+                            for op, names in sorted(missing.items()))
+        raise UnsupportedError(f"unsupported op(s) in this opset-{opset} model: {listing}")
+
+
+# -- lowering --------------------------------------------------------------------
+def _lower(src: gs.Graph, opset: int, name: str) -> Graph:
+    graph = Graph(name)
+    constants: dict[str, np.ndarray] = {}
+    for tensor in src.tensors().values():
+        if isinstance(tensor, gs.Constant):
+            constants[tensor.name] = np.asarray(tensor.values)
+            graph.add_tensor(_constant_tensor(tensor.name, constants[tensor.name]))
+    for value in src.inputs:
+        if value.name not in graph.tensors:
+            graph.add_tensor(Tensor(value.name, _dtype_of(value), tuple(value.shape)))
+            graph.inputs.append(value.name)
+    used = {t.name for n in src.nodes for t in n.inputs} | {t.name for t in src.outputs}
+    names: set[str] = set()
+    for index, node in enumerate(src.nodes):
+        node_name = _unique_node_name(node, index, names)
+        if node.op == "Constant":
+            _lower_constant_node(graph, node, node_name, constants)
+            continue
+        onnx_node = OnnxNode(
+            name=node_name, op_type=node.op,
+            inputs=[t.name for t in node.inputs],
+            outputs=[t.name if t.name in used else "" for t in node.outputs],
+            attributes={k: _attribute_value(v) for k, v in node.attrs.items()},
+            opset=opset, constants=constants,
+            input_types=[_type_of(graph, t.name) for t in node.inputs],
+        )
+        _add_lowered(graph, onnx_node, node)
+    graph.outputs = [t.name for t in src.outputs]
+    missing = [o for o in graph.outputs if o not in graph.tensors]
+    if missing:
+        raise ModelError(f"graph output(s) {missing} are produced by no node")
+    return graph
+
+
+def _add_lowered(graph: Graph, n: OnnxNode, node: gs.Node) -> None:
+    lowered = lowering(n.op_type)(n)
+    inputs = list(n.inputs if lowered.inputs is None else lowered.inputs)
+    types = [_type_of(graph, t) for t in inputs]
+    try:
+        out_types = get_op(lowered.op).infer(lowered.attrs, types)
+    except NncError as exc:
+        raise type(exc)(f"{n.op_type} node {n.name!r}: {exc}") from None
+    outputs = []
+    for value, out_type, out_name in zip(node.outputs, out_types, n.outputs):
+        if not out_name:
+            outputs.append("")
+            continue
+        _check_against_onnx(n, value, out_type)
+        graph.add_tensor(Tensor(out_name, out_type.dtype, out_type.shape))
+        outputs.append(out_name)
+    while outputs and not outputs[-1]:
+        outputs.pop()
+    graph.add_node(Node(n.name, lowered.op, inputs, outputs, lowered.attrs))
+
+
+def _check_against_onnx(n: OnnxNode, value: gs.Variable, ours: TensorType) -> None:
+    shape = value.shape
+    if shape is None or not all(isinstance(d, int) for d in shape):
+        return
+    if tuple(shape) != ours.shape:
+        raise ShapeError(f"{n.op_type} node {n.name!r}: nnc infers shape {list(ours.shape)} "
+                         f"for {value.name!r}, ONNX infers {list(shape)}")
+
+
+def _lower_constant_node(graph: Graph, node: gs.Node, name: str, constants: dict) -> None:
+    attrs = node.attrs
+    if "value" in attrs:
+        data = np.asarray(attrs["value"].values)
+    elif "value_float" in attrs or "value_int" in attrs:
+        data = np.asarray(attrs.get("value_float", attrs.get("value_int")),
+                          dtype=np.float32 if "value_float" in attrs else np.int64)
+    elif "value_floats" in attrs or "value_ints" in attrs:
+        data = np.asarray(attrs.get("value_floats", attrs.get("value_ints")),
+                          dtype=np.float32 if "value_floats" in attrs else np.int64)
+    else:
+        raise UnsupportedError(f"Constant node {name!r}: only tensor, float and int values are supported")
+    out = node.outputs[0].name
+    constants[out] = data
+    graph.add_tensor(_constant_tensor(out, data))
+
+
+def _constant_tensor(name: str, data: np.ndarray) -> Tensor:
+    return Tensor(name, dtypes.from_numpy(data.dtype), data.shape, data=data)
+
+
+def _dtype_of(value: gs.Variable) -> str:
+    if value.dtype is None:
+        raise ShapeError(f"tensor {value.name!r} has no known element type")
+    if isinstance(value.dtype, int):  # graphsurgeon keeps types numpy lacks as ONNX codes
+        return dtypes.from_onnx(value.dtype)
+    return dtypes.from_numpy(value.dtype)
+
+
+def _type_of(graph: Graph, name: str) -> TensorType | None:
+    if not name:
+        return None
+    tensor = graph.tensor(name)
+    return TensorType(tensor.dtype, tensor.shape)
+
+
+def _attribute_value(value):
+    if isinstance(value, gs.Constant):
+        return np.asarray(value.values)
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode()
+    return value
+
+
+def _unique_node_name(node: gs.Node, index: int, taken: set[str]) -> str:
+    name = node.name or f"{node.op}_{index}"
+    while name in taken:
+        name = f"{name}_{index}"
+    taken.add(name)
+    return name
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
