@@ -1,1 +1,33 @@
-"""nnc"""
+"""nnc: a compiler-style model compression toolchain.
+
+Public API (a contract; see README.md):
+    load(path, input_shapes=None) -> Graph      ONNX front end, no optimization
+    print_ir(graph) -> str, parse_ir(text) -> Graph
+    run(graph, inputs) -> dict[str, ndarray]    reference interpreter
+    compile(model, target=..., output_dir=..., **options) -> CompileResult
+Every error caused by bad input derives from NncError.
+"""
+
+__version__ = "0.1.0"
+
+from .driver import CompileResult, compile  # noqa: E402
+from .errors import (  # noqa: E402
+    IRError,
+    ModelError,
+    NncError,
+    OptionError,
+    ShapeError,
+    UnsupportedError,
+    VerificationError,
+)
+from .frontend.onnx_loader import load  # noqa: E402
+from .interpreter import run  # noqa: E402
+from .ir import Graph, Node, QuantParams, Tensor  # noqa: E402
+from .textir import parse_ir, print_ir  # noqa: E402
+from .verifier import verify  # noqa: E402
+
+__all__ = [
+    "CompileResult", "Graph", "IRError", "ModelError", "NncError", "Node", "OptionError", "QuantParams",
+    "ShapeError", "Tensor", "UnsupportedError", "VerificationError", "compile", "load", "parse_ir",
+    "print_ir", "run", "verify", "__version__",
+]

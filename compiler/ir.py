@@ -58,7 +58,7 @@ class Tensor:
         if self.dtype not in dtypes.NUMPY:
             raise IRError(f"tensor {self.name!r}: unknown dtype {self.dtype!r}")
         if self.data is not None:
-            self.data = np.ascontiguousarray(self.data, dtype=dtypes.to_numpy(self.dtype))
+            self.data = np.asarray(self.data, dtype=dtypes.to_numpy(self.dtype), order="C")
             if tuple(self.data.shape) != self.shape:
                 raise IRError(f"tensor {self.name!r}: data shape {self.data.shape} != {self.shape}")
 

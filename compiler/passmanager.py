@@ -102,7 +102,9 @@ _PARSER = Lark(_GRAMMAR, start="pipeline", parser="lalr")
 
 
 def parse_pipeline(text: str) -> list[Pass]:
-    """Pass objects for a pipeline string; OptionError on any mistake."""
+    """Pass objects for a pipeline string ("" is the empty pipeline); OptionError on any mistake."""
+    if not text.strip():
+        return []
     try:
         steps = _ToPython().transform(_PARSER.parse(text))
     except LarkError as exc:

@@ -35,7 +35,7 @@ MAX_OPSET = onnx.defs.onnx_opset_version()
 def load(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     """Lower the ONNX model at `path` into an IR graph (see module docstring)."""
     model = read_model(path)
-    return lower_model(model, input_shapes or {})
+    return lower_model(model, input_shapes or {}, name=Path(path).stem)
 
 
 def read_model(path: str | Path) -> onnx.ModelProto:
@@ -52,7 +52,9 @@ def read_model(path: str | Path) -> onnx.ModelProto:
     return model
 
 
-def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]) -> Graph:
+def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]],
+                name: str | None = None) -> Graph:
+    """Lower an in-memory model; the graph is called `name`, else the ONNX graph's name."""
     opset = _check(model)
     _bind_input_shapes(model, input_shapes)
     try:
@@ -62,7 +64,7 @@ def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]
     graph = gs.import_onnx(model)
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     _refuse_unsupported(graph, opset)
-    return _lower(graph, opset, model.graph.name or "model")
+    return _lower(graph, opset, name or model.graph.name or "model")
 
 
 # -- reading and checking --------------------------------------------------------

@@ -2,6 +2,8 @@
 each module below adds its ops with `@register_op` and `@lowers`."""
 
 from . import elementwise  # noqa: F401
+from . import quantize, shape, softmax  # noqa: F401
+from . import conv, gemm, normalization, pool  # noqa: F401
 from .registry import (  # noqa: F401
     Lowered,
     NoAttrs,

@@ -1,0 +1,23 @@
+"""Target `ir`: writes the optimized graph as text IR (`<name>.nnir`), which
+`nnc.parse_ir` reads back into an executable graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nnc.ir import Graph
+from nnc.pipelines import CANONICAL
+from nnc.textir import print_ir
+
+from . import register_target
+
+
+@register_target
+class IrTarget:
+    name = "ir"
+    default_pipeline = CANONICAL
+
+    def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
+        path = out_dir / f"{stem}.nnir"
+        path.write_text(print_ir(graph), encoding="utf-8")
+        return [path.name]

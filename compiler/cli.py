@@ -1,0 +1,152 @@
+"""The `nnc` command line (typer).
+
+Every command turns an NncError into one line on stderr and exit code 2; any
+other exception is a bug in nnc and exits 3 with a one-line notice (the traceback
+only with --debug).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import NncError, OptionError
+from .tables import format_table, shorten, thousands
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="nnc: compile ONNX models for microcontrollers and AZ-class edge processors.")
+
+DEBUG = typer.Option(False, "--debug", help="Show a traceback on internal errors.")
+INPUT_SHAPE = typer.Option([], "--input-shape", metavar="NAME=D0,D1,...",
+                           help="Bind an input's shape (symbolic dims default to 1). Repeatable.")
+
+
+@contextmanager
+def _errors_to_exit(debug: bool):
+    try:
+        yield
+    except NncError as exc:
+        typer.echo(f"nnc: error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        typer.echo(f"nnc: internal error: {type(exc).__name__}: {exc} "
+                   "(this is a bug in nnc; rerun with --debug for the traceback)", err=True)
+        raise typer.Exit(3) from None
+
+
+def _parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for spec in specs:
+        name, sep, dims = spec.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape:
+            raise OptionError(f"--input-shape {spec!r}: expected NAME=D0,D1,... with integer dims")
+        shapes[name] = shape
+    return shapes
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"nnc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """nnc: compile ONNX models for microcontrollers and AZ-class edge processors."""
+
+
+@app.command()
+def inspect(model: str = typer.Argument(..., help="ONNX model file."),
+            as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+            input_shape: list[str] = INPUT_SHAPE,
+            debug: bool = DEBUG):
+    """Per-layer table of a model: op, shapes, parameters, MACs, and totals."""
+    from .frontend.onnx_loader import load
+    from .summary import summarize
+
+    with _errors_to_exit(debug):
+        summary = summarize(load(model, _parse_shapes(input_shape)))
+        if as_json:
+            typer.echo(json.dumps(summary.to_json(), indent=2))
+            return
+        rows = [[shorten(l.name, 48), l.op, " ".join(map(str, l.input_shapes)),
+                 " ".join(map(str, l.output_shapes)), thousands(l.params), thousands(l.macs)]
+                for l in summary.layers]
+        typer.echo(format_table(["layer", "op", "inputs", "outputs", "params", "MACs"], rows, numeric={4, 5}))
+        t = summary.totals
+        typer.echo(f"\n{t['layers']} layers ({t['qdq_nodes']} quantize/dequantize nodes not listed), "
+                   f"{thousands(t['params'])} parameters, {thousands(t['macs'])} MACs")
+
+
+@app.command("compile")
+def compile_(model: str = typer.Argument(..., help="ONNX model file."),
+             target: str = typer.Option("ir", "--target", "-t", help="Output kind: ir."),
+             output: Path = typer.Option(..., "--output", "-o", help="Output folder (created or replaced)."),
+             pipeline: Optional[str] = typer.Option(None, "--pipeline",
+                                                    help="Pass pipeline, e.g. 'canonicalize,fold-constants'. "
+                                                         "Default: the target's pipeline."),
+             inputs: Optional[Path] = typer.Option(None, "--inputs", help="Sample inputs (.npz/.npy) for verification."),
+             input_shape: list[str] = INPUT_SHAPE,
+             no_verify: bool = typer.Option(False, "--no-verify", help="Skip verification."),
+             verify_each: bool = typer.Option(False, "--verify-each", help="Verify the IR after every pass."),
+             print_ir_after: list[str] = typer.Option([], "--print-ir-after", metavar="PASS|all",
+                                                      help="Print the IR (constants elided) to stderr after a pass."),
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+             debug: bool = DEBUG):
+    """Compile MODEL for a target; write the artifacts and report.json into OUTPUT."""
+    from .driver import compile as compile_model
+
+    with _errors_to_exit(debug):
+        result = compile_model(
+            model, target, output,
+            pipeline=pipeline, inputs=inputs, input_shapes=_parse_shapes(input_shape),
+            verify=not no_verify, verify_each=verify_each, print_ir_after=tuple(print_ir_after),
+            progress=None if quiet else (lambda m: typer.echo(f"nnc: {m}", err=True)),
+            dump=lambda text: typer.echo(text, err=True))
+        typer.echo(render_summary(result.report))
+        typer.echo(f"\nwrote {', '.join(result.artifacts)} to {output}")
+
+
+def render_summary(report: dict) -> str:
+    """The terminal summary of a compile report: layers, passes, verification."""
+    rows = [[shorten(l["name"], 40), l["op"], l["weight_bits"], thousands(l["params"]), thousands(l["macs"]),
+             thousands(l["stored_bytes"])] for l in report["layers"]]
+    parts = [format_table(["layer", "op", "bits", "params", "MACs", "bytes"], rows, numeric={2, 3, 4, 5})]
+    passes = ", ".join(f"{p['name']} {p['seconds'] * 1000:.1f} ms ({p['nodes_before']}→{p['nodes_after']})"
+                       for p in report["passes"])
+    w = report["weights"]
+    parts.append(f"\npipeline: {report['pipeline']}\npasses: {passes}\n"
+                 f"weights: {thousands(w['params'])} params, {thousands(w['stored_bytes'])} bytes stored "
+                 f"(fp32 {thousands(w['fp32_bytes'])}), sparsity {w['sparsity']:.1%}; "
+                 f"{thousands(report['totals']['macs'])} MACs; compiled in {report['compile_seconds']:.2f} s")
+    v = report.get("verification")
+    if v:
+        ref, flt = v["vs_reference"], v["vs_float"]
+        parts.append(f"verification on {v['samples']} sample(s) ({v['source']}): "
+                     f"vs reference bit-exact={ref['bit_exact']} max|d|={ref['max_abs_diff']:.3g}; "
+                     f"vs onnxruntime max|d|={flt['max_abs_diff']:.3g} cosine={flt['cosine']:.6f}"
+                     + (f" top-1={flt['top1_agreement']:.0%}" if flt["top1_agreement"] is not None else ""))
+    return "\n".join(parts)
+
+
+def main() -> None:
+    app(prog_name="nnc")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

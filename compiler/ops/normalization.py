@@ -1,0 +1,63 @@
+"""Normalization: `BatchNormalization` in inference mode (running statistics).
+
+Training mode (statistics computed from the batch, updated running statistics as
+extra outputs) is refused by the ONNX lowering: models for inference are
+exported in eval mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..dtypes import FLOAT_TYPES
+from ..errors import ShapeError
+from ..ir import TensorType
+from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
+
+
+@dataclass(frozen=True)
+class BatchNormAttrs:
+    """epsilon: added to the variance; channels_last: the channel axis of x is the
+    last one instead of axis 1."""
+
+    epsilon: float = 1e-5
+    channels_last: bool = False
+
+
+@register_op
+class BatchNormalization(OpDef):
+    """Inputs x, scale, B, mean, var (the last four of shape [C]):
+    y = (x - mean) * scale / sqrt(var + epsilon) + B, per channel."""
+
+    name = "BatchNormalization"
+    Attrs = BatchNormAttrs
+    param_inputs = (1, 2, 3, 4)
+
+    @staticmethod
+    def infer(attrs, inputs):
+        x, params = inputs[0], inputs[1:]
+        if len(x.shape) < 2 or x.dtype not in FLOAT_TYPES:
+            raise ShapeError(f"needs a float input of rank >= 2, got {x.dtype}{list(x.shape)}")
+        channels = x.shape[-1] if attrs.channels_last else x.shape[1]
+        for what, p in zip(("scale", "B", "mean", "var"), params, strict=True):
+            if p is None or p.dtype not in FLOAT_TYPES or p.shape != (channels,):
+                raise ShapeError(f"{what} must be a float vector of {channels} channels, got {p}")
+        return [x]
+
+    @staticmethod
+    def evaluate(attrs, inputs):
+        x = inputs[0]
+        shape = (-1,) if attrs.channels_last else (-1, *(1,) * (x.ndim - 2))
+        scale, bias, mean, var = (p.astype(np.float64).reshape(shape) for p in inputs[1:])
+        y = (x.astype(np.float64) - mean) * (scale / np.sqrt(var + attrs.epsilon)) + bias
+        return [y.astype(x.dtype)]
+
+
+@lowers("BatchNormalization")
+def _lower_batch_norm(n: OnnxNode):
+    if n.attr("training_mode", 0):
+        raise n.unsupported("training_mode=1 is not supported (export the model in eval mode)")
+    n.require_unused_outputs(1)
+    return Lowered("BatchNormalization", BatchNormAttrs(epsilon=float(n.attr("epsilon", 1e-5))))
