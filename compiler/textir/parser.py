@@ -59,7 +59,7 @@ class _Type:
 @dataclass
 class _Data:
     token: Token | None  # HEX or ELIDED; None for a list of values
-    values: list | None = None
+    values: Any = None  # a tuple of values, or one bare value
 
 
 @dataclass
@@ -178,7 +178,7 @@ class _Records(Transformer):
         return _Data(item) if isinstance(item, Token) else _Data(None, item)
 
     def list(self, items):
-        return list(items)
+        return tuple(items)  # attribute dataclasses hold tuples, nested ones too
 
     def v_int(self, items):
         return int(items[0])
@@ -206,8 +206,8 @@ def _quant(items) -> QuantParams:
     if unknown or "scale" not in values or "zero_point" not in values:
         raise _error(first, "quant(...) takes scale, zero_point and optionally axis")
     scale, zero_point, axis = values["scale"], values["zero_point"], values.get("axis")
-    scale = scale if isinstance(scale, list) else [scale]
-    zero_point = zero_point if isinstance(zero_point, list) else [zero_point]
+    scale = scale if isinstance(scale, tuple) else (scale,)
+    zero_point = zero_point if isinstance(zero_point, tuple) else (zero_point,)
     if not all(_is_number(s) for s in scale) or not all(_is_int(z) for z in zero_point):
         raise _error(first, "quant scale must be numbers and zero_point integers")
     if axis is not None and not _is_int(axis):
@@ -309,10 +309,10 @@ def _constant(data: _Data, t: _Type, name: Token) -> np.ndarray:
 
 
 def _from_values(values, t: _Type, size: int) -> np.ndarray:
-    if not isinstance(values, list):  # a bare value
+    if not isinstance(values, tuple):  # a bare value
         if size != 1:
             raise IRError(f"{t.dtype}{list(t.shape)} needs a list of {size} values")
-        values = [values]
+        values = (values,)
     if len(values) != size:
         raise IRError(f"{t.dtype}{list(t.shape)} needs {size} values, got {len(values)}")
     if t.dtype == "bool":
