@@ -6,10 +6,10 @@ constants is evaluated with its op's reference semantics
 tensors become constants under the same names and the node is removed. Nodes
 and tensors left unused are then removed (`Graph.remove_dead`).
 
-Option `fold_dequantize` (default false): by default a node that dequantizes,
-i.e. a `DequantizeLinear`, or any node whose first input is a 8/16/32-bit
-integer and that yields a float (a Cast of integer weights), is not folded. In a
-quantized (QDQ) model, `DequantizeLinear(w_int8, scale, zero_point)` is how the
+Option `fold_dequantize` (default false): by default a node that dequantizes
+is not folded: a `DequantizeLinear`, or any node whose first input has a type
+DequantizeLinear accepts (8/16/32-bit integers) and that yields a float (such as
+a Cast of integer weights). In a quantized (QDQ) model, `DequantizeLinear(w_int8, scale, zero_point)` is how the
 integer weights, their scales and zero points, and the int32 biases reach the
 float ops; folding it would replace them by float weights, and the quantization
 passes that come later could then only re-quantize those floats (losing the
@@ -34,10 +34,8 @@ from nnc import dtypes
 from nnc.errors import IRError
 from nnc.ir import Graph, Node
 from nnc.ops import get_op
+from nnc.ops.quantize import DEQUANTIZABLE_TYPES
 from nnc.passmanager import Pass, register_pass
-
-_QUANTIZED_TYPES = ("i8", "u8", "i16", "i32")
-
 
 @register_pass
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ def dequantizes(graph: Graph, node: Node) -> bool:
     if node.op == "DequantizeLinear":
         return True
     first = node.inputs[0] if node.inputs else ""
-    return bool(first) and graph.tensor(first).dtype in _QUANTIZED_TYPES and any(
+    return bool(first) and graph.tensor(first).dtype in DEQUANTIZABLE_TYPES and any(
         graph.tensor(t).dtype in dtypes.FLOAT_TYPES for t in node.outputs if t)
 
 

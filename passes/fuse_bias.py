@@ -58,7 +58,7 @@ def _try_fuse(graph: Graph, add: Node) -> None:
 def _fuse_matmul(graph: Graph, add: Node, matmul: Node, bias: str) -> bool:
     x, w = (graph.tensor(t) for t in matmul.inputs)
     b = graph.tensor(bias)
-    if len(x.shape) != 2 or len(w.shape) != 2 or x.dtype not in ("f32", "f64"):
+    if len(x.shape) != 2 or len(w.shape) != 2 or x.dtype not in ("f32", "f64") or b.dtype != x.dtype:
         return False
     if b.shape not in ((w.shape[1],), (1, w.shape[1])) or not _is_parameter(graph, bias):
         return False
@@ -76,7 +76,7 @@ def _is_parameter(graph: Graph, name: str) -> bool:
 
 
 def _fuse_conv(graph: Graph, add: Node, conv: Node, other: str) -> bool:
-    k, y = graph.constant(other), graph.tensor(add.outputs[0])
+    k, y = graph.constant(other), graph.tensor(conv.outputs[0])
     if k is None or conv.attrs.act_min is not None or conv.attrs.act_max is not None:
         return False
     channels = _per_channel(k, y.shape, -1 if conv.attrs.channels_last else 1)

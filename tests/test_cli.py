@@ -1,0 +1,141 @@
+"""The command line as a user meets it: exit codes, one-line errors, outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import nnc
+
+from conftest import MODELS_DIR, requires_models
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "01-tiny-cnn"
+
+
+def nnc_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "nnc.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def _assert_one_line_error(proc):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nnc: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_version():
+    proc = nnc_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"nnc {nnc.__version__}"
+
+
+def test_missing_model(tmp_path):
+    proc = nnc_cli("inspect", tmp_path / "nope.onnx")
+    _assert_one_line_error(proc)
+    assert "no such model file" in proc.stderr
+
+
+def test_truncated_model(tmp_path):
+    data = (EXAMPLE / "tiny_cnn.onnx").read_bytes()
+    bad = tmp_path / "truncated.onnx"
+    bad.write_bytes(data[: len(data) // 2])
+    proc = nnc_cli("compile", bad, "-o", tmp_path / "out")
+    _assert_one_line_error(proc)
+    assert not (tmp_path / "out").exists()
+
+
+def _model_with_unsupported_ops(path: Path) -> None:
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="ok"),
+             helper.make_node("Erf", ["a"], ["b"], name="erf_1"),
+             helper.make_node("Erf", ["b"], ["c"], name="erf_2"),
+             helper.make_node("Celu", ["c"], ["y"], name="celu")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_unsupported_ops_listed_once(tmp_path):
+    _model_with_unsupported_ops(tmp_path / "m.onnx")
+    proc = nnc_cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "out")
+    _assert_one_line_error(proc)
+    for fragment in ("Erf (nodes 'erf_1', 'erf_2')", "Celu (node 'celu')", "opset-17"):
+        assert fragment in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["--pipeline", "no-such-pass"],
+    ["--pipeline", "canonicalize{bogus=1}"],
+    ["--target", "fpga"],
+    ["--input-shape", "input=1,x"],
+    ["--inputs", "missing.npz"],
+])
+def test_bad_options(tmp_path, args):
+    proc = nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "-o", tmp_path / "out", *args, cwd=tmp_path)
+    _assert_one_line_error(proc)
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_shaped_samples(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "bad.npz", input=np.zeros((1, 3, 3), np.float32))
+    proc = nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "-o", tmp_path / "out", "--inputs", tmp_path / "bad.npz")
+    _assert_one_line_error(proc)
+    assert "shape" in proc.stderr
+
+
+def test_refuses_to_replace_a_foreign_folder(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    proc = nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "-o", tmp_path / "mine", "--no-verify")
+    _assert_one_line_error(proc)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_compile_ir_example(tmp_path):
+    out = tmp_path / "out"
+    proc = nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "--target", "ir", "-o", out,
+                   "--inputs", EXAMPLE / "sample.npz")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    for key in ("target", "pipeline", "compile_seconds", "weights", "layers", "verification"):
+        assert key in report
+    assert report["verification"]["samples"] == 4
+    assert report["verification"]["vs_float"]["cosine"] > 0.9999
+    graph = nnc.parse_ir((out / "tiny_cnn.nnir").read_text())
+    assert [n.op for n in graph.nodes()].count("BatchNormalization") == 0
+    # compiling again replaces the earlier output and gives the identical IR
+    first = (out / "tiny_cnn.nnir").read_bytes()
+    assert nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "-o", out, "--no-verify").returncode == 0
+    assert (out / "tiny_cnn.nnir").read_bytes() == first
+
+
+def test_print_ir_after(tmp_path):
+    proc = nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "-o", tmp_path / "o", "--no-verify", "-q",
+                   "--pipeline", "remove-identity,fold-batchnorm", "--print-ir-after", "fold-batchnorm")
+    assert proc.returncode == 0, proc.stderr
+    assert "// IR after fold-batchnorm" in proc.stderr and "graph" in proc.stderr
+
+
+def test_inspect_json_example():
+    proc = nnc_cli("inspect", EXAMPLE / "tiny_cnn.onnx", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    # conv1 16*9+16, bn 4*16, dw 16*9+16, pw 32*16+32, fc 10*32+10
+    assert data["totals"]["params"] == 160 + 64 + 160 + 544 + 330
+    conv1 = next(l for l in data["layers"] if l["name"] == "conv1")
+    assert conv1["macs"] == 16 * 8 * 6 * 9 and conv1["output_shapes"] == [[1, 16, 8, 6]]
+
+
+@requires_models
+def test_inspect_mlperf_table():
+    proc = nnc_cli("inspect", MODELS_DIR / "kws_dscnn_f32.onnx")
+    assert proc.returncode == 0, proc.stderr
+    assert "22,604 parameters, 2,656,768 MACs" in proc.stdout
