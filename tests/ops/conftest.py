@@ -1,12 +1,14 @@
 """Oracles for op tests, as session fixtures (usable under hypothesis):
 `nnc_node` lowers one ONNX node and runs nnc's reference semantics on it,
-`onnx_node` runs the same node through onnx's ReferenceEvaluator."""
+`onnx_node` runs the same node through onnx's ReferenceEvaluator and `ort_node`
+through onnxruntime (for the few features the reference evaluator gets wrong)."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
@@ -16,6 +18,7 @@ from nnc.ir import TensorType
 from nnc.ops import OnnxNode, get_op, lowering
 
 OPSET = 22
+ORT_OPSET = 21  # the newest opset onnxruntime runs at IR version 10
 
 
 def _type(a: np.ndarray) -> TensorType:
@@ -47,8 +50,7 @@ def run_nnc(op_type, inputs, attrs=None, opset=OPSET, outputs=("y",), channels_l
     return [np.moveaxis(g, -1, 1) for g in got] if channels_last else got
 
 
-def run_onnx(op_type, inputs, attrs=None, opset=OPSET, outputs=("y",)):
-    """Outputs of the same node from onnx.reference.ReferenceEvaluator."""
+def _model(op_type, inputs, attrs, opset, outputs):
     names = _names(inputs)
     node = helper.make_node(op_type, names, list(outputs), **(attrs or {}))
     graph = helper.make_graph(
@@ -56,8 +58,21 @@ def run_onnx(op_type, inputs, attrs=None, opset=OPSET, outputs=("y",)):
         [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
          for n, a in zip(names, inputs) if n],
         [helper.make_empty_tensor_value_info(o) for o in outputs if o])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    return ReferenceEvaluator(model).run(None, {n: a for n, a in zip(names, inputs) if n})
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+    return model, {n: a for n, a in zip(names, inputs) if n}
+
+
+def run_onnx(op_type, inputs, attrs=None, opset=OPSET, outputs=("y",)):
+    """Outputs of the same node from onnx.reference.ReferenceEvaluator."""
+    model, feeds = _model(op_type, inputs, attrs, opset, outputs)
+    return ReferenceEvaluator(model).run(None, feeds)
+
+
+def run_ort(op_type, inputs, attrs=None, opset=ORT_OPSET, outputs=("y",)):
+    """Outputs of the same node from onnxruntime's CPU provider."""
+    model, feeds = _model(op_type, inputs, attrs, opset, outputs)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +83,8 @@ def nnc_node():
 @pytest.fixture(scope="session")
 def onnx_node():
     return run_onnx
+
+
+@pytest.fixture(scope="session")
+def ort_node():
+    return run_ort

@@ -1,0 +1,49 @@
+"""Pipeline strings: parse, print back, clear errors; the pass manager's records."""
+
+from __future__ import annotations
+
+import pytest
+
+from nnc.errors import OptionError
+from nnc.passmanager import PassManager, format_pipeline, parse_pipeline
+from nnc.pipelines import CANONICAL
+
+
+def test_canonical_pipeline_round_trips():
+    assert format_pipeline(parse_pipeline(CANONICAL)) == CANONICAL
+
+
+def test_options_print_back_when_not_default():
+    text = "fold-constants{fold_dequantize=true},remove-identity"
+    assert format_pipeline(parse_pipeline(text)) == text
+    assert format_pipeline(parse_pipeline("fold-constants{fold_dequantize=false}")) == "fold-constants"
+
+
+def test_empty_pipeline():
+    assert parse_pipeline("") == [] and parse_pipeline("  ") == []
+
+
+@pytest.mark.parametrize("text,message", [
+    ("nope", "unknown pass 'nope'"),
+    ("fold-constants{nope=1}", "has no option 'nope'"),
+    ("fold-constants{fold_dequantize=3}", "wrong type"),
+    ("fold-constants{", "bad pipeline"),
+    ("a,,b", "bad pipeline"),
+])
+def test_errors(text, message):
+    with pytest.raises(OptionError, match=message):
+        parse_pipeline(text)
+
+
+def test_records_and_dump(tmp_path):
+    from nnc.frontend.onnx_loader import load
+    from pathlib import Path
+
+    graph = load(Path(__file__).resolve().parents[1] / "examples/01-tiny-cnn/tiny_cnn.onnx")
+    dumped = []
+    manager = PassManager(parse_pipeline(CANONICAL), verify_each=True, print_after={"all"},
+                          dump=lambda name, g: dumped.append(name))
+    out = manager.run(graph)
+    assert [r.name for r in manager.records] == [p.strip() for p in CANONICAL.split(",")]
+    assert dumped == [r.name for r in manager.records]
+    assert len(out) < manager.records[0].nodes_before
