@@ -106,7 +106,8 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
              verify_each: bool = typer.Option(False, "--verify-each", help="Verify the IR after every pass."),
              print_ir_after: list[str] = typer.Option([], "--print-ir-after", metavar="PASS|all",
                                                       help="Print the IR (constants elided) to stderr after a pass."),
-             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+             quiet: bool = typer.Option(False, "--quiet", "-q",
+                                        help="No progress lines (they go to stderr when it is a terminal)."),
              debug: bool = DEBUG):
     """Compile MODEL for a target; write the artifacts and report.json into OUTPUT."""
     from .driver import compile as compile_model
@@ -116,7 +117,7 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
             model, target, output,
             pipeline=pipeline, inputs=inputs, input_shapes=_parse_shapes(input_shape),
             verify=not no_verify, verify_each=verify_each, print_ir_after=tuple(print_ir_after),
-            progress=None if quiet else (lambda m: typer.echo(f"nnc: {m}", err=True)),
+            progress=None if quiet or not sys.stderr.isatty() else (lambda m: typer.echo(f"nnc: {m}", err=True)),
             dump=lambda text: typer.echo(text, err=True))
         typer.echo(render_summary(result.report))
         typer.echo(f"\nwrote {', '.join(result.artifacts)} to {output}")

@@ -1,12 +1,2 @@
-"""Shared fixtures: where the MLPerf Tiny reference models are, and skipping
-cleanly when they are absent."""
-
-from __future__ import annotations
-
-from pathlib import Path
-
-import pytest
-
-MODELS_DIR = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf-tiny"
-MODEL_NAMES = sorted(p.stem for p in MODELS_DIR.glob("*.onnx")) if MODELS_DIR.is_dir() else []
-requires_models = pytest.mark.skipif(not MODEL_NAMES, reason=f"MLPerf Tiny models not found in {MODELS_DIR}")
+"""pytest configuration. Its presence puts tests/ on sys.path, so test modules in
+sub-folders can import the shared helper module `mlperf`."""

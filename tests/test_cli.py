@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 
 import nnc
 
-from conftest import MODELS_DIR, requires_models
+from mlperf import MODELS_DIR, requires_models
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "01-tiny-cnn"
 

@@ -14,7 +14,7 @@ from nnc.passmanager import PassManager, parse_pipeline
 from nnc.pipelines import CANONICAL
 from nnc.summary import summarize
 
-from conftest import MODEL_NAMES, MODELS_DIR, requires_models
+from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 
 pytestmark = requires_models
 

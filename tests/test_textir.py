@@ -182,7 +182,6 @@ def test_all_dtypes_small_and_large_constants_are_bit_exact():
         tensor.data[...] = tensor.data  # parsed constants are ordinary writable arrays
 
 
-@pytest.mark.xfail(reason="ir.Tensor turns 0-d data into shape (1,) (np.ascontiguousarray)", strict=False)
 def test_scalar_constants():
     g = Graph("g")
     g.add_constant("s", np.array(0.5, np.float32))
@@ -198,7 +197,7 @@ def test_elided_constants_print_sizes_and_refuse_to_parse():
     text = print_ir(g, elide_constants=True)
     assert "const %big: f32[8,8] = <elided 256 bytes>\n" in text
     assert "const %small: i32[1] = [3]\n" in text
-    with pytest.raises(IRError, match=r"^line 2:29: constant data was elided"):
+    with pytest.raises(IRError, match=r"^line 2:26: constant data was elided"):
         parse_ir(text)
 
 
@@ -235,20 +234,20 @@ def test_hand_written_text_is_accepted():
 
 # -- errors ----------------------------------------------------------------------------------
 _BAD = [
-    ('  %y: f32[2] = Conv2 "n" (%x)', r"line 3:17: unknown op 'Conv2'"),
-    ('  %y: f32[2] = Clip "n" (%x) {minimum=1.0}', r"line 3:17: Clip \"n\": ClipAttrs: unknown attribute\(s\) minimum"),
-    ('  %y: f32[2] = LeakyRelu "n" (%x)', r"line 3:17: LeakyRelu \"n\": AlphaAttrs: .*alpha"),
-    ('  %y: f32[2] = Clip "n" (%x) {min=1.0, min=2.0}', r"line 3:\d+: attribute 'min' is given twice"),
-    ('  %y: f32[2] = Clip "n" (%x) ?', r"line 3:32: unexpected '\?'; expected .*'\{'"),
-    ('  %y: f32[2] = Clip "n" (%x', r"line 4:1: unexpected '}'; expected '\)' or ','"),
-    ('  %y: f32[2] = Clip "n" (%z)', r"line 3:28: tensor %z is not defined before this use"),
-    ('  %y: f33[2] = Relu "n" (%x)', r"line 3:8: unknown dtype 'f33'"),
+    ('  %y: f32[2] = Conv2 "n" (%x)', r"line 3:16: unknown op 'Conv2'$"),
+    ('  %y: f32[2] = Clip "n" (%x) {minimum=1.0}', r'line 3:16: Clip "n": ClipAttrs: unknown attribute\(s\) minimum$'),
+    ('  %y: f32[2] = LeakyRelu "n" (%x)', r'line 3:16: LeakyRelu "n": AlphaAttrs: .*alpha'),
+    ('  %y: f32[2] = Clip "n" (%x) {min=1.0, min=2.0}', r"line 3:40: attribute 'min' is given twice"),
+    ('  %y: f32[2] = Clip "n" (%x) ?', r"line 3:30: unexpected '\?'; expected '\{' or '}' or a name or a tensor name"),
+    ('  %y: f32[2] = Clip "n" (%x', r"line 4:1: unexpected '}'; expected '\)' or ','$"),
+    ('  %y: f32[2] = Clip "n" (%z)', r"line 3:26: tensor %z is not defined before this use"),
+    ('  %y: f33[2] = Relu "n" (%x)', r"line 3:7: unknown dtype 'f33'; known: f32, "),
     ('  %x: f32[2] = Relu "n" (%x)', r"line 3:3: tensor 'x' is defined twice"),
     ('  const %c: f32[2] = hex"0000"', r"line 3:22: hex data holds 2 bytes, f32\[2\] needs 8"),
     ('  const %c: u8[2] = [1, 256]', r"line 3:9: constant values do not fit u8"),
     ('  const %c: f32[2] = [1.0]', r"line 3:9: f32\[2\] needs 2 values, got 1"),
-    ('  input %q: i8[2] quant(scale=[1.0, 2.0], zero_point=[0, 0])', r"line 3:20: per-tensor quantization"),
-    ('  input %q: i8[2] quant(scale=1.0)', r"line 3:20: quant\(...\) takes scale, zero_point"),
+    ('  input %q: i8[2] quant(scale=[1.0, 2.0], zero_point=[0, 0])', r"line 3:25: per-tensor quantization"),
+    ('  input %q: i8[2] quant(scale=1.0)', r"line 3:25: quant\(...\) takes scale, zero_point"),
     ('  output %nothing', r"line 3:10: tensor %nothing is not defined"),
     ('  input %"bad\\q": f32[2]', r"line 3:9: bad string"),
 ]
@@ -264,19 +263,18 @@ def test_malformed_text_raises_positioned_one_line_irerror(line, message):
 
 
 def test_truncated_text_reports_end_of_text():
-    with pytest.raises(IRError, match=r"^line 2:18: unexpected end of text; expected .*"):
+    with pytest.raises(IRError, match=r"^line 2:19: unexpected end of text; expected .*"):
         parse_ir('graph "g" {\n  input %x: f32[2]')
 
 
 def test_huge_tokens_are_shortened_in_messages():
     with pytest.raises(IRError) as info:
-        parse_ir('graph "g" {\n  const %c: f32[] hex"' + "00" * 100000 + '"\n}')
-    assert len(str(info.value)) < 300 and "unexpected 'hex\"0000" in str(info.value)
+        parse_ir('graph "g" {\n  const %c: f32[1] = [1.0] "' + "a" * 100000 + '"\n}')
+    assert str(info.value).startswith("line 2:28: unexpected '\"aaaa") and len(str(info.value)) < 200
 
 
 # -- random graphs -----------------------------------------------------------------------------
-_NAMES = st.one_of(st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,8}", fullmatch=True),
-                   st.text(min_size=1, max_size=12))
+_NAMES = st.one_of(st.text("abcXYZ_019.-", min_size=1, max_size=8), st.text(min_size=1, max_size=12))
 _DTYPES = st.sampled_from(["f32", "f64", "i32", "i8"])
 
 
@@ -287,8 +285,9 @@ def _elements(dtype: str):
     return st.integers(lo, hi)
 
 
-def _bound():
-    return st.one_of(st.none(), st.floats(-100, 100), st.sampled_from([float("inf"), float("-inf"), -0.0]))
+def _bound(dtype: str):
+    special = [float("inf"), float("-inf"), -0.0] if dtype[0] == "f" else []  # Clip needs finite int bounds
+    return st.one_of(st.none(), st.floats(-100, 100), st.sampled_from(special or [0.0]))
 
 
 @st.composite
@@ -309,7 +308,6 @@ def random_graphs(draw):
         if op == "Add":
             if draw(st.booleans()):
                 cshape = tuple(draw(st.sampled_from([1, d])) for d in shape[draw(st.integers(0, len(shape))):])
-                cshape = cshape or (1,)  # 0-d constants: see test_scalar_constants
                 data = draw(hnp.arrays(dtypes.to_numpy(dtype), cshape, elements=_elements(dtype)))
                 scale = draw(st.floats(1e-6, 10))
                 quant = draw(st.sampled_from([None, QuantParams((scale,), (3,)), QuantParams((scale, 1.0), (0, -1), 0)]))
@@ -317,7 +315,7 @@ def random_graphs(draw):
             else:
                 inputs.append(draw(st.sampled_from(values)))
         elif op == "Clip":
-            attrs = ClipAttrs(draw(_bound()), draw(_bound()))
+            attrs = ClipAttrs(draw(_bound(dtype)), draw(_bound(dtype)))
         elif op == "LeakyRelu":
             attrs = AlphaAttrs(draw(st.floats()))
         out = next(names)

@@ -107,10 +107,12 @@ def _bind_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int
         wanted = input_shapes.get(name)
         if wanted is not None and len(wanted) != len(dims):
             raise ShapeError(f"input {name!r} has rank {len(dims)}, but its shape was given as {list(wanted)}")
+        if not value.type.HasField("tensor_type"):
+            raise UnsupportedError(f"input {name!r} is not a tensor (sequences, maps and optionals are not supported)")
         for i, dim in enumerate(dims):
             fixed = dim.dim_value if dim.HasField("dim_value") else None
-            size = wanted[i] if wanted is not None else (fixed or 1)
-            if fixed and size != fixed:
+            size = wanted[i] if wanted is not None else (1 if fixed is None else fixed)
+            if fixed is not None and size != fixed:
                 raise ShapeError(f"input {name!r}: dimension {i} is {fixed} in the model, not {size}")
             if size < 1:
                 raise ShapeError(f"input {name!r}: dimension {i} must be positive, got {size}")

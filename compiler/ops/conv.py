@@ -120,15 +120,20 @@ def same_pads(auto_pad: str, sizes, kernel, strides, dilations) -> tuple[int, ..
     return tuple(small + large) if auto_pad == "SAME_UPPER" else tuple(large + small)
 
 
+def int_attr(n: OnnxNode, key: str, default) -> tuple[int, ...]:
+    """Integer-list attribute `key` of n as a tuple of ints."""
+    return tuple(int(v) for v in n.attr(key, default))
+
+
 def lowered_geometry(n: OnnxNode, kernel) -> dict:
     """kernel_shape, strides, dilations and explicit pads of an ONNX conv or pool
     node (not ConvTranspose); pads from auto_pad need the static input shape."""
     nd = len(kernel)
-    strides = tuple(n.attr("strides", (1,) * nd))
-    dilations = tuple(n.attr("dilations", (1,) * nd))
+    strides = int_attr(n, "strides", (1,) * nd)
+    dilations = int_attr(n, "dilations", (1,) * nd)
     auto_pad = n.attr("auto_pad", "NOTSET")
     if auto_pad == "NOTSET":
-        pads = tuple(n.attr("pads", (0,) * (2 * nd)))
+        pads = int_attr(n, "pads", (0,) * (2 * nd))
     elif auto_pad in ("SAME_UPPER", "SAME_LOWER", "VALID"):
         pads = same_pads(auto_pad, n.input_types[0].shape[2:], kernel, strides, dilations)
     else:
@@ -178,8 +183,8 @@ class Conv(OpDef):
         nd = len(spatial)
         if min(attrs.pads) < 0:
             raise ShapeError(f"Conv pads must be >= 0, got {list(attrs.pads)}")
-        if cin % attrs.group or w.shape[0] % attrs.group or w.shape[1] * attrs.group != cin \
-                or w.shape[2:] != attrs.kernel_shape:
+        fits = w.shape[0] % attrs.group == 0 and w.shape[1] * attrs.group == cin
+        if not fits or w.shape[2:] != attrs.kernel_shape:
             raise ShapeError(f"weights {list(w.shape)} do not fit {cin} input channels, group "
                              f"{attrs.group} and kernel_shape {list(attrs.kernel_shape)}")
         _check_conv_types(x, w, bias, w.shape[0])
@@ -313,7 +318,7 @@ def _check_float(n: OnnxNode) -> None:
 @lowers("Conv")
 def _lower_conv(n: OnnxNode):
     _check_float(n)
-    kernel = tuple(n.attr("kernel_shape", n.input_types[1].shape[2:]))
+    kernel = int_attr(n, "kernel_shape", n.input_types[1].shape[2:])
     attrs = ConvAttrs(**lowered_geometry(n, kernel), group=int(n.attr("group", 1)))
     return Lowered("Conv", attrs, inputs=_conv_inputs(n))
 
@@ -321,10 +326,10 @@ def _lower_conv(n: OnnxNode):
 @lowers("ConvTranspose")
 def _lower_conv_transpose(n: OnnxNode):
     _check_float(n)
-    kernel = tuple(n.attr("kernel_shape", n.input_types[1].shape[2:]))
+    kernel = int_attr(n, "kernel_shape", n.input_types[1].shape[2:])
     nd = len(kernel)
-    strides = tuple(n.attr("strides", (1,) * nd))
-    dilations = tuple(n.attr("dilations", (1,) * nd))
+    strides = int_attr(n, "strides", (1,) * nd)
+    dilations = int_attr(n, "dilations", (1,) * nd)
     pads = _transposed_pads(n, kernel, strides, dilations)
     attrs = ConvAttrs(kernel, strides, pads, dilations, group=int(n.attr("group", 1)))
     return Lowered("ConvTranspose", attrs, inputs=_conv_inputs(n))
@@ -341,14 +346,14 @@ def _transposed_pads(n: OnnxNode, kernel, strides, dilations) -> tuple[int, ...]
     auto_pad = n.attr("auto_pad", "NOTSET")
     if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise n.unsupported(f"auto_pad {auto_pad!r} is not supported")
-    output_padding = tuple(n.attr("output_padding", (0,) * nd))
+    output_padding = int_attr(n, "output_padding", (0,) * nd)
     output_shape = n.attr("output_shape")
     if output_shape is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         output_shape = [i * s for i, s in zip(sizes, strides)]
     if output_shape is None:
-        pads = n.attr("pads", (0,) * (2 * nd)) if auto_pad == "NOTSET" else (0,) * (2 * nd)
+        pads = int_attr(n, "pads", (0,) * (2 * nd)) if auto_pad == "NOTSET" else (0,) * (2 * nd)
         return (*pads[:nd], *(e - p for e, p in zip(pads[nd:], output_padding)))
-    totals = [_transposed_size(i, k, s, d) + p - o for i, k, s, d, p, o
+    totals = [_transposed_size(i, k, s, d) + p - int(o) for i, k, s, d, p, o
               in zip(sizes, kernel, strides, dilations, output_padding, list(output_shape)[-nd:])]
     begins = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in totals]
     return (*begins, *(t - b - p for t, b, p in zip(totals, begins, output_padding)))

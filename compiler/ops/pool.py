@@ -20,7 +20,7 @@ import numpy as np
 from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
-from .conv import (channels_first, check_geometry, join_shape, lowered_geometry, pad_spatial,
+from .conv import (channels_first, check_geometry, int_attr, join_shape, lowered_geometry, pad_spatial,
                    restore_layout, split_shape, window_view)
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
@@ -49,6 +49,8 @@ class AveragePoolAttrs(PoolAttrs):
 
 @dataclass(frozen=True)
 class GlobalPoolAttrs:
+    """channels_last: the channel axis is the last one instead of axis 1."""
+
     channels_last: bool = False
 
 
@@ -183,7 +185,7 @@ class GlobalMaxPool(_GlobalPool):
 # -- ONNX lowering ------------------------------------------------------------------
 def _pool_geometry(n: OnnxNode) -> dict:
     """Explicit geometry and ceil_mode; storage_order only concerns Indices."""
-    geometry = lowered_geometry(n, tuple(n.attr("kernel_shape")))
+    geometry = lowered_geometry(n, int_attr(n, "kernel_shape", ()))
     ceil_mode = bool(n.attr("ceil_mode", 0)) and n.attr("auto_pad", "NOTSET") == "NOTSET"
     return dict(geometry, ceil_mode=ceil_mode)
 

@@ -167,22 +167,25 @@ def _lower_common(n: OnnxNode, x_types: tuple[str, ...]) -> None:
 
 @lowers("QuantizeLinear")
 def _lower_quantize(n: OnnxNode):
+    axis = _lower_axis(n)
     _lower_common(n, ("f32",))
     if n.attr("precision", 0) not in (0, TensorProto.FLOAT):
         raise n.unsupported("only float32 division precision is supported")
-    return Lowered("QuantizeLinear", QuantizeAttrs(_lower_axis(n), _quantized_type(n)))
+    return Lowered("QuantizeLinear", QuantizeAttrs(axis, _quantized_type(n)))
 
 
 def _quantized_type(n: OnnxNode) -> str:
     """QuantizeLinear's output type: the zero point's, else `output_dtype`, else u8."""
     code = int(n.attr("output_dtype", 0))
     zero_point = _input_type(n, 2)
-    if zero_point is not None and code and code != dtypes.to_onnx(zero_point.dtype):
-        raise node_error(n, "output_dtype differs from the zero point's type")
-    by_code = {dtypes.to_onnx(t): t for t in QUANTIZED_TYPES}
-    if zero_point is None and code and code not in by_code:
-        raise n.unsupported(f"quantizing to {TensorProto.DataType.Name(code)} is not supported")
-    dtype = zero_point.dtype if zero_point is not None else by_code.get(code, "u8")
+    if zero_point is not None:
+        if code and code != dtypes.to_onnx(zero_point.dtype):
+            raise node_error(n, "output_dtype differs from the zero point's type")
+        dtype = zero_point.dtype
+    elif code:
+        dtype = {dtypes.to_onnx(t): t for t in QUANTIZED_TYPES}.get(code, TensorProto.DataType.Name(code))
+    else:
+        dtype = "u8"
     if dtype not in QUANTIZED_TYPES:
         raise n.unsupported(f"quantizing to {dtype} is not supported (only {', '.join(QUANTIZED_TYPES)})")
     return dtype
@@ -190,7 +193,8 @@ def _quantized_type(n: OnnxNode) -> str:
 
 @lowers("DequantizeLinear")
 def _lower_dequantize(n: OnnxNode):
+    axis = _lower_axis(n)
     _lower_common(n, DEQUANTIZABLE_TYPES)
     if n.attr("output_dtype", 0) not in (0, TensorProto.FLOAT):
         raise n.unsupported("only float32 output is supported")
-    return Lowered("DequantizeLinear", DequantizeAttrs(_lower_axis(n)))
+    return Lowered("DequantizeLinear", DequantizeAttrs(axis))

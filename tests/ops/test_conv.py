@@ -13,6 +13,7 @@ from nnc.errors import ShapeError, UnsupportedError
 from nnc.ir import TensorType
 from nnc.ops import get_op
 from nnc.ops.conv import ConvAttrs
+from op_oracles import run_nnc, run_onnx, run_ort
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -44,54 +45,54 @@ def conv_cases(draw):
 
 @settings(max_examples=60, deadline=None)
 @given(conv_cases(), st.booleans())
-def test_conv_matches_reference(nnc_node, onnx_node, case, channels_last):
+def test_conv_matches_reference(case, channels_last):
     attrs, x_shape, w_shape, with_bias, seed = case
     x, w, b = _data(seed, x_shape, w_shape, (w_shape[0],))
     inputs = [x, w, b] if with_bias else [x, w]
-    got = nnc_node("Conv", inputs, attrs, channels_last=channels_last)[0]
-    np.testing.assert_allclose(got, onnx_node("Conv", inputs, attrs)[0], **TOL)
+    got = run_nnc("Conv", inputs, attrs, channels_last=channels_last)[0]
+    np.testing.assert_allclose(got, run_onnx("Conv", inputs, attrs)[0], **TOL)
 
 
 @pytest.mark.parametrize("multiplier", [1, 2])
-def test_depthwise_conv(nnc_node, onnx_node, multiplier):
+def test_depthwise_conv(multiplier):
     x, w, b = _data(1, (2, 4, 9, 7), (4 * multiplier, 1, 3, 3), (4 * multiplier,))
     attrs = dict(kernel_shape=[3, 3], strides=[2, 1], pads=[1, 0, 2, 1], group=4)
-    np.testing.assert_allclose(nnc_node("Conv", [x, w, b], attrs)[0],
-                               onnx_node("Conv", [x, w, b], attrs)[0], **TOL)
+    np.testing.assert_allclose(run_nnc("Conv", [x, w, b], attrs)[0],
+                               run_onnx("Conv", [x, w, b], attrs)[0], **TOL)
 
 
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
 @pytest.mark.parametrize("strides", [[1, 1], [2, 3]])
-def test_conv_auto_pad(nnc_node, onnx_node, auto_pad, strides):
+def test_conv_auto_pad(auto_pad, strides):
     x, w = _data(2, (1, 2, 8, 7), (3, 2, 3, 2))
     attrs = dict(auto_pad=auto_pad, strides=strides, dilations=[1, 2])
-    np.testing.assert_allclose(nnc_node("Conv", [x, w], attrs)[0], onnx_node("Conv", [x, w], attrs)[0], **TOL)
+    np.testing.assert_allclose(run_nnc("Conv", [x, w], attrs)[0], run_onnx("Conv", [x, w], attrs)[0], **TOL)
 
 
-def test_conv_3d_and_f64(nnc_node, onnx_node):
+def test_conv_3d_and_f64():
     x, w, b = _data(3, (1, 2, 5, 6, 4), (4, 1, 2, 3, 2), (4,), dtype=np.float64)
     attrs = dict(kernel_shape=[2, 3, 2], strides=[1, 2, 1], pads=[0, 1, 1, 1, 0, 0], group=2)
-    got = nnc_node("Conv", [x, w, b], attrs)[0]
+    got = run_nnc("Conv", [x, w, b], attrs)[0]
     assert got.dtype == np.float64
-    np.testing.assert_allclose(got, onnx_node("Conv", [x, w, b], attrs)[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, run_onnx("Conv", [x, w, b], attrs)[0], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("op", ["Conv", "ConvTranspose"])
 @pytest.mark.parametrize("bounds", [(0.0, None), (0.0, 6.0), (None, -0.25)])
-def test_fused_clamp(nnc_node, onnx_node, op, bounds):
+def test_fused_clamp(op, bounds):
     x, w, b = _data(4, (1, 2, 6, 5), (2, 2, 3, 3), (2,))
     lo, hi = bounds
-    got = nnc_node(op, [x, w, b], {}, channels_last=True, act_min=lo, act_max=hi)[0]
-    expected = np.clip(onnx_node(op, [x, w, b])[0], lo, hi)
+    got = run_nnc(op, [x, w, b], {}, channels_last=True, act_min=lo, act_max=hi)[0]
+    expected = np.clip(run_onnx(op, [x, w, b])[0], lo, hi)
     np.testing.assert_allclose(got, expected, **TOL)
 
 
 # -- ConvTranspose ------------------------------------------------------------------
-def _transpose_reference(onnx_node, inputs, attrs, group):
+def _transpose_reference(inputs, attrs, group):
     """onnx's ConvTranspose, one call per group: the reference mishandles group > 1
     when a group has several output channels or there is a bias."""
     parts = [np.split(a, group, axis=0 if i else 1) for i, a in enumerate(inputs)]
-    return np.concatenate([onnx_node("ConvTranspose", list(p), attrs)[0] for p in zip(*parts)], axis=1)
+    return np.concatenate([run_onnx("ConvTranspose", list(p), attrs)[0] for p in zip(*parts)], axis=1)
 
 
 @st.composite
@@ -108,7 +109,7 @@ def transpose_cases(draw):
 
 @settings(max_examples=60, deadline=None)
 @given(transpose_cases(), st.booleans(), st.booleans())
-def test_conv_transpose_matches_reference(nnc_node, onnx_node, case, with_bias, channels_last):
+def test_conv_transpose_matches_reference(case, with_bias, channels_last):
     attrs, group, x_shape, w_shape, seed = case
     nd = len(x_shape) - 2
     full = [(i - 1) * s + (k - 1) * d + 1 for i, s, k, d
@@ -117,8 +118,8 @@ def test_conv_transpose_matches_reference(nnc_node, onnx_node, case, with_bias, 
                in zip(full, attrs["output_padding"], attrs["pads"][:nd], attrs["pads"][nd:])))
     x, w, b = _data(seed, x_shape, w_shape, (w_shape[1] * group,))
     inputs = [x, w, b] if with_bias else [x, w]
-    got = nnc_node("ConvTranspose", inputs, dict(attrs, group=group), channels_last=channels_last)[0]
-    np.testing.assert_allclose(got, _transpose_reference(onnx_node, inputs, attrs, group), **TOL)
+    got = run_nnc("ConvTranspose", inputs, dict(attrs, group=group), channels_last=channels_last)[0]
+    np.testing.assert_allclose(got, _transpose_reference(inputs, attrs, group), **TOL)
 
 
 @pytest.mark.parametrize("attrs", [
@@ -130,19 +131,19 @@ def test_conv_transpose_matches_reference(nnc_node, onnx_node, case, with_bias, 
     dict(strides=[2, 1], auto_pad="VALID", output_padding=[1, 0]),
     dict(strides=[3, 2], pads=[1, 2, 0, 1], output_padding=[2, 1]),
 ])
-def test_conv_transpose_output_geometry(nnc_node, ort_node, attrs):
+def test_conv_transpose_output_geometry(attrs):
     """Against onnxruntime: the reference evaluator ignores output_shape unless
     auto_pad is SAME_*."""
     x, w, b = _data(5, (2, 1, 3, 4), (1, 2, 3, 3), (2,))
-    got = nnc_node("ConvTranspose", [x, w, b], attrs)[0]
-    np.testing.assert_allclose(got, ort_node("ConvTranspose", [x, w, b], attrs)[0], **TOL)
+    got = run_nnc("ConvTranspose", [x, w, b], attrs)[0]
+    np.testing.assert_allclose(got, run_ort("ConvTranspose", [x, w, b], attrs)[0], **TOL)
 
 
-def test_conv_transpose_1d_depthwise(nnc_node, onnx_node):
+def test_conv_transpose_1d_depthwise():
     x, w = _data(6, (1, 3, 5), (3, 1, 4))
     attrs = dict(strides=[2], dilations=[2], pads=[1, 2])
-    got = nnc_node("ConvTranspose", [x, w], dict(attrs, group=3))[0]
-    np.testing.assert_allclose(got, _transpose_reference(onnx_node, [x, w], attrs, 3), **TOL)
+    got = run_nnc("ConvTranspose", [x, w], dict(attrs, group=3))[0]
+    np.testing.assert_allclose(got, _transpose_reference([x, w], attrs, 3), **TOL)
 
 
 # -- shapes, errors, MACs -----------------------------------------------------------
@@ -184,7 +185,7 @@ def test_conv_infer_rejects_bad_types():
         get_op("Conv").infer(_conv_attrs(), [x, TensorType("f32", (2, 4, 3, 3)), TensorType("f32", (3,))])
 
 
-def test_lowering_rejects_integer_data(nnc_node):
+def test_lowering_rejects_integer_data():
     x, w = (np.ones((1, 1, 3, 3), np.int32),) * 2
     with pytest.raises(UnsupportedError, match="float only"):
-        nnc_node("Conv", [x, w])
+        run_nnc("Conv", [x, w])

@@ -14,6 +14,7 @@ from nnc.errors import ShapeError, UnsupportedError
 from nnc.ir import TensorType
 from nnc.ops import get_op
 from nnc.ops.pool import pooled_size
+from op_oracles import run_nnc, run_onnx, run_ort
 
 TOL = dict(rtol=1e-5, atol=1e-6)
 
@@ -27,81 +28,90 @@ def _data(seed: int, shape, dtype=np.float32):
 
 
 @st.composite
-def pool_cases(draw, max_stride=3):
+def pool_cases(draw, strides=(1, 3)):
     """Windows that always overlap the input (pads smaller than the kernel, as
     ONNX requires), on inputs at least one window long."""
     nd = draw(st.integers(1, 2))
     kernel = draw(st.tuples(*[st.integers(1, 3)] * nd))
     dilations = draw(st.tuples(*[st.integers(1, 2)] * nd))
-    attrs = dict(kernel_shape=kernel, strides=draw(st.tuples(*[st.integers(1, max_stride)] * nd)),
+    attrs = dict(kernel_shape=kernel, strides=draw(st.tuples(*[st.integers(*strides)] * nd)),
                  dilations=dilations, ceil_mode=int(draw(st.booleans())),
                  pads=[draw(st.integers(0, k - 1)) for k in kernel * 2])
     sizes = [(k - 1) * d + 1 + draw(st.integers(0, 4)) for k, d in zip(kernel, dilations)]
     return attrs, (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *sizes), draw(st.integers(0, 2**16))
 
 
-@settings(max_examples=80, deadline=None)
-@given(pool_cases(), st.booleans())
-def test_max_pool_matches_reference(nnc_node, onnx_node, case, channels_last):
+# The reference evaluator is wrong in two corners, so those draw from onnxruntime:
+# MaxPool with unit strides and dilations and nonzero pads (its generic pooling
+# path misplaces or drops windows), and AveragePool whose ceil_mode windows reach
+# two or more positions past the end pad (it moves half of that reach to the
+# begin, shifting every window), which needs a stride of 3 or more.
+@settings(max_examples=60, deadline=None)
+@given(pool_cases(strides=(2, 3)), st.booleans())
+def test_max_pool_matches_reference(case, channels_last):
     attrs, shape, seed = case
     x = _data(seed, shape)
-    got = nnc_node("MaxPool", [x], attrs, channels_last=channels_last)[0]
-    np.testing.assert_array_equal(got, onnx_node("MaxPool", [x], attrs)[0])
+    got = run_nnc("MaxPool", [x], attrs, channels_last=channels_last)[0]
+    np.testing.assert_array_equal(got, run_onnx("MaxPool", [x], attrs)[0])
 
 
-@settings(max_examples=80, deadline=None)
-@given(pool_cases(max_stride=2), st.booleans(), st.booleans())
-def test_average_pool_matches_reference(nnc_node, onnx_node, case, count_include_pad, channels_last):
-    """Strides up to 2: with ceil_mode and stride 3 the reference evaluator can
-    shift windows by a pad it adds at the begin (see the onnxruntime test below)."""
-    attrs, shape, seed = case
-    attrs = dict(attrs, count_include_pad=int(count_include_pad))
-    x = _data(seed, shape)
-    got = nnc_node("AveragePool", [x], attrs, channels_last=channels_last)[0]
-    np.testing.assert_allclose(got, onnx_node("AveragePool", [x], attrs)[0], **TOL)
-
-
-@settings(max_examples=40, deadline=None)
-@given(pool_cases(), st.booleans())
-def test_average_pool_matches_onnxruntime(nnc_node, ort_node, case, count_include_pad):
+@settings(max_examples=60, deadline=None)
+@given(pool_cases(strides=(1, 2)), st.booleans(), st.booleans())
+def test_average_pool_matches_reference(case, count_include_pad, channels_last):
     attrs, shape, seed = case
     attrs = dict(attrs, count_include_pad=int(count_include_pad))
     x = _data(seed, shape)
-    np.testing.assert_allclose(nnc_node("AveragePool", [x], attrs)[0],
-                               ort_node("AveragePool", [x], attrs)[0], **TOL)
+    got = run_nnc("AveragePool", [x], attrs, channels_last=channels_last)[0]
+    np.testing.assert_allclose(got, run_onnx("AveragePool", [x], attrs)[0], **TOL)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pool_cases(), st.sampled_from([None, 0, 1]))
+def test_pool_matches_onnxruntime(case, count_include_pad):
+    """None: MaxPool, else AveragePool with that count_include_pad."""
+    attrs, shape, seed = case
+    op = "MaxPool" if count_include_pad is None else "AveragePool"
+    attrs = attrs if count_include_pad is None else dict(attrs, count_include_pad=count_include_pad)
+    x = _data(seed, shape)
+    np.testing.assert_allclose(run_nnc(op, [x], attrs)[0], run_ort(op, [x], attrs)[0], **TOL)
 
 
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
-def test_auto_pad(nnc_node, onnx_node, op, auto_pad):
+def test_auto_pad(op, auto_pad):
+    """Against onnxruntime: the reference evaluator's MaxPool drops a window
+    under SAME_LOWER with strides."""
     x = _data(1, (1, 2, 7, 6))
     attrs = dict(kernel_shape=[3, 2], strides=[2, 1], auto_pad=auto_pad)
-    np.testing.assert_allclose(nnc_node(op, [x], attrs)[0], onnx_node(op, [x], attrs)[0], **TOL)
+    np.testing.assert_allclose(run_nnc(op, [x], attrs)[0], run_ort(op, [x], attrs)[0], **TOL)
 
 
-def test_3d_windows(nnc_node, onnx_node):
+def test_3d_windows():
     x = _data(2, (1, 2, 6, 5, 7))
     attrs = dict(kernel_shape=[2, 3, 2], strides=[2, 1, 3], pads=[1, 0, 1, 0, 2, 1], ceil_mode=1)
     for op in ("MaxPool", "AveragePool"):
-        np.testing.assert_allclose(nnc_node(op, [x], attrs)[0], onnx_node(op, [x], attrs)[0], **TOL)
+        np.testing.assert_allclose(run_nnc(op, [x], attrs)[0], run_onnx(op, [x], attrs)[0], **TOL)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.float64])
-def test_max_pool_types(nnc_node, onnx_node, dtype):
+def test_max_pool_types(dtype):
     x = _data(3, (2, 3, 6, 6), dtype)
     attrs = dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)
-    got = nnc_node("MaxPool", [x], attrs, channels_last=True)[0]
+    got = run_nnc("MaxPool", [x], attrs, channels_last=True)[0]
     assert got.dtype == dtype
-    np.testing.assert_array_equal(got, onnx_node("MaxPool", [x], attrs)[0])
+    np.testing.assert_array_equal(got, run_onnx("MaxPool", [x], attrs)[0])
 
 
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
 @pytest.mark.parametrize("shape", [(2, 3, 5), (1, 4, 3, 6), (1, 2, 2, 3, 4)])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_global_pool(nnc_node, onnx_node, op, shape, channels_last):
+def test_global_pool(op, shape, channels_last):
+    """GlobalMaxPool against onnxruntime: the reference reduces the wrong axes
+    unless there are exactly two spatial axes."""
     x = _data(4, shape)
-    got = nnc_node(op, [x], channels_last=channels_last)[0]
-    np.testing.assert_allclose(got, onnx_node(op, [x])[0], **TOL)
+    oracle = run_onnx if op == "GlobalAveragePool" else run_ort
+    got = run_nnc(op, [x], channels_last=channels_last)[0]
+    np.testing.assert_allclose(got, oracle(op, [x])[0], **TOL)
 
 
 def test_ceil_mode_drops_a_window_that_starts_in_the_end_pad():
@@ -110,11 +120,11 @@ def test_ceil_mode_drops_a_window_that_starts_in_the_end_pad():
     assert pooled_size(4, 3, 2, 1, 0, 0, ceil=False) == 1
 
 
-def test_indices_output_is_refused(nnc_node):
+def test_indices_output_is_refused():
     x = _data(5, (1, 1, 4, 4))
     with pytest.raises(UnsupportedError, match="output #1"):
-        nnc_node("MaxPool", [x], dict(kernel_shape=[2, 2]), outputs=("y", "indices"))
-    assert nnc_node("MaxPool", [x], dict(kernel_shape=[2, 2]), outputs=("y", ""))[0].shape == (1, 1, 3, 3)
+        run_nnc("MaxPool", [x], dict(kernel_shape=[2, 2]), outputs=("y", "indices"))
+    assert run_nnc("MaxPool", [x], dict(kernel_shape=[2, 2]), outputs=("y", ""))[0].shape == (1, 1, 3, 3)
 
 
 @pytest.mark.parametrize("op,dtype,attrs,message", [

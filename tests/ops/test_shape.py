@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper
+from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from nnc import dtypes
@@ -94,7 +94,8 @@ def test_reshape_allowzero_keeps_literal_zero():
     assert run_nnc("Reshape", [x, i64(3, 4, 0)], {"allowzero": 1})[0].shape == (3, 4, 0)
 
 
-@pytest.mark.parametrize("target,allowzero", [((-1, -1), 0), ((0, -1), 1), ((5, -1), 0), ((2, 3, 4, 0), 0), ((-2, 12), 0)])
+@pytest.mark.parametrize("target,allowzero", [((-1, -1), 0), ((0, -1), 1), ((5, -1), 0), ((2, 3, 4, 0), 0),
+                                              ((-2, 12), 0)])
 def test_reshape_refuses_invalid_targets(target, allowzero):
     with pytest.raises(ShapeError):
         run_nnc("Reshape", [X234, i64(*target)], {"allowzero": allowzero})

@@ -1,7 +1,7 @@
-"""Oracles for op tests, as session fixtures (usable under hypothesis):
-`nnc_node` lowers one ONNX node and runs nnc's reference semantics on it,
-`onnx_node` runs the same node through onnx's ReferenceEvaluator and `ort_node`
-through onnxruntime (for the few features the reference evaluator gets wrong)."""
+"""Oracles for op tests: `run_nnc` lowers one ONNX node and runs nnc's reference
+semantics on it, `run_onnx` runs the same node through onnx's ReferenceEvaluator
+and `run_ort` through onnxruntime (for the corners the reference evaluator gets
+wrong). Imported by module name (tests/ops has no __init__.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import dataclasses
 
 import numpy as np
 import onnxruntime as ort
-import pytest
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
@@ -74,17 +73,3 @@ def run_ort(op_type, inputs, attrs=None, opset=ORT_OPSET, outputs=("y",)):
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, feeds)
 
-
-@pytest.fixture(scope="session")
-def nnc_node():
-    return run_nnc
-
-
-@pytest.fixture(scope="session")
-def onnx_node():
-    return run_onnx
-
-
-@pytest.fixture(scope="session")
-def ort_node():
-    return run_ort
