@@ -5,7 +5,8 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 - `remove_identity_transpose`: Transpose(x, perm = 0,1,..) -> x;
 - `compose_transposes`: Transpose(Transpose(x, p1), p2) -> Transpose(x, p1∘p2);
 - `transpose_to_reshape`: a Transpose that keeps the memory order (only axes of
-  extent 1 move relative to the others) -> Reshape;
+  extent 1 move relative to the others) -> Reshape, once no Transpose reads it
+  (composing comes first);
 - `merge_reshapes`: Reshape(Reshape(x)) -> Reshape(x);
 - `remove_noop_reshape`: a Reshape to its input's own shape -> x;
 - `merge_duplicates`: two Transposes (or two Reshapes) of one tensor with equal
@@ -18,8 +19,8 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
 values, bit for bit (only data movement changes); no rule applies any more,
-except where applying it would rename a graph input or output (e.g. a Transpose
-from a graph input straight to a graph output stays).
+except where applying it would rename a graph input or output (e.g. an identity
+Transpose from a graph input straight to a graph output stays, as a Reshape).
 Termination: every rewrite lowers (number of Transposes, total length of
 Transpose->Transpose chains, number of Reshapes) in lexicographic order;
 `rewrite` also stops after a step bound as a safety net.

@@ -4,6 +4,7 @@ printed one in every respect, and malformed text fails with a positioned IRError
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +23,19 @@ from nnc.textir import parse_ir, print_ir
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "shared/models/mlperf-tiny"
 MODELS = sorted(MODELS_DIR.glob("*.onnx")) if MODELS_DIR.is_dir() else []
+NAN_PAYLOAD = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]
 MLPERF_NAME = ("functional_1/activation_3/Relu;functional_1/batch_normalization_3/FusedBatchNormV3;"
                "functional_1/depthwise_conv2d_1/depthwise;functional_1/conv2d_2/Conv2D:0 ") * 3
 
 
 # -- helpers ---------------------------------------------------------------------------
 def _canon(value):
-    """Comparable form of an attribute value: type and repr, so nan equals nan,
-    -0.0 differs from 0.0 and 1 differs from 1.0."""
+    """Comparable form of an attribute value: type and repr, floats by their bits
+    (so NaN equals the same NaN, -0.0 differs from 0.0 and 1 from 1.0)."""
     if isinstance(value, tuple):
         return ("tuple", tuple(_canon(v) for v in value))
+    if isinstance(value, float):
+        return ("float", struct.pack("<d", value))
     return (type(value).__name__, repr(value))
 
 
@@ -138,7 +142,8 @@ def test_every_feature_round_trips(probe_ops):
     g.add_constant("pc1", np.ones(2, np.float32), quant=QuantParams((0.25,), (7,), axis=1))
     g.add_tensor(Tensor("leftover", "u8", (2, 2)))  # produced by no node, e.g. after a rewrite
     attrs = ProbeAttrs(count=-3, ratio=float("nan"), label='a "q" \\ é', flag=True, limit=None,
-                       shape=(), weights=(1.0, -0.0, float("-inf"), 1e-300), nested=((1, 2), (), (3,)))
+                       shape=(), weights=(1.0, -0.0, float("-inf"), 1e-300, -float("nan"), NAN_PAYLOAD),
+                       nested=((1, 2), (), (3,)))
     add_node(g, "TestProbe", [weird[0], "", "w", ""],
              {weird[1]: ("f32", (2,)), weird[2]: Tensor(weird[2], "i32", (), layout="N")}, attrs, name=weird[1])
     add_node(g, "TestBare", [], {weird[3]: ("bool", (0,)), weird[4]: ("f64", (1, 0, 2))}, name="")
@@ -149,6 +154,7 @@ def test_every_feature_round_trips(probe_ops):
     assert '(%"' in text and ", _, %w, _)" in text and "tensor %leftover: u8[2,2]\n" in text
     assert "quant(scale=[0.1,0.2,inf,1e-30], zero_point=[0,0,0,0], axis=0)" in text
     assert 'TestBare "" ()' in text
+    assert "weights=[1.0,-0.0,-inf,1e-300,-nan,nan:0x7ff8000000000001]" in text
     assert parsed.node(weird[1]).inputs == [weird[0], "", "w", ""]
 
 
@@ -334,7 +340,7 @@ def evaluate(graph: Graph, feeds: dict) -> list[bytes]:
     return [np.asarray(env[n]).tobytes() for n in graph.outputs]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_graphs())
 def test_random_elementwise_graphs_round_trip_and_compute_the_same(case):
     graph, feeds = case

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,10 @@ class _Records(Transformer):
         return int(items[0])
 
     def v_float(self, items):
-        return float(items[0])
+        text = items[0].value
+        if text.startswith("nan:0x"):  # a NaN given by its bits
+            return struct.unpack("<d", int(text[4:], 16).to_bytes(8, "little"))[0]
+        return float(text)
 
     def v_string(self, items):
         return _unquote(items[0], items[0].value)

@@ -15,7 +15,8 @@ TYPE is `dtype[d0,d1,...]`, then ` layout=NHWC` and
 ` quant(scale=[...], zero_point=[...], axis=N)` (per axis) when present.
 A tensor name prints bare (`%conv_0.out`) when it matches `[A-Za-z0-9_][A-Za-z0-9_.-]*`,
 quoted with JSON escapes otherwise (`%"model/conv;1:0"`). Floats print with repr()
-(shortest text that reads back to the same double; `inf`, `-inf`, `nan`).
+(shortest text that reads back to the same double; `inf`, `-inf`, `nan`; a NaN
+with its sign or payload set prints `-nan` or `nan:0x` and its 64 bits).
 DATA of a constant with at most 16 elements is its values in row-major order
 (`[-1,64]`, `[0.5,inf]`; a bare value for a 0-d tensor), each float in the shortest
 text that reads back to the same value of its own type; larger constants (and the
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 
 import numpy as np
 
@@ -81,12 +83,24 @@ def format_value(value) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        return repr(float(value))
+        return _float(float(value))
     if isinstance(value, str):
         return quote(value)
     if isinstance(value, (tuple, list)):
         return "[" + ",".join(format_value(v) for v in value) + "]"
     raise IRError(f"cannot print attribute value {value!r} of type {type(value).__name__}")
+
+
+def _float(value: float) -> str:
+    """repr(), which reads back exactly, except for a NaN other than the plain
+    quiet one: `-nan` when only its sign is set, else `nan:0x` and its 64 bits."""
+    if value == value:
+        return repr(value)
+    bits = struct.unpack("<Q", struct.pack("<d", value))[0]
+    return {_NAN_BITS: "nan", _NAN_BITS | 1 << 63: "-nan"}.get(bits, f"nan:0x{bits:016x}")
+
+
+_NAN_BITS = 0x7FF8000000000000
 
 
 # -- tensors -----------------------------------------------------------------------

@@ -201,6 +201,19 @@ def test_channel_one_input_reshape_disappears():
     assert [n.op for n in after.nodes()][:2] == ["DequantizeLinear", "Conv"]
 
 
+def test_flatten_of_a_real_spatial_map_keeps_its_transpose():
+    """Flattening [N,C,H,W] with H*W > 1 fixes NCHW element order for the dense
+    layer: the transpose back to NCHW must stay (docs/layout.md)."""
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2]), conv("xt", "w", "c"),
+             helper.make_node("Flatten", ["c"], ["f"]), helper.make_node("MatMul", ["f", "dense"], ["y"])]
+    g = onnx_graph(nodes, {"x": (F32, [1, 3, 3, 2])}, ["y"],
+                   {"w": weights(4, 2), "dense": RNG.standard_normal((36, 5)).astype(np.float32)})
+    after = optimize(g, "layout,canonicalize")
+    (transpose,) = ops(after, "Transpose")
+    assert after.producer(transpose.inputs[0]).op == "Conv"
+    assert after.consumers(transpose.outputs[0])[0].op == "Reshape"
+
+
 SPATIAL_CASES = {
     "conv1d": ([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1])], [1, 3, 9],
                {"w": RNG.standard_normal((4, 3, 3)).astype(np.float32)}),
