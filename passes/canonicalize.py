@@ -32,7 +32,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 
 from nnc.ir import Graph, Node, Tensor
 from nnc.ops import get_op

@@ -105,8 +105,8 @@ def test_nhwc_input_model_loses_every_transpose():
              helper.make_node("MaxPool", ["m"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
              *flatten_tail("p", "y")]
     g = onnx_graph(nodes, {"x": (F32, [1, 8, 8, 3])}, ["y"],
-                   {"w1": weights(4, 3), "w2": weights(6, 4, 1), "bias": RNG.standard_normal((6, 1, 1)).astype(np.float32),
-                    "half": np.float32(0.5)})
+                   {"w1": weights(4, 3), "w2": weights(6, 4, 1), "half": np.float32(0.5),
+                    "bias": RNG.standard_normal((6, 1, 1)).astype(np.float32)})
     after = optimize(g, "layout,canonicalize")
     assert not ops(after, "Transpose")
     assert_all_channels_last(after)
