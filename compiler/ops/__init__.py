@@ -4,6 +4,7 @@ each module below adds its ops with `@register_op` and `@lowers`."""
 from . import elementwise  # noqa: F401
 from . import quantize, shape, softmax  # noqa: F401
 from . import conv, gemm, normalization, pool  # noqa: F401
+from . import qelementwise, qlinear, qpool, qsoftmax  # noqa: F401
 from .registry import (  # noqa: F401
     Lowered,
     NoAttrs,

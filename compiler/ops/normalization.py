@@ -13,7 +13,6 @@ import numpy as np
 
 from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
-from ..ir import TensorType
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
 

@@ -1,0 +1,73 @@
+"""The integer primitives of nnc's numerics contract (docs/numerics.md).
+
+Everything the reference interpreter, the generated C and the az-sim simulator
+compute on quantized tensors reduces to these few functions, so they are defined
+once, here, and tested exhaustively against exact rational arithmetic.
+
+- A real multiplier M > 0 is stored as an int32 mantissa m and a right shift n:
+  M ≈ m · 2^-n with m ∈ [2^30, 2^31) and 1 ≤ n ≤ 62 (for M < 2^-32 the mantissa
+  is allowed below 2^30 so that n stays ≤ 62; M ≥ 2^30 is refused).
+- `round_shift(v, n) = (v + 2^(n-1)) >> n`: division by 2^n rounding half up
+  (toward +∞), with an arithmetic shift on int64.
+- `requantize(acc, m, n, zp, lo, hi) = clamp(zp + round_shift(acc · m, n), lo, hi)`:
+  the only rounding step of every multiply-accumulate layer; |acc| < 2^31 and
+  m < 2^31 keep acc · m + 2^(n-1) inside int64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import UnsupportedError
+
+MANTISSA_BITS = 31
+MAX_SHIFT = 62
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """(m, n) with m · 2^-n the closest such value to `real` (see module docstring)."""
+    if not real > 0 or not math.isfinite(real):
+        raise UnsupportedError(f"requantization multiplier {real!r} must be positive and finite")
+    fraction, exponent = math.frexp(real)  # real = fraction · 2^exponent, fraction ∈ [0.5, 1)
+    mantissa = round(fraction * (1 << MANTISSA_BITS))
+    if mantissa == 1 << MANTISSA_BITS:
+        mantissa, exponent = mantissa >> 1, exponent + 1
+    shift = MANTISSA_BITS - exponent
+    if shift < 1:
+        raise UnsupportedError(f"requantization multiplier {real!r} is too large (must be below 2^30)")
+    if shift > MAX_SHIFT:
+        mantissa = round(real * (1 << MAX_SHIFT))
+        shift = MAX_SHIFT
+    return int(mantissa), int(shift)
+
+
+def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
+    """Vector form of `quantize_multiplier`: (int32 mantissas, int32 shifts)."""
+    pairs = [quantize_multiplier(float(r)) for r in np.ravel(reals)]
+    return (np.array([p[0] for p in pairs], np.int32).reshape(np.shape(reals)),
+            np.array([p[1] for p in pairs], np.int32).reshape(np.shape(reals)))
+
+
+def round_shift(value: np.ndarray, shift) -> np.ndarray:
+    """(value + 2^(shift-1)) >> shift on int64, shift ≥ 1 (scalar or broadcast)."""
+    value = np.asarray(value, np.int64)
+    shift = np.asarray(shift, np.int64)
+    return (value + (np.int64(1) << (shift - 1))) >> shift
+
+
+def requantize(acc: np.ndarray, mantissa, shift, zero_point: int, lo: int, hi: int) -> np.ndarray:
+    """clamp(zero_point + round_shift(acc · mantissa, shift), lo, hi) as int64;
+    `mantissa` and `shift` broadcast against `acc` (per-channel vectors)."""
+    product = np.asarray(acc, np.int64) * np.asarray(mantissa, np.int64)
+    return np.clip(round_shift(product, shift) + zero_point, lo, hi)
+
+
+def accumulator_bound(weights: np.ndarray, axis: int, input_span: int = 255) -> np.ndarray:
+    """Per output channel (along `axis`), the largest |accumulator| the weights can
+    produce with inputs whose zero-point-corrected magnitude is at most `input_span`:
+    Σ|w| · input_span (an exact upper bound, tighter than K · max|w| · 255)."""
+    w = np.abs(np.asarray(weights, np.int64))
+    w = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+    return w.sum(axis=1) * input_span

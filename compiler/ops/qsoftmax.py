@@ -1,0 +1,63 @@
+"""Integer softmax `QSoftmax` over the last axis (docs/numerics.md §6).
+
+Inputs: x (i8/u8, scale sx) and `exp_table` (i32[256], a compile-time constant with
+exp_table[d] = round(2^EXP_BITS · exp(−sx · d))). With 1/sy stored as (multiplier,
+shift) = (m, n):
+
+    d_i  = max(x) − x_i                       (0 .. 255)
+    e_i  = exp_table[d_i],  S = Σ e_i          (int64)
+    y_i  = clamp(zy + floor((e_i · m + S · 2^(n−1)) / (S · 2^n)), out_min, out_max)
+
+i.e. zy + e_i / (S · sy) rounded half up, with one exact integer division.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ir import TensorType
+from .qelementwise import _check_activation, _to_type
+from .qlinear import check_output_range
+from .registry import OpDef, register_op
+
+EXP_BITS = 24
+
+
+@dataclass(frozen=True)
+class QSoftmaxAttrs:
+    y_zero_point: int
+    multiplier: int
+    shift: int
+    out_min: int
+    out_max: int
+    out_dtype: str = "i8"
+
+
+@register_op
+class QSoftmax(OpDef):
+    name = "QSoftmax"
+    Attrs = QSoftmaxAttrs
+    param_inputs = ()
+
+    @staticmethod
+    def infer(attrs, inputs):
+        x, table = inputs
+        _check_activation(x)
+        check_output_range(attrs)
+        if table.dtype != "i32" or table.shape != (256,):
+            raise ShapeError(f"exp_table must be i32[256], got {table.dtype}{list(table.shape)}")
+        if x.shape[-1] > 1 << 16:
+            raise ShapeError("softmax over more than 65536 values is not supported")
+        return [TensorType(attrs.out_dtype, x.shape)]
+
+    @staticmethod
+    def evaluate(attrs, inputs):
+        x, table = inputs[0].astype(np.int64), inputs[1].astype(np.int64)
+        e = table[x.max(axis=-1, keepdims=True) - x]
+        total = e.sum(axis=-1, keepdims=True)
+        one = np.int64(1)
+        y = (e * attrs.multiplier + total * (one << (attrs.shift - 1))) // (total * (one << attrs.shift))
+        return [_to_type(np.clip(y + attrs.y_zero_point, attrs.out_min, attrs.out_max), attrs.out_dtype)]
