@@ -1,8 +1,15 @@
 """Code generators: each target turns a compiled graph into files.
 
-A target is a class with `name`, `default_pipeline` (a pipeline string) and
-`emit(graph, out_dir) -> list[str]` (relative paths of what it wrote). Targets
-register with `@register_target`; `get_target(name)` finds one.
+A target is a class with
+- `name`; `base_pipeline` (a pipeline string) and `quantizes` (whether the driver
+  appends the quantize pass by default);
+- `emit(graph, out_dir, stem) -> list[str]`: write the artifacts, return their
+  paths relative to out_dir;
+- `execute(graph, out_dir, stem, samples) -> list[dict] | None`: run the emitted
+  artifact on each sample (a dict of input arrays) and return its outputs, or
+  None when the target has nothing executable (out_dir is None when the caller
+  asked for no output folder; a target that needs files then uses a temporary one).
+Targets register with `@register_target`; `get_target(name)` finds one.
 """
 
 from __future__ import annotations

@@ -100,7 +100,12 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
              pipeline: Optional[str] = typer.Option(None, "--pipeline",
                                                     help="Pass pipeline, e.g. 'canonicalize,fold-constants'. "
                                                          "Default: the target's pipeline."),
-             inputs: Optional[Path] = typer.Option(None, "--inputs", help="Sample inputs (.npz/.npy) for verification."),
+             calib: Optional[Path] = typer.Option(None, "--calib",
+                                                  help="Calibration samples (.npz/.npy) for quantization."),
+             quantize: Optional[bool] = typer.Option(None, "--quantize/--no-quantize",
+                                                     help="Quantize to int8 (default: c and az-sim do, ir does not)."),
+             inputs: Optional[Path] = typer.Option(None, "--inputs",
+                                                   help="Samples (.npz/.npy) for verification (default: --calib)."),
              input_shape: list[str] = INPUT_SHAPE,
              no_verify: bool = typer.Option(False, "--no-verify", help="Skip verification."),
              verify_each: bool = typer.Option(False, "--verify-each", help="Verify the IR after every pass."),
@@ -115,10 +120,13 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
     with _errors_to_exit(debug):
         result = compile_model(
             model, target, output,
-            pipeline=pipeline, inputs=inputs, input_shapes=_parse_shapes(input_shape),
+            pipeline=pipeline, inputs=inputs, calib=calib, quantize=quantize,
+            input_shapes=_parse_shapes(input_shape),
             verify=not no_verify, verify_each=verify_each, print_ir_after=tuple(print_ir_after),
             progress=None if quiet or not sys.stderr.isatty() else (lambda m: typer.echo(f"nnc: {m}", err=True)),
             dump=lambda text: typer.echo(text, err=True))
+        for message in result.report["warnings"]:
+            typer.echo(f"nnc: warning: {message}", err=True)
         typer.echo(render_summary(result.report))
         typer.echo(f"\nwrote {', '.join(result.artifacts)} to {output}")
 

@@ -14,12 +14,16 @@ import json
 import shutil
 import tempfile
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from . import __version__
-from .errors import OptionError, VerificationError
+from .errors import NncWarning, OptionError, VerificationError
 from .frontend.onnx_loader import load
 from .interpreter import run
 from .ir import Graph
@@ -29,6 +33,10 @@ from .textir import print_ir
 from .verification import compare, load_samples, onnxruntime_outputs, synthetic_samples
 
 Progress = Callable[[str], None]
+
+# Float targets (e.g. C without quantization) sum in another order than the
+# reference; their outputs must agree within this fraction of the output range.
+FLOAT_PARITY = 1e-4
 
 
 @dataclass
@@ -44,9 +52,20 @@ class CompileResult:
 
 @dataclass
 class CompileOptions:
+    """Options of `compile` (and of `nnc compile`'s flags).
+
+    pipeline: replaces the target's default pipeline when given.
+    calib: calibration samples (.npz/.npy) for post-training quantization.
+    quantize: run the quantize pass; None lets the target decide (c and az-sim
+        quantize, ir does not).
+    inputs: verification samples; default: the calibration samples, else synthetic.
+    """
+
     target: str = "ir"
     pipeline: str | None = None
     input_shapes: dict[str, tuple[int, ...]] | None = None
+    calib: str | Path | None = None
+    quantize: bool | None = None
     inputs: str | Path | None = None
     verify: bool = True
     verify_each: bool = False
@@ -54,11 +73,21 @@ class CompileOptions:
     synthetic_samples: int = 4
 
 
+def default_pipeline(target, opts: CompileOptions) -> str:
+    """The target's pipeline, with the quantize pass when the options ask for it."""
+    quantize = target.quantizes if opts.quantize is None else opts.quantize
+    if not quantize:
+        return target.base_pipeline
+    calib = "" if opts.calib is None else "{calib=" + json.dumps(str(opts.calib)) + "}"
+    return f"{target.base_pipeline},quantize{calib}"
+
+
 def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None = None, *,
             progress: Progress | None = None, dump: Callable[[str], None] | None = None,
             **options) -> CompileResult:
     """Compile the ONNX model at `model` for `target`; see CompileOptions for the
-    options. Raises an NncError subclass on bad input or failed verification."""
+    options. Raises an NncError subclass on bad input or failed verification.
+    Warnings (e.g. synthetic calibration) are listed in report["warnings"]."""
     from nnc.backends import get_target
 
     try:
@@ -68,23 +97,33 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
     say = progress or (lambda message: None)
     start = time.perf_counter()
     tgt = get_target(opts.target)
-    passes = parse_pipeline(tgt.default_pipeline if opts.pipeline is None else opts.pipeline)
+    passes = parse_pipeline(default_pipeline(tgt, opts) if opts.pipeline is None else opts.pipeline)
     say(f"loading {model}")
     original = load(model, opts.input_shapes)
     manager = PassManager(passes, verify_each=opts.verify_each, print_after=set(opts.print_ir_after),
                           dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
                           if dump else None)
     say(f"running pipeline {format_pipeline(passes)}")
-    graph = manager.run(original.copy())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NncWarning)
+        graph = manager.run(original.copy())
     report = _report(opts, model, graph, passes, manager)
-    if opts.verify:
-        say("verifying against the reference interpreter and onnxruntime")
-        report["verification"] = _verify(model, original, graph, opts, say)
-    report["compile_seconds"] = round(time.perf_counter() - start, 3)
+    report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, NncWarning)]
+    with _staging(output_dir) as staging:
+        artifacts = tgt.emit(graph, staging, _stem(graph.name)) if staging else []
+        if opts.verify:
+            say("verifying against the reference interpreter and onnxruntime")
+            report["verification"] = _verify(model, original, graph, opts,
+                                             lambda samples: tgt.execute(graph, staging, _stem(graph.name), samples))
+            if report["verification"]["source"] == "synthetic":
+                report["warnings"].append(f"verified on {report['verification']['samples']} synthetic random "
+                                          "samples; give --inputs or --calib for real ones")
+        report["compile_seconds"] = round(time.perf_counter() - start, 3)
+        if staging:
+            (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     result = CompileResult(graph, report)
     if output_dir is not None:
-        result.output_dir = Path(output_dir)
-        result.artifacts = _write_outputs(Path(output_dir), tgt, graph, report)
+        result.output_dir, result.artifacts = Path(output_dir), [*artifacts, "report.json"]
     return result
 
 
@@ -124,41 +163,67 @@ def _layer_row(layer) -> dict:
     }
 
 
-def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, say: Progress) -> dict:
-    if opts.inputs is not None:
-        samples = load_samples(opts.inputs, original)
-        source = str(opts.inputs)
-    else:
-        samples = synthetic_samples(original, opts.synthetic_samples)
-        source = "synthetic"
-        say(f"warning: no --inputs given; verifying on {len(samples)} synthetic random samples")
+def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute) -> dict:
+    """Reference (compiled IR) vs target artifact: bit-exact on integer graphs,
+    within FLOAT_PARITY of the output range on float ones, or VerificationError.
+    Reference vs onnxruntime on the original model: reported."""
+    samples, source = _verification_samples(original, opts)
     truth = onnxruntime_outputs(model, samples, original.outputs)
-    reference = [run(original, s) for s in samples]
-    compiled = [run(graph, s) for s in samples]
-    vs_reference = compare(reference, compiled)
-    vs_float = compare(truth, compiled)
-    if opts.target != "ir" and not vs_reference["bit_exact"]:
-        raise VerificationError(f"target output differs from the reference interpreter "
-                                f"(max abs diff {vs_reference['max_abs_diff']})")
-    return {"samples": len(samples), "source": source, "vs_reference": vs_reference, "vs_float": vs_float}
+    reference = [run(graph, s) for s in samples]
+    produced = execute(samples) if opts.target != "ir" else None
+    vs_reference = compare(reference, produced if produced is not None else reference)
+    vs_reference["max_abs_diff_lsb"] = vs_reference["max_abs_diff"] if is_integer_graph(graph) else None
+    _check_parity(graph, vs_reference, reference)
+    return {"samples": len(samples), "source": source, "executed": produced is not None,
+            "vs_reference": vs_reference, "vs_float": compare(truth, reference)}
 
 
-def _write_outputs(out: Path, tgt, graph: Graph, report: dict) -> list[str]:
+def _verification_samples(graph: Graph, opts: CompileOptions):
+    for path in (opts.inputs, opts.calib):
+        if path is not None:
+            return load_samples(path, graph), str(path)
+    return synthetic_samples(graph, opts.synthetic_samples), "synthetic"
+
+
+def _check_parity(graph: Graph, metrics: dict, reference) -> None:
+    if is_integer_graph(graph):
+        if not metrics["bit_exact"]:
+            raise VerificationError(f"the target's outputs differ from the reference interpreter by up to "
+                                    f"{metrics['max_abs_diff']:g} LSB (they must be bit-exact)")
+        return
+    scale = max(1.0, max(float(np.max(np.abs(v))) for s in reference for v in s.values()))
+    if metrics["max_abs_diff"] > FLOAT_PARITY * scale:
+        raise VerificationError(f"the target's float outputs differ from the reference interpreter by "
+                                f"{metrics['max_abs_diff']:g} (allowed {FLOAT_PARITY:g} x {scale:g})")
+
+
+def is_integer_graph(graph: Graph) -> bool:
+    """True when every op that computes (not DequantizeLinear at an output) works on integers."""
+    return not any(graph.tensor(out).dtype in ("f32", "f64") for node in graph.nodes()
+                   if node.op != "DequantizeLinear" for out in node.outputs if out)
+
+
+@contextmanager
+def _staging(out: Path | str | None):
+    """A temporary folder beside `out`, renamed to `out` when the block succeeds
+    (None when there is no output folder)."""
+    if out is None:
+        yield None
+        return
+    out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.json").is_file())):
         raise OptionError(f"output folder {out} exists and is not an earlier nnc output; "
                           "choose another -o or remove it")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        artifacts = tgt.emit(graph, staging, _stem(graph.name))
-        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        yield staging
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return [*artifacts, "report.json"]
 
 
 def _stem(name: str) -> str:

@@ -31,3 +31,8 @@ class IRError(NncError):
 
 class VerificationError(NncError):
     """A compiled artifact does not compute what the reference computes."""
+
+
+class NncWarning(UserWarning):
+    """Something the user should know, that does not stop the compile
+    (e.g. calibration on synthetic data). The CLI prints it as one line."""

@@ -4,7 +4,8 @@ A pass is a frozen dataclass deriving from `Pass`: its fields are its options
 (typed, with defaults), its class attribute `name` is its pipeline name
 (kebab-case). `run(graph) -> graph` receives a valid graph and must return a
 valid one (it may mutate and return its argument). A pipeline is a string such
-as `"canonicalize,fold-constants{fold_dequantize=true},fuse-activation"`;
+as `"canonicalize,fold-constants{fold_dequantize=true},fuse-activation"` (option
+values: numbers, true/false, bare words, "JSON strings", [lists]);
 `parse_pipeline` turns it into pass objects and `format_pipeline` prints them
 back in canonical form (options that differ from their defaults only), so
 `format_pipeline(parse_pipeline(s)) == s` for canonical strings.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
+import re
 import time
 import typing
 from dataclasses import dataclass, field
@@ -56,6 +59,7 @@ step: NAME options?
 options: "{" [option ("," option)*] "}"
 option: KEY "=" value
 ?value: SIGNED_NUMBER -> number
+      | ESCAPED_STRING -> string
       | "true" -> true
       | "false" -> false
       | WORD -> word
@@ -64,6 +68,7 @@ NAME: /[a-z][a-z0-9-]*/
 KEY: /[a-z_][a-z0-9_]*/
 WORD: /[A-Za-z_][A-Za-z0-9_.:\/-]*/
 %import common.SIGNED_NUMBER
+%import common.ESCAPED_STRING
 %ignore /\s+/
 """
 
@@ -82,6 +87,9 @@ class _ToPython(Transformer):
     def word(self, items):
         return str(items[0])
 
+    def string(self, items):
+        return json.loads(items[0])
+
     def list(self, items):
         return [i for i in items if i is not None]
 
@@ -99,6 +107,7 @@ class _ToPython(Transformer):
 
 
 _PARSER = Lark(_GRAMMAR, start="pipeline", parser="lalr")
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]*")
 
 
 def parse_pipeline(text: str) -> list[Pass]:
@@ -157,6 +166,8 @@ def _format_value(value) -> str:
         return "true" if value else "false"
     if isinstance(value, (tuple, list)):
         return "[" + ",".join(_format_value(v) for v in value) + "]"
+    if isinstance(value, str) and not _BARE_WORD.fullmatch(value):
+        return json.dumps(value)
     return str(value)
 
 
