@@ -68,3 +68,15 @@ def test_inspect_totals_match_manifest(name):
 
 def test_manifest_table_was_read():
     assert set(_manifest_counts()) == set(MODEL_NAMES)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_compile_ir_target(name, tmp_path):
+    sample = MODELS_DIR / f"{name}.io.npz"
+    result = nnc.compile(MODELS_DIR / f"{name}.onnx", target="ir", output_dir=tmp_path / "out", inputs=sample)
+    assert sorted(result.artifacts) == sorted([f"{name}.nnir", "report.json"])
+    report = result.report
+    assert report["verification"]["vs_float"]["cosine"] > 0.9999
+    assert report["totals"]["macs"] == summarize(nnc.load(MODELS_DIR / f"{name}.onnx")).totals["macs"]
+    reparsed = nnc.parse_ir((tmp_path / "out" / f"{name}.nnir").read_text())
+    _check_against_onnxruntime(name, reparsed)
