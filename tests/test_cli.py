@@ -139,3 +139,19 @@ def test_inspect_mlperf_table():
     proc = nnc_cli("inspect", MODELS_DIR / "kws_dscnn_f32.onnx")
     assert proc.returncode == 0, proc.stderr
     assert "22,604 parameters, 2,656,768 MACs" in proc.stdout
+
+
+def test_example_readme_commands(tmp_path):
+    """The commands in examples/01-tiny-cnn/README.md run as written (from the repo root)."""
+    root = EXAMPLE.parents[1]
+    lines = [l for l in (EXAMPLE / "README.md").read_text().splitlines() if l.startswith("nnc ")]
+    assert len(lines) == 2
+    for line in lines:
+        args = line.split()[1:]
+        args = [str(tmp_path / a) if a.startswith("out/") else str(root / a) if a.startswith("examples/") else a
+                for a in args]
+        proc = nnc_cli(*args, cwd=root)
+        assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "out" / "tiny_cnn" / "tiny_cnn.nnir").read_text()
+    ops = [l.split(" = ")[1].split()[0] for l in text.splitlines() if l.startswith("  %")]
+    assert len(ops) == 7 and "Transpose" not in ops and "BatchNormalization" not in ops
