@@ -36,7 +36,11 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         mantissa, exponent = mantissa >> 1, exponent + 1
     shift = MANTISSA_BITS - exponent
     if shift < 1:
-        raise UnsupportedError(f"requantization multiplier {real!r} is too large (must be below 2^30)")
+        if real >= 1 << (MANTISSA_BITS - 1):
+            raise UnsupportedError(f"requantization multiplier {real!r} is too large (must be below 2^30)")
+        # real ∈ [2^30 − 1/4, 2^30) rounded up to 2^30, which needs n = 0: the
+        # closest value with n ≥ 1 is the largest one, (2^31 − 1) · 2^-1.
+        mantissa, shift = (1 << MANTISSA_BITS) - 1, 1
     if shift > MAX_SHIFT:
         mantissa = round(real * (1 << MAX_SHIFT))
         shift = MAX_SHIFT

@@ -18,7 +18,7 @@ from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import round_shift
 from .elementwise import broadcast_shape
-from .qlinear import ACTIVATION_TYPES, check_output_range
+from .qlinear import ACTIVATION_TYPES, check_multiplier, check_output_range, check_zero_point
 from .registry import NoAttrs, OpDef, register_op
 
 
@@ -51,6 +51,8 @@ class Requantize(OpDef):
     @staticmethod
     def infer(attrs, inputs):
         _check_activation(inputs[0])
+        check_zero_point("x_zero_point", attrs.x_zero_point, inputs[0].dtype)
+        check_multiplier(attrs.multiplier, attrs.shift)
         check_output_range(attrs)
         return [TensorType(attrs.out_dtype, inputs[0].shape)]
 
@@ -85,6 +87,10 @@ class QAdd(OpDef):
         a, b = inputs
         _check_activation(a)
         _check_activation(b)
+        check_zero_point("a_zero_point", attrs.a_zero_point, a.dtype)
+        check_zero_point("b_zero_point", attrs.b_zero_point, b.dtype)
+        check_multiplier(attrs.a_multiplier, attrs.shift)
+        check_multiplier(attrs.b_multiplier, attrs.shift)
         check_output_range(attrs)
         return [TensorType(attrs.out_dtype, broadcast_shape(a.shape, b.shape))]
 

@@ -25,7 +25,7 @@ import numpy as np
 from ..dtypes import integer_range
 from ..errors import ShapeError
 from ..ir import TensorType
-from ..numerics import requantize
+from ..numerics import MANTISSA_BITS, MAX_SHIFT, requantize
 from .conv import ConvAttrs, Conv, _conv, channels_first, pad_spatial, restore_layout, split_shape
 from .registry import OpDef, register_op
 
@@ -75,16 +75,34 @@ def check_requant_inputs(inputs: list, channels: int, attrs) -> None:
     for name, t in (("multiplier", multiplier), ("shift", shift)):
         if t is None or t.dtype != "i32" or t.shape != (channels,):
             raise ShapeError(f"{name} must be i32[{channels}]")
+    check_zero_point("x_zero_point", attrs.x_zero_point, x.dtype)
     check_output_range(attrs)
 
 
 def check_output_range(attrs) -> None:
-    """out_min <= out_max within the output type, zero points within their types."""
+    """out_min <= out_max within the output type (i8/u8), y_zero_point within it."""
+    if attrs.out_dtype not in ACTIVATION_TYPES:
+        raise ShapeError(f"out_dtype must be i8 or u8, got {attrs.out_dtype!r}")
     lo, hi = integer_range(attrs.out_dtype)
-    if attrs.out_dtype not in ACTIVATION_TYPES or not lo <= attrs.out_min <= attrs.out_max <= hi:
+    if not lo <= attrs.out_min <= attrs.out_max <= hi:
         raise ShapeError(f"clamp [{attrs.out_min}, {attrs.out_max}] does not fit {attrs.out_dtype}")
-    if not lo <= attrs.y_zero_point <= hi:
-        raise ShapeError(f"y_zero_point {attrs.y_zero_point} does not fit {attrs.out_dtype}")
+    check_zero_point("y_zero_point", attrs.y_zero_point, attrs.out_dtype)
+
+
+def check_zero_point(name: str, value: int, dtype: str) -> None:
+    """A zero point lies in its tensor's type, so |q − z| <= 255 for 8-bit q (the
+    accumulator bounds of docs/numerics.md rely on it)."""
+    lo, hi = integer_range(dtype)
+    if not lo <= value <= hi:
+        raise ShapeError(f"{name} {value} does not fit {dtype}")
+
+
+def check_multiplier(multiplier: int, shift: int) -> None:
+    """An attribute multiplier is an int32 mantissa m ∈ [0, 2^31) with a right
+    shift n ∈ [1, 62] (docs/numerics.md §1), what the int64 bounds assume."""
+    if not 0 <= multiplier < 1 << MANTISSA_BITS or not 1 <= shift <= MAX_SHIFT:
+        raise ShapeError(f"multiplier {multiplier} and shift {shift} must lie in "
+                         f"[0, 2^{MANTISSA_BITS}) and [1, {MAX_SHIFT}]")
 
 
 def finish(acc: np.ndarray, inputs: list, channel_axis: int, attrs) -> np.ndarray:

@@ -19,7 +19,7 @@ from ..numerics import requantize
 from .conv import channels_first, restore_layout, split_shape
 from .pool import AveragePool, AveragePoolAttrs
 from .qelementwise import _check_activation, _to_type
-from .qlinear import check_output_range
+from .qlinear import check_multiplier, check_output_range, check_zero_point
 from .registry import OpDef, register_op
 
 
@@ -51,6 +51,8 @@ class QAveragePool(OpDef):
     @staticmethod
     def infer(attrs, inputs):
         _check_activation(inputs[0])
+        check_zero_point("x_zero_point", attrs.x_zero_point, inputs[0].dtype)
+        check_multiplier(attrs.multiplier, attrs.shift)
         check_output_range(attrs)
         split_shape(inputs[0].shape, attrs.channels_last)
         (out,) = AveragePool.infer(attrs.geometry(), [TensorType("f32", inputs[0].shape)])

@@ -8,7 +8,8 @@ shift) = (m, n):
     e_i  = exp_table[d_i],  S = Σ e_i          (int64)
     y_i  = clamp(zy + floor((e_i · m + S · 2^(n−1)) / (S · 2^n)), out_min, out_max)
 
-i.e. zy + e_i / (S · sy) rounded half up, with one exact integer division.
+i.e. zy + e_i / (S · sy) rounded half up. It is computed as round_shift(e_i · m // S, n),
+the same value (nested floors), so no intermediate exceeds e_i · m < 2^62.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir import TensorType
+from ..numerics import round_shift
 from .qelementwise import _check_activation, _to_type
-from .qlinear import check_output_range
+from .qlinear import check_multiplier, check_output_range
 from .registry import OpDef, register_op
 
 EXP_BITS = 24
@@ -46,6 +48,9 @@ class QSoftmax(OpDef):
     def infer(attrs, inputs):
         x, table = inputs
         _check_activation(x)
+        if not x.shape:
+            raise ShapeError("needs an input of rank >= 1 (softmax over the last axis)")
+        check_multiplier(attrs.multiplier, attrs.shift)
         check_output_range(attrs)
         if table.dtype != "i32" or table.shape != (256,):
             raise ShapeError(f"exp_table must be i32[256], got {table.dtype}{list(table.shape)}")
@@ -58,6 +63,8 @@ class QSoftmax(OpDef):
         x, table = inputs[0].astype(np.int64), inputs[1].astype(np.int64)
         e = table[x.max(axis=-1, keepdims=True) - x]
         total = e.sum(axis=-1, keepdims=True)
-        one = np.int64(1)
-        y = (e * attrs.multiplier + total * (one << (attrs.shift - 1))) // (total * (one << attrs.shift))
+        # floor((e·m + S·2^(n−1)) / (S·2^n)) = round_shift(floor(e·m / S), n) exactly
+        # (nested floors): no term exceeds e·m < 2^62, whereas S·2^n reaches 2^63
+        # already for 2^16 classes and n = 23 (s_y = 1/255).
+        y = round_shift(e * attrs.multiplier // total, attrs.shift)
         return [_to_type(np.clip(y + attrs.y_zero_point, attrs.out_min, attrs.out_max), attrs.out_dtype)]
