@@ -6,18 +6,23 @@ import dataclasses
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
-from nnc.frontend.onnx_loader import lower_model
-from nnc.interpreter import run
-from nnc.passmanager import parse_pipeline
 from nnc.verifier import verify
+
+import pass_testing
+from pass_testing import apply, build, ops
 
 RNG = np.random.default_rng(3)
 
 
 def randn(*shape) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
+    return pass_testing.randn(RNG, *shape)
+
+
+def fold(graph):
+    """The folded graph, checked valid, same interface, outputs within rounding."""
+    return apply(graph, "fold-batchnorm", exact=False, tolerance=1e-5)
 
 
 def bn_constants(c: int) -> dict:
@@ -29,32 +34,10 @@ def bn_node(x: str, y: str, **attrs):
     return helper.make_node("BatchNormalization", [x, "scale", "shift", "mean", "var"], [y], **attrs)
 
 
-def build(nodes, inputs: dict, outputs: dict, constants: dict):
-    """IR graph of an opset-17 model; inputs/outputs map f32 tensors to shapes."""
-    model = helper.make_model(helper.make_graph(
-        nodes, "g",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
-        [numpy_helper.from_array(v, n) for n, v in constants.items()]),
-        opset_imports=[helper.make_opsetid("", 17)])
-    return lower_model(model, {})
 
 
-def fold(graph):
-    """The folded graph, checked valid, with the same interface and outputs."""
-    (fold_bn,) = parse_pipeline("fold-batchnorm")
-    after = fold_bn.run(graph.copy())
-    verify(after)
-    assert after.inputs == graph.inputs and after.outputs == graph.outputs
-    feeds = {n: randn(*graph.tensor(n).shape) for n in graph.inputs}
-    want, got = run(graph, feeds), run(after, feeds)
-    for name in want:
-        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
-    return after
 
 
-def ops(graph) -> list[str]:
-    return [n.op for n in graph.nodes()]
 
 
 @pytest.mark.parametrize("with_bias", [True, False])

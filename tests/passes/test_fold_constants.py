@@ -3,42 +3,23 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
-from nnc.frontend.onnx_loader import lower_model
 from nnc.interpreter import run
 from nnc.passmanager import format_pipeline, parse_pipeline
-from nnc.verifier import verify
+
+from pass_testing import apply, build, ops
 
 
-def build(nodes, inputs: dict, outputs: dict, constants: dict):
-    """IR graph of an opset-17 model; inputs/outputs map f32 tensors to shapes."""
-    model = helper.make_model(helper.make_graph(
-        nodes, "g",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
-        [numpy_helper.from_array(v, n) for n, v in constants.items()]),
-        opset_imports=[helper.make_opsetid("", 17)])
-    return lower_model(model, {})
+
+
+
+
 
 
 def fold(graph, pipeline="fold-constants"):
-    """(graph before, graph after, feeds) with outputs checked bit-identical."""
-    after = graph.copy()
-    for p in parse_pipeline(pipeline):
-        after = p.run(after)
-    verify(after)
-    rng = np.random.default_rng(1)
-    feeds = {n: rng.standard_normal(graph.tensor(n).shape).astype(np.float32) for n in graph.inputs}
-    want, got = run(graph, feeds), run(after, feeds)
-    assert list(got) == list(want) == after.outputs
-    for name in want:
-        assert want[name].tobytes() == got[name].tobytes() and want[name].dtype == got[name].dtype
-    return after
-
-
-def ops(graph) -> list[str]:
-    return [n.op for n in graph.nodes()]
+    """The folded graph, checked valid with bit-identical outputs."""
+    return apply(graph, pipeline)
 
 
 def computed(graph, name: str) -> np.ndarray:

@@ -6,47 +6,30 @@ import dataclasses
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
-from nnc.frontend.onnx_loader import lower_model
-from nnc.interpreter import run
 from nnc.passmanager import parse_pipeline
 from nnc.verifier import verify
+
+import pass_testing
+from pass_testing import apply, build, ops
 
 RNG = np.random.default_rng(4)
 
 
 def randn(*shape) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def build(nodes, inputs: dict, outputs: dict, constants: dict):
-    """IR graph of an opset-17 model; inputs/outputs map f32 tensors to shapes."""
-    model = helper.make_model(helper.make_graph(
-        nodes, "g",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
-        [numpy_helper.from_array(v, n) for n, v in constants.items()]),
-        opset_imports=[helper.make_opsetid("", 17)])
-    return lower_model(model, {})
+    return pass_testing.randn(RNG, *shape)
 
 
 def fuse(graph, pipeline="fuse-activation"):
     """The rewritten graph, checked valid with bit-identical outputs."""
-    after = graph.copy()
-    for p in parse_pipeline(pipeline):
-        after = p.run(after)
-    verify(after)
-    assert after.inputs == graph.inputs and after.outputs == graph.outputs
-    feeds = {n: randn(*graph.tensor(n).shape) * 4 for n in graph.inputs}
-    want, got = run(graph, feeds), run(after, feeds)
-    for name in want:
-        assert got[name].tobytes() == want[name].tobytes()
-    return after
+    return apply(graph, pipeline, input_scale=4.0)
 
 
-def ops(graph) -> list[str]:
-    return [n.op for n in graph.nodes()]
+
+
+
+
 
 
 def clip(x: str, y: str, lo=None, hi=None):

@@ -6,46 +6,28 @@ import dataclasses
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
-from nnc.frontend.onnx_loader import lower_model
-from nnc.interpreter import run
-from nnc.passmanager import parse_pipeline
-from nnc.verifier import verify
+
+import pass_testing
+from pass_testing import apply, build, ops
 
 RNG = np.random.default_rng(5)
 
 
 def randn(*shape) -> np.ndarray:
-    return RNG.standard_normal(shape).astype(np.float32)
-
-
-def build(nodes, inputs: dict, outputs: dict, constants: dict):
-    """IR graph of an opset-17 model; inputs/outputs map f32 tensors to shapes."""
-    model = helper.make_model(helper.make_graph(
-        nodes, "g",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
-        [numpy_helper.from_array(v, n) for n, v in constants.items()]),
-        opset_imports=[helper.make_opsetid("", 17)])
-    return lower_model(model, {})
+    return pass_testing.randn(RNG, *shape)
 
 
 def fuse(graph):
     """The rewritten graph, checked valid, same interface, outputs within rounding."""
-    (fuse_bias,) = parse_pipeline("fuse-bias")
-    after = fuse_bias.run(graph.copy())
-    verify(after)
-    assert after.inputs == graph.inputs and after.outputs == graph.outputs
-    feeds = {n: randn(*graph.tensor(n).shape) for n in graph.inputs}
-    want, got = run(graph, feeds), run(after, feeds)
-    for name in want:
-        np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-6)
-    return after
+    return apply(graph, "fuse-bias", exact=False)
 
 
-def ops(graph) -> list[str]:
-    return [n.op for n in graph.nodes()]
+
+
+
+
 
 
 @pytest.mark.parametrize("bias_first", [False, True])
