@@ -8,7 +8,10 @@ A target is a class with
 - `execute(graph, out_dir, stem, samples) -> list[dict] | None`: run the emitted
   artifact on each sample (a dict of input arrays) and return its outputs, or
   None when the target has nothing executable (out_dir is None when the caller
-  asked for no output folder; a target that needs files then uses a temporary one).
+  asked for no output folder; a target that needs files then uses a temporary one);
+- optionally `report_extras(graph, report) -> dict`: called once after the
+  pipeline with the report so far (model, pipeline); the keys it returns are
+  merged into the report (the c target adds `memory`).
 Targets register with `@register_target`; `get_target(name)` finds one.
 """
 
@@ -35,3 +38,4 @@ def target_names() -> list[str]:
 
 
 from . import ir_text  # noqa: E402,F401  (registers the target)
+from . import c  # noqa: E402,F401  (registers the target)

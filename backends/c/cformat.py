@@ -1,0 +1,125 @@
+"""Spelling values and names in C: literals that read back bit-exactly, array
+bodies, identifiers made from ONNX names, and text safe inside comments.
+
+ONNX names can hold `/ ; :` and run to 300 characters: identifiers keep a short,
+sanitised tail and get a numeric prefix or suffix for uniqueness; the full name
+goes into a comment, where `comment` breaks `*/`, `/*` and `??` (a trigraph in
+strict C99) and escapes anything outside printable ASCII.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float
+for goto if inline int long register restrict return short signed sizeof static struct switch typedef
+union unsigned void volatile while _Bool _Complex _Imaginary""".split())
+
+
+def float_literal(value) -> str:
+    """A float32 C literal that reads back to exactly `value` as float32: the
+    shortest round-tripping decimal with an `f` suffix; INFINITY/NAN (math.h)."""
+    v = np.float32(value)
+    if math.isnan(v):
+        return "NAN"
+    if math.isinf(v):
+        return "INFINITY" if v > 0 else "-INFINITY"
+    text = np.format_float_scientific(v, unique=True, trim="0", exp_digits=1)
+    mantissa, exponent = text.split("e")
+    if -5 <= int(exponent) <= 8:
+        text = np.format_float_positional(v, unique=True, trim="0")
+    else:
+        text = f"{mantissa}e{int(exponent)}"
+    if "." not in text and "e" not in text:
+        text += ".0"
+    return text + "f"
+
+
+def int_literal(value: int) -> str:
+    """An integer literal valid for int32 and int64 (INT64_MIN cannot be written directly)."""
+    value = int(value)
+    if value == -(1 << 63):
+        return "INT64_MIN"
+    if value == -(1 << 31):
+        return "(-2147483647 - 1)"
+    if value > 0x7FFFFFFF or value < -0x7FFFFFFF:
+        return f"INT64_C({value})"
+    return str(value)
+
+
+def literal(value, dtype: str) -> str:
+    return float_literal(value) if dtype in ("f32", "f64") else int_literal(value)
+
+
+def array_body(values: np.ndarray, dtype: str, per_line: int | None = None) -> list[str]:
+    """Lines of a brace initializer's contents (without the braces), each
+    indented by four spaces and ending with a comma."""
+    flat = np.asarray(values).reshape(-1)
+    if per_line is None:
+        per_line = 8 if dtype in ("f32", "f64") else 16
+    items = [literal(v, dtype) for v in flat.tolist()]
+    return ["    " + ", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
+
+
+def identifier(name: str, limit: int = 24) -> str:
+    """A short valid C identifier hinting at `name` (not unique by itself): the
+    part before the first ';' (TF names list fused ops there), its last two path
+    components, non-alphanumerics collapsed to '_', the tail kept."""
+    head = name.split(";")[0]
+    parts = [p for p in re.split(r"[/:]", head) if p]
+    text = "_".join(parts[-2:]) if parts else head
+    text = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")
+    if len(text) > limit:
+        text = text[-limit:]
+        text = text.split("_", 1)[1] if "_" in text[:-1] else text
+    text = text.strip("_") or "t"
+    if text[0].isdigit():
+        text = "n" + text
+    return text
+
+
+class Names:
+    """Hands out unique identifiers: `take("conv")` gives conv, conv_2, ...;
+    C keywords and reserved names are avoided."""
+
+    def __init__(self, reserved=()):
+        self.used = set(C_KEYWORDS) | set(reserved)
+
+    def take(self, base: str) -> str:
+        candidate, i = base, 1
+        while candidate in self.used or candidate.startswith("__"):
+            i += 1
+            candidate = f"{base}_{i}"
+        self.used.add(candidate)
+        return candidate
+
+
+def comment(text: str, limit: int = 400) -> str:
+    """`text` made safe inside a /* */ comment on one line."""
+    out = []
+    for ch in text[:limit]:
+        out.append(ch if 32 <= ord(ch) < 127 else ch.encode("unicode_escape").decode("ascii"))
+    safe = "".join(out)
+    if len(text) > limit:
+        safe += "..."
+    while "*/" in safe or "/*" in safe or "??" in safe:
+        safe = safe.replace("*/", "* /").replace("/*", "/ *").replace("??", "? ?")
+    return safe
+
+
+def string_literal(text: str) -> str:
+    """A C string literal of `text` (ASCII, escapes for anything else, no trigraphs)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "?":
+            out.append("\\?")
+        elif 32 <= ord(ch) < 127:
+            out.append(ch)
+        else:
+            out.append("".join(f"\\{b:03o}" for b in ch.encode("utf-8")))
+    return '"' + "".join(out) + '"'

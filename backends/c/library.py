@@ -1,0 +1,108 @@
+"""The C kernel library: which source file holds each kernel family, what it
+depends on, and how a model's kernel set is assembled.
+
+Kernel sources live in `kernels/`: plain C (`.c`, `.h`, copied verbatim) or
+type-parameterised templates (`.c.j2`, rendered with jinja2 where a family
+works on several element types: `{{ tx }}`, `{{ ty }}`, `{{ sfx }}`, ...).
+A model's `<name>_kernels.h` holds exactly the instances its schedule calls, as
+`static` functions, after the shared definitions they need (`base.h` always,
+`requant.h` for integer arithmetic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+import jinja2
+
+C_TYPES = {"f32": "float", "f64": "double", "i8": "int8_t", "u8": "uint8_t", "i16": "int16_t",
+           "i32": "int32_t", "i64": "int64_t", "bool": "uint8_t"}
+
+
+@dataclass(frozen=True)
+class Family:
+    source: str
+    deps: tuple[str, ...] = ("base",)
+
+
+FAMILIES = {
+    "base": Family("base.h", ()),
+    "requant": Family("requant.h"),
+    "conv_f32": Family("conv_f32.c"),
+    "dwconv_f32": Family("dwconv_f32.c"),
+    "qconv": Family("qconv.c.j2", ("base", "requant")),
+    "qdwconv": Family("qdwconv.c.j2", ("base", "requant")),
+    "gemm_f32": Family("gemm_f32.c"),
+    "qgemm": Family("qgemm.c.j2", ("base", "requant")),
+    "maxpool": Family("maxpool.c.j2"),
+    "avgpool_f32": Family("avgpool_f32.c"),
+    "qavgpool": Family("qavgpool.c.j2", ("base", "requant")),
+    "unary": Family("unary.c.j2"),
+    "binary": Family("binary.c.j2"),
+    "qadd": Family("qadd.c.j2", ("base", "requant")),
+    "requantize": Family("requantize.c.j2", ("base", "requant")),
+    "qlut": Family("qlut.c.j2"),
+    "softmax_f32": Family("softmax_f32.c"),
+    "qsoftmax": Family("qsoftmax.c.j2", ("base", "requant")),
+    "transpose": Family("transpose.c.j2"),
+    "pad": Family("pad.c.j2"),
+    "copy_rows": Family("copy_rows.c"),
+    "quantize": Family("quantize.c.j2"),
+    "dequantize": Family("dequantize.c.j2"),
+    "channel_affine_f32": Family("channel_affine_f32.c"),
+}
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                          keep_trailing_newline=True, autoescape=False)
+
+
+def source_text(name: str) -> str:
+    return resources.files(__package__).joinpath("kernels", name).read_text(encoding="utf-8")
+
+
+@dataclass
+class KernelSet:
+    """The kernel instances one model uses, in order of first use; each function
+    name is rendered once."""
+
+    instances: dict[str, tuple[str, dict]] = field(default_factory=dict)
+    uses_math: bool = False
+
+    def use(self, family: str, fn: str | None = None, **params) -> str:
+        """Register an instance of `family` (function name `fn`, default the
+        family name) rendered with `params`; returns the function name."""
+        if family not in FAMILIES:
+            raise KeyError(family)
+        fn = fn or family
+        if fn in self.instances and self.instances[fn] != (family, params):
+            raise ValueError(f"kernel {fn} instantiated twice with different parameters")
+        self.instances[fn] = (family, params)
+        return fn
+
+    def families(self) -> list[str]:
+        """Families in dependency order (shared definitions first)."""
+        order: list[str] = []
+
+        def visit(name: str) -> None:
+            for dep in FAMILIES[name].deps:
+                visit(dep)
+            if name not in order:
+                order.append(name)
+
+        visit("base")
+        for family, _ in self.instances.values():
+            visit(family)
+        return order
+
+    def render(self) -> list[str]:
+        """The source text of every shared definition and kernel instance."""
+        shared = [f for f in self.families() if not any(f == fam for fam, _ in self.instances.values())]
+        texts = [source_text(FAMILIES[f].source) for f in shared]
+        for fn, (family, params) in self.instances.items():
+            source = FAMILIES[family].source
+            if source.endswith(".j2"):
+                texts.append(_ENV.from_string(source_text(source)).render(fn=fn, **params))
+            else:
+                texts.append(source_text(source))
+        return texts

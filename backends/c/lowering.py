@@ -1,0 +1,239 @@
+"""Lowering a compiled graph into a C program: everything the templates print,
+decided here in Python.
+
+Steps, in order:
+1. Fold: a node whose inputs are all constants (e.g. DequantizeLinear of int8
+   weights in a float graph) is evaluated now with the op's reference semantics;
+   its outputs become constants in flash.
+2. Schedule: the remaining nodes in the graph's deterministic topological order;
+   step k is the k-th of them.
+3. Storage, then lower: each node's handler (ops_*.py) turns it into C statements, registering
+   the constant arrays, per-layer parameter structs and kernel instances it
+   needs. An op without a handler, or a case a handler refuses, is collected;
+   all of them are reported in one UnsupportedError.
+Before step 3, storage (`storage.py`) decides where every run-time tensor lives
+and names its pointer; it needs only the handlers' declarations (view, in place).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from nnc.errors import UnsupportedError
+from nnc.ir import Graph, Node
+from nnc.ops import get_op
+
+from . import cformat
+from .library import C_TYPES, KernelSet
+from .storage import Storage, plan_storage
+
+
+class Refused(Exception):
+    """A handler cannot lower this node (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Handler:
+    fn: Callable
+    in_place: tuple[int, ...] = ()  # inputs whose storage the output may take over
+    view: bool = False  # the output is its input's bytes (no code)
+
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def lowers(*ops: str, in_place: tuple[int, ...] = (), view: bool = False):
+    """Register the decorated function as the C lowering of the named IR ops."""
+
+    def decorate(fn):
+        for op in ops:
+            HANDLERS[op] = Handler(fn, in_place, view)
+        return fn
+
+    return decorate
+
+
+@dataclass
+class ConstArray:
+    ident: str
+    ctype: str
+    dtype: str
+    values: np.ndarray
+    note: str
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
+
+
+@dataclass
+class Struct:
+    ident: str
+    ctype: str
+    fields: list[tuple[str, str]]
+
+
+@dataclass
+class Step:
+    index: int
+    node: Node
+    lines: list[str]
+    note: str  # "Conv f32[1,49,10,1] -> f32[1,25,5,64]"
+
+
+@dataclass
+class Program:
+    graph: Graph
+    prefix: str
+    consts: dict[str, np.ndarray]  # folded and original constants by tensor name
+    steps: list[Step] = field(default_factory=list)
+    arrays: list[ConstArray] = field(default_factory=list)
+    structs: list[Struct] = field(default_factory=list)
+    kernels: KernelSet = field(default_factory=KernelSet)
+    idents: dict[str, str] = field(default_factory=dict)  # run-time tensor -> C identifier
+    used: set[str] = field(default_factory=set)  # run-time tensors some statement reads or writes
+    storage: Storage | None = None
+    final_copies: list[str] = field(default_factory=list)
+
+    def ctype(self, tensor: str) -> str:
+        return C_TYPES[self.graph.tensor(tensor).dtype]
+
+
+class Ctx:
+    """What a handler sees while lowering one node."""
+
+    def __init__(self, program: Program, step: int, node: Node, names: cformat.Names,
+                 shared: dict[tuple, str]):
+        self.program, self.step, self.node = program, step, node
+        self._names, self._shared = names, shared
+
+    # -- tensors -----------------------------------------------------------
+    def tensor(self, name: str):
+        return self.program.graph.tensor(name)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.program.graph.tensor(name).shape
+
+    def dtype(self, name: str) -> str:
+        return self.program.graph.tensor(name).dtype
+
+    def ctype(self, name: str) -> str:
+        return C_TYPES[self.dtype(name)]
+
+    def ctype_of(self, dtype: str) -> str:
+        return C_TYPES[dtype]
+
+    def is_const(self, name: str) -> bool:
+        return name in self.program.consts
+
+    def data(self, name: str) -> np.ndarray:
+        if name not in self.program.consts:
+            raise Refused(f"input {name!r} must be a constant")
+        return self.program.consts[name]
+
+    def ptr(self, name: str, role: str = "c") -> str:
+        """The C expression of tensor `name`'s data: its pointer variable, its
+        constant array (named after `role`), or NULL for an omitted input."""
+        if not name:
+            return "NULL"
+        if name in self.program.consts:
+            return self.const(name, role)
+        self.program.used.add(name)
+        return self.program.idents[name]
+
+    def const(self, name: str, role: str) -> str:
+        """The flash array of constant tensor `name` as it is (shared by all users)."""
+        return self.array(role, self.data(name), self.dtype(name), f"constant {name}", key=("raw", name))
+
+    # -- emitted data ----------------------------------------------------------
+    def array(self, role: str, values, dtype: str, note: str, key: tuple | None = None) -> str:
+        """A `static const` array in flash; `key` shares one array among users."""
+        if key is not None and key in self._shared:
+            return self._shared[key]
+        values = np.ascontiguousarray(values, dtype=np.dtype(_NUMPY[dtype]))
+        ident = self._names.take(f"L{self.step}_{role}")
+        self.program.arrays.append(ConstArray(ident, C_TYPES[dtype], dtype, values, note))
+        if key is not None:
+            self._shared[key] = ident
+        return ident
+
+    def struct(self, role: str, ctype: str, fields: dict) -> str:
+        """A per-layer `static const` parameter struct; returns `&ident`."""
+        ident = self._names.take(f"L{self.step}_{role}")
+        self.program.structs.append(Struct(ident, ctype, [(k, str(v)) for k, v in fields.items()]))
+        return "&" + ident
+
+    def ident(self, name: str) -> str:
+        """The pointer variable of a run-time tensor, for comments (not marked used)."""
+        return self.program.idents[name]
+
+    def kernel(self, family: str, fn: str | None = None, **params) -> str:
+        return self.program.kernels.use(family, fn, **params)
+
+
+_NUMPY = {"f32": "float32", "f64": "float64", "i8": "int8", "u8": "uint8", "i16": "int16",
+          "i32": "int32", "i64": "int64", "bool": "uint8"}
+
+
+def fold_constants(graph: Graph) -> tuple[dict[str, np.ndarray], list[Node]]:
+    """Constants (original and folded) and the nodes left to run."""
+    consts = {name: t.data for name, t in graph.tensors.items() if t.is_constant}
+    schedule = []
+    for node in graph.nodes():
+        if node.inputs and all(not t or t in consts for t in node.inputs):
+            values = get_op(node.op).evaluate(node.attrs, [consts[t] if t else None for t in node.inputs])
+            consts.update({name: v for name, v in zip(node.outputs, values) if name})
+        else:
+            schedule.append(node)
+    return consts, schedule
+
+
+def lower(graph: Graph, prefix: str) -> Program:
+    """The C program of `graph` (see the module docstring); UnsupportedError
+    lists every node the C target cannot lower."""
+    from . import ops_data, ops_float, ops_int  # noqa: F401  (register the handlers)
+
+    consts, schedule = fold_constants(graph)
+    program = Program(graph, prefix, consts)
+    names = cformat.Names(reserved={"arena", "NULL", "status"})
+    program.storage = plan_storage(graph, consts, schedule, HANDLERS, names)
+    program.idents = program.storage.idents
+    shared: dict[tuple, str] = {}
+    problems = []
+    for step, node in enumerate(schedule):
+        handler = HANDLERS.get(node.op)
+        if handler is None:
+            problems.append(f"{node.op} node {node.name!r}: no C kernel for {node.op}")
+            continue
+        try:
+            lines = handler.fn(Ctx(program, step, node, names, shared), node)
+        except Refused as exc:
+            problems.append(f"{node.op} node {node.name!r}: {exc}")
+            continue
+        program.steps.append(Step(step, node, lines, _note(graph, node)))
+    if problems:
+        raise UnsupportedError(f"the C target cannot compile {len(problems)} node(s):\n  "
+                               + "\n  ".join(problems))
+    program.final_copies = _final_copies(program, Ctx(program, len(schedule), None, names, shared))
+    return program
+
+
+def _final_copies(program: Program, ctx: Ctx) -> list[str]:
+    """memcpy statements filling the output positions that are not their group's home."""
+    lines = []
+    for pos, name in program.storage.copies:
+        nbytes = program.graph.tensor(name).nbytes
+        lines.append(f"memcpy({program.storage.out_params[pos]}, {ctx.ptr(name)}, {nbytes});")
+    return lines
+
+
+def _note(graph: Graph, node: Node) -> str:
+    def typ(name: str) -> str:
+        t = graph.tensor(name)
+        return f"{t.dtype}[{','.join(map(str, t.shape))}]"
+
+    ins = ", ".join(typ(t) for t in node.inputs if t and graph.tensor(t).data is None)
+    return f"{node.op} {ins} -> {', '.join(typ(t) for t in node.outputs if t)}"

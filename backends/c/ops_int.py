@@ -1,0 +1,211 @@
+"""C lowering of the integer ops (docs/numerics.md) and of the float boundaries
+QuantizeLinear/DequantizeLinear.
+
+Before emitting a kernel call, each handler re-checks the bounds the C integer
+arithmetic relies on (accumulators inside int32, products inside int64, shifts
+in range) and refuses the layer otherwise, so the generated code never
+overflows a signed type: the quantizer proves these bounds too, but the C
+target does not take them on trust.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nnc.dtypes import integer_range
+from nnc.numerics import accumulator_bound
+
+from .cformat import float_literal
+from .geometry import around, broadcast_strides, conv_fields, loop6, pool_fields
+from .lowering import Ctx, Refused, lowers
+
+INT32_LIMIT = 1 << 31
+INT64_LIMIT = 1 << 63
+
+
+def _span(dtype: str, zero_point: int) -> int:
+    """The largest |x - zero_point| an input of `dtype` can have."""
+    lo, hi = integer_range(dtype)
+    return max(zero_point - lo, hi - zero_point)
+
+
+def _check_multipliers(mult: np.ndarray, shift: np.ndarray) -> None:
+    if mult.size and (mult.min() < 0 or mult.max() >= INT32_LIMIT or shift.min() < 1 or shift.max() > 62):
+        raise Refused("multipliers must lie in [0, 2^31) and shifts in [1, 62]")
+
+
+def _qlayer(ctx: Ctx, node, channels_axis_of_w: int) -> tuple[str, str, str]:
+    """Struct `qlayer`, weights and bias of a QConv/QGemm after checking that its
+    accumulator stays inside int32 (docs/numerics.md §2)."""
+    x, w, b, mult, shift = node.inputs
+    a = node.attrs
+    wd, md, sd = ctx.data(w), ctx.data(mult), ctx.data(shift)
+    bias = np.abs(ctx.data(b).astype(np.int64)) if b else 0
+    worst = accumulator_bound(wd, channels_axis_of_w, _span(ctx.dtype(x), a.x_zero_point)) + bias
+    if worst.size and worst.max() >= INT32_LIMIT:
+        raise Refused("the accumulator may overflow int32")
+    _check_multipliers(md, sd)
+    mi, si = ctx.const(mult, "mult"), ctx.const(shift, "shift")
+    q = ctx.struct("q", "qlayer", dict(x_zero=a.x_zero_point, y_zero=a.y_zero_point, out_min=a.out_min,
+                                       out_max=a.out_max, mult=mi, shift=si))
+    return q, ctx.const(b, "bias") if b else "NULL", _sfx(ctx, x, a.out_dtype)
+
+
+def _sfx(ctx: Ctx, x: str, out_dtype: str) -> str:
+    return f"{ctx.dtype(x)}_{out_dtype}"
+
+
+def _types(ctx: Ctx, x: str, out_dtype: str) -> dict:
+    return dict(sfx=_sfx(ctx, x, out_dtype), tx=ctx.ctype(x), ty=ctx.ctype_of(out_dtype))
+
+
+@lowers("QConv")
+def qconv(ctx: Ctx, node):
+    x, w = node.inputs[0], node.inputs[1]
+    y = node.outputs[0]
+    geom = conv_fields(ctx.shape(x), ctx.shape(y), node.attrs)
+    q, bias, _ = _qlayer(ctx, node, 0)
+    wd = ctx.data(w)
+    if wd.ndim == 3:
+        wd = wd[:, :, None, :]
+    depthwise = node.attrs.group == geom["in_c"] and wd.shape[1] == 1
+    if depthwise:
+        packed, layout, family = wd[:, 0].transpose(1, 2, 0), "[k_h][k_w][out_c]", "qdwconv"
+    else:
+        packed, layout, family = wd.transpose(0, 2, 3, 1), "[out_c][k_h][k_w][in_c/groups]", "qconv"
+    types = _types(ctx, x, node.attrs.out_dtype)
+    fn = ctx.kernel(family, fn=f"{family}_{types['sfx']}", **types)
+    wi = ctx.array("w", packed, "i8", f"weights {w} as {layout}", key=(family, w))
+    g = ctx.struct("geom", "conv_geom", geom)
+    return [f"{fn}({g}, {q}, {ctx.ptr(x)}, {wi}, {bias}, {ctx.ptr(y)});"]
+
+
+@lowers("QGemm")
+def qgemm(ctx: Ctx, node):
+    x, w = node.inputs[0], node.inputs[1]
+    y = node.outputs[0]
+    q, bias, _ = _qlayer(ctx, node, 0)
+    m, k = ctx.shape(x)
+    n = ctx.shape(w)[0]
+    types = _types(ctx, x, node.attrs.out_dtype)
+    fn = ctx.kernel("qgemm", fn=f"qgemm_{types['sfx']}", **types)
+    return [f"{fn}({m}, {n}, {k}, {q}, {ctx.ptr(x)}, {ctx.const(w, 'w')}, {bias}, {ctx.ptr(y)});"]
+
+
+@lowers("Requantize", in_place=(0,))
+def requantize(ctx: Ctx, node):
+    x, y = node.inputs[0], node.outputs[0]
+    a = node.attrs
+    _check_multipliers(np.array([a.multiplier]), np.array([a.shift]))
+    types = _types(ctx, x, a.out_dtype)
+    fn = ctx.kernel("requantize", fn=f"requantize_{types['sfx']}", **types)
+    q = ctx.struct("q", "requant_params", dict(x_zero=a.x_zero_point, y_zero=a.y_zero_point, mult=a.multiplier,
+                                               shift=a.shift, out_min=a.out_min, out_max=a.out_max))
+    return [f"{fn}({ctx.tensor(x).size}, {q}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
+
+
+@lowers("QAdd", in_place=(0, 1))
+def qadd(ctx: Ctx, node):
+    a_in, b_in = node.inputs
+    y = node.outputs[0]
+    a = node.attrs
+    _check_multipliers(np.array([a.a_multiplier, a.b_multiplier]), np.array([a.shift]))
+    if max(a.a_multiplier * _span(ctx.dtype(a_in), a.a_zero_point),
+           a.b_multiplier * _span(ctx.dtype(b_in), a.b_zero_point)) >= 1 << 61:
+        raise Refused("a rescaled input may overflow int64")
+    sfx = f"{ctx.dtype(a_in)}_{ctx.dtype(b_in)}_{a.out_dtype}"
+    fn = ctx.kernel("qadd", fn=f"qadd_{sfx}", sfx=sfx, ta=ctx.ctype(a_in), tb=ctx.ctype(b_in),
+                    ty=ctx.ctype_of(a.out_dtype))
+    out = ctx.shape(y)
+    loop = ctx.struct("loop", "loop6", loop6(list(out), [broadcast_strides(ctx.shape(a_in), out),
+                                                         broadcast_strides(ctx.shape(b_in), out)]))
+    q = ctx.struct("q", "qadd_params", dict(a_zero=a.a_zero_point, b_zero=a.b_zero_point, y_zero=a.y_zero_point,
+                                            a_mult=a.a_multiplier, b_mult=a.b_multiplier, shift=a.shift,
+                                            out_min=a.out_min, out_max=a.out_max))
+    return [f"{fn}({loop}, {q}, {ctx.ptr(a_in)}, {ctx.ptr(b_in)}, {ctx.ptr(y)});"]
+
+
+@lowers("QLut", in_place=(0,))
+def qlut(ctx: Ctx, node):
+    x, table = node.inputs
+    y = node.outputs[0]
+    xd, yd = ctx.dtype(x), ctx.dtype(table)
+    fn = ctx.kernel("qlut", fn=f"qlut_{xd}_{yd}", sfx=f"{xd}_{yd}", tx=ctx.ctype(x), ty=ctx.ctype(table),
+                    tmin=str(integer_range(xd)[0]))
+    return [f"{fn}({ctx.tensor(x).size}, {ctx.const(table, 'table')}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
+
+
+@lowers("QAveragePool")
+def qaverage_pool(ctx: Ctx, node):
+    x, y = node.inputs[0], node.outputs[0]
+    a = node.attrs
+    nd = len(a.kernel_shape)
+    fields = pool_fields(ctx.shape(x), ctx.shape(y), a.kernel_shape, a.strides, (1,) * nd, a.pads,
+                         a.channels_last)
+    if math.prod(a.kernel_shape) * _span(ctx.dtype(x), a.x_zero_point) >= INT32_LIMIT:
+        raise Refused("the window sum may overflow int32")
+    _check_multipliers(np.array([a.multiplier]), np.array([a.shift]))
+    types = _types(ctx, x, a.out_dtype)
+    fn = ctx.kernel("qavgpool", fn=f"qavgpool_{types['sfx']}", **types)
+    g = ctx.struct("geom", "pool_geom", fields)
+    q = ctx.struct("q", "qpool_params", dict(x_zero=a.x_zero_point, y_zero=a.y_zero_point, out_min=a.out_min,
+                                             out_max=a.out_max, mult=a.multiplier, shift=a.shift))
+    return [f"{fn}({g}, {q}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
+
+
+@lowers("QSoftmax", in_place=(0,))
+def qsoftmax(ctx: Ctx, node):
+    x, table = node.inputs
+    y = node.outputs[0]
+    a = node.attrs
+    shape = ctx.shape(x)
+    n = shape[-1]
+    td = ctx.data(table).astype(np.int64)
+    _check_multipliers(np.array([a.multiplier]), np.array([a.shift]))
+    total = n * int(td.max())
+    if td.min() < 0 or td[0] <= 0 or total << a.shift >= INT64_LIMIT \
+            or int(td.max()) * a.multiplier + (total << (a.shift - 1)) >= INT64_LIMIT:
+        raise Refused("the exp table, row length and shift could overflow int64")
+    types = _types(ctx, x, a.out_dtype)
+    fn = ctx.kernel("qsoftmax", fn=f"qsoftmax_{types['sfx']}", **types)
+    q = ctx.struct("q", "qsoftmax_params", dict(table=ctx.const(table, 'table'), mult=a.multiplier, shift=a.shift,
+                                                y_zero=a.y_zero_point, out_min=a.out_min, out_max=a.out_max))
+    return [f"{fn}({math.prod(shape[:-1])}, {n}, {q}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
+
+
+# -- float boundaries ------------------------------------------------------------------
+def _affine_params(ctx: Ctx, node, x: str) -> tuple[int, int, int, str, str]:
+    """(outer, channels, inner) of the quantization axis, scale and zero arrays."""
+    scale = node.inputs[1]
+    zero = node.inputs[2] if len(node.inputs) > 2 else ""
+    axis = node.attrs.axis
+    shape = ctx.shape(x)
+    outer, c, inner = (1, 1, math.prod(shape)) if axis is None else around(shape, axis)
+    si = ctx.array("scale", ctx.data(scale).reshape(-1), "f32", f"scales {scale}", key=("q_scale", scale))
+    zd = ctx.data(zero).reshape(-1).astype(np.int64) if zero else np.zeros(c, np.int64)
+    zi = ctx.array("zero", zd, "i32", f"zero points {zero or '(none)'}", key=("q_zero", zero or f"0x{c}"))
+    return outer, c, inner, si, zi
+
+
+@lowers("QuantizeLinear")
+def quantize_linear(ctx: Ctx, node):
+    x, y = node.inputs[0], node.outputs[0]
+    if ctx.dtype(x) != "f32":
+        raise Refused(f"{ctx.dtype(x)} input is not supported (f32 only)")
+    yd = ctx.dtype(y)
+    lo, hi = integer_range(yd)
+    fn = ctx.kernel("quantize", fn=f"quantize_{yd}", sfx=yd, ty=ctx.ctype(y), lo=float_literal(lo),
+                    hi=float_literal(hi))
+    outer, c, inner, si, zi = _affine_params(ctx, node, x)
+    return [f"{fn}({outer}, {c}, {inner}, {si}, {zi}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
+
+
+@lowers("DequantizeLinear")
+def dequantize_linear(ctx: Ctx, node):
+    x, y = node.inputs[0], node.outputs[0]
+    xd = ctx.dtype(x)
+    fn = ctx.kernel("dequantize", fn=f"dequantize_{xd}", sfx=xd, tx=ctx.ctype(x))
+    outer, c, inner, si, zi = _affine_params(ctx, node, x)
+    return [f"{fn}({outer}, {c}, {inner}, {si}, {zi}, {ctx.ptr(x)}, {ctx.ptr(y)});"]

@@ -1,0 +1,80 @@
+"""Target `c`: portable C99 sources for microcontrollers (DESIGN.md, Backends/C).
+
+`emit` lowers the compiled graph (`lowering.lower`) and writes the files listed
+in `emitter`; `execute` builds the emitted library with its test harness using
+the host C compiler in a temporary folder and runs it on the verification
+samples; `report_extras` gives the report its `memory` section (arena, naive
+sum, lower bound, constant bytes). Integer graphs must match the reference
+interpreter bit for bit; float graphs within the driver's FLOAT_PARITY.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from nnc.interpreter import run
+from nnc.ir import Graph
+from nnc.pipelines import CANONICAL
+from nnc.verification import synthetic_samples
+
+from .. import register_target
+from . import build, emitter
+from .emitter import Provenance, prefix_of
+from .lowering import Program, lower
+
+GOLDEN_SAMPLES = 2
+BUILD_FLAGS = ("-O2",)
+
+
+@register_target
+class CTarget:
+    name = "c"
+    base_pipeline = CANONICAL
+    quantizes = True
+
+    def __init__(self):
+        self.provenance = Provenance()
+        self._last: tuple[Graph, str, Program] | None = None
+
+    def program(self, graph: Graph, stem: str) -> Program:
+        """The lowered program (kept for the graph it was made from)."""
+        prefix = prefix_of(stem)
+        if self._last is None or self._last[0] is not graph or self._last[1] != prefix:
+            self._last = (graph, prefix, lower(graph, prefix))
+        return self._last[2]
+
+    def report_extras(self, graph: Graph, report: dict) -> dict:
+        """The report's `memory` section; records the model file and pipeline
+        for the generated files' header comments."""
+        self.provenance = Provenance(report["model"]["file"], report["pipeline"])
+        program = self.program(graph, graph.name)
+        storage = program.storage
+        return {"memory": {"arena_bytes": storage.arena_bytes, "arena_naive_bytes": storage.naive_bytes,
+                           "arena_lower_bound_bytes": storage.lower_bound_bytes,
+                           "flash_bytes": emitter.flash_bytes(program)}}
+
+    def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
+        samples = synthetic_samples(graph, GOLDEN_SAMPLES)
+        return self._write(graph, out_dir, stem, samples, "synthetic inputs (seed 0)")
+
+    def _write(self, graph: Graph, out_dir: Path, stem: str, samples, note: str) -> list[str]:
+        expected = [run(graph, s) for s in samples]
+        return emitter.write(self.program(graph, stem), Path(out_dir), stem, self.provenance, samples,
+                             expected, note)
+
+    def execute(self, graph: Graph, out_dir: Path | None, stem: str, samples):
+        with tempfile.TemporaryDirectory(prefix="nnc-c-") as tmp:
+            work = Path(tmp)
+            if out_dir is None:
+                out_dir = work / "src"
+                out_dir.mkdir()
+                self.emit(graph, out_dir, stem)
+            golden = samples[:GOLDEN_SAMPLES]
+            program = self.program(graph, stem)
+            (Path(out_dir) / f"{stem}_golden.h").write_text(
+                emitter.golden(program, stem, golden, [run(graph, s) for s in golden],
+                               f"the first {len(golden)} verification sample(s)"), encoding="utf-8")
+            exe = build.compile_c([Path(out_dir) / f"{stem}.c", Path(out_dir) / f"{stem}_test.c"],
+                                  work / f"{stem}_test", BUILD_FLAGS, include=Path(out_dir))
+            return build.run_harness(exe, graph, samples, work)

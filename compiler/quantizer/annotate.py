@@ -1,0 +1,197 @@
+"""Float parts of a graph → QDQ form, so that one lowering serves float and
+quantized models alike.
+
+`plan` finds every float activation that no QuantizeLinear/DequantizeLinear
+quantizes yet: float graph inputs, and the output of every float op (after the
+Relu/Clip chain that follows it, which the op's group absorbs) unless that is
+read only by a QuantizeLinear. Each gets parameters from one source:
+- fixed by the function (Softmax, Sigmoid, Tanh: params.FIXED_OUTPUT);
+- those of the op's input, for ops that only move or select values (Reshape,
+  Transpose, MaxPool, Pad, standalone Relu/Clip, ...), so no rescaling is needed;
+- otherwise observed on calibration samples (`Plan.observed`), int8 asymmetric.
+
+`apply` then inserts QuantizeLinear → DequantizeLinear at each planned tensor
+(a graph output keeps its name: the DequantizeLinear produces it), and replaces
+the float constant weights of Conv/Gemm/MatMul by DequantizeLinear of int8
+(symmetric per output channel) and their float biases by DequantizeLinear of
+int32 at scale s_x · s_w[c] (weights.py). Gemm's alpha and beta are folded into
+them first. Afterwards every float op is a group (groups.py) or lacks a rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..dtypes import FLOAT_TYPES
+from ..errors import UnsupportedError
+from ..ir import Graph, Node, Tensor
+from ..ops.quantize import DequantizeAttrs, QuantizeAttrs
+from .groups import chain_end, clamp_chain, only_quantize
+from .params import FIXED_OUTPUT, Affine, add_qdq_constants, affine_from_range, qdq_affine
+from .weights import bias_floor, quantize_bias, quantize_weights
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+SAME_AS_INPUT = ("Reshape", "Transpose", "MaxPool", "GlobalMaxPool", "Pad", "Relu", "Clip", "Identity", "Dropout")
+
+
+@dataclass(frozen=True)
+class Point:
+    """A float tensor that needs parameters; `source` is "observe", "fixed" or
+    "input", and `node` the op whose output it is (None for a graph input)."""
+
+    tensor: str
+    source: str
+    node: Node | None = None
+
+
+@dataclass
+class Plan:
+    points: list[Point] = field(default_factory=list)  # in topological order
+
+    @property
+    def observed(self) -> list[str]:
+        return [p.tensor for p in self.points if p.source == "observe"]
+
+
+def _is_float(graph: Graph, name: str) -> bool:
+    return bool(name) and graph.tensor(name).dtype in FLOAT_TYPES
+
+
+def plan(graph: Graph) -> Plan:
+    """The float activations that need parameters (see the module docstring)."""
+    result = Plan([Point(name, "observe") for name in graph.inputs
+                   if _is_float(graph, name) and not only_quantize(graph, name)])
+    absorbed: set[str] = set()
+    for node in graph.nodes():
+        if node.op in QDQ_OPS or node.name in absorbed or len(node.outputs) != 1:
+            continue
+        if not _is_float(graph, node.outputs[0]):
+            continue
+        absorbed |= {c.name for c in clamp_chain(graph, node.outputs[0])}
+        end = chain_end(graph, node.outputs[0])
+        if not only_quantize(graph, end):
+            source = "fixed" if node.op in FIXED_OUTPUT else "input" if _moves(graph, node) else "observe"
+            result.points.append(Point(end, source, node))
+    return result
+
+
+def _moves(graph: Graph, node: Node) -> bool:
+    """True for an op that only moves or selects the values of a run-time input."""
+    return node.op in SAME_AS_INPUT and not graph.tensor(node.inputs[0]).is_constant
+
+
+def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]]) -> None:
+    """Insert the planned Q/DQ pairs, then quantize float weights and biases."""
+    for point in the_plan.points:
+        insert_qdq(graph, point.tensor, _affine(graph, point, ranges))
+    for node in graph.nodes():
+        if node.op in ("Conv", "Gemm", "MatMul"):
+            quantize_layer(graph, node)
+
+
+def _affine(graph: Graph, point: Point, ranges) -> Affine:
+    if point.source == "fixed":
+        return FIXED_OUTPUT[point.node.op]
+    if point.source == "input":
+        producer = graph.producer(point.node.inputs[0])
+        if producer is None or producer.op != "DequantizeLinear":
+            raise UnsupportedError(f"{point.node.op} node {point.node.name!r}: its input is not quantized")
+        return qdq_affine(graph, producer)
+    return affine_from_range(*ranges[point.tensor])
+
+
+# -- Q/DQ insertion ------------------------------------------------------------------
+def insert_qdq(graph: Graph, name: str, affine: Affine) -> None:
+    """t → Q → DQ in front of every reader of float tensor `name`."""
+    tensor = graph.tensor(name)
+    producer = graph.producer(name)
+    scale, zero_point = add_qdq_constants(graph, name, affine)
+    quantized = _declare(graph, tensor, f"{name}.q", affine.dtype, affine.quant_params())
+    if name in graph.outputs and producer is not None:
+        source = _declare(graph, tensor, f"{name}.float", tensor.dtype)
+        _rename_output(graph, producer, name, source)
+        _add(graph, f"{name}.quantize", "QuantizeLinear", [source, scale, zero_point], quantized,
+             QuantizeAttrs(None, affine.dtype))
+        _add(graph, f"{name}.dequantize", "DequantizeLinear", [quantized, scale, zero_point], name,
+             DequantizeAttrs(None))
+        return
+    readers = graph.consumers(name)
+    dequantized = _declare(graph, tensor, f"{name}.dq", tensor.dtype)
+    _add(graph, f"{name}.quantize", "QuantizeLinear", [name, scale, zero_point], quantized,
+         QuantizeAttrs(None, affine.dtype))
+    _add(graph, f"{name}.dequantize", "DequantizeLinear", [quantized, scale, zero_point], dequantized,
+         DequantizeAttrs(None))
+    for reader in readers:
+        graph.set_inputs(reader, [dequantized if t == name else t for t in reader.inputs])
+
+
+def _declare(graph: Graph, like: Tensor, base: str, dtype: str, quant=None) -> str:
+    name = graph.unique_tensor_name(base)
+    graph.add_tensor(Tensor(name, dtype, like.shape, layout=like.layout, quant=quant))
+    return name
+
+
+def _add(graph: Graph, name: str, op: str, inputs: list[str], output: str, attrs) -> None:
+    graph.add_node(Node(graph.unique_node_name(name), op, inputs, [output], attrs))
+
+
+def _rename_output(graph: Graph, node: Node, old: str, new: str) -> None:
+    graph.remove_node(node.name)
+    graph.add_node(Node(node.name, node.op, list(node.inputs), [new if t == old else t for t in node.outputs],
+                        node.attrs))
+
+
+# -- weights -------------------------------------------------------------------------
+def quantize_layer(graph: Graph, node: Node) -> None:
+    """Float constant weights (and bias) of a Conv/Gemm/MatMul → DequantizeLinear of
+    int8 per output channel (and of int32 at s_x · s_w). Needs x dequantized; a
+    layer whose weights are not float constants is left alone."""
+    x_producer = graph.producer(node.inputs[0])
+    w = graph.constant(node.inputs[1])
+    if w is None or w.dtype.kind != "f" or x_producer is None or x_producer.op != "DequantizeLinear":
+        return
+    if node.op == "MatMul" and w.ndim != 2:
+        return
+    x_scale = qdq_affine(graph, x_producer).scale
+    axis = 0 if node.op == "Conv" or (node.op == "Gemm" and node.attrs.trans_b) else 1
+    inputs = list(node.inputs)
+    bias = graph.constant(inputs[2]) if len(inputs) > 2 and inputs[2] else None
+    if node.op == "Gemm" and (bias is not None or len(inputs) < 3 or not inputs[2]):
+        w, bias = _fold_gemm_scalars(node, w, bias)
+    channels = w.shape[axis]
+    if bias is not None and (bias.dtype.kind != "f" or bias.size not in (1, channels)):
+        bias = None
+    bias = None if bias is None else np.broadcast_to(bias.reshape(-1), (channels,))
+    q, s_w = quantize_weights(w, axis, None if bias is None else bias_floor(bias, x_scale))
+    inputs[1] = _dequantized(graph, f"{inputs[1]}.int8", q, s_w, axis)
+    if bias is not None:
+        s_b = (x_scale * s_w.astype(np.float64)).astype(np.float32)
+        qb = quantize_bias(bias, s_b.astype(np.float64), node.name)
+        inputs[2] = _dequantized(graph, f"{inputs[2]}.int32", qb, s_b, 0)
+    graph.set_inputs(node, inputs)
+
+
+def _fold_gemm_scalars(node: Node, w: np.ndarray, bias):
+    """Gemm's alpha into the weights and beta into the bias; both become 1."""
+    attrs = node.attrs
+    if attrs.alpha != 1.0:
+        w = (w.astype(np.float64) * attrs.alpha).astype(w.dtype)
+    if bias is not None and attrs.beta != 1.0:
+        bias = (bias.astype(np.float64) * attrs.beta).astype(bias.dtype)
+    node.attrs = dataclasses.replace(attrs, alpha=1.0, beta=1.0)
+    return w, bias
+
+
+def _dequantized(graph: Graph, base: str, q: np.ndarray, scale: np.ndarray, axis: int) -> str:
+    """DequantizeLinear of constant q with per-channel `scale` along `axis`."""
+    data = graph.add_constant(base, q).name
+    scale_name = graph.add_constant(f"{base}.scale", scale.astype(np.float32)).name
+    zero_point = graph.add_constant(f"{base}.zero_point", np.zeros(scale.shape, q.dtype)).name
+    out = graph.unique_tensor_name(f"{base}.dq")
+    graph.add_tensor(Tensor(out, "f32", q.shape))
+    _add(graph, f"{base}.dequantize", "DequantizeLinear", [data, scale_name, zero_point], out,
+         DequantizeAttrs(axis))
+    return out

@@ -1,0 +1,90 @@
+"""The lowering: every quantization group of a QDQ graph becomes integer ops.
+
+Steps:
+1. Refuse, in one error, every float op that has no lowering rule.
+2. Visit the float ops in topological order; `match` each one's group, remove
+   its float nodes and let its rule (rules.py, linear.py) produce the group's
+   8-bit output tensor. Operands and outputs get their parameters recorded
+   (`Tensor.quant`).
+3. Drop what became dead (DequantizeLinear of inputs and weights, float
+   constants), record the parameters of the remaining boundary
+   QuantizeLinear/DequantizeLinear and of 8-bit tensors that ops without
+   arithmetic (Reshape, ...) produce from a recorded one.
+
+Guarantees: no op other than QuantizeLinear (at float graph inputs) and
+DequantizeLinear (at float graph outputs) reads or writes floats; graph input
+and output names and types are unchanged; every 8-bit activation and every
+integer weight and bias tensor carries its quantization parameters.
+"""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedError
+from ..ir import Graph, Node
+from . import linear, rules  # noqa: F401  (register the rules)
+from .groups import RULES, Group, detach, match
+from .params import qdq_affine, record
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+MOVERS = ("Reshape", "Transpose", "Concat", "Pad", "MaxPool", "GlobalMaxPool", "Identity", "Dropout")
+
+
+def lower(graph: Graph) -> None:
+    _refuse_unknown(graph)
+    for node in graph.nodes():
+        if _alive(graph, node) and _is_float_op(graph, node):
+            _lower_group(graph, match(graph, node))
+    graph.remove_dead()
+    _record_boundaries(graph)
+    _propagate(graph)
+
+
+def _lower_group(graph: Graph, group: Group) -> None:
+    """Replace the group by its rule's integer ops; errors name the node."""
+    detach(graph, group)
+    try:
+        RULES[group.node.op](graph, group)
+    except UnsupportedError as exc:
+        if repr(group.name) in str(exc):
+            raise
+        raise UnsupportedError(f"{group.node.op} node {group.name!r}: {exc}") from None
+    _record_group(graph, group)
+
+
+def _alive(graph: Graph, node: Node) -> bool:
+    return node.name in graph.nx_graph and graph.node(node.name) is node
+
+
+def _is_float_op(graph: Graph, node: Node) -> bool:
+    return node.op not in QDQ_OPS and any(t and graph.tensor(t).dtype in ("f32", "f64") for t in node.outputs)
+
+
+def _refuse_unknown(graph: Graph) -> None:
+    missing = [n for n in graph.nodes() if _is_float_op(graph, n) and n.op not in RULES]
+    if missing:
+        listed = ", ".join(f"{n.op} node {n.name!r}" for n in missing)
+        raise UnsupportedError(f"no integer lowering for {listed} (quantizable ops: {', '.join(sorted(RULES))})")
+
+
+def _record_group(graph: Graph, group: Group) -> None:
+    for operand in group.operands:
+        if operand is not None:
+            record(graph, operand.tensor, operand.affine.quant_params())
+    record(graph, group.output, group.out.quant_params())
+
+
+def _record_boundaries(graph: Graph) -> None:
+    for node in graph.nodes():
+        if node.op == "QuantizeLinear":
+            record(graph, node.outputs[0], qdq_affine(graph, node).quant_params())
+        elif node.op == "DequantizeLinear" and not graph.tensor(node.inputs[0]).is_constant:
+            record(graph, node.inputs[0], qdq_affine(graph, node).quant_params())
+
+
+def _propagate(graph: Graph) -> None:
+    """Ops without arithmetic give their output their (first) input's parameters."""
+    for node in graph.nodes():
+        source = graph.tensor(node.inputs[0]) if node.inputs and node.inputs[0] else None
+        if node.op in MOVERS and source is not None and source.quant is not None:
+            for out in node.outputs:
+                record(graph, out, source.quant)

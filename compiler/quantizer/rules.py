@@ -1,0 +1,167 @@
+"""Lowering rules of the ops without weights: each turns one quantization group
+(groups.py) into integer ops that compute docs/numerics.md exactly.
+
+    Add                       → QAdd (two operands, one shared shift; §4)
+    AveragePool, GlobalAvg.   → QAveragePool (uniform window counts only; §5)
+    Softmax (last axis)       → QSoftmax with its exp table (§6)
+    Sigmoid, Tanh, HardSwish,
+    HardSigmoid, LeakyRelu    → QLut, a 256-entry table (§7)
+    Relu, Clip (standalone)   → Clip on the integers, or Requantize (§3)
+    Reshape, Transpose, Pad,
+    MaxPool, GlobalMaxPool,
+    Identity, Dropout         → the same op on the integers (§8), then Clip or
+                                Requantize when the output parameters differ
+    Concat                    → Requantize of each operand whose parameters differ
+                                from the output's, then Concat (§8)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import Graph, TensorType
+from ..numerics import quantize_multiplier
+from ..ops import get_op
+from ..ops.conv import split_shape
+from ..ops.pool import AveragePool
+from ..ops.qelementwise import QAddAttrs
+from ..ops.qpool import QAveragePoolAttrs
+from ..ops.qsoftmax import EXP_BITS, QSoftmaxAttrs
+from .emit import add_node, constant, requantized_operand, rescale, staging
+from .groups import Group, clamp_of, rule
+
+QADD_MAX_SHIFT = 62 - 9
+LUT_OPS = ("Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu")
+
+
+def unsupported(group: Group, why: str) -> UnsupportedError:
+    return UnsupportedError(f"{group.node.op} node {group.name!r}: {why}")
+
+
+# -- element-wise ------------------------------------------------------------------
+def add_multipliers(ra: float, rb: float) -> tuple[int, int, int]:
+    """(m_a, m_b, n) with m ≈ r · 2^n and n the largest shift <= 53 keeping both
+    mantissas below 2^31 (docs/numerics.md §4)."""
+    for shift in range(QADD_MAX_SHIFT, 0, -1):
+        ma, mb = round(ra * 2.0 ** shift), round(rb * 2.0 ** shift)
+        if max(ma, mb) < 1 << 31:
+            return ma, mb, shift
+    raise UnsupportedError(f"input/output scale ratios {ra:g}, {rb:g} are too large for QAdd")
+
+
+@rule("Add")
+def lower_add(graph: Graph, group: Group) -> None:
+    a, b, out = group.operand(0), group.operand(1), group.out
+    try:
+        ma, mb, n = add_multipliers(a.affine.scale / out.scale, b.affine.scale / out.scale)
+    except UnsupportedError as exc:
+        raise unsupported(group, str(exc)) from None
+    lo, hi = group.bounds()
+    attrs = QAddAttrs(a.affine.zero_point, b.affine.zero_point, out.zero_point, ma, mb, n, lo, hi, out.dtype)
+    add_node(graph, group.name, "QAdd", [a.tensor, b.tensor], [group.output], attrs)
+
+
+@rule(*LUT_OPS)
+def lower_lut(graph: Graph, group: Group) -> None:
+    """T[q − qmin] = clamp(round_half_even(f(s_x·(q − z_x)) / s_y) + z_y), in float64."""
+    x, out = group.operand(0), group.out
+    qmin, qmax = x.affine.qrange
+    real = x.affine.scale * (np.arange(qmin, qmax + 1, dtype=np.float64) - x.affine.zero_point)
+    (f,) = get_op(group.node.op).evaluate(group.node.attrs, [real])
+    lo, hi = group.bounds()
+    table = np.clip(np.rint(np.asarray(f, np.float64) / out.scale) + out.zero_point, lo, hi)
+    table_name = constant(graph, f"{group.name}.table", table.astype(np.int8 if out.dtype == "i8" else np.uint8))
+    add_node(graph, group.name, "QLut", [x.tensor, table_name], [group.output], get_op("QLut").Attrs())
+
+
+@rule("Relu", "Clip")
+def lower_clamp(graph: Graph, group: Group) -> None:
+    x = group.operand(0)
+    lo, hi = group.bounds(clamp_of(group.node))
+    rescale(graph, group.name, x.tensor, x.affine, group.output, group.out, lo, hi)
+
+
+# -- pooling -----------------------------------------------------------------------
+def _average(graph: Graph, group: Group, kernel, strides, pads, channels_last: bool) -> None:
+    """QAveragePool with M = s_x / (s_y · count), count = prod(kernel)."""
+    x, out = group.operand(0), group.out
+    count = math.prod(kernel)
+    m, n = quantize_multiplier(x.affine.scale / (out.scale * count))
+    lo, hi = group.bounds()
+    attrs = QAveragePoolAttrs(tuple(kernel), tuple(strides), tuple(pads), channels_last, x.affine.zero_point,
+                              out.zero_point, m, n, lo, hi, out.dtype)
+    add_node(graph, group.name, "QAveragePool", [x.tensor], [group.output], attrs)
+
+
+@rule("AveragePool")
+def lower_average_pool(graph: Graph, group: Group) -> None:
+    attrs = group.node.attrs
+    if any(d != 1 for d in attrs.dilations):
+        raise unsupported(group, "dilated average pooling has no integer lowering")
+    if any(attrs.pads) and not attrs.count_include_pad:
+        raise unsupported(group, "its windows count different numbers of positions (padding is not counted); "
+                                 "integer average pooling needs every window to count prod(kernel_shape)")
+    x_type = TensorType("f32", graph.tensor(group.operand(0).tensor).shape)
+    (floor,) = AveragePool.infer(dataclasses.replace(attrs, ceil_mode=False), [x_type])
+    if floor.shape != graph.tensor(group.output).shape:
+        raise unsupported(group, "ceil_mode windows reach past the input and count fewer positions; "
+                                 "integer average pooling needs uniform windows")
+    _average(graph, group, attrs.kernel_shape, attrs.strides, attrs.pads, attrs.channels_last)
+
+
+@rule("GlobalAveragePool")
+def lower_global_average_pool(graph: Graph, group: Group) -> None:
+    shape = graph.tensor(group.operand(0).tensor).shape
+    _, _, spatial = split_shape(shape, group.node.attrs.channels_last)
+    _average(graph, group, spatial, spatial, (0,) * (2 * len(spatial)), group.node.attrs.channels_last)
+
+
+# -- softmax -----------------------------------------------------------------------
+def exp_table(scale: float) -> np.ndarray:
+    """E[d] = round(2^EXP_BITS · exp(−s_x · d)), d = 0..255 (docs/numerics.md §6)."""
+    d = np.arange(256, dtype=np.float64)
+    return np.rint(np.exp(-scale * d) * float(1 << EXP_BITS)).astype(np.int32)
+
+
+@rule("Softmax")
+def lower_softmax(graph: Graph, group: Group) -> None:
+    x, out = group.operand(0), group.out
+    rank = len(graph.tensor(x.tensor).shape)
+    if group.node.attrs.axis != rank - 1:
+        raise unsupported(group, f"integer softmax works over the last axis only (axis is "
+                                 f"{group.node.attrs.axis} of rank {rank})")
+    m, n = quantize_multiplier(1.0 / out.scale)
+    lo, hi = group.bounds()
+    table = constant(graph, f"{group.name}.exp_table", exp_table(x.affine.scale))
+    attrs = QSoftmaxAttrs(out.zero_point, m, n, lo, hi, out.dtype)
+    add_node(graph, group.name, "QSoftmax", [x.tensor, table], [group.output], attrs)
+
+
+# -- data movement -----------------------------------------------------------------
+@rule("Reshape", "Transpose", "MaxPool", "GlobalMaxPool", "Identity", "Dropout")
+def lower_move(graph: Graph, group: Group) -> None:
+    x = group.operand(0)
+    target = staging(graph, group, x.affine)
+    add_node(graph, group.name, group.node.op, [x.tensor], [target], group.node.attrs)
+
+
+@rule("Pad")
+def lower_pad(graph: Graph, group: Group) -> None:
+    """Constant padding fills with the quantized pad value (the zero point for 0)."""
+    x, attrs = group.operand(0), group.node.attrs
+    if attrs.mode == "constant":
+        attrs = dataclasses.replace(attrs, value=float(x.affine.quantize(attrs.value)))
+    target = staging(graph, group, x.affine)
+    add_node(graph, group.name, "Pad", [x.tensor], [target], attrs)
+
+
+@rule("Concat")
+def lower_concat(graph: Graph, group: Group) -> None:
+    inputs = [group.operand(i) for i in range(len(group.node.inputs))]
+    same = [requantized_operand(graph, group, x.tensor, x.affine, group.out) for x in inputs]
+    target = staging(graph, group, group.out)
+    add_node(graph, group.name, "Concat", same, [target], group.node.attrs)

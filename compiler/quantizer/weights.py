@@ -1,0 +1,122 @@
+"""Weights and biases of multiply-accumulate layers (docs/numerics.md §1–2).
+
+- Float weights become int8, symmetric, per output channel:
+  s_w[c] = max|w[c]| / 127 (1 for an all-zero channel), q = round_half_even(w / s_w)
+  with q ∈ [−127, 127], so zero stays exactly zero. A channel whose bias would
+  not fit gets a larger scale (`bias_floor`).
+- Float biases become int32 with scale s_x · s_w[c]: q = round(b / (s_x · s_w[c])).
+- Quantized models feed int8 weights and int32 biases through DequantizeLinear of
+  constants; `dequantized_constant` reads them back unchanged (zero points must be 0).
+  A bias whose f32 scale is not the f32 rounding of s_x · s_w[c] is requantized
+  to s_x · s_w[c] (`layer_bias`); otherwise it is reused as it is, and the integer
+  layer treats its scale as exactly s_x · s_w[c].
+- `check_accumulator` is the overflow proof: Σ|w[c]|·255 + |bias[c]| < 2^31 for
+  every output channel, or an UnsupportedError naming the layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import Graph
+from ..numerics import accumulator_bound
+
+INT32_MAX = (1 << 31) - 1
+BIAS_LIMIT = float(1 << 30)  # leaves 2^30 of the accumulator for Σ|w|·255
+
+
+@dataclass(frozen=True)
+class QuantizedConstant:
+    """Integer data with its scales: r = scale[c] · q along `axis` (None: one scale)."""
+
+    data: np.ndarray
+    scale: np.ndarray  # float64, one value per channel of `axis`, or one value
+    axis: int | None
+    name: str  # the constant tensor holding `data`
+
+    def scales_along(self, axis: int) -> np.ndarray:
+        """One scale per index of `axis` (a per-tensor scale is broadcast)."""
+        if self.axis is None:
+            return np.full(self.data.shape[axis], float(self.scale.reshape(-1)[0]))
+        if self.axis != axis:
+            raise UnsupportedError(f"constant {self.name!r} is quantized along axis {self.axis}, "
+                                   f"expected the output-channel axis {axis}")
+        return self.scale
+
+
+def quantize_weights(w: np.ndarray, axis: int, floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 q, float32 scales) of float weights, symmetric per channel along `axis`.
+    `floor` (per channel) raises scales below it: see `bias_floor`."""
+    moved = np.moveaxis(np.asarray(w, np.float64), axis, 0)
+    peak = np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1, initial=0.0)
+    scale = np.where(peak > 0, peak / 127.0, 1.0)
+    if floor is not None:
+        scale = np.maximum(scale, floor)
+    scale = scale.astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.rint(w / scale.astype(np.float64).reshape(shape)), -127, 127)
+    return q.astype(np.int8), scale
+
+
+def bias_floor(b: np.ndarray, x_scale: float) -> np.ndarray:
+    """Smallest weight scales that keep |round(b / (s_x · s_w))| within BIAS_LIMIT.
+    A channel whose weights are all but zero (|w| ~ 1e-30 happens in trained
+    models) would otherwise need a bias beyond int32; its weights then quantize
+    to 0 and the channel computes its bias alone (TFLite's converter does the same)."""
+    return np.abs(np.asarray(b, np.float64)) / (x_scale * BIAS_LIMIT)
+
+
+def quantize_bias(b: np.ndarray, scale: np.ndarray, layer: str) -> np.ndarray:
+    """int32 round_half_even(b / scale), or UnsupportedError when it overflows."""
+    q = np.rint(np.asarray(b, np.float64) / scale)
+    if np.any(np.abs(q) > INT32_MAX):
+        raise UnsupportedError(f"layer {layer!r}: its bias does not fit int32 at scale s_x·s_w")
+    return q.astype(np.int32)
+
+
+def dequantized_constant(graph: Graph, name: str, what: str, layer: str) -> QuantizedConstant:
+    """The integer constant and scales behind tensor `name`, which must be the
+    output of a DequantizeLinear of constants with zero points 0."""
+    dq = graph.producer(name)
+    if dq is None or dq.op != "DequantizeLinear" or not all(graph.tensor(t).is_constant for t in dq.inputs if t):
+        raise UnsupportedError(f"layer {layer!r}: its {what} is not a quantized constant")
+    zp = dq.inputs[2] if len(dq.inputs) > 2 else ""
+    if zp and np.any(graph.constant(zp) != 0):
+        raise UnsupportedError(f"layer {layer!r}: its {what} has non-zero zero points (weights and biases "
+                               "must be symmetric)")
+    scale = graph.constant(dq.inputs[1]).astype(np.float64).reshape(-1)
+    if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
+        raise UnsupportedError(f"layer {layer!r}: its {what} has a non-positive scale")
+    return QuantizedConstant(graph.constant(dq.inputs[0]), scale, dq.attrs.axis, dq.inputs[0])
+
+
+def layer_bias(bias: QuantizedConstant, channels: int, accumulator_scale: np.ndarray,
+               layer: str) -> np.ndarray:
+    """The bias as int32[channels] at scale s_x · s_w[c] (`accumulator_scale`).
+    A QDQ bias stored at another scale s_b is requantized: round(q · s_b / (s_x · s_w[c]))."""
+    data = bias.data.astype(np.int64)
+    if data.size == 1:
+        data = np.broadcast_to(data.reshape(-1), (channels,))
+    data = data.reshape(-1)
+    if data.size != channels:
+        raise UnsupportedError(f"layer {layer!r}: bias of shape {list(bias.data.shape)} is not one value "
+                               f"per output channel ({channels})")
+    scale = bias.scale if bias.scale.size == channels else np.full(channels, float(bias.scale[0]))
+    if bias.data.dtype == np.int32 and np.array_equal(scale.astype(np.float32), accumulator_scale.astype(np.float32)):
+        return data.astype(np.int32)
+    return quantize_bias(data * scale, accumulator_scale, layer)
+
+
+def check_accumulator(weights: np.ndarray, bias: np.ndarray | None, layer: str) -> None:
+    """Overflow proof (axis 0 = output channels): Σ|w|·255 + |bias| < 2^31."""
+    bound = accumulator_bound(weights, axis=0)
+    if bias is not None:
+        bound = bound + np.abs(bias.astype(np.int64))
+    worst = int(np.argmax(bound))
+    if bound[worst] > INT32_MAX:
+        raise UnsupportedError(f"layer {layer!r}: the int32 accumulator can overflow in output channel "
+                               f"{worst} (Σ|w|·255 + |bias| = {int(bound[worst])} ≥ 2^31)")
