@@ -91,18 +91,23 @@ class MseObserver(_KeepingObserver):
             return lo, hi
         counts, edges = np.histogram(v, bins=HISTOGRAM_BINS, range=(lo, hi))
         centres = (edges[:-1] + edges[1:]) / 2
-        best_lo, best_hi = lo, hi
+        best = [lo, hi]
         for _ in range(2):  # coordinate descent: the upper end, then the lower end
-            best_hi = _best(lambda a: quantization_mse(centres, counts, best_lo, a * hi), hi)
-            best_lo = _best(lambda a: quantization_mse(centres, counts, a * lo, best_hi), lo)
-        return best_lo, best_hi
+            for side in (1, 0):
+                best[side] = _best_end(centres, counts, best, side, (lo, hi)[side])
+        return best[0], best[1]
 
 
-def _best(error, end: float) -> float:
-    """α · end for the α of MSE_GRID with the smallest error(α); `end` itself if 0."""
+def _best_end(centres, counts, current: list[float], side: int, end: float) -> float:
+    """α · end, for the α of MSE_GRID whose range (`current` with side `side`
+    replaced by α · end) quantizes the histogram with the smallest error."""
     if end == 0:
         return 0.0
-    errors = [error(alpha) for alpha in MSE_GRID]
+    errors = []
+    for alpha in MSE_GRID:
+        candidate = list(current)
+        candidate[side] = alpha * end
+        errors.append(quantization_mse(centres, counts, *candidate))
     return float(MSE_GRID[int(np.argmin(errors))] * end)
 
 

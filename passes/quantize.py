@@ -30,7 +30,7 @@ from nnc.calibration import OBSERVERS, calibrate
 from nnc.errors import NncWarning, OptionError
 from nnc.ir import Graph
 from nnc.passmanager import Pass, register_pass
-from nnc.quantizer import apply, lower, plan
+from nnc.quantizer import apply, check_supported, lower, plan
 from nnc.verification import load_samples, synthetic_samples
 
 
@@ -53,6 +53,7 @@ class Quantize(Pass):
             raise OptionError(f"pass 'quantize': samples must be at least 1, got {self.samples}")
 
     def run(self, graph: Graph) -> Graph:
+        check_supported(graph)  # before calibrating: refuse early, warn for nothing
         the_plan = plan(graph)
         ranges = {}
         if the_plan.observed:

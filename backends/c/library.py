@@ -6,7 +6,7 @@ type-parameterised templates (`.c.j2`, rendered with jinja2 where a family
 works on several element types: `{{ tx }}`, `{{ ty }}`, `{{ sfx }}`, ...).
 A model's `<name>_kernels.h` holds exactly the instances its schedule calls, as
 `static` functions, after the shared definitions they need (`base.h` always,
-`requant.h` for integer arithmetic).
+`qbase.h` and `requant.h` for integer arithmetic).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ class Family:
 
 FAMILIES = {
     "base": Family("base.h", ()),
-    "requant": Family("requant.h"),
+    "qbase": Family("qbase.h"),
+    "requant": Family("requant.h", ("base", "qbase")),
     "conv_f32": Family("conv_f32.c"),
     "dwconv_f32": Family("dwconv_f32.c"),
     "qconv": Family("qconv.c.j2", ("base", "requant")),
@@ -40,11 +41,11 @@ FAMILIES = {
     "qavgpool": Family("qavgpool.c.j2", ("base", "requant")),
     "unary": Family("unary.c.j2"),
     "binary": Family("binary.c.j2"),
-    "qadd": Family("qadd.c.j2", ("base", "requant")),
+    "qadd": Family("qadd.c.j2", ("base", "qbase")),
     "requantize": Family("requantize.c.j2", ("base", "requant")),
     "qlut": Family("qlut.c.j2"),
     "softmax_f32": Family("softmax_f32.c"),
-    "qsoftmax": Family("qsoftmax.c.j2", ("base", "requant")),
+    "qsoftmax": Family("qsoftmax.c.j2", ("base", "qbase")),
     "transpose": Family("transpose.c.j2"),
     "pad": Family("pad.c.j2"),
     "copy_rows": Family("copy_rows.c"),

@@ -18,4 +18,4 @@ building helpers), rules / linear (per-op lowering), annotate, lowering.
 """
 
 from .annotate import Plan, apply, plan  # noqa: F401
-from .lowering import lower  # noqa: F401
+from .lowering import check_supported, lower  # noqa: F401

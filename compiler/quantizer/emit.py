@@ -32,14 +32,21 @@ def new_tensor(graph: Graph, like: str, affine: Affine, shape: tuple[int, ...] |
 
 def constant(graph: Graph, base: str, data: np.ndarray, quant: QuantParams | None = None,
              reuse: str | None = None) -> str:
-    """A constant holding `data`: the existing tensor `reuse` when it holds exactly
-    that data and no conflicting parameters (its `quant` is then set), else a new one."""
+    """A constant holding `data` with parameters `quant`: the existing tensor `reuse`
+    when it holds exactly that data (so weights shared by layers stay shared),
+    else a new one. A shared tensor keeps `quant` only while every integer layer
+    reading it agrees (TFLite exporters share one bias among layers whose
+    s_x · s_w differ; such a bias carries no `quant`, its scale being each
+    layer's s_x · s_w[c])."""
     if reuse:
         t = graph.tensor(reuse)
-        same = t.data is not None and t.data.dtype == data.dtype and t.shape == data.shape \
-            and np.array_equal(t.data, data)
-        if same and t.quant in (None, quant):
-            t.quant = quant
+        if t.data is not None and t.data.dtype == data.dtype and t.shape == data.shape \
+                and np.array_equal(t.data, data):
+            readers = [c for c in graph.consumers(reuse) if c.op != "DequantizeLinear"]
+            if t.quant is None and not readers:
+                t.quant = quant
+            elif t.quant != quant:
+                t.quant = None
             return reuse
     return graph.add_constant(base, np.ascontiguousarray(data), quant=quant).name
 

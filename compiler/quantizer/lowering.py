@@ -14,7 +14,8 @@ Steps:
 Guarantees: no op other than QuantizeLinear (at float graph inputs) and
 DequantizeLinear (at float graph outputs) reads or writes floats; graph input
 and output names and types are unchanged; every 8-bit activation and every
-integer weight and bias tensor carries its quantization parameters.
+integer weight and bias tensor carries its quantization parameters (except a
+constant shared by layers whose scales differ: see emit.constant).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ MOVERS = ("Reshape", "Transpose", "Concat", "Pad", "MaxPool", "GlobalMaxPool", "
 
 
 def lower(graph: Graph) -> None:
-    _refuse_unknown(graph)
+    check_supported(graph)
     for node in graph.nodes():
         if _alive(graph, node) and _is_float_op(graph, node):
             _lower_group(graph, match(graph, node))
@@ -59,7 +60,8 @@ def _is_float_op(graph: Graph, node: Node) -> bool:
     return node.op not in QDQ_OPS and any(t and graph.tensor(t).dtype in ("f32", "f64") for t in node.outputs)
 
 
-def _refuse_unknown(graph: Graph) -> None:
+def check_supported(graph: Graph) -> None:
+    """One UnsupportedError listing every float op that has no lowering rule."""
     missing = [n for n in graph.nodes() if _is_float_op(graph, n) and n.op not in RULES]
     if missing:
         listed = ", ".join(f"{n.op} node {n.name!r}" for n in missing)

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from nnc.driver import is_integer_graph
 from nnc.errors import NncWarning

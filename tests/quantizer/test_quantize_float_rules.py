@@ -30,7 +30,7 @@ def test_conv(tmp_path, group, act):
     x = b.input("x", [1, 4, 8, 8])
     conv = b.node("Conv", [x, b.const(randn(6 if group == 1 else 4, 4 // group, 3, 3)),
                            b.const(randn(6 if group == 1 else 4))], group=group, pads=[1, 1, 1, 1])
-    y = b.node(act, [conv], "y") if act else b.node("Identity", [conv], "y")
+    b.node(act or "Identity", [conv], "y")
     b.output("y", [1, 6 if group == 1 else 4, 8, 8])
     graph, _ = check_float(b.model(), tmp_path, samples(x=(1, 4, 8, 8)))
     assert "QConv" in ops(graph) and ops(graph)[0] == "QuantizeLinear" and ops(graph)[-1] == "DequantizeLinear"
@@ -118,7 +118,7 @@ def test_reshape_transpose_pad_share_parameters(tmp_path):
     t = b.node("Transpose", [r], perm=[0, 2, 1])
     b.node("Pad", [t, b.const(np.array([0, 1, 0, 0, 1, 0], np.int64))], "y")
     b.output("y", [2, 4, 3])
-    graph, worst = check_float(b.model(), tmp_path, samples(x=(2, 6)), lsb=0.5)
+    graph, _ = check_float(b.model(), tmp_path, samples(x=(2, 6)), lsb=0.5)
     assert sorted(ops(graph)) == ["DequantizeLinear", "Pad", "QuantizeLinear", "Reshape", "Transpose"]
 
 

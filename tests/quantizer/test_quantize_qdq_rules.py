@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qmodels import Builder, check_qdq, ops, rand_int8
+from nnc.interpreter import run
+from qmodels import Builder, check_qdq, ops, ort_outputs, quantized, rand_int8
 
 SX, ZX = 0.05, 3  # input activation parameters
 
@@ -39,7 +40,7 @@ def test_conv_keeps_weights_scales_and_fuses_relu():
     b, x = start([1, 3, 8, 8])
     (w, bias), wq = conv_weights(b, 4, 3, 3)
     y = b.node("Relu", [b.node("Conv", [x, w, bias], pads=[1, 1, 1, 1], strides=[2, 2])])
-    graph, worst = check_qdq(finish(b, y, [1, 4, 4, 4]))
+    graph, _ = check_qdq(finish(b, y, [1, 4, 4, 4]))
     (conv,) = [n for n in graph.nodes() if n.op == "QConv"]
     assert conv.attrs.out_min == -5 and conv.attrs.y_zero_point == -5  # Relu: Q(0) = zero point
     assert np.array_equal(graph.tensor(conv.inputs[1]).data, wq)
@@ -184,3 +185,32 @@ def test_pad_fills_with_the_zero_point():
     graph, worst = check_qdq(finish(b, y, [1, 2, 5, 5], SX, ZX))
     (pad,) = [n for n in graph.nodes() if n.op == "Pad"]
     assert pad.attrs.value == ZX and worst == 0
+
+
+# -- interfaces -----------------------------------------------------------------------
+def test_uint8_activations():
+    b = Builder()
+    x = b.dq(b.input("x", [1, 3, 6, 6], np.uint8), 0.05, np.uint8(128))
+    (w, bias), _ = conv_weights(b, 4, 3, 3)
+    b.node("QuantizeLinear", [b.node("Conv", [x, w, bias]), b.const(np.float32(0.1)), b.const(np.uint8(100))], "y")
+    b.output("y", [1, 4, 4, 4], np.uint8)
+    model = b.model()
+    _, result = quantized(model)
+    feeds = {"x": np.random.default_rng(3).integers(0, 256, (1, 3, 6, 6)).astype(np.uint8)}
+    got, (want,) = run(result, feeds)["y"], ort_outputs(model, feeds)
+    assert got.dtype == np.uint8 and np.max(np.abs(got.astype(int) - want.astype(int))) <= 1
+
+
+def test_float_interface_keeps_its_quantize_and_dequantize():
+    """The usual onnxruntime-quantized form: float input → Q → DQ → op → Q → DQ → float output."""
+    b = Builder()
+    x = b.dq(b.q(b.input("x", [1, 16]), 0.02, -3), 0.02, -3)
+    w = b.weights(rand_int8(16, 8).clip(-127, 127), np.full(8, 0.01, np.float32), axis=1)
+    b.dq(b.q(b.node("MatMul", [x, w]), 0.05, 4), 0.05, 4, output="y")
+    b.output("y", [1, 8])
+    model = b.model()
+    _, result = quantized(model)
+    assert ops(result) == ["QuantizeLinear", "QGemm", "DequantizeLinear"]
+    feeds = {"x": np.random.default_rng(4).standard_normal((1, 16)).astype(np.float32)}
+    got, (want,) = run(result, feeds)["y"], ort_outputs(model, feeds)
+    assert np.max(np.abs(got - want)) <= 0.05 * 1.0001

@@ -1,0 +1,184 @@
+"""Each integer op through the C target: hand-built graphs, built with gcc and
+clang (-std=c99 -Wall -Wextra -Werror -pedantic, ASan/UBSan), bit-exact with the
+reference interpreter (docs/numerics.md)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from c_testing import check_graph, single_op
+
+from nnc.numerics import quantize_multiplier, quantize_multipliers
+from nnc.ops.pool import PoolAttrs, GlobalPoolAttrs
+from nnc.ops.elementwise import ClipAttrs
+from nnc.ops.qelementwise import QAddAttrs, RequantizeAttrs
+from nnc.ops.qlinear import QConvAttrs, QGemmAttrs
+from nnc.ops.qpool import QAveragePoolAttrs
+from nnc.ops.qsoftmax import EXP_BITS, QSoftmaxAttrs
+from nnc.ops.quantize import DequantizeAttrs, QuantizeAttrs
+from nnc.ops.shape import ConcatAttrs, PadAttrs, ReshapeAttrs, TransposeAttrs
+
+RNG = np.random.default_rng(7)
+
+
+def weights(*shape) -> np.ndarray:
+    return RNG.integers(-127, 128, shape).astype(np.int8)
+
+
+def requant_params(channels: int, low=2e-4, high=4e-3) -> tuple[np.ndarray, np.ndarray]:
+    return quantize_multipliers(RNG.uniform(low, high, channels))
+
+
+def qconv_graph(x_shape, cout, kernel, group=1, strides=None, pads=None, dilations=None, x_dtype="i8",
+                out_dtype="i8", zx=3, zy=-5, clamp=None, bias=True):
+    nd = len(kernel)
+    cin = x_shape[-1]
+    mult, shift = requant_params(cout)
+    lo, hi = clamp or ((-128, 127) if out_dtype == "i8" else (0, 255))
+    attrs = QConvAttrs(tuple(kernel), strides or (1,) * nd, pads or (0,) * (2 * nd), dilations or (1,) * nd,
+                       group, True, zx, zy, lo, hi, out_dtype)
+    return single_op("QConv", attrs, [
+        ("x", (x_dtype, x_shape)), ("w", weights(cout, cin // group, *kernel)),
+        ("b", RNG.integers(-5000, 5000, cout).astype(np.int32)) if bias else ("", None),
+        ("mult", mult), ("shift", shift)], name="qconv")
+
+
+@pytest.mark.parametrize("case", [
+    dict(x_shape=(1, 6, 5, 3), cout=4, kernel=(3, 3), pads=(1, 1, 1, 1)),
+    dict(x_shape=(1, 7, 6, 3), cout=5, kernel=(3, 2), strides=(2, 1), pads=(1, 0, 2, 1), zx=-128),
+    dict(x_shape=(2, 7, 7, 2), cout=3, kernel=(2, 2), dilations=(2, 3), bias=False),
+    dict(x_shape=(1, 5, 5, 4), cout=6, kernel=(3, 3), group=2, pads=(1, 1, 1, 1)),
+    dict(x_shape=(1, 6, 6, 4), cout=4, kernel=(3, 3), group=4, pads=(1, 1, 1, 1), clamp=(-5, 127)),
+    dict(x_shape=(1, 6, 6, 3), cout=6, kernel=(3, 3), group=3, strides=(2, 2), pads=(0, 0, 1, 1)),
+    dict(x_shape=(1, 9, 3), cout=4, kernel=(3,), pads=(1, 1)),
+    dict(x_shape=(1, 5, 4, 3), cout=4, kernel=(1, 1), x_dtype="u8", out_dtype="u8", zx=128, zy=10),
+    dict(x_shape=(1, 5, 4, 2), cout=2, kernel=(3, 3), group=2, pads=(1, 1, 1, 1), x_dtype="u8", zx=0),
+], ids=["basic", "strided-asym-pads", "dilated-batch2-nobias", "grouped", "depthwise-relu",
+        "depthwise-strided", "conv1d", "pointwise-u8", "depthwise-u8-i8"])
+def test_qconv(case, tmp_path):
+    check_graph(qconv_graph(**case), tmp_path)
+
+
+@pytest.mark.parametrize("x_dtype,out_dtype", [("i8", "i8"), ("u8", "i8"), ("i8", "u8")])
+def test_qgemm(x_dtype, out_dtype, tmp_path):
+    mult, shift = requant_params(5, 1e-3, 1e-2)
+    zx = 7 if x_dtype == "i8" else 120
+    lo, hi = (-128, 127) if out_dtype == "i8" else (0, 255)
+    attrs = QGemmAttrs(zx, 3, lo, hi, out_dtype)
+    graph = single_op("QGemm", attrs, [("x", (x_dtype, (2, 8))), ("w", weights(5, 8)),
+                                       ("b", RNG.integers(-300, 300, 5).astype(np.int32)),
+                                       ("mult", mult), ("shift", shift)])
+    check_graph(graph, tmp_path)
+
+
+@pytest.mark.parametrize("x_dtype,out_dtype,real", [("i8", "i8", 0.37), ("i8", "u8", 1.9), ("u8", "i8", 0.002)])
+def test_requantize(x_dtype, out_dtype, real, tmp_path):
+    m, n = quantize_multiplier(real)
+    lo, hi = (-128, 127) if out_dtype == "i8" else (0, 255)
+    attrs = RequantizeAttrs(-4 if x_dtype == "i8" else 130, 9, m, n, lo, hi, out_dtype)
+    check_graph(single_op("Requantize", attrs, [("x", (x_dtype, (2, 3, 7)))]), tmp_path)
+
+
+@pytest.mark.parametrize("a_shape,b_shape,types", [
+    ((1, 4, 4, 3), (1, 4, 4, 3), ("i8", "i8", "i8")),
+    ((1, 4, 4, 3), (3,), ("i8", "i8", "i8")),
+    ((2, 1, 5), (1, 3, 1), ("u8", "i8", "u8")),
+])
+def test_qadd(a_shape, b_shape, types, tmp_path):
+    shift = 30
+    ma, mb = round(0.7 * 2 ** shift), round(1.3 * 2 ** shift)
+    lo, hi = (-128, 127) if types[2] == "i8" else (0, 255)
+    za = -3 if types[0] == "i8" else 140
+    attrs = QAddAttrs(za, 5, 2 if types[2] == "i8" else 100, ma, mb, shift, lo, hi, types[2])
+    check_graph(single_op("QAdd", attrs, [("a", (types[0], a_shape)), ("b", (types[1], b_shape))]), tmp_path)
+
+
+@pytest.mark.parametrize("x_dtype,table_dtype", [("i8", "i8"), ("u8", "i8"), ("i8", "u8")])
+def test_qlut(x_dtype, table_dtype, tmp_path):
+    lo, hi = (-128, 127) if table_dtype == "i8" else (0, 255)
+    q = np.arange(256) - (128 if x_dtype == "i8" else 0)
+    table = np.clip(np.round(np.tanh(q * 0.03) * 100), lo, hi).astype(np.dtype(table_dtype.replace("i8", "int8")
+                                                                                .replace("u8", "uint8")))
+    check_graph(single_op("QLut", None, [("x", (x_dtype, (3, 17))), ("table", table)]), tmp_path)
+
+
+@pytest.mark.parametrize("kernel,strides,pads,shape", [
+    ((2, 2), (2, 2), (0, 0, 0, 0), (1, 6, 6, 4)),
+    ((3, 3), (1, 2), (1, 1, 1, 1), (1, 5, 6, 2)),
+    ((25, 5), (25, 5), (0, 0, 0, 0), (1, 25, 5, 8)),
+])
+def test_qaverage_pool(kernel, strides, pads, shape, tmp_path):
+    m, n = quantize_multiplier(0.9 / math.prod(kernel))
+    attrs = QAveragePoolAttrs(kernel, strides, pads, True, -7, 4, m, n, -128, 127)
+    check_graph(single_op("QAveragePool", attrs, [("x", ("i8", shape))]), tmp_path)
+
+
+@pytest.mark.parametrize("shape,out_dtype", [((2, 10), "i8"), ((1, 1, 12), "u8"), ((3, 1), "i8")])
+def test_qsoftmax(shape, out_dtype, tmp_path):
+    sx = 0.0625
+    table = np.round(2.0 ** EXP_BITS * np.exp(-sx * np.arange(256))).astype(np.int32)
+    m, n = quantize_multiplier(256.0)
+    zy, lo, hi = (-128, -128, 127) if out_dtype == "i8" else (0, 0, 255)
+    attrs = QSoftmaxAttrs(zy, m, n, lo, hi, out_dtype)
+    check_graph(single_op("QSoftmax", attrs, [("x", ("i8", shape)), ("table", table)]), tmp_path)
+
+
+@pytest.mark.parametrize("dtype", ["i8", "u8"])
+def test_max_pool_and_global_max_pool(dtype, tmp_path):
+    attrs = PoolAttrs((3, 3), (2, 2), (1, 1, 1, 1), (1, 1), ceil_mode=True, channels_last=True)
+    check_graph(single_op("MaxPool", attrs, [("x", (dtype, (1, 7, 6, 3)))]), tmp_path)
+    check_graph(single_op("GlobalMaxPool", GlobalPoolAttrs(True), [("x", (dtype, (1, 4, 5, 3)))]), tmp_path)
+
+
+@pytest.mark.parametrize("op,attrs", [("Clip", ClipAttrs(-10.5, 50.7)), ("Clip", ClipAttrs(None, 3.0)),
+                                      ("Relu", None)])
+def test_clip_and_relu_int8(op, attrs, tmp_path):
+    check_graph(single_op(op, attrs, [("x", ("i8", (4, 9)))]), tmp_path)
+
+
+def test_data_movement_int8(tmp_path):
+    """Reshape (a view), Transpose, Pad (constant fill = zero point, and reflect)
+    and Concat on int8 in one graph."""
+    from c_testing import GraphBuilder
+
+    b = GraphBuilder("moves")
+    x = b.input("x", "i8", (1, 4, 3, 2))
+    y = b.input("y", "i8", (1, 4, 3, 5))
+    t = b.op("Transpose", [x], TransposeAttrs((0, 3, 1, 2)))
+    r = b.op("Reshape", [t], ReshapeAttrs((1, 2, 12)))
+    p = b.op("Pad", [r], PadAttrs((0, 1, 2, 0, 0, -1), "constant", -3.0))
+    q = b.op("Pad", [x], PadAttrs((0, 1, 2, 0, 0, 1, 1, 0), "reflect"))
+    c = b.op("Concat", [x, y, x], ConcatAttrs(3))
+    check_graph(b.output(p, q, c), tmp_path)
+
+
+@pytest.mark.parametrize("dtype,axis", [("i8", None), ("u8", None), ("i8", 3), ("i16", 1)])
+def test_quantize_linear(dtype, axis, tmp_path):
+    shape = (1, 3, 4, 5)
+    count = 1 if axis is None else shape[axis]
+    scale = RNG.uniform(0.01, 0.05, count).astype(np.float32)
+    zero = RNG.integers(-20, 20 if dtype != "u8" else 0, count) + (128 if dtype == "u8" else 0)
+    np_type = {"i8": np.int8, "u8": np.uint8, "i16": np.int16}[dtype]
+    if axis is None:
+        scale, zero = scale.reshape(()), zero.reshape(())
+    graph = single_op("QuantizeLinear", QuantizeAttrs(axis, dtype),
+                      [("x", ("f32", shape)), ("s", scale), ("z", zero.astype(np_type))])
+    samples = [{"x": (RNG.uniform(-8, 8, shape)).astype(np.float32)} for _ in range(2)]
+    halves = np.float32(scale.reshape(-1)[0]) * (np.arange(60, dtype=np.float32) - 30.5)
+    samples.append({"x": halves.reshape(shape) if axis is None else samples[0]["x"]})
+    check_graph(graph, tmp_path, samples)
+
+
+@pytest.mark.parametrize("dtype,axis", [("i8", None), ("u8", 0), ("i32", None)])
+def test_dequantize_linear(dtype, axis, tmp_path):
+    shape = (4, 6)
+    count = 1 if axis is None else shape[axis]
+    scale = RNG.uniform(0.01, 0.05, count).astype(np.float32)
+    np_type = {"i8": np.int8, "u8": np.uint8, "i32": np.int32}[dtype]
+    zero = RNG.integers(0, 20, count).astype(np_type)
+    if axis is None:
+        scale, zero = scale.reshape(()), zero.reshape(())
+    graph = single_op("DequantizeLinear", DequantizeAttrs(axis), [("x", (dtype, shape)), ("s", scale), ("z", zero)])
+    check_graph(graph, tmp_path)

@@ -1,0 +1,212 @@
+"""The C target as a whole: files and API, storage (in place, views, copies at
+the interface), integer networks end to end, linking two models, names from
+the wild, the driver's report and determinism, build failures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from c_testing import COMPILERS, SANITIZE, WERROR, GraphBuilder, build_harness, check_graph, emit
+
+import nnc
+from nnc.backends.c import build
+from nnc.backends.c.lowering import lower
+from nnc.backends.c.target import CTarget
+from nnc.errors import VerificationError
+from nnc.memory_plan import check
+from nnc.numerics import quantize_multiplier, quantize_multipliers
+from nnc.ops.conv import ConvAttrs
+from nnc.ops.elementwise import ClipAttrs
+from nnc.ops.qelementwise import QAddAttrs
+from nnc.ops.qlinear import QConvAttrs, QGemmAttrs
+from nnc.ops.qpool import QAveragePoolAttrs
+from nnc.ops.qsoftmax import EXP_BITS, QSoftmaxAttrs
+from nnc.ops.shape import ReshapeAttrs
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "01-tiny-cnn"
+RNG = np.random.default_rng(3)
+
+
+def float_net(name: str = "net") -> nnc.Graph:
+    """Conv -> Relu (in place) -> Reshape (view) -> Gemm, plus interface cases: an
+    output also read inside, an input copied to an output through a view."""
+    b = GraphBuilder(name)
+    x = b.input("x", "f32", (1, 4, 4, 2), layout="NHWC")
+    w = b.const("w", RNG.standard_normal((3, 2, 3, 3)).astype(np.float32))
+    c = b.op("Conv", [x, w, ""], ConvAttrs((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True), name="conv/1;a:b")
+    r = b.op("Relu", [c])
+    f = b.op("Reshape", [r], ReshapeAttrs((1, 48)))
+    g = b.op("Gemm", [f, b.const("fc", RNG.standard_normal((48, 5)).astype(np.float32)), ""])
+    s = b.op("Softmax", [g], nnc.ops.softmax.SoftmaxAttrs(1))
+    clipped = b.op("Clip", [g], ClipAttrs(-1.0, 1.0))
+    flat_x = b.op("Reshape", [x], ReshapeAttrs((32,)))
+    return b.output(s, g, clipped, flat_x, s)
+
+
+def int_net(name: str = "qnet") -> nnc.Graph:
+    """QConv -> depthwise QConv -> QAdd (residual) -> QAveragePool -> Reshape ->
+    QGemm -> QSoftmax, int8 throughout."""
+    b = GraphBuilder(name)
+    x = b.input("x", "i8", (1, 6, 6, 4), layout="NHWC")
+
+    def qconv(inp, cout, cin, group, relu):
+        m, n = quantize_multipliers(RNG.uniform(1e-3, 4e-3, cout))
+        attrs = QConvAttrs((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), group, True, 2, -3, -3 if relu else -128, 127)
+        return b.op("QConv", [inp, b.const("w", RNG.integers(-127, 128, (cout, cin // group, 3, 3)).astype(np.int8)),
+                              b.const("b", RNG.integers(-999, 999, cout).astype(np.int32)),
+                              b.const("m", m), b.const("n", n)], attrs)
+
+    c1 = qconv(x, 4, 4, 1, True)
+    c2 = qconv(c1, 4, 4, 4, False)
+    s = 30
+    add = b.op("QAdd", [c1, c2], QAddAttrs(-3, -3, 1, round(0.6 * 2 ** s), round(0.8 * 2 ** s), s, -128, 127))
+    m, n = quantize_multiplier(1 / 36)
+    pool = b.op("QAveragePool", [add], QAveragePoolAttrs((6, 6), (1, 1), (0,) * 4, True, 1, 0, m, n, -128, 127))
+    flat = b.op("Reshape", [pool], ReshapeAttrs((1, 4)))
+    gm, gn = quantize_multipliers(np.full(10, 0.02))
+    logits = b.op("QGemm", [flat, b.const("fc", RNG.integers(-127, 128, (10, 4)).astype(np.int8)), "",
+                            b.const("gm", gm), b.const("gn", gn)], QGemmAttrs(0, 0, -128, 127))
+    table = np.round(2.0 ** EXP_BITS * np.exp(-0.1 * np.arange(256))).astype(np.int32)
+    sm, sn = quantize_multiplier(256.0)
+    probs = b.op("QSoftmax", [logits, b.const("table", table)], QSoftmaxAttrs(-128, sm, sn, -128, 127))
+    return b.output(probs)
+
+
+def test_files_api_and_prefixed_symbols(tmp_path):
+    graph = float_net("My-Net 2")
+    files = CTarget().emit(graph, tmp_path, "my-net")
+    assert sorted(files) == sorted(["my-net.h", "my-net.c", "my-net_kernels.h", "my-net_weights.h", "my-net_test.c",
+                                    "my-net_golden.h", "Makefile", "my-net.cmake", "README.md"])
+    header = (tmp_path / "my-net.h").read_text()
+    assert "int my_net_invoke(const float *in_x, float *out_softmax" in header
+    assert "#define MY_NET_ARENA_BYTES" in header and "#define MY_NET_INPUT0_SHAPE {1, 4, 4, 2}" in header
+    source = (tmp_path / "my-net.c").read_text()
+    assert "malloc" not in source and "stdio" not in source and '"conv/1;a:b"' in source
+    for cc in COMPILERS:
+        obj = build.compile_c([tmp_path / "my-net.c"], tmp_path / f"lib_{cc}.o", WERROR, cc=cc, link=False)
+        symbols = subprocess.run(["nm", "-g", "--defined-only", str(obj)], capture_output=True, text=True).stdout
+        exported = [line.split()[-1] for line in symbols.splitlines() if line.strip()]
+        assert exported == ["my_net_invoke"]
+
+
+def test_interface_storage_cases_match_the_reference(tmp_path):
+    """Outputs read inside the graph, repeated outputs, an input copied to an
+    output through a view; in-place Relu; Reshape costs no copy."""
+    graph = float_net()
+    program = lower(graph, "net")
+    storage = program.storage
+    check(storage.buffers, storage.offsets, 16)
+    relu = next(s for s in program.steps if s.node.op == "Relu")
+    assert relu.lines[0].startswith("relu_f32(") and program.idents[relu.node.inputs[0]] in relu.lines[0]
+    conv_out, relu_out = relu.node.inputs[0], relu.node.outputs[0]
+    offsets = dict(zip((b.name for b in storage.buffers), storage.offsets))
+    assert offsets[conv_out] == offsets[relu_out]  # Relu ran in place
+    assert sorted(pos for pos, _ in storage.copies) == [3, 4]  # Reshape(x) and the repeated softmax
+    check_graph(graph, tmp_path)
+
+
+def test_integer_network_is_bit_exact_and_harness_passes(tmp_path):
+    graph = int_net()
+    check_graph(graph, tmp_path)
+    src, stem = emit(graph, tmp_path / "golden")
+    exe = build_harness(src, stem, tmp_path / "golden_test")
+    result = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("PASS") and "max |diff| 0," in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+def test_makefile_builds_library_and_runs_the_harness(tmp_path):
+    src, stem = emit(int_net(), tmp_path / "out")
+    result = subprocess.run(["make", "-C", str(src), "test", "CFLAGS=-std=c99 -O1 -Wall -Wextra -Werror -pedantic"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (src / f"lib{stem}.a").is_file() and "PASS" in result.stdout
+
+
+@pytest.mark.skipif(not shutil.which("cmake"), reason="cmake is not installed")
+def test_cmake_snippet_builds(tmp_path):
+    src, stem = emit(int_net(), tmp_path / "model")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "main.c").write_text('#include "qnet.h"\nint main(void) { static int8_t x[QNET_INPUT0_SIZE];\n'
+                                    '  static int8_t y[QNET_OUTPUT0_SIZE]; return qnet_invoke(x, y); }\n')
+    (project / "CMakeLists.txt").write_text(f"cmake_minimum_required(VERSION 3.13)\nproject(p C)\n"
+                                            f"include({src.as_posix()}/{stem}.cmake)\n"
+                                            "add_executable(app main.c)\ntarget_link_libraries(app PRIVATE qnet)\n")
+    for args in (["-S", str(project), "-B", str(tmp_path / "b")], ["--build", str(tmp_path / "b")]):
+        result = subprocess.run(["cmake", *args], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert subprocess.run([str(tmp_path / "b" / "app")]).returncode == 0
+
+
+def test_two_models_link_into_one_program(tmp_path):
+    first, _ = emit(int_net("qnet"), tmp_path / "a", "qnet")
+    second, _ = emit(float_net("net"), tmp_path / "b", "net")
+    main = tmp_path / "main.c"
+    main.write_text('#include "qnet.h"\n#include "net.h"\nint main(void) {\n'
+                    '  static int8_t qx[QNET_INPUT0_SIZE], qy[QNET_OUTPUT0_SIZE];\n'
+                    '  static float x[NET_INPUT0_SIZE], y0[NET_OUTPUT0_SIZE], y1[NET_OUTPUT1_SIZE],\n'
+                    '    y2[NET_OUTPUT2_SIZE], y3[NET_OUTPUT3_SIZE], y4[NET_OUTPUT4_SIZE];\n'
+                    '  return qnet_invoke(qx, qy) + net_invoke(x, y0, y1, y2, y3, y4);\n}\n')
+    for cc in COMPILERS:
+        exe = tmp_path / f"both_{cc}"
+        command = [cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", *SANITIZE,
+                   f"-I{first}", f"-I{second}", str(first / "qnet.c"), str(second / "net.c"), str(main),
+                   "-o", str(exe), "-lm"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert subprocess.run([str(exe)]).returncode == 0
+
+
+def test_names_from_the_wild_compile_cleanly(tmp_path):
+    weird = "model/*odd*/;" + "x" * 300 + ":0??/\n é"
+    b = GraphBuilder("m/o;d:e*/l")
+    x = b.input(weird, "f32", (2, 3))
+    y = b.op("Relu", [x], name=weird)
+    z = b.op("Sigmoid", [y], name="*/ closing")
+    check_graph(b.output(z), tmp_path)
+    source = next((tmp_path / "src_gcc").glob("*.c"))
+    text = source.read_text()
+    assert "relu_f32(6, in_model__odd, " in text  # a short identifier; the full name is in the comment
+    assert "/ *odd* /;" + "x" * 300 + ":0? ?/\\n \\xe9" in text and "* / closing" in text
+
+
+def test_compile_api_report_determinism_and_cli(tmp_path):
+    model, sample = EXAMPLE / "tiny_cnn.onnx", EXAMPLE / "sample.npz"
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"out{i}"
+        result = nnc.compile(model, target="c", output_dir=out, quantize=False, inputs=sample)
+        outs.append(out)
+    report = json.loads((outs[0] / "report.json").read_text())
+    memory = report["memory"]
+    assert memory["arena_lower_bound_bytes"] <= memory["arena_bytes"] <= memory["arena_naive_bytes"]
+    assert memory["flash_bytes"] > 0 and report["verification"]["executed"]
+    assert set(result.artifacts) == {p.name for p in outs[1].iterdir()}
+    for name in result.artifacts:
+        if name != "report.json":
+            assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    assert "Pipeline: remove-identity" in (outs[0] / "tiny_cnn.c").read_text()
+    golden = (outs[0] / "tiny_cnn_golden.h").read_text()
+    assert "verification sample" in golden
+    no_dir = nnc.compile(model, target="c", quantize=False, inputs=sample)
+    assert no_dir.report["verification"]["executed"] and no_dir.report["memory"] == memory
+    cli = subprocess.run(["nnc", "compile", str(model), "--target", "c", "--no-quantize", "-o", str(tmp_path / "cli"),
+                          "--inputs", str(sample), "--quiet"], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    assert (tmp_path / "cli" / "tiny_cnn.h").is_file()
+
+
+def test_build_failure_is_a_verification_error_naming_the_first_error(tmp_path):
+    graph = int_net()
+    src, stem = emit(graph, tmp_path / "src")
+    source = src / f"{stem}.c"
+    source.write_text(source.read_text().replace("return 0;\n}", "return undefined_symbol;\n}"))
+    with pytest.raises(VerificationError, match=r"building the generated C failed: .*undefined_symbol"):
+        CTarget().execute(graph, src, stem, [{"x": np.zeros((1, 6, 6, 4), np.int8)}])
