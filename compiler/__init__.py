@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 from .driver import CompileResult, compile  # noqa: E402
 from .errors import (  # noqa: E402
+    BlobError,
     IRError,
     ModelError,
     NncError,
@@ -27,7 +28,7 @@ from .textir import parse_ir, print_ir  # noqa: E402
 from .verifier import verify  # noqa: E402
 
 __all__ = [
-    "CompileResult", "Graph", "IRError", "ModelError", "NncError", "Node", "OptionError", "QuantParams",
-    "ShapeError", "Tensor", "UnsupportedError", "VerificationError", "compile", "load", "parse_ir",
-    "print_ir", "run", "verify", "__version__",
+    "BlobError", "CompileResult", "Graph", "IRError", "ModelError", "NncError", "Node", "OptionError",
+    "QuantParams", "ShapeError", "Tensor", "UnsupportedError", "VerificationError", "compile", "load",
+    "parse_ir", "print_ir", "run", "verify", "__version__",
 ]

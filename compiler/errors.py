@@ -33,6 +33,10 @@ class VerificationError(NncError):
     """A compiled artifact does not compute what the reference computes."""
 
 
+class BlobError(NncError):
+    """An az-sim blob is truncated, corrupted or of an unknown version."""
+
+
 class NncWarning(UserWarning):
     """Something the user should know, that does not stop the compile
     (e.g. calibration on synthetic data). The CLI prints it as one line."""

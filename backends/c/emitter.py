@@ -79,7 +79,8 @@ def _ports(program: Program) -> tuple[list[dict], list[dict]]:
                            (f"{key}_ZERO_POINT", str(t.quant.zero_point[0]))]
             title = (f"{kind.title()} {i} ({param}): {cformat.comment(name)} "
                      f"{t.dtype}[{','.join(map(str, t.shape))}]" + (f" {t.layout}" if t.layout else ""))
-            group.append(dict(name=name, param=param, ctype=C_TYPES[t.dtype], size=t.size, dtype=t.dtype,
+            group.append(dict(name=name, param=param, ctype=C_TYPES[t.dtype], size=t.size, nbytes=t.nbytes,
+                              dtype=t.dtype,
                               macros=macros, title=title, const="const " if kind == "INPUT" else ""))
         ports.append(group)
     return ports[0], ports[1]
@@ -112,11 +113,9 @@ def source(program: Program, stem: str, provenance: Provenance) -> str:
             t = graph.tensor(name)
             const = "const " if ident in storage.const_idents else ""
             decls.append(dict(type=f"{const}{C_TYPES[t.dtype]} *", ident=ident, init=storage.decls[ident],
-                              note=cformat.comment(f"{name}: {t.dtype}[{','.join(map(str, t.shape))}]", 120)))
+                              note=cformat.comment(f"{t.dtype}[{','.join(map(str, t.shape))}] {name}", 100)))
     params = [p["param"] for p in common["inputs"] + common["outputs"]]
     used = {storage.idents[n] for n in program.used}
-    used_params = {storage.homes.get(i, i) for i in used} | {storage.out_params[pos] for pos, _ in storage.copies}
-    unused = [f"(void){p};" for p in params if p not in used_params]
     arena = ([f"static uint8_t arena[{common['macro']}_ARENA_BYTES] {common['macro']}_ARENA_ATTRIBUTE;"]
              if used & storage.arena_idents else [])
     copies = program.final_copies
@@ -125,7 +124,7 @@ def source(program: Program, stem: str, provenance: Provenance) -> str:
     structs = [dict(ctype=s.ctype, ident=s.ident, lines=_wrap([f".{k} = {v}," for k, v in s.fields]))
                for s in program.structs]
     return render("model.c.j2", structs=structs, decls=decls, steps=steps, arena_decl=arena,
-                  null_check=" || ".join(f"!{p}" for p in params) or "0", unused=unused,
+                  null_check=" || ".join(f"!{p}" for p in params) or "0",
                   copies=(["/* outputs that share their data with another buffer */"] + copies) if copies else [],
                   **common)
 
@@ -167,6 +166,7 @@ def _harness_ports(common: dict) -> tuple[list[dict], list[dict]]:
     result = []
     for kind, ports in (("in", common["inputs"]), ("out", common["outputs"])):
         result.append([dict(p, buffer=f"{kind}{i}", golden=f"golden_{kind}{i}", size=max(p["size"], 1),
+                            count=p["size"], nbytes=p["nbytes"],
                             label=cformat.string_literal(p["name"]),
                             tolerance=f"{FLOAT_PARITY!r}" if p["dtype"] in ("f32", "f64") else "0.0")
                        for i, p in enumerate(ports)])
@@ -180,7 +180,7 @@ def golden(program: Program, stem: str, samples: list[dict], expected: list[dict
     for kind, names, values in (("in", graph.inputs, samples), ("out", graph.outputs, expected)):
         for i, name in enumerate(names):
             t = graph.tensor(name)
-            rows = [cformat.array_body(np.asarray(v[name]), t.dtype) for v in values]
+            rows = [cformat.array_body(np.asarray(v[name]), t.dtype) or ["    0,"] for v in values]
             arrays.append(dict(ident=f"golden_{kind}{i}", ctype=C_TYPES[t.dtype], size=max(t.size, 1),
                                note=cformat.comment(f"{kind}put {i}: {name}"), samples=rows))
     return render("golden.h.j2", stem=stem, note=note, count=len(samples), arrays=arrays,

@@ -174,7 +174,8 @@ def test_pad(shape, mode, dtype, data):
         assume(kept >= (1 if mode != "constant" else 0))
         if mode == "reflect":
             assume(max(pads[axis], pads[rank + axis]) < kept)
-    attrs = PadAttrs(tuple(pads), mode, -7.0 if mode == "constant" else 0.0)
+    fill = (7.0 if dtype == "u8" else -7.0) if mode == "constant" else 0.0
+    attrs = PadAttrs(tuple(pads), mode, fill)
     check(single_op("Pad", attrs, [("x", (dtype, tuple(shape)))]))
 
 

@@ -110,6 +110,18 @@ def test_interface_storage_cases_match_the_reference(tmp_path):
     check_graph(graph, tmp_path)
 
 
+def test_constant_outputs_input_outputs_and_unused_inputs(tmp_path):
+    b = GraphBuilder("edge")
+    x = b.input("x", "f32", (2, 3))
+    b.input("unused", "i8", (4,))
+    c = b.const("c", np.arange(6, dtype=np.float32).reshape(2, 3))
+    folded = b.op("Relu", [c])
+    graph = b.output(b.op("Add", [x, c]), folded, x)
+    check_graph(graph, tmp_path)
+    source = (tmp_path / "src_gcc" / "edge.c").read_text()
+    assert "memcpy(out_relu1, L1_c, 24);" in source and "memcpy(out_x, in_x, 24);" in source
+
+
 def test_integer_network_is_bit_exact_and_harness_passes(tmp_path):
     graph = int_net()
     check_graph(graph, tmp_path)
@@ -210,3 +222,12 @@ def test_build_failure_is_a_verification_error_naming_the_first_error(tmp_path):
     source.write_text(source.read_text().replace("return 0;\n}", "return undefined_symbol;\n}"))
     with pytest.raises(VerificationError, match=r"building the generated C failed: .*undefined_symbol"):
         CTarget().execute(graph, src, stem, [{"x": np.zeros((1, 6, 6, 4), np.int8)}])
+
+
+@pytest.mark.skipif(not shutil.which("valgrind"), reason="valgrind is not installed")
+def test_harness_is_clean_under_valgrind(tmp_path):
+    src, stem = emit(int_net(), tmp_path / "src")
+    exe = build_harness(src, stem, tmp_path / "plain", "gcc", ("-O1", "-g"))
+    result = subprocess.run(["valgrind", "--error-exitcode=9", "--leak-check=full", "-q", str(exe)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

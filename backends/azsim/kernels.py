@@ -1,0 +1,144 @@
+"""az-sim layer kernels: the registry and what every kernel shares. The kernels
+themselves live in mac.py (the MAC array: QConv, QGemm) and ppu.py (the
+post-processing unit: everything else).
+
+Each kernel is built once per program (`build(ctx) -> Built`): it checks the
+layer's shapes and parameters, prepares what the hardware keeps on chip (decoded
+weights as a matrix, per-channel multipliers) and returns
+- `run()`: computes the layer from its input arrays into its output arrays (views
+  of activation SRAM) and returns the executed MACs when they depend on the data
+  (activation zero-skipping), else None;
+- `work`: the static counts the cost model needs (MACs, zero-skipped MACs,
+  post-processing elements).
+
+The arithmetic is docs/numerics.md, implemented independently of the reference
+interpreter, with the shared primitives of nnc.numerics.
+
+Operand conventions (LayerDesc.inputs, tensor indices, -1 for an omitted optional
+operand; constants are TensorDescs with data):
+    QConv, QGemm     (x, w, bias, multiplier, shift); the w slot is -1 (ignored):
+                     weights come from the layer's stream, QConv [Cout, Cin/group,
+                     *kernel], QGemm [N, K]
+    QAdd (a, b)   Requantize, Clip, Reshape, Transpose, Pad, MaxPool,
+    GlobalMaxPool, QAveragePool (x)   QLut (x, table)   QSoftmax (x, exp_table)
+    Concat (x0, x1, ...)   QuantizeLinear, DequantizeLinear (x, scale[, zero_point])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nnc.errors import BlobError, UnsupportedError
+
+from .program import LayerDesc
+
+PAD_MODES = ("constant", "reflect", "edge", "wrap")  # Pad `mode` codes 0..3
+_REQUIRED = object()
+
+
+@dataclass
+class Work:
+    """Static counts of one layer. `macs_executed` counts weight zero-skipping only."""
+
+    macs_total: int = 0
+    macs_executed: int = 0
+    ppu_elements: int = 0
+
+
+@dataclass
+class Built:
+    run: Callable[[], int | None]
+    work: Work = field(default_factory=Work)
+
+
+@dataclass
+class LayerContext:
+    """What a kernel builder sees: the layer, its operand arrays (activation views
+    or constants, None where omitted), output views and decoded weights."""
+
+    desc: LayerDesc
+    inputs: list[np.ndarray | None]
+    outputs: list[np.ndarray]
+    weights: np.ndarray | None
+    zero_skip_group: int
+    skip_zero_activations: bool
+    aliased: bool = False  # the single output shares its bytes with input 0
+
+    def param(self, key: str, default=_REQUIRED):
+        if key in self.desc.params:
+            return self.desc.params[key]
+        if default is _REQUIRED:
+            raise self.error(f"misses parameter {key!r}")
+        return default
+
+    def error(self, why: str) -> BlobError:
+        return BlobError(f"layer {self.desc.name!r} ({self.desc.op}): {why}")
+
+    def operand(self, index: int, what: str) -> np.ndarray:
+        if index >= len(self.inputs) or self.inputs[index] is None:
+            raise self.error(f"misses operand {what}")
+        return self.inputs[index]
+
+
+KERNELS: dict[str, Callable[[LayerContext], Built]] = {}
+
+
+def kernel(*ops: str):
+    def register(fn):
+        for op in ops:
+            KERNELS[op] = fn
+        return fn
+    return register
+
+
+def build(ctx: LayerContext) -> Built:
+    builder = KERNELS.get(ctx.desc.op)
+    if builder is None:
+        raise UnsupportedError(f"layer {ctx.desc.name!r}: az-sim has no {ctx.desc.op} unit "
+                               f"(supported: {', '.join(sorted(KERNELS))})")
+    return builder(ctx)
+
+
+# -- geometry helpers (channels-last arrays [N, *spatial, C]) ------------------------
+def channels_last(a: np.ndarray, flag) -> np.ndarray:
+    return a if flag else np.moveaxis(a, 1, -1)
+
+
+def pad_spatial(x: np.ndarray, begins, ends, value) -> np.ndarray:
+    if not any(begins) and not any(ends):
+        return x
+    return np.pad(x, [(0, 0), *zip(begins, ends), (0, 0)], constant_values=value)
+
+
+def taps(x: np.ndarray, kernel, strides, dilations, out) -> list[np.ndarray]:
+    """One view per kernel position (row-major) of padded channels-last x:
+    view[n, *o, c] = x[n, *(o·strides + tap·dilations), c]."""
+    return [x[(slice(None), *(slice(t * d, t * d + (o - 1) * s + 1, s)
+                               for t, d, o, s in zip(tap, dilations, out, strides)))]
+            for tap in np.ndindex(*kernel)]
+
+
+def padded_buffer(shape, begins, ends, dtype, fill=0) -> tuple[np.ndarray, np.ndarray]:
+    """(buffer, interior): a channels-last buffer of `shape` grown by the pads and
+    filled with `fill`, and the view of it where the unpadded input goes. Kernels
+    keep one per layer and write only the interior, so the border stays `fill`."""
+    full = (shape[0], *(s + b + e for s, b, e in zip(shape[1:-1], begins, ends)), shape[-1])
+    buffer = np.full(full, fill, dtype)
+    interior = buffer[(slice(None), *(slice(b, b + s) for s, b in zip(shape[1:-1], begins)))]
+    return buffer, interior
+
+
+def conv_out_size(size: int, k: int, s: int, d: int, pad_total: int) -> int:
+    return (size + pad_total - (k - 1) * d - 1) // s + 1
+
+
+def check_shape(ctx: LayerContext, what: str, actual, expected) -> None:
+    if tuple(actual) != tuple(expected):
+        raise ctx.error(f"{what} has shape {list(actual)}, expected {list(expected)}")
+
+
+def clamp_params(ctx: LayerContext) -> tuple[int, int, int]:
+    return int(ctx.param("y_zero_point")), int(ctx.param("out_min")), int(ctx.param("out_max"))

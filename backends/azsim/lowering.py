@@ -1,0 +1,193 @@
+"""Lowering: an integer IR graph becomes the `Program` the az-sim chip runs
+(backends/azsim/program.py), which the blob writer serializes.
+
+`to_program(graph)`, as one flat sequence of steps:
+1. Refuse what the chip cannot run, all at once: ops without a blob op code
+   (`blob.OP_CODES`), float tensors anywhere except QuantizeLinear's input and
+   scale and DequantizeLinear's output and scale, dtypes without a blob code,
+   attributes that are not integers, QConv/QGemm weights that are not constant or
+   fall outside the symmetric range [-127, 127]. One UnsupportedError lists every
+   node with its reason.
+2. Number the tensors: graph inputs, then in schedule order each node's constant
+   inputs (first use) and outputs. QConv/QGemm weights are not tensors: they
+   become weight streams.
+3. Place the activation tensors in activation SRAM with `memory_plan.plan`: a
+   tensor is live from the step that writes it (0 for graph inputs) to the last
+   step that reads it (len(layers) for graph outputs), inclusive; a Reshape
+   output is a view that shares its input's bytes (an alias in the plan).
+   `activation_bytes` is the planned arena size.
+4. One layer per node, in schedule order. `inputs` keep the IR op's input
+   positions; an omitted optional input is -1, and so is the weight position
+   (input 1) of QConv/QGemm, whose weights are the layer's stream instead.
+   `params` are the op's attribute dataclass: ints as ints, bools as 0/1, tuples
+   of ints, dtype names (fields ending in "dtype") as DTYPE_CODES, Pad's `mode`
+   as its index in PAD_MODES, floats only when integral (Clip bounds and Pad's
+   value on integer tensors) and then as ints; None is omitted.
+5. Each weight tensor is encoded once with `codecs.encode_best` at the narrowest
+   b in 2..8 that holds it exactly (max|w| <= 2^(b-1) - 1), into a WeightStream
+   of the weight's shape; layers sharing a weight tensor share the stream.
+Same graph, same program: every step is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nnc import memory_plan
+from nnc.dtypes import FLOAT_TYPES
+from nnc.errors import UnsupportedError
+from nnc.ir import Graph, Node, Tensor
+from nnc.ops.registry import attrs_dict
+from nnc.ops.shape import PAD_MODES
+
+from . import codecs
+from .blob import OP_CODES
+from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
+
+WEIGHTED = {"QConv": 1, "QGemm": 1}  # op -> position of its weight input
+# op -> positions (inputs, outputs) that may hold float tensors
+_FLOAT_OK = {"QuantizeLinear": ({0, 1}, set()), "DequantizeLinear": ({1}, {0})}
+_ENUMS = {"mode": PAD_MODES}
+WEIGHT_LIMIT = 127
+
+
+class _Refused(Exception):
+    """A reason why the chip cannot run one node."""
+
+
+def to_program(graph: Graph) -> Program:
+    """The Program of integer graph `graph` (see the module docstring)."""
+    nodes = graph.nodes()
+    _refuse_unsupported(graph, nodes)
+    names = _number_tensors(graph, nodes)
+    index = {name: i for i, name in enumerate(names)}
+    offsets, activation_bytes = _plan_sram(graph, nodes, names)
+    tensors = tuple(_tensor_desc(graph.tensor(n), offsets.get(n, -1)) for n in names)
+    streams: dict[str, int] = {}
+    layers = tuple(_layer(graph, node, index, streams) for node in nodes)
+    encoded = tuple(_stream(graph.tensor(name)) for name in streams)
+    return Program(graph.name, tensors, layers, encoded, tuple(index[n] for n in graph.inputs),
+                   tuple(index[n] for n in graph.outputs), activation_bytes)
+
+
+# -- 1. what the chip runs ------------------------------------------------------------
+def _refuse_unsupported(graph: Graph, nodes: list[Node]) -> None:
+    problems = [f"graph output {n!r} is a constant" for n in graph.outputs if graph.tensor(n).is_constant]
+    problems += [f"graph input {n!r} has dtype {graph.tensor(n).dtype}" for n in graph.inputs
+                 if graph.tensor(n).dtype not in DTYPE_CODES]
+    for node in nodes:
+        try:
+            _check_node(graph, node)
+            _params(node)
+        except _Refused as exc:
+            problems.append(f"{node.op} node {node.name!r}: {exc}")
+    if problems:
+        raise UnsupportedError(f"the az-sim target cannot compile {len(problems)} node(s):\n  "
+                               + "\n  ".join(problems))
+
+
+def _check_node(graph: Graph, node: Node) -> None:
+    """_Refused unless the chip runs `node`: known op, encodable dtypes, floats only
+    at a quantization boundary, constant in-range weights."""
+    if node.op not in OP_CODES:
+        raise _Refused(f"the chip does not run {node.op}")
+    float_in, float_out = _FLOAT_OK.get(node.op, (set(), set()))
+    for where, names, float_ok in (("input", node.inputs, float_in), ("output", node.outputs, float_out)):
+        for pos, name in enumerate(names):
+            dtype = graph.tensor(name).dtype if name else None
+            if dtype is not None and (dtype not in DTYPE_CODES or dtype in FLOAT_TYPES and pos not in float_ok):
+                raise _Refused(f"{where} {pos} ({name!r}) is {dtype}; the chip runs it on integers only")
+    if node.op in WEIGHTED:
+        weights = graph.tensor(node.inputs[WEIGHTED[node.op]])
+        if not weights.is_constant or weights.dtype != "i8":
+            raise _Refused(f"weights {weights.name!r} must be a constant i8 tensor")
+        if weights.size and np.abs(weights.data.astype(np.int64)).max() > WEIGHT_LIMIT:
+            raise _Refused(f"weights {weights.name!r} hold -128, outside the symmetric range [-127, 127]")
+
+
+def _params(node: Node) -> dict[str, int | tuple[int, ...]]:
+    """The op's attributes as blob params (see the module docstring, step 4)."""
+    return {key: _param(key, value) for key, value in attrs_dict(node.attrs).items() if value is not None}
+
+
+def _param(key: str, value) -> int | tuple[int, ...]:
+    if isinstance(value, tuple):
+        return tuple(_param(key, v) for v in value)
+    if isinstance(value, (bool, int, np.integer)):
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return int(value)
+    if isinstance(value, str) and key.endswith("dtype") and value in DTYPE_CODES:
+        return DTYPE_CODES[value]
+    if isinstance(value, str) and value in _ENUMS.get(key, ()):
+        return _ENUMS[key].index(value)
+    raise _Refused(f"attribute {key} = {value!r} has no integer encoding on the chip")
+
+
+# -- 2. tensors ---------------------------------------------------------------------
+def _number_tensors(graph: Graph, nodes: list[Node]) -> list[str]:
+    """Tensor names in table order: graph inputs, then per node its constant
+    inputs (weights excluded) and its outputs."""
+    names = dict.fromkeys(graph.inputs)
+    for node in nodes:
+        for pos, name in enumerate(node.inputs):
+            if name and graph.tensor(name).is_constant and pos != WEIGHTED.get(node.op):
+                names.setdefault(name)
+        names.update(dict.fromkeys(n for n in node.outputs if n))
+    return list(names)
+
+
+def _tensor_desc(t: Tensor, offset: int) -> TensorDesc:
+    scale = tuple(float(s) for s in t.quant.scale) if t.quant else ()
+    zero_point = tuple(int(z) for z in t.quant.zero_point) if t.quant else ()
+    data = None
+    if t.is_constant:
+        data = np.ascontiguousarray(t.data, dtype=t.data.dtype.newbyteorder("<")).tobytes()
+    return TensorDesc(t.name, DTYPE_CODES[t.dtype], t.shape, offset, scale, zero_point, data)
+
+
+# -- 3. activation SRAM ---------------------------------------------------------------
+def _plan_sram(graph: Graph, nodes: list[Node], names: list[str]) -> tuple[dict[str, int], int]:
+    """(SRAM offset of each activation tensor, arena bytes); see step 3."""
+    first = {name: 0 for name in graph.inputs}
+    last = dict(first)
+    view_of: dict[str, str] = {}
+    for step, node in enumerate(nodes):
+        for name in node.inputs:
+            if name in last:
+                last[name] = step
+        for name in node.outputs:
+            first[name] = last[name] = step
+        if node.op == "Reshape" and node.inputs[0] in first:
+            view_of[node.outputs[0]] = node.inputs[0]
+    for name in graph.outputs:
+        last[name] = len(nodes)
+    active = [name for name in names if name in first]
+    position = {name: i for i, name in enumerate(active)}
+    buffers = [memory_plan.Buffer(graph.tensor(n).nbytes, first[n], last[n], n, position.get(view_of.get(n)))
+               for n in active]
+    offsets = memory_plan.plan(buffers)
+    return dict(zip(active, offsets)), memory_plan.arena_bytes(buffers, offsets)
+
+
+# -- 4. layers and 5. weight streams ----------------------------------------------------
+def _layer(graph: Graph, node: Node, index: dict[str, int], streams: dict[str, int]) -> LayerDesc:
+    weight_pos, weights = WEIGHTED.get(node.op), -1
+    if weight_pos is not None:
+        weights = streams.setdefault(node.inputs[weight_pos], len(streams))
+    inputs = tuple(-1 if not name or pos == weight_pos else index[name] for pos, name in enumerate(node.inputs))
+    return LayerDesc(node.name, node.op, inputs, tuple(index[n] for n in node.outputs), _params(node), weights)
+
+
+def weight_bits(values: np.ndarray) -> int:
+    """The narrowest b in 2..8 whose symmetric range [-(2^(b-1)-1), 2^(b-1)-1] holds `values`."""
+    peak = int(np.abs(values.astype(np.int64)).max()) if values.size else 0
+    return max(2, peak.bit_length() + 1)
+
+
+def _stream(weights: Tensor) -> WeightStream:
+    bits = weight_bits(weights.data)
+    fmt, payload = codecs.encode_best(weights.data, bits)
+    return WeightStream(fmt, bits, weights.shape, payload)

@@ -1,0 +1,292 @@
+"""The az-sim blob (docs/blob-format.md): read(write(p)) == p for hand-built,
+generated and real programs, deterministic bytes, the documented header, writer
+range checks, and one clear BlobError for each rule the reader enforces."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
+
+import nnc
+from nnc.backends.azsim import codecs
+from nnc.backends.azsim.blob import ENTRY, HEADER, MAGIC, OP_CODES, SECTIONS, VERSION, read_blob, write_blob
+from nnc.backends.azsim.lowering import to_program
+from nnc.backends.azsim.program import (DTYPE_CODES, FORMAT_BITMASK, FORMAT_DENSE, LayerDesc, Program,
+                                        TensorDesc, WeightStream)
+from nnc.passmanager import PassManager, parse_pipeline
+from nnc.pipelines import CANONICAL
+
+I8, I32 = DTYPE_CODES["i8"], DTYPE_CODES["i32"]
+
+
+def const(name: str, values, dtype=np.int32) -> TensorDesc:
+    data = np.asarray(values, dtype)
+    return TensorDesc(name, DTYPE_CODES[{np.int32: "i32", np.int8: "i8"}[dtype]], data.shape,
+                      data=data.astype(data.dtype.newbyteorder("<")).tobytes())
+
+
+def tiny_program(**changes) -> Program:
+    """x -> QGemm (dense 4-bit weights) -> Reshape (a view) -> QLut -> out; out
+    reuses x's bytes, which are dead by then."""
+    w = np.array([[1, 0, -3, 7], [0, 0, 0, 2], [-7, 1, 1, 1]], np.int8)
+    tensors = (TensorDesc("x", I8, (1, 4), 0, (0.5,), (3,)), const("bias", [5, -6, 0]),
+               const("m", [1 << 30] * 3), const("n", [20, 21, 22]),
+               TensorDesc("y", I8, (1, 3), 16, (0.25,), (-1,)), TensorDesc("z", I8, (3,), 16, (0.25,), (-1,)),
+               const("table", np.arange(-128, 128), np.int8), TensorDesc("out", I8, (3,), 0, (0.125,), (0,)))
+    layers = (LayerDesc("fc", "QGemm", (0, -1, 1, 2, 3), (4,),
+                        {"x_zero_point": 3, "y_zero_point": -1, "out_min": -128, "out_max": 127, "out_dtype": I8}, 0),
+              LayerDesc("flat", "Reshape", (4,), (5,), {"shape": (3,)}),
+              LayerDesc("lut", "QLut", (5, 6), (7,)))
+    streams = (WeightStream(FORMAT_DENSE, 4, (3, 4), codecs.encode(w, 4, FORMAT_DENSE)),)
+    fields = dict(name="tiny", tensors=tensors, layers=layers, streams=streams, inputs=(0,), outputs=(7,),
+                  activation_bytes=32)
+    return Program(**{**fields, **changes})
+
+
+def sections(blob: bytes) -> list[bytes]:
+    return [blob[o:o + n] for _, o, n, _ in (ENTRY.unpack_from(blob, HEADER.size + ENTRY.size * i)
+                                              for i in range(len(SECTIONS)))]
+
+
+def assemble(bodies: list[bytes], version: int = VERSION) -> bytes:
+    """A blob with these section bodies and correct table and CRCs, written
+    independently of blob.py from docs/blob-format.md."""
+    offset, table = 32 + 16 * len(bodies), b""
+    for kind, body in enumerate(bodies, 1):
+        table += struct.pack("<IIII", kind, offset, len(body), zlib.crc32(body))
+        offset += len(body)
+    head = MAGIC + struct.pack("<IIIII", version, 0, offset, len(bodies), 0)
+    return head + struct.pack("<I", zlib.crc32(head + table)) + table + b"".join(bodies)
+
+
+def integer_program(name: str) -> Program:
+    graph = nnc.load(MODELS_DIR / f"{name}.onnx")
+    pipeline = f"{CANONICAL},quantize{{calib=\"{MODELS_DIR / (name + '.io.npz')}\"}}"
+    return to_program(PassManager(parse_pipeline(pipeline)).run(graph))
+
+
+# -- round trips -------------------------------------------------------------------
+def test_tiny_program_round_trips():
+    program = tiny_program()
+    assert read_blob(write_blob(program)) == program
+
+
+def test_assemble_matches_the_writer():
+    """The documented container, rebuilt from the sections alone, is the writer's."""
+    blob = write_blob(tiny_program())
+    assert assemble(sections(blob)) == blob
+
+
+def test_header_fields_are_where_the_doc_says():
+    blob = write_blob(tiny_program())
+    magic, version, flags, size, count, reserved, crc = struct.unpack_from("<8sIIIIII", blob)
+    assert (magic, version, flags, size, count, reserved) == (b"\x89AZB\r\n\x1a\n", 1, 0, len(blob), 5, 0)
+    assert crc == zlib.crc32(blob[:28] + blob[32:112])
+    assert [ENTRY.unpack_from(blob, 32 + 16 * i)[0] for i in range(5)] == [1, 2, 3, 4, 5]
+
+
+def test_bytes_are_deterministic_and_params_canonical():
+    program = tiny_program()
+    shuffled = dataclasses.replace(program.layers[0], params=dict(reversed(program.layers[0].params.items())))
+    assert write_blob(program) == write_blob(tiny_program())
+    assert write_blob(program) == write_blob(tiny_program(layers=(shuffled, *program.layers[1:])))
+
+
+def test_edge_values_round_trip():
+    program = tiny_program(name="ünï/cødé;名前", layers=(
+        LayerDesc("fc", "QGemm", (0, -1, 1, 2, 3), (4,), {"big": 2**63 - 1, "small": -2**63, "empty": (),
+                                                          "t": tuple(range(-5, 300))}, 0),
+        *tiny_program().layers[1:]))
+    assert read_blob(write_blob(program)) == program
+
+
+def test_empty_program_round_trips():
+    program = Program("", (), (), (), (), (), 0)
+    assert read_blob(write_blob(program)) == program
+
+
+@st.composite
+def programs(draw):
+    """Chains of layers, each output in its own SRAM region, with random names,
+    params, constants, quantization and weight streams of every format and width."""
+    text, ints = st.text(max_size=12), st.integers(-2**63, 2**63 - 1)
+    tensors, layers, streams, end = [TensorDesc("in", I8, (2, 3), 0, (1.0,), (0,))], [], [], 6
+    for k in range(draw(st.integers(0, 5))):
+        size = draw(st.integers(0, 40))
+        data = draw(st.binary(min_size=4 * size, max_size=4 * size))
+        tensors.append(TensorDesc(f"c{k}" + draw(text), I32, (size,), data=data,
+                                  scale=(draw(st.floats(1e-30, 1e30)),) * 2, zero_point=(0, -7)))
+        weights = -1
+        if draw(st.booleans()):
+            bits, count = draw(st.integers(2, 8)), draw(st.integers(0, 50))
+            values = np.array(draw(st.lists(st.integers(-(1 << bits - 1), (1 << bits - 1) - 1),
+                                            min_size=count, max_size=count)), np.int8)
+            fmt = draw(st.sampled_from(codecs.FORMATS))
+            streams.append(WeightStream(fmt, bits, (count,), codecs.encode(values, bits, fmt)))
+            weights = len(streams) - 1
+        tensors.append(TensorDesc(f"a{k}", I8, (size,), end))
+        end += size
+        params = draw(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
+                                      ints | st.tuples(ints, ints) | st.lists(ints, max_size=4).map(tuple)))
+        layers.append(LayerDesc(f"l{k}" + draw(text), draw(st.sampled_from(sorted(OP_CODES))),
+                                (len(tensors) - 3 if k else 0, -1, len(tensors) - 2), (len(tensors) - 1,),
+                                params, weights))
+    return Program(draw(text), tuple(tensors), tuple(layers), tuple(streams), (0,), (len(tensors) - 1,),
+                   end + draw(st.integers(0, 100)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(programs())
+def test_generated_programs_round_trip(program):
+    blob = write_blob(program)
+    assert read_blob(blob) == program
+    assert write_blob(read_blob(blob)) == blob
+
+
+@requires_models
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_mlperf_blobs_round_trip_and_recompile_identically(name):
+    program = integer_program(name)
+    blob = write_blob(program)
+    assert read_blob(blob) == program
+    assert write_blob(integer_program(name)) == blob
+
+
+# -- writer range checks -------------------------------------------------------------
+@pytest.mark.parametrize("changes, message", [
+    (dict(activation_bytes=2**32), "activation_bytes"),
+    (dict(inputs=(-1,)), "program inputs"),
+    (dict(name="x" * 70000), "program name"),
+    (dict(streams=(WeightStream(FORMAT_BITMASK, 4, (3, 4), b"\x00"),)), "stream 0"),
+    (dict(streams=(WeightStream(7, 4, (3, 4), b""),)), "stream 0"),
+    (dict(tensors=(TensorDesc("x", 99, (1,), 0),)), "tensor 0"),
+    (dict(tensors=(TensorDesc("x", I8, (1,), -1),)), "offset -1 with data"),
+    (dict(tensors=(TensorDesc("x", I8, (4,), -1, data=b"abc"),)), "data length"),
+    (dict(tensors=(TensorDesc("x", I8, (1,), 0, (0.0,), (0,)),)), "quantization"),
+    (dict(tensors=(TensorDesc("x", I8, (1,), 0, (1.0,), (200,)),)), "quantization"),
+    (dict(tensors=(TensorDesc("x", I8, (1,) * 9, 0),)), "tensor 0"),
+    (dict(layers=(LayerDesc("l", "Conv", (), ()),)), "no blob code"),
+    (dict(layers=(LayerDesc("l", "QLut", (), (), {"alpha": 0.5}),)), "param 'alpha'"),
+    (dict(layers=(LayerDesc("l", "QLut", (), (), {"not a name": 1}),)), "param 'not a name'"),
+    (dict(layers=(LayerDesc("l", "QLut", (), (), {"k": 2**63}),)), "param 'k'"),
+])
+def test_writer_refuses_fields_out_of_range(changes, message):
+    with pytest.raises(ValueError, match="blob writer: .*" + message):
+        write_blob(tiny_program(**changes))
+
+
+# -- reader: one BlobError per rule ------------------------------------------------------
+def test_blob_error_is_an_nnc_error():
+    assert issubclass(nnc.BlobError, nnc.NncError)  # so the CLI exits with code 2
+
+
+@pytest.mark.parametrize("version, message", [
+    (2, r"^blob version 2 is newer than this nnc supports \(1\)$"),
+    (0, r"^unknown blob version 0"),
+])
+def test_reader_names_the_version(version, message):
+    with pytest.raises(nnc.BlobError, match=message):
+        read_blob(assemble(sections(write_blob(tiny_program())), version))
+
+
+@pytest.mark.parametrize("mangle, message", [
+    (lambda b: b[:10], "truncated: 10 bytes"),
+    (lambda b: b[:-1], "truncated: the header .* says"),
+    (lambda b: b + b"\0", "1 trailing bytes"),
+    (lambda b: b"PK" + b[2:], "bad magic"),
+    (lambda b: b[:100] + bytes([b[100] ^ 1]) + b[101:], "header CRC32 mismatch"),
+    (lambda b: b[:-1] + bytes([b[-1] ^ 0x80]), "STREAMS section, offset .*: CRC32 mismatch"),
+])
+def test_reader_refuses_damaged_containers(mangle, message):
+    with pytest.raises(nnc.BlobError, match=message):
+        read_blob(mangle(write_blob(tiny_program())))
+
+
+def resealed(kind: int, body: bytes) -> bytes:
+    """The tiny program's blob with section `kind` replaced and valid CRCs."""
+    bodies = sections(write_blob(tiny_program()))
+    bodies[kind - 1] = body
+    return assemble(bodies)
+
+
+def section_of(program: Program, kind: int) -> bytes:
+    return sections(write_blob(program))[kind - 1]
+
+
+@pytest.mark.parametrize("kind, body, message", [
+    (1, section_of(tiny_program(), 1)[:-4], "META section, offset .*: program outputs needs 4 bytes"),
+    (1, section_of(tiny_program(), 1) + b"\0", "META section.*1 bytes left over"),
+    (1, b"\x02\x00\xff\xfe" + section_of(tiny_program(), 1)[6:], "program name is not valid UTF-8"),
+    (2, b"\xff\xff\xff\xff" + section_of(tiny_program(), 2)[4:], "TENSORS section.*needs"),
+    (3, section_of(tiny_program(), 3) + b"\0", "CONSTANTS section.*1 bytes left over"),
+    (4, section_of(tiny_program(), 4).replace(b"fc\x02\x00", b"fc\x63\x00", 1), "unknown op code 99"),
+    (5, section_of(tiny_program(), 5)[:-1], "STREAMS section.*payload needs"),
+])
+def test_reader_refuses_bad_records(kind, body, message):
+    with pytest.raises(nnc.BlobError, match=message):
+        read_blob(resealed(kind, body))
+
+
+def _layer(program: Program, index: int, **changes) -> tuple[LayerDesc, ...]:
+    layers = list(program.layers)
+    layers[index] = dataclasses.replace(layers[index], **changes)
+    return tuple(layers)
+
+
+def _tensor(program: Program, index: int, **changes) -> tuple[TensorDesc, ...]:
+    tensors = list(program.tensors)
+    tensors[index] = dataclasses.replace(tensors[index], **changes)
+    return tuple(tensors)
+
+
+P = tiny_program()
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(tensors=_tensor(P, 7, offset=30)), "tensor 7 .* must start at 30 and end by 32"),
+    (dict(tensors=_tensor(P, 7, name="x")), "TENSORS section.*same name"),
+    (dict(layers=_layer(P, 2, name="fc")), "LAYERS section.*same name"),
+    (dict(tensors=_tensor(P, 7, offset=17)), r"'y' \[16, 19\) and 'out' \[17, 20\) are live together at step 2"),
+    (dict(tensors=_tensor(P, 5, offset=17)), r"'y' \[16, 19\) and 'z' \[17, 20\) are live together at step 1"),
+    (dict(layers=_layer(P, 0, inputs=(9, -1, 1, 2, 3))), "layer 0 .* reads tensor 9"),
+    (dict(layers=_layer(P, 0, inputs=(5, -1, 1, 2, 3))), "reads tensor 5, .* not written yet"),
+    (dict(layers=_layer(P, 1, outputs=(4,))), "writes tensor 4, .* already written"),
+    (dict(layers=_layer(P, 2, outputs=(6,))), "writes tensor 6, .* a constant"),
+    (dict(layers=_layer(P, 0, weights=1)), "weight stream 1 of 1"),
+    (dict(layers=P.layers[:2]), "activation tensor 7 is neither a program input nor written"),
+    (dict(inputs=(0, 0)), "META section.*inputs listed once"),
+    (dict(outputs=(1,)), "META section.*must be activation tensors"),
+])
+def test_reader_checks_cross_references(changes, message):
+    with pytest.raises(nnc.BlobError, match=message):
+        read_blob(write_blob(tiny_program(**changes)))
+
+
+def test_reader_decodes_streams():
+    """A bitmask payload whose mask promises a nonzero value that is zero."""
+    body = struct.pack("<IHBBIIB3xII", 1, 24, FORMAT_BITMASK, 4, 12, 3, 2, 3, 4) + b"\x01\x00\x00"
+    with pytest.raises(nnc.BlobError, match="STREAMS section.*stream 0: .*zero value"):
+        read_blob(resealed(5, body))
+
+
+def test_reader_requires_param_order():
+    body = section_of(tiny_program(), 4)
+    swapped = body.replace(b"y_zero_point", b"a_zero_point", 1)
+    with pytest.raises(nnc.BlobError, match="param 'a_zero_point'.*out-of-order"):
+        read_blob(resealed(4, swapped))
+
+
+def test_the_format_doc_lists_every_op_code():
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "blob-format.md").read_text()
+    table = doc[doc.index("Op codes"):doc.index("Params are")]
+    listed = {op: int(code) for code, op in re.findall(r"\| (\d+) +\| (\w+) +(?=\|)", table)}
+    assert listed == OP_CODES

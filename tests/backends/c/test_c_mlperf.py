@@ -1,0 +1,76 @@
+"""The MLPerf Tiny models through the C target: verified by the driver (float
+parity without quantization, bit-exact once quantized), arena within 1.1 x the
+lower bound, and a Cortex-M4 cross-compile where arm-none-eabi-gcc is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
+
+import nnc
+from nnc.errors import OptionError
+from nnc.passmanager import parse_pipeline
+
+pytestmark = requires_models
+FLOAT_MODELS = [m for m in MODEL_NAMES if m.endswith("_f32")]
+ARENA_SLACK = 1.1
+
+
+def quantize_available() -> bool:
+    try:
+        parse_pipeline("quantize")
+    except OptionError:
+        return False
+    return True
+
+
+def compile_c(model: str, out, quantize: bool):
+    return nnc.compile(MODELS_DIR / f"{model}.onnx", target="c", output_dir=out, quantize=quantize,
+                       inputs=MODELS_DIR / f"{model}.io.npz")
+
+
+def check_memory(report: dict, record_property) -> None:
+    memory = report["memory"]
+    record_property("memory", memory)
+    assert memory["arena_lower_bound_bytes"] <= memory["arena_bytes"] <= memory["arena_naive_bytes"]
+    assert memory["arena_bytes"] <= ARENA_SLACK * memory["arena_lower_bound_bytes"], memory
+    assert memory["flash_bytes"] >= report["weights"]["stored_bytes"] // 4
+
+
+@pytest.mark.parametrize("model", FLOAT_MODELS)
+def test_float_model_in_c_matches_the_reference(model, tmp_path, record_property):
+    result = compile_c(model, tmp_path / model, quantize=False)
+    verification = result.report["verification"]
+    assert verification["executed"] and verification["vs_reference"]["cosine"] > 0.999999
+    check_memory(result.report, record_property)
+
+
+@pytest.mark.skipif(not quantize_available(), reason="the quantize pass is not available yet")
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_quantized_model_in_c_is_bit_exact(model, tmp_path, record_property):
+    result = compile_c(model, tmp_path / model, quantize=True)
+    verification = result.report["verification"]
+    assert verification["executed"] and verification["vs_reference"]["bit_exact"]
+    check_memory(result.report, record_property)
+
+
+@pytest.mark.skipif(not shutil.which("arm-none-eabi-gcc"), reason="arm-none-eabi-gcc is not installed")
+def test_cortex_m4_cross_compile(tmp_path, record_property):
+    model = "kws_dscnn_int8_qdq" if "kws_dscnn_int8_qdq" in MODEL_NAMES else MODEL_NAMES[0]
+    quantize = quantize_available()
+    out = tmp_path / model
+    result = compile_c(model, out, quantize=quantize)
+    obj = tmp_path / f"{model}.o"
+    command = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-mcpu=cortex-m4",
+               "-mthumb", "-Os", "-c", str(out / f"{model}.c"), "-o", str(obj)]
+    built = subprocess.run(command, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
+    record_property("arm_size", {"text": text, "data": data, "bss": bss})
+    print(f"\n{model} (quantized={quantize}) Cortex-M4 -Os: text {text}, data {data}, bss {bss}")
+    assert bss == result.report["memory"]["arena_bytes"] and data == 0
+    assert text >= result.report["memory"]["flash_bytes"]
