@@ -27,15 +27,16 @@ def register_target(cls: type) -> type:
     return cls
 
 
-def get_target(name: str):
+def get_target(name: str, options=None):
     if name not in _TARGETS:
         raise OptionError(f"unknown target {name!r}; targets: {', '.join(sorted(_TARGETS))}")
-    return _TARGETS[name]()
+    return _TARGETS[name](options)
 
 
 def target_names() -> list[str]:
     return sorted(_TARGETS)
 
 
-from . import ir_text  # noqa: E402,F401  (registers the target)
+from . import ir_text  # noqa: E402,F401  (each import registers a target)
+from .azsim import target as _azsim_target  # noqa: E402,F401
 from . import c  # noqa: E402,F401  (registers the target)

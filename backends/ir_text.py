@@ -20,6 +20,9 @@ class IrTarget:
     base_pipeline = CANONICAL
     quantizes = False
 
+    def __init__(self, options=None):
+        pass
+
     def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
         path = out_dir / f"{stem}.nnir"
         path.write_text(print_ir(graph), encoding="utf-8")
@@ -27,3 +30,6 @@ class IrTarget:
 
     def execute(self, graph: Graph, out_dir: Path | None, stem: str, samples):
         return None
+
+    def extras(self, graph: Graph) -> dict:
+        return {}

@@ -5,6 +5,7 @@ Public API (a contract; see README.md):
     print_ir(graph) -> str, parse_ir(text) -> Graph
     run(graph, inputs) -> dict[str, ndarray]    reference interpreter
     compile(model, target=..., output_dir=..., **options) -> CompileResult
+    simulate(blob, inputs, hw=None) -> (outputs, stats)   az-sim simulator
 Every error caused by bad input derives from NncError.
 """
 
@@ -27,8 +28,16 @@ from .ir import Graph, Node, QuantParams, Tensor  # noqa: E402
 from .textir import parse_ir, print_ir  # noqa: E402
 from .verifier import verify  # noqa: E402
 
+
+def simulate(blob, inputs, hw=None):
+    """Run an az-sim blob (path or bytes) on inputs (arrays by name, or an .npz
+    path); returns (outputs, stats). See nnc.backends.azsim.api.simulate."""
+    from nnc.backends.azsim.api import simulate as simulate_blob
+
+    return simulate_blob(blob, inputs, hw)
+
 __all__ = [
     "BlobError", "CompileResult", "Graph", "IRError", "ModelError", "NncError", "Node", "OptionError",
     "QuantParams", "ShapeError", "Tensor", "UnsupportedError", "VerificationError", "compile", "load",
-    "parse_ir", "print_ir", "run", "verify", "__version__",
+    "parse_ir", "print_ir", "run", "simulate", "verify", "__version__",
 ]

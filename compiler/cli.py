@@ -95,7 +95,7 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file."),
 
 @app.command("compile")
 def compile_(model: str = typer.Argument(..., help="ONNX model file."),
-             target: str = typer.Option("ir", "--target", "-t", help="Output kind: ir."),
+             target: str = typer.Option("ir", "--target", "-t", help="Output kind: ir, c or az-sim."),
              output: Path = typer.Option(..., "--output", "-o", help="Output folder (created or replaced)."),
              pipeline: Optional[str] = typer.Option(None, "--pipeline",
                                                     help="Pass pipeline, e.g. 'canonicalize,fold-constants'. "
@@ -111,6 +111,7 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
              verify_each: bool = typer.Option(False, "--verify-each", help="Verify the IR after every pass."),
              print_ir_after: list[str] = typer.Option([], "--print-ir-after", metavar="PASS|all",
                                                       help="Print the IR (constants elided) to stderr after a pass."),
+             hw: Optional[Path] = typer.Option(None, "--hw", help="az-sim hardware description (TOML)."),
              quiet: bool = typer.Option(False, "--quiet", "-q",
                                         help="No progress lines (they go to stderr when it is a terminal)."),
              debug: bool = DEBUG):
@@ -120,7 +121,7 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
     with _errors_to_exit(debug):
         result = compile_model(
             model, target, output,
-            pipeline=pipeline, inputs=inputs, calib=calib, quantize=quantize,
+            pipeline=pipeline, inputs=inputs, calib=calib, quantize=quantize, hw=hw,
             input_shapes=_parse_shapes(input_shape),
             verify=not no_verify, verify_each=verify_each, print_ir_after=tuple(print_ir_after),
             progress=None if quiet or not sys.stderr.isatty() else (lambda m: typer.echo(f"nnc: {m}", err=True)),
@@ -129,6 +130,56 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
             typer.echo(f"nnc: warning: {message}", err=True)
         typer.echo(render_summary(result.report))
         typer.echo(f"\nwrote {', '.join(result.artifacts)} to {output}")
+
+
+@app.command("run")
+def run_blob(blob: str = typer.Argument(..., help="az-sim blob (.azb) written by `nnc compile --target az-sim`."),
+             inputs: Path = typer.Option(..., "--inputs", help="Inputs (.npz/.npy); one extra leading axis = a batch."),
+             output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the outputs here (.npz)."),
+             hw: Optional[Path] = typer.Option(None, "--hw", help="Hardware description (TOML)."),
+             as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+             debug: bool = DEBUG):
+    """Execute an az-sim blob in the simulator and print its statistics."""
+    from nnc.backends.azsim.api import simulate
+
+    with _errors_to_exit(debug):
+        outputs, stats = simulate(blob, inputs, hw)
+        runs = stats if isinstance(stats, list) else [stats]
+        if output is not None:
+            _save_npz(output, outputs)
+        if as_json:
+            typer.echo(json.dumps({"samples": len(runs), "runs": [s.to_json() for s in runs]}, indent=2))
+            return
+        typer.echo(render_sim(runs[0].to_json()))
+        if len(runs) > 1:
+            typer.echo(f"{len(runs)} samples: {thousands(sum(s.cycles for s in runs))} cycles, "
+                       f"{sum(s.energy_uj for s in runs):.3f} µJ in all")
+        if output is not None:
+            typer.echo(f"wrote {', '.join(outputs)} to {output}")
+
+
+def _save_npz(path: Path, arrays: dict) -> None:
+    """Write arrays to `path` through a temporary file, so no half-written file remains."""
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        np.savez(handle, **arrays)
+    partial.replace(path)
+
+
+def render_sim(sim: dict) -> str:
+    """Per-layer and total simulator statistics as a table."""
+    rows = [[shorten(l["name"], 36), l["op"], thousands(l["macs_total"]), thousands(l["macs_skipped"]),
+             thousands(l["bytes_loaded"]), thousands(l["cycles"]), f"{l['energy_uj']:.3f}"] for l in sim["layers"]]
+    table = format_table(["layer", "op", "MACs", "skipped", "bytes in", "cycles", "µJ"], rows,
+                         numeric={2, 3, 4, 5, 6})
+    skipped = sim["macs_skipped"] / sim["macs_total"] if sim["macs_total"] else 0.0
+    return (f"{table}\nsimulated on {sim['hardware']} at {sim['clock_mhz']:g} MHz: "
+            f"{thousands(sim['cycles'])} cycles = {sim['latency_ms']:.3f} ms, {sim['energy_uj']:.3f} µJ; "
+            f"{thousands(sim['macs_total'])} MACs, {skipped:.1%} skipped; "
+            f"{thousands(sim['bytes_loaded'])} bytes loaded off-chip")
 
 
 def render_summary(report: dict) -> str:
@@ -143,6 +194,8 @@ def render_summary(report: dict) -> str:
                  f"weights: {thousands(w['params'])} params, {thousands(w['stored_bytes'])} bytes stored "
                  f"(fp32 {thousands(w['fp32_bytes'])}), sparsity {w['sparsity']:.1%}; "
                  f"{thousands(report['totals']['macs'])} MACs; compiled in {report['compile_seconds']:.2f} s")
+    if "sim" in report:
+        parts.append(render_sim(report["sim"]))
     v = report.get("verification")
     if v:
         ref, flt = v["vs_reference"], v["vs_float"]

@@ -59,6 +59,7 @@ class CompileOptions:
     quantize: run the quantize pass; None lets the target decide (c and az-sim
         quantize, ir does not).
     inputs: verification samples; default: the calibration samples, else synthetic.
+    hw: hardware description (TOML) for az-sim; default: the shipped machine.
     """
 
     target: str = "ir"
@@ -71,6 +72,7 @@ class CompileOptions:
     verify_each: bool = False
     print_ir_after: tuple[str, ...] = ()
     synthetic_samples: int = 4
+    hw: str | Path | None = None
 
 
 def default_pipeline(target, opts: CompileOptions) -> str:
@@ -96,7 +98,7 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
         raise OptionError(f"compile: {exc}") from None
     say = progress or (lambda message: None)
     start = time.perf_counter()
-    tgt = get_target(opts.target)
+    tgt = get_target(opts.target, opts)
     passes = parse_pipeline(default_pipeline(tgt, opts) if opts.pipeline is None else opts.pipeline)
     say(f"loading {model}")
     original = load(model, opts.input_shapes)
@@ -120,6 +122,7 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
             if report["verification"]["source"] == "synthetic":
                 report["warnings"].append(f"verified on {report['verification']['samples']} synthetic random "
                                           "samples; give --inputs or --calib for real ones")
+        report.update(tgt.extras(graph))
         report["compile_seconds"] = round(time.perf_counter() - start, 3)
         if staging:
             (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

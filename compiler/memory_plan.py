@@ -226,7 +226,11 @@ def timeline(buffers: list[Buffer], offsets: list[int], width: int = 64) -> str:
                 row[lo:hi] = letter[g.index] * (hi - lo)
         rows.append(f"{t:4d} |{''.join(row)}|")
     for g in groups:
-        names = ", ".join(b.name or str(i) for i, b in enumerate(buffers) if roots[i] == g.index)
+        names = ", ".join(_short(b.name or str(i)) for i, b in enumerate(buffers) if roots[i] == g.index)
         rows.append(f"  {letter[g.index]}: offset {offset_of[g.index]}, {g.size} bytes, "
                     f"steps {g.first}..{g.last}: {names}")
     return "\n".join(rows)
+
+
+def _short(name: str, limit: int = 60) -> str:
+    return name if len(name) <= limit else "..." + name[-(limit - 3):]

@@ -25,8 +25,22 @@ from .ir import Graph
 Sample = dict[str, np.ndarray]
 
 
-def load_samples(path: str | Path, graph: Graph) -> list[Sample]:
-    """Samples from an .npz/.npy file, checked against the graph's inputs."""
+InputShapes = dict[str, tuple[int, ...]]
+
+
+def input_shapes(graph: Graph) -> InputShapes:
+    return {name: graph.tensor(name).shape for name in graph.inputs}
+
+
+def load_samples(path: str | Path, spec: Graph | InputShapes) -> list[Sample]:
+    """Samples from an .npz/.npy file, checked against the inputs (a graph's, or
+    name -> shape)."""
+    shapes = input_shapes(spec) if isinstance(spec, Graph) else spec
+    return split_batch(match_inputs(read_arrays(path), shapes, path), shapes, str(path))[0]
+
+
+def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file ({"": array} for an .npy); ShapeError if unreadable."""
     path = Path(path)
     if not path.is_file():
         raise ShapeError(f"{path}: no such data file")
@@ -34,27 +48,28 @@ def load_samples(path: str | Path, graph: Graph) -> list[Sample]:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise ShapeError(f"{path}: not a readable .npz/.npy file: {exc}") from None
-    arrays = {"": loaded} if isinstance(loaded, np.ndarray) else {k: loaded[k] for k in loaded.files}
-    return split_batch(_match_inputs(arrays, graph, path), graph, str(path))
+    return {"": loaded} if isinstance(loaded, np.ndarray) else {k: loaded[k] for k in loaded.files}
 
 
-def _match_inputs(arrays: dict[str, np.ndarray], graph: Graph, path: Path) -> dict[str, np.ndarray]:
+def match_inputs(arrays: dict[str, np.ndarray], shapes: InputShapes, source) -> dict[str, np.ndarray]:
     """Arrays named after the inputs (others ignored); for a single-input model
     also an array named "input", or the file's only array."""
-    if all(name in arrays for name in graph.inputs):
-        return {name: arrays[name] for name in graph.inputs}
-    if len(graph.inputs) == 1:
+    names = list(shapes)
+    if all(name in arrays for name in names):
+        return {name: arrays[name] for name in names}
+    if len(names) == 1:
         for candidate in ("input", *([next(iter(arrays))] if len(arrays) == 1 else [])):
             if candidate in arrays:
-                return {graph.inputs[0]: arrays[candidate]}
-    raise ShapeError(f"{path}: arrays {sorted(arrays)} do not match the model inputs {graph.inputs}")
+                return {names[0]: arrays[candidate]}
+    raise ShapeError(f"{source}: arrays {sorted(arrays)} do not match the model inputs {names}")
 
 
-def split_batch(arrays: dict[str, np.ndarray], graph: Graph, source: str) -> list[Sample]:
-    """One sample per leading index when every array has one extra leading dim."""
+def split_batch(arrays: dict[str, np.ndarray], shapes: InputShapes, source: str) -> tuple[list[Sample], bool]:
+    """(samples, batched): one sample per leading index when every array has one
+    extra leading dimension (batched), else the arrays as one sample."""
     counts = set()
     for name, array in arrays.items():
-        shape = graph.tensor(name).shape
+        shape = tuple(shapes[name])
         if array.shape == shape:
             counts.add(None)
         elif array.shape[1:] == shape and array.shape[0] > 0:
@@ -66,8 +81,8 @@ def split_batch(arrays: dict[str, np.ndarray], graph: Graph, source: str) -> lis
         raise ShapeError(f"{source}: the arrays disagree on the number of samples")
     count = counts.pop()
     if count is None:
-        return [dict(arrays)]
-    return [{name: array[i] for name, array in arrays.items()} for i in range(count)]
+        return [dict(arrays)], False
+    return [{name: array[i] for name, array in arrays.items()} for i in range(count)], True
 
 
 def synthetic_samples(graph: Graph, count: int = 4, seed: int = 0) -> list[Sample]:
