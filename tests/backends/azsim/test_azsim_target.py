@@ -1,0 +1,114 @@
+"""The az-sim target as users meet it: `nnc compile --target az-sim`, `nnc run`,
+`nnc.simulate` — on the MLPerf Tiny models and the shipped example."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc.summary import summarize
+
+from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "01-tiny-cnn"
+
+
+def independent_skipped_macs(graph: nnc.Graph) -> int:
+    """Zero weights × the output positions each weight is applied at, from the
+    compiled graph's weight constants (zero_skip_group = 1, the default machine):
+    QConv: every weight of output channel c is applied at N·Hout·Wout positions;
+    QGemm: every weight is applied once per row M of the input."""
+    total = 0
+    for node in graph.nodes():
+        if node.op not in ("QConv", "QGemm"):
+            continue
+        zeros = int(np.count_nonzero(graph.tensor(node.inputs[1]).data == 0))
+        out = graph.tensor(node.outputs[0]).shape
+        if node.op == "QConv":
+            positions = math.prod(out) // (out[-1] if node.attrs.channels_last else out[1])
+        else:
+            positions = out[0]
+        total += zeros * positions
+    return total
+
+
+@requires_models
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_model_compiles_and_verifies(name, tmp_path):
+    sample = MODELS_DIR / f"{name}.io.npz"
+    result = nnc.compile(MODELS_DIR / f"{name}.onnx", target="az-sim", output_dir=tmp_path / "out", calib=sample)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["verification"]["vs_reference"]["bit_exact"] is True
+    assert report["verification"]["executed"] is True
+    assert report["sim"]["cycles"] > 0
+    assert report["sim"]["macs_total"] == summarize(nnc.load(MODELS_DIR / f"{name}.onnx")).totals["macs"]
+    assert report["sim"]["macs_skipped"] == independent_skipped_macs(result.graph)
+    blob = (tmp_path / "out" / f"{name}.azb").read_bytes()
+    outputs, stats = nnc.simulate(blob, sample)
+    (expected,) = nnc.run(result.graph, {result.graph.inputs[0]: np.load(sample)["input"]}).values()
+    np.testing.assert_array_equal(next(iter(outputs.values())), expected)
+    assert stats.cycles == report["sim"]["cycles"]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "nnc.cli", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def example_blob(tmp_path_factory):
+    out = tmp_path_factory.mktemp("azsim") / "tiny"
+    proc = _cli("compile", EXAMPLE / "tiny_cnn.onnx", "--target", "az-sim", "-o", out,
+                "--calib", EXAMPLE / "sample.npz")
+    assert proc.returncode == 0, proc.stderr
+    assert "simulated on az-default" in proc.stdout
+    return out / "tiny_cnn.azb"
+
+
+def test_run_batch_stacks_outputs(example_blob, tmp_path):
+    proc = _cli("run", example_blob, "--inputs", EXAMPLE / "sample.npz", "-o", tmp_path / "y.npz", "--json")
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(proc.stdout)
+    assert stats["samples"] == 4 and all(run["cycles"] > 0 for run in stats["runs"])
+    outputs = np.load(tmp_path / "y.npz")
+    assert outputs["probs"].shape == (4, 1, 10) and outputs["probs"].dtype == np.float32
+    single, one = nnc.simulate(example_blob, {"input": np.load(EXAMPLE / "sample.npz")["input"][2]})
+    np.testing.assert_array_equal(single["probs"], outputs["probs"][2])
+    assert one.cycles == stats["runs"][2]["cycles"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "overwrite"])
+def test_damaged_blob_exits_2(example_blob, tmp_path, damage):
+    data = bytearray(example_blob.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 3]
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0x10
+    else:
+        data[40:48] = b"\xff" * 8
+    bad = tmp_path / "bad.azb"
+    bad.write_bytes(bytes(data))
+    proc = _cli("run", bad, "--inputs", EXAMPLE / "sample.npz", "-o", tmp_path / "y.npz")
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("nnc: error: ")
+    assert not (tmp_path / "y.npz").exists()
+
+
+def test_hardware_file_changes_the_cost_not_the_result(example_blob, tmp_path):
+    hw = tmp_path / "wide.toml"
+    hw.write_text("name = \"wide\"\nmac_lanes = 256\n")
+    sample = {"input": np.load(EXAMPLE / "sample.npz")["input"][0]}
+    base, base_stats = nnc.simulate(example_blob, sample)
+    wide, wide_stats = nnc.simulate(example_blob, sample, hw)
+    np.testing.assert_array_equal(base["probs"], wide["probs"])
+    assert wide_stats.compute_cycles < base_stats.compute_cycles and wide_stats.hardware == "wide"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("mac_lanes = -3\n")
+    proc = _cli("run", example_blob, "--inputs", EXAMPLE / "sample.npz", "--hw", bad)
+    assert proc.returncode == 2 and "mac_lanes" in proc.stderr
