@@ -9,9 +9,9 @@ A target is a class with
   artifact on each sample (a dict of input arrays) and return its outputs, or
   None when the target has nothing executable (out_dir is None when the caller
   asked for no output folder; a target that needs files then uses a temporary one);
-- optionally `report_extras(graph, report) -> dict`: called once after the
-  pipeline with the report so far (model, pipeline); the keys it returns are
-  merged into the report (the c target adds `memory`).
+- `extras(graph) -> dict`: keys the driver merges into the report after
+  verification (az-sim: `sim`, c: `memory`; {} when there are none).
+Targets are constructed with the driver's CompileOptions (or None).
 Targets register with `@register_target`; `get_target(name)` finds one.
 """
 

@@ -110,8 +110,6 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
         warnings.simplefilter("always", NncWarning)
         graph = manager.run(original.copy())
     report = _report(opts, model, graph, passes, manager)
-    if hasattr(tgt, "report_extras"):  # target-specific report keys (c: memory)
-        report.update(tgt.report_extras(graph, report))
     report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, NncWarning)]
     with _staging(output_dir) as staging:
         artifacts = tgt.emit(graph, staging, _stem(graph.name)) if staging else []

@@ -3,8 +3,8 @@
 `emit` lowers the compiled graph (`lowering.lower`) and writes the files listed
 in `emitter`; `execute` builds the emitted library with its test harness using
 the host C compiler in a temporary folder and runs it on the verification
-samples; `report_extras` gives the report its `memory` section (arena, naive
-sum, lower bound, constant bytes). Integer graphs must match the reference
+samples; `extras` gives the report its `memory` section (arena, naive sum,
+lower bound, constant bytes). Integer graphs must match the reference
 interpreter bit for bit; float graphs within the driver's FLOAT_PARITY.
 """
 
@@ -33,8 +33,10 @@ class CTarget:
     base_pipeline = CANONICAL
     quantizes = True
 
-    def __init__(self):
-        self.provenance = Provenance()
+    def __init__(self, options=None):
+        """`options`: the driver's CompileOptions; the generated files' header
+        comments record the pipeline they select."""
+        self.provenance = Provenance(_pipeline(self, options)) if options is not None else Provenance()
         self._last: tuple[Graph, str, Program] | None = None
 
     def program(self, graph: Graph, stem: str) -> Program:
@@ -44,15 +46,12 @@ class CTarget:
             self._last = (graph, prefix, lower(graph, prefix))
         return self._last[2]
 
-    def report_extras(self, graph: Graph, report: dict) -> dict:
-        """The report's `memory` section; records the model file and pipeline
-        for the generated files' header comments."""
-        self.provenance = Provenance(report["model"]["file"], report["pipeline"])
-        program = self.program(graph, graph.name)
-        storage = program.storage
+    def extras(self, graph: Graph) -> dict:
+        """The report's `memory` section: arena, naive sum, lower bound, constant bytes."""
+        storage = self.program(graph, graph.name).storage
         return {"memory": {"arena_bytes": storage.arena_bytes, "arena_naive_bytes": storage.naive_bytes,
                            "arena_lower_bound_bytes": storage.lower_bound_bytes,
-                           "flash_bytes": emitter.flash_bytes(program)}}
+                           "flash_bytes": emitter.flash_bytes(self.program(graph, graph.name))}}
 
     def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
         samples = synthetic_samples(graph, GOLDEN_SAMPLES)
@@ -78,3 +77,12 @@ class CTarget:
             exe = build.compile_c([Path(out_dir) / f"{stem}.c", Path(out_dir) / f"{stem}_test.c"],
                                   work / f"{stem}_test", BUILD_FLAGS, include=Path(out_dir))
             return build.run_harness(exe, graph, samples, work)
+
+
+def _pipeline(target, options) -> str:
+    """The pipeline the driver runs for `options` (as report["pipeline"] prints it)."""
+    from nnc.driver import default_pipeline
+    from nnc.passmanager import format_pipeline, parse_pipeline
+
+    text = default_pipeline(target, options) if options.pipeline is None else options.pipeline
+    return format_pipeline(parse_pipeline(text))
