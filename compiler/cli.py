@@ -194,6 +194,11 @@ def render_summary(report: dict) -> str:
                  f"weights: {thousands(w['params'])} params, {thousands(w['stored_bytes'])} bytes stored "
                  f"(fp32 {thousands(w['fp32_bytes'])}), sparsity {w['sparsity']:.1%}; "
                  f"{thousands(report['totals']['macs'])} MACs; compiled in {report['compile_seconds']:.2f} s")
+    if "memory" in report:
+        m = report["memory"]
+        parts.append(f"memory: arena {thousands(m['arena_bytes'])} bytes (naive {thousands(m['arena_naive_bytes'])}, "
+                     f"lower bound {thousands(m['arena_lower_bound_bytes'])}), "
+                     f"constants in flash {thousands(m['flash_bytes'])} bytes")
     if "sim" in report:
         parts.append(render_sim(report["sim"]))
     v = report.get("verification")
