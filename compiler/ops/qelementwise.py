@@ -26,6 +26,15 @@ def _to_type(y: np.ndarray, dtype: str) -> np.ndarray:
     return y.astype(np.int8 if dtype == "i8" else np.uint8)
 
 
+def check_rescale(attrs, x: TensorType) -> None:
+    """The checks of an op that rescales one 8-bit input x with attrs
+    x_zero_point, multiplier, shift and an output range."""
+    _check_activation(x)
+    check_zero_point("x_zero_point", attrs.x_zero_point, x.dtype)
+    check_multiplier(attrs.multiplier, attrs.shift)
+    check_output_range(attrs)
+
+
 def _check_activation(t: TensorType) -> None:
     if t.dtype not in ACTIVATION_TYPES:
         raise ShapeError(f"needs an i8/u8 input, got {t.dtype}")
@@ -50,10 +59,7 @@ class Requantize(OpDef):
 
     @staticmethod
     def infer(attrs, inputs):
-        _check_activation(inputs[0])
-        check_zero_point("x_zero_point", attrs.x_zero_point, inputs[0].dtype)
-        check_multiplier(attrs.multiplier, attrs.shift)
-        check_output_range(attrs)
+        check_rescale(attrs, inputs[0])
         return [TensorType(attrs.out_dtype, inputs[0].shape)]
 
     @staticmethod

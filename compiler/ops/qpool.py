@@ -18,8 +18,7 @@ from ..ir import TensorType
 from ..numerics import requantize
 from .conv import channels_first, restore_layout, split_shape
 from .pool import AveragePool, AveragePoolAttrs
-from .qelementwise import _check_activation, _to_type
-from .qlinear import check_multiplier, check_output_range, check_zero_point
+from .qelementwise import _to_type, check_rescale
 from .registry import OpDef, register_op
 
 
@@ -50,10 +49,7 @@ class QAveragePool(OpDef):
 
     @staticmethod
     def infer(attrs, inputs):
-        _check_activation(inputs[0])
-        check_zero_point("x_zero_point", attrs.x_zero_point, inputs[0].dtype)
-        check_multiplier(attrs.multiplier, attrs.shift)
-        check_output_range(attrs)
+        check_rescale(attrs, inputs[0])
         split_shape(inputs[0].shape, attrs.channels_last)
         (out,) = AveragePool.infer(attrs.geometry(), [TensorType("f32", inputs[0].shape)])
         return [TensorType(attrs.out_dtype, out.shape)]
