@@ -112,3 +112,15 @@ def test_hardware_file_changes_the_cost_not_the_result(example_blob, tmp_path):
     bad.write_text("mac_lanes = -3\n")
     proc = _cli("run", example_blob, "--inputs", EXAMPLE / "sample.npz", "--hw", bad)
     assert proc.returncode == 2 and "mac_lanes" in proc.stderr
+
+
+def test_every_changed_or_missing_byte_is_refused(example_blob):
+    """Each byte of a real blob XOR 0xFF, and the blob cut at every length, must
+    raise BlobError (which `nnc run` turns into exit 2) — nothing else."""
+    data = example_blob.read_bytes()
+    sample = {"input": np.load(EXAMPLE / "sample.npz")["input"][0]}
+    damaged = [data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:] for i in range(len(data))]
+    damaged += [data[:length] for length in range(len(data))]
+    for blob in damaged:
+        with pytest.raises(nnc.BlobError):
+            nnc.simulate(blob, sample)
