@@ -23,6 +23,7 @@ from .lowering import Ctx, Refused, lowers
 
 INT32_LIMIT = 1 << 31
 INT64_LIMIT = 1 << 63
+COL_WINDOW = 64  # the largest window qconv_col gathers (the size of its local row, kernels/qconvcol.c.j2)
 
 
 def _span(dtype: str, zero_point: int) -> int:
@@ -37,10 +38,15 @@ def _check_multipliers(mult: np.ndarray, shift: np.ndarray) -> None:
 
 
 def _qlayer(ctx: Ctx, node, channels_axis_of_w: int) -> tuple[str, str, str]:
-    """Struct `qlayer`, weights and bias of a QConv/QGemm after checking that its
-    accumulator stays inside int32 (docs/numerics.md §2)."""
+    """Struct `qlayer`, weights and bias (zeros when the node has none) of a
+    QConv/QGemm after checking that its accumulator stays inside int32
+    (docs/numerics.md §2) and that x - x_zero fits int16, as the kernels keep it
+    (qdot.c.j2, qdwconv.c.j2: |x - x_zero| <= 255, so each product with an int8
+    weight lies within +-255 * 128)."""
     x, w, b, mult, shift = node.inputs
     a = node.attrs
+    if _span(ctx.dtype(x), a.x_zero_point) > 255:
+        raise Refused(f"{ctx.dtype(x)} activations are not supported (8-bit only)")
     wd, md, sd = ctx.data(w), ctx.data(mult), ctx.data(shift)
     bias = np.abs(ctx.data(b).astype(np.int64)) if b else 0
     worst = accumulator_bound(wd, channels_axis_of_w, _span(ctx.dtype(x), a.x_zero_point)) + bias
@@ -50,7 +56,9 @@ def _qlayer(ctx: Ctx, node, channels_axis_of_w: int) -> tuple[str, str, str]:
     mi, si = ctx.const(mult, "mult"), ctx.const(shift, "shift")
     q = ctx.struct("q", "qlayer", dict(x_zero=a.x_zero_point, y_zero=a.y_zero_point, out_min=a.out_min,
                                        out_max=a.out_max, mult=mi, shift=si))
-    return q, ctx.const(b, "bias") if b else "NULL", _sfx(ctx, x, a.out_dtype)
+    bias = ctx.const(b, "bias") if b else ctx.array("bias", np.zeros(md.size, np.int32), "i32", "zero bias",
+                                                     key=("zero_bias", md.size))
+    return q, bias, _sfx(ctx, x, a.out_dtype)
 
 
 def _sfx(ctx: Ctx, x: str, out_dtype: str) -> str:
@@ -59,6 +67,14 @@ def _sfx(ctx: Ctx, x: str, out_dtype: str) -> str:
 
 def _types(ctx: Ctx, x: str, out_dtype: str) -> dict:
     return dict(sfx=_sfx(ctx, x, out_dtype), tx=ctx.ctype(x), ty=ctx.ctype_of(out_dtype))
+
+
+def _qdot(ctx: Ctx, x: str) -> dict:
+    """Register the dot products of `x`'s type (qdot.c.j2); the kernel
+    parameters naming them."""
+    xd = ctx.dtype(x)
+    ctx.kernel("qdot", fn=f"qdot_{xd}", sx=xd, tx=ctx.ctype(x))
+    return dict(sx=xd)
 
 
 @lowers("QConv")
@@ -71,11 +87,20 @@ def qconv(ctx: Ctx, node):
     if wd.ndim == 3:
         wd = wd[:, :, None, :]
     depthwise = node.attrs.group == geom["in_c"] and wd.shape[1] == 1
+    window = math.prod(wd.shape[1:])  # k_h * k_w * in_c / groups
+    types = _types(ctx, x, node.attrs.out_dtype)
     if depthwise:
         packed, layout, family = wd[:, 0].transpose(1, 2, 0), "[k_h][k_w][out_c]", "qdwconv"
+    elif node.attrs.group == 1 and window <= COL_WINDOW and (wd.shape[3] * wd.shape[1]) % 16:
+        # rows of the window whose dot products would end in a scalar tail: gather the window
+        k_pad = -(-window // 16) * 16
+        packed = np.zeros((wd.shape[0], k_pad), np.int8)
+        packed[:, :window] = wd.transpose(0, 2, 3, 1).reshape(wd.shape[0], window)
+        layout, family = f"[out_c][{k_pad}] ([k_h][k_w][in_c], zero-filled)", "qconv_col"
     else:
         packed, layout, family = wd.transpose(0, 2, 3, 1), "[out_c][k_h][k_w][in_c/groups]", "qconv"
-    types = _types(ctx, x, node.attrs.out_dtype)
+    if family != "qdwconv":
+        types.update(_qdot(ctx, x))
     fn = ctx.kernel(family, fn=f"{family}_{types['sfx']}", **types)
     wi = ctx.array("w", packed, "i8", f"weights {w} as {layout}", key=(family, w))
     g = ctx.struct("geom", "conv_geom", geom)
@@ -89,7 +114,7 @@ def qgemm(ctx: Ctx, node):
     q, bias, _ = _qlayer(ctx, node, 0)
     m, k = ctx.shape(x)
     n = ctx.shape(w)[0]
-    types = _types(ctx, x, node.attrs.out_dtype)
+    types = _types(ctx, x, node.attrs.out_dtype) | _qdot(ctx, x)
     fn = ctx.kernel("qgemm", fn=f"qgemm_{types['sfx']}", **types)
     return [f"{fn}({m}, {n}, {k}, {q}, {ctx.ptr(x)}, {ctx.const(w, 'w')}, {bias}, {ctx.ptr(y)});"]
 

@@ -7,4 +7,3 @@ static int32_t requantize(int64_t acc, int32_t m, int32_t n, int32_t zp, int32_t
     const int64_t v = zp + round_shift(acc * m, n);
     return (int32_t)(v < lo ? lo : (v > hi ? hi : v));
 }
-

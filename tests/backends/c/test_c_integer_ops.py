@@ -55,8 +55,17 @@ def qconv_graph(x_shape, cout, kernel, group=1, strides=None, pads=None, dilatio
     dict(x_shape=(1, 9, 3), cout=4, kernel=(3,), pads=(1, 1)),
     dict(x_shape=(1, 5, 4, 3), cout=4, kernel=(1, 1), x_dtype="u8", out_dtype="u8", zx=128, zy=10),
     dict(x_shape=(1, 5, 4, 2), cout=2, kernel=(3, 3), group=2, pads=(1, 1, 1, 1), x_dtype="u8", zx=0),
+    # wide enough for the kernels' vector blocks and their tails
+    dict(x_shape=(1, 5, 6, 24), cout=10, kernel=(3, 3), strides=(2, 1), pads=(1, 1, 1, 1), zx=-128),
+    dict(x_shape=(1, 3, 3, 48), cout=9, kernel=(1, 1), x_dtype="u8", zx=255, bias=False),
+    dict(x_shape=(1, 6, 6, 34), cout=6, kernel=(2, 2), group=2, dilations=(1, 2), pads=(1, 1, 0, 0)),
+    dict(x_shape=(1, 5, 6, 40), cout=40, kernel=(3, 3), group=40, pads=(1, 1, 1, 1), zx=-128),
+    dict(x_shape=(1, 7, 6, 27), cout=27, kernel=(3, 3), group=27, strides=(2, 2), dilations=(1, 2),
+         pads=(1, 2, 1, 2), x_dtype="u8", zx=200),
+    dict(x_shape=(1, 9, 5, 1), cout=24, kernel=(4, 3), strides=(2, 2), pads=(1, 1, 2, 1), zx=-7),
 ], ids=["basic", "strided-asym-pads", "dilated-batch2-nobias", "grouped", "depthwise-relu",
-        "depthwise-strided", "conv1d", "pointwise-u8", "depthwise-u8-i8"])
+        "depthwise-strided", "conv1d", "pointwise-u8", "depthwise-u8-i8", "wide", "pointwise-wide-u8",
+        "grouped-wide-dilated", "depthwise-wide", "depthwise-wide-u8-dilated", "single-input-channel"])
 def test_qconv(case, tmp_path):
     check_graph(qconv_graph(**case), tmp_path)
 
@@ -69,6 +78,16 @@ def test_qgemm(x_dtype, out_dtype, tmp_path):
     attrs = QGemmAttrs(zx, 3, lo, hi, out_dtype)
     graph = single_op("QGemm", attrs, [("x", (x_dtype, (2, 8))), ("w", weights(5, 8)),
                                        ("b", RNG.integers(-300, 300, 5).astype(np.int32)),
+                                       ("mult", mult), ("shift", shift)])
+    check_graph(graph, tmp_path)
+
+
+def test_qgemm_wide(tmp_path):
+    """k = 70 and n = 15: the dot products' 16-wide loops and their tails; outputs 8, 4, then 1 at a time."""
+    mult, shift = requant_params(15, 1e-4, 1e-3)
+    attrs = QGemmAttrs(-128, 3, -128, 127, "i8")
+    graph = single_op("QGemm", attrs, [("x", ("i8", (3, 70))), ("w", weights(15, 70)),
+                                       ("b", RNG.integers(-300, 300, 15).astype(np.int32)),
                                        ("mult", mult), ("shift", shift)])
     check_graph(graph, tmp_path)
 
