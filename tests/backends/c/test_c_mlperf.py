@@ -11,25 +11,17 @@ import pytest
 from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 
 import nnc
-from nnc.errors import OptionError
-from nnc.passmanager import parse_pipeline
 
 pytestmark = requires_models
 FLOAT_MODELS = [m for m in MODEL_NAMES if m.endswith("_f32")]
 ARENA_SLACK = 1.1
 
 
-def quantize_available() -> bool:
-    try:
-        parse_pipeline("quantize")
-    except OptionError:
-        return False
-    return True
-
-
-def compile_c(model: str, out, quantize: bool):
+def compile_c(model: str, out, quantize: bool, calibrate: bool = False):
+    """Verified on the model's sample; calibrated on it too, or on synthetic data."""
+    sample = MODELS_DIR / f"{model}.io.npz"
     return nnc.compile(MODELS_DIR / f"{model}.onnx", target="c", output_dir=out, quantize=quantize,
-                       inputs=MODELS_DIR / f"{model}.io.npz")
+                       inputs=sample, calib=sample if calibrate else None)
 
 
 def check_memory(report: dict, record_property) -> None:
@@ -48,21 +40,22 @@ def test_float_model_in_c_matches_the_reference(model, tmp_path, record_property
     check_memory(result.report, record_property)
 
 
-@pytest.mark.skipif(not quantize_available(), reason="the quantize pass is not available yet")
+@pytest.mark.parametrize("calibrate", [True, False], ids=["sample-calibration", "synthetic-calibration"])
 @pytest.mark.parametrize("model", MODEL_NAMES)
-def test_quantized_model_in_c_is_bit_exact(model, tmp_path, record_property):
-    result = compile_c(model, tmp_path / model, quantize=True)
+def test_quantized_model_in_c_is_bit_exact(model, calibrate, tmp_path, record_property):
+    result = compile_c(model, tmp_path / model, quantize=True, calibrate=calibrate)
     verification = result.report["verification"]
     assert verification["executed"] and verification["vs_reference"]["bit_exact"]
+    if calibrate and model in FLOAT_MODELS:
+        assert verification["vs_float"]["cosine"] >= 0.99
     check_memory(result.report, record_property)
 
 
 @pytest.mark.skipif(not shutil.which("arm-none-eabi-gcc"), reason="arm-none-eabi-gcc is not installed")
 def test_cortex_m4_cross_compile(tmp_path, record_property):
     model = "kws_dscnn_int8_qdq" if "kws_dscnn_int8_qdq" in MODEL_NAMES else MODEL_NAMES[0]
-    quantize = quantize_available()
     out = tmp_path / model
-    result = compile_c(model, out, quantize=quantize)
+    result = compile_c(model, out, quantize=True)
     obj = tmp_path / f"{model}.o"
     command = ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-mcpu=cortex-m4",
                "-mthumb", "-Os", "-c", str(out / f"{model}.c"), "-o", str(obj)]
@@ -71,6 +64,6 @@ def test_cortex_m4_cross_compile(tmp_path, record_property):
     size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True).stdout
     text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
     record_property("arm_size", {"text": text, "data": data, "bss": bss})
-    print(f"\n{model} (quantized={quantize}) Cortex-M4 -Os: text {text}, data {data}, bss {bss}")
+    print(f"\n{model} Cortex-M4 -Os: text {text}, data {data}, bss {bss}")
     assert bss == result.report["memory"]["arena_bytes"] and data == 0
     assert text >= result.report["memory"]["flash_bytes"]
