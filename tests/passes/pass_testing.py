@@ -17,6 +17,19 @@ def randn(rng: np.random.Generator, *shape) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 
 
+def feeds_for(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs: standard normal for f32 inputs, int8 over its full range otherwise."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in graph.inputs:
+        t = graph.tensor(name)
+        if t.dtype == "f32":
+            out[name] = rng.standard_normal(t.shape).astype(np.float32)
+        else:
+            out[name] = rng.integers(-128, 128, t.shape).astype(np.int8)
+    return out
+
+
 def build(nodes, inputs: dict, outputs: dict, constants: dict) -> Graph:
     """IR graph of an opset-17 model; inputs/outputs map f32 tensors to shapes."""
     model = helper.make_model(helper.make_graph(

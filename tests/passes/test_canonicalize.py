@@ -16,17 +16,8 @@ from nnc.passmanager import format_pipeline, parse_pipeline
 from nnc.textir import parse_ir, print_ir
 from nnc.verifier import verify
 
-
-def feeds_for(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name in graph.inputs:
-        t = graph.tensor(name)
-        if t.dtype == "f32":
-            out[name] = rng.standard_normal(t.shape).astype(np.float32)
-        else:
-            out[name] = rng.integers(-128, 128, t.shape).astype(np.int8)
-    return out
+from pass_testing import feeds_for
+from pass_testing import text_graph as graph
 
 
 def canonicalize(graph: Graph) -> Graph:
@@ -44,10 +35,6 @@ def canonicalize(graph: Graph) -> Graph:
 
 def rewrite(text: str) -> str:
     return print_ir(canonicalize(parse_ir(text)))
-
-
-def graph(*lines: str) -> str:
-    return 'graph "g" {\n' + "".join(f"  {line}\n" for line in lines) + "}\n"
 
 
 # -- permutation helpers -------------------------------------------------------------

@@ -25,6 +25,8 @@ from nnc.passmanager import PassManager, format_pipeline, parse_pipeline
 from nnc.textir import print_ir
 from nnc.verifier import verify
 
+from pass_testing import feeds_for
+
 
 F32, I8 = TensorProto.FLOAT, TensorProto.INT8
 RNG = np.random.default_rng(7)
@@ -44,18 +46,6 @@ def onnx_graph(nodes, inputs: dict, outputs: list[str], inits: dict) -> Graph:
     del model.graph.output[:]
     model.graph.output.extend(types[n] for n in outputs)
     return lower_model(model, {})
-
-
-def feeds_for(graph: Graph) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    out = {}
-    for name in graph.inputs:
-        t = graph.tensor(name)
-        if t.dtype == "f32":
-            out[name] = rng.standard_normal(t.shape).astype(np.float32)
-        else:
-            out[name] = rng.integers(-128, 128, t.shape).astype(np.int8)
-    return out
 
 
 def optimize(graph: Graph, pipeline: str = "layout", feeds=None) -> Graph:

@@ -11,6 +11,8 @@ from nnc.passmanager import parse_pipeline
 from nnc.textir import parse_ir, print_ir
 from nnc.verifier import verify
 
+from pass_testing import text_graph as graph
+
 
 def rewrite(text: str) -> str:
     """Run remove-identity on text IR; check validity and unchanged outputs."""
@@ -25,10 +27,6 @@ def rewrite(text: str) -> str:
     for name, value in run(before, feeds).items():
         assert np.array_equal(run(after, feeds)[name], value)
     return print_ir(after)
-
-
-def graph(*lines: str) -> str:
-    return 'graph "g" {\n' + "".join(f"  {line}\n" for line in lines) + "}\n"
 
 
 def test_consumers_read_the_input_directly():
