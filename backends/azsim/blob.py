@@ -26,7 +26,7 @@ import zlib
 from nnc import dtypes
 from nnc.errors import BlobError
 
-from . import codecs
+from nnc import packing as codecs
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
 
 MAGIC = b"\x89AZB\r\n\x1a\n"

@@ -42,7 +42,7 @@ from nnc.ir import Graph, Node, Tensor
 from nnc.ops.registry import attrs_dict
 from nnc.ops.shape import PAD_MODES
 
-from . import codecs
+from nnc import packing as codecs
 from .blob import OP_CODES
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
 

@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 # Element types in the blob.
 DTYPE_CODES = {"i8": 1, "u8": 2, "i32": 3, "f32": 4, "i16": 5, "i64": 6}
 
-# Weight stream formats. The compression issue adds more; the stream header has
-# room for them (format code, bits, a format-specific header of its own).
-FORMAT_DENSE = 0      # b-bit two's complement values, packed LSB-first, row-major
-FORMAT_BITMASK = 1    # one bit per weight (1 = nonzero), then the nonzero values, b-bit packed
+# Weight stream formats: nnc.packing defines them (one code per format).
+from nnc.packing import FORMAT_BITMASK, FORMAT_DENSE  # noqa: E402,F401
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ import numpy as np
 
 from nnc.errors import BlobError, ShapeError, UnsupportedError
 
-from . import codecs, mac, ppu  # noqa: F401  (mac and ppu register the kernels)
+from nnc import packing as codecs
+from . import mac, ppu  # noqa: F401  (mac and ppu register the kernels)
 from .hardware import Hardware, load_hardware
 from .kernels import LayerContext, Work, build
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from nnc.backends.azsim import codecs
+from nnc import packing as codecs
 from nnc.backends.azsim.hardware import load_hardware
 from nnc.backends.azsim.program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
 

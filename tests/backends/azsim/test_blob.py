@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 
 import nnc
-from nnc.backends.azsim import codecs
+from nnc import packing as codecs
 from nnc.backends.azsim.blob import ENTRY, HEADER, MAGIC, OP_CODES, SECTIONS, VERSION, read_blob, write_blob
 from nnc.backends.azsim.lowering import to_program
 from nnc.backends.azsim.program import (DTYPE_CODES, FORMAT_BITMASK, FORMAT_DENSE, LayerDesc, Program,

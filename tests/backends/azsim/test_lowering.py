@@ -14,7 +14,7 @@ from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 from test_blob import integer_program
 
 import nnc
-from nnc.backends.azsim import codecs
+from nnc import packing as codecs
 from nnc.backends.azsim.blob import read_blob, write_blob
 from nnc.backends.azsim.lowering import to_program, weight_bits
 from nnc.backends.azsim.program import DTYPE_CODES

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnc.backends.azsim import codecs
-from nnc.backends.azsim.program import FORMAT_BITMASK, FORMAT_DENSE
+from nnc import packing as codecs
+from nnc.packing import FORMAT_BITMASK, FORMAT_DENSE
 
 FORMATS = (FORMAT_DENSE, FORMAT_BITMASK)
 

@@ -1,4 +1,5 @@
-"""Weight stream codecs of the az-sim blob: what the on-chip decoder reverses.
+"""Weight packing: the exact encodings of integer weight tensors that the az-sim
+decoder and the C target's packed kernels reverse.
 
 A weight tensor is encoded as the flat sequence of its int8 values in row-major
 order (`values.reshape(-1)`); `count` is the number of values. Every value must
@@ -34,8 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .program import FORMAT_BITMASK, FORMAT_DENSE
-
+FORMAT_DENSE = 0      # b-bit two's complement values
+FORMAT_BITMASK = 1    # nonzero mask, then the nonzero values
 MIN_BITS, MAX_BITS = 2, 8
 FORMATS = (FORMAT_DENSE, FORMAT_BITMASK)
 
