@@ -60,6 +60,16 @@ class CompileOptions:
         quantize, ir does not).
     inputs: verification samples; default: the calibration samples, else synthetic.
     hw: hardware description (TOML) for az-sim; default: the shipped machine.
+    Compression (docs/compression.md), each adding a pass to the default pipeline:
+    weight_bits (2..8), first_last_bits (bits of the first and last weighted
+        layer; None: weight_bits), codebook (k-means, 2^weight_bits centroids),
+        bias_correction: options of the quantize pass;
+    sparsity (fraction of weights zeroed by magnitude, per layer),
+        sparsity_pattern ("N:M"): the prune pass;
+    prune_channels (fraction of output channels removed): the prune-channels pass.
+    pack: weight encoding, "auto" (smallest exact) or one of PACK_FORMATS;
+    c_weights: "dense" (int8 arrays) or "packed" (the C target keeps the
+        encoded weights and decodes them in its kernels).
     """
 
     target: str = "ir"
@@ -73,15 +83,51 @@ class CompileOptions:
     print_ir_after: tuple[str, ...] = ()
     synthetic_samples: int = 4
     hw: str | Path | None = None
+    weight_bits: int = 8
+    first_last_bits: int | None = None
+    codebook: bool = False
+    bias_correction: bool = True
+    sparsity: float = 0.0
+    sparsity_pattern: str | None = None
+    prune_channels: float = 0.0
+    pack: str = "auto"
+    c_weights: str = "dense"
+
+    def __post_init__(self):
+        if self.pack not in ("auto", *PACK_FORMATS):
+            raise OptionError(f"pack must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
+        if self.c_weights not in ("dense", "packed"):
+            raise OptionError(f"c-weights must be dense or packed, got {self.c_weights!r}")
+
+
+PACK_FORMATS = ("dense", "bitmask", "rle", "codebook")
 
 
 def default_pipeline(target, opts: CompileOptions) -> str:
-    """The target's pipeline, with the quantize pass when the options ask for it."""
+    """The target's pipeline, then the compression passes the options ask for:
+    prune-channels, prune, quantize (see CompileOptions)."""
     quantize = target.quantizes if opts.quantize is None else opts.quantize
-    if not quantize:
-        return target.base_pipeline
-    calib = "" if opts.calib is None else "{calib=" + json.dumps(str(opts.calib)) + "}"
-    return f"{target.base_pipeline},quantize{calib}"
+    steps = [target.base_pipeline]
+    if opts.prune_channels:
+        steps.append(_step("prune-channels", ratio=opts.prune_channels))
+    if opts.sparsity or opts.sparsity_pattern:
+        steps.append(_step("prune", sparsity=opts.sparsity or None, pattern=opts.sparsity_pattern))
+    quantizing = {"weight_bits": opts.weight_bits != 8, "first_last_bits": opts.first_last_bits is not None,
+                  "codebook": opts.codebook, "bias_correction": not opts.bias_correction}
+    if quantize:
+        steps.append(_step("quantize", calib=None if opts.calib is None else str(opts.calib),
+                           **{key: getattr(opts, key) for key, asked in quantizing.items() if asked}))
+    elif any(quantizing.values()):
+        asked = ", ".join(key for key, value in quantizing.items() if value)
+        raise OptionError(f"{asked} need quantization, which target {opts.target!r} does not do "
+                          "(give --quantize)")
+    return ",".join(steps)
+
+
+def _step(name: str, **options) -> str:
+    """A pipeline step with the options that are not None."""
+    given = [f"{key}={json.dumps(value)}" for key, value in options.items() if value is not None]
+    return name + ("{" + ",".join(given) + "}" if given else "")
 
 
 def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None = None, *,

@@ -51,10 +51,10 @@ def encode(values: np.ndarray, bits: int, format: int) -> bytes:
     """The payload of `values` (any shape, flattened row-major) in `format`."""
     flat = _checked_values(values, bits)
     if format == FORMAT_DENSE:
-        return _pack(flat, bits)
+        return pack_fields(flat, bits)
     if format == FORMAT_BITMASK:
         nonzero = flat != 0
-        return _pack(nonzero.astype(np.int64), 1) + _pack(flat[nonzero], bits)
+        return pack_fields(nonzero.astype(np.int64), 1) + pack_fields(flat[nonzero], bits)
     raise ValueError(f"unknown weight stream format {format!r} (known: {FORMATS})")
 
 
@@ -101,7 +101,7 @@ def _checked_values(values: np.ndarray, bits: int) -> np.ndarray:
     return flat
 
 
-def _pack(fields: np.ndarray, width: int) -> bytes:
+def pack_fields(fields: np.ndarray, width: int) -> bytes:
     """Fields (int64, each taken mod 2^width) packed LSB-first, padded to a byte."""
     unsigned = fields.astype(np.int64) & ((1 << width) - 1)
     bit_planes = (unsigned[:, None] >> np.arange(width)) & 1

@@ -1,0 +1,79 @@
+"""Which layers a compression pass touches, and per-layer settings.
+
+Compression passes (prune, prune-channels, quantize) act on the weighted layers:
+Conv, Gemm and MatMul nodes whose weights (input 1) are constants — float, or a
+DequantizeLinear of integer constants in QDQ models. `weighted_layers` lists them
+in schedule order, so "first" and "last" mean the first and last such layer.
+
+Per-layer overrides are written `"KEY:VALUE,KEY:VALUE"` in a pass option, where
+KEY is a node name or an op type (`"conv1:8,Gemm:6"`). A node-name key beats an
+op-type key; a key that matches no weighted layer is an OptionError (a typo must
+not silently do nothing).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from .errors import OptionError
+from .ir import Graph, Node
+
+WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
+T = TypeVar("T")
+
+
+def weight_constant(graph: Graph, node: Node) -> str | None:
+    """The name of the constant behind `node`'s weights (input 1): the tensor itself,
+    or the integer constant a DequantizeLinear reads; None if it is not constant."""
+    if node.op not in WEIGHTED_OPS or len(node.inputs) < 2 or not node.inputs[1]:
+        return None
+    name = node.inputs[1]
+    if graph.tensor(name).is_constant:
+        return name
+    producer = graph.producer(name)
+    if producer is not None and producer.op == "DequantizeLinear" and graph.tensor(producer.inputs[0]).is_constant:
+        return producer.inputs[0]
+    return None
+
+
+def weighted_layers(graph: Graph) -> list[Node]:
+    """Conv/Gemm/MatMul nodes with constant weights, in schedule order."""
+    return [n for n in graph.nodes() if weight_constant(graph, n) is not None]
+
+
+def parse_overrides(text: str, option: str, convert: Callable[[str], T]) -> dict[str, T]:
+    """{key: value} of an overrides string; OptionError naming `option` on bad syntax
+    or a value `convert` rejects (it may raise ValueError)."""
+    result: dict[str, T] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.rpartition(":")
+        if not sep or not key.strip():
+            raise OptionError(f"{option}: {item!r} is not KEY:VALUE (KEY a layer name or op type)")
+        try:
+            result[key.strip()] = convert(value.strip())
+        except ValueError as exc:
+            raise OptionError(f"{option}: {item!r}: {exc}") from None
+    return result
+
+
+def settings(graph: Graph, overrides: dict[str, T], default: T, option: str,
+             first_last: T | None = None) -> dict[str, T]:
+    """{layer name: value} for every weighted layer: its override by name, else by
+    op type, else `first_last` for the first and last layer (when given), else
+    `default`. OptionError if an override key matches no weighted layer."""
+    layers = weighted_layers(graph)
+    known = {n.name for n in layers} | {n.op for n in layers}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise OptionError(f"{option}: no weighted layer (Conv/Gemm/MatMul) is named or has op type "
+                          f"{', '.join(map(repr, unknown))}")
+    ends = {layers[0].name, layers[-1].name} if layers and first_last is not None else set()
+    result = {}
+    for node in layers:
+        if node.name in overrides:
+            result[node.name] = overrides[node.name]
+        elif node.op in overrides:
+            result[node.name] = overrides[node.op]
+        else:
+            result[node.name] = first_last if node.name in ends else default
+    return result
