@@ -146,3 +146,21 @@ def calibrate(graph: Graph, samples: list[dict[str, np.ndarray]], tensors: list[
     for sample in samples:
         run(graph, sample, observe=observe)
     return {name: obs.range() for name, obs in observers.items()}
+
+
+def channel_means(graph: Graph, samples: list[dict[str, np.ndarray]], tensors: dict[str, int]) -> dict[str, np.ndarray]:
+    """Per-channel mean (float64) of each tensor over the samples: {name: channel axis}
+    in, {name: mean over every other axis} out."""
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+
+    def observe(name: str, value: np.ndarray) -> None:
+        if name in tensors:
+            moved = np.moveaxis(np.asarray(value, np.float64), tensors[name], -1)
+            flat = moved.reshape(-1, moved.shape[-1])
+            sums[name] = sums.get(name, 0.0) + flat.sum(axis=0)
+            counts[name] = counts.get(name, 0) + flat.shape[0]
+
+    for sample in samples:
+        run(graph, sample, observe=observe)
+    return {name: sums[name] / counts[name] for name in sums}

@@ -10,6 +10,14 @@ compute docs/numerics.md exactly; see nnc.quantizer for the lowering rules.
   an NncWarning, given only when some activation actually needed calibration.
   `observer` picks the range: minmax, percentile (`percentile`), or mse.
 - Float weights become int8 symmetric per output channel, float biases int32.
+  `weight_bits` (2..8) narrows the weight grid to ±(2^(b−1)−1); `first_last_bits`
+  (0: the same) sets it for the first and last weighted layer; `overrides`
+  ("conv1:8,Gemm:6", by layer name or op type) for any layer. `codebook`
+  snaps each weight tensor to 2^b k-means centroids instead. QDQ models'
+  weights are re-quantized only when a layer's setting asks for it.
+- `bias_correction` (with `calib` only: synthetic inputs have no meaningful
+  mean) moves each layer's mean output error into its bias
+  (quantizer/layer_weights.py).
 
 Requires: a valid graph after the CANONICAL pipeline (biases and activations
 fused, layouts settled).
@@ -26,11 +34,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from nnc.calibration import OBSERVERS, calibrate
+from nnc.calibration import OBSERVERS, calibrate, channel_means
 from nnc.errors import NncWarning, OptionError
-from nnc.ir import Graph
+from nnc.ir import Graph, Node
+from nnc.layer_select import parse_overrides, settings, weighted_layers
 from nnc.passmanager import Pass, register_pass
-from nnc.quantizer import apply, check_supported, lower, plan
+from nnc.quantizer import WeightSpec, apply, check_supported, lower, plan
 from nnc.verification import load_samples, synthetic_samples
 
 
@@ -42,8 +51,16 @@ class Quantize(Pass):
     observer: str = "minmax"
     percentile: float = 99.99
     samples: int = 8
+    weight_bits: int = 8
+    first_last_bits: int = 0
+    overrides: str = ""
+    codebook: bool = False
+    bias_correction: bool = True
 
     def __post_init__(self):
+        for option, bits in (("weight_bits", self.weight_bits), ("first_last_bits", self.first_last_bits or 8)):
+            _check_bits(f"pass 'quantize': {option}", bits)
+        self._bits_overrides()
         if self.observer not in OBSERVERS:
             raise OptionError(f"pass 'quantize': observer must be one of {', '.join(OBSERVERS)}, "
                               f"got {self.observer!r}")
@@ -55,12 +72,31 @@ class Quantize(Pass):
     def run(self, graph: Graph) -> Graph:
         check_supported(graph)  # before calibrating: refuse early, warn for nothing
         the_plan = plan(graph)
-        ranges = {}
+        specs = self._specs(graph)
+        ranges, means = {}, {}
         if the_plan.observed:
             ranges = calibrate(graph, self._samples(graph), the_plan.observed, self.observer, self.percentile)
-        apply(graph, the_plan, ranges)
+        if self.bias_correction and self.calib:
+            inputs = {n.name: (n.inputs[0], _channel_axis(n)) for n in weighted_layers(graph)}
+            by_tensor = channel_means(graph, load_samples(self.calib, graph), dict(inputs.values()))
+            means = {name: by_tensor[tensor] for name, (tensor, _) in inputs.items() if tensor in by_tensor}
+        apply(graph, the_plan, ranges, specs, means)
         lower(graph)
         return graph
+
+    def _bits_overrides(self) -> dict[str, int]:
+        def bits(text: str) -> int:
+            value = int(text)
+            _check_bits("bits", value)
+            return value
+
+        return parse_overrides(self.overrides, "pass 'quantize': overrides", bits)
+
+    def _specs(self, graph: Graph) -> dict[str, WeightSpec]:
+        """The WeightSpec of every weighted layer."""
+        bits = settings(graph, self._bits_overrides(), self.weight_bits, "pass 'quantize': overrides",
+                        self.first_last_bits or None)
+        return {name: WeightSpec(b, self.codebook) for name, b in bits.items()}
 
     def _samples(self, graph: Graph):
         if self.calib:
@@ -68,3 +104,13 @@ class Quantize(Pass):
         warnings.warn(f"quantization calibrated on {self.samples} synthetic random samples; "
                       "give --calib with real inputs for accurate activation ranges", NncWarning, stacklevel=2)
         return synthetic_samples(graph, self.samples)
+
+
+def _check_bits(what: str, bits: int) -> None:
+    if not 2 <= bits <= 8:
+        raise OptionError(f"{what} must be in 2..8, got {bits}")
+
+
+def _channel_axis(node: Node) -> int:
+    """The channel axis of a weighted layer's input: features last, except NCHW Conv."""
+    return 1 if node.op == "Conv" and not node.attrs.channels_last else -1

@@ -18,4 +18,5 @@ building helpers), rules / linear (per-op lowering), annotate, lowering.
 """
 
 from .annotate import Plan, apply, plan  # noqa: F401
+from .layer_weights import WeightSpec  # noqa: F401
 from .lowering import check_supported, lower  # noqa: F401

@@ -12,15 +12,13 @@ read only by a QuantizeLinear. Each gets parameters from one source:
 
 `apply` then inserts QuantizeLinear → DequantizeLinear at each planned tensor
 (a graph output keeps its name: the DequantizeLinear produces it), and replaces
-the float constant weights of Conv/Gemm/MatMul by DequantizeLinear of int8
-(symmetric per output channel) and their float biases by DequantizeLinear of
-int32 at scale s_x · s_w[c] (weights.py). Gemm's alpha and beta are folded into
-them first. Afterwards every float op is a group (groups.py) or lacks a rule.
+the weights of Conv/Gemm/MatMul by DequantizeLinear of int8 and their biases by
+DequantizeLinear of int32 (layer_weights.py). Afterwards every float op is a
+group (groups.py) or lacks a rule.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +29,7 @@ from ..ir import Graph, Node, Tensor
 from ..ops.quantize import DequantizeAttrs, QuantizeAttrs
 from .groups import chain_end, clamp_chain, only_quantize
 from .params import FIXED_OUTPUT, Affine, add_qdq_constants, affine_from_range, qdq_affine
-from .weights import bias_floor, quantize_bias, quantize_weights
+from .layer_weights import WeightSpec, quantize_layer
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 SAME_AS_INPUT = ("Reshape", "Transpose", "MaxPool", "GlobalMaxPool", "Pad", "Relu", "Clip", "Identity", "Dropout")
@@ -83,13 +81,16 @@ def _moves(graph: Graph, node: Node) -> bool:
     return node.op in SAME_AS_INPUT and not graph.tensor(node.inputs[0]).is_constant
 
 
-def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]]) -> None:
-    """Insert the planned Q/DQ pairs, then quantize float weights and biases."""
+def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]],
+          specs: dict[str, WeightSpec] | None = None, means: dict[str, np.ndarray] | None = None) -> None:
+    """Insert the planned Q/DQ pairs, then quantize the weights and biases of each
+    layer as `specs` says (default int8), bias-corrected with the input `means`."""
+    specs, means = specs or {}, means or {}
     for point in the_plan.points:
         insert_qdq(graph, point.tensor, _affine(graph, point, ranges))
     for node in graph.nodes():
         if node.op in ("Conv", "Gemm", "MatMul"):
-            quantize_layer(graph, node)
+            quantize_layer(graph, node, specs.get(node.name, WeightSpec()), means.get(node.name))
 
 
 def _affine(graph: Graph, point: Point, ranges) -> Affine:
@@ -142,56 +143,3 @@ def _rename_output(graph: Graph, node: Node, old: str, new: str) -> None:
     graph.remove_node(node.name)
     graph.add_node(Node(node.name, node.op, list(node.inputs), [new if t == old else t for t in node.outputs],
                         node.attrs))
-
-
-# -- weights -------------------------------------------------------------------------
-def quantize_layer(graph: Graph, node: Node) -> None:
-    """Float constant weights (and bias) of a Conv/Gemm/MatMul → DequantizeLinear of
-    int8 per output channel (and of int32 at s_x · s_w). Needs x dequantized; a
-    layer whose weights are not float constants is left alone."""
-    x_producer = graph.producer(node.inputs[0])
-    w = graph.constant(node.inputs[1])
-    if w is None or w.dtype.kind != "f" or x_producer is None or x_producer.op != "DequantizeLinear":
-        return
-    if node.op == "MatMul" and w.ndim != 2:
-        return
-    x_scale = qdq_affine(graph, x_producer).scale
-    axis = 0 if node.op == "Conv" or (node.op == "Gemm" and node.attrs.trans_b) else 1
-    inputs = list(node.inputs)
-    bias = graph.constant(inputs[2]) if len(inputs) > 2 and inputs[2] else None
-    if node.op == "Gemm" and (bias is not None or len(inputs) < 3 or not inputs[2]):
-        w, bias = _fold_gemm_scalars(node, w, bias)
-    channels = w.shape[axis]
-    if bias is not None and (bias.dtype.kind != "f" or bias.size not in (1, channels)):
-        bias = None
-    bias = None if bias is None else np.broadcast_to(bias.reshape(-1), (channels,))
-    q, s_w = quantize_weights(w, axis, None if bias is None else bias_floor(bias, x_scale))
-    inputs[1] = _dequantized(graph, f"{inputs[1]}.int8", q, s_w, axis)
-    if bias is not None:
-        s_b = (x_scale * s_w.astype(np.float64)).astype(np.float32)
-        qb = quantize_bias(bias, s_b.astype(np.float64), node.name)
-        inputs[2] = _dequantized(graph, f"{inputs[2]}.int32", qb, s_b, 0)
-    graph.set_inputs(node, inputs)
-
-
-def _fold_gemm_scalars(node: Node, w: np.ndarray, bias):
-    """Gemm's alpha into the weights and beta into the bias; both become 1."""
-    attrs = node.attrs
-    if attrs.alpha != 1.0:
-        w = (w.astype(np.float64) * attrs.alpha).astype(w.dtype)
-    if bias is not None and attrs.beta != 1.0:
-        bias = (bias.astype(np.float64) * attrs.beta).astype(bias.dtype)
-    node.attrs = dataclasses.replace(attrs, alpha=1.0, beta=1.0)
-    return w, bias
-
-
-def _dequantized(graph: Graph, base: str, q: np.ndarray, scale: np.ndarray, axis: int) -> str:
-    """DequantizeLinear of constant q with per-channel `scale` along `axis`."""
-    data = graph.add_constant(base, q).name
-    scale_name = graph.add_constant(f"{base}.scale", scale.astype(np.float32)).name
-    zero_point = graph.add_constant(f"{base}.zero_point", np.zeros(scale.shape, q.dtype)).name
-    out = graph.unique_tensor_name(f"{base}.dq")
-    graph.add_tensor(Tensor(out, "f32", q.shape))
-    _add(graph, f"{base}.dequantize", "DequantizeLinear", [data, scale_name, zero_point], out,
-         DequantizeAttrs(axis))
-    return out

@@ -1,9 +1,14 @@
 """Weights and biases of multiply-accumulate layers (docs/numerics.md §1–2).
 
-- Float weights become int8, symmetric, per output channel:
-  s_w[c] = max|w[c]| / 127 (1 for an all-zero channel), q = round_half_even(w / s_w)
-  with q ∈ [−127, 127], so zero stays exactly zero. A channel whose bias would
-  not fit gets a larger scale (`bias_floor`).
+- Float weights become int8, symmetric, per output channel, on a b-bit grid
+  (b = 2..8, L = 2^(b−1) − 1): s_w[c] = max|w[c]| / L (1 for an all-zero
+  channel), q = round_half_even(w / s_w) with q ∈ [−L, L], so zero stays exactly
+  zero. Below 8 bits max|w[c]| is first clipped to the α · max|w[c]| (α on a
+  grid in [0.3, 1]) that minimizes the channel's squared quantization error:
+  the outliers lose less than the bulk of the weights gains. A channel whose
+  bias would not fit gets a larger scale (`bias_floor`).
+  Codebook quantization keeps the 8-bit scales and snaps q to 2^b values
+  (codebook.py).
 - Float biases become int32 with scale s_x · s_w[c]: q = round(b / (s_x · s_w[c])).
 - Quantized models feed int8 weights and int32 biases through DequantizeLinear of
   constants; `dequantized_constant` reads them back unchanged (zero points must be 0).
@@ -23,9 +28,11 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph
 from ..numerics import accumulator_bound
+from . import codebook
 
 INT32_MAX = (1 << 31) - 1
 BIAS_LIMIT = float(1 << 30)  # leaves 2^30 of the accumulator for Σ|w|·255
+CLIP_GRID = np.linspace(1.0, 0.3, 36)  # clipping ratios tried below 8 bits; largest first wins ties
 
 
 @dataclass(frozen=True)
@@ -47,19 +54,46 @@ class QuantizedConstant:
         return self.scale
 
 
-def quantize_weights(w: np.ndarray, axis: int, floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 q, float32 scales) of float weights, symmetric per channel along `axis`.
-    `floor` (per channel) raises scales below it: see `bias_floor`."""
+def quantize_weights(w: np.ndarray, axis: int, floor: np.ndarray | None = None,
+                     bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 q, float32 scales) of float weights, symmetric per channel along `axis`
+    on the b-bit grid q ∈ [−(2^(b−1)−1), 2^(b−1)−1]. `floor` (per channel) raises
+    scales below it: see `bias_floor`."""
+    limit = (1 << (bits - 1)) - 1
     moved = np.moveaxis(np.asarray(w, np.float64), axis, 0)
-    peak = np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1, initial=0.0)
-    scale = np.where(peak > 0, peak / 127.0, 1.0)
+    rows = moved.reshape(moved.shape[0], -1)
+    peak = np.abs(rows).max(axis=1, initial=0.0) * (_best_clip(rows, limit) if bits < 8 else 1.0)
+    scale = np.where(peak > 0, peak / limit, 1.0)
     if floor is not None:
         scale = np.maximum(scale, floor)
     scale = scale.astype(np.float32)
-    shape = [1] * w.ndim
-    shape[axis] = -1
-    q = np.clip(np.rint(w / scale.astype(np.float64).reshape(shape)), -127, 127)
+    q = np.clip(np.rint(w / per_channel(scale, w.ndim, axis)), -limit, limit)
     return q.astype(np.int8), scale
+
+
+def _best_clip(rows: np.ndarray, limit: int) -> np.ndarray:
+    """Per row, the fraction α of max|w| (on CLIP_GRID) whose grid of scale
+    α · max|w| / limit quantizes the row with the smallest squared error."""
+    peak = np.abs(rows).max(axis=1, initial=0.0)
+    errors = []
+    for alpha in CLIP_GRID:
+        scale = np.where(peak > 0, alpha * peak / limit, 1.0)[:, None]
+        errors.append(np.sum((np.clip(np.rint(rows / scale), -limit, limit) * scale - rows) ** 2, axis=1))
+    return CLIP_GRID[np.argmin(np.stack(errors), axis=0)]
+
+
+def codebook_weights(w: np.ndarray, axis: int, floor: np.ndarray | None, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 q, float32 scales): the int8 per-channel grid, then at most 2^bits
+    distinct values per tensor (codebook.snap)."""
+    _, scale = quantize_weights(w, axis, floor)
+    return codebook.snap(w / per_channel(scale, w.ndim, axis), 1 << bits), scale
+
+
+def per_channel(scale: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    """`scale` (one per channel) as float64, shaped to broadcast along `axis`."""
+    shape = [1] * ndim
+    shape[axis] = -1
+    return scale.astype(np.float64).reshape(shape)
 
 
 def bias_floor(b: np.ndarray, x_scale: float) -> np.ndarray:

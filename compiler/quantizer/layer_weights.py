@@ -1,0 +1,149 @@
+"""Weights and biases of one multiply-accumulate layer → integer constants behind
+DequantizeLinear, at the bit width its `WeightSpec` asks for.
+
+- Float constant weights become int8 on the spec's b-bit grid, symmetric per
+  output channel (weights.quantize_weights), or snapped to a 2^b-entry codebook
+  (weights.codebook_weights); float biases become int32 at s_x · s_w[c].
+- Weights a QDQ model already quantizes are left as they are at 8 bits; a
+  narrower spec or a codebook re-quantizes them from their dequantized values
+  (the bias then follows the new scale, also via its dequantized value).
+- Bias correction (Nagel et al., "Data-Free Quantization Through Weight
+  Equalization and Bias Correction", ICCV 2019, §4.2, empirical form): the
+  quantized layer's output is shifted on average by E[Δy] = (w̃ − w) · E[x]
+  per output channel, E[x] being the per-channel mean of the layer's input on
+  the calibration samples; the bias absorbs −E[Δy] (a layer without a bias gets
+  one). Zero padding at borders is ignored, as in the paper.
+Gemm's alpha and beta are folded into weights and bias first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import Graph, Node, Tensor
+from ..ops.quantize import DequantizeAttrs
+from .emit import add_node
+from .params import qdq_affine
+from .weights import bias_floor, codebook_weights, per_channel, quantize_bias, quantize_weights
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """How one layer's weights are quantized: `bits` wide (2..8), or with a
+    codebook of 2^bits entries."""
+
+    bits: int = 8
+    codebook: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        return self.bits == 8 and not self.codebook
+
+
+def quantize_layer(graph: Graph, node: Node, spec: WeightSpec = WeightSpec(), mean: np.ndarray | None = None) -> None:
+    """Quantize `node`'s constant weights and bias as `spec` says (see the module
+    docstring); `mean` is its input's per-channel mean for bias correction. Needs
+    x dequantized; a layer whose weights are not constants is left alone."""
+    x_producer = graph.producer(node.inputs[0])
+    if x_producer is None or x_producer.op != "DequantizeLinear":
+        return
+    constants = _float_constants(graph, node, spec)
+    if constants is None:
+        return
+    w, bias = constants
+    x_scale = qdq_affine(graph, x_producer).scale
+    axis = output_axis(node)
+    floor = None if bias is None else bias_floor(bias, x_scale)
+    quantizer = codebook_weights if spec.codebook else quantize_weights
+    q, s_w = quantizer(w, axis, floor, spec.bits)
+    bias_input = node.inputs[2] if len(node.inputs) > 2 else ""
+    if mean is not None and (bias is not None or not bias_input and node.op != "MatMul"):
+        shift = output_shift(node, q * per_channel(s_w, w.ndim, axis) - w, mean, axis)
+        bias = -shift if bias is None else bias - shift
+    inputs = list(node.inputs) + [""] * (3 - len(node.inputs))
+    inputs[1] = _dequantized(graph, f"{node.inputs[1]}.int{spec.bits}", q, s_w, axis)
+    if bias is not None:
+        s_b = (x_scale * s_w.astype(np.float64)).astype(np.float32)
+        qb = quantize_bias(bias, s_b.astype(np.float64), node.name)
+        inputs[2] = _dequantized(graph, f"{inputs[2] or node.name + '.bias'}.int32", qb, s_b, 0)
+    graph.set_inputs(node, inputs if inputs[2] else inputs[:2])
+
+
+def output_axis(node: Node) -> int:
+    """The output-channel axis of the layer's weights."""
+    return 0 if node.op == "Conv" or (node.op == "Gemm" and node.attrs.trans_b) else 1
+
+
+def output_shift(node: Node, delta: np.ndarray, mean: np.ndarray, axis: int) -> np.ndarray:
+    """E[Δy] per output channel: weight error `delta` (the layer's weight layout,
+    output channels along `axis`) applied to the input's per-channel `mean`."""
+    if node.op != "Conv":
+        return np.moveaxis(delta, axis, 0) @ mean
+    cout, cin_group = delta.shape[:2]
+    per_group = cout // node.attrs.group
+    channel = (np.arange(cout)[:, None] // per_group) * cin_group + np.arange(cin_group)[None, :]
+    return np.sum(delta.reshape(cout, cin_group, -1).sum(axis=2) * mean[channel], axis=1)
+
+
+def _float_constants(graph: Graph, node: Node, spec: WeightSpec):
+    """(float64 weights, float64 bias [channels] or None) to quantize, or None when
+    the layer is left alone (see the module docstring)."""
+    if node.op == "MatMul" and len(graph.tensor(node.inputs[1]).shape) != 2:
+        return None
+    w = graph.constant(node.inputs[1])
+    bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    if w is not None and w.dtype.kind == "f":
+        bias = graph.constant(bias_name) if bias_name else None
+        bias = None if bias is None or bias.dtype.kind != "f" else bias
+    elif spec.is_default or (node.op == "Gemm" and (node.attrs.alpha != 1.0 or node.attrs.beta != 1.0)):
+        return None
+    else:
+        w, bias = _dequantized_value(graph, node.inputs[1]), _dequantized_value(graph, bias_name)
+        if w is None or (bias_name and bias is None):
+            return None
+    w = np.asarray(w, np.float64)
+    if node.op == "Gemm":
+        w, bias = _fold_gemm_scalars(node, w, bias)
+    channels = w.shape[output_axis(node)]
+    if bias is not None and bias.size not in (1, channels):
+        return None
+    return w, None if bias is None else np.broadcast_to(np.asarray(bias, np.float64).reshape(-1), (channels,))
+
+
+def _dequantized_value(graph: Graph, name: str) -> np.ndarray | None:
+    """The real value of a DequantizeLinear of constants with zero points 0, or None."""
+    dq = graph.producer(name) if name else None
+    if dq is None or dq.op != "DequantizeLinear" or not all(graph.tensor(t).is_constant for t in dq.inputs if t):
+        return None
+    if len(dq.inputs) > 2 and dq.inputs[2] and np.any(graph.constant(dq.inputs[2]) != 0):
+        return None
+    q = graph.constant(dq.inputs[0]).astype(np.float64)
+    scale = graph.constant(dq.inputs[1]).astype(np.float64)
+    if scale.size == 1:
+        return q * float(scale.reshape(-1)[0])
+    return q * per_channel(scale.reshape(-1), q.ndim, (dq.attrs.axis or 0) % q.ndim)
+
+
+def _fold_gemm_scalars(node: Node, w: np.ndarray, bias):
+    """Gemm's alpha into the weights and beta into the bias; both become 1."""
+    attrs = node.attrs
+    w = w * attrs.alpha
+    if bias is not None:
+        bias = np.asarray(bias, np.float64) * attrs.beta
+    node.attrs = dataclasses.replace(attrs, alpha=1.0, beta=1.0)
+    return w, bias
+
+
+def _dequantized(graph: Graph, base: str, q: np.ndarray, scale: np.ndarray, axis: int) -> str:
+    """DequantizeLinear of constant q with per-channel `scale` along `axis`."""
+    data = graph.add_constant(base, q).name
+    scale_name = graph.add_constant(f"{base}.scale", scale.astype(np.float32)).name
+    zero_point = graph.add_constant(f"{base}.zero_point", np.zeros(scale.shape, q.dtype)).name
+    out = graph.unique_tensor_name(f"{base}.dq")
+    graph.add_tensor(Tensor(out, "f32", q.shape))
+    add_node(graph, f"{base}.dequantize", "DequantizeLinear", [data, scale_name, zero_point], [out],
+             DequantizeAttrs(axis))
+    return out
