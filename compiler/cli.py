@@ -112,6 +112,25 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
              print_ir_after: list[str] = typer.Option([], "--print-ir-after", metavar="PASS|all",
                                                       help="Print the IR (constants elided) to stderr after a pass."),
              hw: Optional[Path] = typer.Option(None, "--hw", help="az-sim hardware description (TOML)."),
+             weight_bits: int = typer.Option(8, "--weight-bits", min=2, max=8,
+                                             help="Weight bit width 2..8 (per layer: quantize{overrides=...})."),
+             first_last_bits: Optional[int] = typer.Option(None, "--first-last-bits", min=2, max=8,
+                                                           help="Bit width of the first and last weighted layer "
+                                                                "(default: --weight-bits)."),
+             codebook: bool = typer.Option(False, "--codebook",
+                                           help="Snap each weight tensor to 2^weight-bits k-means centroids."),
+             bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
+                                                  help="Correct biases for the mean weight error (needs --calib)."),
+             sparsity: float = typer.Option(0.0, "--sparsity", min=0.0, max=0.999,
+                                            help="Fraction of each layer's weights pruned by magnitude."),
+             sparsity_pattern: Optional[str] = typer.Option(None, "--sparsity-pattern", metavar="N:M",
+                                                            help="Keep the N largest of every M weights, e.g. 2:4."),
+             prune_channels: float = typer.Option(0.0, "--prune-channels", min=0.0, max=0.95,
+                                                  help="Fraction of output channels removed per layer (structured)."),
+             pack: str = typer.Option("auto", "--pack",
+                                      help="Weight encoding: auto (smallest exact), dense, bitmask, rle, codebook."),
+             c_weights: str = typer.Option("dense", "--c-weights",
+                                           help="C target: dense int8 arrays, or packed (decoded by the kernels)."),
              quiet: bool = typer.Option(False, "--quiet", "-q",
                                         help="No progress lines (they go to stderr when it is a terminal)."),
              debug: bool = DEBUG):
@@ -122,6 +141,9 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
         result = compile_model(
             model, target, output,
             pipeline=pipeline, inputs=inputs, calib=calib, quantize=quantize, hw=hw,
+            weight_bits=weight_bits, first_last_bits=first_last_bits, codebook=codebook,
+            bias_correction=bias_correction, sparsity=sparsity, sparsity_pattern=sparsity_pattern,
+            prune_channels=prune_channels, pack=pack, c_weights=c_weights,
             input_shapes=_parse_shapes(input_shape),
             verify=not no_verify, verify_each=verify_each, print_ir_after=tuple(print_ir_after),
             progress=None if quiet or not sys.stderr.isatty() else (lambda m: typer.echo(f"nnc: {m}", err=True)),
@@ -184,15 +206,18 @@ def render_sim(sim: dict) -> str:
 
 def render_summary(report: dict) -> str:
     """The terminal summary of a compile report: layers, passes, verification."""
-    rows = [[shorten(l["name"], 40), l["op"], l["weight_bits"], thousands(l["params"]), thousands(l["macs"]),
-             thousands(l["stored_bytes"])] for l in report["layers"]]
-    parts = [format_table(["layer", "op", "bits", "params", "MACs", "bytes"], rows, numeric={2, 3, 4, 5})]
+    rows = [[shorten(l["name"], 40), l["op"], l["format"] or "", l["weight_bits"],
+             f"{l['sparsity']:.0%}" if l["format"] else "", thousands(l["params"]), thousands(l["macs"]),
+             thousands(l["stored_bytes"]), _error(l["error"])] for l in report["layers"]]
+    parts = [format_table(["layer", "op", "format", "bits", "zeros", "params", "MACs", "bytes", "cosine / rmse"],
+                          rows, numeric={3, 4, 5, 6, 7})]
     passes = ", ".join(f"{p['name']} {p['seconds'] * 1000:.1f} ms ({p['nodes_before']}→{p['nodes_after']})"
                        for p in report["passes"])
     w = report["weights"]
     parts.append(f"\npipeline: {report['pipeline']}\npasses: {passes}\n"
-                 f"weights: {thousands(w['params'])} params, {thousands(w['stored_bytes'])} bytes stored "
-                 f"(fp32 {thousands(w['fp32_bytes'])}), sparsity {w['sparsity']:.1%}; "
+                 f"weights: {thousands(w['weights'])} stored in {thousands(w['stored_bytes'])} bytes "
+                 f"(fp32 {thousands(w['fp32_bytes'])}, {w['compression'] or 0:.1f}x smaller), "
+                 f"sparsity {w['sparsity']:.1%}; other parameters {thousands(w['other_bytes'])} bytes; "
                  f"{thousands(report['totals']['macs'])} MACs; compiled in {report['compile_seconds']:.2f} s")
     if "memory" in report:
         m = report["memory"]
@@ -209,6 +234,10 @@ def render_summary(report: dict) -> str:
                      f"vs onnxruntime max|d|={flt['max_abs_diff']:.3g} cosine={flt['cosine']:.6f}"
                      + (f" top-1={flt['top1_agreement']:.0%}" if flt["top1_agreement"] is not None else ""))
     return "\n".join(parts)
+
+
+def _error(error: dict | None) -> str:
+    return f"{error['cosine']:.4f} / {error['rmse']:.3g}" if error else ""
 
 
 def main() -> None:

@@ -22,13 +22,15 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
 from .errors import NncWarning, OptionError, VerificationError
 from .frontend.onnx_loader import load
 from .interpreter import run
+from .layer_error import layer_errors
 from .ir import Graph
 from .passmanager import PassManager, format_pipeline, parse_pipeline
-from .summary import summarize
+from .pipelines import COMPRESSION
+from .report import add_layer_errors, dense_storage
+from .report import build as build_report
 from .textir import print_ir
 from .verification import compare, load_samples, onnxruntime_outputs, synthetic_samples
 
@@ -149,20 +151,27 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
     say(f"loading {model}")
     original = load(model, opts.input_shapes)
     manager = PassManager(passes, verify_each=opts.verify_each, print_after=set(opts.print_ir_after),
+                          snapshot_before=COMPRESSION,
                           dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
                           if dump else None)
     say(f"running pipeline {format_pipeline(passes)}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NncWarning)
         graph = manager.run(original.copy())
-    report = _report(opts, model, graph, passes, manager)
+    storage = getattr(tgt, "weight_storage", dense_storage)(graph)
+    report = build_report(Path(model), opts.target, graph, format_pipeline(passes),
+                          [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records], storage,
+                          _sha256(Path(model)))
     report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, NncWarning)]
     with _staging(output_dir) as staging:
         artifacts = tgt.emit(graph, staging, _stem(graph.name)) if staging else []
         if opts.verify:
             say("verifying against the reference interpreter and onnxruntime")
-            report["verification"] = _verify(model, original, graph, opts,
-                                             lambda samples: tgt.execute(graph, staging, _stem(graph.name), samples))
+            report["verification"], samples = _verify(model, original, graph, opts,
+                                                      lambda s: tgt.execute(graph, staging, _stem(graph.name), s))
+            if manager.snapshot is not None and is_integer_graph(graph):
+                say("measuring each layer's output error against the float model")
+                add_layer_errors(report, layer_errors(manager.snapshot, graph, samples))
             if report["verification"]["source"] == "synthetic":
                 report["warnings"].append(f"verified on {report['verification']['samples']} synthetic random "
                                           "samples; give --inputs or --calib for real ones")
@@ -176,46 +185,11 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
     return result
 
 
-def _report(opts: CompileOptions, model, graph: Graph, passes, manager: PassManager) -> dict:
-    summary = summarize(graph)
-    totals = summary.totals
-    return {
-        "nnc_version": __version__,
-        "target": opts.target,
-        "model": {"file": Path(model).name, "sha256": _sha256(Path(model)), "name": graph.name},
-        "pipeline": format_pipeline(passes),
-        "compile_seconds": None,
-        "passes": [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
-        "weights": {
-            "params": totals["params"],
-            "fp32_bytes": 4 * totals["params"],
-            "stored_bytes": totals["param_bytes"],
-            "sparsity": totals["zero_params"] / totals["params"] if totals["params"] else 0.0,
-        },
-        "layers": [_layer_row(layer) for layer in summary.layers],
-        "totals": {"params": totals["params"], "macs": totals["macs"], "layers": totals["layers"]},
-    }
-
-
-def _layer_row(layer) -> dict:
-    bits = {"f32": 32, "f64": 64, "i8": 8, "u8": 8, "i16": 16, "i32": 32, "i64": 64}
-    return {
-        "name": layer.name,
-        "op": layer.op,
-        "weight_bits": bits.get(layer.weight_dtype) if layer.weight_dtype else None,
-        "sparsity": layer.zero_params / layer.params if layer.params else 0.0,
-        "format": "dense" if layer.params else None,
-        "stored_bytes": layer.param_bytes,
-        "params": layer.params,
-        "macs": layer.macs,
-        "output_shapes": layer.output_shapes,
-    }
-
-
 def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute) -> dict:
     """Reference (compiled IR) vs target artifact: bit-exact on integer graphs,
     within FLOAT_PARITY of the output range on float ones, or VerificationError.
-    Reference vs onnxruntime on the original model: reported."""
+    Reference vs onnxruntime on the original model: reported. Returns the
+    verification report and the samples."""
     samples, source = _verification_samples(original, opts)
     truth = onnxruntime_outputs(model, samples, original.outputs)
     reference = [run(graph, s) for s in samples]
@@ -224,7 +198,7 @@ def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute)
     vs_reference["max_abs_diff_lsb"] = vs_reference["max_abs_diff"] if is_integer_graph(graph) else None
     _check_parity(graph, vs_reference, reference)
     return {"samples": len(samples), "source": source, "executed": produced is not None,
-            "vs_reference": vs_reference, "vs_float": compare(truth, reference)}
+            "vs_reference": vs_reference, "vs_float": compare(truth, reference)}, samples
 
 
 def _verification_samples(graph: Graph, opts: CompileOptions):

@@ -186,18 +186,23 @@ class PassRecord:
 class PassManager:
     """Runs passes in order. With `verify_each`, the graph is verified after
     every pass; `print_after` is a set of pass names (or {"all"}) after which
-    `dump(pass_name, graph)` is called."""
+    `dump(pass_name, graph)` is called. `snapshot` keeps a copy of the graph as
+    it was before the first pass named in `snapshot_before` ran."""
 
     passes: list[Pass]
     verify_each: bool = False
     print_after: set[str] = field(default_factory=set)
     dump: Callable[[str, Graph], None] | None = None
     records: list[PassRecord] = field(default_factory=list)
+    snapshot_before: frozenset[str] = frozenset()
+    snapshot: Graph | None = None
 
     def run(self, graph: Graph) -> Graph:
         from .verifier import verify
 
         for p in self.passes:
+            if self.snapshot is None and p.name in self.snapshot_before:
+                self.snapshot = graph.copy()
             before = len(graph)
             start = time.perf_counter()
             graph = p.run(graph)

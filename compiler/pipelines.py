@@ -6,3 +6,7 @@
 # are channels-last with no transposes left between them.
 CANONICAL = ("remove-identity,canonicalize,fold-constants,fold-batchnorm,"
              "fuse-bias,fuse-activation,layout,canonicalize")
+
+# Passes that trade accuracy for size; the driver measures each layer's output
+# error against the graph as it was before the first of them.
+COMPRESSION = frozenset({"prune-channels", "prune", "quantize"})
