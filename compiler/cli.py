@@ -79,8 +79,8 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file."),
                                                   "quantized to --bits or pruned to --sparsity."),
             calib: Optional[Path] = typer.Option(None, "--calib",
                                                  help="Samples (.npz/.npy) for --sensitivity (default: synthetic)."),
-            bits: int = typer.Option(4, "--bits", min=2, max=8, help="Weight bits tried per layer (--sensitivity)."),
-            sparsity: float = typer.Option(0.5, "--sparsity", min=0.0, max=0.999,
+            bits: int = typer.Option(4, "--bits", help="Weight bits tried per layer (--sensitivity)."),
+            sparsity: float = typer.Option(0.5, "--sparsity",
                                            help="Sparsity tried per layer (--sensitivity)."),
             debug: bool = DEBUG):
     """Per-layer table of a model: op, shapes, parameters, MACs, and totals;
@@ -89,6 +89,8 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file."),
     from .summary import summarize
 
     with _errors_to_exit(debug):
+        if sensitivity and not (2 <= bits <= 8 and 0.0 <= sparsity < 1.0):
+            raise OptionError(f"--bits must be in 2..8 and --sparsity in [0, 1), got {bits} and {sparsity}")
         graph = load(model, _parse_shapes(input_shape))
         if sensitivity:
             _print_sensitivity(graph, calib, bits, sparsity, as_json)
@@ -151,20 +153,20 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
              print_ir_after: list[str] = typer.Option([], "--print-ir-after", metavar="PASS|all",
                                                       help="Print the IR (constants elided) to stderr after a pass."),
              hw: Optional[Path] = typer.Option(None, "--hw", help="az-sim hardware description (TOML)."),
-             weight_bits: int = typer.Option(8, "--weight-bits", min=2, max=8,
+             weight_bits: int = typer.Option(8, "--weight-bits",
                                              help="Weight bit width 2..8 (per layer: quantize{overrides=...})."),
-             first_last_bits: Optional[int] = typer.Option(None, "--first-last-bits", min=2, max=8,
+             first_last_bits: Optional[int] = typer.Option(None, "--first-last-bits",
                                                            help="Bit width of the first and last weighted layer "
                                                                 "(default: --weight-bits)."),
              codebook: bool = typer.Option(False, "--codebook",
                                            help="Snap each weight tensor to 2^weight-bits k-means centroids."),
              bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
                                                   help="Correct biases for the mean weight error (needs --calib)."),
-             sparsity: float = typer.Option(0.0, "--sparsity", min=0.0, max=0.999,
+             sparsity: float = typer.Option(0.0, "--sparsity",
                                             help="Fraction of each layer's weights pruned by magnitude."),
              sparsity_pattern: Optional[str] = typer.Option(None, "--sparsity-pattern", metavar="N:M",
                                                             help="Keep the N largest of every M weights, e.g. 2:4."),
-             prune_channels: float = typer.Option(0.0, "--prune-channels", min=0.0, max=0.95,
+             prune_channels: float = typer.Option(0.0, "--prune-channels",
                                                   help="Fraction of output channels removed per layer (structured)."),
              pack: str = typer.Option("auto", "--pack",
                                       help="Weight encoding: auto (smallest exact), dense, bitmask, rle, codebook."),

@@ -96,6 +96,12 @@ class CompileOptions:
     c_weights: str = "dense"
 
     def __post_init__(self):
+        for flag, bits in (("weight-bits", self.weight_bits), ("first-last-bits", self.first_last_bits or 8)):
+            if not 2 <= bits <= 8:
+                raise OptionError(f"{flag} must be in 2..8, got {bits}")
+        for flag, fraction in (("sparsity", self.sparsity), ("prune-channels", self.prune_channels)):
+            if not 0.0 <= fraction < 1.0:
+                raise OptionError(f"{flag} must be in [0, 1), got {fraction}")
         if self.pack not in ("auto", *PACK_FORMATS):
             raise OptionError(f"pack must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
         if self.c_weights not in ("dense", "packed"):

@@ -1,0 +1,57 @@
+"""Compression from the command line and the report: flags reach the passes, the
+report accounts every weight byte and each layer's error, sensitivity analysis
+ranks layers, and bad compression options are one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import nnc
+from test_cli import EXAMPLE, _assert_one_line_error, nnc_cli
+
+MODEL, SAMPLE = EXAMPLE / "tiny_cnn.onnx", EXAMPLE / "sample.npz"
+
+
+def test_report_accounts_weights_and_layer_errors(tmp_path):
+    int8 = nnc.compile(MODEL, "ir", tmp_path / "a", quantize=True, calib=SAMPLE).report
+    small = nnc.compile(MODEL, "ir", tmp_path / "b", quantize=True, calib=SAMPLE, weight_bits=4,
+                        sparsity=0.5).report
+    for report in (int8, small):
+        w = report["weights"]
+        assert w["fp32_bytes"] == 4 * w["weights"]
+        assert w["stored_bytes"] == sum(l["weight_bytes"] for l in report["layers"])
+        weighted = [l for l in report["layers"] if l["format"]]
+        assert weighted and all(l["error"] is not None and -1 <= l["error"]["cosine"] <= 1 for l in weighted)
+    assert all(l["weight_bits"] == 8 for l in small["layers"] if l["format"])  # ir stores int8 arrays
+    assert small["weights"]["sparsity"] >= 0.5 > int8["weights"]["sparsity"]
+    assert ",prune," in small["pipeline"] and "weight_bits=4" in small["pipeline"]
+    errors = {l["name"]: l["error"]["rmse"] for l in int8["layers"] if l["error"]}
+    assert sum(l["error"]["rmse"] for l in small["layers"] if l["error"]) > sum(errors.values())
+
+
+def test_sensitivity_lists_every_weighted_layer(tmp_path):
+    proc = nnc_cli("inspect", MODEL, "--sensitivity", "--calib", SAMPLE, "--bits", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["bits"] == 2 and data["baseline_int8"]["cosine"] > 0.99
+    assert len(data["layers"]) >= 2
+    for row in data["layers"]:
+        assert row["bits"]["rmse"] >= 0 and row["pruned"]["rmse"] >= 0
+    assert max(r["bits"]["rmse"] for r in data["layers"]) > data["baseline_int8"]["rmse"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--weight-bits", "9"], "weight-bits must be in 2..8"),
+    (["--sparsity", "1.5"], "sparsity must be in"),
+    (["--pack", "zip"], "pack must be"),
+    (["--c-weights", "sparse"], "c-weights must be"),
+    (["--sparsity-pattern", "4:2"], "pattern"),
+    (["--weight-bits", "4", "--no-quantize"], "need quantization"),
+])
+def test_bad_compression_options(tmp_path, flags, message):
+    proc = nnc_cli("compile", MODEL, "-t", "ir", "-o", tmp_path / "out", *flags)
+    _assert_one_line_error(proc)
+    assert message in proc.stderr
+    assert not (tmp_path / "out").exists()
