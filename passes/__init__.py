@@ -7,5 +7,7 @@ from . import fold_constants  # noqa: F401
 from . import fuse_activation  # noqa: F401
 from . import fuse_bias  # noqa: F401
 from . import layout  # noqa: F401
+from . import prune  # noqa: F401
+from . import prune_channels  # noqa: F401
 from . import quantize  # noqa: F401
 from . import remove_identity  # noqa: F401

@@ -1,0 +1,526 @@
+"""prune-channels: structured pruning — remove whole output channels of Conv and Gemm layers.
+
+Rewrites each weighted layer P — Conv with group 1, or Gemm — whose ratio r (`ratio`,
+or its entry in `overrides`) is above 0: the round(r · C) of its C output channels
+with the smallest L1 norm of weights go (Li et al., "Pruning Filters for Efficient
+ConvNets", ICLR 2017; on a tie the lower index goes; one channel always stays):
+- P's weights and bias lose them (a Gemm bias that broadcasts keeps its shape);
+- the cut follows P's output through channel-preserving ops, shrinking every
+  tensor on the way: activations (Relu, Clip, LeakyRelu, Sigmoid, Tanh,
+  HardSigmoid, HardSwish), MaxPool, AveragePool, GlobalAveragePool,
+  GlobalMaxPool, per-tensor QuantizeLinear/DequantizeLinear (QDQ models),
+  BatchNormalization (its vectors shrink), Transpose (the axis moves with it),
+  depthwise Conv (group = input channels: it loses the same channels and their
+  multiplier outputs; weights, bias and group shrink), and a Reshape flattening
+  the channel axis into its last axis (Flatten: the features of the removed
+  channels go, in the tensor's own order, so NCHW and channels-last both work);
+- it ends at the layers that consume it — Conv with group 1, Gemm, MatMul with
+  constant weights — which lose those input channels (Conv weight axis 1, the
+  rows of Gemm's B' and of MatMul's W).
+
+A removed channel does not output zero: with weights near zero it outputs about
+v = act(bias). That constant is carried along the path (through each op's
+reference semantics; a depthwise Conv maps it to act(b + v · sum(w)), its value
+away from the border) and folded into the consumer's bias: bias[m] += sum over
+removed c of v[c] · sum(W[m, c, ...]) (Gemm: alpha · v @ B'[removed] / beta). The
+fold is exact when no zero padding intervenes (Gemm consumers, unpadded Conv,
+MaxPool, AveragePool without count_include_pad); behind padding it is exact away
+from the border, and border outputs miss the taps that read padding. A QDQ
+consumer's int32 bias takes it rounded to its scale (within half a bias step). A
+consumer without a bias gets one; a MatMul (no bias) refuses a nonzero fold.
+
+Skipped, not an error (`plan` says why): a layer whose output reaches a graph
+output, an Add/Mul/Concat or any op not listed above, one node twice, or a node
+input other than the data input; grouped and depthwise Conv as P (their channels
+follow their input); weights, biases or op parameters that are not constants (or
+a DequantizeLinear of constants); a Gemm bias that varies along rows; a ratio
+that removes no channel.
+
+Requires: a valid graph (normally after the CANONICAL pipeline, before quantize).
+
+Guarantees: a valid graph with the same interface; each changed tensor has the
+shape its producer's shape inference gives; parameters and MACs drop by what the
+removed channels held and computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nnc import dtypes
+from nnc.errors import OptionError
+from nnc.ir import Graph, Node, Tensor, TensorType
+from nnc.layer_select import parse_overrides, settings
+from nnc.ops import get_op
+from nnc.ops.conv import fused_clamp
+from nnc.passmanager import Pass, register_pass
+
+OPTION = "pass 'prune-channels': overrides"
+ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish")
+POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
+Edit = Callable[[Graph], None]
+
+
+@register_pass
+@dataclass(frozen=True)
+class PruneChannels(Pass):
+    name = "prune-channels"
+    ratio: float = 0.25
+    overrides: str = ""
+
+    def __post_init__(self):
+        if not 0.0 <= self.ratio < 1.0:
+            raise OptionError(f"pass 'prune-channels': ratio must be in [0, 1), got {self.ratio}")
+        self._overrides()
+
+    def _overrides(self) -> dict[str, float]:
+        return parse_overrides(self.overrides, OPTION, _ratio)
+
+    def run(self, graph: Graph) -> Graph:
+        for name, ratio in settings(graph, self._overrides(), self.ratio, OPTION).items():
+            found = plan(graph, graph.node(name), ratio) if ratio > 0 else None
+            if isinstance(found, Plan):
+                for edit in found.edits:
+                    edit(graph)
+        return graph
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"ratio must be in [0, 1), got {value}")
+    return value
+
+
+@dataclass
+class Cut:
+    """Channels removed from one tensor: sorted indices `removed` along `axis` of a
+    tensor with `size` entries there, and the constant value (tensor dtype) each of
+    them carries."""
+
+    axis: int
+    size: int
+    removed: np.ndarray
+    values: np.ndarray
+
+    @property
+    def keep(self) -> np.ndarray:
+        return np.setdiff1d(np.arange(self.size), self.removed)
+
+
+@dataclass
+class Plan:
+    """What pruning one layer does: its removed output channels and the graph
+    edits, to apply in order."""
+
+    layer: str
+    removed: np.ndarray
+    edits: list[Edit] = field(default_factory=list)
+
+
+def plan(graph: Graph, layer: Node, ratio: float) -> Plan | str:
+    """The plan that prunes `ratio` of `layer`'s output channels, or why it cannot."""
+    reason = _producer_reason(graph, layer)
+    if reason:
+        return reason
+    w_axis = _weight_out_axis(layer)
+    w = np.moveaxis(param_values(graph, layer.inputs[1]), w_axis, 0)
+    l1 = np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
+    count = min(round(ratio * len(l1)), len(l1) - 1)
+    if count < 1:
+        return f"ratio {ratio} removes none of {len(l1)} channels"
+    removed = np.sort(np.argsort(l1, kind="stable")[:count])
+    result = Plan(layer.name, removed)
+    cut = _producer_cut(graph, layer, removed, result.edits)
+    if isinstance(cut, str):
+        return cut
+    return _follow(graph, layer.outputs[0], cut, result.edits, set()) or result
+
+
+# -- the pruned layer -----------------------------------------------------------------
+def _producer_reason(graph: Graph, layer: Node) -> str | None:
+    if layer.op not in ("Conv", "Gemm"):
+        return f"{layer.op} layers keep their output channels (only Conv and Gemm lose them)"
+    if layer.op == "Conv" and layer.attrs.group != 1:
+        return "a grouped or depthwise Conv's output channels follow its input channels"
+    return _params_reason(graph, layer, (1, 2))
+
+
+def _weight_out_axis(layer: Node) -> int:
+    return 0 if layer.op == "Conv" or layer.attrs.trans_b else 1
+
+
+def _producer_cut(graph: Graph, layer: Node, removed: np.ndarray, edits: list[Edit]) -> Cut | str:
+    y = graph.tensor(layer.outputs[0])
+    axis = _channel_axis(layer, len(y.shape)) if layer.op == "Conv" else 1
+    size = y.shape[axis]
+    bias, bias_axis = _bias(graph, layer, size)
+    if bias is None:
+        return f"its bias {graph.tensor(layer.inputs[2]).shape} varies along the rows"
+    beta = layer.attrs.beta if layer.op == "Gemm" else 1.0
+    cut = Cut(axis, size, removed, _activated(graph, layer, beta * bias[removed]))
+    edits.append(_slice_edit(layer.name, 1, _weight_out_axis(layer), cut.keep))
+    if bias_axis is not None:
+        edits.append(_slice_edit(layer.name, 2, bias_axis, cut.keep))
+    edits.append(_reinfer_edit(layer.name, cut))
+    return cut
+
+
+def _activated(graph: Graph, layer: Node, pre: np.ndarray) -> np.ndarray:
+    """The layer's output values for pre-activation values `pre`: clamped, in its dtype."""
+    dtype = dtypes.to_numpy(graph.tensor(layer.outputs[0]).dtype)
+    return fused_clamp(pre, layer.attrs.act_min, layer.attrs.act_max).astype(dtype)
+
+
+def _bias(graph: Graph, layer: Node, size: int) -> tuple[np.ndarray | None, int | None]:
+    """(bias per output channel as float64 — zeros without one, None if it varies
+    along Gemm rows; the bias axis that holds the channels, None if it broadcasts)."""
+    name = layer.inputs[2] if len(layer.inputs) > 2 else ""
+    if not name:
+        return np.zeros(size), None
+    b = param_values(graph, name)
+    if b.size == 1:
+        return np.full(size, float(b.reshape(-1)[0])), None
+    if b.ndim == 1 or b.shape[0] == 1:
+        return b.reshape(-1), b.ndim - 1
+    return None, None
+
+
+# -- following the cut ----------------------------------------------------------------
+def _follow(graph: Graph, tensor: str, cut: Cut, edits: list[Edit], seen: set[str]) -> str | None:
+    """Extend `edits` through every reader of `tensor`; the reason it cannot, or None."""
+    if tensor in graph.outputs:
+        return f"{tensor!r} is a graph output"
+    for node in graph.consumers(tensor):
+        if node.name in seen:
+            return f"the channels reach {node.op} {node.name!r} twice"
+        seen.add(node.name)
+        handler = _HANDLERS.get(node.op)
+        if handler is None:
+            return f"the channels reach {node.op} {node.name!r}"
+        if node.inputs[0] != tensor or node.inputs.count(tensor) > 1 or len(node.outputs) != 1:
+            return f"{node.op} {node.name!r} reads the channels other than as its one data input"
+        reason = handler(graph, node, cut, edits, seen)
+        if reason:
+            return reason
+    return None
+
+
+def _pass_on(graph: Graph, node: Node, cut: Cut, edits: list[Edit], seen: set[str]) -> str | None:
+    """`node` keeps the channels where they are: its output shrinks like its input."""
+    edits.append(_reinfer_edit(node.name, cut))
+    return _follow(graph, node.outputs[0], cut, edits, seen)
+
+
+def _through_activation(graph, node, cut, edits, seen):
+    values = get_op(node.op).evaluate(node.attrs, [cut.values])[0]
+    return _pass_on(graph, node, dataclasses.replace(cut, values=values), edits, seen)
+
+
+def _through_qdq(graph, node, cut, edits, seen):
+    if node.attrs.axis is not None:
+        return f"{node.op} {node.name!r} is per-channel"
+    if any(graph.constant(t) is None for t in node.inputs[1:] if t):
+        return f"{node.op} {node.name!r} has parameters computed at run time"
+    params = [graph.constant(t) for t in node.inputs[1:] if t]
+    values = get_op(node.op).evaluate(node.attrs, [cut.values, *params])[0]
+    return _pass_on(graph, node, dataclasses.replace(cut, values=values), edits, seen)
+
+
+def _through_pool(graph, node, cut, edits, seen):
+    """A constant channel pools to itself (away from count_include_pad padding)."""
+    return _axis_reason(graph, node, cut) or _pass_on(graph, node, cut, edits, seen)
+
+
+def _through_transpose(graph, node, cut, edits, seen):
+    return _pass_on(graph, node, dataclasses.replace(cut, axis=node.attrs.perm.index(cut.axis)), edits, seen)
+
+
+def _through_batchnorm(graph, node, cut, edits, seen):
+    reason = _axis_reason(graph, node, cut) or _params_reason(graph, node, (1, 2, 3, 4))
+    if reason:
+        return reason
+    params = [param_values(graph, t)[cut.removed] for t in node.inputs[1:5]]
+    values = get_op(node.op).evaluate(node.attrs, [cut.values.reshape(1, -1), *params])[0].reshape(-1)
+    edits.extend(_slice_edit(node.name, i, 0, cut.keep) for i in (1, 2, 3, 4))
+    return _pass_on(graph, node, dataclasses.replace(cut, values=values), edits, seen)
+
+
+def _into_conv(graph, node, cut, edits, seen):
+    reason = _axis_reason(graph, node, cut) or _params_reason(graph, node, (1, 2))
+    if reason:
+        return reason
+    if node.attrs.group == 1:
+        w = param_values(graph, node.inputs[1])
+        contribution = w[:, cut.removed].reshape(w.shape[0], len(cut.removed), -1).sum(axis=2) @ _f64(cut.values)
+        return _end(graph, node, cut, edits, w_axis=1, contribution=contribution)
+    if node.attrs.group == cut.size:
+        return _through_depthwise(graph, node, cut, edits, seen)
+    return f"grouped Conv {node.name!r} mixes the channels in groups"
+
+
+def _through_depthwise(graph, node, cut, edits, seen):
+    """A depthwise Conv with multiplier k: output channel c·k + j reads input channel c."""
+    w = param_values(graph, node.inputs[1])
+    k = w.shape[0] // cut.size
+    out = (cut.removed[:, None] * k + np.arange(k)).reshape(-1)
+    bias, _ = _bias(graph, node, w.shape[0])
+    pre = bias[out] + np.repeat(_f64(cut.values), k) * w[out].reshape(len(out), -1).sum(axis=1)
+    out_cut = Cut(cut.axis, w.shape[0], out, _activated(graph, node, pre))
+    edits.append(_slice_edit(node.name, 1, 0, out_cut.keep))
+    if len(node.inputs) > 2 and node.inputs[2]:
+        edits.append(_slice_edit(node.name, 2, 0, out_cut.keep))
+    edits.append(_attrs_edit(node.name, group=cut.size - len(cut.removed)))
+    return _pass_on(graph, node, out_cut, edits, seen)
+
+
+def _through_reshape(graph, node, cut, edits, seen):
+    """A Reshape that keeps the leading axes and flattens the rest, the channel axis
+    among them, into its last axis: feature f goes when its channel goes."""
+    src, dst = graph.tensor(node.inputs[0]).shape, node.attrs.shape
+    j = len(dst) - 1
+    if j > cut.axis or tuple(src[:j]) != tuple(dst[:j]) or math.prod(src[j:]) != dst[j]:
+        return f"Reshape {node.name!r} does not flatten the channel axis into its last axis"
+    tail, a = src[j:], cut.axis - j
+    chosen = np.take(np.arange(math.prod(tail)).reshape(tail), cut.removed, axis=a)
+    along = [len(cut.removed) if i == a else 1 for i in range(len(tail))]
+    values = np.broadcast_to(cut.values.reshape(along), chosen.shape)
+    order = np.argsort(chosen, axis=None, kind="stable")
+    flat = Cut(j, dst[j], chosen.reshape(-1)[order], values.reshape(-1)[order])
+    edits.append(_attrs_edit(node.name, shape=(*dst[:j], dst[j] - len(flat.removed))))
+    return _pass_on(graph, node, flat, edits, seen)
+
+
+def _into_gemm(graph, node, cut, edits, seen):
+    if cut.axis != (0 if node.attrs.trans_a else 1):
+        return f"the channels are not the inner dimension of Gemm {node.name!r}"
+    reason = _params_reason(graph, node, (1, 2))
+    if reason:
+        return reason
+    b = param_values(graph, node.inputs[1])
+    rows = b.T if node.attrs.trans_b else b  # B' [K, N]
+    contribution = node.attrs.alpha * (_f64(cut.values) @ rows[cut.removed])
+    if np.any(contribution) and node.attrs.beta == 0:
+        return f"Gemm {node.name!r} has beta=0 and cannot absorb the removed channels' output"
+    return _end(graph, node, cut, edits, w_axis=1 if node.attrs.trans_b else 0,
+                contribution=contribution / (node.attrs.beta or 1.0))
+
+
+def _into_matmul(graph, node, cut, edits, seen):
+    w_shape = graph.tensor(node.inputs[1]).shape
+    if len(graph.tensor(node.inputs[0]).shape) != 2 or len(w_shape) != 2 or cut.axis != 1:
+        return f"MatMul {node.name!r} is not a 2-D product over the channels"
+    reason = _params_reason(graph, node, (1,))
+    if reason:
+        return reason
+    if np.any(_f64(cut.values) @ param_values(graph, node.inputs[1])[cut.removed]):
+        return f"MatMul {node.name!r} has no bias to absorb the removed channels' output"
+    return _end(graph, node, cut, edits, w_axis=0, contribution=None)
+
+
+def _end(graph, node, cut, edits, w_axis: int, contribution: np.ndarray | None) -> str | None:
+    """`node` consumes the channels: its weights lose them along w_axis and its bias
+    absorbs `contribution` (per output channel)."""
+    if contribution is not None and np.any(contribution):
+        reason = _bias_fold_reason(graph, node, contribution)
+        if reason:
+            return reason
+        edits.append(_bias_edit(node.name, contribution))
+    edits.append(_slice_edit(node.name, 1, w_axis, cut.keep))
+    edits.append(_reinfer_edit(node.name, None))
+    return None
+
+
+_HANDLERS = {
+    **{op: _through_activation for op in ACTIVATIONS},
+    **{op: _through_pool for op in POOLS},
+    "QuantizeLinear": _through_qdq, "DequantizeLinear": _through_qdq,
+    "BatchNormalization": _through_batchnorm, "Transpose": _through_transpose, "Reshape": _through_reshape,
+    "Conv": _into_conv, "Gemm": _into_gemm, "MatMul": _into_matmul,
+}
+
+
+# -- checks -----------------------------------------------------------------------------
+def _channel_axis(node: Node, rank: int) -> int:
+    return rank - 1 if node.attrs.channels_last else 1
+
+
+def _axis_reason(graph: Graph, node: Node, cut: Cut) -> str | None:
+    if cut.axis != _channel_axis(node, len(graph.tensor(node.inputs[0]).shape)):
+        return f"the channels are not the channel axis of {node.op} {node.name!r}"
+    return None
+
+
+def _params_reason(graph: Graph, node: Node, indices) -> str | None:
+    for i in indices:
+        name = node.inputs[i] if i < len(node.inputs) else ""
+        if name and not _is_param(graph, name):
+            return f"input {i} of {node.op} {node.name!r} is not a constant"
+    return None
+
+
+def _is_param(graph: Graph, name: str) -> bool:
+    """A constant, or a DequantizeLinear of constants."""
+    if graph.tensor(name).is_constant:
+        return True
+    dq = graph.producer(name)
+    return dq is not None and dq.op == "DequantizeLinear" and all(graph.constant(t) is not None
+                                                                    for t in dq.inputs if t)
+
+
+def _bias_fold_reason(graph: Graph, node: Node, contribution: np.ndarray) -> str | None:
+    name = node.inputs[2] if len(node.inputs) > 2 else ""
+    if not name or graph.tensor(name).is_constant:
+        return None
+    shape = graph.tensor(name).shape
+    if np.broadcast_shapes(shape, contribution.shape) != shape:
+        return f"the quantized bias of {node.op} {node.name!r} cannot widen to absorb the removed channels"
+    return None
+
+
+def param_values(graph: Graph, name: str) -> np.ndarray:
+    """The float64 value of a parameter: a constant or a DequantizeLinear of constants."""
+    tensor = graph.tensor(name)
+    if tensor.is_constant:
+        return _f64(tensor.data)
+    dq = graph.producer(name)
+    return _f64(get_op("DequantizeLinear").evaluate(dq.attrs, [graph.constant(t) for t in dq.inputs if t])[0])
+
+
+def _f64(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+# -- edits ------------------------------------------------------------------------------
+def _reinfer_edit(node_name: str, cut: Cut | None) -> Edit:
+    """Give the node's output the shape its shape inference now gives."""
+
+    def edit(graph: Graph) -> None:
+        node = graph.node(node_name)
+        types = [TensorType(graph.tensor(t).dtype, graph.tensor(t).shape) if t else None for t in node.inputs]
+        (inferred,) = get_op(node.op).infer(node.attrs, types)
+        tensor = graph.tensor(node.outputs[0])
+        graph.tensors[tensor.name] = _resized(tensor, inferred.shape, cut)
+
+    return edit
+
+
+def _resized(tensor: Tensor, shape: tuple[int, ...], cut: Cut | None) -> Tensor:
+    quant = tensor.quant
+    if quant is not None and quant.axis is not None and cut is not None and quant.axis == cut.axis:
+        keep = cut.keep
+        quant = dataclasses.replace(quant, scale=tuple(np.take(quant.scale, keep)),
+                                    zero_point=tuple(np.take(quant.zero_point, keep)))
+    return dataclasses.replace(tensor, shape=shape, quant=quant)
+
+
+def _attrs_edit(node_name: str, **changes) -> Edit:
+    def edit(graph: Graph) -> None:
+        node = graph.node(node_name)
+        node.attrs = dataclasses.replace(node.attrs, **changes)
+
+    return edit
+
+
+def _slice_edit(node_name: str, index: int, axis: int, keep: np.ndarray) -> Edit:
+    """Keep only indices `keep` along `axis` of the node's parameter input `index`
+    (and of a DequantizeLinear's scale and zero point when they run along it)."""
+
+    def edit(graph: Graph) -> None:
+        _rewrite_param(graph, graph.node(node_name), index, lambda data, scale: np.take(data, keep, axis=axis),
+                       lambda dq: (lambda p: np.take(p, keep, axis=0)) if dq.attrs.axis == axis else None)
+
+    return edit
+
+
+def _bias_edit(node_name: str, contribution: np.ndarray) -> Edit:
+    """Add `contribution` to the node's bias (input 2), creating one if it has none."""
+
+    def add(data: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+        if scale is None:
+            return (_f64(data) + contribution).astype(data.dtype)
+        info = np.iinfo(data.dtype)
+        return np.clip(_f64(data) + np.rint(contribution / scale), info.min, info.max).astype(data.dtype)
+
+    def edit(graph: Graph) -> None:
+        node = graph.node(node_name)
+        if len(node.inputs) < 3 or not node.inputs[2]:
+            dtype = dtypes.to_numpy(graph.tensor(node.outputs[0]).dtype)
+            bias = graph.add_constant(f"{node.name}.bias", contribution.astype(dtype))
+            graph.set_inputs(node, [*node.inputs[:2], bias.name])
+            return
+        _rewrite_param(graph, node, 2, add, lambda dq: None)
+
+    return edit
+
+
+def _rewrite_param(graph: Graph, node: Node, index: int, data_fn, params_fn) -> None:
+    """Make input `index` of `node` a parameter whose stored data is data_fn(old data,
+    scale) — scale None for a float constant, else the DequantizeLinear's scale shaped
+    to broadcast — and, behind a DequantizeLinear, whose scale and zero point are
+    params_fn(dq) applied to the old ones (params_fn(dq) None: unchanged). Tensors
+    only `node` reads are rewritten in place; shared ones are copied."""
+    old = node.inputs[index]
+    tensor = graph.tensor(old)
+    alone = graph.uses(old) == 1
+    if tensor.is_constant:
+        new = _store(graph, old, data_fn(tensor.data, None), alone)
+    else:
+        new = _rewrite_dequantize(graph, graph.producer(old), data_fn, params_fn, alone)
+    if new != old:
+        graph.set_inputs(node, [new if i == index else t for i, t in enumerate(node.inputs)])
+        _release(graph, old)
+
+
+def _rewrite_dequantize(graph: Graph, dq: Node, data_fn, params_fn, alone: bool) -> str:
+    q = graph.constant(dq.inputs[0])
+    scale = graph.constant(dq.inputs[1])
+    shaped = scale.reshape(-1)[0] if dq.attrs.axis is None else \
+        scale.reshape([-1 if a == dq.attrs.axis else 1 for a in range(q.ndim)])
+    inputs = [_store(graph, dq.inputs[0], data_fn(q, _f64(shaped)), alone and graph.uses(dq.inputs[0]) == 1)]
+    fn = params_fn(dq)
+    for p in dq.inputs[1:]:
+        unchanged = fn is None or not p
+        inputs.append(p if unchanged else _store(graph, p, fn(graph.constant(p)), alone and graph.uses(p) == 1))
+    out = graph.tensor(dq.outputs[0])
+    shape = graph.tensor(inputs[0]).shape
+    if alone:
+        old_inputs = list(dq.inputs)
+        graph.set_inputs(dq, inputs)
+        graph.tensors[out.name] = dataclasses.replace(out, shape=shape)
+        for t in old_inputs:
+            _release(graph, t)
+        return out.name
+    new_out = graph.add_tensor(Tensor(graph.unique_tensor_name(f"{out.name}.pruned"), out.dtype, shape))
+    graph.add_node(Node(graph.unique_node_name(f"{dq.name}.pruned"), "DequantizeLinear", inputs,
+                        [new_out.name], dq.attrs))
+    return new_out.name
+
+
+def _store(graph: Graph, name: str, data: np.ndarray, alone: bool) -> str:
+    """A constant holding `data`: `name` rewritten when only the caller reads it, else a new one."""
+    tensor = graph.tensor(name)
+    if alone:
+        graph.tensors[name] = dataclasses.replace(tensor, data=data, shape=data.shape)
+        return name
+    return graph.add_constant(f"{name}.pruned", data.astype(tensor.data.dtype)).name
+
+
+def _release(graph: Graph, name: str) -> None:
+    """Delete tensor `name` once nothing reads it, with a DequantizeLinear producing it
+    and that node's own unread inputs."""
+    if not name or name not in graph.tensors or graph.uses(name) or name in graph.inputs:
+        return
+    producer = graph.producer(name)
+    if producer is not None:
+        if any(graph.uses(t) for t in producer.outputs):
+            return
+        graph.remove_node(producer.name)
+        for t in producer.inputs:
+            _release(graph, t)
+    del graph.tensors[name]
