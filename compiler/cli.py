@@ -71,7 +71,7 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 @app.command()
-def inspect(model: str = typer.Argument(..., help="ONNX model file."),
+def inspect(model: str = typer.Argument(..., help="ONNX model file, or a text IR file (.nnir) nnc compiled."),
             as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
             input_shape: list[str] = INPUT_SHAPE,
             sensitivity: bool = typer.Option(False, "--sensitivity",
@@ -85,13 +85,12 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file."),
             debug: bool = DEBUG):
     """Per-layer table of a model: op, shapes, parameters, MACs, and totals;
     with --sensitivity, how much each layer tolerates compression."""
-    from .frontend.onnx_loader import load
     from .summary import summarize
 
     with _errors_to_exit(debug):
         if sensitivity and not (2 <= bits <= 8 and 0.0 <= sparsity < 1.0):
             raise OptionError(f"--bits must be in 2..8 and --sparsity in [0, 1), got {bits} and {sparsity}")
-        graph = load(model, _parse_shapes(input_shape))
+        graph = _load_model_or_ir(model, input_shape)
         if sensitivity:
             _print_sensitivity(graph, calib, bits, sparsity, as_json)
             return
@@ -106,6 +105,22 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file."),
         t = summary.totals
         typer.echo(f"\n{t['layers']} layers ({t['qdq_nodes']} quantize/dequantize nodes not listed), "
                    f"{thousands(t['params'])} parameters, {thousands(t['macs'])} MACs")
+
+
+def _load_model_or_ir(model: str, input_shape: list[str]):
+    """The graph of an ONNX model, or of a text IR file (`nnc compile -t ir` output)."""
+    from .frontend.onnx_loader import load
+    from .textir import parse_ir
+
+    if not model.endswith(".nnir"):
+        return load(model, _parse_shapes(input_shape))
+    if input_shape:
+        raise OptionError("--input-shape applies to ONNX models; a .nnir file has static shapes")
+    try:
+        text = Path(model).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OptionError(f"cannot read {model}: {exc.strerror}") from None
+    return parse_ir(text)
 
 
 def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float, as_json: bool) -> None:
