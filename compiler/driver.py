@@ -29,7 +29,8 @@ from .layer_error import layer_errors
 from .ir import Graph
 from .passmanager import PassManager, format_pipeline, parse_pipeline
 from .pipelines import COMPRESSION
-from .report import add_layer_errors, dense_storage
+from .report import add_layer_errors
+from .report import storage as weight_storage
 from .report import build as build_report
 from .textir import print_ir
 from .verification import compare, load_samples, onnxruntime_outputs, synthetic_samples
@@ -164,10 +165,9 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NncWarning)
         graph = manager.run(original.copy())
-    storage = getattr(tgt, "weight_storage", dense_storage)(graph)
     report = build_report(Path(model), opts.target, graph, format_pipeline(passes),
-                          [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records], storage,
-                          _sha256(Path(model)))
+                          [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
+                          weight_storage(graph, tgt), _sha256(Path(model)))
     report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, NncWarning)]
     with _staging(output_dir) as staging:
         artifacts = tgt.emit(graph, staging, _stem(graph.name)) if staging else []

@@ -2,80 +2,170 @@
 decoder and the C target's packed kernels reverse.
 
 A weight tensor is encoded as the flat sequence of its int8 values in row-major
-order (`values.reshape(-1)`); `count` is the number of values. Every value must
-fit `bits` = b ∈ {2..8} in two's complement: −2^(b−1) ≤ v ≤ 2^(b−1) − 1.
+order (`values.reshape(-1)`); `count` is the number of values. What `bits` means
+depends on the format:
+- value formats (dense, bitmask, rle): the value width b ∈ {2..8}; every value
+  fits b-bit two's complement, −2^(b−1) ≤ v ≤ 2^(b−1) − 1;
+- codebook: the index width b ∈ {1..8}; values are any int8.
 
-Bit packing (shared by both formats). A sequence of fields is packed LSB-first
+Bit packing (shared by every format). A sequence of fields is packed LSB-first
 into one bit stream: bit j of the stream is bit (j mod 8) of byte ⌊j / 8⌋, and
-field i of width b occupies stream bits [i·b, (i+1)·b), its least significant bit
+field i of width w occupies stream bits [i·w, (i+1)·w), its least significant bit
 first. The stream is padded with 0 bits to a whole byte. A b-bit value field holds
-v mod 2^b (two's complement); the decoder sign-extends it from bit b−1.
+v mod 2^b (two's complement); the decoder sign-extends it from bit b−1. Index and
+run fields are unsigned.
 
 FORMAT_DENSE (0)
     bytes [0, ⌈count·b / 8⌉): the `count` values as b-bit fields.
-    Payload length: exactly ⌈count·b / 8⌉ bytes.
 
 FORMAT_BITMASK (1)
     bytes [0, ⌈count / 8⌉): the mask, `count` 1-bit fields, field i = 1 iff value i ≠ 0;
-    then bytes [⌈count / 8⌉, ⌈count / 8⌉ + ⌈nnz·b / 8⌉): the nnz nonzero values, in
-    order, as b-bit fields (nnz = number of 1 bits in the mask).
-    The decoder puts the values at the mask's 1 bits and fills the rest with zeros.
+    then ⌈nnz·b / 8⌉ bytes: the nnz nonzero values, in order, as b-bit fields
+    (nnz = number of 1 bits in the mask). The zeros are where the mask bits are 0.
 
-Example, b = 4, values [1, 0, 0, −2]:
-    dense   = 0x01 0xE0                  (fields 0001, 0000, 0000, 1110)
-    bitmask = 0x09 | 0xE1                (mask 1001, then fields 0001, 1110)
+FORMAT_RLE (2) — relative indices, after EIE (Han et al., "EIE: Efficient
+Inference Engine on Compressed Deep Neural Network", ISCA 2016), which stores
+each nonzero weight with the number of zeros before it in a 4-bit field and
+inserts a zero "filler" weight when a gap does not fit.
+    byte 0: r, the run-field width, 1..8;
+    bytes 1..4: E, the entry count (u32 little-endian);
+    bytes [5, 5 + ⌈E·(r+b) / 8⌉): E entries as one bit stream, each entry a run field
+    (r bits, unsigned) followed by a value field (b bits): one (r+b)-bit field whose
+    low r bits are the run and high b bits the value.
+    Decoding: p = 0; per entry p += run, value i_p = value, p += 1; every position
+    not written is 0. A filler entry has run = 2^r − 1 and value 0 and so stands for
+    2^r zeros; every other entry has a nonzero value. The last entry is not a
+    filler, and it writes a position < count.
+    Encoding: a gap of g zeros before a nonzero value is ⌊g / 2^r⌋ fillers and then
+    an entry with run g mod 2^r; zeros after the last nonzero value take no entry.
+    `encode` picks the r giving the shortest payload, the smaller r on ties.
+
+FORMAT_CODEBOOK (3)
+    byte 0: k − 1, k the table size, 1 ≤ k ≤ min(256, 2^b);
+    bytes [1, 1 + k): the table, k int8 values strictly ascending;
+    then ⌈count·b / 8⌉ bytes: `count` b-bit index fields, each < k; value i is
+    table[index i]. `encode`'s table is the sorted distinct values, so every entry
+    is used; an empty tensor (count 0) has the table [0] and no indices.
+
+Examples (bytes in hex, "|" between parts):
+    b = 4, values [1, 0, 0, −2]:
+      dense    = 01 E0                (fields 0001, 0000, 0000, 1110)
+      bitmask  = 09 | E1              (mask 1001, then fields 0001, 1110)
+    b = 3, values [0, 0, 0, 0, 0, 2, 0, −1] (r = 1, 7 bytes; r = 2 and 3 also take 7):
+      rle      = 01 | 04 00 00 00 | 11 F5
+                 entries (run, value) = (1, 0) filler: zeros at 0-1; (1, 0) filler: 2-3;
+                 (1, 2): zero at 4, 2 at 5; (1, −1): zero at 6, −1 at 7.
+                 4-bit entries 0001, 0001, 0101 (1 | 2 << 1), 1111 (1 | 7 << 1)
+    b = 2, values [5, −3, 5, 5, 0, −3]:
+      codebook = 02 | FD 00 05 | A2 01  (k = 3, table [−3, 0, 5], indices 2 0 2 2 1 0)
+
+Choosing an encoding. `natural_bits(values, format)` is the narrowest `bits` that
+format needs; `pack(values, choice)` encodes at it: in the named format, or with
+"auto" in whichever format gives the shortest payload (the lower code on ties).
 
 `decode` validates everything and raises ValueError on a payload that no
-`encode` produces: wrong length, nonzero padding bits, a zero value field in a
-bitmask payload (its mask bit says nonzero). The blob reader turns that into its
-BlobError.
+`encode` produces: wrong length, nonzero padding bits, a zero where a bitmask says
+nonzero, a bad run width, a zero-valued entry that is not a filler, a trailing
+filler, a position ≥ count, a table not strictly ascending or with an unused
+entry, an index ≥ k. `validate` makes the same checks without building the
+values. The blob reader turns a ValueError into its BlobError.
 """
 
 from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
 
 import numpy as np
 
 FORMAT_DENSE = 0      # b-bit two's complement values
 FORMAT_BITMASK = 1    # nonzero mask, then the nonzero values
-MIN_BITS, MAX_BITS = 2, 8
-FORMATS = (FORMAT_DENSE, FORMAT_BITMASK)
+FORMAT_RLE = 2        # (zeros before, nonzero value) entries
+FORMAT_CODEBOOK = 3   # table of distinct values, then b-bit indices
+FORMATS = (FORMAT_DENSE, FORMAT_BITMASK, FORMAT_RLE, FORMAT_CODEBOOK)
+FORMAT_NAMES = {"dense": FORMAT_DENSE, "bitmask": FORMAT_BITMASK, "rle": FORMAT_RLE,
+                "codebook": FORMAT_CODEBOOK}
+PACK_CHOICES = ("auto", *FORMAT_NAMES)  # what `pack` accepts
+MIN_BITS, MAX_BITS = 2, 8          # value width of dense, bitmask, rle
+MIN_INDEX_BITS = 1                 # codebook index width: 1..MAX_BITS
+RLE_RUN_BITS = range(1, 9)         # run-field widths r
+RLE_HEADER = struct.Struct("<BI")  # r, entry count E
+
+
+@dataclass(frozen=True)
+class Packed:
+    """An encoded weight tensor: `payload` in `format` at `bits`."""
+
+    format: int
+    bits: int
+    payload: bytes
+
+    @property
+    def name(self) -> str:
+        return _FORMAT_OF_CODE[self.format]
 
 
 def value_range(bits: int) -> tuple[int, int]:
     """Inclusive range of b-bit two's complement values."""
-    _check_bits(bits)
+    _check_bits(bits, FORMAT_DENSE)
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def natural_bits(values: np.ndarray, format: int) -> int:
+    """The narrowest `bits` of `format` for `values` (int8 integers). Value formats:
+    the narrowest b in 2..8 whose symmetric range ±(2^(b−1) − 1) holds max|v|, and 8
+    for −128 (no symmetric range holds it; 8-bit two's complement does). Codebook:
+    ⌈log2(distinct values)⌉, at least 1."""
+    flat = _int8_values(values)
+    _check_format(format)
+    if format == FORMAT_CODEBOOK:
+        distinct = int(np.count_nonzero(np.bincount(flat + 128, minlength=256)))
+        return max(MIN_INDEX_BITS, (distinct - 1).bit_length())
+    peak = int(np.abs(flat).max()) if flat.size else 0
+    return min(MAX_BITS, max(MIN_BITS, peak.bit_length() + 1))
+
+
+def pack(values: np.ndarray, choice: str = "auto") -> Packed:
+    """`values` encoded at their natural bits: in format `choice` (a FORMAT_NAMES key)
+    or, with "auto", in the format giving the shortest payload (lower code on ties)."""
+    check_choice(choice)
+    formats = FORMATS if choice == "auto" else (FORMAT_NAMES[choice],)
+    candidates = []
+    for format in formats:
+        bits = natural_bits(values, format)
+        candidates.append(Packed(format, bits, encode(values, bits, format)))
+    return min(candidates, key=lambda p: (len(p.payload), p.format))
+
+
+def check_choice(choice: str) -> None:
+    """ValueError unless `choice` is one of PACK_CHOICES."""
+    if choice not in PACK_CHOICES:
+        raise ValueError(f"unknown packing {choice!r} (known: {', '.join(PACK_CHOICES)})")
 
 
 def encode(values: np.ndarray, bits: int, format: int) -> bytes:
     """The payload of `values` (any shape, flattened row-major) in `format`."""
-    flat = _checked_values(values, bits)
-    if format == FORMAT_DENSE:
-        return pack_fields(flat, bits)
-    if format == FORMAT_BITMASK:
-        nonzero = flat != 0
-        return pack_fields(nonzero.astype(np.int64), 1) + pack_fields(flat[nonzero], bits)
-    raise ValueError(f"unknown weight stream format {format!r} (known: {FORMATS})")
+    _check_format(format)
+    _check_bits(bits, format)
+    flat = _int8_values(values) if format == FORMAT_CODEBOOK else _checked_values(values, bits)
+    return _ENCODERS[format](flat, bits)
 
 
 def decode(payload: bytes, bits: int, format: int, count: int) -> np.ndarray:
     """The `count` int8 values (flat) that `payload` encodes; ValueError if it is malformed."""
-    _check_bits(bits)
-    if not isinstance(count, (int, np.integer)) or count < 0:
-        raise ValueError(f"value count must be a non-negative integer, got {count!r}")
-    data = np.frombuffer(bytes(payload), np.uint8)
-    if format == FORMAT_DENSE:
-        _expect_length(data.size, packed_size(count, bits), "dense")
-        return _unpack(data, bits, count).astype(np.int8)
-    if format == FORMAT_BITMASK:
-        return _decode_bitmask(data, bits, count)
-    raise ValueError(f"unknown weight stream format {format!r} (known: {FORMATS})")
+    data = _checked_arguments(payload, bits, format, count)
+    return _DECODERS[format](data, bits, int(count)).astype(np.int8)
 
 
-def encode_best(values: np.ndarray, bits: int) -> tuple[int, bytes]:
-    """(format, payload) of the smallest exact encoding; dense wins ties."""
-    candidates = [(f, encode(values, bits, f)) for f in FORMATS]
-    return min(candidates, key=lambda c: (len(c[1]), c[0]))
+def validate(payload: bytes, bits: int, format: int, count: int) -> None:
+    """ValueError unless `decode` accepts `payload`. Its time and memory follow the
+    payload's length, not `count`: an rle payload of 5 bytes may stand for 2^32
+    zeros, which this does not build."""
+    data = _checked_arguments(payload, bits, format, count)
+    if format == FORMAT_RLE:
+        _rle_entries(data, bits, int(count))
+    else:
+        _DECODERS[format](data, bits, int(count))
 
 
 def packed_size(count: int, bits: int) -> int:
@@ -83,58 +173,187 @@ def packed_size(count: int, bits: int) -> int:
     return (count * bits + 7) // 8
 
 
-# -- internals ---------------------------------------------------------------------
-def _check_bits(bits: int) -> None:
-    if not isinstance(bits, (int, np.integer)) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(f"bits must be an integer in [{MIN_BITS}, {MAX_BITS}], got {bits!r}")
-
-
-def _checked_values(values: np.ndarray, bits: int) -> np.ndarray:
-    """values flattened to int64; ValueError unless integers that fit b bits."""
-    lo, hi = value_range(bits)
-    array = np.asarray(values)
-    if array.dtype.kind not in "iu":
-        raise ValueError(f"weights must be integers, got {array.dtype}")
-    flat = array.reshape(-1).astype(np.int64)
-    if flat.size and (flat.min() < lo or flat.max() > hi):
-        raise ValueError(f"weights in [{flat.min()}, {flat.max()}] do not fit {bits} bits [{lo}, {hi}]")
-    return flat
-
-
 def pack_fields(fields: np.ndarray, width: int) -> bytes:
-    """Fields (int64, each taken mod 2^width) packed LSB-first, padded to a byte."""
-    unsigned = fields.astype(np.int64) & ((1 << width) - 1)
-    bit_planes = (unsigned[:, None] >> np.arange(width)) & 1
+    """Fields (integers, each taken mod 2^width) packed LSB-first, padded to a byte."""
+    unsigned = np.asarray(fields).astype(np.int64) & ((1 << width) - 1)
+    if width == 8:
+        return unsigned.astype(np.uint8).tobytes()
+    bit_planes = (unsigned[:, None] >> np.arange(width, dtype=np.int64)) & 1
     return np.packbits(bit_planes.astype(np.uint8).reshape(-1), bitorder="little").tobytes()
 
 
-def _unpack(data: np.ndarray, bits: int, count: int) -> np.ndarray:
-    """`count` b-bit two's complement fields from the packed bytes (int64),
-    ValueError if the padding bits after them are not zero."""
-    stream = np.unpackbits(data, bitorder="little")
-    if stream[count * bits:].any():
-        raise ValueError("nonzero padding bits after the last field")
-    planes = stream[:count * bits].reshape(count, bits).astype(np.int64)
-    unsigned = planes @ (np.int64(1) << np.arange(bits, dtype=np.int64))
-    return unsigned - (planes[:, -1] << bits)
+# -- encoders (flat int64 values, already checked) ---------------------------------------
+def _encode_dense(flat: np.ndarray, bits: int) -> bytes:
+    return pack_fields(flat, bits)
+
+
+def _encode_bitmask(flat: np.ndarray, bits: int) -> bytes:
+    nonzero = flat != 0
+    return pack_fields(nonzero, 1) + pack_fields(flat[nonzero], bits)
+
+
+def _encode_rle(flat: np.ndarray, bits: int) -> bytes:
+    where = np.flatnonzero(flat)
+    gaps = np.diff(where, prepend=-1) - 1  # zeros before each nonzero value
+    run_bits = min(RLE_RUN_BITS, key=lambda r: _rle_size(gaps, r, bits))  # first minimum: smaller r
+    fillers = gaps >> run_bits
+    entry_of_value = np.cumsum(fillers + 1) - 1
+    entries = np.full(len(where) + int(fillers.sum()), (1 << run_bits) - 1, np.int64)  # all fillers
+    runs = gaps & ((1 << run_bits) - 1)
+    entries[entry_of_value] = runs | ((flat[where] & ((1 << bits) - 1)) << run_bits)
+    return RLE_HEADER.pack(run_bits, entries.size) + pack_fields(entries, run_bits + bits)
+
+
+def _rle_size(gaps: np.ndarray, run_bits: int, bits: int) -> int:
+    entries = gaps.size + int((gaps >> run_bits).sum())
+    return RLE_HEADER.size + packed_size(entries, run_bits + bits)
+
+
+def _encode_codebook(flat: np.ndarray, bits: int) -> bytes:
+    present = np.bincount(flat + 128, minlength=256) > 0
+    table = np.flatnonzero(present) - 128 if flat.size else np.zeros(1, np.int64)
+    if table.size > 1 << bits:
+        raise ValueError(f"{table.size} distinct values need more than {bits}-bit codebook indices")
+    index_of = np.cumsum(present) - 1
+    return bytes([table.size - 1]) + table.astype(np.int8).tobytes() + pack_fields(index_of[flat + 128], bits)
+
+
+_ENCODERS = {FORMAT_DENSE: _encode_dense, FORMAT_BITMASK: _encode_bitmask, FORMAT_RLE: _encode_rle,
+             FORMAT_CODEBOOK: _encode_codebook}
+
+
+# -- decoders (payload bytes as uint8; the caller checked bits and count) -------------------
+def _decode_dense(data: np.ndarray, bits: int, count: int) -> np.ndarray:
+    _expect_length(data.size, packed_size(count, bits), "dense")
+    return _signed(_unpack(data, bits, count), bits)
 
 
 def _decode_bitmask(data: np.ndarray, bits: int, count: int) -> np.ndarray:
     mask_bytes = packed_size(count, 1)
     if data.size < mask_bytes:
         raise ValueError(f"bitmask payload of {data.size} bytes is shorter than its {mask_bytes}-byte mask")
-    stream = np.unpackbits(data[:mask_bytes], bitorder="little")
-    if stream[count:].any():
-        raise ValueError("nonzero padding bits after the mask")
-    nonzero = stream[:count].astype(bool)
+    nonzero = _unpack(data[:mask_bytes], 1, count).astype(bool)
     nnz = int(nonzero.sum())
     _expect_length(data.size, mask_bytes + packed_size(nnz, bits), "bitmask")
-    nonzero_values = _unpack(data[mask_bytes:], bits, nnz)
-    if nnz and not nonzero_values.all():
+    nonzero_values = _signed(_unpack(data[mask_bytes:], bits, nnz), bits)
+    if not nonzero_values.all():
         raise ValueError("a bitmask payload holds a zero value where its mask says nonzero")
-    out = np.zeros(count, np.int8)
+    out = np.zeros(count, np.int64)
     out[nonzero] = nonzero_values
     return out
+
+
+def _decode_rle(data: np.ndarray, bits: int, count: int) -> np.ndarray:
+    positions, values = _rle_entries(data, bits, count)
+    out = np.zeros(count, np.int64)
+    out[positions] = values
+    return out
+
+
+def _rle_entries(data: np.ndarray, bits: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, values) of the nonzero values of an rle payload, which it checks."""
+    if data.size < RLE_HEADER.size:
+        raise ValueError(f"rle payload of {data.size} bytes is shorter than its {RLE_HEADER.size}-byte header")
+    run_bits, n = RLE_HEADER.unpack(data[:RLE_HEADER.size].tobytes())
+    if run_bits not in RLE_RUN_BITS:
+        raise ValueError(f"rle run width {run_bits} is outside 1..8")
+    _expect_length(data.size, RLE_HEADER.size + packed_size(n, run_bits + bits), "rle")
+    entries = _unpack(data[RLE_HEADER.size:], run_bits + bits, n)
+    runs, values = entries & ((1 << run_bits) - 1), _signed(entries >> run_bits, bits)
+    filler = values == 0
+    if (runs[filler] != (1 << run_bits) - 1).any():
+        raise ValueError("an rle entry holds the value 0 but is not a filler (run 2^r - 1)")
+    if n and filler[-1]:
+        raise ValueError("an rle payload ends with a filler entry")
+    positions = np.cumsum(runs + 1) - 1
+    if n and positions[-1] >= count:
+        raise ValueError(f"an rle entry writes position {positions[-1]}, beyond the {count} values")
+    return positions[~filler], values[~filler]
+
+
+def _decode_codebook(data: np.ndarray, bits: int, count: int) -> np.ndarray:
+    if data.size < 1:
+        raise ValueError("codebook payload is empty: it needs at least its table size")
+    k = int(data[0]) + 1
+    if k > 1 << bits:
+        raise ValueError(f"a codebook of {k} entries does not fit {bits}-bit indices")
+    _expect_length(data.size, 1 + k + packed_size(count, bits), "codebook")
+    table = data[1:1 + k].view(np.int8).astype(np.int64)
+    if (np.diff(table) <= 0).any():
+        raise ValueError("codebook table is not strictly ascending")
+    indices = _unpack(data[1 + k:], bits, count)
+    if count and indices.max() >= k:
+        raise ValueError(f"a codebook index {indices.max()} is not below the table size {k}")
+    used = np.bincount(indices, minlength=k).all() if count else table.tolist() == [0]
+    if not used:
+        raise ValueError("a codebook table entry is never used (an empty tensor's table is [0])")
+    return table[indices]
+
+
+_DECODERS = {FORMAT_DENSE: _decode_dense, FORMAT_BITMASK: _decode_bitmask, FORMAT_RLE: _decode_rle,
+             FORMAT_CODEBOOK: _decode_codebook}
+_FORMAT_OF_CODE = {code: name for name, code in FORMAT_NAMES.items()}
+
+
+# -- internals ---------------------------------------------------------------------
+def _checked_arguments(payload: bytes, bits: int, format: int, count: int) -> np.ndarray:
+    """The payload as uint8 after checking format, bits and count."""
+    _check_format(format)
+    _check_bits(bits, format)
+    if not isinstance(count, (int, np.integer)) or count < 0:
+        raise ValueError(f"value count must be a non-negative integer, got {count!r}")
+    return np.frombuffer(bytes(payload), np.uint8)
+
+
+def _check_format(format: int) -> None:
+    if format not in FORMATS:
+        raise ValueError(f"unknown weight stream format {format!r} (known: {FORMATS})")
+
+
+def _check_bits(bits: int, format: int) -> None:
+    low = MIN_INDEX_BITS if format == FORMAT_CODEBOOK else MIN_BITS
+    if not isinstance(bits, (int, np.integer)) or not low <= bits <= MAX_BITS:
+        raise ValueError(f"bits must be an integer in [{low}, {MAX_BITS}] for format {format}, got {bits!r}")
+
+
+def _int8_values(values: np.ndarray) -> np.ndarray:
+    """values flattened to int64; ValueError unless integers in the int8 range."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"weights must be integers, got {array.dtype}")
+    flat = array.reshape(-1).astype(np.int64)
+    if flat.size and (flat.min() < -128 or flat.max() > 127):
+        raise ValueError(f"weights in [{flat.min()}, {flat.max()}] do not fit int8 [-128, 127]")
+    return flat
+
+
+def _checked_values(values: np.ndarray, bits: int) -> np.ndarray:
+    """values flattened to int64; ValueError unless integers that fit b bits."""
+    lo, hi = value_range(bits)
+    flat = _int8_values(values)
+    if flat.size and (flat.min() < lo or flat.max() > hi):
+        raise ValueError(f"weights in [{flat.min()}, {flat.max()}] do not fit {bits} bits [{lo}, {hi}]")
+    return flat
+
+
+def _unpack(data: np.ndarray, width: int, count: int) -> np.ndarray:
+    """`count` unsigned `width`-bit fields from the packed bytes (int64), ValueError
+    if the padding bits after them are not zero. The caller checked the length."""
+    if width == 8:
+        return data[:count].astype(np.int64)
+    stream = np.unpackbits(data, bitorder="little")
+    if stream[count * width:].any():
+        raise ValueError("nonzero padding bits after the last field")
+    planes = stream[:count * width].reshape(count, width)
+    unsigned = np.zeros(count, np.int64)
+    for bit in range(width):
+        unsigned |= planes[:, bit].astype(np.int64) << bit
+    return unsigned
+
+
+def _signed(unsigned: np.ndarray, bits: int) -> np.ndarray:
+    """b-bit fields sign-extended from bit b−1."""
+    return unsigned - ((unsigned >> (bits - 1)) << bits)
 
 
 def _expect_length(actual: int, expected: int, what: str) -> None:

@@ -3,8 +3,8 @@
 Weight accounting (docs/compression.md):
 - the *weights* are the weight tensors of the multiply-accumulate layers
   (QConv, QGemm, Conv, Gemm, MatMul: input 1); `fp32_bytes` is 4 bytes per weight,
-  `stored_bytes` what the target really stores for them (`Stored`, from the
-  target's `weight_storage`, else the tensors' own bytes);
+  `stored_bytes` what the target really stores for them (`Stored` per layer,
+  from the target's `weight_encodings`, else the tensors' own bytes);
 - every other parameter (biases, multipliers, lookup tables) counts in
   `other_bytes` at its dtype's size;
 - a tensor shared by several layers is counted once in the totals and in every
@@ -36,19 +36,24 @@ class Stored:
     nbytes: int
 
 
-def dense_storage(graph: Graph) -> dict[str, Stored]:
-    """Every weight tensor as plain arrays of its dtype."""
-    return {name: Stored("dense", 8 * t.data.itemsize, t.nbytes) for name, t in weight_tensors(graph).items()}
+def storage(graph: Graph, target) -> dict[str, Stored]:
+    """{layer name: Stored} of every weighted layer: the target's encodings
+    (`weight_encodings(graph)` -> {layer: (format, bits, bytes)}), else the
+    weight tensors' own arrays."""
+    encodings = getattr(target, "weight_encodings", None)
+    if encodings is not None:
+        return {layer: Stored(*encoding) for layer, encoding in encodings(graph).items()}
+    return {layer: Stored("dense", 8 * t.data.itemsize, t.nbytes) for layer, t in layer_weights(graph).items()}
 
 
-def weight_tensors(graph: Graph) -> dict:
-    """{tensor name: Tensor} of the constant weights (input 1) of weighted layers."""
+def layer_weights(graph: Graph) -> dict:
+    """{layer name: Tensor} of the constant weights (input 1) of weighted layers."""
     found = {}
     for node in graph.nodes():
         if node.op in WEIGHTED_OPS and len(node.inputs) > 1:
             tensor = parameter_tensors(graph, node).get(node.inputs[1])
             if tensor is not None:
-                found[tensor.name] = tensor
+                found[node.name] = tensor
     return found
 
 
@@ -56,11 +61,13 @@ def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[d
           storage: dict[str, Stored], sha256: str) -> dict:
     """The report of a compiled graph (verification and target extras are added later)."""
     summary = summarize(graph)
-    weights = weight_tensors(graph)
-    rows = [_layer_row(graph, layer, weights, storage) for layer in summary.layers]
+    by_layer = layer_weights(graph)
+    rows = [_layer_row(graph, layer, by_layer.get(layer.name), storage.get(layer.name)) for layer in summary.layers]
+    first_reader = {t.name: layer for layer, t in reversed(by_layer.items())}
+    weights = {name: by_layer[layer] for name, layer in first_reader.items()}
     totals = summary.totals
     weight_count = sum(t.size for t in weights.values())
-    stored = sum(storage[name].nbytes for name in weights)
+    stored = sum(storage[layer].nbytes for layer in first_reader.values())
     other = sum(t.nbytes for name, t in summary.unique_params.items() if name not in weights)
     return {
         "nnc_version": __version__,
@@ -83,12 +90,8 @@ def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[d
     }
 
 
-def _layer_row(graph: Graph, layer, weights: dict, storage: dict[str, Stored]) -> dict:
-    node = graph.node(layer.name)
-    tensors = parameter_tensors(graph, node)
-    weight = tensors.get(node.inputs[1]) if node.op in WEIGHTED_OPS and len(node.inputs) > 1 else None
-    stored = storage.get(weight.name) if weight is not None and weight.name in weights else None
-    others = sum(t.nbytes for t in tensors.values() if t is not weight)
+def _layer_row(graph: Graph, layer, weight, stored: Stored | None) -> dict:
+    others = sum(t.nbytes for t in parameter_tensors(graph, graph.node(layer.name)).values() if t is not weight)
     return {
         "name": layer.name,
         "op": layer.op,

@@ -2,12 +2,14 @@
 it to the bit. This module is the format's only writer and reader.
 
 - `write_blob(program)` is deterministic (params in name order, all else in
-  program order) and range-checks every field it packs (ValueError: a program
-  that does not fit the format is a bug upstream, not bad user input).
+  program order, the version the lowest that holds its stream formats) and
+  range-checks every field it packs (ValueError: a program that does not fit
+  the format is a bug upstream, not bad user input).
 - `read_blob(data)` trusts nothing: header (magic, version, flags, size), section
   table (sections back to back, so CRCs cover every byte), CRC32s, every record
-  field, then cross-references (indices, dataflow, SRAM overlap). Lengths and
-  counts are checked against the bytes left before anything is read or
+  field (weight payloads by decoding them with nnc.packing), then
+  cross-references (indices, dataflow, SRAM overlap) and the version. Lengths
+  and counts are checked against the bytes left before anything is read or
   allocated: no input makes it allocate much beyond the blob's size or loop
   longer than the blob is long. Failures raise BlobError, one line naming the
   section and file offset.
@@ -26,19 +28,20 @@ import zlib
 from nnc import dtypes
 from nnc.errors import BlobError
 
-from nnc import packing as codecs
+from nnc import packing
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
 
 MAGIC = b"\x89AZB\r\n\x1a\n"
-VERSION = 1
+VERSION = 2  # the newest version this nnc reads and writes
 HEADER = struct.Struct("<8sIIIIII")  # magic version flags file_size section_count reserved header_crc
 ENTRY = struct.Struct("<IIII")  # kind offset length crc32
 STREAM_HEADER = struct.Struct("<HBBIIB3x")  # header_len format bits count payload_len rank (+3 zero bytes)
 SECTIONS = {1: "META", 2: "TENSORS", 3: "CONSTANTS", 4: "LAYERS", 5: "STREAMS"}
 MAX_RANK = 8
-# Bytes of a format's own header after a stream's dims (docs/blob-format.md, streams);
-# formats not listed have none. Payloads are checked by decoding them (codecs.decode).
-STREAM_HEADER_EXTENSION: dict[int, int] = {}
+# The first blob version that holds each weight stream format; a blob's version is the
+# lowest that holds all its streams (docs/blob-format.md, versioning).
+FORMAT_SINCE = {packing.FORMAT_DENSE: 1, packing.FORMAT_BITMASK: 1,
+                packing.FORMAT_RLE: 2, packing.FORMAT_CODEBOOK: 2}
 # The ops the chip runs and their codes in layer records (append only: codes are never reused).
 OP_CODES = {"QConv": 1, "QGemm": 2, "QAdd": 3, "QAveragePool": 4, "QSoftmax": 5, "QLut": 6,
             "Requantize": 7, "MaxPool": 8, "GlobalMaxPool": 9, "Clip": 10, "Reshape": 11,
@@ -84,9 +87,14 @@ def write_blob(program: Program) -> bytes:
         table.append(ENTRY.pack(kind, offset, len(body), zlib.crc32(body)))
         offset += len(body)
     _require(offset < 1 << 32, f"blob of {offset} bytes is larger than 4 GiB")
-    head = HEADER.pack(MAGIC, VERSION, 0, offset, len(bodies), 0, 0)[:-4]
+    head = HEADER.pack(MAGIC, _version(program.streams), 0, offset, len(bodies), 0, 0)[:-4]
     head += struct.pack("<I", zlib.crc32(head + b"".join(table)))
     return b"".join([head, *table, *bodies])
+
+
+def _version(streams) -> int:
+    """The lowest blob version that holds every stream's format."""
+    return max((FORMAT_SINCE[s.format] for s in streams), default=1)
 
 
 def _write_meta(p: Program) -> bytes:
@@ -142,10 +150,9 @@ def _write_streams(streams) -> bytes:
     _pack(w, "I", len(streams), what="stream count")
     for i, s in enumerate(streams):
         what, rank, count = f"stream {i}", len(s.shape), math.prod(s.shape)
-        _require(rank <= MAX_RANK and not STREAM_HEADER_EXTENSION.get(s.format), f"{what}: rank {rank}, format "
-                 f"{s.format} (a format with its own header needs a writer that fills it)")
+        _require(rank <= MAX_RANK, f"{what}: rank {rank}")
         try:
-            codecs.decode(s.payload, s.bits, s.format, count)
+            packing.validate(s.payload, s.bits, s.format, count)
         except ValueError as exc:
             raise ValueError(f"blob writer: {what}: {exc}") from None
         _pack(w, f"HBBIIB3x{rank}I", STREAM_HEADER.size + 4 * rank, s.format, s.bits, count, len(s.payload),
@@ -191,18 +198,21 @@ class _Cursor:
 def read_blob(data: bytes) -> Program:
     """The program in `data`, validated (see the module docstring); BlobError otherwise."""
     data = bytes(data)
-    spans = _read_container(data)
+    version, spans = _read_container(data)
     cursor = {kind: _Cursor(data, name, *spans[kind]) for kind, name in SECTIONS.items()}
     name, activation_bytes, inputs, outputs = _read_meta(cursor[1])
     tensors = _read_tensors(cursor[2], cursor[3], activation_bytes)
     layers, streams = _read_layers(cursor[4]), _read_streams(cursor[5])
     program = Program(name, tensors, layers, streams, inputs, outputs, activation_bytes)
     _check_program(program, lambda kind, message: cursor[kind].fail(message, spans[kind][0]))
+    if version != _version(streams):
+        raise BlobError(f"corrupt blob: header offset 8: version {version}, but its weight stream formats "
+                        f"{sorted({s.format for s in streams})} make it version {_version(streams)}")
     return program
 
 
-def _read_container(data: bytes) -> dict[int, tuple[int, int]]:
-    """Header and section table checks; section kind -> (start, end)."""
+def _read_container(data: bytes) -> tuple[int, dict[int, tuple[int, int]]]:
+    """Header and section table checks; (version, section kind -> (start, end))."""
     if len(data) < HEADER.size:
         raise BlobError(f"corrupt blob: truncated: {len(data)} bytes, the header alone is {HEADER.size}")
     magic, version, flags, size, count, reserved, crc = HEADER.unpack_from(data)
@@ -210,8 +220,8 @@ def _read_container(data: bytes) -> dict[int, tuple[int, int]]:
         raise BlobError(f"not an az-sim blob: bad magic {magic!r} at offset 0")
     if version > VERSION:
         raise BlobError(f"blob version {version} is newer than this nnc supports ({VERSION})")
-    if version != VERSION:
-        raise BlobError(f"unknown blob version {version} (this nnc reads version {VERSION})")
+    if version < 1:
+        raise BlobError(f"unknown blob version {version} (this nnc reads versions 1 to {VERSION})")
     if size != len(data):
         what = "truncated" if size > len(data) else f"{len(data) - size} trailing bytes"
         raise BlobError(f"corrupt blob: {what}: the header (offset 16) says {size} bytes, got {len(data)}")
@@ -235,7 +245,7 @@ def _read_container(data: bytes) -> dict[int, tuple[int, int]]:
         spans[kind], pos = (offset, offset + length), offset + length
     if pos != len(data):
         raise BlobError(f"corrupt blob: {len(data) - pos} bytes after the last section (offset {pos})")
-    return spans
+    return version, spans
 
 
 def _read_meta(c: _Cursor) -> tuple[str, int, tuple[int, ...], tuple[int, ...]]:
@@ -306,17 +316,15 @@ def _read_streams(c: _Cursor) -> tuple[WeightStream, ...]:
     while len(streams) < count:
         at, what = c.pos, f"stream {len(streams)}"
         header_len, fmt, bits, n, payload_len, rank = c.unpack(STREAM_HEADER.format[1:], what + " header")
-        if fmt not in codecs.FORMATS or rank > MAX_RANK or any(c.data[c.pos - 3:c.pos]):
+        if fmt not in packing.FORMATS or rank > MAX_RANK or any(c.data[c.pos - 3:c.pos]):
             c.fail(f"{what}: format {fmt}, rank {rank}, reserved {bytes(c.data[c.pos - 3:c.pos])!r} "
-                   f"(known formats {list(codecs.FORMATS)}, rank <= {MAX_RANK}, reserved zero)", at)
+                   f"(known formats {list(packing.FORMATS)}, rank <= {MAX_RANK}, reserved zero)", at)
         shape = c.unpack(f"{rank}I", f"{what} shape")
-        extension = STREAM_HEADER_EXTENSION.get(fmt, 0)
-        if header_len != STREAM_HEADER.size + 4 * rank + extension or n != math.prod(shape):
-            c.fail(f"{what}: header length {header_len} or count {n} wrong for format {fmt}, shape {shape}", at)
-        c.take(extension, f"{what} format header")
+        if header_len != STREAM_HEADER.size + 4 * rank or n != math.prod(shape):
+            c.fail(f"{what}: header length {header_len} or count {n} wrong for shape {shape}", at)
         payload = c.take(payload_len, f"{what} payload")
         try:
-            codecs.decode(payload, bits, fmt, n)
+            packing.validate(payload, bits, fmt, n)
         except ValueError as exc:
             c.fail(f"{what}: {exc}", at)
         streams.append(WeightStream(fmt, bits, shape, payload))

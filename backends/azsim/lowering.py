@@ -1,7 +1,7 @@
 """Lowering: an integer IR graph becomes the `Program` the az-sim chip runs
 (backends/azsim/program.py), which the blob writer serializes.
 
-`to_program(graph)`, as one flat sequence of steps:
+`to_program(graph, pack)`, as one flat sequence of steps:
 1. Refuse what the chip cannot run, all at once: ops without a blob op code
    (`blob.OP_CODES`), float tensors anywhere except QuantizeLinear's input and
    scale and DequantizeLinear's output and scale, dtypes without a blob code,
@@ -23,9 +23,10 @@
    of ints, dtype names (fields ending in "dtype") as DTYPE_CODES, Pad's `mode`
    as its index in PAD_MODES, floats only when integral (Clip bounds and Pad's
    value on integer tensors) and then as ints; None is omitted.
-5. Each weight tensor is encoded once with `codecs.encode_best` at the narrowest
-   b in 2..8 that holds it exactly (max|w| <= 2^(b-1) - 1), into a WeightStream
-   of the weight's shape; layers sharing a weight tensor share the stream.
+5. Each weight tensor is encoded once with `packing.pack(values, pack)`: "auto"
+   (the default) takes the shortest of the four formats, a format name forces
+   that one; either way at the format's natural width (nnc.packing). It becomes
+   a WeightStream of the weight's shape; layers sharing a weight tensor share it.
 Same graph, same program: every step is deterministic.
 """
 
@@ -42,7 +43,7 @@ from nnc.ir import Graph, Node, Tensor
 from nnc.ops.registry import attrs_dict
 from nnc.ops.shape import PAD_MODES
 
-from nnc import packing as codecs
+from nnc import packing
 from .blob import OP_CODES
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
 
@@ -57,8 +58,10 @@ class _Refused(Exception):
     """A reason why the chip cannot run one node."""
 
 
-def to_program(graph: Graph) -> Program:
-    """The Program of integer graph `graph` (see the module docstring)."""
+def to_program(graph: Graph, pack: str = "auto") -> Program:
+    """The Program of integer graph `graph`, its weights packed as `pack` says
+    ("auto" or a name in nnc.packing.FORMAT_NAMES; see the module docstring)."""
+    packing.check_choice(pack)
     nodes = graph.nodes()
     _refuse_unsupported(graph, nodes)
     names = _number_tensors(graph, nodes)
@@ -67,7 +70,7 @@ def to_program(graph: Graph) -> Program:
     tensors = tuple(_tensor_desc(graph.tensor(n), offsets.get(n, -1)) for n in names)
     streams: dict[str, int] = {}
     layers = tuple(_layer(graph, node, index, streams) for node in nodes)
-    encoded = tuple(_stream(graph.tensor(name)) for name in streams)
+    encoded = tuple(_stream(graph.tensor(name), pack) for name in streams)
     return Program(graph.name, tensors, layers, encoded, tuple(index[n] for n in graph.inputs),
                    tuple(index[n] for n in graph.outputs), activation_bytes)
 
@@ -181,13 +184,6 @@ def _layer(graph: Graph, node: Node, index: dict[str, int], streams: dict[str, i
     return LayerDesc(node.name, node.op, inputs, tuple(index[n] for n in node.outputs), _params(node), weights)
 
 
-def weight_bits(values: np.ndarray) -> int:
-    """The narrowest b in 2..8 whose symmetric range [-(2^(b-1)-1), 2^(b-1)-1] holds `values`."""
-    peak = int(np.abs(values.astype(np.int64)).max()) if values.size else 0
-    return max(2, peak.bit_length() + 1)
-
-
-def _stream(weights: Tensor) -> WeightStream:
-    bits = weight_bits(weights.data)
-    fmt, payload = codecs.encode_best(weights.data, bits)
-    return WeightStream(fmt, bits, weights.shape, payload)
+def _stream(weights: Tensor, pack: str) -> WeightStream:
+    packed = packing.pack(weights.data, pack)
+    return WeightStream(packed.format, packed.bits, weights.shape, packed.payload)

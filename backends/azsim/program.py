@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 DTYPE_CODES = {"i8": 1, "u8": 2, "i32": 3, "f32": 4, "i16": 5, "i64": 6}
 
 # Weight stream formats: nnc.packing defines them (one code per format).
-from nnc.packing import FORMAT_BITMASK, FORMAT_DENSE  # noqa: E402,F401
+from nnc.packing import FORMAT_BITMASK, FORMAT_CODEBOOK, FORMAT_DENSE, FORMAT_NAMES, FORMAT_RLE  # noqa: E402,F401
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class TensorDesc:
 
 @dataclass(frozen=True)
 class WeightStream:
-    """Compressed int8 weights of one layer, decoded by the on-chip decoder."""
+    """Compressed int8 weights of one layer, decoded by the on-chip decoder:
+    `payload` in nnc.packing's `format` at `bits`."""
 
     format: int
     bits: int
@@ -72,3 +73,11 @@ class Program:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     activation_bytes: int
+
+
+def weight_encodings(program: Program) -> dict[str, tuple[str, int, int]]:
+    """Per layer with weights, by layer name: (format name, bits, payload bytes) of
+    its weight stream (layers sharing a stream each list it)."""
+    name_of = {code: name for name, code in FORMAT_NAMES.items()}
+    streams = [(name_of[s.format], s.bits, len(s.payload)) for s in program.streams]
+    return {layer.name: streams[layer.weights] for layer in program.layers if layer.weights >= 0}

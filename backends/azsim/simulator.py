@@ -3,6 +3,8 @@ cycles, bytes and energy per layer. The machine and its assumptions are in
 docs/azsim.md; the cost model, per layer and per inference, is:
 
     bytes_loaded    = weight stream bytes + constant operand bytes      (off-chip → chip)
+                      (weight stream bytes: the payload, whatever its format, with the
+                      format's own fields: rle's run width and count, a codebook's table)
     load_cycles     = ⌈bytes_loaded / bus_bytes_per_cycle⌉
     decoder_cycles  = ⌈weight stream bytes / decoder_bytes_per_cycle⌉
     compute_cycles  = ⌈macs_executed / mac_lanes⌉
@@ -24,8 +26,8 @@ Weights are streamed from off-chip on every inference, one layer at a time; a la
 whose decoded weights exceed weight SRAM, or whose activations (at their planned
 offsets) reach beyond activation SRAM, is refused (UnsupportedError): no tiling.
 
-`Simulator(program, hw)` decodes the weights once (the host-side cost of preparing
-the model, not part of the accounting) and `run(inputs)` executes one inference;
+`Simulator(program, hw)` decodes each layer's weights once (the host-side cost of
+preparing the model, not part of the accounting) and `run(inputs)` executes one inference;
 `simulate(program, inputs, hw)` does both, reusing the prepared simulator of the
 same program object (the last 8 are kept).
 """
@@ -43,7 +45,7 @@ import numpy as np
 
 from nnc.errors import BlobError, ShapeError, UnsupportedError
 
-from nnc import packing as codecs
+from nnc import packing
 from . import mac, ppu  # noqa: F401  (mac and ppu register the kernels)
 from .hardware import Hardware, load_hardware
 from .kernels import LayerContext, Work, build
@@ -127,8 +129,8 @@ class Simulator:
         for index in (*program.inputs, *program.outputs):
             if not 0 <= index < len(program.tensors) or program.tensors[index].offset < 0:
                 raise BlobError(f"program input or output {index} has no place in activation SRAM")
-        weights = [_decode_stream(i, s) for i, s in enumerate(program.streams)]
-        self._steps = [self._prepare(layer, weights) for layer in program.layers]
+        self._decoded: dict[int, np.ndarray] = {}  # stream index -> decoded weights
+        self._steps = [self._prepare(layer) for layer in program.layers]
 
     def run(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], SimStats]:
         """One inference: inputs by tensor name -> (outputs by tensor name, stats)."""
@@ -156,9 +158,9 @@ class Simulator:
             raise BlobError(f"constant {t.name!r} holds {len(t.data)} bytes, its shape needs {size}")
         return np.frombuffer(t.data, dtype).reshape(t.shape)
 
-    def _prepare(self, layer: LayerDesc, weights: list) -> _Step:
-        stream = _lookup(weights, layer.weights, layer) if layer.weights >= 0 else None
-        self._check_capacity(layer, stream)
+    def _prepare(self, layer: LayerDesc) -> _Step:
+        stream = self._weights(layer)
+        self._check_capacity(layer)
         args = [self._operand(i, layer) for i in layer.inputs]
         outs = [self._operand(i, layer) for i in layer.outputs]
         if any(self.program.tensors[i].offset < 0 for i in layer.outputs):
@@ -177,12 +179,25 @@ class Simulator:
             raise BlobError(f"layer {layer.name!r} refers to tensor {index}, which does not exist")
         return self._arrays[index]
 
-    def _check_capacity(self, layer: LayerDesc, weights: np.ndarray | None) -> None:
+    def _weights(self, layer: LayerDesc) -> np.ndarray | None:
+        """The layer's decoded weights (None without a stream), each stream decoded
+        once, and only after its size is known to fit weight SRAM."""
+        index = layer.weights
+        if index < 0:
+            return None
+        if index >= len(self.program.streams):
+            raise BlobError(f"layer {layer.name!r} refers to weight stream {index}, which does not exist")
+        size = math.prod(self.program.streams[index].shape)
+        if size > self.hw.weight_sram_bytes:
+            raise UnsupportedError(f"layer {layer.name!r} ({layer.op}): its decoded weights take {size} bytes, "
+                                   f"more than the {self.hw.weight_sram_bytes}-byte weight SRAM of "
+                                   f"{self.hw.name!r} (az-sim does not tile weights)")
+        if index not in self._decoded:
+            self._decoded[index] = _decode_stream(index, self.program.streams[index])
+        return self._decoded[index]
+
+    def _check_capacity(self, layer: LayerDesc) -> None:
         where = f"layer {layer.name!r} ({layer.op})"
-        if weights is not None and weights.size > self.hw.weight_sram_bytes:
-            raise UnsupportedError(f"{where}: its decoded weights take {weights.size} bytes, more than the "
-                                   f"{self.hw.weight_sram_bytes}-byte weight SRAM of {self.hw.name!r} "
-                                   f"(az-sim does not tile weights)")
         placed = [self.program.tensors[i] for i in (*layer.inputs, *layer.outputs)
                   if i >= 0 and self.program.tensors[i].offset >= 0]
         end = max((t.offset + _nbytes(t) for t in placed), default=0)
@@ -301,16 +316,10 @@ def _sram_size(program: Program) -> int:
 
 def _decode_stream(index: int, stream) -> np.ndarray:
     try:
-        flat = codecs.decode(stream.payload, stream.bits, stream.format, math.prod(stream.shape))
+        flat = packing.decode(stream.payload, stream.bits, stream.format, math.prod(stream.shape))
     except ValueError as exc:
         raise BlobError(f"weight stream {index}: {exc}") from None
     return flat.reshape(stream.shape)
-
-
-def _lookup(weights: list, index: int, layer: LayerDesc) -> np.ndarray:
-    if not 0 <= index < len(weights):
-        raise BlobError(f"layer {layer.name!r} refers to weight stream {index}, which does not exist")
-    return weights[index]
 
 
 def _exact(rate: float) -> Fraction:

@@ -3,8 +3,11 @@
 
 Verification reads the blob back from the file (never the IR) and runs the
 simulator on each sample; the driver requires its outputs to equal the
-reference interpreter's bit for bit. The report gets `sim.*`: the simulator's
-statistics for the first verification sample (per layer and totals)."""
+reference interpreter's bit for bit. Weights are packed as `options.pack` says
+("auto": the shortest encoding per tensor; or dense, bitmask, rle, codebook).
+The report gets `sim.*`: the simulator's statistics for the first verification
+sample (per layer and totals), and `sim.streams`: per weighted layer its
+stream's format, bits and payload bytes (`weight_encodings`)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from .. import register_target
 from .blob import read_blob, write_blob
 from .hardware import load_hardware
 from .lowering import to_program
+from .program import Program, weight_encodings
 from .simulator import Simulator
 
 
@@ -29,6 +33,8 @@ class AzSimTarget:
 
     def __init__(self, options=None):
         self.hw = load_hardware(getattr(options, "hw", None))
+        self.pack = getattr(options, "pack", "auto")
+        self.program: Program | None = None
         self.blob: bytes | None = None
         self.stats = None
 
@@ -53,9 +59,17 @@ class AzSimTarget:
             self.execute(graph, None, "", synthetic_samples(graph, 1))
         sim = self.stats.to_json()
         sim["blob_bytes"] = len(self._blob(graph))
+        sim["streams"] = {layer: dict(zip(("format", "bits", "bytes"), encoding))
+                          for layer, encoding in self.weight_encodings(graph).items()}
         return {"sim": sim}
+
+    def weight_encodings(self, graph: Graph) -> dict[str, tuple[str, int, int]]:
+        """Per weighted layer name: (format name, bits, payload bytes) of its stream."""
+        self._blob(graph)
+        return weight_encodings(self.program)
 
     def _blob(self, graph: Graph) -> bytes:
         if self.blob is None:
-            self.blob = write_blob(to_program(graph))
+            self.program = to_program(graph, self.pack)
+            self.blob = write_blob(self.program)
         return self.blob

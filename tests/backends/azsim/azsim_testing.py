@@ -1,6 +1,6 @@
 """Helpers for az-sim tests: Programs built by hand (activation tensors placed one
 after another in SRAM, constants with their data, weights encoded with the
-smallest codec) and machines derived from the default one."""
+smallest packing) and machines derived from the default one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from nnc import packing as codecs
+from nnc import packing
 from nnc.backends.azsim.hardware import load_hardware
 from nnc.backends.azsim.program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
 
@@ -52,12 +52,14 @@ class ProgramBuilder:
         return len(self.tensors) - 1
 
     def stream(self, weights: np.ndarray, bits: int = 8, format: int | None = None) -> int:
+        """A weight stream: `format` at `bits`, or with format None packing.pack's
+        smallest encoding at its natural bits (`bits` unused)."""
         weights = np.asarray(weights, np.int8)
         if format is None:
-            format, payload = codecs.encode_best(weights, bits)
+            packed = packing.pack(weights)
         else:
-            payload = codecs.encode(weights, bits, format)
-        self.streams.append(WeightStream(format, bits, weights.shape, payload))
+            packed = packing.Packed(format, bits, packing.encode(weights, bits, format))
+        self.streams.append(WeightStream(packed.format, packed.bits, weights.shape, packed.payload))
         return len(self.streams) - 1
 
     def layer(self, op: str, inputs, out: tuple[str, str, tuple] | int, params=None, weights=-1,

@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 
 import nnc
+from nnc import packing
+from nnc.backends.azsim.blob import read_blob
+from nnc.backends.azsim.program import weight_encodings
 from nnc.summary import summarize
 
 from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
@@ -124,3 +127,65 @@ def test_every_changed_or_missing_byte_is_refused(example_blob):
     for blob in damaged:
         with pytest.raises(nnc.BlobError):
             nnc.simulate(blob, sample)
+
+
+# -- weight packing: --pack auto|dense|bitmask|rle|codebook ---------------------------------
+@pytest.fixture(scope="module")
+def packed_builds(tmp_path_factory):
+    """The example pruned to 80 % zeros, compiled once per pack choice:
+    choice -> (CompileResult, report, blob bytes)."""
+    builds = {}
+    for choice in packing.PACK_CHOICES:
+        out = tmp_path_factory.mktemp(f"pack-{choice}")
+        result = nnc.compile(EXAMPLE / "tiny_cnn.onnx", target="az-sim", output_dir=out,
+                             calib=EXAMPLE / "sample.npz", sparsity=0.8, pack=choice)
+        builds[choice] = result, json.loads((out / "report.json").read_text()), (out / "tiny_cnn.azb").read_bytes()
+    return builds
+
+
+@pytest.mark.parametrize("choice", packing.PACK_CHOICES)
+def test_every_pack_choice_simulates_bit_exactly(packed_builds, choice):
+    result, report, blob = packed_builds[choice]
+    assert report["verification"]["vs_reference"]["bit_exact"] is True
+    program = read_blob(blob)
+    if choice != "auto":
+        assert {s.format for s in program.streams} == {packing.FORMAT_NAMES[choice]}
+    assert report["sim"]["streams"] == {layer: {"format": f, "bits": b, "bytes": n}
+                                        for layer, (f, b, n) in weight_encodings(program).items()}
+    x = np.load(EXAMPLE / "sample.npz")["input"][1]
+    outputs, _ = nnc.simulate(blob, {"input": x})
+    np.testing.assert_array_equal(outputs["probs"], nnc.run(result.graph, {"input": x})["probs"])
+
+
+def test_auto_stores_the_fewest_bytes_per_layer(packed_builds):
+    streams = {choice: packed_builds[choice][1]["sim"]["streams"] for choice in packing.PACK_CHOICES}
+    assert list(streams["dense"]) == ["conv1", "dwconv", "pwconv", "fc"]
+    # dense 8-bit weights: one byte per weight (conv1 16·1·3·3, dwconv 16·1·3·3, pwconv 32·16, fc 10·32)
+    assert [s["bytes"] for s in streams["dense"].values()] == [144, 144, 512, 320]
+    for layer, best in streams["auto"].items():
+        sizes = {name: streams[name][layer]["bytes"] for name in packing.FORMAT_NAMES}
+        assert best["bytes"] == min(sizes.values()) and sizes[best["format"]] == best["bytes"]
+    assert all(s["format"] != "dense" for s in streams["auto"].values())  # 80 % zeros
+
+
+def test_stored_bytes_change_only_the_streams(packed_builds):
+    """Blobs of different pack choices differ in size by their payloads alone (stream
+    headers and everything else are the same), and the simulator loads exactly them."""
+    def total(choice):
+        return sum(s["bytes"] for s in packed_builds[choice][1]["sim"]["streams"].values())
+
+    dense_blob = len(packed_builds["dense"][2])
+    for choice in packing.PACK_CHOICES:
+        _, report, blob = packed_builds[choice]
+        assert len(blob) - dense_blob == total(choice) - total("dense")
+        rows = {row["name"]: row["weight_stream_bytes"] for row in report["sim"]["layers"]}
+        assert all(rows[layer] == s["bytes"] for layer, s in report["sim"]["streams"].items())
+    assert total("auto") < min(total(name) for name in packing.FORMAT_NAMES)
+
+
+def test_cli_pack_flag_reaches_the_blob(tmp_path):
+    proc = _cli("compile", EXAMPLE / "tiny_cnn.onnx", "--target", "az-sim", "-o", tmp_path,
+                "--calib", EXAMPLE / "sample.npz", "--pack", "codebook")
+    assert proc.returncode == 0, proc.stderr
+    program = read_blob((tmp_path / "tiny_cnn.azb").read_bytes())
+    assert {s.format for s in program.streams} == {packing.FORMAT_CODEBOOK}

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 
 import nnc
-from nnc import packing as codecs
-from nnc.backends.azsim.blob import ENTRY, HEADER, MAGIC, OP_CODES, SECTIONS, VERSION, read_blob, write_blob
+from nnc import packing
+from nnc.backends.azsim.blob import ENTRY, HEADER, MAGIC, OP_CODES, SECTIONS, read_blob, write_blob
 from nnc.backends.azsim.lowering import to_program
-from nnc.backends.azsim.program import (DTYPE_CODES, FORMAT_BITMASK, FORMAT_DENSE, LayerDesc, Program,
-                                        TensorDesc, WeightStream)
+from nnc.backends.azsim.program import (DTYPE_CODES, FORMAT_BITMASK, FORMAT_CODEBOOK, FORMAT_DENSE, FORMAT_RLE,
+                                        LayerDesc, Program, TensorDesc, WeightStream)
+from nnc.backends.azsim.simulator import Simulator
 from nnc.passmanager import PassManager, parse_pipeline
 from nnc.pipelines import CANONICAL
 
@@ -46,7 +47,7 @@ def tiny_program(**changes) -> Program:
                         {"x_zero_point": 3, "y_zero_point": -1, "out_min": -128, "out_max": 127, "out_dtype": I8}, 0),
               LayerDesc("flat", "Reshape", (4,), (5,), {"shape": (3,)}),
               LayerDesc("lut", "QLut", (5, 6), (7,)))
-    streams = (WeightStream(FORMAT_DENSE, 4, (3, 4), codecs.encode(w, 4, FORMAT_DENSE)),)
+    streams = (WeightStream(FORMAT_DENSE, 4, (3, 4), packing.encode(w, 4, FORMAT_DENSE)),)
     fields = dict(name="tiny", tensors=tensors, layers=layers, streams=streams, inputs=(0,), outputs=(7,),
                   activation_bytes=32)
     return Program(**{**fields, **changes})
@@ -57,9 +58,10 @@ def sections(blob: bytes) -> list[bytes]:
                                               for i in range(len(SECTIONS)))]
 
 
-def assemble(bodies: list[bytes], version: int = VERSION) -> bytes:
+def assemble(bodies: list[bytes], version: int = 1) -> bytes:
     """A blob with these section bodies and correct table and CRCs, written
-    independently of blob.py from docs/blob-format.md."""
+    independently of blob.py from docs/blob-format.md (version 1 unless a stream
+    format needs more)."""
     offset, table = 32 + 16 * len(bodies), b""
     for kind, body in enumerate(bodies, 1):
         table += struct.pack("<IIII", kind, offset, len(body), zlib.crc32(body))
@@ -130,8 +132,8 @@ def programs(draw):
             bits, count = draw(st.integers(2, 8)), draw(st.integers(0, 50))
             values = np.array(draw(st.lists(st.integers(-(1 << bits - 1), (1 << bits - 1) - 1),
                                             min_size=count, max_size=count)), np.int8)
-            fmt = draw(st.sampled_from(codecs.FORMATS))
-            streams.append(WeightStream(fmt, bits, (count,), codecs.encode(values, bits, fmt)))
+            fmt = draw(st.sampled_from(packing.FORMATS))
+            streams.append(WeightStream(fmt, bits, (count,), packing.encode(values, bits, fmt)))
             weights = len(streams) - 1
         tensors.append(TensorDesc(f"a{k}", I8, (size,), end))
         end += size
@@ -190,8 +192,9 @@ def test_blob_error_is_an_nnc_error():
 
 
 @pytest.mark.parametrize("version, message", [
-    (2, r"^blob version 2 is newer than this nnc supports \(1\)$"),
+    (3, r"^blob version 3 is newer than this nnc supports \(2\)$"),
     (0, r"^unknown blob version 0"),
+    (2, r"^corrupt blob: header offset 8: version 2, but its weight stream formats \[0\] make it version 1$"),
 ])
 def test_reader_names_the_version(version, message):
     with pytest.raises(nnc.BlobError, match=message):
@@ -276,6 +279,50 @@ def test_reader_decodes_streams():
     body = struct.pack("<IHBBIIB3xII", 1, 24, FORMAT_BITMASK, 4, 12, 3, 2, 3, 4) + b"\x01\x00\x00"
     with pytest.raises(nnc.BlobError, match="STREAMS section.*stream 0: .*zero value"):
         read_blob(resealed(5, body))
+
+
+W = np.array([[1, 0, -3, 7], [0, 0, 0, 2], [-7, 1, 1, 1]], np.int8)  # tiny_program's weights
+
+
+def with_stream(format: int, bits: int = 4) -> Program:
+    return tiny_program(streams=(WeightStream(format, bits, (3, 4), packing.encode(W, bits, format)),))
+
+
+@pytest.mark.parametrize("format, version", [(FORMAT_DENSE, 1), (FORMAT_BITMASK, 1), (FORMAT_RLE, 2),
+                                             (FORMAT_CODEBOOK, 2)])
+def test_every_format_round_trips_in_the_lowest_version_that_holds_it(format, version):
+    program = with_stream(format)
+    blob = write_blob(program)
+    assert struct.unpack_from("<I", blob, 8) == (version,)
+    assert read_blob(blob) == program
+
+
+def test_a_version_1_blob_cannot_hold_the_version_2_formats():
+    blob = assemble(sections(write_blob(with_stream(FORMAT_RLE))), version=1)
+    with pytest.raises(nnc.BlobError, match=r"version 1, but its weight stream formats \[2\] make it version 2"):
+        read_blob(blob)
+
+
+@pytest.mark.parametrize("format, payload, message", [
+    (FORMAT_RLE, bytes.fromhex("01 01000000 00"), "not a filler"),
+    (FORMAT_RLE, bytes.fromhex("04 01000000 1f"), "position 15, beyond the 12 values"),  # r = 4: (15, 1)
+    (FORMAT_CODEBOOK, bytes.fromhex("01 0500 555555"), "ascending"),
+    (FORMAT_CODEBOOK, bytes.fromhex("01 0005 ffffff"), "index 3 is not below the table size 2"),
+])
+def test_reader_refuses_malformed_new_format_streams(format, payload, message):
+    body = struct.pack("<IHBBIIB3xII", 1, 24, format, 2, 12, len(payload), 2, 3, 4) + payload
+    with pytest.raises(nnc.BlobError, match=f"STREAMS section.*stream 0: .*{message}"):
+        read_blob(assemble(sections(resealed(5, body)), version=2))
+
+
+def test_a_huge_all_zero_rle_stream_is_read_without_building_it():
+    """5 payload bytes may stand for 2^32 − 1 zeros: the reader checks them without
+    allocating, the simulator refuses the layer before decoding."""
+    body = struct.pack("<IHBBIIB3xII", 1, 24, FORMAT_RLE, 8, 65535 * 65537, 5, 2, 65535, 65537) + b"\x01" + bytes(4)
+    program = read_blob(assemble(sections(resealed(5, body)), version=2))
+    assert program.streams[0].shape == (65535, 65537)
+    with pytest.raises(nnc.UnsupportedError, match="decoded weights take 4294967295 bytes"):
+        Simulator(program)
 
 
 def test_reader_requires_param_order():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import signal
+import struct
 from contextlib import contextmanager
 
 import pytest
@@ -133,12 +134,12 @@ def mutate(body: bytes, rng: random.Random) -> bytes:
 
 def test_resealed_structural_mutations(blob):
     rng = random.Random(SEED + 2)
-    bodies, failures = sections(blob), []
+    bodies, failures, version = sections(blob), [], struct.unpack_from("<I", blob, 8)[0]
     for case in range(RESEALED):
         kind = rng.randrange(len(bodies))
         mutated = list(bodies)
         mutated[kind] = mutate(bodies[kind], rng)
-        data = assemble(mutated)
+        data = assemble(mutated, version)
         result = outcome(data)
         if result == "accepted" and write_blob(read_blob(data)) != data:
             result = "accepted a blob that is not canonical"

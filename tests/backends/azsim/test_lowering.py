@@ -14,10 +14,10 @@ from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 from test_blob import integer_program
 
 import nnc
-from nnc import packing as codecs
+from nnc import packing
 from nnc.backends.azsim.blob import read_blob, write_blob
-from nnc.backends.azsim.lowering import to_program, weight_bits
-from nnc.backends.azsim.program import DTYPE_CODES
+from nnc.backends.azsim.lowering import to_program
+from nnc.backends.azsim.program import DTYPE_CODES, WeightStream
 from nnc.ir import Graph, Node, QuantParams, Tensor, TensorType
 from nnc.ops import get_op
 from nnc.ops.elementwise import ClipAttrs
@@ -95,16 +95,24 @@ def test_tensor_table_and_layer_operands():
     assert (bias.offset, bias.data) == (-1, np.arange(3, dtype="<i4").tobytes())
 
 
-def test_weights_become_a_stream_at_their_narrowest_width():
+def test_weights_become_a_stream_packed_at_their_natural_width():
     (stream,) = to_program(gemm_reshape_lut()).streams
-    assert (stream.bits, stream.shape) == (4, (3, 4))
-    np.testing.assert_array_equal(codecs.decode(stream.payload, 4, stream.format, 12).reshape(3, 4), W)
+    packed = packing.pack(W)
+    assert stream == WeightStream(packed.format, packed.bits, (3, 4), packed.payload)
+    np.testing.assert_array_equal(packing.decode(stream.payload, stream.bits, stream.format, 12).reshape(3, 4), W)
 
 
-@pytest.mark.parametrize("values, bits", [([0], 2), ([1, -1], 2), ([3], 3), ([-7, 7], 4), ([8], 5),
-                                          ([127, -127], 8), ([], 2)])
-def test_weight_bits(values, bits):
-    assert weight_bits(np.array(values, np.int8)) == bits
+@pytest.mark.parametrize("choice", packing.FORMAT_NAMES)
+def test_pack_forces_a_format(choice):
+    (stream,) = to_program(gemm_reshape_lut(), pack=choice).streams
+    format = packing.FORMAT_NAMES[choice]
+    assert (stream.format, stream.bits) == (format, packing.natural_bits(W, format))
+    np.testing.assert_array_equal(packing.decode(stream.payload, stream.bits, format, 12).reshape(3, 4), W)
+
+
+def test_unknown_pack_is_refused():
+    with pytest.raises(ValueError, match="unknown packing 'zip'"):
+        to_program(gemm_reshape_lut(), pack="zip")
 
 
 def test_views_share_bytes_and_live_tensors_do_not_overlap():
@@ -179,7 +187,7 @@ def test_mlperf_programs_mirror_their_graphs(name):
     for node, layer in zip(nodes, program.layers):
         if layer.weights >= 0:
             stream, expected = program.streams[layer.weights], graph.tensor(node.inputs[1]).data
-            decoded = codecs.decode(stream.payload, stream.bits, stream.format, expected.size)
+            decoded = packing.decode(stream.payload, stream.bits, stream.format, expected.size)
             np.testing.assert_array_equal(decoded.reshape(stream.shape), expected)
     assert program == integer_program(name)
 

@@ -12,7 +12,8 @@ from azsim_testing import ProgramBuilder, mac_layer, machine
 from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 
 import nnc
-from nnc.backends.azsim.program import FORMAT_BITMASK, FORMAT_DENSE, Program, WeightStream
+from nnc import packing
+from nnc.backends.azsim.program import FORMAT_BITMASK, FORMAT_CODEBOOK, FORMAT_DENSE, Program, WeightStream
 from nnc.backends.azsim.simulator import Simulator, simulate
 from nnc.errors import BlobError, ShapeError, UnsupportedError
 from nnc.numerics import quantize_multiplier
@@ -41,7 +42,7 @@ def half_zero(n: int, k: int) -> np.ndarray:
 
 def test_worked_example_of_the_docs():
     """docs/azsim.md §8, number for number, on the default machine."""
-    program, feed = gemm(half_zero(16, 64))
+    program, feed = gemm(half_zero(16, 64), format=FORMAT_BITMASK)
     assert program.streams[0].format == FORMAT_BITMASK and len(program.streams[0].payload) == 640
     _, stats = simulate(program, feed)
     row = stats.layers[0]
@@ -51,6 +52,31 @@ def test_worked_example_of_the_docs():
     assert row.cycles == stats.cycles == 276
     assert stats.energy_uj == pytest.approx(86253.6e-6, rel=1e-12)
     assert stats.latency_ms == pytest.approx(276 / 250_000)
+
+
+def test_worked_example_packed_as_a_codebook():
+    """docs/azsim.md §8, second part: the same layer as `--pack auto` stores it."""
+    program, feed = gemm(half_zero(16, 64))
+    stream = program.streams[0]
+    assert (stream.format, stream.bits, len(stream.payload)) == (FORMAT_CODEBOOK, 1, 131)
+    _, stats = simulate(program, feed)
+    row = stats.layers[0]
+    assert (row.bytes_loaded, row.sram_bytes, row.load_cycles, row.decoder_cycles) == (323, 2320, 81, 33)
+    assert row.cycles == 149 and stats.energy_uj == pytest.approx(35353.6e-6, rel=1e-12)
+
+
+@pytest.mark.parametrize("format", packing.FORMATS)
+def test_every_stream_format_computes_the_same_and_decodes_its_compressed_bytes(format):
+    rng = np.random.default_rng(3)
+    w = rng.integers(-7, 8, (8, 32)).astype(np.int8)
+    w[rng.random(w.shape) < 0.7] = 0
+    program, feed = gemm(w, rows=3, bits=packing.natural_bits(w, format), format=format)
+    reference, _ = gemm(w, rows=3, format=FORMAT_DENSE)
+    (out, stats), (expected, dense) = simulate(program, feed), simulate(reference, feed)
+    np.testing.assert_array_equal(out["y"], expected["y"])
+    payload, row = len(program.streams[0].payload), stats.layers[0]
+    assert (row.weight_stream_bytes, row.bytes_loaded) == (payload, payload + 3 * 8 * 4)
+    assert row.decoder_cycles == math.ceil(payload / 4) and row.macs_executed == dense.macs_executed
 
 
 def test_half_the_weights_zero_executes_half_the_macs():

@@ -114,7 +114,7 @@ def test_qgemm(x_dtype, zx, out_dtype, zy, lo, hi):
     b = ProgramBuilder()
     xi = b.input("x", x_dtype, x.shape)
     params = dict(x_zero_point=zx, y_zero_point=zy, out_min=lo, out_max=hi, out_dtype=DTYPE_CODES[out_dtype])
-    y = mac_layer(b, "QGemm", xi, w, bias, m, n, (3, n_out), params, bits=4, out_dtype=out_dtype)
+    y = mac_layer(b, "QGemm", xi, w, bias, m, n, (3, n_out), params, out_dtype=out_dtype)
     out, _ = simulate(b.program(y), {"x": x})
     np.testing.assert_array_equal(out["y"], np.array(expected))
 
