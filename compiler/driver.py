@@ -26,6 +26,7 @@ from .errors import NncWarning, OptionError, VerificationError
 from .frontend.onnx_loader import load
 from .interpreter import run
 from .layer_error import layer_errors
+from .packing import FORMAT_NAMES
 from .ir import Graph
 from .passmanager import PassManager, format_pipeline, parse_pipeline
 from .pipelines import COMPRESSION
@@ -109,7 +110,7 @@ class CompileOptions:
             raise OptionError(f"c-weights must be dense or packed, got {self.c_weights!r}")
 
 
-PACK_FORMATS = ("dense", "bitmask", "rle", "codebook")
+PACK_FORMATS = tuple(FORMAT_NAMES)
 
 
 def default_pipeline(target, opts: CompileOptions) -> str:

@@ -113,8 +113,11 @@ def source(program: Program, stem: str, provenance: Provenance) -> str:
             const = "const " if ident in storage.const_idents else ""
             decls.append(dict(type=f"{const}{C_TYPES[t.dtype]} *", ident=ident, init=storage.decls[ident],
                               note=cformat.comment(f"{t.dtype}[{','.join(map(str, t.shape))}] {name}", 100)))
+    for step, ident in storage.scratch.items():
+        decls.append(dict(type="uint8_t *", ident=ident, init=storage.decls[ident],
+                          note=f"scratch of step {step}, {storage.scratch_bytes[step]} bytes"))
     params = [p["param"] for p in common["inputs"] + common["outputs"]]
-    used = {storage.idents[n] for n in program.used}
+    used = {storage.idents[n] for n in program.used} | set(storage.scratch.values())
     arena = ([f"static uint8_t arena[{common['macro']}_ARENA_BYTES] {common['macro']}_ARENA_ATTRIBUTE;"]
              if used & storage.arena_idents else [])
     copies = program.final_copies

@@ -6,7 +6,9 @@ type-parameterised templates (`.c.j2`, rendered with jinja2 where a family
 works on several element types: `{{ tx }}`, `{{ ty }}`, `{{ sfx }}`, ...).
 A model's `<name>_kernels.h` holds exactly the instances its schedule calls, as
 `static` functions, after the shared definitions they need (`base.h` always,
-`qbase.h` and `requant.h` for integer arithmetic).
+`qbase.h` and `requant.h` for integer arithmetic). A template may import the
+macros of another (`{% from "qconv.c.j2" import block with context %}`): the
+packed-weight kernels reuse the dense kernels' loops that way.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from importlib import resources
 import jinja2
 
 C_TYPES = {"f32": "float", "f64": "double", "i8": "int8_t", "u8": "uint8_t", "i16": "int16_t",
-           "i32": "int32_t", "i64": "int64_t", "bool": "uint8_t"}
+           "i32": "int32_t", "i64": "int64_t", "bool": "uint8_t", "u16": "uint16_t", "u32": "uint32_t"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,17 @@ FAMILIES = {
     "qdwconv": Family("qdwconv.c.j2", ("base", "requant", "rqchannel")),
     "gemm_f32": Family("gemm_f32.c"),
     "qgemm": Family("qgemm.c.j2", ("base", "requant")),
+    # packed weights (docs/c-target.md): row iterators per format, then the kernels
+    "qpacked": Family("qpacked.h"),
+    "qp_dense": Family("qp_dense.c", ("base", "qpacked")),
+    "qp_bitmask": Family("qp_bitmask.c", ("base", "qpacked")),
+    "qp_rle": Family("qp_rle.c", ("base", "qpacked")),
+    "qp_codebook": Family("qp_codebook.c", ("base", "qpacked")),
+    "qp_unpack": Family("qpunpack.c.j2", ("base", "qpacked")),
+    "qconvp": Family("qconvp.c.j2", ("base", "qpacked", "rqchannel")),
+    "qdwconvp": Family("qdwconvp.c.j2", ("base", "qpacked", "rqchannel")),
+    "qconvs": Family("qconvs.c.j2", ("base", "qpacked", "rqchannel")),
+    "qgemmp": Family("qgemmp.c.j2", ("base", "qpacked", "requant")),
     "maxpool": Family("maxpool.c.j2"),
     "avgpool_f32": Family("avgpool_f32.c"),
     "qavgpool": Family("qavgpool.c.j2", ("base", "requant")),
@@ -58,12 +71,13 @@ FAMILIES = {
     "channel_affine_f32": Family("channel_affine_f32.c"),
 }
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                          keep_trailing_newline=True, autoescape=False)
-
 
 def source_text(name: str) -> str:
     return resources.files(__package__).joinpath("kernels", name).read_text(encoding="utf-8")
+
+
+_ENV = jinja2.Environment(loader=jinja2.FunctionLoader(source_text), undefined=jinja2.StrictUndefined,
+                          trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
 
 
 @dataclass
@@ -74,14 +88,21 @@ class KernelSet:
     instances: dict[str, tuple[str, dict]] = field(default_factory=dict)
     uses_math: bool = False
 
-    def use(self, family: str, fn: str | None = None, **params) -> str:
+    def use(self, family: str, fn: str | None = None, parts: tuple[int, ...] | None = None, **params) -> str:
         """Register an instance of `family` (function name `fn`, default the
-        family name) rendered with `params`; returns the function name."""
+        family name) rendered with `params`; returns the function name. `parts`:
+        the pieces of the instance this user calls (qdot: its row counts); the
+        instance renders the union of its users' parts, so none goes unused."""
         if family not in FAMILIES:
             raise KeyError(family)
         fn = fn or family
-        if fn in self.instances and self.instances[fn] != (family, params):
-            raise ValueError(f"kernel {fn} instantiated twice with different parameters")
+        if fn in self.instances:
+            known_family, known = self.instances[fn]
+            if (known_family, {k: v for k, v in known.items() if k != "parts"}) != (family, params):
+                raise ValueError(f"kernel {fn} instantiated twice with different parameters")
+            parts = known.get("parts") if parts is None else tuple(set(parts) | set(known.get("parts", ())))
+        if parts is not None:
+            params["parts"] = tuple(sorted(parts, reverse=True))
         self.instances[fn] = (family, params)
         return fn
 
@@ -107,7 +128,7 @@ class KernelSet:
         for fn, (family, params) in self.instances.items():
             source = FAMILIES[family].source
             if source.endswith(".j2"):
-                texts.append(_ENV.from_string(source_text(source)).render(fn=fn, **params))
+                texts.append(_ENV.get_template(source).render(fn=fn, **params))
             else:
                 texts.append(source_text(source))
         return texts

@@ -13,6 +13,10 @@ Steps, in order:
    all of them are reported in one UnsupportedError.
 Before step 3, storage (`storage.py`) decides where every run-time tensor lives
 and names its pointer; it needs only the handlers' declarations (view, in place).
+With packed weights (`pack` given, `--c-weights packed`), `ops_packed.plan`
+first encodes every QConv/QGemm weight tensor and sizes the arena scratch its
+kernel decodes into (storage places that scratch too); such a step is then
+lowered by its `@lowers_packed` handler.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Handler:
 
 
 HANDLERS: dict[str, Handler] = {}
+PACKED_HANDLERS: dict[str, Callable] = {}  # the lowering of a step whose weights stay packed
 
 
 def lowers(*ops: str, in_place: tuple[int, ...] = (), view: bool = False):
@@ -51,6 +56,17 @@ def lowers(*ops: str, in_place: tuple[int, ...] = (), view: bool = False):
     def decorate(fn):
         for op in ops:
             HANDLERS[op] = Handler(fn, in_place, view)
+        return fn
+
+    return decorate
+
+
+def lowers_packed(*ops: str):
+    """Register the decorated function as the C lowering of the named ops when
+    their weights stay packed (the step has an `ops_packed.PackedLayer`)."""
+
+    def decorate(fn):
+        PACKED_HANDLERS.update({op: fn for op in ops})
         return fn
 
     return decorate
@@ -97,6 +113,8 @@ class Program:
     used: set[str] = field(default_factory=set)  # run-time tensors some statement reads or writes
     storage: Storage | None = None
     final_copies: list[str] = field(default_factory=list)
+    packed: dict = field(default_factory=dict)  # step -> ops_packed.PackedLayer (packed weights only)
+    weights: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # layer -> (format, bits, bytes)
 
     def ctype(self, tensor: str) -> str:
         return C_TYPES[self.graph.tensor(tensor).dtype]
@@ -166,6 +184,19 @@ class Ctx:
         self.program.structs.append(Struct(ident, ctype, [(k, str(v)) for k, v in fields.items()]))
         return "&" + ident
 
+    def scratch(self) -> str:
+        """The pointer variable of this step's arena scratch (storage sized it)."""
+        return self.program.storage.scratch[self.step]
+
+    @property
+    def packed(self):
+        """This step's packed weights (an ops_packed.PackedLayer), or None."""
+        return self.program.packed.get(self.step)
+
+    def record_weights(self, fmt: str, bits: int, nbytes: int) -> None:
+        """Report the node's weight encoding: (format, bits, stored bytes)."""
+        self.program.weights[self.node.name] = (fmt, bits, nbytes)
+
     def ident(self, name: str) -> str:
         """The pointer variable of a run-time tensor, for comments (not marked used)."""
         return self.program.idents[name]
@@ -175,7 +206,7 @@ class Ctx:
 
 
 _NUMPY = {"f32": "float32", "f64": "float64", "i8": "int8", "u8": "uint8", "i16": "int16",
-          "i32": "int32", "i64": "int64", "bool": "uint8"}
+          "i32": "int32", "i64": "int64", "bool": "uint8", "u16": "uint16", "u32": "uint32"}
 
 
 def fold_constants(graph: Graph) -> tuple[dict[str, np.ndarray], list[Node]]:
@@ -191,15 +222,19 @@ def fold_constants(graph: Graph) -> tuple[dict[str, np.ndarray], list[Node]]:
     return consts, schedule
 
 
-def lower(graph: Graph, prefix: str) -> Program:
+def lower(graph: Graph, prefix: str, pack: str | None = None) -> Program:
     """The C program of `graph` (see the module docstring); UnsupportedError
-    lists every node the C target cannot lower."""
-    from . import ops_data, ops_float, ops_int  # noqa: F401  (register the handlers)
+    lists every node the C target cannot lower. `pack`: None keeps weights as
+    int8 arrays; "auto" or a format name keeps QConv/QGemm weights packed."""
+    from . import ops_data, ops_float, ops_int, ops_packed  # noqa: F401  (register the handlers)
 
     consts, schedule = fold_constants(graph)
     program = Program(graph, prefix, consts)
+    if pack is not None:
+        program.packed = ops_packed.plan(graph, consts, schedule, pack)
     names = cformat.Names(reserved={"arena", "NULL", "status"})
-    program.storage = plan_storage(graph, consts, schedule, HANDLERS, names)
+    scratch = {step: layer.scratch for step, layer in program.packed.items() if layer.scratch}
+    program.storage = plan_storage(graph, consts, schedule, HANDLERS, names, scratch)
     program.idents = program.storage.idents
     shared: dict[tuple, str] = {}
     problems = []
@@ -208,8 +243,9 @@ def lower(graph: Graph, prefix: str) -> Program:
         if handler is None:
             problems.append(f"{node.op} node {node.name!r}: no C kernel for {node.op}")
             continue
+        fn = PACKED_HANDLERS[node.op] if step in program.packed and program.packed[step].family else handler.fn
         try:
-            lines = handler.fn(Ctx(program, step, node, names, shared), node)
+            lines = fn(Ctx(program, step, node, names, shared), node)
         except Refused as exc:
             problems.append(f"{node.op} node {node.name!r}: {exc}")
             continue

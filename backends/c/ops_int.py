@@ -69,11 +69,11 @@ def _types(ctx: Ctx, x: str, out_dtype: str) -> dict:
     return dict(sfx=_sfx(ctx, x, out_dtype), tx=ctx.ctype(x), ty=ctx.ctype_of(out_dtype))
 
 
-def _qdot(ctx: Ctx, x: str) -> dict:
-    """Register the dot products of `x`'s type (qdot.c.j2); the kernel
-    parameters naming them."""
+def _qdot(ctx: Ctx, x: str, rows: tuple[int, ...] = (8, 4)) -> dict:
+    """Register the dot products of `x`'s type (qdot.c.j2: qdot1 and
+    qdot<r> for r in `rows`); the kernel parameters naming them."""
     xd = ctx.dtype(x)
-    ctx.kernel("qdot", fn=f"qdot_{xd}", sx=xd, tx=ctx.ctype(x))
+    ctx.kernel("qdot", fn=f"qdot_{xd}", sx=xd, tx=ctx.ctype(x), parts=rows)
     return dict(sx=xd)
 
 
@@ -103,6 +103,7 @@ def qconv(ctx: Ctx, node):
         types.update(_qdot(ctx, x))
     fn = ctx.kernel(family, fn=f"{family}_{types['sfx']}", **types)
     wi = ctx.array("w", packed, "i8", f"weights {w} as {layout}", key=(family, w))
+    ctx.record_weights("dense", 8, packed.nbytes)
     g = ctx.struct("geom", "conv_geom", geom)
     return [f"{fn}({g}, {q}, {ctx.ptr(x)}, {wi}, {bias}, {ctx.ptr(y)});"]
 
@@ -116,6 +117,7 @@ def qgemm(ctx: Ctx, node):
     n = ctx.shape(w)[0]
     types = _types(ctx, x, node.attrs.out_dtype) | _qdot(ctx, x)
     fn = ctx.kernel("qgemm", fn=f"qgemm_{types['sfx']}", **types)
+    ctx.record_weights("dense", 8, ctx.data(w).nbytes)
     return [f"{fn}({m}, {n}, {k}, {q}, {ctx.ptr(x)}, {ctx.const(w, 'w')}, {bias}, {ctx.ptr(y)});"]
 
 

@@ -13,6 +13,10 @@ output position it holds (its home); every other group is placed in the arena by
 reading step. Output positions that are not their group's home (a repeated
 output, a view of an input or of another output, a folded constant) are filled
 by copies at the end of invoke.
+
+Scratch: a step whose kernel needs working memory (packed weights decoded into
+rows) gets an arena buffer live at that step only, placed by the same plan, so
+it takes memory that is free at that step when there is some.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class Storage:
     const_idents: set[str] = field(default_factory=set)  # pointer variables into a const input
     homes: dict[str, str] = field(default_factory=dict)  # pointer variable -> parameter it points into
     arena_idents: set[str] = field(default_factory=set)  # pointer variables into the arena
+    scratch: dict[int, str] = field(default_factory=dict)  # step -> pointer variable of its arena scratch
+    scratch_bytes: dict[int, int] = field(default_factory=dict)  # step -> its size
     copies: list[tuple[int, str]] = field(default_factory=list)  # (output position, source tensor)
     buffers: list[Buffer] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
@@ -98,7 +104,9 @@ def _shared_input(graph, consts, node, out, handler, group, group_last, step, in
     return None
 
 
-def plan_storage(graph: Graph, consts, schedule: list[Node], handlers, names: cformat.Names) -> Storage:
+def plan_storage(graph: Graph, consts, schedule: list[Node], handlers, names: cformat.Names,
+                 scratch: dict[int, int] | None = None) -> Storage:
+    """Where every run-time tensor lives; `scratch`: bytes of arena scratch per step."""
     group, first, last = _groups(graph, consts, schedule, handlers)
     in_params = [names.take("in_" + cformat.identifier(n)) for n in graph.inputs]
     out_params = [names.take("out_" + cformat.identifier(n)) for n in graph.outputs]
@@ -113,11 +121,11 @@ def plan_storage(graph: Graph, consts, schedule: list[Node], handlers, names: cf
     for pos, name in enumerate(graph.outputs):
         if name not in consts and name not in storage.idents and home[group[name]] == out_params[pos]:
             storage.idents[name] = out_params[pos]
-    _place_arena(graph, storage, group, first, last, home, names)
+    _place_arena(graph, storage, group, first, last, home, names, scratch or {})
     return storage
 
 
-def _place_arena(graph, storage: Storage, group, first, last, home, names) -> None:
+def _place_arena(graph, storage: Storage, group, first, last, home, names, scratch: dict[int, int]) -> None:
     """Plan the arena groups; give every other run-time tensor a pointer variable."""
     order = [t for t in group if t not in storage.idents]
     index: dict[int, int] = {}
@@ -131,6 +139,8 @@ def _place_arena(graph, storage: Storage, group, first, last, home, names) -> No
         storage.buffers.append(Buffer(graph.tensor(t).nbytes, max(first[t], 0), max(last[t], first[t], 0),
                                       t, alias))
         arena_members.append(t)
+    for step, size in sorted(scratch.items()):
+        storage.buffers.append(Buffer(size, step, step, f"scratch of step {step}"))
     storage.offsets = memory_plan.plan(storage.buffers, ALIGNMENT)
     storage.arena_bytes = memory_plan.arena_bytes(storage.buffers, storage.offsets, ALIGNMENT)
     storage.naive_bytes = memory_plan.naive_bytes(storage.buffers)
@@ -152,3 +162,8 @@ def _place_arena(graph, storage: Storage, group, first, last, home, names) -> No
             storage.const_idents.add(ident)
         else:
             storage.decls[ident] = f"({ctype} *){home[group[t]]}"
+    for (step, _), offset in zip(sorted(scratch.items()), storage.offsets[len(arena_members):]):
+        ident = names.take("scratch")
+        storage.scratch[step], storage.scratch_bytes[step] = ident, scratch[step]
+        storage.decls[ident] = f"arena + {offset}"
+        storage.arena_idents.add(ident)

@@ -4,8 +4,11 @@
 in `emitter`; `execute` builds the emitted library with its test harness using
 the host C compiler in a temporary folder and runs it on the verification
 samples; `extras` gives the report its `memory` section (arena, naive sum,
-lower bound, constant bytes). Integer graphs must match the reference
-interpreter bit for bit; float graphs within the driver's FLOAT_PARITY.
+lower bound, constant bytes, and per QConv/QGemm layer its weights' (format,
+bits, stored bytes)). Integer graphs must match the reference interpreter bit
+for bit; float graphs within the driver's FLOAT_PARITY. With the option
+c_weights="packed", QConv/QGemm weights stay packed in the format `pack` asks
+for ("auto": the smallest), decoded by the kernels (ops_packed.py).
 """
 
 from __future__ import annotations
@@ -35,23 +38,27 @@ class CTarget:
 
     def __init__(self, options=None):
         """`options`: the driver's CompileOptions; the generated files' header
-        comments record the pipeline they select."""
+        comments record the pipeline they select, and c_weights/pack how the
+        weights are stored."""
         self.provenance = Provenance(_pipeline(self, options)) if options is not None else Provenance()
+        self.pack = options.pack if options is not None and options.c_weights == "packed" else None
         self._last: tuple[Graph, str, Program] | None = None
 
     def program(self, graph: Graph, stem: str) -> Program:
         """The lowered program (kept for the graph it was made from)."""
         prefix = prefix_of(stem)
         if self._last is None or self._last[0] is not graph or self._last[1] != prefix:
-            self._last = (graph, prefix, lower(graph, prefix))
+            self._last = (graph, prefix, lower(graph, prefix, self.pack))
         return self._last[2]
 
     def extras(self, graph: Graph) -> dict:
-        """The report's `memory` section: arena, naive sum, lower bound, constant bytes."""
-        storage = self.program(graph, graph.name).storage
+        """The report's `memory` section: arena, naive sum, lower bound, constant
+        bytes, and `weights`: layer -> (format, bits, stored bytes)."""
+        program = self.program(graph, graph.name)
+        storage = program.storage
         return {"memory": {"arena_bytes": storage.arena_bytes, "arena_naive_bytes": storage.naive_bytes,
                            "arena_lower_bound_bytes": storage.lower_bound_bytes,
-                           "flash_bytes": emitter.flash_bytes(self.program(graph, graph.name))}}
+                           "flash_bytes": emitter.flash_bytes(program), "weights": dict(program.weights)}}
 
     def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
         samples = synthetic_samples(graph, GOLDEN_SAMPLES)

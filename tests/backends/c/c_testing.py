@@ -1,7 +1,8 @@
 """Helpers for the C target's tests: graphs of one op (or a few), building the
 emitted sources with gcc/clang under -Werror and ASan/UBSan, running the
 harness, and comparing with the reference interpreter (bit for bit on integer
-graphs, within FLOAT_PARITY on float ones)."""
+graphs, within FLOAT_PARITY on float ones). `pack` (a --pack choice) compiles
+with packed weights (--c-weights packed); None keeps int8 weights."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from nnc.backends.c import build
 from nnc.backends.c.target import CTarget
-from nnc.driver import FLOAT_PARITY, is_integer_graph
+from nnc.driver import FLOAT_PARITY, CompileOptions, is_integer_graph
 from nnc.interpreter import run
 from nnc.ir import Graph, Node, Tensor, TensorType
 from nnc.ops import get_op
@@ -74,10 +75,15 @@ def single_op(op: str, attrs, inputs: list[tuple[str, object]], name: str = "g")
     return b.output(b.op(op, names, attrs))
 
 
-def emit(graph: Graph, folder: Path, stem: str | None = None) -> tuple[Path, str]:
+def target(pack: str | None = None) -> CTarget:
+    """The C target; with `pack`, keeping weights packed in that encoding."""
+    return CTarget() if pack is None else CTarget(CompileOptions(target="c", c_weights="packed", pack=pack))
+
+
+def emit(graph: Graph, folder: Path, stem: str | None = None, pack: str | None = None) -> tuple[Path, str]:
     stem = stem or re.sub(r"[^A-Za-z0-9_-]", "_", graph.name)
     folder.mkdir(parents=True, exist_ok=True)
-    CTarget().emit(graph, folder, stem)
+    target(pack).emit(graph, folder, stem)
     return folder, stem
 
 
@@ -85,9 +91,10 @@ def build_harness(src: Path, stem: str, out: Path, cc: str = "gcc", flags=WERROR
     return build.compile_c([src / f"{stem}.c", src / f"{stem}_test.c"], out, flags, cc=cc, include=src)
 
 
-def run_c(graph: Graph, samples: list[dict], tmp: Path, cc: str = "gcc", flags=WERROR + SANITIZE) -> list[dict]:
+def run_c(graph: Graph, samples: list[dict], tmp: Path, cc: str = "gcc", flags=WERROR + SANITIZE,
+          pack: str | None = None) -> list[dict]:
     """Emit, build (strict, sanitized) and run `graph` on `samples`."""
-    src, stem = emit(graph, tmp / f"src_{cc}")
+    src, stem = emit(graph, tmp / f"src_{cc}", pack=pack)
     exe = build_harness(src, stem, tmp / f"{stem}_{cc}", cc, flags)
     work = tmp / f"run_{cc}"
     work.mkdir(exist_ok=True)
@@ -108,8 +115,9 @@ def assert_matches(graph: Graph, samples: list[dict], produced: list[dict]) -> N
                 np.testing.assert_allclose(got[name], want, rtol=0, atol=FLOAT_PARITY * scale, err_msg=name)
 
 
-def check_graph(graph: Graph, tmp: Path, samples: list[dict] | None = None, compilers=None) -> None:
+def check_graph(graph: Graph, tmp: Path, samples: list[dict] | None = None, compilers=None,
+                pack: str | None = None) -> None:
     """The whole check with every available compiler."""
     samples = samples or synthetic_samples(graph, 3, seed=1)
     for cc in compilers or COMPILERS:
-        assert_matches(graph, samples, run_c(graph, samples, tmp, cc))
+        assert_matches(graph, samples, run_c(graph, samples, tmp, cc, pack=pack))

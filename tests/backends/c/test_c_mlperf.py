@@ -1,6 +1,7 @@
 """The MLPerf Tiny models through the C target: verified by the driver (float
 parity without quantization, bit-exact once quantized), arena within 1.1 x the
-lower bound, and a Cortex-M4 cross-compile where arm-none-eabi-gcc is installed."""
+lower bound, kws with packed weights, and a Cortex-M4 cross-compile where
+arm-none-eabi-gcc is installed."""
 
 from __future__ import annotations
 
@@ -49,6 +50,29 @@ def test_quantized_model_in_c_is_bit_exact(model, calibrate, tmp_path, record_pr
     if calibrate and model in FLOAT_MODELS:
         assert verification["vs_float"]["cosine"] >= 0.99
     check_memory(result.report, record_property)
+
+
+KWS = "kws_dscnn_f32"
+
+
+@pytest.mark.skipif(KWS not in MODEL_NAMES, reason=f"{KWS} is not among the MLPerf models")
+@pytest.mark.parametrize("compression", [{}, {"weight_bits": 4, "sparsity": 0.5}], ids=["int8", "4bit-sparse"])
+def test_packed_weights_are_bit_exact(compression, tmp_path, record_property):
+    """--c-weights packed on kws: verified bit-exact by the driver. int8 weights
+    (full range, no zeros) stay dense int8; 4-bit half-zero ones pack to under
+    half their int8 bytes."""
+    sample = MODELS_DIR / f"{KWS}.io.npz"
+    result = nnc.compile(MODELS_DIR / f"{KWS}.onnx", target="c", output_dir=tmp_path / KWS, quantize=True,
+                         inputs=sample, calib=sample, c_weights="packed", **compression)
+    assert result.report["verification"]["vs_reference"]["bit_exact"]
+    weights = result.report["memory"]["weights"]
+    record_property("packed_weights", weights)
+    stored = sum(nbytes for _, _, nbytes in weights.values())
+    if compression:
+        assert stored < 0.5 * result.report["weights"]["params"]
+        assert {fmt for fmt, _, _ in weights.values()} - {"dense"}
+    else:
+        assert all(fmt == "dense" and bits == 8 for fmt, bits, _ in weights.values())
 
 
 @pytest.mark.skipif(not shutil.which("arm-none-eabi-gcc"), reason="arm-none-eabi-gcc is not installed")
