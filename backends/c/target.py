@@ -16,13 +16,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from nnc.errors import OptionError
 from nnc.interpreter import run
 from nnc.ir import Graph
 from nnc.pipelines import CANONICAL
 from nnc.verification import synthetic_samples
 
 from .. import register_target
-from . import build, emitter
+from . import build, emitter, packed
 from .emitter import Provenance, prefix_of
 from .lowering import Program, lower
 
@@ -42,6 +43,9 @@ class CTarget:
         weights are stored."""
         self.provenance = Provenance(_pipeline(self, options)) if options is not None else Provenance()
         self.pack = options.pack if options is not None and options.c_weights == "packed" else None
+        if self.pack not in (None, "auto", *packed.FORMATS):
+            raise OptionError(f"--pack {self.pack} is not supported with --c-weights packed (the C kernels "
+                              f"decode {', '.join(packed.FORMATS)}; or give --pack auto)")
         self._last: tuple[Graph, str, Program] | None = None
 
     def program(self, graph: Graph, stem: str) -> Program:
@@ -59,6 +63,14 @@ class CTarget:
         return {"memory": {"arena_bytes": storage.arena_bytes, "arena_naive_bytes": storage.naive_bytes,
                            "arena_lower_bound_bytes": storage.lower_bound_bytes,
                            "flash_bytes": emitter.flash_bytes(program), "weights": dict(program.weights)}}
+
+    def weight_encodings(self, graph: Graph) -> dict[str, tuple[str, int, int]]:
+        """Per weighted layer: (format, bits, stored bytes) of its weights in flash;
+        layers the C target keeps as they are (float Conv, ...) report their tensor."""
+        from nnc.report import layer_weights
+
+        found = {layer: ("dense", 8 * t.data.itemsize, t.nbytes) for layer, t in layer_weights(graph).items()}
+        return found | self.program(graph, graph.name).weights
 
     def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
         samples = synthetic_samples(graph, GOLDEN_SAMPLES)
