@@ -6,7 +6,8 @@ order (`values.reshape(-1)`); `count` is the number of values. What `bits` means
 depends on the format:
 - value formats (dense, bitmask, rle): the value width b ∈ {2..8}; every value
   fits b-bit two's complement, −2^(b−1) ≤ v ≤ 2^(b−1) − 1;
-- codebook: the index width b ∈ {1..8}; values are any int8.
+- codebook: the index width b ∈ {1..8}; values are any int8;
+- huffman: the code-length limit L ∈ {1..15}; values are any int8.
 
 Bit packing (shared by every format). A sequence of fields is packed LSB-first
 into one bit stream: bit j of the stream is bit (j mod 8) of byte ⌊j / 8⌋, and
@@ -47,6 +48,29 @@ FORMAT_CODEBOOK (3)
     table[index i]. `encode`'s table is the sorted distinct values, so every entry
     is used; an empty tensor (count 0) has the table [0] and no indices.
 
+FORMAT_HUFFMAN (4) — a canonical Huffman code per tensor: Huffman's minimum-
+redundancy code (D. A. Huffman, "A Method for the Construction of Minimum-Redundancy
+Codes", Proc. IRE 40(9), 1952) over the tensor's values, its codes assigned from
+the code lengths alone as DEFLATE assigns them (RFC 1951 §3.2.2).
+    byte 0: n − 1, n the number of distinct symbols (values), 1 ≤ n ≤ min(256, 2^L);
+    bytes [1, 1 + 2n): n records (symbol: int8, length l: u8, 1 ≤ l ≤ L), in
+    canonical order: by length, then by symbol value; every symbol once;
+    then one bit stream: the codes of the `count` values in order, zero padding to
+    a byte. A code of length l takes l consecutive stream bits, its most significant
+    bit first (at the lowest stream position), as DEFLATE packs Huffman codes.
+    Codes: record 0 has code 0; record i has (code(i−1) + 1) << (l_i − l_(i−1)).
+    With n ≥ 2 the lengths satisfy Kraft's equality Σ 2^−l = 1 (a complete prefix
+    code: every bit string starts with exactly one code); a single symbol has the
+    code "0" (l = 1), so its values are 0 bits. Every symbol occurs among the values;
+    an empty tensor (count 0) has the one record (0, 1) and no stream.
+    Encoding: the lengths are the leaf depths of Huffman's tree over the value
+    counts, merging the two smallest (count, subtree height, node number): leaves
+    are numbered in symbol order, merged nodes after them in creation order.
+    While the longest code exceeds L, counts below f are raised to f, for f = 2, 4,
+    8, …, and the tree rebuilt (the length limiting of brotli's encoder,
+    BrotliCreateHuffmanTree; with f at the largest count, n ≤ 2^L symbols fit).
+    `natural_bits` is the longest code of the code built with L = 15.
+
 Examples (bytes in hex, "|" between parts):
     b = 4, values [1, 0, 0, −2]:
       dense    = 01 E0                (fields 0001, 0000, 0000, 1110)
@@ -58,21 +82,34 @@ Examples (bytes in hex, "|" between parts):
                  4-bit entries 0001, 0001, 0101 (1 | 2 << 1), 1111 (1 | 7 << 1)
     b = 2, values [5, −3, 5, 5, 0, −3]:
       codebook = 02 | FD 00 05 | A2 01  (k = 3, table [−3, 0, 5], indices 2 0 2 2 1 0)
+    L = 3, values [0, 0, 1, 0, −1, 0, 2, 0] (counts: 0 ×4, −1, 1, 2 ×1 each):
+      huffman  = 03 | 00 01  02 02  FF 03  01 03 | DC 04
+                 records (0, 1) (2, 2) (−1, 3) (1, 3): codes 0 → "0", 2 → "10",
+                 −1 → "110", 1 → "111"; the stream 0 0 111 0 110 0 10 0 is bits
+                 0..12 = 0,0,1,1,1,0,1,1 | 0,0,1,0,0 (+ 3 padding zeros), so byte 0 =
+                 0b11011100 and byte 1 = 0b00000100.
 
 Choosing an encoding. `natural_bits(values, format)` is the narrowest `bits` that
 format needs; `pack(values, choice)` encodes at it: in the named format, or with
-"auto" in whichever format gives the shortest payload (the lower code on ties).
+"auto" in whichever format gives the shortest payload (the lower code on ties),
+among all formats or the ones a target decodes (`formats`).
 
 `decode` validates everything and raises ValueError on a payload that no
 `encode` produces: wrong length, nonzero padding bits, a zero where a bitmask says
 nonzero, a bad run width, a zero-valued entry that is not a filler, a trailing
 filler, a position ≥ count, a table not strictly ascending or with an unused
-entry, an index ≥ k. `validate` makes the same checks without building the
-values. The blob reader turns a ValueError into its BlobError.
+entry, an index ≥ k; for huffman, a code length outside 1..L, records out of
+canonical order or repeating a symbol, lengths that are not a complete prefix code
+(or a single symbol's length other than 1), a symbol that never occurs, a stream
+that ends inside a code or before `count` codes, a bit string that starts no code.
+`validate` makes the same checks (for rle without building the values): its memory
+follows the payload's length, and so does its time, times log2(count) for huffman.
+The blob reader turns a ValueError into its BlobError.
 """
 
 from __future__ import annotations
 
+import heapq
 import struct
 from dataclasses import dataclass
 
@@ -82,12 +119,18 @@ FORMAT_DENSE = 0      # b-bit two's complement values
 FORMAT_BITMASK = 1    # nonzero mask, then the nonzero values
 FORMAT_RLE = 2        # (zeros before, nonzero value) entries
 FORMAT_CODEBOOK = 3   # table of distinct values, then b-bit indices
-FORMATS = (FORMAT_DENSE, FORMAT_BITMASK, FORMAT_RLE, FORMAT_CODEBOOK)
+FORMAT_HUFFMAN = 4    # canonical Huffman code table, then the codes
+FORMATS = (FORMAT_DENSE, FORMAT_BITMASK, FORMAT_RLE, FORMAT_CODEBOOK, FORMAT_HUFFMAN)
 FORMAT_NAMES = {"dense": FORMAT_DENSE, "bitmask": FORMAT_BITMASK, "rle": FORMAT_RLE,
-                "codebook": FORMAT_CODEBOOK}
+                "codebook": FORMAT_CODEBOOK, "huffman": FORMAT_HUFFMAN}
 PACK_CHOICES = ("auto", *FORMAT_NAMES)  # what `pack` accepts
 MIN_BITS, MAX_BITS = 2, 8          # value width of dense, bitmask, rle
 MIN_INDEX_BITS = 1                 # codebook index width: 1..MAX_BITS
+MAX_CODE_BITS = 15                 # huffman code-length limit L: 1..MAX_CODE_BITS
+BITS_RANGE = {FORMAT_DENSE: (MIN_BITS, MAX_BITS), FORMAT_BITMASK: (MIN_BITS, MAX_BITS),
+              FORMAT_RLE: (MIN_BITS, MAX_BITS), FORMAT_CODEBOOK: (MIN_INDEX_BITS, MAX_BITS),
+              FORMAT_HUFFMAN: (1, MAX_CODE_BITS)}
+_ANY_INT8 = (FORMAT_CODEBOOK, FORMAT_HUFFMAN)  # formats whose values are any int8
 RLE_RUN_BITS = range(1, 9)         # run-field widths r
 RLE_HEADER = struct.Struct("<BI")  # r, entry count E
 
@@ -115,21 +158,29 @@ def natural_bits(values: np.ndarray, format: int) -> int:
     """The narrowest `bits` of `format` for `values` (int8 integers). Value formats:
     the narrowest b in 2..8 whose symmetric range ±(2^(b−1) − 1) holds max|v|, and 8
     for −128 (no symmetric range holds it; 8-bit two's complement does). Codebook:
-    ⌈log2(distinct values)⌉, at least 1."""
+    ⌈log2(distinct values)⌉, at least 1. Huffman: the longest code of the code
+    `encode` builds with L = 15."""
     flat = _int8_values(values)
     _check_format(format)
     if format == FORMAT_CODEBOOK:
         distinct = int(np.count_nonzero(np.bincount(flat + 128, minlength=256)))
         return max(MIN_INDEX_BITS, (distinct - 1).bit_length())
+    if format == FORMAT_HUFFMAN:
+        return int(huffman_lengths(_symbol_counts(flat), MAX_CODE_BITS).max())
     peak = int(np.abs(flat).max()) if flat.size else 0
     return min(MAX_BITS, max(MIN_BITS, peak.bit_length() + 1))
 
 
-def pack(values: np.ndarray, choice: str = "auto") -> Packed:
+def pack(values: np.ndarray, choice: str = "auto", formats: tuple[int, ...] = FORMATS) -> Packed:
     """`values` encoded at their natural bits: in format `choice` (a FORMAT_NAMES key)
-    or, with "auto", in the format giving the shortest payload (lower code on ties)."""
+    or, with "auto", in the format of `formats` (codes; default all, a target passes
+    the ones it decodes) giving the shortest payload (lower code on ties)."""
     check_choice(choice)
-    formats = FORMATS if choice == "auto" else (FORMAT_NAMES[choice],)
+    if not formats or any(f not in FORMATS for f in formats):
+        raise ValueError(f"pack formats must be some of {FORMATS}, got {formats!r}")
+    if choice != "auto" and FORMAT_NAMES[choice] not in formats:
+        raise ValueError(f"packing {choice!r} is not among the formats {formats!r}")
+    formats = formats if choice == "auto" else (FORMAT_NAMES[choice],)
     candidates = []
     for format in formats:
         bits = natural_bits(values, format)
@@ -147,7 +198,7 @@ def encode(values: np.ndarray, bits: int, format: int) -> bytes:
     """The payload of `values` (any shape, flattened row-major) in `format`."""
     _check_format(format)
     _check_bits(bits, format)
-    flat = _int8_values(values) if format == FORMAT_CODEBOOK else _checked_values(values, bits)
+    flat = _int8_values(values) if format in _ANY_INT8 else _checked_values(values, bits)
     return _ENCODERS[format](flat, bits)
 
 
@@ -160,7 +211,8 @@ def decode(payload: bytes, bits: int, format: int, count: int) -> np.ndarray:
 def validate(payload: bytes, bits: int, format: int, count: int) -> None:
     """ValueError unless `decode` accepts `payload`. Its time and memory follow the
     payload's length, not `count`: an rle payload of 5 bytes may stand for 2^32
-    zeros, which this does not build."""
+    zeros, which this does not build. (A huffman payload has at least one bit per
+    value, so there the two agree: it is decoded.)"""
     data = _checked_arguments(payload, bits, format, count)
     if format == FORMAT_RLE:
         _rle_entries(data, bits, int(count))
@@ -216,10 +268,6 @@ def _encode_codebook(flat: np.ndarray, bits: int) -> bytes:
         raise ValueError(f"{table.size} distinct values need more than {bits}-bit codebook indices")
     index_of = np.cumsum(present) - 1
     return bytes([table.size - 1]) + table.astype(np.int8).tobytes() + pack_fields(index_of[flat + 128], bits)
-
-
-_ENCODERS = {FORMAT_DENSE: _encode_dense, FORMAT_BITMASK: _encode_bitmask, FORMAT_RLE: _encode_rle,
-             FORMAT_CODEBOOK: _encode_codebook}
 
 
 # -- decoders (payload bytes as uint8; the caller checked bits and count) -------------------
@@ -290,8 +338,195 @@ def _decode_codebook(data: np.ndarray, bits: int, count: int) -> np.ndarray:
     return table[indices]
 
 
+# -- huffman (FORMAT_HUFFMAN) ----------------------------------------------------------
+def huffman_lengths(counts: np.ndarray, limit: int) -> np.ndarray:
+    """The code length of each symbol (0 where its count is 0) of the Huffman code
+    over `counts` whose codes are at most `limit` bits (the module docstring's
+    construction); ValueError if more than 2^limit symbols occur."""
+    counts = np.asarray(counts, np.int64)
+    present = np.flatnonzero(counts)
+    if present.size > 1 << limit:
+        raise ValueError(f"{present.size} distinct values need codes longer than {limit} bits")
+    lengths = np.zeros(counts.size, np.int64)
+    lengths[present] = 1  # a single symbol: the code "0"
+    floor = 1
+    while present.size > 1:
+        depths = _tree_depths(np.maximum(counts[present], floor).tolist())
+        if max(depths) <= limit:
+            lengths[present] = depths
+            break
+        floor *= 2
+    return lengths
+
+
+def _tree_depths(weights: list[int]) -> list[int]:
+    """Leaf depths of Huffman's tree over ≥ 2 `weights`: merge the two least
+    (weight, height, node number); leaves are nodes 0..n−1, merged nodes n, n+1, …"""
+    n = len(weights)
+    heap = [(w, 0, leaf) for leaf, w in enumerate(weights)]
+    heapq.heapify(heap)
+    parent = list(range(2 * n - 1))
+    for node in range(n, 2 * n - 1):
+        (w1, h1, a), (w2, h2, b) = heapq.heappop(heap), heapq.heappop(heap)
+        parent[a] = parent[b] = node
+        heapq.heappush(heap, (w1 + w2, max(h1, h2) + 1, node))
+    depth = [0] * (2 * n - 1)
+    for node in range(2 * n - 3, -1, -1):  # parents are numbered after children; the root 2n−2 has depth 0
+        depth[node] = depth[parent[node]] + 1
+    return depth[:n]
+
+
+def canonical_codes(lengths: np.ndarray) -> np.ndarray:
+    """The codes of lengths listed in canonical order (RFC 1951 §3.2.2): the first
+    is 0, each next (previous + 1) << (its length − the previous length)."""
+    codes = [0]
+    for before, length in zip(lengths[:-1].tolist(), lengths[1:].tolist()):
+        codes.append((codes[-1] + 1) << (length - before))
+    return np.array(codes[:len(lengths)], np.int64)
+
+
+def _symbol_counts(flat: np.ndarray) -> np.ndarray:
+    """Occurrences of each int8 value v at v + 128; an empty tensor counts one 0."""
+    counts = np.bincount(flat + 128, minlength=256)
+    if not flat.size:
+        counts[128] = 1
+    return counts
+
+
+def _encode_huffman(flat: np.ndarray, code_bits: int) -> bytes:
+    lengths = huffman_lengths(_symbol_counts(flat), code_bits)  # by value + 128
+    present = np.flatnonzero(lengths)
+    order = present[np.argsort(lengths[present], kind="stable")]  # by length, then by value
+    codes = np.zeros(lengths.size, np.int64)
+    codes[order] = canonical_codes(lengths[order])
+    reversed_codes = _reversed_bits(MAX_CODE_BITS)[codes] >> (MAX_CODE_BITS - lengths)  # first bit lowest
+    records = np.stack([order - 128, lengths[order]], axis=1) & 0xFF  # (symbol, length) rows
+    return bytes([order.size - 1]) + records.astype(np.uint8).tobytes() + _pack_codes(
+        reversed_codes[flat + 128], lengths[flat + 128])
+
+
+def _pack_codes(reversed_codes: np.ndarray, lengths: np.ndarray) -> bytes:
+    """Codes packed into one LSB-first stream, each most significant bit first,
+    zero padding to a byte. A code's bits reversed are the stream's bits from its
+    start s upward: ≤ 15 + 7 bits of the bytes ⌊s/8⌋ .. ⌊s/8⌋ + 2, disjoint from
+    the other codes', so summing each byte's shares ORs them."""
+    starts = np.cumsum(lengths) - lengths
+    size = packed_size(int(lengths.sum()), 1)
+    shifted, first = reversed_codes << (starts & 7), starts >> 3
+    stream = np.zeros(size + 2)
+    for byte in range(3):
+        stream += np.bincount(first + byte, (shifted >> 8 * byte) & 0xFF, size + 2)  # exact in float64
+    return stream[:size].astype(np.uint8).tobytes()
+
+
+def _decode_huffman(data: np.ndarray, code_bits: int, count: int) -> np.ndarray:
+    symbols, lengths = _huffman_table(data, code_bits)
+    stream = data[1 + 2 * symbols.size:]
+    low, high = packed_size(count, int(lengths.min())), packed_size(count, int(lengths.max()))
+    if not low <= stream.size <= high:  # also bounds the work below: O(count) and O(payload)
+        raise ValueError(f"huffman stream has {stream.size} bytes; {count} codes of {lengths.min()}.."
+                         f"{lengths.max()} bits take {low}..{high}")
+    record = _code_records(stream, lengths, code_bits, count)
+    used = np.bincount(record, minlength=symbols.size).all() if count else (
+        symbols.tolist(), lengths.tolist()) == ([0], [1])
+    if not used:
+        raise ValueError("a huffman symbol never occurs (an empty tensor's table is the one record (0, 1))")
+    return symbols[record]
+
+
+def _huffman_table(data: np.ndarray, code_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(symbols, lengths) of a huffman payload's records, which it checks."""
+    if data.size < 1:
+        raise ValueError("huffman payload is empty: it needs at least its symbol count")
+    n = int(data[0]) + 1
+    if n > 1 << code_bits:
+        raise ValueError(f"a huffman code of {n} symbols does not fit {code_bits}-bit codes")
+    if data.size < 1 + 2 * n:
+        raise ValueError(f"huffman payload of {data.size} bytes is shorter than its {n}-record table")
+    records = data[1:1 + 2 * n].reshape(n, 2)
+    symbols, lengths = records[:, 0].view(np.int8).astype(np.int64), records[:, 1].astype(np.int64)
+    if lengths.min() < 1 or lengths.max() > code_bits:
+        raise ValueError(f"a huffman code length is outside 1..{code_bits}: {sorted(set(lengths.tolist()))}")
+    if (np.diff(lengths * 256 + symbols) <= 0).any():
+        raise ValueError("huffman records are not in canonical order (by length, then by symbol)")
+    if np.unique(symbols).size != n:
+        raise ValueError("a huffman symbol has two records")
+    kraft = int((1 << (code_bits - lengths)).sum())  # Σ 2^−l in units of 2^−L
+    if n == 1 and lengths[0] != 1:
+        raise ValueError(f"a single huffman symbol has the 1-bit code \"0\", not a {lengths[0]}-bit one")
+    if n > 1 and kraft != 1 << code_bits:
+        raise ValueError(f"huffman code lengths are not a complete prefix code: Σ 2^-l = {kraft}/2^{code_bits}")
+    return symbols, lengths
+
+
+def _code_records(stream: np.ndarray, lengths: np.ndarray, code_bits: int, count: int) -> np.ndarray:
+    """The record of each of the first `count` codes of `stream`; ValueError if the
+    stream ends before them or inside one, a bit string there starts no code, or
+    more than zero padding follows them. Vectorized: where a code would start at
+    every stream position p, then the true starts by pointer jumping."""
+    total = 8 * stream.size
+    record_at = _window_records(stream, lengths, code_bits)  # −1: no code starts there
+    step = np.append(lengths, 0).take(record_at)  # the code's length, 0 if none
+    position = np.arange(total + 1)
+    ends = position[:-1] + step
+    # following[p]: where the next code starts; a position starting no code or one
+    # that runs past the stream, and the end `total`, lead to themselves
+    following = np.append(np.where(ends <= total, ends, position[:-1]), total)
+    starts = _chain(following, count)
+    end = 0
+    if count:
+        last = int(starts[-1])
+        if last == total or last + step[last] > total:
+            raise ValueError(f"the huffman stream ends before its {count} codes do")
+        if step[last] == 0:
+            raise ValueError(f"the bits from huffman stream bit {last} start no code")
+        end = last + int(step[last])
+    _expect_length(stream.size, packed_size(end, 1), "huffman stream")
+    if end % 8 and stream[-1] >> (end % 8):
+        raise ValueError("nonzero padding bits after the last huffman code")
+    return record_at[starts]
+
+
+def _chain(following: np.ndarray, count: int) -> np.ndarray:
+    """0, following[0], following[following[0]], …: `count` positions, by pointer
+    jumping (J. C. Wyllie, "The Complexity of Parallel Computations", 1979): with
+    the first 2^k positions known and `jump` = following applied 2^k times, the
+    next 2^k are jump[those], and jump[jump] applies it 2^(k+1) times."""
+    starts, jump = np.zeros(min(count, 1), np.intp), following  # intp: np.take's fastest indices
+    while starts.size < count:
+        starts = np.concatenate([starts, np.take(jump, starts)])
+        if starts.size < count:
+            jump = np.take(jump, jump)
+    return starts[:count]
+
+
+def _window_records(stream: np.ndarray, lengths: np.ndarray, code_bits: int) -> np.ndarray:
+    """For every stream position p: the record whose code the L = code_bits stream
+    bits from p begin with (bits past the end read as 0), or −1 if none does."""
+    # Canonical codes, extended by zeros to L bits, count up from 0 in record order:
+    # record i owns the 2^(L − l_i) L-bit strings after those of records 0..i−1.
+    spans = 1 << (code_bits - lengths)
+    by_value = np.full(1 << code_bits, -1, np.int32)  # the L bits read first bit most significant
+    by_value[:spans.sum()] = np.repeat(np.arange(lengths.size, dtype=np.int32), spans)
+    table = by_value[_reversed_bits(code_bits)]  # the L bits read first bit least significant
+    padded = np.concatenate([stream, np.zeros(3, np.uint8)]).astype(np.int32)
+    words = (padded[:-3] | padded[1:-2] << 8 | padded[2:-1] << 16)  # 24 stream bits from each byte
+    windows = np.repeat(words, 8) >> np.tile(np.arange(8, dtype=np.int32), stream.size)
+    return table[windows & ((1 << code_bits) - 1)]
+
+
+def _reversed_bits(width: int) -> np.ndarray:
+    """0..2^width − 1, each with its `width` bits in reverse order."""
+    index, reversed_ = np.arange(1 << width), np.zeros(1 << width, np.int64)
+    for bit in range(width):
+        reversed_ |= ((index >> bit) & 1) << (width - 1 - bit)
+    return reversed_
+
+
+_ENCODERS = {FORMAT_DENSE: _encode_dense, FORMAT_BITMASK: _encode_bitmask, FORMAT_RLE: _encode_rle,
+             FORMAT_CODEBOOK: _encode_codebook, FORMAT_HUFFMAN: _encode_huffman}
 _DECODERS = {FORMAT_DENSE: _decode_dense, FORMAT_BITMASK: _decode_bitmask, FORMAT_RLE: _decode_rle,
-             FORMAT_CODEBOOK: _decode_codebook}
+             FORMAT_CODEBOOK: _decode_codebook, FORMAT_HUFFMAN: _decode_huffman}
 _FORMAT_OF_CODE = {code: name for name, code in FORMAT_NAMES.items()}
 
 
@@ -311,9 +546,9 @@ def _check_format(format: int) -> None:
 
 
 def _check_bits(bits: int, format: int) -> None:
-    low = MIN_INDEX_BITS if format == FORMAT_CODEBOOK else MIN_BITS
-    if not isinstance(bits, (int, np.integer)) or not low <= bits <= MAX_BITS:
-        raise ValueError(f"bits must be an integer in [{low}, {MAX_BITS}] for format {format}, got {bits!r}")
+    low, high = BITS_RANGE[format]
+    if not isinstance(bits, (int, np.integer)) or not low <= bits <= high:
+        raise ValueError(f"bits must be an integer in [{low}, {high}] for format {format}, got {bits!r}")
 
 
 def _int8_values(values: np.ndarray) -> np.ndarray:

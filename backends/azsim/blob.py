@@ -32,7 +32,7 @@ from nnc import packing
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
 
 MAGIC = b"\x89AZB\r\n\x1a\n"
-VERSION = 2  # the newest version this nnc reads and writes
+VERSION = 3  # the newest version this nnc reads and writes
 HEADER = struct.Struct("<8sIIIIII")  # magic version flags file_size section_count reserved header_crc
 ENTRY = struct.Struct("<IIII")  # kind offset length crc32
 STREAM_HEADER = struct.Struct("<HBBIIB3x")  # header_len format bits count payload_len rank (+3 zero bytes)
@@ -41,7 +41,7 @@ MAX_RANK = 8
 # The first blob version that holds each weight stream format; a blob's version is the
 # lowest that holds all its streams (docs/blob-format.md, versioning).
 FORMAT_SINCE = {packing.FORMAT_DENSE: 1, packing.FORMAT_BITMASK: 1,
-                packing.FORMAT_RLE: 2, packing.FORMAT_CODEBOOK: 2}
+                packing.FORMAT_RLE: 2, packing.FORMAT_CODEBOOK: 2, packing.FORMAT_HUFFMAN: 3}
 # The ops the chip runs and their codes in layer records (append only: codes are never reused).
 OP_CODES = {"QConv": 1, "QGemm": 2, "QAdd": 3, "QAveragePool": 4, "QSoftmax": 5, "QLut": 6,
             "Requantize": 7, "MaxPool": 8, "GlobalMaxPool": 9, "Clip": 10, "Reshape": 11,

@@ -24,9 +24,10 @@
    as its index in PAD_MODES, floats only when integral (Clip bounds and Pad's
    value on integer tensors) and then as ints; None is omitted.
 5. Each weight tensor is encoded once with `packing.pack(values, pack)`: "auto"
-   (the default) takes the shortest of the four formats, a format name forces
-   that one; either way at the format's natural width (nnc.packing). It becomes
-   a WeightStream of the weight's shape; layers sharing a weight tensor share it.
+   (the default) takes the shortest of all nnc.packing formats (the chip decodes
+   every one, huffman included), a format name forces that one; either way at the
+   format's natural bits. It becomes a WeightStream of the weight's shape; layers
+   sharing a weight tensor share it.
 Same graph, same program: every step is deterministic.
 """
 

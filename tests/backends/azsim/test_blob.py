@@ -18,11 +18,12 @@ from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 
 import nnc
 from nnc import packing
-from nnc.backends.azsim.blob import ENTRY, HEADER, MAGIC, OP_CODES, SECTIONS, read_blob, write_blob
+from nnc.backends.azsim.blob import ENTRY, FORMAT_SINCE, HEADER, MAGIC, OP_CODES, SECTIONS, read_blob, write_blob
 from nnc.backends.azsim.lowering import to_program
 from nnc.backends.azsim.program import (DTYPE_CODES, FORMAT_BITMASK, FORMAT_CODEBOOK, FORMAT_DENSE, FORMAT_RLE,
                                         LayerDesc, Program, TensorDesc, WeightStream)
-from nnc.backends.azsim.simulator import Simulator
+from nnc.backends.azsim.simulator import Simulator, simulate
+from nnc.packing import FORMAT_HUFFMAN
 from nnc.passmanager import PassManager, parse_pipeline
 from nnc.pipelines import CANONICAL
 
@@ -192,9 +193,10 @@ def test_blob_error_is_an_nnc_error():
 
 
 @pytest.mark.parametrize("version, message", [
-    (3, r"^blob version 3 is newer than this nnc supports \(2\)$"),
+    (4, r"^blob version 4 is newer than this nnc supports \(3\)$"),
     (0, r"^unknown blob version 0"),
     (2, r"^corrupt blob: header offset 8: version 2, but its weight stream formats \[0\] make it version 1$"),
+    (3, r"^corrupt blob: header offset 8: version 3, but its weight stream formats \[0\] make it version 1$"),
 ])
 def test_reader_names_the_version(version, message):
     with pytest.raises(nnc.BlobError, match=message):
@@ -289,7 +291,7 @@ def with_stream(format: int, bits: int = 4) -> Program:
 
 
 @pytest.mark.parametrize("format, version", [(FORMAT_DENSE, 1), (FORMAT_BITMASK, 1), (FORMAT_RLE, 2),
-                                             (FORMAT_CODEBOOK, 2)])
+                                             (FORMAT_CODEBOOK, 2), (FORMAT_HUFFMAN, 3)])
 def test_every_format_round_trips_in_the_lowest_version_that_holds_it(format, version):
     program = with_stream(format)
     blob = write_blob(program)
@@ -303,16 +305,71 @@ def test_a_version_1_blob_cannot_hold_the_version_2_formats():
         read_blob(blob)
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_versions_cannot_hold_huffman(version):
+    blob = assemble(sections(write_blob(with_stream(FORMAT_HUFFMAN))), version=version)
+    with pytest.raises(nnc.BlobError, match=rf"version {version}, but its weight stream formats \[4\] make it "
+                                            r"version 3"):
+        read_blob(blob)
+
+
+def test_a_huffman_stream_is_where_the_doc_says():
+    """Format 4 at bits L = 3 (the code-length limit), the payload of
+    nnc.packing's example, after the stream header; the blob is version 3."""
+    values = np.array([0, 0, 1, 0, -1, 0, 2, 0], np.int8)
+    payload = bytes.fromhex("03 0001 0202 FF03 0103 DC04")
+    program = tiny_program(streams=(WeightStream(FORMAT_HUFFMAN, 3, (2, 4), payload),),
+                           layers=_layer(P, 0, params={"x_zero_point": 3}))
+    blob = write_blob(program)
+    assert struct.unpack_from("<I", blob, 8) == (3,)
+    assert sections(blob)[4] == struct.pack("<IHBBIIB3xII", 1, 24, 4, 3, 8, 11, 2, 2, 4) + payload
+    assert read_blob(blob) == program
+    assert packing.decode(read_blob(blob).streams[0].payload, 3, FORMAT_HUFFMAN, 8).tolist() == values.tolist()
+
+
+# CRC32s of the blobs nnc wrote before huffman (version 1 and 2 writers, commit 68542c2)
+OLDER_FORMAT_BLOBS = {FORMAT_DENSE: (908, 0x459BA189), FORMAT_BITMASK: (908, 0x0DF97433),
+                      FORMAT_RLE: (913, 0x77632571), FORMAT_CODEBOOK: (915, 0x36C34008)}
+
+
+@pytest.mark.parametrize("format", OLDER_FORMAT_BLOBS)
+def test_blobs_without_huffman_keep_their_bytes(format):
+    blob = write_blob(with_stream(format))
+    assert (len(blob), zlib.crc32(blob)) == OLDER_FORMAT_BLOBS[format]
+
+
+def test_a_huffman_program_simulates_and_costs_its_stored_bytes():
+    """docs/azsim.md §8, third part: the worked example's layer as a huffman stream.
+    The decoder is charged payload bytes / decoder_bytes_per_cycle, as for every format."""
+    from test_simulator import gemm, half_zero
+
+    program, feed = gemm(half_zero(16, 64), bits=1, format=FORMAT_HUFFMAN)
+    stream = program.streams[0]
+    assert (stream.format, stream.bits, len(stream.payload)) == (FORMAT_HUFFMAN, 1, 133)
+    assert read_blob(write_blob(program)) == program
+    (out, stats), (expected, _) = simulate(program, feed), simulate(gemm(half_zero(16, 64))[0], feed)
+    np.testing.assert_array_equal(out["y"], expected["y"])
+    row = stats.layers[0]
+    assert (row.bytes_loaded, row.load_cycles, row.decoder_cycles, row.compute_cycles) == (325, 82, 34, 8)
+    assert row.cycles == 150 and stats.energy_uj == pytest.approx(35553.6e-6, rel=1e-12)
+
+
 @pytest.mark.parametrize("format, payload, message", [
     (FORMAT_RLE, bytes.fromhex("01 01000000 00"), "not a filler"),
     (FORMAT_RLE, bytes.fromhex("04 01000000 1f"), "position 15, beyond the 12 values"),  # r = 4: (15, 1)
     (FORMAT_CODEBOOK, bytes.fromhex("01 0500 555555"), "ascending"),
     (FORMAT_CODEBOOK, bytes.fromhex("01 0005 ffffff"), "index 3 is not below the table size 2"),
+    (FORMAT_HUFFMAN, bytes.fromhex("02 0001 0302 0502 ffff"), "ends before its 12 codes do"),  # 8 codes "11"
+    (FORMAT_HUFFMAN, bytes.fromhex("01 0001 0501 ff1f"), "padding"),
+    (FORMAT_HUFFMAN, bytes.fromhex("01 0501 0001 ff0f"), "canonical order"),
+    (FORMAT_HUFFMAN, bytes.fromhex("01 0001 0502 ff0f"), "complete prefix code"),
+    (FORMAT_HUFFMAN, bytes.fromhex("01 0001 0501 0000"), "never occurs"),                    # 12 zeros, no 5
+    (FORMAT_HUFFMAN, bytes.fromhex("02 0001 0302 0502 ff"), "1 bytes; 12 codes of 1..2 bits take 2..3"),
 ])
 def test_reader_refuses_malformed_new_format_streams(format, payload, message):
     body = struct.pack("<IHBBIIB3xII", 1, 24, format, 2, 12, len(payload), 2, 3, 4) + payload
     with pytest.raises(nnc.BlobError, match=f"STREAMS section.*stream 0: .*{message}"):
-        read_blob(assemble(sections(resealed(5, body)), version=2))
+        read_blob(assemble(sections(resealed(5, body)), version=FORMAT_SINCE[format]))
 
 
 def test_a_huge_all_zero_rle_stream_is_read_without_building_it():
