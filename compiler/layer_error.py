@@ -22,6 +22,7 @@ import numpy as np
 
 from .interpreter import run
 from .ir import Graph
+from .verification import cosine_rmse
 
 WEIGHTED_INTEGER_OPS = ("QConv", "QGemm")
 QUANTIZED_SUFFIX = ".q"
@@ -61,9 +62,7 @@ def layer_errors(float_graph: Graph, graph: Graph, samples: list[dict]) -> dict[
         scale, zero_point = _broadcastable(quant, got[out][0].ndim)
         approx = np.concatenate([((v.astype(np.float64) - zero_point) * scale).ravel() for v in got[out]])
         exact = np.concatenate([v.astype(np.float64).ravel() for v in want[source]])
-        norms = float(np.linalg.norm(approx) * np.linalg.norm(exact))
-        errors[layer] = {"cosine": float(approx @ exact / norms) if norms else float(np.array_equal(approx, exact)),
-                         "rmse": float(np.sqrt(np.mean((approx - exact) ** 2))) if exact.size else 0.0}
+        errors[layer] = cosine_rmse(exact, approx)
     return errors
 
 

@@ -24,7 +24,7 @@ from .ir import Graph
 from .layer_select import weighted_layers
 from .passmanager import PassManager, available_passes, parse_pipeline
 from .pipelines import CANONICAL
-from .verification import compare
+from .verification import cosine_rmse, flatten
 
 Samples = list[dict[str, np.ndarray]]
 
@@ -65,6 +65,4 @@ def analyze(graph: Graph, samples: Samples, calib: str, bits: int = 4,
 
 def _output_error(truth: Samples, got: Samples) -> dict:
     """Cosine and RMSE of all outputs of all samples, flattened together."""
-    ref = np.concatenate([np.asarray(s[k], np.float64).ravel() for s in truth for k in sorted(s)])
-    out = np.concatenate([np.asarray(s[k], np.float64).ravel() for s in got for k in sorted(s)])
-    return {"cosine": compare(truth, got)["cosine"], "rmse": float(np.sqrt(np.mean((ref - out) ** 2)))}
+    return cosine_rmse(flatten(truth), flatten(got))

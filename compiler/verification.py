@@ -125,20 +125,34 @@ def compare(reference: list[Sample], candidate: list[Sample]) -> dict:
     """Metrics of `candidate` against `reference` over all samples and outputs:
     max abs difference, cosine similarity, SNR in dB, top-1 agreement (for outputs
     whose last axis holds more than one class), bit-exactness."""
-    ref = np.concatenate([np.asarray(s[k], np.float64).ravel() for s in reference for k in sorted(s)])
-    got = np.concatenate([np.asarray(s[k], np.float64).ravel() for s in candidate for k in sorted(s)])
+    ref, got = flatten(reference), flatten(candidate)
     bit_exact = all(np.array_equal(r[k], c[k]) for r, c in zip(reference, candidate) for k in r)
     noise = float(np.sum((ref - got) ** 2))
     signal = float(np.sum(ref ** 2))
-    norms = float(np.linalg.norm(ref) * np.linalg.norm(got))
     return {
         "samples": len(reference),
         "bit_exact": bool(bit_exact),
         "max_abs_diff": float(np.max(np.abs(ref - got))) if ref.size else 0.0,
-        "cosine": float(np.dot(ref, got) / norms) if norms else float(noise == 0.0),
+        "cosine": cosine(ref, got),
         "snr_db": _snr_db(signal, noise),
         "top1_agreement": _top1(reference, candidate),
     }
+
+
+def flatten(samples: list[Sample]) -> np.ndarray:
+    """Every output of every sample, float64, one flat array (outputs in name order)."""
+    return np.concatenate([np.asarray(s[k], np.float64).ravel() for s in samples for k in sorted(s)])
+
+
+def cosine(ref: np.ndarray, got: np.ndarray) -> float:
+    """Cosine similarity of two flat arrays; 1.0 or 0.0 when a norm is zero (equal or not)."""
+    norms = float(np.linalg.norm(ref) * np.linalg.norm(got))
+    return float(np.dot(ref, got) / norms) if norms else float(np.array_equal(ref, got))
+
+
+def cosine_rmse(ref: np.ndarray, got: np.ndarray) -> dict:
+    """{"cosine", "rmse"} of flat arrays `got` against `ref`."""
+    return {"cosine": cosine(ref, got), "rmse": float(np.sqrt(np.mean((ref - got) ** 2))) if ref.size else 0.0}
 
 
 def _snr_db(signal: float, noise: float) -> float | None:

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UnsupportedError
 from ..ir import Graph, Node, Tensor
 from ..ops.quantize import DequantizeAttrs
 from .emit import add_node
 from .params import qdq_affine
-from .weights import bias_floor, codebook_weights, per_channel, quantize_bias, quantize_weights
+from .weights import (bias_floor, codebook_weights, dequantized_constant, per_channel, quantize_bias,
+                      quantize_weights)
 
 
 @dataclass(frozen=True)
@@ -115,16 +117,16 @@ def _float_constants(graph: Graph, node: Node, spec: WeightSpec):
 
 def _dequantized_value(graph: Graph, name: str) -> np.ndarray | None:
     """The real value of a DequantizeLinear of constants with zero points 0, or None."""
-    dq = graph.producer(name) if name else None
-    if dq is None or dq.op != "DequantizeLinear" or not all(graph.tensor(t).is_constant for t in dq.inputs if t):
+    try:
+        constant = dequantized_constant(graph, name, "constant", "") if name else None
+    except UnsupportedError:
         return None
-    if len(dq.inputs) > 2 and dq.inputs[2] and np.any(graph.constant(dq.inputs[2]) != 0):
+    if constant is None:
         return None
-    q = graph.constant(dq.inputs[0]).astype(np.float64)
-    scale = graph.constant(dq.inputs[1]).astype(np.float64)
-    if scale.size == 1:
-        return q * float(scale.reshape(-1)[0])
-    return q * per_channel(scale.reshape(-1), q.ndim, (dq.attrs.axis or 0) % q.ndim)
+    q = constant.data.astype(np.float64)
+    if constant.scale.size == 1:
+        return q * float(constant.scale[0])
+    return q * per_channel(constant.scale, q.ndim, (constant.axis or 0) % q.ndim)
 
 
 def _fold_gemm_scalars(node: Node, w: np.ndarray, bias):
