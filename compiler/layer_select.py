@@ -17,6 +17,7 @@ from typing import Callable, TypeVar
 
 from .errors import OptionError
 from .ir import Graph, Node
+from .summary import through_dequantize
 
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 T = TypeVar("T")
@@ -27,13 +28,8 @@ def weight_constant(graph: Graph, node: Node) -> str | None:
     or the integer constant a DequantizeLinear reads; None if it is not constant."""
     if node.op not in WEIGHTED_OPS or len(node.inputs) < 2 or not node.inputs[1]:
         return None
-    name = node.inputs[1]
-    if graph.tensor(name).is_constant:
-        return name
-    producer = graph.producer(name)
-    if producer is not None and producer.op == "DequantizeLinear" and graph.tensor(producer.inputs[0]).is_constant:
-        return producer.inputs[0]
-    return None
+    tensor = through_dequantize(graph, node.inputs[1])
+    return None if tensor is None else tensor.name
 
 
 def weighted_layers(graph: Graph) -> list[Node]:

@@ -80,13 +80,14 @@ def parameter_tensors(graph: Graph, node: Node) -> dict[str, Tensor]:
     found = {}
     for i in indices:
         name = node.inputs[i] if i < len(node.inputs) else ""
-        tensor = _through_dequantize(graph, name) if name else None
+        tensor = through_dequantize(graph, name) if name else None
         if tensor is not None:
             found[name] = tensor
     return found
 
 
-def _through_dequantize(graph: Graph, name: str) -> Tensor | None:
+def through_dequantize(graph: Graph, name: str) -> Tensor | None:
+    """The constant tensor `name`, or the constant a DequantizeLinear producing it reads; else None."""
     tensor = graph.tensor(name)
     if tensor.is_constant:
         return tensor
