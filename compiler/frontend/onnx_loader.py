@@ -5,7 +5,8 @@ Steps, each failing with one clear NncError:
    stay inside the model's folder);
 2. onnx.checker, opset range check (11 .. newest the installed onnx knows);
 3. bind every symbolic or unknown input dimension (to 1, or to the user's
-   `input_shapes`), then ONNX shape inference with data propagation;
+   `input_shapes`), then ONNX shape inference with data propagation, and fold
+   every shape computation into constants (shape_folding.py);
 4. onnx-graphsurgeon clean-up (dead nodes, unused tensors) and topological sort;
 5. refuse the model if any op lacks a lowering, listing every such node at once;
 6. lower node by node through the `@lowers` table; output types come from nnc's
@@ -27,6 +28,7 @@ from ..errors import ModelError, NncError, ShapeError, UnsupportedError
 from ..ir import Graph, Node, Tensor, TensorType
 from ..ops import get_op, lowering
 from ..ops.registry import OnnxNode
+from .shape_folding import fold_shapes
 
 MIN_OPSET = 11
 MAX_OPSET = onnx.defs.onnx_opset_version()
@@ -57,14 +59,18 @@ def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]
     """Lower an in-memory model; the graph is called `name`, else the ONNX graph's name."""
     opset = _check(model)
     _bind_input_shapes(model, input_shapes)
-    try:
-        model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
-    except Exception as exc:  # onnx raises several unrelated types here
-        raise ShapeError(f"shape inference failed: {_first_line(exc)}") from None
+    model = fold_shapes(_infer_shapes(model), opset, _infer_shapes)
     graph = gs.import_onnx(model)
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     _refuse_unsupported(graph, opset)
     return _lower(graph, opset, name or model.graph.name or "model")
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:  # onnx raises several unrelated types here
+        raise ShapeError(f"shape inference failed: {_first_line(exc)}") from None
 
 
 # -- reading and checking --------------------------------------------------------

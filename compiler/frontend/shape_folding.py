@@ -1,0 +1,120 @@
+"""Static shape folding: once every input shape is bound, shape computations are
+constants. This pass turns them into initializers so that the IR only ever sees
+compute ops (both PyTorch exporters wrap reshapes, initial RNN states and
+attention head splits in Shape -> Gather -> Unsqueeze -> Concat -> ... chains).
+
+Folded, in the graph's topological order, until nothing changes:
+- `Shape` (with `start`/`end`) and `Size` of a tensor whose shape ONNX shape
+  inference knows fully;
+- every other node whose inputs are all constants (initializers, Constant nodes
+  or outputs folded before), evaluated with ONNX's reference evaluator
+  (`onnx.reference`) at the model's opset: Gather/Slice/Concat/Unsqueeze/
+  Squeeze/Cast on shapes, Range, ConstantOfShape, Expand, Where, Reshape, ...
+
+Never folded: QuantizeLinear/DequantizeLinear (their constant inputs are the
+model's quantized weights, which the quantizer reads as such), random and
+control-flow ops, ops of other domains, and nodes that produce a graph output.
+Shape inference runs again after each round, since a folded constant can make
+a downstream shape (and so another `Shape`) known.
+
+Invariants: the model computes the same outputs; a folded node's outputs become
+initializers of the same names and types; a node is folded at most once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from ..errors import ShapeError
+
+NEVER_FOLD = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "RandomNormal",
+                        "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli",
+                        "If", "Loop", "Scan"})
+MAX_ROUNDS = 8
+
+
+def fold_shapes(model: onnx.ModelProto, opset: int, infer) -> onnx.ModelProto:
+    """The model with its shape computations folded (see the module docstring);
+    `infer(model)` runs shape inference and returns the inferred model."""
+    for _ in range(MAX_ROUNDS):
+        folded = _fold_round(model, opset)
+        if not folded:
+            return model
+        model = infer(model)
+    return model
+
+
+def _fold_round(model: onnx.ModelProto, opset: int) -> bool:
+    """Fold what can be folded now, in place; True if anything was."""
+    graph = model.graph
+    known = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    shapes = _static_shapes(graph)
+    outputs = {o.name for o in graph.output}
+    kept, added = [], {}
+    for node in graph.node:
+        values = None
+        if node.domain in ("", "ai.onnx") and node.op_type not in NEVER_FOLD and not outputs & set(node.output):
+            values = _fold_node(node, known, shapes, opset)
+        if values is None:
+            kept.append(node)
+            continue
+        for name, value in zip(node.output, values):
+            if name:
+                known[name] = added[name] = np.asarray(value)
+    if not added:
+        return False
+    used = {name for node in kept for name in node.input} | outputs
+    del graph.node[:]
+    graph.node.extend(kept)
+    graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in added.items() if name in used)
+    _drop_value_info(graph, set(added))
+    return True
+
+
+def _fold_node(node: onnx.NodeProto, known: dict, shapes: dict, opset: int) -> list[np.ndarray] | None:
+    if node.op_type in ("Shape", "Size"):
+        shape = shapes.get(node.input[0])
+        if shape is None:
+            return None
+        if node.op_type == "Size":
+            return [np.array(int(np.prod(shape)), np.int64)]
+        attrs = {a.name: a.i for a in node.attribute}
+        return [np.array(shape[_clamp(attrs.get("start", 0), len(shape)):
+                               _clamp(attrs.get("end", len(shape)), len(shape))], np.int64)]
+    inputs = [name for name in node.input if name]
+    if not all(name in known for name in inputs):
+        return None
+    try:
+        return ReferenceEvaluator(node, opsets={"": opset}).run(None, {name: known[name] for name in inputs})
+    except Exception as exc:  # the evaluator raises many unrelated types on bad constants
+        raise ShapeError(f"{node.op_type} node {node.name!r}: cannot fold its constant inputs: "
+                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+
+
+def _clamp(index: int, rank: int) -> int:
+    """ONNX Shape's start/end: negative counts from the back, then clamped to [0, rank]."""
+    return min(max(index + rank if index < 0 else index, 0), rank)
+
+
+def _static_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape, for every value whose dims are all known."""
+    shapes = {}
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        tensor_type = value.type.tensor_type
+        if not value.type.HasField("tensor_type") or not tensor_type.HasField("shape"):
+            continue
+        dims = tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = tuple(int(d.dim_value) for d in dims)
+    for tensor in graph.initializer:
+        shapes[tensor.name] = tuple(int(d) for d in tensor.dims)
+    return shapes
+
+
+def _drop_value_info(graph: onnx.GraphProto, names: set[str]) -> None:
+    keep = [v for v in graph.value_info if v.name not in names]
+    del graph.value_info[:]
+    graph.value_info.extend(keep)
