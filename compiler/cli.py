@@ -32,7 +32,7 @@ def _errors_to_exit(debug: bool):
     try:
         yield
     except NncError as exc:
-        typer.echo(f"nnc: error: {exc}", err=True)
+        typer.echo("nnc: error: " + " ".join(part.strip() for part in str(exc).splitlines()), err=True)
         raise typer.Exit(2) from None
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise

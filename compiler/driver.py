@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import NncWarning, OptionError, VerificationError
+from .errors import NncWarning, OptionError, UnsupportedError, VerificationError
 from .frontend.onnx_loader import load
 from .interpreter import run
 from .layer_error import layer_errors
@@ -145,13 +145,22 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
             **options) -> CompileResult:
     """Compile the ONNX model at `model` for `target`; see CompileOptions for the
     options. Raises an NncError subclass on bad input or failed verification.
-    Warnings (e.g. synthetic calibration) are listed in report["warnings"]."""
-    from nnc.backends import get_target
-
+    Warnings (e.g. synthetic calibration) are listed in report["warnings"].
+    An UnsupportedError names the target: "target c: no integer lowering for ..."."""
     try:
         opts = CompileOptions(target=target, **options)
     except TypeError as exc:
         raise OptionError(f"compile: {exc}") from None
+    try:
+        return _compile(model, opts, output_dir, progress, dump)
+    except UnsupportedError as exc:
+        raise UnsupportedError(f"target {opts.target}: {exc}") from None
+
+
+def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Progress | None,
+             dump: Callable[[str], None] | None) -> CompileResult:
+    from nnc.backends import get_target
+
     say = progress or (lambda message: None)
     start = time.perf_counter()
     tgt = get_target(opts.target, opts)

@@ -52,19 +52,22 @@ def test_truncated_model(tmp_path):
 
 def _model_with_unsupported_ops(path: Path) -> None:
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="ok"),
-             helper.make_node("Erf", ["a"], ["b"], name="erf_1"),
-             helper.make_node("Erf", ["b"], ["c"], name="erf_2"),
-             helper.make_node("Celu", ["c"], ["y"], name="celu")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+             helper.make_node("Hardmax", ["a"], ["b"], name="hardmax_1"),
+             helper.make_node("Hardmax", ["b"], ["c"], name="hardmax_2"),
+             helper.make_node("Det", ["c"], ["y"], name="det")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
-def test_unsupported_ops_listed_once(tmp_path):
+@pytest.mark.parametrize("target", ["ir", "c", "az-sim"])
+def test_unsupported_ops_listed_once(tmp_path, target):
+    """One line naming every unsupported op, its nodes and the target."""
     _model_with_unsupported_ops(tmp_path / "m.onnx")
-    proc = nnc_cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "out")
+    proc = nnc_cli("compile", tmp_path / "m.onnx", "--target", target, "-o", tmp_path / "out")
     _assert_one_line_error(proc)
-    for fragment in ("Erf (nodes 'erf_1', 'erf_2')", "Celu (node 'celu')", "opset-17"):
+    for fragment in (f"target {target}:", "Hardmax (nodes 'hardmax_1', 'hardmax_2')", "Det (node 'det')",
+                     "opset-17"):
         assert fragment in proc.stderr
     assert not (tmp_path / "out").exists()
 
