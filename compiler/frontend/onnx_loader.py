@@ -56,7 +56,9 @@ def read_model(path: str | Path) -> onnx.ModelProto:
 
 def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]],
                 name: str | None = None) -> Graph:
-    """Lower an in-memory model; the graph is called `name`, else the ONNX graph's name."""
+    """Lower an in-memory model (left unchanged); the graph is called `name`, else
+    the ONNX graph's name."""
+    model = _copy(model)
     opset = _check(model)
     _bind_input_shapes(model, input_shapes)
     model = fold_shapes(_infer_shapes(model), opset, _infer_shapes)
@@ -64,6 +66,12 @@ def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     _refuse_unsupported(graph, opset)
     return _lower(graph, opset, name or model.graph.name or "model")
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    copied = onnx.ModelProto()
+    copied.CopyFrom(model)
+    return copied
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
