@@ -21,6 +21,8 @@ reproducible).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -146,6 +148,25 @@ def calibrate(graph: Graph, samples: list[dict[str, np.ndarray]], tensors: list[
     for sample in samples:
         run(graph, sample, observe=observe)
     return {name: obs.range() for name, obs in observers.items()}
+
+
+def write_ranges(path: str | Path, ranges: dict[str, tuple[float, float]]) -> None:
+    """Save ranges as JSON {"ranges": {tensor: [lo, hi]}}; floats round-trip exactly."""
+    text = json.dumps({"ranges": {name: [float(lo), float(hi)] for name, (lo, hi) in ranges.items()}}, indent=1)
+    Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def read_ranges(path: str | Path) -> dict[str, tuple[float, float]]:
+    """Ranges saved by `write_ranges`; OptionError naming the file if it is not such a file."""
+    try:
+        table = json.loads(Path(path).read_text(encoding="utf-8"))["ranges"]
+        ranges = {str(name): (float(lo), float(hi)) for name, (lo, hi) in table.items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OptionError(f"ranges file {path}: not a ranges file written by nnc ({type(exc).__name__})") from None
+    bad = [name for name, (lo, hi) in ranges.items() if not lo <= 0.0 <= hi]
+    if bad:
+        raise OptionError(f"ranges file {path}: range of {bad[0]!r} does not contain 0")
+    return ranges
 
 
 def channel_means(graph: Graph, samples: list[dict[str, np.ndarray]], tensors: dict[str, int]) -> dict[str, np.ndarray]:

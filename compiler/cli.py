@@ -44,7 +44,7 @@ def _errors_to_exit(debug: bool):
         raise typer.Exit(3) from None
 
 
-def _parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
+def _parse_shapes(specs: list[str], flag: str = "--input-shape") -> dict[str, tuple[int, ...]]:
     shapes = {}
     for spec in specs:
         name, sep, dims = spec.rpartition("=")
@@ -53,7 +53,7 @@ def _parse_shapes(specs: list[str]) -> dict[str, tuple[int, ...]]:
         except ValueError:
             shape = ()
         if not sep or not name or not shape:
-            raise OptionError(f"--input-shape {spec!r}: expected NAME=D0,D1,... with integer dims")
+            raise OptionError(f"{flag} {spec!r}: expected NAME=D0,D1,... with integer dims")
         shapes[name] = shape
     return shapes
 
@@ -163,6 +163,9 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
              inputs: Optional[Path] = typer.Option(None, "--inputs",
                                                    help="Samples (.npz/.npy) for verification (default: --calib)."),
              input_shape: list[str] = INPUT_SHAPE,
+             stream: list[str] = typer.Option([], "--stream", metavar="NAME=D0,D1,...",
+                                              help="Compile for streaming: the input's chunk shape (a part of its "
+                                                   "time axis); recurrent states become inputs/outputs. Repeatable."),
              no_verify: bool = typer.Option(False, "--no-verify", help="Skip verification."),
              verify_each: bool = typer.Option(False, "--verify-each", help="Verify the IR after every pass."),
              print_ir_after: list[str] = typer.Option([], "--print-ir-after", metavar="PASS|all",
@@ -200,7 +203,7 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
             weight_bits=weight_bits, first_last_bits=first_last_bits, codebook=codebook,
             bias_correction=bias_correction, sparsity=sparsity, sparsity_pattern=sparsity_pattern,
             prune_channels=prune_channels, pack=pack, c_weights=c_weights,
-            input_shapes=_parse_shapes(input_shape),
+            input_shapes=_parse_shapes(input_shape), stream=_parse_shapes(stream, "--stream") or None,
             verify=not no_verify, verify_each=verify_each, print_ir_after=tuple(print_ir_after),
             progress=None if quiet or not sys.stderr.isatty() else (lambda m: typer.echo(f"nnc: {m}", err=True)),
             dump=lambda text: typer.echo(text, err=True))

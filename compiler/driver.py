@@ -30,6 +30,7 @@ from .packing import FORMAT_NAMES
 from .ir import Graph
 from .passmanager import PassManager, format_pipeline, parse_pipeline
 from .pipelines import COMPRESSION
+from . import streaming
 from .report import add_layer_errors
 from .report import storage as weight_storage
 from .report import build as build_report
@@ -74,6 +75,9 @@ class CompileOptions:
     pack: weight encoding, "auto" (smallest exact) or one of PACK_FORMATS;
     c_weights: "dense" (int8 arrays) or "packed" (the C target keeps the
         encoded weights and decodes them in its kernels).
+    stream: chunk shapes of the streamed inputs ({name: shape}); the artifact
+        then runs a sequence chunk by chunk with its recurrent states as
+        inputs and outputs (compiler/streaming.py, docs/streaming.md).
     """
 
     target: str = "ir"
@@ -96,6 +100,7 @@ class CompileOptions:
     prune_channels: float = 0.0
     pack: str = "auto"
     c_weights: str = "dense"
+    stream: dict[str, tuple[int, ...]] | None = None
 
     def __post_init__(self):
         for flag, bits in (("weight-bits", self.weight_bits), ("first-last-bits", self.first_last_bits or 8)):
@@ -108,25 +113,34 @@ class CompileOptions:
             raise OptionError(f"pack must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
         if self.c_weights not in ("dense", "packed"):
             raise OptionError(f"c-weights must be dense or packed, got {self.c_weights!r}")
+        if self.stream and self.pipeline is not None:
+            raise OptionError("--stream builds its own pipelines; it cannot be combined with --pipeline")
 
 
 PACK_FORMATS = tuple(FORMAT_NAMES)
 
 
-def default_pipeline(target, opts: CompileOptions) -> str:
+def default_pipeline(target, opts: CompileOptions, stream_role: str | None = None, ranges: str | None = None) -> str:
     """The target's pipeline, then the compression passes the options ask for:
-    prune-channels, prune, quantize (see CompileOptions)."""
+    prune-channels, prune, quantize (see CompileOptions). A streaming compile
+    runs it twice: `stream_role` "whole" saves the calibrated ranges to file
+    `ranges`, "chunk" exposes the states and quantizes with those ranges; both
+    without bias correction (the chunk graph cannot read whole-sequence samples)."""
     quantize = target.quantizes if opts.quantize is None else opts.quantize
-    steps = [target.base_pipeline]
+    steps = [target.base_pipeline] + (["expose-states"] if stream_role == "chunk" else [])
     if opts.prune_channels:
         steps.append(_step("prune-channels", ratio=opts.prune_channels))
     if opts.sparsity or opts.sparsity_pattern:
         steps.append(_step("prune", sparsity=opts.sparsity or None, pattern=opts.sparsity_pattern))
     quantizing = {"weight_bits": opts.weight_bits != 8, "first_last_bits": opts.first_last_bits is not None,
                   "codebook": opts.codebook, "bias_correction": not opts.bias_correction}
+    options = {key: getattr(opts, key) for key, asked in quantizing.items() if asked}
+    if stream_role:
+        options.update({"whole": {"save_ranges": ranges}, "chunk": {"ranges": ranges}}[stream_role],
+                       bias_correction=False)
+    calib = None if opts.calib is None or stream_role == "chunk" else str(opts.calib)
     if quantize:
-        steps.append(_step("quantize", calib=None if opts.calib is None else str(opts.calib),
-                           **{key: getattr(opts, key) for key, asked in quantizing.items() if asked}))
+        steps.append(_step("quantize", calib=calib, **options))
     elif any(quantizing.values()):
         asked = ", ".join(key for key, value in quantizing.items() if value)
         raise OptionError(f"{asked} need quantization, which target {opts.target!r} does not do "
@@ -164,16 +178,24 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     say = progress or (lambda message: None)
     start = time.perf_counter()
     tgt = get_target(opts.target, opts)
-    passes = parse_pipeline(default_pipeline(tgt, opts) if opts.pipeline is None else opts.pipeline)
     say(f"loading {model}")
-    original = load(model, opts.input_shapes)
-    manager = PassManager(passes, verify_each=opts.verify_each, print_after=set(opts.print_ir_after),
-                          snapshot_before=COMPRESSION,
-                          dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
-                          if dump else None)
-    say(f"running pipeline {format_pipeline(passes)}")
-    with warnings.catch_warnings(record=True) as caught:
+    original, whole = load(model, opts.input_shapes), None
+    with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as scratch:
         warnings.simplefilter("always", NncWarning)
+        if opts.stream:
+            ranges = str(Path(scratch) / "ranges.json")
+            say("compiling the whole-sequence graph (streaming reference)")
+            whole = PassManager(parse_pipeline(default_pipeline(tgt, opts, "whole", ranges))).run(original.copy())
+            whole_original, original = original, load(model, {**(opts.input_shapes or {}), **opts.stream},
+                                                         frozenset(opts.stream))
+            passes = parse_pipeline(default_pipeline(tgt, opts, "chunk", ranges))
+        else:
+            passes = parse_pipeline(default_pipeline(tgt, opts) if opts.pipeline is None else opts.pipeline)
+        manager = PassManager(passes, verify_each=opts.verify_each, print_after=set(opts.print_ir_after),
+                              snapshot_before=COMPRESSION,
+                              dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
+                              if dump else None)
+        say(f"running pipeline {format_pipeline(passes)}")
         graph = manager.run(original.copy())
     report = build_report(Path(model), opts.target, graph, format_pipeline(passes),
                           [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
@@ -183,8 +205,13 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
         artifacts = tgt.emit(graph, staging, _stem(graph.name)) if staging else []
         if opts.verify:
             say("verifying against the reference interpreter and onnxruntime")
-            report["verification"], samples = _verify(model, original, graph, opts,
-                                                      lambda s: tgt.execute(graph, staging, _stem(graph.name), s))
+            execute = lambda s: tgt.execute(graph, staging, _stem(graph.name), s)  # noqa: E731
+            if whole is None:
+                report["verification"], samples = _verify(model, original, graph, opts, execute)
+            else:
+                report["verification"], samples = _verify_streaming(model, whole_original, whole, graph, opts,
+                                                                    execute)
+                report["streaming"] = streaming.describe(whole, graph, list(opts.stream))
             if manager.snapshot is not None and is_integer_graph(graph):
                 say("measuring each layer's output error against the float model")
                 add_layer_errors(report, layer_errors(manager.snapshot, graph, samples))
@@ -217,6 +244,32 @@ def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute)
             "vs_reference": vs_reference, "vs_float": compare(truth, reference)}, samples
 
 
+def _verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, opts: CompileOptions, execute):
+    """A streaming compile's verification: the chunk graph run chunk by chunk
+    (reference interpreter) must equal the whole-sequence graph bit for bit, and
+    the target must equal the reference on every chunk (states included)."""
+    samples, source = _verification_samples(whole_original, opts)
+    truth = onnxruntime_outputs(model, samples, whole_original.outputs)
+    axes = streaming.time_axes(whole_original, chunk, list(opts.stream))
+    chunk_inputs, chunk_reference, joined = [], [], []
+    for sample in samples:
+        inputs, outputs = streaming.run_chunks(chunk, streaming.split(sample, axes, chunk), run)
+        chunk_inputs += inputs
+        chunk_reference += outputs
+        joined.append(streaming.join(whole, chunk, outputs))
+    whole_reference = [run(whole, s) for s in samples]
+    vs_whole = compare(whole_reference, joined)
+    _check_parity(chunk, vs_whole, whole_reference, "running chunk by chunk differs from one run over the whole "
+                                                    "sequence")
+    produced = execute(chunk_inputs) if opts.target != "ir" else None
+    vs_reference = compare(chunk_reference, produced if produced is not None else chunk_reference)
+    vs_reference["max_abs_diff_lsb"] = vs_reference["max_abs_diff"] if is_integer_graph(chunk) else None
+    _check_parity(chunk, vs_reference, chunk_reference)
+    return {"samples": len(samples), "chunks": len(chunk_inputs), "source": source,
+            "executed": produced is not None, "vs_reference": vs_reference, "vs_whole_sequence": vs_whole,
+            "vs_float": compare(truth, joined)}, chunk_inputs
+
+
 def _verification_samples(graph: Graph, opts: CompileOptions):
     for path in (opts.inputs, opts.calib):
         if path is not None:
@@ -224,16 +277,17 @@ def _verification_samples(graph: Graph, opts: CompileOptions):
     return synthetic_samples(graph, opts.synthetic_samples), "synthetic"
 
 
-def _check_parity(graph: Graph, metrics: dict, reference) -> None:
+def _check_parity(graph: Graph, metrics: dict, reference,
+                  what: str = "the target's outputs differ from the reference interpreter") -> None:
+    """Bit-exact on integer graphs, within FLOAT_PARITY of the output range on float ones."""
     if is_integer_graph(graph):
         if not metrics["bit_exact"]:
-            raise VerificationError(f"the target's outputs differ from the reference interpreter by up to "
-                                    f"{metrics['max_abs_diff']:g} LSB (they must be bit-exact)")
+            raise VerificationError(f"{what} by up to {metrics['max_abs_diff']:g} LSB (they must be bit-exact)")
         return
     scale = max(1.0, max(float(np.max(np.abs(v))) for s in reference for v in s.values()))
     if metrics["max_abs_diff"] > FLOAT_PARITY * scale:
-        raise VerificationError(f"the target's float outputs differ from the reference interpreter by "
-                                f"{metrics['max_abs_diff']:g} (allowed {FLOAT_PARITY:g} x {scale:g})")
+        raise VerificationError(f"{what} by {metrics['max_abs_diff']:g} (float outputs; allowed "
+                                f"{FLOAT_PARITY:g} x {scale:g})")
 
 
 def is_integer_graph(graph: Graph) -> bool:

@@ -8,6 +8,10 @@ mutation methods keep and `verifier.verify` checks:
 - every tensor is produced by at most one node, and graph inputs and constants by none;
 - node and tensor names are unique;
 - the networkx edges always agree with the nodes' input and output lists;
+- `states` pairs a graph input with a graph output of the same type that a
+  caller feeds back into it on the next run (a recurrent state exposed for
+  streaming, passes/expose_states.py); passes keep input and output names, so
+  the pairs stay valid;
 - `nodes()` returns a deterministic topological order: among ready nodes, the one
   inserted first comes first, so a printed and re-parsed graph keeps its order.
 """
@@ -101,6 +105,7 @@ class Graph:
     tensors: dict[str, Tensor] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    states: list[tuple[str, str]] = field(default_factory=list)  # (input, output) pairs a caller feeds back
     _nx: nx.MultiDiGraph = field(default_factory=nx.MultiDiGraph, repr=False)
     _producer: dict[str, str] = field(default_factory=dict, repr=False)
     _consumers: dict[str, list[str]] = field(default_factory=dict, repr=False)
@@ -141,11 +146,11 @@ class Graph:
         if node.name in self._nx:
             raise IRError(f"node {node.name!r} is defined twice")
         for out in node.outputs:
-            if out in self._producer:
+            if out and out in self._producer:
                 raise IRError(f"tensor {out!r} is produced twice")
         self._nx.add_node(node.name, node=node, seq=self._seq)
         self._seq += 1
-        for out in node.outputs:
+        for out in filter(None, node.outputs):  # "" is an omitted output
             self._producer[out] = node.name
             for consumer in self._consumers.get(out, []):
                 self._nx.add_edge(node.name, consumer, key=out)
@@ -155,7 +160,7 @@ class Graph:
     def remove_node(self, name: str) -> None:
         node = self.node(name)
         self._disconnect_inputs(node)
-        for out in node.outputs:
+        for out in filter(None, node.outputs):
             del self._producer[out]
         self._nx.remove_node(name)
 
@@ -225,7 +230,7 @@ class Graph:
         clone = Graph(self.name)
         for tensor in self.tensors.values():
             clone.tensors[tensor.name] = dataclasses.replace(tensor)
-        clone.inputs, clone.outputs = list(self.inputs), list(self.outputs)
+        clone.inputs, clone.outputs, clone.states = list(self.inputs), list(self.outputs), list(self.states)
         for node in self.nodes():
             clone.add_node(Node(node.name, node.op, list(node.inputs), list(node.outputs), node.attrs))
         return clone

@@ -6,6 +6,7 @@
 - every referenced tensor exists; each tensor has exactly one definition
   (graph input, constant, or one producing node);
 - graph inputs are not constants; graph outputs exist;
+- each state pairs a graph input with a graph output of the same type;
 - re-running each op's shape inference on its input types gives exactly the
   declared output types (shapes consistent);
 - layouts, where set, name each axis once and match the tensor's rank;
@@ -42,6 +43,17 @@ def _verify(graph: Graph) -> None:
             raise IRError(f"graph output {name!r} is never defined")
     for tensor in graph.tensors.values():
         _verify_tensor(tensor)
+    _verify_states(graph)
+
+
+def _verify_states(graph: Graph) -> None:
+    for state_in, state_out in graph.states:
+        if state_in not in graph.inputs or state_out not in graph.outputs:
+            raise IRError(f"state {state_in!r} -> {state_out!r} must pair a graph input with a graph output")
+        a, b = graph.tensor(state_in), graph.tensor(state_out)
+        if (a.dtype, a.shape) != (b.dtype, b.shape):
+            raise IRError(f"state {state_in!r} -> {state_out!r}: types differ "
+                          f"({a.dtype}{list(a.shape)} vs {b.dtype}{list(b.shape)})")
 
 
 def _verify_node(graph: Graph, node, defined: set[str]) -> None:

@@ -2,6 +2,7 @@
 every pass with the pass manager (see nnc.passmanager)."""
 
 from . import canonicalize  # noqa: F401
+from . import expose_states  # noqa: F401
 from . import fold_batchnorm  # noqa: F401
 from . import fold_constants  # noqa: F401
 from . import fuse_activation  # noqa: F401

@@ -15,6 +15,10 @@ compute docs/numerics.md exactly; see nnc.quantizer for the lowering rules.
   ("conv1:8,Gemm:6", by layer name or op type) for any layer. `codebook`
   snaps each weight tensor to 2^b k-means centroids instead. QDQ models'
   weights are re-quantized only when a layer's setting asks for it.
+- `ranges`: a JSON file of activation ranges that an earlier compile wrote
+  with `save_ranges`; the tensors it names take those ranges instead of being
+  calibrated (a streaming compile reuses the whole-sequence compile's ranges, so
+  both quantize alike). `save_ranges` writes every calibrated range used.
 - `bias_correction` (with `calib` only: synthetic inputs have no meaningful
   mean) moves each layer's mean output error into its bias
   (quantizer/layer_weights.py).
@@ -34,7 +38,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from nnc.calibration import OBSERVERS, calibrate, channel_means
+from nnc.calibration import OBSERVERS, calibrate, channel_means, read_ranges, write_ranges
 from nnc.errors import NncWarning, OptionError
 from nnc.ir import Graph, Node
 from nnc.layer_select import parse_overrides, settings, weighted_layers
@@ -56,6 +60,8 @@ class Quantize(Pass):
     overrides: str = ""
     codebook: bool = False
     bias_correction: bool = True
+    ranges: str = ""
+    save_ranges: str = ""
 
     def __post_init__(self):
         for option, bits in (("weight_bits", self.weight_bits), ("first_last_bits", self.first_last_bits or 8)):
@@ -73,9 +79,12 @@ class Quantize(Pass):
         check_supported(graph)  # before calibrating: refuse early, warn for nothing
         the_plan = plan(graph)
         specs = self._specs(graph)
-        ranges, means = {}, {}
-        if the_plan.observed:
-            ranges = calibrate(graph, self._samples(graph), the_plan.observed, self.observer, self.percentile)
+        ranges, means = ({} if not self.ranges else read_ranges(self.ranges)), {}
+        unknown = [name for name in the_plan.observed if name not in ranges]
+        if unknown:
+            ranges.update(calibrate(graph, self._samples(graph), unknown, self.observer, self.percentile))
+        if self.save_ranges:
+            write_ranges(self.save_ranges, {name: ranges[name] for name in the_plan.observed})
         if self.bias_correction and self.calib:
             inputs = {n.name: (n.inputs[0], _channel_axis(n)) for n in weighted_layers(graph)}
             by_tensor = channel_means(graph, load_samples(self.calib, graph), dict(inputs.values()))

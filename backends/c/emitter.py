@@ -89,11 +89,43 @@ def _signature(inputs, outputs) -> str:
     return ", ".join(f"{p['const']}{p['ctype']} *{p['param']}" for p in inputs + outputs)
 
 
+def _states(program: Program, inputs: list[dict], outputs: list[dict]) -> dict:
+    """The streaming states (Graph.states): each pair's ports, and whether every
+    pair may share one buffer — true when each state input is last read (itself
+    or through views of it) before the step that first writes its output."""
+    graph, idents = program.graph, program.storage.idents
+    pairs, shareable = [], True
+    for s_in, s_out in graph.states:
+        port_in, port_out = inputs[graph.inputs.index(s_in)], outputs[graph.outputs.index(s_out)]
+        views = _views_of(program, s_in)
+        last_read = max((s.index for s in program.steps if views & set(s.node.inputs)), default=-1)
+        writes = [s.index for s in program.steps if any(idents.get(t) == port_out["param"] for t in s.node.outputs)]
+        first_write = min(writes, default=len(program.steps))
+        shareable &= last_read < first_write
+        pairs.append(dict(input=port_in, output=port_out))
+    return dict(states=pairs, states_shareable=shareable)
+
+
+def _views_of(program: Program, name: str) -> set[str]:
+    """`name` and every tensor that is a view of it (shares its bytes)."""
+    from .lowering import HANDLERS
+
+    views, frontier = {name}, [name]
+    while frontier:
+        for node in program.graph.consumers(frontier.pop()):
+            handler = HANDLERS.get(node.op)
+            if handler is not None and handler.view and node.outputs[0] not in views:
+                views.add(node.outputs[0])
+                frontier.append(node.outputs[0])
+    return views
+
+
 def _common(program: Program, stem: str, provenance: Provenance) -> dict:
     inputs, outputs = _ports(program)
     storage = program.storage
     return dict(stem=stem, model=cformat.comment(program.graph.name), prefix=program.prefix,
                 macro=program.prefix.upper(), version=__version__, provenance=provenance.lines(),
+                **_states(program, inputs, outputs),
                 inputs=inputs, outputs=outputs, signature=_signature(inputs, outputs),
                 arena_bytes=storage.arena_bytes, naive_bytes=storage.naive_bytes,
                 lower_bound_bytes=storage.lower_bound_bytes, flash_bytes=flash_bytes(program))

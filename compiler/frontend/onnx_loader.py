@@ -34,10 +34,13 @@ MIN_OPSET = 11
 MAX_OPSET = onnx.defs.onnx_opset_version()
 
 
-def load(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
-    """Lower the ONNX model at `path` into an IR graph (see module docstring)."""
+def load(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
+         resize: frozenset[str] = frozenset()) -> Graph:
+    """Lower the ONNX model at `path` into an IR graph (see module docstring).
+    Inputs named in `resize` may take shapes other than the model's fixed dims
+    (a streaming chunk of a fixed-length sequence)."""
     model = read_model(path)
-    return lower_model(model, input_shapes or {}, name=Path(path).stem)
+    return lower_model(model, input_shapes or {}, name=Path(path).stem, resize=resize)
 
 
 def read_model(path: str | Path) -> onnx.ModelProto:
@@ -55,12 +58,12 @@ def read_model(path: str | Path) -> onnx.ModelProto:
 
 
 def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]],
-                name: str | None = None) -> Graph:
+                name: str | None = None, resize: frozenset[str] = frozenset()) -> Graph:
     """Lower an in-memory model (left unchanged); the graph is called `name`, else
     the ONNX graph's name."""
     model = _copy(model)
     opset = _check(model)
-    _bind_input_shapes(model, input_shapes)
+    _bind_input_shapes(model, input_shapes, resize)
     model = fold_shapes(_infer_shapes(model), opset, _infer_shapes)
     graph = gs.import_onnx(model)
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
@@ -107,9 +110,12 @@ def _check(model: onnx.ModelProto) -> int:
     return opset
 
 
-def _bind_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]) -> None:
+def _bind_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]],
+                       resize: frozenset[str]) -> None:
     """Give every graph input a fully static shape; clear the outputs' dims so
-    that shape inference recomputes them from the bound inputs."""
+    that shape inference recomputes them from the bound inputs. Inputs in
+    `resize` may change fixed dims; then every recorded intermediate shape is
+    dropped too, since it may no longer hold."""
     initializers = {t.name for t in model.graph.initializer}
     inputs = {i.name: i for i in model.graph.input if i.name not in initializers}
     unknown = set(input_shapes) - set(inputs)
@@ -126,7 +132,7 @@ def _bind_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int
         for i, dim in enumerate(dims):
             fixed = dim.dim_value if dim.HasField("dim_value") else None
             size = wanted[i] if wanted is not None else (1 if fixed is None else fixed)
-            if fixed is not None and size != fixed:
+            if fixed is not None and size != fixed and name not in resize:
                 raise ShapeError(f"input {name!r}: dimension {i} is {fixed} in the model, not {size}")
             if size < 1:
                 raise ShapeError(f"input {name!r}: dimension {i} must be positive, got {size}")
@@ -134,8 +140,10 @@ def _bind_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int
             dim.dim_value = int(size)
     for output in model.graph.output:
         for dim in output.type.tensor_type.shape.dim:
-            if not dim.HasField("dim_value"):
+            if resize or not dim.HasField("dim_value"):
                 dim.Clear()
+    if resize:
+        del model.graph.value_info[:]
 
 
 def _refuse_unsupported(graph: gs.Graph, opset: int) -> None:

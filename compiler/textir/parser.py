@@ -85,6 +85,12 @@ class _Output:
     names: list[Token]
 
 
+@dataclass
+class _State:
+    input: Token
+    output: Token
+
+
 class _Results(list):
     pass
 
@@ -138,11 +144,14 @@ class _Records(Transformer):
     def output(self, items):
         return _Output(items)
 
+    def state(self, items):
+        return _State(items[0], items[1])
+
     def results(self, items):
         return _Results(items)
 
     def result(self, items):
-        return items[0], items[1]
+        return items[0], (items[1] if len(items) > 1 else None)  # (OMITTED, None): an omitted output
 
     def args(self, items):
         return _Args(items)
@@ -247,6 +256,8 @@ def _build(name: str, stmts: list) -> Graph:
             _declare(graph, stmt)
         elif isinstance(stmt, _Node):
             _add_node(graph, stmt)
+        elif isinstance(stmt, _State):
+            graph.states.append((_name(stmt.input), _name(stmt.output)))
         else:
             for token in stmt.names:
                 _check_defined(graph, token)
@@ -268,6 +279,8 @@ def _add_node(graph: Graph, stmt: _Node) -> None:
         if token.type != "OMITTED":
             _check_defined(graph, token)
     for token, t in stmt.results:
+        if token.type == "OMITTED":
+            continue
         with _at(token):
             graph.add_tensor(Tensor(_name(token), t.dtype, t.shape, layout=t.layout, quant=t.quant))
     with _at(stmt.op):
@@ -275,7 +288,7 @@ def _add_node(graph: Graph, stmt: _Node) -> None:
         with _at_node(stmt):
             attrs = make_attrs(op.Attrs, stmt.attrs)
             inputs = ["" if token.type == "OMITTED" else _name(token) for token in stmt.args]
-            outputs = [_name(token) for token, _ in stmt.results]
+            outputs = ["" if token.type == "OMITTED" else _name(token) for token, _ in stmt.results]
             graph.add_node(Node(stmt.name, op.name, inputs, outputs, attrs))
 
 

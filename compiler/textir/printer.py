@@ -8,7 +8,8 @@ One statement per line, in this order:
   `graph.nodes()` order: its outputs with their types, then the op, the node name,
   the inputs (`_` for an omitted optional input) and the attributes in dataclass
   field order (the braces are left out when the op has no attributes);
-- `output %y, ...` listing the graph outputs.
+- `output %y, ...` listing the graph outputs;
+- `state %h_in -> %h_out` for each state pair (`Graph.states`).
 
 TYPE is `dtype[d0,d1,...]`, then ` layout=NHWC` and
 ` quant(scale=S, zero_point=Z)` (per tensor) or
@@ -58,6 +59,7 @@ def print_ir(graph: Graph, elide_constants: bool = False) -> str:
     lines += [f"  {_node(graph, node)}" for node in graph.nodes()]
     if graph.outputs:
         lines.append("  output " + ", ".join(ref(name) for name in graph.outputs))
+    lines += [f"  state {ref(state_in)} -> {ref(state_out)}" for state_in, state_out in graph.states]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -157,7 +159,8 @@ def _values(data: np.ndarray) -> str | None:
 
 # -- nodes -------------------------------------------------------------------------
 def _node(graph: Graph, node: Node) -> str:
-    results = ", ".join(f"{ref(name)}: {format_type(graph.tensor(name))}" for name in node.outputs)
+    results = ", ".join(f"{ref(name)}: {format_type(graph.tensor(name))}" if name else ref(name)
+                        for name in node.outputs)
     head = f"{results} = " if results else ""
     args = ", ".join(ref(name) for name in node.inputs)
     return f"{head}{node.op} {quote(node.name)} ({args}){_attrs(node.attrs)}"
