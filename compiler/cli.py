@@ -166,6 +166,9 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
              stream: list[str] = typer.Option([], "--stream", metavar="NAME=D0,D1,...",
                                               help="Compile for streaming: the input's chunk shape (a part of its "
                                                    "time axis); recurrent states become inputs/outputs. Repeatable."),
+             name: Optional[str] = typer.Option(None, "--name",
+                                                help="Name of the compiled model: file stem and C symbol prefix "
+                                                     "(default: the model file's stem)."),
              no_verify: bool = typer.Option(False, "--no-verify", help="Skip verification."),
              verify_each: bool = typer.Option(False, "--verify-each", help="Verify the IR after every pass."),
              print_ir_after: list[str] = typer.Option([], "--print-ir-after", metavar="PASS|all",
@@ -203,7 +206,7 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
             weight_bits=weight_bits, first_last_bits=first_last_bits, codebook=codebook,
             bias_correction=bias_correction, sparsity=sparsity, sparsity_pattern=sparsity_pattern,
             prune_channels=prune_channels, pack=pack, c_weights=c_weights,
-            input_shapes=_parse_shapes(input_shape), stream=_parse_shapes(stream, "--stream") or None,
+            input_shapes=_parse_shapes(input_shape), stream=_parse_shapes(stream, "--stream") or None, name=name,
             verify=not no_verify, verify_each=verify_each, print_ir_after=tuple(print_ir_after),
             progress=None if quiet or not sys.stderr.isatty() else (lambda m: typer.echo(f"nnc: {m}", err=True)),
             dump=lambda text: typer.echo(text, err=True))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -22,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import NncWarning, OptionError, UnsupportedError, VerificationError
+from .errors import ModelError, NncWarning, OptionError, UnsupportedError, VerificationError
 from .frontend.onnx_loader import load
 from .interpreter import run
 from .layer_error import layer_errors
@@ -75,6 +76,8 @@ class CompileOptions:
     pack: weight encoding, "auto" (smallest exact) or one of PACK_FORMATS;
     c_weights: "dense" (int8 arrays) or "packed" (the C target keeps the
         encoded weights and decodes them in its kernels).
+    name: the compiled model's name: its artifacts' file stem and the C symbol
+        prefix (default: the model file's stem).
     stream: chunk shapes of the streamed inputs ({name: shape}); the artifact
         then runs a sequence chunk by chunk with its recurrent states as
         inputs and outputs (compiler/streaming.py, docs/streaming.md).
@@ -101,6 +104,7 @@ class CompileOptions:
     pack: str = "auto"
     c_weights: str = "dense"
     stream: dict[str, tuple[int, ...]] | None = None
+    name: str | None = None
 
     def __post_init__(self):
         for flag, bits in (("weight-bits", self.weight_bits), ("first-last-bits", self.first_last_bits or 8)):
@@ -113,6 +117,8 @@ class CompileOptions:
             raise OptionError(f"pack must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
         if self.c_weights not in ("dense", "packed"):
             raise OptionError(f"c-weights must be dense or packed, got {self.c_weights!r}")
+        if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+            raise OptionError(f"name must be a C identifier (letters, digits, _), got {self.name!r}")
         if self.stream and self.pipeline is not None:
             raise OptionError("--stream builds its own pipelines; it cannot be combined with --pipeline")
 
@@ -179,15 +185,16 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     start = time.perf_counter()
     tgt = get_target(opts.target, opts)
     say(f"loading {model}")
-    original, whole = load(model, opts.input_shapes), None
+    original, whole = _named(load(model, opts.input_shapes), opts.name), None
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as scratch:
         warnings.simplefilter("always", NncWarning)
         if opts.stream:
             ranges = str(Path(scratch) / "ranges.json")
             say("compiling the whole-sequence graph (streaming reference)")
             whole = PassManager(parse_pipeline(default_pipeline(tgt, opts, "whole", ranges))).run(original.copy())
-            whole_original, original = original, load(model, {**(opts.input_shapes or {}), **opts.stream},
-                                                         frozenset(opts.stream))
+            whole_original = original
+            original = _named(load(model, {**(opts.input_shapes or {}), **opts.stream}, frozenset(opts.stream)),
+                              opts.name)
             passes = parse_pipeline(default_pipeline(tgt, opts, "chunk", ranges))
         else:
             passes = parse_pipeline(default_pipeline(tgt, opts) if opts.pipeline is None else opts.pipeline)
@@ -215,6 +222,8 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
             if manager.snapshot is not None and is_integer_graph(graph):
                 say("measuring each layer's output error against the float model")
                 add_layer_errors(report, layer_errors(manager.snapshot, graph, samples))
+            if report["verification"]["float_truth"] != "onnxruntime":
+                report["warnings"].append(f"vs_float compares with {report['verification']['float_truth']}")
             if report["verification"]["source"] == "synthetic":
                 report["warnings"].append(f"verified on {report['verification']['samples']} synthetic random "
                                           "samples; give --inputs or --calib for real ones")
@@ -228,20 +237,26 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     return result
 
 
+def _named(graph: Graph, name: str | None) -> Graph:
+    if name is not None:
+        graph.name = name
+    return graph
+
+
 def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute) -> dict:
     """Reference (compiled IR) vs target artifact: bit-exact on integer graphs,
     within FLOAT_PARITY of the output range on float ones, or VerificationError.
     Reference vs onnxruntime on the original model: reported. Returns the
     verification report and the samples."""
     samples, source = _verification_samples(original, opts)
-    truth = onnxruntime_outputs(model, samples, original.outputs)
+    truth, truth_source = _float_truth(model, original, samples)
     reference = [run(graph, s) for s in samples]
     produced = execute(samples) if opts.target != "ir" else None
     vs_reference = compare(reference, produced if produced is not None else reference)
     vs_reference["max_abs_diff_lsb"] = vs_reference["max_abs_diff"] if is_integer_graph(graph) else None
     _check_parity(graph, vs_reference, reference)
     return {"samples": len(samples), "source": source, "executed": produced is not None,
-            "vs_reference": vs_reference, "vs_float": compare(truth, reference)}, samples
+            "vs_reference": vs_reference, "vs_float": compare(truth, reference), "float_truth": truth_source}, samples
 
 
 def _verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, opts: CompileOptions, execute):
@@ -249,7 +264,7 @@ def _verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, 
     (reference interpreter) must equal the whole-sequence graph bit for bit, and
     the target must equal the reference on every chunk (states included)."""
     samples, source = _verification_samples(whole_original, opts)
-    truth = onnxruntime_outputs(model, samples, whole_original.outputs)
+    truth, truth_source = _float_truth(model, whole_original, samples)
     axes = streaming.time_axes(whole_original, chunk, list(opts.stream))
     chunk_inputs, chunk_reference, joined = [], [], []
     for sample in samples:
@@ -267,7 +282,17 @@ def _verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, 
     _check_parity(chunk, vs_reference, chunk_reference)
     return {"samples": len(samples), "chunks": len(chunk_inputs), "source": source,
             "executed": produced is not None, "vs_reference": vs_reference, "vs_whole_sequence": vs_whole,
-            "vs_float": compare(truth, joined)}, chunk_inputs
+            "vs_float": compare(truth, joined), "float_truth": truth_source}, chunk_inputs
+
+
+def _float_truth(model, original: Graph, samples) -> tuple[list, str]:
+    """The float model's outputs and where they come from: onnxruntime on the
+    model file, or, where onnxruntime cannot run it (LSTM with layout 1, say),
+    nnc's reference interpreter on the graph as loaded, before any pass."""
+    try:
+        return onnxruntime_outputs(model, samples, original.outputs), "onnxruntime"
+    except ModelError as exc:
+        return [run(original, s) for s in samples], f"nnc's float reference interpreter ({exc})"
 
 
 def _verification_samples(graph: Graph, opts: CompileOptions):

@@ -21,6 +21,7 @@ import numpy as np
 from . import dtypes
 from .errors import ModelError, ShapeError
 from .ir import Graph
+from .ops.indexing import index_extent
 
 Sample = dict[str, np.ndarray]
 
@@ -86,7 +87,8 @@ def split_batch(arrays: dict[str, np.ndarray], shapes: InputShapes, source: str)
 
 
 def synthetic_samples(graph: Graph, count: int = 4, seed: int = 0) -> list[Sample]:
-    """Seeded random inputs: floats uniform in [-1, 1], integers over their full range."""
+    """Seeded random inputs: floats uniform in [-1, 1], integers over their full
+    range, except Gather indices: uniform over [0, extent) of the axis they index."""
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(count):
@@ -98,6 +100,8 @@ def synthetic_samples(graph: Graph, count: int = 4, seed: int = 0) -> list[Sampl
                 sample[name] = rng.uniform(-1, 1, tensor.shape).astype(dtype)
             else:
                 lo, hi = dtypes.integer_range(tensor.dtype)
+                extent = index_extent(graph, name)
+                lo, hi = (lo, hi) if extent is None else (0, max(extent - 1, 0))
                 sample[name] = rng.integers(lo, hi, tensor.shape, endpoint=True).astype(dtype)
         samples.append(sample)
     return samples
@@ -116,7 +120,10 @@ def onnxruntime_outputs(model_path: str | Path, samples: list[Sample], output_na
         raise ModelError(f"onnxruntime cannot load {model_path}: {str(exc).splitlines()[0]}") from None
     results = []
     for sample in samples:
-        values = session.run(output_names, sample)
+        try:
+            values = session.run(output_names, sample)
+        except Exception as exc:  # e.g. an op onnxruntime implements only partly
+            raise ModelError(f"onnxruntime cannot run {model_path}: {str(exc).splitlines()[0]}") from None
         results.append(dict(zip(output_names, values)))
     return results
 

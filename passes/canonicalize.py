@@ -14,15 +14,21 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 - `reshape_through_unary`: Reshape -> ops acting per element -> Reshape: the first
   Reshape disappears into the second, and the ops in between (element-wise ops
   whose constants are single values, per-tensor Quantize/DequantizeLinear) run on
-  the un-reshaped tensor. Such ops ignore shape, so no value changes.
+  the un-reshaped tensor. Such ops ignore shape, so no value changes;
+- `split_to_slices` (split_to_slices.py): Split -> one Slice per used output;
+- `fuse_gelu` (fuse_gelu.py): GELU decomposed as PyTorch exports it below opset
+  20 (x · 0.5 · (1 + Erf(x / √2)) or its tanh form) -> Gelu(x): the same
+  function, equal up to float32 rounding.
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
-values, bit for bit (only data movement changes); no rule applies any more,
+values, bit for bit (only data movement changes; fuse_gelu up to float32
+rounding); no rule applies any more,
 except where applying it would rename a graph input or output (e.g. an identity
 Transpose from a graph input straight to a graph output stays, as a Reshape).
 Termination: every rewrite lowers (number of Transposes, total length of
-Transpose->Transpose chains, number of Reshapes) in lexicographic order;
+Transpose->Transpose chains, number of Reshapes) in lexicographic order
+(fuse_gelu removes at least four compute nodes and adds one);
 `rewrite` also stops after a step bound as a safety net.
 """
 
@@ -37,6 +43,9 @@ from nnc.ir import Graph, Node, Tensor
 from nnc.ops import get_op
 from nnc.ops.shape import ReshapeAttrs, TransposeAttrs
 from nnc.passmanager import Pass, register_pass
+
+from .fuse_gelu import fuse_gelu
+from .split_to_slices import split_to_slices
 
 Rule = Callable[[Graph, Node], bool]
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -302,4 +311,5 @@ def reshape_through_unary(graph: Graph, node: Node) -> bool:
 
 TRANSPOSE_CLEANUP: tuple[Rule, ...] = (remove_identity_transpose, compose_transposes, merge_duplicates,
                                        remove_noop_reshape, merge_reshapes)
-CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, reshape_through_unary)
+CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, reshape_through_unary,
+                                                       split_to_slices, fuse_gelu)

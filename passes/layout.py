@@ -10,8 +10,9 @@ Rewrites, in three steps (docs/layout.md has the rationale):
 2. Move, to a fixpoint (`rewrite` with the canonicalize clean-up rules and):
    - `sink_transpose`: op(Transpose(x, p), ...) -> Transpose(op'(x, ...), p) for a
      layout-agnostic op (element-wise, Quantize/DequantizeLinear, Concat, Pad,
-     Softmax) whose run-time inputs all are Transposes with one perm p, at least
-     one of them read by this op alone. op' has its axis / pads remapped and its
+     Softmax, Slice, Expand, Tile, Gather and keepdims ReduceSum/Mean/Max of
+     equal rank) whose run-time inputs all are Transposes with one perm p, at
+     least one of them read by this op alone. op' has its axis / pads / per-axis attributes remapped and its
      constants transposed at compile time (a lower-rank constant is first
      expanded to full rank, as broadcasting would, then its leading 1s dropped).
    - `hoist_transpose`: Transpose(u_k(...u_1(x))) -> u_k'(...u_1'(Transpose(x))) through
@@ -51,6 +52,7 @@ import numpy as np
 
 from nnc.ir import Graph, Node
 from nnc.ops import get_op
+from nnc.ops.reduce import REDUCE_OPS
 from nnc.passmanager import Pass, register_pass
 
 from .canonicalize import (
@@ -123,6 +125,10 @@ def convert(graph: Graph, node: Node, channels_last: bool) -> None:
 
 
 # -- 2. move -------------------------------------------------------------------------
+# Data-movement ops whose attributes hold one entry per axis (nnc.ops.indexing, replicate).
+PER_AXIS_FIELDS = {"Slice": ("starts", "steps", "sizes"), "Expand": ("shape",), "Tile": ("repeats",)}
+
+
 def reframe(graph: Graph, node: Node, perm: tuple[int, ...]):
     """How layout-agnostic `node` computes when each of its run-time tensors v is
     replaced by transpose(v, perm) (new axis j = old axis perm[j]): (new attrs,
@@ -138,9 +144,15 @@ def reframe(graph: Graph, node: Node, perm: tuple[int, ...]):
         return (dataclasses.replace(attrs, axis=axis), {}) if data == [0] else None
     if node.op == "Softmax":
         return None if attrs.coerce_2d else (dataclasses.replace(attrs, axis=inv[attrs.axis]), {})
+    if node.op in REDUCE_OPS:  # keepdims (equal ranks): only the axes move
+        return dataclasses.replace(attrs, axes=tuple(sorted(inv[a] for a in attrs.axes))), {}
     if node.op == "Pad":
         pads = permute(attrs.pads[:rank], perm) + permute(attrs.pads[rank:], perm)
         return dataclasses.replace(attrs, pads=pads), {}
+    if node.op == "Gather":  # constant 1-D indices (equal ranks), so only the axis moves
+        return (dataclasses.replace(attrs, axis=inv[attrs.axis]), {}) if data == [0] else None
+    if node.op in PER_AXIS_FIELDS:
+        return dataclasses.replace(attrs, **{f: permute(getattr(attrs, f), perm) for f in PER_AXIS_FIELDS[node.op]}), {}
     consts = {i: graph.constant(t) for i, t in enumerate(node.inputs) if t and i not in data}
     if node.op == "Concat":
         return dataclasses.replace(attrs, axis=inv[attrs.axis]), {i: np.transpose(k, perm) for i, k in consts.items()}

@@ -3,6 +3,8 @@
 Rewrites the graph into integer ops (QConv, QGemm, QAdd, QAveragePool, QSoftmax,
 QLut, Requantize, and MaxPool/Reshape/Transpose/Concat/Pad/Clip on int8) that
 compute docs/numerics.md exactly; see nnc.quantizer for the lowering rules.
+- ConvTranspose is first rewritten into one Conv over its output phases and
+  a depth-to-space (quantizer/conv_transpose.py), exact, so it runs as a QConv.
 - QDQ models keep their scales and zero points, int8 weights and int32 biases.
 - Float activations get int8 asymmetric per-tensor parameters from calibration:
   the reference interpreter runs the samples of `calib` (.npz/.npy, matched to
@@ -44,6 +46,7 @@ from nnc.ir import Graph, Node
 from nnc.layer_select import parse_overrides, settings, weighted_layers
 from nnc.passmanager import Pass, register_pass
 from nnc.quantizer import WeightSpec, apply, check_supported, lower, plan
+from nnc.quantizer.conv_transpose import rewrite_conv_transposes
 from nnc.verification import load_samples, synthetic_samples
 
 
@@ -76,6 +79,7 @@ class Quantize(Pass):
             raise OptionError(f"pass 'quantize': samples must be at least 1, got {self.samples}")
 
     def run(self, graph: Graph) -> Graph:
+        rewrite_conv_transposes(graph)  # into a phase Conv, which has an integer lowering
         check_supported(graph)  # before calibrating: refuse early, warn for nothing
         the_plan = plan(graph)
         specs = self._specs(graph)
@@ -121,5 +125,8 @@ def _check_bits(what: str, bits: int) -> None:
 
 
 def _channel_axis(node: Node) -> int:
-    """The channel axis of a weighted layer's input: features last, except NCHW Conv."""
+    """The channel axis of a weighted layer's input: features last, except NCHW Conv
+    and Gemm with trans_a (its input is [K, M], features first)."""
+    if node.op == "Gemm" and node.attrs.trans_a:
+        return 0
     return 1 if node.op == "Conv" and not node.attrs.channels_last else -1

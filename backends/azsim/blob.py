@@ -45,7 +45,12 @@ FORMAT_SINCE = {packing.FORMAT_DENSE: 1, packing.FORMAT_BITMASK: 1,
 # The ops the chip runs and their codes in layer records (append only: codes are never reused).
 OP_CODES = {"QConv": 1, "QGemm": 2, "QAdd": 3, "QAveragePool": 4, "QSoftmax": 5, "QLut": 6,
             "Requantize": 7, "MaxPool": 8, "GlobalMaxPool": 9, "Clip": 10, "Reshape": 11,
-            "Transpose": 12, "Concat": 13, "Pad": 14, "QuantizeLinear": 15, "DequantizeLinear": 16}
+            "Transpose": 12, "Concat": 13, "Pad": 14, "QuantizeLinear": 15, "DequantizeLinear": 16,
+            "Gather": 20, "Slice": 21, "Split": 22, "Expand": 23, "Tile": 24, "Cast": 25,
+            "ResizeNearest": 70, "QResize": 71,
+            "QMul": 40, "QAffine": 41,
+            "QReduce": 50, "QMatMul": 51, "QLayerNorm": 52,
+            "QLSTM": 60, "QGRU": 61, "QRNN": 62}
 OP_NAMES = {code: name for name, code in OP_CODES.items()}
 ITEMSIZE = {code: dtypes.to_numpy(name).itemsize for name, code in DTYPE_CODES.items()}
 _ZERO_POINT_RANGE = {code: dtypes.integer_range(name) if name in dtypes.INTEGER_TYPES else (-2**31, 2**31 - 1)

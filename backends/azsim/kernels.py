@@ -22,6 +22,7 @@ operand; constants are TensorDescs with data):
     QAdd (a, b)   Requantize, Clip, Reshape, Transpose, Pad, MaxPool,
     GlobalMaxPool, QAveragePool (x)   QLut (x, table)   QSoftmax (x, exp_table)
     Concat (x0, x1, ...)   QuantizeLinear, DequantizeLinear (x, scale[, zero_point])
+    QMul (a, b)   QAffine (x, multiplier, offset[, multiplier_neg]) (ppu_elementwise.py)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 1. Refuse what the chip cannot run, all at once: ops without a blob op code
    (`blob.OP_CODES`), float tensors anywhere except QuantizeLinear's input and
    scale and DequantizeLinear's output and scale, dtypes without a blob code,
-   attributes that are not integers, QConv/QGemm weights that are not constant or
+   tensors of more than blob.MAX_RANK (8) axes, attributes that are not integers, QConv/QGemm weights that are not constant or
    fall outside the symmetric range [-127, 127]. One UnsupportedError lists every
    node with its reason.
 2. Number the tensors: graph inputs, then in schedule order each node's constant
@@ -42,16 +42,17 @@ from nnc.dtypes import FLOAT_TYPES
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node, Tensor
 from nnc.ops.registry import attrs_dict
+from nnc.ops.recurrent import DIRECTIONS
 from nnc.ops.shape import PAD_MODES
 
 from nnc import packing
-from .blob import OP_CODES
+from .blob import MAX_RANK, OP_CODES
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
 
 WEIGHTED = {"QConv": 1, "QGemm": 1}  # op -> position of its weight input
 # op -> positions (inputs, outputs) that may hold float tensors
 _FLOAT_OK = {"QuantizeLinear": ({0, 1}, set()), "DequantizeLinear": ({1}, {0})}
-_ENUMS = {"mode": PAD_MODES}
+_ENUMS = {"mode": PAD_MODES, "direction": DIRECTIONS}
 WEIGHT_LIMIT = 127
 
 
@@ -103,6 +104,9 @@ def _check_node(graph: Graph, node: Node) -> None:
             dtype = graph.tensor(name).dtype if name else None
             if dtype is not None and (dtype not in DTYPE_CODES or dtype in FLOAT_TYPES and pos not in float_ok):
                 raise _Refused(f"{where} {pos} ({name!r}) is {dtype}; the chip runs it on integers only")
+            if name and len(graph.tensor(name).shape) > MAX_RANK:
+                raise _Refused(f"{where} {pos} ({name!r}) has rank {len(graph.tensor(name).shape)}; "
+                               f"blob tensors have at most {MAX_RANK} axes")
     if node.op in WEIGHTED:
         weights = graph.tensor(node.inputs[WEIGHTED[node.op]])
         if not weights.is_constant or weights.dtype != "i8":

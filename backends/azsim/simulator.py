@@ -46,7 +46,11 @@ import numpy as np
 from nnc.errors import BlobError, ShapeError, UnsupportedError
 
 from nnc import packing
-from . import mac, ppu  # noqa: F401  (mac and ppu register the kernels)
+from . import mac, ppu, ppu_data  # noqa: F401  (mac, ppu and ppu_data register the kernels)
+from . import ppu_resize  # noqa: F401  (registers the Resize kernels)
+from . import ppu_transformer  # noqa: F401  (registers QReduce, QMatMul, QLayerNorm)
+from . import recurrent  # noqa: F401  (registers QLSTM, QGRU, QRNN)
+from . import ppu_elementwise  # noqa: F401  (registers QMul, QAffine)
 from .hardware import Hardware, load_hardware
 from .kernels import LayerContext, Work, build
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc

@@ -44,18 +44,20 @@ class Handler:
     fn: Callable
     in_place: tuple[int, ...] = ()  # inputs whose storage the output may take over
     view: bool = False  # the output is its input's bytes (no code)
+    scratch: Callable | None = None  # (graph, node) -> arena scratch bytes the step needs
 
 
 HANDLERS: dict[str, Handler] = {}
 PACKED_HANDLERS: dict[str, Callable] = {}  # the lowering of a step whose weights stay packed
 
 
-def lowers(*ops: str, in_place: tuple[int, ...] = (), view: bool = False):
-    """Register the decorated function as the C lowering of the named IR ops."""
+def lowers(*ops: str, in_place: tuple[int, ...] = (), view: bool = False, scratch: Callable | None = None):
+    """Register the decorated function as the C lowering of the named IR ops;
+    `scratch(graph, node)` sizes the arena scratch a step needs (Ctx.scratch)."""
 
     def decorate(fn):
         for op in ops:
-            HANDLERS[op] = Handler(fn, in_place, view)
+            HANDLERS[op] = Handler(fn, in_place, view, scratch)
         return fn
 
     return decorate
@@ -226,7 +228,11 @@ def lower(graph: Graph, prefix: str, pack: str | None = None) -> Program:
     """The C program of `graph` (see the module docstring); UnsupportedError
     lists every node the C target cannot lower. `pack`: None keeps weights as
     int8 arrays; "auto" or a format name keeps QConv/QGemm weights packed."""
-    from . import ops_data, ops_float, ops_int, ops_packed  # noqa: F401  (register the handlers)
+    from . import ops_data, ops_float, ops_index, ops_int, ops_packed  # noqa: F401  (register the handlers)
+    from . import ops_transformer  # noqa: F401  (register the handlers)
+    from . import ops_resize  # noqa: F401  (register the handlers)
+    from . import ops_elementwise  # noqa: F401  (register the handlers)
+    from . import ops_recurrent  # noqa: F401  (register the handlers)
 
     consts, schedule = fold_constants(graph)
     program = Program(graph, prefix, consts)
@@ -234,6 +240,8 @@ def lower(graph: Graph, prefix: str, pack: str | None = None) -> Program:
         program.packed = ops_packed.plan(graph, consts, schedule, pack)
     names = cformat.Names(reserved={"arena", "NULL", "status"})
     scratch = {step: layer.scratch for step, layer in program.packed.items() if layer.scratch}
+    scratch.update({step: HANDLERS[n.op].scratch(graph, n) for step, n in enumerate(schedule)
+                    if n.op in HANDLERS and HANDLERS[n.op].scratch and step not in scratch})
     program.storage = plan_storage(graph, consts, schedule, HANDLERS, names, scratch)
     program.idents = program.storage.idents
     shared: dict[tuple, str] = {}

@@ -1,7 +1,8 @@
 """C lowering of the ops that move values without arithmetic (docs/numerics.md
 §8), for every element type: Reshape, Identity and Dropout are views (no code;
 storage gives the output its input's bytes), Transpose and Pad walk index maps
-computed here, Concat copies one row block per input."""
+computed here (a strided copy beyond six loops, ops_index.py), Concat copies
+one row block per input."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from nnc.dtypes import to_numpy
 
 from .cformat import literal
 from .geometry import c_array, pad_maps, transpose_loop
-from .lowering import Ctx, lowers
+from .lowering import Ctx, Refused, lowers
+from .ops_index import transpose_any_rank
 
 
 @lowers("Reshape", "Identity", "Dropout", view=True)
@@ -29,8 +31,12 @@ def _typed(ctx: Ctx, family: str, x: str) -> str:
 @lowers("Transpose")
 def transpose(ctx: Ctx, node):
     x, y = node.inputs[0], node.outputs[0]
+    try:
+        fields = transpose_loop(ctx.shape(x), node.attrs.perm)
+    except Refused:  # more than six loops after merging axes
+        return transpose_any_rank(ctx, x, y, node.attrs.perm)
     fn = _typed(ctx, "transpose", x)
-    loop = ctx.struct("loop", "loop6", transpose_loop(ctx.shape(x), node.attrs.perm))
+    loop = ctx.struct("loop", "loop6", fields)
     return [f"{fn}({loop}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
 
 

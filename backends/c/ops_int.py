@@ -138,9 +138,9 @@ def qadd(ctx: Ctx, node):
     a_in, b_in = node.inputs
     y = node.outputs[0]
     a = node.attrs
-    _check_multipliers(np.array([a.a_multiplier, a.b_multiplier]), np.array([a.shift]))
-    if max(a.a_multiplier * _span(ctx.dtype(a_in), a.a_zero_point),
-           a.b_multiplier * _span(ctx.dtype(b_in), a.b_zero_point)) >= 1 << 61:
+    _check_multipliers(np.abs(np.array([a.a_multiplier, a.b_multiplier])), np.array([a.shift]))  # signed (Sub)
+    if max(abs(a.a_multiplier) * _span(ctx.dtype(a_in), a.a_zero_point),
+           abs(a.b_multiplier) * _span(ctx.dtype(b_in), a.b_zero_point)) >= 1 << 61:
         raise Refused("a rescaled input may overflow int64")
     sfx = f"{ctx.dtype(a_in)}_{ctx.dtype(b_in)}_{a.out_dtype}"
     fn = ctx.kernel("qadd", fn=f"qadd_{sfx}", sfx=sfx, ta=ctx.ctype(a_in), tb=ctx.ctype(b_in),

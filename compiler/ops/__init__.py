@@ -5,6 +5,11 @@ from . import elementwise  # noqa: F401
 from . import quantize, shape, softmax  # noqa: F401
 from . import conv, gemm, normalization, pool  # noqa: F401
 from . import qelementwise, qlinear, qpool, qsoftmax  # noqa: F401
+from . import qresize, resize  # noqa: F401
+from . import layernorm, qmatmul, reduce  # noqa: F401
+from . import recurrent  # noqa: F401
+from . import indexing, replicate  # noqa: F401
+from . import math_unary, qbinary  # noqa: F401
 from .registry import (  # noqa: F401
     Lowered,
     NoAttrs,

@@ -3,7 +3,8 @@
     Requantize  y = clamp(zy + round_shift((x − zx) · m, n), out_min, out_max)
     QAdd        y = clamp(zy + round_shift((a − za) · ma + (b − zb) · mb, n), out_min, out_max)
                 with ma ≈ sa/sy · 2^n and mb ≈ sb/sy · 2^n sharing one shift n: a
-                single rounding of the exact sum (numpy broadcasting of a and b)
+                single rounding of the exact sum (numpy broadcasting of a and b);
+                |ma|, |mb| < 2^31, signed (a − b is mb ≈ −sb/sy · 2^n)
     QLut        y = table[x − min(type of x)]: any unary function of an 8-bit value,
                 tabulated at compile time (sigmoid, tanh, hard-swish, ...)
 """
@@ -95,8 +96,8 @@ class QAdd(OpDef):
         _check_activation(b)
         check_zero_point("a_zero_point", attrs.a_zero_point, a.dtype)
         check_zero_point("b_zero_point", attrs.b_zero_point, b.dtype)
-        check_multiplier(attrs.a_multiplier, attrs.shift)
-        check_multiplier(attrs.b_multiplier, attrs.shift)
+        check_multiplier(abs(attrs.a_multiplier), attrs.shift)  # signed: Sub negates b's
+        check_multiplier(abs(attrs.b_multiplier), attrs.shift)
         check_output_range(attrs)
         return [TensorType(attrs.out_dtype, broadcast_shape(a.shape, b.shape))]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dtypes import to_numpy
 from ..errors import ShapeError
 from ..ir import TensorType
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
@@ -254,6 +255,7 @@ class Pad(OpDef):
         axes = list(zip(x.shape, attrs.pads[:rank], attrs.pads[rank:]))
         for extent, begin, end in axes:
             _check_pad(attrs.mode, extent, begin, end)
+        pad_fill(attrs.value, to_numpy(x.dtype))
         return [TensorType(x.dtype, tuple(d + b + e for d, b, e in axes))]
 
     @staticmethod
@@ -263,8 +265,18 @@ class Pad(OpDef):
         kept = x[tuple(slice(-min(b, 0), d + min(e, 0)) for d, b, e in zip(x.shape, begins, ends))]
         width = [(max(b, 0), max(e, 0)) for b, e in zip(begins, ends)]
         if attrs.mode == "constant":
-            return [np.pad(kept, width, constant_values=x.dtype.type(attrs.value))]
+            return [np.pad(kept, width, constant_values=pad_fill(attrs.value, x.dtype))]
         return [np.pad(kept, width, mode=attrs.mode)]
+
+
+def pad_fill(value: float, dtype: np.dtype):
+    """The constant fill as a `dtype` scalar; ShapeError when an integer type
+    cannot hold it exactly (a fractional or out-of-range value)."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        if not np.isfinite(value) or value != int(value) or not info.min <= value <= info.max:
+            raise ShapeError(f"Pad fill value {value} does not fit {np.dtype(dtype).name}")
+    return np.dtype(dtype).type(value)
 
 
 def _check_pad(mode: str, extent: int, begin: int, end: int) -> None:

@@ -7,7 +7,9 @@ Relu/Clip chain that follows it, which the op's group absorbs) unless that is
 read only by a QuantizeLinear. Each gets parameters from one source:
 - fixed by the function (Softmax, Sigmoid, Tanh: params.FIXED_OUTPUT);
 - those of the op's input, for ops that only move or select values (Reshape,
-  Transpose, MaxPool, Pad, standalone Relu/Clip, ...), so no rescaling is needed;
+  Transpose, MaxPool, Pad, standalone Relu/Clip, ...), so no rescaling is needed
+  (not a constant Pad with a non-zero fill: its output is observed);
+- the range of the constant float table a Gather reads (an embedding; indexing.py);
 - otherwise observed on calibration samples (`Plan.observed`), int8 asymmetric.
 
 `apply` then inserts QuantizeLinear → DequantizeLinear at each planned tensor
@@ -30,15 +32,22 @@ from ..ops.quantize import DequantizeAttrs, QuantizeAttrs
 from .groups import chain_end, clamp_chain, only_quantize
 from .params import FIXED_OUTPUT, Affine, add_qdq_constants, affine_from_range, qdq_affine
 from .layer_weights import WeightSpec, quantize_layer
+from .indexing import is_table_lookup, table_affine
+from .recurrent_plan import RECURRENT, cell_affine, node_points, record_cell, state_inputs
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
-SAME_AS_INPUT = ("Reshape", "Transpose", "MaxPool", "GlobalMaxPool", "Pad", "Relu", "Clip", "Identity", "Dropout")
+SAME_AS_INPUT = ("Reshape", "Transpose", "MaxPool", "GlobalMaxPool", "Pad", "Relu", "Clip", "Identity", "Dropout",
+                 "Slice", "Expand", "Tile", "Gather", "Resize")
 
 
 @dataclass(frozen=True)
 class Point:
-    """A float tensor that needs parameters; `source` is "observe", "fixed" or
-    "input", and `node` the op whose output it is (None for a graph input)."""
+    """A float tensor that needs parameters; `source` is "observe", "fixed",
+    "input" or "table", and `node` the op whose output it is (None for a graph input).
+    Recurrent ops (recurrent_plan.node_points) add "alias" (Y_h and a graph-input
+    initial_h: the parameters observed on Y), "cell" (observed, but no Q/DQ: the
+    cell's power-of-two scale is recorded on the tensor) and "cell_state" (a
+    graph-input initial_c and a used Y_c: int16 at that scale)."""
 
     tensor: str
     source: str
@@ -51,7 +60,7 @@ class Plan:
 
     @property
     def observed(self) -> list[str]:
-        return [p.tensor for p in self.points if p.source == "observe"]
+        return [p.tensor for p in self.points if p.source in ("observe", "cell")]
 
 
 def _is_float(graph: Graph, name: str) -> bool:
@@ -60,10 +69,14 @@ def _is_float(graph: Graph, name: str) -> bool:
 
 def plan(graph: Graph) -> Plan:
     """The float activations that need parameters (see the module docstring)."""
+    states = state_inputs(graph)  # their parameters follow their recurrent op's (node_points)
     result = Plan([Point(name, "observe") for name in graph.inputs
-                   if _is_float(graph, name) and not only_quantize(graph, name)])
+                   if _is_float(graph, name) and not only_quantize(graph, name) and name not in states])
     absorbed: set[str] = set()
     for node in graph.nodes():
+        if node.op in RECURRENT:
+            result.points += [Point(*p) for p in node_points(graph, node)]
+            continue
         if node.op in QDQ_OPS or node.name in absorbed or len(node.outputs) != 1:
             continue
         if not _is_float(graph, node.outputs[0]):
@@ -71,13 +84,18 @@ def plan(graph: Graph) -> Plan:
         absorbed |= {c.name for c in clamp_chain(graph, node.outputs[0])}
         end = chain_end(graph, node.outputs[0])
         if not only_quantize(graph, end):
-            source = "fixed" if node.op in FIXED_OUTPUT else "input" if _moves(graph, node) else "observe"
+            source = "fixed" if node.op in FIXED_OUTPUT else "input" if _moves(graph, node) else \
+                "table" if is_table_lookup(graph, node) else "observe"
             result.points.append(Point(end, source, node))
     return result
 
 
 def _moves(graph: Graph, node: Node) -> bool:
-    """True for an op that only moves or selects the values of a run-time input."""
+    """True for an op that only moves or selects the values of a run-time input.
+    A constant Pad with a non-zero fill adds a value the input's range may not
+    hold (-0.5 after a Sigmoid), so its output is observed instead."""
+    if node.op == "Pad" and node.attrs.mode == "constant" and node.attrs.value != 0.0:
+        return False
     return node.op in SAME_AS_INPUT and not graph.tensor(node.inputs[0]).is_constant
 
 
@@ -87,6 +105,9 @@ def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]],
     layer as `specs` says (default int8), bias-corrected with the input `means`."""
     specs, means = specs or {}, means or {}
     for point in the_plan.points:
+        if point.source == "cell":
+            record_cell(graph, point.tensor, ranges[point.tensor])
+            continue
         insert_qdq(graph, point.tensor, _affine(graph, point, ranges))
     for node in graph.nodes():
         if node.op in ("Conv", "Gemm", "MatMul"):
@@ -96,6 +117,12 @@ def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]],
 def _affine(graph: Graph, point: Point, ranges) -> Affine:
     if point.source == "fixed":
         return FIXED_OUTPUT[point.node.op]
+    if point.source == "table":
+        return table_affine(graph, point.node)
+    if point.source == "alias":
+        return affine_from_range(*ranges[point.node.outputs[0]])
+    if point.source == "cell_state":
+        return cell_affine(graph, point.node)
     if point.source == "input":
         producer = graph.producer(point.node.inputs[0])
         if producer is None or producer.op != "DequantizeLinear":

@@ -77,6 +77,24 @@ def rule(*ops: str):
     return decorate
 
 
+NodeRule = Callable[[Graph, Node], None]
+NODE_RULES: dict[str, NodeRule] = {}
+
+
+def node_rule(*ops: str):
+    """Register the decorated function as the lowering of the named float ops that
+    are not groups (several outputs, each read by its own QuantizeLinear, e.g.
+    LSTM): it receives the graph and the float node, and replaces both the node
+    and the QuantizeLinear of its outputs."""
+
+    def decorate(fn: NodeRule) -> NodeRule:
+        for op in ops:
+            NODE_RULES[op] = fn
+        return fn
+
+    return decorate
+
+
 def intersect(a: tuple, b: tuple) -> tuple[float | None, float | None]:
     lows = [v for v in (a[0], b[0]) if v is not None]
     highs = [v for v in (a[1], b[1]) if v is not None]

@@ -1,7 +1,8 @@
 """Lowering rules of the multiply-accumulate layers (docs/numerics.md §2):
 
     Conv (incl. grouped/depthwise, either layout)   → QConv
-    Gemm, and MatMul with constant 2-D weights      → QGemm (weights [N, K])
+    Gemm, and MatMul with constant 2-D weights      → QGemm (weights [N, K]); Gemm's
+                                                      trans_a → an 8-bit Transpose of x first
 
 Weights are int8 per output channel (a per-tensor scale is broadcast), biases
 int32 at scale s_x · s_w[c] (weights.layer_bias), M[c] = s_x · s_w[c] / s_y as
@@ -18,8 +19,9 @@ from ..errors import UnsupportedError
 from ..ir import Graph, QuantParams
 from ..numerics import quantize_multipliers
 from ..ops.qlinear import QConvAttrs, QGemmAttrs
-from .emit import add_node, constant, multiplier_constants
-from .groups import Group, rule
+from ..ops.shape import TransposeAttrs
+from .emit import add_node, constant, multiplier_constants, new_tensor
+from .groups import Group, Operand, rule
 from .weights import QuantizedConstant, check_accumulator, dequantized_constant, layer_bias
 
 
@@ -85,14 +87,25 @@ def _check_matrix(graph: Graph, group: Group) -> None:
 def lower_gemm(graph: Graph, group: Group) -> None:
     attrs = group.node.attrs
     _check_matrix(graph, group)
-    if attrs.trans_a or attrs.alpha != 1.0 or attrs.beta != 1.0:
-        raise UnsupportedError(f"Gemm node {group.name!r}: trans_a, alpha != 1 and beta != 1 have no integer "
-                               "lowering")
+    if attrs.alpha != 1.0 or attrs.beta != 1.0:
+        raise UnsupportedError(f"Gemm node {group.name!r}: alpha != 1 and beta != 1 have no integer lowering")
+    if attrs.trans_a:
+        _transpose_operand(graph, group)
     _matrix_layer(graph, group, attrs.trans_b, (attrs.act_min, attrs.act_max))
 
 
-@rule("MatMul")
+def _transpose_operand(graph: Graph, group: Group) -> None:
+    """Gemm's trans_a as an 8-bit Transpose of x [K, M] into [M, K] (data movement,
+    same parameters) in front of the QGemm."""
+    x = group.operand(0)
+    k, m = graph.tensor(x.tensor).shape
+    moved = new_tensor(graph, x.tensor, x.affine, (m, k))
+    add_node(graph, f"{group.name}.trans_a", "Transpose", [x.tensor], [moved], TransposeAttrs((1, 0)))
+    group.operands[0] = Operand(moved, x.affine)
+
+
 def lower_matmul(graph: Graph, group: Group) -> None:
+    """MatMul x [M, K] @ constant W [K, N] (the rule is rules_transformer.lower_matmul)."""
     _check_matrix(graph, group)
     _matrix_layer(graph, group, False, (None, None))
 

@@ -23,17 +23,26 @@ from __future__ import annotations
 from ..errors import UnsupportedError
 from ..ir import Graph, Node
 from . import linear, rules  # noqa: F401  (register the rules)
-from .groups import RULES, Group, detach, match
+from . import indexing  # noqa: F401  (register the rules)
+from . import rules_transformer  # noqa: F401  (register the rules)
+from . import resize_rules  # noqa: F401  (register the rules)
+from . import rules_elementwise  # noqa: F401  (register the rules)
+from . import rules_recurrent  # noqa: F401  (register the rules)
+from .groups import NODE_RULES, RULES, Group, detach, match
 from .params import qdq_affine, record
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
-MOVERS = ("Reshape", "Transpose", "Concat", "Pad", "MaxPool", "GlobalMaxPool", "Identity", "Dropout")
+MOVERS = ("Reshape", "Transpose", "Concat", "Pad", "MaxPool", "GlobalMaxPool", "Identity", "Dropout",
+          "Slice", "Expand", "Tile", "Gather", "ResizeNearest")
 
 
 def lower(graph: Graph) -> None:
     check_supported(graph)
     for node in graph.nodes():
         if _alive(graph, node) and _is_float_op(graph, node):
+            if node.op in NODE_RULES:
+                NODE_RULES[node.op](graph, node)
+                continue
             _lower_group(graph, match(graph, node))
     graph.remove_dead()
     _record_boundaries(graph)
@@ -62,7 +71,7 @@ def _is_float_op(graph: Graph, node: Node) -> bool:
 
 def check_supported(graph: Graph) -> None:
     """One UnsupportedError listing every float op that has no lowering rule."""
-    missing = [n for n in graph.nodes() if _is_float_op(graph, n) and n.op not in RULES]
+    missing = [n for n in graph.nodes() if _is_float_op(graph, n) and n.op not in RULES and n.op not in NODE_RULES]
     if missing:
         listed = ", ".join(f"{n.op} node {n.name!r}" for n in missing)
         raise UnsupportedError(f"no integer lowering for {listed} (quantizable ops: {', '.join(sorted(RULES))})")
@@ -76,11 +85,18 @@ def _record_group(graph: Graph, group: Group) -> None:
 
 
 def _record_boundaries(graph: Graph) -> None:
+    """Parameters of the 8-bit side of each remaining QuantizeLinear/DequantizeLinear,
+    unless already recorded (annotate records them, including the int16 cell
+    states of recurrent ops, which qdq_affine refuses as activations)."""
     for node in graph.nodes():
         if node.op == "QuantizeLinear":
-            record(graph, node.outputs[0], qdq_affine(graph, node).quant_params())
+            target = node.outputs[0]
         elif node.op == "DequantizeLinear" and not graph.tensor(node.inputs[0]).is_constant:
-            record(graph, node.inputs[0], qdq_affine(graph, node).quant_params())
+            target = node.inputs[0]
+        else:
+            continue
+        if graph.tensor(target).quant is None:
+            record(graph, target, qdq_affine(graph, node).quant_params())
 
 
 def _propagate(graph: Graph) -> None:

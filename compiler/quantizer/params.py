@@ -93,7 +93,7 @@ def qdq_affine(graph: Graph, node: Node) -> Affine:
 def add_qdq_constants(graph: Graph, base: str, affine: Affine) -> tuple[str, str]:
     """Constant tensors (scale f32[], zero point of the activation type) for a Q/DQ pair."""
     scale = graph.add_constant(f"{base}.scale", np.array(affine.scale, np.float32)).name
-    dtype = np.int8 if affine.dtype == "i8" else np.uint8
+    dtype = {"i8": np.int8, "u8": np.uint8, "i16": np.int16}[affine.dtype]  # i16: recurrent cell states
     zero_point = graph.add_constant(f"{base}.zero_point", np.array(affine.zero_point, dtype)).name
     return scale, zero_point
 

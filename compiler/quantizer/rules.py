@@ -1,9 +1,11 @@
 """Lowering rules of the ops without weights: each turns one quantization group
 (groups.py) into integer ops that compute docs/numerics.md exactly.
 
-    Add                       → QAdd (two operands, one shared shift; §4)
+    Add                       → QAdd (two operands, one shared shift; §4): the rule, with
+                                the multipliers of add_multipliers, is rules_elementwise.lower_add
     AveragePool, GlobalAvg.   → QAveragePool (uniform window counts only; §5)
-    Softmax (last axis)       → QSoftmax with its exp table (§6)
+    Softmax (last axis)       → QSoftmax with its exp table (§6); the rule, for any
+                                axis, is rules_transformer.lower_softmax
     Sigmoid, Tanh, HardSwish,
     HardSigmoid, LeakyRelu    → QLut, a 256-entry table (§7)
     Relu, Clip (standalone)   → Clip on the integers, or Requantize (§3)
@@ -28,7 +30,6 @@ from ..numerics import quantize_multiplier
 from ..ops import get_op
 from ..ops.conv import split_shape
 from ..ops.pool import AveragePool
-from ..ops.qelementwise import QAddAttrs
 from ..ops.qpool import QAveragePoolAttrs
 from ..ops.qsoftmax import EXP_BITS, QSoftmaxAttrs
 from .emit import add_node, constant, requantized_operand, rescale, staging
@@ -51,18 +52,6 @@ def add_multipliers(ra: float, rb: float) -> tuple[int, int, int]:
         if max(ma, mb) < 1 << 31:
             return ma, mb, shift
     raise UnsupportedError(f"input/output scale ratios {ra:g}, {rb:g} are too large for QAdd")
-
-
-@rule("Add")
-def lower_add(graph: Graph, group: Group) -> None:
-    a, b, out = group.operand(0), group.operand(1), group.out
-    try:
-        ma, mb, n = add_multipliers(a.affine.scale / out.scale, b.affine.scale / out.scale)
-    except UnsupportedError as exc:
-        raise unsupported(group, str(exc)) from None
-    lo, hi = group.bounds()
-    attrs = QAddAttrs(a.affine.zero_point, b.affine.zero_point, out.zero_point, ma, mb, n, lo, hi, out.dtype)
-    add_node(graph, group.name, "QAdd", [a.tensor, b.tensor], [group.output], attrs)
 
 
 @rule(*LUT_OPS)
@@ -127,7 +116,6 @@ def exp_table(scale: float) -> np.ndarray:
     return np.rint(np.exp(-scale * d) * float(1 << EXP_BITS)).astype(np.int32)
 
 
-@rule("Softmax")
 def lower_softmax(graph: Graph, group: Group) -> None:
     x, out = group.operand(0), group.out
     rank = len(graph.tensor(x.tensor).shape)
@@ -151,12 +139,18 @@ def lower_move(graph: Graph, group: Group) -> None:
 
 @rule("Pad")
 def lower_pad(graph: Graph, group: Group) -> None:
-    """Constant padding fills with the quantized pad value (the zero point for 0)."""
-    x, attrs = group.operand(0), group.node.attrs
+    """Constant padding fills with the pad value quantized in the output's
+    parameters (the zero point for 0); an input whose parameters differ is
+    requantized to the output's first, so a fill outside the input's range (its
+    parameters could not hold it) keeps its value."""
+    x, attrs, affine = group.operand(0), group.node.attrs, group.operand(0).affine
+    source = x.tensor
     if attrs.mode == "constant":
-        attrs = dataclasses.replace(attrs, value=float(x.affine.quantize(attrs.value)))
-    target = staging(graph, group, x.affine)
-    add_node(graph, group.name, "Pad", [x.tensor], [target], attrs)
+        if affine != group.out:
+            source, affine = requantized_operand(graph, group, x.tensor, affine, group.out), group.out
+        attrs = dataclasses.replace(attrs, value=float(affine.quantize(attrs.value)))
+    target = staging(graph, group, affine)
+    add_node(graph, group.name, "Pad", [source], [target], attrs)
 
 
 @rule("Concat")

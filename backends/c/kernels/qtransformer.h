@@ -1,0 +1,21 @@
+
+/* ---- qtransformer: parameter types of the transformer kernels ------------- */
+
+/* QReduce (docs/numerics.md §11): is_max selects max(x) - x_zero over the
+   reduced elements instead of their sum of x - x_zero. */
+typedef struct {
+    int32_t x_zero, y_zero, mult, shift, out_min, out_max, is_max;
+} qreduce_params;
+
+/* QMatMul (§12). */
+typedef struct {
+    int32_t a_zero, b_zero, y_zero, mult, shift, out_min, out_max;
+} qmatmul_params;
+
+/* QLayerNorm (§14): per-element g (|g| <= 2^30) and b (|b| < 2^61). */
+typedef struct {
+    const int32_t *g;
+    const int64_t *b;
+    int64_t eps;
+    int32_t shift, y_zero, out_min, out_max;
+} qlayernorm_params;

@@ -1,0 +1,133 @@
+"""Float element-wise math ops beyond the activations of elementwise.py: Erf,
+Gelu (opset 20, approximate "none" or "tanh"), Sqrt, Exp, Neg, Abs, Reciprocal,
+and Pow (numpy broadcasting of base and exponent).
+
+Each is computed in float64 and cast back to the input's type once, so the
+reference differs from float32 implementations (onnxruntime, the C kernels) by
+float32 rounding only. They are all `elementwise`; in int8 each is a 256-entry
+table (Pow: with a constant scalar exponent; quantizer/rules_elementwise.py,
+docs/numerics.md §18).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..dtypes import FLOAT_TYPES
+from ..errors import ShapeError
+from ..ir import TensorType
+from .elementwise import broadcast_shape
+from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function of every element, in float64 (math.erf)."""
+    return np.asarray(_ERF(np.asarray(x, np.float64)), np.float64)
+
+
+def gelu(x: np.ndarray, approximate: str) -> np.ndarray:
+    """x · Φ(x) exactly ("none") or with the tanh formula ONNX gives ("tanh"), float64."""
+    x = np.asarray(x, np.float64)
+    if approximate == "tanh":
+        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)
+        return 0.5 * x * (1.0 + np.tanh(inner))
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+class _Math(OpDef):
+    elementwise = True
+
+    @staticmethod
+    def infer(attrs, inputs):
+        if inputs[0].dtype not in FLOAT_TYPES:
+            raise ShapeError(f"needs a float input, got {inputs[0].dtype}")
+        return [inputs[0]]
+
+
+def _unary(op_name: str, fn):
+    """Register float op `op_name` computing fn(float64 x, attrs)."""
+
+    def evaluate(attrs, xs):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return [np.asarray(fn(xs[0].astype(np.float64), attrs)).astype(xs[0].dtype)]
+
+    return register_op(type(op_name, (_Math,), {"name": op_name, "evaluate": staticmethod(evaluate)}))
+
+
+_unary("Erf", lambda x, a: erf(x))
+_unary("Sqrt", lambda x, a: np.sqrt(x))
+_unary("Exp", lambda x, a: np.exp(x))
+_unary("Neg", lambda x, a: np.negative(x))
+_unary("Abs", lambda x, a: np.abs(x))
+_unary("Reciprocal", lambda x, a: 1.0 / x)
+
+
+@dataclass(frozen=True)
+class GeluAttrs:
+    approximate: str = "none"
+
+
+@register_op
+class Gelu(_Math):
+    name = "Gelu"
+    Attrs = GeluAttrs
+
+    @staticmethod
+    def infer(attrs, inputs):
+        if attrs.approximate not in GELU_APPROXIMATIONS:
+            raise ShapeError(f"approximate must be one of {GELU_APPROXIMATIONS}, got {attrs.approximate!r}")
+        return _Math.infer(attrs, inputs)
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return [gelu(xs[0], attrs.approximate).astype(xs[0].dtype)]
+
+
+@register_op
+class Pow(OpDef):
+    """Pow(x, e): x float, e numeric (any type), numpy broadcasting; y has x's type."""
+
+    name = "Pow"
+    elementwise = True
+
+    @staticmethod
+    def infer(attrs, inputs):
+        x, e = inputs
+        if x.dtype not in FLOAT_TYPES:
+            raise ShapeError(f"needs a float base, got {x.dtype}")
+        return [TensorType(x.dtype, broadcast_shape(x.shape, e.shape))]
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x, e = xs
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return [np.power(x.astype(np.float64), e.astype(np.float64)).astype(x.dtype)]
+
+
+@lowers("Erf", "Sqrt", "Exp", "Neg", "Abs", "Reciprocal")
+def _lower_unary(n: OnnxNode):
+    if n.input_types[0] is not None and n.input_types[0].dtype not in FLOAT_TYPES:
+        raise n.unsupported(f"{n.input_types[0].dtype} input: only float {n.op_type} is supported")
+    return Lowered(n.op_type)
+
+
+@lowers("Gelu")
+def _lower_gelu(n: OnnxNode):
+    approximate = n.attr("approximate", "none")
+    if approximate not in GELU_APPROXIMATIONS:
+        raise n.unsupported(f"approximate={approximate!r} (ONNX allows {', '.join(GELU_APPROXIMATIONS)})")
+    return Lowered("Gelu", GeluAttrs(approximate))
+
+
+@lowers("Pow")
+def _lower_pow(n: OnnxNode):
+    if n.input_types[0] is not None and n.input_types[0].dtype not in FLOAT_TYPES:
+        raise n.unsupported(f"{n.input_types[0].dtype} base: only a float base is supported")
+    return Lowered("Pow")

@@ -1,0 +1,75 @@
+"""Integer matrix product of two 8-bit operands, `QMatMul` (docs/numerics.md §12).
+
+Inputs a [..., M, K] and b [..., K, N] (i8/u8; b may be a constant), numpy matmul
+semantics with broadcast batch axes (both operands of rank >= 2):
+
+    acc[..., i, j] = Σ_k (a[..., i, k] − za) · (b[..., k, j] − zb)      (int32, exact)
+    y[..., i, j]   = clamp(zy + round_shift(acc · m, n), out_min, out_max)
+
+with M = sa · sb / sy as (m, n). K <= MAX_K keeps |acc| <= K · 255² < 2^31.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ir import TensorType
+from ..numerics import requantize
+from .gemm import matmul_shape
+from .qelementwise import _check_activation, _to_type
+from .qlinear import check_multiplier, check_output_range, check_zero_point
+from .registry import OpDef, register_op
+
+MAX_K = ((1 << 31) - 1) // (255 * 255)
+
+
+@dataclass(frozen=True)
+class QMatMulAttrs:
+    a_zero_point: int
+    b_zero_point: int
+    y_zero_point: int
+    multiplier: int
+    shift: int
+    out_min: int
+    out_max: int
+    out_dtype: str = "i8"
+
+
+@register_op
+class QMatMul(OpDef):
+    name = "QMatMul"
+    Attrs = QMatMulAttrs
+    param_inputs = (1,)
+
+    @staticmethod
+    def infer(attrs, inputs):
+        a, b = inputs
+        _check_activation(a)
+        _check_activation(b)
+        if len(a.shape) < 2 or len(b.shape) < 2:
+            raise ShapeError(f"needs operands of rank >= 2, got {list(a.shape)} and {list(b.shape)}")
+        check_zero_point("a_zero_point", attrs.a_zero_point, a.dtype)
+        check_zero_point("b_zero_point", attrs.b_zero_point, b.dtype)
+        check_multiplier(attrs.multiplier, attrs.shift)
+        check_output_range(attrs)
+        shape, k = matmul_shape(a.shape, b.shape)
+        if k > MAX_K:
+            raise ShapeError(f"inner dimension {k} > {MAX_K} may overflow the int32 accumulator")
+        return [TensorType(attrs.out_dtype, shape)]
+
+    @staticmethod
+    def evaluate(attrs, inputs):
+        a = inputs[0].astype(np.int64) - attrs.a_zero_point
+        b = inputs[1].astype(np.int64) - attrs.b_zero_point
+        acc = np.matmul(a, b)
+        y = requantize(acc, attrs.multiplier, attrs.shift, attrs.y_zero_point, attrs.out_min, attrs.out_max)
+        return [_to_type(y, attrs.out_dtype)]
+
+    @staticmethod
+    def macs(attrs, inputs, outputs):
+        shape, k = matmul_shape(inputs[0].shape, inputs[1].shape)
+        return math.prod(shape) * k

@@ -1,0 +1,102 @@
+"""Quantization planning of the recurrent ops (LSTM, GRU, RNN; docs/numerics.md §15):
+what calibration must see and which parameters each state gets, before the
+lowering rule (rules_recurrent.py) runs.
+
+`node_points` (called by annotate.plan) declares on each float recurrent node
+the outputs calibration observes: Y (every h_t; declared when the model leaves
+it unused, so the integer op always produces it), Y_h when Y_c is used (an
+integer op's outputs have no gaps), and for LSTM the IR-only cell sequence
+(output 3). It returns the planned points:
+- "observe": Y;
+- "alias": Y_h and a graph-input initial_h, which take Y's parameters, so a
+  state fed back from one run to the next keeps every bit;
+- "cell": the cell sequence, observed but given no Q/DQ; its range fixes the
+  cell's power-of-two scale 2^-F, recorded on the tensor (`record_cell`);
+- "cell_state": a graph-input initial_c and a used Y_c, int16 at 2^-F
+  (`cell_affine`).
+`state_inputs` names the graph inputs whose parameters these points decide
+(annotate does not observe them).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..ir import Graph, Node, QuantParams, Tensor
+from ..ops import get_op
+from .groups import only_quantize
+from .params import Affine
+
+RECURRENT = ("LSTM", "GRU", "RNN")
+CELLS = 3  # output position of the float LSTM's cell sequence
+
+
+def node_points(graph: Graph, node: Node) -> list[tuple[str, str, Node]]:
+    """The planned (tensor, source, node) points of recurrent `node` (see the
+    module docstring); declares the outputs calibration must see."""
+    if not any(t and _is_float(graph, t) for t in node.outputs) or only_quantize(graph, node.outputs[0]):
+        return []  # integer already, or a QDQ model's: its parameters are given
+    node = _declare_outputs(graph, node)
+    points = [(node.outputs[0], "observe", node)]
+    if node.outputs[1] and not only_quantize(graph, node.outputs[1]):
+        points.append((node.outputs[1], "alias", node))
+    initial = [name if name in graph.inputs and _is_float(graph, name) else "" for name in _initial_states(node)]
+    if initial[0]:
+        points.append((initial[0], "alias", node))
+    if node.op == "LSTM":
+        points.append((node.outputs[CELLS], "cell", node))
+        points += [(name, "cell_state", node) for name in (initial[1], node.outputs[2])
+                   if name and not only_quantize(graph, name)]
+    return points
+
+
+def _is_float(graph: Graph, name: str) -> bool:
+    return graph.tensor(name).dtype in ("f32", "f64")
+
+
+def _initial_states(node: Node) -> tuple[str, str]:
+    """(initial_h, initial_c) of a recurrent node, "" where absent."""
+    names = list(node.inputs[5:7]) + ["", ""]
+    return names[0], (names[1] if node.op == "LSTM" else "")
+
+
+def state_inputs(graph: Graph) -> set[str]:
+    """The float graph inputs that are initial states of recurrent ops: their
+    parameters are the op's (Y's for h, the cell's for c), not observed."""
+    return {name for node in graph.nodes() if node.op in RECURRENT for name in _initial_states(node)
+            if name in graph.inputs and _is_float(graph, name)}
+
+
+def cell_affine(graph: Graph, node: Node) -> Affine:
+    """int16 at the cell's recorded scale 2^-F, zero point 0."""
+    return Affine(graph.tensor(node.outputs[CELLS]).quant.scale[0], 0, "i16")
+
+
+def _declare_outputs(graph: Graph, node: Node) -> Node:
+    """`node` again, with Y, Y_h when Y_c is used (an integer op's outputs have no
+    gaps) and for LSTM the cell sequence declared."""
+    wanted = CELLS + 1 if node.op == "LSTM" else 2
+    outputs = list(node.outputs) + [""] * max(0, wanted - len(node.outputs))
+    types = get_op(node.op).infer(node.attrs, [graph.tensor(t) if t else None for t in node.inputs])
+    declare = [0] + ([CELLS] + ([1] if outputs[2] else []) if node.op == "LSTM" else [])
+    for index in declare:
+        if not outputs[index]:
+            name = graph.unique_tensor_name(f"{node.name}.{('Y', 'Y_h', '', 'cells')[index]}")
+            graph.add_tensor(Tensor(name, types[index].dtype, types[index].shape))
+            outputs[index] = name
+    if outputs == node.outputs:
+        return node
+    graph.remove_node(node.name)
+    return graph.add_node(Node(node.name, node.op, list(node.inputs), outputs, node.attrs))
+
+
+def cell_frac(lo: float, hi: float) -> int:
+    """F = 15 − ⌈log2 max|c|⌉ clamped to [0, 15] (15 when the cell stays 0)."""
+    peak = max(-float(lo), float(hi))
+    if not peak > 0:
+        return 15
+    return int(min(15, max(0, 15 - math.ceil(math.log2(peak)))))
+
+
+def record_cell(graph: Graph, tensor: str, value_range: tuple[float, float]) -> None:
+    graph.tensor(tensor).quant = QuantParams((2.0 ** -cell_frac(*value_range),), (0,))

@@ -1,0 +1,201 @@
+"""Lowering rules of the transformer building blocks (docs/numerics.md §11–14):
+
+    ReduceSum, ReduceMean,
+    ReduceMax                 → QReduce (sum or max on the integers, one requantization)
+    MatMul of two activations,
+    or with a constant of
+    rank > 2                  → QMatMul (a constant operand: int8 symmetric per tensor)
+    MatMul with constant 2-D
+    weights                   → QGemm (linear.py); an activation of rank != 2 is folded
+                                into rows by a Reshape before and after
+    Softmax                   → QSoftmax (rules.py) on the last axis; on another axis
+                                an 8-bit Transpose moves it last and back
+    LayerNormalization        → QLayerNorm with per-element integer γ, β
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..ir import Graph, QuantParams
+from ..numerics import quantize_multiplier
+from ..ops.layernorm import FRACTION_BITS, MAX_EPS, QLayerNormAttrs
+from ..ops.qmatmul import MAX_K, QMatMulAttrs
+from ..ops.qsoftmax import QSoftmaxAttrs
+from ..ops.reduce import QReduceAttrs, reduced_count
+from ..ops.shape import ReshapeAttrs, TransposeAttrs
+from . import linear, rules
+from .emit import add_node, constant, new_tensor
+from .groups import Group, Operand, rule
+from .params import Affine
+from .weights import dequantized_constant
+
+WEIGHT_LIMIT = 127
+
+
+def _unsupported(group: Group, why: str) -> UnsupportedError:
+    return UnsupportedError(f"{group.node.op} node {group.name!r}: {why}")
+
+
+def _multiplier(group: Group, real: float) -> tuple[int, int]:
+    try:
+        return quantize_multiplier(real)
+    except UnsupportedError as exc:
+        raise _unsupported(group, str(exc)) from None
+
+
+# -- reductions ------------------------------------------------------------------------
+@rule("ReduceSum", "ReduceMean", "ReduceMax")
+def lower_reduce(graph: Graph, group: Group) -> None:
+    """M = s_x / s_y (sum, max) or s_x / (s_y · count) (mean)."""
+    x, out, attrs = group.operand(0), group.out, group.node.attrs
+    count = reduced_count(graph.tensor(x.tensor).shape, attrs.axes)
+    real = x.affine.scale / out.scale / (count if group.node.op == "ReduceMean" else 1)
+    m, n = _multiplier(group, real)
+    lo, hi = group.bounds()
+    qattrs = QReduceAttrs(attrs.axes, attrs.keepdims, x.affine.zero_point, out.zero_point, m, n, lo, hi, out.dtype,
+                          is_max=group.node.op == "ReduceMax")
+    add_node(graph, group.name, "QReduce", [x.tensor], [group.output], qattrs)
+
+
+# -- matrix products -------------------------------------------------------------------
+@rule("MatMul")
+def lower_matmul(graph: Graph, group: Group) -> None:
+    a_shape = graph.tensor(group.node.inputs[0]).shape
+    w = group.node.inputs[1]
+    if _is_constant(graph, group, 1) and len(graph.tensor(w).shape) == 2 and not _is_constant(graph, group, 0):
+        if len(a_shape) == 2:
+            linear.lower_matmul(graph, group)
+        else:
+            _gemm_on_rows(graph, group)
+        return
+    b_shape = graph.tensor(w).shape
+    if len(a_shape) < 2 or len(b_shape) < 2:
+        raise _unsupported(group, "a 1-D operand has an integer lowering only against constant 2-D weights")
+    if a_shape[-1] > MAX_K:
+        raise _unsupported(group, f"inner dimension {a_shape[-1]} > {MAX_K} may overflow the int32 accumulator")
+    a, b = _matmul_operand(graph, group, 0), _matmul_operand(graph, group, 1)
+    m, n = _multiplier(group, a.affine.scale * b.affine.scale / group.out.scale)
+    lo, hi = group.bounds()
+    attrs = QMatMulAttrs(a.affine.zero_point, b.affine.zero_point, group.out.zero_point, m, n, lo, hi,
+                         group.out.dtype)
+    add_node(graph, group.name, "QMatMul", [a.tensor, b.tensor], [group.output], attrs)
+
+
+def _is_constant(graph: Graph, group: Group, index: int) -> bool:
+    """Input `index` is a constant (float, or integer behind a DequantizeLinear)."""
+    operand = group.operands[index]
+    return operand is None or graph.tensor(operand.tensor).is_constant
+
+
+def _gemm_on_rows(graph: Graph, group: Group) -> None:
+    """x [..., K] (rank != 2) @ W [K, N]: Reshape x to [rows, K], QGemm, Reshape back."""
+    x = group.operand(0)
+    shape = graph.tensor(x.tensor).shape
+    out_shape = graph.tensor(group.output).shape
+    k, n = graph.tensor(group.node.inputs[1]).shape
+    rows = math.prod(shape[:-1])
+    flat = new_tensor(graph, x.tensor, x.affine, (rows, k))
+    add_node(graph, f"{group.name}.rows", "Reshape", [x.tensor], [flat], ReshapeAttrs((rows, k)))
+    mid = new_tensor(graph, group.output, group.out, (rows, n))
+    linear.lower_matmul(graph, dataclasses.replace(group, operands=[Operand(flat, x.affine), None], output=mid))
+    add_node(graph, f"{group.name}.unrows", "Reshape", [mid], [group.output], ReshapeAttrs(tuple(out_shape)))
+
+
+def _matmul_operand(graph: Graph, group: Group, index: int) -> Operand:
+    """Input `index` as an 8-bit operand: the dequantized activation, or a constant
+    quantized symmetric per tensor (docs/numerics.md §12)."""
+    if group.operands[index] is not None:
+        return group.operands[index]
+    name = group.node.inputs[index]
+    data = graph.constant(name)
+    if data is None:
+        q = dequantized_constant(graph, name, f"input #{index}", group.name)
+        if q.scale.size != 1 or q.data.dtype != np.int8 or np.abs(q.data.astype(np.int64)).max() > WEIGHT_LIMIT:
+            raise _unsupported(group, f"constant input #{index} must be int8 in [-127, 127] with one scale")
+        values, scale = q.data, float(q.scale[0])
+    else:
+        values, scale = _symmetric(np.asarray(data, np.float64))
+    affine = Affine(scale, 0)
+    tensor = constant(graph, f"{group.name}.b{index}", values, QuantParams((scale,), (0,)))
+    return Operand(tensor, affine)
+
+
+def _symmetric(w: np.ndarray) -> tuple[np.ndarray, float]:
+    """(int8 q, scale) with scale = max|w| / 127 (a float32 value; 1 for all zeros)."""
+    peak = float(np.abs(w).max()) if w.size else 0.0
+    scale = float(np.float32(peak / WEIGHT_LIMIT)) if peak > 0 else 1.0
+    q = np.clip(np.rint(w / scale), -WEIGHT_LIMIT, WEIGHT_LIMIT).astype(np.int8)
+    return q, scale
+
+
+# -- softmax ---------------------------------------------------------------------------
+@rule("Softmax")
+def lower_softmax(graph: Graph, group: Group) -> None:
+    x = group.operand(0)
+    shape = graph.tensor(x.tensor).shape
+    axis, rank = group.node.attrs.axis, len(shape)
+    if axis == rank - 1:
+        rules.lower_softmax(graph, group)
+        return
+    if group.node.attrs.coerce_2d:
+        raise _unsupported(group, "softmax over several axes (opset < 13) has no integer lowering")
+    perm = tuple(i for i in range(rank) if i != axis) + (axis,)
+    inverse = tuple(int(i) for i in np.argsort(perm))
+    moved = new_tensor(graph, x.tensor, x.affine, tuple(shape[p] for p in perm))
+    add_node(graph, f"{group.name}.to_last", "Transpose", [x.tensor], [moved], TransposeAttrs(perm))
+    soft = new_tensor(graph, group.output, group.out, tuple(shape[p] for p in perm))
+    m, n = _multiplier(group, 1.0 / group.out.scale)
+    lo, hi = group.bounds()
+    table = constant(graph, f"{group.name}.exp_table", rules.exp_table(x.affine.scale))
+    attrs = QSoftmaxAttrs(group.out.zero_point, m, n, lo, hi, group.out.dtype)
+    add_node(graph, group.name, "QSoftmax", [moved, table], [soft], attrs)
+    add_node(graph, f"{group.name}.from_last", "Transpose", [soft], [group.output], TransposeAttrs(inverse))
+
+
+# -- layer normalization ---------------------------------------------------------------
+@rule("LayerNormalization")
+def lower_layer_norm(graph: Graph, group: Group) -> None:
+    x, out, attrs = group.operand(0), group.out, group.node.attrs
+    shape = graph.tensor(x.tensor).shape
+    normalized = shape[attrs.axis:]
+    count = math.prod(normalized)
+    gamma = _affine_constant(graph, group, 1, normalized, 1.0)
+    beta = _affine_constant(graph, group, 2, normalized, 0.0)
+    eps = round(attrs.epsilon * count ** 3 / x.affine.scale ** 2)
+    if not 0 <= eps < MAX_EPS:
+        raise _unsupported(group, f"epsilon {attrs.epsilon} is too large for the input scale {x.affine.scale}")
+    g_real, b_real = gamma * math.sqrt(count) / out.scale, beta / out.scale
+    shift = _layer_norm_shift(group, g_real, b_real)
+    g = np.rint(g_real * 2.0 ** (shift - FRACTION_BITS)).astype(np.int32)
+    b = np.rint(b_real * 2.0 ** shift).astype(np.int64)
+    lo, hi = group.bounds()
+    g_name = constant(graph, f"{group.name}.gamma", g)
+    b_name = constant(graph, f"{group.name}.beta", b)
+    qattrs = QLayerNormAttrs(attrs.axis, int(eps), shift, out.zero_point, lo, hi, out.dtype)
+    add_node(graph, group.name, "QLayerNorm", [x.tensor, g_name, b_name], [group.output], qattrs)
+
+
+def _affine_constant(graph: Graph, group: Group, index: int, normalized: tuple[int, ...],
+                     default: float) -> np.ndarray:
+    """γ or β (float64) broadcast to the normalized shape and flattened."""
+    name = group.node.inputs[index] if index < len(group.node.inputs) else ""
+    if not name:
+        return np.full(math.prod(normalized), default)
+    data = graph.constant(name)
+    if data is None:
+        raise _unsupported(group, f"input #{index} (scale or bias) must be a constant")
+    return np.broadcast_to(np.asarray(data, np.float64), normalized).reshape(-1)
+
+
+def _layer_norm_shift(group: Group, g_real: np.ndarray, b_real: np.ndarray) -> int:
+    """The largest T <= 62 with every |g_i| <= 2^30 and |b_i| < 2^61 (docs/numerics.md §14)."""
+    g_peak, b_peak = float(np.abs(g_real).max()), float(np.abs(b_real).max())
+    for shift in range(62, 0, -1):
+        if round(g_peak * 2.0 ** (shift - FRACTION_BITS)) <= 1 << 30 and round(b_peak * 2.0 ** shift) < 1 << 61:
+            return shift
+    raise _unsupported(group, "scale or bias is too large for the output scale")

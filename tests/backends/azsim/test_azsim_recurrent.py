@@ -1,0 +1,49 @@
+"""QLSTM, QGRU and QRNN on az-sim: quantized one-node models lowered to a blob,
+read back and simulated, bit-exact with the reference interpreter
+(docs/numerics.md §15), with the work the cost model counts (docs/azsim.md):
+the gate matrix-vector products as MACs, the gates as PPU elements."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from rnn_models import Spec, integer_graph, model, samples, split_samples
+
+from nnc.backends.azsim.blob import read_blob, write_blob
+from nnc.backends.azsim.hardware import load_hardware
+from nnc.backends.azsim.lowering import to_program
+from nnc.backends.azsim.simulator import simulate
+from nnc.interpreter import run
+
+CASES = {
+    "lstm-bidirectional-layout1-input-states": (Spec("LSTM", steps=6, batch=2, inputs=5, hidden=7,
+                                                     direction="bidirectional", layout=1, states="input",
+                                                         outputs=("Y", "Y_h", "Y_c")), 7),
+    "lstm-reverse-const-states-clip": (Spec("LSTM", steps=6, batch=3, inputs=4, hidden=5, direction="reverse",
+                                            states="const", attrs={"clip": 1.5}, outputs=("Y_h",)), 7),
+    "gru-bidirectional-input-states": (Spec("GRU", steps=6, batch=2, inputs=5, hidden=6, direction="bidirectional",
+                                            states="input"), 6),
+    "gru-linear-before-reset-layout1": (Spec("GRU", steps=6, batch=2, inputs=5, hidden=6, layout=1, states="const",
+                                             attrs={"linear_before_reset": 1}), 6),
+    "rnn-reverse-layout1": (Spec("RNN", steps=6, batch=2, inputs=5, hidden=6, direction="reverse", layout=1,
+                                 states="input"), 2),
+}
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+@pytest.mark.parametrize("spec,ppu_per_unit", CASES.values(), ids=CASES.keys())
+def test_recurrent_ops(spec, ppu_per_unit, tmp_path):
+    m = model(spec)
+    stacked = {k: v * (1.0 if k == "X" else 0.4) for k, v in samples(m, 3).items()}
+    _, graph = integer_graph(m, tmp_path, stacked)
+    program = read_blob(write_blob(to_program(graph)))
+    for sample in split_samples(stacked):
+        produced, stats = simulate(program, sample)
+        for name, want in run(graph, sample).items():
+            np.testing.assert_array_equal(produced[name], want, err_msg=name)
+    units = spec.steps * spec.batch * spec.directions * spec.hidden
+    (row,) = [row for row in stats.layers if row.op == "Q" + spec.op]
+    assert row.macs_total == units * GATES[spec.op] * (spec.inputs + spec.hidden)
+    assert row.post_cycles == math.ceil(units * ppu_per_unit * load_hardware().post_cycles_per_output)

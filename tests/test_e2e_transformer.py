@@ -1,0 +1,120 @@
+"""Transformer building blocks end to end (tests/e2e.py): small onnx.helper
+models compiled for ir, c and az-sim, bit-exact across targets, int8 output
+cosine to the float model >= 0.99 on the calibration samples."""
+
+from __future__ import annotations
+
+import numpy as np
+from e2e import compile_everywhere
+from onnx import TensorProto, helper, numpy_helper, shape_inference
+
+RNG = np.random.default_rng(5)
+
+
+def model(nodes, x_shape, inits: dict, opset: int = 18):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    return shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                                                          ir_version=8))
+
+
+def weights(*shape, scale=0.3):
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def samples(shape, count=8):
+    return {"x": RNG.standard_normal((count, *shape)).astype(np.float32)}
+
+
+def node(op, inputs, output, **attrs):
+    return helper.make_node(op, inputs, [output], name=f"{op}_{output}", **attrs)
+
+
+def test_single_head_attention(tmp_path):
+    """Q, K, V projections (3-D activation @ 2-D weights: QGemm on rows), Q·Kᵀ and
+    A·V (QMatMul of two activations), Mul by 1/√d, softmax over the last axis."""
+    t, d = 8, 16
+    inits = {"wq": weights(d, d), "wk": weights(d, d), "wv": weights(d, d), "scale": np.float32(1 / np.sqrt(d))}
+    nodes = [node("MatMul", ["x", "wq"], "q"), node("MatMul", ["x", "wk"], "k"), node("MatMul", ["x", "wv"], "v"),
+             node("Transpose", ["k"], "kt", perm=[0, 2, 1]), node("MatMul", ["q", "kt"], "s"),
+             node("Mul", ["s", "scale"], "ss"), node("Softmax", ["ss"], "a", axis=-1),
+             node("MatMul", ["a", "v"], "y")]
+    reports = compile_everywhere(model(nodes, [1, t, d], inits), tmp_path, samples([1, t, d]))
+    ops = {layer["op"] for layer in reports["az-sim"]["layers"]}
+    assert {"QMatMul", "QGemm", "QSoftmax"} <= ops
+
+
+def test_multi_head_scores_with_broadcast_batch(tmp_path):
+    """Heads as a batch axis: [1, 2, t, dh] @ [1, 2, dh, t], softmax on axis 2 (not last)."""
+    t, dh = 6, 8
+    inits = {"wq": weights(2 * dh, 2 * dh), "wk": weights(2 * dh, 2 * dh), "shape": np.array([1, t, 2, dh])}
+    nodes = [node("MatMul", ["x", "wq"], "q"), node("MatMul", ["x", "wk"], "k"),
+             node("Reshape", ["q", "shape"], "q4"), node("Reshape", ["k", "shape"], "k4"),
+             node("Transpose", ["q4"], "qh", perm=[0, 2, 1, 3]), node("Transpose", ["k4"], "kh", perm=[0, 2, 3, 1]),
+             node("MatMul", ["qh", "kh"], "s"), node("Softmax", ["s"], "y", axis=2)]
+    compile_everywhere(model(nodes, [1, t, 2 * dh], inits), tmp_path, samples([1, t, 2 * dh]))
+
+
+def test_layer_norm_after_projection(tmp_path):
+    inits = {"w": weights(24, 32), "gamma": 1 + weights(32, scale=0.2), "beta": weights(32, scale=0.2)}
+    nodes = [node("MatMul", ["x", "w"], "h"),
+             node("LayerNormalization", ["h", "gamma", "beta"], "y", axis=-1, epsilon=1e-5)]
+    reports = compile_everywhere(model(nodes, [1, 6, 24], inits, opset=17), tmp_path, samples([1, 6, 24]))
+    assert "QLayerNorm" in {layer["op"] for layer in reports["c"]["layers"]}
+
+
+def test_reduce_mean_pooling_head(tmp_path):
+    """The dynamo exporter's global average pooling: ReduceMean over H, W (axes
+    input, keepdims) becomes GlobalAveragePool; then a classifier."""
+    inits = {"w": weights(8, 3, 3, 3), "axes": np.array([-2, -1], np.int64), "fc": weights(8, 5),
+             "flat": np.array([1, 8])}
+    nodes = [node("Conv", ["x", "w"], "c", pads=[1, 1, 1, 1]), node("Relu", ["c"], "r"),
+             node("ReduceMean", ["r", "axes"], "p", keepdims=1), node("Reshape", ["p", "flat"], "f"),
+             node("MatMul", ["f", "fc"], "y")]
+    reports = compile_everywhere(model(nodes, [1, 3, 8, 8], inits), tmp_path, samples([1, 3, 8, 8]))
+    ops = {layer["op"] for layer in reports["az-sim"]["layers"]}
+    assert "QAveragePool" in ops and "QReduce" not in ops
+
+
+def test_reductions_on_any_axes(tmp_path):
+    """ReduceMax over the sequence, ReduceSum over features (keepdims 0), a
+    ReduceMean that is not a pooling, and batched constant weights (QMatMul)."""
+    inits = {"w3": weights(2, 6, 5), "a1": np.array([1], np.int64), "a2": np.array([-1], np.int64)}
+    nodes = [node("MatMul", ["x", "w3"], "h"), node("ReduceMax", ["h", "a1"], "m", keepdims=1),
+             node("ReduceMean", ["h", "a2"], "mean", keepdims=1), node("Add", ["m", "mean"], "s"),
+             node("ReduceSum", ["s", "a2"], "y", keepdims=0)]
+    reports = compile_everywhere(model(nodes, [2, 4, 6], inits), tmp_path, samples([2, 4, 6]))
+    ops = [layer["op"] for layer in reports["az-sim"]["layers"]]
+    assert ops.count("QReduce") == 3 and "QMatMul" in ops
+
+
+def test_pre_norm_encoder_block(tmp_path):
+    """LayerNorm, two-head attention (heads split by Reshape/Transpose), output
+    projection with bias, residual, LayerNorm, an Erf-GELU feed-forward, residual,
+    mean over tokens: every transformer block op together."""
+    t, d, h, f = 8, 16, 2, 32
+    inits = {"g1": 1 + weights(d, scale=0.1), "b1": weights(d, scale=0.1), "g2": 1 + weights(d, scale=0.1),
+             "b2": weights(d, scale=0.1), "wq": weights(d, d), "wk": weights(d, d), "wv": weights(d, d),
+             "wo": weights(d, d), "bo": weights(d, scale=0.1), "w1": weights(d, f), "bf1": weights(f, scale=0.1),
+             "w2": weights(f, d, scale=0.2), "bf2": weights(d, scale=0.1), "heads": np.array([1, t, h, d // h]),
+             "merge": np.array([1, t, d]), "scale": np.float32(1 / np.sqrt(d // h)), "half": np.float32(0.5),
+             "one": np.float32(1.0), "rsqrt2": np.float32(1 / np.sqrt(2)), "tokens": np.array([1])}
+    attention = [node("LayerNormalization", ["x", "g1", "b1"], "l1", axis=-1),
+                 *(node("MatMul", ["l1", f"w{p}"], p) for p in "qkv"),
+                 *(node("Reshape", [p, "heads"], f"{p}4") for p in "qkv"),
+                 node("Transpose", ["q4"], "qh", perm=[0, 2, 1, 3]), node("Transpose", ["k4"], "kh", perm=[0, 2, 3, 1]),
+                 node("Transpose", ["v4"], "vh", perm=[0, 2, 1, 3]), node("MatMul", ["qh", "kh"], "s"),
+                 node("Mul", ["s", "scale"], "ss"), node("Softmax", ["ss"], "a", axis=-1),
+                 node("MatMul", ["a", "vh"], "o4"), node("Transpose", ["o4"], "ot", perm=[0, 2, 1, 3]),
+                 node("Reshape", ["ot", "merge"], "o"), node("MatMul", ["o", "wo"], "po"),
+                 node("Add", ["po", "bo"], "pob"), node("Add", ["x", "pob"], "r1")]
+    feed_forward = [node("LayerNormalization", ["r1", "g2", "b2"], "l2", axis=-1),
+                    node("MatMul", ["l2", "w1"], "f1"), node("Add", ["f1", "bf1"], "f1b"),
+                    node("Mul", ["f1b", "rsqrt2"], "gs"), node("Erf", ["gs"], "ge"), node("Add", ["ge", "one"], "gp"),
+                    node("Mul", ["f1b", "gp"], "gm"), node("Mul", ["gm", "half"], "gelu"),
+                    node("MatMul", ["gelu", "w2"], "f2"), node("Add", ["f2", "bf2"], "f2b"),
+                    node("Add", ["r1", "f2b"], "r2"), node("ReduceMean", ["r2", "tokens"], "y", keepdims=0)]
+    reports = compile_everywhere(model(attention + feed_forward, [1, t, d], inits), tmp_path, samples([1, t, d], 16))
+    ops = [layer["op"] for layer in reports["c"]["layers"]]
+    assert ops.count("QLayerNorm") == 2 and ops.count("QMatMul") == 2 and "QReduce" in ops

@@ -1,0 +1,63 @@
+"""Keyword spotters with a recurrent layer (49 MFCC frames of 10 features, 12
+classes), compiled for ir, c and az-sim: bit-exact targets and int8 vs float
+cosine >= 0.99 (tests/e2e.py). GRU and RNN models are built with onnx.helper;
+a two-layer LSTM (20 frames, hidden 16) is exported by both PyTorch exporters
+(skipped without torch). Streaming compiles (--stream) run them 7 frames at a
+time, bit-exact with the whole sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from e2e import compile_everywhere
+from rnn_models import keyword_spotter, samples
+
+import nnc
+
+
+@pytest.mark.parametrize("op", ["GRU", "RNN"])
+def test_keyword_spotter(op, tmp_path):
+    m = keyword_spotter(op)
+    reports = compile_everywhere(m, tmp_path, samples(m))
+    (layer,) = [row for row in reports["c"]["layers"] if row["op"] == "Q" + op]
+    assert layer["macs"] == 49 * {"GRU": 3, "RNN": 1}[op] * 32 * (10 + 32)
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_torch_two_layer_lstm(dynamo, tmp_path):
+    torch = pytest.importorskip("torch")
+
+    class Spotter(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.LSTM(10, 16, num_layers=2, batch_first=True)
+            self.head = torch.nn.Linear(16, 12)
+
+        def forward(self, x):
+            y, _ = self.rnn(x)
+            return self.head(y[:, -1])
+
+    torch.manual_seed(0)
+    path = tmp_path / "kws.onnx"
+    torch.onnx.export(Spotter().eval(), (torch.randn(1, 20, 10),), str(path), input_names=["mfcc"],
+                      dynamo=dynamo, opset_version=18 if dynamo else 17)
+    rng = np.random.default_rng(0)
+    reports = compile_everywhere(path, tmp_path, {"mfcc": rng.standard_normal((4, 1, 20, 10)).astype(np.float32)})
+    assert [row["op"] for row in reports["az-sim"]["layers"]].count("QLSTM") == 2
+
+
+@pytest.mark.parametrize("op,target", [("LSTM", "c"), ("GRU", "az-sim")])
+def test_streaming_frame_by_frame_equals_whole_sequence(op, target, tmp_path):
+    """--stream: the states cross the graph boundary exactly (h at Y's parameters,
+    the LSTM cell as int16 at 2^-F), so 7-frame chunks equal the whole run bit
+    for bit, and the target equals the reference on every chunk."""
+    m = keyword_spotter(op)
+    path, calib = tmp_path / "kws.onnx", tmp_path / "calib.npz"
+    onnx.save(m, path)
+    np.savez(calib, **samples(m, 4))
+    result = nnc.compile(path, target=target, output_dir=tmp_path / "out", calib=calib, stream={"mfcc": (1, 7, 10)})
+    verification = result.report["verification"]
+    assert verification["chunks"] == 4 * 7
+    assert verification["vs_whole_sequence"]["bit_exact"] and verification["vs_reference"]["bit_exact"]
+    assert verification["vs_float"]["cosine"] >= 0.99
