@@ -109,9 +109,10 @@ def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]],
             record_cell(graph, point.tensor, ranges[point.tensor])
             continue
         insert_qdq(graph, point.tensor, _affine(graph, point, ranges))
+    shared: dict = {}
     for node in graph.nodes():
         if node.op in ("Conv", "Gemm", "MatMul"):
-            quantize_layer(graph, node, specs.get(node.name, WeightSpec()), means.get(node.name))
+            quantize_layer(graph, node, specs.get(node.name, WeightSpec()), means.get(node.name), shared)
 
 
 def _affine(graph: Graph, point: Point, ranges) -> Affine:

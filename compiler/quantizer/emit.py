@@ -37,7 +37,9 @@ def constant(graph: Graph, base: str, data: np.ndarray, quant: QuantParams | Non
     else a new one. A shared tensor keeps `quant` only while every integer layer
     reading it agrees (TFLite exporters share one bias among layers whose
     s_x · s_w differ; such a bias carries no `quant`, its scale being each
-    layer's s_x · s_w[c])."""
+    layer's s_x · s_w[c]). Failing that, with `reuse` given, a constant that holds
+    the same data with the same (non-empty) parameters is shared: the weight an
+    exporter's unrolled recurrence reads at every step, transposed per layer."""
     if reuse:
         t = graph.tensor(reuse)
         if t.data is not None and t.data.dtype == data.dtype and t.shape == data.shape \
@@ -48,7 +50,21 @@ def constant(graph: Graph, base: str, data: np.ndarray, quant: QuantParams | Non
             elif t.quant != quant:
                 t.quant = None
             return reuse
+        twin = _twin_constant(graph, data, quant)
+        if twin is not None:
+            return twin
     return graph.add_constant(base, np.ascontiguousarray(data), quant=quant).name
+
+
+def _twin_constant(graph: Graph, data: np.ndarray, quant: QuantParams | None) -> str | None:
+    """A constant of `graph` equal to `data` with parameters `quant`, or None."""
+    if quant is None:
+        return None
+    for name, t in graph.tensors.items():
+        if (t.data is not None and t.quant == quant and t.data.dtype == data.dtype and t.shape == data.shape
+                and np.array_equal(t.data, data)):
+            return name
+    return None
 
 
 def multiplier_constants(graph: Graph, base: str, mantissas: np.ndarray, shifts: np.ndarray) -> tuple[str, str]:

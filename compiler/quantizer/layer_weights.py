@@ -45,10 +45,14 @@ class WeightSpec:
         return self.bits == 8 and not self.codebook
 
 
-def quantize_layer(graph: Graph, node: Node, spec: WeightSpec = WeightSpec(), mean: np.ndarray | None = None) -> None:
+def quantize_layer(graph: Graph, node: Node, spec: WeightSpec = WeightSpec(), mean: np.ndarray | None = None,
+                   shared: dict | None = None) -> None:
     """Quantize `node`'s constant weights and bias as `spec` says (see the module
     docstring); `mean` is its input's per-channel mean for bias correction. Needs
-    x dequantized; a layer whose weights are not constants is left alone."""
+    x dequantized; a layer whose weights are not constants is left alone.
+    `shared` (one dict per graph) lets layers that read one weight tensor and
+    quantize it to the same integers and scales read one int8 tensor, stored once
+    (an exporter's unrolled recurrence reuses a weight at every step)."""
     x_producer = graph.producer(node.inputs[0])
     if x_producer is None or x_producer.op != "DequantizeLinear":
         return
@@ -66,7 +70,7 @@ def quantize_layer(graph: Graph, node: Node, spec: WeightSpec = WeightSpec(), me
         shift = output_shift(node, q * per_channel(s_w, w.ndim, axis) - w, mean, axis)
         bias = -shift if bias is None else bias - shift
     inputs = list(node.inputs) + [""] * (3 - len(node.inputs))
-    inputs[1] = _dequantized(graph, f"{node.inputs[1]}.int{spec.bits}", q, s_w, axis)
+    inputs[1] = _shared_weights(graph, node.inputs[1], q, s_w, axis, spec, {} if shared is None else shared)
     if bias is not None:
         s_b = (x_scale * s_w.astype(np.float64)).astype(np.float32)
         qb = quantize_bias(bias, s_b.astype(np.float64), node.name)
@@ -137,6 +141,18 @@ def _fold_gemm_scalars(node: Node, w: np.ndarray, bias):
         bias = np.asarray(bias, np.float64) * attrs.beta
     node.attrs = dataclasses.replace(attrs, alpha=1.0, beta=1.0)
     return w, bias
+
+
+def _shared_weights(graph: Graph, name: str, q: np.ndarray, scale: np.ndarray, axis: int, spec: WeightSpec,
+                    shared: dict) -> str:
+    """The dequantized int8 weights of float constant `name`: an earlier layer's
+    when it quantized `name` to the same integers and scales, else new."""
+    earlier = shared.get((name, axis))
+    if earlier is not None and np.array_equal(earlier[0], q) and np.array_equal(earlier[1], scale):
+        return earlier[2]
+    out = _dequantized(graph, f"{name}.int{spec.bits}", q, scale, axis)
+    shared[(name, axis)] = (q, scale, out)
+    return out
 
 
 def _dequantized(graph: Graph, base: str, q: np.ndarray, scale: np.ndarray, axis: int) -> str:
