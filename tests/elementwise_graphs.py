@@ -9,7 +9,7 @@ import numpy as np
 
 from nnc.ir import Graph, Node, Tensor, TensorType
 from nnc.ops import get_op
-from nnc.ops.qbinary import QAffineAttrs, QMulAttrs
+from nnc.ops.qbinary import QAffineAttrs, QProductAttrs
 from nnc.ops.qelementwise import QAddAttrs
 from nnc.verifier import verify
 
@@ -37,8 +37,8 @@ def corner_graph() -> Graph:
     for name, dtype, shape in (("a", "i8", (256, 1)), ("b", "u8", (1, 256))):
         g.add_tensor(Tensor(name, dtype, shape))
         g.inputs.append(name)
-    _node(g, "QMul", ["a", "b"], QMulAttrs(-3, 17, 5, 1518500250, 38, -128, 127), "mul")
-    _node(g, "QMul", ["a", "b"], QMulAttrs(-128, 255, 128, TOP, 40, 10, 250, "u8"), "mul_u8")
+    _node(g, "QMul", ["a", "b"], QProductAttrs(-3, 17, 5, 1518500250, 38, -128, 127), "mul")
+    _node(g, "QMul", ["a", "b"], QProductAttrs(-128, 255, 128, TOP, 40, 10, 250, "u8"), "mul_u8")
     a3 = _node(g, "Reshape", ["a"], get_op("Reshape").Attrs((256, 1, 1)), "a3")
     mult = _const(g, "mult", [[[TOP, -TOP], [0, 12345], [-1 << 30, 3 << 28]]])
     offset = _const(g, "offset", [[[TOP, -TOP], [1 << 20, -(1 << 24)], [0, 77]]])

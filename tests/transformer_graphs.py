@@ -12,7 +12,7 @@ from nnc.ir import Graph, Node, Tensor, TensorType
 from nnc.numerics import quantize_multiplier
 from nnc.ops import get_op
 from nnc.ops.layernorm import QLayerNormAttrs
-from nnc.ops.qmatmul import QMatMulAttrs
+from nnc.ops.qbinary import QProductAttrs
 from nnc.ops.reduce import QReduceAttrs
 from nnc.verifier import verify
 
@@ -79,7 +79,7 @@ MATMUL_CASES = {
 def matmul_graph(a, b, const_b=False, a_dtype="i8") -> Graph:
     m, n = quantize_multiplier(0.0021)
     za = -7 if a_dtype == "i8" else 130
-    attrs = QMatMulAttrs(za, 0 if const_b else 5, -2, m, n, -128, 127, "i8")
+    attrs = QProductAttrs(za, 0 if const_b else 5, -2, m, n, -128, 127, "i8")
     b_spec = RNG.integers(-127, 128, b).astype(np.int8) if const_b else ("i8", b)
     return one_node("QMatMul", attrs, [("a", (a_dtype, a)), ("b", b_spec)])
 

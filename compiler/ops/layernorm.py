@@ -27,7 +27,7 @@ from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import round_shift
-from .qelementwise import _check_activation, _to_type
+from .qelementwise import check_activation, to_type
 from .qlinear import check_output_range
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 from .shape import node_axis
@@ -133,7 +133,7 @@ class QLayerNorm(OpDef):
     @staticmethod
     def infer(attrs, inputs):
         x, g, b = inputs
-        _check_activation(x)
+        check_activation(x)
         check_output_range(attrs)
         n = math.prod(_normalized(x.shape, attrs.axis))
         if n > MAX_ROW:
@@ -152,7 +152,7 @@ class QLayerNorm(OpDef):
         h = normalized_rows(rows, attrs.eps_int)
         acc = g.astype(np.int64) * h + b.astype(np.int64)
         y = round_shift(acc, attrs.shift) + attrs.y_zero_point
-        return [_to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype).reshape(x.shape)]
+        return [to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype).reshape(x.shape)]
 
 
 # -- ONNX lowering ---------------------------------------------------------------------

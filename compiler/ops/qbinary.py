@@ -24,24 +24,18 @@ from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import round_shift
 from .elementwise import broadcast_shape
-from .qlinear import ACTIVATION_TYPES, check_multiplier, check_output_range, check_zero_point
+from .qelementwise import check_activation, to_type
+from .qlinear import check_multiplier, check_output_range, check_zero_point
 from .registry import OpDef, register_op
 
 COEFFICIENT_LIMIT = 1 << 31
 MAX_SHIFT = 62
 
 
-def _to_type(y: np.ndarray, dtype: str) -> np.ndarray:
-    return y.astype(np.int8 if dtype == "i8" else np.uint8)
-
-
-def _check_activation(t: TensorType, what: str) -> None:
-    if t.dtype not in ACTIVATION_TYPES:
-        raise ShapeError(f"{what} must be i8/u8, got {t.dtype}")
-
-
 @dataclass(frozen=True)
-class QMulAttrs:
+class QProductAttrs:
+    """Attributes of the integer products QMul and QMatMul (qmatmul.py)."""
+
     a_zero_point: int
     b_zero_point: int
     y_zero_point: int
@@ -55,14 +49,14 @@ class QMulAttrs:
 @register_op
 class QMul(OpDef):
     name = "QMul"
-    Attrs = QMulAttrs
+    Attrs = QProductAttrs
     elementwise = True
 
     @staticmethod
     def infer(attrs, inputs):
         a, b = inputs
-        _check_activation(a, "a")
-        _check_activation(b, "b")
+        check_activation(a)
+        check_activation(b)
         check_zero_point("a_zero_point", attrs.a_zero_point, a.dtype)
         check_zero_point("b_zero_point", attrs.b_zero_point, b.dtype)
         check_multiplier(attrs.multiplier, attrs.shift)
@@ -74,7 +68,7 @@ class QMul(OpDef):
         a = inputs[0].astype(np.int64) - attrs.a_zero_point
         b = inputs[1].astype(np.int64) - attrs.b_zero_point
         y = round_shift(a * b * attrs.multiplier, attrs.shift) + attrs.y_zero_point
-        return [_to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
+        return [to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,7 @@ class QAffine(OpDef):
     @staticmethod
     def infer(attrs, inputs):
         x, coefficients = inputs[0], [t for i, t in enumerate(inputs[1:]) if t is not None or i < 2]
-        _check_activation(x, "x")
+        check_activation(x)
         if len(coefficients) < 2 or any(t is None or t.dtype != "i32" or t.shape != coefficients[0].shape
                                          for t in coefficients):
             raise ShapeError("multiplier, offset (and negative multiplier) must be i32 tensors of one shape")
@@ -117,4 +111,4 @@ class QAffine(OpDef):
         d = x.astype(np.int64) - attrs.x_zero_point
         m = np.where(d < 0, mult_neg.astype(np.int64), mult.astype(np.int64))
         y = round_shift(d * m + offset.astype(np.int64), attrs.shift) + attrs.y_zero_point
-        return [_to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
+        return [to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]

@@ -23,20 +23,20 @@ from .qlinear import ACTIVATION_TYPES, check_multiplier, check_output_range, che
 from .registry import NoAttrs, OpDef, register_op
 
 
-def _to_type(y: np.ndarray, dtype: str) -> np.ndarray:
+def to_type(y: np.ndarray, dtype: str) -> np.ndarray:
     return y.astype(np.int8 if dtype == "i8" else np.uint8)
 
 
 def check_rescale(attrs, x: TensorType) -> None:
     """The checks of an op that rescales one 8-bit input x with attrs
     x_zero_point, multiplier, shift and an output range."""
-    _check_activation(x)
+    check_activation(x)
     check_zero_point("x_zero_point", attrs.x_zero_point, x.dtype)
     check_multiplier(attrs.multiplier, attrs.shift)
     check_output_range(attrs)
 
 
-def _check_activation(t: TensorType) -> None:
+def check_activation(t: TensorType) -> None:
     if t.dtype not in ACTIVATION_TYPES:
         raise ShapeError(f"needs an i8/u8 input, got {t.dtype}")
 
@@ -67,7 +67,7 @@ class Requantize(OpDef):
     def evaluate(attrs, inputs):
         centred = inputs[0].astype(np.int64) - attrs.x_zero_point
         y = round_shift(centred * attrs.multiplier, attrs.shift) + attrs.y_zero_point
-        return [_to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
+        return [to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,8 @@ class QAdd(OpDef):
     @staticmethod
     def infer(attrs, inputs):
         a, b = inputs
-        _check_activation(a)
-        _check_activation(b)
+        check_activation(a)
+        check_activation(b)
         check_zero_point("a_zero_point", attrs.a_zero_point, a.dtype)
         check_zero_point("b_zero_point", attrs.b_zero_point, b.dtype)
         check_multiplier(abs(attrs.a_multiplier), attrs.shift)  # signed: Sub negates b's
@@ -106,7 +106,7 @@ class QAdd(OpDef):
         a = (inputs[0].astype(np.int64) - attrs.a_zero_point) * attrs.a_multiplier
         b = (inputs[1].astype(np.int64) - attrs.b_zero_point) * attrs.b_multiplier
         y = round_shift(a + b, attrs.shift) + attrs.y_zero_point
-        return [_to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
+        return [to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
 
 
 @register_op
@@ -121,7 +121,7 @@ class QLut(OpDef):
     @staticmethod
     def infer(attrs, inputs):
         x, table = inputs
-        _check_activation(x)
+        check_activation(x)
         if table.dtype not in ACTIVATION_TYPES or table.shape != (256,):
             raise ShapeError(f"table must be i8/u8[256], got {table.dtype}{list(table.shape)}")
         return [TensorType(table.dtype, x.shape)]

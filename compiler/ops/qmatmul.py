@@ -12,7 +12,6 @@ with M = sa · sb / sy as (m, n). K <= MAX_K keeps |acc| <= K · 255² < 2^31.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,36 +19,25 @@ from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import requantize
 from .gemm import matmul_shape
-from .qelementwise import _check_activation, _to_type
+from .qbinary import QProductAttrs
+from .qelementwise import check_activation, to_type
 from .qlinear import check_multiplier, check_output_range, check_zero_point
 from .registry import OpDef, register_op
 
 MAX_K = ((1 << 31) - 1) // (255 * 255)
 
 
-@dataclass(frozen=True)
-class QMatMulAttrs:
-    a_zero_point: int
-    b_zero_point: int
-    y_zero_point: int
-    multiplier: int
-    shift: int
-    out_min: int
-    out_max: int
-    out_dtype: str = "i8"
-
-
 @register_op
 class QMatMul(OpDef):
     name = "QMatMul"
-    Attrs = QMatMulAttrs
+    Attrs = QProductAttrs
     param_inputs = (1,)
 
     @staticmethod
     def infer(attrs, inputs):
         a, b = inputs
-        _check_activation(a)
-        _check_activation(b)
+        check_activation(a)
+        check_activation(b)
         if len(a.shape) < 2 or len(b.shape) < 2:
             raise ShapeError(f"needs operands of rank >= 2, got {list(a.shape)} and {list(b.shape)}")
         check_zero_point("a_zero_point", attrs.a_zero_point, a.dtype)
@@ -67,7 +55,7 @@ class QMatMul(OpDef):
         b = inputs[1].astype(np.int64) - attrs.b_zero_point
         acc = np.matmul(a, b)
         y = requantize(acc, attrs.multiplier, attrs.shift, attrs.y_zero_point, attrs.out_min, attrs.out_max)
-        return [_to_type(y, attrs.out_dtype)]
+        return [to_type(y, attrs.out_dtype)]
 
     @staticmethod
     def macs(attrs, inputs, outputs):

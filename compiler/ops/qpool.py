@@ -18,7 +18,7 @@ from ..ir import TensorType
 from ..numerics import requantize
 from .conv import channels_first, restore_layout, split_shape
 from .pool import AveragePool, AveragePoolAttrs
-from .qelementwise import _to_type, check_rescale
+from .qelementwise import to_type, check_rescale
 from .registry import OpDef, register_op
 
 
@@ -62,4 +62,4 @@ class QAveragePool(OpDef):
         (mean,) = AveragePool.evaluate(attrs.geometry(), [restore_layout(centred, attrs.channels_last)])
         acc = np.rint(channels_first(mean, attrs.channels_last) * count).astype(np.int64)
         y = requantize(acc, attrs.multiplier, attrs.shift, attrs.y_zero_point, attrs.out_min, attrs.out_max)
-        return [restore_layout(_to_type(y, attrs.out_dtype), attrs.channels_last)]
+        return [restore_layout(to_type(y, attrs.out_dtype), attrs.channels_last)]

@@ -24,7 +24,7 @@ from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import requantize
 from .conv import channels_first, join_shape, restore_layout, split_shape
-from .qelementwise import _to_type, check_rescale
+from .qelementwise import to_type, check_rescale
 from .registry import OpDef, register_op
 
 MAX_WEIGHT_BITS_TOTAL = 22  # F · nd: keeps 255 · 2^(F·nd) < 2^31
@@ -112,7 +112,7 @@ class QResize(OpDef):
             acc = np.take(acc, i0, axis=axis + 2) * (one - w).reshape(shape) \
                 + np.take(acc, i1, axis=axis + 2) * w.reshape(shape)
         y = requantize(acc, attrs.multiplier, attrs.shift, attrs.y_zero_point, attrs.out_min, attrs.out_max)
-        return [restore_layout(_to_type(y, attrs.out_dtype), attrs.channels_last)]
+        return [restore_layout(to_type(y, attrs.out_dtype), attrs.channels_last)]
 
 
 def linear_table(taps: list[tuple[np.ndarray, np.ndarray, np.ndarray]], weight_bits: int) -> np.ndarray:

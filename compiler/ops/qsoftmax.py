@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import round_shift
-from .qelementwise import _check_activation, _to_type
+from .qelementwise import check_activation, to_type
 from .qlinear import check_multiplier, check_output_range
 from .registry import OpDef, register_op
 
@@ -47,7 +47,7 @@ class QSoftmax(OpDef):
     @staticmethod
     def infer(attrs, inputs):
         x, table = inputs
-        _check_activation(x)
+        check_activation(x)
         if not x.shape:
             raise ShapeError("needs an input of rank >= 1 (softmax over the last axis)")
         check_multiplier(attrs.multiplier, attrs.shift)
@@ -67,4 +67,4 @@ class QSoftmax(OpDef):
         # (nested floors): no term exceeds e·m < 2^62, whereas S·2^n reaches 2^63
         # already for 2^16 classes and n = 23 (s_y = 1/255).
         y = round_shift(e * attrs.multiplier // total, attrs.shift)
-        return [_to_type(np.clip(y + attrs.y_zero_point, attrs.out_min, attrs.out_max), attrs.out_dtype)]
+        return [to_type(np.clip(y + attrs.y_zero_point, attrs.out_min, attrs.out_max), attrs.out_dtype)]

@@ -29,7 +29,7 @@ from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import round_shift
 from .pool import GlobalPoolAttrs
-from .qelementwise import _check_activation, _to_type
+from .qelementwise import check_activation, to_type
 from .qlinear import check_multiplier, check_output_range, check_zero_point
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 from .shape import node_axis, node_error
@@ -122,7 +122,7 @@ class QReduce(OpDef):
     @staticmethod
     def infer(attrs, inputs):
         x = inputs[0]
-        _check_activation(x)
+        check_activation(x)
         check_zero_point("x_zero_point", attrs.x_zero_point, x.dtype)
         check_multiplier(attrs.multiplier, attrs.shift)
         check_output_range(attrs)
@@ -139,7 +139,7 @@ class QReduce(OpDef):
         else:
             acc = (x - attrs.x_zero_point).sum(axis=attrs.axes, keepdims=attrs.keepdims)
         y = round_shift(acc * attrs.multiplier, attrs.shift) + attrs.y_zero_point
-        return [_to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
+        return [to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
 
 
 # -- ONNX lowering ---------------------------------------------------------------------

@@ -29,7 +29,7 @@ from ..ir import Graph
 from ..numerics import quantize_multiplier
 from ..ops import get_op
 from ..ops.math_unary import erf, gelu
-from ..ops.qbinary import COEFFICIENT_LIMIT, QAffineAttrs, QMulAttrs
+from ..ops.qbinary import COEFFICIENT_LIMIT, QAffineAttrs, QProductAttrs
 from ..ops.qelementwise import QAddAttrs
 from . import rules
 from .emit import add_node, constant
@@ -115,7 +115,7 @@ def _qmul(graph: Graph, group: Group, a: Operand, b: Operand) -> None:
     except UnsupportedError as exc:
         raise _unsupported(group, str(exc)) from None
     lo, hi = group.bounds()
-    attrs = QMulAttrs(a.affine.zero_point, b.affine.zero_point, group.out.zero_point, m, n, lo, hi,
+    attrs = QProductAttrs(a.affine.zero_point, b.affine.zero_point, group.out.zero_point, m, n, lo, hi,
                       group.out.dtype)
     add_node(graph, group.name, "QMul", [a.tensor, b.tensor], [group.output], attrs)
 

@@ -24,7 +24,8 @@ from ..errors import UnsupportedError
 from ..ir import Graph, QuantParams
 from ..numerics import quantize_multiplier
 from ..ops.layernorm import FRACTION_BITS, MAX_EPS, QLayerNormAttrs
-from ..ops.qmatmul import MAX_K, QMatMulAttrs
+from ..ops.qbinary import QProductAttrs
+from ..ops.qmatmul import MAX_K
 from ..ops.qsoftmax import QSoftmaxAttrs
 from ..ops.reduce import QReduceAttrs, reduced_count
 from ..ops.shape import ReshapeAttrs, TransposeAttrs
@@ -81,7 +82,7 @@ def lower_matmul(graph: Graph, group: Group) -> None:
     a, b = _matmul_operand(graph, group, 0), _matmul_operand(graph, group, 1)
     m, n = _multiplier(group, a.affine.scale * b.affine.scale / group.out.scale)
     lo, hi = group.bounds()
-    attrs = QMatMulAttrs(a.affine.zero_point, b.affine.zero_point, group.out.zero_point, m, n, lo, hi,
+    attrs = QProductAttrs(a.affine.zero_point, b.affine.zero_point, group.out.zero_point, m, n, lo, hi,
                          group.out.dtype)
     add_node(graph, group.name, "QMatMul", [a.tensor, b.tensor], [group.output], attrs)
 
