@@ -110,3 +110,20 @@ def test_run_checks_inputs(tmp_path):
         nnc.run(graph, {})
     out = nnc.run(graph, {"x": -np.ones((2, 3))})  # float64 converts to the declared f32
     assert out["y"].dtype == np.float32 and not out["y"].any()
+
+
+def test_a_lowering_returning_none_forwards_its_input(monkeypatch):
+    """registry.py: a lowering returns None for a node that is a no-op; the node
+    then forwards its first input."""
+    from nnc.frontend.onnx_loader import lower_model
+    from nnc.interpreter import run
+    from nnc.ops import registry
+
+    monkeypatch.setitem(registry._LOWERINGS, "Relu", lambda node: None)
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])])
+    lowered = lower_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), {})
+    assert [n.op for n in lowered.nodes()] == ["Identity"]
+    x = np.array([-1.0, 0.0, 2.0], np.float32)
+    np.testing.assert_array_equal(run(lowered, {"x": x})["y"], x)

@@ -27,7 +27,7 @@ from .. import dtypes
 from ..errors import ModelError, NncError, ShapeError, UnsupportedError
 from ..ir import Graph, Node, Tensor, TensorType
 from ..ops import get_op, lowering
-from ..ops.registry import OnnxNode
+from ..ops.registry import Lowered, OnnxNode
 from .shape_folding import fold_shapes
 
 MIN_OPSET = 11
@@ -194,7 +194,7 @@ def _lower(src: gs.Graph, opset: int, name: str) -> Graph:
 
 
 def _add_lowered(graph: Graph, n: OnnxNode, node: gs.Node) -> None:
-    lowered = lowering(n.op_type)(n)
+    lowered = lowering(n.op_type)(n) or Lowered("Identity", inputs=n.inputs[:1])  # None: forwards its input
     inputs = list(n.inputs if lowered.inputs is None else lowered.inputs)
     types = [_type_of(graph, t) for t in inputs]
     try:
