@@ -208,7 +208,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
                           [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
                           weight_storage(graph, tgt), _sha256(Path(model)))
     report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, NncWarning)]
-    with _staging(output_dir) as staging:
+    with _staging(output_dir, Path(model)) as staging:
         artifacts = tgt.emit(graph, staging, _stem(graph.name)) if staging else []
         if opts.verify:
             say("verifying against the reference interpreter and onnxruntime")
@@ -321,14 +321,29 @@ def is_integer_graph(graph: Graph) -> bool:
                    if node.op != "DequantizeLinear" for out in node.outputs if out)
 
 
+def _check_output_folder(out: Path, model: Path) -> None:
+    """OptionError unless `out` may become nnc's output folder: never the current
+    folder or one of its ancestors (`-o .`, `-o ""`, `-o ..`), never a folder that
+    holds the model, never a symbolic link."""
+    where = out.resolve()
+    if out.is_symlink():
+        raise OptionError(f"output folder {out} is a symbolic link; give the folder itself")
+    if where == Path.cwd().resolve() or where in Path.cwd().resolve().parents:
+        raise OptionError(f"output folder {str(out) or '(empty)'} is the current folder or one of its "
+                          "ancestors; nnc replaces its output folder, so give a folder of its own")
+    if where == model.resolve().parent or where in model.resolve().parents:
+        raise OptionError(f"output folder {out} holds the model {model.name}; give a folder of its own")
+
+
 @contextmanager
-def _staging(out: Path | str | None):
+def _staging(out: Path | str | None, model: Path):
     """A temporary folder beside `out`, renamed to `out` when the block succeeds
     (None when there is no output folder)."""
     if out is None:
         yield None
         return
     out = Path(out)
+    _check_output_folder(out, model)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.json").is_file())):
         raise OptionError(f"output folder {out} exists and is not an earlier nnc output; "
                           "choose another -o or remove it")

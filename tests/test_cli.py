@@ -158,3 +158,23 @@ def test_example_readme_commands(tmp_path):
     text = (tmp_path / "out" / "tiny_cnn" / "tiny_cnn.nnir").read_text()
     ops = [l.split(" = ")[1].split()[0] for l in text.splitlines() if l.startswith("  %")]
     assert len(ops) == 7 and "Transpose" not in ops and "BatchNormalization" not in ops
+
+
+@pytest.mark.parametrize("out", [".", "", "..", "models", "link"])
+def test_output_folder_that_is_not_nnc_s_own_is_refused(tmp_path, out):
+    """-o naming the current folder, an ancestor, the model's folder or a symlink
+    exits 2 with one line and leaves every user file as it was, even beside a
+    report.json (which once made nnc take the folder for an earlier output)."""
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    model = work / "models" / "tiny_cnn.onnx"
+    model.write_bytes((EXAMPLE / "tiny_cnn.onnx").read_bytes())
+    (work / "models" / "report.json").write_text("{}")
+    (work / "report.json").write_text("{}")
+    (work / "notes.txt").write_text("user data")
+    (work / "link").symlink_to(work / "models")
+    before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
+    cwd = work / "models" if out == ".." else work
+    proc = nnc_cli("compile", model, "--target", "ir", "-o", out, cwd=cwd)
+    _assert_one_line_error(proc)
+    assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == before
