@@ -8,6 +8,7 @@ only with --debug).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,11 @@ def _errors_to_exit(debug: bool):
     except NncError as exc:
         typer.echo("nnc: error: " + " ".join(part.strip() for part in str(exc).splitlines()), err=True)
         raise typer.Exit(2) from None
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        typer.echo(f"nnc: error: interrupted by {signal.Signals(signum).name}; no output was written", err=True)
+        raise typer.Exit(128 + signum) from None
+    except (typer.Exit, typer.Abort):
         raise
     except Exception as exc:
         if debug:
@@ -302,7 +307,23 @@ def _error(error: dict | None) -> str:
     return f"{error['cosine']:.4f} / {error['rmse']:.3g}" if error else ""
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Python is so that cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signum)
+
+
 def main() -> None:
+    """The `nnc` script. SIGTERM and SIGHUP stop nnc as Ctrl-C does: staging and
+    build folders are removed, and the exit code is 128 + the signal number."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     app(prog_name="nnc")
 
 

@@ -1,10 +1,9 @@
 """The compile driver: model file -> front end -> pipeline -> target -> verify -> report.
 
 `compile` is the one entry point behind both `nnc compile` and the Python API.
-Outputs are written into a temporary folder beside `output_dir` and moved into
-place only when everything, verification included, succeeded; an existing
-`output_dir` is replaced only if it is empty or an earlier nnc output (it holds a
-report.json), so a mistyped `-o` never deletes a user's folder.
+Outputs are written into a staging folder beside `output_dir` and moved into
+place only when everything, verification included, succeeded; output_folder.py
+states what nnc may write and replace there.
 """
 
 from __future__ import annotations
@@ -12,11 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import tempfile
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -31,7 +28,7 @@ from .packing import FORMAT_NAMES
 from .ir import Graph
 from .passmanager import PassManager, format_pipeline, parse_pipeline
 from .pipelines import COMPRESSION
-from . import streaming
+from . import output_folder, streaming
 from .report import add_layer_errors
 from .report import storage as weight_storage
 from .report import build as build_report
@@ -184,6 +181,8 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     say = progress or (lambda message: None)
     start = time.perf_counter()
     tgt = get_target(opts.target, opts)
+    if output_dir is not None:
+        output_folder.check(Path(output_dir), Path(model))
     say(f"loading {model}")
     original, whole = _named(load(model, opts.input_shapes), opts.name), None
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as scratch:
@@ -208,7 +207,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
                           [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
                           weight_storage(graph, tgt), _sha256(Path(model)))
     report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, NncWarning)]
-    with _staging(output_dir, Path(model)) as staging:
+    with output_folder.staged(output_dir, Path(model)) as staging:
         artifacts = tgt.emit(graph, staging, _stem(graph.name)) if staging else []
         if opts.verify:
             say("verifying against the reference interpreter and onnxruntime")
@@ -233,7 +232,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
             (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     result = CompileResult(graph, report)
     if output_dir is not None:
-        result.output_dir, result.artifacts = Path(output_dir), [*artifacts, "report.json"]
+        result.output_dir, result.artifacts = Path(output_dir), [*artifacts, "report.json", output_folder.MANIFEST]
     return result
 
 
@@ -319,44 +318,6 @@ def is_integer_graph(graph: Graph) -> bool:
     """True when every op that computes (not DequantizeLinear at an output) works on integers."""
     return not any(graph.tensor(out).dtype in ("f32", "f64") for node in graph.nodes()
                    if node.op != "DequantizeLinear" for out in node.outputs if out)
-
-
-def _check_output_folder(out: Path, model: Path) -> None:
-    """OptionError unless `out` may become nnc's output folder: never the current
-    folder or one of its ancestors (`-o .`, `-o ""`, `-o ..`), never a folder that
-    holds the model, never a symbolic link."""
-    where = out.resolve()
-    if out.is_symlink():
-        raise OptionError(f"output folder {out} is a symbolic link; give the folder itself")
-    if where == Path.cwd().resolve() or where in Path.cwd().resolve().parents:
-        raise OptionError(f"output folder {str(out) or '(empty)'} is the current folder or one of its "
-                          "ancestors; nnc replaces its output folder, so give a folder of its own")
-    if where == model.resolve().parent or where in model.resolve().parents:
-        raise OptionError(f"output folder {out} holds the model {model.name}; give a folder of its own")
-
-
-@contextmanager
-def _staging(out: Path | str | None, model: Path):
-    """A temporary folder beside `out`, renamed to `out` when the block succeeds
-    (None when there is no output folder)."""
-    if out is None:
-        yield None
-        return
-    out = Path(out)
-    _check_output_folder(out, model)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.json").is_file())):
-        raise OptionError(f"output folder {out} exists and is not an earlier nnc output; "
-                          "choose another -o or remove it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield staging
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def _stem(name: str) -> str:

@@ -1,0 +1,201 @@
+"""The output folder of a compile: written whole or not at all, and nothing in it
+that nnc did not write is ever removed or overwritten.
+
+Invariants:
+- Every output folder holds MANIFEST (`nnc-manifest.json`): the relative path and
+  SHA-256 of each file nnc wrote there. It is the only proof of ownership nnc
+  accepts (an older report.json proves nothing).
+- `-o` is refused before any work, with OptionError and nothing touched, when it
+  is empty, `.`, the current folder or an ancestor of it, the model's folder or
+  an ancestor of it, a symbolic link, a file, or a non-empty folder without a
+  valid manifest; and when a file the manifest lists was changed or replaced
+  since nnc wrote it.
+- The artifacts are built in a hidden staging folder beside `-o`; nothing
+  reaches `-o` until the whole compile, verification included, succeeded. Any
+  failure or interruption (KeyboardInterrupt, and SIGTERM once the CLI turned it
+  into one) removes the staging folder.
+- Commits into one folder are serialized by an flock on its parent folder, and
+  each re-checks the rules under the lock, so concurrent compiles into one `-o`
+  all succeed, the last one's files winning.
+- Replacing an earlier output deletes only the files its manifest lists, and
+  only while they are unchanged; the user's other files in it stay. The old
+  manifest goes first and the new one comes last, so an interrupted commit
+  leaves a folder nnc no longer claims (refused next time) rather than one whose
+  manifest claims a user's file.
+- Folders are created with the mode the umask gives (not mkdtemp's 0700).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from .errors import OptionError
+
+MANIFEST = "nnc-manifest.json"
+
+
+def check(out: Path, model: Path) -> None:
+    """OptionError unless nnc may write its output into `out` (module docstring)."""
+    where = out.resolve()
+    here = Path.cwd().resolve()
+    if str(out) in ("", "."):
+        raise OptionError(f"output folder {str(out) or '(empty)'} is the current folder; give a folder of its own")
+    if out.is_symlink():
+        raise OptionError(f"output folder {out} is a symbolic link; give the folder itself")
+    if where == here or where in here.parents:
+        raise OptionError(f"output folder {out} is the current folder or one of its ancestors; "
+                          "give a folder of its own")
+    if where == model.resolve().parent or where in model.resolve().parents:
+        raise OptionError(f"output folder {out} holds the model {model.name}; give a folder of its own")
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"output folder {out} exists and is not a folder")
+    if out.is_dir():
+        _owned_files(out)
+
+
+def _owned_files(out: Path) -> list[str]:
+    """The files of an earlier output in `out` that nnc may delete (all unchanged);
+    [] for an empty folder; OptionError for anything else."""
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return []
+    manifest = _read_manifest(out)
+    if manifest is None:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise OptionError(f"output folder {out} is not empty ({shown}) and holds no {MANIFEST} of an earlier "
+                          "nnc output; choose another -o, or empty it yourself")
+    changed = [name for name, digest in manifest.items() if not _unchanged(out / name, digest)]
+    if changed:
+        raise OptionError(f"output folder {out}: {', '.join(changed[:3])} changed since nnc wrote "
+                          f"{'it' if len(changed) == 1 else 'them'}; nnc will not overwrite a changed file, "
+                          "so move your version away or choose another -o")
+    return list(manifest)
+
+
+def _read_manifest(out: Path) -> dict[str, str] | None:
+    """{relative path: sha256} from out's manifest; None if absent or malformed
+    (including any path that is absolute or leaves the folder)."""
+    path = out / MANIFEST
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return None
+    if any(not _is_plain_relative(name) for name in files):
+        return None
+    return files
+
+
+def _is_plain_relative(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return bool(parts) and not name.startswith("/") and ".." not in parts and name != MANIFEST and "\0" not in name
+
+
+def _unchanged(path: Path, digest: str) -> bool:
+    return path.is_file() and not path.is_symlink() and _sha256(path) == digest
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def staged(out: Path | str | None, model: Path):
+    """Yield a staging folder for the artifacts (None when `out` is None); when the
+    block succeeds, commit its files into `out`. The staging folder is removed
+    whatever happens."""
+    if out is None:
+        yield None
+        return
+    out = Path(out)
+    check(out, model)
+    created = _make_parents(out.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+    try:
+        _apply_umask(staging)
+        yield staging
+        _commit(staging, out, model)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_if_empty(created)
+
+
+def _commit(staging: Path, out: Path, model: Path) -> None:
+    """Move the staged files into `out` under the parent's lock (module docstring)."""
+    written = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    manifest = {"nnc": "output folder manifest; nnc deletes only these files, and only while unchanged",
+                "files": {name: _sha256(staging / name) for name in written}}
+    with _locked(out.parent):
+        check(out, model)
+        old = _owned_files(out) if out.is_dir() else []
+        if out.is_dir():
+            (out / MANIFEST).unlink(missing_ok=True)
+        for name in old:
+            (out / name).unlink()
+            _prune_empty_parents(out / name, out)
+        if not out.is_dir():
+            out.mkdir()
+        for name in written:
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, target)
+        partial = out / f".{MANIFEST}.partial"
+        partial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(partial, out / MANIFEST)
+
+
+@contextmanager
+def _locked(folder: Path):
+    """An exclusive flock on `folder` itself (no lock file is left behind)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _make_parents(folder: Path) -> Path | None:
+    """Create `folder` and missing ancestors; return the topmost one created (None if it existed)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing[-1] if missing else None
+
+
+def _remove_if_empty(created: Path | None) -> None:
+    """Remove folders this compile created for `-o`'s parents, if they stayed empty."""
+    if created is None:
+        return
+    for folder in sorted((p for p in created.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        _rmdir_quietly(folder)
+    _rmdir_quietly(created)
+
+
+def _rmdir_quietly(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _prune_empty_parents(path: Path, root: Path) -> None:
+    for folder in path.parents:
+        if folder == root or root not in folder.parents:
+            return
+        _rmdir_quietly(folder)
+
+
+def _apply_umask(folder: Path) -> None:
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)

@@ -1,0 +1,154 @@
+"""Output folders: nnc writes a whole output or nothing, replaces only files its
+manifest proves it wrote (and only unchanged ones), survives concurrent
+compiles and signals without leftovers (compiler/output_folder.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import nnc
+from nnc.errors import OptionError
+from nnc.output_folder import MANIFEST
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "01-tiny-cnn"
+
+
+def nnc_cli(*args, cwd=None, env=None):
+    return subprocess.Popen([sys.executable, "-m", "nnc.cli", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def model(tmp_path) -> Path:
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / "tiny_cnn.onnx"
+    path.write_bytes((EXAMPLE / "tiny_cnn.onnx").read_bytes())
+    return path
+
+
+def compile_ir(model: Path, out: Path):
+    return nnc.compile(model, "ir", out, verify=False)
+
+
+def assert_manifest_matches(out: Path) -> None:
+    files = json.loads((out / MANIFEST).read_text())["files"]
+    import hashlib
+    for name, digest in files.items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest, name
+    assert "report.json" in files and "tiny_cnn.nnir" in files
+
+
+def test_output_carries_a_manifest_of_every_file(model, tmp_path):
+    result = compile_ir(model, tmp_path / "out")
+    assert MANIFEST in result.artifacts
+    assert_manifest_matches(tmp_path / "out")
+    assert sorted(json.loads((tmp_path / "out" / MANIFEST).read_text())["files"]) == \
+        sorted(a for a in result.artifacts if a != MANIFEST)
+
+
+def test_replacing_an_output_keeps_the_user_s_own_files(model, tmp_path):
+    out = tmp_path / "out"
+    compile_ir(model, out)
+    (out / "notes.txt").write_text("mine")
+    (out / "sub").mkdir()
+    (out / "sub" / "data.bin").write_bytes(b"\x00\x01")
+    compile_ir(model, out)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "sub" / "data.bin").read_bytes() == b"\x00\x01"
+    assert_manifest_matches(out)
+
+
+def test_a_file_of_nnc_s_that_the_user_changed_is_never_overwritten(model, tmp_path):
+    out = tmp_path / "out"
+    compile_ir(model, out)
+    (out / "tiny_cnn.nnir").write_text("my edits")
+    before = snapshot(out)
+    with pytest.raises(OptionError, match="tiny_cnn.nnir changed since nnc wrote it"):
+        compile_ir(model, out)
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("manifest", [None, "not json", '{"files": {"../model.onnx": "00"}}',
+                                      '{"files": {"/etc/passwd": "00"}}', '{"files": ["a"]}'])
+def test_a_folder_without_a_valid_manifest_is_refused_untouched(model, tmp_path, manifest):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    (out / "tiny_cnn.nnir").write_text("user file with an nnc name")
+    if manifest is not None:
+        (out / MANIFEST).write_text(manifest)
+    before = snapshot(tmp_path)
+    with pytest.raises(OptionError, match="holds no nnc-manifest.json"):
+        compile_ir(model, out)
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "out"]
+
+
+def test_a_file_named_as_output_folder_is_refused(model, tmp_path):
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(OptionError, match="is not a folder"):
+        compile_ir(model, tmp_path / "out")
+    assert (tmp_path / "out").read_text() == "a file"
+
+
+def test_a_failed_compile_leaves_nothing_behind(model, tmp_path, monkeypatch):
+    """Even the parent folders it created for -o go again."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    with pytest.raises(nnc.errors.NncError):
+        nnc.compile(model, "ir", tmp_path / "a" / "b" / "out", calib=tmp_path / "missing.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "tmp"]
+    assert not any((tmp_path / "tmp").iterdir())
+
+
+def test_output_folders_follow_the_umask(model, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        compile_ir(model, tmp_path / "out")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o750
+
+
+def test_concurrent_compiles_into_one_folder_all_succeed(model, tmp_path):
+    out = tmp_path / "out"
+    procs = [nnc_cli("compile", model, "--target", "ir", "-o", out, "--no-verify") for _ in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    assert_manifest_matches(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "out"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_a_compile_removes_staging_and_build_folders(model, tmp_path, signum):
+    """The C target builds in a temporary folder; the signal arrives once the
+    staging folder exists, i.e. mid-emit or mid-verification."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    proc = nnc_cli("compile", model, "--target", "c", "-o", tmp_path / "out", env=env)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the compile ended before the signal could be sent"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err
+    assert err.strip().splitlines() == [f"nnc: error: interrupted by {signal.Signals(signum).name}; "
+                                        "no output was written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "tmp"]
+    assert not any(temp.iterdir())
