@@ -5,10 +5,13 @@ A target is a class with
   appends the quantize pass by default);
 - `emit(graph, out_dir, stem) -> list[str]`: write the artifacts, return their
   paths relative to out_dir;
-- `execute(graph, out_dir, stem, samples) -> list[dict] | None`: run the emitted
+- `execute(graph, out_dir, stem, samples, progress=None) -> list[dict] | None`: run the emitted
   artifact on each sample (a dict of input arrays) and return its outputs, or
   None when the target has nothing executable (out_dir is None when the caller
   asked for no output folder; a target that needs files then uses a temporary one);
+- `runner(graph, out_dir, stem)`: a context manager yielding `samples -> outputs`
+  that prepares the artifact once (the C build, the decoded blob) for many
+  batches; for `ir` it runs the reference interpreter (`nnc validate`);
 - `extras(graph) -> dict`: keys the driver merges into the report after
   verification (az-sim: `sim`, c: `memory`; {} when there are none).
 Targets are constructed with the driver's CompileOptions (or None).
@@ -20,6 +23,18 @@ from __future__ import annotations
 from nnc.errors import OptionError
 
 _TARGETS: dict[str, type] = {}
+BATCH = 256
+
+
+def run_batched(run_on, samples: list, progress=None) -> list:
+    """`run_on(batch) -> outputs` over `samples` in batches of BATCH, telling
+    `progress` how many samples ran after each batch of a multi-batch run."""
+    outputs = []
+    for start in range(0, len(samples), BATCH):
+        outputs += run_on(samples[start:start + BATCH])
+        if progress is not None and len(samples) > BATCH:
+            progress(f"ran {len(outputs)}/{len(samples)} samples")
+    return outputs
 
 
 def register_target(cls: type) -> type:

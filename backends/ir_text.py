@@ -5,8 +5,10 @@ compiled graph with onnxruntime on the original model."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
+from nnc.interpreter import run
 from nnc.ir import Graph
 from nnc.pipelines import CANONICAL
 from nnc.textir import print_ir
@@ -28,8 +30,13 @@ class IrTarget:
         path.write_text(print_ir(graph), encoding="utf-8")
         return [path.name]
 
-    def execute(self, graph: Graph, out_dir: Path | None, stem: str, samples):
+    def execute(self, graph: Graph, out_dir: Path | None, stem: str, samples, progress=None):
         return None
+
+    @contextmanager
+    def runner(self, graph: Graph, out_dir: Path | None, stem: str):
+        """The reference interpreter on the compiled graph: `samples -> outputs`."""
+        yield lambda samples: [run(graph, s) for s in samples]
 
     def extras(self, graph: Graph) -> dict:
         return {}

@@ -11,13 +11,14 @@ stream's format, bits and payload bytes (`weight_encodings`)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from nnc.ir import Graph
 from nnc.pipelines import CANONICAL
 from nnc.verification import synthetic_samples
 
-from .. import register_target
+from .. import register_target, run_batched
 from .blob import read_blob, write_blob
 from .hardware import load_hardware
 from .lowering import to_program
@@ -43,15 +44,25 @@ class AzSimTarget:
         path.write_bytes(self._blob(graph))
         return [path.name]
 
-    def execute(self, graph: Graph, out_dir: Path | None, stem: str, samples):
+    def execute(self, graph: Graph, out_dir: Path | None, stem: str, samples, progress=None):
+        with self.runner(graph, out_dir, stem) as run_on:
+            return run_batched(run_on, samples, progress)
+
+    @contextmanager
+    def runner(self, graph: Graph, out_dir: Path | None, stem: str):
+        """A simulator of the blob in `out_dir` (or of the graph's blob), decoded
+        once; yield `samples -> outputs`. The first run's statistics are kept."""
         data = (out_dir / f"{stem}.azb").read_bytes() if out_dir else self._blob(graph)
         simulator = Simulator(read_blob(data), self.hw)
-        outputs = []
-        for sample in samples:
-            result, stats = simulator.run(sample)
-            outputs.append(result)
-            self.stats = self.stats or stats
-        return outputs
+
+        def run_on(samples):
+            outputs = []
+            for sample in samples:
+                result, stats = simulator.run(sample)
+                outputs.append(result)
+                self.stats = self.stats or stats
+            return outputs
+        yield run_on
 
     def extras(self, graph: Graph) -> dict:
         """report["sim"], simulating one synthetic sample when nothing ran yet."""

@@ -14,6 +14,7 @@ for ("auto": the smallest), decoded by the kernels (ops_packed.py).
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from nnc.errors import OptionError
@@ -22,7 +23,7 @@ from nnc.ir import Graph
 from nnc.pipelines import CANONICAL
 from nnc.verification import synthetic_samples
 
-from .. import register_target
+from .. import register_target, run_batched
 from . import build, emitter, packed
 from .emitter import Provenance, prefix_of
 from .lowering import Program, lower
@@ -81,21 +82,30 @@ class CTarget:
         return emitter.write(self.program(graph, stem), Path(out_dir), stem, self.provenance, samples,
                              expected, note)
 
-    def execute(self, graph: Graph, out_dir: Path | None, stem: str, samples):
+    def execute(self, graph: Graph, out_dir: Path | None, stem: str, samples, progress=None):
+        """The outputs of the emitted C on `samples`; the golden test of `out_dir`
+        takes the first GOLDEN_SAMPLES of them."""
+        if out_dir is not None:
+            golden = samples[:GOLDEN_SAMPLES]
+            (Path(out_dir) / f"{stem}_golden.h").write_text(
+                emitter.golden(self.program(graph, stem), stem, golden, [run(graph, s) for s in golden],
+                               f"the first {len(golden)} verification sample(s)"), encoding="utf-8")
+        with self.runner(graph, out_dir, stem) as run_on:
+            return run_batched(run_on, samples, progress)
+
+    @contextmanager
+    def runner(self, graph: Graph, out_dir: Path | None, stem: str):
+        """Build the emitted library (emitted afresh when `out_dir` is None) and its
+        harness once, in a temporary folder; yield `samples -> outputs`."""
         with tempfile.TemporaryDirectory(prefix="nnc-c-") as tmp:
             work = Path(tmp)
             if out_dir is None:
                 out_dir = work / "src"
                 out_dir.mkdir()
                 self.emit(graph, out_dir, stem)
-            golden = samples[:GOLDEN_SAMPLES]
-            program = self.program(graph, stem)
-            (Path(out_dir) / f"{stem}_golden.h").write_text(
-                emitter.golden(program, stem, golden, [run(graph, s) for s in golden],
-                               f"the first {len(golden)} verification sample(s)"), encoding="utf-8")
             exe = build.compile_c([Path(out_dir) / f"{stem}.c", Path(out_dir) / f"{stem}_test.c"],
                                   work / f"{stem}_test", BUILD_FLAGS, include=Path(out_dir))
-            return build.run_harness(exe, graph, samples, work)
+            yield lambda samples: build.run_harness(exe, graph, samples, work)
 
 
 def _pipeline(target, options) -> str:
