@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ModelError, NncWarning, OptionError, UnsupportedError, VerificationError
+from .errors import ModelError, ShapeError, NncWarning, OptionError, QualityGateError, UnsupportedError, VerificationError
 from .frontend.onnx_loader import load
 from .interpreter import run
 from .layer_error import layer_errors
@@ -28,18 +28,22 @@ from .packing import FORMAT_NAMES
 from .ir import Graph
 from .passmanager import PassManager, format_pipeline, parse_pipeline
 from .pipelines import COMPRESSION
-from . import output_folder, streaming
+from . import output_folder, quality, streaming
+from .accuracy import output_kind, output_metrics
 from .report import add_layer_errors
 from .report import storage as weight_storage
 from .report import build as build_report
 from .textir import print_ir
-from .verification import compare, load_samples, onnxruntime_outputs, synthetic_samples
+from .verification import compare, load_samples, onnxruntime_outputs, read_arrays, synthetic_samples
 
 Progress = Callable[[str], None]
 
 # Float targets (e.g. C without quantization) sum in another order than the
 # reference; their outputs must agree within this fraction of the output range.
 FLOAT_PARITY = 1e-4
+# Per-layer output errors (report layers[].error) are measured on this many of
+# the verification samples: each costs a float and an integer run per layer.
+LAYER_ERROR_SAMPLES = 64
 
 
 @dataclass
@@ -75,6 +79,12 @@ class CompileOptions:
         encoded weights and decodes them in its kernels).
     name: the compiled model's name: its artifacts' file stem and the C symbol
         prefix (default: the model file's stem).
+    labels: class ids (.npy, or .npz with one array) of the `inputs` samples:
+        verification then reports top-1/top-k accuracy of the float model and
+        of the compiled one, and the drop (compiler/accuracy.py).
+    min_cosine, max_accuracy_drop (points; needs labels): quality gates
+        (compiler/quality.py); a compile that misses one writes its artifacts,
+        then raises QualityGateError.
     stream: chunk shapes of the streamed inputs ({name: shape}); the artifact
         then runs a sequence chunk by chunk with its recurrent states as
         inputs and outputs (compiler/streaming.py, docs/streaming.md).
@@ -102,6 +112,10 @@ class CompileOptions:
     c_weights: str = "dense"
     stream: dict[str, tuple[int, ...]] | None = None
     name: str | None = None
+    labels: str | Path | None = None
+    min_cosine: float | None = None
+    max_accuracy_drop: float | None = None
+    top_k: int = 5
 
     def __post_init__(self):
         for flag, bits in (("weight-bits", self.weight_bits), ("first-last-bits", self.first_last_bits or 8)):
@@ -118,6 +132,21 @@ class CompileOptions:
             raise OptionError(f"name must be a C identifier (letters, digits, _), got {self.name!r}")
         if self.stream and self.pipeline is not None:
             raise OptionError("--stream builds its own pipelines; it cannot be combined with --pipeline")
+        self._check_quality_options()
+
+    def _check_quality_options(self):
+        if self.labels is not None and (self.inputs is None or self.stream):
+            raise OptionError("--labels needs --inputs (the samples they label), and no --stream")
+        if self.max_accuracy_drop is not None and self.labels is None:
+            raise OptionError("--max-accuracy-drop needs --labels (and --inputs): accuracy needs labelled samples")
+        if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
+            raise OptionError(f"min-cosine must be in [-1, 1], got {self.min_cosine}")
+        if self.max_accuracy_drop is not None and not 0.0 <= self.max_accuracy_drop <= 100.0:
+            raise OptionError(f"max-accuracy-drop must be in [0, 100] points, got {self.max_accuracy_drop}")
+        if (self.min_cosine is not None or self.max_accuracy_drop is not None) and not self.verify:
+            raise OptionError("quality gates need verification; drop --no-verify")
+        if not 1 <= self.top_k <= 1000:
+            raise OptionError(f"top-k must be in 1..1000, got {self.top_k}")
 
 
 PACK_FORMATS = tuple(FORMAT_NAMES)
@@ -184,7 +213,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     if output_dir is not None:
         output_folder.check(Path(output_dir), Path(model))
     say(f"loading {model}")
-    original, whole = _named(load(model, opts.input_shapes), opts.name), None
+    original, whole, whole_original = _named(load(model, opts.input_shapes), opts.name), None, None
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as scratch:
         warnings.simplefilter("always", NncWarning)
         if opts.stream:
@@ -203,6 +232,10 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
                               if dump else None)
         say(f"running pipeline {format_pipeline(passes)}")
         graph = manager.run(original.copy())
+        if opts.calib is not None and "quantize" in format_pipeline(passes):
+            message = quality.calibration_warning(len(load_samples(opts.calib, whole_original or original)))
+            if message:
+                warnings.warn(message, NncWarning)
     report = build_report(Path(model), opts.target, graph, format_pipeline(passes),
                           [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
                           weight_storage(graph, tgt), _sha256(Path(model)))
@@ -211,7 +244,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
         artifacts = tgt.emit(graph, staging, _stem(graph.name)) if staging else []
         if opts.verify:
             say("verifying against the reference interpreter and onnxruntime")
-            execute = lambda s: tgt.execute(graph, staging, _stem(graph.name), s)  # noqa: E731
+            execute = lambda s: tgt.execute(graph, staging, _stem(graph.name), s, say)  # noqa: E731
             if whole is None:
                 report["verification"], samples = _verify(model, original, graph, opts, execute)
             else:
@@ -220,20 +253,33 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
                 report["streaming"] = streaming.describe(whole, graph, list(opts.stream))
             if manager.snapshot is not None and is_integer_graph(graph):
                 say("measuring each layer's output error against the float model")
-                add_layer_errors(report, layer_errors(manager.snapshot, graph, samples))
-            if report["verification"]["float_truth"] != "onnxruntime":
-                report["warnings"].append(f"vs_float compares with {report['verification']['float_truth']}")
-            if report["verification"]["source"] == "synthetic":
-                report["warnings"].append(f"verified on {report['verification']['samples']} synthetic random "
-                                          "samples; give --inputs or --calib for real ones")
+                add_layer_errors(report, layer_errors(manager.snapshot, graph, samples[:LAYER_ERROR_SAMPLES]))
+            report["warnings"] += _verification_warnings(report, original, opts)
         report.update(tgt.extras(graph))
+        report["quality_gate"] = quality.gate(report, opts.min_cosine, opts.max_accuracy_drop)
         report["compile_seconds"] = round(time.perf_counter() - start, 3)
         if staging:
             (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     result = CompileResult(graph, report)
     if output_dir is not None:
         result.output_dir, result.artifacts = Path(output_dir), [*artifacts, "report.json", output_folder.MANIFEST]
+    if report["quality_gate"] and not report["quality_gate"]["passed"]:
+        raise QualityGateError(report["quality_gate"]["reason"], result)
     return result
+
+
+def _verification_warnings(report: dict, original: Graph, opts: CompileOptions) -> list[str]:
+    verification, found = report["verification"], []
+    found += filter(None, [quality.layer_error_warning(report["layers"])])
+    if opts.labels is not None and output_kind(original, original.outputs[0], False) == "regression":
+        found.append(f"labels given for output {original.outputs[0]!r}, which looks like a regression output "
+                     "(its shape is an input's); top-1 may mean nothing")
+    if verification["float_truth"] != "onnxruntime":
+        found.append(f"vs_float compares with {verification['float_truth']}")
+    if verification["source"] == "synthetic":
+        found.append(f"verified on {verification['samples']} synthetic random samples; give --inputs or --calib "
+                     "for real ones")
+    return found
 
 
 def _named(graph: Graph, name: str | None) -> Graph:
@@ -245,8 +291,9 @@ def _named(graph: Graph, name: str | None) -> Graph:
 def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute) -> dict:
     """Reference (compiled IR) vs target artifact: bit-exact on integer graphs,
     within FLOAT_PARITY of the output range on float ones, or VerificationError.
-    Reference vs onnxruntime on the original model: reported. Returns the
-    verification report and the samples."""
+    Reference vs onnxruntime on the original model: reported, overall and per
+    output (compiler/accuracy.py, with accuracy when labels are given).
+    Returns the verification report and the samples."""
     samples, source = _verification_samples(original, opts)
     truth, truth_source = _float_truth(model, original, samples)
     reference = [run(graph, s) for s in samples]
@@ -254,8 +301,31 @@ def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute)
     vs_reference = compare(reference, produced if produced is not None else reference)
     vs_reference["max_abs_diff_lsb"] = vs_reference["max_abs_diff"] if is_integer_graph(graph) else None
     _check_parity(graph, vs_reference, reference)
+    compiled = produced if produced is not None else reference
+    outputs = _output_metrics(original, truth, compiled, opts)
+    vs_float = compare(truth, compiled)
+    if all(m["kind"] == "regression" for m in outputs.values()):
+        vs_float["top1_agreement"] = None
     return {"samples": len(samples), "source": source, "executed": produced is not None,
-            "vs_reference": vs_reference, "vs_float": compare(truth, reference), "float_truth": truth_source}, samples
+            "vs_reference": vs_reference, "vs_float": vs_float, "float_truth": truth_source,
+            "outputs": outputs}, samples
+
+
+def _output_metrics(original: Graph, truth, compiled, opts: CompileOptions) -> dict:
+    """Per output: compiler/accuracy.py's metrics; the labels (if any) belong to
+    the first output."""
+    labels = None
+    if opts.labels is not None:
+        arrays = read_arrays(opts.labels)
+        if len(arrays) != 1:
+            raise ShapeError(f"{opts.labels}: expected one array of class ids, found {len(arrays)}")
+        labels = next(iter(arrays.values()))
+    metrics = {}
+    for i, name in enumerate(original.outputs):
+        labelled = labels is not None and i == 0
+        kind = output_kind(original, name, labelled)
+        metrics[name] = output_metrics(truth, compiled, name, kind, labels if labelled else None, opts.top_k)
+    return metrics
 
 
 def _verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, opts: CompileOptions, execute):

@@ -33,6 +33,16 @@ class VerificationError(NncError):
     """A compiled artifact does not compute what the reference computes."""
 
 
+class QualityGateError(NncError):
+    """A compile succeeded but missed a quality gate (--min-cosine,
+    --max-accuracy-drop); its artifacts were written. `result` holds the
+    CompileResult. The CLI exits with code 4."""
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result
+
+
 class BlobError(NncError):
     """An az-sim blob is truncated, corrupted or of an unknown version."""
 

@@ -1,0 +1,101 @@
+"""Accuracy of a compiled model against its float original on a data set.
+
+Per model output, `output_metrics` gives what makes sense for its kind:
+- always: cosine similarity, RMSE, relative L2 error ‖got − float‖ / ‖float‖
+  and max |difference| over all samples (the figures ST Edge AI's validate
+  prints);
+- classification outputs: top-1 agreement with the float model; with labels,
+  top-1 and top-k accuracy of both models and the drop in points with a 95 %
+  confidence interval (paired: the per-sample differences of correctness,
+  normal approximation, ±1.96 standard errors);
+- regression outputs: MAE (and no top-1, which means nothing there).
+
+`output_kind` decides classification vs regression: labels make it
+classification; else an output ending in Softmax/LogSoftmax, or whose last axis
+holds 2..MAX_CLASSES values while no model input has its shape, is
+classification; anything else (an autoencoder's reconstruction) is regression.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import ShapeError
+from .ir import Graph
+from .verification import Sample, cosine
+
+MAX_CLASSES = 1000
+Z95 = 1.959963984540054
+SOFTMAX_OPS = ("Softmax", "LogSoftmax", "QSoftmax")
+
+
+def output_kind(original: Graph, name: str, labelled: bool) -> str:
+    """"classification" or "regression" for output `name` of the float graph."""
+    if labelled:
+        return "classification"
+    producer = original.producer(name)
+    if producer is not None and producer.op in SOFTMAX_OPS:
+        return "classification"
+    shape = original.tensor(name).shape
+    same_as_input = any(original.tensor(i).shape == shape for i in original.inputs)
+    return "classification" if shape and 2 <= shape[-1] <= MAX_CLASSES and not same_as_input else "regression"
+
+
+def output_metrics(truth: list[Sample], got: list[Sample], name: str, kind: str,
+                   labels: np.ndarray | None = None, top_k: int = 5) -> dict:
+    """Metrics of output `name` over all samples (module docstring)."""
+    ref = np.stack([np.asarray(s[name], np.float64) for s in truth])
+    out = np.stack([np.asarray(s[name], np.float64) for s in got])
+    diff = out - ref
+    norm = float(np.linalg.norm(ref))
+    metrics = {"kind": kind, "samples": len(truth), "cosine": cosine(ref.ravel(), out.ravel()),
+               "rmse": float(np.sqrt(np.mean(diff ** 2))),
+               "l2_relative": float(np.linalg.norm(diff) / norm) if norm else float(np.linalg.norm(diff) != 0),
+               "max_abs_diff": float(np.max(np.abs(diff)))}
+    if kind == "regression":
+        metrics["mae"] = float(np.mean(np.abs(diff)))
+        return metrics
+    ref_scores, out_scores = _scores(ref), _scores(out)
+    metrics["top1_agreement"] = float(np.mean(ref_scores.argmax(-1) == out_scores.argmax(-1)))
+    if labels is not None:
+        metrics.update(_labelled(ref_scores, out_scores, _class_ids(labels, ref_scores), top_k))
+    return metrics
+
+
+def _scores(values: np.ndarray) -> np.ndarray:
+    """[samples, classes]: one row of class scores per sample (positions of a
+    sequence output count as separate rows only when labels match them)."""
+    return values.reshape(values.shape[0], -1) if values.ndim <= 2 else values.reshape(-1, values.shape[-1])
+
+
+def _class_ids(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Labels as class ids, one per row of `scores`; ShapeError otherwise."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == scores.shape[1] and labels.shape[0] == scores.shape[0]:
+        labels = labels.argmax(-1)  # one-hot
+    labels = labels.reshape(-1)
+    if labels.size != scores.shape[0]:
+        raise ShapeError(f"labels: {labels.size} given, the data has {scores.shape[0]} samples")
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.rint(labels))):
+        raise ShapeError("labels: class ids must be integers")
+    ids = labels.astype(np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= scores.shape[1]):
+        raise ShapeError(f"labels: class ids must lie in 0..{scores.shape[1] - 1}, got {ids.min()}..{ids.max()}")
+    return ids
+
+
+def _labelled(ref: np.ndarray, out: np.ndarray, ids: np.ndarray, top_k: int) -> dict:
+    k = min(top_k, ref.shape[1])
+    ref_hit, out_hit = ref.argmax(-1) == ids, out.argmax(-1) == ids
+    drop = ref_hit.astype(np.float64) - out_hit.astype(np.float64)
+    half_width = Z95 * float(np.std(drop, ddof=1)) / math.sqrt(drop.size) if drop.size > 1 else float("nan")
+    return {"top1_float": float(ref_hit.mean()), "top1": float(out_hit.mean()),
+            "top1_drop_points": 100.0 * float(drop.mean()), "top1_drop_ci95_points": 100.0 * half_width,
+            "top_k": k, "topk_float": _top_k(ref, ids, k), "topk": _top_k(out, ids, k)}
+
+
+def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> float:
+    best = np.argsort(-scores, axis=-1, kind="stable")[:, :k]
+    return float(np.mean(np.any(best == ids[:, None], axis=-1)))

@@ -1,0 +1,70 @@
+"""Quality gates and honest warnings about how much a compile lost.
+
+A gate turns a figure of the report into a pass/fail line: `--min-cosine C`
+fails when the output cosine to the float model (`verification.vs_float`) is
+below C; `--max-accuracy-drop P` fails when the top-1 accuracy on the labelled
+verification samples dropped by more than P points. The compile still writes
+its artifacts; report["quality_gate"] records every check and the driver then
+raises QualityGateError (the CLI's exit code 4).
+
+Warnings (never failures): fewer than MIN_CALIBRATION_SAMPLES calibration
+samples; a layer whose own output cosine to the float model is below
+LAYER_COSINE_WARNING; labels given for an output that looks like a regression.
+"""
+
+from __future__ import annotations
+
+MIN_CALIBRATION_SAMPLES = 16
+LAYER_COSINE_WARNING = 0.9
+WORST_LAYERS_SHOWN = 3
+
+
+def gate(report: dict, min_cosine: float | None, max_accuracy_drop: float | None) -> dict | None:
+    """report["quality_gate"]: {"passed", "checks": [...], "reason"}; None without gates."""
+    checks = []
+    verification = report.get("verification") or {}
+    if min_cosine is not None:
+        cosine = verification.get("vs_float", {}).get("cosine")
+        checks.append({"gate": "min_cosine", "limit": min_cosine, "value": cosine,
+                       "passed": cosine is not None and cosine >= min_cosine,
+                       "what": f"output cosine to the float model {_fmt(cosine, '.6f')} (at least {min_cosine:g})"})
+    if max_accuracy_drop is not None:
+        drop = _top1_drop(verification)
+        checks.append({"gate": "max_accuracy_drop", "limit": max_accuracy_drop, "value": drop,
+                       "passed": drop is not None and drop <= max_accuracy_drop,
+                       "what": f"top-1 accuracy drop {_fmt(drop, '.2f')} points (at most {max_accuracy_drop:g})"})
+    if not checks:
+        return None
+    failed = [c["what"] for c in checks if not c["passed"]]
+    return {"passed": not failed, "checks": checks,
+            "reason": "quality gate failed: " + "; ".join(failed) if failed else None}
+
+
+def _top1_drop(verification: dict) -> float | None:
+    for metrics in (verification.get("outputs") or {}).values():
+        if "top1_drop_points" in metrics:
+            return metrics["top1_drop_points"]
+    return None
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "unknown" if value is None else format(value, spec)
+
+
+def calibration_warning(samples: int) -> str | None:
+    if samples >= MIN_CALIBRATION_SAMPLES:
+        return None
+    return (f"calibrated on {samples} sample(s); activation ranges from fewer than {MIN_CALIBRATION_SAMPLES} "
+            "real samples may not cover the data the model will see")
+
+
+def layer_error_warning(layers: list[dict]) -> str | None:
+    """A warning naming the layers whose own output cosine is below LAYER_COSINE_WARNING."""
+    bad = sorted((row["error"]["cosine"], row["name"]) for row in layers
+                 if row.get("error") and row["error"]["cosine"] < LAYER_COSINE_WARNING)
+    if not bad:
+        return None
+    shown = ", ".join(f"{name} ({cosine:.3f})" for cosine, name in bad[:WORST_LAYERS_SHOWN])
+    more = f" and {len(bad) - WORST_LAYERS_SHOWN} more" if len(bad) > WORST_LAYERS_SHOWN else ""
+    return (f"{len(bad)} layer(s) lost much against the float model (output cosine below "
+            f"{LAYER_COSINE_WARNING}): {shown}{more}")

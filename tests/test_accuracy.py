@@ -1,0 +1,131 @@
+"""Accuracy on labelled data through the compiled targets (nnc validate), the
+metrics behind it, quality gates and the warnings about lost accuracy."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import nnc
+from nnc.accuracy import output_metrics
+from nnc.errors import OptionError, QualityGateError
+from nnc.validate import render, validate
+
+DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
+CALIB = DIGITS / "calib.npz"
+
+
+@pytest.fixture(scope="module")
+def digits_test_set(tmp_path_factory):
+    """The digits test set (450 images) as nnc sample and label files."""
+    pytest.importorskip("sklearn", reason="the digits data comes with scikit-learn")
+    sys.path.insert(0, str(DIGITS))
+    import dataset
+
+    split = dataset.split()
+    folder = tmp_path_factory.mktemp("digits")
+    np.savez(folder / "test.npz", image=split.x_test[:, None])
+    np.save(folder / "labels.npy", split.y_test)
+    return folder / "test.npz", folder / "labels.npy", split.y_test
+
+
+def test_metrics_count_hits_and_pair_the_drop():
+    truth = [{"y": np.array([[3.0, 1.0, 0.0]])}, {"y": np.array([[0.0, 2.0, 1.0]])},
+             {"y": np.array([[0.0, 0.0, 5.0]])}, {"y": np.array([[1.0, 0.0, 0.0]])}]
+    got = [{"y": np.array([[3.0, 1.0, 0.0]])}, {"y": np.array([[0.0, 1.0, 2.0]])},
+           {"y": np.array([[0.0, 0.0, 5.0]])}, {"y": np.array([[0.0, 1.0, 0.0]])}]
+    labels = np.array([0, 1, 2, 1])
+    m = output_metrics(truth, got, "y", "classification", labels, top_k=2)
+    assert m["top1_float"] == 0.75 and m["top1"] == 0.75 and m["top1_agreement"] == 0.5
+    assert m["top1_drop_points"] == 0.0 and m["top1_drop_ci95_points"] > 0  # one lost, one won
+    assert m["topk_float"] == 1.0 and m["topk"] == 1.0 and m["top_k"] == 2
+    one_hot = output_metrics(truth, got, "y", "classification", np.eye(3)[labels])
+    assert one_hot["top1"] == m["top1"]
+    with pytest.raises(nnc.ShapeError, match="class ids must lie in 0..2"):
+        output_metrics(truth, got, "y", "classification", np.array([0, 1, 2, 3]))
+    with pytest.raises(nnc.ShapeError, match="4 given"):
+        output_metrics(truth[:3], got[:3], "y", "classification", labels)
+
+
+def test_regression_outputs_get_mae_not_top1():
+    truth = [{"y": np.array([[1.0, 2.0, 3.0]])}, {"y": np.array([[2.0, 2.0, 2.0]])}]
+    got = [{"y": np.array([[1.0, 2.5, 3.0]])}, {"y": np.array([[2.0, 2.0, 1.0]])}]
+    m = output_metrics(truth, got, "y", "regression")
+    assert "top1_agreement" not in m and m["mae"] == pytest.approx(1.5 / 6)
+    assert m["l2_relative"] == pytest.approx(np.sqrt(1.25) / np.sqrt(26))
+
+
+@pytest.mark.parametrize("target", ["c", "az-sim"])
+def test_validate_measures_the_target_on_labelled_data(digits_test_set, target):
+    data, labels, y = digits_test_set
+    result = validate(DIGITS / "digits.onnx", data, labels, target, calib=CALIB, weight_bits=4)
+    v = result.report["verification"]
+    m = v["outputs"]["logits"]
+    assert v["executed"] and v["samples"] == len(y) and v["vs_reference"]["bit_exact"]
+    assert m["kind"] == "classification" and 0.9 < m["top1"] <= 1.0 and 0.9 < m["top1_float"] <= 1.0
+    assert m["top1_drop_points"] == pytest.approx(100 * (m["top1_float"] - m["top1"]))
+    assert "top-1" in render(result.report)
+    test_validate_measures_the_target_on_labelled_data.seen[target] = m
+
+
+test_validate_measures_the_target_on_labelled_data.seen = {}
+
+
+def test_c_and_az_sim_report_the_same_accuracy(digits_test_set):
+    seen = test_validate_measures_the_target_on_labelled_data.seen
+    if len(seen) < 2:
+        data, labels, _ = digits_test_set
+        for target in ("c", "az-sim"):
+            result = validate(DIGITS / "digits.onnx", data, labels, target, calib=CALIB, weight_bits=4)
+            seen[target] = result.report["verification"]["outputs"]["logits"]
+    assert seen["c"] == seen["az-sim"]
+
+
+def test_a_missed_cosine_gate_fails_after_writing_the_artifacts(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(QualityGateError, match="quality gate failed: output cosine") as caught:
+        nnc.compile(DIGITS / "digits.onnx", "az-sim", out, calib=CALIB, weight_bits=2, min_cosine=0.9999)
+    report = json.loads((out / "report.json").read_text())
+    assert report["quality_gate"]["passed"] is False and (out / "digits.azb").is_file()
+    assert caught.value.result.report["quality_gate"] == report["quality_gate"]
+    passed = nnc.compile(DIGITS / "digits.onnx", "az-sim", tmp_path / "ok", calib=CALIB, min_cosine=0.9)
+    assert passed.report["quality_gate"]["passed"] is True
+
+
+def test_accuracy_gate_needs_labels():
+    with pytest.raises(OptionError, match="needs --labels"):
+        nnc.compile(DIGITS / "digits.onnx", "az-sim", calib=CALIB, max_accuracy_drop=1.0)
+
+
+def test_accuracy_gate(digits_test_set, tmp_path):
+    data, labels, _ = digits_test_set
+    with pytest.raises(QualityGateError, match="top-1 accuracy drop"):
+        nnc.compile(DIGITS / "digits.onnx", "az-sim", calib=CALIB, inputs=data, labels=labels, weight_bits=2,
+                    sparsity=0.75, max_accuracy_drop=0.0)
+
+
+def test_few_calibration_samples_and_lossy_layers_are_warned_about(tmp_path):
+    one = tmp_path / "one.npz"
+    np.savez(one, image=np.load(CALIB)["image"][:1])
+    report = nnc.compile(DIGITS / "digits.onnx", "az-sim", calib=one, weight_bits=2, sparsity=0.75).report
+    assert any("calibrated on 1 sample(s)" in w for w in report["warnings"])
+    assert any("lost much against the float model" in w for w in report["warnings"])
+
+
+def test_an_autoencoder_output_is_not_scored_by_top1(tmp_path):
+    w = np.random.default_rng(0).normal(size=(16, 16)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "ae",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor("w", TensorProto.FLOAT, [16, 16], w.ravel())])
+    path = tmp_path / "ae.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    report = nnc.compile(path, "az-sim").report
+    assert report["verification"]["vs_float"]["top1_agreement"] is None
+    assert report["verification"]["outputs"]["y"]["kind"] == "regression"
