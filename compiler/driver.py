@@ -28,8 +28,9 @@ from .packing import FORMAT_NAMES
 from .ir import Graph
 from .passmanager import PassManager, format_pipeline, parse_pipeline
 from .pipelines import COMPRESSION
-from . import output_folder, quality, streaming
+from . import budget, output_folder, quality, streaming
 from .accuracy import output_kind, output_metrics
+from .budget import BudgetChoice
 from .report import add_layer_errors
 from .report import storage as weight_storage
 from .report import build as build_report
@@ -79,6 +80,9 @@ class CompileOptions:
         encoded weights and decodes them in its kernels).
     name: the compiled model's name: its artifacts' file stem and the C symbol
         prefix (default: the model file's stem).
+    flash_budget (bytes) or ratio (× smaller than fp32): budget search
+        (compiler/budget.py) picks each layer's bits and sparsity; it replaces
+        weight_bits, sparsity and their per-layer settings.
     labels: class ids (.npy, or .npz with one array) of the `inputs` samples:
         verification then reports top-1/top-k accuracy of the float model and
         of the compiled one, and the drop (compiler/accuracy.py).
@@ -112,6 +116,8 @@ class CompileOptions:
     c_weights: str = "dense"
     stream: dict[str, tuple[int, ...]] | None = None
     name: str | None = None
+    flash_budget: int | None = None
+    ratio: float | None = None
     labels: str | Path | None = None
     min_cosine: float | None = None
     max_accuracy_drop: float | None = None
@@ -133,6 +139,25 @@ class CompileOptions:
         if self.stream and self.pipeline is not None:
             raise OptionError("--stream builds its own pipelines; it cannot be combined with --pipeline")
         self._check_quality_options()
+        self._check_budget_options()
+
+    def _check_budget_options(self):
+        if self.flash_budget is None and self.ratio is None:
+            return
+        if self.flash_budget is not None and self.ratio is not None:
+            raise OptionError("give --flash-budget or --ratio, not both")
+        if self.flash_budget is not None and self.flash_budget < 1:
+            raise OptionError(f"flash-budget must be a positive number of bytes, got {self.flash_budget}")
+        if self.ratio is not None and not 1.0 <= self.ratio <= 1e6:
+            raise OptionError(f"ratio must be in [1, 1e6] (× smaller than fp32), got {self.ratio}")
+        clashing = [flag for flag, given in (("--weight-bits", self.weight_bits != 8),
+                                             ("--first-last-bits", self.first_last_bits is not None),
+                                             ("--sparsity", bool(self.sparsity)),
+                                             ("--sparsity-pattern", bool(self.sparsity_pattern)),
+                                             ("--pipeline", self.pipeline is not None),
+                                             ("--stream", bool(self.stream))) if given]
+        if clashing:
+            raise OptionError(f"the budget search chooses bits and sparsity itself; drop {', '.join(clashing)}")
 
     def _check_quality_options(self):
         if self.labels is not None and (self.inputs is None or self.stream):
@@ -152,21 +177,27 @@ class CompileOptions:
 PACK_FORMATS = tuple(FORMAT_NAMES)
 
 
-def default_pipeline(target, opts: CompileOptions, stream_role: str | None = None, ranges: str | None = None) -> str:
+def default_pipeline(target, opts: CompileOptions, stream_role: str | None = None, ranges: str | None = None,
+                     budget: BudgetChoice | None = None) -> str:
     """The target's pipeline, then the compression passes the options ask for:
     prune-channels, prune, quantize (see CompileOptions). A streaming compile
     runs it twice: `stream_role` "whole" saves the calibrated ranges to file
     `ranges`, "chunk" exposes the states and quantizes with those ranges; both
-    without bias correction (the chunk graph cannot read whole-sequence samples)."""
+    without bias correction (the chunk graph cannot read whole-sequence samples).
+    A `budget` choice sets each layer's bits and sparsity by layer id."""
     quantize = target.quantizes if opts.quantize is None else opts.quantize
     steps = [target.base_pipeline] + (["expose-states"] if stream_role == "chunk" else [])
     if opts.prune_channels:
         steps.append(_step("prune-channels", ratio=opts.prune_channels))
-    if opts.sparsity or opts.sparsity_pattern:
-        steps.append(_step("prune", sparsity=opts.sparsity or None, pattern=opts.sparsity_pattern))
+    bits_by_layer, sparsity_by_layer = budget.overrides() if budget else (None, None)
+    if opts.sparsity or opts.sparsity_pattern or sparsity_by_layer:
+        steps.append(_step("prune", sparsity=opts.sparsity or None, pattern=opts.sparsity_pattern,
+                           overrides=sparsity_by_layer))
     quantizing = {"weight_bits": opts.weight_bits != 8, "first_last_bits": opts.first_last_bits is not None,
                   "codebook": opts.codebook, "bias_correction": not opts.bias_correction}
     options = {key: getattr(opts, key) for key, asked in quantizing.items() if asked}
+    if bits_by_layer:
+        options["overrides"] = bits_by_layer
     if stream_role:
         options.update({"whole": {"save_ranges": ranges}, "chunk": {"ranges": ranges}}[stream_role],
                        bias_correction=False)
@@ -214,6 +245,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
         output_folder.check(Path(output_dir), Path(model))
     say(f"loading {model}")
     original, whole, whole_original = _named(load(model, opts.input_shapes), opts.name), None, None
+    report_budget = None
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as scratch:
         warnings.simplefilter("always", NncWarning)
         if opts.stream:
@@ -225,7 +257,11 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
                               opts.name)
             passes = parse_pipeline(default_pipeline(tgt, opts, "chunk", ranges))
         else:
-            passes = parse_pipeline(default_pipeline(tgt, opts) if opts.pipeline is None else opts.pipeline)
+            choice = _budget_search(original, opts, say)
+            if choice is not None:
+                report_budget = choice.to_json()
+            passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice) if opts.pipeline is None
+                                    else opts.pipeline)
         manager = PassManager(passes, verify_each=opts.verify_each, print_after=set(opts.print_ir_after),
                               snapshot_before=COMPRESSION,
                               dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
@@ -240,6 +276,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
                           [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
                           weight_storage(graph, tgt), _sha256(Path(model)))
     report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, NncWarning)]
+    report["budget"] = report_budget
     with output_folder.staged(output_dir, Path(model)) as staging:
         artifacts = tgt.emit(graph, staging, _stem(graph.name)) if staging else []
         if opts.verify:
@@ -266,6 +303,17 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     if report["quality_gate"] and not report["quality_gate"]["passed"]:
         raise QualityGateError(report["quality_gate"]["reason"], result)
     return result
+
+
+def _budget_search(original: Graph, opts: CompileOptions, say: Progress) -> BudgetChoice | None:
+    """The budget search's choice when --flash-budget or --ratio asks for one."""
+    if opts.flash_budget is None and opts.ratio is None:
+        return None
+    budget_bytes = opts.flash_budget or int(budget.fp32_bytes(original) / opts.ratio)
+    if opts.calib is None:
+        warnings.warn("budget search on synthetic random samples; give --calib with real inputs", NncWarning)
+    samples = load_samples(opts.calib, original) if opts.calib else synthetic_samples(original, budget.SEARCH_SAMPLES)
+    return budget.search(original, samples, str(opts.calib or ""), budget_bytes, say)
 
 
 def _verification_warnings(report: dict, original: Graph, opts: CompileOptions) -> list[str]:

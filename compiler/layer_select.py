@@ -6,8 +6,8 @@ DequantizeLinear of integer constants in QDQ models. `weighted_layers` lists the
 in schedule order, so "first" and "last" mean the first and last such layer.
 
 Per-layer overrides are written `"KEY:VALUE,KEY:VALUE"` in a pass option, where
-KEY is a node name or an op type (`"conv1:8,Gemm:6"`). A node-name key beats an
-op-type key; a key that matches no weighted layer is an OptionError (a typo must
+KEY is a node name, an op type or a layer id `#i` (the i-th weighted layer,
+from 1; `"conv1:8,Gemm:6,#3:4"`). A name or id key beats an op-type key; a key that matches no weighted layer is an OptionError (a typo must
 not silently do nothing).
 """
 
@@ -52,12 +52,28 @@ def parse_overrides(text: str, option: str, convert: Callable[[str], T]) -> dict
     return result
 
 
+def layer_ids(graph: Graph) -> dict[str, str]:
+    """{layer name: short id "#i"}: the weighted layers numbered from 1 in
+    schedule order (the ids every table shows and overrides accept)."""
+    return {node.name: f"#{i}" for i, node in enumerate(weighted_layers(graph), 1)}
+
+
+def _by_id(key: str, layers: list[Node], option: str) -> str:
+    """The layer name a "#i" key stands for; other keys unchanged."""
+    if not key.startswith("#"):
+        return key
+    if not key[1:].isdigit() or not 1 <= int(key[1:]) <= len(layers):
+        raise OptionError(f"{option}: layer id {key!r} is not one of #1..#{len(layers)}")
+    return layers[int(key[1:]) - 1].name
+
+
 def settings(graph: Graph, overrides: dict[str, T], default: T, option: str,
              first_last: T | None = None) -> dict[str, T]:
     """{layer name: value} for every weighted layer: its override by name, else by
     op type, else `first_last` for the first and last layer (when given), else
     `default`. OptionError if an override key matches no weighted layer."""
     layers = weighted_layers(graph)
+    overrides = {_by_id(key, layers, option): value for key, value in overrides.items()}
     known = {n.name for n in layers} | {n.op for n in layers}
     unknown = sorted(set(overrides) - known)
     if unknown:

@@ -1,0 +1,64 @@
+"""Budget search (--flash-budget / --ratio) and layer ids in per-layer overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import nnc
+from nnc.errors import OptionError
+
+DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
+MODEL, CALIB = DIGITS / "digits.onnx", DIGITS / "calib.npz"
+
+
+@pytest.fixture(scope="module")
+def sixteen_times():
+    return nnc.compile(MODEL, "az-sim", calib=CALIB, ratio=16).report
+
+
+def test_the_chosen_point_fits_and_is_what_gets_stored(sixteen_times):
+    budget, weights = sixteen_times["budget"], sixteen_times["weights"]
+    assert budget["chosen_bytes"] <= budget["budget_bytes"] == weights["fp32_bytes"] // 16
+    assert weights["stored_bytes"] == budget["chosen_bytes"]  # the search packs as az-sim stores
+    assert sixteen_times["verification"]["vs_reference"]["bit_exact"]
+    by_name = {row["name"]: row for row in sixteen_times["layers"]}
+    for layer in budget["layers"].values():
+        assert by_name[layer["name"]]["weight_bytes"] == layer["bytes"]
+
+
+def test_the_front_trades_bytes_for_error(sixteen_times):
+    front = sixteen_times["budget"]["front"]
+    assert len(front) > 3
+    sizes = [p["bytes"] for p in front]
+    errors = [p["predicted_mse"] for p in front]
+    assert sizes == sorted(sizes) and all(a >= b for a, b in zip(errors, errors[1:]))
+
+
+def test_a_tighter_budget_stores_less_and_predicts_more_error(sixteen_times):
+    tighter = nnc.compile(MODEL, "az-sim", calib=CALIB, ratio=24, verify=False).report["budget"]
+    assert tighter["chosen_bytes"] < sixteen_times["budget"]["chosen_bytes"]
+    assert tighter["predicted_mse"] >= sixteen_times["budget"]["predicted_mse"]
+
+
+def test_an_unreachable_budget_is_refused():
+    with pytest.raises(OptionError, match="below the smallest reachable"):
+        nnc.compile(MODEL, "az-sim", calib=CALIB, flash_budget=100, verify=False)
+
+
+@pytest.mark.parametrize("clash", [{"weight_bits": 4}, {"sparsity": 0.5}, {"ratio": 8}])
+def test_the_budget_does_not_mix_with_manual_settings(clash):
+    with pytest.raises(OptionError, match="budget|not both"):
+        nnc.compile(MODEL, "az-sim", calib=CALIB, flash_budget=4000, **clash)
+
+
+def test_layer_ids_select_layers_in_overrides():
+    graph = nnc.compile(MODEL, "ir", pipeline=f'canonicalize,quantize{{calib="{CALIB}",overrides="#2:4"}}',
+                        verify=False).graph
+    peak = {node.name: int(abs(graph.constant(node.inputs[1]).astype(int)).max())
+            for node in graph.nodes() if node.op == "QConv"}
+    assert peak["conv2"] <= 7 < peak["conv1"]
+    with pytest.raises(OptionError, match="#9.* is not one of #1..#4"):
+        nnc.compile(MODEL, "ir", pipeline=f'canonicalize,quantize{{calib="{CALIB}",overrides="#9:4"}}',
+                    verify=False)
