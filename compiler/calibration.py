@@ -22,6 +22,7 @@ reproducible).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -157,12 +158,16 @@ def write_ranges(path: str | Path, ranges: dict[str, tuple[float, float]]) -> No
 
 
 def read_ranges(path: str | Path) -> dict[str, tuple[float, float]]:
-    """Ranges saved by `write_ranges`; OptionError naming the file if it is not such a file."""
+    """Ranges saved by `write_ranges`: finite, each containing 0; OptionError
+    naming the file otherwise."""
     try:
         table = json.loads(Path(path).read_text(encoding="utf-8"))["ranges"]
         ranges = {str(name): (float(lo), float(hi)) for name, (lo, hi) in table.items()}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise OptionError(f"ranges file {path}: not a ranges file written by nnc ({type(exc).__name__})") from None
+    bad = [name for name, (lo, hi) in ranges.items() if not (math.isfinite(lo) and math.isfinite(hi))]
+    if bad:
+        raise OptionError(f"ranges file {path}: range of {bad[0]!r} is not finite: {list(ranges[bad[0]])}")
     bad = [name for name, (lo, hi) in ranges.items() if not lo <= 0.0 <= hi]
     if bad:
         raise OptionError(f"ranges file {path}: range of {bad[0]!r} does not contain 0")

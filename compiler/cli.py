@@ -17,8 +17,13 @@ from typing import Optional
 import typer
 
 from . import __version__
-from .errors import NncError, OptionError
+from .errors import IRError, NncError, OptionError
+from .limits import check_dims
 from .tables import format_table, shorten, thousands
+
+# The module of the exceptions typer raises for usage mistakes: click.exceptions,
+# or the copy of it that newer typer versions carry.
+_USAGE = sys.modules[typer.BadParameter.__module__]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="nnc: compile ONNX models for microcontrollers and AZ-class edge processors.")
@@ -59,7 +64,7 @@ def _parse_shapes(specs: list[str], flag: str = "--input-shape") -> dict[str, tu
             shape = ()
         if not sep or not name or not shape:
             raise OptionError(f"{flag} {spec!r}: expected NAME=D0,D1,... with integer dims")
-        shapes[name] = shape
+        shapes[name] = check_dims(shape, f"{flag} {name}")
     return shapes
 
 
@@ -113,19 +118,31 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file, or a text IR
 
 
 def _load_model_or_ir(model: str, input_shape: list[str]):
-    """The graph of an ONNX model, or of a text IR file (`nnc compile -t ir` output)."""
+    """The graph of an ONNX model, or of a text IR file (`nnc compile -t ir`
+    output), which must parse and pass the IR verifier (IRError naming the file)."""
     from .frontend.onnx_loader import load
     from .textir import parse_ir
+    from .verifier import verify
 
     if not model.endswith(".nnir"):
         return load(model, _parse_shapes(input_shape))
     if input_shape:
         raise OptionError("--input-shape applies to ONNX models; a .nnir file has static shapes")
     try:
-        text = Path(model).read_text(encoding="utf-8")
+        data = Path(model).read_bytes()
     except OSError as exc:
-        raise OptionError(f"cannot read {model}: {exc.strerror}") from None
-    return parse_ir(text)
+        raise OptionError(f"cannot read {model}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IRError(f"{model}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}); a .nnir file is "
+                      "the text IR that `nnc compile --target ir` writes") from None
+    try:
+        graph = parse_ir(text)
+        verify(graph)
+    except IRError as exc:
+        raise IRError(f"{model}: {exc}") from None
+    return graph
 
 
 def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float, as_json: bool) -> None:
@@ -231,11 +248,15 @@ def run_blob(blob: str = typer.Argument(..., help="az-sim blob (.azb) written by
     """Execute an az-sim blob in the simulator and print its statistics."""
     from nnc.backends.azsim.api import simulate
 
+    from . import run_output
+
     with _errors_to_exit(debug):
+        if output is not None:
+            run_output.check(output, blob, inputs)
         outputs, stats = simulate(blob, inputs, hw)
         runs = stats if isinstance(stats, list) else [stats]
         if output is not None:
-            _save_npz(output, outputs)
+            run_output.write_npz(output, outputs)
         if as_json:
             typer.echo(json.dumps({"samples": len(runs), "runs": [s.to_json() for s in runs]}, indent=2))
             return
@@ -245,17 +266,6 @@ def run_blob(blob: str = typer.Argument(..., help="az-sim blob (.azb) written by
                        f"{sum(s.energy_uj for s in runs):.3f} µJ in all")
         if output is not None:
             typer.echo(f"wrote {', '.join(outputs)} to {output}")
-
-
-def _save_npz(path: Path, arrays: dict) -> None:
-    """Write arrays to `path` through a temporary file, so no half-written file remains."""
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as handle:
-        np.savez(handle, **arrays)
-    partial.replace(path)
 
 
 def render_sim(sim: dict) -> str:
@@ -307,6 +317,28 @@ def _error(error: dict | None) -> str:
     return f"{error['cosine']:.4f} / {error['rmse']:.3g}" if error else ""
 
 
+def run_cli(args: list[str] | None = None) -> int:
+    """Run the command line on `args` (default: sys.argv[1:]) and return the exit
+    code. Mistakes typer finds before a command runs (an unknown flag, a missing
+    value, `--weight-bits x`) print one line `nnc: error: ...` and exit 2, as
+    NncErrors do; `nnc` alone prints the help (exit 2)."""
+    try:
+        code = app(args=args, prog_name="nnc", standalone_mode=False)
+    except getattr(_USAGE, "NoArgsIsHelpError", ()) as exc:  # `nnc` alone
+        typer.echo(exc.ctx.get_help())
+        return 2
+    except _USAGE.ClickException as exc:
+        context = getattr(exc, "ctx", None)
+        command = context.command_path if context is not None else "nnc"
+        message = " ".join(part.strip() for part in exc.format_message().splitlines() if part.strip())
+        typer.echo(f"nnc: error: {message} (see {command} --help)", err=True)
+        return 2
+    except typer.Abort:
+        typer.echo("nnc: error: aborted", err=True)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGHUP, raised where Python is so that cleanup runs as for Ctrl-C."""
 
@@ -319,12 +351,12 @@ def _interrupt(signum, frame):
     raise Interrupted(signum)
 
 
-def main() -> None:
+def main() -> int:
     """The `nnc` script. SIGTERM and SIGHUP stop nnc as Ctrl-C does: staging and
     build folders are removed, and the exit code is 128 + the signal number."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
-    app(prog_name="nnc")
+    return run_cli()
 
 
 if __name__ == "__main__":

@@ -9,15 +9,34 @@ from __future__ import annotations
 
 import math
 
-from .errors import NncError, ShapeError
+import numpy as np
+
+from .errors import NncError, OptionError, ShapeError
 
 # Elements in any one tensor (weights, activations, samples): 2^26 = 64 Mi,
 # 256 MiB as float32. The largest tensor of the MLPerf Tiny models has 0.4 Mi.
 MAX_TENSOR_ELEMENTS = 1 << 26
 # Rank of any tensor.
 MAX_RANK = 8
+# Elements over all the values of one model (weights and every intermediate,
+# each counted once): 2^28 = 256 Mi, 1 GiB as float32; nnc's reference
+# interpreter may hold most of them at once.
+MAX_MODEL_ELEMENTS = 1 << 28
 # M of an N:M sparsity pattern (Ampere's 2:4 and 4:8 patterns are the common ones).
 MAX_PATTERN_BLOCK = 256
+# Second-order compression (compiler/hessian.py, compiler/obs.py): inputs per
+# output channel of a layer compressed by method obs (its H is K x K float64:
+# 128 MiB at 4096, and the factorization costs K^3), and the bytes of input
+# statistics held during one calibration run (layers that do not fit together
+# are collected in further runs).
+MAX_OBS_FAN_IN = 4096
+MAX_HESSIAN_BYTES = 1 << 28
+
+# Magnitude of a sample value for a float input (--calib, --inputs, `nnc run
+# --inputs`): 1e15, so that the sum of squares over the largest tensor nnc accepts
+# stays finite in float32 (1e30 * 2^26 = 6.7e37 < 3.4e38: variances, norms and
+# error energies cannot overflow). Real inputs (audio, pixels, features) are far smaller.
+MAX_SAMPLE_MAGNITUDE = 1e15
 
 
 def check_elements(shape, what: str, error: type[NncError] = ShapeError) -> int:
@@ -33,3 +52,17 @@ def check_elements(shape, what: str, error: type[NncError] = ShapeError) -> int:
         raise error(f"{what}: shape {dims} has {count:,} elements, past nnc's limit of "
                     f"{MAX_TENSOR_ELEMENTS:,} per tensor (docs/limits.md)")
     return count
+
+
+def check_dims(dims, what: str, error: type[NncError] = OptionError) -> tuple[int, ...]:
+    """A shape the user gives (--input-shape, --stream, the API's input_shapes) as
+    ints; `error` unless every dim is a positive integer and check_elements
+    accepts the shape."""
+    values = list(dims) if isinstance(dims, (tuple, list)) else None
+    if values is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in values):
+        raise error(f"{what}: expected a list of integer dims, got {dims!r}")
+    shape = tuple(int(d) for d in values)
+    if any(d <= 0 for d in shape):
+        raise error(f"{what}: every dim must be a positive integer, got {list(shape)}")
+    check_elements(shape, what, error)
+    return shape

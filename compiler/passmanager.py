@@ -185,9 +185,10 @@ class PassRecord:
 @dataclass
 class PassManager:
     """Runs passes in order. With `verify_each`, the graph is verified after
-    every pass; `print_after` is a set of pass names (or {"all"}) after which
-    `dump(pass_name, graph)` is called. `snapshot` keeps a copy of the graph as
-    it was before the first pass named in `snapshot_before` ran."""
+    every pass; `print_after` is a set of names of passes in `passes` (or
+    {"all"}; OptionError otherwise) after which `dump(pass_name, graph)` is
+    called. `snapshot` keeps a copy of the graph as it was before the first
+    pass named in `snapshot_before` ran."""
 
     passes: list[Pass]
     verify_each: bool = False
@@ -196,6 +197,12 @@ class PassManager:
     records: list[PassRecord] = field(default_factory=list)
     snapshot_before: frozenset[str] = frozenset()
     snapshot: Graph | None = None
+
+    def __post_init__(self):
+        absent = sorted(set(self.print_after) - {"all", *(p.name for p in self.passes)})
+        if absent:
+            raise OptionError(f"--print-ir-after {absent[0]}: no such pass in the pipeline "
+                              f"{format_pipeline(self.passes)!r}")
 
     def run(self, graph: Graph) -> Graph:
         from .verifier import verify

@@ -7,6 +7,11 @@ every compile reports.
   array of exactly the input's shape is one sample; one extra leading dimension
   makes a batch of samples. Without a file, `synthetic_samples` draws seeded
   random inputs (the caller warns the user).
+- A sample file is read without numpy's pickle path: each array's header is
+  checked (numeric dtype, size within limits.py) before its data is read, and
+  each array is converted to its input's dtype only where no value changes
+  beyond float rounding (`conform`); NaN, ±inf and values past
+  limits.MAX_SAMPLE_MAGNITUDE are refused with the array and the first bad index.
 - onnxruntime runs the original model with graph optimizations disabled, i.e. the
   plain ONNX semantics (for QDQ models: dequantize -> float op -> quantize), which
   is what nnc's reference implements.
@@ -14,6 +19,10 @@ every compile reports.
 
 from __future__ import annotations
 
+import math
+import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,56 +30,150 @@ import numpy as np
 from . import dtypes
 from .errors import ModelError, ShapeError
 from .ir import Graph
+from .limits import MAX_SAMPLE_MAGNITUDE, check_elements
 from .ops.indexing import index_extent
 
 Sample = dict[str, np.ndarray]
 
 
-InputShapes = dict[str, tuple[int, ...]]
+@dataclass(frozen=True)
+class InputSpec:
+    """What one input takes: its shape and its nnc dtype name ("f32", "i64", ...)."""
+
+    shape: tuple[int, ...]
+    dtype: str
 
 
-def input_shapes(graph: Graph) -> InputShapes:
-    return {name: graph.tensor(name).shape for name in graph.inputs}
+InputSpecs = dict[str, InputSpec]
+
+# Element kinds a sample array may have: bool, signed and unsigned integers, floats.
+SAMPLE_KINDS = "biuf"
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+# Integers up to these magnitudes are exact in float32 and float64 (2^24, 2^53).
+_EXACT_INTEGERS = {"f32": 1 << 24, "f64": 1 << 53}
 
 
-def load_samples(path: str | Path, spec: Graph | InputShapes) -> list[Sample]:
+def input_specs(graph: Graph) -> InputSpecs:
+    return {name: InputSpec(graph.tensor(name).shape, graph.tensor(name).dtype) for name in graph.inputs}
+
+
+def load_samples(path: str | Path, spec: Graph | InputSpecs) -> list[Sample]:
     """Samples from an .npz/.npy file, checked against the inputs (a graph's, or
-    name -> shape)."""
-    shapes = input_shapes(spec) if isinstance(spec, Graph) else spec
-    return split_batch(match_inputs(read_arrays(path), shapes, path), shapes, str(path))[0]
+    name -> InputSpec); see `prepare_samples`."""
+    specs = input_specs(spec) if isinstance(spec, Graph) else spec
+    return prepare_samples(read_arrays(path), specs, str(path))[0]
 
 
+def prepare_samples(arrays: dict[str, np.ndarray], specs: InputSpecs, source: str) -> tuple[list[Sample], bool]:
+    """(samples, batched) from `arrays` (a sample file's or a caller's): each input
+    gets its array (`match_inputs`), of its shape or a batch of it, converted to
+    its dtype (`conform`); ShapeError naming `source` and the array otherwise."""
+    keys = match_inputs(arrays, specs, source)
+    matched = {name: np.asarray(arrays[key]) for name, key in keys.items()}
+    count = batch_size(matched, specs, source)
+    conformed = {name: conform(matched[name], specs[name].dtype, name, f"{source}: array {key!r}" if key else source)
+                 for name, key in keys.items()}
+    if count is None:
+        return [conformed], False
+    return [{name: array[i] for name, array in conformed.items()} for i in range(count)], True
+
+
+# -- sample files ----------------------------------------------------------------------
 def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of an .npz file ({"": array} for an .npy); ShapeError if unreadable."""
+    """The arrays of an .npz file ({"": array} for an .npy). ShapeError naming the
+    file (and the array) unless the file is a well-formed .npz/.npy whose arrays
+    are bool, integer or float (never objects: nothing is unpickled; no records)
+    and each within limits.check_elements — checked from each array's header,
+    before its data is read."""
     path = Path(path)
     if not path.is_file():
-        raise ShapeError(f"{path}: no such data file")
+        raise ShapeError(f"{path}: {'a folder, not a data file' if path.is_dir() else 'no such data file'}")
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ShapeError(f"{path}: not a readable .npz/.npy file: {exc}") from None
-    return {"": loaded} if isinstance(loaded, np.ndarray) else {k: loaded[k] for k in loaded.files}
+        with open(path, "rb") as handle:
+            magic = handle.read(len(_NPY_MAGIC))
+            handle.seek(0)
+            if magic == _NPY_MAGIC:
+                return {"": _read_npy(handle, path.stat().st_size, str(path))}
+            if magic.startswith(_ZIP_MAGIC):
+                return _read_npz(handle, str(path))
+    except OSError as exc:
+        raise ShapeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    what = "empty" if not magic else "neither an .npz (zip) nor an .npy file"
+    raise ShapeError(f"{path}: {what}; samples are an .npz file of named arrays or an .npy array")
 
 
-def match_inputs(arrays: dict[str, np.ndarray], shapes: InputShapes, source) -> dict[str, np.ndarray]:
-    """Arrays named after the inputs (others ignored); for a single-input model
-    also an array named "input", or the file's only array."""
-    names = list(shapes)
+def _read_npz(handle, source: str) -> dict[str, np.ndarray]:
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise ShapeError(f"{source}: not a readable .npz file (corrupt zip archive: {_first_line(exc)})") from None
+    arrays = {}
+    with archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ShapeError(f"{source}: member {info.filename!r} is not an .npy array; "
+                                 "an .npz file holds only .npy arrays")
+            key = info.filename[:-len(".npy")]
+            where = f"{source}: array {key!r}"
+            try:
+                with archive.open(info) as member:
+                    arrays[key] = _read_npy(member, info.file_size, where)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+                raise ShapeError(f"{where}: corrupt zip member ({_first_line(exc)})") from None
+    return arrays
+
+
+def _read_npy(stream, size: int, where: str) -> np.ndarray:
+    """The array of the .npy bytes in `stream` (`size` bytes in all), checked from
+    its header before its data is read."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version not in _HEADER_READERS:
+            raise ValueError(f"unsupported .npy version {version[0]}.{version[1]}")
+        shape, fortran_order, dtype = _HEADER_READERS[version](stream)
+    except ValueError as exc:
+        raise ShapeError(f"{where}: not a valid .npy array ({_first_line(exc)})") from None
+    if dtype.kind not in SAMPLE_KINDS or dtype.fields is not None:
+        raise ShapeError(f"{where}: dtype {dtype} is not numeric; samples are bool, integer or float arrays")
+    count = check_elements(shape, where)
+    data_bytes = count * dtype.itemsize
+    if size != stream.tell() + data_bytes:
+        raise ShapeError(f"{where}: holds {size - stream.tell()} data bytes, its header announces "
+                         f"{list(shape)} {dtype} = {data_bytes} (truncated or padded)")
+    array = np.empty(count, dtype)
+    if data_bytes and stream.readinto(memoryview(array).cast("B")) != data_bytes:
+        raise ShapeError(f"{where}: truncated data")
+    return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- arrays to samples -----------------------------------------------------------------
+def match_inputs(arrays: dict[str, np.ndarray], specs: InputSpecs, source) -> dict[str, str]:
+    """Input name -> the key of its array: arrays named after the inputs (others
+    ignored); for a single-input model also an array named "input", or the
+    file's only array."""
+    names = list(specs)
     if all(name in arrays for name in names):
-        return {name: arrays[name] for name in names}
+        return {name: name for name in names}
     if len(names) == 1:
         for candidate in ("input", *([next(iter(arrays))] if len(arrays) == 1 else [])):
             if candidate in arrays:
-                return {names[0]: arrays[candidate]}
+                return {names[0]: candidate}
     raise ShapeError(f"{source}: arrays {sorted(arrays)} do not match the model inputs {names}")
 
 
-def split_batch(arrays: dict[str, np.ndarray], shapes: InputShapes, source: str) -> tuple[list[Sample], bool]:
-    """(samples, batched): one sample per leading index when every array has one
-    extra leading dimension (batched), else the arrays as one sample."""
+def batch_size(arrays: dict[str, np.ndarray], specs: InputSpecs, source: str) -> int | None:
+    """The number of samples when every array has one extra leading dimension
+    (a batch), None when every array has its input's shape; ShapeError otherwise."""
     counts = set()
     for name, array in arrays.items():
-        shape = tuple(shapes[name])
+        shape = tuple(specs[name].shape)
         if array.shape == shape:
             counts.add(None)
         elif array.shape[1:] == shape and array.shape[0] > 0:
@@ -80,10 +183,63 @@ def split_batch(arrays: dict[str, np.ndarray], shapes: InputShapes, source: str)
                              f"needs {list(shape)} or a batch [B, {', '.join(map(str, shape))}]")
     if len(counts) != 1:
         raise ShapeError(f"{source}: the arrays disagree on the number of samples")
-    count = counts.pop()
-    if count is None:
-        return [dict(arrays)], False
-    return [{name: array[i] for name, array in arrays.items()} for i in range(count)], True
+    return counts.pop()
+
+
+def conform(array: np.ndarray, dtype: str, name: str, where: str) -> np.ndarray:
+    """`array` as input `name`'s dtype, or ShapeError naming `where`, the expected
+    dtype and, for values, the first bad index. A cast happens only where it
+    keeps every value: float arrays for a float input (rounded to it), integer
+    arrays of 16 bits or more for a float input when the float holds each value
+    exactly (and within ±MAX_SAMPLE_MAGNITUDE), integer, bool or integral float arrays for an integer or bool input
+    when each value fits. 8-bit integer and bool arrays for a float input are
+    refused: nnc does not guess how they map to the model's float values (they
+    are often quantized data or raw pixels). A float input's values must then be
+    finite and within ±MAX_SAMPLE_MAGNITUDE (docs/limits.md)."""
+    array = np.asarray(array)
+    target = dtypes.to_numpy(dtype)
+    if array.dtype.kind not in SAMPLE_KINDS or array.dtype.fields is not None:
+        raise ShapeError(f"{where}: {array.dtype} data for input {name!r}, which takes {target.name}")
+    if dtype in dtypes.FLOAT_TYPES:
+        return _to_float(array, dtype, name, where)
+    lo, hi = (0, 1) if dtype == "bool" else dtypes.integer_range(dtype)
+    with np.errstate(invalid="ignore"):
+        bad = ~((array >= lo) & (array <= hi))
+        if array.dtype.kind == "f":
+            bad |= array != np.round(array)
+    _refuse_first(array, bad, where, f"which input {name!r} ({target.name}) cannot hold exactly")
+    return array.astype(target)
+
+
+def _to_float(array: np.ndarray, dtype: str, name: str, where: str) -> np.ndarray:
+    target = dtypes.to_numpy(dtype)
+    if array.dtype.kind == "b" or (array.dtype.kind in "iu" and array.dtype.itemsize == 1):
+        raise ShapeError(f"{where}: {array.dtype} data for input {name!r}, which takes {target.name}; convert the "
+                         f"samples to {target.name} (nnc does not guess how {array.dtype} values map to the model's "
+                         "floats)")
+    if array.dtype.kind in "iu":
+        limit = min(_EXACT_INTEGERS[dtype], int(MAX_SAMPLE_MAGNITUDE))
+        _refuse_first(array, (array < -limit) | (array > limit), where,
+                      f"outside ±{limit:,}, the integers input {name!r} ({target.name}) takes exactly")
+        return array.astype(target)
+    bound = min(MAX_SAMPLE_MAGNITUDE, float(np.finfo(array.dtype).max))  # float16 cannot hold 1e15
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(array) <= bound)  # NaN compares False
+    _refuse_first(array, bad, where, f"past nnc's limit of ±{MAX_SAMPLE_MAGNITUDE:g} on sample values "
+                                     "(docs/limits.md)")
+    return array.astype(target)
+
+
+def _refuse_first(array: np.ndarray, bad: np.ndarray, where: str, why: str) -> None:
+    """ShapeError naming the first index where `bad` holds, if any."""
+    if not bad.any():
+        return
+    index = [int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape)]
+    value = array[tuple(index)].item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ShapeError(f"{where}: holds {value} at index {index}; samples must be finite")
+    shown = f"{value:g}" if isinstance(value, float) else repr(value)
+    raise ShapeError(f"{where}: holds {shown} at index {index}, {why}")
 
 
 def synthetic_samples(graph: Graph, count: int = 4, seed: int = 0) -> list[Sample]:

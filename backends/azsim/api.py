@@ -1,9 +1,11 @@
 """`nnc.simulate` and `nnc run`: execute a blob on inputs, one sample or a batch.
 
 Inputs are matched to the blob's inputs as compile's samples are
-(`nnc.verification`): arrays named after the inputs, or "input"/the only array
-for a single-input model; an array with one extra leading dimension is a batch of
-samples, run one by one, outputs stacked the same way.
+(`nnc.verification.prepare_samples`): arrays named after the inputs, or
+"input"/the only array for a single-input model, converted to the input's dtype
+only where no value changes (an int8 array for a float input is refused), finite;
+an array with one extra leading dimension is a batch of samples, run one by one,
+outputs stacked the same way.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from nnc.errors import BlobError
-from nnc.verification import match_inputs, read_arrays, split_batch
+from nnc.verification import InputSpec, InputSpecs, prepare_samples, read_arrays
 
 from .blob import read_blob
 from .hardware import Hardware, load_hardware
+from .program import DTYPE_CODES, Program
 from .simulator import SimStats, Simulator
 
 
@@ -37,13 +40,24 @@ def simulate(blob: str | Path | bytes, inputs: dict[str, np.ndarray] | str | Pat
     SimStats, one per sample."""
     program = read_blob(read_blob_file(blob))
     machine = hw if isinstance(hw, Hardware) else load_hardware(hw)
-    shapes = {program.tensors[i].name: program.tensors[i].shape for i in program.inputs}
+    simulator = Simulator(program, machine)  # checks the program's inputs and outputs
     source = str(inputs) if isinstance(inputs, (str, Path)) else "inputs"
-    arrays = read_arrays(inputs) if isinstance(inputs, (str, Path)) else {k: np.asarray(v) for k, v in inputs.items()}
-    samples, batched = split_batch(match_inputs(arrays, shapes, source), shapes, source)
-    simulator = Simulator(program, machine)
+    arrays = read_arrays(inputs) if isinstance(inputs, (str, Path)) else dict(inputs)
+    samples, batched = prepare_samples(arrays, _input_specs(program), source)
     results = [simulator.run(sample) for sample in samples]
     if not batched:
         return results[0]
     outputs = {name: np.stack([out[name] for out, _ in results]) for name in results[0][0]}
     return outputs, [stats for _, stats in results]
+
+
+def _input_specs(program: Program) -> InputSpecs:
+    """Shape and dtype of each program input, as the samples must give them."""
+    names = {code: name for name, code in DTYPE_CODES.items()}
+    specs = {}
+    for index in program.inputs:
+        tensor = program.tensors[index]
+        if tensor.dtype not in names:
+            raise BlobError(f"input {tensor.name!r} has unknown dtype code {tensor.dtype}")
+        specs[tensor.name] = InputSpec(tensor.shape, names[tensor.dtype])
+    return specs

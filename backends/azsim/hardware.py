@@ -25,11 +25,21 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
         tomllib = None
 
 DEFAULT_HW = Path(__file__).with_name("default_hw.toml")
+MAX_NAME_LENGTH = 64
 
 
-def _spec(kind: str, unit: str, minimum: float | None = None, positive: bool = False) -> dict:
-    """Field metadata: `kind` (str, int, number, bool), unit and allowed range."""
-    return {"metadata": {"kind": kind, "unit": unit, "minimum": minimum, "positive": positive}}
+def _spec(kind: str, unit: str, minimum: float | None = None, maximum: float | None = None) -> dict:
+    """Field metadata: `kind` (str, int, number, bool), unit and the inclusive
+    range [minimum, maximum] of a number (docs/azsim.md §2 gives the reasons)."""
+    return {"metadata": {"kind": kind, "unit": unit, "minimum": minimum, "maximum": maximum}}
+
+
+# Ranges wide enough for any real part, narrow enough that no cost overflows,
+# rounds to zero or asks for memory: rates from 1/1000 to 65536 per cycle,
+# memories up to 4 GiB, energies up to 1 µJ per event.
+_RATE = (0.001, 65536)
+_ENERGY = (0, 1e6)
+_MEMORY = (1, 1 << 32)
 
 
 @dataclass(frozen=True)
@@ -37,19 +47,19 @@ class Hardware:
     """One az-sim machine. Values are validated on construction (OptionError)."""
 
     name: str = field(**_spec("str", ""))
-    clock_mhz: float = field(**_spec("number", "MHz", positive=True))
-    bus_bytes_per_cycle: float = field(**_spec("number", "bytes/cycle", positive=True))
-    decoder_bytes_per_cycle: float = field(**_spec("number", "compressed bytes/cycle", positive=True))
-    mac_lanes: int = field(**_spec("int", "MACs/cycle", minimum=1))
-    zero_skip_group: int = field(**_spec("int", "weights", minimum=1))
+    clock_mhz: float = field(**_spec("number", "MHz", 0.001, 100000))
+    bus_bytes_per_cycle: float = field(**_spec("number", "bytes/cycle", *_RATE))
+    decoder_bytes_per_cycle: float = field(**_spec("number", "compressed bytes/cycle", *_RATE))
+    mac_lanes: int = field(**_spec("int", "MACs/cycle", 1, 65536))
+    zero_skip_group: int = field(**_spec("int", "weights", 1, 4096))
     skip_zero_activations: bool = field(**_spec("bool", ""))
-    post_cycles_per_output: float = field(**_spec("number", "cycles/element", minimum=0))
-    layer_overhead_cycles: int = field(**_spec("int", "cycles", minimum=0))
-    weight_sram_bytes: int = field(**_spec("int", "bytes", minimum=1))
-    activation_sram_bytes: int = field(**_spec("int", "bytes", minimum=1))
-    energy_pj_per_mac: float = field(**_spec("number", "pJ", minimum=0))
-    energy_pj_per_sram_byte: float = field(**_spec("number", "pJ", minimum=0))
-    energy_pj_per_offchip_byte: float = field(**_spec("number", "pJ", minimum=0))
+    post_cycles_per_output: float = field(**_spec("number", "cycles/element", 0, 1e6))
+    layer_overhead_cycles: int = field(**_spec("int", "cycles", 0, 10**9))
+    weight_sram_bytes: int = field(**_spec("int", "bytes", *_MEMORY))
+    activation_sram_bytes: int = field(**_spec("int", "bytes", *_MEMORY))
+    energy_pj_per_mac: float = field(**_spec("number", "pJ", *_ENERGY))
+    energy_pj_per_sram_byte: float = field(**_spec("number", "pJ", *_ENERGY))
+    energy_pj_per_offchip_byte: float = field(**_spec("number", "pJ", *_ENERGY))
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -57,7 +67,7 @@ class Hardware:
 
 
 def hardware_fields() -> dict[str, dict]:
-    """Field name -> metadata (kind, unit, minimum, positive), in declaration order."""
+    """Field name -> metadata (kind, unit, minimum, maximum), in declaration order."""
     return {f.name: dict(f.metadata) for f in dataclasses.fields(Hardware)}
 
 
@@ -86,6 +96,9 @@ def _read_toml(path: Path) -> dict:
             values = tomllib.load(handle)
     except OSError as exc:
         raise OptionError(f"hardware description {path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise OptionError(f"hardware description {path}: not UTF-8 text (byte {exc.start}); "
+                          "a hardware description is a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise OptionError(f"hardware description {path}: not valid TOML ({exc})") from None
     known = hardware_fields()
@@ -103,23 +116,29 @@ def _read_toml(path: Path) -> dict:
 
 def _check_value(f: dataclasses.Field, value) -> None:
     """OptionError naming the key unless `value` has the field's kind and range."""
-    kind, minimum, positive = f.metadata["kind"], f.metadata["minimum"], f.metadata["positive"]
+    kind, minimum, maximum = f.metadata["kind"], f.metadata["minimum"], f.metadata["maximum"]
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = {"str": isinstance(value, str),
+    ok = {"str": isinstance(value, str) and 0 < len(value) <= MAX_NAME_LENGTH and value.isprintable(),
           "bool": isinstance(value, bool),
           "int": is_number and isinstance(value, int),
           "number": is_number and math.isfinite(value)}[kind]
     if ok and kind in ("int", "number"):
-        ok = (not positive or value > 0) and (minimum is None or value >= minimum)
+        ok = minimum <= value <= maximum
     if not ok:
-        raise OptionError(f"key {f.name!r} must be {_describe(f.metadata)}, got {value!r}")
+        shown = repr(value)
+        raise OptionError(f"key {f.name!r} must be {_describe(f.metadata)}, got "
+                          f"{shown if len(shown) <= 40 else shown[:37] + '...'}")
 
 
 def _describe(meta: dict) -> str:
-    kind = {"str": "a string", "bool": "true or false", "int": "an integer",
-            "number": "a finite number"}[meta["kind"]]
-    if meta["positive"]:
-        kind += " > 0"
-    elif meta["minimum"] is not None:
-        kind += f" >= {meta['minimum']:g}"
-    return kind + (f" ({meta['unit']})" if meta["unit"] else "")
+    if meta["kind"] == "str":
+        return f"a string of 1 to {MAX_NAME_LENGTH} printable characters"
+    if meta["kind"] == "bool":
+        return "true or false"
+    kind = "an integer" if meta["kind"] == "int" else "a finite number"
+    unit = f" {meta['unit']}" if meta["unit"] else ""
+    return f"{kind} in [{_show(meta['minimum'])}, {_show(meta['maximum'])}]{unit}"
+
+
+def _show(bound: float) -> str:
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"

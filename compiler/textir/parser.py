@@ -3,7 +3,9 @@
 The lark LALR parser runs with an inline transformer that turns each statement
 into a small record; `_build` then replays the records in order into a Graph, so
 tensors and nodes are added in printed order and `graph.nodes()` keeps it. Every
-tensor must be defined (input, const, tensor or node result) before it is used.
+tensor must be defined (input, const, tensor or node result) before it is used,
+and every type's shape must pass limits.check_elements (no negative dims, rank
+and element count within nnc's limits) before any data is built.
 Every mistake raises IRError with a one-line message starting `line L:C:`.
 """
 
@@ -24,6 +26,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from .. import dtypes
 from ..errors import IRError
 from ..ir import Graph, Node, QuantParams, Tensor
+from ..limits import check_elements
 from ..ops import get_op, make_attrs
 from .printer import LITTLE_ENDIAN
 
@@ -172,6 +175,8 @@ class _Records(Transformer):
         if dtype.value not in dtypes.NUMPY:
             raise _error(dtype, f"unknown dtype {dtype.value!r}; known: {', '.join(dtypes.NUMPY)}")
         shape = tuple(int(t) for t in rest if isinstance(t, Token))
+        with _at(dtype):
+            check_elements(shape, f"type {dtype.value}{list(shape)}", IRError)
         layout = next((x for x in rest if isinstance(x, _Layout)), None)
         quant = next((x for x in rest if isinstance(x, QuantParams)), None)
         return _Type(dtype.value, shape, None if layout is None else str(layout), quant)
