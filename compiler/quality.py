@@ -8,7 +8,7 @@ its artifacts; report["quality_gate"] records every check and the driver then
 raises QualityGateError (the CLI's exit code 4).
 
 Warnings (never failures): fewer than MIN_CALIBRATION_SAMPLES calibration
-samples; a layer whose own output cosine to the float model is below
+samples when activations are calibrated (the quantize pass warns); a layer whose own output cosine to the float model is below
 LAYER_COSINE_WARNING; labels given for an output that looks like a regression.
 """
 
