@@ -22,6 +22,9 @@ MAX_RANK = 8
 # each counted once): 2^28 = 256 Mi, 1 GiB as float32; nnc's reference
 # interpreter may hold most of them at once.
 MAX_MODEL_ELEMENTS = 1 << 28
+# Characters of a compiled model's name (--name, or the model file's stem, cut
+# to this): the artifacts' file stem and the C symbol prefix.
+MAX_NAME_LENGTH = 64
 # M of an N:M sparsity pattern (Ampere's 2:4 and 4:8 patterns are the common ones).
 MAX_PATTERN_BLOCK = 256
 # Second-order compression (compiler/hessian.py, compiler/obs.py): inputs per
