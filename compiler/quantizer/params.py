@@ -49,14 +49,20 @@ class Affine:
         return QuantParams((float(self.scale),), (int(self.zero_point),))
 
 
+# The smallest activation scale: a tensor calibrated to a range narrower than
+# 255 · 2^-64 (≈ 1.4e-17) holds values that are zero for any practical purpose;
+# a denormal scale would make 1/scale and the requantization multipliers overflow.
+MIN_SCALE = 2.0 ** -64
+
+
 def affine_from_range(lo: float, hi: float, dtype: str = "i8") -> Affine:
     """Asymmetric parameters covering [min(lo, 0), max(hi, 0)]: scale = span / 255,
-    zero point = round(qmin − lo / scale) clamped to the type (so 0 is exact). An
-    empty span (all values 0) gets scale 1."""
+    at least MIN_SCALE, zero point = round(qmin − lo / scale) clamped to the type
+    (so 0 is exact). An empty span (all values 0) gets scale 1."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     qmin, qmax = integer_range(dtype)
     span = hi - lo
-    scale = float(np.float32(span / (qmax - qmin))) if span > 0 else 1.0
+    scale = max(float(np.float32(span / (qmax - qmin))), MIN_SCALE) if span > 0 else 1.0
     if scale <= 0 or not np.isfinite(scale):
         raise UnsupportedError(f"cannot quantize the range [{lo}, {hi}] to {dtype}")
     zero_point = int(np.clip(np.round(qmin - lo / scale), qmin, qmax))

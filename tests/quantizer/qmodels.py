@@ -97,7 +97,9 @@ def quantized(model, options: str = "", expect_warning: bool = False):
         warnings.simplefilter("always", NncWarning)
         (quantize,) = parse_pipeline(f"quantize{{{options}}}" if options else "quantize")
         result = quantize.run(graph.copy())
-    assert any(issubclass(w.category, NncWarning) for w in caught) == expect_warning
+    few_samples = "real samples may not cover"  # small test calibration files: expected, not the point here
+    assert any(issubclass(w.category, NncWarning) and few_samples not in str(w.message)
+               for w in caught) == expect_warning
     verify(result)
     assert is_integer_graph(result)
     assert result.inputs == graph.inputs and result.outputs == graph.outputs

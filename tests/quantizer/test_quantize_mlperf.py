@@ -54,7 +54,8 @@ def compile_model(name: str, options: str):
     assert is_integer_graph(result)
     assert result.inputs == graph.inputs and result.outputs == graph.outputs
     _check_recorded_params(result)
-    return graph, result, [w for w in caught if issubclass(w.category, NncWarning)]
+    few_samples = "real samples may not cover"  # the MLPerf sample files hold one sample: expected
+    return graph, result, [w for w in caught if issubclass(w.category, NncWarning) and few_samples not in str(w.message)]
 
 
 def _check_recorded_params(graph) -> None:
