@@ -8,6 +8,7 @@ only with --debug).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -17,8 +18,11 @@ from typing import Optional
 import typer
 
 from . import __version__
-from .errors import IRError, NncError, OptionError
+from . import cli_options as flags
+from .layer_select import layer_ids
+from .errors import IRError, NncError, OptionError, QualityGateError
 from .limits import check_dims
+from .cli_render import render_sim, render_summary
 from .tables import format_table, shorten, thousands
 
 # The module of the exceptions typer raises for usage mistakes: click.exceptions,
@@ -46,6 +50,9 @@ def _errors_to_exit(debug: bool):
         raise typer.Exit(128 + signum) from None
     except (typer.Exit, typer.Abort):
         raise
+    except BrokenPipeError:  # `nnc inspect M | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
     except Exception as exc:
         if debug:
             raise
@@ -108,10 +115,11 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file, or a text IR
         if as_json:
             typer.echo(json.dumps(summary.to_json(), indent=2))
             return
-        rows = [[shorten(l.name, 48), l.op, " ".join(map(str, l.input_shapes)),
+        ids = layer_ids(graph)
+        rows = [[ids.get(l.name, ""), shorten(l.name, 48), l.op, " ".join(map(str, l.input_shapes)),
                  " ".join(map(str, l.output_shapes)), thousands(l.params), thousands(l.macs)]
                 for l in summary.layers]
-        typer.echo(format_table(["layer", "op", "inputs", "outputs", "params", "MACs"], rows, numeric={4, 5}))
+        typer.echo(format_table(["id", "layer", "op", "inputs", "outputs", "params", "MACs"], rows, numeric={5, 6}))
         t = summary.totals
         typer.echo(f"\n{t['layers']} layers ({t['qdq_nodes']} quantize/dequantize nodes not listed), "
                    f"{thousands(t['params'])} parameters, {thousands(t['macs'])} MACs")
@@ -163,10 +171,11 @@ def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float,
         typer.echo(json.dumps({"bits": bits, "sparsity": sparsity, "baseline_int8": baseline,
                                "layers": [vars(r) for r in rows]}, indent=2))
         return
-    table = [[shorten(r.name, 48), r.op, thousands(r.params), f"{r.bits['cosine']:.4f}", f"{r.bits['rmse']:.3g}",
+    ids = layer_ids(graph)
+    table = [[ids.get(r.name, ""), shorten(r.name, 48), r.op, thousands(r.params), f"{r.bits['cosine']:.4f}", f"{r.bits['rmse']:.3g}",
               f"{r.pruned['cosine']:.4f}", f"{r.pruned['rmse']:.3g}"] for r in rows]
-    typer.echo(format_table(["layer", "op", "weights", f"{bits}-bit cosine", "rmse",
-                             f"{sparsity:.0%} pruned cosine", "rmse"], table, numeric={2, 3, 4, 5, 6}))
+    typer.echo(format_table(["id", "layer", "op", "weights", f"{bits}-bit cosine", "rmse",
+                             f"{sparsity:.0%} pruned cosine", "rmse"], table, numeric={3, 4, 5, 6, 7}))
     typer.echo(f"\nmodel output vs float on {len(samples)} sample(s), one layer changed at a time, all others "
                f"int8; all-int8 baseline: cosine {baseline['cosine']:.4f}, rmse {baseline['rmse']:.3g}")
 
@@ -178,12 +187,10 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
              pipeline: Optional[str] = typer.Option(None, "--pipeline",
                                                     help="Pass pipeline, e.g. 'canonicalize,fold-constants'. "
                                                          "Default: the target's pipeline."),
-             calib: Optional[Path] = typer.Option(None, "--calib",
-                                                  help="Calibration samples (.npz/.npy) for quantization."),
-             quantize: Optional[bool] = typer.Option(None, "--quantize/--no-quantize",
-                                                     help="Quantize to int8 (default: c and az-sim do, ir does not)."),
              inputs: Optional[Path] = typer.Option(None, "--inputs",
                                                    help="Samples (.npz/.npy) for verification (default: --calib)."),
+             labels: Optional[Path] = typer.Option(None, "--labels",
+                                                   help="Class ids of the --inputs samples (.npy): report accuracy."),
              input_shape: list[str] = INPUT_SHAPE,
              stream: list[str] = typer.Option([], "--stream", metavar="NAME=D0,D1,...",
                                               help="Compile for streaming: the input's chunk shape (a part of its "
@@ -195,47 +202,88 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
              verify_each: bool = typer.Option(False, "--verify-each", help="Verify the IR after every pass."),
              print_ir_after: list[str] = typer.Option([], "--print-ir-after", metavar="PASS|all",
                                                       help="Print the IR (constants elided) to stderr after a pass."),
-             hw: Optional[Path] = typer.Option(None, "--hw", help="az-sim hardware description (TOML)."),
-             weight_bits: int = typer.Option(8, "--weight-bits",
-                                             help="Weight bit width 2..8 (per layer: quantize{overrides=...})."),
-             first_last_bits: Optional[int] = typer.Option(None, "--first-last-bits",
-                                                           help="Bit width of the first and last weighted layer "
-                                                                "(default: --weight-bits)."),
-             codebook: bool = typer.Option(False, "--codebook",
-                                           help="Snap each weight tensor to 2^weight-bits k-means centroids."),
-             bias_correction: bool = typer.Option(True, "--bias-correction/--no-bias-correction",
-                                                  help="Correct biases for the mean weight error (needs --calib)."),
-             sparsity: float = typer.Option(0.0, "--sparsity",
-                                            help="Fraction of each layer's weights pruned by magnitude."),
-             sparsity_pattern: Optional[str] = typer.Option(None, "--sparsity-pattern", metavar="N:M",
-                                                            help="Keep the N largest of every M weights, e.g. 2:4."),
-             prune_channels: float = typer.Option(0.0, "--prune-channels",
-                                                  help="Fraction of output channels removed per layer (structured)."),
-             pack: str = typer.Option("auto", "--pack",
-                                      help="Weight encoding: auto (smallest exact), dense, bitmask, rle, codebook, huffman."),
-             c_weights: str = typer.Option("dense", "--c-weights",
-                                           help="C target: dense int8 arrays, or packed (decoded by the kernels)."),
+             calib: Optional[Path] = flags.CALIB, quantize: Optional[bool] = flags.QUANTIZE,
+             hw: Optional[Path] = flags.HW, weight_bits: int = flags.WEIGHT_BITS,
+             first_last_bits: Optional[int] = flags.FIRST_LAST_BITS, codebook: bool = flags.CODEBOOK,
+             bias_correction: bool = flags.BIAS_CORRECTION, sparsity: float = flags.SPARSITY,
+             sparsity_pattern: Optional[str] = flags.SPARSITY_PATTERN, prune_channels: float = flags.PRUNE_CHANNELS,
+             method: Optional[str] = flags.METHOD, layer_bits: Optional[str] = flags.LAYER_BITS,
+             layer_sparsity: Optional[str] = flags.LAYER_SPARSITY, flash_budget: Optional[int] = flags.FLASH_BUDGET,
+             ratio: Optional[float] = flags.RATIO, pack: str = flags.PACK, c_weights: str = flags.C_WEIGHTS,
+             min_cosine: Optional[float] = flags.MIN_COSINE,
+             max_accuracy_drop: Optional[float] = flags.MAX_ACCURACY_DROP,
              quiet: bool = typer.Option(False, "--quiet", "-q",
                                         help="No progress lines (they go to stderr when it is a terminal)."),
              debug: bool = DEBUG):
-    """Compile MODEL for a target; write the artifacts and report.json into OUTPUT."""
+    """Compile MODEL for a target; write the artifacts and report.json into OUTPUT.
+    Exit codes: 0 done, 2 bad input, 3 a bug in nnc, 4 a quality gate missed."""
     from .driver import compile as compile_model
 
-    with _errors_to_exit(debug):
+    options = flags.compression(calib, quantize, hw, weight_bits, first_last_bits, codebook, bias_correction,
+                                sparsity, sparsity_pattern, prune_channels, method, layer_bits, layer_sparsity,
+                                flash_budget, ratio, pack, c_weights, min_cosine, max_accuracy_drop)
+    with _errors_to_exit(debug), _quality_gate() as finish:
         result = compile_model(
-            model, target, output,
-            pipeline=pipeline, inputs=inputs, calib=calib, quantize=quantize, hw=hw,
-            weight_bits=weight_bits, first_last_bits=first_last_bits, codebook=codebook,
-            bias_correction=bias_correction, sparsity=sparsity, sparsity_pattern=sparsity_pattern,
-            prune_channels=prune_channels, pack=pack, c_weights=c_weights,
+            model, target, output, pipeline=pipeline, inputs=inputs, labels=labels,
             input_shapes=_parse_shapes(input_shape), stream=_parse_shapes(stream, "--stream") or None, name=name,
             verify=not no_verify, verify_each=verify_each, print_ir_after=tuple(print_ir_after),
-            progress=None if quiet or not sys.stderr.isatty() else (lambda m: typer.echo(f"nnc: {m}", err=True)),
-            dump=lambda text: typer.echo(text, err=True))
+            progress=_progress(quiet), dump=lambda text: typer.echo(text, err=True), **options)
+        finish(result, lambda r: render_summary(r.report) + f"\n\nwrote {', '.join(r.artifacts)} to {output}")
+
+
+@app.command("validate")
+def validate_(model: str = typer.Argument(..., help="ONNX model file."),
+              data: Path = typer.Option(..., "--data", help="Samples (.npz/.npy, one leading axis of samples)."),
+              labels: Optional[Path] = typer.Option(None, "--labels", help="Class ids of the samples (.npy)."),
+              target: str = typer.Option("az-sim", "--target", "-t", help="Target run on the data: c, az-sim or ir."),
+              output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                                    help="Keep the compiled artifacts and report.json here."),
+              input_shape: list[str] = INPUT_SHAPE,
+              as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+              calib: Optional[Path] = flags.CALIB, quantize: Optional[bool] = flags.QUANTIZE,
+              hw: Optional[Path] = flags.HW, weight_bits: int = flags.WEIGHT_BITS,
+              first_last_bits: Optional[int] = flags.FIRST_LAST_BITS, codebook: bool = flags.CODEBOOK,
+              bias_correction: bool = flags.BIAS_CORRECTION, sparsity: float = flags.SPARSITY,
+              sparsity_pattern: Optional[str] = flags.SPARSITY_PATTERN, prune_channels: float = flags.PRUNE_CHANNELS,
+              method: Optional[str] = flags.METHOD, layer_bits: Optional[str] = flags.LAYER_BITS,
+              layer_sparsity: Optional[str] = flags.LAYER_SPARSITY, flash_budget: Optional[int] = flags.FLASH_BUDGET,
+              ratio: Optional[float] = flags.RATIO, pack: str = flags.PACK, c_weights: str = flags.C_WEIGHTS,
+              min_cosine: Optional[float] = flags.MIN_COSINE,
+              max_accuracy_drop: Optional[float] = flags.MAX_ACCURACY_DROP,
+              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+              debug: bool = DEBUG):
+    """Compile MODEL and run the compiled target on a data set: accuracy (with
+    --labels), cosine, RMSE and relative L2 error against the float model."""
+    from .validate import render, validate
+
+    options = flags.compression(calib, quantize, hw, weight_bits, first_last_bits, codebook, bias_correction,
+                                sparsity, sparsity_pattern, prune_channels, method, layer_bits, layer_sparsity,
+                                flash_budget, ratio, pack, c_weights, min_cosine, max_accuracy_drop)
+    with _errors_to_exit(debug), _quality_gate() as finish:
+        result = validate(model, data, labels, target, output, input_shapes=_parse_shapes(input_shape),
+                          progress=_progress(quiet), **options)
+        finish(result, lambda r: json.dumps(r.report["verification"], indent=2) if as_json else render(r.report))
+
+
+@contextmanager
+def _quality_gate():
+    """Yield `finish(result, render)`, which prints the warnings and the rendered
+    result; a QualityGateError prints them too, then its line, and exits 4."""
+    def finish(result, render):
         for message in result.report["warnings"]:
             typer.echo(f"nnc: warning: {message}", err=True)
-        typer.echo(render_summary(result.report))
-        typer.echo(f"\nwrote {', '.join(result.artifacts)} to {output}")
+        typer.echo(render(result))
+
+    try:
+        yield finish
+    except QualityGateError as exc:
+        finish(exc.result, lambda r: render_summary(r.report))
+        typer.echo(f"nnc: error: {exc}", err=True)
+        raise typer.Exit(4) from None
+
+
+def _progress(quiet: bool):
+    return None if quiet or not sys.stderr.isatty() else (lambda m: typer.echo(f"nnc: {m}", err=True))
 
 
 @app.command("run")
@@ -266,55 +314,6 @@ def run_blob(blob: str = typer.Argument(..., help="az-sim blob (.azb) written by
                        f"{sum(s.energy_uj for s in runs):.3f} µJ in all")
         if output is not None:
             typer.echo(f"wrote {', '.join(outputs)} to {output}")
-
-
-def render_sim(sim: dict) -> str:
-    """Per-layer and total simulator statistics as a table."""
-    rows = [[shorten(l["name"], 36), l["op"], thousands(l["macs_total"]), thousands(l["macs_skipped"]),
-             thousands(l["bytes_loaded"]), thousands(l["cycles"]), f"{l['energy_uj']:.3f}"] for l in sim["layers"]]
-    table = format_table(["layer", "op", "MACs", "skipped", "bytes in", "cycles", "µJ"], rows,
-                         numeric={2, 3, 4, 5, 6})
-    skipped = sim["macs_skipped"] / sim["macs_total"] if sim["macs_total"] else 0.0
-    return (f"{table}\nsimulated on {sim['hardware']} at {sim['clock_mhz']:g} MHz: "
-            f"{thousands(sim['cycles'])} cycles = {sim['latency_ms']:.3f} ms, {sim['energy_uj']:.3f} µJ; "
-            f"{thousands(sim['macs_total'])} MACs, {skipped:.1%} skipped; "
-            f"{thousands(sim['bytes_loaded'])} bytes loaded off-chip")
-
-
-def render_summary(report: dict) -> str:
-    """The terminal summary of a compile report: layers, passes, verification."""
-    rows = [[shorten(l["name"], 40), l["op"], l["format"] or "", l["weight_bits"],
-             f"{l['sparsity']:.0%}" if l["format"] else "", thousands(l["params"]), thousands(l["macs"]),
-             thousands(l["stored_bytes"]), _error(l["error"])] for l in report["layers"]]
-    parts = [format_table(["layer", "op", "format", "bits", "zeros", "params", "MACs", "bytes", "cosine / rmse"],
-                          rows, numeric={3, 4, 5, 6, 7})]
-    passes = ", ".join(f"{p['name']} {p['seconds'] * 1000:.1f} ms ({p['nodes_before']}→{p['nodes_after']})"
-                       for p in report["passes"])
-    w = report["weights"]
-    parts.append(f"\npipeline: {report['pipeline']}\npasses: {passes}\n"
-                 f"weights: {thousands(w['weights'])} stored in {thousands(w['stored_bytes'])} bytes "
-                 f"(fp32 {thousands(w['fp32_bytes'])}, {w['compression'] or 0:.1f}x smaller), "
-                 f"sparsity {w['sparsity']:.1%}; other parameters {thousands(w['other_bytes'])} bytes; "
-                 f"{thousands(report['totals']['macs'])} MACs; compiled in {report['compile_seconds']:.2f} s")
-    if "memory" in report:
-        m = report["memory"]
-        parts.append(f"memory: arena {thousands(m['arena_bytes'])} bytes (naive {thousands(m['arena_naive_bytes'])}, "
-                     f"lower bound {thousands(m['arena_lower_bound_bytes'])}), "
-                     f"constants in flash {thousands(m['flash_bytes'])} bytes")
-    if "sim" in report:
-        parts.append(render_sim(report["sim"]))
-    v = report.get("verification")
-    if v:
-        ref, flt = v["vs_reference"], v["vs_float"]
-        parts.append(f"verification on {v['samples']} sample(s) ({v['source']}): "
-                     f"vs reference bit-exact={ref['bit_exact']} max|d|={ref['max_abs_diff']:.3g}; "
-                     f"vs onnxruntime max|d|={flt['max_abs_diff']:.3g} cosine={flt['cosine']:.6f}"
-                     + (f" top-1={flt['top1_agreement']:.0%}" if flt["top1_agreement"] is not None else ""))
-    return "\n".join(parts)
-
-
-def _error(error: dict | None) -> str:
-    return f"{error['cosine']:.4f} / {error['rmse']:.3g}" if error else ""
 
 
 def run_cli(args: list[str] | None = None) -> int:

@@ -63,6 +63,8 @@ def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[d
     summary = summarize(graph)
     by_layer = layer_weights(graph)
     rows = [_layer_row(graph, layer, by_layer.get(layer.name), storage.get(layer.name)) for layer in summary.layers]
+    for index, row in enumerate((row for row in rows if row["name"] in by_layer), 1):
+        row["id"] = f"#{index}"  # layer_select.layer_ids: weighted layers in schedule order
     first_reader = {t.name: layer for layer, t in reversed(by_layer.items())}
     weights = {name: by_layer[layer] for name, layer in first_reader.items()}
     totals = summary.totals
@@ -93,6 +95,7 @@ def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[d
 def _layer_row(graph: Graph, layer, weight, stored: Stored | None) -> dict:
     others = sum(t.nbytes for t in parameter_tensors(graph, graph.node(layer.name)).values() if t is not weight)
     return {
+        "id": None,
         "name": layer.name,
         "op": layer.op,
         "params": layer.params,

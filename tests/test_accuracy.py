@@ -130,3 +130,32 @@ def test_an_autoencoder_output_is_not_scored_by_top1(tmp_path):
     report = nnc.compile(path, "az-sim").report
     assert report["verification"]["vs_float"]["top1_agreement"] is None
     assert report["verification"]["outputs"]["y"]["kind"] == "regression"
+
+
+def nnc_cli(*args):
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "nnc.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_nnc_validate_prints_the_same_accuracy_for_c_and_az_sim(digits_test_set):
+    data, labels, y = digits_test_set
+    printed = {}
+    for target in ("c", "az-sim"):
+        proc = nnc_cli("validate", DIGITS / "digits.onnx", "--data", data, "--labels", labels, "--target", target,
+                       "--calib", CALIB, "--weight-bits", "4", "--sparsity", "0.5")
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0].startswith(f"{target}: {len(y)} sample(s)") and "run through the target" in lines[0]
+        printed[target] = [line for line in lines if line.startswith("logits")]
+    assert len(printed["c"]) == 2 and "top-1" in printed["c"][1] and printed["c"] == printed["az-sim"]
+
+
+def test_a_missed_gate_exits_4_with_one_error_line(tmp_path):
+    proc = nnc_cli("compile", DIGITS / "digits.onnx", "-t", "az-sim", "-o", tmp_path / "out", "--calib", CALIB,
+                   "--weight-bits", "2", "--method", "magnitude", "--min-cosine", "0.9999")
+    assert proc.returncode == 4, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("nnc: error:")]
+    assert errors == [line for line in proc.stderr.splitlines() if not line.startswith("nnc: warning:")]
+    assert len(errors) == 1 and "quality gate failed: output cosine" in errors[0]
+    assert "quality gate: FAILED" in proc.stdout and (tmp_path / "out" / "digits.azb").is_file()

@@ -1,0 +1,48 @@
+"""The flags `nnc compile` and `nnc validate` share: compression, calibration,
+hardware and quality gates. Each is a typer.Option defined once; `compression`
+maps the parsed values onto CompileOptions' names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+CALIB = typer.Option(None, "--calib", help="Calibration samples (.npz/.npy) for quantization.")
+QUANTIZE = typer.Option(None, "--quantize/--no-quantize", help="Quantize to int8 (default: c and az-sim do, ir does not).")
+HW = typer.Option(None, "--hw", help="az-sim hardware description (TOML).")
+WEIGHT_BITS = typer.Option(8, "--weight-bits", help="Weight bit width 2..8.")
+FIRST_LAST_BITS = typer.Option(None, "--first-last-bits",
+                               help="Bit width of the first and last weighted layer (default: --weight-bits).")
+CODEBOOK = typer.Option(False, "--codebook", help="Snap each weight tensor to 2^weight-bits k-means centroids.")
+BIAS_CORRECTION = typer.Option(True, "--bias-correction/--no-bias-correction",
+                               help="Correct biases for the mean weight error (needs --calib).")
+SPARSITY = typer.Option(0.0, "--sparsity", help="Fraction of each layer's weights pruned.")
+SPARSITY_PATTERN = typer.Option(None, "--sparsity-pattern", metavar="N:M",
+                                help="Keep the N largest of every M weights, e.g. 2:4.")
+PRUNE_CHANNELS = typer.Option(0.0, "--prune-channels", help="Fraction of output channels removed per layer (structured).")
+METHOD = typer.Option(None, "--method", metavar="magnitude|obs",
+                      help="Pruning/quantization method; obs = second-order (SparseGPT/GPTQ), the default with --calib.")
+LAYER_BITS = typer.Option(None, "--layer-bits", metavar="ID:BITS,...",
+                          help="Per-layer bits by layer id (#3), name or op type, e.g. '#1:8,#4:3'.")
+LAYER_SPARSITY = typer.Option(None, "--layer-sparsity", metavar="ID:FRACTION,...",
+                              help="Per-layer sparsity by layer id, name or op type, e.g. '#2:0.75'.")
+FLASH_BUDGET = typer.Option(None, "--flash-budget", metavar="BYTES",
+                            help="Pick per-layer bits and sparsity to fit the weights in BYTES (budget search).")
+RATIO = typer.Option(None, "--ratio", metavar="R", help="Budget search for weights R times smaller than fp32.")
+PACK = typer.Option("auto", "--pack", help="Weight encoding: auto (smallest exact), dense, bitmask, rle, codebook, huffman.")
+C_WEIGHTS = typer.Option("dense", "--c-weights", help="C target: dense int8 arrays, or packed (decoded by the kernels).")
+MIN_COSINE = typer.Option(None, "--min-cosine", help="Quality gate: fail (exit 4) below this output cosine to float.")
+MAX_ACCURACY_DROP = typer.Option(None, "--max-accuracy-drop", metavar="POINTS",
+                                 help="Quality gate (needs --labels): fail (exit 4) past this top-1 drop.")
+
+
+def compression(calib: Optional[Path], quantize: Optional[bool], hw: Optional[Path], weight_bits: int,
+                first_last_bits: Optional[int], codebook: bool, bias_correction: bool, sparsity: float,
+                sparsity_pattern: Optional[str], prune_channels: float, method: Optional[str],
+                layer_bits: Optional[str], layer_sparsity: Optional[str], flash_budget: Optional[int],
+                ratio: Optional[float], pack: str, c_weights: str, min_cosine: Optional[float],
+                max_accuracy_drop: Optional[float]) -> dict:
+    """The shared flags as keyword arguments of nnc.compile."""
+    return dict(locals())

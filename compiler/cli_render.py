@@ -1,0 +1,74 @@
+"""What the CLI prints for a compile and a simulation: the per-layer tables
+(with the layer ids `#i` that per-layer options accept) and the totals."""
+
+from __future__ import annotations
+
+from .tables import format_table, shorten, thousands
+
+
+def render_sim(sim: dict) -> str:
+    """Per-layer and total simulator statistics as a table."""
+    rows = [[shorten(l["name"], 36), l["op"], thousands(l["macs_total"]), thousands(l["macs_skipped"]),
+             thousands(l["bytes_loaded"]), thousands(l["cycles"]), f"{l['energy_uj']:.3f}"] for l in sim["layers"]]
+    table = format_table(["layer", "op", "MACs", "skipped", "bytes in", "cycles", "µJ"], rows,
+                         numeric={2, 3, 4, 5, 6})
+    skipped = sim["macs_skipped"] / sim["macs_total"] if sim["macs_total"] else 0.0
+    return (f"{table}\nsimulated on {sim['hardware']} at {sim['clock_mhz']:g} MHz: "
+            f"{thousands(sim['cycles'])} cycles = {sim['latency_ms']:.3f} ms, {sim['energy_uj']:.3f} µJ; "
+            f"{thousands(sim['macs_total'])} MACs, {skipped:.1%} skipped; "
+            f"{thousands(sim['bytes_loaded'])} bytes loaded off-chip")
+
+
+def render_summary(report: dict) -> str:
+    """The terminal summary of a compile report: layers, passes, verification."""
+    rows = [[l.get("id") or "", shorten(l["name"], 40), l["op"], l["format"] or "", l["weight_bits"],
+             f"{l['sparsity']:.0%}" if l["format"] else "", thousands(l["params"]), thousands(l["macs"]),
+             thousands(l["stored_bytes"]), _error(l["error"])] for l in report["layers"]]
+    parts = [format_table(["id", "layer", "op", "format", "bits", "zeros", "params", "MACs", "bytes",
+                           "cosine / rmse"], rows, numeric={4, 5, 6, 7, 8})]
+    passes = ", ".join(f"{p['name']} {p['seconds'] * 1000:.1f} ms ({p['nodes_before']}→{p['nodes_after']})"
+                       for p in report["passes"])
+    w = report["weights"]
+    parts.append(f"\npipeline: {report['pipeline']}\npasses: {passes}\n"
+                 f"weights: {thousands(w['weights'])} stored in {thousands(w['stored_bytes'])} bytes "
+                 f"(fp32 {thousands(w['fp32_bytes'])}, {w['compression'] or 0:.1f}x smaller), "
+                 f"sparsity {w['sparsity']:.1%}; other parameters {thousands(w['other_bytes'])} bytes; "
+                 f"{thousands(report['totals']['macs'])} MACs; compiled in {report['compile_seconds']:.2f} s")
+    if "memory" in report:
+        m = report["memory"]
+        parts.append(f"memory: arena {thousands(m['arena_bytes'])} bytes (naive {thousands(m['arena_naive_bytes'])}, "
+                     f"lower bound {thousands(m['arena_lower_bound_bytes'])}), "
+                     f"constants in flash {thousands(m['flash_bytes'])} bytes")
+    if "sim" in report:
+        parts.append(render_sim(report["sim"]))
+    v = report.get("verification")
+    if v:
+        ref, flt = v["vs_reference"], v["vs_float"]
+        parts.append(f"verification on {v['samples']} sample(s) ({v['source']}): "
+                     f"vs reference bit-exact={ref['bit_exact']} max|d|={ref['max_abs_diff']:.3g}; "
+                     f"vs onnxruntime max|d|={flt['max_abs_diff']:.3g} cosine={flt['cosine']:.6f}"
+                     + (f" top-1 agreement={flt['top1_agreement']:.0%} of {v['samples']}"
+                        if flt["top1_agreement"] is not None else ""))
+        parts += [f"accuracy of {name}: top-1 {m['top1']:.2%} (float {m['top1_float']:.2%}), drop "
+                  f"{m['top1_drop_points']:+.2f} ± {m['top1_drop_ci95_points']:.2f} points (95%)"
+                  for name, m in (v.get("outputs") or {}).items() if "top1" in m]
+    if report.get("budget"):
+        parts.append(render_budget(report["budget"]))
+    if report.get("quality_gate"):
+        gate = report["quality_gate"]
+        parts.append(f"quality gate: {'passed' if gate['passed'] else 'FAILED'}: "
+                     + "; ".join(c["what"] for c in gate["checks"]))
+    return "\n".join(parts)
+
+
+def render_budget(budget: dict) -> str:
+    """The budget search: the front it explored and the chosen point."""
+    front = ", ".join(f"{thousands(p['bytes'])} B → {p['predicted_mse']:.3g}" for p in budget["front"])
+    chosen = ", ".join(f"{i} {l['bits']}b/{l['sparsity']:.0%}" for i, l in budget["layers"].items())
+    return (f"budget search: {thousands(budget['budget_bytes'])} bytes asked; explored (bytes → predicted output "
+            f"MSE): {front}\nchosen: {thousands(budget['chosen_bytes'])} bytes, predicted MSE "
+            f"{budget['predicted_mse']:.3g}: {chosen}")
+
+
+def _error(error: dict | None) -> str:
+    return f"{error['cosine']:.4f} / {error['rmse']:.3g}" if error else ""
