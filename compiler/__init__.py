@@ -6,6 +6,8 @@ Public API (a contract; see README.md):
     run(graph, inputs) -> dict[str, ndarray]    reference interpreter
     compile(model, target=..., output_dir=..., **options) -> CompileResult
     simulate(blob, inputs, hw=None) -> (outputs, stats)   az-sim simulator
+    validate(model, data, labels=None, target=..., **options) -> CompileResult
+                                                accuracy through a target
 Every error caused by bad input derives from NncError.
 """
 
@@ -18,6 +20,7 @@ from .errors import (  # noqa: E402
     ModelError,
     NncError,
     OptionError,
+    QualityGateError,
     ShapeError,
     UnsupportedError,
     VerificationError,
@@ -26,6 +29,7 @@ from .frontend.onnx_loader import load  # noqa: E402
 from .interpreter import run  # noqa: E402
 from .ir import Graph, Node, QuantParams, Tensor  # noqa: E402
 from .textir import parse_ir, print_ir  # noqa: E402
+from .validate import validate  # noqa: E402
 from .verifier import verify  # noqa: E402
 
 
@@ -38,6 +42,6 @@ def simulate(blob, inputs, hw=None):
 
 __all__ = [
     "BlobError", "CompileResult", "Graph", "IRError", "ModelError", "NncError", "Node", "OptionError",
-    "QuantParams", "ShapeError", "Tensor", "UnsupportedError", "VerificationError", "compile", "load",
-    "parse_ir", "print_ir", "run", "simulate", "verify", "__version__",
+    "QualityGateError", "QuantParams", "ShapeError", "Tensor", "UnsupportedError", "VerificationError", "compile", "load",
+    "parse_ir", "print_ir", "run", "simulate", "validate", "verify", "__version__",
 ]
