@@ -22,6 +22,17 @@ MAX_RANK = 8
 # each counted once): 2^28 = 256 Mi, 1 GiB as float32; nnc's reference
 # interpreter may hold most of them at once.
 MAX_MODEL_ELEMENTS = 1 << 28
+# Elements over all the one-dimensional values of a model, past which ONNX shape
+# inference runs without data propagation: it spends about 200 bytes on each
+# element of a 1-D value that an Add, Mul, Cast, ... reads (2^20: about 200 MiB),
+# while shape computations, what it is for, have a few elements each.
+MAX_PROPAGATED_ELEMENTS = 1 << 20
+# Magnitude of a value in a float weight tensor of more than one element: 1e15,
+# as for samples below, so that a weight times a sample value stays within 1e30
+# and a layer's sums of such products stay finite in float32. A single-element
+# constant (a bound or fill value such as Clip's max, a mask's -inf or float32's
+# lowest) is exempt.
+MAX_WEIGHT_MAGNITUDE = 1e15
 # Characters of a compiled model's name (--name, or the model file's stem, cut
 # to this): the artifacts' file stem and the C symbol prefix.
 MAX_NAME_LENGTH = 64

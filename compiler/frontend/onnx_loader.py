@@ -1,16 +1,22 @@
 """ONNX front end: file -> checked, shape-inferred, cleaned ONNX -> IR graph.
 
 Steps, each failing with one clear NncError:
-1. read the file (missing, truncated or malformed -> ModelError; external data must
-   stay inside the model's folder);
-2. onnx.checker, opset range check (11 .. newest the installed onnx knows);
+1. read the file (missing, truncated or malformed -> ModelError) and its external
+   data, validated field by field, from inside the model's folder only
+   (external_data.py);
+2. structural checks (model_check.py: UTF-8 strings, data types, tensor payload
+   sizes, graph outputs), then onnx.checker and the opset range check (11 ..
+   newest the installed onnx knows);
 3. bind every symbolic or unknown input dimension (to 1, or to the user's
    `input_shapes`), then ONNX shape inference with data propagation, and fold
-   every shape computation into constants (shape_folding.py);
+   every shape computation into constants (shape_folding.py); every value shape
+   known after each inference passes the size limits (size_check.py);
 4. onnx-graphsurgeon clean-up (dead nodes, unused tensors) and topological sort;
 5. refuse the model if any op lacks a lowering, listing every such node at once;
 6. lower node by node through the `@lowers` table; output types come from nnc's
-   own shape inference (`OpDef.infer`) and are checked against ONNX's.
+   own shape inference (`OpDef.infer`), must pass the size limits and are checked
+   against ONNX's; a float constant a node reads must hold finite numbers of
+   moderate magnitude (model_check.py).
 The result holds no ONNX objects and no optimization has been applied.
 """
 
@@ -26,9 +32,13 @@ from google.protobuf.message import DecodeError
 from .. import dtypes
 from ..errors import ModelError, NncError, ShapeError, UnsupportedError
 from ..ir import Graph, Node, Tensor, TensorType
+from ..limits import check_elements
 from ..ops import get_op, lowering
 from ..ops.registry import Lowered, OnnxNode
+from .external_data import load_external_data
+from .model_check import check_model, refuse_bad_weights
 from .shape_folding import fold_shapes
+from .size_check import check_values, propagation_affordable
 
 MIN_OPSET = 11
 MAX_OPSET = onnx.defs.onnx_opset_version()
@@ -53,7 +63,7 @@ def read_model(path: str | Path) -> onnx.ModelProto:
         raise ModelError(f"{path}: not a valid ONNX model (truncated or corrupt?): {_first_line(exc)}") from None
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"{path}: not a valid ONNX model (no graph)")
-    _load_external_data(model, path.parent)
+    load_external_data(model, path.parent)
     return model
 
 
@@ -62,9 +72,10 @@ def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]
     """Lower an in-memory model (left unchanged); the graph is called `name`, else
     the ONNX graph's name."""
     model = _copy(model)
+    check_model(model)
     opset = _check(model)
     _bind_input_shapes(model, input_shapes, resize)
-    model = fold_shapes(_infer_shapes(model), opset, _infer_shapes)
+    model = fold_shapes(_infer_shapes(check_values(model)), opset, _infer_shapes)
     graph = gs.import_onnx(model)
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     _refuse_unsupported(graph, opset)
@@ -78,25 +89,23 @@ def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with ONNX's inferred shapes, each within the size limits:
+    inferred without data propagation first, whose memory grows with the 1-D
+    values (size_check.py), then with it when that is affordable."""
+    plain = check_values(_onnx_inference(model, data_prop=False))
+    if not propagation_affordable(plain):
+        return plain
+    return check_values(_onnx_inference(model, data_prop=True))
+
+
+def _onnx_inference(model: onnx.ModelProto, data_prop: bool) -> onnx.ModelProto:
     try:
-        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop)
     except Exception as exc:  # onnx raises several unrelated types here
         raise ShapeError(f"shape inference failed: {_first_line(exc)}") from None
 
 
 # -- reading and checking --------------------------------------------------------
-def _load_external_data(model: onnx.ModelProto, folder: Path) -> None:
-    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    for tensor in external:
-        location = dict((e.key, e.value) for e in tensor.external_data).get("location", "")
-        target = (folder / location).resolve()
-        if folder.resolve() not in target.parents or not target.is_file():
-            raise ModelError(f"external data {location!r} of tensor {tensor.name!r} is missing "
-                             "or outside the model's folder")
-    if external:
-        onnx.external_data_helper.load_external_data_for_model(model, str(folder))
-
-
 def _check(model: onnx.ModelProto) -> int:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None:
@@ -177,6 +186,9 @@ def _lower(src: gs.Graph, opset: int, name: str) -> Graph:
         if node.op == "Constant":
             _lower_constant_node(graph, node, node_name, constants)
             continue
+        for value in node.inputs:
+            if value.name in constants:
+                refuse_bad_weights(value.name, constants[value.name], f"{node.op} node {node_name!r}")
         onnx_node = OnnxNode(
             name=node_name, op_type=node.op,
             inputs=[t.name for t in node.inputs],
@@ -206,6 +218,7 @@ def _add_lowered(graph: Graph, n: OnnxNode, node: gs.Node) -> None:
         if not out_name:
             outputs.append("")
             continue
+        check_elements(out_type.shape, f"{n.op_type} node {n.name!r}: output {out_name!r}")
         _check_against_onnx(n, value, out_type)
         graph.add_tensor(Tensor(out_name, out_type.dtype, out_type.shape))
         outputs.append(out_name)

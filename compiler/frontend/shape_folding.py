@@ -17,6 +17,14 @@ control-flow ops, ops of other domains, and nodes that produce a graph output.
 Shape inference runs again after each round, since a folded constant can make
 a downstream shape (and so another `Shape`) known.
 
+Before a node is evaluated, each of its outputs must pass the element limits of
+compiler/limits.py, its shape taken from the graph's shape inference or, where
+that does not know it, from ONNX's inference of the node alone on its constant
+inputs; an output whose shape even that cannot tell (data-dependent, such as
+NonZero's) is checked once computed. A constant Expand, Tile, ConstantOfShape,
+Range, Pad or Resize asking for too large an output thus fails with a
+ShapeError before anything allocates it.
+
 Invariants: the model computes the same outputs; a folded node's outputs become
 initializers of the same names and types; a node is folded at most once.
 """
@@ -25,15 +33,20 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
+from onnx.shape_inference import infer_node_outputs
 
 from ..errors import ShapeError
+from ..limits import check_elements
 
 NEVER_FOLD = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "RandomNormal",
                         "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli",
                         "If", "Loop", "Scan"})
 MAX_ROUNDS = 8
+# Constant inputs of at most this many elements are shown to ONNX's per-node
+# shape inference as values (shapes, repeats, pads, scales), larger ones as types.
+MAX_INFERENCE_DATA = 4096
 
 
 def fold_shapes(model: onnx.ModelProto, opset: int, infer) -> onnx.ModelProto:
@@ -51,7 +64,7 @@ def _fold_round(model: onnx.ModelProto, opset: int) -> bool:
     """Fold what can be folded now, in place; True if anything was."""
     graph = model.graph
     known = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    shapes = _static_shapes(graph)
+    shapes = static_shapes(graph)
     outputs = {o.name for o in graph.output}
     kept, added = [], {}
     for node in graph.node:
@@ -87,11 +100,46 @@ def _fold_node(node: onnx.NodeProto, known: dict, shapes: dict, opset: int) -> l
     inputs = [name for name in node.input if name]
     if not all(name in known for name in inputs):
         return None
+    _check_outputs(node, [shapes.get(out) for out in node.output], known, opset)
     try:
-        return ReferenceEvaluator(node, opsets={"": opset}).run(None, {name: known[name] for name in inputs})
+        values = ReferenceEvaluator(node, opsets={"": opset}).run(None, {name: known[name] for name in inputs})
     except Exception as exc:  # the evaluator raises many unrelated types on bad constants
         raise ShapeError(f"{node.op_type} node {node.name!r}: cannot fold its constant inputs: "
                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+    _check_outputs(node, [np.shape(value) for value in values], known, opset)
+    return values
+
+
+def _check_outputs(node: onnx.NodeProto, shapes: list, known: dict, opset: int) -> None:
+    """ShapeError if an output of `node` passes the element limits; a shape that
+    is None is asked of ONNX's inference of the node alone (see the module docstring)."""
+    if any(shape is None for shape in shapes):
+        inferred = _infer_node(node, known, opset)
+        shapes = [inferred.get(out) if shape is None else shape for out, shape in zip(node.output, shapes)]
+    for out, shape in zip(node.output, shapes):
+        if out and shape is not None:
+            check_elements(shape, f"{node.op_type} node {node.name!r}: output {out!r}")
+
+
+def _infer_node(node: onnx.NodeProto, known: dict, opset: int) -> dict[str, tuple[int, ...]]:
+    """Output name -> static shape, as ONNX infers them for `node` from its
+    constant inputs alone; outputs it cannot tell are left out."""
+    names = [name for name in node.input if name]
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+        types = {name: helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(known[name].dtype),
+                                                     known[name].shape) for name in names}
+        data = {name: numpy_helper.from_array(known[name], name) for name in names
+                if known[name].size <= MAX_INFERENCE_DATA}
+        outputs = infer_node_outputs(schema, node, types, data, opset_imports=[helper.make_opsetid("", opset)])
+    except Exception:  # onnx raises several unrelated types; the computed outputs are checked instead
+        return {}
+    shapes = {}
+    for name, type_proto in outputs.items():
+        dims = type_proto.tensor_type.shape.dim
+        if type_proto.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+            shapes[name] = tuple(int(d.dim_value) for d in dims)
+    return shapes
 
 
 def _clamp(index: int, rank: int) -> int:
@@ -99,7 +147,7 @@ def _clamp(index: int, rank: int) -> int:
     return min(max(index + rank if index < 0 else index, 0), rank)
 
 
-def _static_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+def static_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape, for every value whose dims are all known."""
     shapes = {}
     for value in (*graph.input, *graph.value_info, *graph.output):

@@ -20,8 +20,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..dtypes import FLOAT_TYPES
-from ..errors import ShapeError
+from ..errors import ModelError, ShapeError
 from ..ir import TensorType
+from ..limits import MAX_TENSOR_ELEMENTS, check_elements
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
 _OUT_AXES = "stuvwxyz"  # einsum letters of output/input spatial axes
@@ -70,7 +71,9 @@ def join_shape(n: int, c: int, spatial, channels_last: bool) -> tuple[int, ...]:
 
 
 def check_geometry(kernel, strides, pads, dilations, nd: int) -> None:
-    """ShapeError unless the geometry attributes fit nd spatial axes."""
+    """ShapeError unless the geometry attributes fit nd spatial axes, kernel,
+    strides and dilations are positive and no value's magnitude passes
+    MAX_TENSOR_ELEMENTS (so index arithmetic stays within 32 bits)."""
     if not 1 <= nd <= len(_OUT_AXES):
         raise ShapeError(f"{nd} spatial axes are not supported (1 to {len(_OUT_AXES)})")
     if (len(kernel), len(strides), len(dilations), len(pads)) != (nd, nd, nd, 2 * nd):
@@ -78,6 +81,17 @@ def check_geometry(kernel, strides, pads, dilations, nd: int) -> None:
                          f"{list(dilations)} and pads {list(pads)} do not fit {nd} spatial axes")
     if min(*kernel, *strides, *dilations) < 1:
         raise ShapeError("kernel_shape, strides and dilations must be positive")
+    if max(*kernel, *strides, *dilations, *map(abs, pads)) > MAX_TENSOR_ELEMENTS:
+        raise ShapeError(f"kernel_shape {list(kernel)}, strides {list(strides)}, dilations {list(dilations)} "
+                         f"and pads {list(pads)} must stay within {MAX_TENSOR_ELEMENTS:,} (docs/limits.md)")
+
+
+def check_padded(n: int, c: int, spatial, pads) -> None:
+    """ShapeError if the input padded by `pads` (begins, then ends) passes the
+    element limit: the reference kernels materialize it."""
+    nd = len(spatial)
+    padded = [size + pads[a] + pads[a + nd] for a, size in enumerate(spatial)]
+    check_elements((n, c, *padded), "the padded input")
 
 
 def check_act(attrs) -> None:
@@ -120,6 +134,16 @@ def same_pads(auto_pad: str, sizes, kernel, strides, dilations) -> tuple[int, ..
     return tuple(small + large) if auto_pad == "SAME_UPPER" else tuple(large + small)
 
 
+def checked_auto_pad(n: OnnxNode) -> str:
+    """The node's auto_pad; ModelError when it is set (not NOTSET) alongside
+    explicit pads, which ONNX forbids."""
+    auto_pad = n.attr("auto_pad", "NOTSET")
+    if auto_pad != "NOTSET" and n.attr("pads") is not None:
+        raise ModelError(f"{n.op_type} node {n.name!r}: auto_pad {auto_pad!r} and explicit pads "
+                         f"{list(n.attr('pads'))} exclude each other (ONNX); keep one of them")
+    return auto_pad
+
+
 def int_attr(n: OnnxNode, key: str, default) -> tuple[int, ...]:
     """Integer-list attribute `key` of n as a tuple of ints."""
     return tuple(int(v) for v in n.attr(key, default))
@@ -131,7 +155,7 @@ def lowered_geometry(n: OnnxNode, kernel) -> dict:
     nd = len(kernel)
     strides = int_attr(n, "strides", (1,) * nd)
     dilations = int_attr(n, "dilations", (1,) * nd)
-    auto_pad = n.attr("auto_pad", "NOTSET")
+    auto_pad = checked_auto_pad(n)
     if auto_pad == "NOTSET":
         pads = int_attr(n, "pads", (0,) * (2 * nd))
     elif auto_pad in ("SAME_UPPER", "SAME_LOWER", "VALID"):
@@ -158,6 +182,8 @@ def _infer_common(attrs: ConvAttrs, inputs):
     n, cin, spatial = split_shape(x.shape, attrs.channels_last)
     check_geometry(attrs.kernel_shape, attrs.strides, attrs.pads, attrs.dilations, len(spatial))
     check_act(attrs)
+    if attrs.group < 1:
+        raise ShapeError(f"group must be a positive divisor of the channels, got {attrs.group}")
     if len(w.shape) != len(spatial) + 2:
         raise ShapeError(f"weights {list(w.shape)} do not fit input {list(x.shape)}")
     return x, w, bias, n, cin, spatial
@@ -192,6 +218,9 @@ class Conv(OpDef):
                     in enumerate(zip(spatial, attrs.kernel_shape, attrs.strides, attrs.dilations)))
         if min(out) < 1:
             raise ShapeError(f"the kernel does not fit the padded input {list(x.shape)}")
+        check_padded(n, cin, spatial, attrs.pads)
+        check_elements((n * cin * math.prod(out) * math.prod(attrs.kernel_shape),), "its im2col windows "
+                       "(batch x channels x output positions x kernel)")
         return [TensorType(x.dtype, join_shape(n, w.shape[0], out, attrs.channels_last))]
 
     @staticmethod
@@ -254,6 +283,11 @@ class ConvTranspose(OpDef):
                     in enumerate(zip(spatial, attrs.kernel_shape, attrs.strides, attrs.dilations)))
         if min(out) < 1:
             raise ShapeError(f"pads {list(attrs.pads)} crop the whole output")
+        full = [_transposed_size(i, k, s, d) for i, k, s, d
+                in zip(spatial, attrs.kernel_shape, attrs.strides, attrs.dilations)]
+        check_elements((n, cout, *full), "its uncropped output")
+        check_elements((n * cout * math.prod(spatial) * math.prod(attrs.kernel_shape),),
+                       "its columns (batch x output channels x input positions x kernel)")
         return [TensorType(x.dtype, join_shape(n, cout, out, attrs.channels_last))]
 
     @staticmethod
@@ -343,7 +377,7 @@ def _transposed_pads(n: OnnxNode, kernel, strides, dilations) -> tuple[int, ...]
     `full` is the uncropped size, so the IR's end pad is total - begin - output_padding."""
     nd = len(kernel)
     sizes = n.input_types[0].shape[2:]
-    auto_pad = n.attr("auto_pad", "NOTSET")
+    auto_pad = checked_auto_pad(n)
     if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise n.unsupported(f"auto_pad {auto_pad!r} is not supported")
     output_padding = int_attr(n, "output_padding", (0,) * nd)

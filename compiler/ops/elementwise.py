@@ -212,11 +212,24 @@ def _lower_clip(n: OnnxNode):
     if n.opset < 11:
         lo, hi = n.attr("min"), n.attr("max")
     else:
-        lo_data, hi_data = n.const_input(1, "min"), n.const_input(2, "max")
-        lo = None if lo_data is None else lo_data.item()
-        hi = None if hi_data is None else hi_data.item()
-    return Lowered("Clip", ClipAttrs(None if lo is None else float(lo), None if hi is None else float(hi)),
-                   inputs=n.inputs[:1])
+        lo, hi = n.const_input(1, "min"), n.const_input(2, "max")
+    return Lowered("Clip", ClipAttrs(_clip_bound(n, "min", lo), _clip_bound(n, "max", hi)), inputs=n.inputs[:1])
+
+
+def _clip_bound(n: OnnxNode, which: str, value) -> float | None:
+    """A Clip bound as a float (None: absent); ShapeError unless it is one
+    number that is not NaN, nor the infinity that would clamp every value to
+    itself (min +inf, max -inf); the other infinity means no bound on that side."""
+    if value is None:
+        return None
+    data = np.asarray(value)
+    if data.size != 1:
+        raise ShapeError(f"Clip node {n.name!r}: {which} must be a scalar, got shape {list(data.shape)}")
+    bound = float(data.reshape(()))
+    if np.isnan(bound) or bound == (np.inf if which == "min" else -np.inf):
+        raise ShapeError(f"Clip node {n.name!r}: {which} is {bound}; a bound must be a number "
+                         f"({'-inf' if which == 'min' else 'inf'} for none)")
+    return bound
 
 
 __all__ = ["broadcast_shape", "NoAttrs"]

@@ -74,8 +74,22 @@ class Gather(OpDef):
 
 @lowers("Gather")
 def _lower_gather(n: OnnxNode):
-    rank = len(n.input_types[0].shape)
-    return Lowered("Gather", GatherAttrs(node_axis(n, n.attr("axis", 0), rank)))
+    shape = n.input_types[0].shape
+    axis = node_axis(n, n.attr("axis", 0), len(shape))
+    _check_constant_indices(n, n.constants.get(n.inputs[1]), shape[axis])
+    return Lowered("Gather", GatherAttrs(axis))
+
+
+def _check_constant_indices(n: OnnxNode, indices: np.ndarray | None, extent: int) -> None:
+    """Constant indices must lie in [-extent, extent - 1] as ONNX requires (nnc
+    defines out-of-range indices only for run-time ones)."""
+    if indices is None or indices.size == 0:
+        return
+    bad = (indices < -extent) | (indices >= extent)
+    if bad.any():
+        index = np.unravel_index(int(np.argmax(bad.reshape(-1))), indices.shape)
+        raise node_error(n, f"constant index {int(indices[index])} at {list(map(int, index))} is out of range "
+                            f"for an axis of extent {extent}")
 
 
 # -- Slice ---------------------------------------------------------------------

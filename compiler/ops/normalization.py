@@ -59,4 +59,10 @@ def _lower_batch_norm(n: OnnxNode):
     if n.attr("training_mode", 0):
         raise n.unsupported("training_mode=1 is not supported (export the model in eval mode)")
     n.require_unused_outputs(1)
-    return Lowered("BatchNormalization", BatchNormAttrs(epsilon=float(n.attr("epsilon", 1e-5))))
+    epsilon = float(n.attr("epsilon", 1e-5))
+    var = n.constants.get(n.inputs[4]) if len(n.inputs) > 4 else None
+    if var is not None and var.size and not np.all(var.astype(np.float64) + epsilon > 0):
+        channel = int(np.argmin(var.astype(np.float64) + epsilon > 0))
+        raise ShapeError(f"BatchNormalization node {n.name!r}: var + epsilon must be positive, but channel {channel} "
+                         f"has var {var.reshape(-1)[channel]} and epsilon {epsilon}")
+    return Lowered("BatchNormalization", BatchNormAttrs(epsilon=epsilon))

@@ -20,8 +20,8 @@ import numpy as np
 from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
-from .conv import (channels_first, check_geometry, int_attr, join_shape, lowered_geometry, pad_spatial,
-                   restore_layout, split_shape, window_view)
+from .conv import (channels_first, check_geometry, check_padded, int_attr, join_shape, lowered_geometry,
+                   pad_spatial, restore_layout, split_shape, window_view)
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
 _MAX_POOL_TYPES = (*FLOAT_TYPES, "i8", "u8")
@@ -80,6 +80,7 @@ def _infer_pool(attrs: PoolAttrs, x: TensorType, allowed: tuple[str, ...]) -> li
     out = _out_spatial(attrs, spatial)
     if min(out) < 1:
         raise ShapeError(f"the window does not fit the padded input {list(x.shape)}")
+    check_padded(n, c, spatial, attrs.pads)
     return [TensorType(x.dtype, join_shape(n, c, out, attrs.channels_last))]
 
 
