@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -154,7 +155,6 @@ def _load_model_or_ir(model: str, input_shape: list[str]):
 
 
 def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float, as_json: bool) -> None:
-    import warnings
 
     from .sensitivity import analyze
     from .verification import load_samples, synthetic_samples
@@ -316,11 +316,17 @@ def run_blob(blob: str = typer.Argument(..., help="az-sim blob (.azb) written by
             typer.echo(f"wrote {', '.join(outputs)} to {output}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    typer.echo(f"nnc: warning: {category.__name__}: {' '.join(str(message).split())}", err=True)
+
+
 def run_cli(args: list[str] | None = None) -> int:
     """Run the command line on `args` (default: sys.argv[1:]) and return the exit
     code. Mistakes typer finds before a command runs (an unknown flag, a missing
     value, `--weight-bits x`) print one line `nnc: error: ...` and exit 2, as
-    NncErrors do; `nnc` alone prints the help (exit 2)."""
+    NncErrors do; `nnc` alone prints the help (exit 2). Python warnings that
+    escape (numpy's overflow on extreme values) print as one `nnc: warning:` line."""
+    warnings.showwarning = _show_warning
     try:
         code = app(args=args, prog_name="nnc", standalone_mode=False)
     except getattr(_USAGE, "NoArgsIsHelpError", ()) as exc:  # `nnc` alone
