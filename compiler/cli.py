@@ -155,7 +155,6 @@ def _load_model_or_ir(model: str, input_shape: list[str]):
 
 
 def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float, as_json: bool) -> None:
-
     from .sensitivity import analyze
     from .verification import load_samples, synthetic_samples
 
