@@ -22,8 +22,10 @@ import numpy as np
 
 from .errors import ModelError, ShapeError, NncWarning, OptionError, QualityGateError, UnsupportedError, VerificationError
 from .frontend.onnx_loader import load
+from .limits import MAX_NAME_LENGTH
 from .interpreter import run
 from .layer_error import layer_errors
+from .obs_layers import check_method
 from .packing import FORMAT_NAMES
 from .ir import Graph
 from .passmanager import PassManager, format_pipeline, parse_pipeline
@@ -75,11 +77,18 @@ class CompileOptions:
     sparsity (fraction of weights zeroed by magnitude, per layer),
         sparsity_pattern ("N:M"): the prune pass;
     prune_channels (fraction of output channels removed): the prune-channels pass.
+    method: "magnitude" or "obs" (second-order: SparseGPT, GPTQ below 8 bits,
+        least-squares refit after channel pruning; needs calib) for those three
+        passes; None: obs when calib is given, else magnitude. Streaming and
+        budget compiles always use magnitude (the chunk graph has no samples;
+        the budget search sized the layers by magnitude).
     pack: weight encoding, "auto" (smallest exact) or one of PACK_FORMATS;
     c_weights: "dense" (int8 arrays) or "packed" (the C target keeps the
         encoded weights and decodes them in its kernels).
     name: the compiled model's name: its artifacts' file stem and the C symbol
         prefix (default: the model file's stem).
+    layer_bits, layer_sparsity: per-layer settings "KEY:VALUE,..." (KEY a
+        layer id #i, a layer name or an op type) over weight_bits / sparsity.
     flash_budget (bytes) or ratio (× smaller than fp32): budget search
         (compiler/budget.py) picks each layer's bits and sparsity; it replaces
         weight_bits, sparsity and their per-layer settings.
@@ -112,10 +121,13 @@ class CompileOptions:
     sparsity: float = 0.0
     sparsity_pattern: str | None = None
     prune_channels: float = 0.0
+    method: str | None = None
     pack: str = "auto"
     c_weights: str = "dense"
     stream: dict[str, tuple[int, ...]] | None = None
     name: str | None = None
+    layer_bits: str | None = None
+    layer_sparsity: str | None = None
     flash_budget: int | None = None
     ratio: float | None = None
     labels: str | Path | None = None
@@ -136,8 +148,29 @@ class CompileOptions:
             raise OptionError(f"c-weights must be dense or packed, got {self.c_weights!r}")
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
             raise OptionError(f"name must be a C identifier (letters, digits, _), got {self.name!r}")
+        if self.name is not None and len(self.name) > MAX_NAME_LENGTH:
+            raise OptionError(f"name must be at most {MAX_NAME_LENGTH} characters, got {len(self.name)}")
         if self.stream and self.pipeline is not None:
             raise OptionError("--stream builds its own pipelines; it cannot be combined with --pipeline")
+        from nnc.passes.prune import parse_pattern
+
+        from .limits import check_dims
+        from .passmanager import available_passes
+
+        for flag, shapes in (("input-shape", self.input_shapes), ("stream", self.stream)):
+            for input_name, dims in (shapes or {}).items():
+                check_dims(dims, f"{flag} {input_name}")
+        if self.sparsity_pattern is not None:
+            parse_pattern(self.sparsity_pattern, "sparsity-pattern")
+        unknown = sorted(set(self.print_ir_after) - {"all", *available_passes()})
+        if unknown:
+            raise OptionError(f"print-ir-after {unknown[0]!r} is not a pass; give a pass of the pipeline or all "
+                              f"(passes: {', '.join(sorted(available_passes()))})")
+        if self.method is not None:
+            check_method("method", self.method)
+        if self.method == "obs" and (self.stream or self.flash_budget is not None or self.ratio is not None):
+            raise OptionError("--method obs cannot be combined with --stream (the chunk graph has no calibration "
+                              "samples) or a budget (the search sizes layers by magnitude); use --method magnitude")
         self._check_quality_options()
         self._check_budget_options()
 
@@ -154,6 +187,8 @@ class CompileOptions:
                                              ("--first-last-bits", self.first_last_bits is not None),
                                              ("--sparsity", bool(self.sparsity)),
                                              ("--sparsity-pattern", bool(self.sparsity_pattern)),
+                                             ("--layer-bits", bool(self.layer_bits)),
+                                             ("--layer-sparsity", bool(self.layer_sparsity)),
                                              ("--pipeline", self.pipeline is not None),
                                              ("--stream", bool(self.stream))) if given]
         if clashing:
@@ -187,17 +222,23 @@ def default_pipeline(target, opts: CompileOptions, stream_role: str | None = Non
     A `budget` choice sets each layer's bits and sparsity by layer id."""
     quantize = target.quantizes if opts.quantize is None else opts.quantize
     steps = [target.base_pipeline] + (["expose-states"] if stream_role == "chunk" else [])
+    method = "magnitude" if stream_role or budget else opts.method or ("obs" if opts.calib is not None else "magnitude")
+    second_order = {"method": "obs", "calib": str(opts.calib or "")} if method == "obs" else {}
     if opts.prune_channels:
-        steps.append(_step("prune-channels", ratio=opts.prune_channels))
-    bits_by_layer, sparsity_by_layer = budget.overrides() if budget else (None, None)
+        steps.append(_step("prune-channels", ratio=opts.prune_channels, **second_order))
+    bits_by_layer, sparsity_by_layer = budget.overrides() if budget else (opts.layer_bits, opts.layer_sparsity)
     if opts.sparsity or opts.sparsity_pattern or sparsity_by_layer:
         steps.append(_step("prune", sparsity=opts.sparsity or None, pattern=opts.sparsity_pattern,
-                           overrides=sparsity_by_layer))
+                           overrides=sparsity_by_layer, **second_order))
     quantizing = {"weight_bits": opts.weight_bits != 8, "first_last_bits": opts.first_last_bits is not None,
-                  "codebook": opts.codebook, "bias_correction": not opts.bias_correction}
-    options = {key: getattr(opts, key) for key, asked in quantizing.items() if asked}
+                  "codebook": opts.codebook, "bias_correction": not opts.bias_correction,
+                  "layer_bits": bool(bits_by_layer)}
+    options = {key: getattr(opts, key) for key, asked in quantizing.items() if asked and key != "layer_bits"}
     if bits_by_layer:
         options["overrides"] = bits_by_layer
+    if method == "obs" and (any(quantizing[k] for k in ("weight_bits", "first_last_bits", "codebook"))
+                            or bits_by_layer):
+        options["method"] = "obs"  # GPTQ below 8 bits; 8-bit layers keep rounding to nearest
     if stream_role:
         options.update({"whole": {"save_ranges": ranges}, "chunk": {"ranges": ranges}}[stream_role],
                        bias_correction=False)
@@ -244,7 +285,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     if output_dir is not None:
         output_folder.check(Path(output_dir), Path(model))
     say(f"loading {model}")
-    original, whole, whole_original = _named(load(model, opts.input_shapes), opts.name), None, None
+    original, whole = _named(load(model, opts.input_shapes), opts.name), None
     report_budget = None
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as scratch:
         warnings.simplefilter("always", NncWarning)
@@ -268,10 +309,6 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
                               if dump else None)
         say(f"running pipeline {format_pipeline(passes)}")
         graph = manager.run(original.copy())
-        if opts.calib is not None and "quantize" in format_pipeline(passes):
-            message = quality.calibration_warning(len(load_samples(opts.calib, whole_original or original)))
-            if message:
-                warnings.warn(message, NncWarning)
     report = build_report(Path(model), opts.target, graph, format_pipeline(passes),
                           [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
                           weight_storage(graph, tgt), _sha256(Path(model)))
@@ -439,7 +476,9 @@ def is_integer_graph(graph: Graph) -> bool:
 
 
 def _stem(name: str) -> str:
-    stem = "".join(c if c.isalnum() or c in "_-" else "_" for c in name).strip("_")
+    """The artifacts' file stem: `name` in letters, digits, - and _, at most
+    MAX_NAME_LENGTH characters (a long model file name is cut)."""
+    stem = "".join(c if c.isalnum() or c in "_-" else "_" for c in name).strip("_")[:MAX_NAME_LENGTH].strip("_")
     return stem or "model"
 
 

@@ -1,4 +1,4 @@
-"""prune: magnitude pruning — set the smallest weights of the weighted layers to zero.
+"""prune: unstructured and N:M pruning — set weights of the weighted layers to zero.
 
 Rewrites the weights (input 1) of every weighted layer (Conv, Gemm, MatMul with
 constant weights, `nnc.layer_select`): float constants, or the integer constants
@@ -31,6 +31,26 @@ Networks", NeurIPS 2015.
   first), so the result is deterministic.
 - A weight constant shared by several layers is pruned once, with the setting of
   the first of them in schedule order.
+- Layer rules (measured in benchmarks/README.md, "Accuracy"): a Conv whose
+  output channels read at most `small_fan_in` weights (9: a 3×3 depthwise
+  kernel, or a 3×3 kernel on one input channel) is, by `small_layers`, kept
+  dense ("dense", the default: ranking its few weights with the layer empties
+  whole kernels), pruned per kernel ("kernel": round(s · fan-in) zeros in every
+  output channel), or treated like any layer ("layer"). `first_last` (when
+  given) is the sparsity of the first and last weighted layer. A layer named
+  in `overrides` (or set by `first_last`) is never made dense by the rule and
+  is pruned alone under scope=global.
+- `method=obs` (with `calib`, the calibration samples; per layer
+  `method_overrides="conv1:magnitude"`): the counts above stay exactly the same
+  (scope=global still allots them by magnitude), but which weights go and what
+  the others become is SparseGPT's (compiler/obs.py): the weights with the least
+  output error w² / [H⁻¹]_jj go, and the remaining weights and the bias absorb
+  the error of each pruned one (H from the layer's inputs on the samples,
+  `damping` · mean(diag H) added to its diagonal). Grouped Conv spreads a
+  layer's count evenly over its groups. Integer (QDQ) weights with zero points
+  0 are pruned and rounded back onto their own per-channel grid in the same
+  sweep (their int32 bias is kept). Without `calib` obs falls back to
+  magnitude, with a warning.
 
 Requires: a valid graph (normally after the CANONICAL pipeline, before quantize).
 
@@ -42,16 +62,26 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from nnc import obs
 from nnc.errors import OptionError
 from nnc.ir import Graph, Node
 from nnc.layer_select import parse_overrides, settings, weight_constant, weighted_layers
+from nnc.obs_layers import (check_damping, fallback_warning, group_counts, layer_statistics, method_settings,
+                            obs_prunable, parse_methods, prune_layer)
+from nnc.layer_rows import fan_in
+from nnc.layer_rows import groups as per_layer_groups
+from nnc.hessian import too_large
+from nnc.limits import MAX_OBS_FAN_IN, MAX_PATTERN_BLOCK
 from nnc.passmanager import Pass, register_pass
+from nnc.verification import load_samples
 
 SCOPES = ("layer", "global")
+SMALL_LAYERS = ("kernel", "dense", "layer")
 
 
 @register_pass
@@ -62,6 +92,13 @@ class Prune(Pass):
     scope: str = "layer"
     pattern: str = ""
     overrides: str = ""
+    method: str = "magnitude"
+    method_overrides: str = ""
+    calib: str = ""
+    damping: float = obs.DAMPING
+    first_last: float | None = None
+    small_fan_in: int = 9
+    small_layers: str = "dense"
 
     def __post_init__(self):
         if not 0.0 <= self.sparsity < 1.0:
@@ -70,7 +107,14 @@ class Prune(Pass):
             raise OptionError(f"pass 'prune': scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
         overrides = self._overrides()
         if self.pattern:
-            self._check_pattern(overrides.values())
+            self._check_pattern([*overrides.values(), *([] if self.first_last is None else [self.first_last])])
+        check_damping("pass 'prune'", self.damping)
+        if self.first_last is not None:
+            _fraction_option("first_last", self.first_last)
+        if self.small_layers not in SMALL_LAYERS:
+            raise OptionError(f"pass 'prune': small_layers must be one of {', '.join(SMALL_LAYERS)}, "
+                              f"got {self.small_layers!r}")
+        parse_methods("pass 'prune'", self.method, self.method_overrides)
 
     def _check_pattern(self, override_values) -> None:
         n, m = parse_pattern(self.pattern)
@@ -88,19 +132,56 @@ class Prune(Pass):
 
     def run(self, graph: Graph) -> Graph:
         overrides = self._overrides()
-        per_layer = settings(graph, overrides, self.sparsity, "pass 'prune': overrides")
-        targets = [t for t in _targets(graph) if per_layer[t.layer.name] > 0 or self.scope == "global"]
+        per_layer = settings(graph, overrides, self.sparsity, "pass 'prune': overrides", self.first_last)
+        layers = weighted_layers(graph)
+        alone = {n.name for n in layers if _overridden(n, overrides)}  # pruned at their own setting
+        if self.first_last is not None and layers:
+            alone |= {layers[0].name, layers[-1].name}
+        small = {n.name for n in layers if n.op == "Conv" and fan_in(graph, n) <= self.small_fan_in}
+        if self.small_layers == "dense":
+            per_layer.update({name: 0.0 for name in small - alone})
+        kernel = small if self.small_layers == "kernel" and not self.pattern else set()
+        pool = {n.name for n in layers if self.scope == "global"} - alone - (small if self.small_layers != "layer"
+                                                                              else set())
+        targets = [t for t in _targets(graph) if per_layer[t.layer.name] > 0 or t.layer.name in pool]
+        stats = self._statistics(graph, targets)
+        masks = _pooled_masks([t for t in targets if t.layer.name in pool], self.sparsity)
+        for weights in targets:
+            target, mask = self._target(weights, per_layer[weights.layer.name], weights.layer.name in kernel, masks)
+            if weights.layer.name in stats:
+                prune_layer(graph, weights.layer, stats[weights.layer.name], target, self.damping)
+            else:
+                weights.store(graph, mask)
+        return graph
+
+    def _target(self, weights: "_Weights", sparsity: float, per_kernel: bool, masks: dict):
+        """(what obs prunes, the magnitude mask) of one layer."""
         if self.pattern:
             n, m = parse_pattern(self.pattern)
-            for weights in targets:
-                weights.store(graph, weights.from_rows(_pattern_mask(weights.rows(), n, m)))
-            return graph
-        pooled = [t for t in targets if self.scope == "global" and not _overridden(t.layer, overrides)]
-        for weights in targets:
-            if weights not in pooled:
-                weights.store(graph, _smallest(weights.magnitude, per_layer[weights.layer.name]))
-        _prune_pooled(graph, pooled, self.sparsity)
-        return graph
+            return obs.Sparsity(pattern=(n, m)), weights.from_rows(_pattern_mask(weights.rows(), n, m))
+        if per_kernel:
+            return obs.Sparsity(fraction=sparsity, per_row=True), weights.from_rows(_row_mask(weights.rows(), sparsity))
+        mask = masks[weights.constant] if weights.constant in masks else _smallest(weights.magnitude, sparsity)
+        return obs.Sparsity(group_counts(int(mask.sum()), per_layer_groups(weights.layer))), mask
+
+    def _statistics(self, graph: Graph, targets: list["_Weights"]) -> dict:
+        """Input statistics of the target layers whose method is obs."""
+        methods = method_settings(graph, "pass 'prune'", self.method, self.method_overrides)
+        wanted = [t.layer for t in targets if methods[t.layer.name] == "obs" and obs_prunable(graph, t.layer)]
+        if not wanted:
+            return {}
+        if not self.calib:
+            fallback_warning("pass 'prune'", [n.name for n in wanted], "needs calibration samples (calib)")
+            return {}
+        stats = layer_statistics(graph, wanted, load_samples(self.calib, graph))
+        fallback_warning("pass 'prune'", [n.name for n in wanted if too_large(graph, n)],
+                         f"is limited to fan-in {MAX_OBS_FAN_IN}")
+        return stats
+
+
+def _fraction_option(option: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise OptionError(f"pass 'prune': {option} must be in [0, 1), got {value}")
 
 
 def _fraction(text: str) -> float:
@@ -110,12 +191,14 @@ def _fraction(text: str) -> float:
     return value
 
 
-def parse_pattern(text: str) -> tuple[int, int]:
-    """(N, M) of an "N:M" pattern with 1 <= N < M; OptionError otherwise."""
-    n, sep, m = text.partition(":")
-    if sep and n.strip().isdigit() and m.strip().isdigit() and 1 <= int(n) < int(m):
-        return int(n), int(m)
-    raise OptionError(f"pass 'prune': pattern must be \"N:M\" with 1 <= N < M (e.g. \"2:4\"), got {text!r}")
+def parse_pattern(text: str, what: str = "pass 'prune': pattern") -> tuple[int, int]:
+    """(N, M) of an "N:M" pattern with 1 <= N < M <= MAX_PATTERN_BLOCK; OptionError
+    naming `what` otherwise."""
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*:\s*([0-9]{1,9})\s*", text, re.ASCII)
+    if match and 1 <= int(match[1]) < int(match[2]) <= MAX_PATTERN_BLOCK:
+        return int(match[1]), int(match[2])
+    raise OptionError(f"{what} must be \"N:M\" with 1 <= N < M <= {MAX_PATTERN_BLOCK} (e.g. \"2:4\"), "
+                      f"got {text!r}")
 
 
 def _overridden(layer: Node, overrides: dict) -> bool:
@@ -205,16 +288,22 @@ def _smallest(magnitude: np.ndarray, sparsity: float) -> np.ndarray:
     return mask
 
 
-def _prune_pooled(graph: Graph, pooled: list[_Weights], sparsity: float) -> None:
-    """scope=global: the smallest round(sparsity · total) over all `pooled` weights."""
+def _pooled_masks(pooled: list[_Weights], sparsity: float) -> dict[str, np.ndarray]:
+    """scope=global: {constant: mask} of the smallest round(sparsity · total) over
+    all `pooled` weights."""
     if not pooled:
-        return
+        return {}
     mask = _smallest(np.concatenate([w.magnitude.reshape(-1) for w in pooled]), sparsity)
-    start = 0
-    for weights in pooled:
-        size = weights.magnitude.size
-        weights.store(graph, mask[start:start + size])
-        start += size
+    bounds = np.cumsum([0] + [w.magnitude.size for w in pooled])
+    return {w.constant: mask[start:stop] for w, start, stop in zip(pooled, bounds[:-1], bounds[1:])}
+
+
+def _row_mask(rows: np.ndarray, sparsity: float) -> np.ndarray:
+    """Mask [C, K] of the round(sparsity · K) smallest entries of every row (stable order)."""
+    order = np.argsort(rows, axis=1, kind="stable")
+    mask = np.zeros(rows.shape, bool)
+    np.put_along_axis(mask, order, np.arange(rows.shape[1]) < round(sparsity * rows.shape[1]), axis=1)
+    return mask
 
 
 def _pattern_mask(rows: np.ndarray, n: int, m: int) -> np.ndarray:

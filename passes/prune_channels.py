@@ -29,6 +29,15 @@ from the border, and border outputs miss the taps that read padding. A QDQ
 consumer's int32 bias takes it rounded to its scale (within half a bias step). A
 consumer without a bias gets one; a MatMul (no bias) refuses a nonzero fold.
 
+`method=obs` (with `calib`; per layer `method_overrides`): the consumers of the
+cut are measured once on the calibration samples (compiler/hessian.py). When
+the channels end at one consumer, the channels removed are those its output
+misses least (greedy structured OBS over its input columns, the count
+unchanged), and each consumer's weights and bias are refit by least squares to
+its original output (compiler/obs.py, `remove_inputs`), which replaces the
+bias fold. Consumers without float weights and a float bias keep the magnitude
+plan; without `calib` obs falls back to magnitude with a warning.
+
 Skipped, not an error (`plan` says why): a layer whose output reaches a graph
 output, an Add/Mul/Concat or any op not listed above, one node twice, or a node
 input other than the data input; grouped and depthwise Conv as P (their channels
@@ -52,15 +61,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nnc import dtypes
+from nnc import dtypes, obs
 from nnc.errors import OptionError
 from nnc.ir import Graph, Node, Tensor, TensorType
+from nnc.hessian import too_large
 from nnc.layer_select import parse_overrides, settings
+from nnc.limits import MAX_OBS_FAN_IN
+from nnc.obs_layers import (cheapest_inputs, check_damping, fallback_warning, input_columns, layer_statistics,
+                            method_settings, obs_weights, parse_methods, refit_without, store_refit)
 from nnc.ops import get_op
 from nnc.ops.conv import fused_clamp
 from nnc.passmanager import Pass, register_pass
+from nnc.verification import load_samples
 
-OPTION = "pass 'prune-channels': overrides"
+PREFIX = "pass 'prune-channels'"
+OPTION = f"{PREFIX}: overrides"
 ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish")
 POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 Edit = Callable[[Graph], None]
@@ -72,22 +87,83 @@ class PruneChannels(Pass):
     name = "prune-channels"
     ratio: float = 0.25
     overrides: str = ""
+    method: str = "magnitude"
+    method_overrides: str = ""
+    calib: str = ""
+    damping: float = obs.DAMPING
 
     def __post_init__(self):
         if not 0.0 <= self.ratio < 1.0:
             raise OptionError(f"pass 'prune-channels': ratio must be in [0, 1), got {self.ratio}")
         self._overrides()
+        check_damping(PREFIX, self.damping)
+        parse_methods(PREFIX, self.method, self.method_overrides)
 
     def _overrides(self) -> dict[str, float]:
         return parse_overrides(self.overrides, OPTION, _ratio)
 
     def run(self, graph: Graph) -> Graph:
-        for name, ratio in settings(graph, self._overrides(), self.ratio, OPTION).items():
+        ratios = settings(graph, self._overrides(), self.ratio, OPTION)
+        methods = method_settings(graph, PREFIX, self.method, self.method_overrides)
+        stats = self._statistics(graph, [n for n, r in ratios.items() if r > 0 and methods[n] == "obs"], ratios)
+        for name, ratio in ratios.items():
             found = plan(graph, graph.node(name), ratio) if ratio > 0 else None
-            if isinstance(found, Plan):
-                for edit in found.edits:
-                    edit(graph)
+            if not isinstance(found, Plan):
+                continue
+            refits = self._second_order(graph, graph.node(name), ratio, found, stats) if methods[name] == "obs" \
+                else {}
+            found = refits.pop(None, found)
+            for edit in found.edits:
+                edit(graph)
+            for consumer, (refit, columns) in refits.items():
+                store_refit(graph, graph.node(consumer), refit, columns)
         return graph
+
+    def _statistics(self, graph: Graph, layers: list[str], ratios: dict[str, float]) -> dict:
+        """Input statistics, measured once on the graph as it comes, of the layers
+        that consume the channels of the obs `layers` and can be refit (float
+        weights and bias)."""
+        if layers and not self.calib:
+            fallback_warning(PREFIX, layers, "needs calibration samples (calib)")
+        plans = [plan(graph, graph.node(n), ratios[n]) for n in layers] if self.calib else []
+        consumers = {c: graph.node(c) for p in plans if isinstance(p, Plan) for c in p.edits.ends}
+        refittable = [c for c in consumers.values() if (obs_weights(graph, c) or (None, None))[1] is not None]
+        fallback_warning(PREFIX, [c.name for c in refittable if too_large(graph, c)],
+                         f"is limited to fan-in {MAX_OBS_FAN_IN}")
+        return layer_statistics(graph, refittable, load_samples(self.calib, graph)) if refittable else {}
+
+    def _second_order(self, graph: Graph, layer: Node, ratio: float, found: Plan, stats: dict) -> dict:
+        """Method obs for one pruned layer: {None: the plan removing the channels
+        whose loss its consumer feels least (one consumer), consumer: (refit
+        weights and bias, the weight columns cut)}; {} when a consumer has no
+        statistics (no float weights and bias to refit: the magnitude plan stands)."""
+        consumers = [graph.node(n) for n in found.edits.ends]
+        if any(c.name not in stats for c in consumers):
+            return {}
+        if len(consumers) == 1:
+            columns = _channel_columns(graph, layer, ratio, consumers[0])
+            if columns is not None:
+                chosen = cheapest_inputs(graph, consumers[0], stats[consumers[0].name], columns, len(found.removed),
+                                         self.damping)
+                found = plan(graph, layer, ratio, chosen)
+        result: dict = {None: found}
+        for c in consumers:
+            columns = input_columns(c, found.edits.ends[c.name]).reshape(-1)
+            result[c.name] = (refit_without(graph, c, stats[c.name], columns, self.damping), columns)
+        return result
+
+
+def _channel_columns(graph: Graph, layer: Node, ratio: float, consumer: Node) -> np.ndarray | None:
+    """[channels, s]: the weight columns of `consumer` that each output channel of
+    `layer` feeds (found by planning the removal of that channel alone), or None
+    when channels feed different numbers of columns."""
+    per_channel = []
+    for channel in range(graph.tensor(layer.inputs[1]).shape[_weight_out_axis(layer)]):
+        single = plan(graph, layer, ratio, np.array([channel]))
+        if not isinstance(single, Plan):
+            return None
+        per_channel.append(input_columns(consumer, single.edits.ends[consumer.name]).reshape(-1))
+    return np.stack(per_channel) if len({len(c) for c in per_channel}) == 1 else None
 
 
 def _ratio(text: str) -> float:
@@ -113,6 +189,15 @@ class Cut:
         return np.setdiff1d(np.arange(self.size), self.removed)
 
 
+class Edits(list):
+    """A plan's graph edits, in order, and `ends`: {consumer layer name: the
+    indices of its input channels (as its weights see them) the plan removes}."""
+
+    def __init__(self):
+        super().__init__()
+        self.ends: dict[str, np.ndarray] = {}
+
+
 @dataclass
 class Plan:
     """What pruning one layer does: its removed output channels and the graph
@@ -120,11 +205,12 @@ class Plan:
 
     layer: str
     removed: np.ndarray
-    edits: list[Edit] = field(default_factory=list)
+    edits: Edits = field(default_factory=Edits)
 
 
-def plan(graph: Graph, layer: Node, ratio: float) -> Plan | str:
-    """The plan that prunes `ratio` of `layer`'s output channels, or why it cannot."""
+def plan(graph: Graph, layer: Node, ratio: float, removed: np.ndarray | None = None) -> Plan | str:
+    """The plan that prunes `ratio` of `layer`'s output channels (the `removed`
+    ones when given, sorted), or why it cannot."""
     reason = _producer_reason(graph, layer)
     if reason:
         return reason
@@ -134,7 +220,8 @@ def plan(graph: Graph, layer: Node, ratio: float) -> Plan | str:
     count = min(round(ratio * len(l1)), len(l1) - 1)
     if count < 1:
         return f"ratio {ratio} removes none of {len(l1)} channels"
-    removed = np.sort(np.argsort(l1, kind="stable")[:count])
+    if removed is None:
+        removed = np.sort(np.argsort(l1, kind="stable")[:count])
     result = Plan(layer.name, removed)
     cut = _producer_cut(graph, layer, removed, result.edits)
     if isinstance(cut, str):
@@ -333,6 +420,7 @@ def _end(graph, node, cut, edits, w_axis: int, contribution: np.ndarray | None) 
         edits.append(_bias_edit(node.name, contribution))
     edits.append(_slice_edit(node.name, 1, w_axis, cut.keep))
     edits.append(_reinfer_edit(node.name, None))
+    edits.ends[node.name] = cut.removed
     return None
 
 

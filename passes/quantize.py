@@ -24,6 +24,12 @@ compute docs/numerics.md exactly; see nnc.quantizer for the lowering rules.
 - `bias_correction` (with `calib` only: synthetic inputs have no meaningful
   mean) moves each layer's mean output error into its bias
   (quantizer/layer_weights.py).
+- `method=obs` (with `calib`; per layer `method_overrides`): layers below 8
+  bits or with a codebook are rounded by GPTQ (compiler/obs.py) on exactly the
+  grid and scales rounding to nearest would use, from their inputs' statistics
+  on the samples (one more interpreter run; `damping`); weights that are 0 (a
+  pruned layer) stay 0. 8-bit layers keep rounding to nearest. Calibration and
+  those statistics run with BLAS on one thread.
 
 Requires: a valid graph after the CANONICAL pipeline (biases and activations
 fused, layouts settled).
@@ -40,11 +46,16 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+from nnc import obs
 from nnc.calibration import OBSERVERS, calibrate, channel_means, read_ranges, write_ranges
 from nnc.errors import NncWarning, OptionError
+from nnc.hessian import one_blas_thread, too_large
 from nnc.ir import Graph, Node
 from nnc.layer_select import parse_overrides, settings, weighted_layers
+from nnc.limits import MAX_OBS_FAN_IN
+from nnc.obs_layers import check_damping, fallback_warning, layer_statistics, method_settings, parse_methods
 from nnc.passmanager import Pass, register_pass
+from nnc.quality import calibration_warning
 from nnc.quantizer import WeightSpec, apply, check_supported, lower, plan
 from nnc.quantizer.conv_transpose import rewrite_conv_transposes
 from nnc.verification import load_samples, synthetic_samples
@@ -65,6 +76,9 @@ class Quantize(Pass):
     bias_correction: bool = True
     ranges: str = ""
     save_ranges: str = ""
+    method: str = "magnitude"
+    method_overrides: str = ""
+    damping: float = obs.DAMPING
 
     def __post_init__(self):
         for option, bits in (("weight_bits", self.weight_bits), ("first_last_bits", self.first_last_bits or 8)):
@@ -77,6 +91,8 @@ class Quantize(Pass):
             raise OptionError(f"pass 'quantize': percentile must be in (50, 100], got {self.percentile}")
         if self.samples < 1:
             raise OptionError(f"pass 'quantize': samples must be at least 1, got {self.samples}")
+        check_damping("pass 'quantize'", self.damping)
+        parse_methods("pass 'quantize'", self.method, self.method_overrides)
 
     def run(self, graph: Graph) -> Graph:
         rewrite_conv_transposes(graph)  # into a phase Conv, which has an integer lowering
@@ -85,17 +101,31 @@ class Quantize(Pass):
         specs = self._specs(graph)
         ranges, means = ({} if not self.ranges else read_ranges(self.ranges)), {}
         unknown = [name for name in the_plan.observed if name not in ranges]
-        if unknown:
-            ranges.update(calibrate(graph, self._samples(graph), unknown, self.observer, self.percentile))
+        with one_blas_thread():  # the interpreter's small products: faster so on a busy machine, and alike everywhere
+            if unknown:
+                ranges.update(calibrate(graph, self._samples(graph), unknown, self.observer, self.percentile))
+            if self.bias_correction and self.calib:
+                inputs = {n.name: (n.inputs[0], _channel_axis(n)) for n in weighted_layers(graph)}
+                by_tensor = channel_means(graph, load_samples(self.calib, graph), dict(inputs.values()))
+                means = {name: by_tensor[tensor] for name, (tensor, _) in inputs.items() if tensor in by_tensor}
         if self.save_ranges:
             write_ranges(self.save_ranges, {name: ranges[name] for name in the_plan.observed})
-        if self.bias_correction and self.calib:
-            inputs = {n.name: (n.inputs[0], _channel_axis(n)) for n in weighted_layers(graph)}
-            by_tensor = channel_means(graph, load_samples(self.calib, graph), dict(inputs.values()))
-            means = {name: by_tensor[tensor] for name, (tensor, _) in inputs.items() if tensor in by_tensor}
-        apply(graph, the_plan, ranges, specs, means)
+        apply(graph, the_plan, ranges, specs, means, self._statistics(graph, specs))
         lower(graph)
         return graph
+
+    def _statistics(self, graph: Graph, specs: dict[str, WeightSpec]) -> dict:
+        """Input statistics of the layers GPTQ quantizes: method obs, below 8 bits
+        or by codebook (at 8 bits rounding to nearest loses nothing measurable)."""
+        wanted = [n for n in weighted_layers(graph) if specs[n.name].method == "obs" and not specs[n.name].is_default]
+        if not wanted:
+            return {}
+        if not self.calib:
+            fallback_warning("pass 'quantize'", [n.name for n in wanted], "needs calibration samples (calib)")
+            return {}
+        fallback_warning("pass 'quantize'", [n.name for n in wanted if too_large(graph, n)],
+                         f"is limited to fan-in {MAX_OBS_FAN_IN}")
+        return layer_statistics(graph, wanted, load_samples(self.calib, graph))
 
     def _bits_overrides(self) -> dict[str, int]:
         def bits(text: str) -> int:
@@ -109,11 +139,16 @@ class Quantize(Pass):
         """The WeightSpec of every weighted layer."""
         bits = settings(graph, self._bits_overrides(), self.weight_bits, "pass 'quantize': overrides",
                         self.first_last_bits or None)
-        return {name: WeightSpec(b, self.codebook) for name, b in bits.items()}
+        methods = method_settings(graph, "pass 'quantize'", self.method, self.method_overrides)
+        return {name: WeightSpec(b, self.codebook, methods[name], self.damping) for name, b in bits.items()}
 
     def _samples(self, graph: Graph):
         if self.calib:
-            return load_samples(self.calib, graph)
+            samples = load_samples(self.calib, graph)
+            message = calibration_warning(len(samples))
+            if message:
+                warnings.warn(message, NncWarning, stacklevel=2)
+            return samples
         warnings.warn(f"quantization calibrated on {self.samples} synthetic random samples; "
                       "give --calib with real inputs for accurate activation ranges", NncWarning, stacklevel=2)
         return synthetic_samples(graph, self.samples)

@@ -100,10 +100,12 @@ def _moves(graph: Graph, node: Node) -> bool:
 
 
 def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]],
-          specs: dict[str, WeightSpec] | None = None, means: dict[str, np.ndarray] | None = None) -> None:
+          specs: dict[str, WeightSpec] | None = None, means: dict[str, np.ndarray] | None = None,
+          stats: dict | None = None) -> None:
     """Insert the planned Q/DQ pairs, then quantize the weights and biases of each
-    layer as `specs` says (default int8), bias-corrected with the input `means`."""
-    specs, means = specs or {}, means or {}
+    layer as `specs` says (default int8), bias-corrected with the input `means`,
+    by GPTQ where `stats` holds the layer's input statistics (hessian.py)."""
+    specs, means, stats = specs or {}, means or {}, stats or {}
     for point in the_plan.points:
         if point.source == "cell":
             record_cell(graph, point.tensor, ranges[point.tensor])
@@ -112,7 +114,8 @@ def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]],
     shared: dict = {}
     for node in graph.nodes():
         if node.op in ("Conv", "Gemm", "MatMul"):
-            quantize_layer(graph, node, specs.get(node.name, WeightSpec()), means.get(node.name), shared)
+            quantize_layer(graph, node, specs.get(node.name, WeightSpec()), means.get(node.name), shared,
+                           stats.get(node.name))
 
 
 def _affine(graph: Graph, point: Point, ranges) -> Affine:

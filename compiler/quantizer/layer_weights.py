@@ -23,8 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import obs
 from ..errors import UnsupportedError
+from ..hessian import Statistics
 from ..ir import Graph, Node, Tensor
+from ..obs_layers import quantized_integers
 from ..ops.quantize import DequantizeAttrs
 from .emit import add_node
 from .params import qdq_affine
@@ -35,10 +38,14 @@ from .weights import (bias_floor, codebook_weights, dequantized_constant, per_ch
 @dataclass(frozen=True)
 class WeightSpec:
     """How one layer's weights are quantized: `bits` wide (2..8), or with a
-    codebook of 2^bits entries."""
+    codebook of 2^bits entries; `method` "magnitude" rounds each weight to the
+    nearest grid value, "obs" rounds by GPTQ (compiler/obs.py) with `damping`
+    when the layer's input statistics are given."""
 
     bits: int = 8
     codebook: bool = False
+    method: str = "magnitude"
+    damping: float = obs.DAMPING
 
     @property
     def is_default(self) -> bool:
@@ -46,10 +53,11 @@ class WeightSpec:
 
 
 def quantize_layer(graph: Graph, node: Node, spec: WeightSpec = WeightSpec(), mean: np.ndarray | None = None,
-                   shared: dict | None = None) -> None:
+                   shared: dict | None = None, stats: Statistics | None = None) -> None:
     """Quantize `node`'s constant weights and bias as `spec` says (see the module
-    docstring); `mean` is its input's per-channel mean for bias correction. Needs
-    x dequantized; a layer whose weights are not constants is left alone.
+    docstring); `mean` is its input's per-channel mean for bias correction,
+    `stats` its input statistics for method obs. Needs x dequantized; a layer
+    whose weights are not constants is left alone.
     `shared` (one dict per graph) lets layers that read one weight tensor and
     quantize it to the same integers and scales read one int8 tensor, stored once
     (an exporter's unrolled recurrence reuses a weight at every step)."""
@@ -66,7 +74,10 @@ def quantize_layer(graph: Graph, node: Node, spec: WeightSpec = WeightSpec(), me
     quantizer = codebook_weights if spec.codebook else quantize_weights
     q, s_w = quantizer(w, axis, floor, spec.bits)
     bias_input = node.inputs[2] if len(node.inputs) > 2 else ""
-    if mean is not None and (bias is not None or not bias_input and node.op != "MatMul"):
+    corrected = mean is not None and (bias is not None or not bias_input and node.op != "MatMul")
+    if spec.method == "obs" and stats is not None:
+        q = _gptq(node, w, q, s_w, spec, stats, corrected)
+    if corrected:
         shift = output_shift(node, q * per_channel(s_w, w.ndim, axis) - w, mean, axis)
         bias = -shift if bias is None else bias - shift
     inputs = list(node.inputs) + [""] * (3 - len(node.inputs))
@@ -76,6 +87,22 @@ def quantize_layer(graph: Graph, node: Node, spec: WeightSpec = WeightSpec(), me
         qb = quantize_bias(bias, s_b.astype(np.float64), node.name)
         inputs[2] = _dequantized(graph, f"{inputs[2] or node.name + '.bias'}.int32", qb, s_b, 0)
     graph.set_inputs(node, inputs if inputs[2] else inputs[:2])
+
+
+def _gptq(node: Node, w: np.ndarray, q: np.ndarray, s_w: np.ndarray, spec: WeightSpec, stats: Statistics,
+          corrected: bool) -> np.ndarray:
+    """GPTQ integers on the grid of `q`, `s_w` (the b-bit grid, or the values of
+    the codebook `q` took; zeros stay zeros). With bias correction to come, the
+    bias joins the compensation as the weight of a constant input (its value is
+    then set by the correction)."""
+    if spec.codebook:
+        table = np.unique(q[q != 0])
+        if table.size == 0:
+            return q
+        snap = obs.table_snap(table)
+    else:
+        snap = obs.uniform_snap((1 << (spec.bits - 1)) - 1)
+    return quantized_integers(node, w, stats, s_w, snap, spec.damping, corrected).astype(np.int8)
 
 
 def output_axis(node: Node) -> int:
