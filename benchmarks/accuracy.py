@@ -59,6 +59,9 @@ SETTINGS = {
     "4-bit + 75%": {"weight_bits": 4, "sparsity": 0.75},
     "2:4": {"sparsity_pattern": "2:4"},
     "channels 25%": {"prune_channels": 0.25},
+    "budget 8x": {"ratio": 8},
+    "budget 12x": {"ratio": 12},
+    "budget 16x": {"ratio": 16},
 }
 KWS = "kws_dscnn_f32"
 NOISE = 0.1

@@ -7,7 +7,8 @@ with the least output error (`--flash-budget BYTES`, `--ratio R`).
    every candidate (quantize{ranges=}), so candidates differ only in weights.
 3. For each weighted layer L (ids #1.. in schedule order) and candidate
    c = (bits, sparsity) of CANDIDATES: the model with only L at c, all others
-   int8. Its cost Δerr_L(c) = MSE(outputs, truth) − MSE(baseline, truth)
+   int8, compressed by the compile's method (obs: GPTQ/SparseGPT on the
+   calibration samples, so the sizes and errors are those the compile gets). Its cost Δerr_L(c) = MSE(outputs, truth) − MSE(baseline, truth)
    (clipped at 0), its size bytes_L(c) = L's weights in their smallest exact
    encoding (packing.pack). Layers are assumed to add their errors, the usual
    first-order model of mixed-precision search (e.g. HAWQ-V3, Yao et al. 2021).
@@ -18,12 +19,15 @@ with the least output error (`--flash-budget BYTES`, `--ratio R`).
    (the best error decrease per added byte first). The (bytes, predicted error)
    points of the sweep are the front the search explored.
 The compile then runs the chosen settings (pipeline overrides by layer id) and
-its verification measures the real error next to the predicted one. Costs
+its verification measures the real error next to the predicted one; the driver
+re-allocates if the weights stored pass the budget (driver._fit_budget). Costs
 layers × len(CANDIDATES) quantizations and runs of the search samples.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +64,7 @@ class BudgetChoice:
     layers: dict[str, tuple[str, Option]]  # "#i" -> (layer name, option)
     front: list[tuple[int, float]]  # (bytes, predicted output MSE), fewest bytes first
     baseline_mse: float
+    candidates: dict[str, tuple[str, list[Option]]]  # "#i" -> (layer name, every measured option)
 
     @property
     def nbytes(self) -> int:
@@ -75,6 +80,16 @@ class BudgetChoice:
         sparsity = ",".join(f"{i}:{o.sparsity:g}" for i, (_, o) in self.layers.items())
         return bits, sparsity
 
+    def corrected(self, stored: dict[str, int]) -> BudgetChoice:
+        """The allocation again, each layer's candidate sizes scaled by how far
+        the bytes `stored` for its chosen option (by layer name) were from the
+        measured ones (GPTQ and SparseGPT move weights, and so their encoded size)."""
+        scaled = {}
+        for i, (name, options) in self.candidates.items():
+            factor = stored[name] / max(self.layers[i][1].nbytes, 1)
+            scaled[i] = (name, [dataclasses.replace(o, nbytes=math.ceil(o.nbytes * factor)) for o in options])
+        return _allocate(scaled, self.budget_bytes, self.baseline_mse)
+
     def to_json(self) -> dict:
         return {"budget_bytes": self.budget_bytes, "chosen_bytes": self.nbytes,
                 "predicted_mse": self.predicted_mse, "baseline_mse": self.baseline_mse,
@@ -83,12 +98,19 @@ class BudgetChoice:
                                "predicted_delta_mse": o.error} for i, (name, o) in self.layers.items()}}
 
 
+def stored_bytes(graph: Graph) -> dict[str, int]:
+    """{layer name: bytes} of each weighted layer's weights in a compiled graph,
+    in their smallest exact encoding (what the search measured)."""
+    return {name: len(pack(tensor.data).payload) for name, tensor in layer_weights(graph).items()}
+
+
 def fp32_bytes(graph: Graph) -> int:
     """4 bytes per weight of the weighted layers (what `--ratio` divides)."""
     return 4 * sum(graph.tensor(n.inputs[1]).size for n in weighted_layers(graph))
 
 
-def search(graph: Graph, samples: list[dict], calib: str, budget_bytes: int, progress=None) -> BudgetChoice:
+def search(graph: Graph, samples: list[dict], calib: str, budget_bytes: int, progress=None,
+           method: str = "magnitude") -> BudgetChoice:
     """The per-layer settings for `budget_bytes` (module docstring); `graph` is the
     loaded model, `calib` the calibration file ("" for synthetic samples)."""
     samples = samples[:SEARCH_SAMPLES]
@@ -106,17 +128,18 @@ def search(graph: Graph, samples: list[dict], calib: str, budget_bytes: int, pro
             if progress:
                 progress(f"budget search: layer {index}/{len(layers)} {node.name}")
             options[f"#{index}"] = (node.name, [_measure(float_graph, samples, truth, baseline, calib, ranges,
-                                                         f"#{index}", node.name, bits, sparsity)
+                                                         f"#{index}", node.name, bits, sparsity, method)
                                                 for bits, sparsity in CANDIDATES])
     return _allocate(options, budget_bytes, baseline)
 
 
 def _measure(float_graph: Graph, samples, truth, baseline: float, calib: str, ranges: str, layer_id: str,
-             name: str, bits: int, sparsity: float) -> Option:
+             name: str, bits: int, sparsity: float, method: str) -> Option:
     passes = available_passes()
-    steps = [passes["prune"](sparsity=0.0, overrides=f"{layer_id}:{sparsity:g}")] if sparsity else []
+    second_order = {"method": method, "calib": calib} if method == "obs" else {}
+    steps = [passes["prune"](sparsity=0.0, overrides=f"{layer_id}:{sparsity:g}", **second_order)] if sparsity else []
     steps.append(passes["quantize"](calib=calib, ranges=ranges, overrides=f"{layer_id}:{bits}",
-                                    bias_correction=False))
+                                    bias_correction=False, method=method))
     compressed = PassManager(steps).run(float_graph.copy())
     nbytes = len(pack(layer_weights(compressed)[name].data).payload)
     error = _mse(truth, _flat([run(compressed, s) for s in samples])) - baseline
@@ -149,7 +172,7 @@ def _allocate(options: dict[str, tuple[str, list[Option]]], budget: int, baselin
         lo, hi = (mid, hi) if total(choose(mid)) > budget else (lo, mid)
     best = _fill(options, best or choose(hi), budget)
     front.setdefault(total(best), baseline + sum(o.error for _, o in best.values()))
-    return BudgetChoice(budget, best, sorted(front.items()), baseline)
+    return BudgetChoice(budget, best, sorted(front.items()), baseline, options)
 
 
 def _fill(options: dict[str, tuple[str, list[Option]]], choice: dict, budget: int) -> dict:

@@ -8,6 +8,7 @@ states what nnc may write and replace there.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -47,6 +48,9 @@ FLOAT_PARITY = 1e-4
 # Per-layer output errors (report layers[].error) are measured on this many of
 # the verification samples: each costs a float and an integer run per layer.
 LAYER_ERROR_SAMPLES = 64
+# Re-allocations of a budget whose second-order compile stored more than the
+# search measured, before falling back to magnitude (see _fit_budget).
+BUDGET_ATTEMPTS = 3
 
 
 @dataclass
@@ -79,9 +83,8 @@ class CompileOptions:
     prune_channels (fraction of output channels removed): the prune-channels pass.
     method: "magnitude" or "obs" (second-order: SparseGPT, GPTQ below 8 bits,
         least-squares refit after channel pruning; needs calib) for those three
-        passes; None: obs when calib is given, else magnitude. Streaming and
-        budget compiles always use magnitude (the chunk graph has no samples;
-        the budget search sized the layers by magnitude).
+        passes; None: obs when calib is given, else magnitude. A streaming
+        compile always uses magnitude (the chunk graph has no samples).
     pack: weight encoding, "auto" (smallest exact) or one of PACK_FORMATS;
     c_weights: "dense" (int8 arrays) or "packed" (the C target keeps the
         encoded weights and decodes them in its kernels).
@@ -168,9 +171,9 @@ class CompileOptions:
                               f"(passes: {', '.join(sorted(available_passes()))})")
         if self.method is not None:
             check_method("method", self.method)
-        if self.method == "obs" and (self.stream or self.flash_budget is not None or self.ratio is not None):
+        if self.method == "obs" and self.stream:
             raise OptionError("--method obs cannot be combined with --stream (the chunk graph has no calibration "
-                              "samples) or a budget (the search sizes layers by magnitude); use --method magnitude")
+                              "samples); use --method magnitude")
         self._check_quality_options()
         self._check_budget_options()
 
@@ -222,7 +225,7 @@ def default_pipeline(target, opts: CompileOptions, stream_role: str | None = Non
     A `budget` choice sets each layer's bits and sparsity by layer id."""
     quantize = target.quantizes if opts.quantize is None else opts.quantize
     steps = [target.base_pipeline] + (["expose-states"] if stream_role == "chunk" else [])
-    method = "magnitude" if stream_role or budget else opts.method or ("obs" if opts.calib is not None else "magnitude")
+    method = "magnitude" if stream_role else opts.method or ("obs" if opts.calib is not None else "magnitude")
     second_order = {"method": "obs", "calib": str(opts.calib or "")} if method == "obs" else {}
     if opts.prune_channels:
         steps.append(_step("prune-channels", ratio=opts.prune_channels, **second_order))
@@ -286,7 +289,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
         output_folder.check(Path(output_dir), Path(model))
     say(f"loading {model}")
     original, whole = _named(load(model, opts.input_shapes), opts.name), None
-    report_budget = None
+    report_budget = choice = None
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as scratch:
         warnings.simplefilter("always", NncWarning)
         if opts.stream:
@@ -299,16 +302,13 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
             passes = parse_pipeline(default_pipeline(tgt, opts, "chunk", ranges))
         else:
             choice = _budget_search(original, opts, say)
-            if choice is not None:
-                report_budget = choice.to_json()
             passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice) if opts.pipeline is None
                                     else opts.pipeline)
-        manager = PassManager(passes, verify_each=opts.verify_each, print_after=set(opts.print_ir_after),
-                              snapshot_before=COMPRESSION,
-                              dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
-                              if dump else None)
         say(f"running pipeline {format_pipeline(passes)}")
-        graph = manager.run(original.copy())
+        manager, graph = _run_passes(passes, original, opts, dump)
+        if choice is not None:
+            passes, manager, graph, report_budget = _fit_budget(tgt, opts, original, choice, manager, graph, dump,
+                                                                say)
     report = build_report(Path(model), opts.target, graph, format_pipeline(passes),
                           [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
                           weight_storage(graph, tgt), _sha256(Path(model)))
@@ -342,6 +342,37 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     return result
 
 
+def _run_passes(passes, original: Graph, opts: CompileOptions, dump) -> tuple[PassManager, Graph]:
+    manager = PassManager(passes, verify_each=opts.verify_each, print_after=set(opts.print_ir_after),
+                          snapshot_before=COMPRESSION,
+                          dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
+                          if dump else None)
+    return manager, manager.run(original.copy())
+
+
+def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice, manager, graph, dump, say):
+    """Second-order methods move the weights and so their encoded size: while the
+    compiled weights pass the budget, re-allocate with each layer's sizes
+    corrected by what it really took (BUDGET_ATTEMPTS times), then fall back to
+    magnitude, whose sizes are the measured ones. Returns the passes, manager
+    and graph that fit, and report["budget"]."""
+    method = opts.method or ("obs" if opts.calib is not None else "magnitude")
+    for attempt in range(1, BUDGET_ATTEMPTS + 2):
+        stored = budget.stored_bytes(graph)
+        taken = sum(stored[name] for name, _ in choice.layers.values())
+        if taken <= choice.budget_bytes:
+            return manager.passes, manager, graph, choice.to_json() | {"method": method, "attempts": attempt,
+                                                                        "stored_bytes": taken}
+        if attempt <= BUDGET_ATTEMPTS:
+            choice = choice.corrected(stored)
+        else:  # magnitude stores exactly what the search measured
+            method, opts = "magnitude", dataclasses.replace(opts, method="magnitude")
+        say(f"budget: {taken:,} bytes stored, over {choice.budget_bytes:,}; allocating again ({method})")
+        passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice))
+        manager, graph = _run_passes(passes, original, opts, dump)
+    raise AssertionError("unreachable: magnitude stores what the budget search measured")
+
+
 def _budget_search(original: Graph, opts: CompileOptions, say: Progress) -> BudgetChoice | None:
     """The budget search's choice when --flash-budget or --ratio asks for one."""
     if opts.flash_budget is None and opts.ratio is None:
@@ -350,7 +381,8 @@ def _budget_search(original: Graph, opts: CompileOptions, say: Progress) -> Budg
     if opts.calib is None:
         warnings.warn("budget search on synthetic random samples; give --calib with real inputs", NncWarning)
     samples = load_samples(opts.calib, original) if opts.calib else synthetic_samples(original, budget.SEARCH_SAMPLES)
-    return budget.search(original, samples, str(opts.calib or ""), budget_bytes, say)
+    method = opts.method or ("obs" if opts.calib is not None else "magnitude")
+    return budget.search(original, samples, str(opts.calib or ""), budget_bytes, say, method)
 
 
 def _verification_warnings(report: dict, original: Graph, opts: CompileOptions) -> list[str]:

@@ -20,10 +20,16 @@ def sixteen_times():
 
 def test_the_chosen_point_fits_and_is_what_gets_stored(sixteen_times):
     budget, weights = sixteen_times["budget"], sixteen_times["weights"]
-    assert budget["chosen_bytes"] <= budget["budget_bytes"] == weights["fp32_bytes"] // 16
-    assert weights["stored_bytes"] == budget["chosen_bytes"]  # the search packs as az-sim stores
+    assert budget["method"] == "obs"  # the default with calibration samples
+    assert weights["stored_bytes"] == budget["stored_bytes"] <= budget["budget_bytes"] == weights["fp32_bytes"] // 16
     assert sixteen_times["verification"]["vs_reference"]["bit_exact"]
-    by_name = {row["name"]: row for row in sixteen_times["layers"]}
+
+
+def test_with_magnitude_the_search_measures_exactly_what_is_stored():
+    report = nnc.compile(MODEL, "az-sim", calib=CALIB, ratio=16, method="magnitude", verify=False).report
+    budget = report["budget"]
+    assert budget["chosen_bytes"] == budget["stored_bytes"] == report["weights"]["stored_bytes"]
+    by_name = {row["name"]: row for row in report["layers"]}
     for layer in budget["layers"].values():
         assert by_name[layer["name"]]["weight_bytes"] == layer["bytes"]
 

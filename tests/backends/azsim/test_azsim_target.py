@@ -165,7 +165,9 @@ def test_auto_stores_the_fewest_bytes_per_layer(packed_builds):
     for layer, best in streams["auto"].items():
         sizes = {name: streams[name][layer]["bytes"] for name in packing.FORMAT_NAMES}
         assert best["bytes"] == min(sizes.values()) and sizes[best["format"]] == best["bytes"]
-    assert all(s["format"] != "dense" for s in streams["auto"].values())  # 80 % zeros
+    # 80 % zeros in the layers the prune pass prunes (conv1 and dwconv read 9 weights per
+    # channel: small fan-in layers stay dense, passes/prune.py)
+    assert all(streams["auto"][layer]["format"] != "dense" for layer in ("pwconv", "fc"))
 
 
 def test_stored_bytes_change_only_the_streams(packed_builds):
