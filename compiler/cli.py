@@ -100,6 +100,7 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file, or a text IR
             bits: int = typer.Option(4, "--bits", help="Weight bits tried per layer (--sensitivity)."),
             sparsity: float = typer.Option(0.5, "--sparsity",
                                            help="Sparsity tried per layer (--sensitivity)."),
+            method: Optional[str] = flags.METHOD,
             debug: bool = DEBUG):
     """Per-layer table of a model: op, shapes, parameters, MACs, and totals;
     with --sensitivity, how much each layer tolerates compression."""
@@ -110,7 +111,7 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file, or a text IR
             raise OptionError(f"--bits must be in 2..8 and --sparsity in [0, 1), got {bits} and {sparsity}")
         graph = _load_model_or_ir(model, input_shape)
         if sensitivity:
-            _print_sensitivity(graph, calib, bits, sparsity, as_json)
+            _print_sensitivity(graph, calib, bits, sparsity, method, as_json)
             return
         summary = summarize(graph)
         if as_json:
@@ -154,7 +155,8 @@ def _load_model_or_ir(model: str, input_shape: list[str]):
     return graph
 
 
-def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float, as_json: bool) -> None:
+def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float, method: Optional[str],
+                       as_json: bool) -> None:
     from .sensitivity import analyze
     from .verification import load_samples, synthetic_samples
 
@@ -165,7 +167,7 @@ def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float,
     say = (lambda m: typer.echo(f"nnc: {m}", err=True)) if sys.stderr.isatty() else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        baseline, rows = analyze(graph, samples, str(calib or ""), bits, sparsity, say)
+        baseline, rows = analyze(graph, samples, str(calib or ""), bits, sparsity, say, method)
     if as_json:
         typer.echo(json.dumps({"bits": bits, "sparsity": sparsity, "baseline_int8": baseline,
                                "layers": [vars(r) for r in rows]}, indent=2))
@@ -218,9 +220,7 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
     Exit codes: 0 done, 2 bad input, 3 a bug in nnc, 4 a quality gate missed."""
     from .driver import compile as compile_model
 
-    options = flags.compression(calib, quantize, hw, weight_bits, first_last_bits, codebook, bias_correction,
-                                sparsity, sparsity_pattern, prune_channels, method, layer_bits, layer_sparsity,
-                                flash_budget, ratio, pack, c_weights, min_cosine, max_accuracy_drop)
+    options = flags.compression(locals())
     with _errors_to_exit(debug), _quality_gate() as finish:
         result = compile_model(
             model, target, output, pipeline=pipeline, inputs=inputs, labels=labels,
@@ -255,9 +255,7 @@ def validate_(model: str = typer.Argument(..., help="ONNX model file."),
     --labels), cosine, RMSE and relative L2 error against the float model."""
     from .validate import render, validate
 
-    options = flags.compression(calib, quantize, hw, weight_bits, first_last_bits, codebook, bias_correction,
-                                sparsity, sparsity_pattern, prune_channels, method, layer_bits, layer_sparsity,
-                                flash_budget, ratio, pack, c_weights, min_cosine, max_accuracy_drop)
+    options = flags.compression(locals())
     with _errors_to_exit(debug), _quality_gate() as finish:
         result = validate(model, data, labels, target, output, input_shapes=_parse_shapes(input_shape),
                           progress=_progress(quiet), **options)

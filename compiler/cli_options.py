@@ -38,11 +38,12 @@ MAX_ACCURACY_DROP = typer.Option(None, "--max-accuracy-drop", metavar="POINTS",
                                  help="Quality gate (needs --labels): fail (exit 4) past this top-1 drop.")
 
 
-def compression(calib: Optional[Path], quantize: Optional[bool], hw: Optional[Path], weight_bits: int,
-                first_last_bits: Optional[int], codebook: bool, bias_correction: bool, sparsity: float,
-                sparsity_pattern: Optional[str], prune_channels: float, method: Optional[str],
-                layer_bits: Optional[str], layer_sparsity: Optional[str], flash_budget: Optional[int],
-                ratio: Optional[float], pack: str, c_weights: str, min_cosine: Optional[float],
-                max_accuracy_drop: Optional[float]) -> dict:
-    """The shared flags as keyword arguments of nnc.compile."""
-    return dict(locals())
+NAMES = ("calib", "quantize", "hw", "weight_bits", "first_last_bits", "codebook", "bias_correction", "sparsity",
+         "sparsity_pattern", "prune_channels", "method", "layer_bits", "layer_sparsity", "flash_budget", "ratio",
+         "pack", "c_weights", "min_cosine", "max_accuracy_drop")
+
+
+def compression(parameters: dict) -> dict:
+    """The shared flags among a command's parameters (its `locals()`), as
+    keyword arguments of nnc.compile."""
+    return {name: parameters[name] for name in NAMES}
