@@ -47,7 +47,7 @@ Progress = Callable[[str], None]
 FLOAT_PARITY = 1e-4
 # Per-layer output errors (report layers[].error) are measured on this many of
 # the verification samples: each costs a float and an integer run per layer.
-LAYER_ERROR_SAMPLES = 64
+LAYER_ERROR_SAMPLES = 16
 # Re-allocations of a budget whose second-order compile stored more than the
 # search measured, before falling back to magnitude (see _fit_budget).
 BUDGET_ATTEMPTS = 3
