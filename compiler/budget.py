@@ -7,8 +7,9 @@ with the least output error (`--flash-budget BYTES`, `--ratio R`).
    every candidate (quantize{ranges=}), so candidates differ only in weights.
 3. For each weighted layer L (ids #1.. in schedule order) and candidate
    c = (bits, sparsity) of CANDIDATES: the model with only L at c, all others
-   int8, compressed by the compile's method (obs: GPTQ/SparseGPT on the
-   calibration samples, so the sizes and errors are those the compile gets). Its cost Δerr_L(c) = MSE(outputs, truth) − MSE(baseline, truth)
+   int8, compressed by the compile's method (obs: GPTQ/SparseGPT with the
+   search samples' statistics, so the sizes and errors are close to those the
+   compile gets). Its cost Δerr_L(c) = MSE(outputs, truth) − MSE(baseline, truth)
    (clipped at 0), its size bytes_L(c) = L's weights in their smallest exact
    encoding (packing.pack). Layers are assumed to add their errors, the usual
    first-order model of mixed-precision search (e.g. HAWQ-V3, Yao et al. 2021).
@@ -122,6 +123,9 @@ def search(graph: Graph, samples: list[dict], calib: str, budget_bytes: int, pro
         base = PassManager([passes["quantize"](calib=calib, save_ranges=ranges, bias_correction=False)]) \
             .run(float_graph.copy())
         baseline = _mse(truth, _flat([run(base, s) for s in samples]))
+        if method == "obs":  # the candidates' Hessians come from the search samples alone: 18 per layer
+            calib = str(Path(scratch) / "search.npz")
+            np.savez(calib, **{name: np.stack([s[name] for s in samples]) for name in samples[0]})
         options = {}
         layers = weighted_layers(float_graph)
         for index, node in enumerate(layers, 1):
