@@ -140,15 +140,60 @@ def make_observer(kind: str, percentile: float = 99.99) -> Observer:
 def calibrate(graph: Graph, samples: list[dict[str, np.ndarray]], tensors: list[str],
               kind: str = "minmax", percentile: float = 99.99) -> dict[str, tuple[float, float]]:
     """Range of each tensor in `tensors` over the samples, as observer `kind` sees it."""
-    observers = {name: make_observer(kind, percentile) for name in tensors}
+    (ranges,) = _observe(graph, samples, _Ranges(tensors, kind, percentile))
+    return ranges
 
+
+def ranges_and_means(graph: Graph, samples: list[dict[str, np.ndarray]], tensors: list[str], kind: str,
+                     percentile: float, mean_axes: dict[str, int]) -> tuple[dict, dict[str, np.ndarray]]:
+    """`calibrate`, and the per-channel mean (float64) of each tensor in
+    `mean_axes` ({name: channel axis}) over every other axis, in one run of the
+    interpreter per sample."""
+    ranges, means = _observe(graph, samples, _Ranges(tensors, kind, percentile), _Means(mean_axes))
+    return ranges, means
+
+
+class _Ranges:
+    """Feeds the values of `tensors` to one observer each; `result`: their ranges."""
+
+    def __init__(self, tensors: list[str], kind: str, percentile: float):
+        self.observers = {name: make_observer(kind, percentile) for name in tensors}
+
+    def __call__(self, name: str, value: np.ndarray) -> None:
+        if name in self.observers:
+            self.observers[name].update(value)
+
+    def result(self) -> dict[str, tuple[float, float]]:
+        return {name: obs.range() for name, obs in self.observers.items()}
+
+
+class _Means:
+    """Per-channel sums (float64) of the tensors in `axes` ({name: channel axis});
+    `result`: their means over every other axis."""
+
+    def __init__(self, axes: dict[str, int]):
+        self.axes, self.sums, self.counts = axes, {}, {}
+
+    def __call__(self, name: str, value: np.ndarray) -> None:
+        if name in self.axes:
+            moved = np.moveaxis(np.asarray(value, np.float64), self.axes[name], -1)
+            flat = moved.reshape(-1, moved.shape[-1])
+            self.sums[name] = self.sums.get(name, 0.0) + flat.sum(axis=0)
+            self.counts[name] = self.counts.get(name, 0) + flat.shape[0]
+
+    def result(self) -> dict[str, np.ndarray]:
+        return {name: self.sums[name] / self.counts[name] for name in self.sums}
+
+
+def _observe(graph: Graph, samples, *observers) -> list:
+    """Run the interpreter on every sample, feeding each observer every value; their results."""
     def observe(name: str, value: np.ndarray) -> None:
-        if name in observers:
-            observers[name].update(value)
+        for observer in observers:
+            observer(name, value)
 
     for sample in samples:
         run(graph, sample, observe=observe)
-    return {name: obs.range() for name, obs in observers.items()}
+    return [observer.result() for observer in observers]
 
 
 def write_ranges(path: str | Path, ranges: dict[str, tuple[float, float]]) -> None:
@@ -172,21 +217,3 @@ def read_ranges(path: str | Path) -> dict[str, tuple[float, float]]:
     if bad:
         raise OptionError(f"ranges file {path}: range of {bad[0]!r} does not contain 0")
     return ranges
-
-
-def channel_means(graph: Graph, samples: list[dict[str, np.ndarray]], tensors: dict[str, int]) -> dict[str, np.ndarray]:
-    """Per-channel mean (float64) of each tensor over the samples: {name: channel axis}
-    in, {name: mean over every other axis} out."""
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-
-    def observe(name: str, value: np.ndarray) -> None:
-        if name in tensors:
-            moved = np.moveaxis(np.asarray(value, np.float64), tensors[name], -1)
-            flat = moved.reshape(-1, moved.shape[-1])
-            sums[name] = sums.get(name, 0.0) + flat.sum(axis=0)
-            counts[name] = counts.get(name, 0) + flat.shape[0]
-
-    for sample in samples:
-        run(graph, sample, observe=observe)
-    return {name: sums[name] / counts[name] for name in sums}

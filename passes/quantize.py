@@ -47,7 +47,7 @@ import warnings
 from dataclasses import dataclass
 
 from nnc import obs
-from nnc.calibration import OBSERVERS, calibrate, channel_means, read_ranges, write_ranges
+from nnc.calibration import OBSERVERS, calibrate, ranges_and_means, read_ranges, write_ranges
 from nnc.errors import NncWarning, OptionError
 from nnc.hessian import one_blas_thread, too_large
 from nnc.ir import Graph, Node
@@ -102,12 +102,15 @@ class Quantize(Pass):
         ranges, means = ({} if not self.ranges else read_ranges(self.ranges)), {}
         unknown = [name for name in the_plan.observed if name not in ranges]
         with one_blas_thread():  # the interpreter's small products: faster so on a busy machine, and alike everywhere
-            if unknown:
-                ranges.update(calibrate(graph, self._samples(graph), unknown, self.observer, self.percentile))
-            if self.bias_correction and self.calib:
-                inputs = {n.name: (n.inputs[0], _channel_axis(n)) for n in weighted_layers(graph)}
-                by_tensor = channel_means(graph, load_samples(self.calib, graph), dict(inputs.values()))
+            inputs = {n.name: (n.inputs[0], _channel_axis(n)) for n in weighted_layers(graph)}
+            if self.bias_correction and self.calib:  # one interpreter run per sample for both
+                samples = self._samples(graph, calibrating=bool(unknown))
+                found, by_tensor = ranges_and_means(graph, samples, unknown, self.observer, self.percentile,
+                                                    dict(inputs.values()))
+                ranges.update(found)
                 means = {name: by_tensor[tensor] for name, (tensor, _) in inputs.items() if tensor in by_tensor}
+            elif unknown:
+                ranges.update(calibrate(graph, self._samples(graph), unknown, self.observer, self.percentile))
         if self.save_ranges:
             write_ranges(self.save_ranges, {name: ranges[name] for name in the_plan.observed})
         apply(graph, the_plan, ranges, specs, means, self._statistics(graph, specs))
@@ -142,10 +145,11 @@ class Quantize(Pass):
         methods = method_settings(graph, "pass 'quantize'", self.method, self.method_overrides)
         return {name: WeightSpec(b, self.codebook, methods[name], self.damping) for name, b in bits.items()}
 
-    def _samples(self, graph: Graph):
+    def _samples(self, graph: Graph, calibrating: bool = True):
+        """The calibration samples; warns when activations are calibrated on few or synthetic ones."""
         if self.calib:
             samples = load_samples(self.calib, graph)
-            message = calibration_warning(len(samples))
+            message = calibration_warning(len(samples)) if calibrating else None
             if message:
                 warnings.warn(message, NncWarning, stacklevel=2)
             return samples
