@@ -128,31 +128,9 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file, or a text IR
 
 
 def _load_model_or_ir(model: str, input_shape: list[str]):
-    """The graph of an ONNX model, or of a text IR file (`nnc compile -t ir`
-    output), which must parse and pass the IR verifier (IRError naming the file)."""
-    from .frontend.onnx_loader import load
-    from .textir import parse_ir
-    from .verifier import verify
+    from .frontend.model_file import load_model_file
 
-    if not model.endswith(".nnir"):
-        return load(model, _parse_shapes(input_shape))
-    if input_shape:
-        raise OptionError("--input-shape applies to ONNX models; a .nnir file has static shapes")
-    try:
-        data = Path(model).read_bytes()
-    except OSError as exc:
-        raise OptionError(f"cannot read {model}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise IRError(f"{model}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}); a .nnir file is "
-                      "the text IR that `nnc compile --target ir` writes") from None
-    try:
-        graph = parse_ir(text)
-        verify(graph)
-    except IRError as exc:
-        raise IRError(f"{model}: {exc}") from None
-    return graph
+    return load_model_file(model, _parse_shapes(input_shape))
 
 
 def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float, method: Optional[str],
@@ -260,6 +238,67 @@ def validate_(model: str = typer.Argument(..., help="ONNX model file."),
         result = validate(model, data, labels, target, output, input_shapes=_parse_shapes(input_shape),
                           progress=_progress(quiet), **options)
         finish(result, lambda r: json.dumps(r.report["verification"], indent=2) if as_json else render(r.report))
+
+
+@app.command("finetune")
+def finetune_(model: str = typer.Argument(..., help="Float ONNX model (or text IR) to compress while training."),
+              data: Path = typer.Option(..., "--data", help="Training samples (.npz/.npy, one leading axis of samples)."),
+              labels: Optional[Path] = typer.Option(None, "--labels", help="Class ids of the samples (.npy)."),
+              output: Path = typer.Option(..., "--output", "-o", help="Write MODEL.nnir and finetune.json here."),
+              calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration samples (default: --data)."),
+              weight_bits: int = flags.WEIGHT_BITS, first_last_bits: Optional[int] = flags.FIRST_LAST_BITS,
+              codebook: bool = flags.CODEBOOK, sparsity: float = flags.SPARSITY,
+              sparsity_pattern: Optional[str] = flags.SPARSITY_PATTERN, prune_channels: float = flags.PRUNE_CHANNELS,
+              layer_bits: Optional[str] = flags.LAYER_BITS, layer_sparsity: Optional[str] = flags.LAYER_SPARSITY,
+              epochs: int = typer.Option(10, "--epochs", help="Most epochs to train."),
+              lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (cosine decay to 0)."),
+              batch_size: int = typer.Option(64, "--batch-size", help="Samples per step."),
+              seed: int = typer.Option(0, "--seed", help="Seed of the holdout split, the order and torch."),
+              patience: int = typer.Option(3, "--patience",
+                                           help="Stop after this many epochs at full sparsity without improvement."),
+              holdout: float = typer.Option(0.1, "--holdout", help="Share of --data kept to choose the epoch."),
+              temperature: float = typer.Option(4.0, "--temperature", help="Distillation temperature."),
+              label_weight: float = typer.Option(0.5, "--label-weight",
+                                                 help="Weight of the labels' cross-entropy (with --labels)."),
+              feature_weight: float = typer.Option(0.0, "--feature-weight",
+                                                   help="Weight of per-layer feature distillation."),
+              grid_weight: float = typer.Option(0.0, "--grid-weight", help="Weight pulling weights onto their grid."),
+              threads: int = typer.Option(1, "--threads", help="Torch threads (1: same result on any machine)."),
+              input_shape: list[str] = INPUT_SHAPE,
+              quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress."),
+              debug: bool = DEBUG):
+    """Compress MODEL while fine-tuning it on --data (needs PyTorch: pip install 'nnc[train]').
+    Writes a model that `nnc compile` takes as it is; see docs/training.md."""
+    with _errors_to_exit(debug):
+        import nnc.train  # noqa: F401  (one line naming the extra when PyTorch is missing)
+
+        from .finetune import finetune
+        from .finetune_progress import epoch_line, progress_bar
+
+        compression = {"weight_bits": weight_bits, "first_last_bits": first_last_bits, "codebook": codebook,
+                       "sparsity": sparsity, "sparsity_pattern": sparsity_pattern, "prune_channels": prune_channels,
+                       "layer_bits": layer_bits or "", "layer_sparsity": layer_sparsity or ""}
+        fit = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "patience": patience,
+               "holdout": holdout, "grid_weight": grid_weight, "threads": threads}
+        distillation = {"temperature": temperature, "label_weight": label_weight, "feature_weight": feature_weight}
+        with progress_bar(quiet) as (on_step, say):
+            result = finetune(model, data, labels, output, calib=calib, compression=compression, fit=fit,
+                              distillation=distillation, input_shapes=_parse_shapes(input_shape), say=say,
+                              on_step=on_step, on_epoch=lambda e: say(epoch_line(e)))
+        report = result.report
+        kept = report["kept_epoch"]
+        typer.echo(f"one-shot {_score(report['one_shot'])} -> fine-tuned {_score(kept)} on the holdout "
+                   f"(epoch {kept['epoch']} of {len(report['epochs'])}, exact integer arithmetic), "
+                   f"{report['seconds']:.1f} s")
+        typer.echo(f"wrote {', '.join(result.artifacts)} to {output}")
+
+
+def _score(record: dict) -> str:
+    if record.get("accuracy") is not None:
+        return f"accuracy {record['accuracy']:.2%}"
+    if record.get("agreement") is not None:
+        return f"top-1 agreement {record['agreement']:.2%}"
+    return f"mse {-record['score']:.4g}"
 
 
 @contextmanager

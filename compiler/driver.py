@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import ModelError, ShapeError, NncWarning, OptionError, QualityGateError, UnsupportedError, VerificationError
+from .frontend.model_file import is_text_ir, load_model_file
 from .frontend.onnx_loader import load
 from .limits import MAX_NAME_LENGTH
 from .interpreter import run
@@ -288,7 +289,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     if output_dir is not None:
         output_folder.check(Path(output_dir), Path(model))
     say(f"loading {model}")
-    original, whole = _named(load(model, opts.input_shapes), opts.name), None
+    original, whole = _named(load_model_file(model, opts.input_shapes), opts.name), None
     report_budget = choice = None
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as scratch:
         warnings.simplefilter("always", NncWarning)
@@ -391,7 +392,7 @@ def _verification_warnings(report: dict, original: Graph, opts: CompileOptions) 
     if opts.labels is not None and output_kind(original, original.outputs[0], False) == "regression":
         found.append(f"labels given for output {original.outputs[0]!r}, which looks like a regression output "
                      "(its shape is an input's); top-1 may mean nothing")
-    if verification["float_truth"] != "onnxruntime":
+    if verification["float_truth"] != "onnxruntime" and not is_text_ir(report["model"]["file"]):
         found.append(f"vs_float compares with {verification['float_truth']}")
     if verification["source"] == "synthetic":
         found.append(f"verified on {verification['samples']} synthetic random samples; give --inputs or --calib "
@@ -474,7 +475,10 @@ def _verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, 
 def _float_truth(model, original: Graph, samples) -> tuple[list, str]:
     """The float model's outputs and where they come from: onnxruntime on the
     model file, or, where onnxruntime cannot run it (LSTM with layout 1, say),
-    nnc's reference interpreter on the graph as loaded, before any pass."""
+    nnc's reference interpreter on the graph as loaded, before any pass (also for
+    a text IR file, which onnxruntime cannot read)."""
+    if is_text_ir(model):
+        return [run(original, s) for s in samples], "nnc's reference interpreter on the text IR as loaded"
     try:
         return onnxruntime_outputs(model, samples, original.outputs), "onnxruntime"
     except ModelError as exc:

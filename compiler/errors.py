@@ -50,3 +50,8 @@ class BlobError(NncError):
 class NncWarning(UserWarning):
     """Something the user should know, that does not stop the compile
     (e.g. calibration on synthetic data). The CLI prints it as one line."""
+
+
+class MissingExtraError(NncError):
+    """A feature needs an optional dependency that is not installed (e.g.
+    training needs PyTorch: pip install 'nnc[train]')."""

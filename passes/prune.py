@@ -158,10 +158,10 @@ class Prune(Pass):
         """(what obs prunes, the magnitude mask) of one layer."""
         if self.pattern:
             n, m = parse_pattern(self.pattern)
-            return obs.Sparsity(pattern=(n, m)), weights.from_rows(_pattern_mask(weights.rows(), n, m))
+            return obs.Sparsity(pattern=(n, m)), weights.from_rows(pattern_mask(weights.rows(), n, m))
         if per_kernel:
-            return obs.Sparsity(fraction=sparsity, per_row=True), weights.from_rows(_row_mask(weights.rows(), sparsity))
-        mask = masks[weights.constant] if weights.constant in masks else _smallest(weights.magnitude, sparsity)
+            return obs.Sparsity(fraction=sparsity, per_row=True), weights.from_rows(row_mask(weights.rows(), sparsity))
+        mask = masks[weights.constant] if weights.constant in masks else smallest_mask(weights.magnitude, sparsity)
         return obs.Sparsity(group_counts(int(mask.sum()), per_layer_groups(weights.layer))), mask
 
     def _statistics(self, graph: Graph, targets: list["_Weights"]) -> dict:
@@ -280,7 +280,7 @@ def _out_axis(layer: Node, ndim: int) -> int | None:
 
 
 # -- choosing what to prune -------------------------------------------------------------
-def _smallest(magnitude: np.ndarray, sparsity: float) -> np.ndarray:
+def smallest_mask(magnitude: np.ndarray, sparsity: float) -> np.ndarray:
     """Flat mask of the round(sparsity · size) smallest magnitudes (stable order)."""
     flat = magnitude.reshape(-1)
     mask = np.zeros(flat.size, bool)
@@ -293,12 +293,12 @@ def _pooled_masks(pooled: list[_Weights], sparsity: float) -> dict[str, np.ndarr
     all `pooled` weights."""
     if not pooled:
         return {}
-    mask = _smallest(np.concatenate([w.magnitude.reshape(-1) for w in pooled]), sparsity)
+    mask = smallest_mask(np.concatenate([w.magnitude.reshape(-1) for w in pooled]), sparsity)
     bounds = np.cumsum([0] + [w.magnitude.size for w in pooled])
     return {w.constant: mask[start:stop] for w, start, stop in zip(pooled, bounds[:-1], bounds[1:])}
 
 
-def _row_mask(rows: np.ndarray, sparsity: float) -> np.ndarray:
+def row_mask(rows: np.ndarray, sparsity: float) -> np.ndarray:
     """Mask [C, K] of the round(sparsity · K) smallest entries of every row (stable order)."""
     order = np.argsort(rows, axis=1, kind="stable")
     mask = np.zeros(rows.shape, bool)
@@ -306,7 +306,7 @@ def _row_mask(rows: np.ndarray, sparsity: float) -> np.ndarray:
     return mask
 
 
-def _pattern_mask(rows: np.ndarray, n: int, m: int) -> np.ndarray:
+def pattern_mask(rows: np.ndarray, n: int, m: int) -> np.ndarray:
     """Mask [C, K] pruning all but the n largest of every m consecutive entries of
     each row; the last, shorter group is padded with entries below every magnitude
     (counted as zeros), so it keeps min(n, its length)."""

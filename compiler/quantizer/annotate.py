@@ -106,16 +106,22 @@ def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]],
     layer as `specs` says (default int8), bias-corrected with the input `means`,
     by GPTQ where `stats` holds the layer's input statistics (hessian.py)."""
     specs, means, stats = specs or {}, means or {}, stats or {}
-    for point in the_plan.points:
-        if point.source == "cell":
-            record_cell(graph, point.tensor, ranges[point.tensor])
-            continue
-        insert_qdq(graph, point.tensor, _affine(graph, point, ranges))
+    insert_points(graph, the_plan, ranges)
     shared: dict = {}
     for node in graph.nodes():
         if node.op in ("Conv", "Gemm", "MatMul"):
             quantize_layer(graph, node, specs.get(node.name, WeightSpec()), means.get(node.name), shared,
                            stats.get(node.name))
+
+
+def insert_points(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]]) -> None:
+    """Q/DQ at every planned point (an observed one at its range in `ranges`), in
+    plan order, so an "input" point finds its op's input already quantized."""
+    for point in the_plan.points:
+        if point.source == "cell":
+            record_cell(graph, point.tensor, ranges[point.tensor])
+            continue
+        insert_qdq(graph, point.tensor, _affine(graph, point, ranges))
 
 
 def _affine(graph: Graph, point: Point, ranges) -> Affine:

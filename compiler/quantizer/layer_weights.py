@@ -80,8 +80,16 @@ def quantize_layer(graph: Graph, node: Node, spec: WeightSpec = WeightSpec(), me
     if corrected:
         shift = output_shift(node, q * per_channel(s_w, w.ndim, axis) - w, mean, axis)
         bias = -shift if bias is None else bias - shift
+    store_layer(graph, node, q, s_w, bias, x_scale, spec.bits, shared)
+
+
+def store_layer(graph: Graph, node: Node, q: np.ndarray, s_w: np.ndarray, bias: np.ndarray | None,
+                x_scale: float, bits: int, shared: dict | None = None) -> None:
+    """Make `node` read int8 weights `q` at per-channel scales `s_w` and the float
+    `bias` (or none) as int32 at s_x · s_w[c], both behind DequantizeLinear."""
+    axis = output_axis(node)
     inputs = list(node.inputs) + [""] * (3 - len(node.inputs))
-    inputs[1] = _shared_weights(graph, node.inputs[1], q, s_w, axis, spec, {} if shared is None else shared)
+    inputs[1] = _shared_weights(graph, node.inputs[1], q, s_w, axis, bits, {} if shared is None else shared)
     if bias is not None:
         s_b = (x_scale * s_w.astype(np.float64)).astype(np.float32)
         qb = quantize_bias(bias, s_b.astype(np.float64), node.name)
@@ -170,14 +178,14 @@ def _fold_gemm_scalars(node: Node, w: np.ndarray, bias):
     return w, bias
 
 
-def _shared_weights(graph: Graph, name: str, q: np.ndarray, scale: np.ndarray, axis: int, spec: WeightSpec,
+def _shared_weights(graph: Graph, name: str, q: np.ndarray, scale: np.ndarray, axis: int, bits: int,
                     shared: dict) -> str:
     """The dequantized int8 weights of float constant `name`: an earlier layer's
     when it quantized `name` to the same integers and scales, else new."""
     earlier = shared.get((name, axis))
     if earlier is not None and np.array_equal(earlier[0], q) and np.array_equal(earlier[1], scale):
         return earlier[2]
-    out = _dequantized(graph, f"{name}.int{spec.bits}", q, scale, axis)
+    out = _dequantized(graph, f"{name}.int{bits}", q, scale, axis)
     shared[(name, axis)] = (q, scale, out)
     return out
 

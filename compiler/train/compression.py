@@ -1,0 +1,106 @@
+"""What the training twin compresses, layer by layer: the options (the compile
+command's compression options) and, per weighted layer, its bit width or
+codebook and its pruning rule.
+
+The per-layer decisions are nnc's own, taken on the float graph exactly as a
+one-shot compile takes them (nnc.layer_select for bits, first/last layers and
+overrides by name or "#i" id; the prune pass's layer rules, such as keeping
+3×3 kernels over one input channel dense, for how many weights of each layer go),
+so a fine-tuned model differs from a one-shot one only in its weight values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnc.errors import OptionError
+from nnc.ir import Graph
+from nnc.layer_select import parse_overrides, settings, weight_constant, weighted_layers
+from nnc.passes.prune import Prune, parse_pattern
+from nnc.quantizer.layer_weights import output_axis
+
+from .sparsity import MaskRule
+
+
+@dataclass(frozen=True)
+class Compression:
+    """The compile options that change weights: `weight_bits` 2..8 (8: int8),
+    `first_last_bits` for the first and last weighted layer, `codebook` (2^bits
+    shared values per tensor instead of a uniform grid), `layer_bits`
+    ("conv1:4,#3:6"), `sparsity` in [0, 1) by magnitude or `sparsity_pattern`
+    "N:M", `layer_sparsity` overrides, `prune_channels` (fraction of output
+    channels removed before training, by nnc's prune-channels pass)."""
+
+    weight_bits: int = 8
+    first_last_bits: int | None = None
+    codebook: bool = False
+    layer_bits: str = ""
+    sparsity: float = 0.0
+    sparsity_pattern: str | None = None
+    layer_sparsity: str = ""
+    prune_channels: float = 0.0
+
+    def __post_init__(self):
+        for flag, bits in (("weight-bits", self.weight_bits), ("first-last-bits", self.first_last_bits or 8)):
+            if not 2 <= bits <= 8:
+                raise OptionError(f"{flag} must be in 2..8, got {bits}")
+        for flag, fraction in (("sparsity", self.sparsity), ("prune-channels", self.prune_channels)):
+            if not 0.0 <= fraction < 1.0:
+                raise OptionError(f"{flag} must be in [0, 1), got {fraction}")
+        if self.sparsity_pattern:
+            parse_pattern(self.sparsity_pattern, "sparsity-pattern")
+
+    @property
+    def prunes(self) -> bool:
+        return bool(self.sparsity or self.sparsity_pattern or self.layer_sparsity)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One weighted layer: quantized to `bits` (a codebook of 2^bits entries when
+    `codebook`), pruned as `rule` says; `axis` is its output-channel axis."""
+
+    bits: int
+    codebook: bool
+    rule: MaskRule
+    axis: int
+
+
+def layer_plans(graph: Graph, compression: Compression) -> dict[str, LayerPlan]:
+    """{layer name: LayerPlan} of every weighted layer of the float `graph`."""
+    overrides = parse_overrides(compression.layer_bits, "layer-bits", _bits)
+    bits = settings(graph, overrides, compression.weight_bits, "layer-bits", compression.first_last_bits)
+    targets = _sparsity_targets(graph, compression)
+    pattern = parse_pattern(compression.sparsity_pattern) if compression.sparsity_pattern else None
+    plans = {}
+    for node in weighted_layers(graph):
+        target = targets.get(node.name, 0.0)
+        rule = MaskRule(target, pattern if target > 0 else None, output_axis(node))
+        plans[node.name] = LayerPlan(bits[node.name], compression.codebook, rule, output_axis(node))
+    return plans
+
+
+def _bits(text: str) -> int:
+    value = int(text)
+    if not 2 <= value <= 8:
+        raise ValueError(f"bits must be in 2..8, got {value}")
+    return value
+
+
+def _sparsity_targets(graph: Graph, compression: Compression) -> dict[str, float]:
+    """{layer: final sparsity}: the share of each layer's weights that nnc's prune
+    pass (magnitude) zeroes with these options, weights already zero included."""
+    if not compression.prunes:
+        return {}
+    if compression.sparsity_pattern:
+        pruned = Prune(pattern=compression.sparsity_pattern, overrides=compression.layer_sparsity)
+    else:
+        pruned = Prune(sparsity=compression.sparsity, overrides=compression.layer_sparsity)
+    after = pruned.run(graph.copy())
+    targets = {}
+    for node in weighted_layers(after):
+        w = after.constant(weight_constant(after, node))
+        targets[node.name] = float(np.count_nonzero(w == 0)) / w.size
+    return targets

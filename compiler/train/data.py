@@ -1,0 +1,64 @@
+"""Training data: samples and labels as batched arrays.
+
+Samples come as nnc's sample files do (.npz with one array per model input, or
+.npy; docs in the README) or as arrays in memory: {input name: array}, or one
+array for a single-input model. Each input's array holds N samples of the
+input's shape, with or without its leading batch dimension of 1
+([N, 1, 1, 8, 8] or [N, 1, 8, 8] for an input [1, 1, 8, 8]); the twin sees
+[N, *shape[1:]]. Labels are N class indices (int, .npy or an array).
+Invariant: every batch returned has the same N for every input, N ≥ 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nnc.errors import ShapeError
+from nnc.ir import Graph
+from nnc.verification import input_specs, prepare_samples, read_arrays
+
+Source = str | Path | dict | np.ndarray
+
+
+def load_batch(source: Source, graph: Graph, what: str = "samples") -> dict[str, np.ndarray]:
+    """{input: array [N, *shape[1:]]} of `source` (see the module docstring)."""
+    if isinstance(source, (str, Path)):
+        arrays, where = read_arrays(source), str(source)
+    elif isinstance(source, np.ndarray):
+        arrays, where = {"": source}, what
+    elif isinstance(source, dict):
+        arrays, where = {str(k): np.asarray(v) for k, v in source.items()}, what
+    else:
+        raise ShapeError(f"{what}: give a path, an array or a dict of arrays, not {type(source).__name__}")
+    specs = input_specs(graph)
+    for name, spec in specs.items():  # [N, *shape[1:]] -> [N, *shape]: the form nnc's sample files use
+        key = name if name in arrays else next(iter(arrays)) if len(arrays) == 1 else None
+        if key is not None and arrays[key].ndim == len(spec.shape) and spec.shape[:1] == (1,):
+            arrays[key] = arrays[key][:, None]
+    samples, _ = prepare_samples(arrays, specs, where)
+    return {name: np.stack([s[name] for s in samples]).reshape(len(samples), *specs[name].shape[1:])
+            for name in specs}
+
+
+def load_labels(source: str | Path | np.ndarray, count: int) -> np.ndarray:
+    """int64 labels [count] from an .npy file or an array; ShapeError unless they
+    are `count` non-negative integers."""
+    if isinstance(source, (str, Path)):
+        arrays = read_arrays(source)
+        if len(arrays) != 1:
+            raise ShapeError(f"{source}: expected one array of labels, found {len(arrays)}")
+        source_array = next(iter(arrays.values()))
+    else:
+        source_array = source
+    labels = np.asarray(source_array)
+    where = str(source) if isinstance(source, (str, Path)) else "labels"
+    if labels.dtype.kind not in "iu" or labels.ndim != 1 or labels.size != count or (labels.size and labels.min() < 0):
+        raise ShapeError(f"{where}: labels must be {count} non-negative integers (one per sample), "
+                         f"got {labels.dtype}{list(labels.shape)}")
+    return labels.astype(np.int64)
+
+
+def batch_count(batch: dict[str, np.ndarray]) -> int:
+    return len(next(iter(batch.values())))

@@ -1,0 +1,62 @@
+"""Write a trained twin back into nnc's IR.
+
+`export(twin)` is the twin's float graph in QDQ form, as nnc reads a quantized
+ONNX model: QuantizeLinear → DequantizeLinear at every point of nnc's
+quantization plan, at the twin's activation parameters (affine_from_range of
+each tracked range, FIXED_OUTPUT for Softmax/Sigmoid/Tanh, an "input" point at
+its op's input's); each weighted layer reads its trained int8 integers (b-bit
+grid or codebook values, pruned weights exactly 0) at the trained per-channel
+scales, and its bias as int32 at s_x · s_w[c] (layer_weights.store_layer, the
+quantize pass's own rule). A layer's scales are raised where its bias would not
+fit int32 (weights.bias_floor), as one-shot quantization does.
+
+`nnc compile` keeps such a graph's 8-bit-typed weights and its parameters as
+they are (a QDQ model's), so the compiled targets compute `integer_graph(twin)`,
+the graph the twin's "exact" mode executes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nnc.errors import UnsupportedError
+from nnc.ir import Graph
+from nnc.layer_select import weighted_layers
+from nnc.passmanager import PassManager, parse_pipeline
+from nnc.pipelines import CANONICAL
+from nnc.quantizer import plan
+from nnc.quantizer.annotate import insert_points
+from nnc.quantizer.layer_weights import store_layer
+from nnc.quantizer.params import qdq_affine
+from nnc.quantizer.weights import bias_floor
+
+
+def export(twin) -> Graph:
+    """The twin's trained model as a QDQ graph (see the module docstring)."""
+    if not twin.quantizers:
+        raise UnsupportedError("export needs a compressed, calibrated twin (prepare(...) with calibration samples)")
+    graph = twin.graph.copy()
+    ranges = {name: twin.activation(name).bounds() for name in twin.observed}
+    insert_points(graph, plan(graph), ranges)
+    shared: dict = {}
+    with torch.no_grad():
+        for layer in weighted_layers(twin.graph):
+            node = graph.node(layer.name)
+            x_scale = qdq_affine(graph, graph.producer(node.inputs[0])).scale
+            w, keep, quantizer = twin.weight(layer.name), twin.keep(layer.name), twin.quantizer(layer.name)
+            bias = twin.bias(layer.name)
+            channels = w.shape[twin.layer_plans[layer.name].axis]
+            bias = None if bias is None else np.broadcast_to(bias.numpy().astype(np.float64).reshape(-1),
+                                                             (channels,))
+            scale = quantizer.scale().numpy().astype(np.float32)
+            if bias is not None:
+                scale = np.maximum(scale, bias_floor(bias, x_scale)).astype(np.float32)
+            q = quantizer.integers(w, keep, torch.from_numpy(scale))
+            store_layer(graph, node, q, scale, bias, x_scale, twin.layer_plans[layer.name].bits, shared)
+    return graph
+
+
+def integer_graph(twin) -> Graph:
+    """The integer graph `nnc compile` makes of export(twin)."""
+    return PassManager(parse_pipeline(f"{CANONICAL},quantize")).run(export(twin))

@@ -1,0 +1,215 @@
+"""The fine-tuning loop `nnc finetune` runs (and `nnc.train.fit` offers).
+
+- Data: N samples (and optionally N labels); a fixed share (`holdout`, chosen
+  by the seed) is set aside to select the epoch to keep; the rest trains.
+- Each step: the twin in mode "train" on a shuffled batch, the float teacher on
+  the same batch, the distillation loss (distill.py) plus `grid_weight` times
+  the weights' distance to their grid; Adam with a cosine learning-rate decay.
+  Masks follow the sparsity schedule at every step (sparsity.py).
+- After each epoch: the holdout through the twin's "exact" mode — the integers
+  the compiled targets run — scored by accuracy (with labels) or else by top-1
+  agreement with the teacher (classification) or the negative mean squared
+  error (regression). Only epochs whose masks reached their final sparsity
+  count; the best of them is kept, and training stops after `patience` of them
+  without improvement.
+- Deterministic: the seed fixes the split, the order and torch's generator;
+  torch runs on `threads` threads (1 by default: results then do not depend on
+  the machine's core count).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from nnc.errors import OptionError
+
+from .distill import Distillation, feature_loss, kinds, logits, output_loss
+from .sparsity import RAMP
+from .twin import Twin
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 64
+    seed: int = 0
+    patience: int = 3
+    holdout: float = 0.1
+    grid_weight: float = 0.0
+    threads: int = 1
+    distillation: Distillation = field(default_factory=Distillation)
+
+    def __post_init__(self):
+        checks = [("epochs", 1 <= self.epochs <= 10_000), ("lr", 0 < self.lr <= 1.0),
+                  ("batch-size", 1 <= self.batch_size <= 65_536), ("patience", self.patience >= 1),
+                  ("holdout", 0.0 <= self.holdout < 1.0), ("grid-weight", self.grid_weight >= 0),
+                  ("threads", 1 <= self.threads <= 256),
+                  ("temperature", 0 < self.distillation.temperature <= 100),
+                  ("label-weight", 0 <= self.distillation.label_weight <= 1),
+                  ("feature-weight", self.distillation.feature_weight >= 0)]
+        for flag, ok in checks:
+            if not ok or (isinstance(getattr(self, flag.replace("-", "_"), 0), float)
+                          and not math.isfinite(getattr(self, flag.replace("-", "_"), 0))):
+                raise OptionError(f"{flag} is out of range: {_value(self, flag)}")
+
+
+def _value(options: FitOptions, flag: str):
+    name = flag.replace("-", "_")
+    return getattr(options, name) if hasattr(options, name) else getattr(options.distillation, name)
+
+
+@dataclass
+class Epoch:
+    """One epoch's record: training loss, and on the holdout in exact mode the
+    score (see the module docstring), top-1 agreement with the teacher and
+    accuracy (None without labels); `final` when its masks had their final sparsity."""
+
+    epoch: int
+    loss: float
+    score: float
+    agreement: float | None
+    accuracy: float | None
+    final: bool
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    history: list[Epoch]
+    best: Epoch
+    stopped_early: bool
+
+
+def fit(twin: Twin, data: dict[str, np.ndarray], labels: np.ndarray | None = None,
+        options: FitOptions = FitOptions(), on_step: Callable[[int, int, float], None] | None = None,
+        on_epoch: Callable[[Epoch], None] | None = None) -> FitResult:
+    """Fine-tune `twin` on `data` (see the module docstring); leaves it at the best
+    epoch's state, in mode "exact"."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(options.threads)
+    try:
+        return _fit(twin, data, labels, options, on_step or (lambda *a: None), on_epoch or (lambda e: None))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
+    torch.manual_seed(options.seed)
+    train, holdout = split(len(next(iter(data.values()))), options)
+    tensors, targets = _tensors(data, labels)
+    output_kinds = kinds(twin.teacher.graph, labels is not None)
+    optimizer = torch.optim.Adam(twin.parameters(), lr=options.lr)
+    steps_per_epoch = math.ceil(len(train) / options.batch_size)
+    total = options.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    history, best, best_state, waited = [], None, None, 0
+    shuffle = np.random.RandomState(options.seed + 1)
+    for epoch in range(options.epochs):
+        start, losses = time.perf_counter(), []
+        twin.train().set_mode("train")
+        epoch_order = train[shuffle.permutation(len(train))]
+        for step, begin in enumerate(range(0, len(train), options.batch_size)):
+            twin.set_progress((epoch * steps_per_epoch + step) / total)
+            index = torch.from_numpy(epoch_order[begin:begin + options.batch_size])
+            loss = _step(twin, {n: t[index] for n, t in tensors.items()},
+                         None if targets is None else targets[index], output_kinds, options)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            on_step(epoch * steps_per_epoch + step + 1, total, losses[-1])
+        progress = (epoch + 1) / options.epochs
+        twin.set_progress(progress)
+        record = _evaluate(twin, tensors, targets, holdout, output_kinds, epoch, float(np.mean(losses)),
+                           progress >= RAMP or epoch == options.epochs - 1, time.perf_counter() - start)
+        history.append(record)
+        on_epoch(record)
+        if record.final and (best is None or record.score > best.score):
+            best, best_state, waited = record, copy.deepcopy(twin.state_dict()), 0
+        elif record.final:
+            waited += 1
+            if waited >= options.patience:
+                break
+    twin.load_state_dict(best_state)
+    twin.eval().set_mode("exact")
+    return FitResult(history, best, stopped_early=len(history) < options.epochs)
+
+
+def split(count: int, options: FitOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(training, holdout) sample indices: round(holdout · count) samples (at least
+    one, fewer than all) chosen by the seed; without a holdout both are all samples."""
+    order = np.random.RandomState(options.seed).permutation(count)
+    held = min(max(int(round(options.holdout * count)), 1), count - 1) if options.holdout and count > 1 else 0
+    return (order[held:], order[:held]) if held else (order, order)
+
+
+def holdout_score(twin: Twin, data: dict[str, np.ndarray], labels: np.ndarray | None,
+                  options: FitOptions = FitOptions()) -> dict:
+    """The untrained twin's holdout record with its masks at their final sparsity
+    (the one-shot result `fit` starts from), as {score, agreement, accuracy}."""
+    _, holdout = split(len(next(iter(data.values()))), options)
+    tensors, targets = _tensors(data, labels)
+    twin.set_progress(1.0)
+    record = _evaluate(twin, tensors, targets, holdout, kinds(twin.teacher.graph, labels is not None), -1, 0.0,
+                       True, 0.0)
+    twin.set_progress(0.0)
+    return {"score": record.score, "agreement": record.agreement, "accuracy": record.accuracy}
+
+
+def _tensors(data: dict[str, np.ndarray], labels: np.ndarray | None):
+    tensors = {name: torch.from_numpy(np.ascontiguousarray(x)).float() for name, x in data.items()}
+    return tensors, None if labels is None else torch.from_numpy(labels)
+
+
+def _step(twin: Twin, batch: dict[str, torch.Tensor], labels: torch.Tensor | None, output_kinds: dict[str, str],
+          options: FitOptions) -> torch.Tensor:
+    """The loss of one training batch (mode "train")."""
+    config = options.distillation
+    features = twin.layer_outputs() if config.feature_weight else []
+    with torch.no_grad():
+        teacher = twin.teacher.run(batch, features)
+    student = twin.run(batch, features)
+    loss = sum(output_loss(logits(twin.graph, name, student[name]), logits(twin.teacher.graph, name, teacher[name]),
+                           kind, config, labels if name == twin.graph.outputs[0] else None)
+               for name, kind in output_kinds.items())
+    if config.feature_weight:
+        loss = loss + config.feature_weight * feature_loss({n: student[n] for n in features if n in student},
+                                                           {n: teacher[n] for n in features if n in teacher})
+    if options.grid_weight:
+        loss = loss + options.grid_weight * twin.grid_penalty()
+    return loss
+
+
+def _evaluate(twin: Twin, tensors: dict[str, torch.Tensor], labels: torch.Tensor | None, holdout: np.ndarray,
+              output_kinds: dict[str, str], epoch: int, loss: float, final: bool, seconds: float) -> Epoch:
+    """The epoch's record, measured on the holdout in mode "exact"."""
+    twin.eval().set_mode("exact")
+    index = torch.from_numpy(holdout)
+    batch = {name: t[index] for name, t in tensors.items()}
+    name = twin.graph.outputs[0]
+    with torch.no_grad():
+        got = _first(twin(batch), name)
+        truth = _first(twin.teacher(batch), name)
+    agreement = accuracy = None
+    if output_kinds[name] == "classification":
+        top = got.reshape(len(index), -1).argmax(dim=1)
+        agreement = float((top == truth.reshape(len(index), -1).argmax(dim=1)).float().mean())
+        if labels is not None:
+            accuracy = float((top == labels[index]).float().mean())
+        score = accuracy if accuracy is not None else agreement
+    else:
+        score = -float(torch.mean((got.double() - truth.double()) ** 2))
+    return Epoch(epoch + 1, loss, score, agreement, accuracy, final, seconds)
+
+
+def _first(outputs, name: str) -> torch.Tensor:
+    return outputs[name] if isinstance(outputs, dict) else outputs

@@ -1,0 +1,64 @@
+"""Building the twin of a model: `prepare(model, compression, calib=...)`.
+
+The model (an ONNX or .nnir path, or a float Graph) is loaded and cleaned up
+as `nnc compile` does up to the layout pass (PRE_LAYOUT); `prune_channels`
+then removes channels one-shot with nnc's prune-channels pass (the smaller
+network is what training recovers); the twin's weight quantizers and
+activation ranges start where nnc's one-shot quantization would put them,
+measured on the calibration samples. The float model before any compression
+is kept as `twin.teacher` (mode "float", frozen, not a submodule).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from nnc.errors import UnsupportedError
+from nnc.frontend.onnx_loader import load
+from nnc.ir import Graph
+from nnc.passes.prune_channels import PruneChannels
+from nnc.passmanager import PassManager, parse_pipeline
+from nnc.textir import parse_ir, print_ir
+
+from .compression import Compression, layer_plans
+from .data import Source, load_batch
+from .twin import Twin
+
+PRE_LAYOUT = "remove-identity,canonicalize,fold-constants,fold-batchnorm,fuse-bias,fuse-activation,canonicalize"
+
+
+def prepare(model: str | Path | Graph, compression: Compression | None = None, *, calib: Source,
+            input_shapes: dict[str, tuple[int, ...]] | None = None, mode: str = "train") -> Twin:
+    """The calibrated twin of `model` under `compression` (default: int8)."""
+    compression = compression or Compression()
+    graph = PassManager(parse_pipeline(PRE_LAYOUT)).run(_float_graph(model, input_shapes))
+    teacher = Twin(graph.copy())
+    if compression.prune_channels:
+        graph = PruneChannels(ratio=compression.prune_channels).run(graph)
+    twin = Twin(graph, layer_plans(graph, compression))
+    batch = {name: torch.from_numpy(x).float() for name, x in load_batch(calib, graph, "calib").items()}
+    twin.calibrate(batch)
+    object.__setattr__(twin, "teacher", teacher.eval().requires_grad_(False))  # not a submodule
+    return twin.set_mode(mode)
+
+
+def save(graph: Graph, path: str | Path) -> Path:
+    """Write `graph` as text IR (the form `nnc compile` reads back exactly)."""
+    path = Path(path)
+    path.write_text(print_ir(graph))
+    return path
+
+
+def _float_graph(model: str | Path | Graph, input_shapes) -> Graph:
+    if isinstance(model, Graph):
+        graph = model.copy()
+    elif str(model).endswith(".nnir"):
+        graph = parse_ir(Path(model).read_text())
+    else:
+        graph = load(model, input_shapes)
+    quantized = [n.name for n in graph.nodes() if n.op in ("QuantizeLinear", "DequantizeLinear")]
+    if quantized:
+        raise UnsupportedError(f"training starts from a float model; node {quantized[0]!r} is already quantized")
+    return graph

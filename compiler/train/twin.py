@@ -1,0 +1,277 @@
+"""The differentiable twin of a compiled graph.
+
+A `Twin` holds nnc's float graph after the canonical clean-up (batch norm
+folded, biases and clamps fused; NCHW, before the layout pass) and runs it in
+PyTorch, batched on axis 0, in one of three modes:
+
+- "float": the float model (the teacher of distillation);
+- "train": fake quantization at every point where nnc's quantizer puts an
+  integer tensor (nnc.quantizer.plan: observed activations int8 asymmetric,
+  function-fixed ones such as Softmax at their fixed parameters), weights
+  through their layer's quantizer (quantizers.py) and pruning mask
+  (sparsity.py), straight-through gradients;
+- "exact": the integer graph nnc compiles from `export(twin)` (the canonical
+  pipeline and the quantize pass, as `nnc compile` runs them), executed by
+  exact.IntegerProgram, which reproduces nnc's reference interpreter bit for
+  bit, so the twin's outputs are the C and az-sim targets' outputs. The
+  integer graph is rebuilt whenever a parameter or buffer changed in place
+  (an optimizer step); with gradients enabled the outputs carry the "train"
+  mode's gradients (the accelerator's forward, a straight-through backward).
+
+Invariants: the twin's graph is never changed after construction; weight and
+bias parameters keep the IR's shapes; keep-masks are 0/1 float buffers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nnc.errors import ShapeError, UnsupportedError
+from nnc.ir import Graph, Node
+from nnc.layer_select import weighted_layers
+from nnc.quantizer import plan
+from nnc.quantizer.params import FIXED_OUTPUT
+from nnc.quantizer.weights import bias_floor, quantize_weights
+
+from . import float_ops
+from .compression import LayerPlan
+from .quantizers import ActivationQuantizer, CodebookQuantizer, WeightQuantizer
+
+MODES = ("float", "train", "exact")
+POINT_SOURCES = ("observe", "fixed", "input")  # planned points the twin can quantize
+
+
+class Twin(torch.nn.Module):
+    """See the module docstring. Call with one batched tensor (single-input
+    models) or {input name: tensor}; returns one tensor or {output: tensor}."""
+
+    def __init__(self, graph: Graph, plans: dict[str, LayerPlan] | None = None):
+        super().__init__()
+        float_ops.check_supported(graph)
+        self.graph = graph
+        self.layer_plans = plans or {}
+        self.mode = "float" if plans is None else "train"
+        self._layers = {node.name: f"layer{i}" for i, node in enumerate(weighted_layers(graph))}
+        self.weights = torch.nn.ParameterDict()
+        self.biases = torch.nn.ParameterDict()
+        for node in weighted_layers(graph):
+            key = self._layers[node.name]
+            self.weights[key] = torch.nn.Parameter(_tensor(graph.constant(node.inputs[1])))
+            bias = graph.constant(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+            if bias is not None:
+                self.biases[key] = torch.nn.Parameter(_tensor(bias))
+        self._constants = {name: _tensor(t.data) for name, t in graph.tensors.items() if t.is_constant}
+        self.points = _points(graph) if plans is not None else {}
+        self.activations = torch.nn.ModuleDict()
+        self.quantizers = torch.nn.ModuleDict()
+        self._progress = 0.0
+        self._exact = None  # (version key, IntegerProgram)
+
+    # -- set-up ----------------------------------------------------------------------------
+    def calibrate(self, samples: dict[str, torch.Tensor]) -> None:
+        """Activation ranges (min/max over `samples`) and the weight quantizers, as
+        nnc's one-shot quantization sets them; masks start dense when the
+        sparsity is scheduled (N:M patterns start applied)."""
+        ranges: dict[str, list[float]] = {}
+        with torch.no_grad():
+            self._run(self._batch(samples), "float", observe=ranges)
+        for i, name in enumerate(self.observed):
+            lo, hi = ranges[name]
+            self.activations[f"point{i}"] = ActivationQuantizer(lo, hi)
+        for node in weighted_layers(self.graph):
+            self._add_quantizer(node)
+        self.set_progress(0.0)
+
+    def _add_quantizer(self, node: Node) -> None:
+        key, layer = self._layers[node.name], self.layer_plans[node.name]
+        w = self.weights[key].detach().numpy().astype(np.float64)
+        bias = self.biases[key].detach().numpy().reshape(-1) if key in self.biases else None
+        floor = None if bias is None else bias_floor(np.broadcast_to(bias, (w.shape[layer.axis],)),
+                                                     self.input_scale(node))
+        if layer.codebook:
+            _, scale = quantize_weights(w, layer.axis, floor, 8)
+            keep = layer.rule.keep(w, 1.0) if layer.rule.prunes else np.ones(w.shape, bool)
+            self.quantizers[key] = CodebookQuantizer(scale, w, keep, 1 << layer.bits, layer.axis)
+        else:
+            _, scale = quantize_weights(w, layer.axis, floor, layer.bits)
+            self.quantizers[key] = WeightQuantizer(scale, layer.bits, layer.axis, w.shape)
+        self.register_buffer(f"keep_{key}", torch.ones(w.shape))
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def observed(self) -> list[str]:
+        return [name for name, source in self.points.items() if source == "observe"]
+
+    def activation(self, tensor: str) -> ActivationQuantizer:
+        return self.activations[f"point{self.observed.index(tensor)}"]
+
+    def quantizer(self, layer: str):
+        return self.quantizers[self._layers[layer]]
+
+    def weight(self, layer: str) -> torch.nn.Parameter:
+        return self.weights[self._layers[layer]]
+
+    def bias(self, layer: str) -> torch.nn.Parameter | None:
+        key = self._layers[layer]
+        return self.biases[key] if key in self.biases else None
+
+    def keep(self, layer: str) -> torch.Tensor:
+        return getattr(self, f"keep_{self._layers[layer]}")
+
+    def input_scale(self, node: Node) -> float:
+        """The scale nnc gives the layer's input activation."""
+        from nnc.quantizer.params import affine_from_range
+
+        name = self._quantized_source(node.inputs[0])
+        if self.points.get(name) == "fixed":
+            return FIXED_OUTPUT[self.graph.producer(name).op].scale
+        return affine_from_range(*self.activation(name).bounds()).scale
+
+    def _quantized_source(self, name: str) -> str:
+        """The observed or fixed point whose parameters tensor `name` carries."""
+        while self.points.get(name) == "input":
+            name = self.graph.producer(name).inputs[0]
+        if self.points.get(name) not in ("observe", "fixed"):
+            raise UnsupportedError(f"tensor {name!r} has no quantization point the twin knows")
+        return name
+
+    def set_progress(self, progress: float) -> None:
+        """Masks of every pruned layer at `progress` of training (0..1)."""
+        self._progress = float(progress)
+        with torch.no_grad():
+            for name, layer in self.layer_plans.items():
+                if layer.rule.prunes:
+                    keep = layer.rule.keep(self.weight(name).detach().numpy(), self._progress)
+                    self.keep(name).copy_(torch.from_numpy(keep.astype(np.float32)))
+
+    def set_mode(self, mode: str) -> "Twin":
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode != "float" and not self.quantizers and self.layer_plans:
+            raise UnsupportedError("the twin is not calibrated yet (call calibrate first)")
+        self.mode = mode
+        return self
+
+    def grid_penalty(self) -> torch.Tensor:
+        """Mean over layers of each quantizer's distance of the weights to their grid."""
+        terms = [self.quantizer(n).grid_penalty(self.weight(n)) for n in self.layer_plans]
+        return torch.stack(terms).mean() if terms else torch.zeros(())
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward(self, inputs):
+        batch = self._batch(inputs)
+        if self.mode == "exact":
+            outputs = self._exact_outputs(batch)
+        else:
+            outputs = self._run(batch, self.mode)
+        return outputs[self.graph.outputs[0]] if len(outputs) == 1 else outputs
+
+    def run(self, inputs, features: list[str]) -> dict[str, torch.Tensor]:
+        """{name: value} of every output and of the tensors in `features` that the
+        graph has, in the current mode ("exact" runs "train": intermediate values
+        of the integer program are not float tensors of this graph)."""
+        return self._run(self._batch(inputs), "train" if self.mode == "exact" else self.mode, keep=features)
+
+    def layer_outputs(self) -> list[str]:
+        """The output tensor of every weighted layer (the features of distillation)."""
+        return [node.outputs[0] for node in weighted_layers(self.graph)]
+
+    def _exact_outputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        exact = self.integer_program()({name: _conform(self.graph, name, x) for name, x in batch.items()})
+        if not torch.is_grad_enabled():
+            return exact
+        trained = self._run(batch, "train")
+        return {name: trained[name] + (exact[name].to(trained[name].dtype) - trained[name]).detach()
+                for name in trained}
+
+    def integer_program(self):
+        """The exact integer program of the current parameters (cached)."""
+        from .exact import IntegerProgram
+        from .export import integer_graph
+
+        key = tuple(t._version for t in [*self.parameters(), *self.buffers()]) + (id(self),)
+        if self._exact is None or self._exact[0] != key:
+            self._exact = (key, IntegerProgram(integer_graph(self)))
+        return self._exact[1]
+
+    def _run(self, batch: dict[str, torch.Tensor], mode: str, observe: dict | None = None,
+             keep: list[str] = ()) -> dict:
+        env: dict[str, torch.Tensor] = {}
+        for name, x in batch.items():
+            env[name] = self._point(name, x, mode, observe)
+        for node in self.graph.nodes():
+            args = [None if not t else env[t] if t in env else self._constants[t] for t in node.inputs]
+            if node.name in self._layers:
+                args[1], bias = self._layer_weights(node.name, mode)
+                if bias is not None:
+                    args[2] = bias
+            for name, value in zip(node.outputs, float_ops.run_node(node, args)):
+                if name:
+                    env[name] = self._point(name, value, mode, observe)
+        return {name: env[name] for name in [*self.graph.outputs, *keep] if name in env}
+
+    def _layer_weights(self, layer: str, mode: str):
+        w, bias = self.weight(layer), self.bias(layer)
+        if mode == "float" or not self.layer_plans:
+            return w, bias
+        return self.quantizer(layer)(w, self.keep(layer)), bias
+
+    def _point(self, name: str, x: torch.Tensor, mode: str, observe: dict | None) -> torch.Tensor:
+        source = self.points.get(name)
+        if observe is not None and source == "observe":
+            lo, hi = float(x.min()), float(x.max())
+            seen = observe.setdefault(name, [lo, hi])
+            seen[0], seen[1] = min(seen[0], lo), max(seen[1], hi)
+        if mode == "float" or source not in ("observe", "fixed"):
+            return x
+        if source == "fixed":
+            return _fixed(self.graph.producer(name).op, x)
+        return self.activation(name)(x)
+
+    def _batch(self, inputs) -> dict[str, torch.Tensor]:
+        if isinstance(inputs, torch.Tensor):
+            if len(self.graph.inputs) != 1:
+                raise ShapeError(f"the model has inputs {self.graph.inputs}; give a dict of tensors")
+            inputs = {self.graph.inputs[0]: inputs}
+        missing = [n for n in self.graph.inputs if n not in inputs]
+        if missing:
+            raise ShapeError(f"missing inputs {missing}; the model expects {self.graph.inputs}")
+        batch = {}
+        for name in self.graph.inputs:
+            x, shape = inputs[name], self.graph.tensor(name).shape
+            if tuple(x.shape[1:]) != tuple(shape[1:]):
+                raise ShapeError(f"input {name!r} has shape {list(x.shape)}, expected [N, {', '.join(map(str, shape[1:]))}]")
+            batch[name] = x
+        return batch
+
+
+def _points(graph: Graph) -> dict[str, str]:
+    """{tensor: source} of nnc's quantization plan for `graph`; UnsupportedError for
+    points the twin cannot train through (embedding tables, recurrent cells)."""
+    points = {}
+    for point in plan(graph).points:
+        if point.source not in POINT_SOURCES:
+            what = point.node.op if point.node is not None else "input"
+            raise UnsupportedError(f"training: tensor {point.tensor!r} ({what}) is quantized as {point.source!r}, "
+                                   "which the training twin does not support yet")
+        points[point.tensor] = point.source
+    return points
+
+
+def _fixed(op: str, x: torch.Tensor) -> torch.Tensor:
+    from .quantizers import round_ste
+
+    affine = FIXED_OUTPUT[op]
+    q = torch.clamp(round_ste(x / affine.scale) + affine.zero_point, -128, 127)
+    return (q - affine.zero_point) * affine.scale
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    array = np.asarray(array)
+    return torch.tensor(array, dtype=torch.float32) if array.dtype.kind == "f" else torch.from_numpy(array.copy())
+
+
+def _conform(graph: Graph, name: str, x: torch.Tensor) -> torch.Tensor:
+    """Input `name` as float32 (the exact program rounds it like the reference)."""
+    return x.detach().to(torch.float32)
