@@ -46,7 +46,8 @@ def render_summary(report: dict) -> str:
         ref, flt = v["vs_reference"], v["vs_float"]
         parts.append(f"verification on {v['samples']} sample(s) ({v['source']}): "
                      f"vs reference bit-exact={ref['bit_exact']} max|d|={ref['max_abs_diff']:.3g}; "
-                     f"vs onnxruntime max|d|={flt['max_abs_diff']:.3g} cosine={flt['cosine']:.6f}"
+                     f"vs {'onnxruntime' if v['float_truth'] == 'onnxruntime' else 'float reference'} "
+                     f"max|d|={flt['max_abs_diff']:.3g} cosine={flt['cosine']:.6f}"
                      + (f" top-1 agreement={flt['top1_agreement']:.0%} of {v['samples']}"
                         if flt["top1_agreement"] is not None else ""))
         parts += [f"accuracy of {name}: top-1 {m['top1']:.2%} (float {m['top1_float']:.2%}), drop "
