@@ -11,13 +11,16 @@ is kept as `twin.teacher` (mode "float", frozen, not a submodule).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nnc.errors import UnsupportedError
 from nnc.frontend.onnx_loader import load
 from nnc.ir import Graph
+from nnc.layer_select import weighted_layers
 from nnc.passes.prune_channels import PruneChannels
 from nnc.passmanager import PassManager, parse_pipeline
 from nnc.textir import parse_ir, print_ir
@@ -33,7 +36,7 @@ def prepare(model: str | Path | Graph, compression: Compression | None = None, *
             input_shapes: dict[str, tuple[int, ...]] | None = None, mode: str = "train") -> Twin:
     """The calibrated twin of `model` under `compression` (default: int8)."""
     compression = compression or Compression()
-    graph = PassManager(parse_pipeline(PRE_LAYOUT)).run(_float_graph(model, input_shapes))
+    graph = _fold_gemm_scalars(PassManager(parse_pipeline(PRE_LAYOUT)).run(_float_graph(model, input_shapes)))
     teacher = Twin(graph.copy())
     if compression.prune_channels:
         graph = PruneChannels(ratio=compression.prune_channels).run(graph)
@@ -49,6 +52,24 @@ def save(graph: Graph, path: str | Path) -> Path:
     path = Path(path)
     path.write_text(print_ir(graph))
     return path
+
+
+def _fold_gemm_scalars(graph: Graph) -> Graph:
+    """Gemm's alpha into its weights and beta into its bias (both then 1), as the
+    quantizer does before quantizing them, so the twin trains what is stored."""
+    for node in weighted_layers(graph):
+        attrs = node.attrs
+        if node.op != "Gemm" or (attrs.alpha == 1.0 and attrs.beta == 1.0):
+            continue
+        inputs = list(node.inputs)
+        for position, factor in ((1, attrs.alpha), (2, attrs.beta)):
+            if position < len(inputs) and inputs[position]:
+                value = graph.constant(inputs[position]) * np.float32(factor)
+                inputs[position] = graph.add_constant(graph.unique_tensor_name(f"{inputs[position]}.folded"),
+                                                      value.astype(np.float32)).name
+        graph.set_inputs(node, inputs)
+        node.attrs = dataclasses.replace(attrs, alpha=1.0, beta=1.0)
+    return graph
 
 
 def _float_graph(model: str | Path | Graph, input_shapes) -> Graph:

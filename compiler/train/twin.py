@@ -62,7 +62,7 @@ class Twin(torch.nn.Module):
             if bias is not None:
                 self.biases[key] = torch.nn.Parameter(_tensor(bias))
         self._constants = {name: _tensor(t.data) for name, t in graph.tensors.items() if t.is_constant}
-        self.points = _points(graph) if plans is not None else {}
+        self.points, self._fixed_ops = _points(graph) if plans is not None else ({}, {})
         self.activations = torch.nn.ModuleDict()
         self.quantizers = torch.nn.ModuleDict()
         self._progress = 0.0
@@ -125,7 +125,7 @@ class Twin(torch.nn.Module):
 
         name = self._quantized_source(node.inputs[0])
         if self.points.get(name) == "fixed":
-            return FIXED_OUTPUT[self.graph.producer(name).op].scale
+            return FIXED_OUTPUT[self._fixed_ops[name]].scale
         return affine_from_range(*self.activation(name).bounds()).scale
 
     def _quantized_source(self, name: str) -> str:
@@ -226,7 +226,7 @@ class Twin(torch.nn.Module):
         if mode == "float" or source not in ("observe", "fixed"):
             return x
         if source == "fixed":
-            return _fixed(self.graph.producer(name).op, x)
+            return _fixed(self._fixed_ops[name], x)
         return self.activation(name)(x)
 
     def _batch(self, inputs) -> dict[str, torch.Tensor]:
@@ -246,17 +246,20 @@ class Twin(torch.nn.Module):
         return batch
 
 
-def _points(graph: Graph) -> dict[str, str]:
-    """{tensor: source} of nnc's quantization plan for `graph`; UnsupportedError for
-    points the twin cannot train through (embedding tables, recurrent cells)."""
-    points = {}
+def _points(graph: Graph) -> tuple[dict[str, str], dict[str, str]]:
+    """({tensor: source}, {fixed tensor: its function's op}) of nnc's quantization
+    plan for `graph` (a point is the end of its op's clamp chain); UnsupportedError
+    for points the twin cannot train through (embedding tables, recurrent cells)."""
+    points, fixed_ops = {}, {}
     for point in plan(graph).points:
         if point.source not in POINT_SOURCES:
             what = point.node.op if point.node is not None else "input"
             raise UnsupportedError(f"training: tensor {point.tensor!r} ({what}) is quantized as {point.source!r}, "
                                    "which the training twin does not support yet")
         points[point.tensor] = point.source
-    return points
+        if point.source == "fixed":
+            fixed_ops[point.tensor] = point.node.op
+    return points, fixed_ops
 
 
 def _fixed(op: str, x: torch.Tensor) -> torch.Tensor:

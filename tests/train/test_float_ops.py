@@ -13,11 +13,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="nnc.train needs PyTorch (pip install 'nnc[train]')")
 
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import helper  # noqa: E402
 
 import nnc  # noqa: E402
 from nnc.errors import UnsupportedError  # noqa: E402
-from nnc.frontend.onnx_loader import load, lower_model  # noqa: E402
+from nnc.frontend.onnx_loader import load  # noqa: E402
 from nnc.ir import Graph, Node  # noqa: E402
 from nnc.ops import get_op  # noqa: E402
 from nnc.ops.conv import ConvAttrs  # noqa: E402
@@ -34,18 +34,16 @@ from nnc.ops.replicate import CastAttrs, ExpandAttrs, TileAttrs  # noqa: E402
 from nnc.ops.resize import ResizeAttrs  # noqa: E402
 from nnc.ops.shape import ConcatAttrs, PadAttrs, ReshapeAttrs, TransposeAttrs  # noqa: E402
 from nnc.ops.softmax import SoftmaxAttrs  # noqa: E402
-from nnc.passmanager import PassManager, parse_pipeline  # noqa: E402
-from nnc.pipelines import CANONICAL  # noqa: E402
 from nnc.textir import parse_ir  # noqa: E402
 from nnc.train.float_ops import check_supported, run_node, supported_ops  # noqa: E402
 
+from graphs import activations_graph, canonical, onnx_graph, pool_concat_graph, residual_graph  # noqa: E402
+
 BATCH = 8
 TOL = {"rtol": 1e-5, "atol": 1e-5}
-FLOAT_PIPELINE = ",".join(p for p in CANONICAL.split(",") if p != "layout")  # NCHW kept
-
 
 def _canonical(graph: Graph) -> Graph:
-    return PassManager(parse_pipeline(FLOAT_PIPELINE)).run(graph)
+    return canonical(graph)
 
 
 def _run_batched(graph: Graph, feeds: dict[str, np.ndarray], weights: dict | None = None) -> dict:
@@ -76,90 +74,6 @@ def _assert_matches_reference(graph: Graph) -> None:
             got = env[name][i:i + 1].detach().numpy()
             assert got.dtype == np.float32 and got.shape == expected.shape
             assert np.allclose(got, expected, **TOL), f"{name} sample {i}: max error {np.abs(got - expected).max()}"
-
-
-# -- small ONNX models ---------------------------------------------------------------
-def _onnx_graph(name: str, nodes, inputs: dict, outputs: dict, weights: dict, opset: int = 13) -> Graph:
-    """The canonical graph of a float ONNX model; `inputs` and `outputs` map names to shapes."""
-    model = helper.make_model(
-        helper.make_graph(nodes, name,
-                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
-                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
-                          [numpy_helper.from_array(np.asarray(v), k) for k, v in weights.items()]),
-        opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
-    return _canonical(lower_model(model, {}, name=name))
-
-
-def _weights(seed: int, **shapes) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {k: (rng.standard_normal(s) * 0.5).astype(np.float32) for k, s in shapes.items()}
-
-
-def residual_graph() -> Graph:
-    """Depthwise conv, a constant-first Mul, a residual Add, a strided dilated
-    conv with asymmetric pads and a fused Clip, GlobalAveragePool, Gemm."""
-    w = _weights(1, dw_w=(4, 1, 3, 3), dw_b=(4,), scale=(1, 4, 1, 1), pw_w=(6, 4, 3, 3), pw_b=(6,),
-                 fc_w=(5, 6), fc_b=(5,))
-    w.update(lo=np.float32(0.0), hi=np.float32(0.8))
-    nodes = [
-        helper.make_node("Conv", ["x", "dw_w", "dw_b"], ["dw"], group=4, pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["dw"], ["dw_relu"]),
-        helper.make_node("Mul", ["scale", "dw_relu"], ["scaled"]),
-        helper.make_node("Add", ["scaled", "x"], ["res"]),
-        helper.make_node("Conv", ["res", "pw_w", "pw_b"], ["pw"], strides=[2, 2], pads=[0, 1, 1, 0],
-                         dilations=[2, 1]),
-        helper.make_node("Clip", ["pw", "lo", "hi"], ["pw_clip"]),
-        helper.make_node("GlobalAveragePool", ["pw_clip"], ["gap"]),
-        helper.make_node("Flatten", ["gap"], ["flat"]),
-        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1, alpha=0.5, beta=2.0),
-    ]
-    return _onnx_graph("residual", nodes, {"x": [1, 4, 8, 8]}, {"logits": [1, 5]}, w)
-
-
-def pool_concat_graph() -> Graph:
-    """MaxPool (ceil_mode) and AveragePool (count_include_pad) joined by Concat,
-    Pad, a strided Slice, Transpose, Reshape, Softmax, batched MatMul, ReduceMean."""
-    w = _weights(2, conv_w=(4, 3, 3, 3), conv_b=(4,), proj=(8, 4))
-    w.update(pads=np.array([0, 0, 1, 0, 0, 0, 0, 1]), fill=np.float32(0.5), starts=np.array([1]),
-             ends=np.array([6]), axes=np.array([3]), steps=np.array([2]), shape=np.array([1, 18, 8]))
-    nodes = [
-        helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["c"], pads=[1, 1, 1, 1]),
-        helper.make_node("MaxPool", ["c"], ["mp"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
-        helper.make_node("AveragePool", ["c"], ["ap"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
-                         count_include_pad=1),
-        helper.make_node("Concat", ["mp", "ap"], ["cat"], axis=1),
-        helper.make_node("Pad", ["cat", "pads", "fill"], ["padded"]),
-        helper.make_node("Slice", ["padded", "starts", "ends", "axes", "steps"], ["sliced"]),
-        helper.make_node("Transpose", ["sliced"], ["nhwc"], perm=[0, 2, 3, 1]),
-        helper.make_node("Reshape", ["nhwc", "shape"], ["tokens"]),
-        helper.make_node("Softmax", ["tokens"], ["attn"], axis=-1),
-        helper.make_node("MatMul", ["attn", "proj"], ["projected"]),
-        helper.make_node("ReduceMean", ["projected"], ["out"], axes=[1], keepdims=0),
-    ]
-    return _onnx_graph("pool_concat", nodes, {"x": [1, 3, 9, 9]}, {"out": [1, 4]}, w)
-
-
-def activations_graph() -> Graph:
-    """Gemm, LeakyRelu, a Clip fused into a Gemm, Sigmoid, constant-minus-value,
-    Tanh, a standalone Clip, HardSigmoid, HardSwish, Div, Unsqueeze."""
-    w = _weights(3, w1=(16, 12), b1=(12,), w2=(12, 12), b2=(12,), half=(12,))
-    w.update(lo=np.float32(-1.0), hi=np.float32(1.0), lo2=np.float32(-0.3), hi2=np.float32(0.4),
-             three=np.float32(3.0), axes=np.array([1]))
-    nodes = [
-        helper.make_node("Gemm", ["x", "w1", "b1"], ["g1"]),
-        helper.make_node("LeakyRelu", ["g1"], ["l1"], alpha=0.1),
-        helper.make_node("Gemm", ["l1", "w2", "b2"], ["g2"]),
-        helper.make_node("Clip", ["g2", "lo", "hi"], ["c2"]),
-        helper.make_node("Sigmoid", ["c2"], ["s"]),
-        helper.make_node("Sub", ["half", "s"], ["d"]),
-        helper.make_node("Tanh", ["d"], ["t"]),
-        helper.make_node("Clip", ["t", "lo2", "hi2"], ["tc"]),
-        helper.make_node("HardSigmoid", ["tc"], ["hs"], alpha=0.3, beta=0.4),
-        helper.make_node("HardSwish", ["g1"], ["hw"]),
-        helper.make_node("Div", ["hw", "three"], ["hd"]),
-        helper.make_node("Unsqueeze", ["hs", "axes"], ["out1"]),
-    ]
-    return _onnx_graph("activations", nodes, {"x": [1, 16]}, {"out1": [1, 1, 12], "hd": [1, 12]}, w, opset=14)
 
 
 EXAMPLES = {"digits": lambda: _canonical(load("examples/digits/digits.onnx")),
@@ -284,7 +198,7 @@ def test_unsupported_op_is_named():
     weights = {"w": rng.standard_normal((1, 16, 3)).astype(np.float32),
                "r": rng.standard_normal((1, 16, 4)).astype(np.float32)}
     lstm = helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="kws_lstm", hidden_size=4, layout=1)
-    graph = _onnx_graph("lstm", [lstm], {"x": [1, 5, 3]}, {"y": [1, 5, 1, 4]}, weights, opset=14)
+    graph = onnx_graph("lstm", [lstm], {"x": [1, 5, 3]}, {"y": [1, 5, 1, 4]}, weights, opset=14)
     with pytest.raises(UnsupportedError, match="node 'kws_lstm' \\(LSTM\\): op LSTM has no training kernel"):
         check_supported(graph)
     node = next(n for n in graph.nodes() if n.op == "LSTM")

@@ -1,0 +1,156 @@
+"""nnc.train's twin: the exact mode equals the compiled targets bit for bit on
+every model of the training test set, export keeps the compression asked for,
+training is deterministic and moves the one-shot result back toward the float
+model."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="nnc.train needs PyTorch (pip install 'nnc[train]')")
+
+import nnc  # noqa: E402
+from nnc.backends import get_target  # noqa: E402
+from nnc.errors import OptionError, UnsupportedError  # noqa: E402
+from nnc.frontend.onnx_loader import load  # noqa: E402
+from nnc.layer_select import weighted_layers  # noqa: E402
+from nnc.train import Compression, export, prepare, save  # noqa: E402
+from nnc.train.loop import FitOptions, fit  # noqa: E402
+
+from graphs import activations_graph, onnx_graph, pool_concat_graph, residual_graph  # noqa: E402
+
+DIGITS = "examples/digits/digits.onnx"
+MODELS = {"digits": lambda: DIGITS, "tiny_cnn": lambda: "examples/01-tiny-cnn/tiny_cnn.onnx",
+          "residual": residual_graph, "pool_concat": pool_concat_graph, "activations": activations_graph}
+# each model of the set with a setting that exercises another quantizer or mask
+CASES = {"digits": Compression(weight_bits=4, sparsity=0.75),
+         "tiny_cnn": Compression(weight_bits=2, codebook=True),
+         "residual": Compression(weight_bits=4, sparsity_pattern="2:4"),
+         "pool_concat": Compression(weight_bits=3, sparsity=0.5),
+         "activations": Compression(weight_bits=2)}
+
+
+def _data(model, count: int, seed: int) -> dict[str, np.ndarray]:
+    graph = load(model) if isinstance(model, str) else model
+    rng = np.random.default_rng(seed)
+    return {name: rng.uniform(-1, 1, (count, *graph.tensor(name).shape[1:])).astype(np.float32)
+            for name in graph.inputs}
+
+
+def _trained(name: str, epochs: int = 1):
+    model = MODELS[name]()
+    data = _data(model, 64, 1)
+    twin = prepare(model, CASES[name], calib=data)
+    fit(twin, data, options=FitOptions(epochs=epochs, batch_size=32, holdout=0.25))
+    return twin
+
+
+def _exact(twin, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    twin.eval().set_mode("exact")
+    with torch.no_grad():
+        out = twin({name: torch.from_numpy(x) for name, x in data.items()})
+    out = out if isinstance(out, dict) else {twin.graph.outputs[0]: out}
+    return {name: value.numpy() for name, value in out.items()}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_exact_twin_equals_the_compiled_targets(name, tmp_path):
+    twin = _trained(name)
+    data = _data(twin.graph, 24, 2)
+    expected = _exact(twin, data)
+    model = save(export(twin), tmp_path / f"{name}.nnir")
+    samples = [{k: v[i:i + 1] for k, v in data.items()} for i in range(24)]
+    for target in ("c", "az-sim"):
+        result = nnc.compile(model, target, tmp_path / target, verify=False)
+        with get_target(target, None).runner(result.graph, tmp_path / target, name) as run:
+            outputs = run(samples)
+        for output, values in expected.items():
+            got = np.concatenate([o[output] for o in outputs])
+            assert got.dtype == values.dtype and np.array_equal(got, values.reshape(got.shape)), (target, output)
+
+
+def test_export_keeps_the_compression_asked_for():
+    settings = {"4bit_75": Compression(weight_bits=4, sparsity=0.75),
+                "codebook2": Compression(weight_bits=2, codebook=True, sparsity=0.5),
+                "2of4": Compression(weight_bits=4, sparsity_pattern="2:4")}
+    data = _data(DIGITS, 64, 3)
+    for setting, compression in settings.items():
+        twin = prepare(DIGITS, compression, calib=data)
+        fit(twin, data, options=FitOptions(epochs=1, batch_size=32))
+        graph = export(twin)
+        for layer in weighted_layers(twin.graph):
+            rule = twin.layer_plans[layer.name].rule
+            q = graph.constant(graph.producer(graph.node(layer.name).inputs[1]).inputs[0])
+            assert q.dtype == np.int8, setting
+            if setting == "4bit_75":
+                assert np.abs(q).max() <= 7
+            if setting == "codebook2":
+                assert len(np.unique(q[q != 0])) <= (3 if rule.prunes else 4)
+            if setting == "2of4" and rule.prunes:
+                rows = q.reshape(q.shape[0], -1)
+                groups = rows[:, :rows.shape[1] // 4 * 4].reshape(q.shape[0], -1, 4)
+                assert np.all(np.count_nonzero(groups, axis=2) <= 2)
+            if rule.prunes and not rule.pattern:
+                assert np.count_nonzero(q == 0) >= round(rule.target * q.size)
+
+
+def test_layers_nnc_keeps_dense_stay_dense():
+    twin = prepare(DIGITS, Compression(weight_bits=4, sparsity=0.75), calib=_data(DIGITS, 16, 0))
+    plans = twin.layer_plans
+    assert plans["conv1"].rule.target == 0  # a 3x3 kernel over one input channel: nnc's prune pass keeps it dense
+    assert all(plans[n].rule.target == pytest.approx(0.75, abs=1e-3) for n in ("conv2", "conv3", "fc"))
+
+
+def test_fine_tuning_recovers_the_one_shot_loss():
+    sys.path.insert(0, "examples/digits")
+    from dataset import split
+
+    d = split()
+    twin = prepare(DIGITS, Compression(weight_bits=4, sparsity=0.75), calib="examples/digits/calib.npz")
+    test = {"image": d.x_test}
+    twin.set_progress(1.0)
+    one_shot = np.mean(_exact(twin, test)["logits"].argmax(1) == d.y_test)
+    fit(twin, {"image": d.x_train}, d.y_train, FitOptions(epochs=6))
+    tuned = np.mean(_exact(twin, test)["logits"].argmax(1) == d.y_test)
+    assert one_shot < 0.95 and tuned >= 0.965 and tuned > one_shot + 0.04, (one_shot, tuned)
+
+
+def test_training_is_deterministic():
+    texts = []
+    for _ in range(2):
+        twin = _trained("residual")
+        texts.append(nnc.print_ir(export(twin)))
+    assert texts[0] == texts[1]
+
+
+def test_exact_mode_carries_straight_through_gradients():
+    twin = _trained("digits")
+    data = {"image": torch.from_numpy(_data(DIGITS, 8, 5)["image"])}
+    twin.eval().set_mode("exact")  # eval: the activation ranges stay as they are between the two calls
+    out = twin(data)
+    with torch.no_grad():
+        exact = twin(data)
+    assert torch.equal(out.detach(), exact)
+    out.square().sum().backward()
+    grad = twin.weight("conv2").grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_bad_options_and_models_are_refused():
+    with pytest.raises(OptionError, match="weight-bits"):
+        Compression(weight_bits=9)
+    with pytest.raises(OptionError, match="sparsity-pattern"):
+        Compression(sparsity_pattern="4:2")
+    with pytest.raises(OptionError, match="epochs"):
+        FitOptions(epochs=0)
+    rng = np.random.default_rng(4)
+    weights = {"w": rng.standard_normal((1, 16, 3)).astype(np.float32),
+               "r": rng.standard_normal((1, 16, 4)).astype(np.float32)}
+    lstm = onnx_graph("lstm", [__import__("onnx").helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="enc",
+                                                                   hidden_size=4, layout=1)],
+                      {"x": [1, 5, 3]}, {"y": [1, 5, 1, 4]}, weights, opset=14)
+    with pytest.raises(UnsupportedError, match="LSTM"):
+        prepare(lstm, Compression(), calib=np.zeros((2, 5, 3), np.float32))
