@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import output_folder
+from .frontend.model_file import load_model_file
 
 
 @dataclass
@@ -50,10 +51,12 @@ def finetune(model: str | Path, data, labels=None, output_dir: str | Path | None
     if output_dir is not None:
         output_folder.check(Path(output_dir), Path(model))
     start = time.perf_counter()
-    say(f"preparing the twin of {model}")
-    twin = prepare(model, settings, calib=data if calib is None else calib, input_shapes=input_shapes)
-    batch = load_batch(data, twin.graph, "data")
+    graph = load_model_file(model, input_shapes)
+    batch = load_batch(data, graph, "data")  # every input checked before any progress line
     targets = None if labels is None else load_labels(labels, batch_count(batch))
+    calib_batch = batch if calib is None else load_batch(calib, graph, "calib")
+    say(f"preparing the twin of {model}")
+    twin = prepare(graph, settings, calib=calib_batch)
     one_shot = holdout_score(twin, batch, targets, options)
     say(f"fine-tuning for up to {options.epochs} epochs")
     result = fit_twin(twin, batch, targets, options, on_step, on_epoch)

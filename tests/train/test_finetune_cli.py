@@ -1,0 +1,93 @@
+"""`nnc finetune`: writes a model `nnc compile` takes as it is, reports the
+one-shot and fine-tuned scores, refuses bad input in one line (exit 2), and
+without PyTorch says which extra to install."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="nnc finetune needs PyTorch (pip install 'nnc[train]')")
+
+from nnc.cli import run_cli  # noqa: E402
+
+DIGITS = "examples/digits/digits.onnx"
+CALIB = "examples/digits/calib.npz"
+
+
+def _labels(tmp_path: Path) -> Path:
+    """Labels of the 64 calibration images: the float model's own top-1."""
+    import nnc
+
+    x = np.load(CALIB)["image"]
+    graph = nnc.load(DIGITS)
+    labels = np.array([nnc.run(graph, {"image": x[i]})["logits"].argmax() for i in range(len(x))], np.int64)
+    path = tmp_path / "labels.npy"
+    np.save(path, labels)
+    return path
+
+
+def test_finetune_writes_a_model_nnc_compiles(tmp_path, capsys):
+    out = tmp_path / "tuned"
+    code = run_cli(["finetune", DIGITS, "--data", CALIB, "--labels", str(_labels(tmp_path)), "--weight-bits", "4",
+                    "--sparsity", "0.5", "--epochs", "3", "--holdout", "0.25", "-o", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "one-shot accuracy" in captured.out and "fine-tuned accuracy" in captured.out
+    assert "epoch 3:" in captured.err  # one progress line per epoch (stderr is not a terminal here)
+    report = json.loads((out / "finetune.json").read_text())
+    assert len(report["epochs"]) == 3 and report["kept_epoch"]["final"] and report["labelled"]
+    code = run_cli(["compile", str(out / "digits.nnir"), "--target", "az-sim", "-o", str(tmp_path / "blob"),
+                    "--inputs", CALIB])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "bit-exact=True" in captured.out
+
+
+def test_finetune_is_deterministic(tmp_path, capsys):
+    digests = []
+    for run in ("a", "b"):
+        code = run_cli(["finetune", DIGITS, "--data", CALIB, "--weight-bits", "3", "--epochs", "2", "-q",
+                        "-o", str(tmp_path / run)])
+        assert code == 0, capsys.readouterr().err
+        digests.append(hashlib.sha256((tmp_path / run / "digits.nnir").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "epochs is out of range"),
+    (["--weight-bits", "1"], "weight-bits must be in 2..8"),
+    (["--sparsity-pattern", "2:1"], "sparsity-pattern"),
+    (["--holdout", "1.5"], "holdout is out of range"),
+])
+def test_bad_options_are_one_line(tmp_path, capsys, args, message):
+    code = run_cli(["finetune", DIGITS, "--data", CALIB, "-o", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("nnc: error:") and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_data_and_output_folder_are_refused(tmp_path, capsys):
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, image=np.zeros((4, 3, 3), np.float32))
+    assert run_cli(["finetune", DIGITS, "--data", str(wrong), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith("nnc: error: ")
+    assert run_cli(["finetune", DIGITS, "--data", CALIB, "-o", "examples/digits"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnc: error: output folder") and len(err.strip().splitlines()) == 1
+
+
+def test_without_torch_finetune_names_the_extra(tmp_path):
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from nnc.cli import run_cli\n"
+            f"sys.exit(run_cli(['finetune', {DIGITS!r}, '--data', {CALIB!r}, '-o', {str(tmp_path / 'o')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "nnc: error: training needs PyTorch: pip install 'nnc[train]'"
+    assert not (tmp_path / "o").exists()
