@@ -19,6 +19,7 @@ from nnc.errors import OptionError
 from nnc.ir import Graph
 from nnc.layer_select import parse_overrides, settings, weight_constant, weighted_layers
 from nnc.passes.prune import Prune, parse_pattern
+from nnc.passes.prune_channels import PruneChannels
 from nnc.quantizer.layer_weights import output_axis
 
 from .sparsity import MaskRule
@@ -31,7 +32,8 @@ class Compression:
     shared values per tensor instead of a uniform grid), `layer_bits`
     ("conv1:4,#3:6"), `sparsity` in [0, 1) by magnitude or `sparsity_pattern`
     "N:M", `layer_sparsity` overrides, `prune_channels` (fraction of output
-    channels removed before training, by nnc's prune-channels pass)."""
+    channels removed, gradually during training; which layers can lose channels
+    and how many is what nnc's prune-channels pass decides)."""
 
     weight_bits: int = 8
     first_last_bits: int | None = None
@@ -72,14 +74,22 @@ def layer_plans(graph: Graph, compression: Compression) -> dict[str, LayerPlan]:
     """{layer name: LayerPlan} of every weighted layer of the float `graph`."""
     overrides = parse_overrides(compression.layer_bits, "layer-bits", _bits)
     bits = settings(graph, overrides, compression.weight_bits, "layer-bits", compression.first_last_bits)
-    targets = _sparsity_targets(graph, compression)
+    pruned = PruneChannels(ratio=compression.prune_channels).run(graph.copy()) if compression.prune_channels \
+        else graph
+    channels = {node.name: _channels(graph, node) - _channels(pruned, pruned.node(node.name))
+                for node in weighted_layers(graph)}
+    targets = _sparsity_targets(pruned, compression)
     pattern = parse_pattern(compression.sparsity_pattern) if compression.sparsity_pattern else None
     plans = {}
     for node in weighted_layers(graph):
         target = targets.get(node.name, 0.0)
-        rule = MaskRule(target, pattern if target > 0 else None, output_axis(node))
+        rule = MaskRule(target, pattern if target > 0 else None, output_axis(node), channels[node.name])
         plans[node.name] = LayerPlan(bits[node.name], compression.codebook, rule, output_axis(node))
     return plans
+
+
+def _channels(graph: Graph, node) -> int:
+    return graph.tensor(node.inputs[1]).shape[output_axis(node)]
 
 
 def _bits(text: str) -> int:
@@ -91,7 +101,8 @@ def _bits(text: str) -> int:
 
 def _sparsity_targets(graph: Graph, compression: Compression) -> dict[str, float]:
     """{layer: final sparsity}: the share of each layer's weights that nnc's prune
-    pass (magnitude) zeroes with these options, weights already zero included."""
+    pass (magnitude) zeroes with these options, weights already zero included
+    (on the graph after channel pruning: the share of the weights left)."""
     if not compression.prunes:
         return {}
     if compression.sparsity_pattern:

@@ -8,7 +8,9 @@ its op's input's); each weighted layer reads its trained int8 integers (b-bit
 grid or codebook values, pruned weights exactly 0) at the trained per-channel
 scales, and its bias as int32 at s_x · s_w[c] (layer_weights.store_layer, the
 quantize pass's own rule). A layer's scales are raised where its bias would not
-fit int32 (weights.bias_floor), as one-shot quantization does.
+fit int32 (weights.bias_floor), as one-shot quantization does. Output channels
+a channel mask removed whole (zero weights and bias) leave the graph, with the
+consumers' input channels they fed (nnc's prune-channels plan).
 
 `nnc compile` keeps such a graph's 8-bit-typed weights and its parameters as
 they are (a QDQ model's), so the compiled targets compute `integer_graph(twin)`,
@@ -23,6 +25,8 @@ import torch
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph
 from nnc.layer_select import weighted_layers
+from nnc.passes.prune_channels import Plan as ChannelPlan
+from nnc.passes.prune_channels import plan as channel_plan
 from nnc.passmanager import PassManager, parse_pipeline
 from nnc.pipelines import CANONICAL
 from nnc.quantizer import plan
@@ -45,7 +49,7 @@ def export(twin) -> Graph:
             node = graph.node(layer.name)
             x_scale = qdq_affine(graph, graph.producer(node.inputs[0])).scale
             w, keep, quantizer = twin.weight(layer.name), twin.keep(layer.name), twin.quantizer(layer.name)
-            bias = twin.bias(layer.name)
+            bias = twin.masked_bias(layer.name)
             channels = w.shape[twin.layer_plans[layer.name].axis]
             bias = None if bias is None else np.broadcast_to(bias.numpy().astype(np.float64).reshape(-1),
                                                              (channels,))
@@ -54,7 +58,25 @@ def export(twin) -> Graph:
                 scale = np.maximum(scale, bias_floor(bias, x_scale)).astype(np.float32)
             q = quantizer.integers(w, keep, torch.from_numpy(scale))
             store_layer(graph, node, q, scale, bias, x_scale, twin.layer_plans[layer.name].bits, shared)
+        for layer in weighted_layers(twin.graph):
+            _remove_channels(graph, graph.node(layer.name), twin.keep(layer.name).numpy(),
+                             twin.layer_plans[layer.name].rule.channels, twin.layer_plans[layer.name].axis)
     return graph
+
+
+def _remove_channels(graph: Graph, node, keep: np.ndarray, channels: int, axis: int) -> None:
+    """Remove the output channels `keep` zeroes whole from `node` and its consumers
+    (nnc's prune-channels plan for exactly those channels); their weights and
+    bias are zero, so the outputs do not change. A layer the plan refuses keeps
+    its zero channels."""
+    if not channels:
+        return
+    rows = np.moveaxis(keep, axis, 0).reshape(keep.shape[axis], -1)
+    removed = np.flatnonzero(~rows.any(axis=1))
+    found = channel_plan(graph, node, len(removed) / len(rows), removed) if len(removed) else None
+    if isinstance(found, ChannelPlan):
+        for edit in found.edits:
+            edit(graph)
 
 
 def integer_graph(twin) -> Graph:

@@ -1,9 +1,7 @@
 """Building the twin of a model: `prepare(model, compression, calib=...)`.
 
 The model (an ONNX or .nnir path, or a float Graph) is loaded and cleaned up
-as `nnc compile` does up to the layout pass (PRE_LAYOUT); `prune_channels`
-then removes channels one-shot with nnc's prune-channels pass (the smaller
-network is what training recovers); the twin's weight quantizers and
+as `nnc compile` does up to the layout pass (PRE_LAYOUT); the twin's weight quantizers and
 activation ranges start where nnc's one-shot quantization would put them,
 measured on the calibration samples. The float model before any compression
 is kept as `twin.teacher` (mode "float", frozen, not a submodule).
@@ -21,7 +19,6 @@ from nnc.errors import UnsupportedError
 from nnc.frontend.onnx_loader import load
 from nnc.ir import Graph
 from nnc.layer_select import weighted_layers
-from nnc.passes.prune_channels import PruneChannels
 from nnc.passmanager import PassManager, parse_pipeline
 from nnc.textir import parse_ir, print_ir
 
@@ -38,8 +35,6 @@ def prepare(model: str | Path | Graph, compression: Compression | None = None, *
     compression = compression or Compression()
     graph = _fold_gemm_scalars(PassManager(parse_pipeline(PRE_LAYOUT)).run(_float_graph(model, input_shapes)))
     teacher = Twin(graph.copy())
-    if compression.prune_channels:
-        graph = PruneChannels(ratio=compression.prune_channels).run(graph)
     twin = Twin(graph, layer_plans(graph, compression))
     batch = {name: torch.from_numpy(x).float() for name, x in load_batch(calib, graph, "calib").items()}
     twin.calibrate(batch)

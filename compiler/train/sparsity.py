@@ -7,6 +7,11 @@
   (1 − RAMP) of training runs at the target and the weights recover from the
   last cut. The mask zeroes the round(s · n) smallest |w| of the layer (ties
   broken by position), as nnc's prune pass does.
+- Channels (`channels`): the output channels with the smallest L1 norm go
+  whole, on the same schedule (their bias is masked with them); export then
+  removes them from the graph with nnc's prune-channels plan (Li et al.,
+  "Pruning Filters for Efficient ConvNets", ICLR 2017, ranked and removed
+  gradually instead of at once).
 - N:M (`pattern`): in every group of M consecutive weights of an output
   channel, all but the N largest |w| are zero, from the first step (the
   pattern has no intermediate sparsity); recomputed from |w| at every update,
@@ -36,24 +41,42 @@ def scheduled(target: float, progress: float) -> float:
 
 @dataclass(frozen=True)
 class MaskRule:
-    """How one layer is pruned: `target` sparsity by magnitude, or the N:M `pattern`
-    (then target is 1 − N/M); `out_axis` is the output-channel axis of the IR
-    weight layout (N:M groups run along each output channel's weights)."""
+    """How one layer is pruned: `channels` whole output channels (the smallest L1
+    norms, gradually, as nnc's prune-channels pass ranks them), then `target`
+    sparsity by magnitude among the weights of the other channels, or the N:M
+    `pattern` (target is then 1 − N/M); `out_axis` is the output-channel axis of
+    the IR weight layout (N:M groups run along each output channel's weights)."""
 
     target: float = 0.0
     pattern: tuple[int, int] | None = None
     out_axis: int = 0
+    channels: int = 0
 
     @property
     def prunes(self) -> bool:
-        return self.target > 0
+        return self.target > 0 or self.channels > 0
 
     def keep(self, w: np.ndarray, progress: float) -> np.ndarray:
         """The keep-mask of weights `w` at `progress`."""
         magnitude = np.abs(np.asarray(w, np.float64))
+        keep = self._channel_keep(magnitude, progress)
         if self.pattern is not None:
             rows = np.moveaxis(magnitude, self.out_axis, 0)
             pruned = pattern_mask(rows.reshape(rows.shape[0], -1), *self.pattern).reshape(rows.shape)
-            return ~np.moveaxis(pruned, 0, self.out_axis)
-        pruned = smallest_mask(magnitude, scheduled(self.target, progress))
-        return ~pruned.reshape(w.shape)
+            return keep & ~np.moveaxis(pruned, 0, self.out_axis)
+        if self.target:
+            kept = np.where(keep, magnitude, np.inf)
+            count = round(scheduled(self.target, progress) * int(keep.sum()))
+            keep &= ~smallest_mask(kept, count / kept.size).reshape(w.shape)
+        return keep
+
+    def _channel_keep(self, magnitude: np.ndarray, progress: float) -> np.ndarray:
+        """Mask zeroing the scheduled share of the `channels` smallest-L1 output channels."""
+        keep = np.ones(magnitude.shape, bool)
+        if not self.channels:
+            return keep
+        rows = np.moveaxis(magnitude, self.out_axis, 0).reshape(magnitude.shape[self.out_axis], -1)
+        count = round(scheduled(self.channels / len(rows), progress) * len(rows))
+        dropped = np.argsort(rows.sum(axis=1), kind="stable")[:count]
+        np.moveaxis(keep, self.out_axis, 0)[dropped] = False
+        return keep

@@ -215,7 +215,17 @@ class Twin(torch.nn.Module):
         w, bias = self.weight(layer), self.bias(layer)
         if mode == "float" or not self.layer_plans:
             return w, bias
-        return self.quantizer(layer)(w, self.keep(layer)), bias
+        return self.quantizer(layer)(w, self.keep(layer)), self.masked_bias(layer)
+
+    def masked_bias(self, layer: str) -> torch.Tensor | None:
+        """The bias, zero in the output channels the layer's mask removes whole."""
+        bias = self.bias(layer)
+        plan = self.layer_plans[layer]
+        if bias is None or not plan.rule.channels:
+            return bias
+        keep = self.keep(layer)
+        alive = keep.transpose(0, plan.axis).reshape(keep.shape[plan.axis], -1).amax(dim=1)
+        return bias * alive.reshape(bias.shape) if bias.numel() == alive.numel() else bias
 
     def _point(self, name: str, x: torch.Tensor, mode: str, observe: dict | None) -> torch.Tensor:
         source = self.points.get(name)

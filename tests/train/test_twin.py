@@ -23,10 +23,12 @@ from nnc.train.loop import FitOptions, fit  # noqa: E402
 from graphs import activations_graph, onnx_graph, pool_concat_graph, residual_graph  # noqa: E402
 
 DIGITS = "examples/digits/digits.onnx"
-MODELS = {"digits": lambda: DIGITS, "tiny_cnn": lambda: "examples/01-tiny-cnn/tiny_cnn.onnx",
+MODELS = {"digits": lambda: DIGITS, "digits_channels": lambda: DIGITS,
+          "tiny_cnn": lambda: "examples/01-tiny-cnn/tiny_cnn.onnx",
           "residual": residual_graph, "pool_concat": pool_concat_graph, "activations": activations_graph}
 # each model of the set with a setting that exercises another quantizer or mask
 CASES = {"digits": Compression(weight_bits=4, sparsity=0.75),
+         "digits_channels": Compression(weight_bits=4, prune_channels=0.5, sparsity=0.5),
          "tiny_cnn": Compression(weight_bits=2, codebook=True),
          "residual": Compression(weight_bits=4, sparsity_pattern="2:4"),
          "pool_concat": Compression(weight_bits=3, sparsity=0.5),
@@ -65,7 +67,8 @@ def test_exact_twin_equals_the_compiled_targets(name, tmp_path):
     samples = [{k: v[i:i + 1] for k, v in data.items()} for i in range(24)]
     for target in ("c", "az-sim"):
         result = nnc.compile(model, target, tmp_path / target, verify=False)
-        with get_target(target, None).runner(result.graph, tmp_path / target, name) as run:
+        stem = next(a.rsplit(".", 1)[0] for a in result.artifacts if a.endswith((".c", ".azb")))
+        with get_target(target, None).runner(result.graph, tmp_path / target, stem) as run:
             outputs = run(samples)
         for output, values in expected.items():
             got = np.concatenate([o[output] for o in outputs])
@@ -95,6 +98,16 @@ def test_export_keeps_the_compression_asked_for():
                 assert np.all(np.count_nonzero(groups, axis=2) <= 2)
             if rule.prunes and not rule.pattern:
                 assert np.count_nonzero(q == 0) >= round(rule.target * q.size)
+
+
+def test_channel_masks_leave_the_exported_graph():
+    twin = _trained("digits_channels", epochs=2)
+    graph = export(twin)
+    for layer, kept in (("conv1", 8), ("conv2", 16), ("conv3", 8)):
+        weights = graph.producer(graph.node(layer).inputs[1]).inputs[0]
+        assert graph.tensor(weights).shape[0] == kept, layer
+    fc = graph.producer(graph.node("fc").inputs[1]).inputs[0]
+    assert graph.tensor(fc).shape == (10, 128)
 
 
 def test_layers_nnc_keeps_dense_stay_dense():
