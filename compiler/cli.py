@@ -263,6 +263,8 @@ def finetune_(model: str = typer.Argument(..., help="Float ONNX model (or text I
               feature_weight: float = typer.Option(0.0, "--feature-weight",
                                                    help="Weight of per-layer feature distillation."),
               grid_weight: float = typer.Option(0.0, "--grid-weight", help="Weight pulling weights onto their grid."),
+              exact_epochs: int = typer.Option(0, "--exact-epochs",
+                                               help="Train the last epochs on the targets' integer outputs."),
               threads: int = typer.Option(1, "--threads", help="Torch threads (1: same result on any machine)."),
               input_shape: list[str] = INPUT_SHAPE,
               quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress."),
@@ -279,7 +281,8 @@ def finetune_(model: str = typer.Argument(..., help="Float ONNX model (or text I
                        "sparsity": sparsity, "sparsity_pattern": sparsity_pattern, "prune_channels": prune_channels,
                        "layer_bits": layer_bits or "", "layer_sparsity": layer_sparsity or ""}
         fit = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed, "patience": patience,
-               "holdout": holdout, "grid_weight": grid_weight, "threads": threads}
+               "holdout": holdout, "grid_weight": grid_weight, "exact_epochs": exact_epochs,
+               "threads": threads}
         distillation = {"temperature": temperature, "label_weight": label_weight, "feature_weight": feature_weight}
         with progress_bar(quiet) as (on_step, say):
             result = finetune(model, data, labels, output, calib=calib, compression=compression, fit=fit,

@@ -2,7 +2,9 @@
 
 - Data: N samples (and optionally N labels); a fixed share (`holdout`, chosen
   by the seed) is set aside to select the epoch to keep; the rest trains.
-- Each step: the twin in mode "train" on a shuffled batch, the float teacher on
+- Each step: the twin in mode "train" (in the last `exact_epochs` epochs,
+  "exact": the loss sees the integer outputs the targets compute, gradients
+  flow straight through — training that emulates the accelerator) on a shuffled batch, the float teacher on
   the same batch, the distillation loss (distill.py) plus `grid_weight` times
   the weights' distance to their grid; Adam with a cosine learning-rate decay.
   Masks follow the sparsity schedule at every step (sparsity.py).
@@ -44,6 +46,7 @@ class FitOptions:
     patience: int = 3
     holdout: float = 0.1
     grid_weight: float = 0.0
+    exact_epochs: int = 0
     threads: int = 1
     distillation: Distillation = field(default_factory=Distillation)
 
@@ -51,6 +54,7 @@ class FitOptions:
         checks = [("epochs", 1 <= self.epochs <= 10_000), ("lr", 0 < self.lr <= 1.0),
                   ("batch-size", 1 <= self.batch_size <= 65_536), ("patience", self.patience >= 1),
                   ("holdout", 0.0 <= self.holdout < 1.0), ("grid-weight", self.grid_weight >= 0),
+                  ("exact-epochs", 0 <= self.exact_epochs <= self.epochs),
                   ("threads", 1 <= self.threads <= 256),
                   ("temperature", 0 < self.distillation.temperature <= 100),
                   ("label-weight", 0 <= self.distillation.label_weight <= 1),
@@ -114,7 +118,7 @@ def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
     shuffle = np.random.RandomState(options.seed + 1)
     for epoch in range(options.epochs):
         start, losses = time.perf_counter(), []
-        twin.train().set_mode("train")
+        twin.train().set_mode("exact" if epoch >= options.epochs - options.exact_epochs else "train")
         epoch_order = train[shuffle.permutation(len(train))]
         for step, begin in enumerate(range(0, len(train), options.batch_size)):
             twin.set_progress((epoch * steps_per_epoch + step) / total)
@@ -178,6 +182,9 @@ def _step(twin: Twin, batch: dict[str, torch.Tensor], labels: torch.Tensor | Non
     with torch.no_grad():
         teacher = twin.teacher.run(batch, features)
     student = twin.run(batch, features)
+    if twin.mode == "exact":  # the integers' outputs, with the train path's gradients
+        exact = twin(batch)
+        student.update(exact if isinstance(exact, dict) else {twin.graph.outputs[0]: exact})
     loss = sum(output_loss(logits(twin.graph, name, student[name]), logits(twin.teacher.graph, name, teacher[name]),
                            kind, config, labels if name == twin.graph.outputs[0] else None)
                for name, kind in output_kinds.items())
