@@ -91,3 +91,9 @@ def test_without_torch_finetune_names_the_extra(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == "nnc: error: training needs PyTorch: pip install 'nnc[train]'"
     assert not (tmp_path / "o").exists()
+
+
+def test_core_nnc_does_not_import_torch():
+    code = ("import sys, nnc, nnc.cli, nnc.driver, nnc.finetune\n"
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
