@@ -31,12 +31,14 @@ from nnc.errors import ShapeError, UnsupportedError
 from nnc.ir import Graph, Node
 from nnc.layer_select import weighted_layers
 from nnc.quantizer import plan
-from nnc.quantizer.params import FIXED_OUTPUT
+from nnc.quantizer.params import FIXED_OUTPUT, affine_from_range
 from nnc.quantizer.weights import bias_floor, quantize_weights
 
 from . import float_ops
+from .exact import IntegerProgram
+from .export import integer_graph
 from .compression import LayerPlan
-from .quantizers import ActivationQuantizer, CodebookQuantizer, WeightQuantizer
+from .quantizers import ActivationQuantizer, CodebookQuantizer, WeightQuantizer, round_ste
 
 MODES = ("float", "train", "exact")
 POINT_SOURCES = ("observe", "fixed", "input")  # planned points the twin can quantize
@@ -121,8 +123,6 @@ class Twin(torch.nn.Module):
 
     def input_scale(self, node: Node) -> float:
         """The scale nnc gives the layer's input activation."""
-        from nnc.quantizer.params import affine_from_range
-
         name = self._quantized_source(node.inputs[0])
         if self.points.get(name) == "fixed":
             return FIXED_OUTPUT[self._fixed_ops[name]].scale
@@ -178,7 +178,7 @@ class Twin(torch.nn.Module):
         return [node.outputs[0] for node in weighted_layers(self.graph)]
 
     def _exact_outputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        exact = self.integer_program()({name: _conform(self.graph, name, x) for name, x in batch.items()})
+        exact = self.integer_program()({name: x.detach().to(torch.float32) for name, x in batch.items()})
         if not torch.is_grad_enabled():
             return exact
         trained = self._run(batch, "train")
@@ -186,11 +186,9 @@ class Twin(torch.nn.Module):
                 for name in trained}
 
     def integer_program(self):
-        """The exact integer program of the current parameters (cached)."""
-        from .exact import IntegerProgram
-        from .export import integer_graph
-
-        key = tuple(t._version for t in [*self.parameters(), *self.buffers()]) + (id(self),)
+        """The exact integer program of the current parameters, cached until a
+        parameter or buffer is replaced or changed in place."""
+        key = tuple((id(t), t._version) for t in [*self.parameters(), *self.buffers()])
         if self._exact is None or self._exact[0] != key:
             self._exact = (key, IntegerProgram(integer_graph(self)))
         return self._exact[1]
@@ -273,8 +271,6 @@ def _points(graph: Graph) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _fixed(op: str, x: torch.Tensor) -> torch.Tensor:
-    from .quantizers import round_ste
-
     affine = FIXED_OUTPUT[op]
     q = torch.clamp(round_ste(x / affine.scale) + affine.zero_point, -128, 127)
     return (q - affine.zero_point) * affine.scale
@@ -283,8 +279,3 @@ def _fixed(op: str, x: torch.Tensor) -> torch.Tensor:
 def _tensor(array: np.ndarray) -> torch.Tensor:
     array = np.asarray(array)
     return torch.tensor(array, dtype=torch.float32) if array.dtype.kind == "f" else torch.from_numpy(array.copy())
-
-
-def _conform(graph: Graph, name: str, x: torch.Tensor) -> torch.Tensor:
-    """Input `name` as float32 (the exact program rounds it like the reference)."""
-    return x.detach().to(torch.float32)
