@@ -39,8 +39,8 @@ from .twin import Twin
 
 @dataclass(frozen=True)
 class FitOptions:
-    epochs: int = 10
-    lr: float = 1e-3
+    epochs: int = 15
+    lr: float = 3e-3
     batch_size: int = 64
     seed: int = 0
     patience: int = 3
