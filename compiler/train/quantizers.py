@@ -15,7 +15,9 @@ integers stand for, the backward pass gets straight-through gradients.
   of the weights assigned to it, the weight-sharing fine-tuning of Han et al.,
   "Deep Compression", ICLR 2016) and the assignments are refreshed at every
   forward pass from the latent weights, which keep learning through the
-  straight-through estimator: self-adjusting centroids.
+  straight-through estimator: self-adjusting centroids. A pruned tensor
+  stores 0 as one of its 2^b values, so there k − 1 centroids train and any
+  weight may also take 0.
 - `ActivationQuantizer`: int8 asymmetric per-tensor, the range [lo, hi] that
   nnc's affine_from_range turns into scale and zero point; the range starts
   at the calibration min/max and then follows an exponential moving average of
@@ -92,7 +94,8 @@ class CodebookQuantizer(torch.nn.Module):
         self.register_buffer("fixed_scale", torch.tensor(np.asarray(scale, np.float32)))
         units = np.asarray(w, np.float64) / _numpy_per_channel(scale, w.ndim, axis)
         nonzero = units[keep & (units != 0)]
-        k = entries - 1 if not keep.all() and entries > 1 else entries
+        self.zero_entry = not keep.all() and entries > 1  # a pruned tensor stores 0 besides k − 1 centroids
+        k = entries - 1 if self.zero_entry else entries
         centroids = np.clip(cluster(nonzero, k), -LIMIT, LIMIT) if nonzero.size else np.zeros(1)
         self.centroids = torch.nn.Parameter(torch.tensor(centroids, dtype=torch.float32))
 
@@ -102,6 +105,8 @@ class CodebookQuantizer(torch.nn.Module):
     def _assigned(self, u: torch.Tensor) -> torch.Tensor:
         """Integer centroid (rounded, straight-through to the centroids) nearest each unit value."""
         table = torch.clamp(round_ste(self.centroids), -LIMIT, LIMIT)
+        if self.zero_entry:  # zero is a table entry anyway: unpruned weights may take it too
+            table = torch.cat([table, torch.zeros(1)])
         nearest = torch.argmin(torch.abs(u.detach().reshape(-1, 1) - table.detach().reshape(1, -1)), dim=1)
         return table[nearest].reshape(u.shape)
 
