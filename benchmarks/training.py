@@ -75,6 +75,7 @@ SETTINGS = {
     "2:4 at 4-bit": {"weight_bits": 4, "sparsity_pattern": "2:4"},
     "channels 50%": {"prune_channels": 0.5},
     "3-bit + 80%": {"weight_bits": 3, "sparsity": 0.8},
+    "2-bit codebook + 75%": {"weight_bits": 2, "codebook": True, "sparsity": 0.75},
 }
 TWENTY_X = "3-bit + 80%"  # the setting of the 20× target (module docstring)
 FIT_OPTIONS: dict[str, dict] = {}  # setting -> FitOptions fields changed from the defaults above
