@@ -24,6 +24,7 @@ import numpy as np
 from .errors import ModelError, ShapeError, NncWarning, OptionError, QualityGateError, UnsupportedError, VerificationError
 from .frontend.model_file import is_text_ir, load_model_file
 from .frontend.onnx_loader import load
+from .compression_options import check_compression
 from .limits import MAX_NAME_LENGTH
 from .interpreter import run
 from .layer_error import layer_errors
@@ -140,12 +141,7 @@ class CompileOptions:
     top_k: int = 5
 
     def __post_init__(self):
-        for flag, bits in (("weight-bits", self.weight_bits), ("first-last-bits", self.first_last_bits or 8)):
-            if not 2 <= bits <= 8:
-                raise OptionError(f"{flag} must be in 2..8, got {bits}")
-        for flag, fraction in (("sparsity", self.sparsity), ("prune-channels", self.prune_channels)):
-            if not 0.0 <= fraction < 1.0:
-                raise OptionError(f"{flag} must be in [0, 1), got {fraction}")
+        check_compression(self.weight_bits, self.first_last_bits, self.sparsity, self.prune_channels)
         if self.pack not in ("auto", *PACK_FORMATS):
             raise OptionError(f"pack must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
         if self.c_weights not in ("dense", "packed"):

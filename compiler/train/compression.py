@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnc.errors import OptionError
+from nnc.compression_options import check_compression
 from nnc.ir import Graph
 from nnc.layer_select import parse_overrides, settings, weight_constant, weighted_layers
 from nnc.passes.prune import Prune, parse_pattern
@@ -45,12 +45,7 @@ class Compression:
     prune_channels: float = 0.0
 
     def __post_init__(self):
-        for flag, bits in (("weight-bits", self.weight_bits), ("first-last-bits", self.first_last_bits or 8)):
-            if not 2 <= bits <= 8:
-                raise OptionError(f"{flag} must be in 2..8, got {bits}")
-        for flag, fraction in (("sparsity", self.sparsity), ("prune-channels", self.prune_channels)):
-            if not 0.0 <= fraction < 1.0:
-                raise OptionError(f"{flag} must be in [0, 1), got {fraction}")
+        check_compression(self.weight_bits, self.first_last_bits, self.sparsity, self.prune_channels)
         if self.sparsity_pattern:
             parse_pattern(self.sparsity_pattern, "sparsity-pattern")
 
