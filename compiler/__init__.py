@@ -13,24 +13,28 @@ Every error caused by bad input derives from NncError.
 
 __version__ = "0.1.0"
 
-from .driver import CompileResult, compile  # noqa: E402
-from .errors import (  # noqa: E402
-    BlobError,
-    IRError,
-    ModelError,
-    NncError,
-    OptionError,
-    QualityGateError,
-    ShapeError,
-    UnsupportedError,
-    VerificationError,
-)
-from .frontend.onnx_loader import load  # noqa: E402
-from .interpreter import run  # noqa: E402
-from .ir import Graph, Node, QuantParams, Tensor  # noqa: E402
-from .textir import parse_ir, print_ir  # noqa: E402
-from .validate import validate  # noqa: E402
-from .verifier import verify  # noqa: E402
+import importlib
+
+# Public names -> the module defining them, imported on first use so that
+# `import nnc` (and `nnc --version`) does not load onnx, numpy or the passes.
+_EXPORTS = {
+    "CompileResult": "driver", "CompileOptions": "driver", "compile": "driver",
+    "BlobError": "errors", "IRError": "errors", "ModelError": "errors", "NncError": "errors",
+    "OptionError": "errors", "QualityGateError": "errors", "ShapeError": "errors",
+    "UnsupportedError": "errors", "VerificationError": "errors",
+    "load": "frontend.onnx_loader", "run": "interpreter",
+    "Graph": "ir", "Node": "ir", "QuantParams": "ir", "Tensor": "ir",
+    "parse_ir": "textir", "print_ir": "textir", "validate": "validate", "verify": "verifier",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nnc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def simulate(blob, inputs, hw=None):
@@ -40,8 +44,5 @@ def simulate(blob, inputs, hw=None):
 
     return simulate_blob(blob, inputs, hw)
 
-__all__ = [
-    "BlobError", "CompileResult", "Graph", "IRError", "ModelError", "NncError", "Node", "OptionError",
-    "QualityGateError", "QuantParams", "ShapeError", "Tensor", "UnsupportedError", "VerificationError", "compile", "load",
-    "parse_ir", "print_ir", "run", "simulate", "validate", "verify", "__version__",
-]
+
+__all__ = sorted([*_EXPORTS, "simulate", "__version__"])

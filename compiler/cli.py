@@ -20,9 +20,7 @@ import typer
 
 from . import __version__
 from . import cli_options as flags
-from .layer_select import layer_ids
 from .errors import IRError, NncError, OptionError, QualityGateError
-from .limits import check_dims
 from .cli_render import render_sim, render_summary
 from .tables import format_table, shorten, thousands
 
@@ -30,7 +28,7 @@ from .tables import format_table, shorten, thousands
 # or the copy of it that newer typer versions carry.
 _USAGE = sys.modules[typer.BadParameter.__module__]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="nnc: compile ONNX models for microcontrollers and AZ-class edge processors.")
 
 DEBUG = typer.Option(False, "--debug", help="Show a traceback on internal errors.")
@@ -63,6 +61,8 @@ def _errors_to_exit(debug: bool):
 
 
 def _parse_shapes(specs: list[str], flag: str = "--input-shape") -> dict[str, tuple[int, ...]]:
+    from .limits import check_dims
+
     shapes = {}
     for spec in specs:
         name, sep, dims = spec.rpartition("=")
@@ -117,6 +117,8 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file, or a text IR
         if as_json:
             typer.echo(json.dumps(summary.to_json(), indent=2))
             return
+        from .layer_select import layer_ids
+
         ids = layer_ids(graph)
         rows = [[ids.get(l.name, ""), shorten(l.name, 48), l.op, " ".join(map(str, l.input_shapes)),
                  " ".join(map(str, l.output_shapes)), thousands(l.params), thousands(l.macs)]
@@ -150,6 +152,8 @@ def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float,
         typer.echo(json.dumps({"bits": bits, "sparsity": sparsity, "baseline_int8": baseline,
                                "layers": [vars(r) for r in rows]}, indent=2))
         return
+    from .layer_select import layer_ids
+
     ids = layer_ids(graph)
     table = [[ids.get(r.name, ""), shorten(r.name, 48), r.op, thousands(r.params), f"{r.bits['cosine']:.4f}", f"{r.bits['rmse']:.3g}",
               f"{r.pruned['cosine']:.4f}", f"{r.pruned['rmse']:.3g}"] for r in rows]

@@ -178,3 +178,12 @@ def test_output_folder_that_is_not_nnc_s_own_is_refused(tmp_path, out):
     proc = nnc_cli("compile", model, "--target", "ir", "-o", out, cwd=cwd)
     _assert_one_line_error(proc)
     assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == before
+
+
+def test_version_and_help_load_no_heavy_module():
+    """`nnc --version` and `nnc --help` import neither onnx nor numpy (issue 14: under 0.3 s)."""
+    code = ("import sys\nfrom nnc.cli import run_cli\n"
+            "for args in (['--version'], ['--help']):\n    run_cli(args)\n"
+            "sys.exit(1 if {'onnx', 'numpy', 'onnxruntime'} & set(sys.modules) else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "nnc 0.1.0" in done.stdout
