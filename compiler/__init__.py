@@ -5,6 +5,8 @@ Public API (a contract; see README.md):
     print_ir(graph) -> str, parse_ir(text) -> Graph
     run(graph, inputs) -> dict[str, ndarray]    reference interpreter
     compile(model, target=..., output_dir=..., **options) -> CompileResult
+        (options: CompileOptions; calib/inputs/labels as paths or arrays;
+        CompileResult.run(samples) runs the compiled artifact)
     simulate(blob, inputs, hw=None) -> (outputs, stats)   az-sim simulator
     validate(model, data, labels=None, target=..., **options) -> CompileResult
                                                 accuracy through a target

@@ -33,7 +33,7 @@ from .packing import FORMAT_NAMES
 from .ir import Graph
 from .passmanager import PassManager, format_pipeline, parse_pipeline
 from .pipelines import COMPRESSION
-from . import budget, output_folder, quality, streaming
+from . import budget, output_folder, quality, sample_sources, streaming
 from .accuracy import output_kind, output_metrics
 from .budget import BudgetChoice
 from .report import add_layer_errors
@@ -64,6 +64,21 @@ class CompileResult:
     report: dict
     output_dir: Path | None = None
     artifacts: list[str] = field(default_factory=list)
+    target: object = field(default=None, repr=False)  # the target that compiled it (runs it)
+
+    def run(self, samples) -> dict[str, np.ndarray]:
+        """The compiled artifact run on `samples` (a path, {input: array}, one array,
+        or an iterable of {input: array}; one leading axis of samples): the C
+        binary for c, the simulator for az-sim, the reference interpreter for ir.
+        Returns {output: array [N, *output shape]}; inputs are checked as
+        verification checks them (names, shapes, dtypes)."""
+        with sample_sources.in_memory(samples=samples) as found:
+            batch = load_samples(found["samples"], self.graph)
+        from nnc.backends import run_batched
+
+        with self.target.runner(self.graph, self.output_dir, _stem(self.graph.name)) as run_on:
+            outputs = run_batched(run_on, batch)
+        return {name: np.concatenate([np.asarray(o[name]) for o in outputs]) for name in self.graph.outputs}
 
 
 @dataclass
@@ -72,6 +87,8 @@ class CompileOptions:
 
     pipeline: replaces the target's default pipeline when given.
     calib: calibration samples (.npz/.npy) for post-training quantization.
+        calib, inputs and labels also take data in memory: {input: array},
+        one array, or an iterable of {input: array} (compiler/sample_sources.py).
     quantize: run the quantize pass; None lets the target decide (c and az-sim
         quantize, ir does not).
     inputs: verification samples; default: the calibration samples, else synthetic.
@@ -210,6 +227,8 @@ class CompileOptions:
 
 
 PACK_FORMATS = tuple(FORMAT_NAMES)
+# options that take samples: a path, or arrays in memory (sample_sources.py)
+SAMPLE_OPTIONS = ("calib", "inputs", "labels")
 
 
 def default_pipeline(target, opts: CompileOptions, stream_role: str | None = None, ranges: str | None = None,
@@ -265,14 +284,16 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
     options. Raises an NncError subclass on bad input or failed verification.
     Warnings (e.g. synthetic calibration) are listed in report["warnings"].
     An UnsupportedError names the target: "target c: no integer lowering for ..."."""
-    try:
-        opts = CompileOptions(target=target, **options)
-    except TypeError as exc:
-        raise OptionError(f"compile: {exc}") from None
-    try:
-        return _compile(model, opts, output_dir, progress, dump)
-    except UnsupportedError as exc:
-        raise UnsupportedError(f"target {opts.target}: {exc}") from None
+    given = {key: options[key] for key in SAMPLE_OPTIONS if key in options}
+    with sample_sources.in_memory(**given) as paths:
+        try:
+            opts = CompileOptions(target=target, **{**options, **paths})
+        except TypeError as exc:
+            raise OptionError(f"compile: {exc}") from None
+        try:
+            return _compile(model, opts, output_dir, progress, dump)
+        except UnsupportedError as exc:
+            raise UnsupportedError(f"target {opts.target}: {exc}") from None
 
 
 def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Progress | None,
@@ -331,7 +352,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
         report["compile_seconds"] = round(time.perf_counter() - start, 3)
         if staging:
             (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    result = CompileResult(graph, report)
+    result = CompileResult(graph, report, target=tgt)
     if output_dir is not None:
         result.output_dir, result.artifacts = Path(output_dir), [*artifacts, "report.json", output_folder.MANIFEST]
     if report["quality_gate"] and not report["quality_gate"]["passed"]:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import dtypes
+from .sample_sources import registered
 from .errors import ModelError, ShapeError
 from .ir import Graph
 from .limits import MAX_SAMPLE_MAGNITUDE, check_elements
@@ -86,7 +87,11 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
     file (and the array) unless the file is a well-formed .npz/.npy whose arrays
     are bool, integer or float (never objects: nothing is unpickled; no records)
     and each within limits.check_elements — checked from each array's header,
-    before its data is read."""
+    before its data is read. In-memory arrays a compile registered
+    (sample_sources.in_memory) are returned for their token."""
+    arrays = registered(str(path))
+    if arrays is not None:
+        return arrays
     path = Path(path)
     if not path.is_file():
         raise ShapeError(f"{path}: {'a folder, not a data file' if path.is_dir() else 'no such data file'}")

@@ -1,0 +1,81 @@
+"""Samples given in memory instead of as files: `calib=`, `inputs=` and
+`labels=` of nnc.compile / nnc.validate take a path, a dict of arrays, one
+array, or an iterable of dicts (one sample each).
+
+Everything in nnc reads samples through verification.read_arrays, by path; a
+compile given arrays registers them, for the current thread and for as long as
+the compile runs, under a fixed token ("<calib arrays>"), which then stands in
+for the path — also in the pipeline string the report records, so a report
+never names a temporary file and two compiles of the same arrays write the same
+bytes. An iterable of dicts is stacked into one batch per input name.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ShapeError
+from .limits import check_elements
+
+_REGISTERED = threading.local()
+
+
+def registered(token: str) -> dict[str, np.ndarray] | None:
+    """The arrays registered under `token` in this thread, or None."""
+    return getattr(_REGISTERED, "arrays", {}).get(token)
+
+
+def as_arrays(source, what: str) -> dict[str, np.ndarray]:
+    """{name: array} of an in-memory `source` ("" for a lone array); ShapeError
+    naming `what` for anything else."""
+    if isinstance(source, np.ndarray):
+        return {"": source}
+    if isinstance(source, Mapping):
+        return {str(name): np.asarray(value) for name, value in source.items()}
+    if isinstance(source, Iterable) and not isinstance(source, (str, bytes)):
+        samples = list(source)
+        if not samples or not all(isinstance(s, Mapping) for s in samples):
+            raise ShapeError(f"{what}: an iterable of samples must hold at least one dict of arrays per sample")
+        names = list(samples[0])
+        if any(list(s) != names for s in samples):
+            raise ShapeError(f"{what}: every sample must name the same inputs ({names})")
+        try:
+            return {str(name): np.stack([np.asarray(s[name]) for s in samples]) for name in names}
+        except ValueError as exc:
+            raise ShapeError(f"{what}: samples of different shapes ({exc})") from None
+    raise ShapeError(f"{what}: give a path, a dict of arrays, an array or an iterable of dicts, "
+                     f"not {type(source).__name__}")
+
+
+def _checked(arrays: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
+    """The arrays, or ShapeError unless each is bool, integer or float within limits."""
+    for name, array in arrays.items():
+        if array.dtype.kind not in "biuf" or array.dtype.fields is not None:
+            raise ShapeError(f"{what}: array {name!r} has dtype {array.dtype}; samples are bool, integer or float")
+        check_elements(array.shape, f"{what}: array {name!r}")
+    return arrays
+
+
+@contextmanager
+def in_memory(**sources):
+    """Yield {option: path or token} for the given options (None stays None):
+    paths unchanged, in-memory data registered under "<option arrays>"."""
+    previous = dict(getattr(_REGISTERED, "arrays", {}))
+    found, registry = {}, dict(previous)
+    for option, source in sources.items():
+        if source is None or isinstance(source, (str, Path)):
+            found[option] = source
+            continue
+        token = f"<{option} arrays>"
+        registry[token] = _checked(as_arrays(source, option), option)
+        found[option] = token
+    _REGISTERED.arrays = registry
+    try:
+        yield found
+    finally:
+        _REGISTERED.arrays = previous
