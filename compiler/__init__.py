@@ -8,6 +8,7 @@ Public API (a contract; see README.md):
         (options: CompileOptions; calib/inputs/labels as paths or arrays;
         CompileResult.run(samples) runs the compiled artifact)
     simulate(blob, inputs, hw=None) -> (outputs, stats)   az-sim simulator
+    Simulator(blob, hw=None).run(inputs)        the same, the blob decoded once
     validate(model, data, labels=None, target=..., **options) -> CompileResult
                                                 accuracy through a target
 Every error caused by bad input derives from NncError.
@@ -39,6 +40,14 @@ def __getattr__(name: str):
     return value
 
 
+def Simulator(blob, hw=None):
+    """An az-sim blob (path or bytes) decoded once: `.run(inputs)` returns
+    (outputs, stats) as `simulate` does, without decoding the blob again."""
+    from nnc.backends.azsim.api import BlobRunner
+
+    return BlobRunner(blob, hw)
+
+
 def simulate(blob, inputs, hw=None):
     """Run an az-sim blob (path or bytes) on inputs (arrays by name, or an .npz
     path); returns (outputs, stats). See nnc.backends.azsim.api.simulate."""
@@ -47,4 +56,4 @@ def simulate(blob, inputs, hw=None):
     return simulate_blob(blob, inputs, hw)
 
 
-__all__ = sorted([*_EXPORTS, "simulate", "__version__"])
+__all__ = sorted([*_EXPORTS, "Simulator", "simulate", "__version__"])

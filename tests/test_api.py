@@ -58,3 +58,15 @@ def test_bad_sources_are_nnc_errors():
     result = nnc.compile(DIGITS, "ir", calib=_images(), quantize=True, verify=False)
     with pytest.raises(ShapeError):
         result.run(np.zeros((2, 3), np.float32))
+
+
+def test_simulator_decodes_once_and_matches_simulate(tmp_path):
+    nnc.compile(DIGITS, "az-sim", tmp_path / "out", calib=CALIB, verify=False)
+    blob = tmp_path / "out" / "digits.azb"
+    x = _images()[:4]
+    simulator = nnc.Simulator(blob)
+    first, _ = simulator.run({"image": x})
+    again, stats = simulator.run({"image": x})
+    expected, _ = nnc.simulate(blob, {"image": x})
+    assert np.array_equal(first["logits"], expected["logits"]) and np.array_equal(again["logits"], first["logits"])
+    assert len(stats) == 4

@@ -32,23 +32,35 @@ def read_blob_file(blob: str | Path | bytes) -> bytes:
     return path.read_bytes()
 
 
+class BlobRunner:
+    """A blob decoded once for a machine, run on many inputs: `run(inputs)` is
+    `simulate` without reading, checking and decoding the blob again."""
+
+    def __init__(self, blob: str | Path | bytes, hw: Hardware | str | Path | None = None):
+        self.program = read_blob(read_blob_file(blob))
+        machine = hw if isinstance(hw, Hardware) else load_hardware(hw)
+        self.simulator = Simulator(self.program, machine)  # checks the program's inputs and outputs
+        self.specs = _input_specs(self.program)
+
+    def run(self, inputs: dict[str, np.ndarray] | str | Path) -> tuple[dict[str, np.ndarray], SimStats | list[SimStats]]:
+        """See `simulate`."""
+        source = str(inputs) if isinstance(inputs, (str, Path)) else "inputs"
+        arrays = read_arrays(inputs) if isinstance(inputs, (str, Path)) else dict(inputs)
+        samples, batched = prepare_samples(arrays, self.specs, source)
+        results = [self.simulator.run(sample) for sample in samples]
+        if not batched:
+            return results[0]
+        outputs = {name: np.stack([out[name] for out, _ in results]) for name in results[0][0]}
+        return outputs, [stats for _, stats in results]
+
+
 def simulate(blob: str | Path | bytes, inputs: dict[str, np.ndarray] | str | Path,
              hw: Hardware | str | Path | None = None) -> tuple[dict[str, np.ndarray], SimStats | list[SimStats]]:
     """Run `blob` (a path or its bytes) on `inputs` (arrays by input name, or an
     .npz/.npy path). Returns (outputs by name, stats): one SimStats for a single
     sample; for a batch, outputs stacked along a new first axis and a list of
-    SimStats, one per sample."""
-    program = read_blob(read_blob_file(blob))
-    machine = hw if isinstance(hw, Hardware) else load_hardware(hw)
-    simulator = Simulator(program, machine)  # checks the program's inputs and outputs
-    source = str(inputs) if isinstance(inputs, (str, Path)) else "inputs"
-    arrays = read_arrays(inputs) if isinstance(inputs, (str, Path)) else dict(inputs)
-    samples, batched = prepare_samples(arrays, _input_specs(program), source)
-    results = [simulator.run(sample) for sample in samples]
-    if not batched:
-        return results[0]
-    outputs = {name: np.stack([out[name] for out, _ in results]) for name in results[0][0]}
-    return outputs, [stats for _, stats in results]
+    SimStats, one per sample. To run one blob many times, use BlobRunner."""
+    return BlobRunner(blob, hw).run(inputs)
 
 
 def _input_specs(program: Program) -> InputSpecs:
