@@ -503,10 +503,20 @@ def _float_truth(model, original: Graph, samples) -> tuple[list, str]:
 
 
 def _verification_samples(graph: Graph, opts: CompileOptions):
-    for path in (opts.inputs, opts.calib):
-        if path is not None:
+    """The samples verification runs: --inputs, else --calib, else the calibration
+    file a --pipeline names (a pass's `calib` option), else synthetic ones."""
+    for path in (opts.inputs, opts.calib, _pipeline_calib(opts.pipeline)):
+        if path:
             return load_samples(path, graph), str(path)
     return synthetic_samples(graph, opts.synthetic_samples), "synthetic"
+
+
+def _pipeline_calib(pipeline: str | None) -> str | None:
+    """The first `calib` file a user's pipeline gives one of its passes."""
+    for step in parse_pipeline(pipeline) if pipeline else []:
+        if getattr(step, "calib", ""):
+            return step.calib
+    return None
 
 
 def _check_parity(graph: Graph, metrics: dict, reference,

@@ -187,3 +187,13 @@ def test_version_and_help_load_no_heavy_module():
             "sys.exit(1 if {'onnx', 'numpy', 'onnxruntime'} & set(sys.modules) else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "nnc 0.1.0" in done.stdout
+
+
+def test_calibration_named_in_the_pipeline_is_used_for_verification(tmp_path):
+    pipeline = ("remove-identity,canonicalize,fold-constants,fold-batchnorm,fuse-bias,fuse-activation,layout,"
+                'canonicalize,quantize{calib="examples/digits/calib.npz"}')
+    proc = nnc_cli("compile", "examples/digits/digits.onnx", "--target", "ir", "-o", str(tmp_path / "o"),
+                   "--pipeline", pipeline)
+    assert proc.returncode == 0, proc.stderr
+    assert "verification on 64 sample(s) (examples/digits/calib.npz)" in proc.stdout
+    assert "synthetic" not in proc.stderr

@@ -15,7 +15,9 @@ for a model meant to be pruned: it pushes unimportant weights towards zero, so
 that magnitude pruning removes less of what the network uses.
 
 Seeds are fixed and BLAS runs on one thread, so running `python train.py` again
-rewrites the same digits.onnx on the same machine. It also writes calib.npz:
+writes the same digits.onnx on the same machine (other CPUs may round
+differently). It writes into out/ (or `--out DIR`), never over the shipped
+digits.onnx, whose numbers the README reports; `--out .` replaces it. It also writes calib.npz:
 CALIB_IMAGES training images for nnc's calibration and verification, under the
 input's name ("image", [N,1,1,8,8]: a batch of N samples of the [1,1,8,8]
 input), and prints the test accuracy of the exported model in onnxruntime.
@@ -23,6 +25,7 @@ input), and prints the test accuracy of the exported model in onnxruntime.
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -199,18 +202,23 @@ def onnx_accuracy(path: Path, images, labels) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Train the digits CNN and export it as ONNX.")
+    parser.add_argument("--out", type=Path, default=HERE / "out",
+                        help="folder for digits.onnx and calib.npz (default: examples/digits/out)")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
     data = split()
     rng = np.random.default_rng(SEED)
     start = time.perf_counter()
     with threadpool_limits(1):
         params = train(data.x_train, data.y_train, rng)
     seconds = time.perf_counter() - start
-    onnx.save(export(params), HERE / "digits.onnx")
+    onnx.save(export(params), out / "digits.onnx")
     calib = data.x_train[np.sort(rng.choice(len(data.x_train), CALIB_IMAGES, replace=False))]
-    np.savez(HERE / "calib.npz", image=calib[:, None])
+    np.savez(out / "calib.npz", image=calib[:, None])
     count = sum(v.size for v in params.values())
-    accuracy = onnx_accuracy(HERE / "digits.onnx", data.x_test, data.y_test)
-    print(f"trained {count:,} parameters in {seconds:.1f} s; wrote digits.onnx and calib.npz "
+    accuracy = onnx_accuracy(out / "digits.onnx", data.x_test, data.y_test)
+    print(f"trained {count:,} parameters in {seconds:.1f} s; wrote digits.onnx and calib.npz to {out} "
           f"({CALIB_IMAGES} training images)")
     print(f"test accuracy (onnxruntime, {len(data.y_test)} images): {accuracy:.2%}")
 
