@@ -14,6 +14,14 @@ A target is a class with
   batches; for `ir` it runs the reference interpreter (`nnc validate`);
 - `extras(graph) -> dict`: keys the driver merges into the report after
   verification (az-sim: `sim`, c: `memory`; {} when there are none).
+Optional, for a target whose artifact holds the graph before lowering (onnx):
+- `quantize_options`: options the default pipeline gives the quantize pass;
+- `reference_graph(graph) -> Graph`: the integer graph the artifact stands for,
+  which the reference interpreter runs and the report describes (the driver
+  passes the pipeline's own graph to emit, execute and runner);
+- `parity_lsb`: how far the artifact's outputs may be from the reference on
+  an integer graph, in steps of each output's grid (0 when absent; None: the
+  target bounds each layer itself in `execute`).
 Targets are constructed with the driver's CompileOptions (or None).
 Targets register with `@register_target`; `get_target(name)` finds one.
 """
@@ -55,3 +63,4 @@ def target_names() -> list[str]:
 from . import ir_text  # noqa: E402,F401  (each import registers a target)
 from .azsim import target as _azsim_target  # noqa: E402,F401
 from . import c  # noqa: E402,F401  (registers the target)
+from . import onnx_qdq  # noqa: E402,F401  (registers the target)

@@ -27,17 +27,24 @@ _EXPORTS = {
     "UnsupportedError": "errors", "VerificationError": "errors",
     "load": "frontend.onnx_loader", "run": "interpreter",
     "Graph": "ir", "Node": "ir", "QuantParams": "ir", "Tensor": "ir",
-    "parse_ir": "textir", "print_ir": "textir", "validate": "validate", "verify": "verifier",
+    "parse_ir": "textir", "print_ir": "textir", "validate": "validation", "verify": "verifier",
 }
 
 
 def __getattr__(name: str):
+    """A public name (imported from its module on first use), or a submodule
+    (`nnc.driver` after a bare `import nnc`)."""
     module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nnc' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value
+        return value
+    try:
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module 'nnc' has no attribute {name!r}") from None
 
 
 def Simulator(blob, hw=None):

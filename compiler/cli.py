@@ -165,7 +165,7 @@ def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float,
 
 @app.command("compile")
 def compile_(model: str = typer.Argument(..., help="ONNX model file."),
-             target: str = typer.Option("ir", "--target", "-t", help="Output kind: ir, c or az-sim."),
+             target: str = typer.Option("ir", "--target", "-t", help="Output kind: ir, c, az-sim or onnx."),
              output: Path = typer.Option(..., "--output", "-o", help="Output folder (created or replaced)."),
              pipeline: Optional[str] = typer.Option(None, "--pipeline",
                                                     help="Pass pipeline, e.g. 'canonicalize,fold-constants'. "
@@ -216,7 +216,7 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
 def validate_(model: str = typer.Argument(..., help="ONNX model file."),
               data: Path = typer.Option(..., "--data", help="Samples (.npz/.npy, one leading axis of samples)."),
               labels: Optional[Path] = typer.Option(None, "--labels", help="Class ids of the samples (.npy)."),
-              target: str = typer.Option("az-sim", "--target", "-t", help="Target run on the data: c, az-sim or ir."),
+              target: str = typer.Option("az-sim", "--target", "-t", help="Target run on the data: c, az-sim, onnx or ir."),
               output: Optional[Path] = typer.Option(None, "--output", "-o",
                                                     help="Keep the compiled artifacts and report.json here."),
               input_shape: list[str] = INPUT_SHAPE,
@@ -235,7 +235,7 @@ def validate_(model: str = typer.Argument(..., help="ONNX model file."),
               debug: bool = DEBUG):
     """Compile MODEL and run the compiled target on a data set: accuracy (with
     --labels), cosine, RMSE and relative L2 error against the float model."""
-    from .validate import render, validate
+    from .validation import render, validate
 
     options = flags.compression(locals())
     with _errors_to_exit(debug), _quality_gate() as finish:
@@ -357,6 +357,21 @@ def run_blob(blob: str = typer.Argument(..., help="az-sim blob (.azb) written by
                        f"{sum(s.energy_uj for s in runs):.3f} µJ in all")
         if output is not None:
             typer.echo(f"wrote {', '.join(outputs)} to {output}")
+
+
+@app.command("report")
+def report_(report_file: Path = typer.Argument(..., metavar="OUT/report.json",
+                                               help="The report.json a compile wrote."),
+            output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                                  help="Write the files here (default: beside report.json)."),
+            debug: bool = DEBUG):
+    """Render report.html and layers.csv again from a compile's report.json
+    (the same bytes the compile wrote, for the same report)."""
+    from .report import render_again
+
+    with _errors_to_exit(debug):
+        folder, written = render_again(report_file, output)
+        typer.echo(f"wrote {', '.join(written)} to {folder}")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 CALIB = typer.Option(None, "--calib", help="Calibration samples (.npz/.npy) for quantization.")
-QUANTIZE = typer.Option(None, "--quantize/--no-quantize", help="Quantize to int8 (default: c and az-sim do, ir does not).")
+QUANTIZE = typer.Option(None, "--quantize/--no-quantize", help="Quantize to int8 (default: c, az-sim and onnx do, ir does not).")
 HW = typer.Option(None, "--hw", help="az-sim hardware description (TOML).")
 WEIGHT_BITS = typer.Option(8, "--weight-bits", help="Weight bit width 2..8.")
 FIRST_LAST_BITS = typer.Option(None, "--first-last-bits",

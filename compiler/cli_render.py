@@ -6,12 +6,16 @@ from __future__ import annotations
 from .tables import format_table, shorten, thousands
 
 
-def render_sim(sim: dict) -> str:
-    """Per-layer and total simulator statistics as a table."""
-    rows = [[shorten(l["name"], 36), l["op"], thousands(l["macs_total"]), thousands(l["macs_skipped"]),
+def render_sim(sim: dict, ids: dict[str, str] | None = None) -> str:
+    """Per-layer and total simulator statistics as a table; `ids` (layer name ->
+    "#i", from a compile report) adds the id column."""
+    rows = [[shorten(l["name"], 40), l["op"], thousands(l["macs_total"]), thousands(l["macs_skipped"]),
              thousands(l["bytes_loaded"]), thousands(l["cycles"]), f"{l['energy_uj']:.3f}"] for l in sim["layers"]]
-    table = format_table(["layer", "op", "MACs", "skipped", "bytes in", "cycles", "µJ"], rows,
-                         numeric={2, 3, 4, 5, 6})
+    headers, numeric = ["layer", "op", "MACs", "skipped", "bytes in", "cycles", "µJ"], {2, 3, 4, 5, 6}
+    if ids is not None:
+        rows = [[ids.get(l["name"], ""), *row] for l, row in zip(sim["layers"], rows)]
+        headers, numeric = ["id", *headers], {i + 1 for i in numeric}
+    table = format_table(headers, rows, numeric=numeric)
     skipped = sim["macs_skipped"] / sim["macs_total"] if sim["macs_total"] else 0.0
     return (f"{table}\nsimulated on {sim['hardware']} at {sim['clock_mhz']:g} MHz: "
             f"{thousands(sim['cycles'])} cycles = {sim['latency_ms']:.3f} ms, {sim['energy_uj']:.3f} µJ; "
@@ -21,11 +25,11 @@ def render_sim(sim: dict) -> str:
 
 def render_summary(report: dict) -> str:
     """The terminal summary of a compile report: layers, passes, verification."""
-    rows = [[l.get("id") or "", shorten(l["name"], 40), l["op"], l["format"] or "", l["weight_bits"],
+    rows = [[l.get("id") or "", shorten(l["name"], 48), l["op"], l["format"] or "", l["bits"], l["code_bits"],
              f"{l['sparsity']:.0%}" if l["format"] else "", thousands(l["params"]), thousands(l["macs"]),
              thousands(l["stored_bytes"]), _error(l["error"])] for l in report["layers"]]
-    parts = [format_table(["id", "layer", "op", "format", "bits", "zeros", "params", "MACs", "bytes",
-                           "cosine / rmse"], rows, numeric={4, 5, 6, 7, 8})]
+    parts = [format_table(["id", "layer", "op", "format", "bits", "code", "zeros", "params", "MACs", "bytes",
+                           "cosine / rmse"], rows, numeric={4, 5, 6, 7, 8, 9})]
     passes = ", ".join(f"{p['name']} {p['seconds'] * 1000:.1f} ms ({p['nodes_before']}→{p['nodes_after']})"
                        for p in report["passes"])
     w = report["weights"]
@@ -40,7 +44,11 @@ def render_summary(report: dict) -> str:
                      f"lower bound {thousands(m['arena_lower_bound_bytes'])}), "
                      f"constants in flash {thousands(m['flash_bytes'])} bytes")
     if "sim" in report:
-        parts.append(render_sim(report["sim"]))
+        parts.append(render_sim(report["sim"], {l["name"]: l["id"] for l in report["layers"] if l.get("id")}))
+    if "layers_checked" in report.get("onnx", {}):
+        o, outputs = report["onnx"], report["verification"]["vs_reference"]["max_abs_diff_lsb"]
+        parts.append(f"onnx: opset {o['opset']}; onnxruntime within {o['max_layer_diff_lsb']:g} LSB of nnc's integer "
+                     f"ops layer by layer ({o['layers_checked']} layers), outputs within {outputs:g} LSB")
     v = report.get("verification")
     if v:
         ref, flt = v["vs_reference"], v["vs_float"]

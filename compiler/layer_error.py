@@ -1,48 +1,98 @@
 """Per-layer output error of a compiled integer graph against the float graph it
 was quantized from: which layer pays for which byte saved.
 
-A weighted integer layer (QConv, QGemm) writes an 8-bit tensor whose float
-counterpart in the float graph (the graph as it was before compression) is:
-- the input of the QuantizeLinear that produced that very tensor (QDQ models keep
-  their QuantizeLinear outputs' names), or
-- the tensor named without the ".q" suffix that the quantize pass appends to the
-  float activation it quantizes (quantizer/annotate.py).
-A layer whose counterpart is missing or has another shape (structured pruning
-changed it) has no error entry.
+Each weighted integer layer (QConv, QGemm) is measured alone, on what it was
+given: it runs by itself on the float graph's own values of its inputs, and its
+output is compared with the float graph's value of the same tensor. Errors
+therefore do not accumulate through the network: a layer that nnc left as the
+model defined it shows cosine 1.0, whatever the layers before it did (the model
+output's error against the float model is the verification's `vs_float`).
 
-Errors accumulate: a layer's output error includes that of every layer before
-it, on the same samples the verification uses. Metrics, over all samples:
-cosine similarity and RMSE (in the float tensor's units) of the dequantized
-integer output, scale · (q − zero_point), against the float values.
+Where a tensor of the integer graph comes from in the float graph (the graph as
+it was before the first compression pass):
+- the very same tensor, when the float graph holds it with the same type: a
+  QDQ model keeps its QuantizeLinear outputs' names, so its int8 activations
+  are there, computed as the model defines them (dequantize -> float op ->
+  quantize). Such an input is fed as it is; such an output is compared after
+  both sides are dequantized with its scale, so an untouched QDQ layer matches
+  exactly;
+- else its float counterpart: the input of the QuantizeLinear that produced the
+  tensor, or the tensor named without the ".q" suffix that the quantize pass
+  appends to the float activation it quantizes (quantizer/annotate.py). Such an
+  input is fed quantized with the integer tensor's scale and zero point (as
+  QuantizeLinear does); such an output is compared in float.
+A layer with an input or output that has neither, or a counterpart of another
+shape (structured pruning changed it), has no error entry.
+
+Metrics, over all samples: cosine similarity and RMSE (in the float tensor's
+units) of the dequantized integer output, scale · (q − zero_point), against the
+reference values.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .interpreter import run
-from .ir import Graph
+from .ir import Graph, Node
+from .ops import get_op
+from .ops.quantize import QuantizeAttrs
 from .verification import cosine_rmse
 
 WEIGHTED_INTEGER_OPS = ("QConv", "QGemm")
 QUANTIZED_SUFFIX = ".q"
 
 
-def counterparts(float_graph: Graph, graph: Graph) -> dict[str, tuple[str, str]]:
-    """{layer name: (its integer output, the float tensor it approximates)}."""
-    pairs = {}
+@dataclass(frozen=True)
+class Source:
+    """Where the float graph holds an integer tensor: `name` in the float graph;
+    `same` when it is the very tensor (same type), else its float counterpart."""
+
+    name: str
+    same: bool
+
+
+@dataclass(frozen=True)
+class Isolated:
+    """A layer run alone: the source of each run-time input, and of its output."""
+
+    node: Node
+    inputs: dict[str, Source]
+    output: Source
+
+
+def isolate(float_graph: Graph, graph: Graph) -> dict[str, Isolated]:
+    """{layer name: Isolated} of the weighted integer layers that can be measured
+    alone (see the module docstring)."""
+    found = {}
     for node in graph.nodes():
-        if node.op not in WEIGHTED_INTEGER_OPS:
+        if node.op not in WEIGHTED_INTEGER_OPS or graph.tensor(node.outputs[0]).quant is None:
             continue
-        out = node.outputs[0]
-        source = _float_source(float_graph, out)
-        if source is not None and graph.tensor(out).quant is not None \
-                and float_graph.tensor(source).shape == graph.tensor(out).shape:
-            pairs[node.name] = (out, source)
-    return pairs
+        runtime = [name for name in node.inputs if name and not graph.tensor(name).is_constant]
+        sources = {name: source_of(float_graph, graph, name) for name in [*runtime, node.outputs[0]]}
+        if all(sources.values()):
+            inputs = {name: sources[name] for name in runtime}
+            found[node.name] = Isolated(node, inputs, sources[node.outputs[0]])
+    return found
 
 
-def _float_source(float_graph: Graph, name: str) -> str | None:
+def source_of(float_graph: Graph, graph: Graph, name: str) -> Source | None:
+    """The Source of integer tensor `name`, or None."""
+    tensor = graph.tensor(name)
+    twin = float_graph.tensors.get(name)
+    if twin is not None and (twin.dtype, twin.shape) == (tensor.dtype, tensor.shape):
+        return Source(name, True)
+    if tensor.quant is None:
+        return None
+    counterpart = _float_counterpart(float_graph, name)
+    if counterpart is None or float_graph.tensor(counterpart).shape != tensor.shape:
+        return None
+    return Source(counterpart, False)
+
+
+def _float_counterpart(float_graph: Graph, name: str) -> str | None:
     if name in float_graph.tensors:
         producer = float_graph.producer(name)
         return producer.inputs[0] if producer is not None and producer.op == "QuantizeLinear" else None
@@ -52,18 +102,55 @@ def _float_source(float_graph: Graph, name: str) -> str | None:
 
 def layer_errors(float_graph: Graph, graph: Graph, samples: list[dict]) -> dict[str, dict]:
     """{layer name: {"cosine", "rmse"}} over the samples (compression keeps the
-    graph's inputs, so the same samples feed both graphs)."""
-    pairs = counterparts(float_graph, graph)
-    got = _collect(graph, samples, {out for out, _ in pairs.values()})
-    want = _collect(float_graph, samples, {source for _, source in pairs.values()})
+    graph's inputs, so the same samples feed the float graph)."""
+    layers = isolate(float_graph, graph)
+    wanted = {s.name for layer in layers.values() for s in (*layer.inputs.values(), layer.output)}
+    values = _collect(float_graph, samples, wanted)
     errors = {}
-    for layer, (out, source) in pairs.items():
-        quant = graph.tensor(out).quant
-        scale, zero_point = _broadcastable(quant, got[out][0].ndim)
-        approx = np.concatenate([((v.astype(np.float64) - zero_point) * scale).ravel() for v in got[out]])
-        exact = np.concatenate([v.astype(np.float64).ravel() for v in want[source]])
-        errors[layer] = cosine_rmse(exact, approx)
+    for name, layer in layers.items():
+        got, want = [], []
+        for index in range(len(samples)):
+            given = {tensor: values[source.name][index] for tensor, source in layer.inputs.items()}
+            output = _run_alone(graph, layer, given)
+            got.append(_dequantized(graph, layer.node.outputs[0], output).ravel())
+            want.append(_reference(graph, layer, values[layer.output.name][index]).ravel())
+        errors[name] = cosine_rmse(np.concatenate(want), np.concatenate(got))
     return errors
+
+
+def _run_alone(graph: Graph, layer: Isolated, given: dict[str, np.ndarray]) -> np.ndarray:
+    """The layer's integer output; `given`: the float graph's value of each of
+    its run-time inputs (quantized here when it is a float counterpart)."""
+    args = []
+    for name in layer.node.inputs:
+        if not name:
+            args.append(None)
+        elif graph.tensor(name).is_constant:
+            args.append(graph.tensor(name).data)
+        else:
+            args.append(given[name] if layer.inputs[name].same else _quantized(graph, name, given[name]))
+    return get_op(layer.node.op).evaluate(layer.node.attrs, args)[0]
+
+
+def _reference(graph: Graph, layer: Isolated, value: np.ndarray) -> np.ndarray:
+    """The float graph's value of the layer's output, in float."""
+    return _dequantized(graph, layer.node.outputs[0], value) if layer.output.same else value.astype(np.float64)
+
+
+def _quantized(graph: Graph, name: str, value: np.ndarray) -> np.ndarray:
+    """A float value quantized as integer tensor `name` (QuantizeLinear's rule)."""
+    tensor = graph.tensor(name)
+    quant = tensor.quant
+    attrs = QuantizeAttrs(quant.axis, tensor.dtype)
+    scale = np.asarray(quant.scale, np.float32)
+    zero_point = np.asarray(quant.zero_point, np.int64)
+    return get_op("QuantizeLinear").evaluate(attrs, [value.astype(np.float32), scale, zero_point])[0]
+
+
+def _dequantized(graph: Graph, name: str, value: np.ndarray) -> np.ndarray:
+    """scale · (q − zero_point) of integer tensor `name`'s value, in float64."""
+    scale, zero_point = _broadcastable(graph.tensor(name).quant, value.ndim)
+    return (value.astype(np.float64) - zero_point) * scale
 
 
 def _collect(graph: Graph, samples: list[dict], names: set[str]) -> dict[str, list[np.ndarray]]:

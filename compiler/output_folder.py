@@ -23,6 +23,9 @@ Invariants:
   leaves a folder nnc no longer claims (refused next time) rather than one whose
   manifest claims a user's file.
 - Folders are created with the mode the umask gives (not mkdtemp's 0700).
+- Outside a compile (`write_into`: `nnc report` rendering report.html again)
+  nnc replaces a file only while its manifest lists it unchanged, or when it
+  would write the same bytes; the files it writes join the folder's manifest.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -39,6 +43,9 @@ from pathlib import Path, PurePosixPath
 from .errors import OptionError
 
 MANIFEST = "nnc-manifest.json"
+# held back while the staging folder is made, so that it is always inside the try that removes it
+DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+MANIFEST_NOTE = "output folder manifest; nnc deletes only these files, and only while unchanged"
 
 
 def check(out: Path, model: Path) -> None:
@@ -119,22 +126,26 @@ def staged(out: Path | str | None, model: Path):
         return
     out = Path(out)
     check(out, model)
-    created = _make_parents(out.parent)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+    created, staging = None, None
+    deferred = signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)  # no interrupt between mkdir and try
     try:
+        created = _make_parents(out.parent)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+        signal.pthread_sigmask(signal.SIG_SETMASK, deferred)  # a pending signal is raised here, inside the try
         _apply_umask(staging)
         yield staging
         _commit(staging, out, model)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        signal.pthread_sigmask(signal.SIG_SETMASK, deferred)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         _remove_if_empty(created)
 
 
 def _commit(staging: Path, out: Path, model: Path) -> None:
     """Move the staged files into `out` under the parent's lock (module docstring)."""
     written = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
-    manifest = {"nnc": "output folder manifest; nnc deletes only these files, and only while unchanged",
-                "files": {name: _sha256(staging / name) for name in written}}
+    manifest = {"nnc": MANIFEST_NOTE, "files": {name: _sha256(staging / name) for name in written}}
     with _locked(out.parent):
         check(out, model)
         old = _owned_files(out) if out.is_dir() else []
@@ -149,9 +160,46 @@ def _commit(staging: Path, out: Path, model: Path) -> None:
             target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, target)
-        partial = out / f".{MANIFEST}.partial"
-        partial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(partial, out / MANIFEST)
+        _write_manifest(out, manifest)
+
+
+def _write_manifest(out: Path, manifest: dict) -> None:
+    partial = out / f".{MANIFEST}.partial"
+    partial.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, out / MANIFEST)
+
+
+def write_into(out: Path, files: dict[str, str]) -> None:
+    """Write text `files` {name: text} into folder `out` (created if missing)
+    outside a compile. OptionError, and nothing written, when `out` is not a
+    folder or a file to replace is neither listed unchanged in its manifest
+    nor equal to the new text. A valid manifest records the new files."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OptionError(f"output folder {out} is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    with _locked(out.parent):
+        manifest = _read_manifest(out)
+        owned = manifest or {}
+        for name, text in files.items():
+            if not _replaceable(out / name, owned.get(name), text.encode("utf-8")):
+                raise OptionError(f"{out / name} exists and nnc did not write it (or it changed since); "
+                                  "move it away or give another -o")
+        for name, text in files.items():
+            partial = out / f".{name}.partial"
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, out / name)
+        if manifest is not None:
+            files_now = manifest | {name: _sha256(out / name) for name in files}
+            _write_manifest(out, {"nnc": MANIFEST_NOTE, "files": files_now})
+
+
+def _replaceable(path: Path, digest: str | None, data: bytes) -> bool:
+    """True when `path` is absent, listed unchanged (`digest`), or holds `data`."""
+    if path.is_symlink():
+        return False
+    if not path.exists():
+        return True
+    return (digest is not None and _unchanged(path, digest)) or (path.is_file() and path.read_bytes() == data)
 
 
 @contextmanager

@@ -9,22 +9,35 @@ Weight accounting (docs/compression.md):
   `other_bytes` at its dtype's size;
 - a tensor shared by several layers is counted once in the totals and in every
   sharing layer's row.
-Per layer: params, weight format/bits/sparsity, weight and total stored bytes,
-MACs, and (after verification) the output error against the float model.
+Per layer: its short id `#i` (weighted layers), params, the weight format,
+`bits` (the weight grid asked for: see `grid_bits`) and `code_bits` (the
+storage code width of that format: huffman codes of up to 6 bits for a 4-bit
+layer, say), sparsity, weight and total stored bytes, MACs, and (after
+verification) the output error against the float model (layer_error.py).
+For the C target, `arena_layout` adds each arena buffer's place and live steps.
+Renderings of the report (report.html, layers.csv) come from report_html.py
+and report_csv.py; `render_files` gives all three files' text.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, output_folder
+from .errors import OptionError
 from .ir import Graph
 from .summary import parameter_tensors, summarize
 
 WEIGHTED_OPS = ("QConv", "QGemm", "Conv", "Gemm", "MatMul")
+REPORT_FILES = ("report.json", "report.html", "layers.csv")
+RENDERINGS = ("report.html", "layers.csv")  # what `nnc report` writes again from report.json
+REQUIRED_KEYS = ("nnc_version", "target", "model", "pipeline", "passes", "weights", "layers", "totals")
+MIN_BITS, MAX_BITS = 2, 8  # the weight grids the quantize pass offers
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,9 @@ def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[d
     """The report of a compiled graph (verification and target extras are added later)."""
     summary = summarize(graph)
     by_layer = layer_weights(graph)
-    rows = [_layer_row(graph, layer, by_layer.get(layer.name), storage.get(layer.name)) for layer in summary.layers]
+    codebook = _asks_codebook(pipeline)
+    rows = [_layer_row(graph, layer, by_layer.get(layer.name), storage.get(layer.name), codebook)
+            for layer in summary.layers]
     for index, row in enumerate((row for row in rows if row["name"] in by_layer), 1):
         row["id"] = f"#{index}"  # layer_select.layer_ids: weighted layers in schedule order
     first_reader = {t.name: layer for layer, t in reversed(by_layer.items())}
@@ -92,7 +107,7 @@ def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[d
     }
 
 
-def _layer_row(graph: Graph, layer, weight, stored: Stored | None) -> dict:
+def _layer_row(graph: Graph, layer, weight, stored: Stored | None, codebook: bool) -> dict:
     others = sum(t.nbytes for t in parameter_tensors(graph, graph.node(layer.name)).values() if t is not weight)
     return {
         "id": None,
@@ -101,7 +116,8 @@ def _layer_row(graph: Graph, layer, weight, stored: Stored | None) -> dict:
         "params": layer.params,
         "macs": layer.macs,
         "format": stored.format if stored else None,
-        "weight_bits": stored.bits if stored else None,
+        "bits": grid_bits(weight.data, codebook) if weight is not None else None,
+        "code_bits": stored.bits if stored else None,
         "sparsity": _zeros([weight]) / weight.size if weight is not None and weight.size else 0.0,
         "weight_bytes": stored.nbytes if stored else 0,
         "stored_bytes": (stored.nbytes if stored else 0) + others,
@@ -120,3 +136,81 @@ def add_layer_errors(report: dict, errors: dict[str, dict]) -> None:
     for row in report["layers"]:
         if row["name"] in errors:
             row["error"] = {key: round(value, 6) for key, value in errors[row["name"]].items()}
+
+
+def grid_bits(weights: np.ndarray, codebook: bool) -> int | None:
+    """The bits of the weight grid integer `weights` lie on (None for float
+    weights), clamped to MIN_BITS..MAX_BITS. A b-bit linear grid holds
+    ±(2^(b−1)−1) and the quantize pass maps each channel's largest weight to its
+    end, so b is the signed width of the weights' range; a b-bit codebook holds
+    at most 2^b values (zero included), so b is ceil(log2) of the distinct ones."""
+    if weights.dtype.kind not in "iu":
+        return None
+    if codebook:
+        bits = math.ceil(math.log2(max(np.unique(weights).size, 1)))
+    else:
+        high, low = int(weights.max(initial=0)), int(weights.min(initial=0))
+        bits = max(high.bit_length(), (-low - 1).bit_length()) + 1
+    return min(max(bits, MIN_BITS), MAX_BITS)
+
+
+def _asks_codebook(pipeline: str) -> bool:
+    """True when the pipeline's quantize pass snaps weights to a codebook."""
+    from .passmanager import parse_pipeline
+
+    return any(p.name == "quantize" and p.codebook for p in parse_pipeline(pipeline))
+
+
+def arena_layout(program) -> dict:
+    """The C target's arena plan for report["memory"]: `steps`, the layer run at
+    each step, and `buffers`, each arena buffer's tensor, offset, bytes, the
+    first and last step it is live (inclusive) and `in_place_of`, the tensor
+    whose bytes it takes over (memory_plan.Buffer.alias) or None."""
+    storage = program.storage
+    buffers = storage.buffers
+    return {"steps": [step.node.name for step in program.steps],
+            "buffers": [{"tensor": b.name, "offset": offset, "bytes": b.size, "first": b.first, "last": b.last,
+                         "in_place_of": None if b.alias is None else buffers[b.alias].name}
+                        for b, offset in zip(buffers, storage.offsets)]}
+
+
+def render_files(report: dict) -> dict[str, str]:
+    """{file name: text} of REPORT_FILES: report.json and its renderings, each a
+    function of the report alone (byte-identical for the same report)."""
+    from .report_csv import render_csv
+    from .report_html import render_html
+
+    texts = {"report.json": json.dumps(report, indent=2) + "\n", "report.html": render_html(report),
+             "layers.csv": render_csv(report)}
+    return {name: texts[name] for name in REPORT_FILES}
+
+
+def read_report(path: Path) -> dict:
+    """The report.json at `path`; OptionError when it is not one. A report of
+    an nnc that named the code width `weight_bits` reads as `code_bits`."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise OptionError(f"report {path}: cannot read it as JSON ({exc})") from None
+    missing = [key for key in REQUIRED_KEYS if key not in report] if isinstance(report, dict) else list(REQUIRED_KEYS)
+    if missing or not isinstance(report["layers"], list) or not all(isinstance(r, dict) for r in report["layers"]):
+        raise OptionError(f"report {path}: not a report.json of nnc compile (missing or malformed: "
+                          f"{', '.join(missing) or 'layers'})")
+    for row in report["layers"]:
+        row.setdefault("code_bits", row.get("weight_bits"))
+    return report
+
+
+def render_again(path: Path, out: Path | None = None) -> tuple[Path, list[str]]:
+    """`nnc report`: RENDERINGS of the report.json at `path`, written into `out`
+    (default: its folder) as output_folder.write_into allows. Returns the folder
+    and the file names."""
+    report = read_report(path)
+    try:
+        texts = render_files(report)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise OptionError(f"report {path}: cannot render it ({type(exc).__name__}: {exc}); was it written by "
+                          f"this nnc ({__version__})?") from None
+    folder = Path(out) if out is not None else Path(path).parent
+    output_folder.write_into(folder, {name: texts[name] for name in RENDERINGS})
+    return folder, list(RENDERINGS)

@@ -16,8 +16,13 @@ def format_table(headers: list[str], rows: list[list], numeric: set[int] = froze
 
 
 def shorten(text: str, width: int) -> str:
-    """`text` cut to `width` characters, keeping its end (where names differ)."""
-    return text if len(text) <= width else "…" + text[-(width - 1):]
+    """`text` cut to `width` characters in the middle, keeping both ends: long
+    exported names (MLPerf's run to ~250 characters) differ at their start (the
+    layer's scope) as well as at their end."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def thousands(value: int | None) -> str:

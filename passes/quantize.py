@@ -30,6 +30,10 @@ compute docs/numerics.md exactly; see nnc.quantizer for the lowering rules.
   on the samples (one more interpreter run; `damping`); weights that are 0 (a
   pruned layer) stay 0. 8-bit layers keep rounding to nearest. Calibration and
   those statistics run with BLAS on one thread.
+- `lower=false` stops after annotation: the graph stays in QDQ form (float ops
+  between QuantizeLinear/DequantizeLinear, integer weights and biases behind
+  DequantizeLinear), the form target onnx writes; `nnc.quantizer.lower` of it
+  is the integer graph the pass would have produced.
 
 Requires: a valid graph after the CANONICAL pipeline (biases and activations
 fused, layouts settled).
@@ -79,6 +83,7 @@ class Quantize(Pass):
     method: str = "magnitude"
     method_overrides: str = ""
     damping: float = obs.DAMPING
+    lower: bool = True
 
     def __post_init__(self):
         for option, bits in (("weight_bits", self.weight_bits), ("first_last_bits", self.first_last_bits or 8)):
@@ -114,7 +119,8 @@ class Quantize(Pass):
         if self.save_ranges:
             write_ranges(self.save_ranges, {name: ranges[name] for name in the_plan.observed})
         apply(graph, the_plan, ranges, specs, means, self._statistics(graph, specs))
-        lower(graph)
+        if self.lower:
+            lower(graph)
         return graph
 
     def _statistics(self, graph: Graph, specs: dict[str, WeightSpec]) -> dict:

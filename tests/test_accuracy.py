@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 import nnc
 from nnc.accuracy import output_metrics
 from nnc.errors import OptionError, QualityGateError
-from nnc.validate import render, validate
+from nnc.validation import render, validate
 
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
 CALIB = DIGITS / "calib.npz"

@@ -24,7 +24,7 @@ def test_report_accounts_weights_and_layer_errors(tmp_path):
         assert w["stored_bytes"] == sum(l["weight_bytes"] for l in report["layers"])
         weighted = [l for l in report["layers"] if l["format"]]
         assert weighted and all(l["error"] is not None and -1 <= l["error"]["cosine"] <= 1 for l in weighted)
-    assert all(l["weight_bits"] == 8 for l in small["layers"] if l["format"])  # ir stores int8 arrays
+    assert all(l["code_bits"] == 8 for l in small["layers"] if l["format"])  # ir stores int8 arrays
     # conv1 and the depthwise dwconv (fan-in 9) are not pruned (the prune pass's small-layer
     # rule); only the 4-bit grid rounds some of their weights to 0
     sparsity = {l["name"]: l["sparsity"] for l in small["layers"] if l["format"]}

@@ -74,7 +74,8 @@ def test_manifest_table_was_read():
 def test_compile_ir_target(name, tmp_path):
     sample = MODELS_DIR / f"{name}.io.npz"
     result = nnc.compile(MODELS_DIR / f"{name}.onnx", target="ir", output_dir=tmp_path / "out", inputs=sample)
-    assert sorted(result.artifacts) == sorted([f"{name}.nnir", "report.json", "nnc-manifest.json"])
+    assert sorted(result.artifacts) == sorted([f"{name}.nnir", "report.json", "report.html", "layers.csv",
+                                               "nnc-manifest.json"])
     report = result.report
     assert report["verification"]["vs_float"]["cosine"] > 0.9999
     assert report["totals"]["macs"] == summarize(nnc.load(MODELS_DIR / f"{name}.onnx")).totals["macs"]

@@ -1,0 +1,250 @@
+"""report.html: a compile report people look at, one self-contained file.
+
+Plain HTML, a little CSS and inline SVG drawn by report_svg.py: no script, no
+font, image or style sheet from anywhere, so it opens offline and from an
+archived build. Sections (element ids): `summary` (weights fp32 → stored,
+MACs, the target's memory or simulation totals, verification, quality gate),
+`layers` (report_csv's per-layer table: layer ids, names shortened in the
+middle with the full name as tooltip), `charts` (per layer: stored bytes
+against fp32, bits asked and code width, sparsity, MACs, output error),
+`sim` (az-sim: cycles and energy per step), `memory` (c: the arena's buffers,
+offset × step), `passes` and `warnings`.
+
+The page is a function of the report alone and names no folder of the
+machine that made it (absolute paths in the pipeline and the samples' source
+are cut to their file names, as in the C target's sources; report.json keeps
+them as given). Wall-clock timings are left out, so two compiles of the same
+input write the same bytes. The page is well-formed XML as well as HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import PurePosixPath, PureWindowsPath
+
+from .report_csv import COLUMNS, layer_table
+from .report_svg import Bar, Block, Segment, bar_chart, memory_chart
+from .tables import shorten
+
+NAME_WIDTH = 56  # layer names in the table, shortened in the middle
+LABEL_WIDTH = 14  # chart row labels (ids, else op names)
+QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON string, as pipelines quote option values
+
+
+def render_html(report: dict) -> str:
+    """The page of `report` (see the module docstring)."""
+    import jinja2
+    from markupsafe import Markup
+
+    env = jinja2.Environment(loader=jinja2.FunctionLoader(_template), undefined=jinja2.StrictUndefined,
+                             autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    rows = layer_table(report)
+    charts = [(title, Markup(svg)) for title, svg in _layer_charts(report, rows)]
+    sim = [(title, Markup(svg)) for title, svg in _sim_charts(report)]
+    memory = _memory(report)
+    return env.get_template("report.html.j2").render(
+        model=report["model"], target=report["target"], version=report["nnc_version"],
+        pipeline=_without_folders(report["pipeline"]), figures=_figures(report), table=_table(rows), charts=charts,
+        sim=sim, memory=(memory[0], Markup(memory[1])) if memory else None,
+        passes=[(_without_folders(p["name"]), p["nodes_before"], p["nodes_after"]) for p in report["passes"]],
+        warnings=report.get("warnings") or [])
+
+
+def _template(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _without_folders(pipeline: str) -> str:
+    """`pipeline` with each quoted absolute path cut to its file name."""
+    def cut(match: re.Match) -> str:
+        value = json.loads(match.group())
+        return json.dumps(_file_name(value)) if _file_name(value) != value else match.group()
+
+    return QUOTED.sub(cut, pipeline)
+
+
+def _file_name(path: str) -> str:
+    """An absolute path's file name (either separator); anything else as it is."""
+    absolute = PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute()
+    return PureWindowsPath(path).name if absolute else path
+
+
+# -- summary ---------------------------------------------------------------------
+def _figures(report: dict) -> list[tuple[str, str]]:
+    """(label, value) lines of the summary."""
+    w, totals = report["weights"], report["totals"]
+    found = [("weights", f"{w['weights']:,} weights in {w['stored_bytes']:,} bytes (fp32 {w['fp32_bytes']:,}, "
+                         f"{w['compression'] or 0:.2f}× smaller), sparsity {w['sparsity']:.1%}"),
+             ("other parameters", f"{w['other_bytes']:,} bytes"),
+             ("layers", f"{totals['layers']:,}, {totals['macs']:,} MACs")]
+    if report.get("memory"):
+        m = report["memory"]
+        found += [("arena", f"{m['arena_bytes']:,} bytes (naive {m['arena_naive_bytes']:,}, lower bound "
+                            f"{m['arena_lower_bound_bytes']:,})"),
+                  ("constants in flash", f"{m['flash_bytes']:,} bytes")]
+    if report.get("sim"):
+        s = report["sim"]
+        skipped = s["macs_skipped"] / s["macs_total"] if s["macs_total"] else 0.0
+        found += [("simulated", f"{s['cycles']:,} cycles = {s['latency_ms']:.4f} ms at {s['clock_mhz']:g} MHz "
+                                f"on {s['hardware']}, {s['energy_uj']:.4f} µJ"),
+                  ("MACs", f"{s['macs_executed']:,} executed, {s['macs_skipped']:,} skipped ({skipped:.1%}); "
+                           f"{s['bytes_loaded']:,} bytes loaded; blob {s['blob_bytes']:,} bytes")]
+    return found + _verification(report) + _gates(report)
+
+
+def _verification(report: dict) -> list[tuple[str, str]]:
+    v = report.get("verification")
+    if not v:
+        return [("verification", "not run")]
+    ref, flt = v["vs_reference"], v["vs_float"]
+    truth = "onnxruntime" if v["float_truth"] == "onnxruntime" else "the float reference"
+    agreement = f", top-1 agreement {flt['top1_agreement']:.1%}" if flt.get("top1_agreement") is not None else ""
+    found = [("verification", f"{v['samples']} sample(s) from {_file_name(v['source'])}"),
+             ("vs reference", f"bit-exact {ref['bit_exact']}, max |d| {ref['max_abs_diff']:.4g}"),
+             (f"vs {truth}", f"cosine {flt['cosine']:.6f}, max |d| {flt['max_abs_diff']:.4g}{agreement}")]
+    for name, m in (v.get("outputs") or {}).items():
+        if "top1" in m:
+            found.append((f"accuracy of {name}", f"top-1 {m['top1']:.2%} (float {m['top1_float']:.2%}), drop "
+                                                  f"{m['top1_drop_points']:+.2f} ± {m['top1_drop_ci95_points']:.2f} "
+                                                  "points (95%)"))
+    return found
+
+
+def _gates(report: dict) -> list[tuple[str, str]]:
+    found = []
+    if report.get("budget"):
+        b = report["budget"]
+        found.append(("budget", f"{b['budget_bytes']:,} bytes asked, {b['chosen_bytes']:,} chosen"))
+    if report.get("quality_gate"):
+        gate = report["quality_gate"]
+        found.append(("quality gate", ("passed: " if gate["passed"] else "FAILED: ")
+                      + "; ".join(c["what"] for c in gate["checks"])))
+    return found
+
+
+# -- the per-layer table -----------------------------------------------------------
+def _table(rows: list[dict]) -> dict:
+    """Headers and cells (text, tooltip, numeric) of the columns that hold a value."""
+    columns = [c for c in COLUMNS if any(row[c.key] is not None for row in rows)]
+    cells = [[_cell(c.kind, row[c.key]) for c in columns] for row in rows]
+    return {"headers": [(c.title, c.kind not in ("text", "name")) for c in columns], "rows": cells}
+
+
+def _cell(kind: str, value) -> tuple[str, str, bool]:
+    if value is None:
+        return "", "", kind not in ("text", "name")
+    if kind == "name":
+        return shorten(value, NAME_WIDTH), value, False
+    if kind == "text":
+        return str(value), "", False
+    return _number(kind, value), "", True
+
+
+def _number(kind: str, value) -> str:
+    if kind == "percent":
+        return f"{value:.1%}"
+    if kind == "cosine":
+        return f"{value:.6f}"
+    if kind == "number":
+        return f"{value:.4g}"
+    return f"{value:,}"
+
+
+# -- charts ------------------------------------------------------------------------
+def _label(row: dict) -> str:
+    return row.get("id") or shorten(row["op"], LABEL_WIDTH)
+
+
+def _layer_charts(report: dict, rows: list[dict]) -> list[tuple[str, str]]:
+    """(title, svg) of the per-layer charts; layers with weights, in schedule order."""
+    weighted = [r for r in rows if r["format"] is not None]
+    if not weighted:
+        return []
+    charts = [
+        ("Stored bytes per layer (fp32 behind)", bar_chart(
+            [Bar(_label(r), f"{r['name']}: {r['stored_bytes']:,} bytes stored, {r['fp32_bytes']:,} as fp32",
+                 (Segment(r["stored_bytes"], "main"),), f"{r['stored_bytes']:,} of {r['fp32_bytes']:,} B",
+                 r["fp32_bytes"]) for r in weighted], (("main", "stored"), ("back", "fp32")))),
+        ("Weight bits asked (code width of the storage format behind)", bar_chart(
+            [Bar(_label(r), f"{r['name']}: {_or_dash(r['bits'])} bits asked, {r['format']} codes of "
+                            f"{r['code_bits']} bits", (Segment(r["bits"] or 0, "main"),),
+                 f"{_or_dash(r['bits'])} bits, {r['format']} {r['code_bits']}", r["code_bits"]) for r in weighted],
+            (("main", "bits asked"), ("back", "code width")))),
+        ("Weight sparsity (share of zero weights)", bar_chart(
+            [Bar(_label(r), f"{r['name']}: {r['sparsity']:.1%} of its weights are zero",
+                 (Segment(r["sparsity"], "main"),), f"{r['sparsity']:.1%}", 1.0) for r in weighted])),
+        ("Multiply-accumulates per layer", _macs_chart(weighted, bool(report.get("sim")))),
+    ]
+    measured = [r for r in weighted if r["cosine"] is not None]
+    if measured:
+        charts.append(("Output error per layer, measured alone (1 − cosine)", bar_chart(
+            [Bar(_label(r), f"{r['name']}: cosine {r['cosine']:.6f}, rmse {r['rmse']:.4g} against what it was given",
+                 (Segment(max(1.0 - r["cosine"], 0.0), "error"),), f"cosine {r['cosine']:.6f}") for r in measured])))
+    return charts
+
+
+def _macs_chart(rows: list[dict], simulated: bool) -> str:
+    if not simulated:
+        return bar_chart([Bar(_label(r), f"{r['name']}: {r['macs']:,} MACs", (Segment(r["macs"], "main"),),
+                              f"{r['macs']:,}") for r in rows])
+    return bar_chart([Bar(_label(r), f"{r['name']}: {r['macs']:,} MACs, {r['macs_skipped'] or 0:,} skipped",
+                          (Segment(r["macs"] - (r["macs_skipped"] or 0), "main"),
+                           Segment(r["macs_skipped"] or 0, "skip")), f"{r['macs']:,}") for r in rows],
+                     (("main", "executed"), ("skip", "skipped (zero weights)")))
+
+
+def _or_dash(value) -> str:
+    return "–" if value is None else str(value)
+
+
+def _sim_charts(report: dict) -> list[tuple[str, str]]:
+    """(title, svg) of az-sim's cycles and energy per step (every step the simulator ran)."""
+    if not report.get("sim"):
+        return []
+    ids = {r["name"]: r["id"] for r in report["layers"] if r.get("id")}
+    steps = report["sim"]["layers"]
+    label = {s["name"]: ids.get(s["name"]) or shorten(s["op"], LABEL_WIDTH) for s in steps}
+    cycles = [Bar(label[s["name"]], _cycles_tooltip(s), _cycle_segments(s), f"{s['cycles']:,}") for s in steps]
+    energy = [Bar(label[s["name"]], f"{s['name']} ({s['op']}): {s['energy_uj']:.6g} µJ",
+                  (Segment(s["energy_uj"], "main"),), f"{s['energy_uj']:.4g} µJ") for s in steps]
+    return [("Cycles per step", bar_chart(cycles, (("main", "max(load, decode, compute)"), ("post", "post-processing"),
+                                                   ("over", "overhead")))),
+            ("Energy per step", bar_chart(energy))]
+
+
+def _cycle_segments(step: dict) -> tuple[Segment, ...]:
+    """cycles = max(load, decoder, compute) + post + overhead (docs/azsim.md)."""
+    bound = max(step["load_cycles"], step["decoder_cycles"], step["compute_cycles"])
+    overhead = step["cycles"] - bound - step["post_cycles"]
+    return Segment(bound, "main"), Segment(step["post_cycles"], "post"), Segment(max(overhead, 0), "over")
+
+
+def _cycles_tooltip(step: dict) -> str:
+    return (f"{step['name']} ({step['op']}): {step['cycles']:,} cycles; load {step['load_cycles']:,}, decode "
+            f"{step['decoder_cycles']:,}, compute {step['compute_cycles']:,}, post {step['post_cycles']:,}; "
+            f"{step['macs_total']:,} MACs, {step['macs_skipped']:,} skipped; {step['bytes_loaded']:,} bytes loaded")
+
+
+# -- memory --------------------------------------------------------------------------
+def _memory(report: dict) -> tuple[str, str] | None:
+    """(caption, svg) of the C arena's timeline, when the report has its buffers."""
+    m = report.get("memory") or {}
+    if "buffers" not in m:
+        return None
+    ops = {r["name"]: (r.get("id") or shorten(r["op"], LABEL_WIDTH)) for r in report["layers"]}
+    steps = [ops.get(name) or shorten(name, LABEL_WIDTH) for name in m["steps"]]
+
+    def at(step: int) -> str:
+        return f"{m['steps'][step]}" if 0 <= step < len(m["steps"]) else f"step {step}"
+
+    blocks = [Block(b["offset"], b["bytes"], b["first"], b["last"],
+                    f"{b['tensor']}: {b['bytes']:,} bytes at offset {b['offset']:,}, live at steps "
+                    f"{b['first']}..{b['last']} (from {at(b['first'])} to {at(b['last'])})"
+                    + (f", in place of {b['in_place_of']}" if b.get("in_place_of") else ""))
+              for b in m["buffers"] if b["bytes"]]
+    caption = (f"{len(blocks)} buffers in an arena of {m['arena_bytes']:,} bytes (lower bound "
+               f"{m['arena_lower_bound_bytes']:,}, one region each: {m['arena_naive_bytes']:,}) over "
+               f"{len(steps)} steps")
+    return caption, memory_chart(blocks, steps, m["arena_bytes"], m["arena_lower_bound_bytes"])

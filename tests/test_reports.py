@@ -1,0 +1,227 @@
+"""Reports people look at (docs/reports.md): report.html and layers.csv beside
+report.json, `nnc report` rendering them again, layer ids and full names,
+the bits asked for apart from the storage code width, and per-layer errors
+measured on what each layer was given."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import warnings
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnc
+from nnc.cli import run_cli
+from nnc.memory_plan import Buffer, check
+from nnc.output_folder import MANIFEST
+from nnc.report import RENDERINGS, grid_bits, render_files
+from nnc.report_csv import COLUMNS
+from nnc.tables import shorten
+
+from mlperf import MODELS_DIR, requires_models
+
+DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
+TINY = Path(__file__).resolve().parents[1] / "examples" / "01-tiny-cnn"
+SECTIONS = {"c": {"summary", "layers", "charts", "memory", "passes"},
+            "az-sim": {"summary", "layers", "charts", "sim", "passes"}}
+EXTERNAL = ("http:", "https:", "//", "<script", "<link", "<img", "<iframe", "@import", "url(", "src=")
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """{target: output folder} of digits compiled at 4 bits, 50 % sparse (az-sim
+    Huffman-packed, so that code widths differ from the bits asked for)."""
+    folders = {}
+    for target, extra in (("c", {}), ("az-sim", {"pack": "huffman"})):
+        out = tmp_path_factory.mktemp("digits") / target
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nnc.compile(DIGITS / "digits.onnx", target=target, output_dir=out, calib=DIGITS / "calib.npz",
+                        weight_bits=4, sparsity=0.5, method="magnitude", **extra)
+        folders[target] = out
+    return folders
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def _csv_rows(out: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO((out / "layers.csv").read_text(encoding="utf-8"))))
+
+
+def _page(out: Path) -> ET.Element:
+    """report.html parsed as XML: fails unless every element is closed."""
+    text = (out / "report.html").read_text(encoding="utf-8")
+    doctype, body = text.split("\n", 1)
+    assert doctype == "<!DOCTYPE html>"
+    return ET.fromstring(body)
+
+
+@pytest.mark.parametrize("target", ["c", "az-sim"])
+def test_compile_writes_one_csv_row_per_layer(digits, target):
+    out, report = digits[target], _report(digits[target])
+    rows = _csv_rows(out)
+    assert list(rows[0]) == [c.key for c in COLUMNS]
+    assert [r["name"] for r in rows] == [l["name"] for l in report["layers"]]  # full names, in order
+    weighted = [r for r in rows if r["id"]]
+    assert [r["id"] for r in weighted] == ["#1", "#2", "#3", "#4"]
+    for row in weighted:
+        assert row["bits"] == "4" and int(row["code_bits"]) >= 2 and 0 < float(row["sparsity"]) < 1
+        assert int(row["stored_bytes"]) > 0 and int(row["macs"]) > 0
+        assert 0.9 < float(row["cosine"]) <= 1 and float(row["rmse"]) >= 0
+        assert (row["cycles"] != "" and float(row["energy_uj"]) > 0) == (target == "az-sim")
+    manifest = json.loads((out / MANIFEST).read_text())["files"]
+    for name in RENDERINGS:
+        assert manifest[name] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+
+
+def test_bits_asked_and_code_width_are_separate_fields(digits):
+    report = _report(digits["az-sim"])
+    weighted = [l for l in report["layers"] if l["id"]]
+    streams = report["sim"]["streams"]
+    assert all(l["bits"] == 4 and l["code_bits"] == streams[l["name"]]["bits"] for l in weighted)
+    assert any(l["code_bits"] != 4 for l in weighted)  # Huffman codes are not 4 bits wide
+    assert "weight_bits" not in weighted[0]
+
+
+@pytest.mark.parametrize("target", ["c", "az-sim"])
+def test_html_is_self_contained_and_has_its_sections(digits, target):
+    page = _page(digits[target])
+    text = (digits[target] / "report.html").read_text(encoding="utf-8")
+    assert not [marker for marker in EXTERNAL if marker in text]
+    assert {s.get("id") for s in page.iter("section")} == SECTIONS[target]
+    assert len(list(page.iter("svg"))) >= 5
+    report = _report(digits[target])
+    cells = {td.get("title") for td in page.iter("td") if td.get("title")}
+    assert cells == {l["name"] for l in report["layers"]}  # every full name, as a tooltip
+    assert {"#1", "#2", "#3", "#4"} <= {td.text for td in page.iter("td")}
+    assert str(DIGITS) not in text  # the pipeline's calib path is cut to its file name
+
+
+def test_memory_section_places_every_buffer(digits):
+    memory = _report(digits["c"])["memory"]
+    buffers = memory["buffers"]
+    assert buffers and all(set(b) == {"tensor", "offset", "bytes", "first", "last", "in_place_of"} for b in buffers)
+    index = {b["tensor"]: i for i, b in enumerate(buffers)}
+    planned = [Buffer(b["bytes"], b["first"], b["last"], b["tensor"], index.get(b["in_place_of"])) for b in buffers]
+    check(planned, [b["offset"] for b in buffers])  # no two live buffers overlap
+    assert max(b["offset"] + b["bytes"] for b in buffers) <= memory["arena_bytes"]
+    assert max(b["last"] for b in buffers) < len(memory["steps"])
+    svg = next(s for s in _page(digits["c"]).iter("section") if s.get("id") == "memory").find(".//svg")
+    assert len([r for r in svg.iter("rect") if r.get("class") == "buffer"]) == sum(1 for b in buffers if b["bytes"])
+
+
+def test_nnc_report_renders_the_same_bytes_again(digits, tmp_path):
+    out = digits["az-sim"]
+    compiled = {name: (out / name).read_bytes() for name in RENDERINGS}
+    assert run_cli(["report", str(out / "report.json"), "-o", str(tmp_path / "again")]) == 0
+    assert run_cli(["report", str(out / "report.json")]) == 0  # in place: the manifest stays valid
+    for name, data in compiled.items():
+        assert (tmp_path / "again" / name).read_bytes() == data == (out / name).read_bytes()
+
+
+def test_nnc_report_replaces_its_own_files_and_records_them(digits, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(digits["c"], out)
+    old = b"<p>an older nnc's page</p>\n"
+    (out / "report.html").write_bytes(old)
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["files"]["report.html"] = hashlib.sha256(old).hexdigest()
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    assert run_cli(["report", str(out / "report.json")]) == 0
+    recorded = json.loads((out / MANIFEST).read_text())["files"]["report.html"]
+    written = hashlib.sha256((out / "report.html").read_bytes()).hexdigest()
+    assert recorded == written != manifest["files"]["report.html"]
+
+
+def test_nnc_report_keeps_a_users_file(digits, tmp_path, capsys):
+    (tmp_path / "layers.csv").write_text("mine\n")
+    assert run_cli(["report", str(digits["c"] / "report.json"), "-o", str(tmp_path)]) == 2
+    assert (tmp_path / "layers.csv").read_text() == "mine\n" and not (tmp_path / "report.html").exists()
+    assert "layers.csv exists and nnc did not write it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ["not json", "[]", '{"layers": []}'])
+def test_nnc_report_refuses_what_is_no_report(tmp_path, capsys, content):
+    (tmp_path / "report.json").write_text(content)
+    assert run_cli(["report", str(tmp_path / "report.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nnc: error: report ")
+
+
+def test_two_compiles_write_the_same_renderings(tmp_path):
+    for name in ("a", "b"):
+        nnc.compile(TINY / "tiny_cnn.onnx", target="ir", output_dir=tmp_path / name, quantize=True,
+                    calib=TINY / "sample.npz")
+    for name in RENDERINGS:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    report = _report(tmp_path / "a")
+    assert render_files(report)["report.html"] == (tmp_path / "a" / "report.html").read_text(encoding="utf-8")
+
+
+def test_layer_errors_do_not_accumulate():
+    """Each layer is measured alone on the float graph's values: a 2-bit first
+    layer leaves the other layers' errors exactly as they are at 8 bits."""
+    def errors(**options):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = nnc.compile(DIGITS / "digits.onnx", target="ir", quantize=True, calib=DIGITS / "calib.npz",
+                                 method="magnitude", **options)
+        return {l["id"]: l["error"] for l in result.report["layers"] if l["id"]}
+
+    int8, first_at_2 = errors(), errors(layer_bits="#1:2")
+    assert first_at_2["#1"]["cosine"] < int8["#1"]["cosine"] - 0.01
+    assert {k: v for k, v in first_at_2.items() if k != "#1"} == {k: v for k, v in int8.items() if k != "#1"}
+
+
+@requires_models
+def test_untouched_int8_model_shows_per_layer_cosine_one(tmp_path):
+    name = "kws_dscnn_int8_qdq"
+    with np.load(MODELS_DIR / f"{name}.io.npz") as data:
+        np.savez(tmp_path / "input.npz", input=data["input"])
+    result = nnc.compile(MODELS_DIR / f"{name}.onnx", target="ir", quantize=True, inputs=tmp_path / "input.npz")
+    weighted = [l for l in result.report["layers"] if l["id"]]
+    assert len(weighted) == 10 and result.report["verification"]["vs_float"]["max_abs_diff"] == 0
+    assert all(l["error"] == {"cosine": 1.0, "rmse": 0.0} and l["bits"] == 8 for l in weighted)
+
+
+def test_names_are_shortened_in_the_middle():
+    stem = "functional_1/activation_{}/Relu;" + "functional_1/batch_normalization/FusedBatchNormV3;" * 3
+    names = [stem.format(i) + f"depthwise_conv2d_{i}/resource{i}_prequant" for i in range(4)]
+    short = [shorten(name, 56) for name in names]
+    assert all(len(s) == 56 and "…" in s for s in short)
+    assert len(set(short)) == 4  # they differ at both ends, and both ends are kept
+    assert short[0].startswith("functional_1/activation_0/") and short[0].endswith("resource0_prequant")
+    assert shorten("conv1", 56) == "conv1"
+
+
+@pytest.mark.parametrize("values, codebook, bits", [
+    ([-7, 0, 7], False, 4), ([-127, 3, 127], False, 8), ([-128, 5], False, 8), ([-1, 1], False, 2),
+    ([0, 0], False, 2), (list(range(-60, 60, 8)), True, 4), ([-90, 0, 17, 90], True, 2)])
+def test_grid_bits(values, codebook, bits):
+    assert grid_bits(np.array(values, np.int8), codebook) == bits
+
+
+def test_grid_bits_of_float_weights_is_none():
+    assert grid_bits(np.ones(3, np.float32), False) is None
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no headless Chromium (apt-get install chromium)")
+@pytest.mark.parametrize("target", ["c", "az-sim"])
+def test_report_opens_in_a_headless_browser(digits, target, tmp_path):
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,3000",
+                           f"--screenshot={shot}", (digits[target] / "report.html").as_uri()],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert shot.stat().st_size > 20_000  # a page with tables and charts, not a blank one
+    assert "Failed to load" not in proc.stderr and "ERR_" not in proc.stderr
