@@ -6,7 +6,9 @@ default the training data), score the one-shot model (masks at their final
 sparsity, no training) on the holdout in exact mode, fine-tune (nnc.train.loop),
 export. The output folder (the rules of docs/output-folders.md) receives
 `<stem>.nnir`, the fine-tuned model in text IR (QDQ form: its integers and
-scales are kept by `nnc compile`), and `finetune.json`: the options, each
+scales are kept by `nnc compile`), the same model as QDQ ONNX `<stem>.onnx`
+(the onnx target's writer; onnxruntime and Netron read it, `nnc compile` reads
+it back to the same integers), and `finetune.json`: the options, each
 epoch's record, the epoch kept, and the one-shot and fine-tuned holdout scores.
 PyTorch is imported only here, so the rest of nnc works without it; without it
 this raises MissingExtraError.
@@ -67,12 +69,32 @@ def finetune(model: str | Path, data, labels=None, output_dir: str | Path | None
               "stopped_early": result.stopped_early, "epochs": [dataclasses.asdict(e) for e in result.history],
               "seconds": round(time.perf_counter() - start, 3)}
     stem = Path(model).name.rsplit(".", 1)[0]
+    onnx_model = _as_onnx(graph, report)
     with output_folder.staged(output_dir, Path(model)) as staging:
         artifacts = []
         if staging is not None:
             from .textir import print_ir
 
             (staging / f"{stem}.nnir").write_text(print_ir(graph))
+            artifacts = [f"{stem}.nnir"]
+            if onnx_model is not None:
+                (staging / f"{stem}.onnx").write_bytes(onnx_model.SerializeToString())
+                artifacts.append(f"{stem}.onnx")
             (staging / "finetune.json").write_text(json.dumps(report, indent=2) + "\n")
-            artifacts = [f"{stem}.nnir", "finetune.json"]
+            artifacts.append("finetune.json")
     return FinetuneResult(report, artifacts, graph)
+
+
+def _as_onnx(graph, report: dict):
+    """The fine-tuned graph as QDQ ONNX (the onnx target's writer), or None with
+    the reason in report["onnx"] when an op has no ONNX form."""
+    from .errors import UnsupportedError
+    from nnc.backends.onnx_qdq.writer import to_onnx
+
+    try:
+        model = to_onnx(graph)
+    except UnsupportedError as exc:
+        report["onnx"] = f"not written: {exc}"
+        return None
+    report["onnx"] = "written"
+    return model

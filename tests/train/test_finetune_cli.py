@@ -43,11 +43,15 @@ def test_finetune_writes_a_model_nnc_compiles(tmp_path, capsys):
     assert "epoch 3:" in captured.err  # one progress line per epoch (stderr is not a terminal here)
     report = json.loads((out / "finetune.json").read_text())
     assert len(report["epochs"]) == 3 and report["kept_epoch"]["final"] and report["labelled"]
-    code = run_cli(["compile", str(out / "digits.nnir"), "--target", "az-sim", "-o", str(tmp_path / "blob"),
-                    "--inputs", CALIB])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    assert "bit-exact=True" in captured.out
+    blobs = []
+    for model in ("digits.nnir", "digits.onnx"):  # both forms compile to the same integers
+        folder = tmp_path / f"blob_{model}"
+        code = run_cli(["compile", str(out / model), "--target", "az-sim", "-o", str(folder), "--inputs", CALIB])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert "bit-exact=True" in captured.out
+        blobs.append((folder / "digits.azb").read_bytes())
+    assert blobs[0] == blobs[1]
 
 
 def test_finetune_is_deterministic(tmp_path, capsys):
