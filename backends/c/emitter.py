@@ -10,6 +10,7 @@ the templates in `templates/` only place it. Files, for stem S and prefix p:
     S_weights.h   constant data as static const arrays (internal)
     S_test.c      test harness; S_golden.h its golden vectors
     Makefile, S.cmake, README.md
+    firmware/     the golden test for qemu's Cortex-M boards (firmware.py)
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
-import numpy as np
 
 from nnc import __version__
-from nnc.driver import FLOAT_PARITY
 
-from . import cformat
+from . import cformat, entries, firmware, harnesses
+from .entries import Int8Entry, int8_entry
 from .library import C_TYPES
 from .lowering import Program
+from .storage import ALIGNMENT
 
 _ENV = jinja2.Environment(loader=jinja2.FunctionLoader(
     lambda name: resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")),
@@ -79,14 +80,28 @@ def _ports(program: Program) -> tuple[list[dict], list[dict]]:
             title = (f"{kind.title()} {i} ({param}): {cformat.comment(name)} "
                      f"{t.dtype}[{','.join(map(str, t.shape))}]" + (f" {t.layout}" if t.layout else ""))
             group.append(dict(name=name, param=param, ctype=C_TYPES[t.dtype], size=t.size, nbytes=t.nbytes,
-                              dtype=t.dtype,
+                              dtype=t.dtype, key=key,
                               macros=macros, title=title, const="const " if kind == "INPUT" else ""))
         ports.append(group)
     return ports[0], ports[1]
 
 
-def _signature(inputs, outputs) -> str:
-    return ", ".join(f"{p['const']}{p['ctype']} *{p['param']}" for p in inputs + outputs)
+def _signature(ports: list[dict]) -> str:
+    return ", ".join(f"{p['const']}{p['ctype']} *{p['param']}" for p in ports)
+
+
+def _int8_ports(program: Program, ports: list[dict], edges) -> list[dict]:
+    """The int8 entry point's ports: `ports` as the int8 tensors of `edges`
+    (entries.Edge, one per port; none without an int8 entry point). Adds each
+    float port's SCALE and ZERO_POINT macros, those of its int8 form."""
+    result = []
+    for port, edge in zip(ports, edges, strict=True):
+        t = program.graph.tensor(edge.tensor)
+        port["macros"] += [(f"{port['key']}_SCALE", cformat.float_literal(edge.scale)),
+                           (f"{port['key']}_ZERO_POINT", str(edge.zero_point))]
+        port["title"] += " (int8 form: _SCALE, _ZERO_POINT)"
+        result.append(dict(port, ctype=C_TYPES[t.dtype], dtype=t.dtype, nbytes=t.nbytes, tensor=edge.tensor))
+    return result
 
 
 def _states(program: Program, inputs: list[dict], outputs: list[dict]) -> dict:
@@ -120,14 +135,33 @@ def _views_of(program: Program, name: str) -> set[str]:
     return views
 
 
+def _interface_note(program: Program, ports: list[dict], entry: Int8Entry | None) -> list[str]:
+    """A header comment saying that `{prefix}_invoke` is the int8 entry point
+    already, when every port is int8 with a scale and zero point."""
+    tensors = [program.graph.tensor(p["name"]) for p in ports]
+    if entry is not None or not all(t.dtype == "i8" and t.quant is not None and t.quant.axis is None
+                                    for t in tensors):
+        return []
+    return ["", f"/* Every port is int8 (real = SCALE * (q - ZERO_POINT), the macros above): "
+                f"{program.prefix}_invoke", " * and _invoke_with_arena take and return the raw int8 tensors. */"]
+
+
 def _common(program: Program, stem: str, provenance: Provenance) -> dict:
     inputs, outputs = _ports(program)
+    entry = int8_entry(program)
+    int8_inputs = _int8_ports(program, inputs, entry.inputs) if entry else []
+    int8_outputs = _int8_ports(program, outputs, entry.outputs) if entry else []
     storage = program.storage
     return dict(stem=stem, model=cformat.comment(program.graph.name), prefix=program.prefix,
                 macro=program.prefix.upper(), version=__version__, provenance=provenance.lines(),
                 **_states(program, inputs, outputs),
-                inputs=inputs, outputs=outputs, signature=_signature(inputs, outputs),
-                arena_bytes=storage.arena_bytes, naive_bytes=storage.naive_bytes,
+                inputs=inputs, outputs=outputs, signature=_signature(inputs + outputs),
+                int8_inputs=int8_inputs, int8_outputs=int8_outputs,
+                int8_signature=_signature(int8_inputs + int8_outputs),
+                return_rule=(["a pointer is NULL or the arena is misaligned."] if entries.uses_arena(program) else
+                             ["a pointer is NULL (this model needs no arena: pass NULL)."]),
+                interface_note=_interface_note(program, inputs + outputs, entry),
+                arena_bytes=storage.arena_bytes, arena_align=ALIGNMENT, naive_bytes=storage.naive_bytes,
                 lower_bound_bytes=storage.lower_bound_bytes, flash_bytes=flash_bytes(program))
 
 
@@ -136,31 +170,15 @@ def header(program: Program, stem: str, provenance: Provenance) -> str:
 
 
 def source(program: Program, stem: str, provenance: Provenance) -> str:
-    storage, graph = program.storage, program.graph
     common = _common(program, stem, provenance)
-    decls = []
-    for name, ident in storage.idents.items():
-        if ident in storage.decls and name in program.used:
-            t = graph.tensor(name)
-            const = "const " if ident in storage.const_idents else ""
-            decls.append(dict(type=f"{const}{C_TYPES[t.dtype]} *", ident=ident, init=storage.decls[ident],
-                              note=cformat.comment(f"{t.dtype}[{','.join(map(str, t.shape))}] {name}", 100)))
-    for step, ident in storage.scratch.items():
-        decls.append(dict(type="uint8_t *", ident=ident, init=storage.decls[ident],
-                          note=f"scratch of step {step}, {storage.scratch_bytes[step]} bytes"))
-    params = [p["param"] for p in common["inputs"] + common["outputs"]]
-    used = {storage.idents[n] for n in program.used} | set(storage.scratch.values())
-    arena = ([f"static uint8_t arena[{common['macro']}_ARENA_BYTES] {common['macro']}_ARENA_ATTRIBUTE;"]
-             if used & storage.arena_idents else [])
-    copies = program.final_copies
-    steps = [dict(index=s.index, note=s.note, name=cformat.comment(s.node.name), lines=s.lines)
-             for s in program.steps]
+    functions = entries.functions(program, common)
     structs = [dict(ctype=s.ctype, ident=s.ident, lines=_wrap([f".{k} = {v}," for k, v in s.fields]))
                for s in program.structs]
-    return render("model.c.j2", structs=structs, decls=decls, steps=steps, arena_decl=arena,
-                  null_check=" || ".join(f"!{p}" for p in params) or "0",
-                  copies=(["/* outputs that share their data with another buffer */"] + copies) if copies else [],
-                  **common)
+    static_arena = ([f"static uint8_t static_arena[{common['macro']}_ARENA_BYTES] {common['macro']}_ARENA_ATTRIBUTE;"]
+                    if entries.uses_arena(program) else [])
+    return render("model.c.j2", structs=structs, functions=functions, step_count=len(program.steps),
+                  wrappers=[dict(head=f["api"], call=f["call"]) for f in functions if "api" in f],
+                  static_arena=static_arena, **common)
 
 
 def _wrap(items: list[str], width: int = 96) -> list[str]:
@@ -189,41 +207,25 @@ def kernels(program: Program, stem: str) -> str:
 
 
 def harness(program: Program, stem: str, provenance: Provenance) -> str:
-    common = _common(program, stem, provenance)
-    inputs, outputs = _harness_ports(common)
-    return render("test.c.j2", ports=inputs + outputs, call_args=", ".join(p["buffer"] for p in inputs + outputs),
-                  max_output=max(p["size"] for p in outputs), float_tolerance=f"{FLOAT_PARITY:g}",
-                  **dict(common, inputs=inputs, outputs=outputs))
+    return render("test.c.j2", **harnesses.host(_common(program, stem, provenance)))
 
 
-def _harness_ports(common: dict) -> tuple[list[dict], list[dict]]:
-    result = []
-    for kind, ports in (("in", common["inputs"]), ("out", common["outputs"])):
-        result.append([dict(p, buffer=f"{kind}{i}", golden=f"golden_{kind}{i}", size=max(p["size"], 1),
-                            count=p["size"], nbytes=p["nbytes"],
-                            label=cformat.string_literal(p["name"]),
-                            tolerance=f"{FLOAT_PARITY!r}" if p["dtype"] in ("f32", "f64") else "0.0")
-                       for i, p in enumerate(ports)])
-    return result[0], result[1]
+def firmware_main(program: Program, stem: str, provenance: Provenance) -> str:
+    return render("firmware_main.c.j2", **harnesses.firmware(_common(program, stem, provenance)))
 
 
 def golden(program: Program, stem: str, samples: list[dict], expected: list[dict], note: str) -> str:
-    """The golden vectors: `samples` (input dicts) and `expected` (output dicts)."""
-    graph = program.graph
-    arrays = []
-    for kind, names, values in (("in", graph.inputs, samples), ("out", graph.outputs, expected)):
-        for i, name in enumerate(names):
-            t = graph.tensor(name)
-            rows = [cformat.array_body(np.asarray(v[name]), t.dtype) or ["    0,"] for v in values]
-            arrays.append(dict(ident=f"golden_{kind}{i}", ctype=C_TYPES[t.dtype], size=max(t.size, 1),
-                               note=cformat.comment(f"{kind}put {i}: {name}"), samples=rows))
-    return render("golden.h.j2", stem=stem, note=note, count=len(samples), arrays=arrays,
+    """The golden vectors: `samples` (input dicts) and `expected` (output dicts),
+    and their int8 forms where the program has an int8 entry point."""
+    return render("golden.h.j2", stem=stem, note=note, count=len(samples),
+                  arrays=harnesses.golden_arrays(program, int8_entry(program), samples, expected),
                   macro=program.prefix.upper(), guard=f"{program.prefix.upper()}_GOLDEN_H")
 
 
 def build_files(program: Program, stem: str, provenance: Provenance) -> dict[str, str]:
     common = _common(program, stem, provenance)
-    return {"Makefile": render("Makefile.j2", **common), f"{stem}.cmake": render("cmake.j2", **common),
+    return {"Makefile": render("Makefile.j2", **common, **firmware.makefile_context(stem)),
+            f"{stem}.cmake": render("cmake.j2", **common),
             "README.md": render("README.md.j2", ops=_op_list(program), **common)}
 
 
@@ -239,7 +241,10 @@ def write(program: Program, out_dir: Path, stem: str, provenance: Provenance, sa
              f"{stem}_kernels.h": kernels(program, stem), f"{stem}_weights.h": weights(program, stem),
              f"{stem}_test.c": harness(program, stem, provenance),
              f"{stem}_golden.h": golden(program, stem, samples, expected, note),
-             **build_files(program, stem, provenance)}
+             **build_files(program, stem, provenance),
+             "firmware/main.c": firmware_main(program, stem, provenance),
+             **firmware.runtime_files(render, __version__)}
+    (out_dir / "firmware").mkdir(exist_ok=True)
     for name, text in files.items():
         (out_dir / name).write_text(text, encoding="utf-8")
     return list(files)

@@ -42,6 +42,13 @@ FAMILIES = {
     "qdwconv": Family("qdwconv.c.j2", ("base", "requant", "rqchannel")),
     "gemm_f32": Family("gemm_f32.c"),
     "qgemm": Family("qgemm.c.j2", ("base", "requant")),
+    # the fast int8 kernels (qfast.py): Helium, DSP or portable paths chosen when compiled
+    "qarm": Family("qarm.h"),
+    "qmm": Family("qmm.c.j2", ("base", "qarm")),
+    "qmmconv": Family("qmmconv.c.j2", ("base", "qarm")),
+    "qdwf": Family("qdwf.c.j2", ("base", "qarm")),
+    "qpoolf": Family("qpoolf.c.j2", ("base", "qarm")),
+    "qaddf": Family("qaddf.c.j2", ("base", "qarm")),
     # packed weights (docs/c-target.md): row iterators per format, then the kernels
     "qpacked": Family("qpacked.h"),
     "qp_dense": Family("qp_dense.c", ("base", "qpacked")),

@@ -239,10 +239,7 @@ def lower(graph: Graph, prefix: str, pack: str | None = None) -> Program:
     if pack is not None:
         program.packed = ops_packed.plan(graph, consts, schedule, pack)
     names = cformat.Names(reserved={"arena", "NULL", "status"})
-    scratch = {step: layer.scratch for step, layer in program.packed.items() if layer.scratch}
-    scratch.update({step: HANDLERS[n.op].scratch(graph, n) for step, n in enumerate(schedule)
-                    if n.op in HANDLERS and HANDLERS[n.op].scratch and step not in scratch})
-    program.storage = plan_storage(graph, consts, schedule, HANDLERS, names, scratch)
+    program.storage = plan_storage(graph, consts, schedule, HANDLERS, names, _scratch(program, schedule))
     program.idents = program.storage.idents
     shared: dict[tuple, str] = {}
     problems = []
@@ -263,6 +260,19 @@ def lower(graph: Graph, prefix: str, pack: str | None = None) -> Program:
                                + "\n  ".join(problems))
     program.final_copies = _final_copies(program, Ctx(program, len(schedule), None, names, shared))
     return program
+
+
+def _scratch(program: Program, schedule: list[Node]) -> dict[int, int]:
+    """Arena scratch bytes per step: a packed layer's decoding scratch, else what
+    its handler asks for; steps that need none are left out."""
+    sizes = {}
+    for step, node in enumerate(schedule):
+        layer, handler = program.packed.get(step), HANDLERS.get(node.op)
+        if layer is not None and layer.family:
+            sizes[step] = layer.scratch
+        elif handler is not None and handler.scratch:
+            sizes[step] = handler.scratch(program.graph, node)
+    return {step: size for step, size in sizes.items() if size}
 
 
 def _final_copies(program: Program, ctx: Ctx) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 from nnc.dtypes import integer_range
 from nnc.numerics import accumulator_bound
 
+from . import qfast
 from .cformat import float_literal
 from .geometry import around, broadcast_strides, conv_fields, loop6, pool_fields
 from .lowering import Ctx, Refused, lowers
@@ -37,10 +38,9 @@ def _check_multipliers(mult: np.ndarray, shift: np.ndarray) -> None:
         raise Refused("multipliers must lie in [0, 2^31) and shifts in [1, 62]")
 
 
-def _qlayer(ctx: Ctx, node, channels_axis_of_w: int) -> tuple[str, str, str]:
-    """Struct `qlayer`, weights and bias (zeros when the node has none) of a
-    QConv/QGemm after checking that its accumulator stays inside int32
-    (docs/numerics.md §2) and that x - x_zero fits int16, as the kernels keep it
+def _check_qlayer(ctx: Ctx, node, channels_axis_of_w: int) -> None:
+    """Refuse a QConv/QGemm whose accumulator may leave int32 (docs/numerics.md
+    §2) or whose x - x_zero does not fit int16, as the kernels keep it
     (qdot.c.j2, qdwconv.c.j2: |x - x_zero| <= 255, so each product with an int8
     weight lies within +-255 * 128)."""
     x, w, b, mult, shift = node.inputs
@@ -53,6 +53,15 @@ def _qlayer(ctx: Ctx, node, channels_axis_of_w: int) -> tuple[str, str, str]:
     if worst.size and worst.max() >= INT32_LIMIT:
         raise Refused("the accumulator may overflow int32")
     _check_multipliers(md, sd)
+
+
+def _qlayer(ctx: Ctx, node, channels_axis_of_w: int) -> tuple[str, str, str]:
+    """Struct `qlayer`, weights and bias (zeros when the node has none) of a
+    QConv/QGemm after `_check_qlayer`."""
+    _check_qlayer(ctx, node, channels_axis_of_w)
+    x, _, b, mult, shift = node.inputs
+    a = node.attrs
+    md = ctx.data(mult)
     mi, si = ctx.const(mult, "mult"), ctx.const(shift, "shift")
     q = ctx.struct("q", "qlayer", dict(x_zero=a.x_zero_point, y_zero=a.y_zero_point, out_min=a.out_min,
                                        out_max=a.out_max, mult=mi, shift=si))
@@ -77,8 +86,20 @@ def _qdot(ctx: Ctx, x: str, rows: tuple[int, ...] = (8, 4)) -> dict:
     return dict(sx=xd)
 
 
-@lowers("QConv")
+def _fast(ctx: Ctx, node) -> list[str] | None:
+    """The layer through the fast int8 kernels (qfast.py), when it takes their route."""
+    prepared = qfast.plan(ctx.program.graph, node)
+    if prepared is None:
+        return None
+    _check_qlayer(ctx, node, 0)
+    return qfast.lower(ctx, node, prepared)
+
+
+@lowers("QConv", scratch=qfast.scratch_bytes)
 def qconv(ctx: Ctx, node):
+    fast = _fast(ctx, node)
+    if fast is not None:
+        return fast
     x, w = node.inputs[0], node.inputs[1]
     y = node.outputs[0]
     geom = conv_fields(ctx.shape(x), ctx.shape(y), node.attrs)
@@ -110,6 +131,9 @@ def qconv(ctx: Ctx, node):
 
 @lowers("QGemm")
 def qgemm(ctx: Ctx, node):
+    fast = _fast(ctx, node)
+    if fast is not None:
+        return fast
     x, w = node.inputs[0], node.inputs[1]
     y = node.outputs[0]
     q, bias, _ = _qlayer(ctx, node, 0)
@@ -142,6 +166,9 @@ def qadd(ctx: Ctx, node):
     if max(abs(a.a_multiplier) * _span(ctx.dtype(a_in), a.a_zero_point),
            abs(a.b_multiplier) * _span(ctx.dtype(b_in), a.b_zero_point)) >= 1 << 61:
         raise Refused("a rescaled input may overflow int64")
+    fast = qfast.lower_add(ctx, node)
+    if fast is not None:
+        return fast
     sfx = f"{ctx.dtype(a_in)}_{ctx.dtype(b_in)}_{a.out_dtype}"
     fn = ctx.kernel("qadd", fn=f"qadd_{sfx}", sfx=sfx, ta=ctx.ctype(a_in), tb=ctx.ctype(b_in),
                     ty=ctx.ctype_of(a.out_dtype))
@@ -174,6 +201,9 @@ def qaverage_pool(ctx: Ctx, node):
     if math.prod(a.kernel_shape) * _span(ctx.dtype(x), a.x_zero_point) >= INT32_LIMIT:
         raise Refused("the window sum may overflow int32")
     _check_multipliers(np.array([a.multiplier]), np.array([a.shift]))
+    fast = qfast.lower_pool(ctx, node, fields)
+    if fast is not None:
+        return fast
     types = _types(ctx, x, a.out_dtype)
     fn = ctx.kernel("qavgpool", fn=f"qavgpool_{types['sfx']}", **types)
     g = ctx.struct("geom", "pool_geom", fields)

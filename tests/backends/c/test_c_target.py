@@ -81,7 +81,9 @@ def test_files_api_and_prefixed_symbols(tmp_path):
     graph = float_net("My-Net 2")
     files = CTarget().emit(graph, tmp_path, "my-net")
     assert sorted(files) == sorted(["my-net.h", "my-net.c", "my-net_kernels.h", "my-net_weights.h", "my-net_test.c",
-                                    "my-net_golden.h", "Makefile", "my-net.cmake", "README.md"])
+                                    "my-net_golden.h", "Makefile", "my-net.cmake", "README.md", "firmware/main.c",
+                                    "firmware/harness.h", "firmware/startup.c", "firmware/semihost.c",
+                                    "firmware/mps2-an386.ld", "firmware/mps2-an500.ld", "firmware/mps3-an547.ld"])
     header = (tmp_path / "my-net.h").read_text()
     assert "int my_net_invoke(const float *in_x, float *out_softmax" in header
     assert "#define MY_NET_ARENA_BYTES" in header and "#define MY_NET_INPUT0_SHAPE {1, 4, 4, 2}" in header
@@ -91,7 +93,7 @@ def test_files_api_and_prefixed_symbols(tmp_path):
         obj = build.compile_c([tmp_path / "my-net.c"], tmp_path / f"lib_{cc}.o", WERROR, cc=cc, link=False)
         symbols = subprocess.run(["nm", "-g", "--defined-only", str(obj)], capture_output=True, text=True).stdout
         exported = [line.split()[-1] for line in symbols.splitlines() if line.strip()]
-        assert exported == ["my_net_invoke"]
+        assert exported == ["my_net_invoke", "my_net_invoke_with_arena"]
 
 
 def test_interface_storage_cases_match_the_reference(tmp_path):
@@ -200,7 +202,7 @@ def test_compile_api_report_determinism_and_cli(tmp_path):
     memory = report["memory"]
     assert memory["arena_lower_bound_bytes"] <= memory["arena_bytes"] <= memory["arena_naive_bytes"]
     assert memory["flash_bytes"] > 0 and report["verification"]["executed"]
-    assert set(result.artifacts) == {p.name for p in outs[1].iterdir()}
+    assert set(result.artifacts) == {p.relative_to(outs[1]).as_posix() for p in outs[1].rglob("*") if p.is_file()}
     for name in result.artifacts:
         if name not in ("report.json", "nnc-manifest.json"):  # wall times, and the manifest hashes them
             assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
