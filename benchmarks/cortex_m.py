@@ -20,14 +20,16 @@ How each figure is measured:
   (`-w`; CMSIS-NN is not warning-free under -pedantic), called layer by layer
   the way TensorFlow Lite Micro's CMSIS-NN port does (arm_convolve_wrapper_s8,
   arm_depthwise_conv_wrapper_s8, arm_avgpool_s8, arm_fully_connected_s8 or its
-  per-channel variant, arm_softmax_s8 with TFLite's softmax scaling; weights
+  per-channel variant, arm_elementwise_add_s8 with TFLite's add scaling (left
+  shift 20, multipliers from the tensors' scales), arm_softmax_s8 with
+  TFLite's softmax scaling; weights
   in TFLite's layouts; FC kernel sums filled by arm_vector_sum_s8 before the
   count, as TFLM's Prepare does) on the same weights and input, linked with
   the harness's startup code. The count is the sum over the calls between
   noinline marks (each mark's 3 instructions taken off). Its outputs are not
   checked: TFLite rounds pooling and softmax differently from nnc, so only the
-  counts are comparable. Models with ops this generator does not map (QAdd:
-  ic_resnet8) show "n/a" with the reason.
+  counts are comparable. Models with ops this generator does not map show
+  "n/a" with the reason.
 - flash: text + data of `<stem>.o` (the model with its weights) from
   `arm-none-eabi-size`; RAM: `<PREFIX>_ARENA_BYTES` of the header; stack: the
   high-water mark the harness prints (bytes below main()).
@@ -215,13 +217,37 @@ def gemm_call(graph, node, i: int, src: str, dst: str) -> tuple[list[str], str, 
     return data, call, prepare
 
 
-def softmax_call(graph, node, src: str, dst: str) -> str:
-    """arm_softmax_s8 with TFLite's scaling for beta 1 and 5 integer bits of the input difference."""
-    scale = graph.tensor(node.inputs[0]).quant.scale[0]
-    fraction, exponent = math.frexp(min(scale * 2.0**26, 2.0**31 - 1))
+def tflite_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: (q, e) with real ≈ q · 2^(e − 31), q in [2^30, 2^31) (0, 0 for tiny reals)."""
+    fraction, exponent = math.frexp(real)
     multiplier = round(fraction * 2**31)
     if multiplier == 2**31:
         multiplier, exponent = multiplier // 2, exponent + 1
+    return (0, 0) if exponent < -31 else (multiplier, exponent)
+
+
+def add_call(graph, node, sources: tuple[str, str], dst: str) -> str:
+    """arm_elementwise_add_s8 with TFLite's add scaling: both inputs shifted left by 20, rescaled to
+    twice the larger input scale, summed, then rescaled to the output (all multipliers below one)."""
+    a, b = (graph.tensor(name) for name in node.inputs[:2])
+    if a.shape != b.shape:
+        raise NotImplementedError(f"QAdd ({node.name}) broadcasts {a.shape} with {b.shape}; only equal shapes map")
+    left_shift, scale_a, scale_b = 20, a.quant.scale[0], b.quant.scale[0]
+    scale_y = graph.tensor(node.outputs[0]).quant.scale[0]
+    twice_max_input_scale = 2 * max(scale_a, scale_b)
+    m_a, e_a = tflite_multiplier(scale_a / twice_max_input_scale)
+    m_b, e_b = tflite_multiplier(scale_b / twice_max_input_scale)
+    m_y, e_y = tflite_multiplier(twice_max_input_scale / ((1 << left_shift) * scale_y))
+    x = node.attrs
+    return (f"    status |= arm_elementwise_add_s8({sources[0]}, {sources[1]}, {-x.a_zero_point}, {m_a}, {e_a}, "
+            f"{-x.b_zero_point}, {m_b}, {e_b}, {left_shift}, {dst}, {x.y_zero_point}, {m_y}, {e_y}, "
+            f"{x.out_min}, {x.out_max}, {int(np.prod(a.shape))});")
+
+
+def softmax_call(graph, node, src: str, dst: str) -> str:
+    """arm_softmax_s8 with TFLite's scaling for beta 1 and 5 integer bits of the input difference."""
+    scale = graph.tensor(node.inputs[0]).quant.scale[0]
+    multiplier, exponent = tflite_multiplier(min(scale * 2.0**26, 2.0**31 - 1))
     diff_min = -math.floor(31 * 2.0**26 / 2.0**exponent)
     rows, size = int(np.prod(graph.tensor(node.inputs[0]).shape[:-1])), graph.tensor(node.inputs[0]).shape[-1]
     return f"    arm_softmax_s8({src}, {rows}, {size}, {multiplier}, {exponent}, {diff_min}, {dst});"
@@ -231,11 +257,13 @@ def cmsis_program(graph, sample: np.ndarray) -> str:
     """C source of the model as CMSIS-NN calls with a bench_mark() after each; raises
     NotImplementedError naming an op this generator does not map."""
     data = [c_array("input0", "int8_t", sample.astype(np.int8), const=False)]
-    prepare, calls, current = [], [], "input0"
+    buffers = {graph.inputs[0]: "input0"}  # tensor name -> C array holding it
+    prepare, calls = [], []
     for i, node in enumerate(graph.nodes()):
         if node.op in ("Reshape", "Flatten", "Identity"):
+            buffers[node.outputs[0]] = buffers[node.inputs[0]]
             continue
-        target = f"act{i}"
+        current, target = buffers[node.inputs[0]], f"act{i}"
         data.append(f"static int8_t {target}[{int(np.prod(graph.tensor(node.outputs[0]).shape))}] "
                     "__attribute__((aligned(16)));\n")
         if node.op == "QConv":
@@ -247,11 +275,13 @@ def cmsis_program(graph, sample: np.ndarray) -> str:
             prepare.append(ready)
         elif node.op == "QSoftmax":
             more, call = [], softmax_call(graph, node, current, target)
+        elif node.op == "QAdd":
+            more, call = [], add_call(graph, node, (current, buffers[node.inputs[1]]), target)
         else:
             raise NotImplementedError(f"{node.op} ({node.name}) has no CMSIS-NN mapping here")
         data += more
         calls += [call, "    bench_mark();"]
-        current = target
+        buffers[node.outputs[0]] = target
     return ("#include \"arm_nnfunctions.h\"\n#include \"harness.h\"\n\n"
             "void bench_mark(void);\n__attribute__((noinline)) void bench_mark(void) { __asm volatile(\"\"); }\n"
             "static int8_t scratch[32768] __attribute__((aligned(16)));\n" + "".join(data) +
