@@ -60,7 +60,10 @@ def array_body(values: np.ndarray, dtype: str, per_line: int | None = None) -> l
     flat = np.asarray(values).reshape(-1)
     if per_line is None:
         per_line = 8 if dtype in ("f32", "f64") else 16
-    items = [literal(v, dtype) for v in flat.tolist()]
+    if dtype not in ("f32", "f64") and (flat.size == 0 or -0x7FFFFFFF <= flat.min() and flat.max() <= 0x7FFFFFFF):
+        items = list(map(str, flat.tolist()))  # int_literal's spelling of every value in this range, at C speed
+    else:
+        items = [literal(v, dtype) for v in flat.tolist()]
     return ["    " + ", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
 
 
