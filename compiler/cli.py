@@ -164,7 +164,7 @@ def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float,
 
 
 @app.command("compile")
-def compile_(model: str = typer.Argument(..., help="ONNX model file."),
+def compile_(model: str = typer.Argument(..., help="ONNX model file, or text IR (.nnir)."),
              target: str = typer.Option("ir", "--target", "-t", help="Output kind: ir, c, az-sim or onnx."),
              output: Path = typer.Option(..., "--output", "-o", help="Output folder (created or replaced)."),
              pipeline: Optional[str] = typer.Option(None, "--pipeline",
@@ -213,7 +213,7 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file."),
 
 
 @app.command("validate")
-def validate_(model: str = typer.Argument(..., help="ONNX model file."),
+def validate_(model: str = typer.Argument(..., help="ONNX model file, or text IR (.nnir)."),
               data: Path = typer.Option(..., "--data", help="Samples (.npz/.npy, one leading axis of samples)."),
               labels: Optional[Path] = typer.Option(None, "--labels", help="Class ids of the samples (.npy)."),
               target: str = typer.Option("az-sim", "--target", "-t", help="Target run on the data: c, az-sim, onnx or ir."),

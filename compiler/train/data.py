@@ -1,8 +1,9 @@
 """Training data: samples and labels as batched arrays.
 
 Samples come as nnc's sample files do (.npz with one array per model input, or
-.npy; docs in the README) or as arrays in memory: {input name: array}, or one
-array for a single-input model. Each input's array holds N samples of the
+.npy; docs in the README) or in memory as nnc.compile takes them
+(sample_sources.as_arrays: {input name: array}, one array for a single-input
+model, or an iterable of sample dicts). Each input's array holds N samples of the
 input's shape, with or without its leading batch dimension of 1
 ([N, 1, 1, 8, 8] or [N, 1, 8, 8] for an input [1, 1, 8, 8]); the twin sees
 [N, *shape[1:]]. Labels are N class indices (int, .npy or an array).
@@ -11,27 +12,25 @@ Invariant: every batch returned has the same N for every input, N ≥ 1.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from nnc.errors import ShapeError
 from nnc.ir import Graph
+from nnc.sample_sources import as_arrays
 from nnc.verification import input_specs, prepare_samples, read_arrays
 
-Source = str | Path | dict | np.ndarray
+Source = str | Path | dict | np.ndarray | Iterable
 
 
 def load_batch(source: Source, graph: Graph, what: str = "samples") -> dict[str, np.ndarray]:
     """{input: array [N, *shape[1:]]} of `source` (see the module docstring)."""
     if isinstance(source, (str, Path)):
         arrays, where = read_arrays(source), str(source)
-    elif isinstance(source, np.ndarray):
-        arrays, where = {"": source}, what
-    elif isinstance(source, dict):
-        arrays, where = {str(k): np.asarray(v) for k, v in source.items()}, what
     else:
-        raise ShapeError(f"{what}: give a path, an array or a dict of arrays, not {type(source).__name__}")
+        arrays, where = as_arrays(source, what), what
     specs = input_specs(graph)
     for name, spec in specs.items():  # [N, *shape[1:]] -> [N, *shape]: the form nnc's sample files use
         key = name if name in arrays else next(iter(arrays)) if len(arrays) == 1 else None

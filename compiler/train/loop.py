@@ -60,9 +60,9 @@ class FitOptions:
                   ("label-weight", 0 <= self.distillation.label_weight <= 1),
                   ("feature-weight", self.distillation.feature_weight >= 0)]
         for flag, ok in checks:
-            if not ok or (isinstance(getattr(self, flag.replace("-", "_"), 0), float)
-                          and not math.isfinite(getattr(self, flag.replace("-", "_"), 0))):
-                raise OptionError(f"{flag} is out of range: {_value(self, flag)}")
+            value = _value(self, flag)
+            if not ok or (isinstance(value, float) and not math.isfinite(value)):
+                raise OptionError(f"{flag} is out of range: {value}")
 
 
 def _value(options: FitOptions, flag: str):
