@@ -323,7 +323,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
             passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice) if opts.pipeline is None
                                     else opts.pipeline)
         say(f"running pipeline {format_pipeline(passes)}")
-        manager, graph = _run_passes(passes, original, opts, dump)
+        manager, graph = _run_passes(passes, original, opts, dump, say)
         if choice is not None:
             passes, manager, graph, report_budget = _fit_budget(tgt, opts, original, choice, manager, graph, dump,
                                                                 say)
@@ -334,13 +334,15 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, NncWarning)]
     report["budget"] = report_budget
     with output_folder.staged(output_dir, Path(model)) as staging:
+        if staging:
+            say(f"writing the {opts.target} output")
         artifacts = tgt.emit(exported, staging, _stem(graph.name)) if staging else []
         if opts.verify:
             say("verifying against the reference interpreter and onnxruntime")
             execute = lambda s: tgt.execute(exported, staging, _stem(graph.name), s, say)  # noqa: E731
             if whole is None:
                 report["verification"], samples = _verify(model, original, graph, opts, execute,
-                                                          getattr(tgt, "parity_lsb", 0))
+                                                          getattr(tgt, "parity_lsb", 0), say)
             else:
                 report["verification"], samples = _verify_streaming(model, whole_original, whole, graph, opts,
                                                                     execute)
@@ -365,9 +367,10 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     return result
 
 
-def _run_passes(passes, original: Graph, opts: CompileOptions, dump) -> tuple[PassManager, Graph]:
+def _run_passes(passes, original: Graph, opts: CompileOptions, dump,
+                say: Progress | None = None) -> tuple[PassManager, Graph]:
     manager = PassManager(passes, verify_each=opts.verify_each, print_after=set(opts.print_ir_after),
-                          snapshot_before=COMPRESSION,
+                          snapshot_before=COMPRESSION, progress=say,
                           dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
                           if dump else None)
     return manager, manager.run(original.copy())
@@ -392,7 +395,7 @@ def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice
             method, opts = "magnitude", dataclasses.replace(opts, method="magnitude")
         say(f"budget: {taken:,} bytes stored, over {choice.budget_bytes:,}; allocating again ({method})")
         passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice))
-        manager, graph = _run_passes(passes, original, opts, dump)
+        manager, graph = _run_passes(passes, original, opts, dump, say)
     raise AssertionError("unreachable: magnitude stores what the budget search measured")
 
 
@@ -428,7 +431,8 @@ def _named(graph: Graph, name: str | None) -> Graph:
     return graph
 
 
-def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute, parity_lsb: int | None = 0) -> dict:
+def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute, parity_lsb: int | None = 0,
+            say: Progress = lambda message: None) -> dict:
     """Reference (compiled IR) vs target artifact: on integer graphs bit-exact, or
     within `parity_lsb` steps of each output's grid (None: the target bounds each
     layer itself), within FLOAT_PARITY of the output range on float ones, or
@@ -437,8 +441,12 @@ def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute,
     output (compiler/accuracy.py, with accuracy when labels are given).
     Returns the verification report and the samples."""
     samples, source = _verification_samples(original, opts)
+    say(f"float truth on {len(samples)} sample(s)")
     truth, truth_source = _float_truth(model, original, samples)
+    say(f"reference interpreter on {len(samples)} sample(s)")
     reference = [run(graph, s) for s in samples]
+    if opts.target != "ir":
+        say(f"running the {opts.target} output on {len(samples)} sample(s)")
     produced = execute(samples) if opts.target != "ir" else None
     vs_reference = compare(reference, produced if produced is not None else reference)
     compiled = produced if produced is not None else reference

@@ -188,7 +188,8 @@ class PassManager:
     every pass; `print_after` is a set of names of passes in `passes` (or
     {"all"}; OptionError otherwise) after which `dump(pass_name, graph)` is
     called. `snapshot` keeps a copy of the graph as it was before the first
-    pass named in `snapshot_before` ran."""
+    pass named in `snapshot_before` ran. `progress(message)`, if given, hears
+    of each pass as it starts ("pass 3/12: quantize")."""
 
     passes: list[Pass]
     verify_each: bool = False
@@ -197,6 +198,7 @@ class PassManager:
     records: list[PassRecord] = field(default_factory=list)
     snapshot_before: frozenset[str] = frozenset()
     snapshot: Graph | None = None
+    progress: Callable[[str], None] | None = None
 
     def __post_init__(self):
         absent = sorted(set(self.print_after) - {"all", *(p.name for p in self.passes)})
@@ -207,7 +209,9 @@ class PassManager:
     def run(self, graph: Graph) -> Graph:
         from .verifier import verify
 
-        for p in self.passes:
+        for number, p in enumerate(self.passes, 1):
+            if self.progress:
+                self.progress(f"pass {number}/{len(self.passes)}: {p.name}")
             if self.snapshot is None and p.name in self.snapshot_before:
                 self.snapshot = graph.copy()
             before = len(graph)

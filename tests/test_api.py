@@ -70,3 +70,14 @@ def test_simulator_decodes_once_and_matches_simulate(tmp_path):
     expected, _ = nnc.simulate(blob, {"image": x})
     assert np.array_equal(first["logits"], expected["logits"]) and np.array_equal(again["logits"], first["logits"])
     assert len(stats) == 4
+
+
+def test_progress_names_each_step(tmp_path):
+    heard: list[str] = []
+    nnc.compile(DIGITS, "c", tmp_path / "out", calib=CALIB, progress=heard.append)
+    passes = [m for m in heard if m.startswith("pass ")]
+    assert heard[0].startswith("loading ")
+    assert passes and passes[0].startswith("pass 1/") and passes[-1].split()[1].split("/")[0] == \
+        passes[-1].split()[1].split("/")[1].rstrip(":")
+    for step in ("writing the c output", "float truth on", "reference interpreter on", "running the c output on"):
+        assert any(m.startswith(step) for m in heard), (step, heard)
