@@ -166,6 +166,7 @@ def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float,
 @app.command("compile")
 def compile_(model: str = typer.Argument(..., help="ONNX model file, or text IR (.nnir)."),
              target: str = typer.Option("ir", "--target", "-t", help="Output kind: ir, c, az-sim or onnx."),
+             onnx_form: str = flags.ONNX_FORM,
              output: Path = typer.Option(..., "--output", "-o", help="Output folder (created or replaced)."),
              pipeline: Optional[str] = typer.Option(None, "--pipeline",
                                                     help="Pass pipeline, e.g. 'canonicalize,fold-constants'. "
@@ -217,6 +218,7 @@ def validate_(model: str = typer.Argument(..., help="ONNX model file, or text IR
               data: Path = typer.Option(..., "--data", help="Samples (.npz/.npy, one leading axis of samples)."),
               labels: Optional[Path] = typer.Option(None, "--labels", help="Class ids of the samples (.npy)."),
               target: str = typer.Option("az-sim", "--target", "-t", help="Target run on the data: c, az-sim, onnx or ir."),
+              onnx_form: str = flags.ONNX_FORM,
               output: Optional[Path] = typer.Option(None, "--output", "-o",
                                                     help="Keep the compiled artifacts and report.json here."),
               input_shape: list[str] = INPUT_SHAPE,

@@ -32,6 +32,9 @@ FLASH_BUDGET = typer.Option(None, "--flash-budget", metavar="BYTES",
                             help="Pick per-layer bits and sparsity to fit the weights in BYTES (budget search).")
 RATIO = typer.Option(None, "--ratio", metavar="R", help="Budget search for weights R times smaller than fp32.")
 PACK = typer.Option("auto", "--pack", help="Weight encoding: auto (smallest exact), dense, bitmask, rle, codebook, huffman.")
+ONNX_FORM = typer.Option("qdq", "--onnx-form", metavar="qdq|integer",
+                         help="Target onnx: standard QDQ ONNX, or nnc's integer graph as ONNX integer ops "
+                              "(bit-exact in onnxruntime).")
 C_WEIGHTS = typer.Option("dense", "--c-weights", help="C target: dense int8 arrays, or packed (decoded by the kernels).")
 MIN_COSINE = typer.Option(None, "--min-cosine", help="Quality gate: fail (exit 4) below this output cosine to float.")
 MAX_ACCURACY_DROP = typer.Option(None, "--max-accuracy-drop", metavar="POINTS",
@@ -40,7 +43,7 @@ MAX_ACCURACY_DROP = typer.Option(None, "--max-accuracy-drop", metavar="POINTS",
 
 NAMES = ("calib", "quantize", "hw", "weight_bits", "first_last_bits", "codebook", "bias_correction", "sparsity",
          "sparsity_pattern", "prune_channels", "method", "layer_bits", "layer_sparsity", "flash_budget", "ratio",
-         "pack", "c_weights", "min_cosine", "max_accuracy_drop")
+         "pack", "c_weights", "onnx_form", "min_cosine", "max_accuracy_drop")
 
 
 def compression(parameters: dict) -> dict:

@@ -59,6 +59,9 @@ def render_summary(report: dict) -> str:
                      + (f" top-1 agreement={flt['top1_agreement']:.0%} of {v['samples']}"
                         if flt["top1_agreement"] is not None else ""))
         parts += [f"accuracy of {name}: top-1 {m['top1']:.2%} (float {m['top1_float']:.2%}), drop "
+    elif report.get("onnx", {}).get("form") == "integer" and report.get("verification"):
+        parts.append(f"onnx: opset {report['onnx']['opset']}, integer form; onnxruntime's outputs equal nnc's "
+                     "integer reference bit for bit")
                   f"{m['top1_drop_points']:+.2f} ± {m['top1_drop_ci95_points']:.2f} points (95%)"
                   for name, m in (v.get("outputs") or {}).items() if "top1" in m]
     if report.get("budget"):

@@ -107,6 +107,9 @@ class CompileOptions:
     pack: weight encoding, "auto" (smallest exact) or one of PACK_FORMATS;
     c_weights: "dense" (int8 arrays) or "packed" (the C target keeps the
         encoded weights and decodes them in its kernels).
+    onnx_form: target onnx's file: "qdq" (standard QDQ ONNX) or "integer"
+        (nnc's integer graph as ONNX integer arithmetic, bit-exact with the
+        reference; docs/onnx-export.md).
     name: the compiled model's name: its artifacts' file stem and the C symbol
         prefix (default: the model file's stem).
     layer_bits, layer_sparsity: per-layer settings "KEY:VALUE,..." (KEY a
@@ -146,6 +149,7 @@ class CompileOptions:
     method: str | None = None
     pack: str = "auto"
     c_weights: str = "dense"
+    onnx_form: str = "qdq"
     stream: dict[str, tuple[int, ...]] | None = None
     name: str | None = None
     layer_bits: str | None = None
@@ -163,6 +167,10 @@ class CompileOptions:
             raise OptionError(f"pack must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
         if self.c_weights not in ("dense", "packed"):
             raise OptionError(f"c-weights must be dense or packed, got {self.c_weights!r}")
+        if self.onnx_form not in ("qdq", "integer"):
+            raise OptionError(f"onnx-form must be qdq or integer, got {self.onnx_form!r}")
+        if self.onnx_form != "qdq" and self.target != "onnx":
+            raise OptionError(f"--onnx-form {self.onnx_form} applies to --target onnx, not {self.target}")
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
             raise OptionError(f"name must be a C identifier (letters, digits, _), got {self.name!r}")
         if self.name is not None and len(self.name) > MAX_NAME_LENGTH:

@@ -15,7 +15,12 @@ semantics) and requires every layer, given onnxruntime's own inputs, within
 PARITY_LSB of nnc's integer op (layer_parity.py); the outputs' difference is
 reported (`verification.vs_reference.max_abs_diff_lsb`), not bounded, since
 a one-step rounding difference can grow through later layers. The report gets
-`onnx.*`: the opset and the per-layer check's result.
+`onnx.*`: the form, the opset and the per-layer check's result.
+
+`--onnx-form integer` (options.onnx_form) writes the integer graph instead,
+as ONNX integer arithmetic (integer_writer.py); its outputs must equal nnc's
+reference bit for bit (`parity_lsb` 0: the driver raises VerificationError
+otherwise). A float graph (--no-quantize) is written the same in both forms.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from nnc.ir import Graph
 from nnc.quantizer import lower
 
 from .. import register_target, run_batched
+from .integer_writer import to_integer_onnx
 from .layer_parity import LayerParity, compare_layers, probed_model
 from .writer import OPSET, to_onnx
 
@@ -52,6 +58,9 @@ class OnnxTarget:
     def __init__(self, options=None):
         if getattr(options, "stream", None):
             raise OptionError("--stream is not available for target onnx (it writes the whole-sequence model)")
+        self.form = getattr(options, "onnx_form", "qdq")
+        if self.form == "integer":
+            self.parity_lsb = 0  # the integer form is bit-exact at the outputs
         self.parity: LayerParity | None = None
 
     def reference_graph(self, graph: Graph) -> Graph:
@@ -63,17 +72,26 @@ class OnnxTarget:
         lower(lowered)
         return lowered
 
+    def model(self, graph: Graph) -> onnx.ModelProto:
+        """The ONNX model of `graph` (in QDQ form) in this target's form."""
+        if self.form == "integer":
+            reference = self.reference_graph(graph)
+            if reference is not graph:
+                return to_integer_onnx(reference)
+        return to_onnx(graph)
+
     def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
         path = out_dir / f"{stem}.onnx"
-        write_model(graph, path)
+        write_model(self.model(graph), path)
         return [path.name]
 
     def execute(self, graph: Graph, out_dir: Path | None, stem: str, samples, progress=None):
         """onnxruntime's outputs of the written file on each sample; for a
-        quantized graph each layer is checked against nnc's integer op too
-        (VerificationError past PARITY_LSB)."""
+        quantized graph in QDQ form each layer is checked against nnc's integer
+        op too (VerificationError past PARITY_LSB). The integer form is checked
+        at the outputs only, by the driver (`parity_lsb` 0)."""
         reference = self.reference_graph(graph)
-        if reference is graph:
+        if reference is graph or self.form == "integer":
             with self.runner(graph, out_dir, stem) as run_on:
                 return run_batched(run_on, samples, progress)
         model = onnx.load(str(out_dir / f"{stem}.onnx")) if out_dir is not None else to_onnx(graph)
@@ -98,23 +116,23 @@ class OnnxTarget:
         with tempfile.TemporaryDirectory(prefix="nnc-onnx-") as scratch:
             path = Path(out_dir or scratch) / f"{stem}.onnx"
             if out_dir is None:
-                write_model(graph, path)
+                write_model(self.model(graph), path)
             session = _session(path)
             yield lambda samples: [dict(zip(graph.outputs, _run(session, graph.outputs, s))) for s in samples]
 
     def extras(self, graph: Graph) -> dict:
-        """`onnx.opset`, and after verification `onnx.layers_checked` and
-        `onnx.max_layer_diff_lsb` (the per-layer check's tensors and worst step)."""
-        found = {"opset": OPSET}
+        """`onnx.form` and `onnx.opset`, and after verification of the QDQ form
+        `onnx.layers_checked` and `onnx.max_layer_diff_lsb` (the per-layer
+        check's tensors and worst step)."""
+        found = {"form": self.form, "opset": OPSET}
         if self.parity is not None:
             worst = self.parity.worst()
             found |= {"layers_checked": len(self.parity.lsb), "max_layer_diff_lsb": worst[1] if worst else 0.0}
         return {"onnx": found}
 
 
-def write_model(graph: Graph, path: Path) -> None:
-    """`graph` as ONNX at `path`, checked by onnx.checker with full shape inference."""
-    model = to_onnx(graph)
+def write_model(model: onnx.ModelProto, path: Path) -> None:
+    """`model` at `path`, checked by onnx.checker with full shape inference."""
     onnx.checker.check_model(model, full_check=True)
     path.write_bytes(model.SerializeToString())
 

@@ -94,10 +94,18 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
     live = graph.copy()
     live.remove_dead()
     _refuse_unwritable(live)
+    return build_model(live, WRITERS, "written by nnc --target onnx: QDQ form of the quantized model")
+
+
+def build_model(live: Graph, writers: dict[str, Writer], doc: str) -> onnx.ModelProto:
+    """The ONNX model of `live` (no dead nodes, a writer in `writers` for every
+    op): each node written by its writer, the graph's constants as initializers,
+    a value_info for every tensor."""
     builder = OnnxBuilder(live)
     for node in live.nodes():
-        WRITERS[node.op](builder, node)
-    constants = [t for t in live.tensors.values() if t.is_constant]
+        writers[node.op](builder, node)
+    read = {name for node in builder.nodes for name in node.input}
+    constants = [t for t in live.tensors.values() if t.is_constant and t.name in read]
     initializers = [numpy_helper.from_array(t.data, t.name) for t in constants] + builder.initializers
     inner = [t for t in live.tensors if t not in live.inputs and t not in live.outputs
              and not live.tensors[t].is_constant]
@@ -106,7 +114,7 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
                                    value_info=[_value_info(live, t) for t in inner])
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="nnc", producer_version=__version__, ir_version=IR_VERSION)
-    model.doc_string = "written by nnc --target onnx: QDQ form of the quantized model"
+    model.doc_string = doc
     return model
 
 
@@ -117,7 +125,8 @@ def _value_info(graph: Graph, name: str) -> onnx.ValueInfoProto:
 
 # Ops nnc quantizes whose integer rule has no QDQ form.
 NO_QDQ_FORM = {op: "its integer rule, with fixed-point gates and an int16 cell state, has no QDQ ONNX form; "
-                   "targets c and az-sim compile it" for op in ("LSTM", "GRU", "RNN")}
+                   "targets c and az-sim compile it, and --onnx-form integer writes it"
+               for op in ("LSTM", "GRU", "RNN")}
 
 
 def _refuse_unwritable(graph: Graph) -> None:

@@ -1,0 +1,64 @@
+"""The integer form of `--target onnx` (`--onnx-form integer`): nnc's lowered
+integer graph as ONNX integer arithmetic that onnxruntime computes bit for bit.
+
+Every integer op of the graph (QConv, QGemm, QAdd, ...) has one writer here,
+registered with `@integer_writes` (integer_layers.py, integer_elementwise.py,
+integer_resize.py, integer_layernorm.py, integer_recurrent.py):
+ConvInteger / MatMulInteger (or int64 MatMul) for the accumulators, then
+int64 arithmetic for nnc's requantization (integer_arith.py states why it is
+exact). Ops that only move or select integers (Reshape, Transpose, Concat,
+Pad, MaxPool, ...) are written as in the QDQ form (writer.py's writers): ONNX
+defines them on integers exactly as nnc's contract does (docs/numerics.md
+§8). QuantizeLinear / DequantizeLinear at a float interface are ONNX's own
+for int8/uint8 and written out for int16 (integer_boundary.py).
+
+Every IR tensor keeps its name and type, so each int8 activation of nnc's
+graph can be read from onnxruntime. A graph holding an op with no exact
+integer writer, or a node a writer refuses, is refused with one
+UnsupportedError naming it and suggesting the QDQ form.
+"""
+
+from __future__ import annotations
+
+import onnx
+
+from nnc.errors import UnsupportedError
+from nnc.ir import Graph
+
+from .writer import WRITERS, Writer, build_model
+
+INTEGER_WRITERS: dict[str, Writer] = {}
+
+# Ops that move or select values: the QDQ form's writer is exact on integers.
+# (Cast between integer types: onnxruntime's static_cast keeps the value modulo
+# 2^bits, as nnc's contract does, §8a.)
+DATA_OPS = ("Reshape", "Transpose", "Concat", "Pad", "Slice", "Split", "Gather", "Expand", "Tile", "Identity",
+            "MaxPool", "GlobalMaxPool", "Clip", "Cast")
+
+
+def integer_writes(*ops: str):
+    """Register the decorated function as the integer form's writer of `ops`."""
+
+    def decorate(fn: Writer) -> Writer:
+        for op in ops:
+            INTEGER_WRITERS[op] = fn
+        return fn
+
+    return decorate
+
+
+def to_integer_onnx(graph: Graph) -> onnx.ModelProto:
+    """The ONNX model computing the integer graph `graph` with integer ops (module docstring)."""
+    live = graph.copy()
+    live.remove_dead()
+    writers = {op: WRITERS[op] for op in DATA_OPS} | INTEGER_WRITERS
+    missing = [n for n in live.nodes() if n.op not in writers]
+    if missing:
+        listed = ", ".join(f"{n.op} node {n.name!r}" for n in missing)
+        raise UnsupportedError(f"the integer ONNX form has no exact form for {listed} "
+                               "(use --onnx-form qdq)")
+    try:
+        return build_model(live, writers, "written by nnc --target onnx --onnx-form integer: nnc's integer graph "
+                                          "as ONNX integer arithmetic (bit-exact with nnc's reference)")
+    except UnsupportedError as exc:  # a writer's refusal of one node's attributes
+        raise UnsupportedError(f"{exc} in the integer ONNX form (use --onnx-form qdq)") from None
