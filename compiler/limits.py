@@ -46,6 +46,10 @@ MAX_PATTERN_BLOCK = 256
 MAX_OBS_FAN_IN = 4096
 MAX_HESSIAN_BYTES = 1 << 28
 
+# Points of one `nnc explore` sweep (compression settings x hardware values):
+# each is a simulation, and every distinct compression setting a compile.
+MAX_EXPLORE_POINTS = 1024
+
 # Magnitude of a sample value for a float input (--calib, --inputs, `nnc run
 # --inputs`): 1e15, so that the sum of squares over the largest tensor nnc accepts
 # stays finite in float32 (1e30 * 2^26 = 6.7e37 < 3.4e38: variances, norms and

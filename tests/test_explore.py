@@ -1,0 +1,166 @@
+"""`nnc explore`: sweep values checked up front, the Pareto front, and the same
+files whichever runner evaluated the points (one process, a pool, Ray)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from nnc.cli import run_cli
+from nnc.errors import OptionError
+from nnc.explore import explore
+from nnc.explore_pareto import dominates, pareto_front
+from nnc.explore_spec import build_sweep
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "01-tiny-cnn"
+MODEL, SAMPLES = EXAMPLE / "tiny_cnn.onnx", EXAMPLE / "sample.npz"
+SWEEP = {"bits": "8,4", "lanes": "32,64"}
+COMPARED = ("points.csv", "front.csv", "front.svg")
+
+
+@pytest.fixture(scope="module")
+def one_job(tmp_path_factory):
+    """The 2 x 2 sweep run in this process: the files every runner must reproduce."""
+    out = tmp_path_factory.mktemp("explore") / "one"
+    result = explore(MODEL, out, SWEEP, calib=SAMPLES, jobs=1)
+    return result, {name: (out / name).read_bytes() for name in COMPARED}
+
+
+# -- the Pareto front ------------------------------------------------------------------
+
+def test_front_keeps_only_undominated_rows():
+    rows = [[1, 5], [2, 2], [5, 1], [3, 3], [2, 2.5]]
+    assert pareto_front(rows) == [0, 1, 2]
+    assert dominates([2, 2], [3, 3]) and not dominates([1, 5], [5, 1])
+
+
+def test_front_keeps_equal_rows_and_handles_edges():
+    assert pareto_front([[1, 1], [1, 1], [2, 2]]) == [0, 1]
+    assert pareto_front([]) == []
+    assert pareto_front([[7, 7, 7, 7]]) == [0]
+    with pytest.raises(ValueError):
+        pareto_front([[1, float("nan")]])
+
+
+# -- the sweep -------------------------------------------------------------------------
+
+def test_sweep_parses_sizes_and_orders_axes_canonically():
+    sweep = build_sweep({"weight-sram": "64K,128K", "lanes": "32,64", "sparsity": "0,0.5", "bits": "8,4"})
+    assert list(sweep.compression) == ["weight_bits", "sparsity"]
+    assert list(sweep.hardware) == ["mac_lanes", "weight_sram_bytes"]
+    assert sweep.hardware["weight_sram_bytes"] == (65536, 131072)
+    points = sweep.points()
+    assert len(points) == 16 and [p.index for p in points] == list(range(16))
+    assert points[1].label() == "bits=8 sparsity=0 lanes=32 weight-sram=131072"
+
+
+def test_sweep_file_equals_flags(tmp_path):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('[compression]\nweight_bits = [8, 4]\nsparsity_pattern = ["none", "2:4"]\n'
+                    '[hardware]\nmac_lanes = [32, 64]\nweight_sram_bytes = "64K"\n')
+    from_file = build_sweep({}, spec)
+    from_flags = build_sweep({"bits": "8,4", "pattern": "none,2:4", "lanes": "32,64", "weight-sram": "64K"})
+    assert from_file.points() == from_flags.points()
+    assert build_sweep({"lanes": "128"}, spec).hardware["mac_lanes"] == (128,)  # a flag replaces the file's axis
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--bits", "8,9", "weight-bits must be in 2..8, got 9"),
+    ("--lanes", "0,64", "'mac_lanes' must be an integer in [1, 65,536]"),
+    ("--weight-sram", "64Q", "expected an integer"),
+    ("--sparsity", "0,1.5", "sparsity must be in [0, 1)"),
+    ("--pattern", "3:2", "sparsity-pattern"),
+    ("--method", "magnitude,best", "method"),
+    ("--lanes", "32,32", "listed twice"),
+    ("--bits", "8,", "comma-separated"),
+    ("--lanes", ",".join(map(str, range(1, 1100))), "past nnc's limit of 1,024"),
+    ("--jobs", "0", "jobs must be in 1..256"),
+])
+def test_bad_sweep_value_is_one_line_exit_2(tmp_path, capsys, flag, value, expected):
+    code = run_cli(["explore", str(MODEL), "-o", str(tmp_path / "out"), "--calib", str(SAMPLES), flag, value])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("nnc: error: ") and expected in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_sweep_file_key(tmp_path):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text("[hardware]\nmac_lanez = [32]\n")
+    with pytest.raises(OptionError, match="'mac_lanez' is not a hardware key"):
+        build_sweep({}, spec)
+
+
+# -- running the points ----------------------------------------------------------------
+
+def test_points_front_and_files(one_job, tmp_path):
+    result, files = one_job
+    assert [row["index"] for row in result.points] == [0, 1, 2, 3]
+    assert all(row["status"] == "ok" for row in result.points)
+    # energy does not depend on the lanes, latency does: 64 lanes dominate 32 at equal bits
+    assert result.points[1]["energy_uj"] == result.points[0]["energy_uj"]
+    assert result.points[1]["latency_ms"] < result.points[0]["latency_ms"]
+    assert result.front == [1, 3]
+    assert result.points[2]["blob_bytes"] < result.points[0]["blob_bytes"]  # 4-bit weights store less
+    lines = files["points.csv"].decode().splitlines()
+    assert lines[0].startswith("point,status,bits,lanes,energy_uj,latency_ms,blob_bytes,error")
+    assert len(lines) == 5 and len(files["front.csv"].decode().splitlines()) == 3
+    assert files["front.svg"].startswith(b'<svg xmlns="http://www.w3.org/2000/svg"')
+    assert files["front.svg"].count(b'class="front"') == 2 * 2  # two panels
+
+
+def test_pool_of_two_writes_the_same_files(one_job, tmp_path):
+    out = tmp_path / "pool"
+    explore(MODEL, out, SWEEP, calib=SAMPLES, jobs=2)
+    assert {name: (out / name).read_bytes() for name in COMPARED} == one_job[1]
+    manifest = json.loads((out / "nnc-manifest.json").read_text())
+    assert sorted(manifest["files"]) == sorted([*COMPARED, "explore.json"])
+    assert json.loads((out / "explore.json").read_text())["runner"] == {"kind": "local", "jobs": 2,
+                                                                         "ray_address": None}
+
+
+def test_ray_writes_the_same_files(one_job, tmp_path):
+    pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'nnc[ray]')")
+    out = tmp_path / "ray"
+    # Ray 2.60 removed local_mode: "local" starts a private local Ray with --jobs CPUs
+    explore(MODEL, out, SWEEP, calib=SAMPLES, jobs=2, ray="local")
+    assert {name: (out / name).read_bytes() for name in COMPARED} == one_job[1]
+
+
+def test_ray_missing_is_one_option_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(OptionError, match=r"pip install 'nnc\[ray\]'"):
+        explore(MODEL, tmp_path / "out", {"bits": "8"}, calib=SAMPLES, ray="local")
+    assert not (tmp_path / "out").exists()
+
+
+def test_failed_point_is_recorded_not_fatal(tmp_path, capsys):
+    out = tmp_path / "small"
+    code = run_cli(["explore", str(MODEL), "-o", str(out), "--calib", str(SAMPLES), "--weight-sram", "1,128K"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = (out / "points.csv").read_text().splitlines()
+    assert rows[1].startswith("0,failed,1,") and "az-default point 0" in rows[1]
+    assert rows[2].startswith("1,ok,131072,")
+    assert "1 failed" in captured.out and "point 0: failed:" in captured.err
+
+
+def test_refuses_a_folder_it_does_not_own(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    code = run_cli(["explore", str(MODEL), "-o", str(out), "--calib", str(SAMPLES), "--bits", "8"])
+    assert code == 2 and "holds no nnc-manifest.json" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_tasks_keep_a_compression_setting_together():
+    from nnc.explore_runners import split_tasks
+
+    points = build_sweep({"bits": "8,4", "lanes": "32,64,128"}).points()
+    tasks = lambda jobs: [[p.index for p in task] for task in split_tasks(points, jobs)]  # noqa: E731
+    assert tasks(1) == tasks(2) == [[0, 1, 2], [3, 4, 5]]
+    assert tasks(4) == [[0, 1], [2], [3, 4], [5]]
+    assert sorted(i for task in tasks(8) for i in task) == list(range(6))
