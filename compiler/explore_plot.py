@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .report_svg import _n, _text
+from .report_svg import svg_number, svg_text
 
 PANEL = 380  # width of one panel
 HEIGHT = 340
@@ -37,7 +37,7 @@ def front_svg(rows: list[dict], front: set[int], label: dict[int, str]) -> str:
              f'viewBox="0 0 {width} {HEIGHT}" role="img">', f"<style>{STYLE}</style>"]
     for number, (x_key, y_key, title) in enumerate(PANELS):
         parts += _panel(number * PANEL, rows, front, label, x_key, y_key, title)
-    parts.append(_text(width - 8, 14, f"{len(front)} of {len(rows)} points on the Pareto front (red)", "end"))
+    parts.append(svg_text(width - 8, 14, f"{len(front)} of {len(rows)} points on the Pareto front (red)", "end"))
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
@@ -48,14 +48,14 @@ def _panel(left: float, rows: list[dict], front: set[int], label: dict[int, str]
     width = PANEL - MARGIN["left"] - MARGIN["right"]
     height = HEIGHT - MARGIN["top"] - MARGIN["bottom"]
     x_scale, y_scale = _scale([r[x_key] for r in rows]), _scale([r[y_key] for r in rows])
-    parts = [f'<rect class="plot" x="{_n(x0)}" y="{_n(y0)}" width="{_n(width)}" height="{_n(height)}"/>',
-             f'<text class="title" x="{_n(x0)}" y="{_n(y0 - 10)}">{escape(title)}</text>']
+    parts = [f'<rect class="plot" x="{svg_number(x0)}" y="{svg_number(y0)}" width="{svg_number(width)}" height="{svg_number(height)}"/>',
+             f'<text class="title" x="{svg_number(x0)}" y="{svg_number(y0 - 10)}">{escape(title)}</text>']
     for value, fraction in x_scale.ticks():
-        parts.append(_text(x0 + fraction * width, y0 + height + 14, _number(value), "middle"))
+        parts.append(svg_text(x0 + fraction * width, y0 + height + 14, _number(value), "middle"))
     for value, fraction in y_scale.ticks():
-        parts.append(_text(x0 - 4, y0 + height - fraction * height + 4, _number(value), "end"))
-    parts.append(_text(x0 + width / 2, y0 + height + 32, AXIS_NAMES[x_key], "middle"))
-    parts.append(f'<text transform="translate({_n(left + 12)},{_n(y0 + height / 2)}) rotate(-90)" '
+        parts.append(svg_text(x0 - 4, y0 + height - fraction * height + 4, _number(value), "end"))
+    parts.append(svg_text(x0 + width / 2, y0 + height + 32, AXIS_NAMES[x_key], "middle"))
+    parts.append(f'<text transform="translate({svg_number(left + 12)},{svg_number(y0 + height / 2)}) rotate(-90)" '
                  f'text-anchor="middle">{escape(AXIS_NAMES[y_key])}</text>')
     for row in sorted(rows, key=lambda r: (r["index"] in front, r["index"])):  # front drawn on top
         x = x0 + x_scale.at(row[x_key]) * width
@@ -63,7 +63,7 @@ def _panel(left: float, rows: list[dict], front: set[int], label: dict[int, str]
         kind, radius = ("front", 4.5) if row["index"] in front else ("other", 3)
         tip = (f"point {row['index']}: {label[row['index']]}; {x_key} {_number(row[x_key])}, "
                f"{y_key} {_number(row[y_key])}")
-        parts.append(f'<g><title>{escape(tip)}</title><circle class="{kind}" cx="{_n(x)}" cy="{_n(y)}" '
+        parts.append(f'<g><title>{escape(tip)}</title><circle class="{kind}" cx="{svg_number(x)}" cy="{svg_number(y)}" '
                      f'r="{radius}"/></g>')
     return parts
 

@@ -56,7 +56,7 @@ def bar_chart(bars: list[Bar], legend: tuple[tuple[str, str], ...] = ()) -> str:
     for row, bar in enumerate(bars):
         y = top + row * ROW_HEIGHT
         parts.append(f'<g><title>{escape(bar.tooltip)}</title>')
-        parts.append(_text(LABEL_WIDTH - 6, y + 13, bar.label, "end"))
+        parts.append(svg_text(LABEL_WIDTH - 6, y + 13, bar.label, "end"))
         if bar.back:
             parts.append(_rect(LABEL_WIDTH, y + 3, bar.back * scale, BAR_HEIGHT, "back"))
         x = float(LABEL_WIDTH)
@@ -64,7 +64,7 @@ def bar_chart(bars: list[Bar], legend: tuple[tuple[str, str], ...] = ()) -> str:
             parts.append(_rect(x, y + 3, segment.value * scale, BAR_HEIGHT, segment.kind))
             x += segment.value * scale
         end = LABEL_WIDTH + max(x - LABEL_WIDTH, (bar.back or 0.0) * scale)
-        parts.append(_text(end + 6, y + 13, bar.text))
+        parts.append(svg_text(end + 6, y + 13, bar.text))
         parts.append("</g>")
     parts.append("</svg>")
     return "\n".join(parts)
@@ -73,7 +73,7 @@ def bar_chart(bars: list[Bar], legend: tuple[tuple[str, str], ...] = ()) -> str:
 def _legend(legend: tuple[tuple[str, str], ...]) -> list[str]:
     parts, x = [], float(LABEL_WIDTH)
     for kind, meaning in legend:
-        parts += [_rect(x, 3, 12, 12, kind), _text(x + 16, 13, meaning)]
+        parts += [_rect(x, 3, 12, 12, kind), svg_text(x + 16, 13, meaning)]
         x += 28 + 7 * len(meaning)
     return parts
 
@@ -113,40 +113,40 @@ def memory_chart(blocks: list[Block], steps: list[str], arena_bytes: int, lower_
         parts.append("</g>")
     if lower_bound:
         parts.append(_line(left, plot_width, y_of(lower_bound), "bound"))
-        parts.append(_text(left + plot_width - 4, y_of(lower_bound) - 4, f"lower bound {lower_bound:,}", "end"))
+        parts.append(svg_text(left + plot_width - 4, y_of(lower_bound) - 4, f"lower bound {lower_bound:,}", "end"))
     parts.append(_line(left, plot_width, y_of(arena_bytes), "arena"))
-    parts.append(_text(left - 4, y_of(arena_bytes) + 4, f"{arena_bytes:,}", "end"))
-    parts.append(_text(left - 4, base + 4, "0", "end"))
-    parts.append(f'<text transform="translate(14,{_n(12 + PLOT_HEIGHT / 2)}) rotate(-90)" '
+    parts.append(svg_text(left - 4, y_of(arena_bytes) + 4, f"{arena_bytes:,}", "end"))
+    parts.append(svg_text(left - 4, base + 4, "0", "end"))
+    parts.append(f'<text transform="translate(14,{svg_number(12 + PLOT_HEIGHT / 2)}) rotate(-90)" '
                  f'text-anchor="middle">offset (bytes)</text>')
     every = max(1, -(-len(steps) * 14 // plot_width))  # labels at least 14 px apart
     for step in range(0, len(steps), every):
         x = left + (step + 0.5) * column
-        parts.append(f'<text class="tick" transform="translate({_n(x)},{_n(base + 6)}) rotate(60)">'
+        parts.append(f'<text class="tick" transform="translate({svg_number(x)},{svg_number(base + 6)}) rotate(60)">'
                      f'{escape(steps[step])}</text>')
-    parts.append(_text(left - 4, base + bottom - 2, "step", "end"))
+    parts.append(svg_text(left - 4, base + bottom - 2, "step", "end"))
     parts.append("</svg>")
     return "\n".join(parts)
 
 
 def _line(left: float, width: float, y: float, kind: str) -> str:
-    return f'<line class="{kind}" x1="{_n(left)}" y1="{_n(y)}" x2="{_n(left + width)}" y2="{_n(y)}"/>'
+    return f'<line class="{kind}" x1="{svg_number(left)}" y1="{svg_number(y)}" x2="{svg_number(left + width)}" y2="{svg_number(y)}"/>'
 
 
 def _open(width: float, height: float) -> str:
-    return f'<svg class="chart" width="{width}" height="{_n(height)}" viewBox="0 0 {width} {_n(height)}" role="img">'
+    return f'<svg class="chart" width="{width}" height="{svg_number(height)}" viewBox="0 0 {width} {svg_number(height)}" role="img">'
 
 
 def _rect(x: float, y: float, width: float, height: float, kind: str, fill: str | None = None) -> str:
     colour = f' fill="{fill}"' if fill else ""
-    return (f'<rect class="{kind}" x="{_n(x)}" y="{_n(y)}" width="{_n(max(width, 0.0))}" '
-            f'height="{_n(max(height, 0.0))}"{colour}/>')
+    return (f'<rect class="{kind}" x="{svg_number(x)}" y="{svg_number(y)}" width="{svg_number(max(width, 0.0))}" '
+            f'height="{svg_number(max(height, 0.0))}"{colour}/>')
 
 
-def _text(x: float, y: float, text: str, anchor: str = "start") -> str:
-    return f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}">{escape(text)}</text>'
+def svg_text(x: float, y: float, text: str, anchor: str = "start") -> str:
+    return f'<text x="{svg_number(x)}" y="{svg_number(y)}" text-anchor="{anchor}">{escape(text)}</text>'
 
 
-def _n(value: float) -> str:
+def svg_number(value: float) -> str:
     """A coordinate rounded to 0.1 px, without a trailing ".0"."""
     return f"{round(value, 1) + 0.0:.1f}".removesuffix(".0")  # + 0.0: no "-0"
