@@ -401,7 +401,7 @@ def _explore_progress():
 def run_blob(blob: str = typer.Argument(..., help="az-sim blob (.azb) written by `nnc compile --target az-sim`."),
              inputs: Path = typer.Option(..., "--inputs", help="Inputs (.npz/.npy); one extra leading axis = a batch."),
              output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the outputs here (.npz)."),
-             hw: Optional[Path] = typer.Option(None, "--hw", help="Hardware description (TOML)."),
+             hw: Optional[Path] = typer.Option(None, "--hw", help="Machine: a TOML file, or a preset: small, default, large."),
              as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
              debug: bool = DEBUG):
     """Execute an az-sim blob in the simulator and print its statistics."""

@@ -11,7 +11,7 @@ import typer
 
 CALIB = typer.Option(None, "--calib", help="Calibration samples (.npz/.npy) for quantization.")
 QUANTIZE = typer.Option(None, "--quantize/--no-quantize", help="Quantize to int8 (default: c, az-sim and onnx do, ir does not).")
-HW = typer.Option(None, "--hw", help="az-sim hardware description (TOML).")
+HW = typer.Option(None, "--hw", help="az-sim machine: a TOML file, or a preset: small, default, large.")
 WEIGHT_BITS = typer.Option(8, "--weight-bits", help="Weight bit width 2..8.")
 FIRST_LAST_BITS = typer.Option(None, "--first-last-bits",
                                help="Bit width of the first and last weighted layer (default: --weight-bits).")

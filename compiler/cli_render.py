@@ -20,7 +20,17 @@ def render_sim(sim: dict, ids: dict[str, str] | None = None) -> str:
     return (f"{table}\nsimulated on {sim['hardware']} at {sim['clock_mhz']:g} MHz: "
             f"{thousands(sim['cycles'])} cycles = {sim['latency_ms']:.3f} ms, {sim['energy_uj']:.3f} µJ; "
             f"{thousands(sim['macs_total'])} MACs, {skipped:.1%} skipped; "
-            f"{thousands(sim['bytes_loaded'])} bytes loaded off-chip")
+            f"{thousands(sim['bytes_loaded'])} bytes loaded off-chip{_tiling(sim)}")
+
+
+def _tiling(sim: dict) -> str:
+    """The tiled layers' clause of the totals line (empty when nothing is tiled)."""
+    tiled = [layer for layer in sim["layers"] if layer.get("tiles", 1) > 1]
+    if not tiled:
+        return ""
+    return (f"; {len(tiled)} tiled layer(s) in {thousands(sum(layer['tiles'] for layer in tiled))} pieces, "
+            f"{thousands(sim.get('dma_out_bytes', 0))} bytes written off-chip, "
+            f"{thousands(sim.get('stall_cycles', 0))} stall cycles")
 
 
 def render_summary(report: dict) -> str:
@@ -49,6 +59,9 @@ def render_summary(report: dict) -> str:
         o, outputs = report["onnx"], report["verification"]["vs_reference"]["max_abs_diff_lsb"]
         parts.append(f"onnx: opset {o['opset']}; onnxruntime within {o['max_layer_diff_lsb']:g} LSB of nnc's integer "
                      f"ops layer by layer ({o['layers_checked']} layers), outputs within {outputs:g} LSB")
+    elif report.get("onnx", {}).get("form") == "integer" and report.get("verification"):
+        parts.append(f"onnx: opset {report['onnx']['opset']}, integer form; onnxruntime's outputs equal nnc's "
+                     "integer reference bit for bit")
     v = report.get("verification")
     if v:
         ref, flt = v["vs_reference"], v["vs_float"]
@@ -59,9 +72,6 @@ def render_summary(report: dict) -> str:
                      + (f" top-1 agreement={flt['top1_agreement']:.0%} of {v['samples']}"
                         if flt["top1_agreement"] is not None else ""))
         parts += [f"accuracy of {name}: top-1 {m['top1']:.2%} (float {m['top1_float']:.2%}), drop "
-    elif report.get("onnx", {}).get("form") == "integer" and report.get("verification"):
-        parts.append(f"onnx: opset {report['onnx']['opset']}, integer form; onnxruntime's outputs equal nnc's "
-                     "integer reference bit for bit")
                   f"{m['top1_drop_points']:+.2f} ± {m['top1_drop_ci95_points']:.2f} points (95%)"
                   for name, m in (v.get("outputs") or {}).items() if "top1" in m]
     if report.get("budget"):

@@ -5,8 +5,9 @@ One row per row of report["layers"] (every layer in schedule order;
 QuantizeLinear/DequantizeLinear are not layers, see summary.py), with the full
 layer name. `COLUMNS` are the same for every target, so tables of several
 compiles line up; a cell is empty where the value does not apply or was not
-measured: `cycles`, `energy_uj` and `macs_skipped` come from the az-sim
-simulation (report["sim"]["layers"], joined by layer name), `cosine` and `rmse`
+measured: `cycles`, `energy_uj`, `macs_skipped`, `dma_in_bytes`,
+`dma_out_bytes`, `stall_cycles`, `utilization` and `tiles` come from the az-sim
+simulation (report["sim"]["layers"], joined by layer name; docs/azsim.md §3), `cosine` and `rmse`
 from verification (report.py: layers[].error).
 
 Values are written as report.json holds them (integers, floats in Python's
@@ -49,8 +50,14 @@ COLUMNS = (
     Column("cycles", "cycles", "count"),
     Column("energy_uj", "energy µJ", "number"),
     Column("macs_skipped", "MACs skipped", "count"),
+    Column("dma_in_bytes", "DMA in bytes", "count"),
+    Column("dma_out_bytes", "DMA out bytes", "count"),
+    Column("stall_cycles", "stall cycles", "count"),
+    Column("utilization", "MAC utilization", "percent"),
+    Column("tiles", "tiles", "count"),
 )
-SIM_KEYS = ("cycles", "energy_uj", "macs_skipped")
+SIM_KEYS = ("cycles", "energy_uj", "macs_skipped", "dma_in_bytes", "dma_out_bytes", "stall_cycles", "utilization",
+            "tiles")
 
 
 def layer_table(report: dict) -> list[dict]:
@@ -62,7 +69,7 @@ def layer_table(report: dict) -> list[dict]:
         if layer["format"] is None:
             row["sparsity"] = None  # a layer without weights has no weight sparsity
         row.update(layer.get("error") or {})
-        row.update({key: sim[layer["name"]][key] for key in SIM_KEYS if layer["name"] in sim})
+        row.update({key: sim[layer["name"]].get(key) for key in SIM_KEYS if layer["name"] in sim})
         table.append(row)
     return table
 

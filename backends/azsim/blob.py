@@ -8,7 +8,8 @@ it to the bit. This module is the format's only writer and reader.
 - `read_blob(data)` trusts nothing: header (magic, version, flags, size), section
   table (sections back to back, so CRCs cover every byte), CRC32s, every record
   field (weight payloads by decoding them with nnc.packing), then
-  cross-references (indices, dataflow, SRAM overlap) and the version. Lengths
+  cross-references (blob_checks.py: indices, dataflow, SRAM overlap, tiling)
+  and the version. Lengths
   and counts are checked against the bytes left before anything is read or
   allocated: no input makes it allocate much beyond the blob's size or loop
   longer than the blob is long. Failures raise BlobError, one line naming the
@@ -18,8 +19,6 @@ Invariant: `read_blob(write_blob(p)) == p` for every program the writer accepts.
 
 from __future__ import annotations
 
-import bisect
-import heapq
 import math
 import re
 import struct
@@ -29,14 +28,17 @@ from nnc import dtypes
 from nnc.errors import BlobError
 
 from nnc import packing
-from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
+from .blob_checks import check_program
+from .program import DTYPE_CODES, ITEMSIZE, LayerDesc, Program, TensorDesc, Tiling, WeightStream
 
 MAGIC = b"\x89AZB\r\n\x1a\n"
-VERSION = 3  # the newest version this nnc reads and writes
+VERSION = 4  # the newest version this nnc reads and writes
 HEADER = struct.Struct("<8sIIIIII")  # magic version flags file_size section_count reserved header_crc
 ENTRY = struct.Struct("<IIII")  # kind offset length crc32
 STREAM_HEADER = struct.Struct("<HBBIIB3x")  # header_len format bits count payload_len rank (+3 zero bytes)
-SECTIONS = {1: "META", 2: "TENSORS", 3: "CONSTANTS", 4: "LAYERS", 5: "STREAMS"}
+SECTIONS = {1: "META", 2: "TENSORS", 3: "CONSTANTS", 4: "LAYERS", 5: "STREAMS", 6: "TILING"}
+TILING_SINCE = 4  # the first version with external tensors and the TILING section
+TILE_RECORD = struct.Struct("<IiIiII")  # layer axis rows staging staging_bytes chunk_count
 MAX_RANK = 8
 # The first blob version that holds each weight stream format; a blob's version is the
 # lowest that holds all its streams (docs/blob-format.md, versioning).
@@ -52,7 +54,6 @@ OP_CODES = {"QConv": 1, "QGemm": 2, "QAdd": 3, "QAveragePool": 4, "QSoftmax": 5,
             "QReduce": 50, "QMatMul": 51, "QLayerNorm": 52,
             "QLSTM": 60, "QGRU": 61, "QRNN": 62}
 OP_NAMES = {code: name for name, code in OP_CODES.items()}
-ITEMSIZE = {code: dtypes.to_numpy(name).itemsize for name, code in DTYPE_CODES.items()}
 _ZERO_POINT_RANGE = {code: dtypes.integer_range(name) if name in dtypes.INTEGER_TYPES else (-2**31, 2**31 - 1)
                      for name, code in DTYPE_CODES.items()}
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -87,19 +88,25 @@ def write_blob(program: Program) -> bytes:
     tensors, constants = _write_tensors(program.tensors)
     bodies = [_write_meta(program), tensors, constants, _write_layers(program.layers),
               _write_streams(program.streams)]
+    version = _version(program)
+    if version >= TILING_SINCE:
+        bodies.append(_write_tiling(program.layers))
     offset, table = HEADER.size + ENTRY.size * len(bodies), []
     for kind, body in zip(SECTIONS, bodies):
         table.append(ENTRY.pack(kind, offset, len(body), zlib.crc32(body)))
         offset += len(body)
     _require(offset < 1 << 32, f"blob of {offset} bytes is larger than 4 GiB")
-    head = HEADER.pack(MAGIC, _version(program.streams), 0, offset, len(bodies), 0, 0)[:-4]
+    head = HEADER.pack(MAGIC, version, 0, offset, len(bodies), 0, 0)[:-4]
     head += struct.pack("<I", zlib.crc32(head + b"".join(table)))
     return b"".join([head, *table, *bodies])
 
 
-def _version(streams) -> int:
-    """The lowest blob version that holds every stream's format."""
-    return max((FORMAT_SINCE[s.format] for s in streams), default=1)
+def _version(program: Program) -> int:
+    """The lowest blob version that holds every stream's format, and the tiling
+    (a tiled layer or an external tensor: TILING_SINCE)."""
+    tiled = any(t.external for t in program.tensors) or any(layer.tiling for layer in program.layers)
+    formats = max((FORMAT_SINCE[s.format] for s in program.streams), default=1)
+    return max(formats, TILING_SINCE if tiled else 1)
 
 
 def _write_meta(p: Program) -> bytes:
@@ -117,13 +124,15 @@ def _write_tensors(tensors) -> tuple[bytes, bytes]:
     for i, t in enumerate(tensors):
         what, constant = f"tensor {i} ({t.name!r})", t.data is not None
         _require(t.dtype in ITEMSIZE and len(t.shape) <= MAX_RANK, f"{what}: dtype {t.dtype}, shape {t.shape}")
-        _require(constant == (t.offset == -1), f"{what}: needs offset -1 with data or offset >= 0 without")
+        _require(constant == (t.offset == -1) and not (constant and t.external),
+                 f"{what}: needs offset -1 with data or offset >= 0 without (external: without data)")
         _require(not constant or len(t.data) == _nbytes(t.dtype, t.shape), f"{what}: data length != shape")
         lo, hi = _ZERO_POINT_RANGE[t.dtype]
         _require(len(t.scale) == len(t.zero_point) and all(math.isfinite(x) and x > 0 for x in t.scale)
                  and all(lo <= z <= hi for z in t.zero_point), f"{what}: bad quantization parameters")
         _string(w, t.name, what)
-        _pack(w, "BBBxI", t.dtype, constant, len(t.shape), len(constants) if constant else t.offset, what=what)
+        kind = 1 if constant else 2 if t.external else 0
+        _pack(w, "BBBxI", t.dtype, kind, len(t.shape), len(constants) if constant else t.offset, what=what)
         _pack(w, f"{len(t.shape)}I", *t.shape, what=f"{what} shape")
         n = len(t.scale)
         _pack(w, f"I{n}d{n}i", n, *t.scale, *t.zero_point, what=f"{what} quantization")
@@ -147,6 +156,18 @@ def _write_layers(layers) -> bytes:
                      f"{where} = {value!r}: needs an identifier as name, an int or tuple of ints as value")
             _string(w, key, where, "B")
             _pack(w, f"BH{len(values)}q", isinstance(value, tuple), len(values), *values, what=where)
+    return b"".join(w)
+
+
+def _write_tiling(layers) -> bytes:
+    w: list[bytes] = []
+    tiled = [(i, layer.tiling) for i, layer in enumerate(layers) if layer.tiling is not None]
+    _pack(w, "I", len(tiled), what="tiling count")
+    for i, t in tiled:
+        what = f"tiling of layer {i} ({layers[i].name!r})"
+        _require(layers[i].weights == -1 or not t.chunks, f"{what}: chunks and a whole stream")
+        _pack(w, TILE_RECORD.format[1:] + f"{len(t.chunks)}I", i, t.axis, t.rows, t.staging, t.staging_bytes,
+              len(t.chunks), *t.chunks, what=what)
     return b"".join(w)
 
 
@@ -204,15 +225,18 @@ def read_blob(data: bytes) -> Program:
     """The program in `data`, validated (see the module docstring); BlobError otherwise."""
     data = bytes(data)
     version, spans = _read_container(data)
-    cursor = {kind: _Cursor(data, name, *spans[kind]) for kind, name in SECTIONS.items()}
+    cursor = {kind: _Cursor(data, SECTIONS[kind], *span) for kind, span in spans.items()}
     name, activation_bytes, inputs, outputs = _read_meta(cursor[1])
     tensors = _read_tensors(cursor[2], cursor[3], activation_bytes)
     layers, streams = _read_layers(cursor[4]), _read_streams(cursor[5])
+    if 6 in cursor:
+        layers = _read_tiling(cursor[6], layers)
     program = Program(name, tensors, layers, streams, inputs, outputs, activation_bytes)
-    _check_program(program, lambda kind, message: cursor[kind].fail(message, spans[kind][0]))
-    if version != _version(streams):
+    check_program(program, lambda kind, message: cursor[kind].fail(message, spans[kind][0]))
+    if version != _version(program):
+        tiled = " and tiling" if _version(program) >= TILING_SINCE else ""
         raise BlobError(f"corrupt blob: header offset 8: version {version}, but its weight stream formats "
-                        f"{sorted({s.format for s in streams})} make it version {_version(streams)}")
+                        f"{sorted({s.format for s in streams})}{tiled} make it version {_version(program)}")
     return program
 
 
@@ -230,16 +254,17 @@ def _read_container(data: bytes) -> tuple[int, dict[int, tuple[int, int]]]:
     if size != len(data):
         what = "truncated" if size > len(data) else f"{len(data) - size} trailing bytes"
         raise BlobError(f"corrupt blob: {what}: the header (offset 16) says {size} bytes, got {len(data)}")
-    if flags or reserved or count != len(SECTIONS):
+    sections = [kind for kind in SECTIONS if kind != 6 or version >= TILING_SINCE]
+    if flags or reserved or count != len(sections):
         raise BlobError(f"corrupt blob: header offset 12..28: flags {flags}, reserved {reserved}, "
-                        f"{count} sections (expected 0, 0, {len(SECTIONS)})")
+                        f"{count} sections (expected 0, 0, {len(sections)})")
     table_end = HEADER.size + ENTRY.size * count
     if table_end > len(data):
         raise BlobError(f"corrupt blob: truncated: {len(data)} bytes, the section table ends at {table_end}")
     if zlib.crc32(data[:HEADER.size - 4] + data[HEADER.size:table_end]) != crc:
         raise BlobError(f"corrupt blob: header CRC32 mismatch (header or section table, offset 0..{table_end})")
     spans, pos = {}, table_end
-    for i, expected in enumerate(SECTIONS):  # back to back, in SECTIONS order, up to the blob's end
+    for i, expected in enumerate(sections):  # back to back, in SECTIONS order, up to the blob's end
         kind, offset, length, crc = ENTRY.unpack_from(data, HEADER.size + ENTRY.size * i)
         if kind != expected or offset != pos or offset + length > len(data):
             raise BlobError(f"corrupt blob: section table entry {i} (offset {HEADER.size + ENTRY.size * i}): "
@@ -268,9 +293,10 @@ def _read_tensors(c: _Cursor, consts: _Cursor, activation_bytes: int) -> tuple[T
         at, what = c.pos, f"tensor {len(tensors)}"
         name = c.string(what + " name")
         dtype, constant, rank, reserved, location = c.unpack("BBBBI", what)
-        if dtype not in ITEMSIZE or constant > 1 or rank > MAX_RANK or reserved:
+        if dtype not in ITEMSIZE or constant > 2 or rank > MAX_RANK or reserved:
             c.fail(f"{what} ({name!r}): dtype code {dtype}, kind {constant}, rank {rank}, reserved {reserved} "
-                   f"(known dtypes {sorted(ITEMSIZE)}, kinds 0..1, rank <= {MAX_RANK}, reserved 0)", at)
+                   f"(known dtypes {sorted(ITEMSIZE)}, kinds 0..2, rank <= {MAX_RANK}, reserved 0)", at)
+        external, constant = constant == 2, constant == 1
         shape = c.unpack(f"{rank}I", f"{what} shape")
         (n,) = c.unpack("I", f"{what} quantization count")
         raw = c.take(12 * n, f"{what} quantization")
@@ -280,12 +306,13 @@ def _read_tensors(c: _Cursor, consts: _Cursor, activation_bytes: int) -> tuple[T
             c.fail(f"{what} ({name!r}): a scale is not finite and > 0 or a zero point is out of range", at)
         nbytes = _nbytes(dtype, shape)
         data = consts.take(nbytes, f"data of {what} ({name!r})") if constant else None
-        limit = consts.pos - consts.start if constant else activation_bytes
+        limit = consts.pos - consts.start if constant else (1 << 32) - 1 if external else activation_bytes
         expected = limit - nbytes if constant else location
         if location != expected or location + nbytes > limit:
-            c.fail(f"{what} ({name!r}): {nbytes} bytes at {'constant' if constant else 'activation'} offset "
+            c.fail(f"{what} ({name!r}): {nbytes} bytes at {'constant' if constant else 'external' if external else 'activation'} offset "
                    f"{location}: must start at {expected} and end by {limit}", at)
-        tensors.append(TensorDesc(name, dtype, shape, -1 if constant else location, scale, zero_point, data))
+        tensors.append(TensorDesc(name, dtype, shape, -1 if constant else location, scale, zero_point, data,
+                                  external))
     c.done()
     consts.done()
     return tuple(tensors)
@@ -315,6 +342,22 @@ def _read_layers(c: _Cursor) -> tuple[LayerDesc, ...]:
     return tuple(layers)
 
 
+def _read_tiling(c: _Cursor, layers: tuple[LayerDesc, ...]) -> tuple[LayerDesc, ...]:
+    """The layers with their tiling records (layer indices strictly increasing)."""
+    (count,) = c.unpack("I", "tiling count")
+    tiled, previous = {}, -1
+    for _ in range(count):
+        at = c.pos
+        index, axis, rows, staging, staging_bytes, n = c.unpack(TILE_RECORD.format[1:], "tiling record")
+        if not previous < index < len(layers) or n > c.end - c.pos:
+            c.fail(f"tiling record of layer {index}: layers must be in range and increasing, {n} chunks", at)
+        chunks = c.unpack(f"{n}I", f"chunks of layer {index}")
+        tiled[index], previous = Tiling(chunks, axis, rows, staging, staging_bytes), index
+    c.done()
+    return tuple(LayerDesc(*[getattr(layer, f) for f in ("name", "op", "inputs", "outputs", "params", "weights")],
+                           tiling=tiled.get(i)) for i, layer in enumerate(layers))
+
+
 def _read_streams(c: _Cursor) -> tuple[WeightStream, ...]:
     (count,) = c.unpack("I", "stream count")
     streams = []
@@ -335,78 +378,3 @@ def _read_streams(c: _Cursor) -> tuple[WeightStream, ...]:
         streams.append(WeightStream(fmt, bits, shape, payload))
     c.done()
     return tuple(streams)
-
-
-# -- cross-references ----------------------------------------------------------------
-def _check_program(p: Program, fail) -> None:
-    """Names unique; program inputs/outputs and layer indices in range; every
-    activation tensor written exactly once (by the caller or a layer), before it
-    is read; constants never written; no two live tensors overlapping in SRAM.
-    `fail(section kind, message)` raises."""
-    for kind, items in ((2, p.tensors), (4, p.layers)):
-        if len({x.name for x in items}) != len(items):
-            fail(kind, "two records have the same name")
-    active = {i for i, t in enumerate(p.tensors) if t.data is None}
-    if not active.issuperset(p.inputs + p.outputs) or len(set(p.inputs)) != len(p.inputs):
-        fail(1, "program inputs and outputs must be activation tensors, inputs listed once")
-    written = set(p.inputs)
-    for k, layer in enumerate(p.layers):
-        what = f"layer {k} ({layer.name!r})"
-        if not -1 <= layer.weights < len(p.streams):
-            fail(4, f"{what}: weight stream {layer.weights} of {len(p.streams)}")
-        for t in layer.inputs:
-            if not -1 <= t < len(p.tensors) or t in active and t not in written:
-                fail(4, f"{what} reads tensor {t}, which is out of range or not written yet")
-        for t in layer.outputs:
-            if t not in active or t in written:
-                fail(4, f"{what} writes tensor {t}, which is out of range, a constant or already written")
-            written.add(t)
-    if active - written:
-        fail(2, f"activation tensor {min(active - written)} is neither a program input nor written by a layer")
-    _check_overlap(p, fail)
-
-
-def _live_groups(p: Program) -> list[tuple[int, int, int, int, str]]:
-    """(offset, size, first step, last step, name) of each group of activation
-    tensors sharing SRAM: a Reshape output at its input's offset, of its size, is
-    a view and joins the input's group. A tensor is live from the layer that
-    writes it (0 for program inputs) to the last layer that reads it
-    (len(layers) for program outputs), both inclusive."""
-    span = {t: [0, 0] for t in p.inputs}
-    root: dict[int, int] = {}
-    for step, layer in enumerate(p.layers):
-        for t in layer.inputs:
-            if t in span:
-                span[t][1] = step
-        for t in layer.outputs:
-            span[t] = [step, step]
-        if layer.op == "Reshape" and layer.inputs and layer.outputs and layer.inputs[0] in span:
-            x, y = p.tensors[layer.inputs[0]], p.tensors[layer.outputs[0]]
-            if (x.offset, _nbytes(x.dtype, x.shape)) == (y.offset, _nbytes(y.dtype, y.shape)):
-                root[layer.outputs[0]] = root.get(layer.inputs[0], layer.inputs[0])
-    for t in p.outputs:
-        span[t][1] = len(p.layers)
-    groups: dict[int, list] = {}
-    for t, (first, last) in span.items():
-        g = groups.setdefault(root.get(t, t), [first, last])
-        g[:] = min(g[0], first), max(g[1], last)
-    return [(p.tensors[r].offset, _nbytes(p.tensors[r].dtype, p.tensors[r].shape), *g, p.tensors[r].name)
-            for r, g in groups.items()]
-
-
-def _check_overlap(p: Program, fail) -> None:
-    """Sweep over steps: `active` holds the live groups sorted by offset (pairwise
-    disjoint, or we failed), so a new group can only collide with its neighbours."""
-    active: list[tuple[int, int, str]] = []
-    expiry: list[tuple[int, int, int, str]] = []
-    for offset, size, first, last, name in sorted((g for g in _live_groups(p) if g[1]), key=lambda g: g[2]):
-        while expiry and expiry[0][0] < first:
-            entry = heapq.heappop(expiry)[1:]
-            del active[bisect.bisect_left(active, entry)]
-        i = bisect.bisect_left(active, (offset, size, name))
-        for o, s, other in active[max(i - 1, 0):i + 1]:
-            if o < offset + size and offset < o + s:
-                fail(2, f"tensors {other!r} [{o}, {o + s}) and {name!r} [{offset}, {offset + size}) "
-                        f"are live together at step {first} and overlap in activation SRAM")
-        active.insert(i, (offset, size, name))
-        heapq.heappush(expiry, (last, offset, size, name))

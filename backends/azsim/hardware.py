@@ -1,7 +1,8 @@
 """The az-sim hardware description: a frozen `Hardware` and its TOML loader.
 
 `default_hw.toml` beside this module is the single source of the defaults; a
-user's file (`--hw FILE`) overrides any subset of its keys. `load_hardware`
+user's file (`--hw FILE`) or a preset (`--hw small`, `default`, `large`: the
+files PRESETS names, shipped beside this module) overrides any subset of its keys. `load_hardware`
 validates every key (known name, type, range) and raises OptionError with a
 one-line message naming the key and the file. The fields, their units and the
 cost formulas that use them are described in docs/azsim.md.
@@ -25,6 +26,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
         tomllib = None
 
 DEFAULT_HW = Path(__file__).with_name("default_hw.toml")
+PRESETS = {name: Path(__file__).with_name(f"{name}_hw.toml") for name in ("small", "default", "large")}
 MAX_NAME_LENGTH = 64
 
 
@@ -72,8 +74,12 @@ def hardware_fields() -> dict[str, dict]:
 
 
 def load_hardware(path: str | Path | None = None) -> Hardware:
-    """The default machine, with the keys of the TOML file at `path` (if any) overriding it."""
+    """The default machine, with the keys of the TOML file at `path` (if any)
+    overriding it; `path` may also be a preset name (PRESETS), which wins over
+    a file of that name without a suffix."""
     values = _read_toml(DEFAULT_HW)
+    if path is not None and str(path) in PRESETS:
+        path = PRESETS[str(path)]
     if path is not None:
         values.update(_read_toml(Path(path)))
         where = str(path)

@@ -15,7 +15,10 @@
    tensor is live from the step that writes it (0 for graph inputs) to the last
    step that reads it (len(layers) for graph outputs), inclusive; a Reshape
    output is a view that shares its input's bytes (an alias in the plan).
-   `activation_bytes` is the planned arena size.
+   `activation_bytes` is the planned arena size. With a machine `hw` whose
+   activation SRAM the arena passes, tile_plan.plan_activations moves tensors
+   to external memory and gives the layers touching them row tiles and a
+   staging area (docs/azsim.md §3.2).
 4. One layer per node, in schedule order. `inputs` keep the IR op's input
    positions; an omitted optional input is -1, and so is the weight position
    (input 1) of QConv/QGemm, whose weights are the layer's stream instead.
@@ -27,8 +30,12 @@
    (the default) takes the shortest of all nnc.packing formats (the chip decodes
    every one, huffman included), a format name forces that one; either way at the
    format's natural bits. It becomes a WeightStream of the weight's shape; layers
-   sharing a weight tensor share it.
-Same graph, same program: every step is deterministic.
+   sharing a weight tensor share it. With a machine `hw` whose weight SRAM the
+   decoded weights pass, they become one stream per output-channel chunk
+   (tile_plan.weight_chunks), each in the whole tensor's format and bits, listed
+   in the layer's `tiling.chunks` (and `weights` is -1).
+Same graph, same machine, same program: every step is deterministic. Without
+`hw` nothing is tiled (the program of a machine with unbounded SRAMs).
 """
 
 from __future__ import annotations
@@ -37,7 +44,6 @@ import math
 
 import numpy as np
 
-from nnc import memory_plan
 from nnc.dtypes import FLOAT_TYPES
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node, Tensor
@@ -47,7 +53,9 @@ from nnc.ops.shape import PAD_MODES
 
 from nnc import packing
 from .blob import MAX_RANK, OP_CODES
-from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, WeightStream
+from .hardware import Hardware
+from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, Tiling, WeightStream
+from .tile_plan import ActivationPlan, RowTiles, plan_activations, weight_chunks
 
 WEIGHTED = {"QConv": 1, "QGemm": 1}  # op -> position of its weight input
 # op -> positions (inputs, outputs) that may hold float tensors
@@ -60,21 +68,27 @@ class _Refused(Exception):
     """A reason why the chip cannot run one node."""
 
 
-def to_program(graph: Graph, pack: str = "auto") -> Program:
-    """The Program of integer graph `graph`, its weights packed as `pack` says
-    ("auto" or a name in nnc.packing.FORMAT_NAMES; see the module docstring)."""
+def to_program(graph: Graph, pack: str = "auto", hw: Hardware | None = None) -> Program:
+    """The Program of integer graph `graph` for machine `hw` (None: untiled), its
+    weights packed as `pack` says ("auto" or a name in nnc.packing.FORMAT_NAMES;
+    see the module docstring)."""
     packing.check_choice(pack)
     nodes = graph.nodes()
     _refuse_unsupported(graph, nodes)
     names = _number_tensors(graph, nodes)
     index = {name: i for i, name in enumerate(names)}
-    offsets, activation_bytes = _plan_sram(graph, nodes, names)
-    tensors = tuple(_tensor_desc(graph.tensor(n), offsets.get(n, -1)) for n in names)
-    streams: dict[str, int] = {}
-    layers = tuple(_layer(graph, node, index, streams) for node in nodes)
-    encoded = tuple(_stream(graph.tensor(name), pack) for name in streams)
+    chunks = {node.name: weight_chunks(node, graph.tensor(node.inputs[WEIGHTED[node.op]]).shape, hw)
+              for node in nodes if hw is not None and node.op in WEIGHTED}
+    chunks = {name: counts for name, counts in chunks.items() if counts}
+    plan = _plan_sram(graph, nodes, names, hw, chunks)
+    tensors = tuple(_tensor_desc(graph.tensor(n), plan.offsets.get(n, plan.external.get(n, -1)), n in plan.external)
+                    for n in names)
+    streams: dict[tuple[str, int, int], int] = {}
+    layers = tuple(_layer(graph, node, index, streams, chunks.get(node.name, []), plan.tiles.get(node.name))
+                   for node in nodes)
+    encoded = _streams(graph, streams, pack)
     return Program(graph.name, tensors, layers, encoded, tuple(index[n] for n in graph.inputs),
-                   tuple(index[n] for n in graph.outputs), activation_bytes)
+                   tuple(index[n] for n in graph.outputs), plan.activation_bytes)
 
 
 # -- 1. what the chip runs ------------------------------------------------------------
@@ -147,48 +161,61 @@ def _number_tensors(graph: Graph, nodes: list[Node]) -> list[str]:
     return list(names)
 
 
-def _tensor_desc(t: Tensor, offset: int) -> TensorDesc:
+def _tensor_desc(t: Tensor, offset: int, external: bool) -> TensorDesc:
     scale = tuple(float(s) for s in t.quant.scale) if t.quant else ()
     zero_point = tuple(int(z) for z in t.quant.zero_point) if t.quant else ()
     data = None
     if t.is_constant:
         data = np.ascontiguousarray(t.data, dtype=t.data.dtype.newbyteorder("<")).tobytes()
-    return TensorDesc(t.name, DTYPE_CODES[t.dtype], t.shape, offset, scale, zero_point, data)
+    return TensorDesc(t.name, DTYPE_CODES[t.dtype], t.shape, offset, scale, zero_point, data, external)
 
 
 # -- 3. activation SRAM ---------------------------------------------------------------
-def _plan_sram(graph: Graph, nodes: list[Node], names: list[str]) -> tuple[dict[str, int], int]:
-    """(SRAM offset of each activation tensor, arena bytes); see step 3."""
-    first = {name: 0 for name in graph.inputs}
-    last = dict(first)
-    view_of: dict[str, str] = {}
-    for step, node in enumerate(nodes):
-        for name in node.inputs:
-            if name in last:
-                last[name] = step
-        for name in node.outputs:
-            first[name] = last[name] = step
-        if node.op == "Reshape" and node.inputs[0] in first:
-            view_of[node.outputs[0]] = node.inputs[0]
-    for name in graph.outputs:
-        last[name] = len(nodes)
-    active = [name for name in names if name in first]
-    position = {name: i for i, name in enumerate(active)}
-    buffers = [memory_plan.Buffer(graph.tensor(n).nbytes, first[n], last[n], n, position.get(view_of.get(n)))
-               for n in active]
-    offsets = memory_plan.plan(buffers)
-    return dict(zip(active, offsets)), memory_plan.arena_bytes(buffers, offsets)
+def _plan_sram(graph: Graph, nodes: list[Node], names: list[str], hw: Hardware | None,
+               chunks: dict[str, list[int]]) -> ActivationPlan:
+    """Where each activation tensor lives, and the row tiles; see step 3."""
+    return plan_activations(graph, nodes, names, hw, chunks)
 
 
 # -- 4. layers and 5. weight streams ----------------------------------------------------
-def _layer(graph: Graph, node: Node, index: dict[str, int], streams: dict[str, int]) -> LayerDesc:
+def _layer(graph: Graph, node: Node, index: dict[str, int], streams: dict, chunks: list[int],
+           tiles: RowTiles | None) -> LayerDesc:
     weight_pos, weights = WEIGHTED.get(node.op), -1
-    if weight_pos is not None:
-        weights = streams.setdefault(node.inputs[weight_pos], len(streams))
+    chunk_streams: tuple[int, ...] = ()
+    if weight_pos is not None and chunks:
+        name, start = node.inputs[weight_pos], 0
+        for count in chunks:
+            chunk_streams += (streams.setdefault((name, start, start + count), len(streams)),)
+            start += count
+    elif weight_pos is not None:
+        weights = streams.setdefault((node.inputs[weight_pos], 0, -1), len(streams))
     inputs = tuple(-1 if not name or pos == weight_pos else index[name] for pos, name in enumerate(node.inputs))
-    return LayerDesc(node.name, node.op, inputs, tuple(index[n] for n in node.outputs), _params(node), weights)
+    tiling = None
+    if chunk_streams or tiles is not None:
+        tiling = Tiling(chunk_streams, *((tiles.axis, tiles.rows, tiles.staging, tiles.staging_bytes)
+                                         if tiles else (-1, 0, -1, 0)))
+    return LayerDesc(node.name, node.op, inputs, tuple(index[n] for n in node.outputs), _params(node), weights,
+                     tiling)
 
 
-def _stream(weights: Tensor, pack: str) -> WeightStream:
-    packed = packing.pack(weights.data, pack)
-    return WeightStream(packed.format, packed.bits, weights.shape, packed.payload)
+def _streams(graph: Graph, streams: dict[tuple[str, int, int], int], pack: str) -> tuple[WeightStream, ...]:
+    """One stream per (weight tensor, first channel, end channel; -1: whole), in
+    index order; a chunk takes its whole tensor's format and bits."""
+    whole: dict[str, packing.Packed] = {}
+    encoded = []
+    for name, start, end in streams:
+        values = graph.tensor(name).data
+        if end < 0:
+            encoded.append(_stream(values, packing.pack(values, pack)))
+            continue
+        if name not in whole:
+            whole[name] = packing.pack(values, pack)
+        chosen = whole[name]
+        part = values[start:end]
+        encoded.append(_stream(part, packing.Packed(chosen.format, chosen.bits,
+                                                    packing.encode(part, chosen.bits, chosen.format))))
+    return tuple(encoded)
+
+
+def _stream(values: np.ndarray, packed: packing.Packed) -> WeightStream:
+    return WeightStream(packed.format, packed.bits, values.shape, packed.payload)

@@ -21,10 +21,18 @@ docs/azsim.md; the cost model, per layer and per inference, is:
                       reduction axis, or (`skip_zero_activations`) its activation is zero
                       (equals the zero point, padding included)
 
+    dma_in_bytes    = bytes_loaded, dma_out_bytes = 0, tiles = 1
+    stall_cycles    = max(load_cycles, decoder_cycles, compute_cycles) − compute_cycles
+    utilization     = macs_executed / (mac_lanes · cycles)
+
 Layers run one after another: totals are sums, latency_ms = cycles / (clock_mhz · 1000).
-Weights are streamed from off-chip on every inference, one layer at a time; a layer
-whose decoded weights exceed weight SRAM, or whose activations (at their planned
-offsets) reach beyond activation SRAM, is refused (UnsupportedError): no tiling.
+Weights are streamed from off-chip on every inference, one layer at a time. A
+layer with a `tiling` (what the lowering planned because it did not fit) runs piece
+by piece (tiled.py) and costs what pipeline.py says: DMA and decoding of piece
+i+1 overlap the compute of piece i. A layer without one whose decoded weights
+exceed weight SRAM, or whose activations (at their planned offsets) reach beyond
+activation SRAM, is refused (UnsupportedError), as is a tiled layer whose chunks
+or staging area do not fit this machine.
 
 `Simulator(program, hw)` decodes each layer's weights once (the host-side cost of
 preparing the model, not part of the accounting) and `run(inputs)` executes one inference;
@@ -40,6 +48,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
+from functools import cached_property
 
 import numpy as np
 
@@ -53,17 +62,21 @@ from . import recurrent  # noqa: F401  (registers QLSTM, QGRU, QRNN)
 from . import ppu_elementwise  # noqa: F401  (registers QMul, QAffine)
 from .hardware import Hardware, load_hardware
 from .kernels import LayerContext, Work, build
+from .pipeline import PieceCost, pipeline_cycles
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc
+from .tiled import build_tiled
 
 NUMPY_TYPES = {DTYPE_CODES["i8"]: "i1", DTYPE_CODES["u8"]: "u1", DTYPE_CODES["i16"]: "<i2",
                DTYPE_CODES["i32"]: "<i4", DTYPE_CODES["i64"]: "<i8", DTYPE_CODES["f32"]: "<f4"}
 TOTAL_KEYS = ("macs_total", "macs_executed", "macs_skipped", "bytes_loaded", "sram_bytes",
-              "load_cycles", "decoder_cycles", "compute_cycles", "post_cycles", "cycles", "energy_uj")
+              "load_cycles", "decoder_cycles", "compute_cycles", "post_cycles", "cycles", "energy_uj",
+              "dma_in_bytes", "dma_out_bytes", "stall_cycles")
 
 
 @dataclass(frozen=True)
 class LayerStats:
-    """One layer's accounting for one inference (cycles in core clock cycles)."""
+    """One layer's accounting for one inference (cycles in core clock cycles;
+    docs/azsim.md §3 defines every field)."""
 
     name: str
     op: str
@@ -79,6 +92,11 @@ class LayerStats:
     post_cycles: int
     cycles: int
     energy_uj: float
+    dma_in_bytes: int = 0      # off-chip -> chip: weights, constants, activation tiles (= bytes_loaded)
+    dma_out_bytes: int = 0     # chip -> off-chip: activation tiles
+    stall_cycles: int = 0      # cycles the MAC array waits for DMA and the decoder
+    utilization: float = 0.0   # macs_executed / (mac_lanes · cycles)
+    tiles: int = 1             # pieces the layer ran in (weight chunks × row tiles)
 
 
 @dataclass(frozen=True)
@@ -99,17 +117,21 @@ class SimStats:
     post_cycles: int
     cycles: int
     energy_uj: float
+    dma_in_bytes: int
+    dma_out_bytes: int
+    stall_cycles: int
     latency_ms: float
+    utilization: float  # macs_executed / (mac_lanes · cycles) over the inference
 
     @classmethod
     def of(cls, hw: Hardware, rows: tuple[LayerStats, ...]) -> SimStats:
         totals = {key: sum(getattr(row, key) for row in rows) for key in TOTAL_KEYS}
-        return cls(hw.name, hw.clock_mhz, rows, **totals,
-                   latency_ms=totals["cycles"] / (hw.clock_mhz * 1000.0))
+        return cls(hw.name, hw.clock_mhz, rows, **totals, latency_ms=totals["cycles"] / (hw.clock_mhz * 1000.0),
+                   utilization=_utilization(totals["macs_executed"], hw.mac_lanes, totals["cycles"]))
 
     @property
     def totals(self) -> dict:
-        return {key: getattr(self, key) for key in (*TOTAL_KEYS, "latency_ms")}
+        return {key: getattr(self, key) for key in (*TOTAL_KEYS, "latency_ms", "utilization")}
 
     def to_json(self) -> dict:
         return {"hardware": self.hardware, "clock_mhz": self.clock_mhz, **self.totals,
@@ -129,23 +151,34 @@ class Simulator:
         self.program = program
         self.hw = hw if hw is not None else load_hardware()
         self._sram = np.zeros(_sram_size(program), np.uint8)
+        self._external = np.zeros(_external_size(program), np.uint8)  # off-chip activation memory
         self._arrays = [self._array(i, t) for i, t in enumerate(program.tensors)]
         for index in (*program.inputs, *program.outputs):
             if not 0 <= index < len(program.tensors) or program.tensors[index].offset < 0:
                 raise BlobError(f"program input or output {index} has no place in activation SRAM")
         self._decoded: dict[int, np.ndarray] = {}  # stream index -> decoded weights
+        self._pieces: dict[str, list[PieceCost]] = {}  # tiled layer name -> its pieces' static costs
         self._steps = [self._prepare(layer) for layer in program.layers]
 
     def run(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], SimStats]:
-        """One inference: inputs by tensor name -> (outputs by tensor name, stats)."""
+        """One inference: inputs by tensor name -> (outputs by tensor name, stats).
+        Unless a layer reports data-dependent MAC counts (activation zero-skipping),
+        the stats are the static ones, totalled once per simulator (SimStats is frozen)."""
         self._write_inputs(inputs)
-        rows = []
         with _one_blas_thread():
-            for step in self._steps:
-                executed = step.run()
-                rows.append(step.stats if executed is None else self._recount(step.stats, executed))
+            executed = [step.run() for step in self._steps]
+        if all(count is None for count in executed):
+            stats = self._static_totals
+        else:
+            stats = SimStats.of(self.hw, tuple(step.stats if count is None else self._recount(step.stats, count)
+                                               for step, count in zip(self._steps, executed)))
         outputs = {self.program.tensors[i].name: self._arrays[i].copy() for i in self.program.outputs}
-        return outputs, SimStats.of(self.hw, tuple(rows))
+        return outputs, stats
+
+    @cached_property
+    def _static_totals(self) -> SimStats:
+        """The stats of an inference whose layers all run their static MAC counts."""
+        return SimStats.of(self.hw, tuple(step.stats for step in self._steps))
 
     # -- preparation --------------------------------------------------------------------
     def _array(self, index: int, t: TensorDesc) -> np.ndarray | None:
@@ -155,7 +188,7 @@ class Simulator:
         dtype = np.dtype(NUMPY_TYPES[t.dtype])
         size = math.prod(t.shape) * dtype.itemsize
         if t.offset >= 0:
-            return np.ndarray(t.shape, dtype, buffer=self._sram, offset=t.offset)
+            return np.ndarray(t.shape, dtype, buffer=self._external if t.external else self._sram, offset=t.offset)
         if t.data is None:
             return None
         if len(t.data) != size:
@@ -163,8 +196,12 @@ class Simulator:
         return np.frombuffer(t.data, dtype).reshape(t.shape)
 
     def _prepare(self, layer: LayerDesc) -> _Step:
-        stream = self._weights(layer)
         self._check_capacity(layer)
+        if layer.tiling is not None:
+            return self._prepare_tiled(layer)
+        if any(i >= 0 and self.program.tensors[i].external for i in (*layer.inputs, *layer.outputs)):
+            raise BlobError(f"layer {layer.name!r} touches a tensor in external memory but is not tiled")
+        stream = self._weights(layer)
         args = [self._operand(i, layer) for i in layer.inputs]
         outs = [self._operand(i, layer) for i in layer.outputs]
         if any(self.program.tensors[i].offset < 0 for i in layer.outputs):
@@ -195,7 +232,34 @@ class Simulator:
         if size > self.hw.weight_sram_bytes:
             raise UnsupportedError(f"layer {layer.name!r} ({layer.op}): its decoded weights take {size} bytes, "
                                    f"more than the {self.hw.weight_sram_bytes}-byte weight SRAM of "
-                                   f"{self.hw.name!r} (az-sim does not tile weights)")
+                                   f"{self.hw.name!r} (compile for this machine, --hw, to stream them in chunks)")
+        return self._decode(index)
+
+    def _prepare_tiled(self, layer: LayerDesc) -> _Step:
+        """A layer run piece by piece (tiled.py), its static accounting by pipeline.py."""
+        def error(why: str) -> BlobError:
+            return BlobError(f"layer {layer.name!r} ({layer.op}): {why}")
+
+        tiled = build_tiled(layer, self.program, self._arrays, self._sram, self._decode, self.hw, error)
+        self._pieces[layer.name] = tiled.costs
+        costs = tiled.costs
+        stats = LayerStats(
+            name=layer.name, op=layer.op, macs_total=sum(c.macs_total for c in costs), macs_executed=0,
+            macs_skipped=0, bytes_loaded=sum(c.in_bytes for c in costs),
+            weight_stream_bytes=sum(c.weight_bytes for c in costs), sram_bytes=sum(c.sram_bytes for c in costs),
+            load_cycles=sum(_ceil_div(c.in_bytes, self.hw.bus_bytes_per_cycle)
+                            + _ceil_div(c.out_bytes, self.hw.bus_bytes_per_cycle) for c in costs),
+            decoder_cycles=sum(_ceil_div(c.weight_bytes, self.hw.decoder_bytes_per_cycle) for c in costs),
+            compute_cycles=0, post_cycles=math.ceil(sum(c.ppu_elements for c in costs)
+                                                    * _exact(self.hw.post_cycles_per_output)),
+            cycles=0, energy_uj=0.0, dma_in_bytes=sum(c.in_bytes for c in costs),
+            dma_out_bytes=sum(c.out_bytes for c in costs), tiles=len(costs))
+        return _Step(tiled.run, self._recount(stats, tuple(c.macs_executed for c in costs)))
+
+    def _decode(self, index: int) -> np.ndarray:
+        """Stream `index` decoded (once per simulator)."""
+        if not 0 <= index < len(self.program.streams):
+            raise BlobError(f"weight stream {index} does not exist")
         if index not in self._decoded:
             self._decoded[index] = _decode_stream(index, self.program.streams[index])
         return self._decoded[index]
@@ -203,13 +267,15 @@ class Simulator:
     def _check_capacity(self, layer: LayerDesc) -> None:
         where = f"layer {layer.name!r} ({layer.op})"
         placed = [self.program.tensors[i] for i in (*layer.inputs, *layer.outputs)
-                  if i >= 0 and self.program.tensors[i].offset >= 0]
+                  if i >= 0 and self.program.tensors[i].offset >= 0 and not self.program.tensors[i].external]
         end = max((t.offset + _nbytes(t) for t in placed), default=0)
+        if layer.tiling is not None and layer.tiling.staging >= 0:
+            end = max(end, layer.tiling.staging + layer.tiling.staging_bytes)
         if end > self.hw.activation_sram_bytes:
             working = sum(_nbytes(t) for t in placed)
             raise UnsupportedError(f"{where}: its activations ({working} bytes) are planned up to byte {end}, "
                                    f"beyond the {self.hw.activation_sram_bytes}-byte activation SRAM of "
-                                   f"{self.hw.name!r} (az-sim does not tile activations)")
+                                   f"{self.hw.name!r} (compile for this machine, --hw, to tile them)")
 
     def _static_stats(self, layer: LayerDesc, work: Work) -> LayerStats:
         tensors = self.program.tensors
@@ -228,18 +294,31 @@ class Simulator:
             load_cycles=_ceil_div(bytes_loaded, hw.bus_bytes_per_cycle),
             decoder_cycles=_ceil_div(stream_bytes, hw.decoder_bytes_per_cycle),
             compute_cycles=0, post_cycles=math.ceil(work.ppu_elements * _exact(hw.post_cycles_per_output)),
-            cycles=0, energy_uj=0.0)
+            cycles=0, energy_uj=0.0, dma_in_bytes=bytes_loaded)
         return self._recount(stats, work.macs_executed)
 
-    def _recount(self, stats: LayerStats, executed: int) -> LayerStats:
-        """`stats` with `executed` MACs: compute cycles, total cycles and energy."""
-        hw = self.hw
-        compute = -(-executed // hw.mac_lanes)
-        cycles = max(stats.load_cycles, stats.decoder_cycles, compute) + stats.post_cycles + hw.layer_overhead_cycles
-        energy_pj = (executed * hw.energy_pj_per_mac + stats.sram_bytes * hw.energy_pj_per_sram_byte
-                     + stats.bytes_loaded * hw.energy_pj_per_offchip_byte)
-        return replace(stats, macs_executed=executed, macs_skipped=stats.macs_total - executed,
-                       compute_cycles=compute, cycles=cycles, energy_uj=energy_pj * 1e-6)
+    def _recount(self, stats: LayerStats, executed: int | tuple[int, ...]) -> LayerStats:
+        """`stats` with `executed` MACs (per piece for a tiled layer): compute,
+        stall and total cycles, utilization and energy."""
+        hw, costs = self.hw, self._pieces.get(stats.name)
+        if costs is None:  # a whole layer streams: load, decode and compute overlap
+            total = executed
+            compute = -(-executed // hw.mac_lanes)
+            core = max(stats.load_cycles, stats.decoder_cycles, compute)
+        else:  # a tiled layer: the double-buffered pipeline of pipeline.py
+            per_piece = executed if isinstance(executed, tuple) else tuple(c.macs_executed for c in costs)
+            total = sum(per_piece)
+            computes = [-(-e // hw.mac_lanes) for e in per_piece]
+            fetch = [max(_ceil_div(c.in_bytes, hw.bus_bytes_per_cycle),
+                         _ceil_div(c.weight_bytes, hw.decoder_bytes_per_cycle)) for c in costs]
+            core = pipeline_cycles(fetch, computes, [_ceil_div(c.out_bytes, hw.bus_bytes_per_cycle) for c in costs])
+            compute = sum(computes)
+        cycles = core + stats.post_cycles + hw.layer_overhead_cycles
+        energy_pj = (total * hw.energy_pj_per_mac + stats.sram_bytes * hw.energy_pj_per_sram_byte
+                     + (stats.dma_in_bytes + stats.dma_out_bytes) * hw.energy_pj_per_offchip_byte)
+        return replace(stats, macs_executed=total, macs_skipped=stats.macs_total - total, compute_cycles=compute,
+                       cycles=cycles, energy_uj=energy_pj * 1e-6, stall_cycles=core - compute,
+                       utilization=_utilization(total, hw.mac_lanes, cycles))
 
     # -- one inference ------------------------------------------------------------------
     def _write_inputs(self, inputs: dict[str, np.ndarray]) -> None:
@@ -287,20 +366,35 @@ _DEFAULT: list[Hardware] = []
 _BLAS: list = []
 
 
+@contextlib.contextmanager
 def _one_blas_thread():
-    """A context running BLAS on one thread. The simulator's matrix products are
-    small (at most a few million MACs), where a BLAS thread pool costs more than
-    it gains: 3× slower for ic on a busy 2-core machine. Uses threadpoolctl when
-    it is installed; without it BLAS keeps its own thread count."""
+    """A context running BLAS on one thread, each library's thread count restored
+    on exit. The simulator's matrix products are small (at most a few million
+    MACs), where a BLAS thread pool costs more than it gains: 3× slower for ic on
+    a busy 2-core machine. The BLAS libraries' threadpoolctl controllers are found
+    once and called directly (threadpoolctl's `limit` context costs tens of µs per
+    entry, a large part of a small model's inference); without threadpoolctl, BLAS
+    keeps its own thread count."""
     if not _BLAS:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _BLAS.append(ThreadpoolController())
-        except ImportError:
-            _BLAS.append(None)
-    if _BLAS[0] is None:
-        return contextlib.nullcontext()
-    return _BLAS[0].limit(limits=1, user_api="blas")
+        _BLAS.append(_blas_libraries())
+    changed = [(library, count) for library in _BLAS[0]
+               if isinstance(count := library.get_num_threads(), int) and count > 1]
+    for library, _ in changed:
+        library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for library, count in changed:
+            library.set_num_threads(count)
+
+
+def _blas_libraries() -> list:
+    """threadpoolctl's controllers of the loaded BLAS libraries ([] without threadpoolctl)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return []
+    return ThreadpoolController().select(user_api="blas").lib_controllers
 
 
 def _default_hardware() -> Hardware:
@@ -314,8 +408,18 @@ def _nbytes(t: TensorDesc) -> int:
 
 
 def _sram_size(program: Program) -> int:
-    ends = [t.offset + _nbytes(t) for t in program.tensors if t.offset >= 0]
-    return max([program.activation_bytes, *ends, 1])
+    ends = [t.offset + _nbytes(t) for t in program.tensors if t.offset >= 0 and not t.external]
+    staging = [layer.tiling.staging + layer.tiling.staging_bytes for layer in program.layers
+               if layer.tiling is not None and layer.tiling.staging >= 0]
+    return max([program.activation_bytes, *ends, *staging, 1])
+
+
+def _external_size(program: Program) -> int:
+    return max([t.offset + _nbytes(t) for t in program.tensors if t.external] + [1])
+
+
+def _utilization(macs: int, lanes: int, cycles: int) -> float:
+    return macs / (lanes * cycles) if cycles else 0.0
 
 
 def _decode_stream(index: int, stream) -> np.ndarray:

@@ -81,6 +81,6 @@ class AzSimTarget:
 
     def _blob(self, graph: Graph) -> bytes:
         if self.blob is None:
-            self.program = to_program(graph, self.pack)
+            self.program = to_program(graph, self.pack, self.hw)
             self.blob = write_blob(self.program)
         return self.blob
