@@ -21,7 +21,8 @@ import nnc
 
 TARGETS = ("ir", "c", "az-sim")
 
-# An az-sim machine with room for the larger test models (tiling comes later).
+# An az-sim machine with room for the larger test models: they run untiled, so their
+# parity tests do not depend on the tiling plan (tests/backends/azsim/test_tiling.py does).
 LARGE_HW = """\
 name = "az-test-large"
 weight_sram_bytes = 16777216

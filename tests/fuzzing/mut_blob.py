@@ -39,7 +39,9 @@ def fix_crcs(blob: bytearray) -> bytearray:
 
 
 def _sections(blob: bytes) -> list[tuple[int, int]]:
-    return [struct.unpack_from("<4I", blob, TABLE + ENTRY * i)[1:3] for i in range(5)]
+    """(offset, length) of each section the header counts (5, or 6 with TILING)."""
+    count = struct.unpack_from("<I", blob, 20)[0]
+    return [struct.unpack_from("<4I", blob, TABLE + ENTRY * i)[1:3] for i in range(count)]
 
 
 @mutator("blob")
@@ -78,8 +80,9 @@ def blob_replace(rng: random.Random, case: Case) -> Case:
 def blob_section_recrc(rng: random.Random, case: Case) -> Case:
     """Random bytes changed inside one section, CRCs fixed."""
     blob = _blob(rng, case)
-    kind = rng.randrange(5)
-    offset, length = _sections(blob)[kind]
+    sections = _sections(blob)
+    kind = rng.randrange(len(sections))
+    offset, length = sections[kind]
     spots = sorted(offset + rng.randrange(length) for _ in range(rng.randint(1, 6))) if length else []
     for spot in spots:
         blob[spot] = rng.randrange(256)
