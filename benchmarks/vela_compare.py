@@ -1,0 +1,151 @@
+"""Compile time of nnc without verification vs Arm's Vela, per MLPerf Tiny int8 model.
+
+Run from the repo root: `python benchmarks/vela_compare.py [--runs 5]` (needs
+`pip install -e '.[bench]'`; prints markdown tables). Measured side by side in
+one run, each command a fresh process with a fresh output folder:
+
+- `nnc compile M.onnx --target c --no-verify -o OUT` and the same with
+  `--target az-sim`;
+- `vela M.tflite --output-dir OUT` (default accelerator and system config:
+  Ethos-U55-256, Ethos_U55_High_End_Embedded), where M.tflite is written
+  beforehand, outside the timing, by benchmarks/tflite_writer.py from the same
+  integer graph nnc compiles;
+- `nnc.compile(M, target="c", verify=False)` from Python, in this process
+  after one warm-up call (the compile without interpreter start and imports);
+- start-up: `nnc --version`, `nnc --help`, `vela --version`.
+
+Each command runs `--runs` times, the commands taking turns within a round so
+that all see the same machine load. A cell gives the median wall time
+(time.perf_counter around the child process), then in parentheses the median
+CPU time (user + system of the child, from resource.getrusage) and the minimum
+wall time: on a busy machine these two are the steadier. "met" means nnc's
+figure is no larger than Vela's on that measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import nnc
+from common import MODELS_DIR, machine, markdown_table, model_names
+from tflite_writer import write_tflite
+
+STARTUP = {"nnc --version": ["nnc", "--version"], "nnc --help": ["nnc", "--help"],
+           "vela --version": ["vela", "--version"]}
+
+
+def int8_models() -> list[str]:
+    return [name for name in model_names() if name.endswith("_int8_qdq")]
+
+
+def run_timed(command: list[str]) -> tuple[float, float, str]:
+    """(wall s, child CPU s, stdout) of one command, which must succeed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), done.stdout
+
+
+def api_timed(model: Path, out: Path) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    nnc.compile(model, target="c", output_dir=out, verify=False)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def compile_commands(name: str, tflite: Path, out: Path) -> dict[str, list[str]]:
+    model = str(MODELS_DIR / f"{name}.onnx")
+    return {"nnc c": ["nnc", "compile", model, "--target", "c", "--no-verify", "-o", str(out / "c")],
+            "nnc az-sim": ["nnc", "compile", model, "--target", "az-sim", "--no-verify", "-o", str(out / "az")],
+            "vela": ["vela", str(tflite), "--output-dir", str(out / "vela")]}
+
+
+def cpu_operators(vela_stdout: str) -> str:
+    found = re.search(r"CPU operators = (\d+)", vela_stdout)
+    return found.group(1) if found else "?"
+
+
+def measure_model(name: str, runs: int, scratch: Path) -> tuple[dict[str, list[tuple[float, float]]], str]:
+    """(wall, CPU) seconds of every run by command label, and Vela's count of CPU operators."""
+    tflite = scratch / f"{name}.tflite"
+    write_tflite(MODELS_DIR / f"{name}.onnx", tflite)
+    api_timed(MODELS_DIR / f"{name}.onnx", scratch / "warm-up")  # imports and caches, not timed
+    times: dict[str, list[tuple[float, float]]] = {}
+    for r in range(runs):
+        out = scratch / f"{name}-{r}"
+        for label, command in compile_commands(name, tflite, out).items():
+            wall, cpu, stdout = run_timed(command)
+            times.setdefault(label, []).append((wall, cpu))
+            if label == "vela":
+                vela_cpu_ops = cpu_operators(stdout)
+        times.setdefault("nnc.compile c (API)", []).append(api_timed(MODELS_DIR / f"{name}.onnx", out / "api"))
+        shutil.rmtree(out)
+    return times, vela_cpu_ops
+
+
+def summary(pairs: list[tuple[float, float]]) -> tuple[float, float, float]:
+    """(median wall, median CPU, minimum wall) seconds."""
+    return (statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs),
+            min(p[0] for p in pairs))
+
+
+def cell(pairs: list[tuple[float, float]]) -> str:
+    wall, cpu, fastest = summary(pairs)
+    return f"{wall:.2f} ({cpu:.2f}; {fastest:.2f})"
+
+
+def verdict(nnc_pairs, vela_pairs) -> str:
+    mine, theirs = summary(nnc_pairs), summary(vela_pairs)
+    return ", ".join(f"{label} {'met' if a <= b else 'missed'}"
+                     for label, a, b in zip(("wall", "CPU", "min"), mine, theirs))
+
+
+def compile_rows(runs: int) -> list[list[str]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in int8_models():
+            t, vela_cpu_ops = measure_model(name, runs, Path(scratch))
+            rows.append([name, cell(t["nnc c"]), cell(t["nnc az-sim"]), cell(t["nnc.compile c (API)"]),
+                         cell(t["vela"]), vela_cpu_ops, (f"c: {verdict(t['nnc c'], t['vela'])}; "
+                         f"az-sim: {verdict(t['nnc az-sim'], t['vela'])}")])
+    return rows
+
+
+def startup_rows(runs: int) -> list[list[str]]:
+    times: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(runs):
+        for label, command in STARTUP.items():
+            wall, cpu, _ = run_timed(command)
+            times.setdefault(label, []).append((wall, cpu))
+    return [[label, cell(pairs)] for label, pairs in times.items()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each command (default 5; at least 3)")
+    args = parser.parse_args()
+    if args.runs < 3:
+        parser.error("--runs must be at least 3")
+    print(f"nnc vs Vela compile time — {machine()}; nnc {nnc.__version__}, ethos-u-vela {version('ethos-u-vela')}, "
+          f"{args.runs} runs; seconds: median wall (median CPU; minimum wall)\n")
+    print(markdown_table(["command", "seconds"], startup_rows(args.runs)))
+    print()
+    headers = ["model", "nnc c --no-verify", "nnc az-sim --no-verify", "nnc.compile c (API)", "vela",
+               "vela CPU ops", "nnc ≤ vela"]
+    print(markdown_table(headers, compile_rows(args.runs)))
+
+
+if __name__ == "__main__":
+    main()
