@@ -2,9 +2,16 @@
 Cortex-M4 and Cortex-M55 cores, next to CMSIS-NN's kernels doing the same layers.
 
 Run from the repo root: `python benchmarks/cortex_m.py [--models kws,vww]
-[--quick]` (prints markdown tables; about 5 minutes on 2 cores). `--quick`
-runs KWS on the Cortex-M4 at -O2 only. Needs arm-none-eabi-gcc (with newlib),
-qemu-system-arm, make and a host gcc; skips with a reason when one is missing.
+[--tables main,layers,sparse] [--quick]` (prints markdown tables; about 4
+minutes on 2 cores). `--quick` runs the main table for KWS on the Cortex-M4 at
+-O2 only. Needs arm-none-eabi-gcc (with newlib), qemu-system-arm, make and a
+host gcc; skips with a reason when one is missing.
+
+Tables: `main`, per model, core and level; `layers`, KWS layer by layer;
+`sparse`, pruned models (VWW as trained, KWS pruned to 95 %) compiled twice,
+with the dense kernels only (qfast.SPARSE_MAX_DENSITY set to 0 for that
+compile) and with nnc's choice (the sparse kernel qmms where few enough
+weights are nonzero).
 
 How each figure is measured:
 - nnc: the model compiled with `nnc.compile(M, target="c", inputs=M.io.npz)`,
@@ -16,7 +23,12 @@ How each figure is measured:
   `<prefix>_invoke` and the instruction after main()'s call to it; the count
   between them is one inference of the first golden sample (every
   instruction of the call, softmax included). The run must print PASS.
-- CMSIS-NN: ../shared/third_party/cmsis-nn built for the same core and level
+  Per layer: the instruction after each call from `<prefix>_invoke_with_arena`
+  to a kernel (library helpers such as __aeabi_ldivmod count with the kernel
+  around them) is marked too, up to 15 marks per run; an inlined softmax is
+  what follows the last call.
+- CMSIS-NN (the program: cortex_m_cmsis.py): ../shared/third_party/cmsis-nn
+  built for the same core and level
   (`-w`; CMSIS-NN is not warning-free under -pedantic), called layer by layer
   the way TensorFlow Lite Micro's CMSIS-NN port does (arm_convolve_wrapper_s8,
   arm_depthwise_conv_wrapper_s8, arm_avgpool_s8, arm_fully_connected_s8 or its
@@ -25,33 +37,35 @@ How each figure is measured:
   TFLite's softmax scaling; weights
   in TFLite's layouts; FC kernel sums filled by arm_vector_sum_s8 before the
   count, as TFLM's Prepare does) on the same weights and input, linked with
-  the harness's startup code. The count is the sum over the calls between
-  noinline marks (each mark's 3 instructions taken off). Its outputs are not
+  the harness's startup code. The count of a layer is that between the noinline
+  marks around its call (each mark's 3 instructions taken off). Its outputs are not
   checked: TFLite rounds pooling and softmax differently from nnc, so only the
   counts are comparable. Models with ops this generator does not map show
   "n/a" with the reason.
 - flash: text + data of `<stem>.o` (the model with its weights) from
   `arm-none-eabi-size`; RAM: `<PREFIX>_ARENA_BYTES` of the header; stack: the
   high-water mark the harness prints (bytes below main()).
-qemu counts instructions, not cycles (one MVE instruction counts once).
+qemu counts instructions, not cycles (one MVE instruction counts once, a gather
+load included).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from itertools import pairwise
 from pathlib import Path
 
-import numpy as np
-
 import nnc
-
+import numpy as np
 from common import MODELS_DIR, machine, markdown_table
+from cortex_m_cmsis import cmsis_program
+from nnc.backends.c import qfast
 
 SHARED = MODELS_DIR.parents[1]
 PLUGIN_SOURCE = SHARED / "tools" / "qemu-insncount" / "insncount.c"
@@ -67,11 +81,12 @@ CORES = {
 QEMU_FLAGS = ["-nographic", "-monitor", "none", "-serial", "none", "-semihosting-config", "enable=on,target=native"]
 TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm", "make", "gcc")
 TIMEOUT_SECONDS = 300
+MARKS_PER_RUN = 16  # addresses the plugin watches in one run
 
 
 def run(args: list[str], cwd: Path | None = None) -> str:
     """stdout + stderr of a command that must succeed."""
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(args[:3])} ... failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
     return proc.stdout + proc.stderr
@@ -100,7 +115,7 @@ def qemu_marks(plugin: Path, machine_name: str, elf: Path, marks: list[int]) -> 
     options = ",".join([str(plugin)] + [f"mark={hex(a)}" for a in marks])
     proc = subprocess.run(["qemu-system-arm", "-M", machine_name, *QEMU_FLAGS, "-kernel", str(elf),
                            "-plugin", options, "-d", "plugin"], capture_output=True, text=True,
-                          timeout=TIMEOUT_SECONDS)
+                          timeout=TIMEOUT_SECONDS, check=False)
     hits = [(int(a, 16), int(c)) for a, c in re.findall(r"insncount: mark 0x([0-9a-f]+) at (\d+)", proc.stderr)]
     return proc.stdout + proc.stderr, hits
 
@@ -126,168 +141,39 @@ def measure_nnc(folder: Path, core: str, opt: str, plugin: Path) -> dict:
             "stack": int(stack.group(1)) if stack else None, "pass": "PASS" in output.splitlines()}
 
 
-# ---- CMSIS-NN's side ----------------------------------------------------------------------------------------
+def kernel_calls(elf: Path, caller: str) -> list[int]:
+    """Addresses of the instructions after `caller`'s calls to the model's kernels (library helpers such as
+    __aeabi_ldivmod and memcpy left out: their instructions count with the kernel around them)."""
+    listing = run(["arm-none-eabi-objdump", "-d", f"--disassemble={caller}", str(elf)])
+    lines = [ln for ln in listing.splitlines() if re.match(r"\s*[0-9a-f]+:\t", ln)]
+    sites = []
+    for i, line in enumerate(lines):
+        called = re.search(r"\sbl\s+[0-9a-f]+ <([\w.]+)>", line)
+        if called and not called.group(1).startswith(("__", "mem")):
+            sites.append(int(lines[i + 1].split(":")[0], 16))
+    return sites
 
 
-def c_array(name: str, ctype: str, values, const: bool = True) -> str:
-    flat = np.asarray(values).reshape(-1)
-    body = ", ".join(str(int(v)) for v in flat)
-    qualifier = "const " if const else ""
-    return f"static {qualifier}{ctype} {name}[{max(flat.size, 1)}] __attribute__((aligned(16))) = {{{body}}};\n"
+def layer_counts(folder: Path, core: str, plugin: Path) -> list[int]:
+    """Instructions per kernel call of one inference of the firmware measure_nnc built last for `core`, in
+    order, then those after the last call (an inlined softmax, the return); they sum to the inference's."""
+    stem = next(p for p in folder.glob("*.h") if not p.stem.endswith(("_kernels", "_weights", "_golden"))).stem
+    prefix = re.search(r"int (\w+)_invoke\(", (folder / f"{stem}.h").read_text()).group(1)
+    elf = folder / "build" / core / f"{stem}.elf"
+    entry = symbol_address(elf, f"{prefix}_invoke")
+    sites = [*kernel_calls(elf, f"{prefix}_invoke_with_arena"), return_site(elf, f"{prefix}_invoke")]
+    reached = {}
+    for chunk in range(0, len(sites), MARKS_PER_RUN - 1):
+        _, hits = qemu_marks(plugin, CORES[core][1], elf, [entry, *sites[chunk:chunk + MARKS_PER_RUN - 1]])
+        start = next(c for a, c in hits if a == entry)
+        for address, count in hits:
+            if address != entry and count > start:
+                reached.setdefault(address, count - start)
+    counts = [reached[a] for a in sites]
+    return [counts[0], *(b - a for a, b in pairwise(counts))]
 
 
-def quant_arrays(graph, node, i: int) -> list[str]:
-    """Per-channel multipliers and CMSIS shifts (left-positive: 31 - nnc's right shift)."""
-    multiplier = graph.tensor(node.inputs[3]).data
-    shift = 31 - graph.tensor(node.inputs[4]).data.astype(np.int64)
-    return [c_array(f"m{i}", "int32_t", multiplier), c_array(f"s{i}", "int32_t", shift)]
-
-
-def bias_of(graph, node, count: int) -> np.ndarray:
-    return graph.tensor(node.inputs[2]).data if len(node.inputs) > 2 and node.inputs[2] else np.zeros(count, np.int32)
-
-
-def conv_call(graph, node, i: int, src: str, dst: str) -> tuple[list[str], str]:
-    a = node.attrs
-    n, h, w, cin = graph.tensor(node.inputs[0]).shape
-    _, oh, ow, cout = graph.tensor(node.outputs[0]).shape
-    weights = graph.tensor(node.inputs[1]).data  # [cout, cin / group, kh, kw]
-    kh, kw = a.kernel_shape
-    depthwise = a.group == cin and weights.shape[1] == 1 and cin > 1
-    layout = weights[:, 0].transpose(1, 2, 0) if depthwise else weights.transpose(0, 2, 3, 1)
-    data = [c_array(f"w{i}", "int8_t", layout), c_array(f"b{i}", "int32_t", bias_of(graph, node, cout)),
-            *quant_arrays(graph, node, i)]
-    common = (f"{{{a.strides[1]}, {a.strides[0]}}}, {{{a.pads[1]}, {a.pads[0]}}}, "
-              f"{{{a.dilations[1]}, {a.dilations[0]}}}, {{{a.out_min}, {a.out_max}}}")
-    dims = (f"id = {{{n}, {h}, {w}, {cin}}}, bd = {{1, 1, 1, {cout}}}, od = {{1, {oh}, {ow}, {cout}}}, "
-            f"fd = {{{1 if depthwise else cout}, {kh}, {kw}, {cout if depthwise else cin}}}")
-    kind, params = ("depthwise_conv", f"cmsis_nn_dw_conv_params p = {{{-a.x_zero_point}, {a.y_zero_point}, "
-                    f"{cout // cin}, {common}}}") if depthwise else \
-        ("convolve", f"cmsis_nn_conv_params p = {{{-a.x_zero_point}, {a.y_zero_point}, {common}}}")
-    call = f"""    {{
-        const {params};
-        const cmsis_nn_per_channel_quant_params q = {{(int32_t *)m{i}, (int32_t *)s{i}}};
-        const cmsis_nn_dims {dims};
-        const cmsis_nn_context c = {{scratch, arm_{kind}_wrapper_s8_get_buffer_size(&p, &id, &fd, &od)}};
-        status |= arm_{kind}_wrapper_s8(&c, &p, &q, &id, {src}, &fd, w{i}, &bd, b{i}, &od, {dst});
-    }}"""
-    return data, call
-
-
-def pool_call(graph, node, i: int, src: str, dst: str) -> tuple[list[str], str]:
-    a = node.attrs
-    n, h, w, c = graph.tensor(node.inputs[0]).shape
-    _, oh, ow, _ = graph.tensor(node.outputs[0]).shape
-    call = f"""    {{
-        const cmsis_nn_pool_params p = {{{{{a.strides[1]}, {a.strides[0]}}}, {{{a.pads[1]}, {a.pads[0]}}}, {{{a.out_min}, {a.out_max}}}}};
-        const cmsis_nn_dims id = {{{n}, {h}, {w}, {c}}}, fd = {{1, {a.kernel_shape[0]}, {a.kernel_shape[1]}, 1}}, od = {{1, {oh}, {ow}, {c}}};
-        const cmsis_nn_context ctx = {{scratch, arm_avgpool_s8_get_buffer_size({ow}, {c})}};
-        status |= arm_avgpool_s8(&ctx, &p, &id, {src}, &fd, &od, {dst});
-    }}"""
-    return [], call
-
-
-def gemm_call(graph, node, i: int, src: str, dst: str) -> tuple[list[str], str, str]:
-    """(data, call, prepare): the prepare code fills the kernel sums TFLM computes in Prepare."""
-    a = node.attrs
-    depth = graph.tensor(node.inputs[0]).shape[-1]
-    weights = graph.tensor(node.inputs[1]).data  # [cout, depth]
-    cout = weights.shape[0]
-    multiplier = graph.tensor(node.inputs[3]).data
-    data = [c_array(f"w{i}", "int8_t", weights), c_array(f"b{i}", "int32_t", bias_of(graph, node, cout)),
-            f"static int32_t sums{i}[{cout}];\n", *quant_arrays(graph, node, i)]
-    per_tensor = bool(np.all(multiplier == multiplier[0]))
-    function, quant = ("arm_fully_connected_s8", f"cmsis_nn_per_tensor_quant_params q = {{m{i}[0], s{i}[0]}}") \
-        if per_tensor else ("arm_fully_connected_per_channel_s8",
-                            f"cmsis_nn_per_channel_quant_params q = {{(int32_t *)m{i}, (int32_t *)s{i}}}")
-    dims = f"id = {{1, 1, 1, {depth}}}, fd = {{{depth}, 1, 1, {cout}}}, bd = {{1, 1, 1, {cout}}}, od = {{1, 1, 1, {cout}}}"
-    prepare = f"""    {{
-        const cmsis_nn_dims {dims};
-        if (arm_fully_connected_s8_get_buffer_size(&fd) > 0) {{
-            arm_vector_sum_s8(sums{i}, {depth}, {cout}, w{i}, {-a.x_zero_point}, 0, b{i});
-        }}
-    }}"""
-    call = f"""    {{
-        const cmsis_nn_fc_params p = {{{-a.x_zero_point}, 0, {a.y_zero_point}, {{{a.out_min}, {a.out_max}}}}};
-        const {quant};
-        const cmsis_nn_dims {dims};
-        const cmsis_nn_context c = {{sums{i}, arm_fully_connected_s8_get_buffer_size(&fd)}};
-        status |= {function}(&c, &p, &q, &id, {src}, &fd, w{i}, &bd, b{i}, &od, {dst});
-    }}"""
-    return data, call, prepare
-
-
-def tflite_multiplier(real: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier: (q, e) with real ≈ q · 2^(e − 31), q in [2^30, 2^31) (0, 0 for tiny reals)."""
-    fraction, exponent = math.frexp(real)
-    multiplier = round(fraction * 2**31)
-    if multiplier == 2**31:
-        multiplier, exponent = multiplier // 2, exponent + 1
-    return (0, 0) if exponent < -31 else (multiplier, exponent)
-
-
-def add_call(graph, node, sources: tuple[str, str], dst: str) -> str:
-    """arm_elementwise_add_s8 with TFLite's add scaling: both inputs shifted left by 20, rescaled to
-    twice the larger input scale, summed, then rescaled to the output (all multipliers below one)."""
-    a, b = (graph.tensor(name) for name in node.inputs[:2])
-    if a.shape != b.shape:
-        raise NotImplementedError(f"QAdd ({node.name}) broadcasts {a.shape} with {b.shape}; only equal shapes map")
-    left_shift, scale_a, scale_b = 20, a.quant.scale[0], b.quant.scale[0]
-    scale_y = graph.tensor(node.outputs[0]).quant.scale[0]
-    twice_max_input_scale = 2 * max(scale_a, scale_b)
-    m_a, e_a = tflite_multiplier(scale_a / twice_max_input_scale)
-    m_b, e_b = tflite_multiplier(scale_b / twice_max_input_scale)
-    m_y, e_y = tflite_multiplier(twice_max_input_scale / ((1 << left_shift) * scale_y))
-    x = node.attrs
-    return (f"    status |= arm_elementwise_add_s8({sources[0]}, {sources[1]}, {-x.a_zero_point}, {m_a}, {e_a}, "
-            f"{-x.b_zero_point}, {m_b}, {e_b}, {left_shift}, {dst}, {x.y_zero_point}, {m_y}, {e_y}, "
-            f"{x.out_min}, {x.out_max}, {int(np.prod(a.shape))});")
-
-
-def softmax_call(graph, node, src: str, dst: str) -> str:
-    """arm_softmax_s8 with TFLite's scaling for beta 1 and 5 integer bits of the input difference."""
-    scale = graph.tensor(node.inputs[0]).quant.scale[0]
-    multiplier, exponent = tflite_multiplier(min(scale * 2.0**26, 2.0**31 - 1))
-    diff_min = -math.floor(31 * 2.0**26 / 2.0**exponent)
-    rows, size = int(np.prod(graph.tensor(node.inputs[0]).shape[:-1])), graph.tensor(node.inputs[0]).shape[-1]
-    return f"    arm_softmax_s8({src}, {rows}, {size}, {multiplier}, {exponent}, {diff_min}, {dst});"
-
-
-def cmsis_program(graph, sample: np.ndarray) -> str:
-    """C source of the model as CMSIS-NN calls with a bench_mark() after each; raises
-    NotImplementedError naming an op this generator does not map."""
-    data = [c_array("input0", "int8_t", sample.astype(np.int8), const=False)]
-    buffers = {graph.inputs[0]: "input0"}  # tensor name -> C array holding it
-    prepare, calls = [], []
-    for i, node in enumerate(graph.nodes()):
-        if node.op in ("Reshape", "Flatten", "Identity"):
-            buffers[node.outputs[0]] = buffers[node.inputs[0]]
-            continue
-        current, target = buffers[node.inputs[0]], f"act{i}"
-        data.append(f"static int8_t {target}[{int(np.prod(graph.tensor(node.outputs[0]).shape))}] "
-                    "__attribute__((aligned(16)));\n")
-        if node.op == "QConv":
-            more, call = conv_call(graph, node, i, current, target)
-        elif node.op == "QAveragePool":
-            more, call = pool_call(graph, node, i, current, target)
-        elif node.op == "QGemm":
-            more, call, ready = gemm_call(graph, node, i, current, target)
-            prepare.append(ready)
-        elif node.op == "QSoftmax":
-            more, call = [], softmax_call(graph, node, current, target)
-        elif node.op == "QAdd":
-            more, call = [], add_call(graph, node, (current, buffers[node.inputs[1]]), target)
-        else:
-            raise NotImplementedError(f"{node.op} ({node.name}) has no CMSIS-NN mapping here")
-        data += more
-        calls += [call, "    bench_mark();"]
-        buffers[node.outputs[0]] = target
-    return ("#include \"arm_nnfunctions.h\"\n#include \"harness.h\"\n\n"
-            "void bench_mark(void);\n__attribute__((noinline)) void bench_mark(void) { __asm volatile(\"\"); }\n"
-            "static int8_t scratch[32768] __attribute__((aligned(16)));\n" + "".join(data) +
-            "\nint main(void)\n{\n    int status = 0;\n" + "\n".join(prepare) + "\n    bench_mark();\n" +
-            "\n".join(calls) + f"\n    fw_puts(status == 0 ? \"ok\\n\" : \"error\\n\");\n"
-            "    return 0;\n}\n")
+# ---- CMSIS-NN's side (the program: cortex_m_cmsis.py) --------------------------------------------------------
 
 
 def cmsis_library(work: Path, core: str, opt: str) -> Path:
@@ -312,8 +198,9 @@ def cmsis_library(work: Path, core: str, opt: str) -> Path:
     return library
 
 
-def measure_cmsis(source: str, folder: Path, work: Path, core: str, opt: str, plugin: Path) -> int:
-    """Instructions of all CMSIS-NN calls, linked with the nnc folder's firmware startup (built for `core`)."""
+def measure_cmsis(source: str, folder: Path, work: Path, core: str, opt: str, plugin: Path) -> list[int]:
+    """Instructions of each CMSIS-NN call, in order, linked with the nnc folder's firmware startup (built for
+    `core`)."""
     out = work / f"{folder.name}-cmsis-{core}{opt}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "main.c").write_text(source)
@@ -330,7 +217,7 @@ def measure_cmsis(source: str, folder: Path, work: Path, core: str, opt: str, pl
     counts = [c for _, c in hits]
     if "ok" not in output or len(counts) < 2:
         raise RuntimeError(f"CMSIS-NN run failed:\n{output[-2000:]}")
-    return counts[-1] - counts[0] - 3 * (len(counts) - 1)
+    return [after - before - 3 for before, after in pairwise(counts)]
 
 
 # ---- report -------------------------------------------------------------------------------------------------
@@ -346,31 +233,116 @@ def versions() -> list[str]:
     return [gcc, qemu, cmsis]
 
 
-def measure_model(name: str, work: Path, runs: list[tuple[str, str]], plugin: Path) -> list[list]:
+def cmsis_source_of(graph, sample_file: Path) -> tuple[str | None, str]:
+    """(the CMSIS-NN program of `graph` on the file's first input, "") or (None, why not)."""
+    if not CMSIS_NN.is_dir():
+        return None, "../shared/third_party/cmsis-nn absent"
+    try:
+        return cmsis_program(graph, np.load(sample_file)["input"][:1]), ""
+    except NotImplementedError as error:
+        return None, str(error)
+
+
+def measure_model(name: str, work: Path, runs: list[tuple[str, str]], plugin: Path,
+                  per_layer: bool) -> tuple[list[list], list[list]]:
+    """(the main table's rows, the per-layer table's rows when `per_layer`) of one model."""
     folder = work / name
     sample_file = MODELS_DIR / f"{name}.io.npz"
     result = nnc.compile(MODELS_DIR / f"{name}.onnx", target="c", output_dir=folder, inputs=sample_file)
-    try:
-        cmsis_source = cmsis_program(result.graph, np.load(sample_file)["input"][:1]) if CMSIS_NN.is_dir() \
-            else None
-        cmsis_reason = "" if cmsis_source else "../shared/third_party/cmsis-nn absent"
-    except NotImplementedError as error:
-        cmsis_source, cmsis_reason = None, str(error)
-    rows = []
+    cmsis_source, cmsis_reason = cmsis_source_of(result.graph, sample_file)
+    rows, layers = [], []
     for core, opt in runs:
         figures = measure_nnc(folder, core, opt, plugin)
-        cmsis = measure_cmsis(cmsis_source, folder, work, core, opt, plugin) if cmsis_source else None
+        calls = measure_cmsis(cmsis_source, folder, work, core, opt, plugin) if cmsis_source else None
+        cmsis = sum(calls) if calls else None
         ratio = f"{figures['instructions'] / cmsis:.2f}×" if cmsis else f"n/a ({cmsis_reason})"
         rows.append([name, CORES[core][0], opt, f"{figures['instructions']:,}", f"{cmsis:,}" if cmsis else "n/a",
                      ratio, "PASS" if figures["pass"] else "FAIL", f"{figures['flash']:,}", f"{figures['ram']:,}",
                      f"{figures['stack']:,}" if figures["stack"] is not None else "n/a"])
+        if per_layer and calls:
+            layers += layer_rows(result.graph, layer_counts(folder, core, plugin), calls, core, opt)
+    return rows, layers
+
+
+def layer_label(graph, node) -> str:
+    x, y = graph.tensor(node.inputs[0]).shape, graph.tensor(node.outputs[0]).shape
+    kernel = "×".join(map(str, getattr(node.attrs, "kernel_shape", ())))
+    on = f"on {'×'.join(map(str, x[1:]))}"
+    if node.op == "QConv" and node.attrs.group == x[-1] == y[-1] > 1:
+        return f"depthwise {kernel} {on}"
+    if node.op == "QConv":
+        shape = "pointwise" if kernel in ("1×1", "1") else f"conv {kernel},"
+        return f"{shape} {x[-1]}→{y[-1]} on {'×'.join(map(str, x[1:-1]))}"
+    if node.op == "QGemm":
+        return f"fully connected {x[-1]}→{y[-1]}"
+    name = {"QAveragePool": "average pool", "QSoftmax": "softmax", "QAdd": "add"}.get(node.op, node.op)
+    return " ".join(part for part in (name, kernel, on) if part)
+
+
+def layer_rows(graph, nnc_counts: list[int], cmsis_counts: list[int], core: str, opt: str) -> list[list]:
+    """Rows per layer: nnc's count of each kernel call (layer_counts) next to CMSIS-NN's call for the same
+    node; the instructions after nnc's last call (an inlined softmax) are the last layer's when nnc made one
+    call fewer than there are layers, else they join the last call's. Layers of one label (the same shape)
+    show once, with the first one's counts."""
+    nodes = [n for n in graph.nodes() if n.op not in ("Reshape", "Flatten", "Identity")]
+    if len(nnc_counts) == len(nodes) + 1:
+        nnc_counts = [*nnc_counts[:-2], nnc_counts[-2] + nnc_counts[-1]]
+    if len(nnc_counts) != len(nodes) or len(cmsis_counts) != len(nodes):
+        raise RuntimeError(f"{len(nnc_counts)} nnc calls, {len(cmsis_counts)} CMSIS-NN calls, {len(nodes)} layers")
+    labels = [layer_label(graph, node) for node in nodes]
+    rows, seen = [], set()
+    for label, ours, theirs in zip(labels, nnc_counts, cmsis_counts, strict=True):
+        if label not in seen:  # a repeated layer (KWS's four blocks) once, the first of them
+            seen.add(label)
+            times = labels.count(label)
+            rows.append([CORES[core][0], opt, label + (f" (first of {times})" if times > 1 else ""), f"{ours:,}",
+                         f"{theirs:,}", f"{ours / theirs:.2f}×"])
+    return rows
+
+
+# ---- sparse layers ------------------------------------------------------------------------------------------
+
+# model -> nnc.compile options of the pruned case (vww's pointwise layers are 96-99 % zero as trained)
+SPARSE_CASES = {"vww_mobilenet_int8_qdq": {}, "kws_dscnn_int8_qdq": {"sparsity": 0.95}}
+
+
+@contextmanager
+def dense_kernels_only():
+    """Compiles inside keep every layer on the dense kernels (qfast's sparse threshold set to 0)."""
+    saved = qfast.SPARSE_MAX_DENSITY
+    qfast.SPARSE_MAX_DENSITY = 0.0
+    try:
+        yield
+    finally:
+        qfast.SPARSE_MAX_DENSITY = saved
+
+
+def measure_sparse(name: str, options: dict, work: Path, runs: list[tuple[str, str]], plugin: Path) -> list[list]:
+    """Rows of one pruned case: the same compile with dense kernels only and with qfast's choice (qmms on the
+    layers sparse enough)."""
+    sample_file = MODELS_DIR / f"{name}.io.npz"
+    folders = {}
+    for kind, scope in (("dense", dense_kernels_only), ("sparse", nullcontext)):
+        folders[kind] = work / f"{name}-{kind}"
+        with scope():
+            nnc.compile(MODELS_DIR / f"{name}.onnx", target="c", output_dir=folders[kind], inputs=sample_file,
+                        **options)
+    label = " ".join([name, *(f"--{k} {v}" for k, v in options.items())])
+    rows = []
+    for core, opt in runs:
+        dense, sparse = (measure_nnc(folders[kind], core, opt, plugin) for kind in ("dense", "sparse"))
+        rows.append([label, CORES[core][0], opt, f"{dense['instructions']:,}", f"{sparse['instructions']:,}",
+                     f"{sparse['instructions'] / dense['instructions']:.2f}×", f"{dense['flash']:,}",
+                     f"{sparse['flash']:,}", "PASS" if dense["pass"] and sparse["pass"] else "FAIL"])
     return rows
 
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="", help="comma-separated name prefixes (default: the 5 int8 models)")
-    parser.add_argument("--quick", action="store_true", help="KWS on the Cortex-M4 at -O2 only")
+    parser.add_argument("--tables", default="main,layers,sparse",
+                        help="comma-separated: main (per model), layers (KWS per layer), sparse (pruned models)")
+    parser.add_argument("--quick", action="store_true", help="the main table for KWS on the Cortex-M4 at -O2 only")
     return parser.parse_args()
 
 
@@ -384,11 +356,13 @@ def main() -> None:
     if not PLUGIN_SOURCE.is_file():
         print(f"skipped: the instruction-count plugin {PLUGIN_SOURCE} is absent")
         return
+    tables = {"main"} if args.quick else set(args.tables.split(","))
     prefixes = ["kws"] if args.quick else [p for p in args.models.split(",") if p]
     chosen = [m for m in MODELS if not prefixes or any(m.startswith(p) for p in prefixes)]
+    chosen = [m for m in chosen if "main" in tables or ("layers" in tables and m.startswith("kws"))]
     runs = [("m4", "-O2")] if args.quick else [(core, opt) for core in CORES for opt in ("-O2", "-Os")]
     print("Tools: " + "; ".join(versions()) + "\n")
-    rows, skipped = [], []
+    rows, layers, sparse, skipped = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="nnc-cortex-m-") as tmp:
         work = Path(tmp)
         plugin = work / "libinsncount.so"
@@ -397,9 +371,24 @@ def main() -> None:
             if not (MODELS_DIR / f"{name}.onnx").is_file():
                 skipped.append(f"{name}: not in {MODELS_DIR}")
                 continue
-            rows += measure_model(name, work, runs, plugin)
-    print(markdown_table(["model", "core", "opt", "nnc instructions", "CMSIS-NN instructions", "nnc / CMSIS-NN",
-                          "golden", "flash B", "RAM (arena) B", "stack B"], rows))
+            model_rows, model_layers = measure_model(name, work, runs, plugin, "layers" in tables and
+                                                     name.startswith("kws"))
+            rows += model_rows if "main" in tables else []
+            layers += model_layers
+        for name, options in SPARSE_CASES.items() if "sparse" in tables else ():
+            if (MODELS_DIR / f"{name}.onnx").is_file():
+                sparse += measure_sparse(name, options, work, runs, plugin)
+    if rows:
+        print(markdown_table(["model", "core", "opt", "nnc instructions", "CMSIS-NN instructions", "nnc / CMSIS-NN",
+                              "golden", "flash B", "RAM (arena) B", "stack B"], rows))
+    if layers:
+        print("\nkws_dscnn_int8_qdq per layer:\n")
+        print(markdown_table(["core", "opt", "layer", "nnc instructions", "CMSIS-NN instructions", "nnc / CMSIS-NN"],
+                             layers))
+    if sparse:
+        print("\nPruned models, nnc's dense kernels only vs its choice (qmms on the sparse layers):\n")
+        print(markdown_table(["model", "core", "opt", "dense kernels", "with qmms", "with / dense", "flash dense B",
+                              "flash with qmms B", "golden"], sparse))
     for line in skipped:
         print(f"\nskipped {line}")
 

@@ -45,6 +45,7 @@ FAMILIES = {
     # the fast int8 kernels (qfast.py): Helium, DSP or portable paths chosen when compiled
     "qarm": Family("qarm.h"),
     "qmm": Family("qmm.c.j2", ("base", "qarm")),
+    "qmms": Family("qmms.c.j2", ("base", "qarm")),
     "qmmconv": Family("qmmconv.c.j2", ("base", "qarm")),
     "qdwf": Family("qdwf.c.j2", ("base", "qarm")),
     "qpoolf": Family("qpoolf.c.j2", ("base", "qarm")),

@@ -9,6 +9,7 @@ fewest stored bytes), and picks the kernel family and its arena scratch:
 | format | layer | family | scratch |
 |---|---|---|---|
 | dense at 8 bits | any | the int8 kernels (the rows are the int8 array) | none |
+| bitmask, rle at 8 bits, on qfast's sparse route | QConv, QGemm | qmms (qfast.sparse_lists: its own nonzero lists) | as qfast |
 | dense, codebook | QConv, depthwise with multiplier 1 or one input channel | qdwconvp: decode 16/8/1 channels, qdwconv's loops | widths[0] · k_h·k_w |
 | dense, codebook | other QConv | qconvp: decode 8/4/1 rows, qconv's loops | widths[0] · row |
 | bitmask, rle | QConv | qconvs: one row's nonzeros grouped by tap | 4·(taps + 1) + 5·nnz_max |
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import packed as codec
+from . import qfast
 from .geometry import conv_fields
 from .lowering import Ctx, lowers_packed
 from .ops_int import _qdot, _qlayer, _types
@@ -61,7 +63,7 @@ def weight_rows(node, w: np.ndarray) -> np.ndarray:
 
 def _layer(graph, node, w: np.ndarray, pack: str) -> PackedLayer:
     rows = codec.choose(weight_rows(node, w), pack)
-    if rows.format == "dense" and rows.bits == 8:
+    if rows.bits == 8 and (rows.format == "dense" or _fast_sparse(graph, node)):
         return PackedLayer(rows, "")
     if node.op == "QGemm":
         return PackedLayer(rows, "qgemmp")
@@ -74,6 +76,14 @@ def _layer(graph, node, w: np.ndarray, pack: str) -> PackedLayer:
         return PackedLayer(rows, "qdwconvp", widths, widths[0] * taps)
     widths = _widths((8, 4), out_c // group, rows.length)
     return PackedLayer(rows, "qconvp", widths, widths[0] * rows.length)
+
+
+def _fast_sparse(graph, node) -> bool:
+    """Whether the int8 lowering runs the layer through qmms, which keeps only
+    the nonzero weights itself (and skips the zeros in its inner loop)."""
+    prepared = qfast.plan(graph, node)
+    return prepared is not None and prepared.route.kind != "qdwf" and \
+        qfast.sparse_lists(prepared.route.rows) is not None
 
 
 def _widths(wide: tuple[int, ...], channels: int, row: int) -> tuple[int, ...]:

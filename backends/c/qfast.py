@@ -1,5 +1,6 @@
 """The fast int8 kernels' lowering: routes, and the constants prepared at compile
-time (kernels/qarm.h, qmm.c.j2, qmmconv.c.j2, qdwf.c.j2, qpoolf.c.j2, qaddf.c.j2).
+time (kernels/qarm.h, qmm.c.j2, qmms.c.j2, qmmconv.c.j2, qdwf.c.j2, qpoolf.c.j2,
+qaddf.c.j2).
 
 A QConv or QGemm with int8 x and int8 y takes one of three routes:
 - `qmm` (QGemm; QConv 1x1 with stride 1, no padding, one group): the layer is
@@ -14,8 +15,11 @@ bias' (padding taps read x_zero itself). A route is taken only when
 - every partial sum stays inside int32: |bias'| + 128·Σ|w| < 2^31;
 - the requantization has the rq_hi form (qarm.h): every shift n >= 33;
 otherwise the layer keeps the portable kernels of ops_int. Instances are
-specialised by the row length k (or the channel and tap counts) and the clamp
-bounds, which the generated code holds as literals.
+specialised by the row length k (or the channel and tap counts, or the
+window's shape), the clamp bounds and whether some layer's output channels end
+in a group of fewer than four (`_ragged`), which the generated code holds as
+literals. A qmm or qmmconv layer whose weights are few enough nonzeros
+(sparse_lists) runs them through `qmms` instead, which sums only those.
 An int8 QAveragePool whose windows lie inside x goes through `qpoolf`, an int8
 QAdd without broadcasting through `qaddf`.
 """
@@ -36,6 +40,14 @@ MAX_TAPS = 64  # depthwise windows of qdwf (its tap pointers live on the stack)
 MAX_POOL_WINDOW = 255  # qpoolf's windows: 255 * 128 fits a halfword sum
 DSP_STEP, MVE_STEP = 4, 16  # bytes per inner step: one 32-bit word, one Helium vector
 UNROLL = 4  # inner steps per loop iteration
+SPARSE_LANES = 8  # qmms's Helium step: nonzeros per gather load
+# qmms runs a layer when its listed entries (padding included) are at most this fraction
+# of its weights. Counted in qemu (benchmarks/cortex_m.py): a nonzero costs about 4.5
+# instructions per row on a DSP core against 0.45 per dense weight; with Helium 8 entries
+# cost about 3 per row against 0.13 per dense weight, plus some 10 per channel. KWS
+# pruned to 95 %, pointwise 64->64 on 25x5: 285 K instead of 731 K (Cortex-M4, -O2),
+# 123 K instead of 142 K (Cortex-M55, -O2), 148 K instead of 142 K (M55, -Os).
+SPARSE_MAX_DENSITY = 1 / 8
 EXT_BYTES = 256  # stack the DSP path may take for two rows of x as SXTB16 halves (4 bytes per byte of x)
 
 
@@ -174,8 +186,8 @@ def lower(ctx: Ctx, node, prepared: Prepared) -> list[str]:
     found, a = prepared.route, node.attrs
     sfx = clamp_suffix(a)
     out = dict(lo=a.out_min, hi=a.out_max)
-    layer = _layer(ctx, node, prepared)
     if found.kind == "qdwf":
+        layer = _layer(ctx, node, prepared)
         channels, taps = found.rows.shape[1], found.rows.shape[0]
         groups = tap_groups(found.rows)
         single = "" if all(len(g) == 2 for g in groups[:taps // 2]) else "_single"
@@ -187,19 +199,57 @@ def lower(ctx: Ctx, node, prepared: Prepared) -> list[str]:
     k = found.rows.shape[1]
     rows = math.prod(ctx.shape(y)[:-1])
     parts = (2,) * (rows >= 2) + (1,) * (rows % 2)
-    dsp = steps(k, DSP_STEP)
-    dsp.update(words=k // DSP_STEP, ext=DSP_STEP <= k and 4 * k <= EXT_BYTES)
-    core_params = dict(k=k, dsp=dsp, mve=steps(k, MVE_STEP), **out)
+    ragged = len(found.sums) % 4 != 0  # a last group of fewer than four output channels
+    sfx += "_ragged" * ragged
+    lists = sparse_lists(found.rows)
+    family, fn, core_params = _core(k, sfx, lists is not None, dict(out, ragged=ragged))
+    layer_type = "qfast_sparse" if lists is not None else "qfast_layer"
+    layer = _layer(ctx, node, prepared) if lists is None else _sparse_layer(ctx, node, prepared, lists)
     if found.kind == "qmm":
-        fn = ctx.kernel("qmm", fn=f"qmm_k{k}{sfx}", parts=parts + (0,), **core_params)
+        fn = ctx.kernel(family, fn=fn, parts=parts + (0,), **core_params)
         return [f"{fn}({layer}, {rows}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
-    core = ctx.kernel("qmm", fn=f"qmm_k{k}{sfx}", parts=(2,) + (1,) * (rows % 2), **core_params)
-    fn = ctx.kernel("qmmconv", fn=f"qmmconv_k{k}_w{found.window}{sfx}", parts=(1,) * (rows % 2), core=core, k=k,
-                    window=found.window)
+    core = ctx.kernel(family, fn=fn, parts=(2,) + (1,) * (rows % 2), **core_params)
     geom = conv_fields(ctx.shape(x), ctx.shape(y), a)
+    shape = dict(k_h=geom["k_h"], k_w=geom["k_w"], in_c=geom["in_c"])
+    name = f"qmmconv_k{k}_{'x'.join(map(str, shape.values()))}{sfx}{'_sparse' if lists else ''}"
+    fn = ctx.kernel("qmmconv", fn=name, parts=(1,) * (rows % 2), core=core, k=k, window=found.window,
+                    layer_type=layer_type, **shape)
     pad = _pad(ctx, a.x_zero_point, geom["k_w"] * geom["in_c"])
     g = ctx.struct("geom", "conv_geom", geom)
     return [f"{fn}({g}, {layer}, {pad}, {ctx.ptr(x)}, {ctx.ptr(y)}, (int8_t *){ctx.scratch()});"]
+
+
+def _core(k: int, sfx: str, sparse: bool, out: dict) -> tuple[str, str, dict]:
+    """(kernel family, instance name, template parameters) of the rows kernel
+    of a qmm/qmmconv layer: qmms for sparse lists, else qmm with its inner
+    loops' steps."""
+    if sparse:
+        return "qmms", f"qmms_k{k}{sfx}", dict(k=k, **out)
+    dsp = steps(k, DSP_STEP)
+    dsp.update(words=k // DSP_STEP, ext=DSP_STEP <= k and 4 * k <= EXT_BYTES)
+    return "qmm", f"qmm_k{k}{sfx}", dict(k=k, dsp=dsp, mve=steps(k, MVE_STEP), **out)
+
+
+def sparse_lists(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """qmms's lists of weight rows [n][k] (qfast_sparse in qarm.h): positions
+    (uint16) and values (int8) of each row's nonzeros, row after row, each
+    row's list padded with (0, 0) to a multiple of SPARSE_LANES entries, and
+    per row its entries plus its padding entries (uint16, from which qmms
+    reads both). None when the entries exceed SPARSE_MAX_DENSITY of the dense
+    weights (the dense kernels are then cheaper on some core), when there are
+    none, or when k > 2^15 (the per-row sizes stay below 2^16)."""
+    counts = np.count_nonzero(rows, axis=1)
+    steps = -(-counts // SPARSE_LANES)
+    total = int(steps.sum()) * SPARSE_LANES
+    if not 0 < total <= SPARSE_MAX_DENSITY * rows.size or rows.shape[1] > 1 << 15:
+        return None
+    starts = np.concatenate([[0], np.cumsum(steps)[:-1]]) * SPARSE_LANES
+    positions, values = np.zeros(total, np.uint16), np.zeros(total, np.int8)
+    for start, row in zip(starts, rows, strict=True):
+        found = np.flatnonzero(row)
+        positions[start:start + found.size] = found
+        values[start:start + found.size] = row[found]
+    return positions, values, (steps * SPARSE_LANES * 2 - counts).astype(np.uint16)
 
 
 def lower_pool(ctx: Ctx, node, fields: dict) -> list[str] | None:
@@ -234,9 +284,20 @@ def lower_add(ctx: Ctx, node) -> list[str] | None:
          - a.b_zero_point * a.b_multiplier)
     if abs(r) + RAW_SPAN * (abs(a.a_multiplier) + abs(a.b_multiplier)) >= 1 << 62:
         return None
-    fn = ctx.kernel("qaddf", fn=f"qaddf_n{a.shift}{clamp_suffix(a)}", shift=a.shift, lo=a.out_min, hi=a.out_max)
+    split = add_splits(r, a.a_multiplier, a.b_multiplier, a.shift)
+    fn = ctx.kernel("qaddf", fn=f"qaddf_n{a.shift}{clamp_suffix(a)}{'' if split else '_wide'}", shift=a.shift,
+                    lo=a.out_min, hi=a.out_max, split=split)
     q = ctx.struct("q", "qfast_add", dict(r=f"INT64_C({r})", a_mult=a.a_multiplier, b_mult=a.b_multiplier))
     return [f"{fn}({ctx.tensor(y).size}, {q}, {ctx.ptr(a_in)}, {ctx.ptr(b_in)}, {ctx.ptr(y)});"]
+
+
+def add_splits(r: int, a_mult: int, b_mult: int, shift: int) -> bool:
+    """Whether qaddf's Helium path holds for these constants (qaddf.c.j2):
+    16 <= shift <= 48 (its last shift, by shift - 16, is VSHR's immediate,
+    at most 32) and |r_h| + 128 · (|a_h| + |b_h|) + 2^9 < 2^31, where v_h =
+    floor(v / 2^16)."""
+    high = abs(r >> 16) + RAW_SPAN * (abs(a_mult >> 16) + abs(b_mult >> 16)) + (1 << 9)
+    return 16 <= shift <= 48 and high < INT32_LIMIT
 
 
 def tap_groups(taps: np.ndarray) -> list[tuple[int, ...]]:
@@ -262,6 +323,22 @@ def _layer(ctx: Ctx, node, prepared: Prepared) -> str:
     shifts = ctx.array("t", prepared.t, "i8", "shift - 33")
     fields = dict(w=wi, c=consts, t=shifts, n=len(found.sums), k=prepared.rk)
     return ctx.struct("fast", "qfast_layer", fields)
+
+
+def _sparse_layer(ctx: Ctx, node, prepared: Prepared, lists: tuple[np.ndarray, np.ndarray, np.ndarray]) -> str:
+    """The flash arrays and the qfast_sparse struct of a layer qmms runs."""
+    positions, values, sizes = lists
+    w = node.inputs[1]
+    vi = ctx.array("w", values, "i8", f"nonzero weights of {w} by output channel, padded to {SPARSE_LANES}",
+                   key=("qmms", w))
+    pi = ctx.array("idx", positions, "u16", "their positions in the row", key=("qmms_idx", w))
+    li = ctx.array("lists", sizes, "u16", "per channel: entries + padding entries", key=("qmms_lists", w))
+    ctx.record_weights("sparse", 8, values.nbytes + positions.nbytes + sizes.nbytes)
+    consts = ctx.array("c", prepared.consts, "i32", "per 4 channels: bias - x_zero * sum(w), multiplier")
+    shifts = ctx.array("t", prepared.t, "i8", "shift - 33")
+    dense = dict(w=vi, c=consts, t=shifts, n=len(prepared.route.sums), k=prepared.rk)
+    fields = dict(l="{" + ", ".join(f".{k} = {v}" for k, v in dense.items()) + "}", idx=pi, lists=li)
+    return ctx.struct("fast", "qfast_sparse", fields)
 
 
 def _pad(ctx: Ctx, x_zero: int, length: int) -> str:

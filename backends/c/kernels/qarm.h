@@ -28,6 +28,14 @@
 #define Q_KERNEL static void
 #endif
 
+/* The small helpers the inner loops call: inlined at -Os too (gcc would
+   otherwise call them, spilling the loop's vectors around each call). */
+#if defined(__GNUC__)
+#define Q_INLINE static inline __attribute__((always_inline))
+#else
+#define Q_INLINE static inline
+#endif
+
 /* Layer constants of the fast kernels, all prepared at compile time per output
    channel c: bias[c] - x_zero * sum(w[c]) (the folded bias) and the multiplier
    mantissa m[c], by groups of four channels (bias[4], m[4]: one pointer reaches
@@ -39,6 +47,19 @@ typedef struct {
     int32_t n;            /* output channels */
     int32_t k;
 } qfast_layer;
+
+/* A sparse layer (qmms): the nonzero weights of the output channels, channel
+   after channel, as values (`l.w`) and their positions in the row (`idx`,
+   0..k-1), each channel's list padded with value 0 at position 0 to a
+   multiple of 8 entries; lists[o] = 8 * (channel o's entries / 8) + its
+   padding entries, so that lists[o] >> 3 counts its steps of 8 and
+   (lists[o] & ~7) - (lists[o] & 7) its nonzeros; l.c, l.t, l.n and l.k as in
+   a dense layer. */
+typedef struct {
+    qfast_layer l;
+    const uint16_t *idx;
+    const uint16_t *lists;  /* [channels rounded up to 4] */
+} qfast_sparse;
 
 /* An average pool's constants: the window sum's offset -count * x_zero, and
    rq_hi's m, t and k (one set for the tensor). */
@@ -119,7 +140,7 @@ typedef struct {
     int32x4_t bias, m, shift;
 } q_consts4;
 
-static inline q_consts4 q_load_consts4(const qfast_layer *p, int32_t c)
+Q_INLINE q_consts4 q_load_consts4(const qfast_layer *p, int32_t c)
 {
     const int32_t *g = p->c + c * 2;  /* c is a multiple of 4 */
     q_consts4 k;
@@ -130,7 +151,7 @@ static inline q_consts4 q_load_consts4(const qfast_layer *p, int32_t c)
 }
 
 /* The same for the lanes `e` enables (the others read nothing). */
-static inline q_consts4 q_load_consts4_z(const qfast_layer *p, int32_t c, mve_pred16_t e)
+Q_INLINE q_consts4 q_load_consts4_z(const qfast_layer *p, int32_t c, mve_pred16_t e)
 {
     const int32_t *g = p->c + c * 2;
     q_consts4 k;
@@ -143,7 +164,7 @@ static inline q_consts4 q_load_consts4_z(const qfast_layer *p, int32_t c, mve_pr
 /* q_out on four lanes, acc + bias being the accumulator: VMULH is
    floor(a * b / 2^32), VSHL by a negative amount and VSHR arithmetic right
    shifts. */
-static inline int32x4_t q_rq4(int32x4_t acc, const q_consts4 *c, int32_t k, int32_t lo, int32_t hi)
+Q_INLINE int32x4_t q_rq4(int32x4_t acc, const q_consts4 *c, int32_t k, int32_t lo, int32_t hi)
 {
     int32x4_t v = vmulhq_s32(vaddq_s32(acc, c->bias), c->m);
     v = vshrq_n_s32(vaddq_n_s32(vshlq_s32(v, c->shift), k), 1);

@@ -189,6 +189,37 @@ def test_decoded_blocks_fit_the_scratch_budget(pack, family, widths):
     assert program.storage.scratch_bytes[4 if family == "qconvp" else 1] == layer.scratch
 
 
+def full_range_sparse(shape) -> np.ndarray:
+    """int8 weights with about 97 % zeros, 127 first in every row (8-bit rows,
+    none empty: requant's multipliers stay below 1/4), the same on every call."""
+    w = sparse_weights(shape, 127, 0.97, rng=np.random.default_rng(7))
+    w.reshape(shape[0], -1)[:, 0] = 127
+    return w
+
+
+def very_sparse_network() -> Graph:
+    """A pointwise conv and a QGemm with full-range 97 %-zero weights (their
+    lists within qfast.SPARSE_MAX_DENSITY), a dense QGemm."""
+    b = GraphBuilder("packed_sparse")
+    t = add_qconv(b, b.input("x", "i8", (1, 3, 4, 96)), full_range_sparse((20, 96, 1, 1)), (1, 1), zx=-128)
+    t = b.op("Reshape", [t], ReshapeAttrs((12, 20)))
+    return b.output(add_qgemm(b, t, sparse_weights((6, 20), 127, 0.0)),
+                    add_qgemm(b, b.input("v", "i8", (2, 200)), full_range_sparse((7, 200))))
+
+
+@pytest.mark.parametrize("pack", ["auto", "bitmask", "rle"])
+def test_very_sparse_int8_layers_take_the_fast_sparse_kernel(pack, tmp_path):
+    """Sparse 8-bit rows that qfast lists itself run through qmms (which skips
+    the zeros on the Cortex-M paths too), not the packed decoders; bit-exact."""
+    graph = very_sparse_network()
+    program = target(pack).program(graph, "packed_sparse")
+    formats = {name: fmt for name, (fmt, _, _) in program.weights.items()}
+    assert formats["QConv_1"] == formats["QGemm_4"] == "sparse" and formats["QGemm_3"] != "sparse"
+    families = {fam for fam, _ in program.kernels.instances.values()}
+    assert "qmms" in families and "qconvs" not in families
+    check_graph(graph, tmp_path, pack=pack)
+
+
 def test_packed_flash_is_smaller_than_dense():
     dense = target().extras(NETWORK)["memory"]
     packed = target("auto").extras(NETWORK)["memory"]

@@ -1,10 +1,11 @@
 """The fast int8 kernels (backends/c/qfast.py; kernels/qarm.h, qmm.c.j2,
-qmmconv.c.j2, qdwf.c.j2, qpoolf.c.j2): the requantization identity they rely
-on, the bounds that keep a layer off them, and one graph of independent layers
-covering every route with odd channel counts and tails, bit-exact with the
+qmms.c.j2, qmmconv.c.j2, qdwf.c.j2, qpoolf.c.j2, qaddf.c.j2): the
+requantization identity they rely on, the bounds that keep a layer off them,
+the sparse lists, and one graph of independent layers covering every route
+(sparse layers included) with odd channel counts and tails, bit-exact with the
 reference on the host (gcc and clang, sanitized: the portable path) and, where
 arm-none-eabi-gcc and qemu-system-arm are installed, on the emulated Cortex-M4
-(DSP path, -O2 and -Os) and Cortex-M55 (Helium path) through the output's
+(DSP path, -O2 and -Os) and Cortex-M55 (Helium path, -O2 and -Os) through the output's
 `make qemu-m4/-m55`."""
 
 from __future__ import annotations
@@ -46,10 +47,10 @@ def _conv(b: GraphBuilder, name: str, x_shape, cout: int, kernel, group=1, strid
                           b.const(f"{name}_m", mult), b.const(f"{name}_s", shift)], attrs, name=name)
 
 
-def _gemm(b: GraphBuilder, name: str, m: int, k: int, n: int) -> str:
+def _gemm(b: GraphBuilder, name: str, m: int, k: int, n: int, w=None) -> str:
     mult, shift = _requant(n, 1e-4, 1e-3)
-    return b.op("QGemm", [b.input(f"{name}_x", "i8", (m, k)),
-                          b.const(f"{name}_w", RNG.integers(-127, 128, (n, k)).astype(np.int8)),
+    w = RNG.integers(-127, 128, (n, k)).astype(np.int8) if w is None else w
+    return b.op("QGemm", [b.input(f"{name}_x", "i8", (m, k)), b.const(f"{name}_w", w),
                           b.const(f"{name}_b", RNG.integers(-300, 300, n).astype(np.int32)),
                           b.const(f"{name}_m", mult), b.const(f"{name}_s", shift)],
                 QGemmAttrs(-128, 3, -128, 127, "i8"), name=name)
@@ -73,6 +74,17 @@ def _tiny_multipliers(channels: int):
     return quantize_multipliers(reals)
 
 
+def _pruned(shape, zeros: float, empty: int | None = None) -> np.ndarray:
+    """Weights of `shape` with about `zeros` of them 0 (output channel `empty` all 0), -128 and 127 among
+    the rest."""
+    w = RNG.integers(-127, 128, shape).astype(np.int8)
+    w[RNG.random(shape) < zeros] = 0
+    w.reshape(shape[0], -1)[0, :2] = (-128, 127)
+    if empty is not None:
+        w[empty] = 0
+    return w
+
+
 def _min_pairs(channels: int) -> np.ndarray:
     """3x3 depthwise weights with -128 twice in one channel: int16 pairs could overflow."""
     w = RNG.integers(-127, 128, (channels, 1, 3, 3)).astype(np.int8)
@@ -82,18 +94,18 @@ def _min_pairs(channels: int) -> np.ndarray:
 
 # name -> (the kernel its call must name, builder of the layer)
 LAYERS = {
-    "pw_odd": ("qmm_k13(", lambda b: _conv(b, "pw_odd", (1, 3, 5, 13), 7, (1, 1))),
+    "pw_odd": ("qmm_k13_ragged(", lambda b: _conv(b, "pw_odd", (1, 3, 5, 13), 7, (1, 1))),
     "pw_wide": ("qmm_k48(", lambda b: _conv(b, "pw_wide", (1, 2, 3, 48), 12, (1, 1), zx=-128, zy=-128)),
-    "gemm_row": ("qmm_k70(", lambda b: _gemm(b, "gemm_row", 1, 70, 15)),
-    "gemm_rows": ("qmm_k33(", lambda b: _gemm(b, "gemm_rows", 3, 33, 6)),
-    "conv_asym": ("qmmconv_k20_w18(", lambda b: _conv(b, "conv_asym", (1, 7, 6, 3), 5, (3, 2), strides=(2, 1),
+    "gemm_row": ("qmm_k70_ragged(", lambda b: _gemm(b, "gemm_row", 1, 70, 15)),
+    "gemm_rows": ("qmm_k33_ragged(", lambda b: _gemm(b, "gemm_rows", 3, 33, 6)),
+    "conv_asym": ("qmmconv_k20_3x2x3_ragged(", lambda b: _conv(b, "conv_asym", (1, 7, 6, 3), 5, (3, 2), strides=(2, 1),
                                                       pads=(1, 0, 2, 1), zx=-128)),
-    "conv_dilated": ("qmmconv_k8_w8(", lambda b: _conv(b, "conv_dilated", (2, 7, 7, 2), 3, (2, 2),
+    "conv_dilated": ("qmmconv_k8_2x2x2_ragged(", lambda b: _conv(b, "conv_dilated", (2, 7, 7, 2), 3, (2, 2),
                                                        dilations=(2, 3), bias=False)),
-    "conv_one_channel": ("qmmconv_k12_w12(", lambda b: _conv(b, "conv_one_channel", (1, 9, 5, 1), 24, (4, 3),
+    "conv_one_channel": ("qmmconv_k12_4x3x1(", lambda b: _conv(b, "conv_one_channel", (1, 9, 5, 1), 24, (4, 3),
                                                              strides=(2, 2), pads=(1, 1, 2, 1), zx=-7)),
-    "conv1d": ("qmmconv_k12_w12(", lambda b: _conv(b, "conv1d", (1, 9, 4), 6, (3,), pads=(1, 1))),
-    "pw_strided": ("qmmconv_k20_w20(", lambda b: _conv(b, "pw_strided", (1, 5, 5, 20), 8, (1, 1),
+    "conv1d": ("qmmconv_k12_1x3x4_ragged(", lambda b: _conv(b, "conv1d", (1, 9, 4), 6, (3,), pads=(1, 1))),
+    "pw_strided": ("qmmconv_k20_1x1x20(", lambda b: _conv(b, "pw_strided", (1, 5, 5, 20), 8, (1, 1),
                                                        strides=(2, 2))),
     "dw_tail": ("qdwf_c40_t9(", lambda b: _conv(b, "dw_tail", (1, 5, 6, 40), 40, (3, 3), group=40,
                                                 pads=(1, 1, 1, 1), zx=-128)),
@@ -102,13 +114,22 @@ LAYERS = {
                                                        zx=100, clamp=(-5, 127))),
     "dw_single": ("qdwf_c16_t9_single(", lambda b: _conv(b, "dw_single", (1, 4, 4, 16), 16, (3, 3), group=16,
                                                           pads=(1, 1, 1, 1), w=_min_pairs(16))),
-    "pw_tiny_multipliers": ("qmm_k24(", lambda b: _conv(b, "pw_tiny_multipliers", (1, 2, 2, 24), 9,
+    "pw_tiny_multipliers": ("qmm_k24_ragged(", lambda b: _conv(b, "pw_tiny_multipliers", (1, 2, 2, 24), 9,
                                                               (1, 1), zy=-128, mult=_tiny_multipliers(9))),
     "pool": ("qpoolf_c20(", lambda b: _pool(b, "pool", (1, 5, 4, 20), (3, 2), (2, 1))),
     "pool_global": ("qpoolf_c7(", lambda b: _pool(b, "pool_global", (1, 5, 3, 7), (5, 3), (1, 1), zx=127)),
     "add": ("qaddf_n29(", lambda b: _add(b, "add", (1, 3, 5, 7), (1, 3, 5, 7), 413000000, 1098000000, 29)),
     "sub_relu": ("qaddf_n44_m3_127(", lambda b: _add(b, "sub_relu", (1, 2, 9), (1, 2, 9), 1 << 30, -(3 << 29), 44,
                                                     clamp=(-3, 127))),
+    "add_wide": ("qaddf_n12_wide(", lambda b: _add(b, "add_wide", (1, 2, 11), (1, 2, 11), 1500, -900, 12)),
+    "add_deep": ("qaddf_n52_wide(", lambda b: _add(b, "add_deep", (1, 3, 5), (1, 3, 5), 1 << 30, 3 << 28, 52)),
+    # sparse weights (qmms): pointwise with an empty channel and 13 channels, a QGemm with positions
+    # past 255, a 3x3 convolution through qmmconv
+    "pw_sparse": ("qmms_k100_ragged(", lambda b: _conv(b, "pw_sparse", (1, 3, 5, 100), 13, (1, 1),
+                                               w=_pruned((13, 100, 1, 1), 0.95, empty=4))),
+    "gemm_sparse": ("qmms_k300_ragged(", lambda b: _gemm(b, "gemm_sparse", 3, 300, 10, w=_pruned((10, 300), 0.97))),
+    "conv_sparse": ("qmmconv_k72_3x3x8_ragged_sparse(", lambda b: _conv(b, "conv_sparse", (1, 5, 4, 8), 6, (3, 3),
+                                                                pads=(1, 1, 1, 1), w=_pruned((6, 8, 3, 3), 0.9))),
     # portable kernels: u8 activations, a multiplier too large for rq_hi (shift 32), a padded pool,
     # a broadcast QAdd
     "add_broadcast": ("qadd_i8_i8_i8(", lambda b: _add(b, "add_broadcast", (1, 3, 5, 7), (1, 1, 1, 7), 413000000,
@@ -167,6 +188,28 @@ def test_depthwise_taps_pair_unless_int16_could_overflow():
     assert qfast.tap_groups(taps) == [(t,) for t in range(9)]
 
 
+def test_sparse_lists_pad_each_channel_and_stay_off_dense_layers():
+    rows = np.zeros((4, 300), np.int8)
+    rows[0, [3, 299]] = (5, -128)
+    rows[2, :9] = 1
+    positions, values, sizes = qfast.sparse_lists(rows)
+    assert sizes.tolist() == [8 + 6, 0, 16 + 7, 0]  # entries + padding: 2 and 9 nonzeros
+    assert positions[:8].tolist() == [3, 299, 0, 0, 0, 0, 0, 0] and values[:8].tolist() == [5, -128, 0, 0, 0, 0, 0, 0]
+    assert positions[8:17].tolist() == list(range(9)) and values[17:].tolist() == [0] * 7
+    dense = rows.copy()
+    dense[1:, :60] = 7  # 8 + 3 * 64 entries: over SPARSE_MAX_DENSITY (1 / 8) of 1,200
+    assert qfast.sparse_lists(dense) is None
+    assert qfast.sparse_lists(np.zeros((4, 8), np.int8)) is None
+
+
+def test_add_splits_needs_a_shift_from_16_to_48_and_a_small_high_part():
+    assert qfast.add_splits(1 << 40, 1 << 30, -(1 << 30), 44)
+    assert qfast.add_splits(1 << 46, 1 << 20, 1 << 20, 48)
+    assert not qfast.add_splits(1 << 9, 1500, -900, 12)
+    assert not qfast.add_splits(1 << 48, 1 << 20, 1 << 20, 49)
+    assert not qfast.add_splits(1 << 48, 1 << 30, 1 << 30, 44)  # r_h = 2^32
+
+
 def test_inner_loop_steps():
     assert qfast.steps(70, 4) == dict(blocks=4, unroll=4, rest=1, tail=2)
     assert qfast.steps(13, 16) == dict(blocks=0, unroll=1, rest=0, tail=13)
@@ -198,8 +241,9 @@ def test_arm_builds_take_the_core_paths(emitted):
     m55 = _arm_assembly(folder, stem, "-mcpu=cortex-m55 -mfloat-abi=hard")
     for mnemonic in ("sxtb16", "smlad", "smlabb", "sxtab16", "smull", "ssat"):
         assert re.search(rf"\t{mnemonic}\t", m4), mnemonic
-    for mnemonic in ("vmladava.s8", "vmullb.s8", "vmulh.s32", "vst40.32", "vctp.8"):
+    for mnemonic in ("vmladava.s8", "vmullb.s8", "vmulh.s32", "vst40.32", "vctp.8", "vmladava.s16", "vmla.s32"):
         assert f"\t{mnemonic}" in m55, mnemonic
+    assert re.search(r"\tvldrb\.s16\tq\d+, \[r\d+, q\d+\]", m55), "gather load"
 
 
 def _make(folder, *args: str) -> str:
@@ -210,7 +254,8 @@ def _make(folder, *args: str) -> str:
 
 
 @needs_arm
-@pytest.mark.parametrize("target, opt", [("qemu-m4", "-O2"), ("qemu-m4", "-Os"), ("qemu-m55", "-O2")])
+@pytest.mark.parametrize("target, opt", [("qemu-m4", "-O2"), ("qemu-m4", "-Os"), ("qemu-m55", "-O2"),
+                                         ("qemu-m55", "-Os")])
 def test_bit_exact_on_the_emulated_core(emitted, target, opt):
     folder, _ = emitted
     if f"\n{target}:" not in (folder / "Makefile").read_text():

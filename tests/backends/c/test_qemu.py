@@ -2,7 +2,8 @@
 Tiny int8 QDQ model compiled for --target c once, then `make qemu-m4` at -O2
 and -Os and `make qemu-m55` at -O2 in its folder (arm-none-eabi-gcc, qemu-system-arm):
 bit-exact against the golden outputs (the firmware prints PASS and qemu exits
-with status 0), the stack high-water mark within STACK_BOUND; and
+with status 0), the stack high-water mark within STACK_BOUND; KWS pruned to
+95 % (its layers on the sparse kernel qmms) on the Cortex-M4 and -M55; and
 examples/01-tiny-cnn, quantized with a float interface (both entry points), on
 the Cortex-M7. Skips with a reason when a tool is missing."""
 
@@ -79,6 +80,32 @@ def test_mlperf_model_is_bit_exact_on_the_core(model, target, opt, compiled, rec
     record_property("stack_bytes", stack)
     print(f"\n{model} {target} {opt}: stack high-water {stack} bytes")
     assert 0 < stack <= STACK_BOUND[opt]
+
+
+@requires_models
+def test_vww_pointwise_layers_take_the_sparse_kernel(compiled):
+    """VWW's pointwise layers are 96-99 % zero weights: the runs above take them through qmms."""
+    calls = (compiled("vww_mobilenet_int8_qdq") / "vww_mobilenet_int8_qdq.c").read_text()
+    assert calls.count("    qmms_k") >= 4 and "    qmm_k" in calls
+
+
+@pytest.fixture(scope="module")
+def pruned_kws(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("qemu") / "kws_pruned"
+    model = "kws_dscnn_int8_qdq"
+    nnc.compile(MODELS_DIR / f"{model}.onnx", target="c", output_dir=out, inputs=MODELS_DIR / f"{model}.io.npz",
+                sparsity=0.95)
+    return out
+
+
+@requires_models
+@pytest.mark.parametrize("target, opt", [("qemu-m4", "-O2"), ("qemu-m55", "-O2"), ("qemu-m55", "-Os")])
+def test_pruned_model_is_bit_exact_on_the_sparse_kernel(pruned_kws, target, opt):
+    calls = (pruned_kws / "kws_dscnn_int8_qdq.c").read_text()
+    assert calls.count("    qmms_k64(") == 5 and "_sparse(" in calls, "pointwise, fully connected and first layers"
+    status, output = make(pruned_kws, target, f"OPT={opt}")
+    assert status == 0 and output.rstrip().endswith("PASS"), output[-3000:]
+    assert 0 < stack_high_water(output) <= STACK_BOUND[opt]
 
 
 def test_tiny_cnn_both_entry_points_on_cortex_m7(tiny_cnn):
