@@ -143,3 +143,52 @@ def check_shape(ctx: LayerContext, what: str, actual, expected) -> None:
 
 def clamp_params(ctx: LayerContext) -> tuple[int, int, int]:
     return int(ctx.param("y_zero_point")), int(ctx.param("out_min")), int(ctx.param("out_max"))
+
+
+# -- the integer rescale tail shared by the MAC array and the PPU --------------------
+INT64_SAFE = 2.0 ** 62  # float64 sums of magnitudes below this are far from int64's 2^63
+
+
+class RoundShiftClamp:
+    """out = clamp(z_y + ((s + offset) >> n), lo, hi) for an int64 array s (overwritten),
+    per channel along s's last axis (offset and n vectors or scalars); `offset`
+    holds the rounding term 2^(n−1), and |s| ≤ `bound` (per channel).
+
+    z_y is folded into the offset as z_y·2^n, since ⌊(t + z_y·2^n) / 2^n⌋ = ⌊t / 2^n⌋ + z_y,
+    when bound + |offset| + |z_y|·2^n < 2^62 on every channel (checked in float64,
+    whose rounding is far below the 2^62..2^63 margin), so no int64 sum overflows;
+    otherwise z_y is added after the shift. The per-channel constants are tiled
+    `period` times along the second-to-last axis: on a contiguous s [..., period, C]
+    one ufunc inner loop then covers period·C elements instead of C.
+    """
+
+    def __init__(self, offset, shift, zero_point: int, lo: int, hi: int, bound, period: int = 1):
+        offset, shift = np.asarray(offset, np.int64).reshape(-1), np.asarray(shift, np.int64).reshape(-1)
+        worst = np.asarray(bound, np.float64) + np.abs(offset.astype(np.float64)) \
+            + abs(zero_point) * np.exp2(shift.astype(np.float64))
+        folded = bool(worst.max(initial=0.0) < INT64_SAFE)
+        self.offset = per_channel(offset + (np.int64(zero_point) << shift) if folded else offset, period)
+        uniform = shift.size > 0 and bool((shift == shift[0]).all())
+        self.shift = shift[0] if uniform else per_channel(shift, period)
+        self.after = np.int64(0 if folded else zero_point)
+        self.lo, self.hi = np.int64(lo), np.int64(hi)  # numpy scalars: no conversion per call
+
+    def bind(self, s: np.ndarray, out: np.ndarray) -> Callable[[], None]:
+        """The rescale of `s` into `out` as one call, everything it needs bound."""
+        offset, shift, after, lo, hi = self.offset, self.shift, self.after, self.lo, self.hi
+        add, right_shift, maximum, minimum = np.add, np.right_shift, np.maximum, np.minimum
+
+        def rescale():
+            add(s, offset, out=s)
+            right_shift(s, shift, out=s)
+            if after:
+                add(s, after, out=s)
+            maximum(s, lo, out=s)
+            minimum(s, hi, out=s)
+            out[...] = s  # cheaper than a casting `out=` in the minimum
+        return rescale
+
+
+def per_channel(values: np.ndarray, period: int) -> np.ndarray:
+    """A per-channel vector [C] repeated as [period, C] (itself when period is 1)."""
+    return np.tile(values, (period, 1)) if period > 1 else values

@@ -4,18 +4,27 @@
     y[c]   = clamp(z_y + round_shift(acc[c] · m[c], n[c]), out_min, out_max)
 
 executed as the chip would: the decoded weights sit in weight SRAM (one matrix per
-layer, prepared once), the input is centred (x − z_x) into a per-layer buffer
-whose border is the padding (real zero), then
-- QGemm and convolutions: im2col (columns tap-major, channels inner) and one
-  matrix product per group; a 1×1 stride-1 convolution needs no im2col;
-- depthwise convolutions (group = Cin = Cout): one multiply-add per kernel tap
-  over all positions and channels (with stride 1 along the last spatial axis,
-  that axis and the channels are one contiguous run).
+layer, prepared once), then
+- QGemm: the input row times the weights (one dot for a single row);
+- convolutions: im2col (columns tap-major, channels inner: one strided copy of
+  every window) and one matrix product per group; a 1×1, stride-1 layer on a
+  contiguous raw input is its own column matrix;
+- depthwise convolutions (group = Cin = Cout): with few output positions
+  (SMALL_DEPTHWISE) one einsum over the windows; otherwise one multiply-add per
+  kernel tap over all positions and channels (with stride 1 along the last
+  spatial axis, that axis and the channels are one contiguous run).
+A padded convolution centres its input (x − z_x) into a per-layer buffer whose
+border is the padding, real zero. QGemm and an unpadded convolution sum the raw
+input instead and fold the centring into the bias, Σ_k (x_k − z_x)·w[c, k] = Σ_k x_k·w[c, k] −
+z_x·Σ_k w[c, k] (`plan_sums`, which says when), saving a pass over the input.
+
 Sums run in floating point on exact integers: float32 when the layer's worst case
-Σ_k |w[c, k]| · span is below 2^24 (every partial sum is then an integer float32
-holds exactly), else float64 (below 2^31 < 2^53); span = max |x − z_x| over the
-input type (at most 255). A layer whose worst case Σ_k |w[c, k]| · span + |bias[c]|
-reaches 2^31 would overflow the chip's int32 accumulators and is refused.
+Σ_k |w[c, k]| · span is below 2^24 (every product and every partial sum, in any
+order — BLAS and einsum choose theirs — is then an integer float32 holds
+exactly), else float64 (below 2^32 < 2^53); span = max |x − z_x| over the input
+type (at most 255), or max |x| for raw sums. A layer whose worst case
+Σ_k |w[c, k]| · span + |bias[c]| reaches 2^31 would overflow the chip's int32
+accumulators and is refused. The requantization is `Requantizer`, in int64.
 
 Zero skipping (accounting only: skipped products are zero, so results are the
 same): weights are grouped in runs of `zero_skip_group` consecutive weights along
@@ -28,37 +37,60 @@ centred input x − z_x is zero (padding included).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from nnc.errors import UnsupportedError
 
-from .kernels import (Built, LayerContext, Work, channels_last, check_shape, clamp_params, conv_out_size,
-                      kernel, padded_buffer, taps)
+from .kernels import (INT64_SAFE, Built, LayerContext, RoundShiftClamp, Work, channels_last, check_shape,
+                      clamp_params, conv_out_size, kernel, padded_buffer, per_channel, taps)
 
 EXACT_FLOAT32 = 1 << 24
 ACCUMULATOR_LIMIT = 1 << 31
+SMALL_DEPTHWISE = 256  # output positions up to which one einsum beats a multiply-add per tap
+FUSED_CAST_LIMIT = 4096  # up to this size one casting multiply beats a cast then a multiply
 
 
 class Requantizer:
     """clamp(z_y + round_shift((acc + bias) · m, n), lo, hi) per channel (last
-    axis), in place on int64. (acc + bias)·m + 2^(n−1) is computed as
-    acc·m + (bias·m + 2^(n−1)): the same integer, as |acc·m| < 2^62 and
-    |bias·m| + 2^(n−1) < 2^62 + 2^61 keep every term inside int64."""
+    axis of acc), into `out`: the int64 product acc·m, then RoundShiftClamp with
+    offset bias·m + 2^(n−1) (so (acc + bias)·m is never formed). Every int64 term
+    stays inside int64: with |acc| ≤ `bound` (per channel; the chip's accumulator
+    limit 2^31 when not given), |bias| < 2^31 (the chip's check) and m < 2^31,
+    |acc·m| < 2^62 and |bias·m| + 2^(n−1) < 2^62 + 2^61; for raw sums, whose
+    folded bias may be larger, plan_sums requires (bound + |bias|)·m < 2^61.
+    `period`: see RoundShiftClamp."""
 
-    def __init__(self, bias, multiplier, shift, zero_point: int, lo: int, hi: int):
-        self.multiplier, self.shift = multiplier, shift
-        self.offset = bias * multiplier + (np.int64(1) << (shift - 1))
-        self.zero_point, self.lo, self.hi = zero_point, lo, hi
+    def __init__(self, bias, multiplier, shift, zero_point: int, lo: int, hi: int, bound=None, period: int = 1):
+        bias, multiplier, shift = (np.asarray(v, np.int64).reshape(-1) for v in (bias, multiplier, shift))
+        bound = ACCUMULATOR_LIMIT if bound is None else np.asarray(bound, np.int64)
+        self.multiplier = per_channel(multiplier, period)
+        self.tail = RoundShiftClamp(bias * multiplier + (np.int64(1) << (shift - 1)), shift, zero_point, lo, hi,
+                                    bound * multiplier.astype(np.float64), period)
 
     def __call__(self, acc: np.ndarray, out: np.ndarray) -> None:
-        total = acc.astype(np.int64)
-        total *= self.multiplier
-        total += self.offset
-        total >>= self.shift
-        total += self.zero_point
-        out[...] = np.clip(total, self.lo, self.hi, out=total)
+        self.bind(acc, out)()
+
+    def bind(self, acc: np.ndarray, out: np.ndarray) -> Callable[[], None]:
+        """The requantization of `acc` into `out` as one call, with its int64
+        product array allocated once. Small arrays cast inside the multiply (one
+        call); large ones cast first (numpy's buffered cast inside a multiply
+        costs more than a separate cast)."""
+        product, multiplier, multiply = np.empty(acc.shape, np.int64), self.multiplier, np.multiply
+        rescale = self.tail.bind(product, out)
+        if acc.size <= FUSED_CAST_LIMIT:
+            def requantize():
+                multiply(acc, multiplier, out=product, dtype=np.int64, casting="unsafe")
+                rescale()
+        else:
+            def requantize():
+                product[...] = acc
+                multiply(product, multiplier, out=product)
+                rescale()
+        return requantize
 
 
 def mac_operands(ctx: LayerContext, channels: int) -> tuple[np.ndarray, ...]:
@@ -92,15 +124,19 @@ def input_span(ctx: LayerContext, x: np.ndarray) -> tuple[int, int]:
 
 
 def prepare_rows(ctx: LayerContext, rows: np.ndarray, bias: np.ndarray, span: int):
-    """(accumulator dtype, keep mask) of weight rows [C, K]; UnsupportedError if
-    a channel could overflow the int32 accumulator."""
+    """(accumulator dtype, keep mask, per-channel bound on |acc − bias|) of weight
+    rows [C, K]; UnsupportedError if a channel could overflow the int32 accumulator."""
     worst = np.abs(rows.astype(np.int64)).sum(axis=1) * span
     if rows.size and (worst + np.abs(bias)).max() >= ACCUMULATOR_LIMIT:
         channel = int(np.argmax(worst + np.abs(bias)))
         raise UnsupportedError(f"layer {ctx.desc.name!r} ({ctx.desc.op}): output channel {channel} can "
                                f"overflow the chip's int32 accumulator (Σ|w|·{span} + |bias| >= 2^31)")
-    dtype = np.float32 if worst.max(initial=0) < EXACT_FLOAT32 else np.float64
-    return dtype, keep_mask(rows, ctx.zero_skip_group)
+    return exact_dtype(worst), keep_mask(rows, ctx.zero_skip_group), worst
+
+
+def exact_dtype(bound: np.ndarray):
+    """float32 when every |sum| ≤ bound stays below 2^24, else float64."""
+    return np.float32 if bound.max(initial=0) < EXACT_FLOAT32 else np.float64
 
 
 def keep_mask(rows: np.ndarray, group: int) -> np.ndarray:
@@ -113,12 +149,44 @@ def keep_mask(rows: np.ndarray, group: int) -> np.ndarray:
     return np.repeat(alive, group, axis=1)[:, :k]
 
 
-def requantizer(ctx: LayerContext, bias, multiplier, shift) -> Requantizer:
-    return Requantizer(bias, multiplier, shift, *clamp_params(ctx))
+@dataclass(frozen=True)
+class Sums:
+    """How a layer forms its accumulators: over the raw input with the centring
+    folded into the bias (`raw`), or over the centred input; in `dtype`, with
+    |acc| ≤ `bound` per channel before `bias` is added."""
+
+    raw: bool
+    dtype: type
+    bias: np.ndarray
+    bound: np.ndarray
+
+
+def plan_sums(rows: np.ndarray, bias: np.ndarray, multiplier: np.ndarray, x: np.ndarray, zx: int, dtype,
+              worst: np.ndarray, allow_raw: bool) -> Sums:
+    """Raw sums, Σ_k (x_k − z_x)·w[c, k] = Σ_k x_k·w[c, k] − z_x·Σ_k w[c, k], save the
+    centring pass. They are taken when allowed (an unpadded input: padding must
+    stay real zero), when their worst case Σ|w|·max|x| needs the same float dtype
+    as centred sums (so they are as exact and as fast), and when the folded bias
+    keeps (bound + |bias|)·m < 2^61: with 2^(n−1) ≤ 2^61 every Requantizer sum then
+    stays below 2^62. Otherwise the input is centred first."""
+    info = np.iinfo(x.dtype)
+    raw_bound = np.abs(rows.astype(np.int64)).sum(axis=1) * max(-info.min, info.max)
+    folded = bias - zx * rows.astype(np.int64).sum(axis=1)
+    raw = allow_raw and exact_dtype(raw_bound) == dtype and \
+        ((raw_bound + np.abs(folded)) * multiplier.astype(np.float64)).max(initial=0.0) < INT64_SAFE / 2
+    return Sums(True, dtype, folded, raw_bound) if raw else Sums(False, dtype, bias, worst)
+
+
+def requantizer(ctx: LayerContext, bias, multiplier, shift, bound, acc_shape) -> Requantizer:
+    period = acc_shape[-2] if len(acc_shape) >= 2 else 1
+    return Requantizer(bias, multiplier, shift, *clamp_params(ctx), bound=bound, period=period)
 
 
 @kernel("QGemm")
 def qgemm(ctx: LayerContext) -> Built:
+    """One matrix product, over the raw input when plan_sums allows; a single row
+    (the usual case) as a vector-matrix dot, which numpy runs with less overhead
+    than a 1-row matmul."""
     w = ctx.weights
     if w.ndim != 2:
         raise ctx.error(f"weights must be [N, K], got {list(w.shape)}")
@@ -129,18 +197,22 @@ def qgemm(ctx: LayerContext) -> Built:
     check_shape(ctx, "x", x.shape, (m, k))
     check_shape(ctx, "output", out.shape, (m, n_out))
     zx, span = input_span(ctx, x)
-    dtype, keep = prepare_rows(ctx, w, bias, span)
-    requant = requantizer(ctx, bias, multiplier, shift)
+    dtype, keep, worst = prepare_rows(ctx, w, bias, span)
+    sums = plan_sums(w, bias, multiplier, x, zx, dtype, worst, allow_raw=True)
     weights_t = np.ascontiguousarray(w.T, dtype=dtype)
     keep_per_k = keep.sum(axis=0)
     centred, acc = np.empty((m, k), dtype), np.empty((m, n_out), dtype)
-    skip_activations = ctx.skip_zero_activations
+    skip_activations, raw, z, subtract = ctx.skip_zero_activations, sums.raw, x.dtype.type(zx), np.subtract
+    rows, product, result = x, np.matmul, out
+    if m == 1:  # 1-D operands: numpy's fastest path, no broadcasting against the per-channel vectors
+        x, centred, acc, result, product = x[0], centred[0], acc[0], out[0], np.dot
+    requantize = requantizer(ctx, sums.bias, multiplier, shift, sums.bound, acc.shape).bind(acc, result)
 
     def run():
-        np.subtract(x, zx, out=centred, dtype=dtype)
-        requant(np.matmul(centred, weights_t, out=acc), out)
+        product(x if raw else subtract(x, z, out=centred, dtype=dtype), weights_t, out=acc)
+        requantize()
         if skip_activations:
-            return int(np.count_nonzero(centred, axis=0) @ keep_per_k)
+            return int(np.count_nonzero(rows != z, axis=0) @ keep_per_k)
         return None
 
     return Built(run, Work(m * n_out * k, m * int(keep.sum()), m * n_out))
@@ -185,6 +257,20 @@ class ConvGeometry:
     def positions(self) -> int:
         return self.x.shape[0] * math.prod(self.out)
 
+    @property
+    def padded(self) -> bool:
+        return any(self.begins) or any(self.ends)
+
+    def windows(self, a: np.ndarray) -> np.ndarray:
+        """A read-only view [N, *O, *K, C] of channels-last `a` (the input, grown by
+        the pads if the layer has any): windows[n, *o, *t, c] = a[n, *(o·stride +
+        t·dilation), c]. The geometry check above keeps every window inside `a`:
+        (O − 1)·stride + (K − 1)·dilation < input + pads along each axis."""
+        spatial = a.strides[1:-1]
+        strides = (a.strides[0], *(s * st for s, st in zip(spatial, self.strides)),
+                   *(s * d for s, d in zip(spatial, self.dilations)), a.strides[-1])
+        return as_strided(a, (a.shape[0], *self.out, *self.kernel, a.shape[-1]), strides, writeable=False)
+
 
 @kernel("QConv")
 def qconv(ctx: LayerContext) -> Built:
@@ -192,45 +278,75 @@ def qconv(ctx: LayerContext) -> Built:
     x, bias, multiplier, shift = mac_operands(ctx, g.cout)
     zx, span = input_span(ctx, x)
     rows = ctx.weights.reshape(g.cout, -1)
-    dtype, keep = prepare_rows(ctx, rows, bias, span)
-    requant = requantizer(ctx, bias, multiplier, shift)
-    buffer, interior = padded_buffer(g.x.shape, g.begins, g.ends, dtype)
+    dtype, keep, worst = prepare_rows(ctx, rows, bias, span)
     depthwise = g.group == g.cin == g.cout
-    body = (_depthwise if depthwise else _im2col)(g, buffer, ctx.weights, keep)
+    small = g.positions <= SMALL_DEPTHWISE
+    sums = plan_sums(rows, bias, multiplier, x, zx, dtype, worst, allow_raw=not g.padded and (small or not depthwise))
+    body, acc = (_depthwise if depthwise else _im2col)(g, zx, sums, ctx.weights, keep)
+    requantize = requantizer(ctx, sums.bias, multiplier, shift, sums.bound, g.y.shape).bind(acc, g.y)
     skip_activations = ctx.skip_zero_activations
 
     def run():
-        np.subtract(g.x, zx, out=interior, dtype=dtype)
-        acc, executed = body(skip_activations)
-        requant(acc, g.y)
+        executed = body(skip_activations)
+        requantize()
         return executed
 
     return Built(run, Work(g.positions * rows.size, g.positions * int(keep.sum()), g.positions * g.cout))
 
 
-def _depthwise(g: ConvGeometry, buffer: np.ndarray, w: np.ndarray, keep: np.ndarray):
-    """acc = Σ_tap view_tap · w[:, tap]; with stride 1 along the last spatial axis
-    the views run over (last axis, channel) as one contiguous axis."""
+def _depthwise(g: ConvGeometry, zx: int, sums: Sums, w: np.ndarray, keep: np.ndarray):
+    """acc = Σ_tap window_tap · w[:, tap], over the raw input (small layers without
+    padding) or the centred, padded input. Returns (body, acc): body(skip_activations)
+    fills acc and returns the executed MACs when it counts them, else None."""
+    c = g.cin
+    per_tap = np.ascontiguousarray(w.reshape(c, -1).T, dtype=sums.dtype)  # [taps, C]
+    keep_tap = keep.T.astype(np.int64)                                    # [taps, C]
+    if sums.raw:
+        source, interior, zero = g.x, None, zx
+    else:
+        (source, interior), zero = padded_buffer(g.x.shape, g.begins, g.ends, sums.dtype), 0
+    views = taps(source, g.kernel, g.strides, g.dilations, g.out)
+    compute, acc = (_einsum_taps if g.positions <= SMALL_DEPTHWISE else _tap_by_tap)(g, source, per_tap, sums.dtype)
+
+    def body(skip_activations: bool) -> int | None:
+        if interior is not None:
+            np.subtract(g.x, zx, out=interior, dtype=sums.dtype)
+        compute()
+        if skip_activations:
+            return sum(int((view != zero).reshape(-1, c).sum(axis=0) @ k) for view, k in zip(views, keep_tap))
+        return None
+    return body, acc
+
+
+def _einsum_taps(g: ConvGeometry, source: np.ndarray, per_tap: np.ndarray, dtype):
+    """One einsum acc[n, *o, c] = Σ_t windows[n, *o, *t, c] · w[*t, c]: for few
+    positions it runs far fewer numpy calls than one multiply-add per tap."""
+    nd, c = len(g.kernel), g.cin
+    windows, weights = g.windows(source), per_tap.reshape(*g.kernel, c)
+    acc = np.empty(g.y.shape, dtype)
+    outer, inner, channel = [0, *range(1, nd + 1)], list(range(nd + 1, 2 * nd + 1)), [2 * nd + 1]
+    return (lambda: np.einsum(windows, outer + inner + channel, weights, inner + channel, outer + channel,
+                              out=acc, dtype=dtype)), acc
+
+
+def _tap_by_tap(g: ConvGeometry, buffer: np.ndarray, per_tap: np.ndarray, dtype):
+    """acc = Σ_tap view_tap · w[:, tap] over the centred buffer; with stride 1 along
+    the last spatial axis the views run over (last axis, channel) as one
+    contiguous axis."""
     c, n = g.cin, buffer.shape[0]
-    per_tap = w.reshape(c, -1).T.astype(buffer.dtype)             # [taps, C]
-    keep_tap = keep.T.astype(np.int64)                              # [taps, C]
     if g.strides[-1] == 1:
         flat = buffer.reshape(n, *buffer.shape[1:-2], -1)
         views = [flat[_merged_tap(g, tap, c)] for tap in np.ndindex(*g.kernel)]
         per_tap = np.tile(per_tap, (1, g.out[-1]))
     else:
         views = taps(buffer, g.kernel, g.strides, g.dilations, g.out)
-    acc, term = np.empty(views[0].shape, buffer.dtype), np.empty(views[0].shape, buffer.dtype)
+    acc, term = np.empty(views[0].shape, dtype), np.empty(views[0].shape, dtype)
 
-    def body(skip_activations: bool):
+    def compute():
         np.multiply(views[0], per_tap[0], out=acc)
         for view, weights in zip(views[1:], per_tap[1:]):
             np.add(acc, np.multiply(view, weights, out=term), out=acc)
-        executed = None
-        if skip_activations:
-            executed = sum(int((view != 0).reshape(-1, c).sum(axis=0) @ k) for view, k in zip(views, keep_tap))
-        return acc.reshape(g.y.shape), executed
-    return body
+    return compute, acc.reshape(g.y.shape)
 
 
 def _merged_tap(g: ConvGeometry, tap: tuple, c: int) -> tuple:
@@ -241,36 +357,42 @@ def _merged_tap(g: ConvGeometry, tap: tuple, c: int) -> tuple:
     return (slice(None), *lead, slice(start, start + g.out[-1] * c))
 
 
-def _im2col(g: ConvGeometry, buffer: np.ndarray, w: np.ndarray, keep: np.ndarray):
-    """Columns [positions, taps · Cg] (tap-major) times weights [taps · Cg, Cout/group], per group."""
-    cg, mg, count = g.cin // g.group, g.cout // g.group, math.prod(g.kernel)
+def _im2col(g: ConvGeometry, zx: int, sums: Sums, w: np.ndarray, keep: np.ndarray):
+    """Columns [positions, taps · Cg] (tap-major) times weights [taps · Cg, Cout/group],
+    per group. The columns are one strided copy of the windows: of the centred,
+    padded buffer, or of the input itself (raw, or centred in the same copy);
+    a 1×1, stride-1, single-group layer on a contiguous raw input is its own
+    column matrix. Returns (body, acc) as _depthwise does."""
+    cg, mg, count, dtype = g.cin // g.group, g.cout // g.group, math.prod(g.kernel), sums.dtype
 
     def tap_major(a: np.ndarray) -> np.ndarray:  # [Mg, Cg, *K] -> [K·Cg, Mg]
         return np.moveaxis(a.reshape(a.shape[0], cg, count), 1, -1).reshape(a.shape[0], -1).T
 
-    mats = [np.ascontiguousarray(tap_major(w[i * mg:(i + 1) * mg]), dtype=buffer.dtype) for i in range(g.group)]
+    mats = [np.ascontiguousarray(tap_major(w[i * mg:(i + 1) * mg]), dtype=dtype) for i in range(g.group)]
     keeps = [tap_major(keep.reshape(w.shape)[i * mg:(i + 1) * mg]).sum(axis=1) for i in range(g.group)]
-    direct = count == 1 and set(g.strides) == {1} and not any(g.begins) and not any(g.ends)
-    views = taps(buffer, g.kernel, g.strides, g.dilations, g.out)
-    cols = np.empty((*views[0].shape[:-1], count, cg), buffer.dtype)
-    acc = np.empty((g.positions, g.cout), buffer.dtype)
+    buffer, interior = padded_buffer(g.x.shape, g.begins, g.ends, dtype) if g.padded else (g.x, None)
+    # the copy into the columns subtracts `offset`; a column entry equal to `zero` is a zero activation
+    offset, zero = (0 if sums.raw or g.padded else zx), (zx if sums.raw else 0)
+    windows = g.windows(buffer)
+    group_windows = [windows[..., i * cg:(i + 1) * cg] for i in range(g.group)]
+    cols = np.empty((*windows.shape[:-1], cg), dtype)
+    direct = sums.raw and count == 1 and set(g.strides) == {1} and g.group == 1 and g.x.flags.c_contiguous
+    block = g.x.reshape(g.positions, cg) if direct else cols.reshape(g.positions, count * cg)
+    acc = np.empty(g.y.shape, dtype)
+    products = acc.reshape(g.positions, g.cout)
 
-    def columns(i: int) -> np.ndarray:
-        if direct and g.group == 1:
-            return buffer.reshape(g.positions, cg)
-        for t, view in enumerate(views):
-            cols[..., t, :] = view[..., i * cg:(i + 1) * cg]
-        return cols.reshape(g.positions, count * cg)
-
-    def body(skip_activations: bool):
+    def body(skip_activations: bool) -> int | None:
+        if interior is not None:
+            np.subtract(g.x, zx, out=interior, dtype=dtype)
         executed = 0
-        for i in range(g.group):
-            block = columns(i)
+        for i, group in enumerate(group_windows):
+            if not direct:
+                np.subtract(group, offset, out=cols, dtype=dtype)
             if g.group == 1:
-                np.matmul(block, mats[0], out=acc)
+                np.matmul(block, mats[0], out=products)
             else:
-                acc[:, i * mg:(i + 1) * mg] = block @ mats[i]
+                products[:, i * mg:(i + 1) * mg] = block @ mats[i]
             if skip_activations:
-                executed += int(np.count_nonzero(block, axis=0) @ keeps[i])
-        return acc.reshape(g.y.shape), (executed if skip_activations else None)
-    return body
+                executed += int(np.count_nonzero(block != zero, axis=0) @ keeps[i])
+        return executed if skip_activations else None
+    return body, acc

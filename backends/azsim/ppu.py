@@ -10,10 +10,11 @@ import math
 
 import numpy as np
 
-from nnc.numerics import requantize, round_shift
+from nnc.numerics import requantize
 
-from .kernels import (PAD_MODES, Built, LayerContext, Work, channels_last, check_shape, clamp_params, kernel,
-                      pad_spatial, taps)
+from .kernels import (PAD_MODES, Built, LayerContext, RoundShiftClamp, Work, channels_last, check_shape,
+                      clamp_params, kernel, pad_spatial, taps)
+from .mac import Requantizer
 
 
 def _single(ctx: LayerContext) -> tuple[np.ndarray, np.ndarray]:
@@ -68,24 +69,32 @@ def _global_window(x: np.ndarray, kernel, begins, ends, spatial) -> bool:
 
 @kernel("QAveragePool")
 def qaverage_pool(ctx: LayerContext) -> Built:
-    """acc = Σ_window (x − zx) (padding counts as real zero); y = requantize(acc)."""
+    """acc = Σ_window (x − zx) (padding counts as real zero); y = requantize(acc).
+    A global window with a valid multiplier (m < 2^31, n in [1, 62]) sums the raw
+    input and folds −count·zx into the Requantizer's bias."""
     last = ctx.param("channels_last", 0)
     x, out = (channels_last(a, last) for a in _single(ctx))
     kernel, strides, dilations, begins, ends, spatial = _pool_geometry(ctx, x, out, dilated=False)
     zx, multiplier, shift = int(ctx.param("x_zero_point")), int(ctx.param("multiplier")), int(ctx.param("shift"))
     zy, lo, hi = clamp_params(ctx)
-    whole = _global_window(x, kernel, begins, ends, spatial)
-    axes = tuple(range(1, x.ndim - 1))
+    axes, count = tuple(range(1, x.ndim - 1)), math.prod(kernel)
+    work = Work(ppu_elements=out.size * count)
+    if _global_window(x, kernel, begins, ends, spatial) and 0 <= multiplier < 1 << 31 and 1 <= shift <= 62 \
+            and x.dtype.itemsize <= 2 and count < 1 << 14:
+        acc = np.empty(out.shape, np.int64)
+        finish = Requantizer(-count * zx, multiplier, shift, zy, lo, hi, bound=count << 16).bind(acc, out)
+
+        def run_global():
+            np.sum(x, axis=axes, dtype=np.int64, keepdims=True, out=acc)
+            finish()
+        return Built(run_global, work)
 
     def run():
         centred = np.subtract(x, zx, dtype=np.int64)
-        if whole:
-            acc = centred.sum(axis=axes, keepdims=True)
-        else:
-            padded = pad_spatial(centred, begins, ends, 0)
-            acc = sum(taps(padded, kernel, strides, dilations, spatial))
+        padded = pad_spatial(centred, begins, ends, 0)
+        acc = sum(taps(padded, kernel, strides, dilations, spatial))
         out[...] = requantize(acc, multiplier, shift, zy, lo, hi)
-    return Built(run, Work(ppu_elements=out.size * math.prod(kernel)))
+    return Built(run, work)
 
 
 @kernel("MaxPool")
@@ -132,7 +141,10 @@ def requantize_layer(ctx: LayerContext) -> Built:
 
 @kernel("QAdd")
 def qadd(ctx: LayerContext) -> Built:
-    """One rounding of the rescaled sum: round_shift((a−za)·ma + (b−zb)·mb, n)."""
+    """One rounding of the rescaled sum: round_shift((a−za)·ma + (b−zb)·mb, n),
+    computed as (a·ma + b·mb + offset) >> n with offset = 2^(n−1) − za·ma − zb·mb
+    (RoundShiftClamp); |a|, |b| ≤ 2^15 and |ma|, |mb| < 2^31 (numerics §4) keep
+    every int64 sum below 2^62, else the layer is refused."""
     a, b = ctx.operand(0, "a"), ctx.operand(1, "b")
     try:
         shape = np.broadcast_shapes(a.shape, b.shape)
@@ -140,12 +152,22 @@ def qadd(ctx: LayerContext) -> Built:
         raise ctx.error(f"inputs {list(a.shape)} and {list(b.shape)} do not broadcast") from None
     za, zb = int(ctx.param("a_zero_point")), int(ctx.param("b_zero_point"))
     ma, mb, shift = int(ctx.param("a_multiplier")), int(ctx.param("b_multiplier")), int(ctx.param("shift"))
-    zy, lo, hi = clamp_params(ctx)
+    if max(abs(ma), abs(mb)) >= 1 << 31 or not 1 <= shift <= 62 or max(abs(za), abs(zb)) > 1 << 16 \
+            or a.dtype.itemsize > 2 or b.dtype.itemsize > 2:
+        raise ctx.error("needs 8- or 16-bit inputs, multipliers in (−2^31, 2^31) and a shift in [1, 62]")
+    span = 1 << 16
+    tail = RoundShiftClamp((1 << (shift - 1)) - za * ma - zb * mb, shift, *clamp_params(ctx),
+                           bound=span * (abs(ma) + abs(mb)))
+    total, other = np.empty(shape, np.int64), np.empty(shape, np.int64)
+    out = ctx.outputs[0]
+    check_shape(ctx, "output", out.shape, shape)
+    rescale = tail.bind(total, out)
 
-    def compute():
-        total = np.subtract(a, za, dtype=np.int64) * ma + np.subtract(b, zb, dtype=np.int64) * mb
-        return np.clip(round_shift(total, shift) + zy, lo, hi)
-    return _elementwise(ctx, compute, shape)
+    def run():
+        np.multiply(a, ma, out=total, dtype=np.int64, casting="unsafe")
+        np.add(total, np.multiply(b, mb, out=other, dtype=np.int64, casting="unsafe"), out=total)
+        rescale()
+    return Built(run, Work(ppu_elements=out.size))
 
 
 @kernel("QLut")
@@ -159,19 +181,29 @@ def qlut(ctx: LayerContext) -> Built:
 
 @kernel("QSoftmax")
 def qsoftmax(ctx: LayerContext) -> Built:
-    """e = E[max − x], S = Σe, y = zy + round_shift(⌊e·m / S⌋, n) over the last axis."""
-    x, _ = _single(ctx)
+    """e = E[max − x], S = Σe, y = zy + round_shift(⌊e·m / S⌋, n) over the last axis;
+    with E ≤ 2^24 and m < 2^31 (numerics §6) every int64 term stays below 2^56
+    (else the layer is refused)."""
+    x, out = _single(ctx)
     table = ctx.operand(1, "exp_table").astype(np.int64).reshape(-1)
     check_shape(ctx, "exp_table", table.shape, (256,))
+    check_shape(ctx, "output", out.shape, x.shape)
     multiplier, shift = int(ctx.param("multiplier")), int(ctx.param("shift"))
-    zy, lo, hi = clamp_params(ctx)
+    if table.min() < 0 or table.max() > 1 << 24 or not 0 <= multiplier < 1 << 31 or not 1 <= shift <= 62:
+        raise ctx.error("needs a table within [0, 2^24], a multiplier in [0, 2^31) and a shift in [1, 62]")
+    tail = RoundShiftClamp(1 << (shift - 1), shift, *clamp_params(ctx), bound=float(table.max()) * multiplier)
+    index, e = np.empty(x.shape, np.intp), np.empty(x.shape, np.int64)
+    total = np.empty((*x.shape[:-1], 1), np.int64)
+    rescale = tail.bind(e, out)
+    factor = np.int64(multiplier)
 
-    def compute():
-        xi = x.astype(np.int64)
-        e = table[xi.max(axis=-1, keepdims=True) - xi]
-        y = round_shift(e * multiplier // e.sum(axis=-1, keepdims=True), shift)
-        return np.clip(y + zy, lo, hi)
-    return _elementwise(ctx, compute, x.shape, factor=2)
+    def run():
+        np.subtract(x.max(axis=-1, keepdims=True), x, out=index, dtype=np.intp)
+        np.take(table, index, out=e)
+        np.sum(e, axis=-1, keepdims=True, out=total)
+        np.floor_divide(np.multiply(e, factor, out=e), total, out=e)
+        rescale()
+    return Built(run, Work(ppu_elements=2 * out.size))
 
 
 @kernel("Clip")
@@ -251,17 +283,31 @@ def _affine_params(ctx: LayerContext, x: np.ndarray):
 
 @kernel("QuantizeLinear")
 def quantize_linear(ctx: LayerContext) -> Built:
-    """q = saturate(round_half_even(x / scale) + zero_point), x / scale in float32."""
+    """q = saturate(round_half_even(x / scale) + zero_point), x / scale in float32
+    (then exact in float64 with the zero point, clamped, converted)."""
     x, out = _single(ctx)
     scale, zero = _affine_params(ctx, x)
     info = np.iinfo(out.dtype)
-    return _elementwise(ctx, lambda: np.clip(np.rint(x / scale).astype(np.float64) + zero, info.min, info.max),
-                        x.shape)
+    check_shape(ctx, "output", out.shape, x.shape)
+    ratio, shifted = np.empty(x.shape, np.result_type(x, scale)), np.empty(x.shape, np.float64)
+    lo, hi = np.float64(info.min), np.float64(info.max)
+
+    def run():
+        np.rint(np.divide(x, scale, out=ratio), out=ratio)
+        np.add(ratio, zero, out=shifted)
+        np.minimum(np.maximum(shifted, lo, out=shifted), hi, out=shifted)
+        out[...] = shifted
+    return Built(run, Work(ppu_elements=out.size))
 
 
 @kernel("DequantizeLinear")
 def dequantize_linear(ctx: LayerContext) -> Built:
     """r = float32(x − zero_point) · scale in float32."""
-    x, _ = _single(ctx)
+    x, out = _single(ctx)
     scale, zero = _affine_params(ctx, x)
-    return _elementwise(ctx, lambda: (x.astype(np.int64) - zero).astype(np.float32) * scale, x.shape)
+    check_shape(ctx, "output", out.shape, x.shape)
+    centred = np.empty(x.shape, np.int64)
+
+    def run():
+        np.multiply(np.subtract(x, zero, out=centred), scale, out=out, dtype=np.float32, casting="unsafe")
+    return Built(run, Work(ppu_elements=out.size))

@@ -72,6 +72,9 @@ CONV_CASES = [  # cin, cout, group, kernel, strides, pads, dilations, spatial
     (5, 7, 1, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1), (5, 5)),        # strided 1x1
     (2, 3, 1, (3,), (2,), (1, 2), (1,), (9,)),                      # 1-D
     (3, 3, 3, (3,), (1,), (1, 1), (1,), (8,)),                      # 1-D depthwise
+    (4, 4, 4, (3, 1), (1, 1), (0, 0, 0, 0), (1, 1), (7, 2)),        # depthwise, unpadded: raw input
+    (3, 3, 3, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), (17, 16)),      # depthwise, > 256 positions: per tap
+    (3, 3, 3, (3, 3), (2, 1), (0, 1, 1, 0), (1, 1), (35, 17)),      # the same, strided
 ]
 
 
@@ -135,6 +138,25 @@ def test_qgemm_without_bias_and_float64_accumulation():
     np.testing.assert_array_equal(out["y"][0], expected)
 
 
+def test_unpadded_qconv_centres_its_input_when_raw_sums_need_float64():
+    """u8 with z_x = 128: centred sums reach 127·600·128 < 2^24 (float32), raw ones
+    127·600·255 ≥ 2^24, so the layer centres its input instead of folding z_x
+    into the bias (which an unpadded layer does otherwise)."""
+    cin, cout = 600, 3
+    x = RNG.integers(0, 256, (1, cin, 1, 2)).astype(np.uint8)
+    w = np.where(RNG.random((cout, cin, 1, 1)) < 0.5, 127, -127).astype(np.int8)
+    bias = np.array([5, -7, 0])
+    m, n = quantize_multipliers(np.array([1e-4, 2e-4, 3e-4]))
+    expected = conv_reference(x, w, bias, m, n, 128, 1, 0, 255, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    b = ProgramBuilder()
+    params = dict(kernel_shape=(1, 1), strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1,
+                  channels_last=0, x_zero_point=128, y_zero_point=1, out_min=0, out_max=255,
+                  out_dtype=DTYPE_CODES["u8"])
+    y = mac_layer(b, "QConv", b.input("x", "u8", x.shape), w, bias, m, n, expected.shape, params, out_dtype="u8")
+    out, _ = simulate(b.program(y), {"x": x})
+    np.testing.assert_array_equal(out["y"], expected)
+
+
 def test_requantizer_equals_the_shared_primitive():
     """Folding the bias into the rounding constant changes nothing, at the extremes too."""
     acc = np.concatenate([RNG.integers(-2**31 + 2**20, 2**31 - 2**20, (500, 4)),
@@ -145,6 +167,12 @@ def test_requantizer_equals_the_shared_primitive():
     out = np.empty(acc.shape, np.int64)
     Requantizer(bias, m, n, 3, -128, 127)(acc.astype(np.float64), out)
     np.testing.assert_array_equal(out, requantize(acc + bias, m, n, 3, -128, 127))
+    folded = Requantizer(bias[1:], m[1:], n[1:], 3, -128, 127, bound=2**31 - 2**20, period=2)  # z_y in the offset
+    assert folded.tail.after == 0 and Requantizer(bias, m, n, 3, -128, 127).tail.after == 3
+    pairs = acc[:500, 1:].reshape(250, 2, 3)  # [rows, period, C]
+    out = np.empty(pairs.shape, np.int64)
+    folded(pairs.astype(np.float64), out)
+    np.testing.assert_array_equal(out, requantize(pairs + bias[1:], m[1:], n[1:], 3, -128, 127))
 
 
 # -- PPU layers -------------------------------------------------------------------------
