@@ -11,6 +11,8 @@ import math
 
 from .program import ITEMSIZE, LayerDesc, Program
 
+EXTERNAL_ALIGN_SLACK = 64  # bytes per external tensor allowed for alignment gaps
+
 
 def _nbytes(dtype: int, shape) -> int:
     return math.prod(shape) * ITEMSIZE[dtype]
@@ -44,6 +46,7 @@ def check_program(p: Program, fail) -> None:
     if active - written:
         fail(2, f"activation tensor {min(active - written)} is neither a program input nor written by a layer")
     _check_overlap(p, fail)
+    _check_external_size(p, fail)
 
 
 def _check_tiling(p: Program, layer: LayerDesc, what: str, fail) -> None:
@@ -100,6 +103,18 @@ def _external_groups(p: Program) -> list[tuple[int, int, int, int, str]]:
         span[t][1] = len(p.layers)
     return [(p.tensors[t].offset, _nbytes(p.tensors[t].dtype, p.tensors[t].shape), first, last, p.tensors[t].name)
             for t, (first, last) in span.items() if p.tensors[t].external]
+
+
+def _check_external_size(p: Program, fail) -> None:
+    """External memory ends within the external tensors' summed bytes plus 64 per
+    tensor (a planner places each one at most past all earlier ones, aligned), so
+    a blob cannot make the simulator allocate more than its tensors need."""
+    groups = _external_groups(p)
+    end = max((offset + size for offset, size, *_ in groups), default=0)
+    room = sum(size for _, size, *_ in groups) + EXTERNAL_ALIGN_SLACK * len(groups)
+    if end > room:
+        fail(2, f"external tensors reach byte {end} of external memory, more than the {room} bytes "
+                "they need together")
 
 
 def _check_overlap(p: Program, fail) -> None:

@@ -60,7 +60,7 @@ def build_tiled(layer: LayerDesc, program: Program, arrays: list, sram: np.ndarr
         raise error(f"has weight chunks of {[w.shape[0] for w in chunk_weights]} channels for {channels} outputs")
     whole = _weights(layer, program, layer.weights, decode, hw, hw.weight_sram_bytes) if layer.weights >= 0 else None
     steps = pieces(out_shape[t.axis] if t.rows else None, t.rows, [w.shape[0] for w in chunk_weights])
-    halves = min(2, len(steps))
+    halves = min(2, max(len(steps), 1))  # a piece per half of the staging area, one when alone
     half = t.staging_bytes // halves if t.staging >= 0 else 0
     prepared = [_piece(layer, program, arrays, sram, p, chunk_weights, whole, hw, (t.staging + p.index % 2 * half,
                                                                                       half), error)

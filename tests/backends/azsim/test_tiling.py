@@ -235,6 +235,18 @@ def test_a_corrupt_tiling_record_is_refused(tiled_compile):
         read_blob(write_blob(dataclasses.replace(program, layers=layers)))
 
 
+def test_an_external_tensor_far_past_the_others_is_refused(tiled_compile):
+    """A blob cannot make the simulator allocate more external memory than its
+    external tensors need (4 GiB from one offset otherwise)."""
+    folder, _ = tiled_compile
+    program = read_blob((folder / "out" / "model.azb").read_bytes())
+    index = next(i for i, t in enumerate(program.tensors) if t.external)
+    far = dataclasses.replace(program.tensors[index], offset=(1 << 32) - 4096)
+    tensors = program.tensors[:index] + (far,) + program.tensors[index + 1:]
+    with pytest.raises(nnc.BlobError, match="external memory"):
+        read_blob(write_blob(dataclasses.replace(program, tensors=tensors)))
+
+
 def _with_tiling(program, pick, change):
     index = next(i for i, layer in enumerate(program.layers) if layer.tiling and pick(layer))
     layer = program.layers[index]
