@@ -235,3 +235,19 @@ def test_recurrent_op_is_one_cli_error(tmp_path, capsys):
     assert code == 2 and len(lines) == 1
     assert "GRU node" in lines[0] and "no QDQ ONNX form" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("form", ["qdq", "integer"])
+def test_a_constant_graph_output_is_written(form, tmp_path):
+    """A graph output that is a constant stays an initializer the file returns."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Identity", ["c"], ["z"])], "constant_output",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("z", TensorProto.FLOAT, [2])],
+        [numpy_helper.from_array(np.array([1.5, -2.0], np.float32), "c")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    result = nnc.compile(tmp_path / "m.onnx", target="onnx", output_dir=tmp_path / "out", onnx_form=form)
+    written = onnx.load(str(tmp_path / "out" / "m.onnx"))
+    onnx.checker.check_model(written, full_check=True)
+    assert result.report["verification"]["vs_reference"]["bit_exact"]

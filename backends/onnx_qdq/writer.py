@@ -104,7 +104,7 @@ def build_model(live: Graph, writers: dict[str, Writer], doc: str) -> onnx.Model
     builder = OnnxBuilder(live)
     for node in live.nodes():
         writers[node.op](builder, node)
-    read = {name for node in builder.nodes for name in node.input}
+    read = {name for node in builder.nodes for name in node.input} | set(live.outputs)  # a constant output too
     constants = [t for t in live.tensors.values() if t.is_constant and t.name in read]
     initializers = [numpy_helper.from_array(t.data, t.name) for t in constants] + builder.initializers
     inner = [t for t in live.tensors if t not in live.inputs and t not in live.outputs
