@@ -313,28 +313,11 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     tgt = get_target(opts.target, opts)
     if output_dir is not None:
         output_folder.check(Path(output_dir), Path(model))
-    say(f"loading {model}")
-    original, whole = _named(load_model_file(model, opts.input_shapes), opts.name), None
-    report_budget = choice = None
-    with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory() as scratch:
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NncWarning)
-        if opts.stream:
-            ranges = str(Path(scratch) / "ranges.json")
-            say("compiling the whole-sequence graph (streaming reference)")
-            whole = PassManager(parse_pipeline(default_pipeline(tgt, opts, "whole", ranges))).run(original.copy())
-            whole_original = original
-            original = _named(load(model, {**(opts.input_shapes or {}), **opts.stream}, frozenset(opts.stream)),
-                              opts.name)
-            passes = parse_pipeline(default_pipeline(tgt, opts, "chunk", ranges))
-        else:
-            choice = _budget_search(original, opts, say)
-            passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice) if opts.pipeline is None
-                                    else opts.pipeline)
-        say(f"running pipeline {format_pipeline(passes)}")
-        manager, graph = _run_passes(passes, original, opts, dump, say)
-        if choice is not None:
-            passes, manager, graph, report_budget = _fit_budget(tgt, opts, original, choice, manager, graph, dump,
-                                                                say)
+        piped = _run_pipeline(model, opts, tgt, dump, say)
+    original, whole, whole_original, graph = piped.original, piped.whole, piped.whole_original, piped.graph
+    passes, manager, report_budget = piped.passes, piped.manager, piped.budget
     exported, graph = graph, _reference_graph(tgt, graph)
     report = build_report(Path(model), opts.target, graph, format_pipeline(passes),
                           [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
@@ -373,6 +356,60 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     if report["quality_gate"] and not report["quality_gate"]["passed"]:
         raise QualityGateError(report["quality_gate"]["reason"], result)
     return result
+
+
+@dataclass
+class _Piped:
+    """What the pipeline made of a model: the graph as loaded (`original`), the
+    compiled `graph`, the passes and their manager; for a streaming compile the
+    whole-sequence graph and its original; the budget search's report entry."""
+
+    original: Graph
+    graph: Graph
+    passes: list
+    manager: PassManager
+    whole: Graph | None
+    whole_original: Graph | None
+    budget: dict | None
+
+
+def compile_graph(model: str | Path, options: CompileOptions) -> Graph:
+    """The compiled graph of `model` under `options` (target, compression,
+    calib, ...): the pipeline only. Nothing is written, verified, lowered or
+    run, so an az-sim machine plays no part. Raises an NncError subclass on bad
+    input; warnings are issued, not recorded."""
+    from nnc.backends import get_target
+
+    try:
+        return _run_pipeline(model, options, get_target(options.target, options), None, lambda message: None).graph
+    except UnsupportedError as exc:
+        raise UnsupportedError(f"target {options.target}: {exc}") from None
+
+
+def _run_pipeline(model: str | Path, opts: CompileOptions, tgt, dump, say: Progress) -> _Piped:
+    """Load `model` and run the pipeline `opts` asks for (streaming, budget search included)."""
+    say(f"loading {model}")
+    original, whole = _named(load_model_file(model, opts.input_shapes), opts.name), None
+    report_budget = choice = whole_original = None
+    with tempfile.TemporaryDirectory() as scratch:
+        if opts.stream:
+            ranges = str(Path(scratch) / "ranges.json")
+            say("compiling the whole-sequence graph (streaming reference)")
+            whole = PassManager(parse_pipeline(default_pipeline(tgt, opts, "whole", ranges))).run(original.copy())
+            whole_original = original
+            original = _named(load(model, {**(opts.input_shapes or {}), **opts.stream}, frozenset(opts.stream)),
+                              opts.name)
+            passes = parse_pipeline(default_pipeline(tgt, opts, "chunk", ranges))
+        else:
+            choice = _budget_search(original, opts, say)
+            passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice) if opts.pipeline is None
+                                    else opts.pipeline)
+        say(f"running pipeline {format_pipeline(passes)}")
+        manager, graph = _run_passes(passes, original, opts, dump, say)
+        if choice is not None:
+            passes, manager, graph, report_budget = _fit_budget(tgt, opts, original, choice, manager, graph, dump,
+                                                                say)
+    return _Piped(original, graph, passes, manager, whole, whole_original, report_budget)
 
 
 def _run_passes(passes, original: Graph, opts: CompileOptions, dump,

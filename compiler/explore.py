@@ -3,14 +3,16 @@ point compiled and simulated, and the Pareto front of energy, latency, stored
 bytes and output error.
 
 Steps:
-- the sweep (explore_spec.py) and the output folder are checked before any work;
+- the sweep (explore_spec.py), the output folder, the model and the sample
+  files are checked before any work (a bad one is one NncError);
 - the model and sample files become one workload (explore_worker.py) that each
   worker receives once; the points run in this process, a local process pool
   or Ray (explore_runners.py), each compression setting compiled once per
   worker and simulated per machine;
 - the results are ordered by point, the front taken over the successful ones
   (explore_pareto.py), and points.csv, front.csv, front.svg and explore.json are
-  written through the output folder's staging and manifest (output_folder.py).
+  written through the output folder's staging and manifest (output_folder.py);
+  when no point succeeded, nothing is written and ExploreError is raised.
 
 Invariant: the CSVs and the SVG are functions of the model, the samples and
 the sweep only (no times, no runner), byte-identical for any --jobs and with or
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__, output_folder
-from .errors import NncWarning, OptionError
+from .errors import NncError, NncWarning, OptionError
 from .explore_pareto import pareto_front
 from .explore_plot import front_svg
 from .explore_runners import run_points
@@ -42,6 +44,10 @@ FILES = ("points.csv", "front.csv", "front.svg", "explore.json")
 # most samples the output error is measured on by default (each is one simulation per point)
 DEFAULT_SAMPLES = 16
 MAX_JOBS = 256
+
+
+class ExploreError(NncError):
+    """Every point of the sweep failed (the message gives the first reason)."""
 
 
 @dataclass
@@ -78,6 +84,7 @@ def explore(model: str | Path, output_dir: str | Path | None, axes: dict[str, st
     if calib is None and inputs is None:
         warnings.warn("no --calib or --inputs: points are calibrated and measured on synthetic random samples",
                       NncWarning)
+    _check_files(model, _path(calib), _path(inputs), input_shapes)
     workload = read_workload(model, _path(calib), _path(inputs), fixed, samples, sweep.base)
     start = time.perf_counter()
     done = []
@@ -92,6 +99,10 @@ def explore(model: str | Path, output_dir: str | Path | None, axes: dict[str, st
     ok = [row for row in rows if row["status"] == "ok"]
     front = [ok[i]["index"] for i in pareto_front([[row[k] for k in OBJECTIVES] for row in ok])]
     result = ExploreResult(rows, front, sweep)
+    if not ok:
+        first = rows[0]
+        raise ExploreError(f"all {len(rows)} points failed, nothing written; point {first['index']} "
+                           f"({first['label']}): {first['reason']}")
     result.report = _report(model, sweep, rows, front, jobs, ray, time.perf_counter() - start, samples)
     if output_dir is not None:
         result.output_dir, result.artifacts = Path(output_dir), _write(Path(output_dir), model, result, points)
@@ -107,6 +118,18 @@ def _check_arguments(model: Path, output_dir, samples: int, jobs: int) -> None:
         raise OptionError(f"samples must be in 1..100000, got {samples}")
     if output_dir is not None:
         output_folder.check(Path(output_dir), model)
+
+
+def _check_files(model: Path, calib: Path | None, inputs: Path | None, input_shapes) -> None:
+    """Load the model and the samples here, once, so that a bad file is one
+    error naming it, not a failure of every point in a worker's temporary copy."""
+    from .frontend.model_file import load_model_file
+    from .verification import load_samples
+
+    graph = load_model_file(model, input_shapes)
+    for path in (calib, inputs):
+        if path is not None:
+            load_samples(path, graph)
 
 
 def _path(value) -> Path | None:

@@ -28,8 +28,3 @@ def pareto_front(rows) -> list[int]:
             front.append(i)
     return front
 
-
-def dominates(a, b) -> bool:
-    """True when objective vector `a` dominates `b` (all <=, one <)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return bool(np.all(a <= b) and np.any(a < b))

@@ -98,22 +98,15 @@ def build_sweep(axes: dict[str, str | list], sweep_file: Path | None = None, bas
         table[field_name] = _split(values, name) if isinstance(values, str) else list(values)
         if not table[field_name]:
             raise OptionError(f"sweep {name}: no values")
-    sweep = Sweep(_compression_axes(compression, options or {}), _hardware_axes(hardware, base), base)
-    _check_count(sweep)
-    return sweep
+    _check_count([len(v) for v in (*compression.values(), *hardware.values())])  # before checking combinations
+    return Sweep(_compression_axes(compression, options or {}), _hardware_axes(hardware, base), base)
 
 
 def _read_sweep_file(path: Path) -> tuple[dict, dict]:
     """The file's [compression] and [hardware] tables as {field: [values]}."""
-    import tomllib
+    from nnc.backends.azsim.hardware import read_toml
 
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise OptionError(f"sweep file {path}: cannot read it ({exc.strerror or exc})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise OptionError(f"sweep file {path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "sweep file")
     unknown = sorted(set(data) - {"compression", "hardware"})
     if unknown or not all(isinstance(data.get(t, {}), dict) for t in ("compression", "hardware")):
         raise OptionError(f"sweep file {path}: expected only the tables [compression] and [hardware], "
@@ -234,11 +227,12 @@ def _distinct(name: str, values: list) -> tuple:
     return tuple(values)
 
 
-def _check_count(sweep: Sweep) -> None:
-    count = math.prod(len(v) for v in (*sweep.compression.values(), *sweep.hardware.values()))
+def _check_count(sizes: list[int]) -> None:
+    """The sweep's point count (the product of its axes' lengths) against MAX_EXPLORE_POINTS."""
+    count = math.prod(sizes)
     if count > MAX_EXPLORE_POINTS:
-        sizes = " x ".join(str(len(v)) for v in (*sweep.compression.values(), *sweep.hardware.values()))
-        raise OptionError(f"sweep has {count:,} points ({sizes}), past nnc's limit of {MAX_EXPLORE_POINTS:,} "
+        shown = " x ".join(map(str, sizes))
+        raise OptionError(f"sweep has {count:,} points ({shown}), past nnc's limit of {MAX_EXPLORE_POINTS:,} "
                           "(docs/limits.md); sweep fewer values")
 
 

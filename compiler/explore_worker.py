@@ -8,8 +8,10 @@ Invariants:
   writes them once into its own temporary folder.
 - Each worker compiles a compression setting once (the last COMPILED_CACHE
   settings are kept) and reuses the compiled integer graph for every machine;
-  the blob is lowered again per machine by the az-sim target built for it
-  (`--hw` semantics), then run by `BlobRunner`, as `nnc run` would.
+  the blob is lowered again per machine, exactly as the az-sim target lowers
+  it for `--hw` (to_program, write_blob), then run by `BlobRunner`, as
+  `nnc run` would. Compiling runs the pipeline only (driver.compile_graph):
+  nothing is lowered or simulated on any other machine.
 - BLAS runs on one thread inside a point, so a result depends on the point
   alone, never on which worker ran it or how many run at once.
 - A point that nnc refuses (an NncError: a layer too big for the weight SRAM,
@@ -83,7 +85,7 @@ class _Context:
         self.compiled: OrderedDict = OrderedDict()
 
     def compiled_graph(self, setting: tuple) -> tuple:
-        """(graph, stored weight bytes) of a compression setting, or (None, reason)."""
+        """(graph, "") of a compression setting, or (None, reason)."""
         if setting not in self.compiled:
             self.compiled[setting] = self._compile(dict(setting))
             while len(self.compiled) > COMPILED_CACHE:
@@ -92,15 +94,14 @@ class _Context:
         return self.compiled[setting]
 
     def _compile(self, setting: dict) -> tuple:
-        from .driver import compile as compile_model
+        from .driver import CompileOptions, compile_graph
 
         files = {role: str(self.paths[role]) for role in ("calib",) if role in self.paths}
         try:
-            result = compile_model(self.paths["model"], "az-sim", None, verify=False,
-                                   **self.workload.options, **files, **setting)
+            options = CompileOptions(target="az-sim", **self.workload.options, **files, **setting)
+            return compile_graph(self.paths["model"], options), ""
         except NncError as exc:
             return None, _one_line(exc)
-        return result.graph, result.report["weights"]["stored_bytes"]
 
 
 _CONTEXTS: dict[str, _Context] = {}
@@ -108,20 +109,27 @@ _CONTEXTS: dict[str, _Context] = {}
 
 def evaluate(workload: Workload, point) -> dict:
     """The point's metrics, or {"status": "failed", "reason": ...}."""
+    with _one_thread(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            context = _context(workload)
+        except NncError as exc:  # the caller loaded the files first, so a user's mistake rarely gets here
+            return {"index": point.index, "status": "failed", "reason": f"workload: {_one_line(exc)}"}
+        graph, reason = context.compiled_graph(point.compression)
+        if graph is None:
+            return {"index": point.index, "status": "failed", "reason": f"compile: {reason}"}
+        try:
+            return {"index": point.index, "status": "ok", "reason": "", **_simulate(context, graph, point)}
+        except NncError as exc:
+            return {"index": point.index, "status": "failed", "reason": _one_line(exc)}
+
+
+def _context(workload: Workload) -> _Context:
+    """This process's context of `workload` (built on first use; one kept)."""
     if workload.digest not in _CONTEXTS:
         _CONTEXTS.clear()
         _CONTEXTS[workload.digest] = _Context(workload)
-    context = _CONTEXTS[workload.digest]
-    with _one_thread(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        graph, stored = context.compiled_graph(point.compression)
-        if graph is None:
-            return {"index": point.index, "status": "failed", "reason": f"compile: {stored}"}
-        try:
-            return {"index": point.index, "status": "ok", "reason": "",
-                    **_simulate(context, graph, point), "weight_bytes": stored}
-        except NncError as exc:
-            return {"index": point.index, "status": "failed", "reason": _one_line(exc)}
+    return _CONTEXTS[workload.digest]
 
 
 def _simulate(context: _Context, graph, point) -> dict:
@@ -134,7 +142,7 @@ def _simulate(context: _Context, graph, point) -> dict:
     base = context.workload.base
     machine_name = f"{base['name']} point {point.index}"[-MAX_NAME_LENGTH:]  # errors name the point's machine
     machine = Hardware(**{**base, **dict(point.hardware), "name": machine_name})
-    blob = _lower(graph, machine, dict(point.compression).get("pack", "auto"), Path(context.folder.name))
+    program, blob = lower(graph, machine, dict(point.compression).get("pack", "auto"))
     runner = BlobRunner(blob, machine)
     runs = [runner.run(sample) for sample in context.samples]
     outputs = [{name: value for name, value in out.items() if name in context.truth[0]} for out, _ in runs]
@@ -148,34 +156,30 @@ def _simulate(context: _Context, graph, point) -> dict:
             "error": _relative_l2(truth, got), "cosine": metrics["cosine"],
             "top1_agreement": metrics["top1_agreement"], "cycles": cycles,
             "macs_executed": float(np.mean([s.macs_executed for s in stats])),
-            "bytes_loaded": float(np.mean([s.bytes_loaded for s in stats]))}
+            "bytes_loaded": float(np.mean([s.bytes_loaded for s in stats])),
+            "weight_bytes": _stored_bytes(graph, program)}
 
 
-def _lower(graph, machine, pack: str, scratch: Path) -> bytes:
-    """The blob of `graph` for `machine`: the az-sim target of `--hw FILE` emits it."""
-    from nnc.backends import get_target
+def lower(graph, machine, pack: str) -> tuple:
+    """(program, blob) of `graph` for `machine`: what the az-sim target built
+    with `--hw` for that machine and `--pack pack` emits, byte for byte."""
+    from nnc.backends.azsim.blob import write_blob
+    from nnc.backends.azsim.lowering import to_program
 
-    from .driver import CompileOptions
-
-    with tempfile.TemporaryDirectory(dir=scratch) as folder:
-        hw_file = Path(folder) / "hw.toml"
-        hw_file.write_text(hardware_toml(machine), encoding="utf-8")
-        target = get_target("az-sim", CompileOptions(target="az-sim", hw=hw_file, pack=pack))
-        return (Path(folder) / target.emit(graph, Path(folder), "model")[0]).read_bytes()
+    program = to_program(graph, pack, machine)
+    return program, write_blob(program)
 
 
-def hardware_toml(machine) -> str:
-    """A hardware description (`--hw` file) of every field of `machine`."""
-    import dataclasses
-    import json
+def _stored_bytes(graph, program) -> int:
+    """The weight bytes `program` stores, a tensor that layers share counted once
+    (as report["weights"]["stored_bytes"] of `nnc compile` for that machine)."""
+    from nnc.backends.azsim.program import weight_encodings
 
-    lines = []
-    for f in dataclasses.fields(machine):
-        value = getattr(machine, f.name)
-        shown = str(value).lower() if isinstance(value, bool) else json.dumps(value) if isinstance(value, str) \
-            else repr(value)
-        lines.append(f"{f.name} = {shown}")
-    return "\n".join(lines) + "\n"
+    from .report import layer_weights
+
+    encodings = weight_encodings(program)
+    first_reader = {tensor.name: layer for layer, tensor in reversed(layer_weights(graph).items())}
+    return sum(encodings[layer][2] for layer in first_reader.values() if layer in encodings)
 
 
 def _relative_l2(truth: np.ndarray, got: np.ndarray) -> float:

@@ -12,7 +12,7 @@ import pytest
 from nnc.cli import run_cli
 from nnc.errors import OptionError
 from nnc.explore import explore
-from nnc.explore_pareto import dominates, pareto_front
+from nnc.explore_pareto import pareto_front
 from nnc.explore_spec import build_sweep
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "01-tiny-cnn"
@@ -34,7 +34,7 @@ def one_job(tmp_path_factory):
 def test_front_keeps_only_undominated_rows():
     rows = [[1, 5], [2, 2], [5, 1], [3, 3], [2, 2.5]]
     assert pareto_front(rows) == [0, 1, 2]
-    assert dominates([2, 2], [3, 3]) and not dominates([1, 5], [5, 1])
+    assert pareto_front([[3, 3], [2, 2]]) == [1] and pareto_front([[1, 5], [5, 1]]) == [0, 1]
 
 
 def test_front_keeps_equal_rows_and_handles_edges():
@@ -164,3 +164,72 @@ def test_tasks_keep_a_compression_setting_together():
     assert tasks(1) == tasks(2) == [[0, 1, 2], [3, 4, 5]]
     assert tasks(4) == [[0, 1], [2], [3, 4], [5]]
     assert sorted(i for task in tasks(8) for i in task) == list(range(6))
+
+
+# -- review fixes: compile once per setting, lower per machine, fail early -------------
+
+def test_worker_blob_equals_compile_for_that_machine(tmp_path):
+    import dataclasses
+
+    from nnc.backends.azsim.hardware import load_hardware
+    from nnc.driver import CompileOptions, compile, compile_graph
+    from nnc.explore_worker import _stored_bytes, lower
+
+    compiled = compile(MODEL, "az-sim", tmp_path / "out", hw="large", calib=SAMPLES, weight_bits=4, verify=False)
+    graph = compile_graph(MODEL, CompileOptions(target="az-sim", calib=SAMPLES, weight_bits=4))
+    machine = dataclasses.replace(load_hardware("large"), name="az-large point 7")  # as a worker names it
+    program, blob = lower(graph, machine, "auto")
+    assert blob == (tmp_path / "out" / "tiny_cnn.azb").read_bytes()
+    assert _stored_bytes(graph, program) == compiled.report["weights"]["stored_bytes"]
+
+
+def test_model_that_fits_only_the_larger_base_machine(tmp_path):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    width = 140_000  # one output channel of int8 weights: past the default machine's weight SRAM, not large's
+    weights = numpy_helper.from_array(np.random.default_rng(0).standard_normal((1, width)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)], "big",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], [weights])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "big.onnx")
+    with pytest.warns(Warning):
+        result = explore(tmp_path / "big.onnx", None, {"bits": "8"}, hw="large", samples=1)
+    assert [row["status"] for row in result.points] == ["ok"], result.points[0]["reason"]
+    assert 0 < result.points[0]["weight_bytes"] <= width
+
+
+@pytest.mark.parametrize("bad", ["model", "calib"])
+def test_bad_model_or_samples_is_one_error_before_any_point(tmp_path, capsys, bad):
+    import numpy as np
+
+    model, calib = MODEL, SAMPLES
+    if bad == "model":
+        model = tmp_path / "garbage.onnx"
+        model.write_bytes(b"not an onnx model")
+    else:
+        calib = tmp_path / "wrong.npy"
+        np.save(calib, np.zeros((2, 3), np.float32))
+    code = run_cli(["explore", str(model), "-o", str(tmp_path / "out"), "--calib", str(calib), "--bits", "8"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("nnc: error:") and len(err.strip().splitlines()) == 1, err
+    assert "point" not in err and "nnc-explore-" not in err and "internal" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_point_failing_is_an_error_and_writes_nothing(tmp_path, capsys):
+    code = run_cli(["explore", str(MODEL), "-o", str(tmp_path / "out"), "--calib", str(SAMPLES), "-q",
+                    "--weight-sram", "1,2"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("nnc: error: all 2 points failed") and "point 0" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_point_limit_is_checked_before_the_combinations(monkeypatch):
+    import nnc.explore_spec as spec
+
+    monkeypatch.setattr(spec, "_compression_axes", lambda *a: pytest.fail("combinations checked first"))
+    values = ",".join(str(v / 1000) for v in range(40))
+    with pytest.raises(OptionError, match=r"sweep has 1,600 points \(40 x 40\)"):
+        build_sweep({"sparsity": values, "prune-channels": values})

@@ -93,20 +93,26 @@ def load_hardware(path: str | Path | None = None) -> Hardware:
         raise OptionError(f"hardware description {where}: {exc}") from None
 
 
-def _read_toml(path: Path) -> dict:
-    """The file's keys, checked against Hardware's fields (unknown keys, tables)."""
+def read_toml(path: Path, what: str) -> dict:
+    """The TOML file at `path` as a dict (tomllib, or tomli on Python 3.10);
+    an OptionError naming `what` ("hardware description", "sweep file") and the
+    path when it cannot be read or parsed."""
     if tomllib is None:  # pragma: no cover
-        raise OptionError("reading a hardware description needs Python 3.11+ or the 'tomli' package")
+        raise OptionError(f"reading a {what} needs Python 3.11+ or the 'tomli' package")
     try:
         with open(path, "rb") as handle:
-            values = tomllib.load(handle)
+            return tomllib.load(handle)
     except OSError as exc:
-        raise OptionError(f"hardware description {path}: cannot read it ({exc.strerror or exc})") from None
+        raise OptionError(f"{what} {path}: cannot read it ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
-        raise OptionError(f"hardware description {path}: not UTF-8 text (byte {exc.start}); "
-                          "a hardware description is a TOML file") from None
+        raise OptionError(f"{what} {path}: not UTF-8 text (byte {exc.start}); a {what} is a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise OptionError(f"hardware description {path}: not valid TOML ({exc})") from None
+        raise OptionError(f"{what} {path}: not valid TOML ({exc})") from None
+
+
+def _read_toml(path: Path) -> dict:
+    """The file's keys, checked against Hardware's fields (unknown keys, tables)."""
+    values = read_toml(path, "hardware description")
     known = hardware_fields()
     for key in values:
         if key not in known:
