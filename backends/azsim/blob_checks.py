@@ -62,12 +62,12 @@ def _check_tiling(p: Program, layer: LayerDesc, what: str, fail) -> None:
              f"needs rows >= 0, axis >= -1, an area inside the {p.activation_bytes}-byte arena or none")
 
 
-def _live_groups(p: Program) -> list[tuple[int, int, int, int, str]]:
-    """(offset, size, first step, last step, name) of each group of activation
-    tensors sharing SRAM: a Reshape output at its input's offset, of its size, is
-    a view and joins the input's group. A tensor is live from the layer that
-    writes it (0 for program inputs) to the last layer that reads it
-    (len(layers) for program outputs), both inclusive."""
+def _spans(p: Program) -> tuple[dict[int, list[int]], dict[int, int]]:
+    """([first step, last step] of each activation tensor, view -> the tensor whose
+    bytes it shares). A tensor is live from the layer that writes it (0 for
+    program inputs) to the last layer that reads it (len(layers) for program
+    outputs), both inclusive; a Reshape output at its input's offset, of its
+    size, is a view of the input."""
     span = {t: [0, 0] for t in p.inputs}
     root: dict[int, int] = {}
     for step, layer in enumerate(p.layers):
@@ -82,6 +82,13 @@ def _live_groups(p: Program) -> list[tuple[int, int, int, int, str]]:
                 root[layer.outputs[0]] = root.get(layer.inputs[0], layer.inputs[0])
     for t in p.outputs:
         span[t][1] = len(p.layers)
+    return span, root
+
+
+def _live_groups(p: Program) -> list[tuple[int, int, int, int, str]]:
+    """(offset, size, first step, last step, name) of each group of activation
+    tensors sharing SRAM (a tensor and its views, see _spans)."""
+    span, root = _spans(p)
     groups: dict[int, list] = {}
     for t, (first, last) in span.items():
         g = groups.setdefault(root.get(t, t), [first, last])
@@ -92,15 +99,7 @@ def _live_groups(p: Program) -> list[tuple[int, int, int, int, str]]:
 
 def _external_groups(p: Program) -> list[tuple[int, int, int, int, str]]:
     """(offset, size, first step, last step, name) of each external tensor."""
-    span = {t: [0, 0] for t in p.inputs}
-    for step, layer in enumerate(p.layers):
-        for t in layer.inputs:
-            if t in span:
-                span[t][1] = step
-        for t in layer.outputs:
-            span[t] = [step, step]
-    for t in p.outputs:
-        span[t][1] = len(p.layers)
+    span, _ = _spans(p)
     return [(p.tensors[t].offset, _nbytes(p.tensors[t].dtype, p.tensors[t].shape), first, last, p.tensors[t].name)
             for t, (first, last) in span.items() if p.tensors[t].external]
 
