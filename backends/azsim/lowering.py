@@ -55,7 +55,7 @@ from nnc import packing
 from .blob import MAX_RANK, OP_CODES
 from .hardware import Hardware
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, Tiling, WeightStream
-from .tile_plan import ActivationPlan, RowTiles, plan_activations, weight_chunks
+from .tile_plan import RowTiles, plan_activations, weight_chunks
 
 WEIGHTED = {"QConv": 1, "QGemm": 1}  # op -> position of its weight input
 # op -> positions (inputs, outputs) that may hold float tensors
@@ -80,7 +80,7 @@ def to_program(graph: Graph, pack: str = "auto", hw: Hardware | None = None) -> 
     chunks = {node.name: weight_chunks(node, graph.tensor(node.inputs[WEIGHTED[node.op]]).shape, hw)
               for node in nodes if hw is not None and node.op in WEIGHTED}
     chunks = {name: counts for name, counts in chunks.items() if counts}
-    plan = _plan_sram(graph, nodes, names, hw, chunks)
+    plan = plan_activations(graph, nodes, names, hw, chunks)  # step 3
     tensors = tuple(_tensor_desc(graph.tensor(n), plan.offsets.get(n, plan.external.get(n, -1)), n in plan.external)
                     for n in names)
     streams: dict[tuple[str, int, int], int] = {}
@@ -168,13 +168,6 @@ def _tensor_desc(t: Tensor, offset: int, external: bool) -> TensorDesc:
     if t.is_constant:
         data = np.ascontiguousarray(t.data, dtype=t.data.dtype.newbyteorder("<")).tobytes()
     return TensorDesc(t.name, DTYPE_CODES[t.dtype], t.shape, offset, scale, zero_point, data, external)
-
-
-# -- 3. activation SRAM ---------------------------------------------------------------
-def _plan_sram(graph: Graph, nodes: list[Node], names: list[str], hw: Hardware | None,
-               chunks: dict[str, list[int]]) -> ActivationPlan:
-    """Where each activation tensor lives, and the row tiles; see step 3."""
-    return plan_activations(graph, nodes, names, hw, chunks)
 
 
 # -- 4. layers and 5. weight streams ----------------------------------------------------

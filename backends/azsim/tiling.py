@@ -68,9 +68,9 @@ def pieces(out_size: int | None, rows: int, chunk_counts: list[int]) -> list[Pie
             for i, ((chunk, channels), tile) in enumerate((c, t) for c in chunks for t in tiles)]
 
 
-def spatial_geometry(params: dict, axis: int, rank: int) -> tuple[int, int, int, int, int, int]:
+def spatial_geometry(params: dict, axis: int) -> tuple[int, int, int, int, int, int]:
     """(spatial index a, kernel, stride, dilation, pad_begin, spatial rank) of a
-    windowed op along output axis `axis` of a rank-`rank` tensor."""
+    windowed op along output axis `axis`."""
     first = 1 if params.get("channels_last", 0) else 2
     a = axis - first
     kernel = tuple(params["kernel_shape"])
@@ -89,10 +89,9 @@ def halo(rows: tuple[int, int], in_size: int, kernel: int, stride: int, dilation
     return i0, i1, i0 - start, end - i1
 
 
-def windowed_params(params: dict, axis: int, rank: int, rows: tuple[int, int],
-                    in_size: int) -> tuple[dict, tuple[int, int]]:
+def windowed_params(params: dict, axis: int, rows: tuple[int, int], in_size: int) -> tuple[dict, tuple[int, int]]:
     """(the piece's params, its input rows) for a windowed op's row tile."""
-    a, kernel, stride, dilation, pad_begin, nd = spatial_geometry(params, axis, rank)
+    a, kernel, stride, dilation, pad_begin, nd = spatial_geometry(params, axis)
     i0, i1, begin, end = halo(rows, in_size, kernel, stride, dilation, pad_begin)
     pads = list(params["pads"])
     pads[a], pads[a + nd] = begin, end
@@ -164,7 +163,7 @@ def piece_view(op: str, params: dict, in_shapes: list[tuple[int, ...] | None], o
             if shape is None:
                 continue
             if pos == 0 and is_windowed(op, params, axis):
-                params, (i0, i1) = windowed_params(params, axis, rank, piece.rows, shape[axis])
+                params, (i0, i1) = windowed_params(params, axis, piece.rows, shape[axis])
                 inputs[0] = _with(rank, axis, slice(i0, i1))
             elif (a := follows_rows(shape, out_shape, axis)) is not None:
                 inputs[pos] = _with(len(shape), a, slice(*piece.rows))
