@@ -25,7 +25,7 @@ import onnx
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph
 
-from .writer import WRITERS, Writer, build_model
+from .writer import WRITERS, Writer, build_model, registrar
 
 INTEGER_WRITERS: dict[str, Writer] = {}
 
@@ -36,15 +36,7 @@ DATA_OPS = ("Reshape", "Transpose", "Concat", "Pad", "Slice", "Split", "Gather",
             "MaxPool", "GlobalMaxPool", "Clip", "Cast")
 
 
-def integer_writes(*ops: str):
-    """Register the decorated function as the integer form's writer of `ops`."""
-
-    def decorate(fn: Writer) -> Writer:
-        for op in ops:
-            INTEGER_WRITERS[op] = fn
-        return fn
-
-    return decorate
+integer_writes = registrar(INTEGER_WRITERS)  # the integer form's writers
 
 
 def to_integer_onnx(graph: Graph) -> onnx.ModelProto:

@@ -33,15 +33,20 @@ Writer = Callable[["OnnxBuilder", Node], None]
 WRITERS: dict[str, Writer] = {}
 
 
-def writes(*ops: str):
-    """Register the decorated function as the writer of the named IR ops."""
+def registrar(table: dict[str, Writer]):
+    """A decorator factory: `@registrar(table)(*ops)` enters the function as `table`'s writer of `ops`."""
 
-    def decorate(fn: Writer) -> Writer:
-        for op in ops:
-            WRITERS[op] = fn
-        return fn
+    def register(*ops: str):
+        def decorate(fn: Writer) -> Writer:
+            for op in ops:
+                table[op] = fn
+            return fn
+        return decorate
 
-    return decorate
+    return register
+
+
+writes = registrar(WRITERS)  # the QDQ form's writers
 
 
 class OnnxBuilder:
