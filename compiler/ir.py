@@ -1,13 +1,13 @@
 """The graph IR: tensors, nodes and the graph that connects them.
 
-A `Graph` is a networkx MultiDiGraph whose vertices are node names; an edge
-producer -> consumer exists for every tensor one node passes to another (the edge
-key is the tensor name). Tensors live in `Graph.tensors`. Invariants that the
+A `Graph` holds its nodes by name; node A precedes node B when B reads a tensor
+A produces (`producer`/`consumers` index those links). Tensors live in
+`Graph.tensors`. Invariants that the
 mutation methods keep and `verifier.verify` checks:
 
 - every tensor is produced by at most one node, and graph inputs and constants by none;
 - node and tensor names are unique;
-- the networkx edges always agree with the nodes' input and output lists;
+- the producer and consumer indexes always agree with the nodes' input and output lists;
 - `states` pairs a graph input with a graph output of the same type that a
   caller feeds back into it on the next run (a recurrent state exposed for
   streaming, passes/expose_states.py); passes keep input and output names, so
@@ -19,10 +19,10 @@ mutation methods keep and `verifier.verify` checks:
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-import networkx as nx
 import numpy as np
 
 from . import dtypes
@@ -106,10 +106,11 @@ class Graph:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     states: list[tuple[str, str]] = field(default_factory=list)  # (input, output) pairs a caller feeds back
-    _nx: nx.MultiDiGraph = field(default_factory=nx.MultiDiGraph, repr=False)
+    _nodes: dict[str, Node] = field(default_factory=dict, repr=False)  # in insertion order
+    _seq: dict[str, int] = field(default_factory=dict, repr=False)  # insertion number per node
     _producer: dict[str, str] = field(default_factory=dict, repr=False)
     _consumers: dict[str, list[str]] = field(default_factory=dict, repr=False)
-    _seq: int = field(default=0, repr=False)
+    _inserted: int = field(default=0, repr=False)
 
     # -- tensors -------------------------------------------------------------
     def add_tensor(self, tensor: Tensor) -> Tensor:
@@ -139,21 +140,20 @@ class Graph:
         return _unique(base, self.tensors)
 
     def unique_node_name(self, base: str) -> str:
-        return _unique(base, self._nx.nodes)
+        return _unique(base, self._nodes)
 
     # -- nodes ---------------------------------------------------------------
     def add_node(self, node: Node) -> Node:
-        if node.name in self._nx:
+        if node.name in self._nodes:
             raise IRError(f"node {node.name!r} is defined twice")
         for out in node.outputs:
             if out and out in self._producer:
                 raise IRError(f"tensor {out!r} is produced twice")
-        self._nx.add_node(node.name, node=node, seq=self._seq)
-        self._seq += 1
+        self._nodes[node.name] = node
+        self._seq[node.name] = self._inserted
+        self._inserted += 1
         for out in filter(None, node.outputs):  # "" is an omitted output
             self._producer[out] = node.name
-            for consumer in self._consumers.get(out, []):
-                self._nx.add_edge(node.name, consumer, key=out)
         self._connect_inputs(node)
         return node
 
@@ -162,7 +162,7 @@ class Graph:
         self._disconnect_inputs(node)
         for out in filter(None, node.outputs):
             del self._producer[out]
-        self._nx.remove_node(name)
+        del self._nodes[name], self._seq[name]
 
     def set_inputs(self, node: Node, inputs: list[str]) -> None:
         self._disconnect_inputs(node)
@@ -177,7 +177,7 @@ class Graph:
 
     def node(self, name: str) -> Node:
         try:
-            return self._nx.nodes[name]["node"]
+            return self._nodes[name]
         except KeyError:
             raise IRError(f"unknown node {name!r}") from None
 
@@ -194,22 +194,35 @@ class Graph:
 
     def nodes(self) -> list[Node]:
         """All nodes in deterministic topological order (see module docstring)."""
-        try:
-            order = nx.lexicographical_topological_sort(self._nx, key=lambda n: self._nx.nodes[n]["seq"])
-            return [self.node(n) for n in order]
-        except nx.NetworkXUnfeasible:
-            raise IRError(f"graph {self.name!r} has a cycle") from None
+        waiting = {}  # node name -> producers of its inputs not yet placed
+        readers: dict[str, list[str]] = {}
+        for name, node in self._nodes.items():
+            producers = {self._producer[t] for t in node.inputs if t in self._producer}
+            waiting[name] = len(producers)
+            for producer in producers:
+                readers.setdefault(producer, []).append(name)
+        ready = [(self._seq[name], name) for name, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            name = heapq.heappop(ready)[1]
+            order.append(self._nodes[name])
+            for reader in readers.get(name, ()):
+                waiting[reader] -= 1
+                if waiting[reader] == 0:
+                    heapq.heappush(ready, (self._seq[reader], reader))
+        if len(order) != len(self._nodes):
+            raise IRError(f"graph {self.name!r} has a cycle")
+        return order
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes())
 
     def __len__(self) -> int:
-        return self._nx.number_of_nodes()
+        return len(self._nodes)
 
-    @property
-    def nx_graph(self) -> nx.MultiDiGraph:
-        """The underlying networkx graph (read it; mutate through Graph methods)."""
-        return self._nx
+    def has_node(self, name: str) -> bool:
+        return name in self._nodes
 
     # -- whole-graph helpers -------------------------------------------------
     def remove_dead(self) -> None:
@@ -222,7 +235,7 @@ class Graph:
                     self.remove_node(node.name)
                     changed = True
         used = set(self.inputs) | set(self.outputs) | set(self._producer)
-        used |= {t for n in self._nx.nodes for t in self.node(n).inputs if t}
+        used |= {t for node in self._nodes.values() for t in node.inputs if t}
         self.tensors = {k: v for k, v in self.tensors.items() if k in used}
 
     def copy(self) -> "Graph":
@@ -241,9 +254,6 @@ class Graph:
             if not tensor:
                 continue
             self._consumers.setdefault(tensor, []).append(node.name)
-            producer = self._producer.get(tensor)
-            if producer is not None:
-                self._nx.add_edge(producer, node.name, key=tensor)
 
     def _disconnect_inputs(self, node: Node) -> None:
         for tensor in node.inputs:
@@ -252,9 +262,6 @@ class Graph:
             self._consumers[tensor].remove(node.name)
             if not self._consumers[tensor]:
                 del self._consumers[tensor]
-            producer = self._producer.get(tensor)
-            if producer is not None and self._nx.has_edge(producer, node.name, key=tensor):
-                self._nx.remove_edge(producer, node.name, key=tensor)
 
 
 def _unique(base: str, taken) -> str:

@@ -93,7 +93,7 @@ def permute(seq, perm: tuple[int, ...]):
 
 # -- graph editing helpers (shared with layout) --------------------------------------
 def alive(graph: Graph, node: Node) -> bool:
-    return node.name in graph.nx_graph and graph.node(node.name) is node
+    return graph.has_node(node.name) and graph.node(node.name) is node
 
 
 def data_inputs(graph: Graph, node: Node) -> list[int]:

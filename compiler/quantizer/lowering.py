@@ -62,7 +62,7 @@ def _lower_group(graph: Graph, group: Group) -> None:
 
 
 def _alive(graph: Graph, node: Node) -> bool:
-    return node.name in graph.nx_graph and graph.node(node.name) is node
+    return graph.has_node(node.name) and graph.node(node.name) is node
 
 
 def _is_float_op(graph: Graph, node: Node) -> bool:
