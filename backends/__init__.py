@@ -23,13 +23,19 @@ Optional, for a target whose artifact holds the graph before lowering (onnx):
   an integer graph, in steps of each output's grid (0 when absent; None: the
   target bounds each layer itself in `execute`).
 Targets are constructed with the driver's CompileOptions (or None).
-Targets register with `@register_target`; `get_target(name)` finds one.
+Targets register with `@register_target` in the module TARGET_MODULES names for
+them; `get_target(name)` imports that module on first use, so a compile loads
+only its own back end.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from nnc.errors import OptionError
 
+TARGET_MODULES = {"az-sim": "nnc.backends.azsim.target", "c": "nnc.backends.c.target",
+                  "ir": "nnc.backends.ir_text", "onnx": "nnc.backends.onnx_qdq.target"}
 _TARGETS: dict[str, type] = {}
 BATCH = 256
 
@@ -51,16 +57,12 @@ def register_target(cls: type) -> type:
 
 
 def get_target(name: str, options=None):
+    if name not in TARGET_MODULES:
+        raise OptionError(f"unknown target {name!r}; targets: {', '.join(target_names())}")
     if name not in _TARGETS:
-        raise OptionError(f"unknown target {name!r}; targets: {', '.join(sorted(_TARGETS))}")
+        importlib.import_module(TARGET_MODULES[name])
     return _TARGETS[name](options)
 
 
 def target_names() -> list[str]:
-    return sorted(_TARGETS)
-
-
-from . import ir_text  # noqa: E402,F401  (each import registers a target)
-from .azsim import target as _azsim_target  # noqa: E402,F401
-from . import c  # noqa: E402,F401  (registers the target)
-from . import onnx_qdq  # noqa: E402,F401  (registers the target)
+    return sorted(TARGET_MODULES)

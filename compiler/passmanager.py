@@ -17,14 +17,17 @@ import dataclasses
 import importlib
 import json
 import re
+import sys
 import time
 import typing
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
+import lark
 from lark import Lark, LarkError, Transformer
 
 from .errors import OptionError
+from .user_cache import cache_folder
 from .ir import Graph
 
 
@@ -106,7 +109,17 @@ class _ToPython(Transformer):
         return list(items)
 
 
-_PARSER = Lark(_GRAMMAR, start="pipeline", parser="lalr")
+def _parser() -> Lark:
+    """The pipeline grammar's LALR parser; its tables (20 ms to build) are kept
+    in the user cache per lark and Python version, checked by lark against a
+    hash of the grammar."""
+    folder = cache_folder("lark")
+    cache = str(folder / f"pipeline-{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.cache") \
+        if folder else False
+    return Lark(_GRAMMAR, start="pipeline", parser="lalr", cache=cache)
+
+
+_PARSER = _parser()
 _BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]*")
 
 

@@ -35,11 +35,11 @@ QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON string, as pipelines quote o
 
 def render_html(report: dict) -> str:
     """The page of `report` (see the module docstring)."""
-    import jinja2
     from markupsafe import Markup
 
-    env = jinja2.Environment(loader=jinja2.FunctionLoader(_template), undefined=jinja2.StrictUndefined,
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    from .template_env import environment
+
+    env = environment(_template, autoescape=True)
     rows = layer_table(report)
     charts = [(title, Markup(svg)) for title, svg in _layer_charts(report, rows)]
     sim = [(title, Markup(svg)) for title, svg in _sim_charts(report)]

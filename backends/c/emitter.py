@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import jinja2
-
 from nnc import __version__
+from nnc.template_env import environment
 
 from . import cformat, entries, firmware, harnesses
 from .entries import Int8Entry, int8_entry
@@ -30,10 +29,8 @@ from .library import C_TYPES
 from .lowering import Program
 from .storage import ALIGNMENT
 
-_ENV = jinja2.Environment(loader=jinja2.FunctionLoader(
-    lambda name: resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")),
-    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-    autoescape=False)
+_ENV = environment(
+    lambda name: resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 
-import jinja2
+from nnc.template_env import environment
 
 C_TYPES = {"f32": "float", "f64": "double", "i8": "int8_t", "u8": "uint8_t", "i16": "int16_t",
            "i32": "int32_t", "i64": "int64_t", "bool": "uint8_t", "u16": "uint16_t", "u32": "uint32_t"}
@@ -106,8 +106,7 @@ def source_text(name: str) -> str:
     return resources.files(__package__).joinpath("kernels", name).read_text(encoding="utf-8")
 
 
-_ENV = jinja2.Environment(loader=jinja2.FunctionLoader(source_text), undefined=jinja2.StrictUndefined,
-                          trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+_ENV = environment(source_text)
 
 
 @dataclass
