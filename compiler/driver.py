@@ -21,12 +21,11 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ModelError, ShapeError, NncWarning, OptionError, QualityGateError, UnsupportedError, VerificationError
-from .frontend.model_file import is_text_ir, load_model_file
+from .errors import NncWarning, OptionError, QualityGateError, UnsupportedError
+from .frontend.model_file import load_model_file
 from .frontend.onnx_loader import load
 from .compression_options import check_compression
 from .limits import MAX_NAME_LENGTH
-from .interpreter import run
 from .layer_error import layer_errors
 from .obs_layers import check_method
 from .packing import FORMAT_NAMES
@@ -34,19 +33,16 @@ from .ir import Graph
 from .passmanager import PassManager, format_pipeline, parse_pipeline
 from .pipelines import COMPRESSION
 from . import budget, output_folder, quality, sample_sources, streaming
-from .accuracy import output_kind, output_metrics
 from .budget import BudgetChoice
 from .report import REPORT_FILES, add_layer_errors, arena_layout, render_files
 from .report import storage as weight_storage
 from .report import build as build_report
 from .textir import print_ir
-from .verification import compare, load_samples, onnxruntime_outputs, read_arrays, synthetic_samples
+from .verification import load_samples, synthetic_samples
+from .verify_step import is_integer_graph, verification_warnings, verify, verify_streaming
 
 Progress = Callable[[str], None]
 
-# Float targets (e.g. C without quantization) sum in another order than the
-# reference; their outputs must agree within this fraction of the output range.
-FLOAT_PARITY = 1e-4
 # Per-layer output errors (report layers[].error) are measured on this many of
 # the verification samples: each costs a float and an integer run per layer.
 LAYER_ERROR_SAMPLES = 16
@@ -332,16 +328,16 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
             say("verifying against the reference interpreter and onnxruntime")
             execute = lambda s: tgt.execute(exported, staging, _stem(graph.name), s, say)  # noqa: E731
             if whole is None:
-                report["verification"], samples = _verify(model, original, graph, opts, execute,
+                report["verification"], samples = verify(model, original, graph, opts, execute,
                                                           getattr(tgt, "parity_lsb", 0), say)
             else:
-                report["verification"], samples = _verify_streaming(model, whole_original, whole, graph, opts,
+                report["verification"], samples = verify_streaming(model, whole_original, whole, graph, opts,
                                                                     execute)
                 report["streaming"] = streaming.describe(whole, graph, list(opts.stream))
             if manager.snapshot is not None and is_integer_graph(graph):
                 say("measuring each layer's output error against the float model")
                 add_layer_errors(report, layer_errors(manager.snapshot, graph, samples[:LAYER_ERROR_SAMPLES]))
-            report["warnings"] += _verification_warnings(report, original, opts)
+            report["warnings"] += verification_warnings(report, original, opts)
         report.update(tgt.extras(graph))
         if "memory" in report:  # the C target's arena plan, buffer by buffer (report.html's memory chart)
             report["memory"].update(arena_layout(tgt.program(graph, graph.name)))
@@ -456,159 +452,10 @@ def _budget_search(original: Graph, opts: CompileOptions, say: Progress) -> Budg
     return budget.search(original, samples, str(opts.calib or ""), budget_bytes, say, method)
 
 
-def _verification_warnings(report: dict, original: Graph, opts: CompileOptions) -> list[str]:
-    verification, found = report["verification"], []
-    found += filter(None, [quality.layer_error_warning(report["layers"])])
-    if opts.labels is not None and output_kind(original, original.outputs[0], False) == "regression":
-        found.append(f"labels given for output {original.outputs[0]!r}, which looks like a regression output "
-                     "(its shape is an input's); top-1 may mean nothing")
-    if verification["float_truth"] != "onnxruntime" and not is_text_ir(report["model"]["file"]):
-        found.append(f"vs_float compares with {verification['float_truth']}")
-    if verification["source"] == "synthetic":
-        found.append(f"verified on {verification['samples']} synthetic random samples; give --inputs or --calib "
-                     "for real ones")
-    return found
-
-
 def _named(graph: Graph, name: str | None) -> Graph:
     if name is not None:
         graph.name = name
     return graph
-
-
-def _verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute, parity_lsb: int | None = 0,
-            say: Progress = lambda message: None) -> dict:
-    """Reference (compiled IR) vs target artifact: on integer graphs bit-exact, or
-    within `parity_lsb` steps of each output's grid (None: the target bounds each
-    layer itself), within FLOAT_PARITY of the output range on float ones, or
-    VerificationError.
-    Reference vs onnxruntime on the original model: reported, overall and per
-    output (compiler/accuracy.py, with accuracy when labels are given).
-    Returns the verification report and the samples."""
-    samples, source = _verification_samples(original, opts)
-    say(f"float truth on {len(samples)} sample(s)")
-    truth, truth_source = _float_truth(model, original, samples)
-    say(f"reference interpreter on {len(samples)} sample(s)")
-    reference = [run(graph, s) for s in samples]
-    if opts.target != "ir":
-        say(f"running the {opts.target} output on {len(samples)} sample(s)")
-    produced = execute(samples) if opts.target != "ir" else None
-    vs_reference = compare(reference, produced if produced is not None else reference)
-    compiled = produced if produced is not None else reference
-    vs_reference["max_abs_diff_lsb"] = _max_lsb(graph, reference, compiled) if is_integer_graph(graph) else None
-    _check_parity(graph, vs_reference, reference, parity_lsb=parity_lsb)
-    outputs = _output_metrics(original, truth, compiled, opts)
-    vs_float = compare(truth, compiled)
-    if all(m["kind"] == "regression" for m in outputs.values()):
-        vs_float["top1_agreement"] = None
-    return {"samples": len(samples), "source": source, "executed": produced is not None,
-            "vs_reference": vs_reference, "vs_float": vs_float, "float_truth": truth_source,
-            "outputs": outputs}, samples
-
-
-def _output_metrics(original: Graph, truth, compiled, opts: CompileOptions) -> dict:
-    """Per output: compiler/accuracy.py's metrics; the labels (if any) belong to
-    the first output."""
-    labels = None
-    if opts.labels is not None:
-        arrays = read_arrays(opts.labels)
-        if len(arrays) != 1:
-            raise ShapeError(f"{opts.labels}: expected one array of class ids, found {len(arrays)}")
-        labels = next(iter(arrays.values()))
-    metrics = {}
-    for i, name in enumerate(original.outputs):
-        labelled = labels is not None and i == 0
-        kind = output_kind(original, name, labelled)
-        metrics[name] = output_metrics(truth, compiled, name, kind, labels if labelled else None, opts.top_k)
-    return metrics
-
-
-def _verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, opts: CompileOptions, execute):
-    """A streaming compile's verification: the chunk graph run chunk by chunk
-    (reference interpreter) must equal the whole-sequence graph bit for bit, and
-    the target must equal the reference on every chunk (states included)."""
-    samples, source = _verification_samples(whole_original, opts)
-    truth, truth_source = _float_truth(model, whole_original, samples)
-    axes = streaming.time_axes(whole_original, chunk, list(opts.stream))
-    chunk_inputs, chunk_reference, joined = [], [], []
-    for sample in samples:
-        inputs, outputs = streaming.run_chunks(chunk, streaming.split(sample, axes, chunk), run)
-        chunk_inputs += inputs
-        chunk_reference += outputs
-        joined.append(streaming.join(whole, chunk, outputs))
-    whole_reference = [run(whole, s) for s in samples]
-    vs_whole = compare(whole_reference, joined)
-    _check_parity(chunk, vs_whole, whole_reference, "running chunk by chunk differs from one run over the whole "
-                                                    "sequence")
-    produced = execute(chunk_inputs) if opts.target != "ir" else None
-    vs_reference = compare(chunk_reference, produced if produced is not None else chunk_reference)
-    vs_reference["max_abs_diff_lsb"] = vs_reference["max_abs_diff"] if is_integer_graph(chunk) else None
-    _check_parity(chunk, vs_reference, chunk_reference)
-    return {"samples": len(samples), "chunks": len(chunk_inputs), "source": source,
-            "executed": produced is not None, "vs_reference": vs_reference, "vs_whole_sequence": vs_whole,
-            "vs_float": compare(truth, joined), "float_truth": truth_source}, chunk_inputs
-
-
-def _float_truth(model, original: Graph, samples) -> tuple[list, str]:
-    """The float model's outputs and where they come from: onnxruntime on the
-    model file, or, where onnxruntime cannot run it (LSTM with layout 1, say),
-    nnc's reference interpreter on the graph as loaded, before any pass (also for
-    a text IR file, which onnxruntime cannot read)."""
-    if is_text_ir(model):
-        return [run(original, s) for s in samples], "nnc's reference interpreter on the text IR as loaded"
-    try:
-        return onnxruntime_outputs(model, samples, original.outputs), "onnxruntime"
-    except ModelError as exc:
-        return [run(original, s) for s in samples], f"nnc's float reference interpreter ({exc})"
-
-
-def _verification_samples(graph: Graph, opts: CompileOptions):
-    """The samples verification runs: --inputs, else --calib, else the calibration
-    file a --pipeline names (a pass's `calib` option), else synthetic ones."""
-    for path in (opts.inputs, opts.calib, _pipeline_calib(opts.pipeline)):
-        if path:
-            return load_samples(path, graph), str(path)
-    return synthetic_samples(graph, opts.synthetic_samples), "synthetic"
-
-
-def _pipeline_calib(pipeline: str | None) -> str | None:
-    """The first `calib` file a user's pipeline gives one of its passes."""
-    for step in parse_pipeline(pipeline) if pipeline else []:
-        if getattr(step, "calib", ""):
-            return step.calib
-    return None
-
-
-def _check_parity(graph: Graph, metrics: dict, reference,
-                  what: str = "the target's outputs differ from the reference interpreter",
-                  parity_lsb: int | None = 0) -> None:
-    """Bit-exact (or within `parity_lsb` LSB; None: unbounded) on integer graphs,
-    within FLOAT_PARITY of the output range on float ones."""
-    if is_integer_graph(graph):
-        lsb = metrics.get("max_abs_diff_lsb", metrics["max_abs_diff"])
-        if not metrics["bit_exact"] and parity_lsb is not None and lsb > parity_lsb:
-            allowed = "they must be bit-exact" if parity_lsb == 0 else f"at most {parity_lsb} allowed"
-            raise VerificationError(f"{what} by up to {lsb:g} LSB ({allowed})")
-        return
-    scale = max(1.0, max(float(np.max(np.abs(v))) for s in reference for v in s.values()))
-    if metrics["max_abs_diff"] > FLOAT_PARITY * scale:
-        raise VerificationError(f"{what} by {metrics['max_abs_diff']:g} (float outputs; allowed "
-                                f"{FLOAT_PARITY:g} x {scale:g})")
-
-
-def _max_lsb(graph: Graph, reference, compiled) -> float:
-    """The largest output difference in steps of each output's grid: 1 for an
-    integer output, the scale of the DequantizeLinear that produces a float one."""
-    worst = 0.0
-    for name in graph.outputs:
-        producer = graph.producer(name)
-        step = 1.0
-        if producer is not None and producer.op == "DequantizeLinear" and graph.constant(producer.inputs[1]).size == 1:
-            step = float(graph.constant(producer.inputs[1]).reshape(-1)[0])
-        for ref, got in zip(reference, compiled):
-            diff = np.abs(np.asarray(ref[name], np.float64) - np.asarray(got[name], np.float64)) / step
-            worst = max(worst, float(np.rint(np.max(diff, initial=0.0))))
-    return worst
 
 
 def _reference_graph(target, graph: Graph) -> Graph:
@@ -616,12 +463,6 @@ def _reference_graph(target, graph: Graph) -> Graph:
     compiled graph, or the integer graph that a target writing an earlier form
     of it names (target onnx writes QDQ form: `reference_graph`)."""
     return target.reference_graph(graph) if hasattr(target, "reference_graph") else graph
-
-
-def is_integer_graph(graph: Graph) -> bool:
-    """True when every op that computes (not DequantizeLinear at an output) works on integers."""
-    return not any(graph.tensor(out).dtype in ("f32", "f64") for node in graph.nodes()
-                   if node.op != "DequantizeLinear" for out in node.outputs if out)
 
 
 def _stem(name: str) -> str:

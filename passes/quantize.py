@@ -38,7 +38,7 @@ compute docs/numerics.md exactly; see nnc.quantizer for the lowering rules.
 Requires: a valid graph after the CANONICAL pipeline (biases and activations
 fused, layouts settled).
 
-Guarantees: a valid integer graph (`driver.is_integer_graph`) with the same
+Guarantees: a valid integer graph (`verify_step.is_integer_graph`) with the same
 input and output names and types: a float input gets a QuantizeLinear, a float
 output a DequantizeLinear. Every multiply-accumulate layer is proved free of
 int32 overflow. Quantization parameters are recorded on the tensors. Anything

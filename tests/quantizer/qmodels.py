@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
-from nnc.driver import is_integer_graph
+from nnc.verify_step import is_integer_graph
 from nnc.errors import NncWarning
 from nnc.frontend.onnx_loader import lower_model
 from nnc.interpreter import run

@@ -39,7 +39,7 @@ def test_compile_with_calibration(tmp_path, model, min_cosine):
     assert verification["vs_float"]["cosine"] >= min_cosine
     assert {layer["op"] for layer in report["layers"]} >= {"QConv", "QGemm", "QSoftmax"}
     graph = nnc.parse_ir((tmp_path / "out" / f"{model}.nnir").read_text())
-    assert nnc.driver.is_integer_graph(graph)
+    assert nnc.verify_step.is_integer_graph(graph)
 
 
 def test_compile_with_synthetic_calibration_warns(tmp_path):

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
-from nnc.driver import is_integer_graph
+from nnc.verify_step import is_integer_graph
 from nnc.errors import NncWarning
 from nnc.frontend.onnx_loader import load
 from nnc.interpreter import run
