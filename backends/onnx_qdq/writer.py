@@ -9,7 +9,9 @@ no IR tensor has. Constants become initializers with their own element type
 Every tensor of the graph gets a value_info with its type and shape, so Netron
 shows them and `onnx.checker.check_model(full_check=True)` proves them.
 
-Only live nodes are written (the quantize pass leaves the float weights it
+Average-pool groups whose window means can fall exactly half-way between two
+steps are written so that onnxruntime rounds them as nnc does
+(exact_pool.py). Only live nodes are written (the quantize pass leaves the float weights it
 replaced behind). A graph holding ops without a writer is refused with one
 UnsupportedError naming every such node.
 """
@@ -25,6 +27,8 @@ from onnx import helper, numpy_helper
 from nnc import __version__, dtypes
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node
+
+from .exact_pool import exact_average_pools
 
 OPSET = 17
 IR_VERSION = 8  # the oldest IR that holds opset 17: onnxruntime 1.17 and up load it
@@ -99,6 +103,7 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
     live = graph.copy()
     live.remove_dead()
     _refuse_unwritable(live)
+    exact_average_pools(live)
     return build_model(live, WRITERS, "written by nnc --target onnx: QDQ form of the quantized model")
 
 
