@@ -37,6 +37,7 @@ from nnc.errors import BlobError, UnsupportedError
 from .program import LayerDesc
 
 PAD_MODES = ("constant", "reflect", "edge", "wrap")  # Pad `mode` codes 0..3
+CLIP = (np._core if hasattr(np, "_core") else np.core).umath.clip  # the ufunc behind np.clip, without its wrapper
 _REQUIRED = object()
 
 

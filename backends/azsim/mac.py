@@ -24,8 +24,8 @@ order — BLAS and einsum choose theirs — is then an integer float32 holds
 exactly), else float64 (below 2^32 < 2^53); span = max |x − z_x| over the input
 type (at most 255), or max |x| for raw sums. A layer whose worst case
 Σ_k |w[c, k]| · span + |bias[c]| reaches 2^31 would overflow the chip's int32
-accumulators and is refused. The requantization is `Requantizer`: int64, or float64
-where that is exact.
+accumulators and is refused. The requantization is `Requantizer` (requantizer.py):
+int64, or float64 where that is exact; a single row runs as one flat closure (gemv.py).
 
 Zero skipping (accounting only: skipped products are zero, so results are the
 same): weights are grouped in runs of `zero_skip_group` consecutive weights along
@@ -38,7 +38,6 @@ centred input x − z_x is zero (padding included).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,84 +45,13 @@ from numpy.lib.stride_tricks import as_strided
 
 from nnc.errors import UnsupportedError
 
-from .kernels import (INT64_SAFE, Built, LayerContext, RoundShiftClamp, Work, channels_last, check_shape,
-                      clamp_params, conv_out_size, kernel, padded_buffer, per_channel, taps)
+from .gemv import single_row
+from .kernels import (INT64_SAFE, Built, LayerContext, Work, channels_last, check_shape, clamp_params,
+                      conv_out_size, kernel, padded_buffer, taps)
+from .requantizer import ACCUMULATOR_LIMIT, Requantizer
 
 EXACT_FLOAT32 = 1 << 24
-FLOAT64_EXACT = 2.0 ** 53
-CLIP = (np._core if hasattr(np, "_core") else np.core).umath.clip  # the ufunc behind np.clip, without its wrapper
-ACCUMULATOR_LIMIT = 1 << 31
 SMALL_DEPTHWISE = 256  # output positions up to which one einsum beats a multiply-add per tap
-FUSED_CAST_LIMIT = 4096  # up to this size one casting multiply beats a cast then a multiply
-
-
-class Requantizer:
-    """clamp(z_y + round_shift((acc + bias) · m, n), lo, hi) per channel (last
-    axis of acc), into `out`: the int64 product acc·m, then RoundShiftClamp with
-    offset bias·m + 2^(n−1) (so (acc + bias)·m is never formed). Every int64 term
-    stays inside int64: with |acc| ≤ `bound` (per channel; the chip's accumulator
-    limit 2^31 when not given), |bias| < 2^31 (the chip's check) and m < 2^31,
-    |acc·m| < 2^62 and |bias·m| + 2^(n−1) < 2^62 + 2^61; for raw sums, whose
-    folded bias may be larger, plan_sums requires (bound + |bias|)·m < 2^61.
-    `period`: see RoundShiftClamp.
-
-    Float path: when every channel has (bound + |bias|)·m + 2^(n−1) + |z_y|·2^n
-    < 2^52 (checked in float64, a factor 2 clear of 2^53 and of the check's own
-    rounding) and acc holds floats, y = floor(clamp(acc·s + o, lo, hi)) in
-    float64 with s = m·2^−n and o = (bias·m + 2^(n−1) + z_y·2^n)·2^−n. Every
-    value is an integer below 2^53 times 2^−n, so the product, the sum and the
-    clamp are exact, and floor commutes with a clamp to integer bounds: the same
-    integers as the int64 path in four numpy calls instead of six."""
-
-    def __init__(self, bias, multiplier, shift, zero_point: int, lo: int, hi: int, bound=None, period: int = 1):
-        bias, multiplier, shift = (np.asarray(v, np.int64).reshape(-1) for v in (bias, multiplier, shift))
-        bound = ACCUMULATOR_LIMIT if bound is None else np.asarray(bound, np.int64)
-        self.multiplier = per_channel(multiplier, period)
-        offset = bias * multiplier + (np.int64(1) << (shift - 1))
-        self.tail = RoundShiftClamp(offset, shift, zero_point, lo, hi, bound * multiplier.astype(np.float64), period)
-        worst = (bound + np.abs(bias)).astype(np.float64) * multiplier + np.abs(offset).astype(np.float64) \
-            + abs(zero_point) * np.exp2(shift.astype(np.float64))
-        self.float_exact = bool(worst.max(initial=0.0) < FLOAT64_EXACT / 2)
-        if self.float_exact:
-            self.scale = per_channel(np.ldexp(multiplier.astype(np.float64), -shift), period)
-            self.float_offset = per_channel(np.ldexp((offset + (np.int64(zero_point) << shift)).astype(np.float64),
-                                                     -shift), period)
-            self.bounds = (float(lo), float(hi))
-
-    def __call__(self, acc: np.ndarray, out: np.ndarray) -> None:
-        self.bind(acc, out)()
-
-    def bind(self, acc: np.ndarray, out: np.ndarray) -> Callable[[], None]:
-        """The requantization of `acc` into `out` as one call, with its int64
-        product array allocated once. Small arrays cast inside the multiply (one
-        call); large ones cast first (numpy's buffered cast inside a multiply
-        costs more than a separate cast)."""
-        if self.float_exact and acc.dtype.kind == "f":
-            return self._bind_float(acc, out)
-        product, multiplier, multiply = np.empty(acc.shape, np.int64), self.multiplier, np.multiply
-        rescale = self.tail.bind(product, out)
-        if acc.size <= FUSED_CAST_LIMIT:
-            def requantize():
-                multiply(acc, multiplier, out=product, dtype=np.int64, casting="unsafe")
-                rescale()
-        else:
-            def requantize():
-                product[...] = acc
-                multiply(product, multiplier, out=product)
-                rescale()
-        return requantize
-
-    def _bind_float(self, acc: np.ndarray, out: np.ndarray) -> Callable[[], None]:
-        """The float path (class docstring) into `out`."""
-        value, scale, offset, (lo, hi) = np.empty(acc.shape, np.float64), self.scale, self.float_offset, self.bounds
-        multiply, add, floor = np.multiply, np.add, np.floor
-
-        def requantize():
-            multiply(acc, scale, out=value, dtype=np.float64)
-            add(value, offset, out=value)
-            CLIP(value, lo, hi, out=value)
-            floor(value, out=out, casting="unsafe")
-        return requantize
 
 
 def mac_operands(ctx: LayerContext, channels: int) -> tuple[np.ndarray, ...]:
@@ -218,8 +146,9 @@ def requantizer(ctx: LayerContext, bias, multiplier, shift, bound, acc_shape) ->
 @kernel("QGemm")
 def qgemm(ctx: LayerContext) -> Built:
     """One matrix product, over the raw input when plan_sums allows; a single row
-    (the usual case) as a vector-matrix dot, which numpy runs with less overhead
-    than a 1-row matmul."""
+    (the usual case) as gemv.single_row's flat closure where its requantization
+    is exact in float64, else as a vector-matrix dot, which numpy runs with less
+    overhead than a 1-row matmul."""
     w = ctx.weights
     if w.ndim != 2:
         raise ctx.error(f"weights must be [N, K], got {list(w.shape)}")
@@ -233,9 +162,19 @@ def qgemm(ctx: LayerContext) -> Built:
     dtype, keep, worst = prepare_rows(ctx, w, bias, span)
     sums = plan_sums(w, bias, multiplier, x, zx, dtype, worst, allow_raw=True)
     keep_per_k = keep.sum(axis=0)
-    centred, acc = np.empty((m, k), dtype), np.empty((m, n_out), dtype)
     skip_activations, raw, z, subtract = ctx.skip_zero_activations, sums.raw, x.dtype.type(zx), np.subtract
     rows, result = x, out
+    work = Work(m * n_out * k, m * int(keep.sum()), m * n_out)
+    flat = single_row(w, dtype, x, zx, raw, out, requantizer(ctx, sums.bias, multiplier, shift, sums.bound,
+                                                              (n_out,))) if m == 1 else None
+    if flat is not None and not skip_activations:
+        return Built(flat, work)
+    if flat is not None:
+        def counted():
+            flat()
+            return int(np.count_nonzero(rows != z, axis=0) @ keep_per_k)
+        return Built(counted, work)
+    centred, acc = np.empty((m, k), dtype), np.empty((m, n_out), dtype)
     if m == 1:  # 1-D operands: numpy's fastest path, no broadcasting against the per-channel vectors
         x, centred, acc, result = x[0], centred[0], acc[0], out[0]
         weights_rows = np.ascontiguousarray(w, dtype=dtype)  # [N, K]: BLAS's untransposed gemv, ~1.6x a [K, N] one
@@ -256,7 +195,7 @@ def qgemm(ctx: LayerContext) -> Built:
             return int(np.count_nonzero(rows != z, axis=0) @ keep_per_k)
         return None
 
-    return Built(run, Work(m * n_out * k, m * int(keep.sum()), m * n_out))
+    return Built(run, work)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from nnc.numerics import requantize
 
 from .kernels import (PAD_MODES, Built, LayerContext, RoundShiftClamp, Work, channels_last, check_shape,
                       clamp_params, kernel, pad_spatial, taps)
-from .mac import Requantizer
+from .requantizer import Requantizer
 
 
 def _single(ctx: LayerContext) -> tuple[np.ndarray, np.ndarray]:

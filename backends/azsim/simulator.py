@@ -42,7 +42,6 @@ same program object (the last 8 are kept).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import OrderedDict
 from collections.abc import Callable
@@ -60,6 +59,7 @@ from . import ppu_resize  # noqa: F401  (registers the Resize kernels)
 from . import ppu_transformer  # noqa: F401  (registers QReduce, QMatMul, QLayerNorm)
 from . import recurrent  # noqa: F401  (registers QLSTM, QGRU, QRNN)
 from . import ppu_elementwise  # noqa: F401  (registers QMul, QAffine)
+from .blas_threads import blas_restore, blas_single_thread
 from .hardware import Hardware, load_hardware
 from .kernels import LayerContext, Work, build
 from .pipeline import PieceCost, pipeline_cycles
@@ -159,21 +159,26 @@ class Simulator:
         self._decoded: dict[int, np.ndarray] = {}  # stream index -> decoded weights
         self._pieces: dict[str, list[PieceCost]] = {}  # tiled layer name -> its pieces' static costs
         self._steps = [self._prepare(layer) for layer in program.layers]
+        self._runs = tuple(step.run for step in self._steps)
+        self._inputs = tuple((program.tensors[i].name, self._arrays[i]) for i in program.inputs)
+        self._outputs = tuple((program.tensors[i].name, self._arrays[i]) for i in program.outputs)
 
     def run(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], SimStats]:
         """One inference: inputs by tensor name -> (outputs by tensor name, stats).
         Unless a layer reports data-dependent MAC counts (activation zero-skipping),
         the stats are the static ones, totalled once per simulator (SimStats is frozen)."""
         self._write_inputs(inputs)
-        with _one_blas_thread():
-            executed = [step.run() for step in self._steps]
-        if all(count is None for count in executed):
+        changed = blas_single_thread()
+        try:
+            executed = [run() for run in self._runs]
+        finally:
+            blas_restore(changed)
+        if executed.count(None) == len(executed):
             stats = self._static_totals
         else:
             stats = SimStats.of(self.hw, tuple(step.stats if count is None else self._recount(step.stats, count)
                                                for step, count in zip(self._steps, executed)))
-        outputs = {self.program.tensors[i].name: self._arrays[i].copy() for i in self.program.outputs}
-        return outputs, stats
+        return {name: array.copy() for name, array in self._outputs}, stats
 
     @cached_property
     def _static_totals(self) -> SimStats:
@@ -322,7 +327,17 @@ class Simulator:
 
     # -- one inference ------------------------------------------------------------------
     def _write_inputs(self, inputs: dict[str, np.ndarray]) -> None:
-        names = [self.program.tensors[i].name for i in self.program.inputs]
+        """Each input into its place; arrays of exactly the input's dtype and shape
+        are copied without further checks (every value fits)."""
+        if len(inputs) == len(self._inputs):
+            for name, target in self._inputs:
+                value = inputs.get(name)
+                if type(value) is not np.ndarray or value.dtype != target.dtype or value.shape != target.shape:
+                    break
+                target[...] = value
+            else:
+                return
+        names = [name for name, _ in self._inputs]
         missing, extra = [n for n in names if n not in inputs], [n for n in inputs if n not in names]
         if missing or extra:
             raise ShapeError(f"inputs do not match the program: missing {missing}, unknown {extra}; "
@@ -363,38 +378,6 @@ def _prepared(program: Program, hw: Hardware) -> Simulator:
 
 
 _DEFAULT: list[Hardware] = []
-_BLAS: list = []
-
-
-@contextlib.contextmanager
-def _one_blas_thread():
-    """A context running BLAS on one thread, each library's thread count restored
-    on exit. The simulator's matrix products are small (at most a few million
-    MACs), where a BLAS thread pool costs more than it gains: 3× slower for ic on
-    a busy 2-core machine. The BLAS libraries' threadpoolctl controllers are found
-    once and called directly (threadpoolctl's `limit` context costs tens of µs per
-    entry, a large part of a small model's inference); without threadpoolctl, BLAS
-    keeps its own thread count."""
-    if not _BLAS:
-        _BLAS.append(_blas_libraries())
-    changed = [(library, count) for library in _BLAS[0]
-               if isinstance(count := library.get_num_threads(), int) and count > 1]
-    for library, _ in changed:
-        library.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for library, count in changed:
-            library.set_num_threads(count)
-
-
-def _blas_libraries() -> list:
-    """threadpoolctl's controllers of the loaded BLAS libraries ([] without threadpoolctl)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return []
-    return ThreadpoolController().select(user_api="blas").lib_controllers
 
 
 def _default_hardware() -> Hardware:

@@ -13,7 +13,7 @@ from azsim_testing import ProgramBuilder, mac_layer
 import nnc
 from nnc.backends.azsim import api
 from nnc.backends.azsim.blob import write_blob
-from nnc.backends.azsim.simulator import _blas_libraries, _one_blas_thread
+from nnc.backends.azsim.blas_threads import blas_libraries, one_blas_thread
 from nnc.numerics import quantize_multiplier
 
 PARAMS = dict(x_zero_point=0, y_zero_point=0, out_min=-128, out_max=127, out_dtype=1)
@@ -73,11 +73,11 @@ def test_the_cache_is_bounded(decodes):
 
 
 def test_blas_thread_counts_are_restored():
-    libraries = _blas_libraries()
+    libraries = blas_libraries()
     if not libraries:
         pytest.skip("threadpoolctl is not installed or finds no BLAS")
     before = [library.get_num_threads() for library in libraries]
-    with _one_blas_thread():
+    with one_blas_thread():
         assert all(library.get_num_threads() == 1 for library in libraries)
     assert [library.get_num_threads() for library in libraries] == before
 

@@ -1,0 +1,52 @@
+"""BLAS thread control for the simulator's runs. The simulator's matrix products
+are small (at most a few million MACs), where a BLAS thread pool costs more than
+it gains: 3× slower for ic on a busy 2-core machine. So every inference runs
+BLAS on one thread and restores each library's count afterwards. The BLAS
+libraries' threadpoolctl controllers are found once and called directly
+(threadpoolctl's `limit` context costs tens of µs per entry, a large part of a
+small model's inference); without threadpoolctl, BLAS keeps its own count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+_BLAS: list = []  # [the controllers], filled on first use
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """A context running BLAS on one thread (blas_single_thread), each library's
+    thread count restored on exit."""
+    changed = blas_single_thread()
+    try:
+        yield
+    finally:
+        blas_restore(changed)
+
+
+def blas_single_thread() -> list:
+    """Sets every BLAS library running more than one thread to one; returns
+    [(library, its former count)] for blas_restore."""
+    if not _BLAS:
+        _BLAS.append(blas_libraries())
+    changed = [(library, count) for library in _BLAS[0]
+               if isinstance(count := library.get_num_threads(), int) and count > 1]
+    for library, _ in changed:
+        library.set_num_threads(1)
+    return changed
+
+
+def blas_restore(changed: list) -> None:
+    """Gives each library of blas_single_thread's list its former count back."""
+    for library, count in changed:
+        library.set_num_threads(count)
+
+
+def blas_libraries() -> list:
+    """threadpoolctl's controllers of the loaded BLAS libraries ([] without threadpoolctl)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return []
+    return ThreadpoolController().select(user_api="blas").lib_controllers
