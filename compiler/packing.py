@@ -109,6 +109,7 @@ The blob reader turns a ValueError into its BlobError.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import struct
 from dataclasses import dataclass
@@ -467,11 +468,12 @@ def _code_records(stream: np.ndarray, lengths: np.ndarray, code_bits: int, count
     total = 8 * stream.size
     record_at = _window_records(stream, lengths, code_bits)  # −1: no code starts there
     step = np.append(lengths, 0).take(record_at)  # the code's length, 0 if none
-    position = np.arange(total + 1)
-    ends = position[:-1] + step
     # following[p]: where the next code starts; a position starting no code or one
     # that runs past the stream, and the end `total`, lead to themselves
-    following = np.append(np.where(ends <= total, ends, position[:-1]), total)
+    position = np.arange(total + 1)
+    following = position.copy()
+    following[:-1] += step
+    np.putmask(following, following > total, position)
     starts = _chain(following, count)
     end = 0
     if count:
@@ -488,16 +490,32 @@ def _code_records(stream: np.ndarray, lengths: np.ndarray, code_bits: int, count
 
 
 def _chain(following: np.ndarray, count: int) -> np.ndarray:
-    """0, following[0], following[following[0]], …: `count` positions, by pointer
-    jumping (J. C. Wyllie, "The Complexity of Parallel Computations", 1979): with
-    the first 2^k positions known and `jump` = following applied 2^k times, the
-    next 2^k are jump[those], and jump[jump] applies it 2^(k+1) times."""
-    starts, jump = np.zeros(min(count, 1), np.intp), following  # intp: np.take's fastest indices
-    while starts.size < count:
-        starts = np.concatenate([starts, np.take(jump, starts)])
-        if starts.size < count:
-            jump = np.take(jump, jump)
-    return starts[:count]
+    """0, following[0], following[following[0]], …: `count` positions. Pointer
+    doubling (J. C. Wyllie, "The Complexity of Parallel Computations", 1979)
+    makes `jump` = following applied B times, B = 2^j the least power of two
+    with count / B ≤ WALKED_BLOCKS; the starts of the blocks of B positions,
+    0, jump[0], jump[jump[0]], …, are walked one by one, and the B positions of
+    every block follow from its start in B − 1 steps taken by all blocks at
+    once. Cost: j passes over `following` (not log2(count)) and count / B
+    scalar steps."""
+    if count == 0:
+        return np.zeros(0, np.intp)
+    jump, block = following.astype(np.intp, copy=False), 1
+    while -(-count // block) > WALKED_BLOCKS:
+        jump, block = np.take(jump, jump), block * 2
+    blocks = -(-count // block)
+    starts = np.empty((blocks, block), np.intp)
+    position = 0
+    for b in range(blocks):
+        starts[b, 0] = position
+        position = int(jump[position])
+    step = following.astype(np.intp, copy=False)
+    for k in range(1, block):
+        starts[:, k] = np.take(step, starts[:, k - 1])
+    return starts.reshape(-1)[:count]
+
+
+WALKED_BLOCKS = 2048  # block starts _chain walks in Python (about 0.1 µs each)
 
 
 def _window_records(stream: np.ndarray, lengths: np.ndarray, code_bits: int) -> np.ndarray:
@@ -511,15 +529,19 @@ def _window_records(stream: np.ndarray, lengths: np.ndarray, code_bits: int) -> 
     table = by_value[_reversed_bits(code_bits)]  # the L bits read first bit least significant
     padded = np.concatenate([stream, np.zeros(3, np.uint8)]).astype(np.int32)
     words = (padded[:-3] | padded[1:-2] << 8 | padded[2:-1] << 16)  # 24 stream bits from each byte
-    windows = np.repeat(words, 8) >> np.tile(np.arange(8, dtype=np.int32), stream.size)
-    return table[windows & ((1 << code_bits) - 1)]
+    windows = (words[:, None] >> np.arange(8, dtype=np.int32)).reshape(-1)  # from each bit, byte-major
+    windows &= (1 << code_bits) - 1
+    return table.take(windows)
 
 
+@functools.lru_cache(maxsize=None)
 def _reversed_bits(width: int) -> np.ndarray:
-    """0..2^width − 1, each with its `width` bits in reverse order."""
+    """0..2^width − 1, each with its `width` bits in reverse order (shared:
+    read-only)."""
     index, reversed_ = np.arange(1 << width), np.zeros(1 << width, np.int64)
     for bit in range(width):
         reversed_ |= ((index >> bit) & 1) << (width - 1 - bit)
+    reversed_.flags.writeable = False
     return reversed_
 
 
