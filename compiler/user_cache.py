@@ -23,7 +23,10 @@ def cache_folder(kind: str) -> Path | None:
         base = Path(configured)
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
-        base = Path(xdg) / "nnc" if xdg else Path.home() / ".cache" / "nnc"
+        try:
+            base = Path(xdg) / "nnc" if xdg else Path.home() / ".cache" / "nnc"
+        except (RuntimeError, KeyError):  # no HOME and no passwd entry: no home folder to cache in
+            return None
     folder = base / kind
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -55,3 +55,12 @@ def test_cache_folder_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_folder("x") == tmp_path / "xdg" / "nnc" / "x"
 
+
+def test_no_home_folder_is_no_cache(monkeypatch):
+    monkeypatch.delenv("NNC_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert cache_folder("x") is None
