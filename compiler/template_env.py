@@ -12,6 +12,7 @@ miss.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable
 
 import jinja2
@@ -41,10 +42,11 @@ _SETTINGS = {"trim_blocks": True, "lstrip_blocks": True, "keep_trailing_newline"
 
 
 def _bytecode_cache(settings: dict) -> jinja2.BytecodeCache | None:
-    """A cache per jinja2 version and environment settings (compiled code
-    depends on both; jinja2 checks only the source)."""
+    """A cache per jinja2 version, Python version and environment settings
+    (compiled code depends on all three; jinja2 checks only the source and
+    refuses, then overwrites, another Python's entries)."""
     digest = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()[:12]
-    folder = cache_folder(f"jinja2-{jinja2.__version__}-{digest}")
+    folder = cache_folder(f"jinja2-{jinja2.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-{digest}")
     return _BestEffortCache(str(folder)) if folder else None
 
 
