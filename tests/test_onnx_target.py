@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -170,6 +171,24 @@ def test_average_pool_half_way_means_round_as_nnc(op, dtype, zero_x, zero_y, tmp
     assert [float(initializers(written)[n.input[1]]) for n in unit] == [1.0]
     assert result.report["verification"]["vs_float"]["max_abs_diff"] >= 1  # the model as given differs
     assert_reads_back(result, tmp_path / "out" / "pool.onnx", [{"x": x}])
+    options = onnxruntime.SessionOptions()  # the default level: the group fused into QLinear(Global)AveragePool
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    fused = onnxruntime.InferenceSession(str(tmp_path / "out" / "pool.onnx"), options,
+                                         providers=["CPUExecutionProvider"])
+    reference = OnnxTarget().reference_graph(result.graph)
+    np.testing.assert_array_equal(fused.run(None, {"x": x})[0], run(reference, {"x": x})["y"])
+
+
+def test_large_average_pool_is_left_as_it_is(tmp_path):
+    """Over 32 x 32 positions the fused QLinearAveragePool (onnxruntime's default
+    level) adds the zero point before rounding and loses the written scale's ε:
+    no parameters are proved, and the group is written as given."""
+    model = _pool_model("GlobalAveragePool", np.int8, [1, 2, 32, 32], 0.02, -128, -128)
+    onnx.save(model, tmp_path / "pool.onnx")
+    x = np.random.default_rng(0).integers(-128, 128, (1, 2, 32, 32), dtype=np.int8)
+    np.savez(tmp_path / "x.npz", x=x)
+    _, written = export(tmp_path / "pool.onnx", tmp_path / "out", inputs=tmp_path / "x.npz")
+    assert not any(name.endswith("exact_scale") for name in initializers(written))
 
 
 # -- examples/digits ------------------------------------------------------------------

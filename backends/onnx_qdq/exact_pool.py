@@ -133,14 +133,21 @@ def _plan(dtype: str, count: int, x_params, y_params):
 
 def _proved(plan, sums: np.ndarray, count: int, target: np.ndarray, lo: int, hi: int) -> bool:
     """On every window sum Σ (x − z'): onnxruntime's float32 result of the
-    rewritten group and the integer op nnc reads it back as both equal `target`."""
+    rewritten group and the integer op nnc reads it back as both equal `target`.
+    onnxruntime's results: unfused (DequantizeLinear, AveragePool, QuantizeLinear:
+    the mean by division or by the reciprocal, then scaled likewise and rounded),
+    and the kernels its default optimization level fuses the group into:
+    QLinearAveragePool rounds mean / s' + z' (the zero point added before
+    rounding, in float32), QLinearGlobalAveragePool rounds sum · (1 / (s' · c))."""
     _, scale, zero = plan
     total, c, s = sums.astype(np.float32), np.float32(count), np.float32(scale)
     means = (total / c, total * (np.float32(1) / c))
-    for mean in means:
-        for scaled in (mean / s, mean * (np.float32(1) / s)):
-            if not np.array_equal(np.clip(np.rint(scaled).astype(np.int64) + zero, lo, hi), target):
-                return False
+    rounded = [np.rint(scaled).astype(np.int64) + zero
+               for mean in means for scaled in (mean / s, mean * (np.float32(1) / s))]
+    rounded.append(np.rint(total / c / s + np.float32(zero)).astype(np.int64))  # QLinearAveragePool
+    rounded.append(np.rint(total * (np.float32(1) / (s * c))).astype(np.int64) + zero)  # QLinearGlobalAveragePool
+    if not all(np.array_equal(np.clip(r, lo, hi), target) for r in rounded):
+        return False
     m, n = quantize_multiplier(1.0 / (scale * count))  # the read-back group's multiplier
     return bool(np.array_equal(requantize(sums, m, n, zero, lo, hi), target))
 
