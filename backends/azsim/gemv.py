@@ -16,9 +16,11 @@ integers of magnitude ≤ 255.
 - Small layers: s and o folded into float64 weights, [w·s | o] against the row
   [x, 1], so that one gemv yields acc·s + o, then clip, floor and store (two
   calls fewer, at twice the weight bytes; measured faster up to about 8 K
-  weights). Exact: w·s = (w·m)·2^−n with |w·m| < 2^38 and each product
-  x·(w·s) = (x·w·m)·2^−n with |x·w·m| < 2^46 are exact in float64; the magnitudes
-  of all products and of o add up to at most the bound above, times 2^−n, so
+  weights). Exact: w·s = (w·m)·2^−n and each product x·(w·s) = (x·w·m)·2^−n
+  are multiples of 2^−n whose integers |w·m| and |x·w·m| stay below the bound
+  above (`float_exact`: every |w| times the largest input magnitude, at least 1,
+  is counted in it), so exact in float64; the magnitudes of all products and
+  of o add up to at most that bound, times 2^−n, so
   every partial sum, in any order BLAS takes, is a multiple of 2^−n below
   2^52·2^−n, held exactly: the gemv yields acc·s + o exactly, the value the
   float path clamps.
