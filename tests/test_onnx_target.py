@@ -170,6 +170,8 @@ def test_average_pool_half_way_means_round_as_nnc(op, dtype, zero_x, zero_y, tmp
     unit = [n for n in written.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == "x"]
     assert [float(initializers(written)[n.input[1]]) for n in unit] == [1.0]
     assert result.report["verification"]["vs_float"]["max_abs_diff"] >= 1  # the model as given differs
+    pools = result.report["onnx"]["half_way_pools"]
+    assert len(pools["rewritten"]) == 1 and pools["as_given"] == []
     assert_reads_back(result, tmp_path / "out" / "pool.onnx", [{"x": x}])
     options = onnxruntime.SessionOptions()  # the default level: the group fused into QLinear(Global)AveragePool
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -187,8 +189,9 @@ def test_large_average_pool_is_left_as_it_is(tmp_path):
     onnx.save(model, tmp_path / "pool.onnx")
     x = np.random.default_rng(0).integers(-128, 128, (1, 2, 32, 32), dtype=np.int8)
     np.savez(tmp_path / "x.npz", x=x)
-    _, written = export(tmp_path / "pool.onnx", tmp_path / "out", inputs=tmp_path / "x.npz")
+    result, written = export(tmp_path / "pool.onnx", tmp_path / "out", inputs=tmp_path / "x.npz")
     assert not any(name.endswith("exact_scale") for name in initializers(written))
+    assert result.report["onnx"]["half_way_pools"]["as_given"] and not result.report["onnx"]["half_way_pools"]["rewritten"]
 
 
 # -- examples/digits ------------------------------------------------------------------

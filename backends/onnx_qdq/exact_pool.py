@@ -54,19 +54,22 @@ from nnc.quantizer.params import ACTIVATION_TYPES
 _MAX_SPAN_BITS = 20
 
 
-def exact_average_pools(graph: Graph) -> list[str]:
+def exact_average_pools(graph: Graph) -> dict[str, bool]:
     """Rewrite (in place) every average-pool group of `graph` (in QDQ form)
-    whose means can be half-way, as the module docstring says; the names of the
-    pools rewritten."""
-    done = []
+    whose means can be half-way and whose parameters are proved, as the module
+    docstring says. Returns, per pool whose means can be half-way, whether it
+    was rewritten (False: written as given, its half-way means rounded by
+    onnxruntime's rule, possibly a step from nnc's)."""
+    found = {}
     for node in graph.nodes():
         if node.op in ("AveragePool", "GlobalAveragePool"):
             group = _group(graph, node)
             plan = _plan(*group[2:]) if group else None
             if plan is not None:
-                _rewrite(graph, node, group[0], group[1], plan)
-                done.append(node.name)
-    return done
+                found[node.name] = plan is not _UNPROVED
+                if plan is not _UNPROVED:
+                    _rewrite(graph, node, group[0], group[1], plan)
+    return found
 
 
 def _group(graph: Graph, pool: Node):
@@ -106,29 +109,49 @@ def _per_tensor(graph: Graph, node: Node) -> tuple[float, int] | None:
 
 
 def _plan(dtype: str, count: int, x_params, y_params):
-    """(z', s', z_y − K) proved for the group, or None where no mean is
-    half-way or no parameters are proved."""
+    """(z', s', z_y − K) proved for the group; None where no mean can be
+    half-way; _UNPROVED where one can but no parameters are proved (a window too
+    large to enumerate, K not an integer or z_y − K out of range, or the proof
+    failing)."""
     (s_x, z_x), (s_y, z_y) = x_params, y_params
     lo, hi = dtypes.integer_range(dtype)
+    m, n = quantize_multiplier(s_x / (s_y * count))  # as nnc's lowering (compiler/quantizer/rules.py)
+    if m == 0 or not _can_be_half_way(count * (hi - lo), count * (z_x - lo), m, n):
+        return None
     span_bits = math.ceil(math.log2(count * (hi - lo)))
     if span_bits > _MAX_SPAN_BITS:
-        return None
-    m, n = quantize_multiplier(s_x / (s_y * count))  # as nnc's lowering (compiler/quantizer/rules.py)
+        return _UNPROVED
     sums = np.arange(count * (hi - lo) + 1, dtype=np.int64)  # Σ (x − z') over a window, z' = lo
     acc = sums - count * (z_x - lo)  # Σ (x − z_x)
-    product = acc * m
-    if not np.any(product % (1 << n) == 1 << (n - 1)):
-        return None  # no window sum is half-way
     offset = Fraction(count * (z_x - lo) * m, 1 << n)
     if offset.denominator != 1 or not lo <= z_y - int(offset) <= hi:
-        return None
+        return _UNPROVED
     target = requantize(acc, m, n, z_y, lo, hi)
     for bits in range(span_bits + 1, span_bits + 4):
         scale = float(np.float32((1.0 - 2.0 ** -bits) * (1 << n) / (count * m)))
         plan = (lo, scale, z_y - int(offset))
         if _proved(plan, sums, count, target, lo, hi):
             return plan
-    return None
+    return _UNPROVED
+
+
+_UNPROVED = ()  # _plan: half-way means possible, no parameters proved
+
+
+def _can_be_half_way(span: int, shift: int, m: int, n: int) -> bool:
+    """Whether some window sum acc = t − shift, t in [0, span], has acc·m ≡
+    2^(n−1) (mod 2^n), i.e. a mean exactly half-way. With g = gcd(m, 2^n) that
+    congruence has solutions iff g divides 2^(n−1), and then they are
+    acc ≡ a (mod P), P = 2^n / g, a = (2^(n−1) / g)·(m / g)^−1 mod P; the least
+    such t is (a + shift) mod P."""
+    if n < 1:
+        return False
+    g = math.gcd(m, 1 << n)
+    if (1 << (n - 1)) % g:
+        return False
+    period = (1 << n) // g
+    solution = (1 << (n - 1)) // g * pow(m // g, -1, period) % period
+    return (solution + shift) % period <= span
 
 
 def _proved(plan, sums: np.ndarray, count: int, target: np.ndarray, lo: int, hi: int) -> bool:

@@ -39,7 +39,7 @@ from nnc.quantizer import lower
 from .. import register_target, run_batched
 from .integer_writer import to_integer_onnx
 from .layer_parity import LayerParity, compare_layers, probed_model
-from .writer import OPSET, to_onnx
+from .writer import OPSET, qdq_model, to_onnx
 
 # The canonical pipeline (nnc.pipelines.CANONICAL) without its layout pass.
 QDQ_PIPELINE = "remove-identity,canonicalize,fold-constants,fold-batchnorm,fuse-bias,fuse-activation,canonicalize"
@@ -62,6 +62,7 @@ class OnnxTarget:
         if self.form == "integer":
             self.parity_lsb = 0  # the integer form is bit-exact at the outputs
         self.parity: LayerParity | None = None
+        self.half_way_pools: dict[str, bool] = {}
 
     def reference_graph(self, graph: Graph) -> Graph:
         """The integer graph a graph in QDQ form stands for (a float graph, from
@@ -73,12 +74,14 @@ class OnnxTarget:
         return lowered
 
     def model(self, graph: Graph) -> onnx.ModelProto:
-        """The ONNX model of `graph` (in QDQ form) in this target's form."""
+        """The ONNX model of `graph` (in QDQ form) in this target's form; for the
+        QDQ form, records which pools with half-way means it wrote exactly."""
         if self.form == "integer":
             reference = self.reference_graph(graph)
             if reference is not graph:
                 return to_integer_onnx(reference)
-        return to_onnx(graph)
+        model, self.half_way_pools = qdq_model(graph)
+        return model
 
     def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
         path = out_dir / f"{stem}.onnx"
@@ -121,10 +124,16 @@ class OnnxTarget:
             yield lambda samples: [dict(zip(graph.outputs, _run(session, graph.outputs, s))) for s in samples]
 
     def extras(self, graph: Graph) -> dict:
-        """`onnx.form` and `onnx.opset`, and after verification of the QDQ form
+        """`onnx.form` and `onnx.opset`; `onnx.half_way_pools` when the QDQ form
+        has average pools whose means can be half-way (`rewritten` to round them
+        as nnc does, or written `as_given`: onnxruntime's rounding there may be a
+        step from nnc's); after verification of the QDQ form
         `onnx.layers_checked` and `onnx.max_layer_diff_lsb` (the per-layer
         check's tensors and worst step)."""
         found = {"form": self.form, "opset": OPSET}
+        if self.half_way_pools:
+            found["half_way_pools"] = {"rewritten": sorted(n for n, done in self.half_way_pools.items() if done),
+                                       "as_given": sorted(n for n, done in self.half_way_pools.items() if not done)}
         if self.parity is not None:
             worst = self.parity.worst()
             found |= {"layers_checked": len(self.parity.lsb), "max_layer_diff_lsb": worst[1] if worst else 0.0}

@@ -100,11 +100,17 @@ class OnnxBuilder:
 
 def to_onnx(graph: Graph) -> onnx.ModelProto:
     """The ONNX model computing `graph` (see the module docstring)."""
+    return qdq_model(graph)[0]
+
+
+def qdq_model(graph: Graph) -> tuple[onnx.ModelProto, dict[str, bool]]:
+    """The ONNX model computing `graph`, and per average pool whose means can be
+    half-way whether it was written to round them as nnc does (exact_pool.py)."""
     live = graph.copy()
     live.remove_dead()
     _refuse_unwritable(live)
-    exact_average_pools(live)
-    return build_model(live, WRITERS, "written by nnc --target onnx: QDQ form of the quantized model")
+    pools = exact_average_pools(live)
+    return build_model(live, WRITERS, "written by nnc --target onnx: QDQ form of the quantized model"), pools
 
 
 def build_model(live: Graph, writers: dict[str, Writer], doc: str) -> onnx.ModelProto:
