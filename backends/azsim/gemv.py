@@ -27,6 +27,9 @@ integers of magnitude ≤ 255.
 
 The floor runs in place and a plain copy stores the integers (which fit the
 output's type after the clamp): cheaper than a casting floor at these sizes.
+Raw and centred rows have a closure each: loading a raw row by a casting
+subtract of 0 instead of a copy costs about 1 µs a layer (ad: 0.045 → 0.056 ms
+a run, measured).
 """
 
 from __future__ import annotations
