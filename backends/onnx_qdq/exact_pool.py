@@ -52,6 +52,7 @@ from nnc.quantizer.params import ACTIVATION_TYPES
 # times over: windows of up to 2^20 / 255 positions (window sums below 2^20, so
 # exact in float32).
 _MAX_SPAN_BITS = 20
+_UNPROVED = ()  # _plan's answer where half-way means are possible but no parameters are proved
 
 
 def exact_average_pools(graph: Graph) -> dict[str, bool]:
@@ -133,9 +134,6 @@ def _plan(dtype: str, count: int, x_params, y_params):
         if _proved(plan, sums, count, target, lo, hi):
             return plan
     return _UNPROVED
-
-
-_UNPROVED = ()  # _plan: half-way means possible, no parameters proved
 
 
 def _can_be_half_way(span: int, shift: int, m: int, n: int) -> bool:
