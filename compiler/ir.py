@@ -111,6 +111,7 @@ class Graph:
     _producer: dict[str, str] = field(default_factory=dict, repr=False)
     _consumers: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _inserted: int = field(default=0, repr=False)
+    _order: list[Node] | None = field(default=None, repr=False, compare=False)  # nodes() until the next edit
 
     # -- tensors -------------------------------------------------------------
     def add_tensor(self, tensor: Tensor) -> Tensor:
@@ -150,6 +151,7 @@ class Graph:
             if out and out in self._producer:
                 raise IRError(f"tensor {out!r} is produced twice")
         self._nodes[node.name] = node
+        self._order = None
         self._seq[node.name] = self._inserted
         self._inserted += 1
         for out in filter(None, node.outputs):  # "" is an omitted output
@@ -163,11 +165,13 @@ class Graph:
         for out in filter(None, node.outputs):
             del self._producer[out]
         del self._nodes[name], self._seq[name]
+        self._order = None
 
     def set_inputs(self, node: Node, inputs: list[str]) -> None:
         self._disconnect_inputs(node)
         node.inputs = list(inputs)
         self._connect_inputs(node)
+        self._order = None
 
     def replace_uses(self, old: str, new: str) -> None:
         """Make every consumer of tensor `old`, and the graph outputs, use `new`."""
@@ -193,7 +197,14 @@ class Graph:
         return len(self._consumers.get(tensor, [])) + self.outputs.count(tensor)
 
     def nodes(self) -> list[Node]:
-        """All nodes in deterministic topological order (see module docstring)."""
+        """All nodes in deterministic topological order (see module docstring);
+        the order is kept until a node is added, removed or rewired
+        (`set_inputs`, the one way to change a node's inputs)."""
+        if self._order is None:
+            self._order = self._topological_order()
+        return list(self._order)
+
+    def _topological_order(self) -> list[Node]:
         waiting = {}  # node name -> producers of its inputs not yet placed
         readers: dict[str, list[str]] = {}
         for name, node in self._nodes.items():
