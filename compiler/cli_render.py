@@ -55,6 +55,10 @@ def render_summary(report: dict) -> str:
                      f"constants in flash {thousands(m['flash_bytes'])} bytes")
     if "sim" in report:
         parts.append(render_sim(report["sim"], {l["name"]: l["id"] for l in report["layers"] if l.get("id")}))
+    as_given = report.get("onnx", {}).get("half_way_pools", {}).get("as_given")
+    if as_given:
+        parts.append(f"onnx: {len(as_given)} average pool(s) with half-way means written as given (onnxruntime may "
+                     f"round those means a step from nnc): {', '.join(as_given)}")
     if "layers_checked" in report.get("onnx", {}):
         o, outputs = report["onnx"], report["verification"]["vs_reference"]["max_abs_diff_lsb"]
         parts.append(f"onnx: opset {o['opset']}; onnxruntime within {o['max_layer_diff_lsb']:g} LSB of nnc's integer "

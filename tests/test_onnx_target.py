@@ -21,6 +21,7 @@ from nnc.backends.onnx_qdq.layer_parity import probed_model
 from nnc.backends.onnx_qdq.target import OnnxTarget, _session
 from nnc.backends.onnx_qdq.writer import WRITERS
 from nnc.cli import run_cli
+from nnc.cli_render import render_summary
 from nnc.errors import VerificationError
 from nnc.interpreter import run
 from nnc.ops import get_op
@@ -192,6 +193,7 @@ def test_large_average_pool_is_left_as_it_is(tmp_path):
     result, written = export(tmp_path / "pool.onnx", tmp_path / "out", inputs=tmp_path / "x.npz")
     assert not any(name.endswith("exact_scale") for name in initializers(written))
     assert result.report["onnx"]["half_way_pools"]["as_given"] and not result.report["onnx"]["half_way_pools"]["rewritten"]
+    assert "1 average pool(s) with half-way means written as given" in render_summary(result.report)
 
 
 # -- examples/digits ------------------------------------------------------------------
