@@ -209,16 +209,19 @@ def decode(payload: bytes, bits: int, format: int, count: int) -> np.ndarray:
     return _DECODERS[format](data, bits, int(count)).astype(np.int8)
 
 
-def validate(payload: bytes, bits: int, format: int, count: int) -> None:
-    """ValueError unless `decode` accepts `payload`. Its time and memory follow the
-    payload's length, not `count`: an rle payload of 5 bytes may stand for 2^32
-    zeros, which this does not build. (A huffman payload has at least one bit per
-    value, so there the two agree: it is decoded.)"""
+def validate(payload: bytes, bits: int, format: int, count: int) -> np.ndarray | None:
+    """ValueError unless `decode` accepts `payload`; the values decode gives
+    (read-only) where checking them meant building them, None for rle. Its time
+    and memory follow the payload's length, not `count`: an rle payload of 5
+    bytes may stand for 2^32 zeros, which this does not build. (Every other
+    format has at least one bit per value: there the values are built.)"""
     data = _checked_arguments(payload, bits, format, count)
     if format == FORMAT_RLE:
         _rle_entries(data, bits, int(count))
-    else:
-        _DECODERS[format](data, bits, int(count))
+        return None
+    values = _DECODERS[format](data, bits, int(count)).astype(np.int8)
+    values.flags.writeable = False
+    return values
 
 
 def packed_size(count: int, bits: int) -> int:

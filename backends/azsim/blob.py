@@ -372,9 +372,9 @@ def _read_streams(c: _Cursor) -> tuple[WeightStream, ...]:
             c.fail(f"{what}: header length {header_len} or count {n} wrong for shape {shape}", at)
         payload = c.take(payload_len, f"{what} payload")
         try:
-            packing.validate(payload, bits, fmt, n)
+            decoded = packing.validate(payload, bits, fmt, n)
         except ValueError as exc:
             c.fail(f"{what}: {exc}", at)
-        streams.append(WeightStream(fmt, bits, shape, payload))
+        streams.append(WeightStream(fmt, bits, shape, payload, decoded))
     c.done()
     return tuple(streams)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 # Element types in the blob, and their sizes in bytes.
 DTYPE_CODES = {"i8": 1, "u8": 2, "i32": 3, "f32": 4, "i16": 5, "i64": 6}
 ITEMSIZE = {DTYPE_CODES[name]: size for name, size in (("i8", 1), ("u8", 1), ("i32", 4), ("f32", 4), ("i16", 2),
@@ -76,6 +78,9 @@ class WeightStream:
     bits: int
     shape: tuple[int, ...]
     payload: bytes
+    # the flat decoded values when the blob reader built them to check the payload
+    # (read-only; not part of the stream's identity); the simulator then skips decoding
+    decoded: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -406,6 +406,10 @@ def _utilization(macs: int, lanes: int, cycles: int) -> float:
 
 
 def _decode_stream(index: int, stream) -> np.ndarray:
+    """The stream's weights in its shape: the values the blob reader built when
+    it checked the payload, else decoded here."""
+    if stream.decoded is not None:
+        return stream.decoded.reshape(stream.shape)
     try:
         flat = packing.decode(stream.payload, stream.bits, stream.format, math.prod(stream.shape))
     except ValueError as exc:
