@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .blas_threads import one_blas_thread
 from .interpreter import run
 from .ir import Graph, Node
 from .layer_rows import fan_in, groups, input_rows
@@ -61,20 +62,6 @@ class Statistics:
 
     def merged(self, other: "Statistics") -> "Statistics":
         return Statistics(self.sums + other.sums, self.rows + other.rows)
-
-
-def one_blas_thread():
-    """A context running BLAS on one thread: the same summation order on every
-    machine, so sums (and the compression built on them) are reproducible.
-    threadpoolctl's controller is made once."""
-    if not _CONTROLLER:
-        from threadpoolctl import ThreadpoolController
-
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
-
-
-_CONTROLLER: list = []
 
 
 def footprint(graph: Graph, node: Node) -> int:

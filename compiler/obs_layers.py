@@ -19,7 +19,7 @@ compression passes and the matrix algorithms of compiler/obs.py.
   with the bias as the weight of a constant input when the layer has a float
   bias of one value per output channel (Gemm with alpha = beta = 1).
 
-The matrix work runs with BLAS on one thread (hessian.one_blas_thread): the
+The matrix work runs with BLAS on one thread (blas_threads.one_blas_thread): the
 matrices are small, and a fixed summation order keeps compiles reproducible.
 
 A layer that asks for obs without statistics (no calibration samples, or past
@@ -36,7 +36,8 @@ import numpy as np
 
 from . import obs
 from .errors import NncWarning, OptionError
-from .hessian import Statistics, collect, one_blas_thread
+from .blas_threads import one_blas_thread
+from .hessian import Statistics, collect
 from .ir import Graph, Node
 from .layer_rows import from_matrices, matrices, supported
 from .layer_select import parse_overrides, settings, weight_constant

@@ -51,9 +51,10 @@ import warnings
 from dataclasses import dataclass
 
 from nnc import obs
+from nnc.blas_threads import one_blas_thread
 from nnc.calibration import OBSERVERS, calibrate, ranges_and_means, read_ranges, write_ranges
 from nnc.errors import NncWarning, OptionError
-from nnc.hessian import one_blas_thread, too_large
+from nnc.hessian import too_large
 from nnc.ir import Graph, Node
 from nnc.layer_select import parse_overrides, settings, weighted_layers
 from nnc.limits import MAX_OBS_FAN_IN

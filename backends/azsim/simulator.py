@@ -59,7 +59,7 @@ from . import ppu_resize  # noqa: F401  (registers the Resize kernels)
 from . import ppu_transformer  # noqa: F401  (registers QReduce, QMatMul, QLayerNorm)
 from . import recurrent  # noqa: F401  (registers QLSTM, QGRU, QRNN)
 from . import ppu_elementwise  # noqa: F401  (registers QMul, QAffine)
-from .blas_threads import blas_restore, blas_single_thread
+from nnc.blas_threads import blas_restore, blas_single_thread
 from .hardware import Hardware, load_hardware
 from .kernels import LayerContext, Work, build
 from .pipeline import PieceCost, pipeline_cycles

@@ -13,7 +13,7 @@ from azsim_testing import ProgramBuilder, mac_layer
 import nnc
 from nnc.backends.azsim import api
 from nnc.backends.azsim.blob import write_blob
-from nnc.backends.azsim.blas_threads import blas_libraries, one_blas_thread
+from nnc.blas_threads import blas_libraries, one_blas_thread
 from nnc.numerics import quantize_multiplier
 
 PARAMS = dict(x_zero_point=0, y_zero_point=0, out_min=-128, out_max=127, out_dtype=1)

@@ -1,10 +1,12 @@
-"""BLAS thread control for the simulator's runs. The simulator's matrix products
-are small (at most a few million MACs), where a BLAS thread pool costs more than
-it gains: 3× slower for ic on a busy 2-core machine. So every inference runs
-BLAS on one thread and restores each library's count afterwards. The BLAS
-libraries' threadpoolctl controllers are found once and called directly
-(threadpoolctl's `limit` context costs tens of µs per entry, a large part of a
-small model's inference); without threadpoolctl, BLAS keeps its own count.
+"""BLAS on one thread, each library's count restored afterwards. Used where the
+matrix products are small and many: az-sim's inferences (at most a few million
+MACs, where a BLAS thread pool costs more than it gains: 3× slower for ic on a
+busy 2-core machine) and the interpreter's runs that collect second-order
+statistics (compiler/hessian.py: one summation order on every machine, so the
+compression built on the sums is reproducible). The BLAS libraries'
+threadpoolctl controllers are found once and called directly (threadpoolctl's
+`limit` context costs tens of µs per entry, a large part of a small model's
+inference); without threadpoolctl, BLAS keeps its own count.
 """
 
 from __future__ import annotations
