@@ -11,8 +11,8 @@ integers of magnitude ≤ 255.
 
 - Large layers (more than PRESCALE_LIMIT weights): the row into a `dtype`
   buffer, one BLAS gemv against the untransposed [N, K] weights in `dtype`
-  (exact integer sums: float32 below 2^24, see mac.py), then the float path's
-  multiply, add, clip, floor and store.
+  (exact integer sums: float32 below 2^24, see mac.py), then the Requantizer's
+  float path.
 - Small layers: s and o folded into float64 weights, [w·s | o] against the row
   [x, 1], so that one gemv yields acc·s + o, then clip, floor and store (two
   calls fewer, at twice the weight bytes; measured faster up to about 8 K
@@ -54,14 +54,13 @@ def single_row(weights: np.ndarray, dtype, x: np.ndarray, zx: int, raw: bool, ou
         return None
     n, k = weights.shape
     scale, offset, (lo, hi) = requantizer.scale, requantizer.float_offset, requantizer.bounds
-    value = np.empty(n, np.float64)
     source, result, zero = x[0], out[0], x.dtype.type(zx)
-    dot, multiply, add, floor, subtract, f64 = np.dot, np.multiply, np.add, np.floor, np.subtract, np.float64
+    dot, floor, subtract, f64 = np.dot, np.floor, np.subtract, np.float64
     if weights.size <= PRESCALE_LIMIT:
         matrix = np.empty((n, k + 1), np.float64)
         matrix[:, :k] = weights * scale[:, None]
         matrix[:, k] = offset
-        row = np.ones(k + 1, np.float64)
+        row, value = np.ones(k + 1, np.float64), np.empty(n, np.float64)
         inputs = row[:k]
 
         if raw:
@@ -82,22 +81,15 @@ def single_row(weights: np.ndarray, dtype, x: np.ndarray, zx: int, raw: bool, ou
 
     matrix = np.ascontiguousarray(weights, dtype=dtype)  # [N, K]: BLAS's untransposed gemv, ~1.6x a [K, N] one
     row, acc = np.empty(k, dtype), np.empty(n, dtype)
+    requantize = requantizer.bind(acc, result)  # its float path; one nested call is noise beside this gemv
     if raw:
         def run():
             row[...] = source
             dot(matrix, row, out=acc)
-            multiply(acc, scale, out=value, dtype=f64)
-            add(value, offset, out=value)
-            CLIP(value, lo, hi, out=value)
-            floor(value, out=value)
-            result[...] = value
+            requantize()
     else:
         def run():
             subtract(source, zero, out=row, dtype=dtype)
             dot(matrix, row, out=acc)
-            multiply(acc, scale, out=value, dtype=f64)
-            add(value, offset, out=value)
-            CLIP(value, lo, hi, out=value)
-            floor(value, out=value)
-            result[...] = value
+            requantize()
     return run
