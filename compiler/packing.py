@@ -215,11 +215,10 @@ def validate(payload: bytes, bits: int, format: int, count: int) -> np.ndarray |
     and memory follow the payload's length, not `count`: an rle payload of 5
     bytes may stand for 2^32 zeros, which this does not build. (Every other
     format has at least one bit per value: there the values are built.)"""
-    data = _checked_arguments(payload, bits, format, count)
     if format == FORMAT_RLE:
-        _rle_entries(data, bits, int(count))
+        _rle_entries(_checked_arguments(payload, bits, format, count), bits, int(count))
         return None
-    values = _DECODERS[format](data, bits, int(count)).astype(np.int8)
+    values = decode(payload, bits, format, count)
     values.flags.writeable = False
     return values
 
@@ -503,7 +502,8 @@ def _chain(following: np.ndarray, count: int) -> np.ndarray:
     scalar steps."""
     if count == 0:
         return np.zeros(0, np.intp)
-    jump, block = following.astype(np.intp, copy=False), 1
+    step = following.astype(np.intp, copy=False)  # intp: np.take's fastest indices
+    jump, block = step, 1
     while -(-count // block) > WALKED_BLOCKS:
         jump, block = np.take(jump, jump), block * 2
     blocks = -(-count // block)
@@ -512,7 +512,6 @@ def _chain(following: np.ndarray, count: int) -> np.ndarray:
     for b in range(blocks):
         starts[b, 0] = position
         position = int(jump[position])
-    step = following.astype(np.intp, copy=False)
     for k in range(1, block):
         starts[:, k] = np.take(step, starts[:, k - 1])
     return starts.reshape(-1)[:count]
