@@ -39,7 +39,7 @@ from nnc.quantizer import lower
 from .. import register_target, run_batched
 from .integer_writer import to_integer_onnx
 from .layer_parity import LayerParity, compare_layers, probed_model
-from .writer import OPSET, qdq_model, to_onnx
+from .writer import OPSET, qdq_model
 
 # The canonical pipeline (nnc.pipelines.CANONICAL) without its layout pass.
 QDQ_PIPELINE = "remove-identity,canonicalize,fold-constants,fold-batchnorm,fuse-bias,fuse-activation,canonicalize"
@@ -97,7 +97,7 @@ class OnnxTarget:
         if reference is graph or self.form == "integer":
             with self.runner(graph, out_dir, stem) as run_on:
                 return run_batched(run_on, samples, progress)
-        model = onnx.load(str(out_dir / f"{stem}.onnx")) if out_dir is not None else to_onnx(graph)
+        model = onnx.load(str(out_dir / f"{stem}.onnx")) if out_dir is not None else self.model(graph)
         probed, shared = probed_model(reference, model)
         session, names, parity = _session(probed.SerializeToString()), [*graph.outputs, *shared], LayerParity()
 
