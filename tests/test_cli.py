@@ -197,3 +197,29 @@ def test_calibration_named_in_the_pipeline_is_used_for_verification(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "verification on 64 sample(s) (examples/digits/calib.npz)" in proc.stdout
     assert "synthetic" not in proc.stderr
+
+
+def test_the_script_collects_garbage_again_once_a_command_starts(monkeypatch):
+    """main() pauses the cyclic collector for the imports only: a command's work
+    (which may run for hours in explore or finetune) runs with it enabled."""
+    import atexit
+    import gc
+
+    from nnc import cli, driver
+
+    seen = []
+
+    def fake_compile(*args, **kwargs):
+        seen.append(gc.isenabled())
+        raise nnc.NncError("stop here")
+
+    monkeypatch.setattr(driver, "compile", fake_compile)
+    try:
+        cli._pause_gc_for_start_up()
+        assert not gc.isenabled()
+        assert cli.run_cli(["compile", "m.onnx", "-o", "out"]) == 2
+    finally:
+        atexit.unregister(gc.freeze)
+        gc.unfreeze()
+        gc.enable()
+    assert seen == [True]
