@@ -4,7 +4,9 @@ it to the bit. This module is the format's only writer and reader.
 - `write_blob(program)` is deterministic (params in name order, all else in
   program order, the version the lowest that holds its stream formats) and
   range-checks every field it packs (ValueError: a program that does not fit
-  the format is a bug upstream, not bad user input).
+  the format is a bug upstream, not bad user input), weight payloads by
+  decoding them unless the caller reads the blob back (`check_payloads=False`:
+  read_blob decodes every payload, so decoding here too would do it twice).
 - `read_blob(data)` trusts nothing: header (magic, version, flags, size), section
   table (sections back to back, so CRCs cover every byte), CRC32s, every record
   field (weight payloads by decoding them with nnc.packing), then
@@ -83,11 +85,11 @@ def _string(parts: list[bytes], text: str, what: str, width: str = "H") -> None:
     parts.append(raw)
 
 
-def write_blob(program: Program) -> bytes:
+def write_blob(program: Program, check_payloads: bool = True) -> bytes:
     """The blob of `program` (deterministic; see the module docstring)."""
     tensors, constants = _write_tensors(program.tensors)
     bodies = [_write_meta(program), tensors, constants, _write_layers(program.layers),
-              _write_streams(program.streams)]
+              _write_streams(program.streams, check_payloads)]
     version = _version(program)
     if version >= TILING_SINCE:
         bodies.append(_write_tiling(program.layers))
@@ -171,14 +173,16 @@ def _write_tiling(layers) -> bytes:
     return b"".join(w)
 
 
-def _write_streams(streams) -> bytes:
+def _write_streams(streams, check_payloads: bool) -> bytes:
     w: list[bytes] = []
     _pack(w, "I", len(streams), what="stream count")
     for i, s in enumerate(streams):
         what, rank, count = f"stream {i}", len(s.shape), math.prod(s.shape)
         _require(rank <= MAX_RANK, f"{what}: rank {rank}")
+        _require(s.format in packing.FORMATS, f"{what}: format {s.format}")
         try:
-            packing.validate(s.payload, s.bits, s.format, count)
+            if check_payloads:
+                packing.validate(s.payload, s.bits, s.format, count)
         except ValueError as exc:
             raise ValueError(f"blob writer: {what}: {exc}") from None
         _pack(w, f"HBBIIB3x{rank}I", STREAM_HEADER.size + 4 * rank, s.format, s.bits, count, len(s.payload),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from nnc.errors import BlobError
 from nnc.ir import Graph
 from nnc.pipelines import CANONICAL
 from nnc.verification import synthetic_samples
@@ -37,6 +38,7 @@ class AzSimTarget:
         self.pack = getattr(options, "pack", "auto")
         self.program: Program | None = None
         self.blob: bytes | None = None
+        self.read_back: Program | None = None
         self.stats = None
 
     def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
@@ -52,8 +54,12 @@ class AzSimTarget:
     def runner(self, graph: Graph, out_dir: Path | None, stem: str):
         """A simulator of the blob in `out_dir` (or of the graph's blob), decoded
         once; yield `samples -> outputs`. The first run's statistics are kept."""
-        data = (out_dir / f"{stem}.azb").read_bytes() if out_dir else self._blob(graph)
-        simulator = Simulator(read_blob(data), self.hw)
+        if out_dir:
+            program = read_blob((out_dir / f"{stem}.azb").read_bytes())
+        else:
+            self._blob(graph)
+            program = self.read_back
+        simulator = Simulator(program, self.hw)
 
         def run_on(samples):
             outputs = []
@@ -80,7 +86,15 @@ class AzSimTarget:
         return weight_encodings(self.program)
 
     def _blob(self, graph: Graph) -> bytes:
+        """The graph's blob, written once and read straight back: the reader's
+        checks (every payload decoded) are the writer's, and its decoded
+        program is what the simulator runs when no file is named."""
         if self.blob is None:
             self.program = to_program(graph, self.pack, self.hw)
-            self.blob = write_blob(self.program)
+            blob = write_blob(self.program, check_payloads=False)
+            try:
+                self.read_back = read_blob(blob)
+            except BlobError as exc:
+                raise RuntimeError(f"the blob writer wrote a blob its reader refuses: {exc}") from None
+            self.blob = blob
         return self.blob

@@ -188,6 +188,12 @@ def test_writer_refuses_fields_out_of_range(changes, message):
         write_blob(tiny_program(**changes))
 
 
+def test_a_writer_that_leaves_payloads_to_the_reader_writes_one_it_refuses():
+    program = tiny_program(streams=(WeightStream(FORMAT_BITMASK, 4, (3, 4), b"\x00"),))
+    with pytest.raises(nnc.BlobError, match="stream 0: bitmask payload"):
+        read_blob(write_blob(program, check_payloads=False))
+
+
 # -- reader: one BlobError per rule ------------------------------------------------------
 def test_blob_error_is_an_nnc_error():
     assert issubclass(nnc.BlobError, nnc.NncError)  # so the CLI exits with code 2
