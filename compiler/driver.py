@@ -37,7 +37,7 @@ from .budget import BudgetChoice
 from .report import REPORT_FILES, add_layer_errors, arena_layout, render_files
 from .report import storage as weight_storage
 from .report import build as build_report
-from .textir import print_ir
+from .textir.printer import print_ir
 from .verification import load_samples, synthetic_samples
 from .verify_step import is_integer_graph, verification_warnings, verify, verify_streaming
 

@@ -17,17 +17,12 @@ import dataclasses
 import importlib
 import json
 import re
-import sys
 import time
 import typing
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
-import lark
-from lark import Lark, LarkError, Transformer
-
 from .errors import OptionError
-from .user_cache import cache_folder
 from .ir import Graph
 
 
@@ -56,70 +51,119 @@ def available_passes() -> dict[str, type[Pass]]:
 
 
 # -- pipeline strings ------------------------------------------------------------
-_GRAMMAR = r"""
-pipeline: step ("," step)*
-step: NAME options?
-options: "{" [option ("," option)*] "}"
-option: KEY "=" value
-?value: SIGNED_NUMBER -> number
-      | ESCAPED_STRING -> string
-      | "true" -> true
-      | "false" -> false
-      | WORD -> word
-      | "[" [value ("," value)*] "]" -> list
-NAME: /[a-z][a-z0-9-]*/
-KEY: /[a-z_][a-z0-9_]*/
-WORD: /[A-Za-z_][A-Za-z0-9_.:\/-]*/
-%import common.SIGNED_NUMBER
-%import common.ESCAPED_STRING
-%ignore /\s+/
-"""
+# The grammar (whitespace between tokens is ignored):
+#   pipeline := step ("," step)*          step := NAME ["{" [option ("," option)*] "}"]
+#   option   := KEY "=" value
+#   value    := number | "JSON string" | true | false | WORD | "[" [value ("," value)*] "]"
+# A hand-written recursive descent over one token regex: the grammar is small,
+# and every compile parses its default pipeline, which a parser library's
+# import (lark: 10 ms) would make slower.
+_TOKEN = re.compile(r"""\s*(?:
+    (?P<number>[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?(?![A-Za-z0-9_.:/-]))
+  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<word>[A-Za-z_][A-Za-z0-9_.:/-]*)
+  | (?P<punct>[,{}=\[\]])
+)""", re.VERBOSE)
+_NAME = re.compile(r"[a-z][a-z0-9-]*\Z")
+_KEY = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
-class _ToPython(Transformer):
-    def number(self, items):
-        text = str(items[0])
-        return float(text) if any(c in text for c in ".eE") else int(text)
+class _PipelineSyntaxError(ValueError):
+    pass
 
-    def true(self, _):
-        return True
 
-    def false(self, _):
+class _Tokens:
+    """The tokens of a pipeline string as (kind, text, column); kind "end" last."""
+
+    def __init__(self, text: str):
+        self.items: list[tuple[str, str, int]] = []
+        pos = 0
+        while text[pos:].strip():
+            match = _TOKEN.match(text, pos)
+            if match is None:
+                column = pos + len(text[pos:]) - len(text[pos:].lstrip()) + 1
+                raise _PipelineSyntaxError(f"unexpected character {text[column - 1]!r} at column {column}")
+            kind = match.lastgroup
+            self.items.append((kind, match.group(kind), match.start(kind) + 1))
+            pos = match.end()
+        self.items.append(("end", "", len(text) + 1))
+        self.index = 0
+
+    def peek(self) -> tuple[str, str, int]:
+        return self.items[self.index]
+
+    def take(self, kind: str, text: str | None = None, what: str | None = None) -> str:
+        found_kind, found, column = self.items[self.index]
+        if found_kind != kind or (text is not None and found != text):
+            shown = "the end" if found_kind == "end" else repr(found)
+            raise _PipelineSyntaxError(f"expected {what or repr(text)} at column {column}, found {shown}")
+        self.index += 1
+        return found
+
+    def skip(self, text: str) -> bool:
+        if self.items[self.index][0] == "punct" and self.items[self.index][1] == text:
+            self.index += 1
+            return True
         return False
 
-    def word(self, items):
-        return str(items[0])
 
-    def string(self, items):
-        return json.loads(items[0])
-
-    def list(self, items):
-        return [i for i in items if i is not None]
-
-    def option(self, items):
-        return str(items[0]), items[1]
-
-    def options(self, items):
-        return dict(i for i in items if i is not None)
-
-    def step(self, items):
-        return str(items[0]), (items[1] if len(items) > 1 else {})
-
-    def pipeline(self, items):
-        return list(items)
+def _steps(text: str) -> list[tuple[str, dict]]:
+    """(pass name, options) of each step of a non-empty pipeline string."""
+    tokens = _Tokens(text)
+    steps = [_step(tokens)]
+    while tokens.skip(","):
+        steps.append(_step(tokens))
+    tokens.take("end", what="',' or the end")
+    return steps
 
 
-def _parser() -> Lark:
-    """The pipeline grammar's LALR parser; its tables (20 ms to build) are kept
-    in the user cache per lark and Python version, checked by lark against a
-    hash of the grammar."""
-    folder = cache_folder("lark")
-    cache = str(folder / f"pipeline-{lark.__version__}-py{sys.version_info[0]}{sys.version_info[1]}.cache") \
-        if folder else False
-    return Lark(_GRAMMAR, start="pipeline", parser="lalr", cache=cache)
+def _step(tokens: _Tokens) -> tuple[str, dict]:
+    name = _matching(tokens, _NAME, "a pass name")
+    options: dict = {}
+    if tokens.skip("{") and not tokens.skip("}"):
+        while True:
+            key = _matching(tokens, _KEY, "an option name")
+            tokens.take("punct", "=")
+            options[key] = _value(tokens)
+            if tokens.skip("}"):
+                break
+            tokens.take("punct", ",", what="',' or '}'")
+    return name, options
 
 
-_PARSER = _parser()
+def _matching(tokens: _Tokens, pattern: re.Pattern, what: str) -> str:
+    kind, text, column = tokens.peek()
+    if kind != "word" or not pattern.match(text):
+        shown = "the end" if kind == "end" else repr(text)
+        raise _PipelineSyntaxError(f"expected {what} at column {column}, found {shown}")
+    return tokens.take("word")
+
+
+def _value(tokens: _Tokens):
+    kind, text, _ = tokens.peek()
+    if kind == "number":
+        tokens.take(kind)
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    if kind == "string":
+        tokens.take(kind)
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise _PipelineSyntaxError(f"bad string {text}: {exc}") from None
+    if kind == "word":
+        tokens.take(kind)
+        return {"true": True, "false": False}.get(text, text)
+    if tokens.skip("["):
+        values = []
+        if not tokens.skip("]"):
+            values.append(_value(tokens))
+            while not tokens.skip("]"):
+                tokens.take("punct", ",", what="',' or ']'")
+                values.append(_value(tokens))
+        return values
+    return tokens.take("word", what="a value")
+
+
 _BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]*")
 
 
@@ -128,9 +172,9 @@ def parse_pipeline(text: str) -> list[Pass]:
     if not text.strip():
         return []
     try:
-        steps = _ToPython().transform(_PARSER.parse(text))
-    except LarkError as exc:
-        raise OptionError(f"bad pipeline {text!r}: {str(exc).splitlines()[0]}") from None
+        steps = _steps(text)
+    except _PipelineSyntaxError as exc:
+        raise OptionError(f"bad pipeline {text!r}: {exc}") from None
     registry = available_passes()
     return [_make_pass(registry, name, options) for name, options in steps]
 

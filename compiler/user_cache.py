@@ -1,5 +1,5 @@
 """The folder where nnc keeps what it can rebuild, to start faster: compiled
-jinja2 templates and the pipeline grammar's parse tables.
+jinja2 templates.
 
 $NNC_CACHE_DIR, else $XDG_CACHE_HOME/nnc, else ~/.cache/nnc; an empty
 NNC_CACHE_DIR turns caching off. Every entry is checked against what it was

@@ -47,3 +47,32 @@ def test_records_and_dump(tmp_path):
     assert [r.name for r in manager.records] == [p.strip() for p in CANONICAL.split(",")]
     assert dumped == [r.name for r in manager.records]
     assert len(out) < manager.records[0].nodes_before
+
+
+@pytest.mark.parametrize("text,steps", [
+    ("a", [("a", {})]),
+    (" a { } , b-2 ", [("a", {}), ("b-2", {})]),
+    ('a{x=1,y=-2.5e3,z=.5,w=5.,v=+3}', [("a", {"x": 1, "y": -2500.0, "z": 0.5, "w": 5.0, "v": 3})]),
+    ('a{s="q\\"s,}",t=true,f=false,w=foo.bar:baz/q-1}',
+     [("a", {"s": 'q"s,}', "t": True, "f": False, "w": "foo.bar:baz/q-1"})]),
+    ("a{l=[1,[2, x]],e=[]}", [("a", {"l": [1, [2, "x"]], "e": []})]),
+])
+def test_pipeline_syntax(text, steps):
+    from nnc.passmanager import _steps
+
+    assert _steps(text) == steps
+
+
+@pytest.mark.parametrize("text,message", [
+    ("a,,b", r"expected a pass name at column 3, found ','"),
+    ("a{x=1", r"expected ',' or '}' at column 6, found the end"),
+    ("a b", r"expected ',' or the end at column 3, found 'b'"),
+    ("a{X=1}", r"expected an option name at column 3, found 'X'"),
+    ("a{x=[1,]}", r"expected a value at column 8, found '\]'"),
+    ("a{x=3abc}", r"unexpected character '3' at column 5"),
+    ('a{x="\\q"}', r"bad string"),
+    ("a;b", r"unexpected character ';' at column 2"),
+])
+def test_pipeline_syntax_errors_name_the_column(text, message):
+    with pytest.raises(OptionError, match=r"^bad pipeline .*: " + message):
+        parse_pipeline(text)

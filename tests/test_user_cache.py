@@ -29,7 +29,7 @@ def test_cold_warm_and_corrupted_cache_write_the_same_sources(tmp_path):
     cache = tmp_path / "cache"
     cold, _ = compile_c(tmp_path / "cold", str(cache))
     entries = sorted(p for p in cache.rglob("*") if p.is_file())
-    assert any("jinja2" in str(p) for p in entries) and any("lark" in str(p) for p in entries)
+    assert any("jinja2" in str(p) for p in entries)
     warm, _ = compile_c(tmp_path / "warm", str(cache))
     for entry in entries:
         entry.write_bytes(b"\x00not a cache entry")
