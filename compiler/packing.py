@@ -182,11 +182,10 @@ def pack(values: np.ndarray, choice: str = "auto", formats: tuple[int, ...] = FO
     if choice != "auto" and FORMAT_NAMES[choice] not in formats:
         raise ValueError(f"packing {choice!r} is not among the formats {formats!r}")
     formats = formats if choice == "auto" else (FORMAT_NAMES[choice],)
-    candidates = []
-    for format in formats:
-        bits = natural_bits(values, format)
-        candidates.append(Packed(format, bits, encode(values, bits, format)))
-    return min(candidates, key=lambda p: (len(p.payload), p.format))
+    sized = [(encoded_size(values, bits, format), format, bits)
+             for format in formats for bits in [natural_bits(values, format)]]
+    _, format, bits = min(sized)  # sizes computed, only the shortest encoded
+    return Packed(format, bits, encode(values, bits, format))
 
 
 def check_choice(choice: str) -> None:
@@ -201,6 +200,29 @@ def encode(values: np.ndarray, bits: int, format: int) -> bytes:
     _check_bits(bits, format)
     flat = _int8_values(values) if format in _ANY_INT8 else _checked_values(values, bits)
     return _ENCODERS[format](flat, bits)
+
+
+def encoded_size(values: np.ndarray, bits: int, format: int) -> int:
+    """len(encode(values, bits, format)), computed without encoding."""
+    _check_format(format)
+    _check_bits(bits, format)
+    flat = _int8_values(values) if format in _ANY_INT8 else _checked_values(values, bits)
+    count = flat.size
+    if format == FORMAT_DENSE:
+        return packed_size(count, bits)
+    if format == FORMAT_BITMASK:
+        return packed_size(count, 1) + packed_size(int(np.count_nonzero(flat)), bits)
+    if format == FORMAT_RLE:
+        gaps = _rle_gaps(flat)
+        return min(_rle_size(gaps, run_bits, bits) for run_bits in RLE_RUN_BITS)
+    counts = _symbol_counts(flat)
+    if format == FORMAT_CODEBOOK:
+        distinct = int(np.count_nonzero(counts))
+        if distinct > 1 << bits:
+            raise ValueError(f"{distinct} distinct values need more than {bits}-bit codebook indices")
+        return 1 + distinct + packed_size(count, bits)
+    lengths = huffman_lengths(counts, bits)
+    return 1 + 2 * int(np.count_nonzero(lengths)) + packed_size(int(lengths @ counts) if count else 0, 1)
 
 
 def decode(payload: bytes, bits: int, format: int, count: int) -> np.ndarray:
@@ -247,9 +269,14 @@ def _encode_bitmask(flat: np.ndarray, bits: int) -> bytes:
     return pack_fields(nonzero, 1) + pack_fields(flat[nonzero], bits)
 
 
+def _rle_gaps(flat: np.ndarray) -> np.ndarray:
+    """The number of zeros before each nonzero value."""
+    return np.diff(np.flatnonzero(flat), prepend=-1) - 1
+
+
 def _encode_rle(flat: np.ndarray, bits: int) -> bytes:
     where = np.flatnonzero(flat)
-    gaps = np.diff(where, prepend=-1) - 1  # zeros before each nonzero value
+    gaps = _rle_gaps(flat)
     run_bits = min(RLE_RUN_BITS, key=lambda r: _rle_size(gaps, r, bits))  # first minimum: smaller r
     fillers = gaps >> run_bits
     entry_of_value = np.cumsum(fillers + 1) - 1

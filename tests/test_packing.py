@@ -193,6 +193,16 @@ def test_codebook_round_trips(case):
     np.testing.assert_array_equal(packing.decode(payload, bits, FORMAT_CODEBOOK, values.size), values)
 
 
+@settings(max_examples=200, deadline=None)
+@given(weights(), st.sampled_from(packing.FORMATS), st.integers(0, 7))
+def test_encoded_size_is_the_length_of_the_payload(case, format, wider):
+    """pack chooses by encoded_size and encodes only its choice."""
+    values, _ = case
+    low, high = packing.BITS_RANGE[format]
+    bits = min(high, max(low, packing.natural_bits(values, format)) + wider)
+    assert packing.encoded_size(values, bits, format) == len(packing.encode(values, bits, format))
+
+
 @settings(max_examples=100, deadline=None)
 @given(weights())
 def test_rle_picks_the_shortest_run_width_and_decodes_every_width(case):
