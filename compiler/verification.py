@@ -248,24 +248,48 @@ def _refuse_first(array: np.ndarray, bad: np.ndarray, where: str, why: str) -> N
 
 
 def synthetic_samples(graph: Graph, count: int = 4, seed: int = 0) -> list[Sample]:
-    """Seeded random inputs: floats uniform in [-1, 1], integers over their full
-    range, except Gather indices: uniform over [0, extent) of the axis they index."""
-    rng = np.random.default_rng(seed)
+    """Seeded random inputs: floats uniform in [-1, 1), integers over their full
+    range, except Gather indices: uniform over [0, extent) of the axis they index.
+    The numbers are splitmix64's (_SplitMix64), the same on every platform and
+    numpy version, and numpy.random (8 ms to import) is not needed."""
+    stream = _SplitMix64(seed)
     samples = []
     for _ in range(count):
         sample = {}
         for name in graph.inputs:
             tensor = graph.tensor(name)
             dtype = dtypes.to_numpy(tensor.dtype)
+            words = stream.next(math.prod(tensor.shape)).reshape(tensor.shape)
             if dtype.kind == "f":
-                sample[name] = rng.uniform(-1, 1, tensor.shape).astype(dtype)
+                sample[name] = ((words >> np.uint64(11)) * 2.0 ** -52 - 1.0).astype(dtype)
             else:
                 lo, hi = dtypes.integer_range(tensor.dtype)
                 extent = index_extent(graph, name)
                 lo, hi = (lo, hi) if extent is None else (0, max(extent - 1, 0))
-                sample[name] = rng.integers(lo, hi, tensor.shape, endpoint=True).astype(dtype)
+                span = hi - lo + 1
+                values = words.view(np.int64) if span == 1 << 64 else (words % np.uint64(span)).astype(np.int64) + lo
+                sample[name] = values.astype(dtype)
         samples.append(sample)
     return samples
+
+
+class _SplitMix64:
+    """The splitmix64 generator (Steele, Lea and Flood, "Fast Splittable
+    Pseudorandom Number Generators", OOPSLA 2014): output i of a stream seeded s
+    is mix(s + i·0x9E3779B97F4A7C15), i = 1, 2, ..., as uint64."""
+
+    _GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+    def __init__(self, seed: int):
+        self.state = np.uint64(seed % (1 << 64))
+        self.taken = 0
+
+    def next(self, n: int) -> np.ndarray:
+        z = np.arange(self.taken + 1, self.taken + n + 1, dtype=np.uint64) * self._GAMMA + self.state
+        self.taken += n
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
 
 def onnxruntime_outputs(model_path: str | Path, samples: list[Sample], output_names: list[str]) -> list[Sample]:
