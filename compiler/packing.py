@@ -109,12 +109,13 @@ The blob reader turns a ValueError into its BlobError.
 
 from __future__ import annotations
 
-import functools
-import heapq
 import struct
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import huffman
+from .bitfields import expect_length, pack_fields, packed_size, signed, unpack_fields
 
 FORMAT_DENSE = 0      # b-bit two's complement values
 FORMAT_BITMASK = 1    # nonzero mask, then the nonzero values
@@ -127,7 +128,7 @@ FORMAT_NAMES = {"dense": FORMAT_DENSE, "bitmask": FORMAT_BITMASK, "rle": FORMAT_
 PACK_CHOICES = ("auto", *FORMAT_NAMES)  # what `pack` accepts
 MIN_BITS, MAX_BITS = 2, 8          # value width of dense, bitmask, rle
 MIN_INDEX_BITS = 1                 # codebook index width: 1..MAX_BITS
-MAX_CODE_BITS = 15                 # huffman code-length limit L: 1..MAX_CODE_BITS
+MAX_CODE_BITS = huffman.MAX_CODE_BITS  # huffman code-length limit L: 1..MAX_CODE_BITS
 BITS_RANGE = {FORMAT_DENSE: (MIN_BITS, MAX_BITS), FORMAT_BITMASK: (MIN_BITS, MAX_BITS),
               FORMAT_RLE: (MIN_BITS, MAX_BITS), FORMAT_CODEBOOK: (MIN_INDEX_BITS, MAX_BITS),
               FORMAT_HUFFMAN: (1, MAX_CODE_BITS)}
@@ -167,7 +168,7 @@ def natural_bits(values: np.ndarray, format: int) -> int:
         distinct = int(np.count_nonzero(np.bincount(flat + 128, minlength=256)))
         return max(MIN_INDEX_BITS, (distinct - 1).bit_length())
     if format == FORMAT_HUFFMAN:
-        return int(huffman_lengths(_symbol_counts(flat), MAX_CODE_BITS).max())
+        return int(huffman.code_lengths(huffman.symbol_counts(flat), MAX_CODE_BITS).max())
     peak = int(np.abs(flat).max()) if flat.size else 0
     return min(MAX_BITS, max(MIN_BITS, peak.bit_length() + 1))
 
@@ -215,13 +216,13 @@ def encoded_size(values: np.ndarray, bits: int, format: int) -> int:
     if format == FORMAT_RLE:
         gaps = _rle_gaps(flat)
         return min(_rle_size(gaps, run_bits, bits) for run_bits in RLE_RUN_BITS)
-    counts = _symbol_counts(flat)
+    counts = huffman.symbol_counts(flat)
     if format == FORMAT_CODEBOOK:
         distinct = int(np.count_nonzero(counts))
         if distinct > 1 << bits:
             raise ValueError(f"{distinct} distinct values need more than {bits}-bit codebook indices")
         return 1 + distinct + packed_size(count, bits)
-    lengths = huffman_lengths(counts, bits)
+    lengths = huffman.code_lengths(counts, bits)
     return 1 + 2 * int(np.count_nonzero(lengths)) + packed_size(int(lengths @ counts) if count else 0, 1)
 
 
@@ -243,20 +244,6 @@ def validate(payload: bytes, bits: int, format: int, count: int) -> np.ndarray |
     values = decode(payload, bits, format, count)
     values.flags.writeable = False
     return values
-
-
-def packed_size(count: int, bits: int) -> int:
-    """Bytes of `count` packed b-bit fields: ⌈count·b / 8⌉."""
-    return (count * bits + 7) // 8
-
-
-def pack_fields(fields: np.ndarray, width: int) -> bytes:
-    """Fields (integers, each taken mod 2^width) packed LSB-first, padded to a byte."""
-    unsigned = np.asarray(fields).astype(np.int64) & ((1 << width) - 1)
-    if width == 8:
-        return unsigned.astype(np.uint8).tobytes()
-    bit_planes = (unsigned[:, None] >> np.arange(width, dtype=np.int64)) & 1
-    return np.packbits(bit_planes.astype(np.uint8).reshape(-1), bitorder="little").tobytes()
 
 
 # -- encoders (flat int64 values, already checked) ---------------------------------------
@@ -302,18 +289,18 @@ def _encode_codebook(flat: np.ndarray, bits: int) -> bytes:
 
 # -- decoders (payload bytes as uint8; the caller checked bits and count) -------------------
 def _decode_dense(data: np.ndarray, bits: int, count: int) -> np.ndarray:
-    _expect_length(data.size, packed_size(count, bits), "dense")
-    return _signed(_unpack(data, bits, count), bits)
+    expect_length(data.size, packed_size(count, bits), "dense")
+    return signed(unpack_fields(data, bits, count), bits)
 
 
 def _decode_bitmask(data: np.ndarray, bits: int, count: int) -> np.ndarray:
     mask_bytes = packed_size(count, 1)
     if data.size < mask_bytes:
         raise ValueError(f"bitmask payload of {data.size} bytes is shorter than its {mask_bytes}-byte mask")
-    nonzero = _unpack(data[:mask_bytes], 1, count).astype(bool)
+    nonzero = unpack_fields(data[:mask_bytes], 1, count).astype(bool)
     nnz = int(nonzero.sum())
-    _expect_length(data.size, mask_bytes + packed_size(nnz, bits), "bitmask")
-    nonzero_values = _signed(_unpack(data[mask_bytes:], bits, nnz), bits)
+    expect_length(data.size, mask_bytes + packed_size(nnz, bits), "bitmask")
+    nonzero_values = signed(unpack_fields(data[mask_bytes:], bits, nnz), bits)
     if not nonzero_values.all():
         raise ValueError("a bitmask payload holds a zero value where its mask says nonzero")
     out = np.zeros(count, np.int64)
@@ -335,9 +322,9 @@ def _rle_entries(data: np.ndarray, bits: int, count: int) -> tuple[np.ndarray, n
     run_bits, n = RLE_HEADER.unpack(data[:RLE_HEADER.size].tobytes())
     if run_bits not in RLE_RUN_BITS:
         raise ValueError(f"rle run width {run_bits} is outside 1..8")
-    _expect_length(data.size, RLE_HEADER.size + packed_size(n, run_bits + bits), "rle")
-    entries = _unpack(data[RLE_HEADER.size:], run_bits + bits, n)
-    runs, values = entries & ((1 << run_bits) - 1), _signed(entries >> run_bits, bits)
+    expect_length(data.size, RLE_HEADER.size + packed_size(n, run_bits + bits), "rle")
+    entries = unpack_fields(data[RLE_HEADER.size:], run_bits + bits, n)
+    runs, values = entries & ((1 << run_bits) - 1), signed(entries >> run_bits, bits)
     filler = values == 0
     if (runs[filler] != (1 << run_bits) - 1).any():
         raise ValueError("an rle entry holds the value 0 but is not a filler (run 2^r - 1)")
@@ -355,11 +342,11 @@ def _decode_codebook(data: np.ndarray, bits: int, count: int) -> np.ndarray:
     k = int(data[0]) + 1
     if k > 1 << bits:
         raise ValueError(f"a codebook of {k} entries does not fit {bits}-bit indices")
-    _expect_length(data.size, 1 + k + packed_size(count, bits), "codebook")
+    expect_length(data.size, 1 + k + packed_size(count, bits), "codebook")
     table = data[1:1 + k].view(np.int8).astype(np.int64)
     if (np.diff(table) <= 0).any():
         raise ValueError("codebook table is not strictly ascending")
-    indices = _unpack(data[1 + k:], bits, count)
+    indices = unpack_fields(data[1 + k:], bits, count)
     if count and indices.max() >= k:
         raise ValueError(f"a codebook index {indices.max()} is not below the table size {k}")
     used = np.bincount(indices, minlength=k).all() if count else table.tolist() == [0]
@@ -368,216 +355,10 @@ def _decode_codebook(data: np.ndarray, bits: int, count: int) -> np.ndarray:
     return table[indices]
 
 
-# -- huffman (FORMAT_HUFFMAN) ----------------------------------------------------------
-def huffman_lengths(counts: np.ndarray, limit: int) -> np.ndarray:
-    """The code length of each symbol (0 where its count is 0) of the Huffman code
-    over `counts` whose codes are at most `limit` bits (the module docstring's
-    construction); ValueError if more than 2^limit symbols occur."""
-    counts = np.asarray(counts, np.int64)
-    present = np.flatnonzero(counts)
-    if present.size > 1 << limit:
-        raise ValueError(f"{present.size} distinct values need codes longer than {limit} bits")
-    lengths = np.zeros(counts.size, np.int64)
-    lengths[present] = 1  # a single symbol: the code "0"
-    floor = 1
-    while present.size > 1:
-        depths = _tree_depths(np.maximum(counts[present], floor).tolist())
-        if max(depths) <= limit:
-            lengths[present] = depths
-            break
-        floor *= 2
-    return lengths
-
-
-def _tree_depths(weights: list[int]) -> list[int]:
-    """Leaf depths of Huffman's tree over ≥ 2 `weights`: merge the two least
-    (weight, height, node number); leaves are nodes 0..n−1, merged nodes n, n+1, …"""
-    n = len(weights)
-    heap = [(w, 0, leaf) for leaf, w in enumerate(weights)]
-    heapq.heapify(heap)
-    parent = list(range(2 * n - 1))
-    for node in range(n, 2 * n - 1):
-        (w1, h1, a), (w2, h2, b) = heapq.heappop(heap), heapq.heappop(heap)
-        parent[a] = parent[b] = node
-        heapq.heappush(heap, (w1 + w2, max(h1, h2) + 1, node))
-    depth = [0] * (2 * n - 1)
-    for node in range(2 * n - 3, -1, -1):  # parents are numbered after children; the root 2n−2 has depth 0
-        depth[node] = depth[parent[node]] + 1
-    return depth[:n]
-
-
-def canonical_codes(lengths: np.ndarray) -> np.ndarray:
-    """The codes of lengths listed in canonical order (RFC 1951 §3.2.2): the first
-    is 0, each next (previous + 1) << (its length − the previous length)."""
-    codes = [0]
-    for before, length in zip(lengths[:-1].tolist(), lengths[1:].tolist()):
-        codes.append((codes[-1] + 1) << (length - before))
-    return np.array(codes[:len(lengths)], np.int64)
-
-
-def _symbol_counts(flat: np.ndarray) -> np.ndarray:
-    """Occurrences of each int8 value v at v + 128; an empty tensor counts one 0."""
-    counts = np.bincount(flat + 128, minlength=256)
-    if not flat.size:
-        counts[128] = 1
-    return counts
-
-
-def _encode_huffman(flat: np.ndarray, code_bits: int) -> bytes:
-    lengths = huffman_lengths(_symbol_counts(flat), code_bits)  # by value + 128
-    present = np.flatnonzero(lengths)
-    order = present[np.argsort(lengths[present], kind="stable")]  # by length, then by value
-    codes = np.zeros(lengths.size, np.int64)
-    codes[order] = canonical_codes(lengths[order])
-    reversed_codes = _reversed_bits(MAX_CODE_BITS)[codes] >> (MAX_CODE_BITS - lengths)  # first bit lowest
-    records = np.stack([order - 128, lengths[order]], axis=1) & 0xFF  # (symbol, length) rows
-    return bytes([order.size - 1]) + records.astype(np.uint8).tobytes() + _pack_codes(
-        reversed_codes[flat + 128], lengths[flat + 128])
-
-
-def _pack_codes(reversed_codes: np.ndarray, lengths: np.ndarray) -> bytes:
-    """Codes packed into one LSB-first stream, each most significant bit first,
-    zero padding to a byte. A code's bits reversed are the stream's bits from its
-    start s upward: ≤ 15 + 7 bits of the bytes ⌊s/8⌋ .. ⌊s/8⌋ + 2, disjoint from
-    the other codes', so summing each byte's shares ORs them."""
-    starts = np.cumsum(lengths) - lengths
-    size = packed_size(int(lengths.sum()), 1)
-    shifted, first = reversed_codes << (starts & 7), starts >> 3
-    stream = np.zeros(size + 2)
-    for byte in range(3):
-        stream += np.bincount(first + byte, (shifted >> 8 * byte) & 0xFF, size + 2)  # exact in float64
-    return stream[:size].astype(np.uint8).tobytes()
-
-
-def _decode_huffman(data: np.ndarray, code_bits: int, count: int) -> np.ndarray:
-    symbols, lengths = _huffman_table(data, code_bits)
-    stream = data[1 + 2 * symbols.size:]
-    low, high = packed_size(count, int(lengths.min())), packed_size(count, int(lengths.max()))
-    if not low <= stream.size <= high:  # also bounds the work below: O(count) and O(payload)
-        raise ValueError(f"huffman stream has {stream.size} bytes; {count} codes of {lengths.min()}.."
-                         f"{lengths.max()} bits take {low}..{high}")
-    record = _code_records(stream, lengths, code_bits, count)
-    used = np.bincount(record, minlength=symbols.size).all() if count else (
-        symbols.tolist(), lengths.tolist()) == ([0], [1])
-    if not used:
-        raise ValueError("a huffman symbol never occurs (an empty tensor's table is the one record (0, 1))")
-    return symbols[record]
-
-
-def _huffman_table(data: np.ndarray, code_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """(symbols, lengths) of a huffman payload's records, which it checks."""
-    if data.size < 1:
-        raise ValueError("huffman payload is empty: it needs at least its symbol count")
-    n = int(data[0]) + 1
-    if n > 1 << code_bits:
-        raise ValueError(f"a huffman code of {n} symbols does not fit {code_bits}-bit codes")
-    if data.size < 1 + 2 * n:
-        raise ValueError(f"huffman payload of {data.size} bytes is shorter than its {n}-record table")
-    records = data[1:1 + 2 * n].reshape(n, 2)
-    symbols, lengths = records[:, 0].view(np.int8).astype(np.int64), records[:, 1].astype(np.int64)
-    if lengths.min() < 1 or lengths.max() > code_bits:
-        raise ValueError(f"a huffman code length is outside 1..{code_bits}: {sorted(set(lengths.tolist()))}")
-    if (np.diff(lengths * 256 + symbols) <= 0).any():
-        raise ValueError("huffman records are not in canonical order (by length, then by symbol)")
-    if np.bincount(symbols + 128, minlength=256).max() > 1:  # (not np.unique: it imports numpy.ma, 8 ms)
-        raise ValueError("a huffman symbol has two records")
-    kraft = int((1 << (code_bits - lengths)).sum())  # Σ 2^−l in units of 2^−L
-    if n == 1 and lengths[0] != 1:
-        raise ValueError(f"a single huffman symbol has the 1-bit code \"0\", not a {lengths[0]}-bit one")
-    if n > 1 and kraft != 1 << code_bits:
-        raise ValueError(f"huffman code lengths are not a complete prefix code: Σ 2^-l = {kraft}/2^{code_bits}")
-    return symbols, lengths
-
-
-def _code_records(stream: np.ndarray, lengths: np.ndarray, code_bits: int, count: int) -> np.ndarray:
-    """The record of each of the first `count` codes of `stream`; ValueError if the
-    stream ends before them or inside one, a bit string there starts no code, or
-    more than zero padding follows them. Vectorized: where a code would start at
-    every stream position p, then the true starts by pointer jumping."""
-    total = 8 * stream.size
-    record_at = _window_records(stream, lengths, code_bits)  # −1: no code starts there
-    step = np.append(lengths, 0).take(record_at)  # the code's length, 0 if none
-    # following[p]: where the next code starts; a position starting no code or one
-    # that runs past the stream, and the end `total`, lead to themselves
-    position = np.arange(total + 1)
-    following = position.copy()
-    following[:-1] += step
-    np.putmask(following, following > total, position)
-    starts = _chain(following, count)
-    end = 0
-    if count:
-        last = int(starts[-1])
-        if last == total or last + step[last] > total:
-            raise ValueError(f"the huffman stream ends before its {count} codes do")
-        if step[last] == 0:
-            raise ValueError(f"the bits from huffman stream bit {last} start no code")
-        end = last + int(step[last])
-    _expect_length(stream.size, packed_size(end, 1), "huffman stream")
-    if end % 8 and stream[-1] >> (end % 8):
-        raise ValueError("nonzero padding bits after the last huffman code")
-    return record_at[starts]
-
-
-def _chain(following: np.ndarray, count: int) -> np.ndarray:
-    """0, following[0], following[following[0]], …: `count` positions. Pointer
-    doubling (J. C. Wyllie, "The Complexity of Parallel Computations", 1979)
-    makes `jump` = following applied B times, B = 2^j the least power of two
-    with count / B ≤ WALKED_BLOCKS; the starts of the blocks of B positions,
-    0, jump[0], jump[jump[0]], …, are walked one by one, and the B positions of
-    every block follow from its start in B − 1 steps taken by all blocks at
-    once. Cost: j passes over `following` (not log2(count)) and count / B
-    scalar steps."""
-    if count == 0:
-        return np.zeros(0, np.intp)
-    step = following.astype(np.intp, copy=False)  # intp: np.take's fastest indices
-    jump, block = step, 1
-    while -(-count // block) > WALKED_BLOCKS:
-        jump, block = np.take(jump, jump), block * 2
-    blocks = -(-count // block)
-    starts = np.empty((blocks, block), np.intp)
-    position = 0
-    for b in range(blocks):
-        starts[b, 0] = position
-        position = int(jump[position])
-    for k in range(1, block):
-        starts[:, k] = np.take(step, starts[:, k - 1])
-    return starts.reshape(-1)[:count]
-
-
-WALKED_BLOCKS = 2048  # block starts _chain walks in Python (about 0.1 µs each)
-
-
-def _window_records(stream: np.ndarray, lengths: np.ndarray, code_bits: int) -> np.ndarray:
-    """For every stream position p: the record whose code the L = code_bits stream
-    bits from p begin with (bits past the end read as 0), or −1 if none does."""
-    # Canonical codes, extended by zeros to L bits, count up from 0 in record order:
-    # record i owns the 2^(L − l_i) L-bit strings after those of records 0..i−1.
-    spans = 1 << (code_bits - lengths)
-    by_value = np.full(1 << code_bits, -1, np.int32)  # the L bits read first bit most significant
-    by_value[:spans.sum()] = np.repeat(np.arange(lengths.size, dtype=np.int32), spans)
-    table = by_value[_reversed_bits(code_bits)]  # the L bits read first bit least significant
-    padded = np.concatenate([stream, np.zeros(3, np.uint8)]).astype(np.int32)
-    words = (padded[:-3] | padded[1:-2] << 8 | padded[2:-1] << 16)  # 24 stream bits from each byte
-    windows = (words[:, None] >> np.arange(8, dtype=np.int32)).reshape(-1)  # from each bit, byte-major
-    windows &= (1 << code_bits) - 1
-    return table.take(windows)
-
-
-@functools.lru_cache(maxsize=None)
-def _reversed_bits(width: int) -> np.ndarray:
-    """0..2^width − 1, each with its `width` bits in reverse order (shared:
-    read-only)."""
-    index, reversed_ = np.arange(1 << width), np.zeros(1 << width, np.int64)
-    for bit in range(width):
-        reversed_ |= ((index >> bit) & 1) << (width - 1 - bit)
-    reversed_.flags.writeable = False
-    return reversed_
-
-
 _ENCODERS = {FORMAT_DENSE: _encode_dense, FORMAT_BITMASK: _encode_bitmask, FORMAT_RLE: _encode_rle,
-             FORMAT_CODEBOOK: _encode_codebook, FORMAT_HUFFMAN: _encode_huffman}
+             FORMAT_CODEBOOK: _encode_codebook, FORMAT_HUFFMAN: huffman.encode}
 _DECODERS = {FORMAT_DENSE: _decode_dense, FORMAT_BITMASK: _decode_bitmask, FORMAT_RLE: _decode_rle,
-             FORMAT_CODEBOOK: _decode_codebook, FORMAT_HUFFMAN: _decode_huffman}
+             FORMAT_CODEBOOK: _decode_codebook, FORMAT_HUFFMAN: huffman.decode}
 _FORMAT_OF_CODE = {code: name for name, code in FORMAT_NAMES.items()}
 
 
@@ -621,27 +402,3 @@ def _checked_values(values: np.ndarray, bits: int) -> np.ndarray:
         raise ValueError(f"weights in [{flat.min()}, {flat.max()}] do not fit {bits} bits [{lo}, {hi}]")
     return flat
 
-
-def _unpack(data: np.ndarray, width: int, count: int) -> np.ndarray:
-    """`count` unsigned `width`-bit fields from the packed bytes (int64), ValueError
-    if the padding bits after them are not zero. The caller checked the length."""
-    if width == 8:
-        return data[:count].astype(np.int64)
-    stream = np.unpackbits(data, bitorder="little")
-    if stream[count * width:].any():
-        raise ValueError("nonzero padding bits after the last field")
-    planes = stream[:count * width].reshape(count, width)
-    unsigned = np.zeros(count, np.int64)
-    for bit in range(width):
-        unsigned |= planes[:, bit].astype(np.int64) << bit
-    return unsigned
-
-
-def _signed(unsigned: np.ndarray, bits: int) -> np.ndarray:
-    """b-bit fields sign-extended from bit b−1."""
-    return unsigned - ((unsigned >> (bits - 1)) << bits)
-
-
-def _expect_length(actual: int, expected: int, what: str) -> None:
-    if actual != expected:
-        raise ValueError(f"{what} payload has {actual} bytes, expected {expected}")

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnc import packing
+from nnc import huffman, packing
 from nnc.packing import FORMAT_BITMASK, FORMAT_CODEBOOK, FORMAT_DENSE, FORMAT_HUFFMAN, FORMAT_RLE, FORMATS
 
 VALUE_FORMATS = (FORMAT_DENSE, FORMAT_BITMASK, FORMAT_RLE)
@@ -419,10 +419,10 @@ def test_documented_huffman_layout():
     assert packing.encode(values, 3, FORMAT_HUFFMAN) == HUFFMAN_DOC
     assert packing.pack(values, "huffman") == packing.Packed(FORMAT_HUFFMAN, 3, HUFFMAN_DOC)
     assert huffman_records(HUFFMAN_DOC) == [(0, 1), (2, 2), (-1, 3), (1, 3)]
-    assert packing.canonical_codes(np.array([1, 2, 3, 3])).tolist() == [0b0, 0b10, 0b110, 0b111]
+    assert huffman.canonical_codes(np.array([1, 2, 3, 3])).tolist() == [0b0, 0b10, 0b110, 0b111]
     # RFC 1951 §3.2.2's example: lengths (3, 3, 3, 3, 3, 2, 4, 4) of A..H give F 00,
     # A 010 .. E 110, G 1110, H 1111; here listed in canonical order F, A..E, G, H
-    assert packing.canonical_codes(np.array([2, 3, 3, 3, 3, 3, 4, 4])).tolist() == [
+    assert huffman.canonical_codes(np.array([2, 3, 3, 3, 3, 3, 4, 4])).tolist() == [
         0b00, 0b010, 0b011, 0b100, 0b101, 0b110, 0b1110, 0b1111]
     assert packing.encode(np.zeros(0, np.int8), 1, FORMAT_HUFFMAN) == bytes.fromhex("00 0001")
     assert packing.encode(np.full(10, 5), 1, FORMAT_HUFFMAN) == bytes.fromhex("00 0501 0000")  # ten "0"s
@@ -492,11 +492,11 @@ def test_huffman_limits_code_lengths():
     counts = np.zeros(256, np.int64)
     counts[100:124] = fibonacci
     assert optimal_cost(counts) == sum(c * n for c, n in zip(fibonacci, [23, *range(23, 0, -1)]))
-    assert packing.huffman_lengths(counts, 99).max() == 23  # unlimited
+    assert huffman.code_lengths(counts, 99).max() == 23  # unlimited
     values = np.repeat(np.arange(-28, -4), fibonacci).astype(np.int8)
     assert packing.natural_bits(values, FORMAT_HUFFMAN) == 12  # counts below 2^k raised: all depths drop
     for limit in (5, 8, 12, 15):
-        lengths = packing.huffman_lengths(counts, limit)
+        lengths = huffman.code_lengths(counts, limit)
         assert lengths.max() <= limit and (1 / 2 ** lengths[lengths > 0]).sum() == 1
         payload = packing.encode(values, limit, FORMAT_HUFFMAN)
         assert [n for _, n in huffman_records(payload)] == sorted(lengths[lengths > 0].tolist())
