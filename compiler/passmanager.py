@@ -20,6 +20,7 @@ import re
 import time
 import typing
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Callable, ClassVar
 
 from .errors import OptionError
@@ -226,6 +227,25 @@ def _format_value(value) -> str:
     if isinstance(value, str) and not _BARE_WORD.fullmatch(value):
         return json.dumps(value)
     return str(value)
+
+
+def without_folders(pipeline: str) -> str:
+    """`pipeline` with each quoted absolute path among its pass options cut to
+    its file name: what nnc writes names no folder of the machine that made it."""
+    def cut(match: re.Match) -> str:
+        value = json.loads(match.group())
+        return json.dumps(file_name_only(value)) if file_name_only(value) != value else match.group()
+
+    return _QUOTED.sub(cut, pipeline)
+
+
+def file_name_only(path: str) -> str:
+    """An absolute path's file name (either separator); anything else as it is."""
+    absolute = PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute()
+    return PureWindowsPath(path).name if absolute else path
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON string, as format_pipeline quotes option values
 
 
 # -- running -----------------------------------------------------------------------

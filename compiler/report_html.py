@@ -19,56 +19,44 @@ input write the same bytes. The page is well-formed XML as well as HTML.
 
 from __future__ import annotations
 
+import functools
 import json
-import re
 from importlib import resources
-from pathlib import PurePosixPath, PureWindowsPath
 
+from .passmanager import file_name_only, without_folders
 from .report_csv import COLUMNS, layer_table
 from .report_svg import Bar, Block, Segment, bar_chart, memory_chart
 from .tables import shorten
 
 NAME_WIDTH = 56  # layer names in the table, shortened in the middle
 LABEL_WIDTH = 14  # chart row labels (ids, else op names)
-QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON string, as pipelines quote option values
 
 
 def render_html(report: dict) -> str:
     """The page of `report` (see the module docstring)."""
     from markupsafe import Markup
 
-    from .template_env import environment
-
-    env = environment(_template, autoescape=True)
     rows = layer_table(report)
     charts = [(title, Markup(svg)) for title, svg in _layer_charts(report, rows)]
     sim = [(title, Markup(svg)) for title, svg in _sim_charts(report)]
     memory = _memory(report)
-    return env.get_template("report.html.j2").render(
+    return _environment().get_template("report.html.j2").render(
         model=report["model"], target=report["target"], version=report["nnc_version"],
-        pipeline=_without_folders(report["pipeline"]), figures=_figures(report), table=_table(rows), charts=charts,
+        pipeline=without_folders(report["pipeline"]), figures=_figures(report), table=_table(rows), charts=charts,
         sim=sim, memory=(memory[0], Markup(memory[1])) if memory else None,
-        passes=[(_without_folders(p["name"]), p["nodes_before"], p["nodes_after"]) for p in report["passes"]],
+        passes=[(without_folders(p["name"]), p["nodes_before"], p["nodes_after"]) for p in report["passes"]],
         warnings=report.get("warnings") or [])
+
+
+@functools.cache
+def _environment():
+    from .template_env import environment
+
+    return environment(_template, autoescape=True)
 
 
 def _template(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-
-
-def _without_folders(pipeline: str) -> str:
-    """`pipeline` with each quoted absolute path cut to its file name."""
-    def cut(match: re.Match) -> str:
-        value = json.loads(match.group())
-        return json.dumps(_file_name(value)) if _file_name(value) != value else match.group()
-
-    return QUOTED.sub(cut, pipeline)
-
-
-def _file_name(path: str) -> str:
-    """An absolute path's file name (either separator); anything else as it is."""
-    absolute = PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute()
-    return PureWindowsPath(path).name if absolute else path
 
 
 # -- summary ---------------------------------------------------------------------
@@ -101,7 +89,7 @@ def _verification(report: dict) -> list[tuple[str, str]]:
     ref, flt = v["vs_reference"], v["vs_float"]
     truth = "onnxruntime" if v["float_truth"] == "onnxruntime" else "the float reference"
     agreement = f", top-1 agreement {flt['top1_agreement']:.1%}" if flt.get("top1_agreement") is not None else ""
-    found = [("verification", f"{v['samples']} sample(s) from {_file_name(v['source'])}"),
+    found = [("verification", f"{v['samples']} sample(s) from {file_name_only(v['source'])}"),
              ("vs reference", f"bit-exact {ref['bit_exact']}, max |d| {ref['max_abs_diff']:.4g}"),
              (f"vs {truth}", f"cosine {flt['cosine']:.6f}, max |d| {flt['max_abs_diff']:.4g}{agreement}")]
     for name, m in (v.get("outputs") or {}).items():

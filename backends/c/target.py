@@ -13,11 +13,9 @@ for ("auto": the smallest), decoded by the kernels (ops_packed.py).
 
 from __future__ import annotations
 
-import json
-import re
 import tempfile
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from nnc.errors import OptionError
 from nnc.interpreter import run
@@ -115,17 +113,7 @@ def _pipeline(target, options) -> str:
     it), with each absolute path among the pass options cut to its file name:
     generated files name no folder of the machine that made them."""
     from nnc.driver import default_pipeline
-    from nnc.passmanager import format_pipeline, parse_pipeline
+    from nnc.passmanager import format_pipeline, parse_pipeline, without_folders
 
     text = default_pipeline(target, options) if options.pipeline is None else options.pipeline
-    return _QUOTED.sub(_file_name_only, format_pipeline(parse_pipeline(text)))
-
-
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON string, as format_pipeline quotes option values
-
-
-def _file_name_only(match: re.Match) -> str:
-    value = json.loads(match.group())
-    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute():
-        return json.dumps(PureWindowsPath(value).name)  # either separator
-    return match.group()
+    return without_folders(format_pipeline(parse_pipeline(text)))
