@@ -20,7 +20,6 @@ input write the same bytes. The page is well-formed XML as well as HTML.
 from __future__ import annotations
 
 import functools
-import json
 from importlib import resources
 
 from .passmanager import file_name_only, without_folders
