@@ -21,7 +21,7 @@ import importlib
 # Public names -> the module defining them, imported on first use so that
 # `import nnc` (and `nnc --version`) does not load onnx, numpy or the passes.
 _EXPORTS = {
-    "CompileResult": "driver", "CompileOptions": "driver", "compile": "driver",
+    "CompileResult": "driver", "CompileOptions": "compile_options", "compile": "driver",
     "BlobError": "errors", "IRError": "errors", "ModelError": "errors", "NncError": "errors",
     "OptionError": "errors", "QualityGateError": "errors", "ShapeError": "errors",
     "UnsupportedError": "errors", "VerificationError": "errors",

@@ -130,7 +130,7 @@ def _split(text: str, flag: str) -> list[str]:
 
 
 def _compression_axes(raw: dict[str, list], options: dict) -> dict[str, tuple]:
-    from .driver import CompileOptions
+    from .compile_options import CompileOptions
 
     axes = {}
     for name in (f.name for f in dataclasses.fields(CompileOptions)):
@@ -151,7 +151,7 @@ def _compression_axes(raw: dict[str, list], options: dict) -> dict[str, tuple]:
 
 def _compression_value(name: str, value):
     """`value` (a string from the command line, or a TOML value) as the field's type."""
-    from .driver import CompileOptions
+    from .compile_options import CompileOptions
 
     if name not in COMPRESSION_KINDS:
         raise OptionError(f"sweep: {name!r} is not a compression setting to sweep "

@@ -94,7 +94,8 @@ class _Context:
         return self.compiled[setting]
 
     def _compile(self, setting: dict) -> tuple:
-        from .driver import CompileOptions, compile_graph
+        from .compile_options import CompileOptions
+        from .driver import compile_graph
 
         files = {role: str(self.paths[role]) for role in ("calib",) if role in self.paths}
         try:

@@ -23,7 +23,7 @@ from .passmanager import parse_pipeline
 from .verification import compare, load_samples, onnxruntime_outputs, read_arrays, synthetic_samples
 
 if TYPE_CHECKING:
-    from .driver import CompileOptions
+    from .compile_options import CompileOptions
 
 Progress = Callable[[str], None]
 

@@ -112,7 +112,7 @@ def _pipeline(target, options) -> str:
     """The pipeline the driver runs for `options` (as report["pipeline"] prints
     it), with each absolute path among the pass options cut to its file name:
     generated files name no folder of the machine that made them."""
-    from nnc.driver import default_pipeline
+    from nnc.compile_options import default_pipeline
     from nnc.passmanager import format_pipeline, parse_pipeline, without_folders
 
     text = default_pipeline(target, options) if options.pipeline is None else options.pipeline
