@@ -189,3 +189,25 @@ def test_lowering_rejects_integer_data():
     x, w = (np.ones((1, 1, 3, 3), np.int32),) * 2
     with pytest.raises(UnsupportedError, match="float only"):
         run_nnc("Conv", [x, w])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.booleans(), st.integers(0, 2**31))
+def test_conv_by_position_sums_exactly_what_einsum_sums(nd, groups, multiplier, depthwise, seed):
+    """The two ways _conv computes a correlation agree bit for bit on integer
+    operands (the integer ops' case); _conv picks by kernel size and grouping."""
+    from nnc.ops import conv
+
+    rng = np.random.default_rng(seed)
+    per_group = 1 if depthwise else int(rng.integers(1, 4))
+    kernel = tuple(int(k) for k in rng.integers(1, 4, nd))
+    strides, dilations = tuple(int(s) for s in rng.integers(1, 3, nd)), tuple(int(d) for d in rng.integers(1, 3, nd))
+    spatial = tuple(int(rng.integers((k - 1) * d + 1, (k - 1) * d + 6)) for k, d in zip(kernel, dilations))
+    x = rng.integers(-128, 128, (2, groups * per_group, *spatial)).astype(np.float64)
+    w = rng.integers(-127, 128, (groups * multiplier, per_group, *kernel)).astype(np.float64)
+    attrs = ConvAttrs(kernel_shape=kernel, strides=strides, dilations=dilations, group=groups, pads=(0,) * (2 * nd))
+    out = [(i - (k - 1) * d - 1) // s + 1 for i, k, s, d in zip(spatial, kernel, strides, dilations)]
+    cols = conv.window_view(x, kernel, strides, dilations, out).reshape(2, groups, per_group, *out, *kernel)
+    o, k = conv._OUT_AXES[:nd], conv._KERNEL_AXES[:nd]
+    by_einsum = np.einsum(f"ngc{o}{k},gmc{k}->ngm{o}", cols, w.reshape(groups, multiplier, per_group, *kernel))
+    np.testing.assert_array_equal(conv._conv_by_position(x, w, attrs, out), by_einsum.reshape(2, -1, *out))
