@@ -60,11 +60,37 @@ def array_body(values: np.ndarray, dtype: str, per_line: int | None = None) -> l
     flat = np.asarray(values).reshape(-1)
     if per_line is None:
         per_line = 8 if dtype in ("f32", "f64") else 16
+    if dtype not in ("f32", "f64") and flat.size and int(flat.max()) - int(flat.min()) < TABLED_RANGE \
+            and -0x7FFFFFFF <= flat.min() and flat.max() <= 0x7FFFFFFF:
+        return _tabled_body(flat.astype(np.int64), per_line)
     if dtype not in ("f32", "f64") and (flat.size == 0 or -0x7FFFFFFF <= flat.min() and flat.max() <= 0x7FFFFFFF):
         items = list(map(str, flat.tolist()))  # int_literal's spelling of every value in this range, at C speed
     else:
         items = [literal(v, dtype) for v in flat.tolist()]
     return ["    " + ", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
+
+
+TABLED_RANGE = 1024  # integer arrays spanning fewer values are printed through a table of their spellings
+
+
+def _tabled_body(flat: np.ndarray, per_line: int) -> list[str]:
+    """array_body of integers spanning few values (weights, int8 data), in
+    right-aligned columns: each value's field " <value>," is looked up in a
+    table of the range's spellings, and the lines are cut from one byte string."""
+    low, high = int(flat.min()), int(flat.max())
+    width = max(len(str(low)), len(str(high))) + 2
+    fields = np.array([f" {v:>{width - 2}},".encode() for v in range(low, high + 1)], dtype=f"S{width}")
+    lines = -(-flat.size // per_line)
+    grid = np.full(lines * per_line, b" " * width, dtype=f"S{width}")
+    grid[:flat.size] = fields[flat - low]
+    rows = np.empty((lines, 3 + per_line * width + 1), np.uint8)
+    rows[:, :3] = ord(" ")
+    rows[:, 3:-1] = grid.view(np.uint8).reshape(lines, -1)
+    rows[:, -1] = ord("\n")
+    text = rows.tobytes().decode("ascii").splitlines()
+    if flat.size % per_line:
+        text[-1] = text[-1].rstrip()
+    return text
 
 
 def identifier(name: str, limit: int = 24) -> str:
