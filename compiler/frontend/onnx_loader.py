@@ -11,7 +11,8 @@ Steps, each failing with one clear NncError:
    `input_shapes`), then ONNX shape inference with data propagation, and fold
    every shape computation into constants (shape_folding.py); every value shape
    known after each inference passes the size limits (size_check.py);
-4. onnx-graphsurgeon clean-up (dead nodes, unused tensors) and topological sort;
+4. the nodes a graph output depends on, in file order (topological: the checker
+   verified it), with Python attribute values (onnx_graph.py);
 5. refuse the model if any op lacks a lowering, listing every such node at once;
 6. lower node by node through the `@lowers` table; output types come from nnc's
    own shape inference (`OpDef.infer`), must pass the size limits and are checked
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnx_graphsurgeon as gs
 from google.protobuf.message import DecodeError
 
 from .. import dtypes
@@ -37,6 +37,7 @@ from ..ops import get_op, lowering
 from ..ops.registry import Lowered, OnnxNode
 from .external_data import load_external_data
 from .model_check import check_model, refuse_bad_weights
+from .onnx_graph import GraphNode, OnnxGraph, ValueType, read_graph
 from .shape_folding import fold_shapes
 from .size_check import check_values, propagation_affordable
 
@@ -76,8 +77,7 @@ def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]
     opset = _check(model)
     _bind_input_shapes(model, input_shapes, resize)
     model = fold_shapes(_infer_shapes(check_values(model)), opset, _infer_shapes)
-    graph = gs.import_onnx(model)
-    graph.cleanup(remove_unused_graph_inputs=False).toposort()
+    graph = read_graph(model.graph)
     _refuse_unsupported(graph, opset)
     return _lower(graph, opset, name or model.graph.name or "model")
 
@@ -155,7 +155,7 @@ def _bind_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int
         del model.graph.value_info[:]
 
 
-def _refuse_unsupported(graph: gs.Graph, opset: int) -> None:
+def _refuse_unsupported(graph: OnnxGraph, opset: int) -> None:
     missing: dict[str, list[str]] = {}
     for n in graph.nodes:
         domain = n.domain or ""
@@ -168,18 +168,15 @@ def _refuse_unsupported(graph: gs.Graph, opset: int) -> None:
 
 
 # -- lowering --------------------------------------------------------------------
-def _lower(src: gs.Graph, opset: int, name: str) -> Graph:
+def _lower(src: OnnxGraph, opset: int, name: str) -> Graph:
     graph = Graph(name)
-    constants: dict[str, np.ndarray] = {}
-    for tensor in src.tensors().values():
-        if isinstance(tensor, gs.Constant):
-            constants[tensor.name] = np.asarray(tensor.values)
-            graph.add_tensor(_constant_tensor(tensor.name, constants[tensor.name]))
+    constants = dict(src.constants)
+    for constant, data in constants.items():
+        graph.add_tensor(_constant_tensor(constant, data))
     for value in src.inputs:
-        if value.name not in graph.tensors:
-            graph.add_tensor(Tensor(value.name, _dtype_of(value), tuple(value.shape)))
-            graph.inputs.append(value.name)
-    used = {t.name for n in src.nodes for t in n.inputs} | {t.name for t in src.outputs}
+        graph.add_tensor(Tensor(value, _dtype_of(value, src.types.get(value)), _input_shape(value, src.types.get(value))))
+        graph.inputs.append(value)
+    used = {i for n in src.nodes for i in n.inputs} | set(src.outputs)
     names: set[str] = set()
     for index, node in enumerate(src.nodes):
         node_name = _unique_node_name(node, index, names)
@@ -187,25 +184,25 @@ def _lower(src: gs.Graph, opset: int, name: str) -> Graph:
             _lower_constant_node(graph, node, node_name, constants)
             continue
         for value in node.inputs:
-            if value.name in constants:
-                refuse_bad_weights(value.name, constants[value.name], f"{node.op} node {node_name!r}")
+            if value in constants:
+                refuse_bad_weights(value, constants[value], f"{node.op} node {node_name!r}")
         onnx_node = OnnxNode(
             name=node_name, op_type=node.op,
-            inputs=[t.name for t in node.inputs],
-            outputs=[t.name if t.name in used else "" for t in node.outputs],
-            attributes={k: _attribute_value(v) for k, v in node.attrs.items()},
+            inputs=list(node.inputs),
+            outputs=[o if o and o in used else "" for o in node.outputs],
+            attributes=node.attrs,
             opset=opset, constants=constants,
-            input_types=[_type_of(graph, t.name) for t in node.inputs],
+            input_types=[_type_of(graph, t) for t in node.inputs],
         )
-        _add_lowered(graph, onnx_node, node)
-    graph.outputs = [t.name for t in src.outputs]
+        _add_lowered(graph, onnx_node, src.types)
+    graph.outputs = list(src.outputs)
     missing = [o for o in graph.outputs if o not in graph.tensors]
     if missing:
         raise ModelError(f"graph output(s) {missing} are produced by no node")
     return graph
 
 
-def _add_lowered(graph: Graph, n: OnnxNode, node: gs.Node) -> None:
+def _add_lowered(graph: Graph, n: OnnxNode, onnx_types: dict[str, ValueType]) -> None:
     lowered = lowering(n.op_type)(n) or Lowered("Identity", inputs=n.inputs[:1])  # None: forwards its input
     inputs = list(n.inputs if lowered.inputs is None else lowered.inputs)
     types = [_type_of(graph, t) for t in inputs]
@@ -214,12 +211,12 @@ def _add_lowered(graph: Graph, n: OnnxNode, node: gs.Node) -> None:
     except NncError as exc:
         raise type(exc)(f"{n.op_type} node {n.name!r}: {exc}") from None
     outputs = []
-    for value, out_type, out_name in zip(node.outputs, out_types, n.outputs):
+    for out_type, out_name in zip(out_types, n.outputs):
         if not out_name:
             outputs.append("")
             continue
         check_elements(out_type.shape, f"{n.op_type} node {n.name!r}: output {out_name!r}")
-        _check_against_onnx(n, value, out_type)
+        _check_against_onnx(n, out_name, onnx_types.get(out_name), out_type)
         graph.add_tensor(Tensor(out_name, out_type.dtype, out_type.shape))
         outputs.append(out_name)
     while outputs and not outputs[-1]:
@@ -227,19 +224,19 @@ def _add_lowered(graph: Graph, n: OnnxNode, node: gs.Node) -> None:
     graph.add_node(Node(n.name, lowered.op, inputs, outputs, lowered.attrs))
 
 
-def _check_against_onnx(n: OnnxNode, value: gs.Variable, ours: TensorType) -> None:
-    shape = value.shape
+def _check_against_onnx(n: OnnxNode, name: str, onnx_type: ValueType | None, ours: TensorType) -> None:
+    shape = onnx_type.shape if onnx_type is not None else None
     if shape is None or not all(isinstance(d, int) for d in shape):
         return
     if tuple(shape) != ours.shape:
         raise ShapeError(f"{n.op_type} node {n.name!r}: nnc infers shape {list(ours.shape)} "
-                         f"for {value.name!r}, ONNX infers {list(shape)}")
+                         f"for {name!r}, ONNX infers {list(shape)}")
 
 
-def _lower_constant_node(graph: Graph, node: gs.Node, name: str, constants: dict) -> None:
+def _lower_constant_node(graph: Graph, node: GraphNode, name: str, constants: dict) -> None:
     attrs = node.attrs
     if "value" in attrs:
-        data = np.asarray(attrs["value"].values)
+        data = attrs["value"]
     elif "value_float" in attrs or "value_int" in attrs:
         data = np.asarray(attrs.get("value_float", attrs.get("value_int")),
                           dtype=np.float32 if "value_float" in attrs else np.int64)
@@ -248,7 +245,7 @@ def _lower_constant_node(graph: Graph, node: gs.Node, name: str, constants: dict
                           dtype=np.float32 if "value_floats" in attrs else np.int64)
     else:
         raise UnsupportedError(f"Constant node {name!r}: only tensor, float and int values are supported")
-    out = node.outputs[0].name
+    out = node.outputs[0]
     constants[out] = data
     graph.add_tensor(_constant_tensor(out, data))
 
@@ -257,12 +254,16 @@ def _constant_tensor(name: str, data: np.ndarray) -> Tensor:
     return Tensor(name, dtypes.from_numpy(data.dtype), data.shape, data=data)
 
 
-def _dtype_of(value: gs.Variable) -> str:
-    if value.dtype is None:
-        raise ShapeError(f"tensor {value.name!r} has no known element type")
-    if isinstance(value.dtype, int):  # graphsurgeon keeps types numpy lacks as ONNX codes
-        return dtypes.from_onnx(value.dtype)
-    return dtypes.from_numpy(value.dtype)
+def _dtype_of(name: str, value: ValueType | None) -> str:
+    if value is None or not value.elem_type:
+        raise ShapeError(f"tensor {name!r} has no known element type")
+    return dtypes.from_onnx(value.elem_type)
+
+
+def _input_shape(name: str, value: ValueType | None) -> tuple[int, ...]:
+    if value is None or value.shape is None:
+        raise ShapeError(f"input {name!r} declares no shape")
+    return tuple(value.shape)
 
 
 def _type_of(graph: Graph, name: str) -> TensorType | None:
@@ -272,15 +273,7 @@ def _type_of(graph: Graph, name: str) -> TensorType | None:
     return TensorType(tensor.dtype, tensor.shape)
 
 
-def _attribute_value(value):
-    if isinstance(value, gs.Constant):
-        return np.asarray(value.values)
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode()
-    return value
-
-
-def _unique_node_name(node: gs.Node, index: int, taken: set[str]) -> str:
+def _unique_node_name(node: GraphNode, index: int, taken: set[str]) -> str:
     name = node.name or f"{node.op}_{index}"
     while name in taken:
         name = f"{name}_{index}"
