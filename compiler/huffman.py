@@ -85,14 +85,16 @@ def _pack_codes(reversed_codes: np.ndarray, lengths: np.ndarray) -> bytes:
     """Codes packed into one LSB-first stream, each most significant bit first,
     zero padding to a byte. A code's bits reversed are the stream's bits from its
     start s upward: ≤ 15 + 7 bits of the bytes ⌊s/8⌋ .. ⌊s/8⌋ + 2, disjoint from
-    the other codes', so summing each byte's shares ORs them."""
+    the other codes', so sums OR them: the codes starting in byte b sum to
+    V[b] < 2^22 (exact in float64), and byte b of the stream is the sum of bits
+    0..7 of V[b], 8..15 of V[b − 1] and 16..23 of V[b − 2]."""
     starts = np.cumsum(lengths) - lengths
     size = packed_size(int(lengths.sum()), 1)
-    shifted, first = reversed_codes << (starts & 7), starts >> 3
-    stream = np.zeros(size + 2)
-    for byte in range(3):
-        stream += np.bincount(first + byte, (shifted >> 8 * byte) & 0xFF, size + 2)  # exact in float64
-    return stream[:size].astype(np.uint8).tobytes()
+    by_first_byte = np.bincount(starts >> 3, reversed_codes << (starts & 7), size).astype(np.int64)
+    stream = by_first_byte & 0xFF
+    stream[1:] += (by_first_byte[:-1] >> 8) & 0xFF
+    stream[2:] += (by_first_byte[:-2] >> 16) & 0xFF
+    return stream.astype(np.uint8).tobytes()
 
 
 def decode(data: np.ndarray, code_bits: int, count: int) -> np.ndarray:
