@@ -28,7 +28,8 @@ from nnc.verification import InputSpec, InputSpecs, match_inputs, prepare_sample
 from .blob import read_blob
 from .hardware import Hardware, load_hardware
 from .program import DTYPE_CODES, Program
-from .simulator import NUMPY_TYPES, SimStats, Simulator
+from .sim_stats import SimStats
+from .simulator import NUMPY_TYPES, Simulator
 
 
 RUNNERS_KEPT = 8

@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cached_property
 
@@ -64,80 +64,11 @@ from .hardware import Hardware, load_hardware
 from .kernels import LayerContext, Work, build
 from .pipeline import PieceCost, pipeline_cycles
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc
+from .sim_stats import LayerStats, SimStats, utilization
 from .tiled import build_tiled
 
 NUMPY_TYPES = {DTYPE_CODES["i8"]: "i1", DTYPE_CODES["u8"]: "u1", DTYPE_CODES["i16"]: "<i2",
                DTYPE_CODES["i32"]: "<i4", DTYPE_CODES["i64"]: "<i8", DTYPE_CODES["f32"]: "<f4"}
-TOTAL_KEYS = ("macs_total", "macs_executed", "macs_skipped", "bytes_loaded", "sram_bytes",
-              "load_cycles", "decoder_cycles", "compute_cycles", "post_cycles", "cycles", "energy_uj",
-              "dma_in_bytes", "dma_out_bytes", "stall_cycles")
-
-
-@dataclass(frozen=True)
-class LayerStats:
-    """One layer's accounting for one inference (cycles in core clock cycles;
-    docs/azsim.md §3 defines every field)."""
-
-    name: str
-    op: str
-    macs_total: int
-    macs_executed: int
-    macs_skipped: int
-    bytes_loaded: int
-    weight_stream_bytes: int
-    sram_bytes: int
-    load_cycles: int
-    decoder_cycles: int
-    compute_cycles: int
-    post_cycles: int
-    cycles: int
-    energy_uj: float
-    dma_in_bytes: int = 0      # off-chip -> chip: weights, constants, activation tiles (= bytes_loaded)
-    dma_out_bytes: int = 0     # chip -> off-chip: activation tiles
-    stall_cycles: int = 0      # cycles the MAC array waits for DMA and the decoder
-    utilization: float = 0.0   # macs_executed / (mac_lanes · cycles)
-    tiles: int = 1             # pieces the layer ran in (weight chunks × row tiles)
-
-
-@dataclass(frozen=True)
-class SimStats:
-    """Per-layer rows and their totals for one inference."""
-
-    hardware: str
-    clock_mhz: float
-    layers: tuple[LayerStats, ...]
-    macs_total: int
-    macs_executed: int
-    macs_skipped: int
-    bytes_loaded: int
-    sram_bytes: int
-    load_cycles: int
-    decoder_cycles: int
-    compute_cycles: int
-    post_cycles: int
-    cycles: int
-    energy_uj: float
-    dma_in_bytes: int
-    dma_out_bytes: int
-    stall_cycles: int
-    latency_ms: float
-    utilization: float  # macs_executed / (mac_lanes · cycles) over the inference
-
-    @classmethod
-    def of(cls, hw: Hardware, rows: tuple[LayerStats, ...]) -> SimStats:
-        totals = {key: sum(getattr(row, key) for row in rows) for key in TOTAL_KEYS}
-        return cls(hw.name, hw.clock_mhz, rows, **totals, latency_ms=totals["cycles"] / (hw.clock_mhz * 1000.0),
-                   utilization=_utilization(totals["macs_executed"], hw.mac_lanes, totals["cycles"]))
-
-    @property
-    def totals(self) -> dict:
-        return {key: getattr(self, key) for key in (*TOTAL_KEYS, "latency_ms", "utilization")}
-
-    def to_json(self) -> dict:
-        return {"hardware": self.hardware, "clock_mhz": self.clock_mhz, **self.totals,
-                "layers": [asdict(row) for row in self.layers]}
-
-
 @dataclass(frozen=True)
 class _Step:
     run: Callable[[], int | None]
@@ -323,7 +254,7 @@ class Simulator:
                      + (stats.dma_in_bytes + stats.dma_out_bytes) * hw.energy_pj_per_offchip_byte)
         return replace(stats, macs_executed=total, macs_skipped=stats.macs_total - total, compute_cycles=compute,
                        cycles=cycles, energy_uj=energy_pj * 1e-6, stall_cycles=core - compute,
-                       utilization=_utilization(total, hw.mac_lanes, cycles))
+                       utilization=utilization(total, hw.mac_lanes, cycles))
 
     # -- one inference ------------------------------------------------------------------
     def _write_inputs(self, inputs: dict[str, np.ndarray]) -> None:
@@ -399,10 +330,6 @@ def _sram_size(program: Program) -> int:
 
 def _external_size(program: Program) -> int:
     return max([t.offset + _nbytes(t) for t in program.tensors if t.external] + [1])
-
-
-def _utilization(macs: int, lanes: int, cycles: int) -> float:
-    return macs / (lanes * cycles) if cycles else 0.0
 
 
 def _decode_stream(index: int, stream) -> np.ndarray:
