@@ -146,11 +146,12 @@ def _code_records(stream: np.ndarray, lengths: np.ndarray, code_bits: int, count
     record_at = _window_records(stream, lengths, code_bits)  # −1: no code starts there
     step = np.append(lengths, 0).take(record_at)  # the code's length, 0 if none
     # following[p]: where the next code starts; a position starting no code or one
-    # that runs past the stream, and the end `total`, lead to themselves
-    position = np.arange(total + 1)
-    following = position.copy()
+    # that runs past the stream (only the last code_bits positions can), and the
+    # end `total`, lead to themselves
+    following = np.arange(total + 1)
     following[:-1] += step
-    np.putmask(following, following > total, position)
+    tail = following[-code_bits:]
+    np.putmask(tail, tail > total, np.arange(total + 1 - tail.size, total + 1))
     starts = _chain(following, count)
     end = 0
     if count:
