@@ -60,7 +60,7 @@ def available_passes() -> dict[str, type[Pass]]:
 # and every compile parses its default pipeline, which a parser library's
 # import (lark: 10 ms) would make slower.
 _TOKEN = re.compile(r"""\s*(?:
-    (?P<number>[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?(?![A-Za-z0-9_.:/-]))
+    (?P<number>[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_.:/-]))
   | (?P<string>"(?:[^"\\]|\\.)*")
   | (?P<word>[A-Za-z_][A-Za-z0-9_.:/-]*)
   | (?P<punct>[,{}=\[\]])
@@ -140,8 +140,11 @@ def _matching(tokens: _Tokens, pattern: re.Pattern, what: str) -> str:
     return tokens.take("word")
 
 
-def _value(tokens: _Tokens):
-    kind, text, _ = tokens.peek()
+MAX_LIST_DEPTH = 32  # nested option lists; deeper is refused, not a Python recursion error
+
+
+def _value(tokens: _Tokens, depth: int = 0):
+    kind, text, column = tokens.peek()
     if kind == "number":
         tokens.take(kind)
         return float(text) if any(c in text for c in ".eE") else int(text)
@@ -155,12 +158,14 @@ def _value(tokens: _Tokens):
         tokens.take(kind)
         return {"true": True, "false": False}.get(text, text)
     if tokens.skip("["):
+        if depth == MAX_LIST_DEPTH:
+            raise _PipelineSyntaxError(f"lists nested deeper than {MAX_LIST_DEPTH} at column {column}")
         values = []
         if not tokens.skip("]"):
-            values.append(_value(tokens))
+            values.append(_value(tokens, depth + 1))
             while not tokens.skip("]"):
                 tokens.take("punct", ",", what="',' or ']'")
-                values.append(_value(tokens))
+                values.append(_value(tokens, depth + 1))
         return values
     return tokens.take("word", what="a value")
 

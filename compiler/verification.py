@@ -260,8 +260,9 @@ def synthetic_samples(graph: Graph, count: int = 4, seed: int = 0) -> list[Sampl
             tensor = graph.tensor(name)
             dtype = dtypes.to_numpy(tensor.dtype)
             words = stream.next(math.prod(tensor.shape)).reshape(tensor.shape)
-            if dtype.kind == "f":
-                sample[name] = ((words >> np.uint64(11)) * 2.0 ** -52 - 1.0).astype(dtype)
+            if dtype.kind == "f":  # as many random bits as the type's mantissa holds: exact, never 1
+                bits = np.finfo(dtype).nmant + 1
+                sample[name] = ((words >> np.uint64(64 - bits)) * 2.0 ** (1 - bits) - 1.0).astype(dtype)
             else:
                 lo, hi = dtypes.integer_range(tensor.dtype)
                 extent = index_extent(graph, name)

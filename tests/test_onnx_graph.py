@@ -59,3 +59,24 @@ def test_an_input_without_a_shape_is_refused(tmp_path):
     onnx.save(model, path)
     with pytest.raises(nnc.NncError):
         load(path)
+
+
+def test_a_sparse_initializer_past_the_size_limit_is_refused_before_it_is_built():
+    sparse = helper.make_sparse_tensor(numpy_helper.from_array(np.array([1.0], np.float32), "w"),
+                                       numpy_helper.from_array(np.array([0], np.int64), "w_indices"),
+                                       [100000, 100000])
+    model = _model([helper.make_node("Add", ["x", "x"], ["y"])], sparse=[sparse], outputs=("y", "w"))
+    with pytest.raises(nnc.ModelError, match="sparse initializer 'w': dims.*past nnc's limit"):
+        read_graph(model.graph)
+
+
+@pytest.mark.parametrize("stale", [["N", 3], [4, 3]])
+def test_a_graph_inputs_bound_shape_wins_over_a_value_info_naming_it(stale):
+    from nnc.frontend.onnx_loader import lower_model
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+                              value_info=[helper.make_tensor_value_info("x", TensorProto.FLOAT, stale)])
+    lowered = lower_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), {"x": (2, 3)})
+    assert lowered.tensor("x").shape == (2, 3) and lowered.tensor("y").shape == (2, 3)

@@ -76,3 +76,12 @@ def test_pipeline_syntax(text, steps):
 def test_pipeline_syntax_errors_name_the_column(text, message):
     with pytest.raises(OptionError, match=r"^bad pipeline .*: " + message):
         parse_pipeline(text)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("quantize{weight_bits=\u0664}", r"unexpected character"),  # a digit, but not an ASCII one
+    ("a{x=" + "[" * 40 + "]" * 40 + "}", r"lists nested deeper than 32"),
+])
+def test_pipeline_syntax_refuses_what_it_does_not_define(text, message):
+    with pytest.raises(OptionError, match=message):
+        parse_pipeline(text)

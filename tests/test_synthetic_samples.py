@@ -41,3 +41,27 @@ def test_values_cover_each_type_range_and_repeat_per_seed():
     assert sample["u"].min() == 0 and sample["u"].max() == 255
     assert sample["w"].min() < -2**62 and sample["w"].max() > 2**62
     assert abs(float(sample["f"].mean())) < 0.02
+
+
+def _seed_whose_first_word_is(word: int) -> int:
+    """splitmix64 is a bijection: the seed whose first output is `word`."""
+    mask = (1 << 64) - 1
+
+    def unshift(z, k):
+        x = z
+        for _ in range(64 // k + 1):
+            x = z ^ (x >> k)
+        return x & mask
+
+    z = unshift(word, 31)
+    z = unshift(z * pow(0x94D049BB133111EB, -1, 1 << 64) & mask, 27)
+    z = unshift(z * pow(0xBF58476D1CE4E5B9, -1, 1 << 64) & mask, 30)
+    return (z - 0x9E3779B97F4A7C15) & mask
+
+
+def test_floats_stay_below_one_in_every_float_type():
+    seed = _seed_whose_first_word_is((1 << 64) - 1)  # the largest word the generator gives
+    assert int(_SplitMix64(seed).next(1)[0]) == (1 << 64) - 1
+    for dtype, numpy_type in (("f32", np.float32), ("f64", np.float64)):
+        value = synthetic_samples(_graph(("x", dtype, (1,))), 1, seed)[0]["x"]
+        assert value.dtype == numpy_type and value[0] == 1 - np.finfo(numpy_type).eps

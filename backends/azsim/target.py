@@ -54,11 +54,9 @@ class AzSimTarget:
     def runner(self, graph: Graph, out_dir: Path | None, stem: str):
         """A simulator of the blob in `out_dir` (or of the graph's blob), decoded
         once; yield `samples -> outputs`. The first run's statistics are kept."""
-        if out_dir:
-            program = read_blob((out_dir / f"{stem}.azb").read_bytes())
-        else:
-            self._blob(graph)
-            program = self.read_back
+        data = (out_dir / f"{stem}.azb").read_bytes() if out_dir else self._blob(graph)
+        # the bytes this target wrote were read back when written: not decoded again
+        program = self.read_back if self.blob is not None and data == self.blob else read_blob(data)
         simulator = Simulator(program, self.hw)
 
         def run_on(samples):

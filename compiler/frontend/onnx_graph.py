@@ -16,6 +16,7 @@ import numpy as np
 from onnx import AttributeProto, helper, numpy_helper
 
 from ..errors import ModelError
+from ..limits import check_elements
 
 Dim = int | str | None  # a fixed size, a symbolic name, or unknown
 
@@ -59,7 +60,7 @@ def read_graph(graph) -> OnnxGraph:
     constants = {name: _array(initializers[name]) if name in initializers
                  else _dense(sparse[name]) for name in _read_order(kept, graph) if name in initializers or name in sparse}
     types = {}
-    for value in (*graph.input, *graph.value_info, *graph.output):
+    for value in (*graph.value_info, *graph.output, *graph.input):  # the inputs' bound shapes win
         if value.type.HasField("tensor_type"):
             types[value.name] = _value_type(value.type.tensor_type)
     inputs = [value.name for value in graph.input if value.name not in initializers and value.name not in sparse]
@@ -108,7 +109,7 @@ def _dense(sparse) -> np.ndarray:
     indices = numpy_helper.to_array(sparse.indices).astype(np.int64) if sparse.HasField("indices") \
         else np.zeros(0, np.int64)
     dims = tuple(sparse.dims)
-    size = int(np.prod(dims, dtype=np.int64))
+    size = check_elements(dims, f"sparse initializer {sparse.values.name!r}: dims", ModelError)
     if indices.ndim == 2 and indices.shape == (values.size, len(dims)) and \
             ((0 <= indices) & (indices < np.array(dims, np.int64))).all():
         indices = indices @ np.array([int(np.prod(dims[a + 1:], dtype=np.int64)) for a in range(len(dims))], np.int64)

@@ -191,3 +191,21 @@ def test_cli_pack_flag_reaches_the_blob(tmp_path):
     assert proc.returncode == 0, proc.stderr
     program = read_blob((tmp_path / "tiny_cnn.azb").read_bytes())
     assert {s.format for s in program.streams} == {packing.FORMAT_CODEBOOK}
+
+
+@pytest.mark.parametrize("folder", [True, False])
+def test_a_compile_decodes_its_blob_once_and_verification_reads_the_file(folder, tmp_path, monkeypatch):
+    """The target reads the blob it wrote straight back (every payload decoded:
+    the writer's check); verification then reads the file, and decodes it again
+    only if its bytes are not the ones read back."""
+    import nnc.backends.azsim.target as target
+
+    decoded, files = [], []
+    monkeypatch.setattr(target, "read_blob", lambda data: decoded.append(len(data)) or read_blob(data))
+    real_read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes",
+                        lambda self: files.append(self.name) or real_read_bytes(self))
+    out = tmp_path / "out" if folder else None
+    result = nnc.compile(EXAMPLE / "tiny_cnn.onnx", "az-sim", out, pack="huffman")
+    assert len(decoded) == 1
+    assert ("tiny_cnn.azb" in files) == folder and result.report["verification"]["vs_reference"]["bit_exact"]
