@@ -9,7 +9,13 @@ Invariants:
   is empty, `.`, the current folder or an ancestor of it, the model's folder or
   an ancestor of it, a symbolic link, a file, or a non-empty folder without a
   valid manifest; and when a file the manifest lists was changed or replaced
-  since nnc wrote it.
+  since nnc wrote it (one the user deleted protects nothing and is no obstacle).
+  A `-o` that cannot be created (below a file, on a read-only or virtual file
+  system) is an OptionError too.
+- At commit, under the lock and before anything in `-o` changes, every path
+  the new output writes (and each folder on the way to it) must be free or one
+  of the earlier output's own files: a user's file or folder of the same name
+  makes the commit an OptionError with `-o` untouched.
 - The artifacts are built in a hidden staging folder beside `-o`; nothing
   reaches `-o` until the whole compile, verification included, succeeded. Any
   failure or interruption (KeyboardInterrupt, and SIGTERM once the CLI turned it
@@ -78,12 +84,13 @@ def _owned_files(out: Path) -> list[str]:
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         raise OptionError(f"output folder {out} is not empty ({shown}) and holds no {MANIFEST} of an earlier "
                           "nnc output; choose another -o, or empty it yourself")
-    changed = [name for name, digest in manifest.items() if not _unchanged(out / name, digest)]
+    present = {name: digest for name, digest in manifest.items() if os.path.lexists(out / name)}
+    changed = [name for name, digest in present.items() if not _unchanged(out / name, digest)]
     if changed:
         raise OptionError(f"output folder {out}: {', '.join(changed[:3])} changed since nnc wrote "
                           f"{'it' if len(changed) == 1 else 'them'}; nnc will not overwrite a changed file, "
                           "so move your version away or choose another -o")
-    return list(manifest)
+    return list(present)
 
 
 def _read_manifest(out: Path) -> dict[str, str] | None:
@@ -129,8 +136,11 @@ def staged(out: Path | str | None, model: Path):
     created, staging = None, None
     deferred = signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)  # no interrupt between mkdir and try
     try:
-        created = _make_parents(out.parent)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+        try:
+            created = _make_parents(out.parent)
+            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+        except OSError as exc:
+            raise OptionError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
         signal.pthread_sigmask(signal.SIG_SETMASK, deferred)  # a pending signal is raised here, inside the try
         _apply_umask(staging)
         yield staging
@@ -149,6 +159,7 @@ def _commit(staging: Path, out: Path, model: Path) -> None:
     with _locked(out.parent):
         check(out, model)
         old = _owned_files(out) if out.is_dir() else []
+        _check_free(out, written, set(old))
         if out.is_dir():
             (out / MANIFEST).unlink(missing_ok=True)
         for name in old:
@@ -161,6 +172,29 @@ def _commit(staging: Path, out: Path, model: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, target)
         _write_manifest(out, manifest)
+
+
+def _check_free(out: Path, written: list[str], old: set[str]) -> None:
+    """OptionError unless every path of `written`, and each folder on its way, is
+    absent, one of the earlier output's files (`old`), or (for a folder on the
+    way) a real folder."""
+    taken = set()
+    for name in written:
+        parts = PurePosixPath(name).parts
+        for depth in range(1, len(parts) + 1):
+            relative = "/".join(parts[:depth])
+            path = out / relative
+            if relative in old or not os.path.lexists(path):
+                continue
+            if depth < len(parts) and path.is_dir() and not path.is_symlink():
+                continue
+            taken.add(relative)
+    if taken:
+        names = sorted(taken)
+        raise OptionError(f"output folder {out}: {', '.join(names[:3])} {'is' if len(names) == 1 else 'are'} "
+                          "in the way of nnc's output and nnc did not write "
+                          f"{'it' if len(names) == 1 else 'them'}; move {'it' if len(names) == 1 else 'them'} "
+                          "away or choose another -o")
 
 
 def _write_manifest(out: Path, manifest: dict) -> None:

@@ -2,6 +2,9 @@
 
 - `check` runs before the simulation: FILE must not be a folder, nor the blob or
   the inputs file being read, and its parent must be a folder or not exist yet.
+- An existing FILE is replaced only when it is an earlier result: an .npz
+  archive holding exactly the arrays the run writes (same names). Any other
+  file is the user's, and nnc refuses (OptionError) rather than overwrite it.
 - `write_npz` creates missing parent folders (with the umask's mode), writes the
   arrays into a temporary file beside FILE (`.NAME.<pid>.<random>.partial`,
   mode 0666 minus the umask) and renames it over FILE. On any failure, Ctrl-C
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +36,34 @@ def check(path: Path, *reads: str | Path) -> None:
     parent = _existing_ancestor(path.parent)
     if not parent.is_dir():
         raise OptionError(f"-o {path}: {parent} is not a folder")
+    if (path.exists() or path.is_symlink()) and _npz_names(path) is None:
+        raise _not_ours(path)
+
+
+def _not_ours(path: Path) -> OptionError:
+    return OptionError(f"-o {path}: exists and is not an earlier `nnc run` result of this model; "
+                       "nnc will not overwrite it, so move it away or give another file")
+
+
+def _npz_names(path: Path) -> set[str] | None:
+    """The array names of the .npz archive at `path` (a regular file); None when
+    it is anything else."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if not all(member.endswith(".npy") for member in members):
+        return None
+    return {member[:-len(".npy")] for member in members}
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """`arrays` as an .npz file at `path`, atomically (see the module docstring)."""
+    if (path.exists() or path.is_symlink()) and _npz_names(path) != set(arrays):
+        raise _not_ours(path)
     created = _make_parents(path.parent)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:

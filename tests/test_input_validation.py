@@ -326,6 +326,25 @@ def test_run_refuses_a_parent_that_is_a_file(capsys, tmp_path, blob):
     assert "is not a folder" in line and (tmp_path / "f").read_text() == "mine"
 
 
+def test_run_replaces_only_an_earlier_result(capsys, tmp_path, blob):
+    target = tmp_path / "y.npz"
+    accepted(capsys, "run", blob, "--inputs", EXAMPLE / "sample.npz", "-o", target)
+    first = target.read_bytes()
+    accepted(capsys, "run", blob, "--inputs", EXAMPLE / "sample.npz", "-o", target)
+    assert target.read_bytes() == first
+    for name, mine in [("notes.npz", b"my text"), ("good.npy", None), ("other.npz", None)]:
+        path = tmp_path / name
+        if name == "good.npy":
+            np.save(path, np.arange(3))
+        elif name == "other.npz":
+            np.savez(path, mine=np.arange(3))
+        else:
+            path.write_bytes(mine)
+        before = path.read_bytes()
+        line = refused(capsys, tmp_path, "run", blob, "--inputs", EXAMPLE / "sample.npz", "-o", path)
+        assert "is not an earlier `nnc run` result" in line and path.read_bytes() == before
+
+
 def test_run_writes_atomically_into_new_folders(capsys, tmp_path, blob):
     mask = os.umask(0o022)
     try:

@@ -102,6 +102,50 @@ def test_a_file_named_as_output_folder_is_refused(model, tmp_path):
     assert (tmp_path / "out").read_text() == "a file"
 
 
+def test_a_user_file_in_the_way_of_another_target_s_output_is_never_replaced(model, tmp_path):
+    """The first compile's manifest does not list the blob; the user's file of
+    that name stays, and the folder is untouched, whether a file or a folder."""
+    out = tmp_path / "out"
+    nnc.compile(model, "c", out, verify=False)
+    (out / "tiny_cnn.azb").write_text("mine")
+    (out / "tiny_cnn.azb.d").mkdir()
+    before = snapshot(out)
+    with pytest.raises(OptionError, match="tiny_cnn.azb is in the way of nnc's output"):
+        nnc.compile(model, "az-sim", out, verify=False)
+    assert snapshot(out) == before
+    (out / "tiny_cnn.azb").unlink()
+    (out / "tiny_cnn.azb").mkdir()
+    with pytest.raises(OptionError, match="tiny_cnn.azb is in the way"):
+        nnc.compile(model, "az-sim", out, verify=False)
+    assert (out / MANIFEST).is_file() and (out / "tiny_cnn.azb").is_dir()
+
+
+def test_a_user_file_where_nnc_needs_a_folder_is_refused_untouched(model, tmp_path):
+    out = tmp_path / "out"
+    compile_ir(model, out)
+    (out / "firmware").write_text("mine")
+    before = snapshot(out)
+    with pytest.raises(OptionError, match="firmware is in the way"):
+        nnc.compile(model, "c", out, verify=False)
+    assert snapshot(out) == before
+
+
+def test_a_file_nnc_wrote_and_the_user_deleted_is_no_obstacle(model, tmp_path):
+    out = tmp_path / "out"
+    compile_ir(model, out)
+    (out / "tiny_cnn.nnir").unlink()
+    compile_ir(model, out)
+    assert_manifest_matches(out)
+
+
+@pytest.mark.parametrize("below", ["a_file/out", "/proc/nnc-test-out"])
+def test_an_output_folder_that_cannot_be_created_is_an_option_error(model, tmp_path, below):
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(OptionError, match="cannot create output folder"):
+        compile_ir(model, tmp_path / below)
+    assert (tmp_path / "a_file").read_text() == "mine"
+
+
 def test_a_failed_compile_leaves_nothing_behind(model, tmp_path, monkeypatch):
     """Even the parent folders it created for -o go again."""
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
