@@ -70,7 +70,7 @@ class CompileResult:
 
         with self.target.runner(self.graph, self.output_dir, _stem(self.graph.name)) as run_on:
             outputs = run_batched(run_on, batch)
-        return {name: np.concatenate([np.asarray(o[name]) for o in outputs]) for name in self.graph.outputs}
+        return {name: np.stack([np.asarray(o[name]) for o in outputs]) for name in self.graph.outputs}
 
 
 def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None = None, *,
