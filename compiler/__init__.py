@@ -25,7 +25,7 @@ _EXPORTS = {
     "BlobError": "errors", "IRError": "errors", "ModelError": "errors", "NncError": "errors",
     "OptionError": "errors", "QualityGateError": "errors", "ShapeError": "errors",
     "UnsupportedError": "errors", "VerificationError": "errors",
-    "load": "frontend.onnx_loader", "run": "interpreter",
+    "load": "frontend.onnx_loader",
     "Graph": "ir", "Node": "ir", "QuantParams": "ir", "Tensor": "ir",
     "parse_ir": "textir", "print_ir": "textir", "validate": "validation", "verify": "verifier",
 }
@@ -47,6 +47,27 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'nnc' has no attribute {name!r}") from None
 
 
+def run(graph, inputs):
+    """The reference interpreter: `graph` (a Graph, e.g. from `load`) run on
+    `inputs` ({input name: array}); returns {output name: array}. Inputs are
+    checked as every entry point checks samples (nnc.verification.conform: a
+    dtype cast only where no value changes, float values finite)."""
+    from collections.abc import Mapping
+
+    from .errors import OptionError, ShapeError
+    from .interpreter import run as interpret
+    from .ir import Graph
+    from .verification import conform
+
+    if not isinstance(graph, Graph):
+        raise OptionError(f"nnc.run takes a Graph (nnc.load(path) makes one), not {type(graph).__name__}")
+    if not isinstance(inputs, Mapping):
+        raise ShapeError(f"nnc.run takes inputs as {{input name: array}}, not {type(inputs).__name__}")
+    checked = {name: conform(value, graph.tensors[name].dtype, name, f"input {name!r}")
+               if name in graph.inputs else value for name, value in inputs.items()}
+    return interpret(graph, checked)
+
+
 def Simulator(blob, hw=None):
     """An az-sim blob (path or bytes) decoded once: `.run(inputs)` returns
     (outputs, stats) as `simulate` does, without decoding the blob again."""
@@ -63,4 +84,4 @@ def simulate(blob, inputs, hw=None):
     return simulate_blob(blob, inputs, hw)
 
 
-__all__ = sorted([*_EXPORTS, "Simulator", "simulate", "__version__"])
+__all__ = sorted([*_EXPORTS, "Simulator", "run", "simulate", "__version__"])

@@ -3,8 +3,12 @@ checked as a whole when made, and the default pipeline they ask for."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import numbers
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +76,7 @@ class CompileOptions:
     verify: bool = True
     verify_each: bool = False
     print_ir_after: tuple[str, ...] = ()
-    synthetic_samples: int = 4
+    synthetic_samples: int = 4  # verification samples drawn when no inputs or calib are given
     hw: str | Path | None = None
     weight_bits: int = 8
     first_last_bits: int | None = None
@@ -97,6 +101,7 @@ class CompileOptions:
     top_k: int = 5
 
     def __post_init__(self):
+        self._check_types()
         check_compression(self.weight_bits, self.first_last_bits, self.sparsity, self.prune_channels)
         if self.pack not in ("auto", *PACK_FORMATS):
             raise OptionError(f"pack must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
@@ -134,6 +139,23 @@ class CompileOptions:
         self._check_quality_options()
         self._check_budget_options()
 
+    def _check_types(self):
+        """OptionError unless each option has its annotated type (the sample
+        options, checked by sample_sources, aside); a lone pass name for
+        print_ir_after and lists for tuples are taken as tuples."""
+        if isinstance(self.print_ir_after, str):
+            self.print_ir_after = (self.print_ir_after,)
+        for option in dataclasses.fields(self):
+            value = getattr(self, option.name)
+            if option.name in SAMPLE_OPTIONS or _has_type(value, option.type):
+                continue
+            raise OptionError(f"{option.name} must be {option.type.replace(' | ', ' or ')}, "
+                              f"got {type(value).__name__} {value!r:.80}")
+        self.print_ir_after = tuple(self.print_ir_after)
+        for shapes in ("input_shapes", "stream"):
+            if getattr(self, shapes) is not None:
+                setattr(self, shapes, {name: tuple(int(d) for d in dims) for name, dims in getattr(self, shapes).items()})
+
     def _check_budget_options(self):
         if self.flash_budget is None and self.ratio is None:
             return
@@ -165,11 +187,36 @@ class CompileOptions:
             raise OptionError(f"max-accuracy-drop must be in [0, 100] points, got {self.max_accuracy_drop}")
         if (self.min_cosine is not None or self.max_accuracy_drop is not None) and not self.verify:
             raise OptionError("quality gates need verification; drop --no-verify")
+        if not 1 <= self.synthetic_samples <= MAX_SYNTHETIC_SAMPLES:
+            raise OptionError(f"synthetic_samples must be in 1..{MAX_SYNTHETIC_SAMPLES}, got {self.synthetic_samples}")
         if not 1 <= self.top_k <= 1000:
             raise OptionError(f"top-k must be in 1..1000, got {self.top_k}")
 
 
+def _has_type(value, annotation: str) -> bool:
+    """Whether `value` is of the type a CompileOptions annotation names ("int",
+    "str | Path | None", "dict[str, tuple[int, ...]] | None", ...); numpy
+    scalars count as Python numbers, bools are neither int nor float."""
+    def integer(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    checks = {
+        "None": lambda v: v is None,
+        "bool": lambda v: isinstance(v, bool) or type(v).__name__ == "bool_",
+        "int": integer,
+        "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_",
+        "str": lambda v: isinstance(v, str),
+        "Path": lambda v: isinstance(v, os.PathLike),
+        "tuple[str, ...]": lambda v: isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v),
+        "dict[str, tuple[int, ...]]": lambda v: isinstance(v, Mapping) and all(
+            isinstance(k, str) and isinstance(dims, (tuple, list)) and all(integer(d) for d in dims)
+            for k, dims in v.items()),
+    }
+    return any(checks[part.strip()](value) for part in annotation.split(" | "))
+
+
 PACK_FORMATS = tuple(FORMAT_NAMES)
+MAX_SYNTHETIC_SAMPLES = 4096
 # options that take samples: a path, or arrays in memory (sample_sources.py)
 SAMPLE_OPTIONS = ("calib", "inputs", "labels")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import tempfile
 import time
 import warnings
@@ -80,6 +81,9 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
     options. Raises an NncError subclass on bad input or failed verification.
     Warnings (e.g. synthetic calibration) are listed in report["warnings"].
     An UnsupportedError names the target: "target c: no integer lowering for ..."."""
+    for what, value in (("model", model), ("output_dir", output_dir)):
+        if not isinstance(value, (str, os.PathLike)) and (value is not None or what == "model"):
+            raise OptionError(f"compile: {what} must be a path (str or Path), got {type(value).__name__}")
     given = {key: options[key] for key in SAMPLE_OPTIONS if key in options}
     with sample_sources.in_memory(**given) as paths:
         try:

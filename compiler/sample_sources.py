@@ -1,13 +1,14 @@
 """Samples given in memory instead of as files: `calib=`, `inputs=` and
 `labels=` of nnc.compile / nnc.validate take a path, a dict of arrays, one
-array, or an iterable of dicts (one sample each).
+array, or an iterable of dicts (one sample each) or of arrays.
 
 Everything in nnc reads samples through verification.read_arrays, by path; a
 compile given arrays registers them, for the current thread and for as long as
 the compile runs, under a fixed token ("<calib arrays>"), which then stands in
 for the path — also in the pipeline string the report records, so a report
 never names a temporary file and two compiles of the same arrays write the same
-bytes. An iterable of dicts is stacked into one batch per input name.
+bytes. An iterable is stacked into one batch per input name (the whole
+iterable is read into memory first).
 """
 
 from __future__ import annotations
@@ -31,25 +32,41 @@ def registered(token: str) -> dict[str, np.ndarray] | None:
 
 
 def as_arrays(source, what: str) -> dict[str, np.ndarray]:
-    """{name: array} of an in-memory `source` ("" for a lone array); ShapeError
-    naming `what` for anything else."""
-    if isinstance(source, np.ndarray):
-        return {"": source}
+    """{name: array} of an in-memory `source` ("" for a lone array: an ndarray,
+    anything with __array__ such as a CPU tensor, or an iterable of arrays or
+    numbers stacked); ShapeError naming `what` for anything else."""
+    if isinstance(source, np.ndarray) or hasattr(source, "__array__"):
+        return {"": _array(source, what)}
     if isinstance(source, Mapping):
-        return {str(name): np.asarray(value) for name, value in source.items()}
+        return {str(name): _array(value, f"{what}: array {name!r}") for name, value in source.items()}
     if isinstance(source, Iterable) and not isinstance(source, (str, bytes)):
         samples = list(source)
+        if samples and not any(isinstance(s, Mapping) for s in samples):
+            return {"": _stacked(samples, what)}
         if not samples or not all(isinstance(s, Mapping) for s in samples):
-            raise ShapeError(f"{what}: an iterable of samples must hold at least one dict of arrays per sample")
+            raise ShapeError(f"{what}: an iterable of samples must hold at least one sample, each a dict of "
+                             "arrays (or each an array)")
         names = list(samples[0])
         if any(list(s) != names for s in samples):
             raise ShapeError(f"{what}: every sample must name the same inputs ({names})")
-        try:
-            return {str(name): np.stack([np.asarray(s[name]) for s in samples]) for name in names}
-        except ValueError as exc:
-            raise ShapeError(f"{what}: samples of different shapes ({exc})") from None
+        return {str(name): _stacked([s[name] for s in samples], f"{what}: array {name!r}") for name in names}
     raise ShapeError(f"{what}: give a path, a dict of arrays, an array or an iterable of dicts, "
                      f"not {type(source).__name__}")
+
+
+def _array(value, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ShapeError(f"{what}: not an array ({exc})") from None
+
+
+def _stacked(values: list, what: str) -> np.ndarray:
+    arrays = [_array(value, what) for value in values]
+    try:
+        return np.stack(arrays)
+    except ValueError as exc:
+        raise ShapeError(f"{what}: samples of different shapes ({exc})") from None
 
 
 def _checked(arrays: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:

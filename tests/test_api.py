@@ -81,3 +81,62 @@ def test_progress_names_each_step(tmp_path):
         passes[-1].split()[1].split("/")[1].rstrip(":")
     for step in ("writing the c output", "float truth on", "reference interpreter on", "running the c output on"):
         assert any(m.startswith(step) for m in heard), (step, heard)
+
+
+def test_the_reference_interpreter_checks_inputs_as_every_entry_point():
+    graph = nnc.load(DIGITS)
+    image = _images()[0]
+    assert nnc.run(graph, {"image": image})["logits"].shape == (1, 10)
+    with pytest.raises(ShapeError, match="int8 data for input 'image'"):
+        nnc.run(graph, {"image": image.astype(np.int8)})
+    with pytest.raises(ShapeError, match="holds nan"):
+        nnc.run(graph, {"image": np.full_like(image, np.nan)})
+    with pytest.raises(nnc.OptionError, match="takes a Graph"):
+        nnc.run(DIGITS, {"image": image})
+
+
+def test_the_simulator_takes_samples_in_every_form_compile_does(tmp_path):
+    nnc.compile(DIGITS, "az-sim", tmp_path / "out", calib=CALIB, verify=False)
+    simulator = nnc.Simulator(tmp_path / "out" / "digits.azb")
+    x = _images()[:3]
+    by_dict, _ = simulator.run({"image": x})
+    for form in (x, [{"image": s} for s in x], (s for s in x), list(x)):
+        outputs, stats = simulator.run(form)
+        assert np.array_equal(outputs["logits"], by_dict["logits"]) and len(stats) == 3
+    with pytest.raises(ShapeError, match="give a path"):
+        simulator.run(None)
+    with pytest.raises(nnc.BlobError, match="path or bytes"):
+        nnc.Simulator(5)
+    with pytest.raises(nnc.OptionError, match="hw must be"):
+        nnc.Simulator(tmp_path / "out" / "digits.azb", hw=5)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"quantize": "false"}, "quantize must be bool or None"),
+    ({"verify": "false"}, "verify must be bool"),
+    ({"weight_bits": "4"}, "weight_bits must be int"),
+    ({"sparsity": True}, "sparsity must be float"),
+    ({"input_shapes": [1, 64]}, "input_shapes must be dict"),
+    ({"pipeline": 5}, "pipeline must be str or None"),
+    ({"synthetic_samples": 0}, "synthetic_samples must be in 1..4096"),
+    ({"print_ir_after": "nonesuch"}, "'nonesuch' is not a pass"),
+])
+def test_options_of_the_wrong_type_are_option_errors(options, message):
+    with pytest.raises(nnc.OptionError, match=message):
+        nnc.compile(DIGITS, "ir", **options)
+
+
+@pytest.mark.parametrize("model, output_dir", [(5, None), (None, None), (b"digits.onnx", None), (DIGITS, 3)])
+def test_model_and_output_dir_must_be_paths(model, output_dir):
+    with pytest.raises(nnc.OptionError, match="must be a path"):
+        nnc.compile(model, "ir", output_dir)
+
+
+def test_labels_and_calib_as_lists_and_tensor_like_arrays():
+    x = _images()
+    truth = [int(nnc.run(nnc.load(DIGITS), {"image": s})["logits"].argmax()) for s in x[:8]]
+    result = nnc.validate(DIGITS, list(x[:8]), labels=truth, target="ir")
+    metrics = result.report["verification"]["outputs"]["logits"]
+    assert metrics["top1_float"] == 1.0 and metrics["samples"] == 8
+    with pytest.raises(ShapeError, match="not an array"):
+        nnc.compile(DIGITS, "ir", calib={"image": [[1.0, 2.0], [3.0]]}, quantize=True)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nnc.errors import BlobError, ShapeError
+from nnc.errors import BlobError, OptionError, ShapeError
+from nnc.sample_sources import as_arrays
 from nnc.verification import InputSpec, InputSpecs, match_inputs, prepare_samples, read_arrays
 
 from .blob import read_blob
@@ -38,6 +39,8 @@ RUNNERS_KEPT = 8
 def read_blob_file(blob: str | Path | bytes) -> bytes:
     if isinstance(blob, (bytes, bytearray, memoryview)):
         return bytes(blob)
+    if not isinstance(blob, (str, os.PathLike)):
+        raise BlobError(f"blob must be a path or bytes, got {type(blob).__name__}")
     path = Path(blob)
     if not path.is_file():
         raise BlobError(f"{path}: no such blob file")
@@ -65,7 +68,7 @@ class BlobRunner:
         if sample is not None:
             return self.simulator.run(sample)
         source = str(inputs) if isinstance(inputs, (str, Path)) else "inputs"
-        arrays = read_arrays(inputs) if isinstance(inputs, (str, Path)) else dict(inputs)
+        arrays = read_arrays(inputs) if isinstance(inputs, (str, Path)) else as_arrays(inputs, "inputs")
         samples, batched = prepare_samples(arrays, self.specs, source)
         results = [self.simulator.run(sample) for sample in samples]
         if not batched:
@@ -102,8 +105,8 @@ class BlobRunner:
 
 def simulate(blob: str | Path | bytes, inputs: dict[str, np.ndarray] | str | Path,
              hw: Hardware | str | Path | None = None) -> tuple[dict[str, np.ndarray], SimStats | list[SimStats]]:
-    """Run `blob` (a path or its bytes) on `inputs` (arrays by input name, or an
-    .npz/.npy path). Returns (outputs by name, stats): one SimStats for a single
+    """Run `blob` (a path or its bytes) on `inputs` (arrays by input name, an
+    .npz/.npy path, one array, or an iterable of samples as compile's `inputs=`). Returns (outputs by name, stats): one SimStats for a single
     sample; for a batch, outputs stacked along a new first axis and a list of
     SimStats, one per sample. The decoded blob is kept for the next call (see
     the module docstring); BlobRunner holds one explicitly."""
@@ -134,6 +137,8 @@ def _runner(blob: str | Path | bytes, hw: Hardware | str | Path | None) -> BlobR
 def _machine(hw: str | Path | None) -> Hardware:
     """load_hardware(hw), read again only when its file changes (a preset or the
     default is read once)."""
+    if hw is not None and not isinstance(hw, (str, os.PathLike)):
+        raise OptionError(f"hw must be a TOML file, a preset name or a Hardware, got {type(hw).__name__}")
     return _cached_file(hw, "hardware", load_hardware)
 
 
