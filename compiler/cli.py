@@ -116,13 +116,14 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file, or a text IR
         if sensitivity:
             _print_sensitivity(graph, calib, bits, sparsity, method, as_json)
             return
-        summary = summarize(graph)
-        if as_json:
-            typer.echo(json.dumps(summary.to_json(), indent=2))
-            return
         from .layer_select import layer_ids
 
-        ids = layer_ids(graph)
+        summary, ids = summarize(graph), layer_ids(graph)
+        if as_json:
+            data = summary.to_json()
+            data["layers"] = [{"id": ids.get(layer["name"]), **layer} for layer in data["layers"]]
+            typer.echo(json.dumps(data, indent=2))
+            return
         rows = [[ids.get(l.name, ""), shorten(l.name, 48), l.op, " ".join(map(str, l.input_shapes)),
                  " ".join(map(str, l.output_shapes)), thousands(l.params), thousands(l.macs)]
                 for l in summary.layers]

@@ -11,21 +11,23 @@ against fp32, bits asked and code width, sparsity, MACs, output error),
 offset × step), `passes` and `warnings`.
 
 The page is a function of the report alone and names no folder of the
-machine that made it (absolute paths in the pipeline and the samples' source
-are cut to their file names, as in the C target's sources; report.json keeps
-them as given). Wall-clock timings are left out, so two compiles of the same
+machine that made it (absolute paths in the pipeline, the samples' source and
+the warnings are cut to their file names, as in the C target's sources;
+report.json keeps them as given). Every text of the report is shown
+`printable` (control characters escaped). Wall-clock timings are left out, so two compiles of the same
 input write the same bytes. The page is well-formed XML as well as HTML.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 
 from .passmanager import file_name_only, without_folders
 from .report_csv import COLUMNS, layer_table
 from .report_svg import Bar, Block, Segment, bar_chart, memory_chart
-from .tables import shorten
+from .tables import printable, shorten
 
 NAME_WIDTH = 56  # layer names in the table, shortened in the middle
 LABEL_WIDTH = 14  # chart row labels (ids, else op names)
@@ -35,6 +37,7 @@ def render_html(report: dict) -> str:
     """The page of `report` (see the module docstring)."""
     from markupsafe import Markup
 
+    report = _printable(report)
     rows = layer_table(report)
     charts = [(title, Markup(svg)) for title, svg in _layer_charts(report, rows)]
     sim = [(title, Markup(svg)) for title, svg in _sim_charts(report)]
@@ -44,7 +47,22 @@ def render_html(report: dict) -> str:
         pipeline=without_folders(report["pipeline"]), figures=_figures(report), table=_table(rows), charts=charts,
         sim=sim, memory=(memory[0], Markup(memory[1])) if memory else None,
         passes=[(without_folders(p["name"]), p["nodes_before"], p["nodes_after"]) for p in report["passes"]],
-        warnings=report.get("warnings") or [])
+        warnings=[_ABSOLUTE_PATH.sub(lambda m: file_name_only(m.group()), w) for w in report.get("warnings") or []])
+
+
+# an absolute POSIX path in free text (not inside a word or a relative path)
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])/[^\s'\"`:,;()\[\]]+")
+
+
+def _printable(value):
+    """`value` (the report's JSON data) with every string `printable`."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {key: _printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable(item) for item in value]
+    return value
 
 
 @functools.cache

@@ -135,6 +135,8 @@ def test_inspect_json_example():
     assert data["totals"]["params"] == 160 + 64 + 160 + 544 + 330
     conv1 = next(l for l in data["layers"] if l["name"] == "conv1")
     assert conv1["macs"] == 16 * 8 * 6 * 9 and conv1["output_shapes"] == [[1, 16, 8, 6]]
+    table = nnc_cli("inspect", EXAMPLE / "tiny_cnn.onnx").stdout
+    assert conv1["id"] == "#1" and "#1" in table
 
 
 @requires_models

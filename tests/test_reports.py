@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import warnings
@@ -192,6 +193,32 @@ def test_untouched_int8_model_shows_per_layer_cosine_one(tmp_path):
     weighted = [l for l in result.report["layers"] if l["id"]]
     assert len(weighted) == 10 and result.report["verification"]["vs_float"]["max_abs_diff"] == 0
     assert all(l["error"] == {"cosine": 1.0, "rmse": 0.0} and l["bits"] == 8 for l in weighted)
+
+
+def test_control_characters_in_names_keep_pages_and_tables_whole(tmp_path, capsys):
+    import onnx
+
+    model = onnx.load(TINY / "tiny_cnn.onnx")
+    for i, node in enumerate(model.graph.node):
+        node.name = f"layer\x01{i}\nnext"
+    onnx.save(model, tmp_path / "odd.onnx")
+    out = tmp_path / "out"
+    result = nnc.compile(tmp_path / "odd.onnx", target="c", output_dir=out, calib=TINY / "sample.npz")
+    page = _page(out)  # well-formed: the control characters are shown escaped
+    assert re.search(r"layer\\x01\d+\\nnext", ET.tostring(page, encoding="unicode"))
+    assert run_cli(["inspect", str(tmp_path / "odd.onnx")]) == 0
+    table = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert len(table) == 2 + len([l for l in nnc.load(tmp_path / "odd.onnx").nodes()])
+    assert any(l["name"].startswith("layer\x01") for l in result.report["layers"])  # report.json keeps them
+
+
+def test_warnings_on_the_page_name_no_folder(digits):
+    from nnc.report_html import render_html
+
+    report = _report(digits["c"])
+    report["warnings"] = ["onnxruntime cannot run /home/someone/models/m.onnx: index 5 out of 1/2"]
+    page = render_html(report)
+    assert "/home/someone" not in page and "cannot run m.onnx: index 5 out of 1/2" in page
 
 
 def test_names_are_shortened_in_the_middle():
