@@ -29,7 +29,7 @@ from nnc.verification import load_samples, synthetic_samples
 from elementwise_graphs import _node, corner_graph, corner_samples
 from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 from rnn_models import Spec, keyword_spotter, model, samples, split_samples
-from test_onnx_target import _attention, _data_movement
+from test_onnx_target import _attention, _data_movement, _model
 
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
 DIGITS_SETTINGS = {"int8": {}, "4bit-half-sparse": {"weight_bits": 4, "sparsity": 0.5},
@@ -101,6 +101,17 @@ def test_ops_bit_exact(build, tmp_path):
     QSoftmax on axis 1; Gather, QLayerNorm, QMatMul of two activations, QLut."""
     onnx.save(build(), tmp_path / "ops.onnx")
     _, written, reference = export(tmp_path / "ops.onnx", tmp_path / "out", synthetic_samples=4)
+    assert_bit_exact(written, reference, synthetic_samples(reference, 4, seed=3))
+
+
+def test_global_max_pool_of_integers_is_a_reduce_max(tmp_path):
+    """ONNX's GlobalMaxPool takes floats only; the integer form reduces instead."""
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"]), helper.make_node("GlobalMaxPool", ["c"], ["y"])]
+    inits = {"w": rng.normal(0, 0.5, (4, 3, 1, 1)).astype(np.float32), "b": np.zeros(4, np.float32)}
+    onnx.save(_model(nodes, inits, [1, 3, 5, 5], [1, 4, 1, 1], 13), tmp_path / "gmp.onnx")
+    _, written, reference = export(tmp_path / "gmp.onnx", tmp_path / "out", synthetic_samples=4)
+    assert "ReduceMax" in {node.op_type for node in written.graph.node}
     assert_bit_exact(written, reference, synthetic_samples(reference, 4, seed=3))
 
 

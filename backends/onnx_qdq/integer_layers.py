@@ -9,7 +9,8 @@ written file does not depend on how a runtime pads ConvInteger.
 QAveragePool is a depthwise ConvInteger with a kernel of ones: its
 accumulator Σ_window (x − z_x) counts padding as real zero (count_include_pad).
 QReduce sums x − z_x in int64 (ReduceSum) or takes the max of x (ReduceMax)
-and then subtracts z_x, as nnc does.
+and then subtracts z_x, as nnc does. GlobalMaxPool of integers is ReduceMax
+over the spatial axes (ONNX's GlobalMaxPool takes floats only).
 """
 
 from __future__ import annotations
@@ -99,6 +100,13 @@ def _qaverage_pool(out: OnnxBuilder, node: Node) -> None:
     acc = accumulator(out, "ConvInteger", [padded(out, x_u8, x_zero, a.pads, base), ones, x_zero], base,
                       kernel_shape=list(a.kernel_shape), strides=list(a.strides), group=channels)
     requantize(out, acc, a.multiplier, a.shift, a, node.outputs[0], base)
+
+
+@integer_writes("GlobalMaxPool")
+def _global_max_pool(out: OnnxBuilder, node: Node) -> None:
+    refuse_channels_last(node)
+    rank = len(out.graph.tensor(node.inputs[0]).shape)
+    out.add("ReduceMax", node.inputs, node.outputs, node.name, axes=list(range(2, rank)), keepdims=1)
 
 
 @integer_writes("QReduce")

@@ -3,7 +3,8 @@ integer graph as ONNX integer arithmetic that onnxruntime computes bit for bit.
 
 Every integer op of the graph (QConv, QGemm, QAdd, ...) has one writer here,
 registered with `@integer_writes` (integer_layers.py, integer_elementwise.py,
-integer_resize.py, integer_layernorm.py, integer_recurrent.py):
+integer_resize.py, integer_layernorm.py, integer_recurrent.py; GlobalMaxPool too,
+as ReduceMax):
 ConvInteger / MatMulInteger (or int64 MatMul) for the accumulators, then
 int64 arithmetic for nnc's requantization (integer_arith.py states why it is
 exact). Ops that only move or select integers (Reshape, Transpose, Concat,
@@ -33,7 +34,7 @@ INTEGER_WRITERS: dict[str, Writer] = {}
 # (Cast between integer types: onnxruntime's static_cast keeps the value modulo
 # 2^bits, as nnc's contract does, §8a.)
 DATA_OPS = ("Reshape", "Transpose", "Concat", "Pad", "Slice", "Split", "Gather", "Expand", "Tile", "Identity",
-            "MaxPool", "GlobalMaxPool", "Clip", "Cast")
+            "MaxPool", "Clip", "Cast")
 
 
 integer_writes = registrar(INTEGER_WRITERS)  # the integer form's writers
