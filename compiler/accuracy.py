@@ -39,6 +39,8 @@ def output_kind(original: Graph, name: str, labelled: bool) -> str:
     if producer is not None and producer.op in SOFTMAX_OPS:
         return "classification"
     shape = original.tensor(name).shape
+    if 0 in shape:
+        return "regression"  # an empty output has no classes to rank
     same_as_input = any(original.tensor(i).shape == shape for i in original.inputs)
     return "classification" if shape and 2 <= shape[-1] <= MAX_CLASSES and not same_as_input else "regression"
 
@@ -51,11 +53,11 @@ def output_metrics(truth: list[Sample], got: list[Sample], name: str, kind: str,
     diff = out - ref
     norm = float(np.linalg.norm(ref))
     metrics = {"kind": kind, "samples": len(truth), "cosine": cosine(ref.ravel(), out.ravel()),
-               "rmse": float(np.sqrt(np.mean(diff ** 2))),
+               "rmse": float(np.sqrt(np.mean(diff ** 2))) if diff.size else 0.0,
                "l2_relative": float(np.linalg.norm(diff) / norm) if norm else float(np.linalg.norm(diff) != 0),
-               "max_abs_diff": float(np.max(np.abs(diff)))}
+               "max_abs_diff": float(np.max(np.abs(diff), initial=0.0))}
     if kind == "regression":
-        metrics["mae"] = float(np.mean(np.abs(diff)))
+        metrics["mae"] = float(np.mean(np.abs(diff))) if diff.size else 0.0
         return metrics
     ref_scores, out_scores = _scores(ref), _scores(out)
     metrics["top1_agreement"] = float(np.mean(ref_scores.argmax(-1) == out_scores.argmax(-1)))

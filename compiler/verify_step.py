@@ -160,7 +160,7 @@ def _check_parity(graph: Graph, metrics: dict, reference,
             allowed = "they must be bit-exact" if parity_lsb == 0 else f"at most {parity_lsb} allowed"
             raise VerificationError(f"{what} by up to {lsb:g} LSB ({allowed})")
         return
-    scale = max(1.0, max(float(np.max(np.abs(v))) for s in reference for v in s.values()))
+    scale = max(1.0, max(float(np.max(np.abs(v), initial=0.0)) for s in reference for v in s.values()))
     if metrics["max_abs_diff"] > FLOAT_PARITY * scale:
         raise VerificationError(f"{what} by {metrics['max_abs_diff']:g} (float outputs; allowed "
                                 f"{FLOAT_PARITY:g} x {scale:g})")

@@ -326,3 +326,25 @@ def test_fold_guard_names_the_node():
     """The fold guard refuses before the evaluator allocates (2^41 elements here)."""
     with pytest.raises(ShapeError, match="Expand node 'expand': output 'c'"):
         lower_model(_abs_then_expand(), {})
+
+
+@pytest.mark.parametrize("target", ["ir", "c", "az-sim", "onnx"])
+def test_an_empty_output_compiles_and_verifies(tmp_path, target):
+    """Slice past the end: ONNX allows an output with no elements, and the
+    verification's metrics must not reduce over it."""
+    import warnings
+
+    import nnc
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Slice", ["r", "start", "end"], ["y"])], "empty",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [0, 4])],
+        [numpy_helper.from_array(np.array([1], np.int64), "start"), numpy_helper.from_array(np.array([3], np.int64), "end")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "e.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = nnc.compile(tmp_path / "e.onnx", target, tmp_path / "out", quantize=target != "ir",
+                             calib={"x": np.linspace(-1, 1, 32, dtype=np.float32).reshape(8, 1, 4)})
+    assert result.report["verification"]["vs_float"]["max_abs_diff"] == 0
+    assert result.run(np.ones((2, 1, 4), np.float32))["y"].shape == (2, 0, 4)
