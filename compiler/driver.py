@@ -194,14 +194,22 @@ def _run_pipeline(model: str | Path, opts: CompileOptions, tgt, dump, say: Progr
             passes = parse_pipeline(default_pipeline(tgt, opts, "chunk", ranges))
         else:
             choice = _budget_search(original, opts, say)
-            passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice) if opts.pipeline is None
-                                    else opts.pipeline)
+            passes = (parse_pipeline(default_pipeline(tgt, opts, budget=choice)) if opts.pipeline is None
+                      else _with_calib(parse_pipeline(opts.pipeline), opts.calib))
         say(f"running pipeline {format_pipeline(passes)}")
         manager, graph = _run_passes(passes, original, opts, dump, say)
         if choice is not None:
             passes, manager, graph, report_budget = _fit_budget(tgt, opts, original, choice, manager, graph, dump,
                                                                 say)
     return _Piped(original, graph, passes, manager, whole, whole_original, report_budget)
+
+
+def _with_calib(passes: list, calib) -> list:
+    """A user's pipeline with `calib` (--calib) given to each pass that takes a
+    calibration file and names none."""
+    if calib is None:
+        return passes
+    return [dataclasses.replace(p, calib=str(calib)) if getattr(p, "calib", None) == "" else p for p in passes]
 
 
 def _run_passes(passes, original: Graph, opts: CompileOptions, dump,

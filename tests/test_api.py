@@ -140,3 +140,10 @@ def test_labels_and_calib_as_lists_and_tensor_like_arrays():
     assert metrics["top1_float"] == 1.0 and metrics["samples"] == 8
     with pytest.raises(ShapeError, match="not an array"):
         nnc.compile(DIGITS, "ir", calib={"image": [[1.0, 2.0], [3.0]]}, quantize=True)
+
+
+def test_calib_reaches_the_passes_of_a_given_pipeline():
+    result = nnc.compile(DIGITS, "onnx", calib=_images(), verify=False,
+                         pipeline="remove-identity,canonicalize,fold-constants,quantize{lower=false}")
+    assert 'quantize{calib="<calib arrays>",lower=false}' in result.report["pipeline"]
+    assert not any("synthetic" in w for w in result.report["warnings"])
