@@ -109,6 +109,7 @@ class CompileOptions:
             raise OptionError(f"c-weights must be dense or packed, got {self.c_weights!r}")
         if self.onnx_form not in ("qdq", "integer"):
             raise OptionError(f"onnx-form must be qdq or integer, got {self.onnx_form!r}")
+        self._check_target_options()
         if self.onnx_form != "qdq" and self.target != "onnx":
             raise OptionError(f"--onnx-form {self.onnx_form} applies to --target onnx, not {self.target}")
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
@@ -138,6 +139,16 @@ class CompileOptions:
                               "samples); use --method magnitude")
         self._check_quality_options()
         self._check_budget_options()
+
+    def _check_target_options(self):
+        """OptionError for an option the target would ignore."""
+        if self.hw is not None and self.target != "az-sim":
+            raise OptionError(f"--hw applies to --target az-sim, not {self.target}")
+        if self.c_weights != "dense" and self.target != "c":
+            raise OptionError(f"--c-weights applies to --target c, not {self.target}")
+        if self.pack != "auto" and not (self.target == "az-sim" or (self.target, self.c_weights) == ("c", "packed")):
+            raise OptionError(f"--pack applies to --target az-sim, and to --target c with --c-weights packed; "
+                              f"not to --target {self.target}" + (" with dense weights" if self.target == "c" else ""))
 
     def _check_types(self):
         """OptionError unless each option has its annotated type (the sample

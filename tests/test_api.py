@@ -147,3 +147,15 @@ def test_calib_reaches_the_passes_of_a_given_pipeline():
                          pipeline="remove-identity,canonicalize,fold-constants,quantize{lower=false}")
     assert 'quantize{calib="<calib arrays>",lower=false}' in result.report["pipeline"]
     assert not any("synthetic" in w for w in result.report["warnings"])
+
+
+@pytest.mark.parametrize("target, options, message", [
+    ("onnx", {"hw": "small"}, "--hw applies to --target az-sim, not onnx"),
+    ("c", {"hw": "small"}, "--hw applies to --target az-sim, not c"),
+    ("onnx", {"c_weights": "packed"}, "--c-weights applies to --target c"),
+    ("onnx", {"pack": "huffman"}, "--pack applies to --target az-sim"),
+    ("c", {"pack": "huffman"}, "not to --target c with dense weights"),
+])
+def test_options_a_target_would_ignore_are_refused(target, options, message):
+    with pytest.raises(nnc.OptionError, match=message):
+        nnc.compile(DIGITS, target, **options)
