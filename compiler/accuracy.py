@@ -66,6 +66,14 @@ def output_metrics(truth: list[Sample], got: list[Sample], name: str, kind: str,
     return metrics
 
 
+def accuracy_text(m: dict) -> str:
+    """"top-1 A (float F), drop D ± W points (95%)" of an output's labelled metrics
+    (no interval from a single sample)."""
+    interval = (f" ± {m['top1_drop_ci95_points']:.2f} points (95%)" if m["top1_drop_ci95_points"] is not None
+                else " points (one sample: no interval)")
+    return f"top-1 {m['top1']:.2%} (float {m['top1_float']:.2%}), drop {m['top1_drop_points']:+.2f}{interval}"
+
+
 def _scores(values: np.ndarray) -> np.ndarray:
     """[samples, classes]: one row of class scores per sample (positions of a
     sequence output count as separate rows only when labels match them)."""
@@ -92,9 +100,9 @@ def _labelled(ref: np.ndarray, out: np.ndarray, ids: np.ndarray, top_k: int) -> 
     k = min(top_k, ref.shape[1])
     ref_hit, out_hit = ref.argmax(-1) == ids, out.argmax(-1) == ids
     drop = ref_hit.astype(np.float64) - out_hit.astype(np.float64)
-    half_width = Z95 * float(np.std(drop, ddof=1)) / math.sqrt(drop.size) if drop.size > 1 else float("nan")
+    half_width = 100.0 * Z95 * float(np.std(drop, ddof=1)) / math.sqrt(drop.size) if drop.size > 1 else None
     return {"top1_float": float(ref_hit.mean()), "top1": float(out_hit.mean()),
-            "top1_drop_points": 100.0 * float(drop.mean()), "top1_drop_ci95_points": 100.0 * half_width,
+            "top1_drop_points": 100.0 * float(drop.mean()), "top1_drop_ci95_points": half_width,
             "top_k": k, "topk_float": _top_k(ref, ids, k), "topk": _top_k(out, ids, k)}
 
 

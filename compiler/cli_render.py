@@ -35,6 +35,8 @@ def _tiling(sim: dict) -> str:
 
 def render_summary(report: dict) -> str:
     """The terminal summary of a compile report: layers, passes, verification."""
+    from .accuracy import accuracy_text  # numpy: not for `nnc --version`
+
     rows = [[l.get("id") or "", shorten(l["name"], 48), l["op"], l["format"] or "", l["bits"], l["code_bits"],
              f"{l['sparsity']:.0%}" if l["format"] else "", thousands(l["params"]), thousands(l["macs"]),
              thousands(l["stored_bytes"]), _error(l["error"])] for l in report["layers"]]
@@ -75,8 +77,7 @@ def render_summary(report: dict) -> str:
                      f"max|d|={flt['max_abs_diff']:.3g} cosine={flt['cosine']:.6f}"
                      + (f" top-1 agreement={flt['top1_agreement']:.0%} of {v['samples']}"
                         if flt["top1_agreement"] is not None else ""))
-        parts += [f"accuracy of {name}: top-1 {m['top1']:.2%} (float {m['top1_float']:.2%}), drop "
-                  f"{m['top1_drop_points']:+.2f} ± {m['top1_drop_ci95_points']:.2f} points (95%)"
+        parts += [f"accuracy of {name}: {accuracy_text(m)}"
                   for name, m in (v.get("outputs") or {}).items() if "top1" in m]
     if report.get("budget"):
         parts.append(render_budget(report["budget"]))

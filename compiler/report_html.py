@@ -24,6 +24,7 @@ import functools
 import re
 from importlib import resources
 
+from .accuracy import accuracy_text
 from .passmanager import file_name_only, without_folders
 from .report_csv import COLUMNS, layer_table
 from .report_svg import Bar, Block, Segment, bar_chart, memory_chart
@@ -111,9 +112,7 @@ def _verification(report: dict) -> list[tuple[str, str]]:
              (f"vs {truth}", f"cosine {flt['cosine']:.6f}, max |d| {flt['max_abs_diff']:.4g}{agreement}")]
     for name, m in (v.get("outputs") or {}).items():
         if "top1" in m:
-            found.append((f"accuracy of {name}", f"top-1 {m['top1']:.2%} (float {m['top1_float']:.2%}), drop "
-                                                  f"{m['top1_drop_points']:+.2f} ± {m['top1_drop_ci95_points']:.2f} "
-                                                  "points (95%)"))
+            found.append((f"accuracy of {name}", accuracy_text(m)))
     return found
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .accuracy import accuracy_text
 from .driver import CompileResult, compile
 from .tables import format_table, shorten
 
@@ -34,9 +35,7 @@ def render(report: dict) -> str:
         rows.append([shorten(name, 32), m["kind"], f"{m['cosine']:.6f}", f"{m['rmse']:.4g}",
                      f"{m['l2_relative']:.4g}", f"{m['mae']:.4g}" if "mae" in m else "", agreement])
         if "top1" in m:
-            lines.append(f"{name}: top-1 {m['top1']:.2%} (float {m['top1_float']:.2%}), drop "
-                         f"{m['top1_drop_points']:+.2f} ± {m['top1_drop_ci95_points']:.2f} points (95%); "
-                         f"top-{m['top_k']} {m['topk']:.2%} (float {m['topk_float']:.2%})")
+            lines.append(f"{name}: {accuracy_text(m)}; top-{m['top_k']} {m['topk']:.2%} (float {m['topk_float']:.2%})")
     table = format_table(["output", "kind", "cosine", "rmse", "l2 rel", "mae", "top-1 agree"], rows,
                          numeric={2, 3, 4, 5, 6})
     executed = "the target" if verification["executed"] else "the reference interpreter"

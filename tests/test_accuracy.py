@@ -53,6 +53,20 @@ def test_metrics_count_hits_and_pair_the_drop():
         output_metrics(truth[:3], got[:3], "y", "classification", labels)
 
 
+def test_one_labelled_sample_has_no_interval_and_stays_json(tmp_path):
+    from nnc.accuracy import accuracy_text
+
+    truth, got = [{"y": np.array([[3.0, 1.0, 0.0]])}], [{"y": np.array([[0.0, 1.0, 0.0]])}]
+    m = output_metrics(truth, got, "y", "classification", np.array([0]))
+    assert m["top1_drop_ci95_points"] is None and "NaN" not in json.dumps(m)
+    assert accuracy_text(m) == "top-1 0.00% (float 100.00%), drop +100.00 points (one sample: no interval)"
+    image = np.load(CALIB)["image"][:1]
+    label = nnc.run(nnc.load(DIGITS / "digits.onnx"), {"image": image[0]})["logits"].argmax(-1)
+    result = validate(DIGITS / "digits.onnx", image, label, target="ir", output_dir=tmp_path / "out")
+    json.loads((tmp_path / "out" / "report.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert "one sample: no interval" in render(result.report)
+
+
 def test_regression_outputs_get_mae_not_top1():
     truth = [{"y": np.array([[1.0, 2.0, 3.0]])}, {"y": np.array([[2.0, 2.0, 2.0]])}]
     got = [{"y": np.array([[1.0, 2.5, 3.0]])}, {"y": np.array([[2.0, 2.0, 1.0]])}]

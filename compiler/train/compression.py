@@ -11,11 +11,13 @@ so a fine-tuned model differs from a one-shot one only in its weight values.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from nnc.compression_options import check_compression
+from nnc.errors import OptionError
 from nnc.ir import Graph
 from nnc.layer_select import parse_overrides, settings, weight_constant, weighted_layers
 from nnc.passes.prune import Prune, parse_pattern
@@ -47,7 +49,10 @@ class Compression:
     def __post_init__(self):
         check_compression(self.weight_bits, self.first_last_bits, self.sparsity, self.prune_channels)
         if self.sparsity_pattern:
-            parse_pattern(self.sparsity_pattern, "sparsity-pattern")
+            n, m = parse_pattern(self.sparsity_pattern, "sparsity-pattern")
+            if self.sparsity and not math.isclose(self.sparsity, 1 - n / m):
+                raise OptionError(f"sparsity-pattern {self.sparsity_pattern} prunes {1 - n / m:g} of the weights, "
+                                  f"sparsity {self.sparsity:g} contradicts it")
 
     @property
     def prunes(self) -> bool:

@@ -37,6 +37,9 @@ from .sparsity import RAMP
 from .twin import Twin
 
 
+MAX_SEED = 2**32 - 2  # numpy's RandomState takes up to 2^32 - 1, and the order uses seed + 1
+
+
 @dataclass(frozen=True)
 class FitOptions:
     epochs: int = 15
@@ -56,6 +59,7 @@ class FitOptions:
                   ("holdout", 0.0 <= self.holdout < 1.0), ("grid-weight", self.grid_weight >= 0),
                   ("exact-epochs", 0 <= self.exact_epochs <= self.epochs),
                   ("threads", 1 <= self.threads <= 256),
+                  ("seed", 0 <= self.seed <= MAX_SEED),
                   ("temperature", 0 < self.distillation.temperature <= 100),
                   ("label-weight", 0 <= self.distillation.label_weight <= 1),
                   ("feature-weight", self.distillation.feature_weight >= 0)]

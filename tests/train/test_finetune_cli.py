@@ -69,6 +69,9 @@ def test_finetune_is_deterministic(tmp_path, capsys):
     (["--weight-bits", "1"], "weight-bits must be in 2..8"),
     (["--sparsity-pattern", "2:1"], "sparsity-pattern"),
     (["--holdout", "1.5"], "holdout is out of range"),
+    (["--seed", "-1"], "seed is out of range"),
+    (["--seed", "4294967295"], "seed is out of range"),
+    (["--sparsity", "0.75", "--sparsity-pattern", "2:4"], "sparsity 0.75 contradicts it"),
 ])
 def test_bad_options_are_one_line(tmp_path, capsys, args, message):
     code = run_cli(["finetune", DIGITS, "--data", CALIB, "-o", str(tmp_path / "out"), *args])
