@@ -37,6 +37,24 @@ def weighted_layers(graph: Graph) -> list[Node]:
     return [n for n in graph.nodes() if weight_constant(graph, n) is not None]
 
 
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+
+
+def warn_recurrent_left_out(graph: Graph, what: str) -> None:
+    """An NncWarning naming the recurrent layers of `graph`, whose weights the
+    compression `what` ("stay int8", "stay dense") does not reach: only
+    weighted_layers are compressed."""
+    import warnings
+
+    from .errors import NncWarning
+
+    names = [n.name for n in graph.nodes() if n.op in RECURRENT_OPS]
+    if names:
+        shown = ", ".join(repr(name) for name in names[:3]) + (", ..." if len(names) > 3 else "")
+        warnings.warn(f"{len(names)} recurrent layer(s) ({shown}) keep their weights {what}: nnc compresses the "
+                      "weights of Conv, Gemm and MatMul layers only", NncWarning, stacklevel=2)
+
+
 def parse_overrides(text: str, option: str, convert: Callable[[str], T]) -> dict[str, T]:
     """{key: value} of an overrides string; OptionError naming `option` on bad syntax
     or a value `convert` rejects (it may raise ValueError)."""

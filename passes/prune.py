@@ -70,7 +70,7 @@ import numpy as np
 from nnc import obs
 from nnc.errors import OptionError
 from nnc.ir import Graph, Node
-from nnc.layer_select import parse_overrides, settings, weight_constant, weighted_layers
+from nnc.layer_select import parse_overrides, settings, warn_recurrent_left_out, weight_constant, weighted_layers
 from nnc.obs_layers import (check_damping, fallback_warning, group_counts, layer_statistics, method_settings,
                             obs_prunable, parse_methods, prune_layer)
 from nnc.layer_rows import fan_in
@@ -144,6 +144,8 @@ class Prune(Pass):
         pool = {n.name for n in layers if self.scope == "global"} - alone - (small if self.small_layers != "layer"
                                                                               else set())
         targets = [t for t in _targets(graph) if per_layer[t.layer.name] > 0 or t.layer.name in pool]
+        if targets:
+            warn_recurrent_left_out(graph, "dense")
         stats = self._statistics(graph, targets)
         masks = _pooled_masks([t for t in targets if t.layer.name in pool], self.sparsity)
         for weights in targets:

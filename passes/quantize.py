@@ -56,7 +56,7 @@ from nnc.calibration import OBSERVERS, calibrate, ranges_and_means, read_ranges,
 from nnc.errors import NncWarning, OptionError
 from nnc.hessian import too_large
 from nnc.ir import Graph, Node
-from nnc.layer_select import parse_overrides, settings, weighted_layers
+from nnc.layer_select import parse_overrides, settings, warn_recurrent_left_out, weighted_layers
 from nnc.limits import MAX_OBS_FAN_IN
 from nnc.obs_layers import check_damping, fallback_warning, layer_statistics, method_settings, parse_methods
 from nnc.passmanager import Pass, register_pass
@@ -105,6 +105,8 @@ class Quantize(Pass):
         check_supported(graph)  # before calibrating: refuse early, warn for nothing
         the_plan = plan(graph)
         specs = self._specs(graph)
+        if any(not spec.is_default for spec in specs.values()):
+            warn_recurrent_left_out(graph, "at int8")
         ranges, means = ({} if not self.ranges else read_ranges(self.ranges)), {}
         unknown = [name for name in the_plan.observed if name not in ranges]
         with one_blas_thread():  # the interpreter's small products: faster so on a busy machine, and alike everywhere

@@ -61,3 +61,14 @@ def test_streaming_frame_by_frame_equals_whole_sequence(op, target, tmp_path):
     assert verification["chunks"] == 4 * 7
     assert verification["vs_whole_sequence"]["bit_exact"] and verification["vs_reference"]["bit_exact"]
     assert verification["vs_float"]["cosine"] >= 0.99
+
+
+def test_compression_names_the_recurrent_layers_it_leaves_out(tmp_path):
+    m = keyword_spotter("GRU", hidden=8, frames=4, features=3, classes=4)
+    onnx.save(m, tmp_path / "kws.onnx")
+    result = nnc.compile(tmp_path / "kws.onnx", "az-sim", calib=samples(m), weight_bits=4, sparsity=0.5,
+                         method="magnitude", verify=False)
+    left_out = [w for w in result.report["warnings"] if "recurrent layer(s)" in w]
+    assert len(left_out) == 2 and any("dense" in w for w in left_out) and any("int8" in w for w in left_out)
+    plain = nnc.compile(tmp_path / "kws.onnx", "az-sim", calib=samples(m), verify=False)
+    assert not any("recurrent layer(s)" in w for w in plain.report["warnings"])
