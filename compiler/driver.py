@@ -224,24 +224,40 @@ def _run_passes(passes, original: Graph, opts: CompileOptions, dump,
 def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice, manager, graph, dump, say):
     """Second-order methods move the weights and so their encoded size: while the
     compiled weights pass the budget, re-allocate with each layer's sizes
-    corrected by what it really took (BUDGET_ATTEMPTS times), then fall back to
-    magnitude, whose sizes are the measured ones. Returns the passes, manager
-    and graph that fit, and report["budget"]."""
+    corrected by what it really took (BUDGET_ATTEMPTS times, or until the
+    corrected sizes no longer fit), then compile once more with magnitude.
+    Returns the passes, manager and graph that fit, and report["budget"];
+    OptionError, with the bytes each attempt stored, when none fits."""
     method = opts.method or ("obs" if opts.calib is not None else "magnitude")
-    for attempt in range(1, BUDGET_ATTEMPTS + 2):
+    attempts: list[int] = []
+    while True:
         stored = budget.stored_bytes(graph)
         taken = sum(stored[name] for name, _ in choice.layers.values())
+        attempts.append(taken)
         if taken <= choice.budget_bytes:
-            return manager.passes, manager, graph, choice.to_json() | {"method": method, "attempts": attempt,
+            return manager.passes, manager, graph, choice.to_json() | {"method": method, "attempts": len(attempts),
                                                                         "stored_bytes": taken}
-        if attempt <= BUDGET_ATTEMPTS:
-            choice = choice.corrected(stored)
-        else:  # magnitude stores exactly what the search measured
+        if method == "magnitude":
+            tried = ", ".join(f"{b:,}" for b in attempts)
+            raise OptionError(f"weight budget {choice.budget_bytes:,} bytes not met: the compiled weights took "
+                              f"{tried} bytes in {len(attempts)} allocation(s), the last by magnitude; "
+                              "give a larger budget")
+        corrected = _corrected(choice, stored) if len(attempts) <= BUDGET_ATTEMPTS else None
+        if corrected is None:  # out of attempts, or the corrected sizes fit no allocation
             method, opts = "magnitude", dataclasses.replace(opts, method="magnitude")
+        else:
+            choice = corrected
         say(f"budget: {taken:,} bytes stored, over {choice.budget_bytes:,}; allocating again ({method})")
         passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice))
         manager, graph = _run_passes(passes, original, opts, dump, say)
-    raise AssertionError("unreachable: magnitude stores what the budget search measured")
+
+
+def _corrected(choice: BudgetChoice, stored: dict[str, int]) -> BudgetChoice | None:
+    """choice.corrected(stored), or None when no allocation fits the corrected sizes."""
+    try:
+        return choice.corrected(stored)
+    except OptionError:
+        return None
 
 
 def _budget_search(original: Graph, opts: CompileOptions, say: Progress) -> BudgetChoice | None:
