@@ -83,8 +83,12 @@ def _scores(values: np.ndarray) -> np.ndarray:
 def _class_ids(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Labels as class ids, one per row of `scores`; ShapeError otherwise."""
     labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == scores.shape[1] and labels.shape[0] == scores.shape[0]:
-        labels = labels.argmax(-1)  # one-hot
+    if labels.ndim == 2 and labels.shape[0] == scores.shape[0] and labels.shape[1] > 1:  # one-hot rows
+        if labels.shape[1] != scores.shape[1]:
+            raise ShapeError(f"labels: one-hot rows of {labels.shape[1]} for an output of {scores.shape[1]} classes")
+        if not np.all(np.sort(labels, axis=-1) == np.eye(1, labels.shape[1], labels.shape[1] - 1)):
+            raise ShapeError("labels: one-hot rows must hold one 1 and zeros elsewhere")
+        labels = labels.argmax(-1)
     labels = labels.reshape(-1)
     if labels.size != scores.shape[0]:
         raise ShapeError(f"labels: {labels.size} given, the data has {scores.shape[0]} samples")

@@ -51,6 +51,10 @@ def test_metrics_count_hits_and_pair_the_drop():
         output_metrics(truth, got, "y", "classification", np.array([0, 1, 2, 3]))
     with pytest.raises(nnc.ShapeError, match="4 given"):
         output_metrics(truth[:3], got[:3], "y", "classification", labels)
+    with pytest.raises(nnc.ShapeError, match="one 1 and zeros elsewhere"):
+        output_metrics(truth, got, "y", "classification", np.zeros((4, 3)))
+    with pytest.raises(nnc.ShapeError, match="one-hot rows of 5 for an output of 3 classes"):
+        output_metrics(truth, got, "y", "classification", np.eye(5)[labels])
 
 
 def test_one_labelled_sample_has_no_interval_and_stays_json(tmp_path):
