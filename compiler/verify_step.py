@@ -108,8 +108,10 @@ def verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, o
         joined.append(streaming.join(whole, chunk, outputs))
     whole_reference = [run(whole, s) for s in samples]
     vs_whole = compare(whole_reference, joined)
-    _check_parity(chunk, vs_whole, whole_reference, "running chunk by chunk differs from one run over the whole "
-                                                    "sequence")
+    _check_parity(chunk, vs_whole, whole_reference, "the model is not streamable as it stands (an output that "
+                                                    "is not the last chunk's nor the chunks' joined, say a mean over "
+                                                    "time): running chunk by chunk differs from one run over the "
+                                                    "whole sequence")
     produced = execute(chunk_inputs) if opts.target != "ir" else None
     vs_reference = compare(chunk_reference, produced if produced is not None else chunk_reference)
     vs_reference["max_abs_diff_lsb"] = vs_reference["max_abs_diff"] if is_integer_graph(chunk) else None

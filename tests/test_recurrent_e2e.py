@@ -72,3 +72,18 @@ def test_compression_names_the_recurrent_layers_it_leaves_out(tmp_path):
     assert len(left_out) == 2 and any("dense" in w for w in left_out) and any("int8" in w for w in left_out)
     plain = nnc.compile(tmp_path / "kws.onnx", "az-sim", calib=samples(m), verify=False)
     assert not any("recurrent layer(s)" in w for w in plain.report["warnings"])
+
+
+def test_a_mean_over_time_is_refused_as_not_streamable(tmp_path):
+    from onnx import TensorProto, helper
+
+    from rnn_models import Spec, model
+
+    spec = Spec("GRU", steps=6, batch=1, inputs=3, hidden=4, outputs=("Y",))
+    m = model(spec)
+    m.graph.initializer.append(onnx.numpy_helper.from_array(np.array([0], np.int64), "time"))
+    m.graph.node.append(helper.make_node("ReduceMean", ["Y", "time"], ["mean"], keepdims=0))
+    m.graph.output[0].CopyFrom(helper.make_tensor_value_info("mean", TensorProto.FLOAT, [1, 1, 4]))
+    onnx.save(m, tmp_path / "mean.onnx")
+    with pytest.raises(nnc.VerificationError, match="not streamable as it stands"):
+        nnc.compile(tmp_path / "mean.onnx", "ir", quantize=True, calib=samples(m, 4), stream={"X": (2, 1, 3)})
