@@ -233,3 +233,42 @@ def test_harness_is_clean_under_valgrind(tmp_path):
     result = subprocess.run(["valgrind", "--error-exitcode=9", "--leak-check=full", "-q", str(exe)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def _conv_model(path: Path, channels: int, pads_second: list[int] | None = None) -> np.ndarray:
+    """Conv 1 -> `channels` (1x1) on [1, 1, 12, 1]; with `pads_second`, a second
+    1x1 single-channel Conv padded so."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a" if pads_second else "y"], kernel_shape=[1, 1])]
+    inits = [numpy_helper.from_array(rng.standard_normal((channels, 1, 1, 1)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.standard_normal(channels).astype(np.float32), "b1")]
+    out_h = 12
+    if pads_second:
+        nodes.append(helper.make_node("Conv", ["a", "w2", "b2"], ["y"], kernel_shape=[1, 1], pads=pads_second))
+        inits += [numpy_helper.from_array(np.full((1, 1, 1, 1), -1.3, np.float32), "w2"),
+                  numpy_helper.from_array(np.full(1, 0.2, np.float32), "b2")]
+        out_h += pads_second[0] + pads_second[2]
+    graph = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 12, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, out_h, 1])], inits)
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    return rng.standard_normal((8, 1, 1, 12, 1)).astype(np.float32)
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc")
+@pytest.mark.parametrize("case", ["packed 33 channels", "padded single-channel taps"])
+def test_gcc_builds_constant_propagated_kernels_without_warnings(tmp_path, case):
+    """GCC specializes a kernel to one call's constant sizes and then warned
+    about channel blocks that cannot run (33 channels: 2 x 16 + 1) and about
+    tap pointers it could not see set; the firmware Makefile builds with -Werror."""
+    model = tmp_path / "m.onnx"
+    if case == "packed 33 channels":
+        calib = _conv_model(model, 33)
+        options = {"weight_bits": 4, "c_weights": "packed"}
+    else:
+        calib = _conv_model(model, 1, pads_second=[1, 0, 1, 0])
+        options = {}
+    nnc.compile(model, "c", tmp_path / "out", calib={"x": calib}, verify=False, **options)
+    for level in ("-O1", "-O2", "-O3", "-Os"):
+        build.compile_c([tmp_path / "out" / "m.c"], tmp_path / "m.o", (level, "-Werror"), cc="gcc", link=False)
