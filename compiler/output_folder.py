@@ -28,7 +28,12 @@ Invariants:
   manifest goes first and the new one comes last, so an interrupted commit
   leaves a folder nnc no longer claims (refused next time) rather than one whose
   manifest claims a user's file.
-- Folders are created with the mode the umask gives (not mkdtemp's 0700).
+- Folders are created with the mode the umask gives.
+- The staging folder's name, and the topmost parent folder a compile creates
+  for `-o`, are known before either is made, so that an interrupt landing at
+  any point (SIGTERM reaches whichever thread it likes, BLAS's included, so
+  blocking signals in one thread cannot fence the creation) still leaves
+  their removal to the `finally` that owns them.
 - Outside a compile (`write_into`: `nnc report` rendering report.html again)
   nnc replaces a file only while its manifest lists it unchanged, or when it
   would write the same bytes; the files it writes join the folder's manifest.
@@ -40,17 +45,14 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import signal
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from .errors import OptionError
 
 MANIFEST = "nnc-manifest.json"
-# held back while the staging folder is made, so that it is always inside the try that removes it
-DEFERRED_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 MANIFEST_NOTE = "output folder manifest; nnc deletes only these files, and only while unchanged"
 
 
@@ -133,23 +135,33 @@ def staged(out: Path | str | None, model: Path):
         return
     out = Path(out)
     check(out, model)
-    created, staging = None, None
-    deferred = signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)  # no interrupt between mkdir and try
+    created = _topmost_missing(out.parent)  # known before anything is made: an interrupt cannot lose it
+    staging = None
     try:
         try:
-            created = _make_parents(out.parent)
-            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            while staging is None:
+                staging = _free_staging_name(out)  # held before the folder exists: an interrupt cannot lose it
+                try:
+                    staging.mkdir()  # mode 0777 less the umask
+                except FileExistsError:  # taken since the check: never ours to remove
+                    staging = None
         except OSError as exc:
             raise OptionError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
-        signal.pthread_sigmask(signal.SIG_SETMASK, deferred)  # a pending signal is raised here, inside the try
-        _apply_umask(staging)
         yield staging
         _commit(staging, out, model)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, deferred)
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
         _remove_if_empty(created)
+
+
+def _free_staging_name(out: Path) -> Path:
+    """A path `.OUT.<random>.staging` beside `out` that nothing holds yet."""
+    while True:
+        candidate = out.parent / f".{out.name}.{secrets.token_hex(6)}.staging"
+        if not os.path.lexists(candidate):
+            return candidate
 
 
 def _commit(staging: Path, out: Path, model: Path) -> None:
@@ -247,16 +259,15 @@ def _locked(folder: Path):
         os.close(fd)
 
 
-def _make_parents(folder: Path) -> Path | None:
-    """Create `folder` and missing ancestors; return the topmost one created (None if it existed)."""
+def _topmost_missing(folder: Path) -> Path | None:
+    """The topmost of `folder` and its ancestors that does not exist (None if it exists)."""
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    folder.mkdir(parents=True, exist_ok=True)
     return missing[-1] if missing else None
 
 
 def _remove_if_empty(created: Path | None) -> None:
     """Remove folders this compile created for `-o`'s parents, if they stayed empty."""
-    if created is None:
+    if created is None or not created.is_dir():
         return
     for folder in sorted((p for p in created.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         _rmdir_quietly(folder)
@@ -275,9 +286,3 @@ def _prune_empty_parents(path: Path, root: Path) -> None:
         if folder == root or root not in folder.parents:
             return
         _rmdir_quietly(folder)
-
-
-def _apply_umask(folder: Path) -> None:
-    mask = os.umask(0)
-    os.umask(mask)
-    folder.chmod(0o777 & ~mask)
