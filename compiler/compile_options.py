@@ -204,26 +204,34 @@ class CompileOptions:
             raise OptionError(f"top-k must be in 1..1000, got {self.top_k}")
 
 
+def _integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _numpy_bool(value) -> bool:
+    return type(value).__name__ == "bool_"  # numpy's, without importing numpy here
+
+
+# what each part of a CompileOptions annotation accepts; numpy scalars count as
+# Python numbers, bools are neither int nor float
+_TYPE_CHECKS = {
+    "None": lambda v: v is None,
+    "bool": lambda v: isinstance(v, bool) or _numpy_bool(v),
+    "int": _integer,
+    "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and not _numpy_bool(v),
+    "str": lambda v: isinstance(v, str),
+    "Path": lambda v: isinstance(v, os.PathLike),
+    "tuple[str, ...]": lambda v: isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v),
+    "dict[str, tuple[int, ...]]": lambda v: isinstance(v, Mapping) and all(
+        isinstance(k, str) and isinstance(dims, (tuple, list)) and all(_integer(d) for d in dims)
+        for k, dims in v.items()),
+}
+
+
 def _has_type(value, annotation: str) -> bool:
     """Whether `value` is of the type a CompileOptions annotation names ("int",
-    "str | Path | None", "dict[str, tuple[int, ...]] | None", ...); numpy
-    scalars count as Python numbers, bools are neither int nor float."""
-    def integer(v):
-        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-    checks = {
-        "None": lambda v: v is None,
-        "bool": lambda v: isinstance(v, bool) or type(v).__name__ == "bool_",
-        "int": integer,
-        "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_",
-        "str": lambda v: isinstance(v, str),
-        "Path": lambda v: isinstance(v, os.PathLike),
-        "tuple[str, ...]": lambda v: isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v),
-        "dict[str, tuple[int, ...]]": lambda v: isinstance(v, Mapping) and all(
-            isinstance(k, str) and isinstance(dims, (tuple, list)) and all(integer(d) for d in dims)
-            for k, dims in v.items()),
-    }
-    return any(checks[part.strip()](value) for part in annotation.split(" | "))
+    "str | Path | None", "dict[str, tuple[int, ...]] | None", ...)."""
+    return any(_TYPE_CHECKS[part](value) for part in annotation.split(" | "))
 
 
 PACK_FORMATS = tuple(FORMAT_NAMES)

@@ -41,9 +41,8 @@ RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 
 
 def warn_recurrent_left_out(graph: Graph, what: str) -> None:
-    """An NncWarning naming the recurrent layers of `graph`, whose weights the
-    compression `what` ("stay int8", "stay dense") does not reach: only
-    weighted_layers are compressed."""
+    """An NncWarning naming the recurrent layers of `graph`, whose weights keep
+    `what` ("at int8", "dense"): only weighted_layers are compressed."""
     import warnings
 
     from .errors import NncWarning

@@ -106,7 +106,8 @@ class BlobRunner:
 def simulate(blob: str | Path | bytes, inputs: dict[str, np.ndarray] | str | Path,
              hw: Hardware | str | Path | None = None) -> tuple[dict[str, np.ndarray], SimStats | list[SimStats]]:
     """Run `blob` (a path or its bytes) on `inputs` (arrays by input name, an
-    .npz/.npy path, one array, or an iterable of samples as compile's `inputs=`). Returns (outputs by name, stats): one SimStats for a single
+    .npz/.npy path, one array, or an iterable of samples as compile's
+    `inputs=`). Returns (outputs by name, stats): one SimStats for a single
     sample; for a batch, outputs stacked along a new first axis and a list of
     SimStats, one per sample. The decoded blob is kept for the next call (see
     the module docstring); BlobRunner holds one explicitly."""
