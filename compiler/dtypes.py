@@ -5,9 +5,9 @@ TensorProto code. The short name is the identity of a type everywhere in nnc.
 """
 
 import numpy as np
-from onnx import TensorProto
 
 from .errors import UnsupportedError
+from .frontend.onnx_proto import TensorProto
 
 NUMPY = {
     "f32": np.dtype(np.float32),

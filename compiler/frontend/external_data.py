@@ -25,10 +25,9 @@ import os
 import re
 from pathlib import Path
 
-from onnx import TensorProto
-
 from ..errors import ModelError
 from .model_check import tensor_bytes
+from .onnx_proto import TensorProto
 
 KEYS = ("location", "offset", "length", "checksum")
 _DECIMAL = re.compile(r"[0-9]{1,30}")

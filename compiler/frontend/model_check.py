@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import AttributeProto, TensorProto
 
 from ..errors import ModelError, UnsupportedError
 from ..limits import MAX_WEIGHT_MAGNITUDE, check_elements
+from .onnx_proto import AttributeProto, TensorProto
 
 _T = TensorProto
 # Bits per element of each ONNX data type whose storage nnc can size (those the

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import AttributeProto, helper, numpy_helper
 
 from ..errors import ModelError
 from ..limits import check_elements
+from .onnx_proto import AttributeProto, to_array
 
 Dim = int | str | None  # a fixed size, a symbolic name, or unknown
 
@@ -91,22 +91,38 @@ def _attribute(attribute):
         return attribute.s.decode()
     if attribute.type == AttributeProto.STRINGS:
         return [s.decode() for s in attribute.strings]
-    value = helper.get_attribute_value(attribute)
-    return list(value) if attribute.type in (AttributeProto.INTS, AttributeProto.FLOATS) else value
+    if attribute.type == AttributeProto.UNDEFINED:
+        return None
+    field = _ATTRIBUTE_FIELDS.get(attribute.type)
+    if field is None:
+        raise ModelError(f"attribute {attribute.name!r} has a value of unknown type {attribute.type}")
+    value = getattr(attribute, field)
+    return value if attribute.type in _SINGLE_VALUES else list(value)
+
+
+# The field holding each kind of attribute value other than a tensor or strings
+# (as onnx.helper.get_attribute_value reads them); graphs and sparse tensors stay messages.
+_ATTRIBUTE_FIELDS = {AttributeProto.FLOAT: "f", AttributeProto.INT: "i", AttributeProto.GRAPH: "g",
+                     AttributeProto.SPARSE_TENSOR: "sparse_tensor", AttributeProto.TYPE_PROTO: "tp",
+                     AttributeProto.FLOATS: "floats", AttributeProto.INTS: "ints", AttributeProto.TENSORS: "tensors",
+                     AttributeProto.GRAPHS: "graphs", AttributeProto.SPARSE_TENSORS: "sparse_tensors",
+                     AttributeProto.TYPE_PROTOS: "type_protos"}
+_SINGLE_VALUES = frozenset({AttributeProto.FLOAT, AttributeProto.INT, AttributeProto.GRAPH,
+                            AttributeProto.SPARSE_TENSOR, AttributeProto.TYPE_PROTO})
 
 
 def _array(tensor) -> np.ndarray:
     """A TensorProto's values as an array of its own (writable, like every
     array nnc makes)."""
-    array = numpy_helper.to_array(tensor)
+    array = to_array(tensor)
     return array if array.flags.writeable else array.copy()
 
 
 def _dense(sparse) -> np.ndarray:
     """A SparseTensorProto's values scattered into zeros of its dims; indices are
     [nnz] positions in the flattened tensor or [nnz, rank] coordinates."""
-    values = numpy_helper.to_array(sparse.values).reshape(-1)
-    indices = numpy_helper.to_array(sparse.indices).astype(np.int64) if sparse.HasField("indices") \
+    values = to_array(sparse.values).reshape(-1)
+    indices = to_array(sparse.indices).astype(np.int64) if sparse.HasField("indices") \
         else np.zeros(0, np.int64)
     dims = tuple(sparse.dims)
     size = check_elements(dims, f"sparse initializer {sparse.values.name!r}: dims", ModelError)

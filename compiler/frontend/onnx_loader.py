@@ -26,7 +26,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 from google.protobuf.message import DecodeError
 
 from .. import dtypes
@@ -36,13 +35,15 @@ from ..limits import check_elements
 from ..ops import get_op, lowering
 from ..ops.registry import Lowered, OnnxNode
 from .external_data import load_external_data
+from . import onnx_proto
 from .model_check import check_model, refuse_bad_weights
 from .onnx_graph import GraphNode, OnnxGraph, ValueType, read_graph
+from .onnx_proto import ModelProto
 from .shape_folding import fold_shapes
 from .size_check import check_values, propagation_affordable
 
 MIN_OPSET = 11
-MAX_OPSET = onnx.defs.onnx_opset_version()
+MAX_OPSET = onnx_proto.MAX_OPSET
 
 
 def load(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -54,12 +55,14 @@ def load(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = Non
     return lower_model(model, input_shapes or {}, name=Path(path).stem, resize=resize)
 
 
-def read_model(path: str | Path) -> onnx.ModelProto:
+def read_model(path: str | Path) -> ModelProto:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = onnx_proto.parse_model(path.read_bytes())
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the model file: {exc.strerror or exc}") from None
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: not a valid ONNX model (truncated or corrupt?): {_first_line(exc)}") from None
     if not model.graph.node and not model.graph.output:
@@ -68,7 +71,7 @@ def read_model(path: str | Path) -> onnx.ModelProto:
     return model
 
 
-def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]],
+def lower_model(model: ModelProto, input_shapes: dict[str, tuple[int, ...]],
                 name: str | None = None, resize: frozenset[str] = frozenset()) -> Graph:
     """Lower an in-memory model (left unchanged); the graph is called `name`, else
     the ONNX graph's name."""
@@ -82,13 +85,13 @@ def lower_model(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]
     return _lower(graph, opset, name or model.graph.name or "model")
 
 
-def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    copied = onnx.ModelProto()
+def _copy(model: ModelProto) -> ModelProto:
+    copied = ModelProto()
     copied.CopyFrom(model)
     return copied
 
 
-def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+def _infer_shapes(model: ModelProto) -> ModelProto:
     """The model with ONNX's inferred shapes, each within the size limits:
     inferred without data propagation first, whose memory grows with the 1-D
     values (size_check.py), then with it when that is affordable."""
@@ -98,28 +101,28 @@ def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     return check_values(_onnx_inference(model, data_prop=True))
 
 
-def _onnx_inference(model: onnx.ModelProto, data_prop: bool) -> onnx.ModelProto:
+def _onnx_inference(model: ModelProto, data_prop: bool) -> ModelProto:
     try:
-        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop)
+        return onnx_proto.infer_shapes(model, strict_mode=True, data_prop=data_prop)
     except Exception as exc:  # onnx raises several unrelated types here
         raise ShapeError(f"shape inference failed: {_first_line(exc)}") from None
 
 
 # -- reading and checking --------------------------------------------------------
-def _check(model: onnx.ModelProto) -> int:
+def _check(model: ModelProto) -> int:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None:
         raise ModelError("the model imports no ai.onnx opset")
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UnsupportedError(f"opset {opset} is not supported (nnc supports {MIN_OPSET} to {MAX_OPSET})")
     try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
+        onnx_proto.check_model(model)
+    except (onnx_proto.ValidationError, ValueError) as exc:
         raise ModelError(f"the model fails the ONNX checker: {_first_line(exc)}") from None
     return opset
 
 
-def _bind_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]],
+def _bind_input_shapes(model: ModelProto, input_shapes: dict[str, tuple[int, ...]],
                        resize: frozenset[str]) -> None:
     """Give every graph input a fully static shape; clear the outputs' dims so
     that shape inference recomputes them from the bound inputs. Inputs in

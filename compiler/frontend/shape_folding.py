@@ -32,12 +32,10 @@ initializers of the same names and types; a node is folded at most once.
 from __future__ import annotations
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
-from onnx.shape_inference import infer_node_outputs
 
 from ..errors import ShapeError
 from ..limits import check_elements
+from .onnx_proto import GraphProto, ModelProto, NodeProto, to_array
 
 NEVER_FOLD = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "RandomNormal",
                         "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli",
@@ -48,7 +46,7 @@ MAX_ROUNDS = 8
 MAX_INFERENCE_DATA = 4096
 
 
-def fold_shapes(model: onnx.ModelProto, opset: int, infer) -> onnx.ModelProto:
+def fold_shapes(model: ModelProto, opset: int, infer) -> ModelProto:
     """The model with its shape computations folded (see the module docstring);
     `infer(model)` runs shape inference and returns the inferred model."""
     for _ in range(MAX_ROUNDS):
@@ -59,10 +57,10 @@ def fold_shapes(model: onnx.ModelProto, opset: int, infer) -> onnx.ModelProto:
     return model
 
 
-def _fold_round(model: onnx.ModelProto, opset: int) -> bool:
+def _fold_round(model: ModelProto, opset: int) -> bool:
     """Fold what can be folded now, in place; True if anything was."""
     graph = model.graph
-    known = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    known = {t.name: to_array(t) for t in graph.initializer}
     shapes = static_shapes(graph)
     outputs = {o.name for o in graph.output}
     kept, added = [], {}
@@ -78,6 +76,8 @@ def _fold_round(model: onnx.ModelProto, opset: int) -> bool:
                 known[name] = added[name] = np.asarray(value)
     if not added:
         return False
+    from onnx import numpy_helper  # imported only when something folds
+
     used = {name for node in kept for name in node.input} | outputs
     del graph.node[:]
     graph.node.extend(kept)
@@ -86,7 +86,7 @@ def _fold_round(model: onnx.ModelProto, opset: int) -> bool:
     return True
 
 
-def _fold_node(node: onnx.NodeProto, known: dict, shapes: dict, opset: int) -> list[np.ndarray] | None:
+def _fold_node(node: NodeProto, known: dict, shapes: dict, opset: int) -> list[np.ndarray] | None:
     if node.op_type in ("Shape", "Size"):
         shape = shapes.get(node.input[0])
         if shape is None:
@@ -111,7 +111,7 @@ def _fold_node(node: onnx.NodeProto, known: dict, shapes: dict, opset: int) -> l
     return values
 
 
-def _check_outputs(node: onnx.NodeProto, shapes: list, known: dict, opset: int) -> None:
+def _check_outputs(node: NodeProto, shapes: list, known: dict, opset: int) -> None:
     """ShapeError if an output of `node` passes the element limits; a shape that
     is None is asked of ONNX's inference of the node alone (see the module docstring)."""
     if any(shape is None for shape in shapes):
@@ -122,12 +122,15 @@ def _check_outputs(node: onnx.NodeProto, shapes: list, known: dict, opset: int) 
             check_elements(shape, f"{node.op_type} node {node.name!r}: output {out!r}")
 
 
-def _infer_node(node: onnx.NodeProto, known: dict, opset: int) -> dict[str, tuple[int, ...]]:
+def _infer_node(node: NodeProto, known: dict, opset: int) -> dict[str, tuple[int, ...]]:
     """Output name -> static shape, as ONNX infers them for `node` from its
     constant inputs alone; outputs it cannot tell are left out."""
+    from onnx import defs, helper, numpy_helper
+    from onnx.shape_inference import infer_node_outputs
+
     names = [name for name in node.input if name]
     try:
-        schema = onnx.defs.get_schema(node.op_type, opset, node.domain)
+        schema = defs.get_schema(node.op_type, opset, node.domain)
         types = {name: helper.make_tensor_type_proto(helper.np_dtype_to_tensor_dtype(known[name].dtype),
                                                      known[name].shape) for name in names}
         data = {name: numpy_helper.from_array(known[name], name) for name in names
@@ -148,7 +151,7 @@ def _clamp(index: int, rank: int) -> int:
     return min(max(index + rank if index < 0 else index, 0), rank)
 
 
-def static_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+def static_shapes(graph: GraphProto) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape, for every value whose dims are all known."""
     shapes = {}
     for value in (*graph.input, *graph.value_info, *graph.output):
@@ -163,7 +166,7 @@ def static_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _drop_value_info(graph: onnx.GraphProto, names: set[str]) -> None:
+def _drop_value_info(graph: GraphProto, names: set[str]) -> None:
     keep = [v for v in graph.value_info if v.name not in names]
     del graph.value_info[:]
     graph.value_info.extend(keep)

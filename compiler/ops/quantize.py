@@ -20,10 +20,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from onnx import TensorProto
 
 from .. import dtypes
 from ..errors import ShapeError
+from ..frontend.onnx_proto import TensorProto
 from ..ir import TensorType
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 from .shape import node_axis, node_error
