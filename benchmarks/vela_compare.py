@@ -13,8 +13,9 @@ one run, each command a fresh process with a fresh output folder:
 - `nnc.compile(M, target="c", verify=False)` from Python, in this process
   after one warm-up call (the compile without interpreter start and imports);
 - start-up: `nnc --version`, `nnc --help`, `vela --version`, and as floors
-  the interpreter alone and its imports of numpy and onnx, which every nnc
-  compile pays before its own work.
+  the interpreter alone, its import of numpy, and its import of the
+  dependencies every nnc compile imports (numpy, typer, jinja2), which nnc
+  pays before its own work.
 
 `nnc` and `vela` are the console scripts beside the running interpreter (not
 whatever PATH finds first: a version manager's shim in front of one of them
@@ -64,7 +65,8 @@ STARTUP = {"nnc --version": [script("nnc"), "--version"], "nnc --help": [script(
            "vela --version": [script("vela"), "--version"],
            "python -c pass (floor)": [sys.executable, "-c", "pass"],
            "python -c 'import numpy' (floor)": [sys.executable, "-c", "import numpy"],
-           "python -c 'import onnx' (nnc's floor)": [sys.executable, "-c", "import onnx"]}
+           "python -c 'import numpy, typer, jinja2' (nnc's floor)": [sys.executable, "-c",
+                                                                     "import numpy, typer, jinja2"]}
 
 
 def int8_models() -> list[str]:
