@@ -191,7 +191,7 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file, or text IR 
              print_ir_after: list[str] = typer.Option([], "--print-ir-after", metavar="PASS|all",
                                                       help="Print the IR (constants elided) to stderr after a pass."),
              calib: Optional[Path] = flags.CALIB, quantize: Optional[bool] = flags.QUANTIZE,
-             hw: Optional[Path] = flags.HW, weight_bits: int = flags.WEIGHT_BITS,
+             hw: Optional[str] = flags.HW, weight_bits: int = flags.WEIGHT_BITS,
              first_last_bits: Optional[int] = flags.FIRST_LAST_BITS, codebook: bool = flags.CODEBOOK,
              bias_correction: bool = flags.BIAS_CORRECTION, sparsity: float = flags.SPARSITY,
              sparsity_pattern: Optional[str] = flags.SPARSITY_PATTERN, prune_channels: float = flags.PRUNE_CHANNELS,
@@ -228,7 +228,7 @@ def validate_(model: str = typer.Argument(..., help="ONNX model file, or text IR
               input_shape: list[str] = INPUT_SHAPE,
               as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
               calib: Optional[Path] = flags.CALIB, quantize: Optional[bool] = flags.QUANTIZE,
-              hw: Optional[Path] = flags.HW, weight_bits: int = flags.WEIGHT_BITS,
+              hw: Optional[str] = flags.HW, weight_bits: int = flags.WEIGHT_BITS,
               first_last_bits: Optional[int] = flags.FIRST_LAST_BITS, codebook: bool = flags.CODEBOOK,
               bias_correction: bool = flags.BIAS_CORRECTION, sparsity: float = flags.SPARSITY,
               sparsity_pattern: Optional[str] = flags.SPARSITY_PATTERN, prune_channels: float = flags.PRUNE_CHANNELS,
@@ -342,7 +342,7 @@ from . import cli_explore  # noqa: E402,F401  (registers `nnc explore` here, kee
 def run_blob(blob: str = typer.Argument(..., help="az-sim blob (.azb) written by `nnc compile --target az-sim`."),
              inputs: Path = typer.Option(..., "--inputs", help="Inputs (.npz/.npy); one extra leading axis = a batch."),
              output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the outputs here (.npz)."),
-             hw: Optional[Path] = typer.Option(None, "--hw", help="Machine: a TOML file, or a preset: small, default, large."),
+             hw: Optional[str] = typer.Option(None, "--hw", help="Machine: a TOML file, or a preset: small, default, large."),
              as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
              debug: bool = DEBUG):
     """Execute an az-sim blob in the simulator and print its statistics."""

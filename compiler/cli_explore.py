@@ -35,7 +35,7 @@ def explore_(model: str = typer.Argument(..., help="ONNX model file, or text IR 
              decoder_width: Optional[str] = typer.Option(None, "--decoder-width", metavar="BYTES,...",
                                                          help="Compressed bytes the decoder takes per cycle."),
              bus_width: Optional[str] = typer.Option(None, "--bus-width", metavar="BYTES,..."),
-             hw: Optional[Path] = typer.Option(None, "--hw", help="Base machine of the unswept keys: a TOML "
+             hw: Optional[str] = typer.Option(None, "--hw", help="Base machine of the unswept keys: a TOML "
                                                                   "file or a preset, as compile's --hw."),
              calib: Optional[Path] = CALIB,
              inputs: Optional[Path] = typer.Option(None, "--inputs", help="Samples the output error is "

@@ -78,7 +78,7 @@ def explore(model: str | Path, output_dir: str | Path | None, axes: dict[str, st
     model = Path(model)
     _check_arguments(model, output_dir, samples, jobs)
     fixed = {"input_shapes": input_shapes} if input_shapes else {}
-    sweep = build_sweep(axes or {}, Path(sweep_file) if sweep_file else None, Path(hw) if hw else None,
+    sweep = build_sweep(axes or {}, Path(sweep_file) if sweep_file else None, hw,
                         {**fixed, "calib": calib})
     points = sweep.points()
     if calib is None and inputs is None:

@@ -78,7 +78,7 @@ class Sweep:
                 "hardware": {k: list(v) for k, v in self.hardware.items()}, "base_hardware": dict(self.base)}
 
 
-def build_sweep(axes: dict[str, str | list], sweep_file: Path | None = None, base_hw: Path | None = None,
+def build_sweep(axes: dict[str, str | list], sweep_file: Path | None = None, base_hw: str | Path | None = None,
                 options: dict | None = None) -> Sweep:
     """The sweep from `axes` ({flag or field: "v1,v2" or [values]}, flags as in
     COMPRESSION_FLAGS and HARDWARE_FLAGS, fields of CompileOptions or Hardware;

@@ -225,3 +225,21 @@ def test_the_script_collects_garbage_again_once_a_command_starts(monkeypatch):
         gc.unfreeze()
         gc.enable()
     assert seen == [True]
+
+
+@pytest.mark.parametrize("name", ["math", "String", "stdint"])
+def test_a_c_model_named_like_a_c_header_is_refused(tmp_path, name):
+    """<name>.h would hide the C library's header in every build including the folder."""
+    proc = nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "--target", "c", "--name", name, "-o", tmp_path / "o")
+    assert proc.returncode == 2 and proc.stderr.count("nnc: error:") == 1, proc.stderr
+    assert f"<{name.lower()}.h>" in proc.stderr and "staging" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_hw_dot_slash_names_the_file_not_the_preset(tmp_path):
+    """docs/azsim.md: a preset name wins over a file of that name; ./small is the file."""
+    (tmp_path / "small").write_text('name = "my-small"\n', encoding="utf-8")
+    proc = nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "--target", "az-sim", "--hw", "./small", "-o", "o",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "my-small" in proc.stdout and "az-small" not in proc.stdout

@@ -81,6 +81,8 @@ def test_onnx_imported_later_reuses_the_loaded_parts():
         model = onnx_proto.parse_model(open({str(DIGITS)!r}, "rb").read())
         import onnx, onnx.checker, onnx.numpy_helper
         assert onnx.ModelProto is onnx_proto.ModelProto and type(model) is onnx.ModelProto
+        assert onnx.onnx_ml_pb2.ModelProto is onnx.ModelProto  # the parts loaded first are bound on the package
+        assert onnx.onnx_cpp2py_export.checker.ValidationError is onnx_proto.ValidationError
         onnx.checker.check_model(model)
         inferred = onnx.shape_inference.infer_shapes(model)
         assert onnx.numpy_helper.to_array(model.graph.initializer[0]).size > 0

@@ -54,6 +54,24 @@ def test_shape_chain_folds_to_one_reshape(batch):
     assert graph.tensor("y").shape == (batch, 12)
 
 
+@pytest.mark.parametrize("opset", [11, 12])
+def test_folded_nodes_run_at_the_model_s_opset(opset):
+    """Before opset 13 Unsqueeze takes its axes as an attribute; folding must
+    evaluate the node at the model's opset, not the newest one."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "zero"], ["b"], axis=0),
+             helper.make_node("Unsqueeze", ["b"], ["b1"], axes=[0]),
+             helper.make_node("Concat", ["b1", "minus_one"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6])],
+                   [("zero", np.array(0, np.int64)), ("minus_one", np.array([-1], np.int64))], opset=opset)
+    graph = lower_model(model, {"x": (2, 2, 3)})
+    assert [n.op for n in graph.nodes()] == ["Reshape"] and graph.tensor("y").shape == (2, 6)
+    x = RNG.standard_normal((2, 2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(nnc.run(graph, {"x": x})["y"], _ort(model, {"x": x})[0])
+
+
 def test_shape_start_end_and_size_fold():
     nodes = [
         helper.make_node("Shape", ["x"], ["tail"], start=-2),

@@ -28,6 +28,13 @@ from . import build, emitter, packed
 from .emitter import Provenance, prefix_of
 from .lowering import Program, lower
 
+# Headers of the C library (C99 and C11) and of the Arm intrinsics the kernels include:
+# a model's <stem>.h with one of these names would hide it.
+C_HEADER_NAMES = frozenset({
+    "assert", "complex", "ctype", "errno", "fenv", "float", "inttypes", "iso646", "limits", "locale", "math",
+    "setjmp", "signal", "stdalign", "stdarg", "stdatomic", "stdbool", "stddef", "stdint", "stdio", "stdlib",
+    "stdnoreturn", "string", "tgmath", "threads", "time", "uchar", "wchar", "wctype", "arm_acle", "arm_mve"})
+
 GOLDEN_SAMPLES = 2
 BUILD_FLAGS = ("-O2",)
 
@@ -74,6 +81,9 @@ class CTarget:
         return found | self.program(graph, graph.name).weights
 
     def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
+        if stem.lower() in C_HEADER_NAMES:
+            raise OptionError(f"the model's name {stem!r} would make {stem}.h hide the C header <{stem.lower()}.h> "
+                              f"in every build that includes the output folder; give another --name")
         samples = synthetic_samples(graph, GOLDEN_SAMPLES)
         return self._write(graph, out_dir, stem, samples, "synthetic inputs (seed 0)")
 

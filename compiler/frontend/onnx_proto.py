@@ -42,6 +42,32 @@ def _load(name: str, path: Path):
     return module
 
 
+class _BindParts:
+    """Meta-path finder for the onnx package alone: once a later `import onnx` has
+    run its __init__, the parts loaded here become its attributes, as if it had
+    imported them itself (the import system binds only submodules it loads)."""
+
+    def __init__(self, parts: tuple[str, ...]):
+        self.parts = parts
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "onnx" or name in sys.modules:
+            return None
+        spec = next((found for finder in sys.meta_path if finder is not self and hasattr(finder, "find_spec")
+                     and (found := finder.find_spec(name, path, target)) is not None), None)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_package = spec.loader.exec_module
+
+        def exec_and_bind(module):
+            exec_package(module)
+            for part in self.parts:
+                setattr(module, part, sys.modules[f"onnx.{part}"])
+
+        spec.loader.exec_module = exec_and_bind
+        return spec
+
+
 def _load_parts():
     """(the C++ extension, the generated messages module) of the installed onnx."""
     if "onnx" not in sys.modules:
@@ -54,7 +80,9 @@ def _load_parts():
                 try:
                     extension = _load("onnx.onnx_cpp2py_export", native[0])
                     messages = "onnx_ml_pb2" if extension.ONNX_ML else "onnx_pb2"
-                    return extension, _load(f"onnx.{messages}", root / f"{messages}.py")
+                    parts = extension, _load(f"onnx.{messages}", root / f"{messages}.py")
+                    sys.meta_path.insert(0, _BindParts(("onnx_cpp2py_export", messages)))
+                    return parts
                 except (ImportError, OSError, AttributeError):
                     pass  # laid out otherwise: the package import below knows how
     import onnx
