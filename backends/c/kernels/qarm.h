@@ -93,9 +93,12 @@ static inline const int32_t *q_consts(const qfast_layer *p, int32_t o)
    form shifts unsigned values offset by multiples of the divisors. */
 static inline int32_t rq_hi(int32_t acc, int32_t m, int32_t t, int32_t k)
 {
-#if defined(QARM_MVE) || defined(QARM_DSP)
+#if (defined(QARM_MVE) || defined(QARM_DSP) || defined(__GNUC__)) && !defined(QARM_PORTABLE_SHIFTS)
+    /* >> of a negative value is an arithmetic shift on Arm's compilers, GCC and
+       Clang (implementation-defined in C99, defined so in their manuals). GCC
+       12.2 at -O3 vectorized the form below wrongly (tiny_cnn's pool saturated). */
     return (((int32_t)(((int64_t)acc * m) >> 32) >> t) + k) >> 1;
-#else
+#else  /* only unsigned shifts: the same value from any C99 compiler (tested with -DQARM_PORTABLE_SHIFTS) */
     const uint64_t p = (uint64_t)((int64_t)acc * m) + ((uint64_t)1 << 63);  /* acc * m + 2^63, in [0, 2^64) */
     const int64_t v = (int64_t)(p >> 32) - ((int64_t)1 << 31) + (int64_t)k * ((int64_t)1 << t);  /* |v| < 2^40 */
     return (int32_t)((int64_t)(((uint64_t)v + ((uint64_t)1 << 40)) >> (t + 1)) - ((int64_t)1 << (39 - t)));
