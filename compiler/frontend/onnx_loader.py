@@ -34,8 +34,8 @@ from ..ir import Graph, Node, Tensor, TensorType
 from ..limits import check_elements
 from ..ops import get_op, lowering
 from ..ops.registry import Lowered, OnnxNode
-from .external_data import load_external_data
 from . import onnx_proto
+from .external_data import load_external_data
 from .model_check import check_model, refuse_bad_weights
 from .onnx_graph import GraphNode, OnnxGraph, ValueType, read_graph
 from .onnx_proto import ModelProto

@@ -21,6 +21,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
+
 # A serialized protobuf message cannot exceed 2 GiB (onnx.checker's MAXIMUM_PROTOBUF).
 MAX_PROTOBUF_BYTES = 2**31
 
@@ -148,13 +150,11 @@ def to_array(tensor: TensorProto):
         from onnx import numpy_helper
 
         return numpy_helper.to_array(tensor)
-    import numpy as np
-
-    return np.frombuffer(tensor.raw_data, dtype=np.dtype(dtype)).reshape(tuple(tensor.dims))
+    return np.frombuffer(tensor.raw_data, dtype=dtype).reshape(tuple(tensor.dims))
 
 
 # ONNX data type -> numpy dtype of the types whose raw_data numpy reads as it is.
-_RAW_DTYPES = {TensorProto.FLOAT: "<f4", TensorProto.DOUBLE: "<f8", TensorProto.FLOAT16: "<f2",
-               TensorProto.INT8: "i1", TensorProto.UINT8: "u1", TensorProto.INT16: "<i2",
-               TensorProto.UINT16: "<u2", TensorProto.INT32: "<i4", TensorProto.UINT32: "<u4",
-               TensorProto.INT64: "<i8", TensorProto.UINT64: "<u8", TensorProto.BOOL: "?"}
+_RAW_DTYPES = {code: np.dtype(spelling) for code, spelling in (
+    (TensorProto.FLOAT, "<f4"), (TensorProto.DOUBLE, "<f8"), (TensorProto.FLOAT16, "<f2"), (TensorProto.INT8, "i1"),
+    (TensorProto.UINT8, "u1"), (TensorProto.INT16, "<i2"), (TensorProto.UINT16, "<u2"), (TensorProto.INT32, "<i4"),
+    (TensorProto.UINT32, "<u4"), (TensorProto.INT64, "<i8"), (TensorProto.UINT64, "<u8"), (TensorProto.BOOL, "?"))}
