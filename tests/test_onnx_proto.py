@@ -91,6 +91,43 @@ def test_onnx_imported_later_reuses_the_loaded_parts():
     assert proc.returncode == 0, proc.stderr
 
 
+def test_an_onnx_import_on_another_thread_waits_for_the_parts_being_loaded():
+    """While nnc executes onnx_ml_pb2, another thread's `import onnx` must wait for
+    it, not take the half-executed module (ImportError: IR_VERSION, 3 in 40 runs
+    before the module lock). An audit hook holds nnc inside that execution while
+    the other thread imports."""
+    proc = _run("""
+        import sys, threading, time
+        importing = threading.Event()
+        errors = []
+
+        def hold_in_messages(event, args):
+            if event == "exec" and getattr(args[0], "co_filename", "").endswith("onnx_ml_pb2.py") \\
+                    and threading.current_thread() is threading.main_thread() and not importing.is_set():
+                importing.set()
+                time.sleep(0.3)
+
+        def import_onnx():
+            importing.wait()
+            try:
+                import onnx
+                onnx.ModelProto
+            except Exception as exc:
+                errors.append(repr(exc))
+
+        sys.addaudithook(hold_in_messages)
+        other = threading.Thread(target=import_onnx)
+        other.start()
+        from nnc.frontend import onnx_proto
+        other.join()
+        import onnx
+        assert importing.is_set(), "onnx_ml_pb2 was not executed by nnc"
+        assert not errors, errors
+        assert onnx.ModelProto is onnx_proto.ModelProto
+        """)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_checker_errors_come_through():
     node = helper.make_node("Relu", ["x"], ["y"], bogus=1)
     model = helper.make_model(helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, [1])],

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import sys
+from importlib import _bootstrap  # the import lock of one module (see _load)
 from pathlib import Path
 
 import numpy as np
@@ -28,20 +29,18 @@ MAX_PROTOBUF_BYTES = 2**31
 
 
 def _load(name: str, path: Path):
-    """The module `name`, executed from `path` unless it is loaded already."""
-    if name in sys.modules:
-        return sys.modules[name]
+    """The module `name`, executed from `path` unless it is loaded already.
+
+    It is loaded as the import system loads a module, under importlib's lock for
+    `name` and marked as initializing, so that an `import onnx` on another thread
+    waits for it rather than taking it half executed (and this waits for theirs).
+    AttributeError if this Python's importlib lacks those internals."""
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {name} from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+    with _bootstrap._ModuleLockManager(name):
+        module = sys.modules.get(name)
+        return module if module is not None else _bootstrap._load_unlocked(spec)
 
 
 class _BindParts:
