@@ -139,13 +139,17 @@ def staged(out: Path | str | None, model: Path):
     staging = None
     try:
         try:
-            out.parent.mkdir(parents=True, exist_ok=True)
             while staging is None:
+                out.parent.mkdir(parents=True, exist_ok=True)
                 staging = _free_staging_name(out)  # held before the folder exists: an interrupt cannot lose it
                 try:
                     staging.mkdir()  # mode 0777 less the umask
                 except FileExistsError:  # taken since the check: never ours to remove
                     staging = None
+                except FileNotFoundError:
+                    if out.parent.is_dir():
+                        raise
+                    staging = None  # the parent, empty a moment ago, was removed by a compile that made it too
         except OSError as exc:
             raise OptionError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
         yield staging
@@ -153,7 +157,7 @@ def staged(out: Path | str | None, model: Path):
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-        _remove_if_empty(created)
+        _remove_if_empty(created, out.parent)
 
 
 def _free_staging_name(out: Path) -> Path:
@@ -265,20 +269,25 @@ def _topmost_missing(folder: Path) -> Path | None:
     return missing[-1] if missing else None
 
 
-def _remove_if_empty(created: Path | None) -> None:
-    """Remove folders this compile created for `-o`'s parents, if they stayed empty."""
-    if created is None or not created.is_dir():
+def _remove_if_empty(created: Path | None, parent: Path) -> None:
+    """Remove the folders this compile created on the way to `-o` (`parent` and
+    its ancestors up to `created`) while they are empty, from the deepest up.
+    Nothing beside or below them is touched: a concurrent compile's staging
+    folder keeps its parent in place."""
+    if created is None:
         return
-    for folder in sorted((p for p in created.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        _rmdir_quietly(folder)
-    _rmdir_quietly(created)
+    for folder in (parent, *parent.parents):
+        if not _rmdir_quietly(folder) or folder == created:
+            return
 
 
-def _rmdir_quietly(folder: Path) -> None:
+def _rmdir_quietly(folder: Path) -> bool:
+    """Remove `folder` if it is empty; whether it was removed."""
     try:
         folder.rmdir()
     except OSError:
-        pass
+        return False
+    return True
 
 
 def _prune_empty_parents(path: Path, root: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 import nnc
 from nnc.errors import OptionError
+from nnc import output_folder
 from nnc.output_folder import MANIFEST
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "01-tiny-cnn"
@@ -156,6 +157,39 @@ def test_a_failed_compile_leaves_nothing_behind(model, tmp_path, monkeypatch):
         nnc.compile(model, "ir", tmp_path / "a" / "b" / "out", calib=tmp_path / "missing.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "tmp"]
     assert not any((tmp_path / "tmp").iterdir())
+
+
+def test_a_failed_compile_removes_no_folder_another_compile_made_under_the_parent_it_created(model, tmp_path):
+    """Two compiles into sibling folders under a new parent both see it missing;
+    the one that fails must not remove the other's staging folder or its empty
+    subfolders (it removed them, and the other compile then failed, exit 3)."""
+    parent = tmp_path / "new"
+    with pytest.raises(RuntimeError):
+        with output_folder.staged(parent / "a", model):
+            other = parent / ".b.0123456789ab.staging" / "firmware"
+            other.mkdir(parents=True)
+            raise RuntimeError("the compile failed")
+    assert other.is_dir()
+    assert sorted(p.name for p in parent.iterdir()) == [".b.0123456789ab.staging"]
+
+
+def test_staging_survives_its_parent_removed_by_another_compile(model, tmp_path, monkeypatch):
+    """The parent, made and found empty by a failing compile into a sibling, may
+    vanish between its mkdir and the staging folder's: it is made again."""
+    parent = tmp_path / "new"
+    free_name = output_folder._free_staging_name
+    removed = []
+
+    def remove_parent_once(out):
+        if not removed:
+            parent.rmdir()
+            removed.append(parent)
+        return free_name(out)
+
+    monkeypatch.setattr(output_folder, "_free_staging_name", remove_parent_once)
+    with output_folder.staged(parent / "a", model) as staging:
+        (staging / "x.txt").write_text("x")
+    assert removed and (parent / "a" / "x.txt").read_text() == "x"
 
 
 def test_output_folders_follow_the_umask(model, tmp_path):
