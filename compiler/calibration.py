@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -196,10 +197,34 @@ def _observe(graph: Graph, samples, *observers) -> list:
     return [observer.result() for observer in observers]
 
 
+def check_ranges_destination(path: str | Path) -> None:
+    """OptionError unless `write_ranges` may write `path`: absent, or a ranges
+    file (nnc replaces only its own kind of file, never a folder, a symbolic
+    link or a user's other file)."""
+    path = Path(path)
+    if path.is_symlink() or path.is_dir():
+        raise OptionError(f"ranges file {path} is a {'symbolic link' if path.is_symlink() else 'folder'}; "
+                          "give the path of a file")
+    if path.exists():
+        try:
+            read_ranges(path)
+        except OptionError:
+            raise OptionError(f"ranges file {path} exists and is not a ranges file nnc wrote; nnc will not "
+                              "overwrite it, so move it away or give another path") from None
+
+
 def write_ranges(path: str | Path, ranges: dict[str, tuple[float, float]]) -> None:
-    """Save ranges as JSON {"ranges": {tensor: [lo, hi]}}; floats round-trip exactly."""
+    """Save ranges as JSON {"ranges": {tensor: [lo, hi]}}; floats round-trip
+    exactly. The file is replaced whole (written beside it, then renamed)."""
+    path = Path(path)
     text = json.dumps({"ranges": {name: [float(lo), float(hi)] for name, (lo, hi) in ranges.items()}}, indent=1)
-    Path(path).write_text(text + "\n", encoding="utf-8")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(text + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OptionError(f"cannot write ranges file {path}: {exc.strerror or exc}") from None
 
 
 def read_ranges(path: str | Path) -> dict[str, tuple[float, float]]:

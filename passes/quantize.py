@@ -20,7 +20,9 @@ compute docs/numerics.md exactly; see nnc.quantizer for the lowering rules.
 - `ranges`: a JSON file of activation ranges that an earlier compile wrote
   with `save_ranges`; the tensors it names take those ranges instead of being
   calibrated (a streaming compile reuses the whole-sequence compile's ranges, so
-  both quantize alike). `save_ranges` writes every calibrated range used.
+  both quantize alike). `save_ranges` writes every calibrated range used,
+  once calibrated (valid ranges: a later failing step leaves the file), over
+  nothing but an earlier ranges file (checked before any work).
 - `bias_correction` (with `calib` only: synthetic inputs have no meaningful
   mean) moves each layer's mean output error into its bias
   (quantizer/layer_weights.py).
@@ -52,7 +54,14 @@ from dataclasses import dataclass
 
 from nnc import obs
 from nnc.blas_threads import one_blas_thread
-from nnc.calibration import OBSERVERS, calibrate, ranges_and_means, read_ranges, write_ranges
+from nnc.calibration import (
+    OBSERVERS,
+    calibrate,
+    check_ranges_destination,
+    ranges_and_means,
+    read_ranges,
+    write_ranges,
+)
 from nnc.errors import NncWarning, OptionError
 from nnc.hessian import too_large
 from nnc.ir import Graph, Node
@@ -99,6 +108,8 @@ class Quantize(Pass):
             raise OptionError(f"pass 'quantize': samples must be at least 1, got {self.samples}")
         check_damping("pass 'quantize'", self.damping)
         parse_methods("pass 'quantize'", self.method, self.method_overrides)
+        if self.save_ranges:
+            check_ranges_destination(self.save_ranges)
 
     def run(self, graph: Graph) -> Graph:
         rewrite_conv_transposes(graph)  # into a phase Conv, which has an integer lowering

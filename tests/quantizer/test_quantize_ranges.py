@@ -45,3 +45,34 @@ def test_bad_ranges_file(tmp_path, content, why):
     bad.write_text(content)
     with pytest.raises(OptionError, match=why):
         _quantized(f'quantize{{ranges="{bad}"}}')
+
+
+def test_saved_ranges_replace_an_earlier_ranges_file(tmp_path):
+    saved = tmp_path / "ranges.json"
+    saved.write_text('{"ranges": {"old": [0.0, 1.0]}}')
+    _quantized(f'quantize{{save_ranges="{saved}"}}')
+    assert "old" not in json.loads(saved.read_text())["ranges"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ranges.json"]  # no partial file left
+
+
+@pytest.mark.parametrize("kind", ["user file", "folder", "symbolic link"])
+def test_save_ranges_never_replaces_what_is_not_a_ranges_file(tmp_path, kind):
+    """Refused before any work, the path untouched: a user's file (their model,
+    say), a folder, or a symbolic link."""
+    target = tmp_path / "target"
+    if kind == "user file":
+        target.write_text("my notes")
+    elif kind == "folder":
+        target.mkdir()
+    else:
+        (tmp_path / "elsewhere.json").write_text('{"ranges": {}}')
+        target.symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(OptionError, match=f"ranges file {target}"):
+        parse_pipeline(f'quantize{{save_ranges="{target}"}}')
+    assert kind != "user file" or target.read_text() == "my notes"
+    assert kind != "symbolic link" or (tmp_path / "elsewhere.json").read_text() == '{"ranges": {}}'
+
+
+def test_save_ranges_into_a_missing_folder_is_an_option_error(tmp_path):
+    with pytest.raises(OptionError, match="cannot write ranges file"):
+        _quantized(f'quantize{{save_ranges="{tmp_path / "missing" / "ranges.json"}"}}')
