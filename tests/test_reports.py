@@ -159,6 +159,22 @@ def test_nnc_report_refuses_what_is_no_report(tmp_path, capsys, content):
     assert len(err) == 1 and err[0].startswith("nnc: error: report ")
 
 
+@pytest.mark.parametrize("spoil", ["model is a string", "cycles overflow a float"])
+def test_nnc_report_refuses_a_report_with_malformed_fields(digits, tmp_path, capsys, spoil):
+    """Well-formed JSON with fields of the wrong kind (a hand-edited report) is one
+    error line, exit 2, and nothing written; it was an internal error, exit 3."""
+    report = _report(digits["az-sim"])
+    if spoil == "model is a string":
+        report["model"] = "kws"
+    else:
+        report["sim"]["layers"][0]["cycles"] = 10**400
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert run_cli(["report", str(tmp_path / "report.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nnc: error: report ") and "cannot render it" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
 def test_two_compiles_write_the_same_renderings(tmp_path):
     for name in ("a", "b"):
         nnc.compile(TINY / "tiny_cnn.onnx", target="ir", output_dir=tmp_path / name, quantize=True,
