@@ -114,7 +114,8 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     report = build_report(Path(model), opts.target, graph, format_pipeline(passes),
                           [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
                           weight_storage(graph, tgt), _sha256(Path(model)))
-    report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, NncWarning)]
+    # each once, in order: the budget search meets the same condition in every candidate it compiles
+    report["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, NncWarning)))
     report["budget"] = report_budget
     with output_folder.staged(output_dir, Path(model)) as staging:
         if staging:

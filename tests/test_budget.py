@@ -81,3 +81,15 @@ def test_layer_ids_select_layers_in_overrides():
     with pytest.raises(OptionError, match="#9.* is not one of #1..#4"):
         nnc.compile(MODEL, "ir", pipeline=f'canonicalize,quantize{{calib="{CALIB}",overrides="#9:4"}}',
                     verify=False)
+
+
+def test_a_warning_met_by_every_candidate_is_reported_once(tmp_path):
+    """The recurrent layer's "keeps int8" warning was repeated for each of the
+    search's candidates (28 times for a small LSTM spotter)."""
+    import onnx
+    from rnn_models import keyword_spotter
+
+    onnx.save(keyword_spotter("LSTM", hidden=8, frames=4, features=3, classes=4), tmp_path / "kws.onnx")
+    warnings = nnc.compile(tmp_path / "kws.onnx", "az-sim", ratio=3, verify=False).report["warnings"]
+    assert len(warnings) == len(set(warnings))
+    assert sum("recurrent layer" in w and "at int8" in w for w in warnings) == 1
