@@ -118,17 +118,17 @@ class CompileOptions:
             raise OptionError(f"name must be at most {MAX_NAME_LENGTH} characters, got {len(self.name)}")
         if self.stream and self.pipeline is not None:
             raise OptionError("--stream builds its own pipelines; it cannot be combined with --pipeline")
-        from nnc.passes.prune import parse_pattern
-
         from .limits import check_dims
-        from .passmanager import available_passes
+        from .passmanager import available_passes, pass_class
 
         for flag, shapes in (("input-shape", self.input_shapes), ("stream", self.stream)):
             for input_name, dims in (shapes or {}).items():
                 check_dims(dims, f"{flag} {input_name}")
         if self.sparsity_pattern is not None:
+            from nnc.passes.prune import parse_pattern
+
             parse_pattern(self.sparsity_pattern, "sparsity-pattern")
-        unknown = sorted(set(self.print_ir_after) - {"all", *available_passes()})
+        unknown = sorted(name for name in self.print_ir_after if name != "all" and pass_class(name) is None)
         if unknown:
             raise OptionError(f"print-ir-after {unknown[0]!r} is not a pass; give a pass of the pipeline or all "
                               f"(passes: {', '.join(sorted(available_passes()))})")

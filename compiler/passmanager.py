@@ -45,9 +45,28 @@ def register_pass(cls: type[Pass]) -> type[Pass]:
     return cls
 
 
-def available_passes() -> dict[str, type[Pass]]:
-    importlib.import_module("nnc.passes")  # importing registers every pass
+def pass_class(name: str) -> type[Pass] | None:
+    """The pass named `name` (None if there is none). Pass `a-b` lives in
+    nnc/passes/a_b.py and registers on import, so a pipeline imports only its
+    own passes."""
+    if name not in _PASSES and _NAME.match(name):
+        module = f"nnc.passes.{name.replace('-', '_')}"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return _PASSES.get(name)
 
+
+def available_passes() -> dict[str, type[Pass]]:
+    """Every pass, by name (imports every module of nnc.passes)."""
+    import pkgutil
+
+    import nnc.passes
+
+    for module in pkgutil.iter_modules(nnc.passes.__path__):
+        importlib.import_module(f"nnc.passes.{module.name}")
     return dict(_PASSES)
 
 
@@ -181,14 +200,13 @@ def parse_pipeline(text: str) -> list[Pass]:
         steps = _steps(text)
     except _PipelineSyntaxError as exc:
         raise OptionError(f"bad pipeline {text!r}: {exc}") from None
-    registry = available_passes()
-    return [_make_pass(registry, name, options) for name, options in steps]
+    return [_make_pass(name, options) for name, options in steps]
 
 
-def _make_pass(registry, name: str, options: dict) -> Pass:
-    if name not in registry:
-        raise OptionError(f"unknown pass {name!r}; known passes: {', '.join(sorted(registry))}")
-    cls = registry[name]
+def _make_pass(name: str, options: dict) -> Pass:
+    cls = pass_class(name)
+    if cls is None:
+        raise OptionError(f"unknown pass {name!r}; known passes: {', '.join(sorted(available_passes()))}")
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     for key, value in options.items():

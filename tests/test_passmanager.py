@@ -85,3 +85,20 @@ def test_pipeline_syntax_errors_name_the_column(text, message):
 def test_pipeline_syntax_refuses_what_it_does_not_define(text, message):
     with pytest.raises(OptionError, match=message):
         parse_pipeline(text)
+
+
+def test_a_pipeline_imports_only_its_own_passes():
+    """Pass a-b lives in nnc/passes/a_b.py and is imported on first use; the
+    registry of every pass (for errors and listings) is complete all the same."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from nnc.passmanager import parse_pipeline, available_passes; "
+            "parse_pipeline('canonicalize,fold-constants'); "
+            "print(sorted(m for m in sys.modules if m.startswith('nnc.passes.'))); "
+            "print(sorted(available_passes()))")
+    lines = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    imported = eval(lines[0])  # noqa: S307 - our own printed list
+    assert "nnc.passes.canonicalize" in imported and "nnc.passes.fold_constants" in imported
+    assert "nnc.passes.prune" not in imported and "nnc.passes.quantize" not in imported
+    assert {"canonicalize", "prune", "prune-channels", "quantize", "expose-states"} <= set(eval(lines[1]))  # noqa: S307
