@@ -55,7 +55,7 @@ from nnc import packing
 from .blob import MAX_RANK, OP_CODES
 from .hardware import Hardware
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, Tiling, WeightStream
-from .tile_plan import RowTiles, plan_activations, weight_chunks
+from .tile_plan import RECURRENT_WEIGHTS, RowTiles, check_recurrent_weights, plan_activations, weight_chunks
 
 WEIGHTED = {"QConv": 1, "QGemm": 1}  # op -> position of its weight input
 # op -> positions (inputs, outputs) that may hold float tensors
@@ -80,6 +80,10 @@ def to_program(graph: Graph, pack: str = "auto", hw: Hardware | None = None) -> 
     chunks = {node.name: weight_chunks(node, graph.tensor(node.inputs[WEIGHTED[node.op]]).shape, hw)
               for node in nodes if hw is not None and node.op in WEIGHTED}
     chunks = {name: counts for name, counts in chunks.items() if counts}
+    for node in nodes:
+        if hw is not None and node.op in RECURRENT_WEIGHTS:
+            held = sum(graph.tensor(node.inputs[k]).nbytes for k in RECURRENT_WEIGHTS[node.op])
+            check_recurrent_weights(node.name, node.op, held, hw)
     plan = plan_activations(graph, nodes, names, hw, chunks)  # step 3
     tensors = tuple(_tensor_desc(graph.tensor(n), plan.offsets.get(n, plan.external.get(n, -1)), n in plan.external)
                     for n in names)

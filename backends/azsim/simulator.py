@@ -30,7 +30,7 @@ Weights are streamed from off-chip on every inference, one layer at a time. A
 layer with a `tiling` (what the lowering planned because it did not fit) runs piece
 by piece (tiled.py) and costs what pipeline.py says: DMA and decoding of piece
 i+1 overlap the compute of piece i. A layer without one whose decoded weights
-exceed weight SRAM, or whose activations (at their planned offsets) reach beyond
+(a recurrent layer's w and r together) exceed weight SRAM, or whose activations (at their planned offsets) reach beyond
 activation SRAM, is refused (UnsupportedError), as is a tiled layer whose chunks
 or staging area do not fit this machine.
 
@@ -65,6 +65,7 @@ from .kernels import LayerContext, Work, build
 from .pipeline import PieceCost, pipeline_cycles
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc
 from .sim_stats import LayerStats, SimStats, utilization
+from .tile_plan import RECURRENT_WEIGHTS, check_recurrent_weights
 from .tiled import build_tiled
 
 NUMPY_TYPES = {DTYPE_CODES["i8"]: "i1", DTYPE_CODES["u8"]: "u1", DTYPE_CODES["i16"]: "<i2",
@@ -202,6 +203,10 @@ class Simulator:
 
     def _check_capacity(self, layer: LayerDesc) -> None:
         where = f"layer {layer.name!r} ({layer.op})"
+        if layer.op in RECURRENT_WEIGHTS:
+            held = [self.program.tensors[layer.inputs[k]] for k in RECURRENT_WEIGHTS[layer.op]
+                    if k < len(layer.inputs) and 0 <= layer.inputs[k] < len(self.program.tensors)]
+            check_recurrent_weights(layer.name, layer.op, sum(_nbytes(t) for t in held), self.hw)
         placed = [self.program.tensors[i] for i in (*layer.inputs, *layer.outputs)
                   if i >= 0 and self.program.tensors[i].offset >= 0 and not self.program.tensors[i].external]
         end = max((t.offset + _nbytes(t) for t in placed), default=0)

@@ -7,7 +7,9 @@ Weights (`weight_chunks`): a QConv/QGemm whose decoded weights exceed
 weight SRAM (two halves: the decoder fills one while the MAC array reads the
 other); every chunk but the last holds the most whole channels (whole groups for
 a grouped convolution) that fit. A layer one of whose channels (groups) alone
-passes half of weight SRAM is refused (no K blocks).
+passes half of weight SRAM is refused (no K blocks). A recurrent layer's w and
+r (`RECURRENT_WEIGHTS`) are read at every time step and must fit weight SRAM
+together; they are not chunked (refused otherwise).
 
 Activations (`plan_activations`):
 1. Plan every activation tensor in activation SRAM as before; if the arena fits
@@ -59,6 +61,21 @@ class ActivationPlan:
     activation_bytes: int
     external: dict[str, int]    # off-chip tensors -> external memory offset
     tiles: dict[str, RowTiles]  # node name -> its row tiles
+
+
+# The constant operands (w, r) of a recurrent layer: the MAC array reads both at
+# every time step, so weight SRAM holds them for the whole layer (not streamed).
+RECURRENT_WEIGHTS = {"QLSTM": (1, 2), "QGRU": (1, 2), "QRNN": (1, 2)}
+
+
+def check_recurrent_weights(name: str, op: str, weight_bytes: int, hw: Hardware) -> None:
+    """UnsupportedError unless a recurrent layer's w and r (`weight_bytes`, int8)
+    fit the weight SRAM of `hw`."""
+    if weight_bytes > hw.weight_sram_bytes:
+        raise UnsupportedError(f"layer {name!r} ({op}): its weights w and r take {weight_bytes} bytes, more than "
+                               f"the {hw.weight_sram_bytes}-byte weight SRAM of {hw.name!r}; az-sim keeps a "
+                               "recurrent layer's weights on chip for all its time steps and does not stream them "
+                               "(a smaller hidden size, or a machine with more weight SRAM, --hw)")
 
 
 def weight_chunks(node: Node, shape: tuple[int, ...], hw: Hardware) -> list[int]:

@@ -47,3 +47,26 @@ def test_recurrent_ops(spec, ppu_per_unit, tmp_path):
     (row,) = [row for row in stats.layers if row.op == "Q" + spec.op]
     assert row.macs_total == units * GATES[spec.op] * (spec.inputs + spec.hidden)
     assert row.post_cycles == math.ceil(units * ppu_per_unit * load_hardware().post_cycles_per_output)
+
+
+def test_recurrent_weights_must_fit_weight_sram(tmp_path):
+    """w and r are read at every time step, so they must sit in weight SRAM
+    together: a machine with less is refused when compiling for it and when a
+    blob compiled elsewhere is run on it (it simulated untiled on any machine)."""
+    from azsim_testing import machine
+
+    from nnc.backends.azsim.simulator import Simulator
+    from nnc.errors import UnsupportedError
+
+    spec = Spec("LSTM", steps=3, batch=1, inputs=5, hidden=6)
+    m = model(spec)
+    _, graph = integer_graph(m, tmp_path, samples(m, 2))
+    held = sum(graph.tensor(n.inputs[k]).nbytes for n in graph.nodes() if n.op == "QLSTM" for k in (1, 2))
+    assert held == 4 * 6 * (5 + 6)
+    with pytest.raises(UnsupportedError, match=rf"\(QLSTM\): its weights w and r take {held} bytes.*{held - 1}-byte"):
+        to_program(graph, hw=machine(weight_sram_bytes=held - 1))
+    program = read_blob(write_blob(to_program(graph)))
+    with pytest.raises(UnsupportedError, match=rf"its weights w and r take {held} bytes"):
+        Simulator(program, machine(weight_sram_bytes=held - 1))
+    to_program(graph, hw=machine(weight_sram_bytes=held))
+    Simulator(program, machine(weight_sram_bytes=held))
