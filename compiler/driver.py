@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import NncWarning, OptionError, QualityGateError, UnsupportedError
+from .errors import NncWarning, OptionError, QualityGateError, ShapeError, UnsupportedError
 from .frontend.model_file import load_model_file
 from .frontend.onnx_loader import load
 from .layer_error import layer_errors
@@ -65,6 +65,8 @@ class CompileResult:
         binary for c, the simulator for az-sim, the reference interpreter for ir.
         Returns {output: array [N, *output shape]}; inputs are checked as
         verification checks them (names, shapes, dtypes)."""
+        if samples is None:
+            raise ShapeError(f"samples: {sample_sources.WHAT_TO_GIVE}, not None")
         with sample_sources.in_memory(samples=samples) as found:
             batch = load_samples(found["samples"], self.graph)
         from nnc.backends import run_batched

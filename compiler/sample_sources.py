@@ -24,6 +24,7 @@ from .errors import ShapeError
 from .limits import check_elements
 
 _REGISTERED = threading.local()
+WHAT_TO_GIVE = "give a path, a dict of arrays, an array or an iterable of dicts"
 
 
 def registered(token: str) -> dict[str, np.ndarray] | None:
@@ -43,15 +44,18 @@ def as_arrays(source, what: str) -> dict[str, np.ndarray]:
         samples = list(source)
         if samples and not any(isinstance(s, Mapping) for s in samples):
             return {"": _stacked(samples, what)}
-        if not samples or not all(isinstance(s, Mapping) for s in samples):
-            raise ShapeError(f"{what}: an iterable of samples must hold at least one sample, each a dict of "
-                             "arrays (or each an array)")
+        if not samples:
+            raise ShapeError(f"{what}: the iterable of samples holds no sample")
+        odd = next((i for i, s in enumerate(samples) if not isinstance(s, Mapping)), None)
+        if odd is not None:
+            raise ShapeError(f"{what}: the iterable of samples mixes dicts with other items (item {odd} is a "
+                             f"{type(samples[odd]).__name__}); give every sample as a dict of arrays, or every "
+                             "one as an array")
         names = list(samples[0])
         if any(list(s) != names for s in samples):
             raise ShapeError(f"{what}: every sample must name the same inputs ({names})")
         return {str(name): _stacked([s[name] for s in samples], f"{what}: array {name!r}") for name in names}
-    raise ShapeError(f"{what}: give a path, a dict of arrays, an array or an iterable of dicts, "
-                     f"not {type(source).__name__}")
+    raise ShapeError(f"{what}: {WHAT_TO_GIVE}, not {type(source).__name__}")
 
 
 def _array(value, what: str) -> np.ndarray:

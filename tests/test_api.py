@@ -55,9 +55,15 @@ def test_bad_sources_are_nnc_errors():
         nnc.compile(DIGITS, "ir", calib=[{"image": _images()[0]}, {"x": _images()[1]}], quantize=True)
     with pytest.raises(ShapeError, match="dtype"):
         nnc.compile(DIGITS, "ir", calib=np.array(["a"]), quantize=True)
+    with pytest.raises(ShapeError, match=r"mixes dicts with other items \(item 1 is a int\)"):
+        nnc.compile(DIGITS, "ir", calib=[{"image": _images()[0]}, 3], quantize=True)
+    with pytest.raises(ShapeError, match="holds no sample"):
+        nnc.compile(DIGITS, "ir", calib=[], quantize=True)
     result = nnc.compile(DIGITS, "ir", calib=_images(), quantize=True, verify=False)
     with pytest.raises(ShapeError):
         result.run(np.zeros((2, 3), np.float32))
+    with pytest.raises(ShapeError, match="samples: give a path"):
+        result.run(None)
 
 
 def test_simulator_decodes_once_and_matches_simulate(tmp_path):
