@@ -20,7 +20,7 @@ import re
 import time
 import typing
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import PureWindowsPath
 from typing import Callable, ClassVar
 
 from .errors import OptionError
@@ -252,23 +252,29 @@ def _format_value(value) -> str:
     return str(value)
 
 
-def without_folders(pipeline: str) -> str:
-    """`pipeline` with each quoted absolute path among its pass options cut to
-    its file name: what nnc writes names no folder of the machine that made it."""
-    def cut(match: re.Match) -> str:
-        value = json.loads(match.group())
-        return json.dumps(file_name_only(value)) if file_name_only(value) != value else match.group()
+# Pass options that name files (calibration samples, activation ranges).
+PATH_OPTIONS = frozenset({"calib", "ranges", "save_ranges"})
 
-    return _QUOTED.sub(cut, pipeline)
+
+def without_folders(pipeline: str) -> str:
+    """`pipeline` (as format_pipeline writes it) with the value of each path
+    option (PATH_OPTIONS) cut to its file name: what nnc writes names no folder,
+    and its bytes do not depend on how a path was spelled. Other options (layer
+    names such as "/conv1/Conv" in overrides) stay as they are."""
+    if not pipeline.strip():
+        return pipeline
+    steps = []
+    for name, options in _steps(pipeline):
+        shown = {key: file_name_only(value) if key in PATH_OPTIONS and isinstance(value, str) else value
+                 for key, value in options.items()}
+        steps.append(name + ("{" + ",".join(f"{key}={_format_value(value)}" for key, value in shown.items()) + "}"
+                             if shown else ""))
+    return ",".join(steps)
 
 
 def file_name_only(path: str) -> str:
-    """An absolute path's file name (either separator); anything else as it is."""
-    absolute = PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute()
-    return PureWindowsPath(path).name if absolute else path
-
-
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')  # a JSON string, as format_pipeline quotes option values
+    """The file name of a path (either separator); a bare name as it is."""
+    return PureWindowsPath(path).name or path
 
 
 # -- running -----------------------------------------------------------------------

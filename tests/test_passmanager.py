@@ -102,3 +102,21 @@ def test_a_pipeline_imports_only_its_own_passes():
     assert "nnc.passes.canonicalize" in imported and "nnc.passes.fold_constants" in imported
     assert "nnc.passes.prune" not in imported and "nnc.passes.quantize" not in imported
     assert {"canonicalize", "prune", "prune-channels", "quantize", "expose-states"} <= set(eval(lines[1]))  # noqa: S307
+
+
+@pytest.mark.parametrize("pipeline, shown", [
+    ('quantize{calib="/home/me/data/calib.npz"}', "quantize{calib=calib.npz}"),
+    ('quantize{calib="../data/calib.npz",save_ranges="C:\\\\work\\\\r.json"}', "quantize{calib=calib.npz,save_ranges=r.json}"),
+    ("quantize{calib=data/calib.npz,ranges=r.json}", "quantize{calib=calib.npz,ranges=r.json}"),
+    ('canonicalize,quantize{calib="<calib arrays>",overrides="/conv1/Conv:4"}',
+     'canonicalize,quantize{calib="<calib arrays>",overrides="/conv1/Conv:4"}'),
+    ('prune{overrides="/a/b:0.5",calib="/x/y.npz"}', 'prune{overrides="/a/b:0.5",calib=y.npz}'),
+])
+def test_what_nnc_writes_keeps_only_the_file_names_of_path_options(pipeline, shown):
+    """Artifacts name no folder and do not change with how a path was spelled;
+    layer names with slashes (PyTorch's "/conv1/Conv") are not paths and stay
+    whole (they were cut to "Conv:4")."""
+    from nnc.passmanager import without_folders
+
+    assert without_folders(pipeline) == shown
+    assert without_folders(format_pipeline(parse_pipeline(pipeline))) == shown
