@@ -192,4 +192,4 @@ def test_no_absolute_host_path_in_the_output(tiny_cnn):
     for path in files:
         text = path.read_text(encoding="utf-8")
         assert not [f for f in forbidden if f in text], path
-    assert 'calib="sample.npz"' in (tiny_cnn / "tiny_cnn.c").read_text()
+    assert 'quantize{calib=sample.npz' in (tiny_cnn / "tiny_cnn.c").read_text()

@@ -132,6 +132,11 @@ def test_integer_network_is_bit_exact_and_harness_passes(tmp_path):
     result = subprocess.run([str(exe)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("PASS") and "max |diff| 0," in result.stdout
+    for count in ("x", "3x", "-1", ""):  # strtol read these as 0, 3 or -1 samples
+        bad = subprocess.run([str(exe), "--run", count, str(tmp_path / "in"), str(tmp_path / "out")],
+                             capture_output=True, text=True)
+        assert bad.returncode == 2 and "--run takes a sample count" in bad.stderr, count
+        assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
