@@ -35,9 +35,11 @@ Chains of one-input layers, where a small tensor sits between two large ones
 (float → int8 → float), are what the jitter and the high fit are for: placing
 the large tensors first leaves the small one no room between them.
 
-Measures (`naive_bytes`, `lower_bound_bytes`): the naive plan gives every group
-its own region (the sum of group sizes); no plan can beat the largest total of
-group sizes live at one step, which is the lower bound. `check(buffers, offsets)`
+Measures (`naive_bytes`, `lower_bound_bytes`, both at the plan's alignment):
+the naive plan gives every group its own aligned region (the sum of group sizes
+rounded up to the alignment); no plan can beat the largest total of those
+rounded sizes live at one step, which is the lower bound. So
+lower bound <= arena <= naive. `check(buffers, offsets)`
 raises if two simultaneously live buffers of different groups overlap (tests),
 and `timeline(buffers, offsets)` draws the plan as ASCII, one row per step.
 """
@@ -150,7 +152,7 @@ def _candidate_orders(groups: list[_Group]):
 def plan(buffers: list[Buffer], alignment: int = DEFAULT_ALIGNMENT) -> list[int]:
     """Arena offset of each buffer (see the module docstring)."""
     groups, roots = _groups(buffers)
-    floor = _align(_lower_bound(groups), alignment)
+    floor = _lower_bound(groups, alignment)
     best: dict[int, int] = {}
     best_end = None
     for order in _candidate_orders(groups):
@@ -173,19 +175,23 @@ def arena_bytes(buffers: list[Buffer], offsets: list[int], alignment: int = DEFA
     return _align(max((o + b.size for b, o in zip(buffers, offsets)), default=0), alignment)
 
 
-def naive_bytes(buffers: list[Buffer]) -> int:
-    """Every group in its own region: the sum of group sizes."""
-    return sum(g.size for g in _groups(buffers)[0])
+def naive_bytes(buffers: list[Buffer], alignment: int = DEFAULT_ALIGNMENT) -> int:
+    """Every group in its own `alignment`-aligned region: the sum of group sizes,
+    each rounded up to `alignment` (no plan needs more)."""
+    return sum(_align(g.size, alignment) for g in _groups(buffers)[0])
 
 
-def lower_bound_bytes(buffers: list[Buffer]) -> int:
-    """The largest total size of groups live at one step (no plan does better)."""
-    return _lower_bound(_groups(buffers)[0])
+def lower_bound_bytes(buffers: list[Buffer], alignment: int = DEFAULT_ALIGNMENT) -> int:
+    """The largest total of group sizes live at one step, each rounded up to
+    `alignment` (no plan does better: groups start at aligned offsets, so each
+    but the highest is followed by its padding, and the arena is rounded up)."""
+    return _lower_bound(_groups(buffers)[0], alignment)
 
 
-def _lower_bound(groups: list[_Group]) -> int:
+def _lower_bound(groups: list[_Group], alignment: int) -> int:
     steps = sorted({g.first for g in groups})
-    return max((sum(g.size for g in groups if g.first <= t <= g.last) for t in steps), default=0)
+    return max((sum(_align(g.size, alignment) for g in groups if g.first <= t <= g.last) for t in steps),
+               default=0)
 
 
 def check(buffers: list[Buffer], offsets: list[int], alignment: int = 1) -> None:

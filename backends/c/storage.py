@@ -143,8 +143,8 @@ def _place_arena(graph, storage: Storage, group, first, last, home, names, scrat
         storage.buffers.append(Buffer(size, step, step, f"scratch of step {step}"))
     storage.offsets = memory_plan.plan(storage.buffers, ALIGNMENT)
     storage.arena_bytes = memory_plan.arena_bytes(storage.buffers, storage.offsets, ALIGNMENT)
-    storage.naive_bytes = memory_plan.naive_bytes(storage.buffers)
-    storage.lower_bound_bytes = memory_plan.lower_bound_bytes(storage.buffers)
+    storage.naive_bytes = memory_plan.naive_bytes(storage.buffers, ALIGNMENT)
+    storage.lower_bound_bytes = memory_plan.lower_bound_bytes(storage.buffers, ALIGNMENT)
     offset_of = dict(zip(arena_members, storage.offsets))
     k = 0
     for t in order:
