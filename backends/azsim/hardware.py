@@ -76,12 +76,14 @@ def hardware_fields() -> dict[str, dict]:
 def load_hardware(path: str | Path | None = None) -> Hardware:
     """The default machine, with the keys of the TOML file at `path` (if any)
     overriding it; `path` may also be a preset name (PRESETS), which wins over
-    a file of that name without a suffix."""
+    a file of that name without a suffix. A file without `name` names the
+    machine after itself (its stem), not the default machine it changes."""
     values = _read_toml(DEFAULT_HW)
     if path is not None and str(path) in PRESETS:
         path = PRESETS[str(path)]
     if path is not None:
-        values.update(_read_toml(Path(path)))
+        changes = _read_toml(Path(path))
+        values.update({"name": Path(path).stem} | changes)
         where = str(path)
     else:
         where = str(DEFAULT_HW)

@@ -33,6 +33,8 @@ def test_override_keeps_other_defaults(tmp_path):
     default = load_hardware()
     assert (hw.mac_lanes, hw.skip_zero_activations, hw.clock_mhz) == (128, True, 100)
     assert hw.weight_sram_bytes == default.weight_sram_bytes
+    assert hw.name == "hw" != default.name  # named after its file, not the default machine it changes
+    assert load_hardware(write(tmp_path, 'name = "fast"\n')).name == "fast"
 
 
 @pytest.mark.parametrize("text, match", [
