@@ -44,7 +44,7 @@ def _errors_to_exit(debug: bool):
     try:
         yield
     except NncError as exc:
-        typer.echo("nnc: error: " + " ".join(part.strip() for part in str(exc).splitlines()), err=True)
+        typer.echo("nnc: error: " + _one_line(str(exc)), err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
@@ -61,6 +61,14 @@ def _errors_to_exit(debug: bool):
         typer.echo(f"nnc: internal error: {type(exc).__name__}: {exc} "
                    "(this is a bug in nnc; rerun with --debug for the traceback)", err=True)
         raise typer.Exit(3) from None
+
+
+def _one_line(message: str) -> str:
+    """A multi-line error message on one line: a line ending in ':' runs on into
+    the next, other lines are separated by '; ' (a list of problems stays a list)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return "".join(line + ("" if i == len(lines) - 1 else " " if line.endswith(":") else "; ")
+                   for i, line in enumerate(lines))
 
 
 def _parse_shapes(specs: list[str], flag: str = "--input-shape") -> dict[str, tuple[int, ...]]:

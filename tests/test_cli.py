@@ -72,6 +72,14 @@ def test_unsupported_ops_listed_once(tmp_path, target):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_target_s_list_of_problems_stays_a_list_on_one_line(tmp_path):
+    """az-sim refuses a float graph node by node: one line, the problems
+    separated by '; ' (the lines of the message ran together)."""
+    proc = nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "--target", "az-sim", "--no-quantize", "-o", tmp_path / "o")
+    _assert_one_line_error(proc)
+    assert "node(s): Conv node 'conv1': the chip does not run Conv; Conv node 'dwconv':" in proc.stderr
+
+
 @pytest.mark.parametrize("args", [
     ["--pipeline", "no-such-pass"],
     ["--pipeline", "canonicalize{bogus=1}"],
