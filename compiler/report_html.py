@@ -162,11 +162,11 @@ def _label(row: dict) -> str:
 
 
 def _layer_charts(report: dict, rows: list[dict]) -> list[tuple[str, str]]:
-    """(title, svg) of the per-layer charts; layers with weights, in schedule order."""
+    """(title, svg) of the per-layer charts, in schedule order: the weight charts
+    over layers with compressible weights, MACs over layers that multiply
+    (recurrent layers too), output error over layers whose error was measured."""
     weighted = [r for r in rows if r["format"] is not None]
-    if not weighted:
-        return []
-    charts = [
+    charts = [] if not weighted else [
         ("Stored bytes per layer (fp32 behind)", bar_chart(
             [Bar(_label(r), f"{r['name']}: {r['stored_bytes']:,} bytes stored, {r['fp32_bytes']:,} as fp32",
                  (Segment(r["stored_bytes"], "main"),), f"{r['stored_bytes']:,} of {r['fp32_bytes']:,} B",
@@ -179,9 +179,11 @@ def _layer_charts(report: dict, rows: list[dict]) -> list[tuple[str, str]]:
         ("Weight sparsity (share of zero weights)", bar_chart(
             [Bar(_label(r), f"{r['name']}: {r['sparsity']:.1%} of its weights are zero",
                  (Segment(r["sparsity"], "main"),), f"{r['sparsity']:.1%}", 1.0) for r in weighted])),
-        ("Multiply-accumulates per layer", _macs_chart(weighted, bool(report.get("sim")))),
     ]
-    measured = [r for r in weighted if r["cosine"] is not None]
+    multiplying = [r for r in rows if r["macs"]]
+    if multiplying:
+        charts.append(("Multiply-accumulates per layer", _macs_chart(multiplying, bool(report.get("sim")))))
+    measured = [r for r in rows if r["cosine"] is not None]
     if measured:
         charts.append(("Output error per layer, measured alone (1 − cosine)", bar_chart(
             [Bar(_label(r), f"{r['name']}: cosine {r['cosine']:.6f}, rmse {r['rmse']:.4g} against what it was given",

@@ -108,6 +108,18 @@ def test_html_is_self_contained_and_has_its_sections(digits, target):
     assert str(DIGITS) not in text  # the pipeline's calib path is cut to its file name
 
 
+def test_a_model_of_recurrent_layers_alone_gets_its_macs_chart(tmp_path):
+    """An LSTM has no compressible weights (no weight charts) but multiplies:
+    the per-layer section charts its MACs (the section was left out)."""
+    import onnx
+    from rnn_models import Spec, model
+
+    onnx.save(model(Spec("LSTM", steps=3, batch=1, inputs=4, hidden=5)), tmp_path / "lstm.onnx")
+    nnc.compile(tmp_path / "lstm.onnx", "az-sim", tmp_path / "out", verify=False)
+    (charts,) = [s for s in _page(tmp_path / "out").iter("section") if s.get("id") == "charts"]
+    assert [h.text for h in charts.iter("h3")] == ["Multiply-accumulates per layer"]
+
+
 def test_memory_section_places_every_buffer(digits):
     memory = _report(digits["c"])["memory"]
     buffers = memory["buffers"]
