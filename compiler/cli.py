@@ -47,9 +47,7 @@ def _errors_to_exit(debug: bool):
         typer.echo("nnc: error: " + _one_line(str(exc)), err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
-        typer.echo(f"nnc: error: interrupted by {signal.Signals(signum).name}; no output was written", err=True)
-        raise typer.Exit(128 + signum) from None
+        raise typer.Exit(_report_interrupt(getattr(exc, "signum", signal.SIGINT))) from None
     except (typer.Exit, typer.Abort):
         raise
     except BrokenPipeError:  # `nnc inspect M | head`: the reader left; say nothing more
@@ -404,6 +402,8 @@ def run_cli(args: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     try:
         code = app(args=args, prog_name="nnc", standalone_mode=False)
+    except KeyboardInterrupt as exc:  # while typer built the command, before it could catch it
+        return _report_interrupt(getattr(exc, "signum", signal.SIGINT))
     except getattr(_USAGE, "NoArgsIsHelpError", ()) as exc:  # `nnc` alone
         typer.echo(exc.ctx.get_help())
         return 2
@@ -416,19 +416,38 @@ def run_cli(args: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("nnc: error: aborted", err=True)
         return 1
+    if _SignalLog.received and not _SignalLog.reported:  # typer turned it into a silent exit 130 while parsing
+        return _report_interrupt(_SignalLog.received[-1])
     return code if isinstance(code, int) else 0
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised where Python is so that cleanup runs as for Ctrl-C."""
+    """SIGINT, SIGTERM or SIGHUP, raised where Python is so that cleanup runs as for Ctrl-C."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
 
+class _SignalLog:
+    """The signals main's handlers received, and whether the interruption was
+    reported: one arriving while typer parses the arguments becomes its silent
+    exit 130, which run_cli then reports as one that reaches a command."""
+
+    received: list[int] = []
+    reported = False
+
+
 def _interrupt(signum, frame):
+    _SignalLog.received.append(signum)
     raise Interrupted(signum)
+
+
+def _report_interrupt(signum: int) -> int:
+    """Print the one error line of an interruption; its exit code, 128 + signum."""
+    _SignalLog.reported = True
+    typer.echo(f"nnc: error: interrupted by {signal.Signals(signum).name}; no output was written", err=True)
+    return 128 + signum
 
 
 _gc_paused = False
@@ -457,9 +476,11 @@ def _start_up_done() -> None:
 
 def main() -> int:
     """The `nnc` script. SIGTERM and SIGHUP stop nnc as Ctrl-C does: staging and
-    build folders are removed, and the exit code is 128 + the signal number."""
+    build folders are removed, one error line is printed (also when the signal
+    arrives while the arguments are parsed), and the exit code is 128 + the
+    signal number."""
     _pause_gc_for_start_up()
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     return run_cli()
 

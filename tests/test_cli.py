@@ -251,3 +251,30 @@ def test_hw_dot_slash_names_the_file_not_the_preset(tmp_path):
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "my-small" in proc.stdout and "az-small" not in proc.stdout
+
+
+@pytest.mark.parametrize("where", ["building the command", "parsing the arguments"])
+def test_a_signal_before_the_command_runs_is_one_error_line(tmp_path, where):
+    """SIGTERM while typer builds the command gave a traceback (exit 1); while it
+    parses the arguments, typer's silent exit 130. Both are now the interruption's
+    one line and 128 + 15, with nothing written."""
+    hook = {"building the command": "typer.main.get_command",
+            "parsing the arguments": "typer.core.TyperGroup.make_context"}[where]
+    module, _, name = hook.rpartition(".")
+    code = f"""
+import os, signal, sys, importlib
+import typer.core, typer.main
+owner = eval({module!r})
+original = getattr(owner, {name!r})
+def signalled(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return original(*args, **kwargs)
+setattr(owner, {name!r}, signalled)
+from nnc import cli
+sys.argv = ["nnc", "compile", {str(EXAMPLE / "tiny_cnn.onnx")!r}, "-o", {str(tmp_path / "out")!r}]
+sys.exit(cli.main())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 128 + 15, proc.stderr
+    assert proc.stderr.strip().splitlines() == ["nnc: error: interrupted by SIGTERM; no output was written"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
