@@ -158,7 +158,10 @@ class CompileOptions:
             self.print_ir_after = (self.print_ir_after,)
         for option in dataclasses.fields(self):
             value = getattr(self, option.name)
-            if option.name in SAMPLE_OPTIONS or _has_type(value, option.type):
+            if option.name in SAMPLE_OPTIONS:
+                continue
+            if _has_type(value, option.type):
+                setattr(self, option.name, _plain(value))
                 continue
             raise OptionError(f"{option.name} must be {option.type.replace(' | ', ' or ')}, "
                               f"got {type(value).__name__} {value!r:.80}")
@@ -210,6 +213,18 @@ def _integer(value) -> bool:
 
 def _numpy_bool(value) -> bool:
     return type(value).__name__ == "bool_"  # numpy's, without importing numpy here
+
+
+def _plain(value):
+    """A numpy scalar as the Python bool, int or float it stands for (options end
+    up in pipeline strings and report.json); anything else as it is."""
+    if _numpy_bool(value):
+        return bool(value)
+    if isinstance(value, numbers.Integral) and type(value) not in (int, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and type(value) not in (int, float, bool):
+        return float(value)
+    return value
 
 
 # what each part of a CompileOptions annotation accepts; numpy scalars count as

@@ -13,6 +13,7 @@ iterable is read into memory first).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
@@ -89,8 +90,8 @@ def in_memory(**sources):
     previous = dict(getattr(_REGISTERED, "arrays", {}))
     found, registry = {}, dict(previous)
     for option, source in sources.items():
-        if source is None or isinstance(source, (str, Path)):
-            found[option] = source
+        if source is None or isinstance(source, (str, os.PathLike)):
+            found[option] = source if source is None or isinstance(source, (str, Path)) else Path(os.fspath(source))
             continue
         token = f"<{option} arrays>"
         registry[token] = _checked(as_arrays(source, option), option)

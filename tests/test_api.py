@@ -165,3 +165,27 @@ def test_calib_reaches_the_passes_of_a_given_pipeline():
 def test_options_a_target_would_ignore_are_refused(target, options, message):
     with pytest.raises(nnc.OptionError, match=message):
         nnc.compile(DIGITS, target, **options)
+
+
+def test_numpy_scalars_and_path_likes_are_taken_as_what_they_stand_for(tmp_path):
+    """np.int64(4) bits and np.float32 sparsity compile as 4 and 0.5 (they raised
+    a raw TypeError building the pipeline string); any os.PathLike names a
+    sample file, as for the model (a ShapeError before)."""
+    class PathLike:
+        def __init__(self, path):
+            self.path = path
+
+        def __fspath__(self):
+            return str(self.path)
+
+    options = dict(quantize=True, verify=False)
+    plain = nnc.compile(DIGITS, "ir", calib=CALIB, weight_bits=4, sparsity=0.5, first_last_bits=8, **options)
+    scalars = nnc.compile(DIGITS, "ir", calib=PathLike(CALIB), weight_bits=np.int64(4), sparsity=np.float32(0.5),
+                          first_last_bits=np.int32(8), **options)
+    assert scalars.report["pipeline"] == plain.report["pipeline"]
+    x = _images()[:2]
+    assert np.array_equal(scalars.run(x)["logits"], plain.run(x)["logits"])
+    np.save(tmp_path / "x.npy", x)
+    nnc.compile(DIGITS, "az-sim", tmp_path / "out", calib=CALIB, verify=False)
+    outputs, _ = nnc.Simulator(tmp_path / "out" / "digits.azb").run(PathLike(tmp_path / "x.npy"))
+    assert outputs["logits"].shape[0] == 2

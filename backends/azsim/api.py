@@ -67,8 +67,9 @@ class BlobRunner:
         sample = self._as_is(inputs)
         if sample is not None:
             return self.simulator.run(sample)
-        source = str(inputs) if isinstance(inputs, (str, Path)) else "inputs"
-        arrays = read_arrays(inputs) if isinstance(inputs, (str, Path)) else as_arrays(inputs, "inputs")
+        is_path = isinstance(inputs, (str, os.PathLike))
+        source = os.fspath(inputs) if is_path else "inputs"
+        arrays = read_arrays(source) if is_path else as_arrays(inputs, "inputs")
         samples, batched = prepare_samples(arrays, self.specs, source)
         results = [self.simulator.run(sample) for sample in samples]
         if not batched:
