@@ -57,7 +57,17 @@ MANIFEST_NOTE = "output folder manifest; nnc deletes only these files, and only 
 
 
 def check(out: Path, model: Path) -> None:
-    """OptionError unless nnc may write its output into `out` (module docstring)."""
+    """OptionError unless nnc may write its output into `out` (module docstring).
+    Checked under the lock that commits into `out` take, so that a concurrent
+    compile's commit is never seen half done (its manifest gone, files moving)."""
+    if out.parent.is_dir():
+        with _locked(out.parent):
+            _check(out, model)
+    else:
+        _check(out, model)
+
+
+def _check(out: Path, model: Path) -> None:
     where = out.resolve()
     here = Path.cwd().resolve()
     if str(out) in ("", "."):
@@ -173,7 +183,7 @@ def _commit(staging: Path, out: Path, model: Path) -> None:
     written = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
     manifest = {"nnc": MANIFEST_NOTE, "files": {name: _sha256(staging / name) for name in written}}
     with _locked(out.parent):
-        check(out, model)
+        _check(out, model)
         old = _owned_files(out) if out.is_dir() else []
         _check_free(out, written, set(old))
         if out.is_dir():
@@ -254,8 +264,12 @@ def _replaceable(path: Path, digest: str | None, data: bytes) -> bool:
 
 @contextmanager
 def _locked(folder: Path):
-    """An exclusive flock on `folder` itself (no lock file is left behind)."""
-    fd = os.open(folder, os.O_RDONLY)
+    """An exclusive flock on `folder` itself (no lock file is left behind);
+    OptionError when the folder cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise OptionError(f"cannot open folder {folder}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -192,6 +192,34 @@ def test_staging_survives_its_parent_removed_by_another_compile(model, tmp_path,
     assert removed and (parent / "a" / "x.txt").read_text() == "x"
 
 
+def test_the_first_check_waits_for_a_commit_in_progress(model, tmp_path):
+    """A compile checks -o under the lock commits hold: it saw another compile's
+    commit half done (manifest removed, files moving) and refused the folder as
+    not nnc's, so concurrent compiles into one folder failed now and then."""
+    import threading
+
+    out = tmp_path / "out"
+    compile_ir(model, out)
+    manifest = (out / MANIFEST).read_bytes()
+    errors, done = [], threading.Event()
+
+    def check():
+        try:
+            output_folder.check(out, model)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+        done.set()
+
+    with output_folder._locked(tmp_path):
+        (out / MANIFEST).unlink()  # a commit in progress: the old manifest goes first
+        worker = threading.Thread(target=check)
+        worker.start()
+        assert not done.wait(0.3), "the check did not wait for the commit"
+        (out / MANIFEST).write_bytes(manifest)  # ... and the new one comes last
+    worker.join(10)
+    assert done.is_set() and not errors, errors
+
+
 def test_output_folders_follow_the_umask(model, tmp_path):
     previous = os.umask(0o027)
     try:
