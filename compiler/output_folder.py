@@ -36,7 +36,10 @@ Invariants:
   their removal to the `finally` that owns them.
 - Outside a compile (`write_into`: `nnc report` rendering report.html again)
   nnc replaces a file only while its manifest lists it unchanged, or when it
-  would write the same bytes; the files it writes join the folder's manifest.
+  would write the same bytes; the files it writes join the folder's manifest,
+  which is started when the folder has none (unless a file of that name that
+  is not a valid manifest is in the way: nnc never writes over it).
+- A folder nnc may not write into (read-only, full) is an OptionError.
 """
 
 from __future__ import annotations
@@ -161,7 +164,8 @@ def staged(out: Path | str | None, model: Path):
                         raise
                     staging = None  # the parent, empty a moment ago, was removed by a compile that made it too
         except OSError as exc:
-            raise OptionError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+            raise OptionError(f"cannot create output folder {out}: {exc.strerror or exc} (nnc stages the output "
+                              f"in a folder beside it, in {out.parent})") from None
         yield staging
         _commit(staging, out, model)
     finally:
@@ -186,18 +190,21 @@ def _commit(staging: Path, out: Path, model: Path) -> None:
         _check(out, model)
         old = _owned_files(out) if out.is_dir() else []
         _check_free(out, written, set(old))
-        if out.is_dir():
-            (out / MANIFEST).unlink(missing_ok=True)
-        for name in old:
-            (out / name).unlink()
-            _prune_empty_parents(out / name, out)
-        if not out.is_dir():
-            out.mkdir()
-        for name in written:
-            target = out / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / name, target)
-        _write_manifest(out, manifest)
+        try:
+            if out.is_dir():
+                (out / MANIFEST).unlink(missing_ok=True)
+            for name in old:
+                (out / name).unlink()
+                _prune_empty_parents(out / name, out)
+            if not out.is_dir():
+                out.mkdir()
+            for name in written:
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / name, target)
+            _write_manifest(out, manifest)
+        except OSError as exc:  # a folder nnc may not write (read-only, immutable, full)
+            raise OptionError(f"cannot write output folder {out}: {exc.strerror or exc}") from None
 
 
 def _check_free(out: Path, written: list[str], old: set[str]) -> None:
@@ -236,7 +243,10 @@ def write_into(out: Path, files: dict[str, str]) -> None:
     nor equal to the new text. A valid manifest records the new files."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise OptionError(f"output folder {out} is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OptionError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
     with _locked(out.parent):
         manifest = _read_manifest(out)
         owned = manifest or {}
@@ -244,13 +254,18 @@ def write_into(out: Path, files: dict[str, str]) -> None:
             if not _replaceable(out / name, owned.get(name), text.encode("utf-8")):
                 raise OptionError(f"{out / name} exists and nnc did not write it (or it changed since); "
                                   "move it away or give another -o")
-        for name, text in files.items():
-            partial = out / f".{name}.partial"
-            partial.write_text(text, encoding="utf-8")
-            os.replace(partial, out / name)
-        if manifest is not None:
-            files_now = manifest | {name: _sha256(out / name) for name in files}
-            _write_manifest(out, {"nnc": MANIFEST_NOTE, "files": files_now})
+        try:
+            for name, text in files.items():
+                partial = out / f".{name}.partial"
+                partial.write_text(text, encoding="utf-8")
+                os.replace(partial, out / name)
+            if manifest is not None or not os.path.lexists(out / MANIFEST):  # never over a user's file of that name
+                files_now = (manifest or {}) | {name: _sha256(out / name) for name in files}
+                _write_manifest(out, {"nnc": MANIFEST_NOTE, "files": files_now})
+        except OSError as exc:
+            for name in files:
+                (out / f".{name}.partial").unlink(missing_ok=True)
+            raise OptionError(f"cannot write into output folder {out}: {exc.strerror or exc}") from None
 
 
 def _replaceable(path: Path, digest: str | None, data: bytes) -> bool:

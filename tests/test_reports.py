@@ -156,6 +156,40 @@ def test_nnc_report_replaces_its_own_files_and_records_them(digits, tmp_path):
     assert recorded == written != manifest["files"]["report.html"]
 
 
+def test_nnc_report_into_a_new_folder_starts_its_manifest(digits, tmp_path):
+    """The files `nnc report -o NEW` writes are nnc's: a later rendering of
+    another report and a compile into the folder replace them (both refused
+    them as a user's, the folder having no manifest)."""
+    new = tmp_path / "new"
+    assert run_cli(["report", str(digits["c"] / "report.json"), "-o", str(new)]) == 0
+    assert sorted(json.loads((new / MANIFEST).read_text())["files"]) == sorted(RENDERINGS)
+    assert run_cli(["report", str(digits["az-sim"] / "report.json"), "-o", str(new)]) == 0
+    result = nnc.compile(DIGITS / "digits.onnx", "ir", new, verify=False)
+    assert sorted(json.loads((new / MANIFEST).read_text())["files"]) == sorted(
+        a for a in result.artifacts if a != MANIFEST)
+
+
+def test_a_folder_nnc_cannot_write_is_an_option_error(digits, tmp_path, monkeypatch, capsys):
+    """A read-only or immutable folder (here: every rename refused) is one error
+    line, exit 2, for nnc report and for a compile's commit (both exit 3 before)."""
+    import os
+
+    out = tmp_path / "out"
+    shutil.copytree(digits["c"], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def refused(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "replace", refused)
+    assert run_cli(["report", str(out / "report.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write into output folder" in err[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # no partial file left
+    with pytest.raises(nnc.errors.OptionError, match=f"cannot write output folder {out}: Operation not permitted"):
+        nnc.compile(DIGITS / "digits.onnx", "ir", out, verify=False)
+
+
 def test_nnc_report_keeps_a_users_file(digits, tmp_path, capsys):
     (tmp_path / "layers.csv").write_text("mine\n")
     assert run_cli(["report", str(digits["c"] / "report.json"), "-o", str(tmp_path)]) == 2
