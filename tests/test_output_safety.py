@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mlperf import MODELS_DIR, requires_models
 
 import nnc
 from nnc.errors import OptionError
@@ -258,3 +259,25 @@ def test_a_signal_during_a_compile_removes_staging_and_build_folders(model, tmp_
                                         "no output was written"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "tmp"]
     assert not any(temp.iterdir())
+
+
+@requires_models
+def test_a_signal_while_the_c_compiler_runs_leaves_none_of_its_temporary_files(tmp_path):
+    """subprocess kills the compiler with SIGKILL when nnc is interrupted, so the
+    compiler cannot remove its cc*.s / cc*.o: they now go to a folder of nnc's,
+    removed with it (they were left in $TMPDIR). VWW's C takes the compiler long
+    enough to be caught at it."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = nnc_cli("compile", MODELS_DIR / "vww_mobilenet_int8_qdq.onnx", "--target", "c", "-o", tmp_path / "out",
+                   env={**os.environ, "TMPDIR": str(temp)})
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and \
+            not (list(temp.glob("cc*")) or list(temp.glob("nnc-cc-*/*"))):
+        time.sleep(0.001)
+    assert proc.poll() is None, "the compile ended before the compiler's files appeared"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM
+    time.sleep(0.5)  # the killed compiler's children may still be finishing
+    assert [p.name for p in temp.rglob("*") if p.name.startswith(("cc", "nnc-"))] == []  # (.ses is onnxruntime's)

@@ -3,8 +3,10 @@ raw sample files, and the errors a user sees when either fails."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,11 @@ def compile_c(sources: list[Path], output: Path, flags=("-O2",), cc: str | None 
         command.append(f"-I{include}")
     command += [str(s) for s in sources] + ["-o", str(output)]
     command += ["-lm"] if link else ["-c"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    # The compiler's own temporary files (cc*.s, cc*.o) go to a folder of ours:
+    # when nnc is interrupted, subprocess kills the compiler (SIGKILL), which
+    # then cannot remove them, and this folder goes with them.
+    with tempfile.TemporaryDirectory(prefix="nnc-cc-") as scratch:
+        result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TMPDIR": scratch})
     if result.returncode != 0:
         raise VerificationError(f"building the generated C failed: {first_error(result.stderr)}")
     return output
