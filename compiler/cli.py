@@ -480,8 +480,9 @@ def main() -> int:
     arrives while the arguments are parsed), and the exit code is 128 + the
     signal number."""
     _pause_gc_for_start_up()
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+    from .console import SIGNALS, handle
+
+    handle(SIGNALS, _interrupt)
     return run_cli()
 
 

@@ -278,3 +278,37 @@ sys.exit(cli.main())
     assert proc.returncode == 128 + 15, proc.stderr
     assert proc.stderr.strip().splitlines() == ["nnc: error: interrupted by SIGTERM; no output was written"]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_signal_while_the_command_line_is_imported_is_one_error_line(tmp_path):
+    """The console script handles signals before it imports the command line
+    (0.1 s): a Ctrl-C then printed a KeyboardInterrupt traceback."""
+    code = f"""
+import os, signal, sys
+class SignalOnImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "nnc.cli":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, SignalOnImport())
+sys.argv = ["nnc", "compile", {str(EXAMPLE / "tiny_cnn.onnx")!r}, "-o", {str(tmp_path / "out")!r}]
+from nnc.console import main
+sys.exit(main())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 128 + 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == ["nnc: error: interrupted by SIGINT; no output was written"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_ignored_when_nnc_starts_stays_ignored():
+    """As under nohup (SIGHUP) or a shell's background job (SIGINT)."""
+    code = """
+import signal
+from nnc.console import SIGNALS, handle
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+handle(SIGNALS, lambda signum, frame: None)
+print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.split() == ["True", "True"], proc.stderr
