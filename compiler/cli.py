@@ -24,7 +24,7 @@ from . import __version__
 from . import cli_options as flags
 from .errors import IRError, NncError, OptionError, QualityGateError
 from .cli_render import render_sim, render_summary
-from .tables import format_table, shorten, thousands
+from .tables import format_table, shorten_apart, thousands
 
 # The module of the exceptions typer raises for usage mistakes: click.exceptions,
 # or the copy of it that newer typer versions carry.
@@ -130,9 +130,10 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file, or a text IR
             data["layers"] = [{"id": ids.get(layer["name"]), **layer} for layer in data["layers"]]
             typer.echo(json.dumps(data, indent=2))
             return
-        rows = [[ids.get(l.name, ""), shorten(l.name, 48), l.op, " ".join(map(str, l.input_shapes)),
+        names = shorten_apart([l.name for l in summary.layers], 48)
+        rows = [[ids.get(l.name, ""), name, l.op, " ".join(map(str, l.input_shapes)),
                  " ".join(map(str, l.output_shapes)), thousands(l.params), thousands(l.macs)]
-                for l in summary.layers]
+                for l, name in zip(summary.layers, names)]
         typer.echo(format_table(["id", "layer", "op", "inputs", "outputs", "params", "MACs"], rows, numeric={5, 6}))
         t = summary.totals
         typer.echo(f"\n{t['layers']} layers ({t['qdq_nodes']} quantize/dequantize nodes not listed), "
@@ -165,8 +166,9 @@ def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float,
     from .layer_select import layer_ids
 
     ids = layer_ids(graph)
-    table = [[ids.get(r.name, ""), shorten(r.name, 48), r.op, thousands(r.params), f"{r.bits['cosine']:.4f}", f"{r.bits['rmse']:.3g}",
-              f"{r.pruned['cosine']:.4f}", f"{r.pruned['rmse']:.3g}"] for r in rows]
+    table = [[ids.get(r.name, ""), name, r.op, thousands(r.params), f"{r.bits['cosine']:.4f}", f"{r.bits['rmse']:.3g}",
+              f"{r.pruned['cosine']:.4f}", f"{r.pruned['rmse']:.3g}"]
+             for r, name in zip(rows, shorten_apart([r.name for r in rows], 48))]
     typer.echo(format_table(["id", "layer", "op", "weights", f"{bits}-bit cosine", "rmse",
                              f"{sparsity:.0%} pruned cosine", "rmse"], table, numeric={3, 4, 5, 6, 7}))
     typer.echo(f"\nmodel output vs float on {len(samples)} sample(s), one layer changed at a time, all others "

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from .tables import format_table, shorten, thousands
+from .tables import format_table, shorten_apart, thousands
 
 
 def render_sim(sim: dict, ids: dict[str, str] | None = None) -> str:
     """Per-layer and total simulator statistics as a table; `ids` (layer name ->
     "#i", from a compile report) adds the id column."""
-    rows = [[shorten(l["name"], 40), l["op"], thousands(l["macs_total"]), thousands(l["macs_skipped"]),
-             thousands(l["bytes_loaded"]), thousands(l["cycles"]), f"{l['energy_uj']:.3f}"] for l in sim["layers"]]
+    names = shorten_apart([l["name"] for l in sim["layers"]], 40)
+    rows = [[name, l["op"], thousands(l["macs_total"]), thousands(l["macs_skipped"]),
+             thousands(l["bytes_loaded"]), thousands(l["cycles"]), f"{l['energy_uj']:.3f}"]
+            for l, name in zip(sim["layers"], names)]
     headers, numeric = ["layer", "op", "MACs", "skipped", "bytes in", "cycles", "µJ"], {2, 3, 4, 5, 6}
     if ids is not None:
         rows = [[ids.get(l["name"], ""), *row] for l, row in zip(sim["layers"], rows)]
@@ -37,9 +39,10 @@ def render_summary(report: dict) -> str:
     """The terminal summary of a compile report: layers, passes, verification."""
     from .accuracy import accuracy_text  # numpy: not for `nnc --version`
 
-    rows = [[l.get("id") or "", shorten(l["name"], 48), l["op"], l["format"] or "", l["bits"], l["code_bits"],
+    names = shorten_apart([l["name"] for l in report["layers"]], 48)
+    rows = [[l.get("id") or "", name, l["op"], l["format"] or "", l["bits"], l["code_bits"],
              f"{l['sparsity']:.0%}" if l["format"] else "", thousands(l["params"]), thousands(l["macs"]),
-             thousands(l["stored_bytes"]), _error(l["error"])] for l in report["layers"]]
+             thousands(l["stored_bytes"]), _error(l["error"])] for l, name in zip(report["layers"], names)]
     parts = [format_table(["id", "layer", "op", "format", "bits", "code", "zeros", "params", "MACs", "bytes",
                            "cosine / rmse"], rows, numeric={4, 5, 6, 7, 8, 9})]
     passes = ", ".join(f"{p['name']} {p['seconds'] * 1000:.1f} ms ({p['nodes_before']}→{p['nodes_after']})"

@@ -28,7 +28,7 @@ from .accuracy import accuracy_text
 from .passmanager import file_name_only, without_folders
 from .report_csv import COLUMNS, layer_table
 from .report_svg import Bar, Block, Segment, bar_chart, memory_chart
-from .tables import printable, shorten
+from .tables import printable, shorten, shorten_apart
 
 NAME_WIDTH = 56  # layer names in the table, shortened in the middle
 LABEL_WIDTH = 14  # chart row labels (ids, else op names)
@@ -133,6 +133,12 @@ def _table(rows: list[dict]) -> dict:
     """Headers and cells (text, tooltip, numeric) of the columns that hold a value."""
     columns = [c for c in COLUMNS if any(row[c.key] is not None for row in rows)]
     cells = [[_cell(c.kind, row[c.key]) for c in columns] for row in rows]
+    for k, column in enumerate(columns):  # names shortened so that different ones stay apart
+        if column.kind == "name":
+            shown = shorten_apart([row[column.key] or "" for row in rows], NAME_WIDTH)
+            for row_cells, text, row in zip(cells, shown, rows):
+                if row[column.key] is not None:
+                    row_cells[k] = (text, row[column.key], False)
     return {"headers": [(c.title, c.kind not in ("text", "name")) for c in columns], "rows": cells}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 # control characters, surrogates and the two non-characters XML forbids: shown escaped
@@ -36,6 +37,35 @@ def shorten(text: str, width: int) -> str:
         return text
     head = (width - 1) // 2
     return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def shorten_apart(names: list[str], width: int) -> list[str]:
+    """Each of `names` shortened as `shorten` does, except where that would make
+    different names look alike (KWS's depthwise layers differ only in a digit in
+    the middle): those keep the place where they first differ, their head up to
+    a little past it (or, past a long common head, a window around it between
+    two ellipses). Equal names stay equal."""
+    short = [shorten(name, width) for name in names]
+    clashing: dict[str, set[str]] = {}
+    for name, cut in zip(names, short):
+        clashing.setdefault(cut, set()).add(name)
+    for cut, group in clashing.items():
+        if len(group) < 2:
+            continue
+        at = len(os.path.commonprefix(sorted(group)))  # every name of the group differs at or after `at`
+        for i, name in enumerate(names):
+            if short[i] == cut and name in group:
+                short[i] = _cut_around(name, width, at)
+    return short
+
+
+def _cut_around(text: str, width: int, at: int) -> str:
+    """`text` in `width` characters keeping text[at] and a few after it."""
+    head = at + 6
+    if head <= width - 8:
+        return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+    start = max(0, at - (width - 2) // 2)
+    return "…" + text[start:start + width - 2] + "…"
 
 
 def thousands(value: int | None) -> str:

@@ -283,6 +283,20 @@ def test_warnings_on_the_page_name_no_folder(digits):
     assert "/home/someone" not in page and "cannot run m.onnx: index 5 out of 1/2" in page
 
 
+def test_names_that_would_look_alike_keep_where_they_differ():
+    """KWS's depthwise layers differ in one digit in the middle of ~200
+    characters: cut in the middle, rows #2, #4, #6 and #8 printed alike."""
+    from nnc.tables import shorten_apart
+
+    names = [f"functional_1/activation_{i}/Relu;functional_1/batch_normalization_{i}/FusedBatchNormV3;"
+             f"functional_1/depthwise_conv2d/BiasAdd/ReadVariableOp/resource1_prequant" for i in (1, 3, 5, 7)]
+    long_head = ["p" * 100 + tail + "q" * 100 for tail in ("A", "B")]
+    shown = shorten_apart([*names, "conv", "conv", *long_head], 48)
+    assert len(set(shown[:4])) == 4 and all(len(s) == 48 for s in shown[:4])
+    assert shown[4:6] == ["conv", "conv"] and shown[6] != shown[7] and len(shown[6]) == 48
+    assert shorten_apart(["a" * 60, "b" * 60], 48) == [shorten("a" * 60, 48), shorten("b" * 60, 48)]
+
+
 def test_names_are_shortened_in_the_middle():
     stem = "functional_1/activation_{}/Relu;" + "functional_1/batch_normalization/FusedBatchNormV3;" * 3
     names = [stem.format(i) + f"depthwise_conv2d_{i}/resource{i}_prequant" for i in range(4)]
