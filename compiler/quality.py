@@ -19,6 +19,12 @@ LAYER_COSINE_WARNING = 0.9
 WORST_LAYERS_SHOWN = 3
 
 
+def _limit(value: float) -> str:
+    """A limit as given: short, but never rounded (0.9999999 is not 1)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
 def gate(report: dict, min_cosine: float | None, max_accuracy_drop: float | None) -> dict | None:
     """report["quality_gate"]: {"passed", "checks": [...], "reason"}; None without gates."""
     checks = []
@@ -27,12 +33,12 @@ def gate(report: dict, min_cosine: float | None, max_accuracy_drop: float | None
         cosine = verification.get("vs_float", {}).get("cosine")
         checks.append({"gate": "min_cosine", "limit": min_cosine, "value": cosine,
                        "passed": cosine is not None and cosine >= min_cosine,
-                       "what": f"output cosine to the float model {_fmt(cosine, '.6f')} (at least {min_cosine:g})"})
+                       "what": f"output cosine to the float model {_fmt(cosine, '.6f')} (at least {_limit(min_cosine)})"})
     if max_accuracy_drop is not None:
         drop = _top1_drop(verification)
         checks.append({"gate": "max_accuracy_drop", "limit": max_accuracy_drop, "value": drop,
                        "passed": drop is not None and drop <= max_accuracy_drop,
-                       "what": f"top-1 accuracy drop {_fmt(drop, '.2f')} points (at most {max_accuracy_drop:g})"})
+                       "what": f"top-1 accuracy drop {_fmt(drop, '.2f')} points (at most {_limit(max_accuracy_drop)})"})
     if not checks:
         return None
     failed = [c["what"] for c in checks if not c["passed"]]

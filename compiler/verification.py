@@ -338,9 +338,12 @@ def flatten(samples: list[Sample]) -> np.ndarray:
 
 
 def cosine(ref: np.ndarray, got: np.ndarray) -> float:
-    """Cosine similarity of two flat arrays; 1.0 or 0.0 when a norm is zero (equal or not)."""
+    """Cosine similarity of two flat arrays, in [-1, 1] (rounding can carry the
+    quotient a step past 1); 1.0 or 0.0 when a norm is zero (equal or not)."""
     norms = float(np.linalg.norm(ref) * np.linalg.norm(got))
-    return float(np.dot(ref, got) / norms) if norms else float(np.array_equal(ref, got))
+    if not norms:
+        return float(np.array_equal(ref, got))
+    return min(1.0, max(-1.0, float(np.dot(ref, got) / norms)))
 
 
 def cosine_rmse(ref: np.ndarray, got: np.ndarray) -> dict:
