@@ -7,8 +7,10 @@ in schedule order, so "first" and "last" mean the first and last such layer.
 
 Per-layer overrides are written `"KEY:VALUE,KEY:VALUE"` in a pass option, where
 KEY is a node name, an op type or a layer id `#i` (the i-th weighted layer,
-from 1; `"conv1:8,Gemm:6,#3:4"`). A name or id key beats an op-type key; a key that matches no weighted layer is an OptionError (a typo must
-not silently do nothing).
+from 1; `"conv1:8,Gemm:6,#3:4"`). A name or id key beats an op-type key. A key
+that matches no weighted layer, and a layer set twice (by one key given twice, or
+by its id and its name), are OptionErrors: a typo must not silently do nothing,
+nor one setting silently replace another.
 """
 
 from __future__ import annotations
@@ -55,15 +57,18 @@ def warn_recurrent_left_out(graph: Graph, what: str) -> None:
 
 
 def parse_overrides(text: str, option: str, convert: Callable[[str], T]) -> dict[str, T]:
-    """{key: value} of an overrides string; OptionError naming `option` on bad syntax
-    or a value `convert` rejects (it may raise ValueError)."""
+    """{key: value} of an overrides string; OptionError naming `option` on bad syntax,
+    a key given twice, or a value `convert` rejects (it may raise ValueError)."""
     result: dict[str, T] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.rpartition(":")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise OptionError(f"{option}: {item!r} is not KEY:VALUE (KEY a layer name or op type)")
+        if key in result:
+            raise OptionError(f"{option}: {key!r} is given twice")
         try:
-            result[key.strip()] = convert(value.strip())
+            result[key] = convert(value.strip())
         except ValueError as exc:
             raise OptionError(f"{option}: {item!r}: {exc}") from None
     return result
@@ -88,9 +93,16 @@ def settings(graph: Graph, overrides: dict[str, T], default: T, option: str,
              first_last: T | None = None) -> dict[str, T]:
     """{layer name: value} for every weighted layer: its override by name, else by
     op type, else `first_last` for the first and last layer (when given), else
-    `default`. OptionError if an override key matches no weighted layer."""
+    `default`. OptionError if an override key matches no weighted layer, or if a
+    layer id and a name key name the same layer."""
     layers = weighted_layers(graph)
-    overrides = {_by_id(key, layers, option): value for key, value in overrides.items()}
+    keys = {}
+    for key in overrides:
+        name = _by_id(key, layers, option)
+        if name in keys:
+            raise OptionError(f"{option}: {keys[name]!r} and {key!r} name the same layer")
+        keys[name] = key
+    overrides = {name: overrides[key] for name, key in keys.items()}
     known = {n.name for n in layers} | {n.op for n in layers}
     unknown = sorted(set(overrides) - known)
     if unknown:

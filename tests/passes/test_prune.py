@@ -126,6 +126,16 @@ def test_override_of_an_unknown_layer_is_an_error():
         prune(cnn(), 'prune{overrides="conv9:0.5"}')
 
 
+@pytest.mark.parametrize("overrides, message", [
+    ("conv1:0.25,conv1:0.5", "'conv1' is given twice"),
+    ("#1:0.25, #1 :0.5", "'#1' is given twice"),
+    ("#1:0.25,conv1:0.5", "'#1' and 'conv1' name the same layer"),
+])
+def test_an_override_that_sets_a_layer_twice_is_an_error(overrides, message):
+    with pytest.raises(OptionError, match=message):
+        prune(cnn(), f'prune{{overrides="{overrides}"}}')
+
+
 # -- N:M patterns ---------------------------------------------------------------------------------
 def groups_of(rows: np.ndarray, m: int):
     """Every group of m consecutive entries of each row, the last one possibly shorter."""
