@@ -28,7 +28,8 @@ Invariants:
   manifest goes first and the new one comes last, so an interrupted commit
   leaves a folder nnc no longer claims (refused next time) rather than one whose
   manifest claims a user's file.
-- Folders are created with the mode the umask gives.
+- Folders are created with the mode the umask gives, and only on the way to
+  `-o`: a `..` in `-o` is resolved first and must step out of existing folders.
 - The staging folder's name, and the topmost parent folder a compile creates
   for `-o`, are known before either is made, so that an interrupt landing at
   any point (SIGTERM reaches whichever thread it likes, BLAS's included, so
@@ -59,15 +60,39 @@ MANIFEST = "nnc-manifest.json"
 MANIFEST_NOTE = "output folder manifest; nnc deletes only these files, and only while unchanged"
 
 
+def without_parent_steps(out: Path) -> Path:
+    """`out` with its `..` steps taken as the system takes them: the part up to the
+    last `..` must exist (OptionError otherwise; nnc does not make folders only
+    to step out of them) and is replaced by the folder it names, relative to the
+    current folder. A path without `..` is returned as it is."""
+    parts = out.parts
+    if ".." not in parts:
+        return out
+    last = len(parts) - 1 - parts[::-1].index("..")
+    head = Path(*parts[:last + 1])
+    if not head.is_dir():
+        missing = next(p for p in (*reversed(head.parents), head) if p.name != ".." and not p.is_dir())
+        raise OptionError(f"output folder {out}: {missing} {'is not a folder' if missing.exists() else 'does not exist'}"
+                          f", so {head} names no folder; give -o without '..', or one that steps out of existing "
+                          "folders")
+    return Path(os.path.relpath(os.path.realpath(head))).joinpath(*parts[last + 1:])
+
+
 def check(out: Path, model: Path) -> None:
     """OptionError unless nnc may write its output into `out` (module docstring).
     Checked under the lock that commits into `out` take, so that a concurrent
     compile's commit is never seen half done (its manifest gone, files moving)."""
-    if out.parent.is_dir():
-        with _locked(out.parent):
-            _check(out, model)
-    else:
-        _check(out, model)
+    resolved = without_parent_steps(out)
+    try:
+        if resolved.parent.is_dir():
+            with _locked(resolved.parent):
+                _check(resolved, model)
+        else:
+            _check(resolved, model)
+    except OptionError as exc:
+        if resolved == out:
+            raise
+        raise OptionError(f"{exc} (-o {out} names {resolved})") from None
 
 
 def _check(out: Path, model: Path) -> None:
@@ -146,7 +171,7 @@ def staged(out: Path | str | None, model: Path):
     if out is None:
         yield None
         return
-    out = Path(out)
+    out = without_parent_steps(Path(out))
     check(out, model)
     created = _topmost_missing(out.parent)  # known before anything is made: an interrupt cannot lose it
     staging = None
@@ -241,6 +266,7 @@ def write_into(out: Path, files: dict[str, str]) -> None:
     outside a compile. OptionError, and nothing written, when `out` is not a
     folder or a file to replace is neither listed unchanged in its manifest
     nor equal to the new text. A valid manifest records the new files."""
+    out = without_parent_steps(out)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise OptionError(f"output folder {out} is not a folder")
     try:

@@ -148,6 +148,23 @@ def test_an_output_folder_that_cannot_be_created_is_an_option_error(model, tmp_p
     assert (tmp_path / "a_file").read_text() == "mine"
 
 
+def test_parent_steps_in_the_output_folder_are_taken_as_the_system_takes_them(model, tmp_path, monkeypatch):
+    """`a/b/../out` is `a/out` and `a/b/..` is `a` (refused: not empty); `-o`
+    through a missing folder is refused with nothing made: it left an empty
+    `yy/` behind, and `o8/sub/..` was refused as `not empty (sub)`."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    compile_ir(model, Path("a/b/../out"))
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b", "out"]
+    assert_manifest_matches(tmp_path / "a" / "out")
+    with pytest.raises(OptionError, match=r"is not empty .* \(-o a/b/\.\. names a\)"):
+        compile_ir(model, Path("a/b/.."))
+    for missing in ("yy/../o6", "o8/sub/.."):
+        with pytest.raises(OptionError, match=f"{missing.split('/')[0]} does not exist"):
+            compile_ir(model, Path(missing))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "models"]
+
+
 def test_a_failed_compile_leaves_nothing_behind(model, tmp_path, monkeypatch):
     """Even the parent folders it created for -o go again."""
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
