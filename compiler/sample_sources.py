@@ -26,6 +26,9 @@ from .limits import check_elements
 
 _REGISTERED = threading.local()
 WHAT_TO_GIVE = "give a path, a dict of arrays, an array or an iterable of dicts"
+# What the arrays of each kind must be, as errors state it.
+DTYPE_RULES = {"samples": "samples are bool, integer or float arrays",
+               "labels": "labels are class ids or one-hot rows: bool, integer or float arrays"}
 
 
 def registered(token: str) -> dict[str, np.ndarray] | None:
@@ -76,9 +79,10 @@ def _stacked(values: list, what: str) -> np.ndarray:
 
 def _checked(arrays: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
     """The arrays, or ShapeError unless each is bool, integer or float within limits."""
+    rule = DTYPE_RULES["labels" if what == "labels" else "samples"]
     for name, array in arrays.items():
         if array.dtype.kind not in "biuf" or array.dtype.fields is not None:
-            raise ShapeError(f"{what}: array {name!r} has dtype {array.dtype}; samples are bool, integer or float")
+            raise ShapeError(f"{what}: array {name!r} has dtype {array.dtype}; {rule}")
         check_elements(array.shape, f"{what}: array {name!r}")
     return arrays
 

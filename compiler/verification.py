@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import dtypes
-from .sample_sources import registered
+from .sample_sources import DTYPE_RULES, registered
 from .errors import ModelError, ShapeError
 from .ir import Graph
 from .limits import MAX_SAMPLE_MAGNITUDE, check_elements
@@ -82,12 +82,13 @@ def prepare_samples(arrays: dict[str, np.ndarray], specs: InputSpecs, source: st
 
 
 # -- sample files ----------------------------------------------------------------------
-def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+def read_arrays(path: str | Path, kind: str = "samples") -> dict[str, np.ndarray]:
     """The arrays of an .npz file ({"": array} for an .npy). ShapeError naming the
     file (and the array) unless the file is a well-formed .npz/.npy whose arrays
     are bool, integer or float (never objects: nothing is unpickled; no records)
     and each within limits.check_elements — checked from each array's header,
-    before its data is read. In-memory arrays a compile registered
+    before its data is read; errors state the rule of `kind` (a key of
+    DTYPE_RULES). In-memory arrays a compile registered
     (sample_sources.in_memory) are returned for their token."""
     arrays = registered(str(path))
     if arrays is not None:
@@ -100,16 +101,16 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
             magic = handle.read(len(_NPY_MAGIC))
             handle.seek(0)
             if magic == _NPY_MAGIC:
-                return {"": _read_npy(handle, path.stat().st_size, str(path))}
+                return {"": _read_npy(handle, path.stat().st_size, str(path), kind)}
             if magic.startswith(_ZIP_MAGIC):
-                return _read_npz(handle, str(path))
+                return _read_npz(handle, str(path), kind)
     except OSError as exc:
         raise ShapeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     what = "empty" if not magic else "neither an .npz (zip) nor an .npy file"
     raise ShapeError(f"{path}: {what}; samples are an .npz file of named arrays or an .npy array")
 
 
-def _read_npz(handle, source: str) -> dict[str, np.ndarray]:
+def _read_npz(handle, source: str, kind: str) -> dict[str, np.ndarray]:
     try:
         archive = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, ValueError, EOFError) as exc:
@@ -124,13 +125,13 @@ def _read_npz(handle, source: str) -> dict[str, np.ndarray]:
             where = f"{source}: array {key!r}"
             try:
                 with archive.open(info) as member:
-                    arrays[key] = _read_npy(member, info.file_size, where)
+                    arrays[key] = _read_npy(member, info.file_size, where, kind)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
                 raise ShapeError(f"{where}: corrupt zip member ({_first_line(exc)})") from None
     return arrays
 
 
-def _read_npy(stream, size: int, where: str) -> np.ndarray:
+def _read_npy(stream, size: int, where: str, kind: str) -> np.ndarray:
     """The array of the .npy bytes in `stream` (`size` bytes in all), checked from
     its header before its data is read."""
     try:
@@ -141,7 +142,7 @@ def _read_npy(stream, size: int, where: str) -> np.ndarray:
     except ValueError as exc:
         raise ShapeError(f"{where}: not a valid .npy array ({_first_line(exc)})") from None
     if dtype.kind not in SAMPLE_KINDS or dtype.fields is not None:
-        raise ShapeError(f"{where}: dtype {dtype} is not numeric; samples are bool, integer or float arrays")
+        raise ShapeError(f"{where}: dtype {dtype} is not numeric; {DTYPE_RULES[kind]}")
     count = check_elements(shape, where)
     data_bytes = count * dtype.itemsize
     if size != stream.tell() + data_bytes:

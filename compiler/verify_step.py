@@ -81,7 +81,7 @@ def _output_metrics(original: Graph, truth, compiled, opts: CompileOptions) -> d
     the first output."""
     labels = None
     if opts.labels is not None:
-        arrays = read_arrays(opts.labels)
+        arrays = read_arrays(opts.labels, "labels")
         if len(arrays) != 1:
             raise ShapeError(f"{opts.labels}: expected one array of class ids, found {len(arrays)}")
         labels = next(iter(arrays.values()))

@@ -38,6 +38,19 @@ def test_labels_and_inputs_as_arrays_give_accuracy():
     assert metrics["top1_float"] == 1.0 and metrics["samples"] == 16
 
 
+@pytest.mark.parametrize("as_file", [False, True])
+def test_labels_of_a_wrong_dtype_are_refused_as_labels(as_file, tmp_path):
+    """The message states the rule of labels, not of samples (it said
+    "samples are bool, integer or float")."""
+    labels = np.array(["cat"] * 16)
+    if as_file:
+        np.save(tmp_path / "labels.npy", labels)
+        labels = tmp_path / "labels.npy"
+    with pytest.raises(ShapeError, match="has dtype <U3; labels are class ids or one-hot rows|"
+                                         "dtype <U3 is not numeric; labels are class ids or one-hot rows"):
+        nnc.validate(DIGITS, _images()[:16], labels, "ir")
+
+
 @pytest.mark.parametrize("target", ["ir", "az-sim", "c"])
 def test_compile_result_runs_the_artifact(target, tmp_path):
     x = _images()

@@ -45,7 +45,7 @@ def load_labels(source: str | Path | np.ndarray, count: int) -> np.ndarray:
     """int64 labels [count] from an .npy file or an array; ShapeError unless they
     are `count` non-negative integers."""
     if isinstance(source, (str, Path)):
-        arrays = read_arrays(source)
+        arrays = read_arrays(source, "labels")
         if len(arrays) != 1:
             raise ShapeError(f"{source}: expected one array of labels, found {len(arrays)}")
         source_array = next(iter(arrays.values()))
