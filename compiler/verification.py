@@ -69,8 +69,9 @@ def load_samples(path: str | Path, spec: Graph | InputSpecs) -> list[Sample]:
 
 def prepare_samples(arrays: dict[str, np.ndarray], specs: InputSpecs, source: str) -> tuple[list[Sample], bool]:
     """(samples, batched) from `arrays` (a sample file's or a caller's): each input
-    gets its array (`match_inputs`), of its shape or a batch of it, converted to
-    its dtype (`conform`); ShapeError naming `source` and the array otherwise."""
+    gets its array (`match_inputs`), of its shape or a batch of it (`batch_size`),
+    converted to its dtype (`conform`); ShapeError naming `source` and the array
+    otherwise."""
     keys = match_inputs(arrays, specs, source)
     matched = {name: np.asarray(arrays[key]) for name, key in keys.items()}
     count = batch_size(matched, specs, source)
@@ -78,7 +79,9 @@ def prepare_samples(arrays: dict[str, np.ndarray], specs: InputSpecs, source: st
                  for name, key in keys.items()}
     if count is None:
         return [conformed], False
-    return [{name: array[i] for name, array in conformed.items()} for i in range(count)], True
+    own_axis = {name for name, array in conformed.items() if array.shape[1:] != tuple(specs[name].shape)}
+    return [{name: array[i:i + 1] if name in own_axis else array[i] for name, array in conformed.items()}
+            for i in range(count)], True
 
 
 # -- sample files ----------------------------------------------------------------------
@@ -175,8 +178,10 @@ def match_inputs(arrays: dict[str, np.ndarray], specs: InputSpecs, source) -> di
 
 
 def batch_size(arrays: dict[str, np.ndarray], specs: InputSpecs, source: str) -> int | None:
-    """The number of samples when every array has one extra leading dimension
-    (a batch), None when every array has its input's shape; ShapeError otherwise."""
+    """The number of samples when every array is a batch, None when every array
+    has its input's shape; ShapeError otherwise. A batch of B samples of shape S
+    is [B, *S], or, when S has batch size 1 (S = [1, *R]), [B, *R] with B > 1:
+    samples stacked along the model's own batch axis."""
     counts = set()
     for name, array in arrays.items():
         shape = tuple(specs[name].shape)
@@ -184,9 +189,12 @@ def batch_size(arrays: dict[str, np.ndarray], specs: InputSpecs, source: str) ->
             counts.add(None)
         elif array.shape[1:] == shape and array.shape[0] > 0:
             counts.add(array.shape[0])
+        elif shape[:1] == (1,) and array.ndim == len(shape) and array.shape[1:] == shape[1:] and array.shape[0] > 1:
+            counts.add(array.shape[0])
         else:
+            own_axis = f" or [B, {', '.join(map(str, shape[1:]))}]" if shape[:1] == (1,) else ""
             raise ShapeError(f"{source}: array {name!r} has shape {list(array.shape)}; input {name!r} "
-                             f"needs {list(shape)} or a batch [B, {', '.join(map(str, shape))}]")
+                             f"needs {list(shape)} or a batch [B, {', '.join(map(str, shape))}]{own_axis}")
     if len(counts) != 1:
         raise ShapeError(f"{source}: the arrays disagree on the number of samples")
     return counts.pop()

@@ -18,7 +18,7 @@ import nnc
 from nnc.cli import run_cli
 from nnc.errors import ShapeError
 from nnc.limits import MAX_SAMPLE_MAGNITUDE
-from nnc.verification import conform
+from nnc.verification import InputSpec, conform, prepare_samples
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "01-tiny-cnn"
 MODEL = EXAMPLE / "tiny_cnn.onnx"
@@ -150,6 +150,19 @@ def test_exact_casts_are_accepted(capsys, tmp_path, dtype):
     np.savez(tmp_path / "x.npz", input=values.astype(dtype))
     accepted(capsys, "compile", MODEL, "-o", tmp_path / "out", "--inputs", tmp_path / "x.npz")
     assert (tmp_path / "out" / "report.json").is_file()
+
+
+def test_a_batch_may_stack_samples_along_the_model_s_own_batch_axis():
+    """For an input [1, 16, 12, 1], [4, 16, 12, 1] is four samples, as [4, 1, 16,
+    12, 1] is (finetune took the first form, compile refused it)."""
+    specs = {"input": InputSpec((1, 16, 12, 1), "f32")}
+    stacked, batched = prepare_samples({"input": GOOD[:, 0]}, specs, "x.npz")
+    extra_axis, _ = prepare_samples({"input": GOOD}, specs, "x.npz")
+    assert batched and len(stacked) == 4
+    assert all(np.array_equal(a["input"], b["input"]) and a["input"].shape == (1, 16, 12, 1)
+               for a, b in zip(stacked, extra_axis))
+    with pytest.raises(ShapeError, match=r"needs \[1, 16, 12, 1\] or a batch \[B, 1, 16, 12, 1\] or \[B, 16, 12, 1\]"):
+        prepare_samples({"input": GOOD[:, 0, :8]}, specs, "x.npz")
 
 
 @pytest.mark.parametrize("array, dtype, expected", [

@@ -32,10 +32,6 @@ def load_batch(source: Source, graph: Graph, what: str = "samples") -> dict[str,
     else:
         arrays, where = as_arrays(source, what), what
     specs = input_specs(graph)
-    for name, spec in specs.items():  # [N, *shape[1:]] -> [N, *shape]: the form nnc's sample files use
-        key = name if name in arrays else next(iter(arrays)) if len(arrays) == 1 else None
-        if key is not None and arrays[key].ndim == len(spec.shape) and spec.shape[:1] == (1,):
-            arrays[key] = arrays[key][:, None]
     samples, _ = prepare_samples(arrays, specs, where)
     return {name: np.stack([s[name] for s in samples]).reshape(len(samples), *specs[name].shape[1:])
             for name in specs}
