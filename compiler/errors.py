@@ -43,6 +43,10 @@ class QualityGateError(NncError):
         self.result = result
 
 
+class TrainingError(NncError):
+    """Fine-tuning diverged: the loss became NaN or infinite."""
+
+
 class BlobError(NncError):
     """An az-sim blob is truncated, corrupted or of an unknown version."""
 

@@ -59,6 +59,8 @@ def affine_from_range(lo: float, hi: float, dtype: str = "i8") -> Affine:
     """Asymmetric parameters covering [min(lo, 0), max(hi, 0)]: scale = span / 255,
     at least MIN_SCALE, zero point = round(qmin − lo / scale) clamped to the type
     (so 0 is exact). An empty span (all values 0) gets scale 1."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise UnsupportedError(f"cannot quantize the range [{lo}, {hi}] to {dtype}: it is not finite")
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     qmin, qmax = integer_range(dtype)
     span = hi - lo

@@ -9,7 +9,8 @@ Invariants:
   from `args`, never from the graph;
 - every kernel computes what the op's numpy `evaluate` (compiler/ops/)
   computes, in float32, so the two agree up to float32 rounding; gradients are
-  PyTorch's own;
+  PyTorch's own, except that Sqrt's gradient at 0 is 0 (as torch.std's is),
+  not the infinity that turns a standard deviation of constant values into NaN;
 - `check_supported(graph)` refuses, before anything runs, a node whose op has
   no kernel or that would mix the samples of a batch: one that moves, joins,
   pads, reduces or normalizes along axis 0, produces a value whose axis 0 is
@@ -301,9 +302,25 @@ def _spatial_axes(x: torch.Tensor, attrs) -> tuple[int, ...]:
     return tuple(range(1, x.ndim - 1)) if attrs.channels_last else tuple(range(2, x.ndim))
 
 
+class _Sqrt(torch.autograd.Function):
+    """sqrt whose gradient at 0 is 0: the subgradient torch.std uses, so that
+    a pooled standard deviation of constant values does not give NaN."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return torch.where(y > 0, grad / (2 * y).clamp_min(torch.finfo(y.dtype).tiny), torch.zeros_like(grad))
+
+
 _BROADCASTING = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div, "Pow": torch.pow,
                  "PRelu": lambda x, slope: torch.where(x < 0, x * slope, x)}
-_UNARY = {"Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Erf": torch.erf, "Sqrt": torch.sqrt,
+_UNARY = {"Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Erf": torch.erf, "Sqrt": _Sqrt.apply,
           "Exp": torch.exp, "Neg": torch.neg, "Abs": torch.abs, "Reciprocal": torch.reciprocal,
           "Identity": lambda x: x, "Dropout": lambda x: x}
 _WITH_ATTRS = {  # op -> fn(attrs, x)

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from nnc.errors import OptionError
+from nnc.errors import OptionError, TrainingError
 
 from .distill import Distillation, feature_loss, kinds, logits, output_loss
 from .sparsity import RAMP
@@ -131,6 +131,7 @@ def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
                          None if targets is None else targets[index], output_kinds, options)
             optimizer.zero_grad()
             loss.backward()
+            _check_finite(loss, twin, epoch * steps_per_epoch + step + 1, total, options)
             optimizer.step()
             scheduler.step()
             losses.append(float(loss.detach()))
@@ -150,6 +151,19 @@ def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
     twin.load_state_dict(best_state)
     twin.eval().set_mode("exact")
     return FitResult(history, best, stopped_early=len(history) < options.epochs)
+
+
+def _check_finite(loss: torch.Tensor, twin: Twin, step: int, total: int, options: FitOptions) -> None:
+    """TrainingError when the loss or a gradient of this step is NaN or infinite."""
+    bad = "loss" if not torch.isfinite(loss) else next(
+        (f"gradient of {name}" for name, p in twin.named_parameters()
+         if p.grad is not None and not torch.isfinite(p.grad).all()), None)
+    if bad and step == 1:
+        raise TrainingError(f"fine-tuning cannot start: the {bad} is NaN or infinite on the first batch, before "
+                            f"any update (does the model compute NaN or infinity on this data?)")
+    if bad:
+        raise TrainingError(f"fine-tuning diverged: the {bad} became NaN or infinite at step {step} of {total}; "
+                            f"lower the learning rate (--lr, now {options.lr:g})")
 
 
 def split(count: int, options: FitOptions) -> tuple[np.ndarray, np.ndarray]:

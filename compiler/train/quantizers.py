@@ -145,7 +145,11 @@ class ActivationQuantizer(torch.nn.Module):
         return lo, hi
 
     def observe(self, x: torch.Tensor) -> None:
+        """Move the range towards the batch's; a batch with NaN or infinite
+        values leaves it alone (the loss shows them, and fit stops)."""
         batch = torch.stack([torch.clamp(x.detach().min(), max=0.0), torch.clamp(x.detach().max(), min=0.0)])
+        if not torch.isfinite(batch).all():
+            return
         self.range.mul_(EMA_MOMENTUM).add_(batch.to(torch.float64), alpha=1.0 - EMA_MOMENTUM)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

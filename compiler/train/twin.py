@@ -228,7 +228,8 @@ class Twin(torch.nn.Module):
     def _point(self, name: str, x: torch.Tensor, mode: str, observe: dict | None) -> torch.Tensor:
         source = self.points.get(name)
         if observe is not None and source == "observe":
-            lo, hi = float(x.min()), float(x.max())
+            finite = x[torch.isfinite(x)]  # NaN and infinities move no range (as in calibration.py)
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.numel() else (0.0, 0.0)
             seen = observe.setdefault(name, [lo, hi])
             seen[0], seen[1] = min(seen[0], lo), max(seen[1], hi)
         if mode == "float" or source not in ("observe", "fixed"):

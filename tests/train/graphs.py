@@ -102,3 +102,25 @@ def activations_graph() -> Graph:
     return onnx_graph("activations", nodes, {"x": [1, 16]}, {"out1": [1, 1, 12], "hd": [1, 12]}, w, opset=14)
 
 
+
+
+def std_pooling_graph() -> Graph:
+    """Conv1d, Relu and mean + standard-deviation pooling over time (as
+    torch.std exports it: ReduceMean, Sub, Mul, ReduceMean, Sqrt) into a Gemm;
+    the conv's last channel has a bias so negative that the Relu makes it 0 for
+    every sample, so its standard deviation is exactly 0."""
+    w = weights(5, w1=(6, 4, 3), b1=(6,), wf=(7, 12), bf=(7,))
+    w["b1"][-1] = -100.0
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c"]),
+        helper.make_node("Relu", ["c"], ["h"]),
+        helper.make_node("ReduceMean", ["h"], ["mean"], axes=[2], keepdims=0),
+        helper.make_node("ReduceMean", ["h"], ["mean_k"], axes=[2], keepdims=1),
+        helper.make_node("Sub", ["h", "mean_k"], ["dev"]),
+        helper.make_node("Mul", ["dev", "dev"], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["var"], axes=[2], keepdims=0),
+        helper.make_node("Sqrt", ["var"], ["std"]),
+        helper.make_node("Concat", ["mean", "std"], ["stats"], axis=1),
+        helper.make_node("Gemm", ["stats", "wf", "bf"], ["y"], transB=1),
+    ]
+    return onnx_graph("std_pooling", nodes, {"x": [1, 4, 10]}, {"y": [1, 7]}, w)

@@ -14,13 +14,14 @@ torch = pytest.importorskip("torch", reason="nnc.train needs PyTorch (pip instal
 
 import nnc  # noqa: E402
 from nnc.backends import get_target  # noqa: E402
-from nnc.errors import OptionError, UnsupportedError  # noqa: E402
+from nnc.errors import OptionError, TrainingError, UnsupportedError  # noqa: E402
 from nnc.frontend.onnx_loader import load  # noqa: E402
 from nnc.layer_select import weighted_layers  # noqa: E402
 from nnc.train import Compression, export, prepare, save  # noqa: E402
+from nnc.train import loop
 from nnc.train.loop import FitOptions, fit  # noqa: E402
 
-from graphs import activations_graph, onnx_graph, pool_concat_graph, residual_graph  # noqa: E402
+from graphs import activations_graph, onnx_graph, pool_concat_graph, residual_graph, std_pooling_graph  # noqa: E402
 
 DIGITS = "examples/digits/digits.onnx"
 MODELS = {"digits": lambda: DIGITS, "digits_channels": lambda: DIGITS,
@@ -167,3 +168,32 @@ def test_bad_options_and_models_are_refused():
                       {"x": [1, 5, 3]}, {"y": [1, 5, 1, 4]}, weights, opset=14)
     with pytest.raises(UnsupportedError, match="LSTM"):
         prepare(lstm, Compression(), calib=np.zeros((2, 5, 3), np.float32))
+
+
+def test_standard_deviation_of_a_dead_channel_trains_to_finite_weights():
+    """torch.std's gradient at std 0 is 0; the twin's Sqrt follows it, where a
+    plain sqrt's infinite slope times a zero deviation would give NaN."""
+    model = std_pooling_graph()
+    data = _data(model, 64, 2)
+    twin = prepare(model, Compression(weight_bits=4), calib=data)
+    fit(twin, data, options=FitOptions(epochs=2, batch_size=32, holdout=0.25))
+    assert all(torch.isfinite(p).all() for p in twin.parameters())
+
+
+def test_a_loss_that_is_not_finite_is_a_training_error(monkeypatch):
+    nan_first = onnx_graph("sqrt_of_negative", [__import__("onnx").helper.make_node("Gemm", ["x", "w"], ["g"]),
+                                                __import__("onnx").helper.make_node("Sqrt", ["g"], ["y"])],
+                           {"x": [1, 8]}, {"y": [1, 6]}, {"w": np.random.default_rng(6).standard_normal((8, 6)).astype(np.float32)})
+    data = _data(nan_first, 64, 3)
+    twin = prepare(nan_first, Compression(weight_bits=4), calib=data)
+    with pytest.raises(TrainingError, match="cannot start: the loss is NaN or infinite on the first batch"):
+        fit(twin, data, options=FitOptions(epochs=2, batch_size=16))
+    # a loss that becomes NaN later is a divergence: the hint is the learning rate
+    model = MODELS["activations"]()
+    twin = prepare(model, Compression(weight_bits=4), calib=_data(model, 64, 3))
+    steps = iter(range(100))
+    real_step = loop._step
+    monkeypatch.setattr(loop, "_step", lambda *a: real_step(*a) * (np.nan if next(steps) == 2 else 1.0))
+    with pytest.raises(TrainingError, match=r"diverged: the loss became NaN or infinite at step 3 of 12; "
+                                            r"lower the learning rate \(--lr, now 0.001\)"):
+        fit(twin, _data(model, 64, 3), options=FitOptions(epochs=3, batch_size=16, lr=1e-3))
