@@ -5,6 +5,7 @@ cosine to the float model >= 0.99 on the calibration samples."""
 from __future__ import annotations
 
 import numpy as np
+import nnc
 from e2e import compile_everywhere
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
@@ -118,3 +119,47 @@ def test_pre_norm_encoder_block(tmp_path):
     reports = compile_everywhere(model(attention + feed_forward, [1, t, d], inits), tmp_path, samples([1, t, d], 16))
     ops = [layer["op"] for layer in reports["c"]["layers"]]
     assert ops.count("QLayerNorm") == 2 and ops.count("QMatMul") == 2 and "QReduce" in ops
+
+
+def _attention_scores(t: int, d: int, h: int):
+    """Nodes and weights of two-head scores [1, h, t, t] = (x·wq)(x·wk)ᵀ / √dh."""
+    inits = {"wq": weights(d, d), "wk": weights(d, d), "heads": np.array([1, t, h, d // h]),
+             "scale": np.float32(1 / np.sqrt(d // h))}
+    nodes = [node("MatMul", ["x", "wq"], "q"), node("MatMul", ["x", "wk"], "k"),
+             node("Reshape", ["q", "heads"], "q4"), node("Reshape", ["k", "heads"], "k4"),
+             node("Transpose", ["q4"], "qh", perm=[0, 2, 1, 3]), node("Transpose", ["k4"], "kh", perm=[0, 2, 3, 1]),
+             node("MatMul", ["qh", "kh"], "s"), node("Mul", ["s", "scale"], "ss")]
+    return nodes, inits
+
+
+def test_causal_attention_mask_as_pytorch_exports_it(tmp_path):
+    """scaled_dot_product_attention(is_causal=True) exports the mask as
+    Where(Trilu(ones) == 0, -inf, 0) added to the scores: nnc folds it to a
+    constant and the Softmax takes it as a keep mask, so hidden positions get
+    probability exactly 0 on every target (not the int8 code nearest to it)."""
+    t, d, h = 6, 16, 2
+    nodes, inits = _attention_scores(t, d, h)
+    inits.update(ones=np.ones((t, t), np.float32), zero=np.float32(0), fill=np.float32(-np.inf))
+    nodes += [node("Trilu", ["ones"], "lower", upper=0), node("Equal", ["lower", "zero"], "hidden"),
+              node("Where", ["hidden", "fill", "zero"], "mask"), node("Add", ["ss", "mask"], "masked"),
+              node("Softmax", ["masked"], "y", axis=-1)]
+    reports = compile_everywhere(model(nodes, [1, t, d], inits), tmp_path, samples([1, t, d]), targets=("az-sim",))
+    assert "QSoftmax" in {layer["op"] for layer in reports["az-sim"]["layers"]}
+    result = nnc.compile(tmp_path / "model.onnx", target="c", output_dir=tmp_path / "c", calib=tmp_path / "samples.npz")
+    assert result.report["verification"]["vs_reference"]["bit_exact"]
+    y = result.run(samples([1, t, d], 3))["y"]
+    upper = np.triu(np.ones((t, t), bool), 1)
+    assert y.shape == (3, 1, h, t, t) and (y[..., upper] == 0).all()
+    assert (y[..., 0, 0] == np.float32(255 / 256)).all()  # the first row keeps one position: probability 1
+
+
+def test_padding_mask_of_lowest_floats_on_a_softmax_over_another_axis(tmp_path):
+    """A key mask [1, 1, t, 1] of 0 and float32's lowest (as Hugging Face
+    writes masks) on a softmax over axis 2: the mask moves with the axis."""
+    t, d, h = 6, 16, 2
+    nodes, inits = _attention_scores(t, d, h)
+    mask = np.zeros((1, 1, t, 1), np.float32)
+    mask[..., t - 2:, :] = np.finfo(np.float32).min
+    inits.update(mask=mask)
+    nodes += [node("Add", ["mask", "ss"], "masked"), node("Softmax", ["masked"], "y", axis=2)]
+    compile_everywhere(model(nodes, [1, t, d], inits), tmp_path, samples([1, t, d]))

@@ -272,19 +272,21 @@ def _data_movement():
 
 def _attention():
     """An embedding (Gather on int64 tokens), LayerNormalization, a batched MatMul
-    of two activations, Softmax, LeakyRelu, HardSigmoid, ReduceMean."""
+    of two activations, Softmax with a causal mask, LeakyRelu, HardSigmoid, ReduceMean."""
     rng = np.random.default_rng(1)
     nodes = [helper.make_node("Gather", ["table", "tokens"], ["e"]),
              helper.make_node("LayerNormalization", ["e", "gamma", "beta"], ["n"], axis=-1),
              helper.make_node("Transpose", ["n"], ["nt"], perm=[0, 2, 1]),
              helper.make_node("MatMul", ["n", "nt"], ["scores"]),
-             helper.make_node("Softmax", ["scores"], ["a"], axis=-1),
+             helper.make_node("Add", ["scores", "causal"], ["masked"]),
+             helper.make_node("Softmax", ["masked"], ["a"], axis=-1),
              helper.make_node("MatMul", ["a", "n"], ["mixed"]),
              helper.make_node("LeakyRelu", ["mixed"], ["l"], alpha=0.1),
              helper.make_node("HardSigmoid", ["l"], ["hs"]),
              helper.make_node("ReduceMean", ["hs"], ["y"], axes=[2], keepdims=0)]
     inits = {"table": rng.normal(0, 1, (10, 8)).astype(np.float32),
-             "gamma": rng.uniform(0.5, 1.5, 8).astype(np.float32), "beta": rng.normal(0, 0.1, 8).astype(np.float32)}
+             "gamma": rng.uniform(0.5, 1.5, 8).astype(np.float32), "beta": rng.normal(0, 0.1, 8).astype(np.float32),
+             "causal": np.triu(np.full((4, 4), -np.inf, np.float32), 1)}
     graph = helper.make_graph(nodes, "ops", [helper.make_tensor_value_info("tokens", TensorProto.INT64, [1, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
                               [numpy_helper.from_array(v, k) for k, v in inits.items()])
@@ -313,6 +315,17 @@ def test_float_export_with_no_quantize(tmp_path):
     assert not {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in written.graph.node}
     assert result.report["verification"]["vs_reference"]["max_abs_diff"] < 1e-4
     assert math.isclose(result.report["verification"]["vs_float"]["cosine"], 1.0, abs_tol=1e-9)
+
+
+def test_float_export_of_a_masked_softmax_reads_back_as_one(tmp_path):
+    """A Softmax with a keep mask is written as Add(x, 0 / -inf) -> Softmax,
+    which onnxruntime runs as the float reference does and nnc fuses back."""
+    onnx.save(_attention(), tmp_path / "ops.onnx")
+    result = nnc.compile(tmp_path / "ops.onnx", target="onnx", output_dir=tmp_path / "out", quantize=False)
+    assert result.report["verification"]["vs_reference"]["max_abs_diff"] < 1e-5
+    again = nnc.compile(tmp_path / "out" / "ops.onnx", target="ir", output_dir=tmp_path / "again", quantize=False)
+    softmax = [n for n in again.graph.nodes() if n.op == "Softmax"]
+    assert len(softmax) == 1 and len(softmax[0].inputs) == 2
 
 
 def test_a_wrong_layer_fails_verification(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ operand; constants are TensorDescs with data):
                      weights come from the layer's stream, QConv [Cout, Cin/group,
                      *kernel], QGemm [N, K]
     QAdd (a, b)   Requantize, Clip, Reshape, Transpose, Pad, MaxPool,
-    GlobalMaxPool, QAveragePool (x)   QLut (x, table)   QSoftmax (x, exp_table)
+    GlobalMaxPool, QAveragePool (x)   QLut (x, table)   QSoftmax (x, exp_table[, keep])
     Concat (x0, x1, ...)   QuantizeLinear, DequantizeLinear (x, scale[, zero_point])
     QMul (a, b)   QAffine (x, multiplier, offset[, multiplier_neg]) (ppu_elementwise.py)
 """

@@ -29,6 +29,7 @@ import numpy as np
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node
 from nnc.ops import get_op
+from nnc.ops.softmax import keep_pattern
 
 from . import cformat
 from .library import C_TYPES, KernelSet
@@ -167,6 +168,14 @@ class Ctx:
     def const(self, name: str, role: str) -> str:
         """The flash array of constant tensor `name` as it is (shared by all users)."""
         return self.array(role, self.data(name), self.dtype(name), f"constant {name}", key=("raw", name))
+
+    def keep_bits(self, name: str, shape: tuple[int, ...]) -> tuple[str, int]:
+        """(flash array, period) of Softmax's keep mask `name` over a tensor of
+        `shape`: element e is kept when bit e % period is set (bit b at byte
+        b >> 3, bit b & 7; nnc.ops.softmax.keep_pattern)."""
+        pattern = keep_pattern(self.data(name), shape)
+        bits = np.packbits(pattern, bitorder="little")
+        return self.array("keep", bits, "u8", f"keep mask {name}, {pattern.size} bits"), pattern.size
 
     # -- emitted data ----------------------------------------------------------
     def array(self, role: str, values, dtype: str, note: str, key: tuple | None = None) -> str:

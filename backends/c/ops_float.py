@@ -209,6 +209,10 @@ def softmax(ctx: Ctx, node):
     outer, n, inner = around(shape, axis)
     if node.attrs.coerce_2d:
         n, inner = math.prod(shape[axis:]), 1
+    if len(node.inputs) > 1:
+        keep, period = ctx.keep_bits(node.inputs[1], shape)
+        fn = ctx.kernel("softmax_masked_f32")
+        return [f"{fn}({outer}, {n}, {inner}, {keep}, {period}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
     fn = ctx.kernel("softmax_f32")
     return [f"{fn}({outer}, {n}, {inner}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
 

@@ -214,7 +214,7 @@ def qaverage_pool(ctx: Ctx, node):
 
 @lowers("QSoftmax", in_place=(0,))
 def qsoftmax(ctx: Ctx, node):
-    x, table = node.inputs
+    x, table = node.inputs[:2]
     y = node.outputs[0]
     a = node.attrs
     shape = ctx.shape(x)
@@ -224,9 +224,13 @@ def qsoftmax(ctx: Ctx, node):
     if td.min() < 0 or td[0] <= 0 or n * int(td.max()) >= INT64_LIMIT or int(td.max()) << 31 >= INT64_LIMIT:
         raise Refused("the exp table must be non-negative with table[0] > 0 and small enough for int64 sums")
     types = _types(ctx, x, a.out_dtype)
-    fn = ctx.kernel("qsoftmax", fn=f"qsoftmax_{types['sfx']}", **types)
     q = ctx.struct("q", "qsoftmax_params", dict(table=ctx.const(table, 'table'), mult=a.multiplier, shift=a.shift,
                                                 y_zero=a.y_zero_point, out_min=a.out_min, out_max=a.out_max))
+    if len(node.inputs) > 2:
+        keep, period = ctx.keep_bits(node.inputs[2], shape)
+        fn = ctx.kernel("qsoftmax_masked", fn=f"qsoftmax_masked_{types['sfx']}", **types)
+        return [f"{fn}({math.prod(shape[:-1])}, {n}, {q}, {keep}, {period}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
+    fn = ctx.kernel("qsoftmax", fn=f"qsoftmax_{types['sfx']}", **types)
     return [f"{fn}({math.prod(shape[:-1])}, {n}, {q}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
 
 

@@ -79,15 +79,35 @@ def _qlut(out: OnnxBuilder, node: Node) -> None:
     out.add("Gather", [table, index], node.outputs, node.name, axis=0)
 
 
+def where(out: OnnxBuilder, condition: str, a: str, b: str, base: str) -> str:
+    """The new tensor Where(condition, a, b)."""
+    result = out.fresh(base)
+    out.add("Where", [condition, a, b], [result], base)
+    return result
+
+
 @integer_writes("QSoftmax")
 def _qsoftmax(out: OnnxBuilder, node: Node) -> None:
     a, base = node.attrs, node.name
     x = widen(out, node.inputs[0], base)
+    keep = None
+    if len(node.inputs) > 2 and node.inputs[2]:  # hidden positions: out of the max, e = 0
+        keep = out.constant(f"{base}.keep", out.graph.constant(node.inputs[2]) != 0)
+        lowest = int64_constant(out, f"{base}.lowest", np.iinfo(np.int64).min)
+        zero = int64_constant(out, f"{base}.zero", 0)
     largest = out.fresh(f"{base}.max")
-    out.add("ReduceMax", [x], [largest], f"{base}.reduce_max", axes=[-1], keepdims=1)
+    kept = x if keep is None else where(out, keep, x, lowest, f"{base}.kept")
+    out.add("ReduceMax", [kept], [largest], f"{base}.reduce_max", axes=[-1], keepdims=1)
     table = int64_constant(out, f"{base}.exp_table", out.graph.constant(node.inputs[1]).astype(np.int64))
+    distance = binary(out, "Sub", largest, x, base)
     e = out.fresh(f"{base}.e")
-    out.add("Gather", [table, binary(out, "Sub", largest, x, base)], [e], f"{base}.exp", axis=0)
+    if keep is None:
+        out.add("Gather", [table, distance], [e], f"{base}.exp", axis=0)
+    else:
+        looked_up = out.fresh(f"{base}.e_all")
+        out.add("Gather", [table, where(out, keep, distance, zero, f"{base}.distance")], [looked_up], f"{base}.exp",
+                axis=0)
+        out.add("Where", [keep, looked_up, zero], [e], f"{base}.hide")
     total = out.fresh(f"{base}.sum")
     out.add("ReduceSum", [e, out.ints(f"{base}.axes", [-1])], [total], f"{base}.reduce_sum", keepdims=1)
     scaled_e = binary(out, "Mul", e, int64_constant(out, f"{base}.multiplier", a.multiplier), base)

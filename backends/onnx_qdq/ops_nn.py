@@ -106,4 +106,10 @@ def _layer_norm(out: OnnxBuilder, node: Node) -> None:
 def _softmax(out: OnnxBuilder, node: Node) -> None:
     if node.attrs.coerce_2d:
         raise refuse(node, "a softmax over several axes (opset < 13)")
-    out.add("Softmax", node.inputs, node.outputs, node.name, axis=node.attrs.axis)
+    x = node.inputs[0]
+    if len(node.inputs) > 1 and node.inputs[1]:  # the keep mask, as the additive mask the front end fuses back
+        fill = np.where(out.graph.constant(node.inputs[1]), 0.0, -np.inf).astype(np.float32)
+        masked = out.fresh(f"{node.name}.masked")
+        out.add("Add", [x, out.constant(f"{node.name}.mask", fill)], [masked], f"{node.name}.mask")
+        x = masked
+    out.add("Softmax", [x], node.outputs, node.name, axis=node.attrs.axis)

@@ -34,6 +34,7 @@ from ..ir import Graph, Node, Tensor, TensorType
 from ..limits import check_elements
 from ..ops import get_op, lowering
 from ..ops.registry import Lowered, OnnxNode
+from ..ops.softmax import additive_mask
 from . import onnx_proto
 from .external_data import load_external_data
 from .model_check import check_model, refuse_bad_weights
@@ -181,13 +182,14 @@ def _lower(src: OnnxGraph, opset: int, name: str) -> Graph:
         graph.inputs.append(value)
     used = {i for n in src.nodes for i in n.inputs} | set(src.outputs)
     names: set[str] = set()
+    masked = _softmax_masks(src, constants)
     for index, node in enumerate(src.nodes):
         node_name = _unique_node_name(node, index, names)
         if node.op == "Constant":
             _lower_constant_node(graph, node, node_name, constants)
             continue
         for value in node.inputs:
-            if value in constants:
+            if value in constants and (index, value) not in masked:
                 refuse_bad_weights(value, constants[value], f"{node.op} node {node_name!r}")
         onnx_node = OnnxNode(
             name=node_name, op_type=node.op,
@@ -203,6 +205,20 @@ def _lower(src: OnnxGraph, opset: int, name: str) -> Graph:
     if missing:
         raise ModelError(f"graph output(s) {missing} are produced by no node")
     return graph
+
+
+def _softmax_masks(src: OnnxGraph, constants: dict[str, np.ndarray]) -> set[tuple[int, str]]:
+    """(index of an Add node, constant) pairs where the constant is an additive attention
+    mask (nnc.ops.softmax.additive_mask: 0 and -inf or another fill) and the
+    Add's output feeds one Softmax only: the -inf there is no weight, and
+    fuse_softmax_mask turns it into a keep mask."""
+    readers: dict[str, list] = {}
+    for n in src.nodes:
+        for value in n.inputs:
+            readers.setdefault(value, []).append(n)
+    return {(index, value) for index, n in enumerate(src.nodes) if n.op == "Add" and len(n.outputs) == 1
+            and n.outputs[0] not in src.outputs and [r.op for r in readers.get(n.outputs[0], [])] == ["Softmax"]
+            for value in n.inputs if value in constants and additive_mask(constants[value]) is not None}
 
 
 def _add_lowered(graph: Graph, n: OnnxNode, onnx_types: dict[str, ValueType]) -> None:

@@ -10,6 +10,11 @@ shift) = (m, n):
 
 i.e. zy + e_i / (S · sy) rounded half up. It is computed as round_shift(e_i · m // S, n),
 the same value (nested floors), so no intermediate exceeds e_i · m < 2^62.
+
+An optional third input `keep` (u8 constant of x's rank, broadcasting to x, 0
+where Softmax's mask hides a position: the bytes a target stores; docs/numerics.md §6) hides positions: the max runs over kept
+positions only and a hidden position has e_i = 0, so its y is zy + 0 (the code
+of probability 0). Every row keeps at least one position.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ..numerics import round_shift
 from .qelementwise import check_activation, to_type
 from .qlinear import check_multiplier, check_output_range
 from .registry import OpDef, register_op
+from .softmax import check_keep_mask
 
 EXP_BITS = 24
 
@@ -46,7 +52,7 @@ class QSoftmax(OpDef):
 
     @staticmethod
     def infer(attrs, inputs):
-        x, table = inputs
+        x, table = inputs[:2]
         check_activation(x)
         if not x.shape:
             raise ShapeError("needs an input of rank >= 1 (softmax over the last axis)")
@@ -56,12 +62,19 @@ class QSoftmax(OpDef):
             raise ShapeError(f"exp_table must be i32[256], got {table.dtype}{list(table.shape)}")
         if x.shape[-1] > 1 << 16:
             raise ShapeError("softmax over more than 65536 values is not supported")
+        if len(inputs) > 2 and inputs[2] is not None:
+            check_keep_mask(inputs[2], x, False, "u8")
         return [TensorType(attrs.out_dtype, x.shape)]
 
     @staticmethod
     def evaluate(attrs, inputs):
         x, table = inputs[0].astype(np.int64), inputs[1].astype(np.int64)
-        e = table[x.max(axis=-1, keepdims=True) - x]
+        if len(inputs) > 2 and inputs[2] is not None:
+            keep = np.broadcast_to(inputs[2] != 0, x.shape)
+            top = np.where(keep, x, np.iinfo(np.int64).min).max(axis=-1, keepdims=True)
+            e = np.where(keep, table[np.where(keep, top - x, 0)], 0)
+        else:
+            e = table[x.max(axis=-1, keepdims=True) - x]
         total = e.sum(axis=-1, keepdims=True)
         # floor((e·m + S·2^(n−1)) / (S·2^n)) = round_shift(floor(e·m / S), n) exactly
         # (nested floors): no term exceeds e·m < 2^62, whereas S·2^n reaches 2^63

@@ -1,6 +1,12 @@
 """Softmax: exp(x - max) / sum(exp(x - max)) over one axis (or, for ONNX models
 before opset 13, over every axis from `axis` on). Computed in float64 and cast
-back, so the result is the correctly rounded value in all but rare cases."""
+back, so the result is the correctly rounded value in all but rare cases.
+
+An optional second input `keep` (a bool constant of x's rank, broadcasting to
+x) masks positions out: they get probability exactly 0 and take no part in
+the max and the sum, as if x held -inf there (an attention mask; the
+fuse_softmax_mask rule makes it from Add(x, mask) → Softmax, and fuses only a
+mask that keeps at least one position in every row)."""
 
 from __future__ import annotations
 
@@ -38,15 +44,52 @@ class Softmax(OpDef):
             raise ShapeError(f"needs a float input, got {x.dtype}")
         if attrs.axis >= len(x.shape):
             raise ShapeError(f"axis {attrs.axis} is out of range for rank {len(x.shape)}")
+        if len(inputs) > 1 and inputs[1] is not None:
+            check_keep_mask(inputs[1], x, attrs.coerce_2d)
         return [x]
 
     @staticmethod
     def evaluate(attrs, xs):
         x = xs[0]
+        if len(xs) > 1 and xs[1] is not None:
+            x = np.where(xs[1], x, -np.inf).astype(x.dtype)
         if attrs.coerce_2d:
             rows = x.reshape(math.prod(x.shape[:attrs.axis]), math.prod(x.shape[attrs.axis:]))
             return [_softmax(rows, 1).reshape(x.shape)]
         return [_softmax(x, attrs.axis)]
+
+
+def check_keep_mask(keep, x, coerce_2d: bool, dtype: str = "bool") -> None:
+    """ShapeError unless `keep` (a TensorType) is a `dtype` mask of x's rank
+    that broadcasts to x, over one softmax axis (not coerce_2d)."""
+    if keep.dtype != dtype or len(keep.shape) != len(x.shape) or coerce_2d:
+        raise ShapeError(f"the keep mask must be {dtype} of the input's rank over one axis, got "
+                         f"{keep.dtype}{list(keep.shape)}")
+    if any(k not in (1, d) for k, d in zip(keep.shape, x.shape)):
+        raise ShapeError(f"the keep mask {list(keep.shape)} does not broadcast to the input {list(x.shape)}")
+
+
+MASK_FILL = -1e9  # an additive mask's entries are 0 (keep) or at most this (hide)
+
+
+def additive_mask(data: np.ndarray) -> np.ndarray | None:
+    """The keep mask (entries equal to 0) of a float constant that is an additive
+    attention mask: every entry 0 or at most MASK_FILL (-inf, float32's lowest,
+    -1e9: exp of such an entry minus any sane maximum is 0 in float32 and
+    float64), at least one of each. None for any other constant."""
+    if data.dtype.kind != "f" or data.size < 2 or np.isnan(data).any():
+        return None
+    keep, hide = data == 0, data <= MASK_FILL
+    return keep if bool((keep | hide).all() and keep.any() and hide.any()) else None
+
+
+def keep_pattern(keep: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The flat bool pattern p of the smallest length such that `keep`
+    broadcast to `shape` and flattened equals p repeated: position e of a
+    row-major tensor of `shape` is kept when p[e % len(p)] (the targets store p
+    as bits)."""
+    lead = next((i for i, k in enumerate(keep.shape) if k != 1), len(shape))
+    return np.broadcast_to(keep, keep.shape[:lead] + tuple(shape[lead:])).reshape(-1)
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:

@@ -126,7 +126,16 @@ def lower_softmax(graph: Graph, group: Group) -> None:
     lo, hi = group.bounds()
     table = constant(graph, f"{group.name}.exp_table", exp_table(x.affine.scale))
     attrs = QSoftmaxAttrs(out.zero_point, m, n, lo, hi, out.dtype)
-    add_node(graph, group.name, "QSoftmax", [x.tensor, table], [group.output], attrs)
+    add_node(graph, group.name, "QSoftmax", [x.tensor, table, *keep_bytes(graph, group, None)], [group.output], attrs)
+
+
+def keep_bytes(graph: Graph, group: Group, perm: tuple[int, ...] | None) -> list[str]:
+    """[QSoftmax's u8 keep mask] from Softmax's bool one, axes in the order
+    `perm` (None: as they are); [] without a mask."""
+    if len(group.node.inputs) < 2 or not group.node.inputs[1]:
+        return []
+    keep = graph.constant(group.node.inputs[1]).astype(np.uint8)
+    return [constant(graph, f"{group.name}.keep", keep if perm is None else np.transpose(keep, perm))]
 
 
 # -- data movement -----------------------------------------------------------------

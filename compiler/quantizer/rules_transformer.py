@@ -154,7 +154,7 @@ def lower_softmax(graph: Graph, group: Group) -> None:
     lo, hi = group.bounds()
     table = constant(graph, f"{group.name}.exp_table", rules.exp_table(x.affine.scale))
     attrs = QSoftmaxAttrs(group.out.zero_point, m, n, lo, hi, group.out.dtype)
-    add_node(graph, group.name, "QSoftmax", [moved, table], [soft], attrs)
+    add_node(graph, group.name, "QSoftmax", [moved, table, *rules.keep_bytes(graph, group, perm)], [soft], attrs)
     add_node(graph, f"{group.name}.from_last", "Transpose", [soft], [group.output], TransposeAttrs(inverse))
 
 

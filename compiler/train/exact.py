@@ -321,7 +321,12 @@ def qreduce(step: Step, args: list) -> list:
 def qsoftmax(step: Step, args: list) -> list:
     x, table = args[0].to(torch.int64), args[1].to(torch.int64)
     a = step.attrs
-    e = table[x.amax(dim=-1, keepdim=True) - x]
+    if len(args) > 2 and args[2] is not None:  # hidden positions: out of the max, e = 0
+        keep = (args[2] != 0).expand_as(x)
+        top = x.masked_fill(~keep, torch.iinfo(torch.int64).min).amax(dim=-1, keepdim=True)
+        e = torch.where(keep, table[torch.where(keep, top - x, 0)], 0)
+    else:
+        e = table[x.amax(dim=-1, keepdim=True) - x]
     total = e.sum(dim=-1, keepdim=True)
     # round_shift(floor(e·m / S), n): the nested floors of compiler/ops/qsoftmax.py
     return [saturate(round_shift(torch.div(e * a.multiplier, total, rounding_mode="floor"), a.shift), a)]

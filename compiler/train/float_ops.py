@@ -354,6 +354,8 @@ def _cast(attrs, args):
 @_kernel("Softmax", rule=_along_axis)
 def _softmax(attrs, args):
     x = args[0]
+    if len(args) > 1 and args[1] is not None:
+        x = x.masked_fill(~args[1].bool(), float("-inf"))
     if attrs.coerce_2d:
         return torch.softmax(x.reshape(*x.shape[:attrs.axis], -1), dim=attrs.axis).reshape(x.shape)
     return torch.softmax(x, dim=attrs.axis)

@@ -356,6 +356,25 @@ def test_qsoftmax(shape, log_sx, sy, data):
     np.testing.assert_array_equal(run("QSoftmax", attrs, [x, table]), ref_qsoftmax(x, table, attrs))
 
 
+@FEW
+@given(st.integers(1, 4), st.integers(2, 9), st.floats(-6, 1), st.booleans(), st.data())
+def test_qsoftmax_with_a_keep_mask_is_the_softmax_of_the_kept_positions(rows, n, log_sx, per_row, data):
+    """Kept positions get QSoftmax of the kept values alone; hidden ones the
+    code of probability 0 (y_zero_point, clamped)."""
+    x, _ = data.draw(activation((rows, n)))
+    keep = np.array(data.draw(st.lists(st.lists(st.booleans(), min_size=n, max_size=n),
+                                       min_size=rows if per_row else 1, max_size=rows if per_row else 1)))
+    keep[:, 0] |= ~keep.any(axis=1)  # every row keeps a position
+    m, shift = quantize_multiplier(256.0)
+    attrs = QSoftmaxAttrs(multiplier=m, shift=shift, **data.draw(outputs()))
+    table = exp_table(2.0 ** log_sx)
+    y = run("QSoftmax", attrs, [x, table, keep.astype(np.uint8)])
+    for r in range(rows):
+        kept = np.broadcast_to(keep, x.shape)[r]
+        np.testing.assert_array_equal(y[r][kept], ref_qsoftmax(x[r][kept][None], table, attrs)[0])
+        assert (y[r][~kept] == np.clip(attrs.y_zero_point, attrs.out_min, attrs.out_max)).all()
+
+
 def _softmax_rows(classes: int) -> np.ndarray:
     """Rows over `classes` values: all equal (S largest), one peak, a ramp."""
     rows = np.zeros((3, classes), np.uint8)

@@ -150,6 +150,19 @@ def test_softmax_output(tmp_path):
     assert_bit_exact(graph, random_samples(graph, spread=3.0))
 
 
+def test_softmax_with_a_keep_mask(tmp_path):
+    """Scores with a mask of -inf (fused into Softmax's keep mask): hidden
+    positions take no part in the max and the sum."""
+    nodes = [node("Gemm", ["x", "w1", "b1"], "h", transB=1), node("Add", ["h", "mask"], "masked"),
+             node("Softmax", ["masked"], "y", axis=-1)]
+    mask = np.where(np.arange(6) % 3 == 1, -np.inf, 0).astype(np.float32)[None]
+    weights = dict(w1=w(6, 12), b1=w(6), mask=mask)
+    graph = integer_graph(*float_model(tmp_path, nodes, {"x": [1, 12]}, ["y"], weights))
+    softmax = next(n for n in graph.nodes() if n.op == "QSoftmax")
+    assert len(softmax.inputs) == 3
+    assert_bit_exact(graph, random_samples(graph, spread=3.0))
+
+
 def test_sigmoid_tanh_tables(tmp_path):
     nodes = [node("Gemm", ["x", "w1"], "h", transB=1), node("Sigmoid", ["h"], "s"),
              node("Gemm", ["s", "w2"], "t", transB=1), node("Tanh", ["t"], "u"), node("HardSwish", ["u"], "y")]

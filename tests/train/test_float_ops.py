@@ -135,6 +135,7 @@ NODE_CASES = {
                                                                _c(3, low=0.5)]),
     "layer_norm": ("LayerNormalization", LayerNormAttrs(2), [_x(1, 3, 8), _c(8), _c(8)]),
     "softmax_coerce_2d": ("Softmax", SoftmaxAttrs(1, coerce_2d=True), [_x(1, 3, 4)]),
+    "softmax_keep_mask": ("Softmax", SoftmaxAttrs(2), [_x(1, 3, 4), ("const", np.tril(np.ones((1, 3, 4), bool)))]),
     "reduce_max": ("ReduceMax", ReduceAttrs((2,), keepdims=False), [_x(1, 3, 4)]),
     "reduce_sum": ("ReduceSum", ReduceAttrs((1, 2)), [_x(1, 3, 4)]),
     "gelu": ("Gelu", GeluAttrs(), [_x(1, 6)]),

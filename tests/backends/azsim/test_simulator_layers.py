@@ -14,6 +14,8 @@ from nnc.backends.azsim.mac import Requantizer
 from nnc.backends.azsim.program import DTYPE_CODES
 from nnc.backends.azsim.simulator import simulate
 from nnc.numerics import quantize_multiplier, quantize_multipliers, requantize
+from nnc.ops import get_op
+from nnc.ops.qsoftmax import QSoftmaxAttrs
 
 RNG = np.random.default_rng(20240601)
 
@@ -272,6 +274,20 @@ def test_qsoftmax():
     y, stats = one_layer("QSoftmax", [x, ("const", table)], params, "i8", x.shape, machine(post_cycles_per_output=1))
     np.testing.assert_array_equal(y, expected)
     assert stats.post_cycles == 2 * x.size
+
+
+def test_qsoftmax_with_a_keep_mask():
+    """A causal mask: the max and the sum run over kept positions, hidden ones
+    get y_zero_point; the same values as the IR op's reference."""
+    x = RNG.integers(-128, 128, (2, 4, 4)).astype(np.int8)
+    keep = np.tril(np.ones((1, 4, 4), np.uint8))
+    table = np.round(2**24 * np.exp(-0.1 * np.arange(256))).astype(np.int32)
+    m, n = quantize_multiplier(256.0)
+    attrs = QSoftmaxAttrs(-128, m, n, -128, 127, "i8")
+    params = dict(y_zero_point=-128, multiplier=m, shift=n, out_min=-128, out_max=127, out_dtype=1)
+    y, _ = one_layer("QSoftmax", [x, ("const", table), ("const", keep)], params, "i8", x.shape)
+    np.testing.assert_array_equal(y, get_op("QSoftmax").evaluate(attrs, [x, table, keep])[0])
+    assert (y[:, np.triu_indices(4, 1)[0], np.triu_indices(4, 1)[1]] == -128).all()
 
 
 def test_clip():

@@ -4,6 +4,7 @@ examples per kernel)."""
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 
@@ -142,6 +143,22 @@ def test_qsoftmax(rows, n, sx, sy, x_dtype, y_dtype, data):
     lo, hi = clamp(data.draw, y_dtype)
     attrs = QSoftmaxAttrs(zero_point(data.draw, y_dtype), m, shift, lo, hi, y_dtype)
     check(single_op("QSoftmax", attrs, [("x", (x_dtype, (rows, n))), ("table", table)]))
+
+
+@FEW
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(2, 30), st.floats(0.005, 0.5), ACT, st.data())
+def test_qsoftmax_with_a_keep_mask(heads, rows, n, sx, x_dtype, data):
+    """A causal-style mask [1, rows, n] broadcast over heads, and one [1, 1, n]
+    shared by every row: the kernel's bit index e % period."""
+    table = np.round(2.0 ** EXP_BITS * np.exp(-sx * np.arange(256))).astype(np.int32)
+    m, shift = quantize_multiplier(256.0)
+    attrs = QSoftmaxAttrs(-128, m, shift, -128, 127, "i8")
+    shape = (1, data.draw(st.sampled_from([1, rows])), n)
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=math.prod(shape), max_size=math.prod(shape))))
+    keep = keep.reshape(shape)
+    keep[..., 0] |= ~keep.any(axis=-1)
+    check(single_op("QSoftmax", attrs, [("x", (x_dtype, (heads, rows, n))), ("table", table),
+                                        ("keep", keep.astype(np.uint8))]))
 
 
 @FEW
