@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph, QuantParams
 from ..numerics import quantize_multiplier
+from ..ops import get_op
 from ..ops.layernorm import FRACTION_BITS, MAX_EPS, QLayerNormAttrs
 from ..ops.qbinary import QProductAttrs
 from ..ops.qmatmul import MAX_K
@@ -183,11 +184,17 @@ def lower_layer_norm(graph: Graph, group: Group) -> None:
 
 def _affine_constant(graph: Graph, group: Group, index: int, normalized: tuple[int, ...],
                      default: float) -> np.ndarray:
-    """γ or β (float64) broadcast to the normalized shape and flattened."""
+    """γ or β (float64) broadcast to the normalized shape and flattened: a float
+    constant, or the real values of a DequantizeLinear of constants (a QDQ
+    model's, as onnxruntime's quantize_static writes it)."""
     name = group.node.inputs[index] if index < len(group.node.inputs) else ""
     if not name:
         return np.full(math.prod(normalized), default)
     data = graph.constant(name)
+    dq = graph.producer(name)
+    if data is None and dq is not None and dq.op == "DequantizeLinear" \
+            and all(graph.tensor(t).is_constant for t in dq.inputs if t):
+        data = get_op("DequantizeLinear").evaluate(dq.attrs, [graph.constant(t) if t else None for t in dq.inputs])[0]
     if data is None:
         raise _unsupported(group, f"input #{index} (scale or bias) must be a constant")
     return np.broadcast_to(np.asarray(data, np.float64), normalized).reshape(-1)

@@ -126,6 +126,18 @@ def test_softmax_last_axis():
     assert ops(graph) == ["QSoftmax"]
 
 
+def test_layer_norm_with_quantized_scale_and_bias():
+    """onnxruntime's quantize_static writes LayerNormalization's γ and β as
+    DequantizeLinear of integer constants (β here with a zero point): the rule
+    reads their real values."""
+    b, x = start([1, 6, 16], scale=0.1, zero_point=0)
+    gamma = b.dq(b.const(np.random.default_rng(3).integers(60, 127, 16).astype(np.int8)), 0.01, 0)
+    beta = b.dq(b.const(np.random.default_rng(4).integers(-100, 100, 16).astype(np.int8)), 0.005, 7)
+    y = b.node("LayerNormalization", [x, gamma, beta], axis=-1)
+    graph, _ = check_qdq(finish(b, y, [1, 6, 16], scale=0.02, zero_point=0))
+    assert ops(graph) == ["QLayerNorm"]
+
+
 @pytest.mark.parametrize("out, expected", [((SX, ZX), "Clip"), ((0.02, -128), "Requantize")])
 def test_standalone_relu(out, expected):
     b, x = start([1, 20])
