@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from .errors import OptionError
-from .explore_worker import Workload, evaluate
+from .explore_worker import Workload, evaluate, release_contexts
 
 OnResult = Callable[[dict], None]
 # the Ray address that starts a private local Ray instead of joining a cluster
@@ -37,7 +37,10 @@ def run_points(workload: Workload, points: list, jobs: int, ray_address: str | N
     if ray_address is not None:
         return _run_ray(workload, tasks, jobs, ray_address, on_result)
     if jobs == 1:
-        return [_reported(result, on_result) for task in tasks for result in _evaluate_task(workload, task)]
+        try:
+            return [_reported(result, on_result) for task in tasks for result in _evaluate_task(workload, task)]
+        finally:
+            release_contexts()
     return _run_pool(workload, tasks, jobs, on_result)
 
 

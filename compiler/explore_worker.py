@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import multiprocessing.util
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -71,6 +72,9 @@ class _Context:
         from .verification import load_samples, synthetic_samples
 
         self.folder = tempfile.TemporaryDirectory(prefix="nnc-explore-")
+        # a pool worker leaves through multiprocessing, which skips the finalizer
+        # of TemporaryDirectory (an atexit hook) but runs its own
+        multiprocessing.util.Finalize(self, self.folder.cleanup, exitpriority=0)
         self.paths = {}
         for role, name, data in workload.files:
             (Path(self.folder.name) / role).mkdir()
@@ -123,6 +127,11 @@ def evaluate(workload: Workload, point) -> dict:
             return {"index": point.index, "status": "ok", "reason": "", **_simulate(context, graph, point)}
         except NncError as exc:
             return {"index": point.index, "status": "failed", "reason": _one_line(exc)}
+
+
+def release_contexts() -> None:
+    """Drop this process's context, and with it its folder of files."""
+    _CONTEXTS.clear()
 
 
 def _context(workload: Workload) -> _Context:

@@ -4,6 +4,8 @@ files whichever runner evaluated the points (one process, a pool, Ray)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,6 +121,20 @@ def test_pool_of_two_writes_the_same_files(one_job, tmp_path):
     assert sorted(manifest["files"]) == sorted([*COMPARED, "explore.json"])
     assert json.loads((out / "explore.json").read_text())["runner"] == {"kind": "local", "jobs": 2,
                                                                          "ray_address": None}
+
+
+def test_workers_leave_no_temporary_folder(tmp_path):
+    """Each worker copies the model and data into a temporary folder; pool
+    workers leave through multiprocessing, which skips TemporaryDirectory's own
+    clean-up, so the folders must go with the worker's own finalizers."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    script = ("import sys; from pathlib import Path; from nnc.explore import explore; "
+              "explore(Path(sys.argv[1]), Path(sys.argv[2]), {'bits': '8,4'}, calib=Path(sys.argv[3]), jobs=2)")
+    subprocess.run([sys.executable, "-c", script, str(MODEL), str(tmp_path / "out"), str(SAMPLES)], check=True,
+                   env={**os.environ, "TMPDIR": str(scratch)}, capture_output=True)
+    assert (tmp_path / "out" / "explore.json").exists()
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("nnc-explore-")]
 
 
 def test_ray_writes_the_same_files(one_job, tmp_path):
