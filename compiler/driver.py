@@ -24,6 +24,7 @@ from .errors import NncWarning, OptionError, QualityGateError, ShapeError, Unsup
 from .frontend.model_file import load_model_file
 from .frontend.onnx_loader import load
 from .layer_error import layer_errors
+from .layer_select import left_out_text
 from .ir import Graph
 from .limits import MAX_NAME_LENGTH
 from .passmanager import PassManager, format_pipeline, parse_pipeline
@@ -272,7 +273,15 @@ def _budget_search(original: Graph, opts: CompileOptions, say: Progress) -> Budg
         warnings.warn("budget search on synthetic random samples; give --calib with real inputs", NncWarning)
     samples = load_samples(opts.calib, original) if opts.calib else synthetic_samples(original, budget.SEARCH_SAMPLES)
     method = opts.method or ("obs" if opts.calib is not None else "magnitude")
-    return budget.search(original, samples, str(opts.calib or ""), budget_bytes, say, method)
+    choice = budget.search(original, samples, str(opts.calib or ""), budget_bytes, say, method)
+    if not choice.candidates:  # met or missed by weights it cannot change: say so, apply none
+        asked = f"--flash-budget {opts.flash_budget}" if opts.flash_budget else f"--ratio {opts.ratio:g}"
+        others = left_out_text(original, "at int8")
+        warnings.warn(f"{asked}: no budget applied: the search chooses the weights of Conv, Gemm and MatMul "
+                      "layers only, and the model has none" + (f"; {others}, outside any budget" if others else ""),
+                      NncWarning)
+        return None
+    return choice
 
 
 def _named(graph: Graph, name: str | None) -> Graph:

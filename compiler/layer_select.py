@@ -11,6 +11,11 @@ from 1; `"conv1:8,Gemm:6,#3:4"`). A name or id key beats an op-type key. A key
 that matches no weighted layer, and a layer set twice (by one key given twice, or
 by its id and its name), are OptionErrors: a typo must not silently do nothing,
 nor one setting silently replace another.
+
+Other weights stay as they are: the W and R of recurrent layers (LSTM, GRU,
+RNN: int8, dense) and embedding tables (Gather on a constant table: int8 at
+the table's own range). A compression pass that asks for more warns, naming
+them (`warn_left_out`), and says so when the model has no weighted layer at all.
 """
 
 from __future__ import annotations
@@ -40,20 +45,55 @@ def weighted_layers(graph: Graph) -> list[Node]:
 
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+TABLE_DTYPES = ("f16", "f32", "f64", "i8", "u8")
 
 
-def warn_recurrent_left_out(graph: Graph, what: str) -> None:
-    """An NncWarning naming the recurrent layers of `graph`, whose weights keep
-    `what` ("at int8", "dense"): only weighted_layers are compressed."""
+def embedding_tables(graph: Graph) -> list[Node]:
+    """Gather nodes that look rows up in a constant table (an embedding), float
+    or 8-bit, or behind a DequantizeLinear of one."""
+    found = []
+    for node in graph.nodes():
+        table = through_dequantize(graph, node.inputs[0]) if node.op == "Gather" else None
+        if table is not None and table.dtype in TABLE_DTYPES:
+            found.append(node)
+    return found
+
+
+def left_out_text(graph: Graph, kept: str) -> str:
+    """The weights the compression passes leave as they are, in words: the
+    recurrent layers (keeping their weights `kept`: "at int8", "dense") and the
+    embedding tables, named; "" when there are none."""
+    parts = []
+    recurrent = [n.name for n in graph.nodes() if n.op in RECURRENT_OPS]
+    if recurrent:
+        parts.append(f"{len(recurrent)} recurrent layer(s) ({_shown(recurrent)}) keep their weights {kept}")
+    tables = [n.name for n in embedding_tables(graph)]
+    if tables:
+        parts.append(f"{len(tables)} embedding table(s) ({_shown(tables)}) stay {kept}")
+    return " and ".join(parts)
+
+
+def warn_left_out(graph: Graph, asked: str, kept: str) -> None:
+    """An NncWarning when the compression `asked` ("pass 'prune' (sparsity
+    0.5)") leaves weights as they are: the recurrent layers' and embedding
+    tables' (left_out_text), and every weight when the graph has no weighted
+    layer, which the warning then says first."""
     import warnings
 
     from .errors import NncWarning
 
-    names = [n.name for n in graph.nodes() if n.op in RECURRENT_OPS]
-    if names:
-        shown = ", ".join(repr(name) for name in names[:3]) + (", ..." if len(names) > 3 else "")
-        warnings.warn(f"{len(names)} recurrent layer(s) ({shown}) keep their weights {what}: nnc compresses the "
-                      "weights of Conv, Gemm and MatMul layers only", NncWarning, stacklevel=2)
+    others = left_out_text(graph, kept)
+    only = "nnc compresses the weights of Conv, Gemm and MatMul layers only"
+    if weighted_layers(graph):
+        message = f"{asked}: {others}: {only}" if others else ""
+    else:
+        message = f"{asked} changes no layer: {only}, and the model has none" + (f"; {others}" if others else "")
+    if message:
+        warnings.warn(message, NncWarning, stacklevel=3)
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def parse_overrides(text: str, option: str, convert: Callable[[str], T]) -> dict[str, T]:

@@ -70,7 +70,7 @@ import numpy as np
 from nnc import obs
 from nnc.errors import OptionError
 from nnc.ir import Graph, Node
-from nnc.layer_select import parse_overrides, settings, warn_recurrent_left_out, weight_constant, weighted_layers
+from nnc.layer_select import parse_overrides, settings, warn_left_out, weight_constant, weighted_layers
 from nnc.obs_layers import (check_damping, fallback_warning, group_counts, layer_statistics, method_settings,
                             obs_prunable, parse_methods, prune_layer)
 from nnc.layer_rows import fan_in
@@ -144,8 +144,9 @@ class Prune(Pass):
         pool = {n.name for n in layers if self.scope == "global"} - alone - (small if self.small_layers != "layer"
                                                                               else set())
         targets = [t for t in _targets(graph) if per_layer[t.layer.name] > 0 or t.layer.name in pool]
-        if targets:
-            warn_recurrent_left_out(graph, "dense")
+        asked = self._asked()
+        if asked and (targets or not layers):
+            warn_left_out(graph, f"pass 'prune' ({asked})", "dense")
         stats = self._statistics(graph, targets)
         masks = _pooled_masks([t for t in targets if t.layer.name in pool], self.sparsity)
         for weights in targets:
@@ -155,6 +156,15 @@ class Prune(Pass):
             else:
                 weights.store(graph, mask)
         return graph
+
+    def _asked(self) -> str:
+        """The sparsity asked for, in words ("" for none)."""
+        wanted = [f"{self.pattern} sparsity" if self.pattern else f"sparsity {self.sparsity:g}" if self.sparsity else ""]
+        if self.first_last:
+            wanted.append(f"sparsity {self.first_last:g} in the first and last layers")
+        if self.overrides:
+            wanted.append("per-layer sparsity")
+        return ", ".join(filter(None, wanted))
 
     def _target(self, weights: "_Weights", sparsity: float, per_kernel: bool, masks: dict):
         """(what obs prunes, the magnitude mask) of one layer."""

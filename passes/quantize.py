@@ -65,7 +65,7 @@ from nnc.calibration import (
 from nnc.errors import NncWarning, OptionError
 from nnc.hessian import too_large
 from nnc.ir import Graph, Node
-from nnc.layer_select import parse_overrides, settings, warn_recurrent_left_out, weighted_layers
+from nnc.layer_select import parse_overrides, settings, warn_left_out, weighted_layers
 from nnc.limits import MAX_OBS_FAN_IN
 from nnc.obs_layers import check_damping, fallback_warning, layer_statistics, method_settings, parse_methods
 from nnc.passmanager import Pass, register_pass
@@ -116,8 +116,9 @@ class Quantize(Pass):
         check_supported(graph)  # before calibrating: refuse early, warn for nothing
         the_plan = plan(graph)
         specs = self._specs(graph)
-        if any(not spec.is_default for spec in specs.values()):
-            warn_recurrent_left_out(graph, "at int8")
+        asked = self._asked(specs)
+        if asked:
+            warn_left_out(graph, f"pass 'quantize' ({asked})", "at int8")
         ranges, means = ({} if not self.ranges else read_ranges(self.ranges)), {}
         unknown = [name for name in the_plan.observed if name not in ranges]
         with one_blas_thread():  # the interpreter's small products: faster so on a busy machine, and alike everywhere
@@ -149,6 +150,18 @@ class Quantize(Pass):
         fallback_warning("pass 'quantize'", [n.name for n in wanted if too_large(graph, n)],
                          f"is limited to fan-in {MAX_OBS_FAN_IN}")
         return layer_statistics(graph, wanted, load_samples(self.calib, graph))
+
+    def _asked(self, specs: dict[str, WeightSpec]) -> str:
+        """What the pass asks for beyond int8, in words ("" for nothing): any of
+        it on a graph without weighted layers, else what some layer got."""
+        wanted = [f"{2 ** self.weight_bits}-entry codebooks" if self.codebook else f"{self.weight_bits}-bit weights"]
+        if self.first_last_bits not in (0, 8):
+            wanted.append(f"{self.first_last_bits}-bit first and last layers")
+        if self.overrides:
+            wanted.append("per-layer bits")
+        if specs and all(spec.is_default for spec in specs.values()):
+            return ""
+        return ", ".join(wanted[0 if self.codebook or self.weight_bits != 8 else 1:])
 
     def _bits_overrides(self) -> dict[str, int]:
         def bits(text: str) -> int:

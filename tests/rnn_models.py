@@ -155,6 +155,33 @@ def keyword_spotter(op: str = "LSTM", hidden: int = 32, frames: int = 49, featur
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=10)
 
 
+def predictor(vocabulary: int = 12, width: int = 6, hidden: int = 8, tokens: int = 5, seed: int = 0):
+    """An RNN-T predictor without Conv, Gemm or MatMul: tokens [1, tokens]
+    (int64) -> Gather on an embedding table [vocabulary, width] -> Transpose ->
+    LSTM -> Y [tokens, 1, 1, hidden]."""
+    rng = np.random.default_rng(seed)
+    spec = Spec("LSTM", steps=tokens, batch=1, inputs=width, hidden=hidden, weight_scale=1.0 / np.sqrt(hidden))
+    inits, _, names = node_parts(spec, rng, "x_t")
+    inits.append(numpy_helper.from_array(rng.standard_normal((vocabulary, width)).astype(np.float32), "table"))
+    nodes = [helper.make_node("Gather", ["table", "tok"], ["embedded"], name="embed"),
+             helper.make_node("Transpose", ["embedded"], ["x_t"], name="to_time", perm=[1, 0, 2]),
+             helper.make_node("LSTM", names, ["y"], name="rnn", **attributes(spec))]
+    graph = helper.make_graph(
+        nodes, "predictor", [helper.make_tensor_value_info("tok", TensorProto.INT64, [1, tokens])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, spec.y_shape())], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=10)
+
+
+def token_samples(m, count: int = 8, vocabulary: int = 12, seed: int = 5) -> dict[str, np.ndarray]:
+    """`count` random token sequences per int64 graph input, stacked on a leading axis."""
+    rng = np.random.default_rng(seed)
+    result = {}
+    for value in m.graph.input:
+        shape = [d.dim_value for d in value.type.tensor_type.shape.dim]
+        result[value.name] = rng.integers(0, vocabulary, (count, *shape)).astype(np.int64)
+    return result
+
+
 def samples(m, count: int = 8, seed: int = 5, scale: float = 1.0) -> dict[str, np.ndarray]:
     """`count` random samples per graph input, stacked on a leading axis."""
     rng = np.random.default_rng(seed)

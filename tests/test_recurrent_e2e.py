@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from e2e import compile_everywhere
-from rnn_models import keyword_spotter, samples
+from rnn_models import keyword_spotter, predictor, samples, token_samples
 
 import nnc
 
@@ -72,6 +72,32 @@ def test_compression_names_the_recurrent_layers_it_leaves_out(tmp_path):
     assert len(left_out) == 2 and any("dense" in w for w in left_out) and any("int8" in w for w in left_out)
     plain = nnc.compile(tmp_path / "kws.onnx", "az-sim", calib=samples(m), verify=False)
     assert not any("recurrent layer(s)" in w for w in plain.report["warnings"])
+
+
+@pytest.mark.parametrize("options,says", [
+    ({"weight_bits": 4}, "pass 'quantize' (4-bit weights) changes no layer"),
+    ({"weight_bits": 3, "codebook": True}, "pass 'quantize' (8-entry codebooks) changes no layer"),
+    ({"sparsity": 0.5}, "pass 'prune' (sparsity 0.5) changes no layer"),
+    ({"ratio": 6}, "--ratio 6: no budget applied"),
+    ({"flash_budget": 200}, "--flash-budget 200: no budget applied"),
+])
+def test_compression_of_a_model_without_weighted_layers_says_it_changes_nothing(options, says, tmp_path):
+    """An embedding and an LSTM, no Conv/Gemm/MatMul: every compression option
+    was a silent no-op (the recurrent warning needed a weighted layer)."""
+    m = predictor()
+    onnx.save(m, tmp_path / "predictor.onnx")
+    result = nnc.compile(tmp_path / "predictor.onnx", "az-sim", calib=token_samples(m), verify=False, **options)
+    (warning,) = [w for w in result.report["warnings"] if "Conv, Gemm and MatMul" in w]
+    assert warning.startswith(says) and "the model has none" in warning
+    assert "1 recurrent layer(s) ('rnn')" in warning and "1 embedding table(s) ('embed')" in warning
+    assert result.report["budget"] is None
+
+
+def test_int8_compile_of_a_model_without_weighted_layers_warns_of_nothing(tmp_path):
+    m = predictor()
+    onnx.save(m, tmp_path / "predictor.onnx")
+    result = nnc.compile(tmp_path / "predictor.onnx", "az-sim", calib=token_samples(m), verify=False)
+    assert not any("Conv, Gemm and MatMul" in w for w in result.report["warnings"])
 
 
 def test_a_mean_over_time_is_refused_as_not_streamable(tmp_path):

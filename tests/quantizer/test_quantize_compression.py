@@ -58,6 +58,16 @@ def test_weight_bits_bound_every_layer(tmp_path, bits):
     assert peaks(graph) == [(1 << (bits - 1)) - 1] * 3
 
 
+def test_below_8_bits_a_model_of_weighted_layers_alone_gets_no_left_out_warning(tmp_path):
+    import warnings
+
+    path, _ = calib(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quantized(three_layers(), f'calib="{path}",weight_bits=4')
+    assert not [w for w in caught if "Conv, Gemm and MatMul" in str(w.message)]
+
+
 def test_first_last_and_overrides(tmp_path):
     path, _ = calib(tmp_path)
     model = three_layers()
