@@ -17,6 +17,7 @@ the sweep.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -63,9 +64,14 @@ def _run_pool(workload: Workload, tasks: list[list], jobs: int, on_result: OnRes
     """A pool of `jobs` processes, each given the workload once. They fork from a
     server process that imported nnc's compiler once (forkserver, preloaded), so
     a worker starts in milliseconds instead of importing nnc and onnxruntime
-    itself, and none inherits this process's threads."""
+    itself, and none inherits this process's threads. Where the server cannot
+    start, they are spawned (each imports nnc itself)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(WORKER_MODULES))
+    try:
+        multiprocessing.forkserver.ensure_running()
+    except OSError:  # its socket lives in TMPDIR: a long TMPDIR passes AF_UNIX's ~100 characters
+        context = multiprocessing.get_context("spawn")
     results = []
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_install, initargs=(workload,)) as pool:
         try:

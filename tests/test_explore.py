@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -123,18 +125,23 @@ def test_pool_of_two_writes_the_same_files(one_job, tmp_path):
                                                                          "ray_address": None}
 
 
-def test_workers_leave_no_temporary_folder(tmp_path):
+@pytest.mark.parametrize("tmpdir", ["short", "long"])
+def test_workers_leave_no_temporary_folder(tmpdir, tmp_path):
     """Each worker copies the model and data into a temporary folder; pool
     workers leave through multiprocessing, which skips TemporaryDirectory's own
-    clean-up, so the folders must go with the worker's own finalizers."""
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+    clean-up, so the folders must go with the worker's own finalizers. A TMPDIR
+    too long for the fork server's socket path makes the pool spawn its workers."""
+    scratch = Path(tempfile.mkdtemp(prefix="nnc-t")) if tmpdir == "short" else tmp_path / ("d" * 100)
+    scratch.mkdir(exist_ok=True)
     script = ("import sys; from pathlib import Path; from nnc.explore import explore; "
               "explore(Path(sys.argv[1]), Path(sys.argv[2]), {'bits': '8,4'}, calib=Path(sys.argv[3]), jobs=2)")
     subprocess.run([sys.executable, "-c", script, str(MODEL), str(tmp_path / "out"), str(SAMPLES)], check=True,
                    env={**os.environ, "TMPDIR": str(scratch)}, capture_output=True)
     assert (tmp_path / "out" / "explore.json").exists()
-    assert not [p.name for p in scratch.iterdir() if p.name.startswith("nnc-explore-")]
+    left = [p.name for p in scratch.iterdir() if p.name.startswith("nnc-explore-")]
+    if tmpdir == "short":
+        shutil.rmtree(scratch)
+    assert not left
 
 
 def test_ray_writes_the_same_files(one_job, tmp_path):
