@@ -43,7 +43,9 @@ output, an Add/Mul/Concat or any op not listed above, one node twice, or a node
 input other than the data input; grouped and depthwise Conv as P (their channels
 follow their input); weights, biases or op parameters that are not constants (or
 a DequantizeLinear of constants); a Gemm bias that varies along rows; a ratio
-that removes no channel.
+that removes no channel. One NncWarning names the layers asked for that kept
+every channel and why; once some layer lost channels, layers with no weighted
+layer after them (their channels are the model's outputs) go unnamed.
 
 Requires: a valid graph (normally after the CANONICAL pipeline, before quantize).
 
@@ -56,16 +58,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from nnc import dtypes, obs
-from nnc.errors import OptionError
+from nnc.errors import NncWarning, OptionError
 from nnc.ir import Graph, Node, Tensor, TensorType
 from nnc.hessian import too_large
-from nnc.layer_select import parse_overrides, settings
+from nnc.layer_select import parse_overrides, settings, warn_left_out, weight_constant
 from nnc.limits import MAX_OBS_FAN_IN
 from nnc.obs_layers import (cheapest_inputs, check_damping, fallback_warning, input_columns, layer_statistics,
                             method_settings, obs_weights, parse_methods, refit_without, store_refit)
@@ -104,10 +107,16 @@ class PruneChannels(Pass):
 
     def run(self, graph: Graph) -> Graph:
         ratios = settings(graph, self._overrides(), self.ratio, OPTION)
+        asked = f"{PREFIX} (ratio {self.ratio:g}" + (", per-layer ratios)" if self.overrides else ")")
+        if self.ratio > 0 or any(ratios.values()):
+            warn_left_out(graph, asked, "whole")
         methods = method_settings(graph, PREFIX, self.method, self.method_overrides)
         stats = self._statistics(graph, [n for n, r in ratios.items() if r > 0 and methods[n] == "obs"], ratios)
+        skipped, shapes = {}, _output_shapes(graph, ratios)
         for name, ratio in ratios.items():
             found = plan(graph, graph.node(name), ratio) if ratio > 0 else None
+            if isinstance(found, str):
+                skipped[name] = found
             if not isinstance(found, Plan):
                 continue
             refits = self._second_order(graph, graph.node(name), ratio, found, stats) if methods[name] == "obs" \
@@ -117,6 +126,8 @@ class PruneChannels(Pass):
                 edit(graph)
             for consumer, (refit, columns) in refits.items():
                 store_refit(graph, graph.node(consumer), refit, columns)
+        shrunk = {name for name, shape in shapes.items() if _output_shapes(graph, [name])[name] != shape}
+        _warn_skipped(graph, asked, {name: why for name, why in skipped.items() if name not in shrunk}, bool(shrunk))
         return graph
 
     def _statistics(self, graph: Graph, layers: list[str], ratios: dict[str, float]) -> dict:
@@ -151,6 +162,42 @@ class PruneChannels(Pass):
             columns = input_columns(c, found.edits.ends[c.name]).reshape(-1)
             result[c.name] = (refit_without(graph, c, stats[c.name], columns, self.damping), columns)
         return result
+
+
+def _output_shapes(graph: Graph, layers) -> dict[str, tuple[int, ...]]:
+    return {name: graph.tensor(graph.node(name).outputs[0]).shape for name in layers}
+
+
+def _warn_skipped(graph: Graph, asked: str, kept: dict[str, str], pruned: bool) -> None:
+    """An NncWarning naming the layers asked to lose channels that kept every
+    one (`kept`: name -> why; layers skipped for one reason are named
+    together). Once some layer was `pruned`, layers with no weighted layer
+    after them go unnamed: their channels are the model's outputs."""
+    if pruned:
+        kept = {name: why for name, why in kept.items() if _weighted_after(graph, graph.node(name))}
+    if not kept:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in kept.items():
+        by_reason.setdefault(reason, []).append(name)
+    shown = [", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+             + f" ({reason})" for reason, names in by_reason.items()]
+    head = f"{len(kept)} layer(s) keep every channel" if pruned else "removes no channel"
+    warnings.warn(f"{asked}: {head}: " + "; ".join(shown), NncWarning, stacklevel=3)
+
+
+def _weighted_after(graph: Graph, layer: Node) -> bool:
+    """Whether a weighted layer reads, through any path, what `layer` computes."""
+    seen, tensors = set(), list(layer.outputs)
+    while tensors:
+        for node in graph.consumers(tensors.pop()):
+            if node.name in seen:
+                continue
+            if weight_constant(graph, node) is not None:
+                return True
+            seen.add(node.name)
+            tensors.extend(filter(None, node.outputs))
+    return False
 
 
 def _channel_columns(graph: Graph, layer: Node, ratio: float, consumer: Node) -> np.ndarray | None:
@@ -232,7 +279,7 @@ def plan(graph: Graph, layer: Node, ratio: float, removed: np.ndarray | None = N
 # -- the pruned layer -----------------------------------------------------------------
 def _producer_reason(graph: Graph, layer: Node) -> str | None:
     if layer.op not in ("Conv", "Gemm"):
-        return f"{layer.op} layers keep their output channels (only Conv and Gemm lose them)"
+        return f"{layer.op} layers keep their output channels: only Conv and Gemm lose them"
     if layer.op == "Conv" and layer.attrs.group != 1:
         return "a grouped or depthwise Conv's output channels follow its input channels"
     return _params_reason(graph, layer, (1, 2))

@@ -78,6 +78,7 @@ def test_compression_names_the_recurrent_layers_it_leaves_out(tmp_path):
     ({"weight_bits": 4}, "pass 'quantize' (4-bit weights) changes no layer"),
     ({"weight_bits": 3, "codebook": True}, "pass 'quantize' (8-entry codebooks) changes no layer"),
     ({"sparsity": 0.5}, "pass 'prune' (sparsity 0.5) changes no layer"),
+    ({"prune_channels": 0.5}, "pass 'prune-channels' (ratio 0.5) changes no layer"),
     ({"ratio": 6}, "--ratio 6: no budget applied"),
     ({"flash_budget": 200}, "--flash-budget 200: no budget applied"),
 ])

@@ -317,6 +317,43 @@ def test_not_understood_is_left_alone(graph, reason):
     assert print_ir(prune(g, "prune-channels{ratio=0.5}")) == print_ir(g)
 
 
+def channel_warnings(graph, pipeline: str = "prune-channels{ratio=0.5}") -> list[str]:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prune(graph, pipeline)
+    return [str(w.message) for w in caught if "prune-channels" in str(w.message)]
+
+
+def test_a_ratio_that_removes_nothing_names_every_layer_and_why():
+    """It was a silent no-op."""
+    graph = conv_then([helper.make_node("Add", ["c1", "x"], ["a"]),
+                       helper.make_node("Conv", ["a", "w2"], ["y"], name="conv2")],
+                      {"y": [1, 2, 5, 5]}, {"w2": randn(2, 4, 1, 1)})
+    (warning,) = channel_warnings(graph)
+    assert warning.startswith("pass 'prune-channels' (ratio 0.5): removes no channel: ")
+    assert "'conv1' (the channels reach Add" in warning and "'conv2' ('y' is a graph output)" in warning
+
+
+def test_once_some_layer_shrinks_the_layers_kept_whole_are_named_but_not_the_head():
+    """conv1 shrinks (into conv2); conv2 feeds an Add; conv3 is the head."""
+    graph = conv_then([helper.make_node("Relu", ["c1"], ["r"]),
+                       helper.make_node("Conv", ["r", "w2", "b2"], ["c2"], name="conv2"),
+                       helper.make_node("Add", ["c2", "x"], ["a"], name="residual"),
+                       helper.make_node("Conv", ["a", "w3"], ["y"], name="conv3")],
+                      {"y": [1, 2, 5, 5]}, {"w2": randn(4, 4, 1, 1), "b2": randn(4), "w3": randn(2, 4, 1, 1)})
+    assert channel_warnings(graph) == ["pass 'prune-channels' (ratio 0.5): 1 layer(s) keep every channel: "
+                                       "'conv2' (the channels reach Add 'residual')"]
+
+
+@pytest.mark.parametrize("graph", [lambda: cnn(), lambda: separable()], ids=["cnn", "separable"])
+def test_pruned_models_with_a_head_warn_of_nothing(graph):
+    """The head (its channels are the outputs) and a depthwise layer, which
+    loses the channels of the layer before it, are no news."""
+    assert channel_warnings(graph()) == []
+
+
 # -- QDQ --------------------------------------------------------------------------------------------
 def qdq_cnn():
     """x -> Q/DQ -> conv1 (DQ int8 weights per channel, DQ int32 bias) -> Relu -> Q/DQ
