@@ -185,9 +185,6 @@ def qsoftmax(ctx: LayerContext) -> Built:
     with E ≤ 2^24 and m < 2^31 (numerics §6) every int64 term stays below 2^56
     (else the layer is refused). With a keep mask (u8, 0 hides), the max runs
     over kept positions and a hidden one has e = 0."""
-    x, out = ctx.inputs[0], ctx.outputs[0]
-    if len(ctx.inputs) > 2 and ctx.inputs[2] is not None:
-        return _masked_softmax(ctx, x, out)
     x, out = _single(ctx)
     table = ctx.operand(1, "exp_table").astype(np.int64).reshape(-1)
     check_shape(ctx, "exp_table", table.shape, (256,))
@@ -196,45 +193,41 @@ def qsoftmax(ctx: LayerContext) -> Built:
     if table.min() < 0 or table.max() > 1 << 24 or not 0 <= multiplier < 1 << 31 or not 1 <= shift <= 62:
         raise ctx.error("needs a table within [0, 2^24], a multiplier in [0, 2^31) and a shift in [1, 62]")
     tail = RoundShiftClamp(1 << (shift - 1), shift, *clamp_params(ctx), bound=float(table.max()) * multiplier)
-    index, e = np.empty(x.shape, np.intp), np.empty(x.shape, np.int64)
-    total = np.empty((*x.shape[:-1], 1), np.int64)
-    rescale = tail.bind(e, out)
-    factor = np.int64(multiplier)
-
-    def run():
-        np.subtract(x.max(axis=-1, keepdims=True), x, out=index, dtype=np.intp)
-        np.take(table, index, out=e)
-        np.sum(e, axis=-1, keepdims=True, out=total)
-        np.floor_divide(np.multiply(e, factor, out=e), total, out=e)
-        rescale()
-    return Built(run, Work(ppu_elements=2 * out.size))
-
-
-def _masked_softmax(ctx: LayerContext, x: np.ndarray, out: np.ndarray) -> Built:
-    table = ctx.operand(1, "exp_table").astype(np.int64).reshape(-1)
-    check_shape(ctx, "exp_table", table.shape, (256,))
-    check_shape(ctx, "output", out.shape, x.shape)
-    try:
-        keep = np.broadcast_to(ctx.operand(2, "keep") != 0, x.shape)
-    except ValueError:
-        raise ctx.error(f"keep mask {list(ctx.inputs[2].shape)} does not broadcast to {list(x.shape)}") from None
-    if not keep.any(axis=-1).all():
-        raise ctx.error("the keep mask hides every position of a row")
-    multiplier, shift = int(ctx.param("multiplier")), int(ctx.param("shift"))
-    if table.min() < 0 or table.max() > 1 << 24 or not 0 <= multiplier < 1 << 31 or not 1 <= shift <= 62:
-        raise ctx.error("needs a table within [0, 2^24], a multiplier in [0, 2^31) and a shift in [1, 62]")
-    tail = RoundShiftClamp(1 << (shift - 1), shift, *clamp_params(ctx), bound=float(table.max()) * multiplier)
     e = np.empty(x.shape, np.int64)
     rescale = tail.bind(e, out)
-    lowest = np.iinfo(np.int64).min
+    factor = np.int64(multiplier)
+    keep = _keep_mask(ctx, x.shape) if len(ctx.inputs) > 2 and ctx.inputs[2] is not None else None
+    if keep is None:
+        index, total = np.empty(x.shape, np.intp), np.empty((*x.shape[:-1], 1), np.int64)
 
-    def run():
-        wide = x.astype(np.int64)
-        top = np.where(keep, wide, lowest).max(axis=-1, keepdims=True)
-        np.copyto(e, np.where(keep, table[np.where(keep, top - wide, 0)], 0))
-        np.floor_divide(e * np.int64(multiplier), e.sum(axis=-1, keepdims=True), out=e)
-        rescale()
+        def run():
+            np.subtract(x.max(axis=-1, keepdims=True), x, out=index, dtype=np.intp)
+            np.take(table, index, out=e)
+            np.sum(e, axis=-1, keepdims=True, out=total)
+            np.floor_divide(np.multiply(e, factor, out=e), total, out=e)
+            rescale()
+    else:
+        lowest = np.iinfo(np.int64).min
+
+        def run():
+            wide = x.astype(np.int64)
+            top = np.where(keep, wide, lowest).max(axis=-1, keepdims=True)
+            np.copyto(e, np.where(keep, table[np.where(keep, top - wide, 0)], 0))
+            total = e.sum(axis=-1, keepdims=True)
+            np.floor_divide(np.multiply(e, factor, out=e), total, out=e)
+            rescale()
     return Built(run, Work(ppu_elements=2 * out.size))
+
+
+def _keep_mask(ctx: LayerContext, shape: tuple[int, ...]) -> np.ndarray:
+    """QSoftmax's keep mask (input 2, u8, 0 hides) as bools of `shape`; every row keeps a position."""
+    try:
+        keep = np.broadcast_to(ctx.inputs[2] != 0, shape)
+    except ValueError:
+        raise ctx.error(f"keep mask {list(ctx.inputs[2].shape)} does not broadcast to {list(shape)}") from None
+    if not keep.any(axis=-1).all():
+        raise ctx.error("the keep mask hides every position of a row")
+    return keep
 
 
 @kernel("Clip")
