@@ -12,7 +12,8 @@ Invariants:
   PyTorch's own, except that Sqrt's gradient at 0 is 0 (as torch.std's is),
   not the infinity that turns a standard deviation of constant values into NaN;
 - `check_supported(graph)` refuses, before anything runs, a node whose op has
-  no kernel or that would mix the samples of a batch: one that moves, joins,
+  no kernel (checked first, so a recurrent layer is named rather than the
+  time-major Transpose before it) or that would mix the samples of a batch: one that moves, joins,
   pads, reduces or normalizes along axis 0, produces a value whose axis 0 is
   not 1, or reads a run-time value where the batch would not stay on axis 0
   (a weight position, a lower-rank operand of a broadcast). The kernels rely
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from nnc import dtypes
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node
+from nnc.layer_select import RECURRENT_OPS
 from nnc.ops.pool import pooled_size
 from nnc.ops.resize import linear_taps, nearest_indices
 
@@ -65,6 +67,9 @@ def check_supported(graph: Graph) -> None:
     """UnsupportedError naming the first graph input or node (in schedule order)
     that the batched kernels cannot run; see the module docstring."""
     runtime = set(graph.inputs) | {t for n in graph.nodes() for t in n.outputs if t}
+    for node in graph.nodes():  # first: what feeds such a node (a recurrent layer's time-major input) fails below
+        if node.op not in _KERNELS:
+            raise UnsupportedError(f"node {node.name!r} ({node.op}): {_no_kernel(node.op)}")
     for name in graph.inputs:
         if reason := _batch_axis(graph, name):
             raise UnsupportedError(f"input {name!r} {reason}")
@@ -73,9 +78,14 @@ def check_supported(graph: Graph) -> None:
             raise UnsupportedError(f"node {node.name!r} ({node.op}): {reason}")
 
 
+def _no_kernel(op: str) -> str:
+    if op in RECURRENT_OPS:
+        return (f"op {op} has no training kernel: nnc finetune does not train recurrent layers (LSTM, GRU, RNN) "
+                "yet; nnc compile quantizes them to int8")
+    return f"op {op} has no training kernel (the twin runs float graphs, recurrent ops excepted)"
+
+
 def _node_problem(node: Node, graph: Graph, runtime: set[str]) -> str | None:
-    if node.op not in _KERNELS:
-        return f"op {node.op} has no training kernel (the twin runs float graphs, recurrent ops excepted)"
     if not any(t in runtime for t in node.inputs):
         return "reads only constants (run fold-constants first)"
     for out in filter(None, node.outputs):

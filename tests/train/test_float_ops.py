@@ -207,6 +207,22 @@ def test_unsupported_op_is_named():
         run_node(node, [torch.zeros(2, 5, 3), torch.from_numpy(weights["w"]), torch.from_numpy(weights["r"])])
 
 
+@pytest.mark.parametrize("op,gates", [("GRU", 3), ("LSTM", 4), ("RNN", 1)])
+def test_a_time_major_recurrent_layer_is_named_not_the_transpose_before_it(op, gates):
+    """As PyTorch exports nn.GRU(batch_first=True): a Transpose to time-major
+    [T, 1, F] (whose axis 0 is not the batch) feeds the recurrent node, and
+    the refusal named the Transpose."""
+    rng = np.random.default_rng(5)
+    weights = {"w": rng.standard_normal((1, gates * 4, 3)).astype(np.float32),
+               "r": rng.standard_normal((1, gates * 4, 4)).astype(np.float32)}
+    nodes = [helper.make_node("Transpose", ["x"], ["x_t"], name="/gru/Transpose", perm=[1, 0, 2]),
+             helper.make_node(op, ["x_t", "w", "r"], ["y"], name="/gru/GRU", hidden_size=4)]
+    graph = onnx_graph("seq", nodes, {"x": [1, 5, 3]}, {"y": [5, 1, 1, 4]}, weights, opset=14)
+    with pytest.raises(UnsupportedError, match=f"node '/gru/GRU' \\({op}\\): op {op} has no training kernel: "
+                                               "nnc finetune does not train recurrent layers"):
+        check_supported(graph)
+
+
 BATCH_MIXING = {
     "transpose_moves_batch": ("%y: f32[1,1,5] = Transpose \"swap\" (%x) {perm=[1,0,2]}", "x: f32[1,1,5]",
                               "moves axis 0"),
