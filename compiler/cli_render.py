@@ -51,7 +51,7 @@ def render_summary(report: dict) -> str:
     parts.append(f"\npipeline: {report['pipeline']}\npasses: {passes}\n"
                  f"weights: {thousands(w['weights'])} stored in {thousands(w['stored_bytes'])} bytes "
                  f"(fp32 {thousands(w['fp32_bytes'])}, {w['compression'] or 0:.1f}x smaller), "
-                 f"sparsity {w['sparsity']:.1%}; other parameters {thousands(w['other_bytes'])} bytes; "
+                 f"sparsity {w['sparsity']:.1%}{kept_clause(w)}; other parameters {thousands(w['other_bytes'])} bytes; "
                  f"{thousands(report['totals']['macs'])} MACs; compiled in {report['compile_seconds']:.2f} s")
     if "memory" in report:
         m = report["memory"]
@@ -89,6 +89,16 @@ def render_summary(report: dict) -> str:
         parts.append(f"quality gate: {'passed' if gate['passed'] else 'FAILED'}: "
                      + "; ".join(c["what"] for c in gate["checks"]))
     return "\n".join(parts)
+
+
+def kept_clause(weights: dict) -> str:
+    """", N of them (B bytes) in recurrent layers and embedding tables, kept as
+    they are" when the report's weights hold such (reports before nnc counted
+    them as weights hold no `kept_weights`)."""
+    if not weights.get("kept_weights"):
+        return ""
+    return (f", {thousands(weights['kept_weights'])} of them ({thousands(weights['kept_bytes'])} bytes) in "
+            "recurrent layers and embedding tables, kept as they are")
 
 
 def render_budget(budget: dict) -> str:

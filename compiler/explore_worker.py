@@ -185,11 +185,12 @@ def _stored_bytes(graph, program) -> int:
     (as report["weights"]["stored_bytes"] of `nnc compile` for that machine)."""
     from nnc.backends.azsim.program import weight_encodings
 
-    from .report import layer_weights
+    from .report import kept_weights, layer_weights
 
     encodings = weight_encodings(program)
     first_reader = {tensor.name: layer for layer, tensor in reversed(layer_weights(graph).items())}
-    return sum(encodings[layer][2] for layer in first_reader.values() if layer in encodings)
+    kept = {t.name: t.nbytes for tensors in kept_weights(graph).values() for t in tensors}  # stored as they are
+    return sum(encodings[layer][2] for layer in first_reader.values() if layer in encodings) + sum(kept.values())
 
 
 def _relative_l2(truth: np.ndarray, got: np.ndarray) -> float:

@@ -1,7 +1,9 @@
 """Per-layer output error of a compiled integer graph against the float graph it
 was quantized from: which layer pays for which byte saved.
 
-Each weighted integer layer (QConv, QGemm) is measured alone, on what it was
+Each integer layer with weights (QConv, QGemm; QLSTM, QGRU, QRNN on the first
+of their outputs the float graph holds: Y, or Y_h when the model does not use
+Y; a Gather on an int8 embedding table) is measured alone, on what it was
 given: it runs by itself on the float graph's own values of its inputs, and its
 output is compared with the float graph's value of the same tensor. Errors
 therefore do not accumulate through the network: a layer that nnc left as the
@@ -37,11 +39,12 @@ import numpy as np
 
 from .interpreter import run
 from .ir import Graph, Node
+from .layer_select import embedding_tables
 from .ops import get_op
 from .ops.quantize import QuantizeAttrs
 from .verification import cosine_rmse
 
-WEIGHTED_INTEGER_OPS = ("QConv", "QGemm")
+WEIGHTED_INTEGER_OPS = ("QConv", "QGemm", "QLSTM", "QGRU", "QRNN")
 QUANTIZED_SUFFIX = ".q"
 
 
@@ -56,25 +59,35 @@ class Source:
 
 @dataclass(frozen=True)
 class Isolated:
-    """A layer run alone: the source of each run-time input, and of its output."""
+    """A layer run alone: the source of each run-time input, and of the output
+    measured, its `index`-th."""
 
     node: Node
     inputs: dict[str, Source]
     output: Source
+    index: int = 0
+
+    @property
+    def output_name(self) -> str:
+        return self.node.outputs[self.index]
 
 
 def isolate(float_graph: Graph, graph: Graph) -> dict[str, Isolated]:
     """{layer name: Isolated} of the weighted integer layers that can be measured
-    alone (see the module docstring)."""
+    alone (see the module docstring), each on its first output the float graph
+    holds (a recurrent layer's Y_h when the model does not use Y)."""
     found = {}
+    tables = {node.name for node in embedding_tables(graph)}
     for node in graph.nodes():
-        if node.op not in WEIGHTED_INTEGER_OPS or graph.tensor(node.outputs[0]).quant is None:
+        if node.op not in WEIGHTED_INTEGER_OPS and node.name not in tables:
             continue
+        outputs = [(i, source_of(float_graph, graph, name)) for i, name in enumerate(node.outputs)
+                   if name and graph.tensor(name).quant is not None]
+        index, output = next(((i, source) for i, source in outputs if source), (0, None))
         runtime = [name for name in node.inputs if name and not graph.tensor(name).is_constant]
-        sources = {name: source_of(float_graph, graph, name) for name in [*runtime, node.outputs[0]]}
-        if all(sources.values()):
-            inputs = {name: sources[name] for name in runtime}
-            found[node.name] = Isolated(node, inputs, sources[node.outputs[0]])
+        inputs = {name: source_of(float_graph, graph, name) for name in runtime}
+        if output and all(inputs.values()):
+            found[node.name] = Isolated(node, inputs, output, index)
     return found
 
 
@@ -112,7 +125,7 @@ def layer_errors(float_graph: Graph, graph: Graph, samples: list[dict]) -> dict[
         for index in range(len(samples)):
             given = {tensor: values[source.name][index] for tensor, source in layer.inputs.items()}
             output = _run_alone(graph, layer, given)
-            got.append(_dequantized(graph, layer.node.outputs[0], output).ravel())
+            got.append(_dequantized(graph, layer.output_name, output).ravel())
             want.append(_reference(graph, layer, values[layer.output.name][index]).ravel())
         errors[name] = cosine_rmse(np.concatenate(want), np.concatenate(got))
     return errors
@@ -129,12 +142,12 @@ def _run_alone(graph: Graph, layer: Isolated, given: dict[str, np.ndarray]) -> n
             args.append(graph.tensor(name).data)
         else:
             args.append(given[name] if layer.inputs[name].same else _quantized(graph, name, given[name]))
-    return get_op(layer.node.op).evaluate(layer.node.attrs, args)[0]
+    return get_op(layer.node.op).evaluate(layer.node.attrs, args)[layer.index]
 
 
 def _reference(graph: Graph, layer: Isolated, value: np.ndarray) -> np.ndarray:
     """The float graph's value of the layer's output, in float."""
-    return _dequantized(graph, layer.node.outputs[0], value) if layer.output.same else value.astype(np.float64)
+    return _dequantized(graph, layer.output_name, value) if layer.output.same else value.astype(np.float64)
 
 
 def _quantized(graph: Graph, name: str, value: np.ndarray) -> np.ndarray:

@@ -2,14 +2,18 @@
 
 Weight accounting (docs/compression.md):
 - the *weights* are the weight tensors of the multiply-accumulate layers
-  (QConv, QGemm, Conv, Gemm, MatMul: input 1); `fp32_bytes` is 4 bytes per weight,
-  `stored_bytes` what the target really stores for them (`Stored` per layer,
-  from the target's `weight_encodings`, else the tensors' own bytes);
-- every other parameter (biases, multipliers, lookup tables) counts in
+  (QConv, QGemm, Conv, Gemm, MatMul: input 1), the W and R of recurrent layers
+  (LSTM, GRU, RNN and their integer forms: inputs 1 and 2) and embedding
+  tables (Gather on a constant table: input 0); `fp32_bytes` is 4 bytes per
+  weight, `stored_bytes` what the target really stores for them (`Stored` per
+  layer, from the target's `weight_encodings`, else the tensors' own bytes).
+  The recurrent and embedding weights, which compression leaves as they are,
+  are also counted apart (`kept_weights`, `kept_bytes`);
+- every other parameter (biases, multipliers, activation tables) counts in
   `other_bytes` at its dtype's size;
 - a tensor shared by several layers is counted once in the totals and in every
   sharing layer's row.
-Per layer: its short id `#i` (weighted layers), params, the weight format,
+Per layer: its short id `#i` (the compressible layers), params, the weight format,
 `bits` (the weight grid asked for: see `grid_bits`) and `code_bits` (the
 storage code width of that format: huffman codes of up to 6 bits for a 4-bit
 layer, say), sparsity, weight and total stored bytes, MACs, and (after
@@ -31,9 +35,12 @@ import numpy as np
 from . import __version__, output_folder
 from .errors import OptionError
 from .ir import Graph
+from .layer_select import RECURRENT_OPS, embedding_tables
 from .summary import parameter_tensors, summarize
 
 WEIGHTED_OPS = ("QConv", "QGemm", "Conv", "Gemm", "MatMul")
+RECURRENT_WEIGHTS = (1, 2)  # W and R of LSTM, GRU, RNN and QLSTM, QGRU, QRNN
+RECURRENT = tuple(op for base in RECURRENT_OPS for op in (base, "Q" + base))
 REPORT_FILES = ("report.json", "report.html", "layers.csv")
 RENDERINGS = ("report.html", "layers.csv")  # what `nnc report` writes again from report.json
 REQUIRED_KEYS = ("nnc_version", "target", "model", "pipeline", "passes", "weights", "layers", "totals")
@@ -50,13 +57,16 @@ class Stored:
 
 
 def storage(graph: Graph, target) -> dict[str, Stored]:
-    """{layer name: Stored} of every weighted layer: the target's encodings
+    """{layer name: Stored} of every layer with weights: the target's encodings
     (`weight_encodings(graph)` -> {layer: (format, bits, bytes)}), else the
-    weight tensors' own arrays."""
+    weight tensors' own arrays; the weights compression leaves as they are
+    (kept_weights), which the targets store so, by their tensors."""
     encodings = getattr(target, "weight_encodings", None)
+    found = {layer: Stored("dense", 8 * ts[0].data.itemsize, sum(t.nbytes for t in ts))
+             for layer, ts in kept_weights(graph).items()}
     if encodings is not None:
-        return {layer: Stored(*encoding) for layer, encoding in encodings(graph).items()}
-    return {layer: Stored("dense", 8 * t.data.itemsize, t.nbytes) for layer, t in layer_weights(graph).items()}
+        return found | {layer: Stored(*encoding) for layer, encoding in encodings(graph).items()}
+    return found | {layer: Stored("dense", 8 * t.data.itemsize, t.nbytes) for layer, t in layer_weights(graph).items()}
 
 
 def layer_weights(graph: Graph) -> dict:
@@ -70,21 +80,38 @@ def layer_weights(graph: Graph) -> dict:
     return found
 
 
+def kept_weights(graph: Graph) -> dict[str, list]:
+    """{layer name: [Tensor]} of the weights compression leaves as they are:
+    the W and R of recurrent layers, the table of an embedding."""
+    found = {}
+    for node in graph.nodes():
+        if node.op in RECURRENT:
+            tensors = [parameter_tensors(graph, node).get(node.inputs[i]) for i in RECURRENT_WEIGHTS]
+            found[node.name] = [t for t in tensors if t is not None]
+    for node in embedding_tables(graph):
+        found[node.name] = [parameter_tensors(graph, node)[node.inputs[0]]]
+    return {layer: tensors for layer, tensors in found.items() if tensors}
+
+
 def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[dict],
           storage: dict[str, Stored], sha256: str) -> dict:
     """The report of a compiled graph (verification and target extras are added later)."""
     summary = summarize(graph)
-    by_layer = layer_weights(graph)
+    by_layer, kept = layer_weights(graph), kept_weights(graph)
     codebook = _asks_codebook(pipeline)
-    rows = [_layer_row(graph, layer, by_layer.get(layer.name), storage.get(layer.name), codebook)
+    rows = [_layer_row(graph, layer, [by_layer[layer.name]] if layer.name in by_layer else kept.get(layer.name),
+                       storage.get(layer.name), codebook and layer.name in by_layer)
             for layer in summary.layers]
     for index, row in enumerate((row for row in rows if row["name"] in by_layer), 1):
         row["id"] = f"#{index}"  # layer_select.layer_ids: weighted layers in schedule order
     first_reader = {t.name: layer for layer, t in reversed(by_layer.items())}
-    weights = {name: by_layer[layer] for name, layer in first_reader.items()}
+    kept_reader = {tuple(t.name for t in ts): layer for layer, ts in reversed(kept.items())}
+    kept_tensors = {t.name: t for ts in kept.values() for t in ts}
+    weights = {name: by_layer[layer] for name, layer in first_reader.items()} | kept_tensors
     totals = summary.totals
     weight_count = sum(t.size for t in weights.values())
-    stored = sum(storage[layer].nbytes for layer in first_reader.values())
+    kept_bytes = sum(storage[layer].nbytes for layer in kept_reader.values())
+    stored = sum(storage[layer].nbytes for layer in first_reader.values()) + kept_bytes
     other = sum(t.nbytes for name, t in summary.unique_params.items() if name not in weights)
     return {
         "nnc_version": __version__,
@@ -101,14 +128,20 @@ def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[d
             "compression": round(4 * weight_count / stored, 3) if stored else None,
             "sparsity": _zeros(weights.values()) / weight_count if weight_count else 0.0,
             "other_bytes": other,
+            "kept_weights": sum(t.size for t in kept_tensors.values()),
+            "kept_bytes": kept_bytes,
         },
         "layers": rows,
         "totals": {"params": totals["params"], "macs": totals["macs"], "layers": totals["layers"]},
     }
 
 
-def _layer_row(graph: Graph, layer, weight, stored: Stored | None, codebook: bool) -> dict:
-    others = sum(t.nbytes for t in parameter_tensors(graph, graph.node(layer.name)).values() if t is not weight)
+def _layer_row(graph: Graph, layer, weights: list | None, stored: Stored | None, codebook: bool) -> dict:
+    """The report row of `layer`, whose weight tensors are `weights` (None: it has none)."""
+    others = sum(t.nbytes for t in parameter_tensors(graph, graph.node(layer.name)).values()
+                 if not any(t is w for w in weights or ()))
+    values = np.concatenate([w.data.reshape(-1) for w in weights]) if weights else None
+    size = 0 if values is None else values.size
     return {
         "id": None,
         "name": layer.name,
@@ -116,9 +149,9 @@ def _layer_row(graph: Graph, layer, weight, stored: Stored | None, codebook: boo
         "params": layer.params,
         "macs": layer.macs,
         "format": stored.format if stored else None,
-        "bits": grid_bits(weight.data, codebook) if weight is not None else None,
+        "bits": grid_bits(values, codebook) if values is not None else None,
         "code_bits": stored.bits if stored else None,
-        "sparsity": _zeros([weight]) / weight.size if weight is not None and weight.size else 0.0,
+        "sparsity": _zeros(weights) / size if size else 0.0,
         "weight_bytes": stored.nbytes if stored else 0,
         "stored_bytes": (stored.nbytes if stored else 0) + others,
         "fp32_bytes": 4 * layer.params,
@@ -128,7 +161,18 @@ def _layer_row(graph: Graph, layer, weight, stored: Stored | None, codebook: boo
 
 
 def _zeros(tensors) -> int:
-    return sum(int(np.count_nonzero(t.data == 0)) for t in tensors)
+    """The weights of `tensors` that stand for 0: those equal to their zero
+    point (nonzero only for an embedding table, quantized at its own range)."""
+    return sum(int(np.count_nonzero(t.data == _zero_point(t))) for t in tensors)
+
+
+def _zero_point(tensor) -> np.ndarray | int:
+    quant = tensor.quant
+    if quant is None or not any(quant.zero_point):
+        return 0
+    if quant.axis is None:
+        return quant.zero_point[0]
+    return np.asarray(quant.zero_point).reshape([-1 if a == quant.axis else 1 for a in range(tensor.data.ndim)])
 
 
 def add_layer_errors(report: dict, errors: dict[str, dict]) -> None:

@@ -25,6 +25,7 @@ import re
 from importlib import resources
 
 from .accuracy import accuracy_text
+from .cli_render import kept_clause
 from .passmanager import file_name_only, without_folders
 from .report_csv import COLUMNS, layer_table
 from .report_svg import Bar, Block, Segment, bar_chart, memory_chart
@@ -82,7 +83,7 @@ def _figures(report: dict) -> list[tuple[str, str]]:
     """(label, value) lines of the summary."""
     w, totals = report["weights"], report["totals"]
     found = [("weights", f"{w['weights']:,} weights in {w['stored_bytes']:,} bytes (fp32 {w['fp32_bytes']:,}, "
-                         f"{w['compression'] or 0:.2f}× smaller), sparsity {w['sparsity']:.1%}"),
+                         f"{w['compression'] or 0:.2f}× smaller), sparsity {w['sparsity']:.1%}{kept_clause(w)}"),
              ("other parameters", f"{w['other_bytes']:,} bytes"),
              ("layers", f"{totals['layers']:,}, {totals['macs']:,} MACs")]
     if report.get("memory"):
@@ -169,7 +170,7 @@ def _label(row: dict) -> str:
 
 def _layer_charts(report: dict, rows: list[dict]) -> list[tuple[str, str]]:
     """(title, svg) of the per-layer charts, in schedule order: the weight charts
-    over layers with compressible weights, MACs over layers that multiply
+    over layers with weights (recurrent layers and embeddings too), MACs over layers that multiply
     (recurrent layers too), output error over layers whose error was measured."""
     weighted = [r for r in rows if r["format"] is not None]
     charts = [] if not weighted else [

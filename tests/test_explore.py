@@ -206,6 +206,26 @@ def test_worker_blob_equals_compile_for_that_machine(tmp_path):
     assert _stored_bytes(graph, program) == compiled.report["weights"]["stored_bytes"]
 
 
+def test_weight_bytes_count_recurrent_weights_as_compile_does(tmp_path):
+    import numpy as np
+    import onnx
+    from rnn_models import keyword_spotter, samples
+
+    from nnc.backends.azsim.hardware import load_hardware
+    from nnc.driver import CompileOptions, compile, compile_graph
+    from nnc.explore_worker import _stored_bytes, lower
+
+    m = keyword_spotter("GRU", hidden=8, frames=4, features=3, classes=4)
+    model, calib = tmp_path / "kws.onnx", tmp_path / "calib.npz"
+    onnx.save(m, model)
+    np.savez(calib, **samples(m))
+    compiled = compile(model, "az-sim", calib=calib, weight_bits=4, verify=False)
+    graph = compile_graph(model, CompileOptions(target="az-sim", calib=calib, weight_bits=4))
+    program, _ = lower(graph, load_hardware("default"), "auto")
+    assert _stored_bytes(graph, program) == compiled.report["weights"]["stored_bytes"]
+    assert compiled.report["weights"]["kept_bytes"] == 3 * 8 * (3 + 8)
+
+
 def test_model_that_fits_only_the_larger_base_machine(tmp_path):
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper, save

@@ -108,16 +108,67 @@ def test_html_is_self_contained_and_has_its_sections(digits, target):
     assert str(DIGITS) not in text  # the pipeline's calib path is cut to its file name
 
 
-def test_a_model_of_recurrent_layers_alone_gets_its_macs_chart(tmp_path):
-    """An LSTM has no compressible weights (no weight charts) but multiplies:
-    the per-layer section charts its MACs (the section was left out)."""
+def test_a_model_of_recurrent_layers_alone_gets_its_charts(tmp_path):
+    """An LSTM's weights are charted with its MACs (the section was left out
+    while recurrent layers had no weight columns)."""
     import onnx
     from rnn_models import Spec, model
 
     onnx.save(model(Spec("LSTM", steps=3, batch=1, inputs=4, hidden=5)), tmp_path / "lstm.onnx")
     nnc.compile(tmp_path / "lstm.onnx", "az-sim", tmp_path / "out", verify=False)
     (charts,) = [s for s in _page(tmp_path / "out").iter("section") if s.get("id") == "charts"]
-    assert [h.text for h in charts.iter("h3")] == ["Multiply-accumulates per layer"]
+    assert [h.text for h in charts.iter("h3")] == [
+        "Stored bytes per layer (fp32 behind)", "Weight bits asked (code width of the storage format behind)",
+        "Weight sparsity (share of zero weights)", "Multiply-accumulates per layer"]
+
+
+def test_recurrent_weights_count_in_the_headline_with_their_own_rows(tmp_path):
+    """An LSTM with a Gemm head at 4 bits: the headline said 8x from the head
+    alone while the LSTM's int8 weights, nearly all of them, sat in other_bytes."""
+    import onnx
+    from rnn_models import keyword_spotter, samples
+
+    m = keyword_spotter("LSTM", hidden=16, frames=6, features=4, classes=3)
+    onnx.save(m, tmp_path / "kws.onnx")
+    result = nnc.compile(tmp_path / "kws.onnx", "az-sim", tmp_path / "out", calib=samples(m, 16), weight_bits=4,
+                         method="magnitude")
+    report = result.report
+    weights, rows = report["weights"], {l["op"]: l for l in report["layers"]}
+    lstm, head = rows["QLSTM"], rows["QGemm"]
+    recurrent = 4 * 16 * 4 + 4 * 16 * 16  # W [1, 64, 4] and R [1, 64, 16], int8
+    assert weights["weights"] == recurrent + 16 * 3 and weights["fp32_bytes"] == 4 * weights["weights"]
+    assert weights["kept_weights"] == weights["kept_bytes"] == recurrent == lstm["weight_bytes"]
+    assert weights["stored_bytes"] == recurrent + head["weight_bytes"] and weights["compression"] < 4.1
+    assert weights["other_bytes"] == sum(l["stored_bytes"] - l["weight_bytes"] for l in report["layers"])
+    assert (lstm["id"], lstm["format"], lstm["bits"], lstm["code_bits"]) == (None, "dense", 8, 8)
+    assert lstm["stored_bytes"] == recurrent + 4 * 4 * 16  # and its int32 bias
+    assert lstm["error"]["cosine"] > 0.99 and head["id"] == "#1"
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert f"{recurrent:,} of them ({recurrent:,} bytes) in recurrent layers and embedding tables" in page
+    old = json.loads(json.dumps(report))
+    for key in ("kept_weights", "kept_bytes"):
+        del old["weights"][key]  # a report of an earlier nnc renders as it did
+    assert "recurrent layers and embedding tables" not in render_files(old)["report.html"]
+
+
+def test_an_embedding_table_is_a_weight_with_its_row_and_error(tmp_path):
+    import onnx
+    from rnn_models import predictor, token_samples
+
+    m = predictor(vocabulary=12, width=6, hidden=8)
+    onnx.save(m, tmp_path / "predictor.onnx")
+    result = nnc.compile(tmp_path / "predictor.onnx", "ir", quantize=True, calib=token_samples(m, 16))
+    (table,) = [l for l in result.report["layers"] if l["op"] == "Gather"]
+    graph_table = result.graph.tensor(result.graph.node("embed").inputs[0])
+    zero_point = graph_table.quant.zero_point[0]
+    assert (table["format"], table["bits"], table["weight_bytes"]) == ("dense", 8, 12 * 6)
+    assert table["sparsity"] == np.count_nonzero(graph_table.data == zero_point) / 72  # zeros stand at the zero point
+    assert table["error"]["cosine"] > 0.999
+    (lstm,) = [l for l in result.report["layers"] if l["op"] == "QLSTM"]
+    assert lstm["error"]["cosine"] > 0.99  # on its output Y
+    weights = result.report["weights"]
+    assert weights["weights"] == weights["kept_weights"] == 72 + 4 * 8 * 6 + 4 * 8 * 8
+    assert weights["stored_bytes"] == weights["kept_bytes"] and weights["compression"] == 4.0
 
 
 def test_memory_section_places_every_buffer(digits):
