@@ -159,7 +159,8 @@ class Prune(Pass):
 
     def _asked(self) -> str:
         """The sparsity asked for, in words ("" for none)."""
-        wanted = [f"{self.pattern} sparsity" if self.pattern else f"sparsity {self.sparsity:g}" if self.sparsity else ""]
+        wanted = [f"{self.pattern} sparsity" if self.pattern else
+                  f"sparsity {self.sparsity:g}" if self.sparsity else ""]
         if self.first_last:
             wanted.append(f"sparsity {self.first_last:g} in the first and last layers")
         if self.overrides:
