@@ -29,7 +29,7 @@ from nnc.verification import load_samples, synthetic_samples
 from elementwise_graphs import _node, corner_graph, corner_samples
 from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 from rnn_models import Spec, keyword_spotter, model, samples, split_samples
-from test_onnx_target import _attention, _data_movement, _model
+from test_onnx_target import _attention, _data_movement, _model, assert_every_tensor_typed
 
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
 DIGITS_SETTINGS = {"int8": {}, "4bit-half-sparse": {"weight_bits": 4, "sparsity": 0.5},
@@ -61,11 +61,12 @@ def assert_bit_exact(model: onnx.ModelProto, reference: Graph, samples: list[dic
 
 def export(model, out: Path, **options) -> tuple[nnc.CompileResult, onnx.ModelProto, Graph]:
     """Compile for the integer form (its verification requires bit-exact
-    outputs); the result, the written model (checked by onnx.checker) and the
-    integer graph it stands for."""
+    outputs); the result, the written model (checked by onnx.checker, a
+    value_info for every tensor) and the integer graph it stands for."""
     result = nnc.compile(model, target="onnx", onnx_form="integer", output_dir=out, **options)
     written = onnx.load(str(out / f"{Path(model).stem}.onnx"))
     onnx.checker.check_model(written, full_check=True)
+    assert_every_tensor_typed(written)
     vs_reference = result.report["verification"]["vs_reference"]
     assert vs_reference["bit_exact"] and vs_reference["max_abs_diff_lsb"] == 0
     assert result.report["onnx"]["form"] == "integer"
@@ -152,7 +153,9 @@ def test_elementwise_corners_bit_exact():
     """QMul, QAffine (a negative-side slope) and QAdd with a negative multiplier
     over every 8-bit input, with int32 extremes as coefficients."""
     graph = corner_graph()
-    assert_bit_exact(to_integer_onnx(graph), graph, corner_samples())
+    written = to_integer_onnx(graph)
+    assert_every_tensor_typed(written)
+    assert_bit_exact(written, graph, corner_samples())
 
 
 def test_layer_norm_corners_bit_exact():
@@ -170,7 +173,9 @@ def test_layer_norm_corners_bit_exact():
     x[0], x[1, 0], x[1, 0, 0], x[2] = 7, -128, 127, np.where(np.arange(16) % 2, 127, -128)
     samples = [{"x": x}] + [{"x": rng.integers(-128, 128, x.shape).astype(np.int8)} for _ in range(8)]
     assert len(np.unique(run(graph, samples[1])["y"])) > 8  # not saturated: the test sees the rounding
-    assert_bit_exact(to_integer_onnx(graph), graph, samples)
+    written = to_integer_onnx(graph)
+    assert_every_tensor_typed(written)
+    assert_bit_exact(written, graph, samples)
 
 
 def test_a_wrong_integer_layer_fails_verification(tmp_path, monkeypatch):

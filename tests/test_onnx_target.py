@@ -42,8 +42,29 @@ def export(model, out, **options) -> tuple[nnc.CompileResult, onnx.ModelProto]:
     (name,) = [a for a in result.artifacts if a.endswith(".onnx")]
     written = onnx.load(str(out / name))
     onnx.checker.check_model(written, full_check=True)
+    assert_every_tensor_typed(written)
     assert result.report["onnx"]["max_layer_diff_lsb"] <= 1 and result.report["onnx"]["layers_checked"] > 0
     return result, written
+
+
+def assert_every_tensor_typed(model: onnx.ModelProto) -> None:
+    """Every tensor a node writes, but the graph's outputs, has one value_info
+    (docs/onnx-export.md), with the element type and shape that ONNX's shape
+    inference derives from the graph's inputs and initializers alone."""
+    outputs = {info.name for info in model.graph.output}
+    written = [name for node in model.graph.node for name in node.output if name and name not in outputs]
+    declared = {info.name: info.type for info in model.graph.value_info}
+    assert len(declared) == len(model.graph.value_info), "a tensor with two value_info"
+    missing = [name for name in written if name not in declared]
+    assert not missing, f"tensors without a value_info: {missing}"
+    assert set(declared) <= set(written), "a value_info for a tensor no node writes"
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    del bare.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(bare, strict_mode=True).graph.value_info
+    inferred = {info.name: info.type for info in inferred}
+    for name in written:
+        assert declared[name] == inferred.get(name), f"{name}: {declared[name]} given, {inferred.get(name)} inferred"
 
 
 def assert_reads_back(result: nnc.CompileResult, path, samples: list[dict]) -> None:
@@ -299,11 +320,61 @@ def _gelus():
     return _model(nodes, {}, [1, 16], [1, 16], 20)
 
 
-@pytest.mark.parametrize("build", [_data_movement, _attention, _gelus], ids=lambda b: b.__name__.strip("_"))
+def _fused_clamps():
+    """Conv → Relu, Conv → Clip [0, 6], Gemm → Clip [none, 1], Gemm → Relu: each
+    a layer with a fused clamp, written back as the layer and its Relu / Clip."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], strides=[2, 2]),
+             helper.make_node("Clip", ["c2", "zero", "six"], ["r2"]),
+             helper.make_node("Reshape", ["r2", "flat"], ["f"]),
+             helper.make_node("Gemm", ["f", "g1", "d1"], ["h1"], transB=1),
+             helper.make_node("Clip", ["h1", "", "one"], ["r3"]),
+             helper.make_node("Gemm", ["r3", "g2", "d2"], ["h2"], transB=1),
+             helper.make_node("Relu", ["h2"], ["y"])]
+    inits = {"w1": rng.normal(0, 0.4, (4, 3, 3, 3)).astype(np.float32), "b1": rng.normal(0, 0.1, 4).astype(np.float32),
+             "w2": rng.normal(0, 0.3, (6, 4, 3, 3)).astype(np.float32), "b2": rng.normal(0, 0.1, 6).astype(np.float32),
+             "zero": np.float32(0), "six": np.float32(6), "flat": np.array([1, -1], np.int64),
+             "g1": rng.normal(0, 0.2, (10, 24)).astype(np.float32), "d1": rng.normal(0, 0.1, 10).astype(np.float32),
+             "one": np.float32(1), "g2": rng.normal(0, 0.3, (5, 10)).astype(np.float32),
+             "d2": rng.normal(0, 0.1, 5).astype(np.float32)}
+    return _model(nodes, inits, [1, 3, 6, 6], [1, 5], 13)
+
+
+@pytest.mark.parametrize("build", [_data_movement, _attention, _gelus, _fused_clamps],
+                         ids=lambda b: b.__name__.strip("_"))
 def test_ops_export_within_one_lsb_per_layer_and_read_back(build, tmp_path):
     onnx.save(build(), tmp_path / "ops.onnx")
     result, _ = export(tmp_path / "ops.onnx", tmp_path / "out")  # each layer within 1 LSB (the outputs: reported)
     assert_reads_back(result, tmp_path / "out" / "ops.onnx", synthetic_samples(result.graph, 4, seed=2))
+
+
+# The tensors the QDQ writers add, by their names' last part: a layer's output
+# before its fused Relu / Clip; the steps of the erf and tanh GELU chains.
+ADDED = {_fused_clamps: {"unclamped"}, _gelus: {"scaled", "inner", "gate", "gated", "cube", "cubic_term", "cubic"}}
+
+
+@pytest.mark.parametrize("form", ["qdq", "integer"])
+@pytest.mark.parametrize("build", ADDED, ids=lambda b: b.__name__.strip("_"))
+def test_tensors_the_writers_add_have_value_info(build, form, tmp_path):
+    """Every tensor of the written file has a value_info with its type and shape
+    (docs/onnx-export.md), the tensors the writers add as well as the model's:
+    a layer's output before its fused Relu / Clip, each step of a GELU chain,
+    the integer form's int64 terms. (`export` here and in
+    test_onnx_integer_form.py checks the same on every file those tests write.)"""
+    onnx.save(build(), tmp_path / "m.onnx")
+    code = run_cli(["compile", str(tmp_path / "m.onnx"), "--target", "onnx", "--onnx-form", form,
+                    "-o", str(tmp_path / "out")])
+    assert code == 0
+    written = onnx.load(str(tmp_path / "out" / "m.onnx"))
+    assert_every_tensor_typed(written)
+    graph = nnc.compile(tmp_path / "m.onnx", target="onnx", verify=False).graph
+    named = set(graph.tensors) | set(OnnxTarget().reference_graph(graph).tensors)
+    added = {name for node in written.graph.node for name in node.output} - named
+    if form == "qdq":
+        assert {name.rsplit(".", 1)[1] for name in added} == ADDED[build]
+    assert len(added) >= 4  # four fused clamps; two GELUs (in the integer form: a lookup table each)
 
 
 def test_float_export_with_no_quantize(tmp_path):

@@ -6,8 +6,10 @@ IR node's name for its main ONNX node; tensors and nodes it adds (shape
 initializers, the output of a Conv before its fused Relu) get fresh names that
 no IR tensor has. Constants become initializers with their own element type
 (int8 weights, int32 biases, f32 scales), so a pruned zero stays a stored 0.
-Every tensor of the graph gets a value_info with its type and shape, so Netron
-shows them and `onnx.checker.check_model(full_check=True)` proves them.
+Every tensor a node writes gets a value_info with its type and shape, so Netron
+shows them and `onnx.checker.check_model(full_check=True)` proves them: the
+builder types each output as it adds the node (an IR tensor by the IR, one of
+its own by ONNX's shape inference of that node), so no writer can leave one out.
 
 Average-pool groups whose window means can fall exactly half-way between two
 steps are written so that onnxruntime rounds them as nnc does
@@ -22,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper, numpy_helper, shape_inference
 
 from nnc import __version__, dtypes
 from nnc.errors import UnsupportedError
@@ -60,6 +62,8 @@ class OnnxBuilder:
         self.graph = graph
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
+        self.types: dict[str, onnx.TypeProto] = {}  # every tensor a node writes: its element type and shape
+        self._data: dict[str, onnx.TensorProto] = {}  # the initializers above, by name
         self._taken = set(graph.tensors)
         self._node_names: set[str] = set()
 
@@ -74,7 +78,8 @@ class OnnxBuilder:
     def constant(self, base: str, array: np.ndarray) -> str:
         """A new initializer holding `array`; returns its name."""
         name = self.fresh(base)
-        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        self._data[name] = numpy_helper.from_array(np.asarray(array), name)
+        self.initializers.append(self._data[name])
         return name
 
     def ints(self, base: str, values) -> str:
@@ -86,8 +91,8 @@ class OnnxBuilder:
         return self.constant(base, np.asarray(value, dtypes.to_numpy(self.graph.tensor(like).dtype)))
 
     def add(self, op_type: str, inputs: list[str], outputs: list[str], name: str, **attributes) -> None:
-        """Append one ONNX node; trailing omitted inputs ("") are dropped and
-        attributes that are None are left out."""
+        """Append one ONNX node and type its outputs (`types`); trailing omitted
+        inputs ("") are dropped and attributes that are None are left out."""
         while inputs and not inputs[-1]:
             inputs = inputs[:-1]
         unique, index = name, 1
@@ -95,7 +100,50 @@ class OnnxBuilder:
             unique, index = f"{name}_{index}", index + 1
         self._node_names.add(unique)
         given = {key: value for key, value in attributes.items() if value is not None}
-        self.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name=unique, **given))
+        node = helper.make_node(op_type, list(inputs), list(outputs), name=unique, **given)
+        self.types.update(self._output_types(node))
+        self.nodes.append(node)
+
+    def _output_types(self, node: onnx.NodeProto) -> dict[str, onnx.TypeProto]:
+        """The type and shape of each output of `node`: an IR tensor's from the
+        IR; a tensor of the builder's own (a Conv's output before its Relu, a
+        step of the Gelu chain, the integer form's int64 terms) inferred by
+        ONNX from the node and its inputs, which must give a static shape."""
+        outputs = [name for name in node.output if name]  # "" is an optional output left out
+        declared = {name: _tensor_type(self.graph, name) for name in outputs if name in self.graph.tensors}
+        if len(declared) == len(outputs):
+            return declared
+        schema = onnx.defs.get_schema(node.op_type, OPSET)
+        known = [name for name in node.input if name]
+        values = {name: self._constant(name) for name in known}
+        try:
+            inferred = shape_inference.infer_node_outputs(
+                schema, node, {name: self._type(name) for name in known},
+                {name: value for name, value in values.items() if value is not None},
+                opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+        except shape_inference.InferenceError as exc:
+            raise RuntimeError(f"the ONNX writer wrote a node ONNX cannot type, {node.op_type} {node.name!r}: "
+                               f"{exc}") from None
+        for name in outputs:
+            if name not in declared and not _is_static(inferred.get(name)):
+                raise RuntimeError(f"the ONNX writer cannot type tensor {name!r} of {node.op_type} node "
+                                   f"{node.name!r}: ONNX infers no static shape for it")
+        return {name: declared.get(name) or inferred[name] for name in outputs}
+
+    def _type(self, name: str) -> onnx.TypeProto:
+        """The type of an input: a tensor some node wrote, an initializer, or an IR tensor."""
+        if name in self.types:
+            return self.types[name]
+        if name in self._data:
+            return helper.make_tensor_type_proto(self._data[name].data_type, list(self._data[name].dims))
+        return _tensor_type(self.graph, name)
+
+    def _constant(self, name: str) -> onnx.TensorProto | None:
+        """An input's value when it is a constant (shapes, axes and sizes that inference reads)."""
+        if name in self._data:
+            return self._data[name]
+        tensor = self.graph.tensors.get(name)
+        return numpy_helper.from_array(tensor.data, name) if tensor is not None and tensor.is_constant else None
 
 
 def to_onnx(graph: Graph) -> onnx.ModelProto:
@@ -116,18 +164,16 @@ def qdq_model(graph: Graph) -> tuple[onnx.ModelProto, dict[str, bool]]:
 def build_model(live: Graph, writers: dict[str, Writer], doc: str) -> onnx.ModelProto:
     """The ONNX model of `live` (no dead nodes, a writer in `writers` for every
     op): each node written by its writer, the graph's constants as initializers,
-    a value_info for every tensor."""
+    a value_info for every tensor a node writes but the graph's outputs."""
     builder = OnnxBuilder(live)
     for node in live.nodes():
         writers[node.op](builder, node)
     read = {name for node in builder.nodes for name in node.input} | set(live.outputs)  # a constant output too
     constants = [t for t in live.tensors.values() if t.is_constant and t.name in read]
     initializers = [numpy_helper.from_array(t.data, t.name) for t in constants] + builder.initializers
-    inner = [t for t in live.tensors if t not in live.inputs and t not in live.outputs
-             and not live.tensors[t].is_constant]
+    inner = [helper.make_value_info(name, kind) for name, kind in builder.types.items() if name not in live.outputs]
     onnx_graph = helper.make_graph(builder.nodes, live.name, [_value_info(live, t) for t in live.inputs],
-                                   [_value_info(live, t) for t in live.outputs], initializers,
-                                   value_info=[_value_info(live, t) for t in inner])
+                                   [_value_info(live, t) for t in live.outputs], initializers, value_info=inner)
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="nnc", producer_version=__version__, ir_version=IR_VERSION)
     model.doc_string = doc
@@ -135,8 +181,21 @@ def build_model(live: Graph, writers: dict[str, Writer], doc: str) -> onnx.Model
 
 
 def _value_info(graph: Graph, name: str) -> onnx.ValueInfoProto:
+    return helper.make_value_info(name, _tensor_type(graph, name))
+
+
+def _tensor_type(graph: Graph, name: str) -> onnx.TypeProto:
     tensor = graph.tensor(name)
-    return helper.make_tensor_value_info(name, dtypes.to_onnx(tensor.dtype), list(tensor.shape))
+    return helper.make_tensor_type_proto(dtypes.to_onnx(tensor.dtype), list(tensor.shape))
+
+
+def _is_static(kind: onnx.TypeProto | None) -> bool:
+    """Whether `kind` is a tensor type with an element type and every dimension known."""
+    if kind is None or not kind.HasField("tensor_type"):
+        return False
+    tensor = kind.tensor_type
+    return (tensor.elem_type != onnx.TensorProto.UNDEFINED and tensor.HasField("shape")
+            and all(dim.HasField("dim_value") for dim in tensor.shape.dim))
 
 
 # Ops nnc quantizes whose integer rule has no QDQ form.
