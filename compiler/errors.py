@@ -4,6 +4,11 @@ Every error a user can cause derives from `NncError`; the CLI prints its message
 as one line and exits with code 2. Anything else escaping is a bug in nnc.
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 
 class NncError(Exception):
     """Base of every error caused by bad input or impossible options."""
@@ -59,3 +64,13 @@ class NncWarning(UserWarning):
 class MissingExtraError(NncError):
     """A feature needs an optional dependency that is not installed (e.g.
     training needs PyTorch: pip install 'nnc[train]')."""
+
+
+def not_a_file(path: str | os.PathLike, kind: str) -> str | None:
+    """Why `path` is not the `kind` of file an entry point reads ("model file",
+    "blob file", ...): "a folder, not a model file", "no such model file"; None
+    when it is a file."""
+    path = Path(path)
+    if path.is_file():
+        return None
+    return f"a folder, not a {kind}" if path.is_dir() else f"no such {kind}"

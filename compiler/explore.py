@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__, output_folder
-from .errors import NncError, NncWarning, OptionError
+from .errors import ModelError, NncError, NncWarning, OptionError, ShapeError, not_a_file
 from .explore_pareto import pareto_front
 from .explore_plot import front_svg
 from .explore_runners import run_points
@@ -110,8 +110,9 @@ def explore(model: str | Path, output_dir: str | Path | None, axes: dict[str, st
 
 
 def _check_arguments(model: Path, output_dir, samples: int, jobs: int) -> None:
-    if not model.is_file():
-        raise OptionError(f"model {model}: no such file")
+    problem = not_a_file(model, "model file")
+    if problem:
+        raise ModelError(f"{model}: {problem}")
     if not 1 <= jobs <= MAX_JOBS:
         raise OptionError(f"jobs must be in 1..{MAX_JOBS}, got {jobs}")
     if not 1 <= samples <= 100000:
@@ -136,8 +137,9 @@ def _path(value) -> Path | None:
     if value is None:
         return None
     path = Path(value)
-    if not path.is_file():
-        raise OptionError(f"samples file {path}: no such file")
+    problem = not_a_file(path, "data file")
+    if problem:
+        raise ShapeError(f"{path}: {problem}")
     return path
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, output_folder
-from .errors import OptionError
+from .errors import OptionError, not_a_file
 from .ir import Graph
 from .layer_select import RECURRENT_OPS, embedding_tables
 from .summary import parameter_tensors, summarize
@@ -232,6 +232,9 @@ def render_files(report: dict) -> dict[str, str]:
 def read_report(path: Path) -> dict:
     """The report.json at `path`; OptionError when it is not one. A report of
     an nnc that named the code width `weight_bits` reads as `code_bits`."""
+    problem = not_a_file(path, "report.json")
+    if problem:
+        raise OptionError(f"report {path}: {problem}")
     try:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import dtypes
 from .sample_sources import DTYPE_RULES, registered
-from .errors import ModelError, ShapeError
+from .errors import ModelError, ShapeError, not_a_file
 from .ir import Graph
 from .limits import MAX_SAMPLE_MAGNITUDE, check_elements
 from .ops.indexing import index_extent
@@ -97,8 +97,9 @@ def read_arrays(path: str | Path, kind: str = "samples") -> dict[str, np.ndarray
     if arrays is not None:
         return arrays
     path = Path(path)
-    if not path.is_file():
-        raise ShapeError(f"{path}: {'a folder, not a data file' if path.is_dir() else 'no such data file'}")
+    problem = not_a_file(path, "data file")
+    if problem:
+        raise ShapeError(f"{path}: {problem}")
     try:
         with open(path, "rb") as handle:
             magic = handle.read(len(_NPY_MAGIC))

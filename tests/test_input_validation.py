@@ -381,3 +381,52 @@ def test_run_interrupted_while_writing_leaves_nothing(capsys, tmp_path, blob, mo
     assert code != 0
     assert files(tmp_path) == {"y.npz"} and (tmp_path / "y.npz").read_bytes() == b"old"
     capsys.readouterr()
+
+
+# -- a folder where a file is read -----------------------------------------------------
+SAMPLES = EXAMPLE / "sample.npz"
+FOLDER_READERS = {  # entry point: (arguments for the folder `f` and an output `o`, the file it stands for)
+    "compile": (lambda f, o: ["compile", f, "-o", o], "model file"),
+    "compile .nnir": (lambda f, o: ["compile", f.with_suffix(".nnir"), "-o", o], "model file"),
+    "validate": (lambda f, o: ["validate", f, "--data", SAMPLES], "model file"),
+    "finetune": (lambda f, o: ["finetune", f, "--data", SAMPLES, "-o", o], "model file"),
+    "inspect": (lambda f, o: ["inspect", f], "model file"),
+    "explore": (lambda f, o: ["explore", f, "-o", o, "--bits", "8"], "model file"),
+    "run": (lambda f, o: ["run", f, "--inputs", SAMPLES], "blob file"),
+    "run -o": (lambda f, o: ["run", f, "--inputs", SAMPLES, "-o", o.with_suffix(".npz")], "blob file"),
+    "report": (lambda f, o: ["report", f], "report.json"),
+}
+
+
+@pytest.mark.parametrize("reader", FOLDER_READERS)
+def test_a_folder_given_for_a_file_is_named_a_folder(capsys, tmp_path, reader):
+    """Each command reading a model, blob or report says that the path is a
+    folder (it said 'no such model file'); a missing path stays 'no such'."""
+    if reader == "finetune":
+        pytest.importorskip("torch", reason="nnc finetune needs PyTorch")
+    args, kind = FOLDER_READERS[reader]
+    folder = tmp_path / "m.onnx"
+    path = Path(args(folder, tmp_path / "out")[1])
+    path.mkdir()
+    line = refused(capsys, tmp_path, *args(folder, tmp_path / "out"))
+    assert line.endswith(f"{path}: a folder, not a {kind}")
+    path.rmdir()
+    assert refused(capsys, tmp_path, *args(folder, tmp_path / "out")).endswith(f"{path}: no such {kind}")
+
+
+@pytest.mark.parametrize("call, error, kind", [
+    (lambda f: nnc.load(f), nnc.ModelError, "model file"),
+    (lambda f: nnc.compile(f, "ir"), nnc.ModelError, "model file"),
+    (lambda f: nnc.compile(f.with_suffix(".nnir"), "ir"), nnc.ModelError, "model file"),
+    (lambda f: nnc.validate(f, SAMPLES), nnc.ModelError, "model file"),
+    (lambda f: nnc.simulate(f, SAMPLES), nnc.BlobError, "blob file"),
+    (lambda f: nnc.Simulator(f), nnc.BlobError, "blob file"),
+    (lambda f: nnc.explore.explore(f, None, {"bits": "8"}), nnc.ModelError, "model file"),
+    (lambda f: nnc.explore.explore(MODEL, None, {"bits": "8"}, calib=f), ShapeError, "data file"),
+])
+def test_api_a_folder_given_for_a_file_is_named_a_folder(tmp_path, call, error, kind):
+    folder = tmp_path / "m.onnx"
+    folder.mkdir()
+    folder.with_suffix(".nnir").mkdir()
+    with pytest.raises(error, match=f"a folder, not a {kind}$"):
+        call(folder)

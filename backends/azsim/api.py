@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnc.errors import BlobError, OptionError, ShapeError
+from nnc.errors import BlobError, OptionError, ShapeError, not_a_file
 from nnc.sample_sources import as_arrays
 from nnc.verification import InputSpec, InputSpecs, match_inputs, prepare_samples, read_arrays
 
@@ -42,8 +42,9 @@ def read_blob_file(blob: str | Path | bytes) -> bytes:
     if not isinstance(blob, (str, os.PathLike)):
         raise BlobError(f"blob must be a path or bytes, got {type(blob).__name__}")
     path = Path(blob)
-    if not path.is_file():
-        raise BlobError(f"{path}: no such blob file")
+    problem = not_a_file(path, "blob file")
+    if problem:
+        raise BlobError(f"{path}: {problem}")
     return path.read_bytes()
 
 

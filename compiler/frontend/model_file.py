@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import IRError, OptionError
+from ..errors import IRError, ModelError, OptionError, not_a_file
 from ..ir import Graph
 from .onnx_loader import load
 
@@ -27,6 +27,9 @@ def load_model_file(path: str | Path, input_shapes: dict[str, tuple[int, ...]] |
 
     if input_shapes:
         raise OptionError("--input-shape applies to ONNX models; a .nnir file has static shapes")
+    problem = not_a_file(path, "model file")
+    if problem:
+        raise ModelError(f"{path}: {problem}")
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

@@ -29,7 +29,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from .. import dtypes
-from ..errors import ModelError, NncError, ShapeError, UnsupportedError
+from ..errors import ModelError, NncError, ShapeError, UnsupportedError, not_a_file
 from ..ir import Graph, Node, Tensor, TensorType
 from ..limits import check_elements
 from ..ops import get_op, lowering
@@ -58,8 +58,9 @@ def load(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = Non
 
 def read_model(path: str | Path) -> ModelProto:
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file")
+    problem = not_a_file(path, "model file")
+    if problem:
+        raise ModelError(f"{path}: {problem}")
     try:
         model = onnx_proto.parse_model(path.read_bytes())
     except OSError as exc:
