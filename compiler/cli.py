@@ -44,7 +44,7 @@ def _errors_to_exit(debug: bool):
     try:
         yield
     except NncError as exc:
-        typer.echo("nnc: error: " + _one_line(str(exc)), err=True)
+        typer.echo("nnc: error: " + _one_line(getattr(exc, "cli", None) or str(exc)), err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt as exc:
         raise typer.Exit(_report_interrupt(getattr(exc, "signum", signal.SIGINT))) from None

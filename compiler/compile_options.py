@@ -191,16 +191,23 @@ class CompileOptions:
             raise OptionError(f"the budget search chooses bits and sparsity itself; drop {', '.join(clashing)}")
 
     def _check_quality_options(self):
-        if self.labels is not None and (self.inputs is None or self.stream):
-            raise OptionError("--labels needs --inputs (the samples they label), and no --stream")
+        if self.labels is not None and self.inputs is None:
+            raise OptionError("labels needs inputs (the samples they label)",
+                              cli="--labels needs --inputs (the samples they label)")
+        if self.labels is not None and self.stream:
+            raise OptionError("labels cannot be combined with stream: a streaming compile measures no accuracy",
+                              cli="--labels cannot be combined with --stream: a streaming compile measures no "
+                                  "accuracy")
         if self.max_accuracy_drop is not None and self.labels is None:
-            raise OptionError("--max-accuracy-drop needs --labels (and --inputs): accuracy needs labelled samples")
+            raise OptionError("max_accuracy_drop needs labels: accuracy needs labelled samples",
+                              cli="--max-accuracy-drop needs --labels: accuracy needs labelled samples")
         if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
             raise OptionError(f"min-cosine must be in [-1, 1], got {self.min_cosine}")
         if self.max_accuracy_drop is not None and not 0.0 <= self.max_accuracy_drop <= 100.0:
             raise OptionError(f"max-accuracy-drop must be in [0, 100] points, got {self.max_accuracy_drop}")
         if (self.min_cosine is not None or self.max_accuracy_drop is not None) and not self.verify:
-            raise OptionError("quality gates need verification; drop --no-verify")
+            raise OptionError("quality gates need verification; drop verify=False",
+                              cli="quality gates need verification; drop --no-verify")
         if not 1 <= self.synthetic_samples <= MAX_SYNTHETIC_SAMPLES:
             raise OptionError(f"synthetic_samples must be in 1..{MAX_SYNTHETIC_SAMPLES}, got {self.synthetic_samples}")
         if not 1 <= self.top_k <= 1000:

@@ -27,7 +27,13 @@ class ShapeError(NncError):
 
 
 class OptionError(NncError):
-    """An option or pipeline string is invalid."""
+    """An option or pipeline string is invalid. The message names the options as
+    the Python API's keyword arguments; `cli`, when given, is the same message
+    naming the command line's flags, which the CLI prints instead."""
+
+    def __init__(self, message: str, cli: str | None = None):
+        super().__init__(message)
+        self.cli = cli
 
 
 class IRError(NncError):

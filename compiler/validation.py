@@ -17,12 +17,19 @@ from pathlib import Path
 
 from .accuracy import accuracy_text
 from .driver import CompileResult, compile
+from .errors import OptionError
 from .tables import format_table, shorten
 
 
 def validate(model: str | Path, data: str | Path, labels: str | Path | None = None, target: str = "ir",
              output_dir: str | Path | None = None, **options) -> CompileResult:
-    """Compile `model` for `target` and measure it on `data` (module docstring)."""
+    """Compile `model` for `target` and measure it on `data` (module docstring).
+    `data` is required: accuracy measured on synthetic samples would mean nothing."""
+    if data is None:
+        raise OptionError("validate needs data: the samples to measure the compiled model on (a sample file, "
+                          "arrays or an iterable of samples), not None")
+    if "inputs" in options:
+        raise OptionError("validate takes its samples as data, not inputs")
     return compile(model, target, output_dir, inputs=data, labels=labels, **options)
 
 

@@ -117,8 +117,37 @@ def test_a_missed_cosine_gate_fails_after_writing_the_artifacts(tmp_path):
 
 
 def test_accuracy_gate_needs_labels():
-    with pytest.raises(OptionError, match="needs --labels"):
+    with pytest.raises(OptionError, match="^max_accuracy_drop needs labels: "):
         nnc.compile(DIGITS / "digits.onnx", "az-sim", calib=CALIB, max_accuracy_drop=1.0)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: validate(DIGITS / "digits.onnx", None), "validate needs data: the samples to measure"),
+    (lambda: validate(DIGITS / "digits.onnx", CALIB, inputs=CALIB), "validate takes its samples as data, not inputs"),
+    (lambda: nnc.compile(DIGITS / "digits.onnx", labels=CALIB), "labels needs inputs (the samples they label)"),
+    (lambda: nnc.compile(DIGITS / "digits.onnx", inputs=CALIB, labels=CALIB, stream={"image": (1, 1, 8, 8)}),
+     "labels cannot be combined with stream: a streaming compile measures no accuracy"),
+    (lambda: nnc.compile(DIGITS / "digits.onnx", min_cosine=0.9, verify=False), "drop verify=False"),
+])
+def test_api_errors_name_keyword_arguments(call, message):
+    """nnc.validate needs data (it ran on synthetic samples given None), and the
+    API's errors name its keyword arguments, not the CLI's flags."""
+    with pytest.raises(OptionError) as caught:
+        call()
+    assert message in str(caught.value) and "--" not in str(caught.value)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compile", DIGITS / "digits.onnx", "-o", "OUT", "--labels", CALIB], "--labels needs --inputs"),
+    (["compile", DIGITS / "digits.onnx", "-o", "OUT", "--inputs", CALIB, "--max-accuracy-drop", "1"],
+     "--max-accuracy-drop needs --labels: "),
+    (["validate", DIGITS / "digits.onnx", "--data", CALIB, "--max-accuracy-drop", "1"],
+     "--max-accuracy-drop needs --labels: "),
+    (["compile", DIGITS / "digits.onnx", "-o", "OUT", "--min-cosine", "0.9", "--no-verify"], "drop --no-verify"),
+])
+def test_cli_errors_name_flags(tmp_path, args, message):
+    proc = nnc_cli(*[tmp_path / "out" if a == "OUT" else a for a in args])
+    assert proc.returncode == 2 and proc.stderr.startswith("nnc: error: ") and message in proc.stderr, proc.stderr
 
 
 def test_accuracy_gate(digits_test_set, tmp_path):
