@@ -189,6 +189,7 @@ def _run_pipeline(model: str | Path, opts: CompileOptions, tgt, dump, say: Progr
     report_budget = choice = whole_original = None
     with tempfile.TemporaryDirectory() as scratch:
         if opts.stream:
+            streaming.check_stream(model, original, opts.stream, opts.input_shapes)
             ranges = str(Path(scratch) / "ranges.json")
             say("compiling the whole-sequence graph (streaming reference)")
             whole = PassManager(parse_pipeline(default_pipeline(tgt, opts, "whole", ranges))).run(original.copy())

@@ -14,6 +14,10 @@ shape equals its whole shape is the last chunk's (e.g. a classifier on the
 final frame); one whose shapes differ in one axis by the number of chunks is
 the chunks' outputs concatenated along it (e.g. an encoder's per-frame
 output). Anything else cannot be compared and is refused.
+
+When the joined outputs differ from the whole run, `first_mixing_node` finds
+the cause: the first layer whose output, joined the same way, differs — one
+that reads frames outside a chunk (a convolution or mean over time).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import numpy as np
 
 from .dtypes import to_numpy
 from .errors import OptionError, ShapeError
-from .ir import Graph
+from .interpreter import run
+from .ir import Graph, Node
 
 Sample = dict[str, np.ndarray]
 
@@ -32,18 +37,66 @@ Sample = dict[str, np.ndarray]
 def time_axes(whole: Graph, chunk: Graph, streamed: list[str]) -> dict[str, int]:
     """Time axis of each streamed input; OptionError unless the shapes fit (see the
     module docstring). Returns {input: axis}."""
+    return split_axes({n: whole.tensor(n).shape for n in streamed}, {n: chunk.tensor(n).shape for n in streamed})
+
+
+def split_axes(whole: dict[str, tuple[int, ...]], chunk: dict[str, tuple[int, ...]]) -> dict[str, int]:
+    """`time_axes` on shapes: {input: its whole shape}, {input: its chunk shape}."""
     axes, counts = {}, set()
-    for name in streamed:
-        w, c = whole.tensor(name).shape, chunk.tensor(name).shape
+    for name, c in chunk.items():
+        w = whole[name]
         differ = [a for a, (x, y) in enumerate(zip(w, c)) if x != y] if len(w) == len(c) else None
         if differ is None or len(differ) != 1 or w[differ[0]] % c[differ[0]]:
-            raise OptionError(f"--stream {name}={','.join(map(str, c))}: a chunk must split the whole "
-                              f"input {list(w)} along one axis into equal parts")
+            rule = f"a chunk must split the whole input {list(w)} along one axis into equal parts"
+            raise OptionError(f"stream={{{name!r}: {tuple(c)}}}: {rule}",
+                              cli=f"--stream {name}={','.join(map(str, c))}: {rule}")
         axes[name] = differ[0]
         counts.add(w[differ[0]] // c[differ[0]])
     if len(counts) != 1:
         raise OptionError(f"the streamed inputs split into different numbers of chunks ({sorted(counts)})")
     return axes
+
+
+def check_stream(model, whole: Graph, stream: dict[str, tuple[int, ...]],
+                 input_shapes: dict[str, tuple[int, ...]] | None) -> None:
+    """Before anything is compiled: OptionError unless `stream` names inputs of
+    the model (`whole`, as loaded) and each chunk shape splits its whole shape.
+    When the whole input is too short to split because a symbolic dim of the
+    model was bound to 1 (no `input_shapes` for it), the error says to bind it."""
+    unknown = sorted(set(stream) - set(whole.inputs))
+    if unknown:
+        text = f"names unknown input(s) {unknown}; the model's inputs are {sorted(whole.inputs)}"
+        raise OptionError(f"stream {text}", cli=f"--stream {text}")
+    try:
+        split_axes({n: whole.tensor(n).shape for n in stream}, stream)
+    except OptionError as exc:
+        hint = _unbound_time(model, whole, stream, input_shapes or {})
+        if hint is None:
+            raise
+        api, cli = hint
+        raise OptionError(f"{exc}; {api}", cli=f"{exc.cli}; {cli}") from None
+
+
+def _unbound_time(model, whole: Graph, stream, input_shapes) -> tuple[str, str] | None:
+    """(API, CLI) wordings of the hint when a streamed input's symbolic dims were
+    bound to 1, else None."""
+    from .frontend.model_file import is_text_ir
+    from .frontend.onnx_loader import symbolic_axes
+
+    symbolic = {} if is_text_ir(model) else symbolic_axes(model)
+    for name in stream:
+        shape = whole.tensor(name).shape
+        bound = {a: symbolic[name][a] or f"D{a}" for a in symbolic.get(name, {})
+                 if shape[a] == 1 and name not in input_shapes}
+        if bound:
+            dims = " and ".join(f"{a} ({label})" for a, label in bound.items())
+            said = (f"input {name!r} has symbolic dim{'s' * (len(bound) > 1)} {dims}, bound to 1 when no shape "
+                    f"is given, so the whole sequence is no longer than a chunk: give its whole shape with ")
+            whole_shape = [bound.get(a, str(d)) for a, d in enumerate(shape)]
+            lengths = f" ({', '.join(bound.values())}: {'its sizes' if len(bound) > 1 else 'its length'})"
+            return (said + f"input_shapes={{{name!r}: ({', '.join(whole_shape)})}}" + lengths,
+                    said + f"--input-shape {name}={','.join(whole_shape)}" + lengths)
+    return None
 
 
 def split(sample: Sample, axes: dict[str, int], chunk: Graph) -> list[Sample]:
@@ -75,15 +128,57 @@ def join(whole: Graph, chunk: Graph, outputs: list[Sample]) -> Sample:
     joined = {}
     for name in whole.outputs:
         w, c = whole.tensor(name).shape, chunk.tensor(name).shape
-        if w == c:
-            joined[name] = outputs[-1][name]
-            continue
-        differ = [a for a, (x, y) in enumerate(zip(w, c)) if x != y] if len(w) == len(c) else []
-        if len(differ) != 1 or w[differ[0]] != c[differ[0]] * len(outputs):
+        value = _joined(w, c, [o[name] for o in outputs])
+        if value is None:
             raise ShapeError(f"output {name!r}: its chunk shape {list(c)} neither equals its whole shape "
                              f"{list(w)} nor splits it along one axis; the outputs cannot be compared")
-        joined[name] = np.concatenate([o[name] for o in outputs], axis=differ[0])
+        joined[name] = value
     return joined
+
+
+def _joined(whole: tuple[int, ...], chunk: tuple[int, ...], values: list[np.ndarray]) -> np.ndarray | None:
+    """One tensor's whole-sequence value from its chunk values: the last chunk's
+    when the shapes are equal, the chunks' concatenated along the one axis the
+    shapes differ in by the number of chunks; None otherwise."""
+    if whole == chunk:
+        return values[-1]
+    differ = [a for a, (x, y) in enumerate(zip(whole, chunk)) if x != y] if len(whole) == len(chunk) else []
+    if len(differ) != 1 or whole[differ[0]] != chunk[differ[0]] * len(values):
+        return None
+    return np.concatenate(values, axis=differ[0])
+
+
+def first_mixing_node(whole: Graph, chunk: Graph, sample: Sample, axes: dict[str, int]) -> Node | None:
+    """Why chunk by chunk differs from the whole sequence on `sample`: the first
+    node of the whole graph whose output, computed chunk by chunk (states fed
+    back) and joined, differs from the whole run's — a layer whose output over
+    a chunk reads frames outside it (a convolution, pooling or mean over time).
+    None when every node's output that can be compared agrees."""
+    whole_values: Sample = {}
+    run(whole, sample, whole_values.__setitem__)
+    chunk_values: list[Sample] = []
+
+    def run_one(graph: Graph, feed: Sample) -> Sample:
+        chunk_values.append({})
+        return run(graph, feed, chunk_values[-1].__setitem__)
+
+    run_chunks(chunk, split(sample, axes, chunk), run_one)
+    for node in whole.nodes():
+        for name in filter(None, node.outputs):
+            if name not in chunk.tensors or any(name not in values for values in chunk_values):
+                continue
+            joined = _joined(whole.tensor(name).shape, chunk.tensor(name).shape, [v[name] for v in chunk_values])
+            if joined is not None and _differs(whole_values[name], joined):
+                return node
+    return None
+
+
+def _differs(expected: np.ndarray, got: np.ndarray) -> bool:
+    """Not equal: exactly for integers, beyond float summation order for floats."""
+    if expected.dtype.kind != "f":
+        return not np.array_equal(expected, got)
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    return float(np.max(np.abs(expected.astype(np.float64) - got), initial=0.0)) > 1e-4 * scale
 
 
 def describe(whole: Graph, chunk: Graph, streamed: list[str]) -> dict:

@@ -108,17 +108,35 @@ def verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, o
         joined.append(streaming.join(whole, chunk, outputs))
     whole_reference = [run(whole, s) for s in samples]
     vs_whole = compare(whole_reference, joined)
-    _check_parity(chunk, vs_whole, whole_reference, "the model is not streamable as it stands (an output that "
-                                                    "is not the last chunk's nor the chunks' joined, say a mean over "
-                                                    "time): running chunk by chunk differs from one run over the "
-                                                    "whole sequence")
+    vs_whole["max_abs_diff_lsb"] = _max_lsb(whole, whole_reference, joined) if is_integer_graph(chunk) else None
+    try:
+        _check_parity(chunk, vs_whole, whole_reference,
+                      "running chunk by chunk differs from one run over the whole sequence")
+    except VerificationError as exc:
+        cause = _unstreamable_cause(whole, chunk, samples, axes, whole_reference, joined)
+        raise VerificationError(f"the model is not streamable as it stands: {exc}; {cause}") from None
     produced = execute(chunk_inputs) if opts.target != "ir" else None
-    vs_reference = compare(chunk_reference, produced if produced is not None else chunk_reference)
-    vs_reference["max_abs_diff_lsb"] = vs_reference["max_abs_diff"] if is_integer_graph(chunk) else None
+    compiled = produced if produced is not None else chunk_reference
+    vs_reference = compare(chunk_reference, compiled)
+    vs_reference["max_abs_diff_lsb"] = _max_lsb(chunk, chunk_reference, compiled) if is_integer_graph(chunk) else None
     _check_parity(chunk, vs_reference, chunk_reference)
     return {"samples": len(samples), "chunks": len(chunk_inputs), "source": source,
             "executed": produced is not None, "vs_reference": vs_reference, "vs_whole_sequence": vs_whole,
             "vs_float": compare(truth, joined), "float_truth": truth_source}, chunk_inputs
+
+
+def _unstreamable_cause(whole: Graph, chunk: Graph, samples, axes, whole_reference, joined) -> str:
+    """What makes chunk by chunk differ from the whole sequence, found on the
+    first sample that differs (streaming.first_mixing_node)."""
+    index = next((i for i, (w, j) in enumerate(zip(whole_reference, joined))
+                  if any(not np.array_equal(w[k], j[k]) for k in w)), 0)
+    node = streaming.first_mixing_node(whole, chunk, samples[index], axes)
+    if node is None:
+        return ("an output is neither the last chunk's nor the chunks' joined (say a mean over time), which "
+                "running chunk by chunk cannot give")
+    return (f"layer {node.name!r} ({node.op}) is the first whose output differs: over a chunk it reads frames "
+            "outside the chunk (a convolution, pooling or mean over time mixes frames), and only recurrent layers "
+            "carry the frames before a chunk in their states")
 
 
 def _float_truth(model, original: Graph, samples) -> tuple[list, str]:

@@ -5,6 +5,7 @@ README's commands are the ones run.py runs."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -30,3 +31,38 @@ def test_streaming_equals_whole_utterance_in_c(tmp_path, capfd):
     assert "may be one buffer" in header and "kws_stream_reset_states" in header
     report = (tmp_path / "kws_stream" / "report.json").read_text()
     assert '"chunks_per_sequence": 49' in report
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
+def test_the_first_command_of_docs_streaming_runs_on_the_example(tmp_path, monkeypatch, capsys):
+    """docs/streaming.md's command compiles the shipped example as written (it
+    lacked --input-shape: the symbolic time axis was bound to 1)."""
+    from nnc.cli import run_cli
+
+    doc = (EXAMPLE.parents[1] / "docs" / "streaming.md").read_text()
+    command = next(line for line in doc.splitlines() if line.startswith("nnc compile "))
+    args = [str(tmp_path / "kws") if a == "build/kws" else a for a in command.split()[1:]]
+    monkeypatch.chdir(EXAMPLE)
+    assert run_cli(args) == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "kws" / "report.json").read_text())
+    assert report["streaming"]["chunks_per_sequence"] == 49
+
+
+def test_a_time_axis_bound_to_1_is_named_with_the_option_that_binds_it(tmp_path, capsys):
+    """--stream without --input-shape on a symbolic time axis: the whole input is
+    one frame, and the error says to give its length (it said only that the
+    calibration samples do not fit [1, 1, 10])."""
+    import nnc
+    from nnc.cli import run_cli
+
+    with pytest.raises(nnc.OptionError) as caught:
+        nnc.compile(EXAMPLE / "kws_lstm.onnx", "c", calib=EXAMPLE / "utterances.npz", stream={"x": (1, 1, 10)})
+    assert "symbolic dim 1 (T), bound to 1" in str(caught.value)
+    assert str(caught.value).endswith("input_shapes={'x': (1, T, 10)} (T: its length)")
+    code = run_cli(["compile", str(EXAMPLE / "kws_lstm.onnx"), "-t", "c", "-o", str(tmp_path / "out"),
+                    "--calib", str(EXAMPLE / "utterances.npz"), "--stream", "x=1,1,10"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("nnc: error: --stream x=1,1,10: a chunk must split the whole input [1, 1, 10]")
+    assert err.strip().endswith("--input-shape x=1,T,10 (T: its length)") and not (tmp_path / "out").exists()
+    with pytest.raises(nnc.OptionError, match=r"^stream names unknown input\(s\) \['y'\]; the model's inputs are"):
+        nnc.compile(EXAMPLE / "kws_lstm.onnx", "c", input_shapes={"x": (1, 49, 10)}, stream={"y": (1, 1, 10)})

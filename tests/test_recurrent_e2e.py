@@ -7,6 +7,8 @@ time, bit-exact with the whole sequence."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -112,5 +114,48 @@ def test_a_mean_over_time_is_refused_as_not_streamable(tmp_path):
     m.graph.node.append(helper.make_node("ReduceMean", ["Y", "time"], ["mean"], keepdims=0))
     m.graph.output[0].CopyFrom(helper.make_tensor_value_info("mean", TensorProto.FLOAT, [1, 1, 4]))
     onnx.save(m, tmp_path / "mean.onnx")
-    with pytest.raises(nnc.VerificationError, match="not streamable as it stands"):
+    with pytest.raises(nnc.VerificationError, match="not streamable as it stands: .* LSB .*; layer 'ReduceMean_1' "
+                                                   r"\(QReduce\) is the first whose output differs"):
         nnc.compile(tmp_path / "mean.onnx", "ir", quantize=True, calib=samples(m, 4), stream={"X": (2, 1, 3)})
+
+
+@pytest.mark.parametrize("target", ["ir", "c"])
+def test_a_conv_over_time_before_the_recurrence_is_named_as_not_streamable(target, tmp_path):
+    """A Conv1d over time mixes frames that a one-frame chunk does not see: the
+    error names that layer and gives the difference in output LSB (it gave the
+    real-valued difference labelled LSB, and blamed the outputs)."""
+    torch = pytest.importorskip("torch")
+
+    class Spotter(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv1d(10, 16, 3, padding=1)
+            self.gru = torch.nn.GRU(16, 16, batch_first=True)
+            self.fc = torch.nn.Linear(16, 12)
+
+        def forward(self, x):
+            y, _ = self.gru(torch.relu(self.conv(x.transpose(1, 2))).transpose(1, 2))
+            return self.fc(y[:, -1])
+
+    torch.manual_seed(0)
+    path = tmp_path / "conv_gru.onnx"
+    torch.onnx.export(Spotter().eval(), (torch.randn(1, 20, 10),), str(path), input_names=["x"], dynamo=False,
+                      opset_version=17)
+    calib = {"x": np.random.default_rng(0).standard_normal((8, 1, 20, 10)).astype(np.float32)}
+    with pytest.raises(nnc.VerificationError) as caught:
+        nnc.compile(path, target, calib=calib, quantize=True, stream={"x": (1, 1, 10)})
+    message = str(caught.value)
+    lsb = re.search(r"whole sequence by up to (\d+) LSB \(they must be bit-exact\); ", message)
+    assert lsb and int(lsb.group(1)) > 1, message
+    assert message.endswith("layer '/conv/Conv' (QConv) is the first whose output differs: over a chunk it reads "
+                            "frames outside the chunk (a convolution, pooling or mean over time mixes frames), and "
+                            "only recurrent layers carry the frames before a chunk in their states")
+
+
+def test_streaming_reports_differences_in_lsb_and_in_real_values(tmp_path):
+    m = keyword_spotter("GRU")
+    onnx.save(m, tmp_path / "kws.onnx")
+    result = nnc.compile(tmp_path / "kws.onnx", "az-sim", calib=samples(m, 4), stream={"mfcc": (1, 7, 10)})
+    verification = result.report["verification"]
+    for entry in ("vs_whole_sequence", "vs_reference"):
+        assert verification[entry]["max_abs_diff_lsb"] == 0 and verification[entry]["max_abs_diff"] == 0.0

@@ -73,6 +73,15 @@ def read_model(path: str | Path) -> ModelProto:
     return model
 
 
+def symbolic_axes(path: str | Path) -> dict[str, dict[int, str]]:
+    """The axes each graph input of the ONNX model at `path` leaves without a
+    size: {input: {axis: its dim_param, or ""}}."""
+    graph = read_model(path).graph
+    initializers = {t.name for t in graph.initializer}
+    return {i.name: {a: d.dim_param for a, d in enumerate(i.type.tensor_type.shape.dim) if not d.HasField("dim_value")}
+            for i in graph.input if i.name not in initializers}
+
+
 def lower_model(model: ModelProto, input_shapes: dict[str, tuple[int, ...]],
                 name: str | None = None, resize: frozenset[str] = frozenset()) -> Graph:
     """Lower an in-memory model (left unchanged); the graph is called `name`, else
