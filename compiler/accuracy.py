@@ -62,7 +62,8 @@ def output_metrics(truth: list[Sample], got: list[Sample], name: str, kind: str,
     ref_scores, out_scores = _scores(ref), _scores(out)
     metrics["top1_agreement"] = float(np.mean(ref_scores.argmax(-1) == out_scores.argmax(-1)))
     if labels is not None:
-        metrics.update(_labelled(ref_scores, out_scores, _class_ids(labels, ref_scores), top_k))
+        ids = _class_ids(labels, ref_scores, _label_rule(name, ref.shape, ref_scores.shape[0]))
+        metrics.update(_labelled(ref_scores, out_scores, ids, top_k))
     return metrics
 
 
@@ -80,9 +81,23 @@ def _scores(values: np.ndarray) -> np.ndarray:
     return values.reshape(values.shape[0], -1) if values.ndim <= 2 else values.reshape(-1, values.shape[-1])
 
 
-def _class_ids(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Labels as class ids, one per row of `scores`; ShapeError otherwise."""
-    labels = np.asarray(labels)
+def _label_rule(name: str, stacked: tuple[int, ...], rows: int) -> str:
+    """What the labels of output `name` must be, for a label count that does not
+    fit: one class id per sample, or, when the output scores several positions
+    per sample (a class per frame of [1, T, classes]), one per position."""
+    samples = stacked[0]
+    per_sample = rows // samples if samples else 0
+    if per_sample <= 1:
+        return f"the data has {samples} samples"
+    return (f"the data has {samples} samples, and output {name!r} ({list(stacked[1:])} per sample) scores "
+            f"{per_sample} positions in each: the labels need one class id per position, an array of shape "
+            f"[{samples}, {per_sample}]")
+
+
+def _class_ids(labels: np.ndarray, scores: np.ndarray, rule: str) -> np.ndarray:
+    """Labels as class ids, one per row of `scores`; ShapeError, with the `rule`
+    of the label count, otherwise."""
+    labels = given = np.asarray(labels)
     if labels.ndim == 2 and labels.shape[0] == scores.shape[0] and labels.shape[1] > 1:  # one-hot rows
         if labels.shape[1] != scores.shape[1]:
             raise ShapeError(f"labels: one-hot rows of {labels.shape[1]} for an output of {scores.shape[1]} classes")
@@ -91,7 +106,8 @@ def _class_ids(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
         labels = labels.argmax(-1)
     labels = labels.reshape(-1)
     if labels.size != scores.shape[0]:
-        raise ShapeError(f"labels: {labels.size} given, the data has {scores.shape[0]} samples")
+        shape = f" (shape {list(given.shape)})" if given.ndim > 1 else ""
+        raise ShapeError(f"labels: {labels.size} given{shape}, {rule}")
     if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.rint(labels))):
         raise ShapeError("labels: class ids must be integers")
     ids = labels.astype(np.int64)

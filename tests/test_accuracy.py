@@ -57,6 +57,29 @@ def test_metrics_count_hits_and_pair_the_drop():
         output_metrics(truth, got, "y", "classification", np.eye(5)[labels])
 
 
+def test_labels_of_a_per_position_output_are_one_per_position(tmp_path):
+    """An output [1, 5, 3] (a class per frame) takes labels [samples, 5]; one
+    label per sample is refused with that rule and the samples counted as
+    samples (it said '6 given, the data has 30 samples')."""
+    weights = helper.make_tensor("w", TensorProto.FLOAT, [4, 3], np.linspace(-1, 1, 12).tolist())
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "frames",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, 3])], [weights])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "frames.onnx")
+    data = np.random.default_rng(0).standard_normal((6, 1, 5, 4)).astype(np.float32)
+    with pytest.raises(nnc.ShapeError) as caught:
+        validate(tmp_path / "frames.onnx", data, np.zeros(6, np.int64))
+    assert str(caught.value) == ("labels: 6 given, the data has 6 samples, and output 'y' ([1, 5, 3] per sample) "
+                                 "scores 5 positions in each: the labels need one class id per position, an array "
+                                 "of shape [6, 5]")
+    with pytest.raises(nnc.ShapeError, match=r"^labels: 18 given \(shape \[6, 3\]\), the data has 6 samples, and"):
+        validate(tmp_path / "frames.onnx", data, np.eye(3)[np.zeros(6, np.int64)])
+    frames = np.zeros((6, 5), np.int64)
+    metrics = validate(tmp_path / "frames.onnx", data, frames).report["verification"]["outputs"]["y"]
+    assert metrics["top1_float"] == np.mean(np.einsum("spf,fc->spc", data[:, 0], np.linspace(-1, 1, 12).reshape(4, 3))
+                                            .argmax(-1) == 0)
+
+
 def test_one_labelled_sample_has_no_interval_and_stays_json(tmp_path):
     from nnc.accuracy import accuracy_text
 
