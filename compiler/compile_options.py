@@ -111,13 +111,15 @@ class CompileOptions:
             raise OptionError(f"onnx-form must be qdq or integer, got {self.onnx_form!r}")
         self._check_target_options()
         if self.onnx_form != "qdq" and self.target != "onnx":
-            raise OptionError(f"--onnx-form {self.onnx_form} applies to --target onnx, not {self.target}")
+            raise OptionError(f"onnx_form={self.onnx_form!r} applies to target onnx, not {self.target}",
+                              cli=f"--onnx-form {self.onnx_form} applies to --target onnx, not {self.target}")
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
             raise OptionError(f"name must be a C identifier (letters, digits, _), got {self.name!r}")
         if self.name is not None and len(self.name) > MAX_NAME_LENGTH:
             raise OptionError(f"name must be at most {MAX_NAME_LENGTH} characters, got {len(self.name)}")
         if self.stream and self.pipeline is not None:
-            raise OptionError("--stream builds its own pipelines; it cannot be combined with --pipeline")
+            raise OptionError("stream builds its own pipelines; it cannot be combined with pipeline",
+                              cli="--stream builds its own pipelines; it cannot be combined with --pipeline")
         from .limits import check_dims
         from .passmanager import available_passes, pass_class
 
@@ -135,20 +137,26 @@ class CompileOptions:
         if self.method is not None:
             check_method("method", self.method)
         if self.method == "obs" and self.stream:
-            raise OptionError("--method obs cannot be combined with --stream (the chunk graph has no calibration "
-                              "samples); use --method magnitude")
+            why = "(the chunk graph has no calibration samples)"
+            raise OptionError(f"method='obs' cannot be combined with stream {why}; use method='magnitude'",
+                              cli=f"--method obs cannot be combined with --stream {why}; use --method magnitude")
         self._check_quality_options()
         self._check_budget_options()
 
     def _check_target_options(self):
         """OptionError for an option the target would ignore."""
         if self.hw is not None and self.target != "az-sim":
-            raise OptionError(f"--hw applies to --target az-sim, not {self.target}")
+            raise OptionError(f"hw applies to target az-sim, not {self.target}",
+                              cli=f"--hw applies to --target az-sim, not {self.target}")
         if self.c_weights != "dense" and self.target != "c":
-            raise OptionError(f"--c-weights applies to --target c, not {self.target}")
+            raise OptionError(f"c_weights applies to target c, not {self.target}",
+                              cli=f"--c-weights applies to --target c, not {self.target}")
         if self.pack != "auto" and not (self.target == "az-sim" or (self.target, self.c_weights) == ("c", "packed")):
-            raise OptionError(f"--pack applies to --target az-sim, and to --target c with --c-weights packed; "
-                              f"not to --target {self.target}" + (" with dense weights" if self.target == "c" else ""))
+            dense = " with dense weights" if self.target == "c" else ""
+            raise OptionError(f"pack applies to target az-sim, and to target c with c_weights='packed'; "
+                              f"not to target {self.target}{dense}",
+                              cli=f"--pack applies to --target az-sim, and to --target c with --c-weights packed; "
+                                  f"not to --target {self.target}{dense}")
 
     def _check_types(self):
         """OptionError unless each option has its annotated type (the sample
@@ -174,21 +182,22 @@ class CompileOptions:
         if self.flash_budget is None and self.ratio is None:
             return
         if self.flash_budget is not None and self.ratio is not None:
-            raise OptionError("give --flash-budget or --ratio, not both")
+            raise OptionError("give flash_budget or ratio, not both", cli="give --flash-budget or --ratio, not both")
         if self.flash_budget is not None and self.flash_budget < 1:
             raise OptionError(f"flash-budget must be a positive number of bytes, got {self.flash_budget}")
         if self.ratio is not None and not 1.0 <= self.ratio <= 1e6:
             raise OptionError(f"ratio must be in [1, 1e6] (× smaller than fp32), got {self.ratio}")
-        clashing = [flag for flag, given in (("--weight-bits", self.weight_bits != 8),
-                                             ("--first-last-bits", self.first_last_bits is not None),
-                                             ("--sparsity", bool(self.sparsity)),
-                                             ("--sparsity-pattern", bool(self.sparsity_pattern)),
-                                             ("--layer-bits", bool(self.layer_bits)),
-                                             ("--layer-sparsity", bool(self.layer_sparsity)),
-                                             ("--pipeline", self.pipeline is not None),
-                                             ("--stream", bool(self.stream))) if given]
+        clashing = [option for option, given in (("weight_bits", self.weight_bits != 8),
+                                                 ("first_last_bits", self.first_last_bits is not None),
+                                                 ("sparsity", bool(self.sparsity)),
+                                                 ("sparsity_pattern", bool(self.sparsity_pattern)),
+                                                 ("layer_bits", bool(self.layer_bits)),
+                                                 ("layer_sparsity", bool(self.layer_sparsity)),
+                                                 ("pipeline", self.pipeline is not None),
+                                                 ("stream", bool(self.stream))) if given]
         if clashing:
-            raise OptionError(f"the budget search chooses bits and sparsity itself; drop {', '.join(clashing)}")
+            said = "the budget search chooses bits and sparsity itself; drop "
+            raise OptionError(said + ", ".join(clashing), cli=said + ", ".join(map(flag_of, clashing)))
 
     def _check_quality_options(self):
         if self.labels is not None and self.inputs is None:
@@ -212,6 +221,12 @@ class CompileOptions:
             raise OptionError(f"synthetic_samples must be in 1..{MAX_SYNTHETIC_SAMPLES}, got {self.synthetic_samples}")
         if not 1 <= self.top_k <= 1000:
             raise OptionError(f"top-k must be in 1..1000, got {self.top_k}")
+
+
+def flag_of(option: str) -> str:
+    """The `nnc compile` flag that sets CompileOptions field `option`
+    (bias_correction: the flag that turns it off)."""
+    return "--no-bias-correction" if option == "bias_correction" else "--" + option.replace("_", "-")
 
 
 def _integer(value) -> bool:
@@ -296,9 +311,10 @@ def default_pipeline(target, opts: CompileOptions, stream_role: str | None = Non
     if quantize:
         steps.append(_step("quantize", calib=calib, **options, **getattr(target, "quantize_options", {})))
     elif any(quantizing.values()):
-        asked = ", ".join(key for key, value in quantizing.items() if value)
-        raise OptionError(f"{asked} need quantization, which target {opts.target!r} does not do "
-                          "(give --quantize)")
+        asked = [key for key, value in quantizing.items() if value]
+        said = f"need quantization, which target {opts.target!r} does not do"
+        raise OptionError(f"{', '.join(asked)} {said} (give quantize=True)",
+                          cli=f"{', '.join(map(flag_of, asked))} {said} (give --quantize)")
     return ",".join(steps)
 
 

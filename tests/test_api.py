@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import nnc
+from nnc.cli import run_cli
 from nnc.errors import ShapeError
 
 DIGITS = "examples/digits/digits.onnx"
@@ -169,15 +170,66 @@ def test_calib_reaches_the_passes_of_a_given_pipeline():
 
 
 @pytest.mark.parametrize("target, options, message", [
-    ("onnx", {"hw": "small"}, "--hw applies to --target az-sim, not onnx"),
-    ("c", {"hw": "small"}, "--hw applies to --target az-sim, not c"),
-    ("onnx", {"c_weights": "packed"}, "--c-weights applies to --target c"),
-    ("onnx", {"pack": "huffman"}, "--pack applies to --target az-sim"),
-    ("c", {"pack": "huffman"}, "not to --target c with dense weights"),
+    ("onnx", {"hw": "small"}, "hw applies to target az-sim, not onnx"),
+    ("c", {"hw": "small"}, "hw applies to target az-sim, not c"),
+    ("onnx", {"c_weights": "packed"}, "c_weights applies to target c"),
+    ("onnx", {"pack": "huffman"}, "pack applies to target az-sim, and to target c with c_weights='packed'"),
+    ("c", {"pack": "huffman"}, "pack applies to target az-sim, and to target c with c_weights='packed'; "
+                               "not to target c with dense weights"),
 ])
 def test_options_a_target_would_ignore_are_refused(target, options, message):
-    with pytest.raises(nnc.OptionError, match=message):
+    with pytest.raises(nnc.OptionError, match=f"^{message}"):
         nnc.compile(DIGITS, target, **options)
+
+
+STREAM = {"image": (1, 1, 8, 8)}
+# nnc.compile's keyword arguments and its error; the same options as `nnc compile`
+# flags and the error the command line prints
+OPTION_ERRORS = {
+    "hw": ({"target": "onnx", "hw": "small"}, "hw applies to target az-sim, not onnx",
+           ["-t", "onnx", "--hw", "small"], "--hw applies to --target az-sim, not onnx"),
+    "pack": ({"target": "c", "pack": "huffman"}, "not to target c with dense weights",
+             ["-t", "c", "--pack", "huffman"], "--pack applies to --target az-sim, and to --target c with "
+                                               "--c-weights packed; not to --target c with dense weights"),
+    "onnx_form": ({"target": "c", "onnx_form": "integer"}, "onnx_form='integer' applies to target onnx, not c",
+                  ["-t", "c", "--onnx-form", "integer"], "--onnx-form integer applies to --target onnx, not c"),
+    "stream and pipeline": ({"stream": STREAM, "pipeline": "canonicalize"},
+                            "stream builds its own pipelines; it cannot be combined with pipeline",
+                            ["--stream", "image=1,1,8,8", "--pipeline", "canonicalize"],
+                            "--stream builds its own pipelines; it cannot be combined with --pipeline"),
+    "obs and stream": ({"method": "obs", "stream": STREAM}, "use method='magnitude'",
+                       ["--method", "obs", "--stream", "image=1,1,8,8"],
+                       "--method obs cannot be combined with --stream (the chunk graph has no calibration "
+                       "samples); use --method magnitude"),
+    "budget": ({"flash_budget": 1000, "ratio": 4.0}, "give flash_budget or ratio, not both",
+               ["--flash-budget", "1000", "--ratio", "4"], "give --flash-budget or --ratio, not both"),
+    "budget and bits": ({"ratio": 4.0, "weight_bits": 4, "layer_sparsity": "#0:0.5"},
+                        "the budget search chooses bits and sparsity itself; drop weight_bits, layer_sparsity",
+                        ["--ratio", "4", "--weight-bits", "4", "--layer-sparsity", "#0:0.5"],
+                        "the budget search chooses bits and sparsity itself; drop --weight-bits, --layer-sparsity"),
+    "no quantization": ({"target": "onnx", "quantize": False, "weight_bits": 4, "bias_correction": False},
+                        "weight_bits, bias_correction need quantization, which target 'onnx' does not do "
+                        "(give quantize=True)",
+                        ["-t", "onnx", "--no-quantize", "--weight-bits", "4", "--no-bias-correction"],
+                        "--weight-bits, --no-bias-correction need quantization, which target 'onnx' does not do "
+                        "(give --quantize)"),
+}
+
+
+@pytest.mark.parametrize("case", OPTION_ERRORS)
+def test_option_errors_name_keyword_arguments_in_the_api(case):
+    options, message, _, _ = OPTION_ERRORS[case]
+    with pytest.raises(nnc.OptionError) as caught:
+        nnc.compile(DIGITS, **options)
+    assert message in str(caught.value) and "--" not in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("case", OPTION_ERRORS)
+def test_option_errors_name_flags_on_the_command_line(case, tmp_path, capsys):
+    _, _, flags, message = OPTION_ERRORS[case]
+    code = run_cli(["compile", DIGITS, "-o", str(tmp_path / "out"), *flags])
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 2 and lines == [f"nnc: error: {message}"] and not (tmp_path / "out").exists()
 
 
 def test_numpy_scalars_and_path_likes_are_taken_as_what_they_stand_for(tmp_path):
