@@ -11,7 +11,14 @@ from pathlib import Path
 
 
 class NncError(Exception):
-    """Base of every error caused by bad input or impossible options."""
+    """Base of every error caused by bad input or impossible options. The
+    message names the options as the Python API's keyword arguments; `cli`,
+    when given, is the same message naming the command line's flags, which the
+    CLI prints instead."""
+
+    def __init__(self, message: str, cli: str | None = None):
+        super().__init__(message)
+        self.cli = cli
 
 
 class ModelError(NncError):
@@ -27,13 +34,7 @@ class ShapeError(NncError):
 
 
 class OptionError(NncError):
-    """An option or pipeline string is invalid. The message names the options as
-    the Python API's keyword arguments; `cli`, when given, is the same message
-    naming the command line's flags, which the CLI prints instead."""
-
-    def __init__(self, message: str, cli: str | None = None):
-        super().__init__(message)
-        self.cli = cli
+    """An option or pipeline string is invalid."""
 
 
 class IRError(NncError):

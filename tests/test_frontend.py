@@ -8,7 +8,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import nnc
-from nnc.errors import ModelError, ShapeError, UnsupportedError
+from nnc.cli import run_cli
+from nnc.errors import ModelError, OptionError, ShapeError, UnsupportedError
 
 
 def _save(tmp_path, nodes, inputs, outputs, inits=(), opset=17, name="m.onnx"):
@@ -44,6 +45,23 @@ def test_input_shape_override(tmp_path):
 def test_input_shape_errors(tmp_path, shapes, message):
     with pytest.raises(ShapeError, match=message):
         nnc.load(_relu_model(tmp_path, ["N", 3]), shapes)
+
+
+def test_input_shape_errors_name_the_keyword_in_the_api_and_the_flag_on_the_command_line(tmp_path, capsys):
+    model = _relu_model(tmp_path, ["N", 3])
+    text_ir = tmp_path / "m.nnir"
+    text_ir.write_text(nnc.print_ir(nnc.load(model)))
+    unknown = "names unknown input(s) ['z']; the model's inputs are ['x']"
+    static = "applies to ONNX models; a .nnir file has static shapes"
+    with pytest.raises(ShapeError) as caught:
+        nnc.compile(model, input_shapes={"z": (1, 3)})
+    assert str(caught.value) == f"input_shapes {unknown}"
+    with pytest.raises(OptionError) as caught:
+        nnc.compile(text_ir, input_shapes={"x": (1, 3)})
+    assert str(caught.value) == f"input_shapes {static}"
+    for path, shape, message in ((model, "z=1,3", unknown), (text_ir, "x=1,3", static)):
+        code = run_cli(["compile", str(path), "-o", str(tmp_path / "out"), "--input-shape", shape])
+        assert code == 2 and capsys.readouterr().err.splitlines() == [f"nnc: error: --input-shape {message}"]
 
 
 def test_old_opset_refused(tmp_path):

@@ -26,7 +26,8 @@ def load_model_file(path: str | Path, input_shapes: dict[str, tuple[int, ...]] |
     from ..verifier import verify
 
     if input_shapes:
-        raise OptionError("--input-shape applies to ONNX models; a .nnir file has static shapes")
+        said = "applies to ONNX models; a .nnir file has static shapes"
+        raise OptionError(f"input_shapes {said}", cli=f"--input-shape {said}")
     problem = not_a_file(path, "model file")
     if problem:
         raise ModelError(f"{path}: {problem}")

@@ -143,8 +143,8 @@ def _bind_input_shapes(model: ModelProto, input_shapes: dict[str, tuple[int, ...
     inputs = {i.name: i for i in model.graph.input if i.name not in initializers}
     unknown = set(input_shapes) - set(inputs)
     if unknown:
-        raise ShapeError(f"--input-shape names unknown input(s) {sorted(unknown)}; "
-                         f"the model's inputs are {sorted(inputs)}")
+        said = f"names unknown input(s) {sorted(unknown)}; the model's inputs are {sorted(inputs)}"
+        raise ShapeError(f"input_shapes {said}", cli=f"--input-shape {said}")
     for name, value in inputs.items():
         dims = value.type.tensor_type.shape.dim
         wanted = input_shapes.get(name)
