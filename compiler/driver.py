@@ -271,12 +271,13 @@ def _budget_search(original: Graph, opts: CompileOptions, say: Progress) -> Budg
         return None
     budget_bytes = opts.flash_budget or int(budget.fp32_bytes(original) / opts.ratio)
     if opts.calib is None:
-        warnings.warn("budget search on synthetic random samples; give --calib with real inputs", NncWarning)
+        warnings.warn("budget search on synthetic random samples; give calib (--calib) with real inputs", NncWarning)
     samples = load_samples(opts.calib, original) if opts.calib else synthetic_samples(original, budget.SEARCH_SAMPLES)
     method = opts.method or ("obs" if opts.calib is not None else "magnitude")
     choice = budget.search(original, samples, str(opts.calib or ""), budget_bytes, say, method)
     if not choice.candidates:  # met or missed by weights it cannot change: say so, apply none
-        asked = f"--flash-budget {opts.flash_budget}" if opts.flash_budget else f"--ratio {opts.ratio:g}"
+        asked = (f"flash_budget {opts.flash_budget} (--flash-budget)" if opts.flash_budget
+                 else f"ratio {opts.ratio:g} (--ratio)")
         others = left_out_text(original, "at int8")
         warnings.warn(f"{asked}: no budget applied: the search chooses the weights of Conv, Gemm and MatMul "
                       "layers only, and the model has none" + (f"; {others}, outside any budget" if others else ""),

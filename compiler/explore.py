@@ -82,8 +82,8 @@ def explore(model: str | Path, output_dir: str | Path | None, axes: dict[str, st
                         {**fixed, "calib": calib})
     points = sweep.points()
     if calib is None and inputs is None:
-        warnings.warn("no --calib or --inputs: points are calibrated and measured on synthetic random samples",
-                      NncWarning)
+        warnings.warn("no calib or inputs (--calib, --inputs): points are calibrated and measured on synthetic "
+                      "random samples", NncWarning)
     _check_files(model, _path(calib), _path(inputs), input_shapes)
     workload = read_workload(model, _path(calib), _path(inputs), fixed, samples, sweep.base)
     start = time.perf_counter()

@@ -41,8 +41,8 @@ def verification_warnings(report: dict, original: Graph, opts: CompileOptions) -
     if verification["float_truth"] != "onnxruntime" and not is_text_ir(report["model"]["file"]):
         found.append(f"vs_float compares with {verification['float_truth']}")
     if verification["source"] == "synthetic":
-        found.append(f"verified on {verification['samples']} synthetic random samples; give --inputs or --calib "
-                     "for real ones")
+        found.append(f"verified on {verification['samples']} synthetic random samples; give inputs or calib "
+                     "(--inputs, --calib) for real ones")
     return found
 
 

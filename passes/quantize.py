@@ -187,7 +187,7 @@ class Quantize(Pass):
                 warnings.warn(message, NncWarning, stacklevel=2)
             return samples
         warnings.warn(f"quantization calibrated on {self.samples} synthetic random samples; "
-                      "give --calib with real inputs for accurate activation ranges", NncWarning, stacklevel=2)
+                      "give calib (--calib) with real inputs for accurate activation ranges", NncWarning, stacklevel=2)
         return synthetic_samples(graph, self.samples)
 
 

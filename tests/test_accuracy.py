@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 
 import nnc
 from nnc.accuracy import output_metrics
+from nnc.cli import run_cli
 from nnc.errors import OptionError, QualityGateError
 from nnc.validation import render, validate
 
@@ -187,6 +188,21 @@ def test_few_calibration_samples_and_lossy_layers_are_warned_about(tmp_path):
                          method="magnitude").report
     assert any("calibrated on 1 sample(s)" in w for w in report["warnings"])
     assert any("lost much against the float model" in w for w in report["warnings"])
+
+
+def test_warnings_name_the_keyword_and_the_flag(tmp_path, capsys):
+    """A compile's warnings are one text, for report.json and the command line
+    alike, so they name both the keyword argument and the flag."""
+    synthetic = ("verified on 4 synthetic random samples; give inputs or calib (--inputs, --calib) for real ones",
+                 "quantization calibrated on 8 synthetic random samples; give calib (--calib) with real inputs "
+                 "for accurate activation ranges")
+    report = nnc.compile(DIGITS / "digits.onnx", "az-sim").report
+    assert set(synthetic) <= set(report["warnings"]), report["warnings"]
+    budget = nnc.compile(DIGITS / "digits.onnx", "az-sim", ratio=2.0, verify=False).report
+    assert "budget search on synthetic random samples; give calib (--calib) with real inputs" in budget["warnings"]
+    assert run_cli(["compile", str(DIGITS / "digits.onnx"), "-t", "az-sim", "-o", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().err.splitlines()
+    assert all(f"nnc: warning: {warning}" in printed for warning in synthetic), printed
 
 
 def test_an_autoencoder_output_is_not_scored_by_top1(tmp_path):

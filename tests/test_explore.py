@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nnc.cli import run_cli
-from nnc.errors import OptionError
+from nnc.errors import NncWarning, OptionError
 from nnc.explore import explore
 from nnc.explore_pareto import pareto_front
 from nnc.explore_spec import build_sweep
@@ -157,6 +157,12 @@ def test_ray_missing_is_one_option_error(tmp_path, monkeypatch):
     with pytest.raises(OptionError, match=r"pip install 'nnc\[ray\]'"):
         explore(MODEL, tmp_path / "out", {"bits": "8"}, calib=SAMPLES, ray="local")
     assert not (tmp_path / "out").exists()
+
+
+def test_no_samples_is_warned_of_naming_the_keywords_and_the_flags():
+    with pytest.warns(NncWarning, match=r"^no calib or inputs \(--calib, --inputs\): points are calibrated and "
+                                        "measured on synthetic random samples$"):
+        explore(MODEL, None, {"bits": "8"}, samples=1)
 
 
 def test_failed_point_is_recorded_not_fatal(tmp_path, capsys):

@@ -81,8 +81,8 @@ def test_compression_names_the_recurrent_layers_it_leaves_out(tmp_path):
     ({"weight_bits": 3, "codebook": True}, "pass 'quantize' (8-entry codebooks) changes no layer"),
     ({"sparsity": 0.5}, "pass 'prune' (sparsity 0.5) changes no layer"),
     ({"prune_channels": 0.5}, "pass 'prune-channels' (ratio 0.5) changes no layer"),
-    ({"ratio": 6}, "--ratio 6: no budget applied"),
-    ({"flash_budget": 200}, "--flash-budget 200: no budget applied"),
+    ({"ratio": 6}, "ratio 6 (--ratio): no budget applied"),
+    ({"flash_budget": 200}, "flash_budget 200 (--flash-budget): no budget applied"),
 ])
 def test_compression_of_a_model_without_weighted_layers_says_it_changes_nothing(options, says, tmp_path):
     """An embedding and an LSTM, no Conv/Gemm/MatMul: every compression option
