@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import NncError, OptionError
+from .errors import NncError, OptionError, not_a_file
 from .limits import MAX_EXPLORE_POINTS
 
 # command-line flag -> CompileOptions field, the compression settings a sweep may vary
@@ -106,6 +106,9 @@ def _read_sweep_file(path: Path) -> tuple[dict, dict]:
     """The file's [compression] and [hardware] tables as {field: [values]}."""
     from nnc.backends.azsim.hardware import read_toml
 
+    problem = not_a_file(path, "sweep file")
+    if problem:
+        raise OptionError(f"{path}: {problem}")
     data = read_toml(path, "sweep file")
     unknown = sorted(set(data) - {"compression", "hardware"})
     if unknown or not all(isinstance(data.get(t, {}), dict) for t in ("compression", "hardware")):

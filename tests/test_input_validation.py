@@ -248,7 +248,7 @@ def test_api_input_shapes_are_checked(tmp_path):
     ("name = \"\"\n", "'name' must be a string of 1 to 64 printable characters"),
     ("clock = 100\n", "unknown key 'clock'"),
     (b"name = \"\xff\xfe\"\n", "not UTF-8 text"),
-    (None, "cannot read it"),  # a folder
+    (None, ": a folder, not a hardware file"),  # it said 'cannot read it (Is a directory)'
 ])
 def test_bad_hardware_files(capsys, tmp_path, blob, text, fragment):
     hw = tmp_path / "hw.toml"
@@ -423,6 +423,8 @@ def test_a_folder_given_for_a_file_is_named_a_folder(capsys, tmp_path, reader):
     (lambda f: nnc.Simulator(f), nnc.BlobError, "blob file"),
     (lambda f: nnc.explore.explore(f, None, {"bits": "8"}), nnc.ModelError, "model file"),
     (lambda f: nnc.explore.explore(MODEL, None, {"bits": "8"}, calib=f), ShapeError, "data file"),
+    (lambda f: nnc.compile(MODEL, "az-sim", hw=f), nnc.OptionError, "hardware file"),
+    (lambda f: nnc.explore.explore(MODEL, None, sweep_file=f), nnc.OptionError, "sweep file"),
 ])
 def test_api_a_folder_given_for_a_file_is_named_a_folder(tmp_path, call, error, kind):
     folder = tmp_path / "m.onnx"

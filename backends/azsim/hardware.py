@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnc.errors import OptionError
+from nnc.errors import OptionError, not_a_file
 
 try:  # Python 3.11+
     import tomllib
@@ -114,6 +114,9 @@ def read_toml(path: Path, what: str) -> dict:
 
 def _read_toml(path: Path) -> dict:
     """The file's keys, checked against Hardware's fields (unknown keys, tables)."""
+    problem = not_a_file(path, "hardware file")
+    if problem:
+        raise OptionError(f"{path}: {problem}")
     values = read_toml(path, "hardware description")
     known = hardware_fields()
     for key in values:
