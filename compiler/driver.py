@@ -96,7 +96,7 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
         try:
             return _compile(model, opts, output_dir, progress, dump)
         except UnsupportedError as exc:
-            raise UnsupportedError(f"target {opts.target}: {exc}") from None
+            raise _of_target(opts.target, exc) from None
 
 
 def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Progress | None,
@@ -179,7 +179,12 @@ def compile_graph(model: str | Path, options: CompileOptions) -> Graph:
     try:
         return _run_pipeline(model, options, get_target(options.target, options), None, lambda message: None).graph
     except UnsupportedError as exc:
-        raise UnsupportedError(f"target {options.target}: {exc}") from None
+        raise _of_target(options.target, exc) from None
+
+
+def _of_target(target: str, exc: UnsupportedError) -> UnsupportedError:
+    """`exc` naming `target`, in its API and CLI wordings."""
+    return UnsupportedError(f"target {target}: {exc}", cli=exc.cli and f"target {target}: {exc.cli}")
 
 
 def _run_pipeline(model: str | Path, opts: CompileOptions, tgt, dump, say: Progress) -> _Piped:

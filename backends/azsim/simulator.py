@@ -167,9 +167,10 @@ class Simulator:
             raise BlobError(f"layer {layer.name!r} refers to weight stream {index}, which does not exist")
         size = math.prod(self.program.streams[index].shape)
         if size > self.hw.weight_sram_bytes:
-            raise UnsupportedError(f"layer {layer.name!r} ({layer.op}): its decoded weights take {size} bytes, "
-                                   f"more than the {self.hw.weight_sram_bytes}-byte weight SRAM of "
-                                   f"{self.hw.name!r} (compile for this machine, --hw, to stream them in chunks)")
+            said = (f"layer {layer.name!r} ({layer.op}): its decoded weights take {size} bytes, more than the "
+                    f"{self.hw.weight_sram_bytes}-byte weight SRAM of {self.hw.name!r}")
+            raise UnsupportedError(f"{said} (compile with hw set to this machine to stream them in chunks)",
+                                   cli=f"{said} (compile for this machine, --hw, to stream them in chunks)")
         return self._decode(index)
 
     def _prepare_tiled(self, layer: LayerDesc) -> _Step:
@@ -214,9 +215,10 @@ class Simulator:
             end = max(end, layer.tiling.staging + layer.tiling.staging_bytes)
         if end > self.hw.activation_sram_bytes:
             working = sum(_nbytes(t) for t in placed)
-            raise UnsupportedError(f"{where}: its activations ({working} bytes) are planned up to byte {end}, "
-                                   f"beyond the {self.hw.activation_sram_bytes}-byte activation SRAM of "
-                                   f"{self.hw.name!r} (compile for this machine, --hw, to tile them)")
+            said = (f"{where}: its activations ({working} bytes) are planned up to byte {end}, beyond the "
+                    f"{self.hw.activation_sram_bytes}-byte activation SRAM of {self.hw.name!r}")
+            raise UnsupportedError(f"{said} (compile with hw set to this machine to tile them)",
+                                   cli=f"{said} (compile for this machine, --hw, to tile them)")
 
     def _static_stats(self, layer: LayerDesc, work: Work) -> LayerStats:
         tensors = self.program.tensors

@@ -72,10 +72,11 @@ def check_recurrent_weights(name: str, op: str, weight_bytes: int, hw: Hardware)
     """UnsupportedError unless a recurrent layer's w and r (`weight_bytes`, int8)
     fit the weight SRAM of `hw`."""
     if weight_bytes > hw.weight_sram_bytes:
-        raise UnsupportedError(f"layer {name!r} ({op}): its weights w and r take {weight_bytes} bytes, more than "
-                               f"the {hw.weight_sram_bytes}-byte weight SRAM of {hw.name!r}; az-sim keeps a "
-                               "recurrent layer's weights on chip for all its time steps and does not stream them "
-                               "(a smaller hidden size, or a machine with more weight SRAM, --hw)")
+        said = (f"layer {name!r} ({op}): its weights w and r take {weight_bytes} bytes, more than the "
+                f"{hw.weight_sram_bytes}-byte weight SRAM of {hw.name!r}; az-sim keeps a recurrent layer's weights "
+                "on chip for all its time steps and does not stream them (a smaller hidden size, or a machine with "
+                "more weight SRAM")
+        raise UnsupportedError(f"{said} given as hw)", cli=f"{said}, --hw)")
 
 
 def weight_chunks(node: Node, shape: tuple[int, ...], hw: Hardware) -> list[int]:

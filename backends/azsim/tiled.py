@@ -87,9 +87,11 @@ def _weights(layer: LayerDesc, program: Program, index: int, decode: Decoder, hw
     half of weight SRAM; whole weights: all of it)."""
     size = math.prod(program.streams[index].shape) if 0 <= index < len(program.streams) else 0
     if size > limit:
-        raise UnsupportedError(f"layer {layer.name!r} ({layer.op}): its weights (stream {index}) take {size} bytes, "
-                               f"more than the {limit} bytes of weight SRAM they may use on {hw.name!r} "
-                               f"({hw.weight_sram_bytes} bytes, chunks in halves; compile with --hw for this machine)")
+        said = (f"layer {layer.name!r} ({layer.op}): its weights (stream {index}) take {size} bytes, more than the "
+                f"{limit} bytes of weight SRAM they may use on {hw.name!r} ({hw.weight_sram_bytes} bytes, chunks in "
+                "halves")
+        raise UnsupportedError(f"{said}; compile with hw set to this machine)",
+                               cli=f"{said}; compile with --hw for this machine)")
     return decode(index)
 
 

@@ -70,3 +70,22 @@ def test_recurrent_weights_must_fit_weight_sram(tmp_path):
         Simulator(program, machine(weight_sram_bytes=held - 1))
     to_program(graph, hw=machine(weight_sram_bytes=held))
     Simulator(program, machine(weight_sram_bytes=held))
+
+
+def test_recurrent_weights_past_the_machine_name_hw_in_the_api_and_the_flag_on_the_command_line(tmp_path, capsys):
+    """The hint to choose another machine passes through the compile's 'target
+    az-sim: ' in both wordings."""
+    import onnx
+
+    import nnc
+    from nnc.cli import run_cli
+
+    onnx.save(model(Spec("LSTM", steps=2, batch=1, inputs=5, hidden=100)), tmp_path / "lstm.onnx")
+    said = ("target az-sim: layer 'rnn' (QLSTM): its weights w and r take 42000 bytes, more than the 32768-byte "
+            "weight SRAM of 'az-small'; az-sim keeps a recurrent layer's weights on chip for all its time steps and "
+            "does not stream them (a smaller hidden size, or a machine with more weight SRAM")
+    with pytest.raises(nnc.UnsupportedError) as caught:
+        nnc.compile(tmp_path / "lstm.onnx", "az-sim", hw="small", verify=False)
+    assert str(caught.value) == f"{said} given as hw)"
+    code = run_cli(["compile", str(tmp_path / "lstm.onnx"), "-t", "az-sim", "--hw", "small", "-o", str(tmp_path / "o")])
+    assert code == 2 and capsys.readouterr().err.splitlines() == [f"nnc: error: {said}, --hw)"]

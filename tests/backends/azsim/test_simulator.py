@@ -13,8 +13,10 @@ from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 
 import nnc
 from nnc import packing
+from nnc.backends.azsim.blob import write_blob
 from nnc.backends.azsim.program import FORMAT_BITMASK, FORMAT_CODEBOOK, FORMAT_DENSE, Program, WeightStream
 from nnc.backends.azsim.simulator import Simulator, simulate
+from nnc.cli import run_cli
 from nnc.errors import BlobError, ShapeError, UnsupportedError
 from nnc.numerics import quantize_multiplier
 
@@ -222,6 +224,22 @@ def test_weights_larger_than_weight_sram_are_refused():
     program, _ = gemm(np.ones((4, 300), np.int8))
     with pytest.raises(UnsupportedError, match="decoded weights take 1200 bytes.*weight SRAM"):
         Simulator(program, machine(weight_sram_bytes=1199))
+
+
+def test_the_hint_to_compile_for_the_machine_names_hw_in_the_api_and_the_flag_on_the_command_line(tmp_path, capsys):
+    program, feed = gemm(np.ones((4, 300), np.int8))
+    (tmp_path / "p.azb").write_bytes(write_blob(program))
+    (tmp_path / "hw.toml").write_text("weight_sram_bytes = 1199\n")
+    np.savez(tmp_path / "x.npz", **feed)
+    said = "layer 'qgemm0' (QGemm): its decoded weights take 1200 bytes, more than the 1199-byte weight SRAM of 'hw'"
+    with pytest.raises(UnsupportedError) as caught:
+        nnc.simulate(tmp_path / "p.azb", feed, tmp_path / "hw.toml")
+    assert str(caught.value) == f"{said} (compile with hw set to this machine to stream them in chunks)"
+    code = run_cli(["run", str(tmp_path / "p.azb"), "--inputs", str(tmp_path / "x.npz"), "--hw",
+                    str(tmp_path / "hw.toml")])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [f"nnc: error: {said} (compile for this machine, --hw, to stream "
+                                                    "them in chunks)"]
 
 
 def test_accumulator_overflow_is_refused():
