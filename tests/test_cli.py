@@ -241,7 +241,11 @@ def test_a_c_model_named_like_a_c_header_is_refused(tmp_path, name):
     proc = nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "--target", "c", "--name", name, "-o", tmp_path / "o")
     assert proc.returncode == 2 and proc.stderr.count("nnc: error:") == 1, proc.stderr
     assert f"<{name.lower()}.h>" in proc.stderr and "staging" not in proc.stderr
+    assert proc.stderr.endswith("; give another --name\n")
     assert not (tmp_path / "o").exists()
+    with pytest.raises(nnc.OptionError, match="; give another name$") as caught:
+        nnc.compile(EXAMPLE / "tiny_cnn.onnx", "c", tmp_path / "o", name=name)
+    assert "--" not in str(caught.value)
 
 
 def test_hw_dot_slash_names_the_file_not_the_preset(tmp_path):

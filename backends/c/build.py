@@ -26,8 +26,8 @@ def host_compiler() -> str:
         path = shutil.which(name)
         if path:
             return path
-    raise VerificationError("no C compiler found (cc, gcc or clang) to build the generated C; "
-                            "install one or compile with --no-verify")
+    said = "no C compiler found (cc, gcc or clang) to build the generated C; install one or compile with"
+    raise VerificationError(f"{said} verify=False", cli=f"{said} --no-verify")
 
 
 def compile_c(sources: list[Path], output: Path, flags=("-O2",), cc: str | None = None,

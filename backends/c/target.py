@@ -52,8 +52,11 @@ class CTarget:
         self.provenance = Provenance(_pipeline(self, options)) if options is not None else Provenance()
         self.pack = options.pack if options is not None and options.c_weights == "packed" else None
         if self.pack not in (None, "auto", *packed.FORMATS):
-            raise OptionError(f"--pack {self.pack} is not supported with --c-weights packed (the C kernels "
-                              f"decode {', '.join(packed.FORMATS)}; or give --pack auto)")
+            decoded = ", ".join(packed.FORMATS)
+            raise OptionError(f"pack={self.pack!r} is not supported with c_weights='packed' (the C kernels decode "
+                              f"{decoded}; or give pack='auto')",
+                              cli=f"--pack {self.pack} is not supported with --c-weights packed (the C kernels decode "
+                                  f"{decoded}; or give --pack auto)")
         self._last: tuple[Graph, str, Program] | None = None
 
     def program(self, graph: Graph, stem: str) -> Program:
@@ -82,8 +85,9 @@ class CTarget:
 
     def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:
         if stem.lower() in C_HEADER_NAMES:
-            raise OptionError(f"the model's name {stem!r} would make {stem}.h hide the C header <{stem.lower()}.h> "
-                              f"in every build that includes the output folder; give another --name")
+            said = (f"the model's name {stem!r} would make {stem}.h hide the C header <{stem.lower()}.h> in every "
+                    "build that includes the output folder; give another")
+            raise OptionError(f"{said} name", cli=f"{said} --name")
         samples = synthetic_samples(graph, GOLDEN_SAMPLES)
         return self._write(graph, out_dir, stem, samples, "synthetic inputs (seed 0)")
 

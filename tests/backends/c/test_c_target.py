@@ -222,6 +222,14 @@ def test_compile_api_report_determinism_and_cli(tmp_path):
     assert (tmp_path / "cli" / "tiny_cnn.h").is_file()
 
 
+def test_no_c_compiler_names_verify_in_the_api_and_the_flag_on_the_command_line(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(VerificationError) as caught:
+        build.host_compiler()
+    said = "no C compiler found (cc, gcc or clang) to build the generated C; install one or compile with"
+    assert (str(caught.value), caught.value.cli) == (f"{said} verify=False", f"{said} --no-verify")
+
+
 def test_build_failure_is_a_verification_error_naming_the_first_error(tmp_path):
     graph = int_net()
     src, stem = emit(graph, tmp_path / "src")
