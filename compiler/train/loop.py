@@ -162,8 +162,9 @@ def _check_finite(loss: torch.Tensor, twin: Twin, step: int, total: int, options
         raise TrainingError(f"fine-tuning cannot start: the {bad} is NaN or infinite on the first batch, before "
                             f"any update (does the model compute NaN or infinity on this data?)")
     if bad:
-        raise TrainingError(f"fine-tuning diverged: the {bad} became NaN or infinite at step {step} of {total}; "
-                            f"lower the learning rate (--lr, now {options.lr:g})")
+        said = (f"fine-tuning diverged: the {bad} became NaN or infinite at step {step} of {total}; "
+                "lower the learning rate")
+        raise TrainingError(f"{said} (lr, now {options.lr:g})", cli=f"{said} (--lr, now {options.lr:g})")
 
 
 def split(count: int, options: FitOptions) -> tuple[np.ndarray, np.ndarray]:

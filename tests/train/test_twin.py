@@ -195,5 +195,6 @@ def test_a_loss_that_is_not_finite_is_a_training_error(monkeypatch):
     real_step = loop._step
     monkeypatch.setattr(loop, "_step", lambda *a: real_step(*a) * (np.nan if next(steps) == 2 else 1.0))
     with pytest.raises(TrainingError, match=r"diverged: the loss became NaN or infinite at step 3 of 12; "
-                                            r"lower the learning rate \(--lr, now 0.001\)"):
+                                            r"lower the learning rate \(lr, now 0.001\)$") as caught:
         fit(twin, _data(model, 64, 3), options=FitOptions(epochs=3, batch_size=16, lr=1e-3))
+    assert caught.value.cli.endswith("lower the learning rate (--lr, now 0.001)")  # what nnc finetune prints
