@@ -117,7 +117,8 @@ def _run_ray(workload: Workload, tasks: list[list], jobs: int, address: str, on_
     try:
         import ray
     except ImportError:
-        raise OptionError("--ray needs Ray; install it with pip install 'nnc[ray]'") from None
+        raise OptionError(f"ray={address!r} needs Ray; install it with pip install 'nnc[ray]'",
+                          cli="--ray needs Ray; install it with pip install 'nnc[ray]'") from None
     started = not ray.is_initialized()
     if started:
         _start_ray(ray, address, jobs)
@@ -148,7 +149,8 @@ def _start_ray(ray, address: str, jobs: int) -> None:
                  include_dashboard=False, log_to_driver=False, configure_logging=False)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise OptionError(f"--ray {address}: cannot {'start' if local else 'join'} Ray ({first})") from None
+        said = f"cannot {'start' if local else 'join'} Ray ({first})"
+        raise OptionError(f"ray={address!r}: {said}", cli=f"--ray {address}: {said}") from None
 
 
 def _evaluate_task(workload: Workload, task: list) -> list[dict]:

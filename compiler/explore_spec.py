@@ -128,7 +128,8 @@ def _read_sweep_file(path: Path) -> tuple[dict, dict]:
 def _split(text: str, flag: str) -> list[str]:
     values = [part.strip() for part in text.split(",")]
     if not text.strip() or any(not v for v in values):
-        raise OptionError(f"--{flag} {text!r}: expected comma-separated values, e.g. --{flag} {_example(flag)}")
+        raise OptionError(f"sweep {flag} {text!r}: expected comma-separated values, e.g. {_example(flag)!r}",
+                          cli=f"--{flag} {text!r}: expected comma-separated values, e.g. --{flag} {_example(flag)}")
     return values
 
 

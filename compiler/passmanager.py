@@ -309,8 +309,8 @@ class PassManager:
     def __post_init__(self):
         absent = sorted(set(self.print_after) - {"all", *(p.name for p in self.passes)})
         if absent:
-            raise OptionError(f"--print-ir-after {absent[0]}: no such pass in the pipeline "
-                              f"{format_pipeline(self.passes)!r}")
+            said = f"no such pass in the pipeline {format_pipeline(self.passes)!r}"
+            raise OptionError(f"print_ir_after {absent[0]!r}: {said}", cli=f"--print-ir-after {absent[0]}: {said}")
 
     def run(self, graph: Graph) -> Graph:
         from .verifier import verify

@@ -79,7 +79,7 @@ def test_sweep_file_equals_flags(tmp_path):
     ("--pattern", "3:2", "sparsity-pattern"),
     ("--method", "magnitude,best", "method"),
     ("--lanes", "32,32", "listed twice"),
-    ("--bits", "8,", "comma-separated"),
+    ("--bits", "8,", "--bits '8,': expected comma-separated values, e.g. --bits 8,4"),
     ("--lanes", ",".join(map(str, range(1, 1100))), "past nnc's limit of 1,024"),
     ("--jobs", "0", "jobs must be in 1..256"),
 ])
@@ -88,6 +88,11 @@ def test_bad_sweep_value_is_one_line_exit_2(tmp_path, capsys, flag, value, expec
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("nnc: error: ") and expected in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_sweep_value_in_the_api_names_no_flag():
+    with pytest.raises(OptionError, match=r"^sweep bits '8,': expected comma-separated values, e.g. '8,4'$"):
+        build_sweep({"bits": "8,"})
 
 
 def test_bad_sweep_file_key(tmp_path):
@@ -152,11 +157,15 @@ def test_ray_writes_the_same_files(one_job, tmp_path):
     assert {name: (out / name).read_bytes() for name in COMPARED} == one_job[1]
 
 
-def test_ray_missing_is_one_option_error(tmp_path, monkeypatch):
+def test_ray_missing_is_one_option_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
-    with pytest.raises(OptionError, match=r"pip install 'nnc\[ray\]'"):
+    with pytest.raises(OptionError, match=r"^ray='local' needs Ray; install it with pip install 'nnc\[ray\]'$"):
         explore(MODEL, tmp_path / "out", {"bits": "8"}, calib=SAMPLES, ray="local")
     assert not (tmp_path / "out").exists()
+    code = run_cli(["explore", str(MODEL), "-o", str(tmp_path / "out"), "--calib", str(SAMPLES), "--bits", "8",
+                    "--ray", "local"])
+    assert code == 2 and capsys.readouterr().err.splitlines() == [
+        "nnc: error: --ray needs Ray; install it with pip install 'nnc[ray]'"]
 
 
 def test_no_samples_is_warned_of_naming_the_keywords_and_the_flags():

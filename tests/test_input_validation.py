@@ -209,7 +209,7 @@ def test_simulate_refuses_int8_for_a_float_blob(blob):
     (["frobnicate"], "No such command"),
     (["compile", MODEL, "-o", "OUT", "--print-ir-after", "bogus"], "print-ir-after 'bogus' is not a pass"),
     (["compile", MODEL, "-o", "OUT", "--pipeline", "canonicalize", "--print-ir-after", "layout"],
-     "no such pass in the pipeline 'canonicalize'"),
+     "--print-ir-after layout: no such pass in the pipeline 'canonicalize'"),
     (["compile", MODEL, "-o", "OUT", "--sparsity-pattern", ""], "sparsity-pattern must be \"N:M\""),
     (["compile", MODEL, "-o", "OUT", "--sparsity-pattern", "1:1000000000"], "M <= 256"),
     (["compile", MODEL, "-o", "OUT", "--sparsity-pattern", "0:4"], "got '0:4'"),
@@ -226,6 +226,11 @@ def test_simulate_refuses_int8_for_a_float_blob(blob):
 def test_bad_options(capsys, tmp_path, args, fragment):
     args = [tmp_path / "out" if a == "OUT" else a for a in args]
     assert fragment in refused(capsys, tmp_path, *args)
+
+
+def test_api_print_ir_after_a_pass_outside_the_pipeline_names_the_keyword():
+    with pytest.raises(nnc.OptionError, match="^print_ir_after 'layout': no such pass in the pipeline 'canonicalize'$"):
+        nnc.compile(MODEL, pipeline="canonicalize", print_ir_after="layout")
 
 
 def test_api_input_shapes_are_checked(tmp_path):
