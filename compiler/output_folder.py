@@ -72,9 +72,9 @@ def without_parent_steps(out: Path) -> Path:
     head = Path(*parts[:last + 1])
     if not head.is_dir():
         missing = next(p for p in (*reversed(head.parents), head) if p.name != ".." and not p.is_dir())
-        raise OptionError(f"output folder {out}: {missing} {'is not a folder' if missing.exists() else 'does not exist'}"
-                          f", so {head} names no folder; give -o without '..', or one that steps out of existing "
-                          "folders")
+        why = "is not a folder" if missing.exists() else "does not exist"
+        raise OptionError(f"output folder {out}: {missing} {why}, so {head} names no folder; give an output folder "
+                          "without '..', or one that steps out of existing folders")
     return Path(os.path.relpath(os.path.realpath(head))).joinpath(*parts[last + 1:])
 
 
@@ -92,7 +92,7 @@ def check(out: Path, model: Path) -> None:
     except OptionError as exc:
         if resolved == out:
             raise
-        raise OptionError(f"{exc} (-o {out} names {resolved})") from None
+        raise OptionError(f"{exc} ({out} names {resolved})") from None
 
 
 def _check(out: Path, model: Path) -> None:
@@ -123,13 +123,13 @@ def _owned_files(out: Path) -> list[str]:
     if manifest is None:
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         raise OptionError(f"output folder {out} is not empty ({shown}) and holds no {MANIFEST} of an earlier "
-                          "nnc output; choose another -o, or empty it yourself")
+                          "nnc output; choose another output folder, or empty it yourself")
     present = {name: digest for name, digest in manifest.items() if os.path.lexists(out / name)}
     changed = [name for name, digest in present.items() if not _unchanged(out / name, digest)]
     if changed:
         raise OptionError(f"output folder {out}: {', '.join(changed[:3])} changed since nnc wrote "
                           f"{'it' if len(changed) == 1 else 'them'}; nnc will not overwrite a changed file, "
-                          "so move your version away or choose another -o")
+                          "so move your version away or choose another output folder")
     return list(present)
 
 
@@ -252,7 +252,7 @@ def _check_free(out: Path, written: list[str], old: set[str]) -> None:
         raise OptionError(f"output folder {out}: {', '.join(names[:3])} {'is' if len(names) == 1 else 'are'} "
                           "in the way of nnc's output and nnc did not write "
                           f"{'it' if len(names) == 1 else 'them'}; move {'it' if len(names) == 1 else 'them'} "
-                          "away or choose another -o")
+                          "away or choose another output folder")
 
 
 def _write_manifest(out: Path, manifest: dict) -> None:
@@ -279,7 +279,7 @@ def write_into(out: Path, files: dict[str, str]) -> None:
         for name, text in files.items():
             if not _replaceable(out / name, owned.get(name), text.encode("utf-8")):
                 raise OptionError(f"{out / name} exists and nnc did not write it (or it changed since); "
-                                  "move it away or give another -o")
+                                  "move it away or give another output folder")
         try:
             for name, text in files.items():
                 partial = out / f".{name}.partial"
