@@ -20,7 +20,7 @@ import nnc
 from nnc.backends.onnx_qdq.integer_writer import INTEGER_WRITERS, to_integer_onnx
 from nnc.backends.onnx_qdq.target import OnnxTarget
 from nnc.cli import run_cli
-from nnc.errors import VerificationError
+from nnc.errors import OptionError, UnsupportedError, VerificationError
 from nnc.interpreter import run
 from nnc.ir import Graph, Tensor
 from nnc.ops.layernorm import QLayerNormAttrs
@@ -221,6 +221,13 @@ def test_op_without_integer_form_is_one_cli_error(tmp_path, capsys, monkeypatch)
     assert code == 2 and len(lines) == 1
     assert "QConv node 'conv1'" in lines[0] and "--onnx-form qdq" in lines[0]
     assert not (tmp_path / "out").exists()
+    with pytest.raises(UnsupportedError, match=r"QConv node 'conv1'.*\(use onnx_form='qdq'\)") as raised:
+        nnc.compile(DIGITS / "digits.onnx", target="onnx", onnx_form="integer", calib=DIGITS / "calib.npz",
+                    output_dir=tmp_path / "api")
+    assert "--" not in str(raised.value)
+    with pytest.raises(OptionError, match="^stream is not available for target onnx") as raised:
+        nnc.compile(DIGITS / "digits.onnx", target="onnx", stream={"image": (1, 1, 8, 8)}, output_dir=tmp_path / "s")
+    assert raised.value.cli.startswith("--stream is not available")
 
 
 @pytest.mark.parametrize("flags, message", [(["--target", "c", "--onnx-form", "integer"], "applies to --target onnx"),

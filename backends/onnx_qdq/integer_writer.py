@@ -48,10 +48,11 @@ def to_integer_onnx(graph: Graph) -> onnx.ModelProto:
     missing = [n for n in live.nodes() if n.op not in writers]
     if missing:
         listed = ", ".join(f"{n.op} node {n.name!r}" for n in missing)
-        raise UnsupportedError(f"the integer ONNX form has no exact form for {listed} "
-                               "(use --onnx-form qdq)")
+        said = f"the integer ONNX form has no exact form for {listed}"
+        raise UnsupportedError(f"{said} (use onnx_form='qdq')", cli=f"{said} (use --onnx-form qdq)")
     try:
         return build_model(live, writers, "written by nnc --target onnx --onnx-form integer: nnc's integer graph "
                                           "as ONNX integer arithmetic (bit-exact with nnc's reference)")
     except UnsupportedError as exc:  # a writer's refusal of one node's attributes
-        raise UnsupportedError(f"{exc} in the integer ONNX form (use --onnx-form qdq)") from None
+        raise UnsupportedError(f"{exc} in the integer ONNX form (use onnx_form='qdq')",
+                               cli=f"{exc} in the integer ONNX form (use --onnx-form qdq)") from None

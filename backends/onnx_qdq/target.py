@@ -57,7 +57,8 @@ class OnnxTarget:
 
     def __init__(self, options=None):
         if getattr(options, "stream", None):
-            raise OptionError("--stream is not available for target onnx (it writes the whole-sequence model)")
+            why = "is not available for target onnx (it writes the whole-sequence model)"
+            raise OptionError(f"stream {why}", cli=f"--stream {why}")
         self.form = getattr(options, "onnx_form", "qdq")
         if self.form == "integer":
             self.parity_lsb = 0  # the integer form is bit-exact at the outputs
