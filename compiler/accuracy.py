@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import ShapeError
 from .ir import Graph
-from .verification import Sample, cosine
+from .verification import Sample, cosine, finite_pairs
 
 MAX_CLASSES = 1000
 Z95 = 1.959963984540054
@@ -50,8 +50,8 @@ def output_metrics(truth: list[Sample], got: list[Sample], name: str, kind: str,
     """Metrics of output `name` over all samples (module docstring)."""
     ref = np.stack([np.asarray(s[name], np.float64) for s in truth])
     out = np.stack([np.asarray(s[name], np.float64) for s in got])
-    diff = out - ref
-    norm = float(np.linalg.norm(ref))
+    diff = np.subtract(*finite_pairs(out.ravel(), ref.ravel()))
+    norm = float(np.linalg.norm(finite_pairs(ref.ravel(), out.ravel())[0]))
     metrics = {"kind": kind, "samples": len(truth), "cosine": cosine(ref.ravel(), out.ravel()),
                "rmse": float(np.sqrt(np.mean(diff ** 2))) if diff.size else 0.0,
                "l2_relative": float(np.linalg.norm(diff) / norm) if norm else float(np.linalg.norm(diff) != 0),

@@ -327,8 +327,10 @@ def onnxruntime_outputs(model_path: str | Path, samples: list[Sample], output_na
 def compare(reference: list[Sample], candidate: list[Sample]) -> dict:
     """Metrics of `candidate` against `reference` over all samples and outputs:
     max abs difference, cosine similarity, SNR in dB, top-1 agreement (for outputs
-    whose last axis holds more than one class), bit-exactness."""
-    ref, got = flatten(reference), flatten(candidate)
+    whose last axis holds more than one class), bit-exactness. The differences
+    count the positions where both are finite (a model computing NaN is warned
+    about, verify_step.verification_warnings)."""
+    ref, got = finite_pairs(flatten(reference), flatten(candidate))
     bit_exact = all(np.array_equal(r[k], c[k]) for r, c in zip(reference, candidate) for k in r)
     noise = float(np.sum((ref - got) ** 2))
     signal = float(np.sum(ref ** 2))
@@ -349,15 +351,26 @@ def flatten(samples: list[Sample]) -> np.ndarray:
 
 def cosine(ref: np.ndarray, got: np.ndarray) -> float:
     """Cosine similarity of two flat arrays, in [-1, 1] (rounding can carry the
-    quotient a step past 1); 1.0 or 0.0 when a norm is zero (equal or not)."""
+    quotient a step past 1); 1.0 or 0.0 when a norm is zero (equal or not);
+    over the positions where both are finite (finite_pairs)."""
+    ref, got = finite_pairs(ref, got)
     norms = float(np.linalg.norm(ref) * np.linalg.norm(got))
     if not norms:
         return float(np.array_equal(ref, got))
     return min(1.0, max(-1.0, float(np.dot(ref, got) / norms)))
 
 
+def finite_pairs(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat arrays `ref` and `got` (one shape) at the positions where both are
+    finite: NaN and infinity have no difference to measure, and would make
+    every figure NaN (which JSON cannot hold)."""
+    both = np.isfinite(ref) & np.isfinite(got)
+    return (ref, got) if both.all() else (ref[both], got[both])
+
+
 def cosine_rmse(ref: np.ndarray, got: np.ndarray) -> dict:
-    """{"cosine", "rmse"} of flat arrays `got` against `ref`."""
+    """{"cosine", "rmse"} of flat arrays `got` against `ref` (finite_pairs)."""
+    ref, got = finite_pairs(ref, got)
     return {"cosine": cosine(ref, got), "rmse": float(np.sqrt(np.mean((ref - got) ** 2))) if ref.size else 0.0}
 
 

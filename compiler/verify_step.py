@@ -40,6 +40,11 @@ def verification_warnings(report: dict, original: Graph, opts: CompileOptions) -
                      "(its shape is an input's); top-1 may mean nothing")
     if verification["float_truth"] != "onnxruntime" and not is_text_ir(report["model"]["file"]):
         found.append(f"vs_float compares with {verification['float_truth']}")
+    if verification.get("float_non_finite"):
+        found.append(f"the float model's outputs ({verification['float_truth']}) hold NaN or infinity on "
+                     f"{verification['float_non_finite']} of {verification['samples']} verification samples "
+                     "(a Sqrt or Log of a negative value, a division by 0?): the comparison with float counts only "
+                     "the finite values")
     if verification["source"] == "synthetic":
         found.append(f"verified on {verification['samples']} synthetic random samples; give inputs or calib "
                      "(--inputs, --calib) for real ones")
@@ -73,7 +78,12 @@ def verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute, 
         vs_float["top1_agreement"] = None
     return {"samples": len(samples), "source": source, "executed": produced is not None,
             "vs_reference": vs_reference, "vs_float": vs_float, "float_truth": truth_source,
-            "outputs": outputs}, samples
+            "float_non_finite": _non_finite(truth), "outputs": outputs}, samples
+
+
+def _non_finite(samples: list[dict[str, np.ndarray]]) -> int:
+    """How many samples have an output holding NaN or infinity."""
+    return sum(not all(np.isfinite(v).all() for v in s.values()) for s in samples)
 
 
 def _output_metrics(original: Graph, truth, compiled, opts: CompileOptions) -> dict:
@@ -122,7 +132,8 @@ def verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, o
     _check_parity(chunk, vs_reference, chunk_reference)
     return {"samples": len(samples), "chunks": len(chunk_inputs), "source": source,
             "executed": produced is not None, "vs_reference": vs_reference, "vs_whole_sequence": vs_whole,
-            "vs_float": compare(truth, joined), "float_truth": truth_source}, chunk_inputs
+            "vs_float": compare(truth, joined), "float_truth": truth_source,
+            "float_non_finite": _non_finite(truth)}, chunk_inputs
 
 
 def _unstreamable_cause(whole: Graph, chunk: Graph, samples, axes, whole_reference, joined) -> str:

@@ -205,6 +205,28 @@ def test_warnings_name_the_keyword_and_the_flag(tmp_path, capsys):
     assert all(f"nnc: warning: {warning}" in printed for warning in synthetic), printed
 
 
+def test_a_float_model_computing_nan_is_warned_about(tmp_path):
+    """Sqrt of a Gemm's negative outputs: onnxruntime's truth holds NaN. The
+    figures count the finite values (report.json stays JSON: no NaN) and a
+    warning says why."""
+    w = np.random.default_rng(1).normal(size=(8, 6)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["g"]), helper.make_node("Sqrt", ["g"], ["y"])],
+                              "sqrt", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6])],
+                              [helper.make_tensor("w", TensorProto.FLOAT, [8, 6], w.ravel())])
+    path = tmp_path / "sqrt.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    result = nnc.compile(path, "c", output_dir=tmp_path / "out")
+    bad = result.report["verification"]["float_non_finite"]
+    assert 0 < bad <= 4 and -1 <= result.report["verification"]["vs_float"]["cosine"] <= 1
+    assert any(w.startswith(f"the float model's outputs (onnxruntime) hold NaN or infinity on {bad} of 4")
+               for w in result.report["warnings"])
+    written = (tmp_path / "out" / "report.json").read_text()
+    json.loads(written, parse_constant=lambda name: pytest.fail(f"report.json holds {name}"))
+    clean = nnc.compile(DIGITS / "digits.onnx", "ir", calib=CALIB).report
+    assert clean["verification"]["float_non_finite"] == 0 and not any("NaN" in w for w in clean["warnings"])
+
+
 def test_an_autoencoder_output_is_not_scored_by_top1(tmp_path):
     w = np.random.default_rng(0).normal(size=(16, 16)).astype(np.float32)
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "ae",
