@@ -185,19 +185,29 @@ def lower_layer_norm(graph: Graph, group: Group) -> None:
 def _affine_constant(graph: Graph, group: Group, index: int, normalized: tuple[int, ...],
                      default: float) -> np.ndarray:
     """γ or β (float64) broadcast to the normalized shape and flattened: a float
-    constant, or the real values of a DequantizeLinear of constants (a QDQ
-    model's, as onnxruntime's quantize_static writes it)."""
+    constant, or the real values a QDQ model computes from constants alone
+    (DequantizeLinear of integers as onnxruntime's quantize_static writes it,
+    also behind a tied weight's Identity and QuantizeLinear)."""
     name = group.node.inputs[index] if index < len(group.node.inputs) else ""
     if not name:
         return np.full(math.prod(normalized), default)
-    data = graph.constant(name)
-    dq = graph.producer(name)
-    if data is None and dq is not None and dq.op == "DequantizeLinear" \
-            and all(graph.tensor(t).is_constant for t in dq.inputs if t):
-        data = get_op("DequantizeLinear").evaluate(dq.attrs, [graph.constant(t) if t else None for t in dq.inputs])[0]
+    data = _computed_from_constants(graph, name)
     if data is None:
         raise _unsupported(group, f"input #{index} (scale or bias) must be a constant")
     return np.broadcast_to(np.asarray(data, np.float64), normalized).reshape(-1)
+
+
+def _computed_from_constants(graph: Graph, name: str, depth: int = 8) -> np.ndarray | None:
+    """The value of tensor `name` when it is a constant or computed by at most
+    `depth` nodes from constants only (each node's reference semantics); else None."""
+    data = graph.constant(name)
+    node = graph.producer(name)
+    if data is not None or node is None or depth == 0:
+        return data
+    args = [_computed_from_constants(graph, t, depth - 1) if t else None for t in node.inputs]
+    if any(a is None for a, t in zip(args, node.inputs) if t):
+        return None
+    return get_op(node.op).evaluate(node.attrs, args)[node.outputs.index(name)]
 
 
 def _layer_norm_shift(group: Group, g_real: np.ndarray, b_real: np.ndarray) -> int:

@@ -128,14 +128,18 @@ def test_softmax_last_axis():
 
 def test_layer_norm_with_quantized_scale_and_bias():
     """onnxruntime's quantize_static writes LayerNormalization's γ and β as
-    DequantizeLinear of integer constants (β here with a zero point): the rule
+    DequantizeLinear of integer constants (β here with a zero point), a tied
+    γ as Identity → QuantizeLinear → DequantizeLinear of the first: the rule
     reads their real values."""
     b, x = start([1, 6, 16], scale=0.1, zero_point=0)
     gamma = b.dq(b.const(np.random.default_rng(3).integers(60, 127, 16).astype(np.int8)), 0.01, 0)
     beta = b.dq(b.const(np.random.default_rng(4).integers(-100, 100, 16).astype(np.int8)), 0.005, 7)
-    y = b.node("LayerNormalization", [x, gamma, beta], axis=-1)
+    first = b.q(b.node("LayerNormalization", [x, gamma, beta], axis=-1), 0.02, 0)
+    # a second norm tied to the first's γ, as the exporter writes it: Identity, then quantized again
+    tied = b.dq(b.q(b.node("Identity", [gamma]), 0.01, 0), 0.01, 0)
+    y = b.node("LayerNormalization", [b.dq(first, 0.02, 0), tied, beta], axis=-1)
     graph, _ = check_qdq(finish(b, y, [1, 6, 16], scale=0.02, zero_point=0))
-    assert ops(graph) == ["QLayerNorm"]
+    assert ops(graph) == ["QLayerNorm", "QLayerNorm"]
 
 
 @pytest.mark.parametrize("out, expected", [((SX, ZX), "Clip"), ((0.02, -128), "Requantize")])
