@@ -258,8 +258,8 @@ def _refuse_first(array: np.ndarray, bad: np.ndarray, where: str, why: str) -> N
 
 
 def synthetic_samples(graph: Graph, count: int = 4, seed: int = 0) -> list[Sample]:
-    """Seeded random inputs: floats uniform in [-1, 1), integers over their full
-    range, except Gather indices: uniform over [0, extent) of the axis they index.
+    """Seeded random inputs: floats uniform in [-1, 1), bools true or false with
+    even odds, integers over their full range, except Gather indices: uniform over [0, extent) of the axis they index.
     The numbers are splitmix64's (_SplitMix64), the same on every platform and
     numpy version, and numpy.random (8 ms to import) is not needed."""
     stream = _SplitMix64(seed)
@@ -273,6 +273,8 @@ def synthetic_samples(graph: Graph, count: int = 4, seed: int = 0) -> list[Sampl
             if dtype.kind == "f":  # as many random bits as the type's mantissa holds: exact, never 1
                 bits = np.finfo(dtype).nmant + 1
                 sample[name] = ((words >> np.uint64(64 - bits)) * 2.0 ** (1 - bits) - 1.0).astype(dtype)
+            elif dtype.kind == "b":
+                sample[name] = (words >> np.uint64(63)).astype(bool)
             else:
                 lo, hi = dtypes.integer_range(tensor.dtype)
                 extent = index_extent(graph, name)

@@ -163,3 +163,13 @@ def test_padding_mask_of_lowest_floats_on_a_softmax_over_another_axis(tmp_path):
     inits.update(mask=mask)
     nodes += [node("Add", ["mask", "ss"], "masked"), node("Softmax", ["masked"], "y", axis=2)]
     compile_everywhere(model(nodes, [1, t, d], inits), tmp_path, samples([1, t, d]))
+
+
+def test_masked_fill_of_the_scores_as_hugging_face_writes_it(tmp_path):
+    """scores.masked_fill(~keep, finfo.min) exports as Where(hide, lowest, scores)."""
+    t, d, h = 6, 16, 2
+    nodes, inits = _attention_scores(t, d, h)
+    inits.update(hide=~np.tril(np.ones((t, t), bool)), lowest=np.float32(np.finfo(np.float32).min))
+    nodes += [node("Where", ["hide", "lowest", "ss"], "masked"), node("Softmax", ["masked"], "y", axis=-1)]
+    reports = compile_everywhere(model(nodes, [1, t, d], inits), tmp_path, samples([1, t, d]))
+    assert "QSoftmax" in {layer["op"] for layer in reports["c"]["layers"]}

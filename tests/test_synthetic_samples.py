@@ -43,6 +43,11 @@ def test_values_cover_each_type_range_and_repeat_per_seed():
     assert abs(float(sample["f"].mean())) < 0.02
 
 
+def test_bool_inputs_get_both_values():
+    (sample,) = synthetic_samples(_graph(("mask", "bool", (32, 32))), 1)
+    assert sample["mask"].dtype == np.bool_ and 0.4 < sample["mask"].mean() < 0.6
+
+
 def _seed_whose_first_word_is(word: int) -> int:
     """splitmix64 is a bijection: the seed whose first output is `word`."""
     mask = (1 << 64) - 1

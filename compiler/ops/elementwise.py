@@ -120,6 +120,35 @@ class PRelu(_Binary):
         return [np.where(x < 0, x * slope, x).astype(x.dtype)]
 
 
+@register_op
+class Where(OpDef):
+    """Where(condition, a, b): a where the bool condition holds, else b, all three
+    broadcasting together (numpy rules). nnc runs it in float only; the
+    canonicalize rule fuse_softmax_mask turns an attention mask written with it
+    (masked_fill) into Softmax's keep mask."""
+
+    name = "Where"
+
+    @staticmethod
+    def infer(attrs, inputs):
+        condition, a, b = inputs
+        if condition.dtype != "bool":
+            raise ShapeError(f"condition must be bool, got {condition.dtype}")
+        if a.dtype != b.dtype:
+            raise ShapeError(f"operand types differ: {a.dtype} vs {b.dtype}")
+        return [TensorType(a.dtype, broadcast_shape(condition.shape, broadcast_shape(a.shape, b.shape)))]
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        condition, a, b = xs
+        return [np.where(condition, a, b).astype(a.dtype, copy=False)]
+
+
+@lowers("Where")
+def _lower_where(n: OnnxNode):
+    return Lowered("Where")
+
+
 @dataclass(frozen=True)
 class ClipAttrs:
     """Bounds; None means unbounded on that side."""

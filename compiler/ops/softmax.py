@@ -69,14 +69,16 @@ def check_keep_mask(keep, x, coerce_2d: bool, dtype: str = "bool") -> None:
         raise ShapeError(f"the keep mask {list(keep.shape)} does not broadcast to the input {list(x.shape)}")
 
 
-MASK_FILL = -1e9  # an additive mask's entries are 0 (keep) or at most this (hide)
+# A mask's fill hides a position: at most this. exp(fill + x - max) is 0 in
+# float64 (below e^-745) unless the row's scores spread over 9,000, so a
+# hidden position gets probability 0, as with -inf.
+MASK_FILL = -1e4
 
 
 def additive_mask(data: np.ndarray) -> np.ndarray | None:
     """The keep mask (entries equal to 0) of a float constant that is an additive
     attention mask: every entry 0 or at most MASK_FILL (-inf, float32's lowest,
-    -1e9: exp of such an entry minus any sane maximum is 0 in float32 and
-    float64), at least one of each. None for any other constant."""
+    -1e9, -1e4), at least one of each. None for any other constant."""
     if data.dtype.kind != "f" or data.size < 2 or np.isnan(data).any():
         return None
     keep, hide = data == 0, data <= MASK_FILL

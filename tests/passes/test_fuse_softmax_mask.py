@@ -32,7 +32,7 @@ def canonicalize(mask: np.ndarray, extra_nodes=(), outputs=("y",), axis: int = -
     return after
 
 
-@pytest.mark.parametrize("fill", [-np.inf, np.finfo(np.float32).min, -1e9])
+@pytest.mark.parametrize("fill", [-np.inf, np.finfo(np.float32).min, -1e9, -1e4])
 def test_an_additive_mask_becomes_the_softmax_keep_mask(fill):
     after = canonicalize(np.where(np.isinf(CAUSAL), np.float32(fill), np.float32(0)))
     assert ops(after) == ["Softmax"]
@@ -42,6 +42,25 @@ def test_an_additive_mask_becomes_the_softmax_keep_mask(fill):
     np.testing.assert_array_equal(keep[0, 0], np.tril(np.ones((T, T), bool)))
     assert "mask" not in after.tensors
     assert print_ir(parse_ir(print_ir(after))) == print_ir(after)
+
+
+@pytest.mark.parametrize("fill_first", [True, False])
+def test_a_masked_fill_becomes_the_softmax_keep_mask(fill_first):
+    """scores.masked_fill(hide, lowest) exports as Where(hide, lowest, scores);
+    Where(keep, scores, lowest) is the same mask the other way round."""
+    keep = np.tril(np.ones((T, T), bool))
+    inputs = ["hide", "fill", "x"] if fill_first else ["keep", "x", "fill"]
+    nodes = [helper.make_node("Where", inputs, ["s"], name="where"),
+             helper.make_node("Softmax", ["s"], ["y"], name="softmax", axis=-1)]
+    graph = build(nodes, {"x": [1, 2, T, T]}, {"y": [1, 2, T, T]},
+                  {"hide": ~keep, "keep": keep, "fill": np.float32(np.finfo(np.float32).min)})
+    (pass_,) = parse_pipeline("canonicalize")
+    after = pass_.run(graph.copy())
+    verify(after)
+    assert ops(after) == ["Softmax"]
+    np.testing.assert_array_equal(after.constant(after.producer("y").inputs[1])[0, 0], keep)
+    feeds = feeds_for(graph)
+    np.testing.assert_array_equal(run(after, feeds)["y"], run(graph, feeds)["y"])
 
 
 def test_a_mask_on_another_axis_follows_it():
