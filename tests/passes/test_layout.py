@@ -135,6 +135,21 @@ def test_concat_pad_prelu_softmax_are_remapped():
     assert after.tensor("y").layout == "NHWC"
 
 
+def test_a_masked_softmax_moves_its_keep_mask_with_its_axis():
+    """A Transpose sinking through a Softmax with a causal keep mask must
+    transpose the mask too: a square mask keeps its shape, so only the values
+    would show it (as the reviewer's x -> Transpose -> Add(mask) -> Softmax did)."""
+    t = 5
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 1, 3, 2]),
+             helper.make_node("Add", ["xt", "causal"], ["m"]),
+             helper.make_node("Softmax", ["m"], ["y"], axis=-1)]
+    g = onnx_graph(nodes, {"x": (F32, [1, 2, t, t])}, ["y"],
+                   {"causal": np.triu(np.full((t, t), -np.inf, np.float32), 1)})
+    after = optimize(g, "canonicalize,layout,canonicalize")
+    (softmax,) = ops(after, "Softmax")
+    assert len(softmax.inputs) == 2
+
+
 def qdq(x: str, name: str, axis: int | None = None) -> list:
     kw = {} if axis is None else {"axis": axis}
     return [helper.make_node("QuantizeLinear", [x, f"{name}_s", f"{name}_z"], [f"{name}_q"], **kw),
