@@ -50,8 +50,9 @@ def output_metrics(truth: list[Sample], got: list[Sample], name: str, kind: str,
     """Metrics of output `name` over all samples (module docstring)."""
     ref = np.stack([np.asarray(s[name], np.float64) for s in truth])
     out = np.stack([np.asarray(s[name], np.float64) for s in got])
-    diff = np.subtract(*finite_pairs(out.ravel(), ref.ravel()))
-    norm = float(np.linalg.norm(finite_pairs(ref.ravel(), out.ravel())[0]))
+    measured, computed, _ = finite_pairs(ref.ravel(), out.ravel())  # cosine is -1 where out alone is not finite
+    diff = computed - measured
+    norm = float(np.linalg.norm(measured))
     metrics = {"kind": kind, "samples": len(truth), "cosine": cosine(ref.ravel(), out.ravel()),
                "rmse": float(np.sqrt(np.mean(diff ** 2))) if diff.size else 0.0,
                "l2_relative": float(np.linalg.norm(diff) / norm) if norm else float(np.linalg.norm(diff) != 0),

@@ -329,21 +329,28 @@ def onnxruntime_outputs(model_path: str | Path, samples: list[Sample], output_na
 def compare(reference: list[Sample], candidate: list[Sample]) -> dict:
     """Metrics of `candidate` against `reference` over all samples and outputs:
     max abs difference, cosine similarity, SNR in dB, top-1 agreement (for outputs
-    whose last axis holds more than one class), bit-exactness. The differences
-    count the positions where both are finite (a model computing NaN is warned
-    about, verify_step.verification_warnings)."""
-    ref, got = finite_pairs(flatten(reference), flatten(candidate))
-    bit_exact = all(np.array_equal(r[k], c[k]) for r, c in zip(reference, candidate) for k in r)
+    whose last axis holds more than one class), bit-exactness (NaN equal to NaN).
+    The figures count the positions where both are finite (finite_pairs);
+    `non_finite` counts the candidate's NaN and infinities where the reference
+    is finite, and makes cosine -1."""
+    ref, got, broken = finite_pairs(flatten(reference), flatten(candidate))
+    bit_exact = all(_same(r[k], c[k]) for r, c in zip(reference, candidate) for k in r)
     noise = float(np.sum((ref - got) ** 2))
     signal = float(np.sum(ref ** 2))
     return {
         "samples": len(reference),
         "bit_exact": bool(bit_exact),
         "max_abs_diff": float(np.max(np.abs(ref - got))) if ref.size else 0.0,
-        "cosine": cosine(ref, got),
+        "cosine": -1.0 if broken else cosine(ref, got),
         "snr_db": _snr_db(signal, noise),
         "top1_agreement": _top1(reference, candidate),
+        "non_finite": broken,
     }
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc"))
 
 
 def flatten(samples: list[Sample]) -> np.ndarray:
@@ -353,27 +360,37 @@ def flatten(samples: list[Sample]) -> np.ndarray:
 
 def cosine(ref: np.ndarray, got: np.ndarray) -> float:
     """Cosine similarity of two flat arrays, in [-1, 1] (rounding can carry the
-    quotient a step past 1); 1.0 or 0.0 when a norm is zero (equal or not);
-    over the positions where both are finite (finite_pairs)."""
-    ref, got = finite_pairs(ref, got)
+    quotient a step past 1); 1.0 or 0.0 when a norm is zero (equal or not).
+    Over the positions where `ref` is finite (finite_pairs); -1 when `got`
+    is not finite at one of them."""
+    ref, got, broken = finite_pairs(ref, got)
+    if broken:
+        return -1.0
     norms = float(np.linalg.norm(ref) * np.linalg.norm(got))
     if not norms:
         return float(np.array_equal(ref, got))
     return min(1.0, max(-1.0, float(np.dot(ref, got) / norms)))
 
 
-def finite_pairs(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat arrays `ref` and `got` (one shape) at the positions where both are
-    finite: NaN and infinity have no difference to measure, and would make
-    every figure NaN (which JSON cannot hold)."""
-    both = np.isfinite(ref) & np.isfinite(got)
-    return (ref, got) if both.all() else (ref[both], got[both])
+def finite_pairs(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(ref, got, broken): flat arrays `ref` and `got` (one shape) at the
+    positions where both are finite, and how many positions have `ref` finite
+    but `got` not. Where `ref` is NaN or infinite (a float model computing NaN,
+    verify_step warns) there is nothing to measure; where only `got` is, the
+    candidate is wrong, which `broken` reports rather than hides."""
+    measured = np.isfinite(ref)
+    both = measured & np.isfinite(got)
+    if both.all():
+        return ref, got, 0
+    return ref[both], got[both], int(np.count_nonzero(measured & ~both))
 
 
 def cosine_rmse(ref: np.ndarray, got: np.ndarray) -> dict:
-    """{"cosine", "rmse"} of flat arrays `got` against `ref` (finite_pairs)."""
-    ref, got = finite_pairs(ref, got)
-    return {"cosine": cosine(ref, got), "rmse": float(np.sqrt(np.mean((ref - got) ** 2))) if ref.size else 0.0}
+    """{"cosine", "rmse"} of flat arrays `got` against `ref`: over the
+    positions both are finite, cosine -1 where `got` alone is not (finite_pairs)."""
+    cos = cosine(ref, got)
+    ref, got, _ = finite_pairs(ref, got)
+    return {"cosine": cos, "rmse": float(np.sqrt(np.mean((ref - got) ** 2))) if ref.size else 0.0}
 
 
 def _snr_db(signal: float, noise: float) -> float | None:

@@ -185,6 +185,9 @@ def _check_parity(graph: Graph, metrics: dict, reference,
                   parity_lsb: int | None = 0) -> None:
     """Bit-exact (or within `parity_lsb` LSB; None: unbounded) on integer graphs,
     within FLOAT_PARITY of the output range on float ones."""
+    if metrics.get("non_finite"):
+        raise VerificationError(f"{what}: NaN or infinity at {metrics['non_finite']} output value(s) where the "
+                                "reference's are finite")
     if is_integer_graph(graph):
         lsb = metrics.get("max_abs_diff_lsb", metrics["max_abs_diff"])
         if not metrics["bit_exact"] and parity_lsb is not None and lsb > parity_lsb:

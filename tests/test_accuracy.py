@@ -227,6 +227,18 @@ def test_a_float_model_computing_nan_is_warned_about(tmp_path):
     assert clean["verification"]["float_non_finite"] == 0 and not any("NaN" in w for w in clean["warnings"])
 
 
+def test_a_candidate_nan_is_a_difference_never_hidden():
+    """Where the reference is finite, a candidate's NaN or infinity counts as
+    non_finite (cosine -1; verification fails on it); where the reference
+    itself is NaN there is nothing to measure, and NaN equals NaN."""
+    from nnc.verification import compare
+
+    broken = compare([{"y": np.array([1.0, 2.0, 3.0])}], [{"y": np.array([1.0, np.nan, np.inf])}])
+    assert broken["non_finite"] == 2 and broken["cosine"] == -1.0 and not broken["bit_exact"]
+    same = compare([{"y": np.array([1.0, np.nan, 3.0])}], [{"y": np.array([1.0, np.nan, 3.0])}])
+    assert same["non_finite"] == 0 and same["bit_exact"] and same["max_abs_diff"] == 0.0
+
+
 def test_an_autoencoder_output_is_not_scored_by_top1(tmp_path):
     w = np.random.default_rng(0).normal(size=(16, 16)).astype(np.float32)
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "ae",
