@@ -74,20 +74,24 @@ def check_stream(model, whole: Graph, stream: dict[str, tuple[int, ...]],
         if hint is None:
             raise
         api, cli = hint
-        raise OptionError(f"{exc}; {api}", cli=f"{exc.cli}; {cli}") from None
+        raise OptionError(f"{exc}; {api}", cli=f"{exc.cli or exc}; {cli}") from None
 
 
 def _unbound_time(model, whole: Graph, stream, input_shapes) -> tuple[str, str] | None:
-    """(API, CLI) wordings of the hint when a streamed input's symbolic dims were
-    bound to 1, else None."""
+    """(API, CLI) wordings of the hint when a streamed input's symbolic dims
+    bound to 1 leave nothing to split (the chunk is the whole input, or longer
+    along those dims), else None."""
     from .frontend.model_file import is_text_ir
     from .frontend.onnx_loader import symbolic_axes
 
     symbolic = {} if is_text_ir(model) else symbolic_axes(model)
     for name in stream:
         shape = whole.tensor(name).shape
+        chunk = tuple(stream[name])
         bound = {a: symbolic[name][a] or f"D{a}" for a in symbolic.get(name, {})
                  if shape[a] == 1 and name not in input_shapes}
+        if chunk != shape:  # the chunk splits some axis: only dims it is longer than are to blame
+            bound = {a: label for a, label in bound.items() if a < len(chunk) and chunk[a] > 1}
         if bound:
             dims = " and ".join(f"{a} ({label})" for a, label in bound.items())
             said = (f"input {name!r} has symbolic dim{'s' * (len(bound) > 1)} {dims}, bound to 1 when no shape "

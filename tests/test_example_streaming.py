@@ -64,5 +64,15 @@ def test_a_time_axis_bound_to_1_is_named_with_the_option_that_binds_it(tmp_path,
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("nnc: error: --stream x=1,1,10: a chunk must split the whole input [1, 1, 10]")
     assert err.strip().endswith("--input-shape x=1,T,10 (T: its length)") and not (tmp_path / "out").exists()
+    # a symbolic batch bound to 1 is not to blame when the chunk does not divide a fixed time axis
+    from onnx import TensorProto, helper
+    relu = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "r",
+                             [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 12, 10])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 12, 10])])
+    helper_model = helper.make_model(relu, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    (tmp_path / "relu.onnx").write_bytes(helper_model.SerializeToString())
+    with pytest.raises(nnc.OptionError) as caught:
+        nnc.compile(tmp_path / "relu.onnx", "c", stream={"x": (1, 5, 10)}, output_dir=tmp_path / "r")
+    assert "equal parts" in str(caught.value) and "symbolic" not in str(caught.value)
     with pytest.raises(nnc.OptionError, match=r"^stream names unknown input\(s\) \['y'\]; the model's inputs are"):
         nnc.compile(EXAMPLE / "kws_lstm.onnx", "c", input_shapes={"x": (1, 49, 10)}, stream={"y": (1, 1, 10)})
