@@ -143,8 +143,10 @@ def reframe(graph: Graph, node: Node, perm: tuple[int, ...]):
         axis = None if attrs.axis is None else inv[attrs.axis]
         return (dataclasses.replace(attrs, axis=axis), {}) if data == [0] else None
     if node.op == "Softmax":  # its keep mask (a constant of the input's rank) moves with the axes
+        if attrs.coerce_2d or data != [0]:
+            return None
         keep = {1: np.transpose(graph.constant(node.inputs[1]), perm)} if len(node.inputs) > 1 else {}
-        return None if attrs.coerce_2d else (dataclasses.replace(attrs, axis=inv[attrs.axis]), keep)
+        return dataclasses.replace(attrs, axis=inv[attrs.axis]), keep
     if node.op in REDUCE_OPS:  # keepdims (equal ranks): only the axes move
         return dataclasses.replace(attrs, axes=tuple(sorted(inv[a] for a in attrs.axes))), {}
     if node.op == "Pad":

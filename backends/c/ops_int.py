@@ -227,6 +227,8 @@ def qsoftmax(ctx: Ctx, node):
     q = ctx.struct("q", "qsoftmax_params", dict(table=ctx.const(table, 'table'), mult=a.multiplier, shift=a.shift,
                                                 y_zero=a.y_zero_point, out_min=a.out_min, out_max=a.out_max))
     if len(node.inputs) > 2:
+        if not np.broadcast_to(ctx.data(node.inputs[2]), shape).any(axis=-1).all():
+            raise Refused("the keep mask hides every position of a row")
         keep, period = ctx.keep_bits(node.inputs[2], shape)
         fn = ctx.kernel("qsoftmax_masked", fn=f"qsoftmax_masked_{types['sfx']}", **types)
         return [f"{fn}({math.prod(shape[:-1])}, {n}, {q}, {keep}, {period}, {ctx.ptr(x)}, {ctx.ptr(y)});"]

@@ -131,10 +131,18 @@ def lower_softmax(graph: Graph, group: Group) -> None:
 
 def keep_bytes(graph: Graph, group: Group, perm: tuple[int, ...] | None) -> list[str]:
     """[QSoftmax's u8 keep mask] from Softmax's bool one, axes in the order
-    `perm` (None: as they are); [] without a mask."""
+    `perm` (None: as they are); [] without a mask. The mask must be a constant
+    keeping a position in every row (as fuse_softmax_mask makes it; a text-IR
+    graph may hold anything)."""
     if len(group.node.inputs) < 2 or not group.node.inputs[1]:
         return []
-    keep = graph.constant(group.node.inputs[1]).astype(np.uint8)
+    keep = graph.constant(group.node.inputs[1])
+    if keep is None:
+        raise unsupported(group, "its keep mask must be a constant")
+    shape = graph.tensor(group.node.inputs[0]).shape
+    if not np.broadcast_to(keep, shape).any(axis=group.node.attrs.axis).all():
+        raise unsupported(group, "its keep mask hides every position of a row (the float softmax is NaN there)")
+    keep = keep.astype(np.uint8)
     return [constant(graph, f"{group.name}.keep", keep if perm is None else np.transpose(keep, perm))]
 
 

@@ -68,6 +68,35 @@ def test_softmax_over_several_axes_is_refused():
         quantize(model)
 
 
+@pytest.mark.parametrize("keep, message", [(None, "its keep mask must be a constant"),
+                                           ("hides_a_row", "its keep mask hides every position of a row")])
+def test_a_keep_mask_softmax_cannot_compute_is_refused(keep, message, tmp_path):
+    """A text-IR graph may give Softmax any keep mask; the integer softmax needs a
+    constant one that keeps a position in each row (fuse_softmax_mask makes no other)."""
+    import nnc
+    from nnc.ir import Graph, Node, Tensor
+    from nnc.ops.softmax import SoftmaxAttrs
+    from nnc.textir import print_ir
+
+    graph = Graph("k")
+    graph.add_tensor(Tensor("x", "f32", (1, 3, 4)))
+    graph.inputs.append("x")
+    if keep is None:
+        graph.add_tensor(Tensor("keep", "bool", (1, 3, 4)))
+        graph.inputs.append("keep")
+    else:
+        hidden = np.ones((1, 3, 4), bool)
+        hidden[0, 1] = False
+        graph.add_tensor(Tensor("keep", "bool", (1, 3, 4), data=hidden))
+    graph.add_tensor(Tensor("y", "f32", (1, 3, 4)))
+    graph.add_node(Node("sm", "Softmax", ["x", "keep"], ["y"], SoftmaxAttrs(2)))
+    graph.outputs.append("y")
+    (tmp_path / "k.nnir").write_text(print_ir(graph))
+    for target in ("c", "az-sim"):
+        with pytest.raises(UnsupportedError, match=f"Softmax node 'sm': {message}"):
+            nnc.compile(tmp_path / "k.nnir", target, output_dir=tmp_path / target)
+
+
 def test_accumulator_overflow_is_refused_naming_the_layer():
     b = Builder()
     x = b.dq(b.input("x", [1, 8], np.int8), 0.1, 0)
