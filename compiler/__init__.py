@@ -24,7 +24,7 @@ _EXPORTS = {
     "CompileResult": "driver", "CompileOptions": "compile_options", "compile": "driver",
     "BlobError": "errors", "IRError": "errors", "ModelError": "errors", "NncError": "errors",
     "OptionError": "errors", "QualityGateError": "errors", "ShapeError": "errors",
-    "UnsupportedError": "errors", "VerificationError": "errors",
+    "TrainingError": "errors", "UnsupportedError": "errors", "VerificationError": "errors",
     "load": "frontend.onnx_loader",
     "Graph": "ir", "Node": "ir", "QuantParams": "ir", "Tensor": "ir",
     "parse_ir": "textir", "print_ir": "textir", "validate": "validation", "verify": "verifier",

@@ -20,8 +20,9 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
   20 (x · 0.5 · (1 + Erf(x / √2)) or its tanh form) -> Gelu(x): the same
   function, equal up to float32 rounding;
 - `fuse_softmax_mask` (fuse_softmax_mask.py): Add(scores, constant attention
-  mask of 0 and -inf) -> Softmax becomes Softmax(scores, keep mask): the same
-  values, the fill no longer a tensor to quantize.
+  mask of 0 and -inf) -> Softmax, or Where(constant mask, fill, scores) ->
+  Softmax (masked_fill), becomes Softmax(scores, keep mask): the same values,
+  the fill no longer a tensor to quantize.
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and

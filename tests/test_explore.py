@@ -140,13 +140,14 @@ def test_workers_leave_no_temporary_folder(tmpdir, tmp_path):
     scratch.mkdir(exist_ok=True)
     script = ("import sys; from pathlib import Path; from nnc.explore import explore; "
               "explore(Path(sys.argv[1]), Path(sys.argv[2]), {'bits': '8,4'}, calib=Path(sys.argv[3]), jobs=2)")
-    subprocess.run([sys.executable, "-c", script, str(MODEL), str(tmp_path / "out"), str(SAMPLES)], check=True,
-                   env={**os.environ, "TMPDIR": str(scratch)}, capture_output=True)
-    assert (tmp_path / "out" / "explore.json").exists()
-    left = [p.name for p in scratch.iterdir() if p.name.startswith("nnc-explore-")]
-    if tmpdir == "short":
-        shutil.rmtree(scratch)
-    assert not left
+    try:
+        subprocess.run([sys.executable, "-c", script, str(MODEL), str(tmp_path / "out"), str(SAMPLES)], check=True,
+                       env={**os.environ, "TMPDIR": str(scratch)}, capture_output=True)
+        left = [p.name for p in scratch.iterdir() if p.name.startswith("nnc-explore-")]
+    finally:
+        if tmpdir == "short":
+            shutil.rmtree(scratch)
+    assert (tmp_path / "out" / "explore.json").exists() and not left
 
 
 def test_ray_writes_the_same_files(one_job, tmp_path):

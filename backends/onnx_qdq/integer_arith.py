@@ -63,6 +63,13 @@ def binary(out: OnnxBuilder, op: str, a: str, b: str, base: str) -> str:
     return result
 
 
+def where(out: OnnxBuilder, condition: str, a: str, b: str, base: str) -> str:
+    """The new tensor Where(condition, a, b)."""
+    result = out.fresh(base)
+    out.add("Where", [condition, a, b], [result], base)
+    return result
+
+
 def int64_constant(out: OnnxBuilder, base: str, values) -> str:
     return out.constant(base, np.asarray(values, np.int64))
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from nnc.ir import Node
 
-from .integer_arith import binary, centred, finish, int64_constant, requantize, round_shift, widen
+from .integer_arith import binary, centred, finish, int64_constant, requantize, round_shift, where, widen
 from .integer_writer import integer_writes
 from .writer import OnnxBuilder
 
@@ -59,10 +59,8 @@ def _qaffine(out: OnnxBuilder, node: Node) -> None:
     if negative_input:
         below = out.fresh(f"{base}.negative")
         out.add("Less", [d, int64_constant(out, f"{base}.zero", 0)], [below], f"{base}.less")
-        chosen = out.fresh(f"{base}.slope")
         negative = int64_constant(out, f"{base}.negative_multiplier", out.graph.constant(negative_input))
-        out.add("Where", [below, negative, slope], [chosen], f"{base}.where")
-        slope = chosen
+        slope = where(out, below, negative, slope, f"{base}.slope")
     offset = int64_constant(out, f"{base}.offset", out.graph.constant(node.inputs[2]))
     total = binary(out, "Add", binary(out, "Mul", d, slope, base), offset, base)
     finish(out, round_shift(out, total, a.shift, base), a.y_zero_point, a.out_min, a.out_max, a.out_dtype,
@@ -79,13 +77,6 @@ def _qlut(out: OnnxBuilder, node: Node) -> None:
     out.add("Gather", [table, index], node.outputs, node.name, axis=0)
 
 
-def where(out: OnnxBuilder, condition: str, a: str, b: str, base: str) -> str:
-    """The new tensor Where(condition, a, b)."""
-    result = out.fresh(base)
-    out.add("Where", [condition, a, b], [result], base)
-    return result
-
-
 @integer_writes("QSoftmax")
 def _qsoftmax(out: OnnxBuilder, node: Node) -> None:
     a, base = node.attrs, node.name
@@ -100,14 +91,14 @@ def _qsoftmax(out: OnnxBuilder, node: Node) -> None:
     out.add("ReduceMax", [kept], [largest], f"{base}.reduce_max", axes=[-1], keepdims=1)
     table = int64_constant(out, f"{base}.exp_table", out.graph.constant(node.inputs[1]).astype(np.int64))
     distance = binary(out, "Sub", largest, x, base)
-    e = out.fresh(f"{base}.e")
     if keep is None:
+        e = out.fresh(f"{base}.e")
         out.add("Gather", [table, distance], [e], f"{base}.exp", axis=0)
     else:
         looked_up = out.fresh(f"{base}.e_all")
         out.add("Gather", [table, where(out, keep, distance, zero, f"{base}.distance")], [looked_up], f"{base}.exp",
                 axis=0)
-        out.add("Where", [keep, looked_up, zero], [e], f"{base}.hide")
+        e = where(out, keep, looked_up, zero, f"{base}.e")
     total = out.fresh(f"{base}.sum")
     out.add("ReduceSum", [e, out.ints(f"{base}.axes", [-1])], [total], f"{base}.reduce_sum", keepdims=1)
     scaled_e = binary(out, "Mul", e, int64_constant(out, f"{base}.multiplier", a.multiplier), base)

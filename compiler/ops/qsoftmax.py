@@ -11,10 +11,11 @@ shift) = (m, n):
 i.e. zy + e_i / (S · sy) rounded half up. It is computed as round_shift(e_i · m // S, n),
 the same value (nested floors), so no intermediate exceeds e_i · m < 2^62.
 
-An optional third input `keep` (u8 constant of x's rank, broadcasting to x, 0
-where Softmax's mask hides a position: the bytes a target stores; docs/numerics.md §6) hides positions: the max runs over kept
-positions only and a hidden position has e_i = 0, so its y is zy + 0 (the code
-of probability 0). Every row keeps at least one position.
+An optional third input `keep` (a u8 constant of x's rank that broadcasts to
+x; 0 where Softmax's mask hides a position; docs/numerics.md §6) hides
+positions: the max runs over the kept positions only, and a hidden position
+has e_i = 0, so its y is zy (the code of probability 0). Every row keeps at
+least one position.
 """
 
 from __future__ import annotations

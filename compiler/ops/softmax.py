@@ -86,10 +86,10 @@ def additive_mask(data: np.ndarray) -> np.ndarray | None:
 
 
 def keep_pattern(keep: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """The flat bool pattern p of the smallest length such that `keep`
-    broadcast to `shape` and flattened equals p repeated: position e of a
-    row-major tensor of `shape` is kept when p[e % len(p)] (the targets store p
-    as bits)."""
+    """A flat pattern p (one period) such that `keep` broadcast to `shape` and
+    flattened equals p repeated: position e of a row-major tensor of `shape` is
+    kept when p[e % len(p)] (the targets store p as bits). The period is the
+    size of `shape` from `keep`'s first axis longer than 1 on."""
     lead = next((i for i, k in enumerate(keep.shape) if k != 1), len(shape))
     return np.broadcast_to(keep, keep.shape[:lead] + tuple(shape[lead:])).reshape(-1)
 

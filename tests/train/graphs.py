@@ -102,8 +102,6 @@ def activations_graph() -> Graph:
     return onnx_graph("activations", nodes, {"x": [1, 16]}, {"out1": [1, 1, 12], "hd": [1, 12]}, w, opset=14)
 
 
-
-
 def std_pooling_graph() -> Graph:
     """Conv1d, Relu and mean + standard-deviation pooling over time (as
     torch.std exports it: ReduceMean, Sub, Mul, ReduceMean, Sqrt) into a Gemm;

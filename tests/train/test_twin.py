@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from onnx import helper
 
 torch = pytest.importorskip("torch", reason="nnc.train needs PyTorch (pip install 'nnc[train]')")
 
@@ -18,7 +19,7 @@ from nnc.errors import OptionError, TrainingError, UnsupportedError  # noqa: E40
 from nnc.frontend.onnx_loader import load  # noqa: E402
 from nnc.layer_select import weighted_layers  # noqa: E402
 from nnc.train import Compression, export, prepare, save  # noqa: E402
-from nnc.train import loop
+from nnc.train import loop  # noqa: E402
 from nnc.train.loop import FitOptions, fit  # noqa: E402
 
 from graphs import activations_graph, onnx_graph, pool_concat_graph, residual_graph, std_pooling_graph  # noqa: E402
@@ -163,8 +164,8 @@ def test_bad_options_and_models_are_refused():
     rng = np.random.default_rng(4)
     weights = {"w": rng.standard_normal((1, 16, 3)).astype(np.float32),
                "r": rng.standard_normal((1, 16, 4)).astype(np.float32)}
-    lstm = onnx_graph("lstm", [__import__("onnx").helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="enc",
-                                                                   hidden_size=4, layout=1)],
+    lstm = onnx_graph("lstm", [helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="enc", hidden_size=4,
+                                                layout=1)],
                       {"x": [1, 5, 3]}, {"y": [1, 5, 1, 4]}, weights, opset=14)
     with pytest.raises(UnsupportedError, match="LSTM"):
         prepare(lstm, Compression(), calib=np.zeros((2, 5, 3), np.float32))
@@ -181,9 +182,10 @@ def test_standard_deviation_of_a_dead_channel_trains_to_finite_weights():
 
 
 def test_a_loss_that_is_not_finite_is_a_training_error(monkeypatch):
-    nan_first = onnx_graph("sqrt_of_negative", [__import__("onnx").helper.make_node("Gemm", ["x", "w"], ["g"]),
-                                                __import__("onnx").helper.make_node("Sqrt", ["g"], ["y"])],
-                           {"x": [1, 8]}, {"y": [1, 6]}, {"w": np.random.default_rng(6).standard_normal((8, 6)).astype(np.float32)})
+    w = np.random.default_rng(6).standard_normal((8, 6)).astype(np.float32)
+    nan_first = onnx_graph("sqrt_of_negative", [helper.make_node("Gemm", ["x", "w"], ["g"]),
+                                                helper.make_node("Sqrt", ["g"], ["y"])], {"x": [1, 8]}, {"y": [1, 6]},
+                           {"w": w})
     data = _data(nan_first, 64, 3)
     twin = prepare(nan_first, Compression(weight_bits=4), calib=data)
     with pytest.raises(TrainingError, match="cannot start: the loss is NaN or infinite on the first batch"):
