@@ -104,11 +104,11 @@ class CompileOptions:
         self._check_types()
         check_compression(self.weight_bits, self.first_last_bits, self.sparsity, self.prune_channels)
         if self.pack not in ("auto", *PACK_FORMATS):
-            raise OptionError(f"pack must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
+            raise out_of_range("pack", f"must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
         if self.c_weights not in ("dense", "packed"):
-            raise OptionError(f"c-weights must be dense or packed, got {self.c_weights!r}")
+            raise out_of_range("c_weights", f"must be dense or packed, got {self.c_weights!r}")
         if self.onnx_form not in ("qdq", "integer"):
-            raise OptionError(f"onnx-form must be qdq or integer, got {self.onnx_form!r}")
+            raise out_of_range("onnx_form", f"must be qdq or integer, got {self.onnx_form!r}")
         self._check_target_options()
         if self.onnx_form != "qdq" and self.target != "onnx":
             raise OptionError(f"onnx_form={self.onnx_form!r} applies to target onnx, not {self.target}",
@@ -184,9 +184,9 @@ class CompileOptions:
         if self.flash_budget is not None and self.ratio is not None:
             raise OptionError("give flash_budget or ratio, not both", cli="give --flash-budget or --ratio, not both")
         if self.flash_budget is not None and self.flash_budget < 1:
-            raise OptionError(f"flash-budget must be a positive number of bytes, got {self.flash_budget}")
+            raise out_of_range("flash_budget", f"must be a positive number of bytes, got {self.flash_budget}")
         if self.ratio is not None and not 1.0 <= self.ratio <= 1e6:
-            raise OptionError(f"ratio must be in [1, 1e6] (× smaller than fp32), got {self.ratio}")
+            raise out_of_range("ratio", f"must be in [1, 1e6] (× smaller than fp32), got {self.ratio}")
         clashing = [option for option, given in (("weight_bits", self.weight_bits != 8),
                                                  ("first_last_bits", self.first_last_bits is not None),
                                                  ("sparsity", bool(self.sparsity)),
@@ -211,16 +211,22 @@ class CompileOptions:
             raise OptionError("max_accuracy_drop needs labels: accuracy needs labelled samples",
                               cli="--max-accuracy-drop needs --labels: accuracy needs labelled samples")
         if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
-            raise OptionError(f"min-cosine must be in [-1, 1], got {self.min_cosine}")
+            raise out_of_range("min_cosine", f"must be in [-1, 1], got {self.min_cosine}")
         if self.max_accuracy_drop is not None and not 0.0 <= self.max_accuracy_drop <= 100.0:
-            raise OptionError(f"max-accuracy-drop must be in [0, 100] points, got {self.max_accuracy_drop}")
+            raise out_of_range("max_accuracy_drop", f"must be in [0, 100] points, got {self.max_accuracy_drop}")
         if (self.min_cosine is not None or self.max_accuracy_drop is not None) and not self.verify:
             raise OptionError("quality gates need verification; drop verify=False",
                               cli="quality gates need verification; drop --no-verify")
         if not 1 <= self.synthetic_samples <= MAX_SYNTHETIC_SAMPLES:
             raise OptionError(f"synthetic_samples must be in 1..{MAX_SYNTHETIC_SAMPLES}, got {self.synthetic_samples}")
         if not 1 <= self.top_k <= 1000:
-            raise OptionError(f"top-k must be in 1..1000, got {self.top_k}")
+            raise OptionError(f"top_k must be in 1..1000, got {self.top_k}")  # API only: no flag sets it
+
+
+def out_of_range(option: str, rule: str) -> OptionError:
+    """OptionError for CompileOptions field `option`, named as the keyword in the
+    API and as its flag on the command line."""
+    return OptionError(f"{option} {rule}", cli=f"{flag_of(option)} {rule}")
 
 
 def flag_of(option: str) -> str:

@@ -139,6 +139,9 @@ def test_the_simulator_takes_samples_in_every_form_compile_does(tmp_path):
     ({"input_shapes": [1, 64]}, "input_shapes must be dict"),
     ({"pipeline": 5}, "pipeline must be str or None"),
     ({"synthetic_samples": 0}, "synthetic_samples must be in 1..4096"),
+    ({"c_weights": "sparse"}, "c_weights must be dense or packed"),
+    ({"min_cosine": 2.0}, "min_cosine must be in"),
+    ({"top_k": 0}, "top_k must be in 1..1000"),
     ({"print_ir_after": "nonesuch"}, "'nonesuch' is not a pass"),
 ])
 def test_options_of_the_wrong_type_are_option_errors(options, message):
