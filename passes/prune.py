@@ -63,12 +63,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from nnc import obs
-from nnc.errors import OptionError
+from nnc.errors import NncWarning, OptionError
 from nnc.ir import Graph, Node
 from nnc.layer_select import parse_overrides, settings, warn_left_out, weight_constant, weighted_layers
 from nnc.obs_layers import (check_damping, fallback_warning, group_counts, layer_statistics, method_settings,
@@ -147,6 +148,10 @@ class Prune(Pass):
         asked = self._asked()
         if asked and (targets or not layers):
             warn_left_out(graph, f"pass 'prune' ({asked})", "dense")
+        elif asked and not any(per_layer[n.name] > 0 for n in layers) and small - alone:
+            warnings.warn(f"pass 'prune' ({asked}) prunes no layer: every layer it would prune is small (at most "
+                          f"{self.small_fan_in} weights per output channel), and small layers stay dense "
+                          "(option small_layers=layer or kernel prunes them)", NncWarning, stacklevel=2)
         stats = self._statistics(graph, targets)
         masks = _pooled_masks([t for t in targets if t.layer.name in pool], self.sparsity)
         for weights in targets:

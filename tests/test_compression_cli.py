@@ -59,3 +59,25 @@ def test_bad_compression_options(tmp_path, flags, message):
     _assert_one_line_error(proc)
     assert message in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_sparsity_that_only_small_layers_could_take_says_so(tmp_path):
+    """A model whose only weighted layer is a 3×3 depthwise conv (9 weights per
+    output channel): small layers stay dense, so --sparsity prunes nothing, and
+    the compile says why; with small_layers=layer it prunes and says nothing."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.random.default_rng(0).standard_normal((4, 1, 3, 3)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], group=4, pads=[1, 1, 1, 1])], "dw",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
+                              [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "dw.onnx")
+    report = nnc.compile(tmp_path / "dw.onnx", "ir", sparsity=0.5, verify=False).report
+    assert any(w.startswith("pass 'prune' (sparsity 0.5) prunes no layer: every layer it would prune is small")
+               for w in report["warnings"]), report["warnings"]
+    pruned = nnc.compile(tmp_path / "dw.onnx", "ir", verify=False,
+                         pipeline="canonicalize,prune{sparsity=0.5,small_layers=layer},quantize").report
+    assert not any("prunes no layer" in w for w in pruned["warnings"]) and pruned["weights"]["sparsity"] > 0.4
