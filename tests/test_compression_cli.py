@@ -47,8 +47,8 @@ def test_sensitivity_lists_every_weighted_layer(tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--weight-bits", "9"], "weight-bits must be in 2..8"),
-    (["--sparsity", "1.5"], "sparsity must be in"),
+    (["--weight-bits", "9"], "--weight-bits must be in 2..8"),
+    (["--sparsity", "1.5"], "--sparsity must be in"),
     (["--pack", "zip"], "--pack must be"),
     (["--c-weights", "sparse"], "--c-weights must be"),
     (["--sparsity-pattern", "4:2"], "pattern"),

@@ -72,7 +72,7 @@ def test_sweep_file_equals_flags(tmp_path):
 
 
 @pytest.mark.parametrize("flag, value, expected", [
-    ("--bits", "8,9", "weight-bits must be in 2..8, got 9"),
+    ("--bits", "8,9", "weight_bits must be in 2..8, got 9"),
     ("--lanes", "0,64", "'mac_lanes' must be an integer in [1, 65,536]"),
     ("--weight-sram", "64Q", "expected an integer"),
     ("--sparsity", "0,1.5", "sparsity must be in [0, 1)"),

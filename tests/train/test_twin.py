@@ -155,7 +155,7 @@ def test_exact_mode_carries_straight_through_gradients():
 
 
 def test_bad_options_and_models_are_refused():
-    with pytest.raises(OptionError, match="weight-bits"):
+    with pytest.raises(OptionError, match="^weight_bits must be in 2..8, got 9"):
         Compression(weight_bits=9)
     with pytest.raises(OptionError, match="sparsity-pattern"):
         Compression(sparsity_pattern="4:2")
