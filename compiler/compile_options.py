@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .budget import BudgetChoice
-from .compression_options import check_compression
+from .compression_options import check_compression, flag_of, out_of_range
 from .errors import OptionError
 from .limits import MAX_NAME_LENGTH
 from .obs_layers import check_method
@@ -221,18 +221,6 @@ class CompileOptions:
             raise OptionError(f"synthetic_samples must be in 1..{MAX_SYNTHETIC_SAMPLES}, got {self.synthetic_samples}")
         if not 1 <= self.top_k <= 1000:
             raise OptionError(f"top_k must be in 1..1000, got {self.top_k}")  # API only: no flag sets it
-
-
-def out_of_range(option: str, rule: str) -> OptionError:
-    """OptionError for CompileOptions field `option`, named as the keyword in the
-    API and as its flag on the command line."""
-    return OptionError(f"{option} {rule}", cli=f"{flag_of(option)} {rule}")
-
-
-def flag_of(option: str) -> str:
-    """The `nnc compile` flag that sets CompileOptions field `option`
-    (bias_correction: the flag that turns it off)."""
-    return "--no-bias-correction" if option == "bias_correction" else "--" + option.replace("_", "-")
 
 
 def _integer(value) -> bool:

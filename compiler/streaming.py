@@ -178,11 +178,14 @@ def first_mixing_node(whole: Graph, chunk: Graph, sample: Sample, axes: dict[str
 
 
 def _differs(expected: np.ndarray, got: np.ndarray) -> bool:
-    """Not equal: exactly for integers, beyond float summation order for floats."""
+    """Not equal: exactly for integers, beyond float summation order for floats
+    (the float parity verification allows, verify_step.FLOAT_PARITY)."""
+    from .verify_step import FLOAT_PARITY  # verify_step imports this module
+
     if expected.dtype.kind != "f":
         return not np.array_equal(expected, got)
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    return float(np.max(np.abs(expected.astype(np.float64) - got), initial=0.0)) > 1e-4 * scale
+    return float(np.max(np.abs(expected.astype(np.float64) - got), initial=0.0)) > FLOAT_PARITY * scale
 
 
 def describe(whole: Graph, chunk: Graph, streamed: list[str]) -> dict:
