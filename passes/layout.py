@@ -10,7 +10,7 @@ Rewrites, in three steps (docs/layout.md has the rationale):
 2. Move, to a fixpoint (`rewrite` with the canonicalize clean-up rules and):
    - `sink_transpose`: op(Transpose(x, p), ...) -> Transpose(op'(x, ...), p) for a
      layout-agnostic op (element-wise, Quantize/DequantizeLinear, Concat, Pad,
-     Softmax, Slice, Expand, Tile, Gather and keepdims ReduceSum/Mean/Max of
+     Softmax, LogSoftmax, Slice, Expand, Tile, Gather and keepdims ReduceSum/Mean/Max of
      equal rank) whose run-time inputs all are Transposes with one perm p, at
      least one of them read by this op alone. op' has its axis / pads / per-axis attributes remapped and its
      constants transposed at compile time (a lower-rank constant is first
@@ -142,7 +142,7 @@ def reframe(graph: Graph, node: Node, perm: tuple[int, ...]):
     if node.op in QDQ_OPS:
         axis = None if attrs.axis is None else inv[attrs.axis]
         return (dataclasses.replace(attrs, axis=axis), {}) if data == [0] else None
-    if node.op == "Softmax":  # its keep mask (a constant of the input's rank) moves with the axes
+    if node.op in ("Softmax", "LogSoftmax"):  # a keep mask (a constant of the input's rank) moves with the axes
         if attrs.coerce_2d or data != [0]:
             return None
         keep = {1: np.transpose(graph.constant(node.inputs[1]), perm)} if len(node.inputs) > 1 else {}

@@ -1,6 +1,8 @@
 """Softmax: exp(x - max) / sum(exp(x - max)) over one axis (or, for ONNX models
-before opset 13, over every axis from `axis` on). Computed in float64 and cast
-back, so the result is the correctly rounded value in all but rare cases.
+before opset 13, over every axis from `axis` on), and LogSoftmax, its log:
+x - max - log(sum(exp(x - max))), a CTC head's output. Both are computed in
+float64 and cast back, so the result is the correctly rounded value in all but
+rare cases.
 
 An optional second input `keep` (a bool constant of x's rank, broadcasting to
 x) masks positions out: they get probability exactly 0 and take no part in
@@ -59,6 +61,28 @@ class Softmax(OpDef):
         return [_softmax(x, attrs.axis)]
 
 
+@register_op
+class LogSoftmax(OpDef):
+    """log(Softmax(x)) with Softmax's attributes; it takes no keep mask."""
+
+    name = "LogSoftmax"
+    Attrs = SoftmaxAttrs
+
+    @staticmethod
+    def infer(attrs, inputs):
+        if len(inputs) > 1:
+            raise ShapeError("takes one input (no keep mask)")
+        return Softmax.infer(attrs, inputs)
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x = xs[0]
+        if attrs.coerce_2d:
+            rows = x.reshape(math.prod(x.shape[:attrs.axis]), math.prod(x.shape[attrs.axis:]))
+            return [_log_softmax(rows, 1).reshape(x.shape)]
+        return [_log_softmax(x, attrs.axis)]
+
+
 def check_keep_mask(keep, x, coerce_2d: bool, dtype: str = "bool") -> None:
     """ShapeError unless `keep` (a TensorType) is a `dtype` mask of x's rank
     that broadcasts to x, over one softmax axis (not coerce_2d)."""
@@ -100,8 +124,13 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype)
 
 
-@lowers("Softmax")
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    shifted = x.astype(np.float64) - x.astype(np.float64).max(axis=axis, keepdims=True)
+    return (shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))).astype(x.dtype)
+
+
+@lowers("Softmax", "LogSoftmax")
 def _lower_softmax(n: OnnxNode):
     rank = len(n.input_types[0].shape)
     axis = node_axis(n, n.attr("axis", 1 if n.opset < 13 else -1), rank)
-    return Lowered("Softmax", SoftmaxAttrs(axis, coerce_2d=n.opset < 13 and axis != rank - 1))
+    return Lowered(n.op_type, SoftmaxAttrs(axis, coerce_2d=n.opset < 13 and axis != rank - 1))

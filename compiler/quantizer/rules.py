@@ -4,8 +4,9 @@
     Add                       → QAdd (two operands, one shared shift; §4): the rule, with
                                 the multipliers of add_multipliers, is rules_elementwise.lower_add
     AveragePool, GlobalAvg.   → QAveragePool (uniform window counts only; §5)
-    Softmax (last axis)       → QSoftmax with its exp table (§6); the rule, for any
-                                axis, is rules_transformer.lower_softmax
+    Softmax, LogSoftmax       → QSoftmax with its exp table (§6), QLogSoftmax with its
+                                exp and log tables (§6a), over the last axis; the rule,
+                                for any axis, is rules_transformer.lower_softmax
     Sigmoid, Tanh, HardSwish,
     HardSigmoid, LeakyRelu    → QLut, a 256-entry table (§7)
     Relu, Clip (standalone)   → Clip on the integers, or Requantize (§3)
@@ -31,7 +32,7 @@ from ..ops import get_op
 from ..ops.conv import split_shape
 from ..ops.pool import AveragePool
 from ..ops.qpool import QAveragePoolAttrs
-from ..ops.qsoftmax import EXP_BITS, QSoftmaxAttrs
+from ..ops.qsoftmax import EXP_BITS, LOG_BITS, MAX_SX, QLogSoftmaxAttrs, QSoftmaxAttrs, log_table
 from .emit import add_node, constant, requantized_operand, rescale, staging
 from .groups import Group, clamp_of, rule
 
@@ -116,17 +117,33 @@ def exp_table(scale: float) -> np.ndarray:
     return np.rint(np.exp(-scale * d) * float(1 << EXP_BITS)).astype(np.int32)
 
 
-def lower_softmax(graph: Graph, group: Group) -> None:
-    x, out = group.operand(0), group.out
-    rank = len(graph.tensor(x.tensor).shape)
-    if group.node.attrs.axis != rank - 1:
-        raise unsupported(group, f"integer softmax works over the last axis only (axis is "
-                                 f"{group.node.attrs.axis} of rank {rank})")
-    m, n = quantize_multiplier(1.0 / out.scale)
+def lower_softmax(graph: Graph, group: Group, x: str, y: str, perm: tuple[int, ...] | None) -> None:
+    """QSoftmax (§6) or QLogSoftmax (§6a) of Softmax/LogSoftmax `group` from `x`
+    to `y`, over their last axis: the node's axes in the order `perm` (None: as
+    they are)."""
+    sx, out = group.operand(0).affine.scale, group.out
     lo, hi = group.bounds()
-    table = constant(graph, f"{group.name}.exp_table", exp_table(x.affine.scale))
+    table = constant(graph, f"{group.name}.exp_table", exp_table(sx))
+    if group.node.op == "LogSoftmax":
+        x_scale = round(sx * (1 << LOG_BITS))
+        if not 1 <= x_scale <= MAX_SX:
+            raise unsupported(group, f"integer log-softmax needs an input scale from 2^-16 to 128, got {sx:g}")
+        m, n = multiplier(group, 1.0 / (out.scale * (1 << LOG_BITS)))
+        logs = constant(graph, f"{group.name}.log_table", log_table())
+        attrs = QLogSoftmaxAttrs(x_scale, out.zero_point, m, n, lo, hi, out.dtype)
+        add_node(graph, group.name, "QLogSoftmax", [x, table, logs], [y], attrs)
+        return
+    m, n = multiplier(group, 1.0 / out.scale)
     attrs = QSoftmaxAttrs(out.zero_point, m, n, lo, hi, out.dtype)
-    add_node(graph, group.name, "QSoftmax", [x.tensor, table, *keep_bytes(graph, group, None)], [group.output], attrs)
+    add_node(graph, group.name, "QSoftmax", [x, table, *keep_bytes(graph, group, perm)], [y], attrs)
+
+
+def multiplier(group: Group, real: float) -> tuple[int, int]:
+    """quantize_multiplier(real), its refusal naming the node."""
+    try:
+        return quantize_multiplier(real)
+    except UnsupportedError as exc:
+        raise unsupported(group, str(exc)) from None
 
 
 def keep_bytes(graph: Graph, group: Group, perm: tuple[int, ...] | None) -> list[str]:

@@ -8,7 +8,7 @@
     MatMul with constant 2-D
     weights                   → QGemm (linear.py); an activation of rank != 2 is folded
                                 into rows by a Reshape before and after
-    Softmax                   → QSoftmax (rules.py) on the last axis; on another axis
+    Softmax, LogSoftmax       → QSoftmax, QLogSoftmax (rules.py) on the last axis; on another axis
                                 an 8-bit Transpose moves it last and back
     LayerNormalization        → QLayerNorm with per-element integer γ, β
 """
@@ -20,14 +20,11 @@ import math
 
 import numpy as np
 
-from ..errors import UnsupportedError
 from ..ir import Graph, QuantParams
-from ..numerics import quantize_multiplier
 from ..ops import get_op
 from ..ops.layernorm import FRACTION_BITS, MAX_EPS, QLayerNormAttrs
 from ..ops.qbinary import QProductAttrs
 from ..ops.qmatmul import MAX_K
-from ..ops.qsoftmax import QSoftmaxAttrs
 from ..ops.reduce import QReduceAttrs, reduced_count
 from ..ops.shape import ReshapeAttrs, TransposeAttrs
 from . import linear, rules
@@ -39,17 +36,6 @@ from .weights import dequantized_constant
 WEIGHT_LIMIT = 127
 
 
-def _unsupported(group: Group, why: str) -> UnsupportedError:
-    return UnsupportedError(f"{group.node.op} node {group.name!r}: {why}")
-
-
-def _multiplier(group: Group, real: float) -> tuple[int, int]:
-    try:
-        return quantize_multiplier(real)
-    except UnsupportedError as exc:
-        raise _unsupported(group, str(exc)) from None
-
-
 # -- reductions ------------------------------------------------------------------------
 @rule("ReduceSum", "ReduceMean", "ReduceMax")
 def lower_reduce(graph: Graph, group: Group) -> None:
@@ -57,7 +43,7 @@ def lower_reduce(graph: Graph, group: Group) -> None:
     x, out, attrs = group.operand(0), group.out, group.node.attrs
     count = reduced_count(graph.tensor(x.tensor).shape, attrs.axes)
     real = x.affine.scale / out.scale / (count if group.node.op == "ReduceMean" else 1)
-    m, n = _multiplier(group, real)
+    m, n = rules.multiplier(group, real)
     lo, hi = group.bounds()
     qattrs = QReduceAttrs(attrs.axes, attrs.keepdims, x.affine.zero_point, out.zero_point, m, n, lo, hi, out.dtype,
                           is_max=group.node.op == "ReduceMax")
@@ -77,11 +63,11 @@ def lower_matmul(graph: Graph, group: Group) -> None:
         return
     b_shape = graph.tensor(w).shape
     if len(a_shape) < 2 or len(b_shape) < 2:
-        raise _unsupported(group, "a 1-D operand has an integer lowering only against constant 2-D weights")
+        raise rules.unsupported(group, "a 1-D operand has an integer lowering only against constant 2-D weights")
     if a_shape[-1] > MAX_K:
-        raise _unsupported(group, f"inner dimension {a_shape[-1]} > {MAX_K} may overflow the int32 accumulator")
+        raise rules.unsupported(group, f"inner dimension {a_shape[-1]} > {MAX_K} may overflow the int32 accumulator")
     a, b = _matmul_operand(graph, group, 0), _matmul_operand(graph, group, 1)
-    m, n = _multiplier(group, a.affine.scale * b.affine.scale / group.out.scale)
+    m, n = rules.multiplier(group, a.affine.scale * b.affine.scale / group.out.scale)
     lo, hi = group.bounds()
     attrs = QProductAttrs(a.affine.zero_point, b.affine.zero_point, group.out.zero_point, m, n, lo, hi,
                          group.out.dtype)
@@ -118,7 +104,7 @@ def _matmul_operand(graph: Graph, group: Group, index: int) -> Operand:
     if data is None:
         q = dequantized_constant(graph, name, f"input #{index}", group.name)
         if q.scale.size != 1 or q.data.dtype != np.int8 or np.abs(q.data.astype(np.int64)).max() > WEIGHT_LIMIT:
-            raise _unsupported(group, f"constant input #{index} must be int8 in [-127, 127] with one scale")
+            raise rules.unsupported(group, f"constant input #{index} must be int8 in [-127, 127] with one scale")
         values, scale = q.data, float(q.scale[0])
     else:
         values, scale = _symmetric(np.asarray(data, np.float64))
@@ -136,26 +122,22 @@ def _symmetric(w: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 # -- softmax ---------------------------------------------------------------------------
-@rule("Softmax")
+@rule("Softmax", "LogSoftmax")
 def lower_softmax(graph: Graph, group: Group) -> None:
     x = group.operand(0)
     shape = graph.tensor(x.tensor).shape
     axis, rank = group.node.attrs.axis, len(shape)
     if axis == rank - 1:
-        rules.lower_softmax(graph, group)
+        rules.lower_softmax(graph, group, x.tensor, group.output, None)
         return
     if group.node.attrs.coerce_2d:
-        raise _unsupported(group, "softmax over several axes (opset < 13) has no integer lowering")
+        raise rules.unsupported(group, "softmax over several axes (opset < 13) has no integer lowering")
     perm = tuple(i for i in range(rank) if i != axis) + (axis,)
     inverse = tuple(int(i) for i in np.argsort(perm))
     moved = new_tensor(graph, x.tensor, x.affine, tuple(shape[p] for p in perm))
     add_node(graph, f"{group.name}.to_last", "Transpose", [x.tensor], [moved], TransposeAttrs(perm))
     soft = new_tensor(graph, group.output, group.out, tuple(shape[p] for p in perm))
-    m, n = _multiplier(group, 1.0 / group.out.scale)
-    lo, hi = group.bounds()
-    table = constant(graph, f"{group.name}.exp_table", rules.exp_table(x.affine.scale))
-    attrs = QSoftmaxAttrs(group.out.zero_point, m, n, lo, hi, group.out.dtype)
-    add_node(graph, group.name, "QSoftmax", [moved, table, *rules.keep_bytes(graph, group, perm)], [soft], attrs)
+    rules.lower_softmax(graph, group, moved, soft, perm)
     add_node(graph, f"{group.name}.from_last", "Transpose", [soft], [group.output], TransposeAttrs(inverse))
 
 
@@ -170,7 +152,7 @@ def lower_layer_norm(graph: Graph, group: Group) -> None:
     beta = _affine_constant(graph, group, 2, normalized, 0.0)
     eps = round(attrs.epsilon * count ** 3 / x.affine.scale ** 2)
     if not 0 <= eps < MAX_EPS:
-        raise _unsupported(group, f"epsilon {attrs.epsilon} is too large for the input scale {x.affine.scale}")
+        raise rules.unsupported(group, f"epsilon {attrs.epsilon} is too large for the input scale {x.affine.scale}")
     g_real, b_real = gamma * math.sqrt(count) / out.scale, beta / out.scale
     shift = _layer_norm_shift(group, g_real, b_real)
     g = np.rint(g_real * 2.0 ** (shift - FRACTION_BITS)).astype(np.int32)
@@ -193,7 +175,7 @@ def _affine_constant(graph: Graph, group: Group, index: int, normalized: tuple[i
         return np.full(math.prod(normalized), default)
     data = _computed_from_constants(graph, name)
     if data is None:
-        raise _unsupported(group, f"input #{index} (scale or bias) must be a constant")
+        raise rules.unsupported(group, f"input #{index} (scale or bias) must be a constant")
     return np.broadcast_to(np.asarray(data, np.float64), normalized).reshape(-1)
 
 
@@ -216,4 +198,4 @@ def _layer_norm_shift(group: Group, g_real: np.ndarray, b_real: np.ndarray) -> i
     for shift in range(62, 0, -1):
         if round(g_peak * 2.0 ** (shift - FRACTION_BITS)) <= 1 << 30 and round(b_peak * 2.0 ** shift) < 1 << 61:
             return shift
-    raise _unsupported(group, "scale or bias is too large for the output scale")
+    raise rules.unsupported(group, "scale or bias is too large for the output scale")
