@@ -65,6 +65,21 @@ def test_softmax_on_a_middle_axis_moves_it_last_and_back():
     assert ops(graph) == ["Transpose", "QSoftmax", "Transpose"]
 
 
+@pytest.mark.parametrize("axis, expected", [(-1, ["QLogSoftmax"]), (1, ["Transpose", "QLogSoftmax", "Transpose"])])
+def test_log_softmax_on_any_axis(axis, expected):
+    """A CTC head's LogSoftmax (§6a): log probabilities down to -25 in int8."""
+    b, x = start([2, 5, 29], scale=0.08)
+    graph, _ = check_qdq(finish(b, b.node("LogSoftmax", [x], axis=axis), [2, 5, 29], scale=25 / 255, zero_point=127))
+    assert ops(graph) == expected
+
+
+@pytest.mark.parametrize("scale", [2.0 ** -18, 200.0])
+def test_log_softmax_refuses_input_scales_outside_its_range(scale):
+    b, x = start([2, 29], scale=scale)
+    with pytest.raises(UnsupportedError, match="integer log-softmax needs an input scale from 2\\^-16 to 128"):
+        check_qdq(finish(b, b.node("LogSoftmax", [x], axis=-1), [2, 29], scale=0.1, zero_point=127))
+
+
 def test_layer_norm():
     b, x = start([2, 3, 16])
     gamma = b.const((1 + np.random.default_rng(4).standard_normal(16) * 0.2).astype(np.float32))
