@@ -155,6 +155,29 @@ def keyword_spotter(op: str = "LSTM", hidden: int = 32, frames: int = 49, featur
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=10)
 
 
+def ctc_recognizer(op: str = "LSTM", hidden: int = 16, frames: int = 20, features: int = 10, tokens: int = 29,
+                   seed: int = 0):
+    """A CTC acoustic model: features [1, frames, features] -> Transpose ->
+    recurrent layer -> Y [frames, 1, 1, hidden] -> Reshape -> Gemm -> LogSoftmax
+    over `tokens` (blank included) -> log probabilities [frames, tokens]."""
+    rng = np.random.default_rng(seed)
+    spec = Spec(op, steps=frames, batch=1, inputs=features, hidden=hidden, weight_scale=1.0 / np.sqrt(hidden))
+    inits, _, names = node_parts(spec, rng, "x_t")
+    inits += [numpy_helper.from_array(np.array([-1, hidden], np.int64), "rows"),
+              numpy_helper.from_array((rng.standard_normal((hidden, tokens)) * 3 / np.sqrt(hidden)).astype(np.float32),
+                                      "head_w"),
+              numpy_helper.from_array((rng.standard_normal(tokens) * 0.5).astype(np.float32), "head_b")]
+    nodes = [helper.make_node("Transpose", ["features"], ["x_t"], name="to_time", perm=[1, 0, 2]),
+             helper.make_node(op, names, ["y"], name="rnn", **attributes(spec)),
+             helper.make_node("Reshape", ["y", "rows"], ["frames"], name="rows"),
+             helper.make_node("Gemm", ["frames", "head_w", "head_b"], ["logits"], name="head"),
+             helper.make_node("LogSoftmax", ["logits"], ["log_probs"], name="log_probs", axis=-1)]
+    graph = helper.make_graph(
+        nodes, "ctc", [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, frames, features])],
+        [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, [frames, tokens])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=10)
+
+
 def predictor(vocabulary: int = 12, width: int = 6, hidden: int = 8, tokens: int = 5, seed: int = 0):
     """An RNN-T predictor without Conv, Gemm or MatMul: tokens [1, tokens]
     (int64) -> Gather on an embedding table [vocabulary, width] -> Transpose ->

@@ -1,6 +1,6 @@
 """Keyword spotters with a recurrent layer (49 MFCC frames of 10 features, 12
-classes), compiled for ir, c and az-sim: bit-exact targets and int8 vs float
-cosine >= 0.99 (tests/e2e.py). GRU and RNN models are built with onnx.helper;
+classes) and CTC recognizers ending in LogSoftmax, compiled for ir, c and
+az-sim: bit-exact targets and int8 vs float cosine >= 0.99 (tests/e2e.py). GRU and RNN models are built with onnx.helper;
 a two-layer LSTM (20 frames, hidden 16) is exported by both PyTorch exporters
 (skipped without torch). Streaming compiles (--stream) run them 7 frames at a
 time, bit-exact with the whole sequence."""
@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 from e2e import compile_everywhere
-from rnn_models import keyword_spotter, predictor, samples, token_samples
+from rnn_models import ctc_recognizer, keyword_spotter, predictor, samples, token_samples
 
 import nnc
 
@@ -24,6 +24,17 @@ def test_keyword_spotter(op, tmp_path):
     reports = compile_everywhere(m, tmp_path, samples(m))
     (layer,) = [row for row in reports["c"]["layers"] if row["op"] == "Q" + op]
     assert layer["macs"] == 49 * {"GRU": 3, "RNN": 1}[op] * 32 * (10 + 32)
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_ctc_recognizer_ends_in_an_integer_log_softmax(op, tmp_path):
+    """A CTC head's LogSoftmax compiles to QLogSoftmax on every target, and its
+    greedy decoding (argmax per frame) agrees with the float model's."""
+    m = ctc_recognizer(op)
+    calib = samples(m)
+    reports = compile_everywhere(m, tmp_path, calib)
+    assert [row["op"] for row in reports["c"]["layers"]][-1] == "QLogSoftmax"
+    assert reports["az-sim"]["verification"]["vs_float"]["top1_agreement"] >= 0.9
 
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])

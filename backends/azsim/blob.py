@@ -2,7 +2,8 @@
 it to the bit. This module is the format's only writer and reader.
 
 - `write_blob(program)` is deterministic (params in name order, all else in
-  program order, the version the lowest that holds its stream formats) and
+  program order, the version the lowest that holds its stream formats, ops and
+  tiling) and
   range-checks every field it packs (ValueError: a program that does not fit
   the format is a bug upstream, not bad user input), weight payloads by
   decoding them unless the caller reads the blob back (`check_payloads=False`:
@@ -34,7 +35,7 @@ from .blob_checks import check_program
 from .program import DTYPE_CODES, ITEMSIZE, LayerDesc, Program, TensorDesc, Tiling, WeightStream
 
 MAGIC = b"\x89AZB\r\n\x1a\n"
-VERSION = 4  # the newest version this nnc reads and writes
+VERSION = 5  # the newest version this nnc reads and writes
 HEADER = struct.Struct("<8sIIIIII")  # magic version flags file_size section_count reserved header_crc
 ENTRY = struct.Struct("<IIII")  # kind offset length crc32
 STREAM_HEADER = struct.Struct("<HBBIIB3x")  # header_len format bits count payload_len rank (+3 zero bytes)
@@ -54,7 +55,10 @@ OP_CODES = {"QConv": 1, "QGemm": 2, "QAdd": 3, "QAveragePool": 4, "QSoftmax": 5,
             "ResizeNearest": 70, "QResize": 71,
             "QMul": 40, "QAffine": 41,
             "QReduce": 50, "QMatMul": 51, "QLayerNorm": 52,
-            "QLSTM": 60, "QGRU": 61, "QRNN": 62}
+            "QLSTM": 60, "QGRU": 61, "QRNN": 62,
+            "QLogSoftmax": 72}
+# The first blob version that holds each op added after version 4 (every other op: 1).
+OP_SINCE = {"QLogSoftmax": 5}
 OP_NAMES = {code: name for name, code in OP_CODES.items()}
 _ZERO_POINT_RANGE = {code: dtypes.integer_range(name) if name in dtypes.INTEGER_TYPES else (-2**31, 2**31 - 1)
                      for name, code in DTYPE_CODES.items()}
@@ -104,11 +108,16 @@ def write_blob(program: Program, check_payloads: bool = True) -> bytes:
 
 
 def _version(program: Program) -> int:
-    """The lowest blob version that holds every stream's format, and the tiling
-    (a tiled layer or an external tensor: TILING_SINCE)."""
-    tiled = any(t.external for t in program.tensors) or any(layer.tiling for layer in program.layers)
+    """The lowest blob version that holds every stream's format, every op (OP_SINCE)
+    and the tiling (TILING_SINCE)."""
     formats = max((FORMAT_SINCE[s.format] for s in program.streams), default=1)
-    return max(formats, TILING_SINCE if tiled else 1)
+    ops = max((OP_SINCE.get(layer.op, 1) for layer in program.layers), default=1)
+    return max(formats, ops, TILING_SINCE if _tiled(program) else 1)
+
+
+def _tiled(program: Program) -> bool:
+    """A tiled layer or an external tensor."""
+    return any(t.external for t in program.tensors) or any(layer.tiling for layer in program.layers)
 
 
 def _write_meta(p: Program) -> bytes:
@@ -238,9 +247,11 @@ def read_blob(data: bytes) -> Program:
     program = Program(name, tensors, layers, streams, inputs, outputs, activation_bytes)
     check_program(program, lambda kind, message: cursor[kind].fail(message, spans[kind][0]))
     if version != _version(program):
-        tiled = " and tiling" if _version(program) >= TILING_SINCE else ""
+        tiled = " and tiling" if _tiled(program) else ""
+        newer = sorted({layer.op for layer in layers if layer.op in OP_SINCE})
+        ops = f" and ops {newer}" if newer else ""
         raise BlobError(f"corrupt blob: header offset 8: version {version}, but its weight stream formats "
-                        f"{sorted({s.format for s in streams})}{tiled} make it version {_version(program)}")
+                        f"{sorted({s.format for s in streams})}{tiled}{ops} make it version {_version(program)}")
     return program
 
 

@@ -21,6 +21,7 @@ operand; constants are TensorDescs with data):
                      *kernel], QGemm [N, K]
     QAdd (a, b)   Requantize, Clip, Reshape, Transpose, Pad, MaxPool,
     GlobalMaxPool, QAveragePool (x)   QLut (x, table)   QSoftmax (x, exp_table[, keep])
+    QLogSoftmax (x, exp_table, log_table)
     Concat (x0, x1, ...)   QuantizeLinear, DequantizeLinear (x, scale[, zero_point])
     QMul (a, b)   QAffine (x, multiplier, offset[, multiplier_neg]) (ppu_elementwise.py)
 """

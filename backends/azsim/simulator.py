@@ -9,7 +9,8 @@ docs/azsim.md; the cost model, per layer and per inference, is:
     decoder_cycles  = ⌈weight stream bytes / decoder_bytes_per_cycle⌉
     compute_cycles  = ⌈macs_executed / mac_lanes⌉
     post_cycles     = ⌈ppu_elements · post_cycles_per_output⌉    (ppu_elements: output elements;
-                      × window size for pooling, × 2 for softmax, 0 for an aliased Reshape)
+                      × window size for pooling, × 2 for softmax (plus one per row for
+                      log-softmax), 0 for an aliased Reshape)
     cycles          = max(load_cycles, decoder_cycles, compute_cycles) + post_cycles + layer_overhead_cycles
     sram_bytes      = activation bytes read + activation bytes written
                       + 2 · decoded weight bytes (decoder writes, MAC array reads) + constant bytes

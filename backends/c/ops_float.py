@@ -201,8 +201,9 @@ def float_unary(ctx: Ctx, node):
     return _unary(ctx, node, op.lower(), expr, [])
 
 
-@lowers("Softmax", in_place=(0,))
+@lowers("Softmax", "LogSoftmax", in_place=(0,))
 def softmax(ctx: Ctx, node):
+    """Softmax (with or without a keep mask) or LogSoftmax (no mask) over one axis."""
     x, y = node.inputs[0], node.outputs[0]
     need_f32(ctx, x)
     shape, axis = ctx.shape(x), node.attrs.axis
@@ -213,7 +214,7 @@ def softmax(ctx: Ctx, node):
         keep, period = ctx.keep_bits(node.inputs[1], shape)
         fn = ctx.kernel("softmax_masked_f32")
         return [f"{fn}({outer}, {n}, {inner}, {keep}, {period}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
-    fn = ctx.kernel("softmax_f32")
+    fn = ctx.kernel("softmax_f32" if node.op == "Softmax" else "logsoftmax_f32")
     return [f"{fn}({outer}, {n}, {inner}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
 
 

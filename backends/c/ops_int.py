@@ -16,6 +16,7 @@ import numpy as np
 
 from nnc.dtypes import integer_range
 from nnc.numerics import accumulator_bound
+from nnc.ops.qsoftmax import EXP_BITS, LN2, LOG_BITS, MAX_SX
 
 from . import qfast
 from .cformat import float_literal
@@ -233,6 +234,32 @@ def qsoftmax(ctx: Ctx, node):
         fn = ctx.kernel("qsoftmax_masked", fn=f"qsoftmax_masked_{types['sfx']}", **types)
         return [f"{fn}({math.prod(shape[:-1])}, {n}, {q}, {keep}, {period}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
     fn = ctx.kernel("qsoftmax", fn=f"qsoftmax_{types['sfx']}", **types)
+    return [f"{fn}({math.prod(shape[:-1])}, {n}, {q}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
+
+
+@lowers("QLogSoftmax", in_place=(0,))
+def qlogsoftmax(ctx: Ctx, node):
+    """The bounds §6a's kernel relies on: S = Σ exp_table[d_i] in (0, 2^47), so
+    |L| < 2^21; 1 <= x_scale <= 2^23, so |N_i| < 2^31 and |N_i · m| < 2^62."""
+    x, exp_table, log_table = node.inputs
+    y = node.outputs[0]
+    a = node.attrs
+    shape = ctx.shape(x)
+    n = shape[-1]
+    ed, ld = ctx.data(exp_table).astype(np.int64), ctx.data(log_table).astype(np.int64)
+    _check_multipliers(np.array([a.multiplier]), np.array([a.shift]))
+    if ed.min() < 0 or ed[0] <= 0 or n * int(ed.max()) >= 1 << 47:
+        raise Refused("the exp table must be non-negative with table[0] > 0 and sums below 2^47")
+    if ld.min() < 0 or ld.max() >= 1 << LOG_BITS:
+        raise Refused(f"the log table's entries must lie in [0, 2^{LOG_BITS})")
+    if not 1 <= a.x_scale <= MAX_SX:
+        raise Refused(f"x_scale must lie in 1..{MAX_SX}")
+    types = _types(ctx, x, a.out_dtype)
+    q = ctx.struct("q", "qlogsoftmax_params", dict(
+        exp_table=ctx.const(exp_table, "exp_table"), log_table=ctx.const(log_table, "log_table"),
+        x_scale=a.x_scale, mult=a.multiplier, shift=a.shift, y_zero=a.y_zero_point, out_min=a.out_min,
+        out_max=a.out_max))
+    fn = ctx.kernel("qlogsoftmax", fn=f"qlogsoftmax_{types['sfx']}", ln2=LN2, exp_bits=EXP_BITS, **types)
     return [f"{fn}({math.prod(shape[:-1])}, {n}, {q}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
 
 

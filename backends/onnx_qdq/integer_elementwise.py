@@ -1,11 +1,16 @@
 """Integer-form writers of the element-wise integer ops: Requantize, QAdd,
-QMul, QAffine, QLut, QSoftmax (docs/numerics.md §3, §4, §6, §7, §18).
+QMul, QAffine, QLut, QSoftmax, QLogSoftmax (docs/numerics.md §3, §4, §6, §6a,
+§7, §18).
 
 Each is nnc's formula term by term in int64 (integer_arith.py): products of
 centred 8-bit values with int32 multipliers stay below 2^48, sums below 2^49.
 QLut is a Gather on its table; QSoftmax gathers its int32 exp table, sums in
 int64 and divides e_i · m (< 2^55, non-negative) by the positive sum S: on
 non-negative operands integer Div's truncation is the floor nnc takes.
+QLogSoftmax shares d_i and S (1 ≤ S < 2^47); the bit length of S is the count
+of powers 2^0..2^47 at most S (LessOrEqual, ReduceSum), so k = that − 1,
+j = S · 2^8 Div 2^k − 256 (non-negative: a floor) gathers log_table, and
+N_i · m < 2^63 is rounded by round_shift and subtracted from z_y.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from nnc.ir import Node
+from nnc.ops.qsoftmax import EXP_BITS, LN2
 
 from .integer_arith import binary, centred, finish, int64_constant, requantize, round_shift, where, widen
+from .integer_layernorm import POWERS, compare
 from .integer_writer import integer_writes
 from .writer import OnnxBuilder
 
@@ -77,13 +84,20 @@ def _qlut(out: OnnxBuilder, node: Node) -> None:
     out.add("Gather", [table, index], node.outputs, node.name, axis=0)
 
 
-@integer_writes("QSoftmax")
-def _qsoftmax(out: OnnxBuilder, node: Node) -> None:
-    a, base = node.attrs, node.name
+def last_sum(out: OnnxBuilder, x: str, base: str) -> str:
+    """Σ x over the last axis, kept (int64)."""
+    total = out.fresh(f"{base}.sum")
+    out.add("ReduceSum", [x, out.ints(f"{base}.axes", [-1])], [total], f"{base}.reduce_sum", keepdims=1)
+    return total
+
+
+def exp_terms(out: OnnxBuilder, node: Node, keep: str | None, base: str) -> tuple[str, str, str]:
+    """(d, e, S) of §6 in int64 for QSoftmax / QLogSoftmax `node`: d = max − x
+    over the last axis, e = exp_table[d], S = Σ e (kept axis). With `keep` (a
+    bool initializer) the max runs over the kept positions, a hidden one has
+    e = 0, and d is meaningful at the kept positions only."""
     x = widen(out, node.inputs[0], base)
-    keep = None
-    if len(node.inputs) > 2 and node.inputs[2]:  # hidden positions: out of the max, e = 0
-        keep = out.constant(f"{base}.keep", out.graph.constant(node.inputs[2]) != 0)
+    if keep is not None:
         lowest = int64_constant(out, f"{base}.lowest", np.iinfo(np.int64).min)
         zero = int64_constant(out, f"{base}.zero", 0)
     largest = out.fresh(f"{base}.max")
@@ -99,10 +113,43 @@ def _qsoftmax(out: OnnxBuilder, node: Node) -> None:
         out.add("Gather", [table, where(out, keep, distance, zero, f"{base}.distance")], [looked_up], f"{base}.exp",
                 axis=0)
         e = where(out, keep, looked_up, zero, f"{base}.e")
-    total = out.fresh(f"{base}.sum")
-    out.add("ReduceSum", [e, out.ints(f"{base}.axes", [-1])], [total], f"{base}.reduce_sum", keepdims=1)
+    return distance, e, last_sum(out, e, base)
+
+
+@integer_writes("QSoftmax")
+def _qsoftmax(out: OnnxBuilder, node: Node) -> None:
+    a, base = node.attrs, node.name
+    keep = None
+    if len(node.inputs) > 2 and node.inputs[2]:  # hidden positions: out of the max, e = 0
+        keep = out.constant(f"{base}.keep", out.graph.constant(node.inputs[2]) != 0)
+    _, e, total = exp_terms(out, node, keep, base)
     scaled_e = binary(out, "Mul", e, int64_constant(out, f"{base}.multiplier", a.multiplier), base)
     quotient = binary(out, "Div", scaled_e, total, base)
     finish(out, round_shift(out, quotient, a.shift, base), a.y_zero_point, a.out_min, a.out_max, a.out_dtype,
            node.outputs[0], base)
 
+
+@integer_writes("QLogSoftmax")
+def _qlogsoftmax(out: OnnxBuilder, node: Node) -> None:
+    """y = clamp(z_y − round_shift(N · m, n)), N = d · SX + (k − 24) · LN2 + log_table[j] (§6a)."""
+    a, base = node.attrs, node.name
+    distance, _, total = exp_terms(out, node, None, base)
+    powers = int64_constant(out, f"{base}.powers", POWERS[:48])  # S < 2^47
+    bits = last_sum(out, compare(out, "LessOrEqual", powers, total, base), f"{base}.bits")
+    k = binary(out, "Sub", bits, int64_constant(out, f"{base}.one", 1), base)
+    leading = out.fresh(f"{base}.pow2")
+    out.add("Gather", [powers, k], [leading], f"{base}.pow2", axis=0)
+    lifted = binary(out, "Mul", total, int64_constant(out, f"{base}.256", 256), base)
+    j = binary(out, "Sub", binary(out, "Div", lifted, leading, base), int64_constant(out, f"{base}.offset", 256), base)
+    logs = int64_constant(out, f"{base}.log_table", out.graph.constant(node.inputs[2]).astype(np.int64))
+    log_s = out.fresh(f"{base}.log")
+    out.add("Gather", [logs, j], [log_s], f"{base}.log", axis=0)
+    octaves = binary(out, "Sub", k, int64_constant(out, f"{base}.exp_bits", EXP_BITS), base)
+    log_total = binary(out, "Add", binary(out, "Mul", octaves, int64_constant(out, f"{base}.ln2", LN2), base), log_s,
+                       base)
+    nats = binary(out, "Add", binary(out, "Mul", distance, int64_constant(out, f"{base}.x_scale", a.x_scale), base),
+                  log_total, base)
+    scaled = binary(out, "Mul", nats, int64_constant(out, f"{base}.multiplier", a.multiplier), base)
+    negated = binary(out, "Sub", int64_constant(out, f"{base}.y_zero_point", a.y_zero_point),
+                     round_shift(out, scaled, a.shift, base), base)
+    finish(out, negated, 0, a.out_min, a.out_max, a.out_dtype, node.outputs[0], base)

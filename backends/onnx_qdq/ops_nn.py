@@ -1,4 +1,5 @@
-"""ONNX writers of the layers: Conv, Gemm, MatMul, pools, normalizations, Softmax.
+"""ONNX writers of the layers: Conv, Gemm, MatMul, pools, normalizations, Softmax,
+LogSoftmax.
 
 The IR fuses a clamp into Conv and Gemm (`act_min`/`act_max`); ONNX writes it
 back as the op followed by Relu (bounds [0, none]) or Clip (any other bounds),
@@ -102,8 +103,9 @@ def _layer_norm(out: OnnxBuilder, node: Node) -> None:
             epsilon=node.attrs.epsilon)
 
 
-@writes("Softmax")
+@writes("Softmax", "LogSoftmax")
 def _softmax(out: OnnxBuilder, node: Node) -> None:
+    """The op of the same name; only Softmax has a keep mask."""
     if node.attrs.coerce_2d:
         raise refuse(node, "a softmax over several axes (opset < 13)")
     x = node.inputs[0]
@@ -112,4 +114,4 @@ def _softmax(out: OnnxBuilder, node: Node) -> None:
         masked = out.fresh(f"{node.name}.masked")
         out.add("Add", [x, out.constant(f"{node.name}.mask", fill)], [masked], f"{node.name}.mask")
         x = masked
-    out.add("Softmax", [x], node.outputs, node.name, axis=node.attrs.axis)
+    out.add(node.op, [x], node.outputs, node.name, axis=node.attrs.axis)

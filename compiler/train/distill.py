@@ -5,7 +5,8 @@ Kullback-Leibler divergence between the teacher's and the student's softmax at
 temperature T, times T² (Hinton et al., "Distilling the Knowledge in a Neural
 Network", 2015); with labels, (1 − w) · that + w · cross-entropy with the labels
 (w = `label_weight`). An output that is already a Softmax's is read as
-probabilities (its log is the logits up to a constant, which softmax ignores).
+probabilities (its log is the logits up to a constant, which softmax ignores),
+a LogSoftmax's (a CTC head's) as logits as it is, for the same reason.
 A regression output takes the mean squared error to the teacher's output.
 Feature losses (`feature_weight` > 0) add the mean squared error between the
 student's and the teacher's output of every weighted layer whose shape both

@@ -25,6 +25,8 @@ docs/numerics.md):
   order, so the result is rounded to the integer it already is;
 - pooling sums, rounding, requantization and saturation run in int64 exactly as
   compiler/numerics.py: round_shift(v, n) = (v + 2^(n−1)) >> n, arithmetic shift;
+- QLogSoftmax takes the bit length of its sum S from float64's frexp, as the
+  reference does: exact, since 1 <= S < 2^47 < 2^53;
 - QuantizeLinear divides in float32 and rounds half to even, DequantizeLinear
   multiplies in float32, as the reference does.
 
@@ -46,6 +48,7 @@ from ..dtypes import integer_range, to_numpy
 from ..errors import IRError, ShapeError, UnsupportedError
 from ..ir import Graph, Node, Tensor
 from ..ops import get_op
+from ..ops.qsoftmax import EXP_BITS, LN2
 from ..ops.shape import pad_fill
 
 TORCH_DTYPES = {"f32": torch.float32, "f64": torch.float64, "i8": torch.int8, "u8": torch.uint8,
@@ -330,6 +333,19 @@ def qsoftmax(step: Step, args: list) -> list:
     total = e.sum(dim=-1, keepdim=True)
     # round_shift(floor(e·m / S), n): the nested floors of compiler/ops/qsoftmax.py
     return [saturate(round_shift(torch.div(e * a.multiplier, total, rounding_mode="floor"), a.shift), a)]
+
+
+@kernel("QLogSoftmax")
+def qlogsoftmax(step: Step, args: list) -> list:
+    """y = z_y − round_shift(N · m, n) with N = d · SX + L, Q16 nats (numerics §6a)."""
+    x, exp, log = (t.to(torch.int64) for t in args)
+    a = step.attrs
+    d = x.amax(dim=-1, keepdim=True) - x
+    total = exp[d].sum(dim=-1, keepdim=True)
+    k = torch.frexp(total.to(torch.float64)).exponent.to(torch.int64) - 1  # bit length of S − 1
+    j = ((total << 8) >> k) - 256  # the 8 bits of S after its leading one
+    nats = d * a.x_scale + (k - EXP_BITS) * LN2 + log[j]
+    return [saturate(-round_shift(nats * a.multiplier, a.shift), a)]
 
 
 # -- data movement ----------------------------------------------------------------------------

@@ -361,14 +361,24 @@ def _cast(attrs, args):
     return args[0].float() if target.is_floating_point else args[0].to(target)
 
 
+def _over_axis(fn: Callable, x: torch.Tensor, attrs) -> torch.Tensor:
+    """fn(x, axis) along attrs.axis, or (coerce_2d) along axes axis.. taken together."""
+    if attrs.coerce_2d:
+        return fn(x.reshape(*x.shape[:attrs.axis], -1), attrs.axis).reshape(x.shape)
+    return fn(x, attrs.axis)
+
+
 @_kernel("Softmax", rule=_along_axis)
 def _softmax(attrs, args):
     x = args[0]
     if len(args) > 1 and args[1] is not None:
         x = x.masked_fill(~args[1].bool(), float("-inf"))
-    if attrs.coerce_2d:
-        return torch.softmax(x.reshape(*x.shape[:attrs.axis], -1), dim=attrs.axis).reshape(x.shape)
-    return torch.softmax(x, dim=attrs.axis)
+    return _over_axis(torch.softmax, x, attrs)
+
+
+@_kernel("LogSoftmax", rule=_along_axis)
+def _log_softmax(attrs, args):
+    return _over_axis(torch.log_softmax, args[0], attrs)
 
 
 # -- pooling ---------------------------------------------------------------------------

@@ -45,6 +45,19 @@ class RnntEncoder(nn.Module):
         return self.proj(self.lstm(frames)[0])
 
 
+class CtcAcousticModel(nn.Module):
+    """A CTC recognizer: an LSTM over feature frames, a Linear to the vocabulary
+    (blank included), per-frame log probabilities (log_softmax)."""
+
+    def __init__(self, features: int = 20, hidden: int = 32):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, VOCAB)
+
+    def forward(self, frames):
+        return torch.log_softmax(self.out(self.lstm(frames)[0]), dim=-1)
+
+
 class RnntPredictor(nn.Module):
     """Embedding of int64 token indices, an LSTM, a projection to the joint width."""
 

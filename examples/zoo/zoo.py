@@ -100,6 +100,7 @@ def _families() -> dict[str, Family]:
         Family("kws_gru", lambda m: m.KeywordSpotter(m.nn.GRU), mfcc),
         Family("kws_rnn", lambda m: m.KeywordSpotter(m.nn.RNN), mfcc),
         Family("rnnt_encoder", lambda m: m.RnntEncoder(), (Input("frames", (1, 16, 20)),), ("enc",)),
+        Family("ctc_lstm", lambda m: m.CtcAcousticModel(), (Input("frames", (1, 16, 20)),), ("log_probs",)),
         Family("rnnt_predictor", lambda m: m.RnntPredictor(), tokens, ("pred",), helper=_helper("rnnt_predictor")),
         Family("rnnt_joint", lambda m: m.RnntJoint(), joint_frame, helper=_helper("rnnt_joint")),
         Family("rnnt_joint_grid", lambda m: m.RnntJointGrid(), joint_grid),

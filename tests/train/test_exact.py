@@ -17,7 +17,11 @@ torch = pytest.importorskip("torch", reason="nnc.train needs PyTorch (pip instal
 
 import nnc  # noqa: E402
 from nnc.errors import UnsupportedError  # noqa: E402
+from nnc.ir import Node, Tensor  # noqa: E402
+from nnc.numerics import quantize_multiplier  # noqa: E402
 from nnc.numerics import round_shift as numpy_round_shift  # noqa: E402
+from nnc.ops.qsoftmax import QLogSoftmaxAttrs, log_table  # noqa: E402
+from nnc.quantizer.rules import exp_table  # noqa: E402
 from nnc.train.exact import IntegerProgram, round_shift, supported_ops  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,6 +167,64 @@ def test_softmax_with_a_keep_mask(tmp_path):
     assert_bit_exact(graph, random_samples(graph, spread=3.0))
 
 
+def test_log_softmax_outputs_over_the_last_axis_and_another(tmp_path):
+    """A CTC-style head (classes last) and a LogSoftmax over axis 1, which the
+    quantizer wraps in Transposes to and from the last axis."""
+    nodes = [node("MatMul", ["x", "w1"], "h"), node("LogSoftmax", ["h"], "y", axis=-1),
+             node("LogSoftmax", ["h"], "t", axis=1)]
+    graph = integer_graph(*float_model(tmp_path, nodes, {"x": [1, 5, 12]}, ["y", "t"], dict(w1=w(12, 7))))
+    assert sum(n.op == "QLogSoftmax" for n in graph.nodes()) == 2 and "Transpose" in ops_of(graph)
+    assert_bit_exact(graph, random_samples(graph, spread=3.0))
+
+
+def qlogsoftmax_graph(dtype: str, classes: int, exp_table: np.ndarray, **attrs) -> nnc.Graph:
+    """x: dtype[1, 3, classes] → QLogSoftmax with `exp_table`, nnc's log table and `attrs`."""
+    lo, hi = (-128, 127) if dtype == "i8" else (0, 255)
+    graph = nnc.Graph("qlogsoftmax")
+    graph.add_tensor(Tensor("x", dtype, (1, 3, classes)))
+    graph.add_tensor(Tensor("y", dtype, (1, 3, classes)))
+    graph.add_constant("exp", exp_table.astype(np.int32))
+    graph.add_constant("log", log_table())
+    attrs = QLogSoftmaxAttrs(**{"y_zero_point": hi, "out_min": lo, "out_max": hi, "out_dtype": dtype, **attrs})
+    graph.add_node(Node("lsm", "QLogSoftmax", ["x", "exp", "log"], ["y"], attrs))
+    graph.inputs, graph.outputs = ["x"], ["y"]
+    return graph
+
+
+def integer_rows(dtype: str, count: int, classes: int) -> np.ndarray:
+    """Uniform codes, then rows of one value (d = 0 everywhere, the largest S)
+    and rows of one maximum among minima (d = 255, the smallest S)."""
+    lo, hi = (-128, 127) if dtype == "i8" else (0, 255)
+    x = RNG.integers(lo, hi + 1, (count, 3, classes))
+    x[:4] = RNG.integers(lo, hi + 1, (4, 1, 1))
+    x[4:8] = lo
+    x[4:8, :, 0] = hi
+    return x.astype(np.int8 if dtype == "i8" else np.uint8)
+
+
+@pytest.mark.parametrize("dtype", ["i8", "u8"])
+@pytest.mark.parametrize("sx, sy", [(2.0 ** -16, 2.0 ** -12), (0.05, 0.1), (127.9, 2.0 ** 6), (1.0, 2.0 ** -10)])
+def test_qlogsoftmax_matches_the_reference_op(dtype, sx, sy):
+    """From the smallest input scale (SX = 1) to the largest (SX near 2^23),
+    with the quantizer's exp table; the outputs saturate at both ends."""
+    m, n = quantize_multiplier(1 / (sy * (1 << 16)))
+    graph = qlogsoftmax_graph(dtype, 10, exp_table(sx), x_scale=round(sx * (1 << 16)), multiplier=m, shift=n)
+    assert_bit_exact(graph, {"x": integer_rows(dtype, 24, 10)})
+
+
+@pytest.mark.parametrize("dtype", ["i8", "u8"])
+def test_qlogsoftmax_sums_up_to_2_to_the_47(dtype):
+    """2^16 classes and a table of entries up to 2^31 − 1 (any i32[256] the op
+    takes): S reaches 2^47 − 2^16, where float64's frexp must still give its
+    exact bit length, and j its 8 bits after the leading one."""
+    table = np.concatenate([[(1 << 31) - 1], RNG.integers(1, 1 << 31, 255)])
+    m, n = quantize_multiplier(1 / (0.25 * (1 << 16)))
+    graph = qlogsoftmax_graph(dtype, 1 << 16, table, x_scale=3277, multiplier=m, shift=n)
+    samples = integer_rows(dtype, 10, 1 << 16)
+    outputs = assert_bit_exact(graph, {"x": samples})
+    assert len(np.unique(outputs["y"].numpy())) > 10
+
+
 def test_sigmoid_tanh_tables(tmp_path):
     nodes = [node("Gemm", ["x", "w1"], "h", transB=1), node("Sigmoid", ["h"], "s"),
              node("Gemm", ["s", "w2"], "t", transB=1), node("Tanh", ["t"], "u"), node("HardSwish", ["u"], "y")]
@@ -249,7 +311,7 @@ def test_an_input_whose_dim_0_is_not_1_is_refused(tmp_path):
 def test_supported_ops_cover_the_quantized_classifiers():
     assert {"QuantizeLinear", "DequantizeLinear", "QConv", "QGemm", "QMatMul", "QAdd", "QMul", "Requantize",
             "QAveragePool", "MaxPool", "GlobalMaxPool", "Reshape", "Transpose", "Concat", "Pad", "Clip", "QLut",
-            "QSoftmax", "Slice"} <= supported_ops()
+            "QSoftmax", "QLogSoftmax", "Slice"} <= supported_ops()
 
 
 def test_round_shift_matches_numerics():

@@ -136,6 +136,8 @@ NODE_CASES = {
     "layer_norm": ("LayerNormalization", LayerNormAttrs(2), [_x(1, 3, 8), _c(8), _c(8)]),
     "softmax_coerce_2d": ("Softmax", SoftmaxAttrs(1, coerce_2d=True), [_x(1, 3, 4)]),
     "softmax_keep_mask": ("Softmax", SoftmaxAttrs(2), [_x(1, 3, 4), ("const", np.tril(np.ones((1, 3, 4), bool)))]),
+    "log_softmax": ("LogSoftmax", SoftmaxAttrs(1), [_x(1, 5, 3)]),
+    "log_softmax_coerce_2d": ("LogSoftmax", SoftmaxAttrs(1, coerce_2d=True), [_x(1, 3, 4)]),
     "reduce_max": ("ReduceMax", ReduceAttrs((2,), keepdims=False), [_x(1, 3, 4)]),
     "reduce_sum": ("ReduceSum", ReduceAttrs((1, 2)), [_x(1, 3, 4)]),
     "gelu": ("Gelu", GeluAttrs(), [_x(1, 6)]),
@@ -191,7 +193,8 @@ def _sample(spec, i: int):
 def test_supported_ops_cover_the_cnn_and_keyword_classifier_ops():
     assert {"Conv", "Gemm", "MatMul", "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish",
             "Gelu", "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-            "Reshape", "Transpose", "Concat", "Softmax", "Pad", "ReduceMean", "Slice", "Resize"} <= supported_ops()
+            "Reshape", "Transpose", "Concat", "Softmax", "LogSoftmax", "Pad", "ReduceMean", "Slice",
+            "Resize"} <= supported_ops()
 
 
 def test_unsupported_op_is_named():
@@ -230,6 +233,8 @@ BATCH_MIXING = {
                             "output 'y' has shape \\[4, 5\\]"),
     "softmax_over_batch": ("%y: f32[1,4] = Softmax \"sm\" (%x) {axis=0, coerce_2d=false}", "x: f32[1,4]",
                            "axis 0"),
+    "log_softmax_over_batch": ("%y: f32[1,4] = LogSoftmax \"lsm\" (%x) {axis=0, coerce_2d=false}", "x: f32[1,4]",
+                               "axis 0"),
     "reduce_over_batch": ("%y: f32[1,4] = ReduceMean \"mean\" (%x) {axes=[0], keepdims=true}", "x: f32[1,4]",
                           "reduces axis 0"),
     "concat_on_batch": ("%y: f32[1,4] = Concat \"cat\" (%x) {axis=0}", "x: f32[1,4]", "axis 0"),

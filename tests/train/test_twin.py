@@ -20,9 +20,12 @@ from nnc.frontend.onnx_loader import load  # noqa: E402
 from nnc.layer_select import weighted_layers  # noqa: E402
 from nnc.train import Compression, export, prepare, save  # noqa: E402
 from nnc.train import loop  # noqa: E402
+from nnc.train.distill import logits  # noqa: E402
+from nnc.train.export import integer_graph  # noqa: E402
 from nnc.train.loop import FitOptions, fit  # noqa: E402
 
-from graphs import activations_graph, onnx_graph, pool_concat_graph, residual_graph, std_pooling_graph  # noqa: E402
+from graphs import (activations_graph, onnx_graph, pool_concat_graph, residual_graph, std_pooling_graph,  # noqa: E402
+                    weights)
 
 DIGITS = "examples/digits/digits.onnx"
 MODELS = {"digits": lambda: DIGITS, "digits_channels": lambda: DIGITS,
@@ -152,6 +155,36 @@ def test_exact_mode_carries_straight_through_gradients():
     out.square().sum().backward()
     grad = twin.weight("conv2").grad
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_a_log_softmax_head_trains_and_runs_exactly():
+    """A CTC-style head (LogSoftmax over the classes of every frame): its output
+    is read as logits as it is; exact mode equals nnc's reference interpreter on
+    the compiled graph (QLogSoftmax) and carries the train mode's gradients, the
+    float log_softmax's through the fake-quantized output."""
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("MatMul", ["r", "w2"], ["logits"]),
+             helper.make_node("LogSoftmax", ["logits"], ["y"], axis=-1)]
+    model = onnx_graph("ctc_head", nodes, {"x": [1, 6, 12]}, {"y": [1, 6, 9]}, weights(7, w1=(12, 16), w2=(16, 9)))
+    data = _data(model, 64, 1)
+    twin = prepare(model, Compression(weight_bits=4), calib=data)
+    fit(twin, data, options=FitOptions(epochs=1, batch_size=32, holdout=0.25))
+    x = torch.from_numpy(_data(model, 8, 2)["x"])
+    exact = torch.from_numpy(_exact(twin, {"x": x.numpy()})["y"])
+    graph = integer_graph(twin)
+    assert "QLogSoftmax" in {n.op for n in graph.nodes()}
+    for i in range(len(x)):
+        assert np.array_equal(nnc.run(graph, {"x": x[i:i + 1].numpy()})["y"], exact[i:i + 1].numpy())
+    weight = twin.weight(weighted_layers(twin.graph)[0].name)
+    probe = torch.from_numpy(np.random.default_rng(3).standard_normal(exact.shape).astype(np.float32))
+    weight.grad = None
+    out = twin.set_mode("exact")(x)
+    assert torch.equal(out.detach(), exact) and logits(twin.graph, "y", out) is out
+    (out * probe).sum().backward()
+    through_exact, weight.grad = weight.grad, None
+    (twin.set_mode("train")(x) * probe).sum().backward()
+    assert torch.equal(through_exact, weight.grad)
+    assert torch.isfinite(through_exact).all() and through_exact.abs().sum() > 0
 
 
 def test_bad_options_and_models_are_refused():

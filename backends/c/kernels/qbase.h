@@ -29,3 +29,10 @@ typedef struct {
     int32_t mult, shift, y_zero, out_min, out_max;
 } qsoftmax_params;
 
+/* QLogSoftmax (§6a). */
+typedef struct {
+    const int32_t *exp_table;
+    const int32_t *log_table;
+    int32_t x_scale, mult, shift, y_zero, out_min, out_max;
+} qlogsoftmax_params;
+

@@ -1,5 +1,5 @@
 """The az-sim target as users meet it: `nnc compile --target az-sim`, `nnc run`,
-`nnc.simulate` — on the MLPerf Tiny models and the shipped example."""
+`nnc.simulate` — on the MLPerf Tiny models, the shipped example and CTC heads."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 import nnc
 from nnc import packing
 from nnc.backends.azsim.blob import read_blob
+from nnc.backends.azsim.hardware import load_hardware
 from nnc.backends.azsim.program import weight_encodings
 from nnc.summary import summarize
 
@@ -58,6 +61,38 @@ def test_every_model_compiles_and_verifies(name, tmp_path):
     (expected,) = nnc.run(result.graph, {result.graph.inputs[0]: np.load(sample)["input"]}).values()
     np.testing.assert_array_equal(next(iter(outputs.values())), expected)
     assert stats.cycles == report["sim"]["cycles"]
+
+
+def log_softmax_head(conv: bool) -> tuple[onnx.ModelProto, list[int]]:
+    """A CTC head and its input shape: x [1, 16, 20] -> Conv1d -> LogSoftmax over
+    channels (axis 1), or x [1, 20, 32] -> MatMul -> Add -> LogSoftmax over the last axis."""
+    rng = np.random.default_rng(5)
+    shape, out = ([1, 16, 20], [1, 29, 20]) if conv else ([1, 20, 32], [1, 20, 29])
+    w = rng.standard_normal((29, 16, 3) if conv else (32, 29)) * 0.3
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["z"], pads=[1, 1])] if conv else \
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["z"])]
+    nodes.append(helper.make_node("LogSoftmax", ["z"], ["logp"], axis=1 if conv else -1))
+    graph = helper.make_graph(nodes, "ctc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("logp", TensorProto.FLOAT, out)],
+                              [numpy_helper.from_array(v.astype(np.float32), n)
+                               for n, v in (("w", w), ("b", rng.standard_normal(29)))])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), shape
+
+
+@pytest.mark.parametrize("conv", [False, True], ids=["linear", "conv"])
+def test_log_softmax_heads_simulate_bit_exactly(conv, tmp_path):
+    """LogSoftmax runs as one QLogSoftmax layer (a version 5 blob), bit-exact
+    with the reference, its PPU work 2 · elements + rows and both tables loaded."""
+    model, shape = log_softmax_head(conv)
+    onnx.save(model, tmp_path / "ctc.onnx")
+    calib = {"x": np.random.default_rng(6).standard_normal((8, *shape)).astype(np.float32)}
+    result = nnc.compile(tmp_path / "ctc.onnx", target="az-sim", output_dir=tmp_path / "out", calib=calib)
+    assert result.report["verification"]["vs_reference"]["bit_exact"] is True
+    (row,) = [row for row in result.report["sim"]["layers"] if row["op"] == "QLogSoftmax"]
+    hw = load_hardware()
+    assert row["post_cycles"] == math.ceil((2 * 20 * 29 + 20) * hw.post_cycles_per_output)
+    assert row["bytes_loaded"] == 2048 and row["cycles"] > row["post_cycles"]
+    assert (tmp_path / "out" / "ctc.azb").read_bytes()[8] == 5
 
 
 def _cli(*args):

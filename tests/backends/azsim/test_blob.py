@@ -23,6 +23,8 @@ from nnc.backends.azsim.lowering import to_program
 from nnc.backends.azsim.program import (DTYPE_CODES, FORMAT_BITMASK, FORMAT_CODEBOOK, FORMAT_DENSE, FORMAT_RLE,
                                         LayerDesc, Program, TensorDesc, WeightStream)
 from nnc.backends.azsim.simulator import Simulator, simulate
+from nnc.ops import get_op
+from nnc.ops.qsoftmax import QLogSoftmaxAttrs, log_table
 from nnc.packing import FORMAT_HUFFMAN
 from nnc.passmanager import PassManager, parse_pipeline
 from nnc.pipelines import CANONICAL
@@ -200,7 +202,7 @@ def test_blob_error_is_an_nnc_error():
 
 
 @pytest.mark.parametrize("version, message", [
-    (5, r"^blob version 5 is newer than this nnc supports \(4\)$"),
+    (6, r"^blob version 6 is newer than this nnc supports \(5\)$"),
     (0, r"^unknown blob version 0"),
     (2, r"^corrupt blob: header offset 8: version 2, but its weight stream formats \[0\] make it version 1$"),
     (3, r"^corrupt blob: header offset 8: version 3, but its weight stream formats \[0\] make it version 1$"),
@@ -401,3 +403,49 @@ def test_the_format_doc_lists_every_op_code():
     table = doc[doc.index("Op codes"):doc.index("Params are")]
     listed = {op: int(code) for code, op in re.findall(r"\| (\d+) +\| (\w+) +(?=\|)", table)}
     assert listed == OP_CODES
+
+
+# -- QLogSoftmax: op code 72, version 5 ----------------------------------------------------
+LOG_SOFTMAX = QLogSoftmaxAttrs(x_scale=3277, y_zero_point=127, multiplier=1 << 30, shift=43, out_min=-128,
+                               out_max=127)
+EXP = np.round(2**24 * np.exp(-0.05 * np.arange(256))).astype(np.int32)
+
+
+def log_softmax_program() -> Program:
+    """x [2, 29] -> QLogSoftmax (x, exp_table, log_table) -> y, its params as the lowering encodes them."""
+    params = {**dataclasses.asdict(LOG_SOFTMAX), "out_dtype": I8}
+    tensors = (TensorDesc("x", I8, (2, 29), 0, (0.05,), (3,)), const("exp", EXP), const("log", log_table()),
+               TensorDesc("y", I8, (2, 29), 64, (0.125,), (127,)))
+    return Program("ctc", tensors, (LayerDesc("logp", "QLogSoftmax", (0, 1, 2), (3,), params),), (), (0,), (3,), 128)
+
+
+def test_a_qlogsoftmax_record_is_where_the_doc_says():
+    """docs/blob-format.md, LAYERS: code 72, inputs (x, exp_table, log_table), seven
+    int params in byte order; the tables in CONSTANTS; version 5 with an empty TILING
+    section; the simulator computes the IR op's reference from the blob."""
+    blob = write_blob(log_softmax_program())
+    values = {**dataclasses.asdict(LOG_SOFTMAX), "out_dtype": I8}
+    record = struct.pack("<H4sHHHHi3iI", 4, b"logp", 72, 3, 1, 7, -1, 0, 1, 2, 3)
+    for key in ("multiplier", "out_dtype", "out_max", "out_min", "shift", "x_scale", "y_zero_point"):
+        record += struct.pack("<B", len(key)) + key.encode() + struct.pack("<BHq", 0, 1, values[key])
+    assert struct.unpack_from("<II", blob, 8) == (5, 0) and struct.unpack_from("<I", blob, 20) == (6,)
+    assert sections(blob)[3] == struct.pack("<I", 1) + record
+    assert sections(blob)[2] == EXP.astype("<i4").tobytes() + log_table().astype("<i4").tobytes()
+    assert sections(blob)[5] == struct.pack("<I", 0)
+    program = read_blob(blob)
+    assert program == log_softmax_program()
+    x = np.random.default_rng(7).integers(-128, 128, (2, 29)).astype(np.int8)
+    out, stats = simulate(program, {"x": x})
+    np.testing.assert_array_equal(out["y"], get_op("QLogSoftmax").evaluate(LOG_SOFTMAX, [x, EXP, log_table()])[0])
+    assert stats.layers[0].bytes_loaded == 2048
+
+
+def test_only_qlogsoftmax_makes_a_version_5_blob():
+    """The reader requires the lowest version that holds the program, naming the op."""
+    bodies = sections(write_blob(log_softmax_program()))
+    with pytest.raises(nnc.BlobError, match=r"version 4, but its weight stream formats \[\] and ops "
+                                            r"\['QLogSoftmax'\] make it version 5$"):
+        read_blob(assemble(bodies, version=4))
+    untiled = sections(write_blob(tiny_program())) + [struct.pack("<I", 0)]
+    with pytest.raises(nnc.BlobError, match=r"version 5, but its weight stream formats \[0\] make it version 1$"):
+        read_blob(assemble(untiled, version=5))

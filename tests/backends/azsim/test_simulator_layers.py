@@ -15,7 +15,8 @@ from nnc.backends.azsim.program import DTYPE_CODES
 from nnc.backends.azsim.simulator import simulate
 from nnc.numerics import quantize_multiplier, quantize_multipliers, requantize
 from nnc.ops import get_op
-from nnc.ops.qsoftmax import QSoftmaxAttrs
+from nnc.errors import BlobError
+from nnc.ops.qsoftmax import QLogSoftmaxAttrs, QSoftmaxAttrs, log_table
 
 RNG = np.random.default_rng(20240601)
 
@@ -288,6 +289,82 @@ def test_qsoftmax_with_a_keep_mask():
     y, _ = one_layer("QSoftmax", [x, ("const", table), ("const", keep)], params, "i8", x.shape)
     np.testing.assert_array_equal(y, get_op("QSoftmax").evaluate(attrs, [x, table, keep])[0])
     assert (y[:, np.triu_indices(4, 1)[0], np.triu_indices(4, 1)[1]] == -128).all()
+
+
+def log_softmax_layer(x: np.ndarray, sx: float, sy: float, out: tuple[str, int, int, int], hw=None):
+    """One QLogSoftmax layer with §6a's tables and attributes for scales s_x, s_y and
+    out = (dtype, z_y, out_min, out_max): (y, stats, the IR op's reference)."""
+    table = np.round(2**24 * np.exp(-sx * np.arange(256))).astype(np.int32)
+    m, n = quantize_multiplier(1 / (sy * 2**16))
+    dtype, zy, lo, hi = out
+    attrs = QLogSoftmaxAttrs(round(sx * 2**16), zy, m, n, lo, hi, dtype)
+    params = dict(x_scale=attrs.x_scale, y_zero_point=zy, multiplier=m, shift=n, out_min=lo, out_max=hi,
+                  out_dtype=DTYPE_CODES[dtype])
+    inputs = [x, ("const", table), ("const", log_table())]
+    y, stats = one_layer("QLogSoftmax", inputs, params, dtype, x.shape, hw)
+    return y, stats, get_op("QLogSoftmax").evaluate(attrs, [x, table, log_table()])[0]
+
+
+LOG_SOFTMAX_SCALES = [(2.0**-16, 2.0**-12), (2.0**-16, 0.1), (0.05, 0.1), (0.3, 1 / 16), (1.0, 2.0**-10),
+                      (8.0, 2.0), (127.9, 2.0**6)]
+
+
+@pytest.mark.parametrize("x_dtype", [np.int8, np.uint8])
+@pytest.mark.parametrize("out_dtype", ["i8", "u8"])
+@pytest.mark.parametrize("sx, sy", LOG_SOFTMAX_SCALES)
+def test_qlogsoftmax(x_dtype, out_dtype, sx, sy):
+    """Random shapes with a constant row and a row spanning the whole input range,
+    the full output range (z_y at the top: log p ≤ 0) and a clamped one; bit-exact,
+    with 2 · elements + rows of PPU work and both tables loaded."""
+    info, (lo, hi) = np.iinfo(x_dtype), (-128, 127) if out_dtype == "i8" else (0, 255)
+    for shape in (tuple(RNG.integers(1, 7, RNG.integers(1, 4))) + (int(RNG.integers(2, 40)),) for _ in range(3)):
+        x = RNG.integers(info.min, info.max + 1, shape).astype(x_dtype)
+        x.reshape(-1, shape[-1])[0] = info.max
+        x.reshape(-1, shape[-1])[-1, :2] = info.min, info.max
+        for out in ((out_dtype, hi, lo, hi), (out_dtype, hi - 7, lo + 30, hi - 20)):
+            y, stats, expected = log_softmax_layer(x, sx, sy, out, machine(post_cycles_per_output=1))
+            assert y.dtype == expected.dtype
+            np.testing.assert_array_equal(y, expected)
+            assert stats.post_cycles == 2 * x.size + x.size // shape[-1]
+            assert stats.layers[0].bytes_loaded == 2 * 256 * 4 and stats.cycles > stats.post_cycles
+
+
+@pytest.mark.parametrize("sx, sy", [(2.0**-16, 2.0**-12), (0.05, 0.1), (127.9, 2.0**6)])
+def test_qlogsoftmax_on_2_to_the_16_classes(sx, sy):
+    """S up to 2^40 (a constant row) and the widest s_x: N · m stays inside int64."""
+    x = RNG.integers(-128, 128, (3, 1 << 16)).astype(np.int8)
+    x[0], x[1, ::2] = 7, 127
+    y, _, expected = log_softmax_layer(x, sx, sy, ("i8", 0, -128, 127), machine(activation_sram_bytes=1 << 20))
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_qlogsoftmax_rounds_ties_half_down():
+    """y = z_y − round_shift(N · m, n): −log p / s_y rounds half up, so y half down.
+    With s_x = 1/16 (SX = 4096) and s_y = 1/8 (N · m / 2^n = N / 8192), N ≡ 4096
+    (mod 8192) is a tie: about 50 of these 4096 × 16 values, none clamped."""
+    x = RNG.integers(-128, 128, (4096, 16)).astype(np.int8)
+    y, _, expected = log_softmax_layer(x, 1 / 16, 1 / 8, ("i8", 127, -128, 127))
+    np.testing.assert_array_equal(y, expected)
+    assert expected.min() > -128
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(x_scale=0), "x_scale in"), (dict(x_scale=(1 << 23) + 1), "x_scale in"),
+    (dict(multiplier=1 << 31), "a multiplier in"), (dict(shift=0), "a shift in"),
+    (dict(exp=lambda e: np.where(np.arange(256) == 0, 0, e)), "E\\[0\\] >= 1"),
+    (dict(exp=lambda e: e + (1 << 24)), "within \\[0, 2\\^24\\]"),
+    (dict(log=lambda l: l + (1 << 16)), "a log table within"),
+    (dict(x=np.zeros((2, 3), np.float32)), "an 8-bit input"),
+])
+def test_qlogsoftmax_refuses_what_would_leave_int64(change, message):
+    m, n = quantize_multiplier(1 / (0.1 * 2**16))
+    x = change.get("x", np.zeros((2, 3), np.int8))
+    exp = change.get("exp", lambda e: e)(np.round(2**24 * np.exp(-0.05 * np.arange(256))).astype(np.int32))
+    log = change.get("log", lambda l: l)(log_table())
+    params = dict(x_scale=3277, y_zero_point=127, multiplier=m, shift=n, out_min=-128, out_max=127, out_dtype=1)
+    params.update((k, v) for k, v in change.items() if k in params)
+    with pytest.raises(BlobError, match=r"layer 'qlogsoftmax0' \(QLogSoftmax\): needs .*" + message):
+        one_layer("QLogSoftmax", [x, ("const", exp), ("const", log)], params, "i8", x.shape)
 
 
 def test_clip():

@@ -83,9 +83,18 @@ def test_unary(op, attrs, tmp_path):
     check_graph(graph, tmp_path, [{"x": randn(3, 40) * 4}])
 
 
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
 @pytest.mark.parametrize("shape,axis,coerce", [((2, 10), 1, False), ((2, 3, 4), 1, False), ((2, 3, 4), 1, True)])
-def test_softmax(shape, axis, coerce, tmp_path):
-    check_graph(single_op("Softmax", SoftmaxAttrs(axis, coerce), [("x", ("f32", shape))]), tmp_path)
+def test_softmax(op, shape, axis, coerce, tmp_path):
+    check_graph(single_op(op, SoftmaxAttrs(axis, coerce), [("x", ("f32", shape))]), tmp_path)
+
+
+def test_log_softmax_of_widely_spread_logits(tmp_path):
+    """Logits spread over hundreds: most probabilities underflow float32, yet
+    x - max - log(sum exp(x - max)) keeps every log probability finite and close."""
+    graph = single_op("LogSoftmax", SoftmaxAttrs(2), [("x", ("f32", (2, 3, 50)))])
+    samples = [{"x": randn(2, 3, 50) * 100}, {"x": randn(2, 3, 50) * 1e-3 + 7}]
+    check_graph(graph, tmp_path, samples)
 
 
 @pytest.mark.parametrize("channels_last", [True, False])

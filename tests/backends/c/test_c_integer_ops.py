@@ -8,15 +8,18 @@ import math
 
 import numpy as np
 import pytest
-from c_testing import check_graph, single_op
+from c_testing import GraphBuilder, check_graph, single_op
 
+from nnc.backends.c.lowering import lower
+from nnc.dtypes import integer_range
+from nnc.errors import UnsupportedError
 from nnc.numerics import quantize_multiplier, quantize_multipliers
 from nnc.ops.pool import PoolAttrs, GlobalPoolAttrs
 from nnc.ops.elementwise import ClipAttrs
 from nnc.ops.qelementwise import QAddAttrs, RequantizeAttrs
 from nnc.ops.qlinear import QConvAttrs, QGemmAttrs
 from nnc.ops.qpool import QAveragePoolAttrs
-from nnc.ops.qsoftmax import EXP_BITS, QSoftmaxAttrs
+from nnc.ops.qsoftmax import EXP_BITS, LOG_BITS, QLogSoftmaxAttrs, QSoftmaxAttrs, log_table
 from nnc.ops.quantize import DequantizeAttrs, QuantizeAttrs
 from nnc.ops.shape import ConcatAttrs, PadAttrs, ReshapeAttrs, TransposeAttrs
 
@@ -144,6 +147,78 @@ def test_qsoftmax(shape, out_dtype, tmp_path):
     check_graph(single_op("QSoftmax", attrs, [("x", ("i8", shape)), ("table", table)]), tmp_path)
 
 
+def qlogsoftmax_inputs(x_dtype: str, shape, sx: float, sy: float, out_dtype: str, clamp=None):
+    """(attrs, inputs) of a QLogSoftmax: y_zero at the top of the output range
+    (log probabilities are <= 0), clamped to `clamp` or the type's range."""
+    table = np.round(2.0 ** EXP_BITS * np.exp(-sx * np.arange(256))).astype(np.int32)
+    m, n = quantize_multiplier(1 / (sy * 2 ** LOG_BITS))
+    lo, hi = clamp or integer_range(out_dtype)
+    attrs = QLogSoftmaxAttrs(round(sx * 2 ** LOG_BITS), integer_range(out_dtype)[1], m, n, lo, hi, out_dtype)
+    return attrs, [("x", (x_dtype, shape)), ("exp_table", table), ("log_table", log_table())]
+
+
+@pytest.mark.parametrize("shape,x_dtype,out_dtype,sx,sy,clamp", [
+    ((2, 10), "i8", "i8", 0.0625, 0.1, None),
+    ((1, 3, 12), "u8", "u8", 2.0 ** -16, 2.0 ** -12, None),
+    ((3, 1), "i8", "u8", 127.9, 2.0 ** 6, None),
+    ((4, 29), "u8", "i8", 0.5, 0.05, (-100, 90)),
+    ((2, 2, 40), "i8", "i8", 1.0, 2.0 ** -10, (-128, 0)),
+], ids=["i8", "u8-smallest-sx", "one-class-largest-sx", "u8-i8-clamped", "rank3-fine-output"])
+def test_qlogsoftmax(shape, x_dtype, out_dtype, sx, sy, clamp, tmp_path):
+    attrs, inputs = qlogsoftmax_inputs(x_dtype, shape, sx, sy, out_dtype, clamp)
+    check_graph(single_op("QLogSoftmax", attrs, inputs), tmp_path)
+
+
+@pytest.mark.parametrize("sx,sy", [(2.0 ** -16, 0.05), (127.9, 2.0 ** 6)])
+def test_qlogsoftmax_over_65536_classes(sx, sy, tmp_path):
+    """Rows of 2^16 equal values (S = 2^40 at the smallest s_x), one peak, and
+    a ramp: the widest sums and the extreme scales stay exact in int64."""
+    rows = np.zeros((3, 1 << 16), np.uint8)
+    rows[1, 0] = 255
+    rows[2] = np.arange(1 << 16) % 256
+    attrs, inputs = qlogsoftmax_inputs("u8", rows.shape, sx, sy, "i8")
+    check_graph(single_op("QLogSoftmax", attrs, inputs), tmp_path, [{"x": rows}])
+
+
+def test_qlogsoftmax_rounds_ties_half_down(tmp_path):
+    """s_x = 1/16 (x_scale 4096) and s_y = 1/8 (N · m / 2^n = N / 8192): N ≡ 4096
+    (mod 8192) is a tie, which round_shift takes up, so y goes half down."""
+    x = RNG.integers(-128, 128, (4096, 16)).astype(np.int8)
+    attrs, inputs = qlogsoftmax_inputs("i8", x.shape, 1 / 16, 1 / 8, "i8")
+    assert (attrs.x_scale, attrs.multiplier, attrs.shift) == (4096, 1 << 30, 43)
+    check_graph(single_op("QLogSoftmax", attrs, inputs), tmp_path, [{"x": x}])
+
+
+def test_qlogsoftmax_runs_in_place_after_a_qgemm(tmp_path):
+    """QGemm -> QLogSoftmax: the QGemm writes its logits into the output buffer,
+    where the log-softmax overwrites them (each row's max and sum are complete
+    before its first output is written), bit-exact."""
+    b = GraphBuilder("ctc_head")
+    x = b.input("x", "i8", (3, 8))
+    mult, shift = requant_params(12, 1e-3, 1e-2)
+    logits = b.op("QGemm", [x, b.const("w", weights(12, 8)), "", b.const("mult", mult), b.const("shift", shift)],
+                  QGemmAttrs(-3, 5, -128, 127))
+    attrs, inputs = qlogsoftmax_inputs("i8", (3, 12), 0.08, 0.1, "i8")
+    graph = b.output(b.op("QLogSoftmax", [logits, *(b.const(name, data) for name, data in inputs[1:])], attrs))
+    program = lower(graph, "ctc_head")
+    assert program.storage.homes[program.idents[logits]] == program.idents[graph.outputs[0]]
+    check_graph(graph, tmp_path)
+
+
+def test_qlogsoftmax_refuses_tables_the_kernel_cannot_hold():
+    """An exp table with a zero first entry (S may be 0) or a negative entry, and
+    a log table entry outside [0, 2^16), are refused when compiled."""
+    attrs, inputs = qlogsoftmax_inputs("i8", (2, 10), 0.1, 0.1, "i8")
+    exp_table, logs = inputs[1][1], inputs[2][1]
+    bad = {"exp_table": [exp_table * 0, np.where(np.arange(256) == 3, -1, exp_table).astype(np.int32)],
+           "log_table": [np.where(np.arange(256) == 7, 1 << 16, logs).astype(np.int32), -logs]}
+    for name, tables in bad.items():
+        for table in tables:
+            case = [(n, table if n == name else spec) for n, spec in inputs]
+            with pytest.raises(UnsupportedError, match="exp table|log table"):
+                lower(single_op("QLogSoftmax", attrs, case), "g")
+
+
 @pytest.mark.parametrize("dtype", ["i8", "u8"])
 def test_max_pool_and_global_max_pool(dtype, tmp_path):
     attrs = PoolAttrs((3, 3), (2, 2), (1, 1, 1, 1), (1, 1), ceil_mode=True, channels_last=True)
@@ -160,8 +235,6 @@ def test_clip_and_relu_int8(op, attrs, tmp_path):
 def test_data_movement_int8(tmp_path):
     """Reshape (a view), Transpose, Pad (constant fill = zero point, and reflect)
     and Concat on int8 in one graph."""
-    from c_testing import GraphBuilder
-
     b = GraphBuilder("moves")
     x = b.input("x", "i8", (1, 4, 3, 2))
     y = b.input("y", "i8", (1, 4, 3, 5))
