@@ -26,21 +26,22 @@ MANTISSA_BITS = 31
 MAX_SHIFT = 62
 
 
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """(m, n) with m · 2^-n the closest such value to `real` (see module docstring)."""
+def quantize_multiplier(real: float, bits: int = MANTISSA_BITS) -> tuple[int, int]:
+    """(m, n) with m · 2^-n the closest such value to `real` (see module docstring),
+    the mantissa m in [2^(bits−1), 2^bits) (QLogSoftmax asks for 27 bits)."""
     if not real > 0 or not math.isfinite(real):
         raise UnsupportedError(f"requantization multiplier {real!r} must be positive and finite")
     fraction, exponent = math.frexp(real)  # real = fraction · 2^exponent, fraction ∈ [0.5, 1)
-    mantissa = round(fraction * (1 << MANTISSA_BITS))
-    if mantissa == 1 << MANTISSA_BITS:
+    mantissa = round(fraction * (1 << bits))
+    if mantissa == 1 << bits:
         mantissa, exponent = mantissa >> 1, exponent + 1
-    shift = MANTISSA_BITS - exponent
+    shift = bits - exponent
     if shift < 1:
-        if real >= 1 << (MANTISSA_BITS - 1):
-            raise UnsupportedError(f"requantization multiplier {real!r} is too large (must be below 2^30)")
-        # real ∈ [2^30 − 1/4, 2^30) rounded up to 2^30, which needs n = 0: the
-        # closest value with n ≥ 1 is the largest one, (2^31 − 1) · 2^-1.
-        mantissa, shift = (1 << MANTISSA_BITS) - 1, 1
+        if real >= 1 << (bits - 1):
+            raise UnsupportedError(f"requantization multiplier {real!r} is too large (must be below 2^{bits - 1})")
+        # real ∈ [2^(bits−1) − 1/4, 2^(bits−1)) rounded up to 2^(bits−1), which needs n = 0:
+        # the closest value with n ≥ 1 is the largest one, (2^bits − 1) · 2^-1.
+        mantissa, shift = (1 << bits) - 1, 1
     if shift > MAX_SHIFT:
         mantissa = round(real * (1 << MAX_SHIFT))
         shift = MAX_SHIFT

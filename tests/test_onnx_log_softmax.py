@@ -29,6 +29,7 @@ from rnn_models import ctc_recognizer, samples, split_samples
 from test_onnx_target import _model, assert_every_tensor_typed, assert_reads_back, export
 
 TOP = (1 << 31) - 1
+TOP_MULTIPLIER = (1 << 27) - 1  # QLogSoftmax's multiplier has 27 bits
 
 
 def _qdq_log_softmax(dtype, shape, axis: int, sx: float, zx: int, sy: float, zy: int) -> onnx.ModelProto:
@@ -57,10 +58,14 @@ def _inputs(dtype, shape, axis: int, seed: int) -> np.ndarray:
 
 # (dtype, shape, axis, s_x, z_x, s_y, z_y): a CTC head's scales; near-equal inputs
 # (s_x = 2^-14) into the finest output scale a calibration gives 5 classes (ln 5 / 255);
-# s_x = 100 (SX near 2^23) over 300 classes; a Conv1d head over axis 1 (the Transposes of §13).
+# two classes into output steps of 2^-10 and 2^-12 (finer than §6a's first Q16 form
+# held to 1 LSB); s_x = 8 (SX = 2^27) over 300 classes; a Conv1d head over axis 1
+# (the Transposes of §13).
 QDQ_CASES = [(np.int8, [16, 29], -1, 0.1, 3, 0.1, 127),
              (np.uint8, [16, 5], -1, 2.0 ** -14, 130, 0.00637, 255),
-             (np.int8, [8, 300], -1, 100.0, 0, 1.0, 127),
+             (np.int8, [64, 2], -1, 0.01, 0, 2.0 ** -10, 127),
+             (np.int8, [64, 2], -1, 0.05, 0, 2.0 ** -12, 127),
+             (np.int8, [8, 300], -1, 8.0, 0, 1.0, 127),
              (np.uint8, [2, 29, 20], 1, 0.05, 128, 0.05, 255),
              (np.int8, [6, 2, 9], 0, 0.3, -5, 0.04, 120)]
 
@@ -137,9 +142,9 @@ def test_ctc_recognizer_integer_form_bit_exact(tmp_path):
 
 
 def _attrs(sx_int: int, sy: float | None, zy: int, dtype: str = "i8", m: int = 0, n: int = 0) -> QLogSoftmaxAttrs:
-    """SX, and (m, n) of 1 / (s_y · 2^16) (given ones when sy is None)."""
+    """SX, and (m, n) of 1 / (s_y · 2^24) (given ones when sy is None)."""
     if sy is not None:
-        m, n = quantize_multiplier(1.0 / (sy * (1 << 16)))
+        m, n = quantize_multiplier(1.0 / (sy * (1 << 24)), 27)
     lo, hi = (-128, 127) if dtype == "i8" else (0, 255)
     return QLogSoftmaxAttrs(sx_int, zy, m, n, lo, hi, dtype)
 
@@ -153,14 +158,14 @@ def _corner_graph(dtype: str, shape: tuple[int, ...]) -> tuple[Graph, list[str]]
     graph.inputs.append("x")
     logs = graph.add_constant("log_table", log_table()).name
     corners = {  # output: (exp table, attrs)
-        "tiny_sx": (exp_table(2.0 ** -16), _attrs(1, 0.05, 127)),
-        "ctc": (exp_table(0.05), _attrs(round(0.05 * (1 << 16)), 0.1, 127)),
-        "widest_sx": (exp_table(128.0), _attrs(1 << 23, 2.0 ** 6, 0)),
-        "fine_sy": (exp_table(1.0), _attrs(1 << 16, 2.0 ** -10, 200, "u8")),
-        "largest_s": (np.full(256, TOP, np.int32), _attrs(12345, 0.2, 127)),  # S near 2^47: k up to 46
-        "smallest_s": (np.arange(1, 257, dtype=np.int32), _attrs(3000, 0.1, -100)),  # k < 24: N < 0
-        "top_multiplier": (exp_table(0.3), _attrs(7, None, 5, "u8", TOP, 62)),
-        "shift_one": (exp_table(0.3), _attrs(TOP >> 8, None, -3, "i8", TOP, 1)),
+        "tiny_sx": (exp_table(2.0 ** -24), _attrs(1, 0.05, 127)),
+        "ctc": (exp_table(0.05), _attrs(round(0.05 * (1 << 24)), 0.1, 127)),
+        "widest_sx": (exp_table(8.0), _attrs(1 << 27, 2.0 ** 6, 0)),
+        "fine_sy": (exp_table(1.0), _attrs(1 << 24, 2.0 ** -10, 200, "u8")),
+        "largest_s": (np.full(256, TOP, np.int32), _attrs(3160000, 0.2, 127)),  # S near 2^47: k up to 46
+        "smallest_s": (np.arange(1, 257, dtype=np.int32), _attrs(770000, 0.1, -100)),  # k < 24: N < 0
+        "top_multiplier": (exp_table(0.3), _attrs(7, None, 5, "u8", TOP_MULTIPLIER, 62)),
+        "shift_one": (exp_table(0.3), _attrs(1 << 23, None, -3, "i8", TOP_MULTIPLIER, 1)),
     }
     for out, (table, attrs) in corners.items():
         exp = graph.add_constant(f"{out}.exp_table", table).name
@@ -185,7 +190,7 @@ def _corner_rows(dtype: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
 @pytest.mark.parametrize("dtype, shape", [("i8", (2, 3, 37)), ("u8", (5, 300)), ("i8", (4, 1 << 16)),
                                           ("u8", (4, 1 << 16))])
 def test_qlogsoftmax_corners_bit_exact(dtype, shape):
-    """Hand-built QLogSoftmax nodes: s_x from 2^-16 to 128 (SX 1 .. 2^23), fine
+    """Hand-built QLogSoftmax nodes: s_x from 2^-24 to 8 (SX 1 .. 2^27), fine
     and coarse output scales, i8 and u8 in and out, exp tables whose S reaches
     near 2^47 (2^16 classes of 2^31 − 1) or stays below 2^24 (N_i negative), the
     largest multiplier at shifts 62 and 1; 2^16 classes."""

@@ -11,13 +11,12 @@ import math
 import numpy as np
 
 from nnc.numerics import requantize
+from nnc.ops.qsoftmax import EXP_BITS, INDEX_BITS, LN2, MAX_SX, MULT_BITS, STEP_BITS
 
 from .kernels import (PAD_MODES, Built, LayerContext, RoundShiftClamp, Work, channels_last, check_shape,
                       clamp_params, kernel, pad_spatial, taps)
 from .requantizer import Requantizer
 
-EXP_BITS = 24  # softmax's exp table holds E[0] = 2^24 (docs/numerics.md §6)
-LN2 = 45426  # round(2^16 · ln 2): log-softmax works in Q16 nats (docs/numerics.md §6a)
 POWERS = np.int64(1) << np.arange(63, dtype=np.int64)  # 2^0 .. 2^62: bit lengths by search
 
 
@@ -225,36 +224,42 @@ def qsoftmax(ctx: LayerContext) -> Built:
 
 @kernel("QLogSoftmax")
 def qlog_softmax(ctx: LayerContext) -> Built:
-    """QSoftmax's d = max − x and S = Σ E[d] per row, then in Q16 nats (numerics §6a):
-    k = bit length of S − 1, j = ⌊S·2^8 / 2^k⌋ − 256, L = (k − 24)·LN2 + Λ[j],
-    N = d·SX + L and y = zy − round_shift(N·m, n) = zy + ((−N·m + 2^(n−1) − 1) >> n)
-    (a negated floor is a ceiling). E within [0, 2^24] with E[0] ≥ 1 (so 1 ≤ S ≤ 2^40
-    for rows of at most 2^16 values), Λ within [0, 2^16], SX ≤ 2^23 and m < 2^31 keep
-    |N| < 2^31 and |N·m| < 2^62 (else the layer is refused)."""
+    """QSoftmax's d = max − x and S = Σ E[d] per row, then in Q24 nats (numerics §6a):
+    k = bit length of S − 1, t = S·2^(24 − k), j = t >> 16 − 256, r = t mod 2^16,
+    L = (k − 24)·LN2 + Λ[j] + ((Λ[j+1] − Λ[j])·r >> 16), N = d·SX + L and
+    y = zy − round_shift(N·m, n) = zy + ((−N·m + 2^(n−1) − 1) >> n) (a negated floor is
+    a ceiling). E within [0, 2^24] with E[0] ≥ 1 (so 1 ≤ S ≤ 2^40 for rows of at most
+    2^16 values), Λ rising from 0 to at most LN2 by steps below 2^16, SX ≤ 2^27 and
+    m < 2^27 keep |N| < 2^36 and |N·m| < 2^62.01 (else the layer is refused)."""
     x, out = _single(ctx)
     exp = ctx.operand(1, "exp_table").astype(np.int64).reshape(-1)
     log = ctx.operand(2, "log_table").astype(np.int64).reshape(-1)
     check_shape(ctx, "exp_table", exp.shape, (256,))
-    check_shape(ctx, "log_table", log.shape, (256,))
+    check_shape(ctx, "log_table", log.shape, ((1 << INDEX_BITS) + 1,))
     check_shape(ctx, "output", out.shape, x.shape)
     if x.dtype not in (np.int8, np.uint8) or x.ndim < 1 or not 1 <= x.shape[-1] <= 1 << 16:
         raise ctx.error(f"needs an 8-bit input with rows of 1 to 2^16 values, got {x.dtype} {list(x.shape)}")
     x_scale, multiplier, shift = int(ctx.param("x_scale")), int(ctx.param("multiplier")), int(ctx.param("shift"))
-    if exp.min() < 0 or exp.max() > 1 << EXP_BITS or exp[0] < 1 or log.min() < 0 or log.max() > 1 << 16 \
-            or not 1 <= x_scale <= 1 << 23 or not 0 <= multiplier < 1 << 31 or not 1 <= shift <= 62:
-        raise ctx.error("needs an exp table within [0, 2^24] with E[0] >= 1, a log table within [0, 2^16], "
-                        "x_scale in [1, 2^23], a multiplier in [0, 2^31) and a shift in [1, 62]")
-    bound = float(255 * x_scale + 24 * LN2 + int(log.max())) * multiplier
+    rises = np.diff(log)
+    if exp.min() < 0 or exp.max() > 1 << EXP_BITS or exp[0] < 1 or log[0] != 0 or log.max() > LN2 \
+            or rises.min() < 0 or rises.max() >= 1 << STEP_BITS or not 1 <= x_scale <= MAX_SX \
+            or not 0 <= multiplier < 1 << MULT_BITS or not 1 <= shift <= 62:
+        raise ctx.error(f"needs an exp table within [0, 2^24] with E[0] >= 1, a log table rising from 0 to at "
+                        f"most {LN2} by steps below 2^{STEP_BITS}, x_scale in [1, 2^27], a multiplier in "
+                        "[0, 2^27) and a shift in [1, 62]")
+    bound = float(255 * x_scale + 25 * LN2) * multiplier
     tail = RoundShiftClamp((1 << (shift - 1)) - 1, shift, *clamp_params(ctx), bound=bound)
     index, total, nats = np.empty(x.shape, np.intp), np.empty((*x.shape[:-1], 1), np.int64), np.empty(x.shape, np.int64)
     rescale = tail.bind(nats, out)
-    scale, factor = np.int64(x_scale), np.int64(-multiplier)
+    scale, factor, top = np.int64(x_scale), np.int64(-multiplier), INDEX_BITS + STEP_BITS
 
     def run():
         np.subtract(x.max(axis=-1, keepdims=True), x, out=index, dtype=np.intp)
         np.sum(np.take(exp, index, out=nats), axis=-1, keepdims=True, out=total)
         k = np.searchsorted(POWERS, total, side="right") - 1
-        logs = (k - EXP_BITS) * LN2 + log[((total << 8) >> k) - 256]
+        t = np.where(k <= top, total << np.maximum(top - k, 0), total >> np.maximum(k - top, 0))
+        j, r = (t >> STEP_BITS) - (1 << INDEX_BITS), t & ((1 << STEP_BITS) - 1)
+        logs = (k - EXP_BITS) * LN2 + log[j] + (((log[j + 1] - log[j]) * r) >> STEP_BITS)
         np.add(np.multiply(index, scale, out=nats), logs, out=nats)
         np.multiply(nats, factor, out=nats)
         rescale()

@@ -16,7 +16,7 @@ import numpy as np
 
 from nnc.dtypes import integer_range
 from nnc.numerics import accumulator_bound
-from nnc.ops.qsoftmax import EXP_BITS, LN2, LOG_BITS, MAX_SX
+from nnc.ops.qsoftmax import EXP_BITS, LN2, MAX_SX, MULT_BITS, STEP_BITS
 
 from . import qfast
 from .cformat import float_literal
@@ -240,7 +240,8 @@ def qsoftmax(ctx: Ctx, node):
 @lowers("QLogSoftmax", in_place=(0,))
 def qlogsoftmax(ctx: Ctx, node):
     """The bounds §6a's kernel relies on: S = Σ exp_table[d_i] in (0, 2^47), so
-    |L| < 2^21; 1 <= x_scale <= 2^23, so |N_i| < 2^31 and |N_i · m| < 2^62."""
+    |L| < 2^29; 1 <= x_scale <= 2^27 and m < 2^27, so |N_i| < 2^36 and
+    |N_i · m| < 2^62.01; the log table rises from 0 by steps below 2^16."""
     x, exp_table, log_table = node.inputs
     y = node.outputs[0]
     a = node.attrs
@@ -250,8 +251,10 @@ def qlogsoftmax(ctx: Ctx, node):
     _check_multipliers(np.array([a.multiplier]), np.array([a.shift]))
     if ed.min() < 0 or ed[0] <= 0 or n * int(ed.max()) >= 1 << 47:
         raise Refused("the exp table must be non-negative with table[0] > 0 and sums below 2^47")
-    if ld.min() < 0 or ld.max() >= 1 << LOG_BITS:
-        raise Refused(f"the log table's entries must lie in [0, 2^{LOG_BITS})")
+    if ld[0] != 0 or ld.max() > LN2 or not (0 <= np.diff(ld)).all() or np.diff(ld).max() >= 1 << STEP_BITS:
+        raise Refused(f"the log table must rise from 0 to at most {LN2} by steps below 2^{STEP_BITS}")
+    if a.multiplier >= 1 << MULT_BITS:
+        raise Refused(f"the multiplier must lie below 2^{MULT_BITS}")
     if not 1 <= a.x_scale <= MAX_SX:
         raise Refused(f"x_scale must lie in 1..{MAX_SX}")
     types = _types(ctx, x, a.out_dtype)

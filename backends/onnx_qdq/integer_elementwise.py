@@ -8,9 +8,10 @@ QLut is a Gather on its table; QSoftmax gathers its int32 exp table, sums in
 int64 and divides e_i · m (< 2^55, non-negative) by the positive sum S: on
 non-negative operands integer Div's truncation is the floor nnc takes.
 QLogSoftmax shares d_i and S (1 ≤ S < 2^47); the bit length of S is the count
-of powers 2^0..2^47 at most S (LessOrEqual, ReduceSum), so k = that − 1,
-j = S · 2^8 Div 2^k − 256 (non-negative: a floor) gathers log_table, and
-N_i · m < 2^63 is rounded by round_shift and subtracted from z_y.
+of powers 2^0..2^47 at most S (LessOrEqual, ReduceSum), so k = that − 1;
+t = S · 2^(24 − k) or S Div 2^(k − 24) (Where), whose segment j = t Div 2^16 − 256
+and step r gather and interpolate log_table (non-negative operands: Div is the
+floor), and N_i · m < 2^62.01 is rounded by round_shift and subtracted from z_y.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from nnc.ir import Node
-from nnc.ops.qsoftmax import EXP_BITS, LN2
+from nnc.ops.qsoftmax import EXP_BITS, INDEX_BITS, LN2, STEP_BITS
 
 from .integer_arith import binary, centred, finish, int64_constant, requantize, round_shift, where, widen
-from .integer_layernorm import POWERS, compare
+from .integer_layernorm import POWERS, compare, power_of_two
 from .integer_writer import integer_writes
 from .writer import OnnxBuilder
 
@@ -131,22 +132,29 @@ def _qsoftmax(out: OnnxBuilder, node: Node) -> None:
 
 @integer_writes("QLogSoftmax")
 def _qlogsoftmax(out: OnnxBuilder, node: Node) -> None:
-    """y = clamp(z_y − round_shift(N · m, n)), N = d · SX + (k − 24) · LN2 + log_table[j] (§6a)."""
+    """y = clamp(z_y − round_shift(N · m, n)), N = d · SX + L (§6a)."""
     a, base = node.attrs, node.name
     distance, _, total = exp_terms(out, node, None, base)
     powers = int64_constant(out, f"{base}.powers", POWERS[:48])  # S < 2^47
     bits = last_sum(out, compare(out, "LessOrEqual", powers, total, base), f"{base}.bits")
     k = binary(out, "Sub", bits, int64_constant(out, f"{base}.one", 1), base)
-    leading = out.fresh(f"{base}.pow2")
-    out.add("Gather", [powers, k], [leading], f"{base}.pow2", axis=0)
-    lifted = binary(out, "Mul", total, int64_constant(out, f"{base}.256", 256), base)
-    j = binary(out, "Sub", binary(out, "Div", lifted, leading, base), int64_constant(out, f"{base}.offset", 256), base)
-    logs = int64_constant(out, f"{base}.log_table", out.graph.constant(node.inputs[2]).astype(np.int64))
-    log_s = out.fresh(f"{base}.log")
-    out.add("Gather", [logs, j], [log_s], f"{base}.log", axis=0)
+    top = int64_constant(out, f"{base}.top", INDEX_BITS + STEP_BITS)
+    up = binary(out, "Mul", total, power_of_two(out, powers, binary(out, "Sub", top, k, base), f"{base}.up"), base)
+    down = binary(out, "Div", total, power_of_two(out, powers, binary(out, "Sub", k, top, base), f"{base}.down"), base)
+    t = where(out, binary(out, "LessOrEqual", k, top, base), up, down, f"{base}.t")
+    step = int64_constant(out, f"{base}.step", 1 << STEP_BITS)
+    j = binary(out, "Sub", binary(out, "Div", t, step, base), int64_constant(out, f"{base}.segments", 1 << INDEX_BITS),
+               base)
+    r = binary(out, "Sub", t, binary(out, "Mul", binary(out, "Div", t, step, base), step, base), base)
+    table = int64_constant(out, f"{base}.log_table", out.graph.constant(node.inputs[2]).astype(np.int64))
+    low, high = out.fresh(f"{base}.log_low"), out.fresh(f"{base}.log_high")
+    out.add("Gather", [table, j], [low], f"{base}.log_low", axis=0)
+    out.add("Gather", [table, binary(out, "Add", j, int64_constant(out, f"{base}.next", 1), base)], [high],
+            f"{base}.log_high", axis=0)
+    rise = binary(out, "Div", binary(out, "Mul", binary(out, "Sub", high, low, base), r, base), step, base)
     octaves = binary(out, "Sub", k, int64_constant(out, f"{base}.exp_bits", EXP_BITS), base)
-    log_total = binary(out, "Add", binary(out, "Mul", octaves, int64_constant(out, f"{base}.ln2", LN2), base), log_s,
-                       base)
+    log_total = binary(out, "Add", binary(out, "Add", binary(out, "Mul", octaves, int64_constant(
+        out, f"{base}.ln2", LN2), base), low, base), rise, base)
     nats = binary(out, "Add", binary(out, "Mul", distance, int64_constant(out, f"{base}.x_scale", a.x_scale), base),
                   log_total, base)
     scaled = binary(out, "Mul", nats, int64_constant(out, f"{base}.multiplier", a.multiplier), base)

@@ -18,16 +18,20 @@ positions: the max runs over the kept positions only, and a hidden position
 has e_i = 0, so its y is zy (the code of probability 0). Every row keeps at
 least one position.
 
-QLogSoftmax(x, exp_table, log_table) shares d_i and S, and works in Q16 nats
-(LOG_BITS fraction bits). With k = bit length of S − 1 and j the 8 bits of S
-after its leading one, L = (k − EXP_BITS) · LN2 + log_table[j] is ln(S / 2^EXP_BITS)
-(log_table[j] = round(2^LOG_BITS · ln(1 + (j + ½) / 256)), within 0.002 nats).
-With SX = round(sx · 2^LOG_BITS) and 1/(sy · 2^LOG_BITS) stored as (m, n):
+QLogSoftmax(x, exp_table, log_table) shares d_i and S and works in Q24 nats
+(LOG_BITS fraction bits). S's bit length k + 1 and its next INDEX_BITS +
+STEP_BITS bits after the leading one, t = S · 2^(24 − k) (a left or right
+shift; t ∈ [2^24, 2^25)), split into a segment j = t >> 16 − 256 and a step
+r = t mod 2^16 of log_table[j] = round(2^LOG_BITS · ln(1 + j / 256)), j = 0..256:
 
-    N_i = d_i · SX + L                         (Q16 nats of −log p_i, ≥ 0)
+    L   = (k − EXP_BITS) · LN2 + log_table[j] + floor((log_table[j+1] − log_table[j]) · r / 2^16)
+    N_i = d_i · SX + L                         (Q24 nats of −ln p_i)
     y_i = clamp(zy − round_shift(N_i · m, n), out_min, out_max)
 
-SX ≤ 2^23 keeps |N_i| < 2^32 and |N_i · m| < 2^63 (S < 2^47, so |L| < 2^21).
+with SX = round(sx · 2^LOG_BITS) and 1/(sy · 2^LOG_BITS) stored as (m, n), m a
+MULT_BITS-bit mantissa. L is ln(S / 2^EXP_BITS) by linear interpolation (within
+2e-6 nats). S < 2^47 keeps |L| < 2^29; SX ≤ 2^27 (s_x ≤ 8) keeps
+|N_i| < 2^36 and |N_i · m| < 2^63.
 """
 
 from __future__ import annotations
@@ -37,23 +41,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ShapeError, UnsupportedError
 from ..ir import TensorType
-from ..numerics import round_shift
+from ..numerics import quantize_multiplier, round_shift
 from .qelementwise import check_activation, to_type
 from .qlinear import check_multiplier, check_output_range
 from .registry import OpDef, register_op
 from .softmax import check_keep_mask
 
 EXP_BITS = 24
-LOG_BITS = 16
-LN2 = round(math.log(2) * (1 << LOG_BITS))  # ln 2 in Q16 nats: 45426
-MAX_SX = 1 << 23
+LOG_BITS = 24
+LN2 = round(math.log(2) * (1 << LOG_BITS))  # ln 2 in Q24 nats: 11629080
+INDEX_BITS, STEP_BITS = 8, 16
+MAX_SX = 1 << 27
+MULT_BITS = 27
 
 
 def log_table() -> np.ndarray:
-    """log_table[j] = round(2^LOG_BITS · ln(1 + (j + ½) / 256)), j = 0..255 (i32)."""
-    return np.rint(np.log1p((np.arange(256) + 0.5) / 256) * (1 << LOG_BITS)).astype(np.int32)
+    """log_table[j] = round(2^LOG_BITS · ln(1 + j / 2^INDEX_BITS)), j = 0..2^INDEX_BITS (i32)."""
+    segments = 1 << INDEX_BITS
+    return np.rint(np.log1p(np.arange(segments + 1) / segments) * (1 << LOG_BITS)).astype(np.int32)
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ class QSoftmax(OpDef):
 @dataclass(frozen=True)
 class QLogSoftmaxAttrs:
     """`x_scale`: SX = round(s_x · 2^LOG_BITS), in 1..MAX_SX; (multiplier, shift)
-    stores 1 / (s_y · 2^LOG_BITS)."""
+    stores 1 / (s_y · 2^LOG_BITS) with a MULT_BITS-bit multiplier."""
 
     x_scale: int
     y_zero_point: int
@@ -117,6 +124,17 @@ class QLogSoftmaxAttrs:
     out_min: int
     out_max: int
     out_dtype: str = "i8"
+
+
+def log_softmax_attrs(sx: float, sy: float, y_zero_point: int, out_min: int, out_max: int,
+                      out_dtype: str = "i8") -> QLogSoftmaxAttrs:
+    """QLogSoftmax's attributes for input scale `sx` and output scale `sy`;
+    UnsupportedError when SX = round(sx · 2^LOG_BITS) leaves 1..MAX_SX."""
+    x_scale = round(sx * (1 << LOG_BITS))
+    if not 1 <= x_scale <= MAX_SX:
+        raise UnsupportedError(f"integer log-softmax needs an input scale from 2^-24 to 8, got {sx:g}")
+    m, n = quantize_multiplier(1.0 / (sy * (1 << LOG_BITS)), MULT_BITS)
+    return QLogSoftmaxAttrs(x_scale, y_zero_point, m, n, out_min, out_max, out_dtype)
 
 
 @register_op
@@ -134,12 +152,14 @@ class QLogSoftmax(OpDef):
         if not x.shape:
             raise ShapeError("needs an input of rank >= 1 (log-softmax over the last axis)")
         check_multiplier(attrs.multiplier, attrs.shift)
+        if attrs.multiplier >= 1 << MULT_BITS:
+            raise ShapeError(f"multiplier {attrs.multiplier} must lie below 2^{MULT_BITS}")
         check_output_range(attrs)
         if not 1 <= attrs.x_scale <= MAX_SX:
-            raise ShapeError(f"x_scale {attrs.x_scale} must be in 1..{MAX_SX} (s_x up to 128)")
-        for what, table in zip(("exp_table", "log_table"), tables):
-            if table.dtype != "i32" or table.shape != (256,):
-                raise ShapeError(f"{what} must be i32[256], got {table.dtype}{list(table.shape)}")
+            raise ShapeError(f"x_scale {attrs.x_scale} must be in 1..{MAX_SX} (s_x up to 8)")
+        for what, table, size in zip(("exp_table", "log_table"), tables, (256, (1 << INDEX_BITS) + 1)):
+            if table.dtype != "i32" or table.shape != (size,):
+                raise ShapeError(f"{what} must be i32[{size}], got {table.dtype}{list(table.shape)}")
         if x.shape[-1] > 1 << 16:
             raise ShapeError("log-softmax over more than 65536 values is not supported")
         return [TensorType(attrs.out_dtype, x.shape)]
@@ -151,7 +171,9 @@ class QLogSoftmax(OpDef):
         total = exp[d].sum(axis=-1, keepdims=True)
         # 0 < S < 2^47 (65536 terms below 2^31), so float64's frexp gives its bit length exactly
         k = np.frexp(total.astype(np.float64))[1].astype(np.int64) - 1
-        j = ((total << 8) >> k) - 256
-        nats = d * attrs.x_scale + (k - EXP_BITS) * LN2 + log[j]
+        top = INDEX_BITS + STEP_BITS
+        t = np.where(k <= top, total << np.maximum(top - k, 0), total >> np.maximum(k - top, 0))
+        j, r = (t >> STEP_BITS) - (1 << INDEX_BITS), t & ((1 << STEP_BITS) - 1)
+        nats = (k - EXP_BITS) * LN2 + log[j] + (((log[j + 1] - log[j]) * r) >> STEP_BITS) + d * attrs.x_scale
         y = attrs.y_zero_point - round_shift(nats * attrs.multiplier, attrs.shift)
         return [to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]

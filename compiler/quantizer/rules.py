@@ -32,7 +32,7 @@ from ..ops import get_op
 from ..ops.conv import split_shape
 from ..ops.pool import AveragePool
 from ..ops.qpool import QAveragePoolAttrs
-from ..ops.qsoftmax import EXP_BITS, LOG_BITS, MAX_SX, QLogSoftmaxAttrs, QSoftmaxAttrs, log_table
+from ..ops.qsoftmax import EXP_BITS, QSoftmaxAttrs, log_softmax_attrs, log_table
 from .emit import add_node, constant, requantized_operand, rescale, staging
 from .groups import Group, clamp_of, rule
 
@@ -125,12 +125,11 @@ def lower_softmax(graph: Graph, group: Group, x: str, y: str, perm: tuple[int, .
     lo, hi = group.bounds()
     table = constant(graph, f"{group.name}.exp_table", exp_table(sx))
     if group.node.op == "LogSoftmax":
-        x_scale = round(sx * (1 << LOG_BITS))
-        if not 1 <= x_scale <= MAX_SX:
-            raise unsupported(group, f"integer log-softmax needs an input scale from 2^-16 to 128, got {sx:g}")
-        m, n = multiplier(group, 1.0 / (out.scale * (1 << LOG_BITS)))
+        try:
+            attrs = log_softmax_attrs(sx, out.scale, out.zero_point, lo, hi, out.dtype)
+        except UnsupportedError as exc:
+            raise unsupported(group, str(exc)) from None
         logs = constant(graph, f"{group.name}.log_table", log_table())
-        attrs = QLogSoftmaxAttrs(x_scale, out.zero_point, m, n, lo, hi, out.dtype)
         add_node(graph, group.name, "QLogSoftmax", [x, table, logs], [y], attrs)
         return
     m, n = multiplier(group, 1.0 / out.scale)

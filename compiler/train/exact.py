@@ -48,7 +48,7 @@ from ..dtypes import integer_range, to_numpy
 from ..errors import IRError, ShapeError, UnsupportedError
 from ..ir import Graph, Node, Tensor
 from ..ops import get_op
-from ..ops.qsoftmax import EXP_BITS, LN2
+from ..ops.qsoftmax import EXP_BITS, INDEX_BITS, LN2, STEP_BITS
 from ..ops.shape import pad_fill
 
 TORCH_DTYPES = {"f32": torch.float32, "f64": torch.float64, "i8": torch.int8, "u8": torch.uint8,
@@ -337,15 +337,17 @@ def qsoftmax(step: Step, args: list) -> list:
 
 @kernel("QLogSoftmax")
 def qlogsoftmax(step: Step, args: list) -> list:
-    """y = z_y − round_shift(N · m, n) with N = d · SX + L, Q16 nats (numerics §6a)."""
+    """y = z_y − round_shift(N · m, n) with N = d · SX + L, Q24 nats (numerics §6a)."""
     x, exp, log = (t.to(torch.int64) for t in args)
     a = step.attrs
     d = x.amax(dim=-1, keepdim=True) - x
     total = exp[d].sum(dim=-1, keepdim=True)
     k = torch.frexp(total.to(torch.float64)).exponent.to(torch.int64) - 1  # bit length of S − 1
-    j = ((total << 8) >> k) - 256  # the 8 bits of S after its leading one
-    nats = d * a.x_scale + (k - EXP_BITS) * LN2 + log[j]
-    return [saturate(-round_shift(nats * a.multiplier, a.shift), a)]
+    top = INDEX_BITS + STEP_BITS  # t = S · 2^(top − k): its leading one at bit `top`
+    t = torch.where(k <= top, total << (top - k).clamp(min=0), total >> (k - top).clamp(min=0))
+    j, r = (t >> STEP_BITS) - (1 << INDEX_BITS), t & ((1 << STEP_BITS) - 1)
+    logs = (k - EXP_BITS) * LN2 + log[j] + (((log[j + 1] - log[j]) * r) >> STEP_BITS)
+    return [saturate(-round_shift((d * a.x_scale + logs) * a.multiplier, a.shift), a)]
 
 
 # -- data movement ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from nnc.backends.azsim.program import (DTYPE_CODES, FORMAT_BITMASK, FORMAT_CODE
                                         LayerDesc, Program, TensorDesc, WeightStream)
 from nnc.backends.azsim.simulator import Simulator, simulate
 from nnc.ops import get_op
-from nnc.ops.qsoftmax import QLogSoftmaxAttrs, log_table
+from nnc.ops.qsoftmax import log_softmax_attrs, log_table
 from nnc.packing import FORMAT_HUFFMAN
 from nnc.passmanager import PassManager, parse_pipeline
 from nnc.pipelines import CANONICAL
@@ -406,8 +406,7 @@ def test_the_format_doc_lists_every_op_code():
 
 
 # -- QLogSoftmax: op code 72, version 5 ----------------------------------------------------
-LOG_SOFTMAX = QLogSoftmaxAttrs(x_scale=3277, y_zero_point=127, multiplier=1 << 30, shift=43, out_min=-128,
-                               out_max=127)
+LOG_SOFTMAX = log_softmax_attrs(0.05, 0.125, 127, -128, 127)
 EXP = np.round(2**24 * np.exp(-0.05 * np.arange(256))).astype(np.int32)
 
 
@@ -437,7 +436,7 @@ def test_a_qlogsoftmax_record_is_where_the_doc_says():
     x = np.random.default_rng(7).integers(-128, 128, (2, 29)).astype(np.int8)
     out, stats = simulate(program, {"x": x})
     np.testing.assert_array_equal(out["y"], get_op("QLogSoftmax").evaluate(LOG_SOFTMAX, [x, EXP, log_table()])[0])
-    assert stats.layers[0].bytes_loaded == 2048
+    assert stats.layers[0].bytes_loaded == (256 + 257) * 4
 
 
 def test_only_qlogsoftmax_makes_a_version_5_blob():

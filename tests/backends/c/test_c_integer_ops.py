@@ -19,7 +19,7 @@ from nnc.ops.elementwise import ClipAttrs
 from nnc.ops.qelementwise import QAddAttrs, RequantizeAttrs
 from nnc.ops.qlinear import QConvAttrs, QGemmAttrs
 from nnc.ops.qpool import QAveragePoolAttrs
-from nnc.ops.qsoftmax import EXP_BITS, LOG_BITS, QLogSoftmaxAttrs, QSoftmaxAttrs, log_table
+from nnc.ops.qsoftmax import EXP_BITS, QSoftmaxAttrs, log_softmax_attrs, log_table
 from nnc.ops.quantize import DequantizeAttrs, QuantizeAttrs
 from nnc.ops.shape import ConcatAttrs, PadAttrs, ReshapeAttrs, TransposeAttrs
 
@@ -151,16 +151,15 @@ def qlogsoftmax_inputs(x_dtype: str, shape, sx: float, sy: float, out_dtype: str
     """(attrs, inputs) of a QLogSoftmax: y_zero at the top of the output range
     (log probabilities are <= 0), clamped to `clamp` or the type's range."""
     table = np.round(2.0 ** EXP_BITS * np.exp(-sx * np.arange(256))).astype(np.int32)
-    m, n = quantize_multiplier(1 / (sy * 2 ** LOG_BITS))
     lo, hi = clamp or integer_range(out_dtype)
-    attrs = QLogSoftmaxAttrs(round(sx * 2 ** LOG_BITS), integer_range(out_dtype)[1], m, n, lo, hi, out_dtype)
+    attrs = log_softmax_attrs(sx, sy, integer_range(out_dtype)[1], lo, hi, out_dtype)
     return attrs, [("x", (x_dtype, shape)), ("exp_table", table), ("log_table", log_table())]
 
 
 @pytest.mark.parametrize("shape,x_dtype,out_dtype,sx,sy,clamp", [
     ((2, 10), "i8", "i8", 0.0625, 0.1, None),
-    ((1, 3, 12), "u8", "u8", 2.0 ** -16, 2.0 ** -12, None),
-    ((3, 1), "i8", "u8", 127.9, 2.0 ** 6, None),
+    ((1, 3, 12), "u8", "u8", 2.0 ** -24, 2.0 ** -12, None),
+    ((3, 1), "i8", "u8", 8.0, 2.0 ** 6, None),
     ((4, 29), "u8", "i8", 0.5, 0.05, (-100, 90)),
     ((2, 2, 40), "i8", "i8", 1.0, 2.0 ** -10, (-128, 0)),
 ], ids=["i8", "u8-smallest-sx", "one-class-largest-sx", "u8-i8-clamped", "rank3-fine-output"])
@@ -169,7 +168,7 @@ def test_qlogsoftmax(shape, x_dtype, out_dtype, sx, sy, clamp, tmp_path):
     check_graph(single_op("QLogSoftmax", attrs, inputs), tmp_path)
 
 
-@pytest.mark.parametrize("sx,sy", [(2.0 ** -16, 0.05), (127.9, 2.0 ** 6)])
+@pytest.mark.parametrize("sx,sy", [(2.0 ** -24, 0.05), (8.0, 2.0 ** 6)])
 def test_qlogsoftmax_over_65536_classes(sx, sy, tmp_path):
     """Rows of 2^16 equal values (S = 2^40 at the smallest s_x), one peak, and
     a ramp: the widest sums and the extreme scales stay exact in int64."""
@@ -181,11 +180,15 @@ def test_qlogsoftmax_over_65536_classes(sx, sy, tmp_path):
 
 
 def test_qlogsoftmax_rounds_ties_half_down(tmp_path):
-    """s_x = 1/16 (x_scale 4096) and s_y = 1/8 (N · m / 2^n = N / 8192): N ≡ 4096
-    (mod 8192) is a tie, which round_shift takes up, so y goes half down."""
-    x = RNG.integers(-128, 128, (4096, 16)).astype(np.int8)
-    attrs, inputs = qlogsoftmax_inputs("i8", x.shape, 1 / 16, 1 / 8, "i8")
-    assert (attrs.x_scale, attrs.multiplier, attrs.shift) == (4096, 1 << 30, 43)
+    """s_x = 1 and rows of one maximum with the rest at least 18 below: every
+    other exp-table entry rounds to 0, so S = 2^24, L = 0 and N = d · 2^24; with
+    s_y = 2, y = z_y − round_shift(d / 2): each odd d is a tie, which round_shift
+    takes up, so y goes half down."""
+    x = RNG.integers(-128, 110, (512, 16)).astype(np.int8)
+    x[:, 0] = 127
+    attrs, inputs = qlogsoftmax_inputs("i8", x.shape, 1.0, 2.0, "i8")
+    assert attrs.x_scale == 1 << 24 and (attrs.multiplier, attrs.shift) == (1 << 26, 51)
+    assert ((127 - x) % 2 == 1).sum() > 1000
     check_graph(single_op("QLogSoftmax", attrs, inputs), tmp_path, [{"x": x}])
 
 
@@ -207,11 +210,13 @@ def test_qlogsoftmax_runs_in_place_after_a_qgemm(tmp_path):
 
 def test_qlogsoftmax_refuses_tables_the_kernel_cannot_hold():
     """An exp table with a zero first entry (S may be 0) or a negative entry, and
-    a log table entry outside [0, 2^16), are refused when compiled."""
+    a log table that does not rise from 0 to at most LN2 by steps below 2^16,
+    are refused when compiled."""
     attrs, inputs = qlogsoftmax_inputs("i8", (2, 10), 0.1, 0.1, "i8")
     exp_table, logs = inputs[1][1], inputs[2][1]
+    steep = np.where(np.arange(257) == 1, 1 << 16, logs).astype(np.int32)  # its first step is 2^16
     bad = {"exp_table": [exp_table * 0, np.where(np.arange(256) == 3, -1, exp_table).astype(np.int32)],
-           "log_table": [np.where(np.arange(256) == 7, 1 << 16, logs).astype(np.int32), -logs]}
+           "log_table": [logs + np.int32(1), logs[::-1].copy(), steep]}
     for name, tables in bad.items():
         for table in tables:
             case = [(n, table if n == name else spec) for n, spec in inputs]
