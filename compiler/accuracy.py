@@ -45,11 +45,30 @@ def output_kind(original: Graph, name: str, labelled: bool) -> str:
     return "classification" if shape and 2 <= shape[-1] <= MAX_CLASSES and not same_as_input else "regression"
 
 
+def class_axes(original: Graph) -> dict[str, int]:
+    """{output: its class axis} for the outputs of the float graph made by a
+    Softmax or LogSoftmax over one axis other than the last (a Conv1d head's
+    [1, classes, T]); every other output ranks classes on its last axis."""
+    axes = {}
+    for name in original.outputs:
+        producer = original.producer(name)
+        if (producer is not None and producer.op in ("Softmax", "LogSoftmax") and not producer.attrs.coerce_2d
+                and producer.attrs.axis != len(original.tensor(name).shape) - 1):
+            axes[name] = producer.attrs.axis
+    return axes
+
+
+def classes_last(value: np.ndarray, axis: int | None) -> np.ndarray:
+    """`value` with its class axis (None: the last) moved last."""
+    return value if axis is None else np.moveaxis(value, axis, -1)
+
+
 def output_metrics(truth: list[Sample], got: list[Sample], name: str, kind: str,
-                   labels: np.ndarray | None = None, top_k: int = 5) -> dict:
-    """Metrics of output `name` over all samples (module docstring)."""
-    ref = np.stack([np.asarray(s[name], np.float64) for s in truth])
-    out = np.stack([np.asarray(s[name], np.float64) for s in got])
+                   labels: np.ndarray | None = None, top_k: int = 5, class_axis: int | None = None) -> dict:
+    """Metrics of output `name` over all samples (module docstring); classes
+    on `class_axis` of the output (None: its last axis)."""
+    ref = np.stack([classes_last(np.asarray(s[name], np.float64), class_axis) for s in truth])
+    out = np.stack([classes_last(np.asarray(s[name], np.float64), class_axis) for s in got])
     measured, computed, _ = finite_pairs(ref.ravel(), out.ravel())  # cosine is -1 where out alone is not finite
     diff = computed - measured
     norm = float(np.linalg.norm(measured))

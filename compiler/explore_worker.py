@@ -147,6 +147,7 @@ def _simulate(context: _Context, graph, point) -> dict:
     from nnc.backends.azsim.api import BlobRunner
     from nnc.backends.azsim.hardware import MAX_NAME_LENGTH, Hardware
 
+    from .accuracy import class_axes
     from .verification import compare, flatten
 
     base = context.workload.base
@@ -158,7 +159,7 @@ def _simulate(context: _Context, graph, point) -> dict:
     outputs = [{name: value for name, value in out.items() if name in context.truth[0]} for out, _ in runs]
     stats = [s for _, s in runs]
     truth, got = flatten(context.truth), flatten(outputs)
-    metrics = compare(context.truth, outputs)
+    metrics = compare(context.truth, outputs, class_axes(context.graph))
     cycles = float(np.mean([s.cycles for s in stats]))
     return {"energy_uj": float(np.mean([s.energy_uj for s in stats])),
             "latency_ms": cycles / (machine.clock_mhz * 1000.0),

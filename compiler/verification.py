@@ -326,10 +326,11 @@ def onnxruntime_outputs(model_path: str | Path, samples: list[Sample], output_na
     return results
 
 
-def compare(reference: list[Sample], candidate: list[Sample]) -> dict:
+def compare(reference: list[Sample], candidate: list[Sample], class_axes: dict[str, int] | None = None) -> dict:
     """Metrics of `candidate` against `reference` over all samples and outputs:
     max abs difference, cosine similarity, SNR in dB, top-1 agreement (for outputs
-    whose last axis holds more than one class), bit-exactness (NaN equal to NaN).
+    whose class axis, given in `class_axes` or else the last, holds more than one
+    class), bit-exactness (NaN equal to NaN).
     The figures count the positions where both are finite (finite_pairs);
     `non_finite` counts the candidate's NaN and infinities where the reference
     is finite, and makes cosine -1."""
@@ -343,7 +344,7 @@ def compare(reference: list[Sample], candidate: list[Sample]) -> dict:
         "max_abs_diff": float(np.max(np.abs(ref - got))) if ref.size else 0.0,
         "cosine": -1.0 if broken else cosine(ref, got),
         "snr_db": _snr_db(signal, noise),
-        "top1_agreement": _top1(reference, candidate),
+        "top1_agreement": _top1(reference, candidate, class_axes or {}),
         "non_finite": broken,
     }
 
@@ -400,15 +401,18 @@ def _snr_db(signal: float, noise: float) -> float | None:
     return float(10 * np.log10(signal / noise))
 
 
-def _top1(reference: list[Sample], candidate: list[Sample]) -> float | None:
+def _top1(reference: list[Sample], candidate: list[Sample], class_axes: dict[str, int]) -> float | None:
     agree, total = 0, 0
     for r, c in zip(reference, candidate):
         for key, value in r.items():
             value = np.asarray(value)
-            if value.ndim == 0 or value.shape[-1] < 2:
+            if value.ndim == 0:
+                continue
+            value, other = (np.moveaxis(np.asarray(v), class_axes.get(key, -1), -1) for v in (value, c[key]))
+            if value.shape[-1] < 2:
                 continue
             a = value.reshape(-1, value.shape[-1]).argmax(-1)
-            b = np.asarray(c[key]).reshape(-1, value.shape[-1]).argmax(-1)
+            b = other.reshape(-1, value.shape[-1]).argmax(-1)
             agree += int(np.sum(a == b))
             total += a.size
     return agree / total if total else None

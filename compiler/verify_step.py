@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from . import quality, streaming
-from .accuracy import output_kind, output_metrics
+from .accuracy import class_axes, output_kind, output_metrics
 from .errors import ModelError, ShapeError, VerificationError
 from .frontend.model_file import is_text_ir
 from .interpreter import run
@@ -73,7 +73,7 @@ def verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute, 
     vs_reference["max_abs_diff_lsb"] = _max_lsb(graph, reference, compiled) if is_integer_graph(graph) else None
     _check_parity(graph, vs_reference, reference, parity_lsb=parity_lsb)
     outputs = _output_metrics(original, truth, compiled, opts)
-    vs_float = compare(truth, compiled)
+    vs_float = compare(truth, compiled, class_axes(original))
     if all(m["kind"] == "regression" for m in outputs.values()):
         vs_float["top1_agreement"] = None
     return {"samples": len(samples), "source": source, "executed": produced is not None,
@@ -95,11 +95,12 @@ def _output_metrics(original: Graph, truth, compiled, opts: CompileOptions) -> d
         if len(arrays) != 1:
             raise ShapeError(f"{opts.labels}: expected one array of class ids, found {len(arrays)}")
         labels = next(iter(arrays.values()))
-    metrics = {}
+    metrics, axes = {}, class_axes(original)
     for i, name in enumerate(original.outputs):
         labelled = labels is not None and i == 0
         kind = output_kind(original, name, labelled)
-        metrics[name] = output_metrics(truth, compiled, name, kind, labels if labelled else None, opts.top_k)
+        metrics[name] = output_metrics(truth, compiled, name, kind, labels if labelled else None, opts.top_k,
+                                       axes.get(name))
     return metrics
 
 
@@ -132,7 +133,7 @@ def verify_streaming(model, whole_original: Graph, whole: Graph, chunk: Graph, o
     _check_parity(chunk, vs_reference, chunk_reference)
     return {"samples": len(samples), "chunks": len(chunk_inputs), "source": source,
             "executed": produced is not None, "vs_reference": vs_reference, "vs_whole_sequence": vs_whole,
-            "vs_float": compare(truth, joined), "float_truth": truth_source,
+            "vs_float": compare(truth, joined, class_axes(whole_original)), "float_truth": truth_source,
             "float_non_finite": _non_finite(truth)}, chunk_inputs
 
 

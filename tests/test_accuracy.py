@@ -13,10 +13,12 @@ import pytest
 from onnx import TensorProto, helper
 
 import nnc
-from nnc.accuracy import output_metrics
+from nnc.accuracy import class_axes, output_metrics
 from nnc.cli import run_cli
 from nnc.errors import OptionError, QualityGateError
+from nnc.ops.softmax import SoftmaxAttrs
 from nnc.validation import render, validate
+from nnc.verification import compare
 
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits"
 CALIB = DIGITS / "calib.npz"
@@ -93,6 +95,26 @@ def test_one_labelled_sample_has_no_interval_and_stays_json(tmp_path):
     result = validate(DIGITS / "digits.onnx", image, label, target="ir", output_dir=tmp_path / "out")
     json.loads((tmp_path / "out" / "report.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert "one sample: no interval" in render(result.report)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_a_softmax_over_channels_ranks_classes_on_its_axis(op, tmp_path):
+    """A Conv1d head [1, classes, T] ending in a (Log)Softmax over axis 1: top-1
+    agreement compares the class per frame, not the frame per class."""
+    graph = nnc.Graph("head")
+    graph.add_tensor(nnc.Tensor("x", "f32", (1, 3, 4)))
+    graph.add_tensor(nnc.Tensor("y", "f32", (1, 3, 4)))
+    graph.add_node(nnc.Node("p", op, ["x"], ["y"], SoftmaxAttrs(1)))
+    graph.inputs, graph.outputs = ["x"], ["y"]
+    assert class_axes(graph) == {"y": 1}
+    # frame 3's class differs; ranked along the last axis every row's best frame stays the same
+    reference = np.array([[[9.0, 0, 0, 1], [0, 9, 0, 0], [0, 0, 9, 0]]])
+    candidate = reference.copy()
+    candidate[0, :, 3] = [0.0, 0.5, 0.9]
+    truth, got = [{"y": reference}], [{"y": candidate}]
+    assert compare(truth, got)["top1_agreement"] == 1.0
+    assert compare(truth, got, class_axes(graph))["top1_agreement"] == 0.75
+    assert output_metrics(truth, got, "y", "classification", class_axis=1)["top1_agreement"] == 0.75
 
 
 def test_regression_outputs_get_mae_not_top1():
