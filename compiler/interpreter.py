@@ -29,7 +29,10 @@ def run(graph: Graph, inputs: dict[str, np.ndarray],
             observe(name, env[name])
     for node in graph.nodes():
         args = [env[t] if t else None for t in node.inputs]
-        results = get_op(node.op).evaluate(node.attrs, args)
+        try:
+            results = get_op(node.op).evaluate(node.attrs, args)
+        except ShapeError as exc:  # a value the op refuses (a constant table, a run-time shape)
+            raise ShapeError(f"{node.op} node {node.name!r}: {exc}") from None
         for name, value in zip(node.outputs, results):
             if not name:
                 continue

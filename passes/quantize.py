@@ -1,7 +1,7 @@
 """quantize: post-training int8 quantization of a float or QDQ graph.
 
 Rewrites the graph into integer ops (QConv, QGemm, QAdd, QAveragePool, QSoftmax,
-QLut, Requantize, and MaxPool/Reshape/Transpose/Concat/Pad/Clip on int8) that
+QLogSoftmax, QLut, Requantize, and MaxPool/Reshape/Transpose/Concat/Pad/Clip on int8) that
 compute docs/numerics.md exactly; see nnc.quantizer for the lowering rules.
 - ConvTranspose is first rewritten into one Conv over its output phases and
   a depth-to-space (quantizer/conv_transpose.py), exact, so it runs as a QConv.

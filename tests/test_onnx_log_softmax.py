@@ -166,6 +166,7 @@ def _corner_graph(dtype: str, shape: tuple[int, ...]) -> tuple[Graph, list[str]]
         "smallest_s": (np.arange(1, 257, dtype=np.int32), _attrs(770000, 0.1, -100)),  # k < 24: N < 0
         "top_multiplier": (exp_table(0.3), _attrs(7, None, 5, "u8", TOP_MULTIPLIER, 62)),
         "shift_one": (exp_table(0.3), _attrs(1 << 23, None, -3, "i8", TOP_MULTIPLIER, 1)),
+        "worst_product": (np.full(256, TOP, np.int32), _attrs(1 << 27, None, 127, "i8", TOP_MULTIPLIER, 62)),
     }
     for out, (table, attrs) in corners.items():
         exp = graph.add_constant(f"{out}.exp_table", table).name

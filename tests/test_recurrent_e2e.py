@@ -1,9 +1,10 @@
 """Keyword spotters with a recurrent layer (49 MFCC frames of 10 features, 12
 classes) and CTC recognizers ending in LogSoftmax, compiled for ir, c and
-az-sim: bit-exact targets and int8 vs float cosine >= 0.99 (tests/e2e.py). GRU and RNN models are built with onnx.helper;
-a two-layer LSTM (20 frames, hidden 16) is exported by both PyTorch exporters
-(skipped without torch). Streaming compiles (--stream) run them 7 frames at a
-time, bit-exact with the whole sequence."""
+az-sim: bit-exact targets and int8 vs float cosine >= 0.99 (tests/e2e.py).
+GRU and RNN models are built with onnx.helper; a two-layer LSTM (20 frames,
+hidden 16) is exported by both PyTorch exporters (skipped without torch).
+Streaming compiles (--stream) run the keyword spotters 7 frames at a time,
+bit-exact with the whole sequence."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from nnc.numerics import requantize
-from nnc.ops.qsoftmax import EXP_BITS, INDEX_BITS, LN2, MAX_SX, MULT_BITS, STEP_BITS
+from nnc.ops.qsoftmax import EXP_BITS, INDEX_BITS, LN2, MAX_SX, MULT_BITS, STEP_BITS, log_table_problem
 
 from .kernels import (PAD_MODES, Built, LayerContext, RoundShiftClamp, Work, channels_last, check_shape,
                       clamp_params, kernel, pad_spatial, taps)
@@ -228,9 +228,8 @@ def qlog_softmax(ctx: LayerContext) -> Built:
     k = bit length of S − 1, t = S·2^(24 − k), j = t >> 16 − 256, r = t mod 2^16,
     L = (k − 24)·LN2 + Λ[j] + ((Λ[j+1] − Λ[j])·r >> 16), N = d·SX + L and
     y = zy − round_shift(N·m, n) = zy + ((−N·m + 2^(n−1) − 1) >> n) (a negated floor is
-    a ceiling). E within [0, 2^24] with E[0] ≥ 1 (so 1 ≤ S ≤ 2^40 for rows of at most
-    2^16 values), Λ rising from 0 to at most LN2 by steps below 2^16, SX ≤ 2^27 and
-    m < 2^27 keep |N| < 2^36 and |N·m| < 2^62.01 (else the layer is refused)."""
+    a ceiling). Tables as nnc.ops.qsoftmax.log_table_problem asks (so 1 ≤ S < 2^47),
+    SX ≤ 2^27 and m < 2^27 keep |N| < 2^36 and |N·m| < 2^62.01 (else the layer is refused)."""
     x, out = _single(ctx)
     exp = ctx.operand(1, "exp_table").astype(np.int64).reshape(-1)
     log = ctx.operand(2, "log_table").astype(np.int64).reshape(-1)
@@ -240,13 +239,12 @@ def qlog_softmax(ctx: LayerContext) -> Built:
     if x.dtype not in (np.int8, np.uint8) or x.ndim < 1 or not 1 <= x.shape[-1] <= 1 << 16:
         raise ctx.error(f"needs an 8-bit input with rows of 1 to 2^16 values, got {x.dtype} {list(x.shape)}")
     x_scale, multiplier, shift = int(ctx.param("x_scale")), int(ctx.param("multiplier")), int(ctx.param("shift"))
-    rises = np.diff(log)
-    if exp.min() < 0 or exp.max() > 1 << EXP_BITS or exp[0] < 1 or log[0] != 0 or log.max() > LN2 \
-            or rises.min() < 0 or rises.max() >= 1 << STEP_BITS or not 1 <= x_scale <= MAX_SX \
-            or not 0 <= multiplier < 1 << MULT_BITS or not 1 <= shift <= 62:
-        raise ctx.error(f"needs an exp table within [0, 2^24] with E[0] >= 1, a log table rising from 0 to at "
-                        f"most {LN2} by steps below 2^{STEP_BITS}, x_scale in [1, 2^27], a multiplier in "
-                        "[0, 2^27) and a shift in [1, 62]")
+    problem = log_table_problem(exp, log)
+    if problem:
+        raise ctx.error(problem)
+    if not 1 <= x_scale <= MAX_SX or not 0 <= multiplier < 1 << MULT_BITS or not 1 <= shift <= 62:
+        raise ctx.error("needs x_scale in [1, 2^27], a multiplier in [0, 2^27) and a shift in [1, 62]")
+    # |L| <= 24 · LN2: k − 24 runs from −24 (S = 1) to 22 (S < 2^47), plus Λ[j] + the step <= LN2
     bound = float(255 * x_scale + 25 * LN2) * multiplier
     tail = RoundShiftClamp((1 << (shift - 1)) - 1, shift, *clamp_params(ctx), bound=bound)
     index, total, nats = np.empty(x.shape, np.intp), np.empty((*x.shape[:-1], 1), np.int64), np.empty(x.shape, np.int64)

@@ -143,9 +143,9 @@ def _qlogsoftmax(out: OnnxBuilder, node: Node) -> None:
     down = binary(out, "Div", total, power_of_two(out, powers, binary(out, "Sub", k, top, base), f"{base}.down"), base)
     t = where(out, binary(out, "LessOrEqual", k, top, base), up, down, f"{base}.t")
     step = int64_constant(out, f"{base}.step", 1 << STEP_BITS)
-    j = binary(out, "Sub", binary(out, "Div", t, step, base), int64_constant(out, f"{base}.segments", 1 << INDEX_BITS),
-               base)
-    r = binary(out, "Sub", t, binary(out, "Mul", binary(out, "Div", t, step, base), step, base), base)
+    segment = binary(out, "Div", t, step, base)
+    j = binary(out, "Sub", segment, int64_constant(out, f"{base}.segments", 1 << INDEX_BITS), base)
+    r = binary(out, "Sub", t, binary(out, "Mul", segment, step, base), base)
     table = int64_constant(out, f"{base}.log_table", out.graph.constant(node.inputs[2]).astype(np.int64))
     low, high = out.fresh(f"{base}.log_low"), out.fresh(f"{base}.log_high")
     out.add("Gather", [table, j], [low], f"{base}.log_low", axis=0)

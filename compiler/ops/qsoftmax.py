@@ -126,13 +126,38 @@ class QLogSoftmaxAttrs:
     out_dtype: str = "i8"
 
 
+def log_table_problem(exp: np.ndarray, log: np.ndarray) -> str | None:
+    """Why QLogSoftmax cannot take these constant tables, or None: `exp` must be
+    non-negative with exp[0] >= 1 (so S >= 1; int32 entries and at most 2^16
+    classes keep S < 2^47), `log` must rise from 0 to at most LN2 by steps in
+    [0, 2^STEP_BITS) (so the interpolation stays below 2^32 and |L| < 2^29)."""
+    exp, log = np.asarray(exp, np.int64), np.asarray(log, np.int64)
+    if exp.min() < 0 or exp[0] < 1:
+        return "its exp table must be non-negative with exp_table[0] >= 1"
+    rises = np.diff(log)
+    if log[0] != 0 or log.max() > LN2 or rises.min() < 0 or rises.max() >= 1 << STEP_BITS:
+        return f"its log table must rise from 0 to at most {LN2} by steps below 2^{STEP_BITS}"
+    return None
+
+
+def log_of_sum(total: np.ndarray, log: np.ndarray) -> np.ndarray:
+    """L = (k − EXP_BITS) · LN2 + log[j] + floor((log[j+1] − log[j]) · r / 2^16) of
+    each sum S in `total` (int64, 1 <= S < 2^47), ≈ 2^LOG_BITS · ln(S / 2^EXP_BITS)."""
+    # S < 2^47 < 2^53, so float64's frexp gives its bit length exactly
+    k = np.frexp(total.astype(np.float64))[1].astype(np.int64) - 1
+    top = INDEX_BITS + STEP_BITS
+    t = np.where(k <= top, total << np.maximum(top - k, 0), total >> np.maximum(k - top, 0))
+    j, r = (t >> STEP_BITS) - (1 << INDEX_BITS), t & ((1 << STEP_BITS) - 1)
+    return (k - EXP_BITS) * LN2 + log[j] + (((log[j + 1] - log[j]) * r) >> STEP_BITS)
+
+
 def log_softmax_attrs(sx: float, sy: float, y_zero_point: int, out_min: int, out_max: int,
                       out_dtype: str = "i8") -> QLogSoftmaxAttrs:
     """QLogSoftmax's attributes for input scale `sx` and output scale `sy`;
     UnsupportedError when SX = round(sx · 2^LOG_BITS) leaves 1..MAX_SX."""
     x_scale = round(sx * (1 << LOG_BITS))
     if not 1 <= x_scale <= MAX_SX:
-        raise UnsupportedError(f"integer log-softmax needs an input scale from 2^-24 to 8, got {sx:g}")
+        raise UnsupportedError(f"integer log-softmax needs an input scale from about 2^-24 to 8, got {sx:g}")
     m, n = quantize_multiplier(1.0 / (sy * (1 << LOG_BITS)), MULT_BITS)
     return QLogSoftmaxAttrs(x_scale, y_zero_point, m, n, out_min, out_max, out_dtype)
 
@@ -167,13 +192,11 @@ class QLogSoftmax(OpDef):
     @staticmethod
     def evaluate(attrs, inputs):
         x, exp, log = (t.astype(np.int64) for t in inputs)
+        problem = log_table_problem(exp, log)
+        if problem:
+            raise ShapeError(problem)
         d = x.max(axis=-1, keepdims=True) - x
         total = exp[d].sum(axis=-1, keepdims=True)
-        # 0 < S < 2^47 (65536 terms below 2^31), so float64's frexp gives its bit length exactly
-        k = np.frexp(total.astype(np.float64))[1].astype(np.int64) - 1
-        top = INDEX_BITS + STEP_BITS
-        t = np.where(k <= top, total << np.maximum(top - k, 0), total >> np.maximum(k - top, 0))
-        j, r = (t >> STEP_BITS) - (1 << INDEX_BITS), t & ((1 << STEP_BITS) - 1)
-        nats = (k - EXP_BITS) * LN2 + log[j] + (((log[j + 1] - log[j]) * r) >> STEP_BITS) + d * attrs.x_scale
+        nats = log_of_sum(total, log) + d * attrs.x_scale
         y = attrs.y_zero_point - round_shift(nats * attrs.multiplier, attrs.shift)
         return [to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from nnc.accuracy import SOFTMAX_OPS, output_kind
+from nnc.accuracy import output_kind
 from nnc.ir import Graph
 
 
@@ -39,7 +39,7 @@ def kinds(graph: Graph, labelled: bool) -> dict[str, str]:
 def logits(graph: Graph, name: str, value: torch.Tensor) -> torch.Tensor:
     """The output as logits: log of a Softmax's probabilities, else as it is."""
     producer = graph.producer(name)
-    if producer is not None and producer.op in SOFTMAX_OPS and producer.op != "LogSoftmax":
+    if producer is not None and producer.op in ("Softmax", "QSoftmax"):
         return torch.log(torch.clamp(value, min=1e-12))
     return value
 

@@ -19,13 +19,14 @@ from hypothesis import strategies as st
 
 from nnc import dtypes
 from nnc.errors import ShapeError
-from nnc.ir import TensorType
+from nnc.interpreter import run as nnc_run
+from nnc.ir import Graph, Node, Tensor, TensorType
 from nnc.numerics import quantize_multiplier
 from nnc.ops import get_op
 from nnc.ops.qelementwise import QAddAttrs, RequantizeAttrs
 from nnc.ops.qlinear import QConvAttrs, QGemmAttrs
 from nnc.ops.qpool import QAveragePoolAttrs
-from nnc.ops.qsoftmax import QSoftmaxAttrs, log_softmax_attrs, log_table
+from nnc.ops.qsoftmax import QLogSoftmaxAttrs, QSoftmaxAttrs, log_of_sum, log_softmax_attrs, log_table
 from nnc.ops.registry import NoAttrs
 
 FEW = settings(max_examples=20, deadline=None)
@@ -465,26 +466,58 @@ def test_qlogsoftmax_extremes(sx, sy):
                                   ref_qlogsoftmax(x, table, attrs))
 
 
-def test_qlogsoftmax_bounds():
-    """§6a's bounds at their extremes: S just below 2^47 (2^16 terms of 2^31 − 1)
-    and at 1, SX = 2^27, d = 255 and m = 2^27 − 1 keep N · m + 2^(n−1) below 2^63."""
-    ln2, m = round(2 ** 24 * math.log(2)), (1 << 27) - 1
-    for s in (1, (1 << 16) * ((1 << 31) - 1)):
-        k = s.bit_length() - 1
-        biggest = 255 * (1 << 27) + (k - 24) * ln2 + ln2
-        assert abs((k - 24) * ln2) < 1 << 29 and biggest * m + (1 << 61) < 1 << 63
+def test_qlogsoftmax_at_its_int64_bounds():
+    """§6a's worst case: S near 2^47 (2^16 terms of 2^31 − 1), SX = 2^27, d = 255,
+    m = 2^27 − 1 at n = 62, so N · m ≈ 2^62.005, past round_shift's 2^62 of
+    §1 yet below 2^63 − 2^61; and S = 1 (k = 0, L = −24 · LN2)."""
+    top, m = (1 << 31) - 1, (1 << 27) - 1
+    x = np.full((2, 1 << 16), -128, np.int8)
+    x[:, 0] = 127
+    attrs = QLogSoftmaxAttrs(1 << 27, 127, m, 62, -128, 127)
+    table = np.full(256, top, np.int32)
+    y = run("QLogSoftmax", attrs, [x, table, log_table()])
+    np.testing.assert_array_equal(y, ref_qlogsoftmax(x, table, attrs))
+    assert (y[:, 1:] == 126).all()  # N · m / 2^62 ≈ 1.004: one code below z_y
+    tiny = np.zeros(256, np.int32)
+    tiny[0] = 1
+    attrs = QLogSoftmaxAttrs(1, 0, m, 40, -128, 127)
+    np.testing.assert_array_equal(run("QLogSoftmax", attrs, [x[:, :7], tiny, log_table()]),
+                                  ref_qlogsoftmax(x[:, :7], tiny, attrs))
+
+
+def test_qlogsoftmax_refuses_tables_that_break_its_bounds():
+    """The tables are constants the op checks (log_table_problem), naming the node
+    when the interpreter runs it."""
+    x, exp, logs = np.zeros((2, 5), np.int8), exp_table(0.1), log_table()
+    steep = logs.copy()
+    steep[1] = 1 << 16
+    for bad_exp, bad_log in ((exp * 0, logs), (np.where(np.arange(256) == 4, -1, exp).astype(np.int32), logs),
+                             (exp, logs + np.int32(1)), (exp, logs[::-1].copy()), (exp, steep)):
+        with pytest.raises(ShapeError, match="exp table must be non-negative|log table must rise from 0"):
+            run("QLogSoftmax", log_softmax_attrs(0.1, 0.1, 127, -128, 127), [x, bad_exp, bad_log])
+    graph = Graph("g")
+    graph.add_tensor(Tensor("x", "i8", (2, 5)))
+    graph.add_tensor(Tensor("y", "i8", (2, 5)))
+    graph.add_constant("exp", exp * 0)
+    graph.add_constant("log", logs)
+    graph.add_node(Node("lsm", "QLogSoftmax", ["x", "exp", "log"], ["y"], log_softmax_attrs(0.1, 0.1, 127, -128, 127)))
+    graph.inputs, graph.outputs = ["x"], ["y"]
+    with pytest.raises(ShapeError, match="QLogSoftmax node 'lsm': its exp table"):
+        nnc_run(graph, {"x": x})
 
 
 def test_qlogsoftmax_tables():
-    """Λ is ln(1 + j/256) in Q24 from 0 to LN2, rising by steps below 2^16, and its
-    linear interpolation is within 2e-6 nats of ln(1 + t) between the points."""
+    """Λ is ln(1 + j/256) in Q24 from 0 to LN2, rising by steps below 2^16, and
+    §6a's integer L (the floor of the interpolated step) is within 5e-6 nats of
+    ln(S / 2^24) for every t's 16 step bits over two segments, and for 10^5
+    random sums up to 2^47."""
     lam = log_table()
     assert lam.dtype == np.int32 and lam.shape == (257,) and lam[0] == 0 and lam[-1] == round(2 ** 24 * math.log(2))
     assert 0 < np.diff(lam).min() and np.diff(lam).max() < 1 << 16
-    t = np.linspace(0, 1, 100001)[:-1]
-    j, frac = (t * 256).astype(int), t * 256 % 1
-    interpolated = (lam[j] + (lam[j + 1] - lam[j]) * frac) / 2 ** 24
-    assert np.abs(interpolated - np.log1p(t)).max() < 2e-6
+    rng = np.random.default_rng(0)
+    sums = np.concatenate([np.arange(1 << 24, (1 << 24) + (1 << 17)), rng.integers(1, 1 << 47, 100000)])
+    got = log_of_sum(sums.astype(np.int64), lam.astype(np.int64)) / 2 ** 24
+    assert np.abs(got - np.log(sums / 2 ** 24)).max() < 5e-6
 
 
 # -- infer refusals ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /* ---- qround: integer rounding (docs/numerics.md §1) ----------------------- */
 
 /* round_shift(v, n) = floor(v / 2^n + 1/2), half up, for 1 <= n <= 62 and
-   |v| < 2^62. C99 leaves the right shift of a negative value
+   -2^63 <= v < 2^63 - 2^(n-1) (|v| < 2^62 always qualifies). C99 leaves the right shift of a negative value
    implementation-defined, so the shift is done on an unsigned value without a
    branch: u = v + 2^(n-1) + 2^63 lies in (0, 2^64) (computed modulo 2^64, which
    is defined for unsigned types), and since 2^n divides 2^63,

@@ -19,7 +19,7 @@ from nnc.ops.elementwise import ClipAttrs
 from nnc.ops.qelementwise import QAddAttrs, RequantizeAttrs
 from nnc.ops.qlinear import QConvAttrs, QGemmAttrs
 from nnc.ops.qpool import QAveragePoolAttrs
-from nnc.ops.qsoftmax import EXP_BITS, QSoftmaxAttrs, log_softmax_attrs, log_table
+from nnc.ops.qsoftmax import EXP_BITS, QLogSoftmaxAttrs, QSoftmaxAttrs, log_softmax_attrs, log_table
 from nnc.ops.quantize import DequantizeAttrs, QuantizeAttrs
 from nnc.ops.shape import ConcatAttrs, PadAttrs, ReshapeAttrs, TransposeAttrs
 
@@ -177,6 +177,16 @@ def test_qlogsoftmax_over_65536_classes(sx, sy, tmp_path):
     rows[2] = np.arange(1 << 16) % 256
     attrs, inputs = qlogsoftmax_inputs("u8", rows.shape, sx, sy, "i8")
     check_graph(single_op("QLogSoftmax", attrs, inputs), tmp_path, [{"x": rows}])
+
+
+def test_qlogsoftmax_at_its_int64_bounds(tmp_path):
+    """S near 2^47 (2^16 terms of 2^31 − 1), SX = 2^27, d = 255 and m = 2^27 − 1
+    at n = 62: N · m ≈ 2^62.005, past the 2^62 of round_shift's usual bound."""
+    x = np.full((2, 1 << 16), -128, np.int8)
+    x[:, 0] = 127
+    attrs = QLogSoftmaxAttrs(1 << 27, 127, (1 << 27) - 1, 62, -128, 127, "i8")
+    inputs = [("x", ("i8", x.shape)), ("exp_table", np.full(256, (1 << 31) - 1, np.int32)), ("log_table", log_table())]
+    check_graph(single_op("QLogSoftmax", attrs, inputs), tmp_path, [{"x": x}])
 
 
 def test_qlogsoftmax_rounds_ties_half_down(tmp_path):
