@@ -10,6 +10,8 @@ seed by zoo.py; nothing here draws random numbers at import.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -134,6 +136,68 @@ class ConformerConv(nn.Module):
         y = F.glu(self.pw1(self.norm(x).transpose(1, 2)), dim=1)
         y = self.pw2(F.silu(self.bn(self.dw(y))))
         return x + y.transpose(1, 2)
+
+
+class RelativeSelfAttention(nn.Module):
+    """Self-attention with relative positions (Transformer-XL, as conformer
+    recognizers use it): content and position scores with learned biases u and
+    v, the position scores shifted into place by pad, view and slice
+    (`rel_shift`). x [B, T, D], pos [1, 2T − 1, D] (distances T − 1 .. −(T − 1))
+    -> [B, T, D]."""
+
+    def __init__(self, dim: int = 32, heads: int = 4):
+        super().__init__()
+        self.heads, self.width = heads, dim // heads
+        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
+        self.pos = nn.Linear(dim, dim, bias=False)
+        self.u = nn.Parameter(torch.randn(heads, self.width) * 0.1)
+        self.bias_v = nn.Parameter(torch.randn(heads, self.width) * 0.1)
+
+    @staticmethod
+    def rel_shift(scores):
+        b, h, t, p = scores.shape
+        shifted = F.pad(scores, (1, 0)).view(b, h, p + 1, t)[:, :, 1:].reshape(b, h, t, p)
+        return shifted[:, :, :, :p // 2 + 1]
+
+    def forward(self, x, pos):
+        b, t, d = x.shape
+        q = self.q(x).view(b, t, self.heads, self.width)
+        k, v = (f(x).view(b, t, self.heads, self.width).transpose(1, 2) for f in (self.k, self.v))
+        p = self.pos(pos).view(1, -1, self.heads, self.width).transpose(1, 2)
+        content = (q + self.u).transpose(1, 2) @ k.transpose(-2, -1)
+        position = self.rel_shift((q + self.bias_v).transpose(1, 2) @ p.transpose(-2, -1))
+        weights = torch.softmax((content + position) * self.width ** -0.5, dim=-1)
+        return self.out((weights @ v).transpose(1, 2).reshape(b, t, d))
+
+
+class ConformerCtc(nn.Module):
+    """A one-block conformer recognizer with a CTC head: input projection,
+    half-step SiLU feed-forward, relative-position self-attention, the
+    convolution module, a second half-step feed-forward, LayerNorm, Linear to
+    the vocabulary, LogSoftmax. features [1, T, 20] -> log probabilities [1, T, 29]."""
+
+    def __init__(self, features: int = 20, dim: int = 32, frames: int = 16):
+        super().__init__()
+        self.inp = nn.Linear(features, dim)
+        self.ff1, self.ff2 = (nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 4 * dim), nn.SiLU(),
+                                            nn.Linear(4 * dim, dim)) for _ in range(2))
+        self.norm_att, self.norm_out = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.att = RelativeSelfAttention(dim)
+        self.conv = ConformerConv(dim)
+        self.out = nn.Linear(dim, VOCAB)
+        distance = torch.arange(frames - 1, -frames, -1.0).unsqueeze(1)
+        rate = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
+        table = torch.zeros(2 * frames - 1, dim)
+        table[:, 0::2], table[:, 1::2] = torch.sin(distance * rate), torch.cos(distance * rate)
+        self.register_buffer("positions", table.unsqueeze(0))
+
+    def forward(self, features):
+        x = self.inp(features)
+        x = x + 0.5 * self.ff1(x)
+        x = x + self.att(self.norm_att(x), self.positions)
+        x = self.conv(x)
+        x = x + 0.5 * self.ff2(x)
+        return torch.log_softmax(self.out(self.norm_out(x)), dim=-1)
 
 
 # -- vision ------------------------------------------------------------------------------

@@ -106,6 +106,7 @@ def _families() -> dict[str, Family]:
         Family("rnnt_joint_grid", lambda m: m.RnntJointGrid(), joint_grid),
         Family("transformer_block", lambda m: m.TransformerBlock(), (Input("x", (1, 16, 32)),), ("y",)),
         Family("conformer_conv", lambda m: m.ConformerConv(), (Input("x", (1, 32, 32)),), ("y",)),
+        Family("conformer_ctc", lambda m: m.ConformerCtc(), (Input("features", (1, 16, 20)),), ("log_probs",)),
         Family("mobilenet_v2", lambda m: m.MobileNetV2(), (Input("image", (1, 3, 96, 96), "smooth", size=8),),
                heavy=True),
         Family("resnet18", lambda m: m.ResNet18(), (Input("image", (1, 3, 64, 64), "smooth", size=8),),
