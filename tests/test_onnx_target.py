@@ -314,6 +314,19 @@ def _attention():
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
+def _constant_operands():
+    """MatMuls between an activation and a constant that is not 2-D weights: a
+    rank-4 constant on the right (attention's relative-position scores) and a
+    2-D one on the left. nnc multiplies them as int8 per tensor, so the file must
+    hold those int8 values behind DequantizeLinear, not the float constants."""
+    rng = np.random.default_rng(2)
+    right = rng.normal(0, 1, (1, 2, 8, 7)).astype(np.float32)
+    right[0, 0, 0, 0] = 12.0  # one outlier: a coarse int8 step, far from the float values
+    nodes = [helper.make_node("MatMul", ["x", "right"], ["s"]), helper.make_node("MatMul", ["left", "s"], ["y"])]
+    return _model(nodes, {"right": right, "left": rng.normal(0, 1, (4, 4)).astype(np.float32)},
+                  [1, 2, 4, 8], [1, 2, 4, 7], 17)
+
+
 def _gelus():
     """Both GELUs, written as the opset-17 float chains nnc fuses back."""
     nodes = [helper.make_node("Gelu", ["x"], ["g"]), helper.make_node("Gelu", ["g"], ["y"], approximate="tanh")]
@@ -342,7 +355,7 @@ def _fused_clamps():
     return _model(nodes, inits, [1, 3, 6, 6], [1, 5], 13)
 
 
-@pytest.mark.parametrize("build", [_data_movement, _attention, _gelus, _fused_clamps],
+@pytest.mark.parametrize("build", [_data_movement, _attention, _constant_operands, _gelus, _fused_clamps],
                          ids=lambda b: b.__name__.strip("_"))
 def test_ops_export_within_one_lsb_per_layer_and_read_back(build, tmp_path):
     onnx.save(build(), tmp_path / "ops.onnx")

@@ -31,7 +31,7 @@ from ..ir import Graph, Node, Tensor
 from ..ops.quantize import DequantizeAttrs, QuantizeAttrs
 from .groups import chain_end, clamp_chain, only_quantize
 from .params import FIXED_OUTPUT, Affine, add_qdq_constants, affine_from_range, qdq_affine
-from .layer_weights import WeightSpec, quantize_layer
+from .layer_weights import WeightSpec, quantize_layer, quantize_matmul_operands
 from .indexing import is_table_lookup, table_affine
 from .recurrent_plan import RECURRENT, cell_affine, node_points, record_cell, state_inputs
 
@@ -112,6 +112,8 @@ def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]],
         if node.op in ("Conv", "Gemm", "MatMul"):
             quantize_layer(graph, node, specs.get(node.name, WeightSpec()), means.get(node.name), shared,
                            stats.get(node.name))
+        if node.op == "MatMul":
+            quantize_matmul_operands(graph, node)
 
 
 def insert_points(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]]) -> None:

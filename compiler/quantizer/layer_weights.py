@@ -32,7 +32,7 @@ from ..ops.quantize import DequantizeAttrs
 from .emit import add_node
 from .params import qdq_affine
 from .weights import (bias_floor, codebook_weights, dequantized_constant, per_channel, quantize_bias,
-                      quantize_weights)
+                      quantize_weights, symmetric_per_tensor)
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,25 @@ def quantize_layer(graph: Graph, node: Node, spec: WeightSpec = WeightSpec(), me
         shift = output_shift(node, q * per_channel(s_w, w.ndim, axis) - w, mean, axis)
         bias = -shift if bias is None else bias - shift
     store_layer(graph, node, q, s_w, bias, x_scale, spec.bits, shared)
+
+
+def quantize_matmul_operands(graph: Graph, node: Node) -> None:
+    """Each float constant operand that MatMul `node` still reads after
+    quantize_layer (a constant of rank != 2, or a constant left operand) becomes
+    int8 symmetric per tensor behind DequantizeLinear (docs/numerics.md §12), so
+    the QDQ graph holds the values the integer QMatMul multiplies. Only a MatMul
+    whose run-time operands are all dequantized is touched."""
+    inputs = [graph.constant(name) for name in node.inputs]
+    if all(value is not None for value in inputs) or any(
+            value is None and (graph.producer(name) is None or graph.producer(name).op != "DequantizeLinear")
+            for name, value in zip(node.inputs, inputs)):
+        return
+    names = list(node.inputs)
+    for index, value in enumerate(inputs):
+        if value is not None and value.dtype.kind == "f":
+            q, scale = symmetric_per_tensor(np.asarray(value, np.float64))
+            names[index] = _dequantized(graph, f"{names[index]}.int8", q, np.array(scale, np.float32), None)
+    graph.set_inputs(node, names)
 
 
 def store_layer(graph: Graph, node: Node, q: np.ndarray, s_w: np.ndarray, bias: np.ndarray | None,
@@ -190,8 +209,9 @@ def _shared_weights(graph: Graph, name: str, q: np.ndarray, scale: np.ndarray, a
     return out
 
 
-def _dequantized(graph: Graph, base: str, q: np.ndarray, scale: np.ndarray, axis: int) -> str:
-    """DequantizeLinear of constant q with per-channel `scale` along `axis`."""
+def _dequantized(graph: Graph, base: str, q: np.ndarray, scale: np.ndarray, axis: int | None) -> str:
+    """DequantizeLinear of constant q with per-channel `scale` along `axis` (None:
+    one scale for the tensor)."""
     data = graph.add_constant(base, q).name
     scale_name = graph.add_constant(f"{base}.scale", scale.astype(np.float32)).name
     zero_point = graph.add_constant(f"{base}.zero_point", np.zeros(scale.shape, q.dtype)).name

@@ -31,9 +31,8 @@ from . import linear, rules
 from .emit import add_node, constant, new_tensor
 from .groups import Group, Operand, rule
 from .params import Affine
-from .weights import dequantized_constant
+from .weights import WEIGHT_LIMIT, dequantized_constant
 
-WEIGHT_LIMIT = 127
 
 
 # -- reductions ------------------------------------------------------------------------
@@ -96,29 +95,17 @@ def _gemm_on_rows(graph: Graph, group: Group) -> None:
 
 def _matmul_operand(graph: Graph, group: Group, index: int) -> Operand:
     """Input `index` as an 8-bit operand: the dequantized activation, or a constant
-    quantized symmetric per tensor (docs/numerics.md §12)."""
+    int8 symmetric per tensor behind DequantizeLinear (docs/numerics.md §12; the
+    annotation quantizes a float one: layer_weights.quantize_matmul_operands)."""
     if group.operands[index] is not None:
         return group.operands[index]
     name = group.node.inputs[index]
-    data = graph.constant(name)
-    if data is None:
-        q = dequantized_constant(graph, name, f"input #{index}", group.name)
-        if q.scale.size != 1 or q.data.dtype != np.int8 or np.abs(q.data.astype(np.int64)).max() > WEIGHT_LIMIT:
-            raise rules.unsupported(group, f"constant input #{index} must be int8 in [-127, 127] with one scale")
-        values, scale = q.data, float(q.scale[0])
-    else:
-        values, scale = _symmetric(np.asarray(data, np.float64))
-    affine = Affine(scale, 0)
-    tensor = constant(graph, f"{group.name}.b{index}", values, QuantParams((scale,), (0,)))
-    return Operand(tensor, affine)
-
-
-def _symmetric(w: np.ndarray) -> tuple[np.ndarray, float]:
-    """(int8 q, scale) with scale = max|w| / 127 (a float32 value; 1 for all zeros)."""
-    peak = float(np.abs(w).max()) if w.size else 0.0
-    scale = float(np.float32(peak / WEIGHT_LIMIT)) if peak > 0 else 1.0
-    q = np.clip(np.rint(w / scale), -WEIGHT_LIMIT, WEIGHT_LIMIT).astype(np.int8)
-    return q, scale
+    q = dequantized_constant(graph, name, f"input #{index}", group.name)
+    if q.scale.size != 1 or q.data.dtype != np.int8 or np.abs(q.data.astype(np.int64)).max() > WEIGHT_LIMIT:
+        raise rules.unsupported(group, f"constant input #{index} must be int8 in [-127, 127] with one scale")
+    scale = float(q.scale[0])
+    tensor = constant(graph, f"{group.name}.b{index}", q.data, QuantParams((scale,), (0,)))
+    return Operand(tensor, Affine(scale, 0))
 
 
 # -- softmax ---------------------------------------------------------------------------

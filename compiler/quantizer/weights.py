@@ -9,6 +9,9 @@
   bias would not fit gets a larger scale (`bias_floor`).
   Codebook quantization keeps the 8-bit scales and snaps q to 2^b values
   (codebook.py).
+- A float constant operand of a MatMul between activations (docs/numerics.md §12)
+  becomes int8 symmetric per tensor: s = max|w| / 127 as a float32 value (1 for
+  all zeros), q = round_half_even(w / s) in [−127, 127] (`symmetric_per_tensor`).
 - Float biases become int32 with scale s_x · s_w[c]: q = round(b / (s_x · s_w[c])).
 - Quantized models feed int8 weights and int32 biases through DequantizeLinear of
   constants; `dequantized_constant` reads them back unchanged (zero points must be 0).
@@ -52,6 +55,16 @@ class QuantizedConstant:
             raise UnsupportedError(f"constant {self.name!r} is quantized along axis {self.axis}, "
                                    f"expected the output-channel axis {axis}")
         return self.scale
+
+
+WEIGHT_LIMIT = 127
+
+
+def symmetric_per_tensor(w: np.ndarray) -> tuple[np.ndarray, float]:
+    """(int8 q, scale) with scale = max|w| / 127 (a float32 value; 1 for all zeros)."""
+    peak = float(np.abs(w).max()) if w.size else 0.0
+    scale = float(np.float32(peak / WEIGHT_LIMIT)) if peak > 0 else 1.0
+    return np.clip(np.rint(w / scale), -WEIGHT_LIMIT, WEIGHT_LIMIT).astype(np.int8), scale
 
 
 def quantize_weights(w: np.ndarray, axis: int, floor: np.ndarray | None = None,
