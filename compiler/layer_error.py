@@ -23,8 +23,11 @@ it was before the first compression pass):
   appends to the float activation it quantizes (quantizer/annotate.py). Such an
   input is fed quantized with the integer tensor's scale and zero point (as
   QuantizeLinear does); such an output is compared in float.
-A layer with an input or output that has neither, or a counterpart of another
-shape (structured pruning changed it), has no error entry.
+A tensor with neither, between a Reshape and the layer (a MatMul on the rows of
+a [B, T, D] activation becomes Reshape, QGemm, Reshape), takes the source of
+the Reshape's other side, reshaped. A layer with an input or output that has
+no source, or a counterpart of another shape (structured pruning changed it),
+has no error entry.
 
 Metrics, over all samples: cosine similarity and RMSE (in the float tensor's
 units) of the dequantized integer output, scale · (q − zero_point), against the
@@ -92,7 +95,27 @@ def isolate(float_graph: Graph, graph: Graph) -> dict[str, Isolated]:
 
 
 def source_of(float_graph: Graph, graph: Graph, name: str) -> Source | None:
-    """The Source of integer tensor `name`, or None."""
+    """The Source of integer tensor `name`, or None. A tensor with none of its
+    own takes that of the tensor a Reshape made it from, or of the one Reshape
+    that reads it alone (a MatMul on rows of a [B, T, D] activation is a QGemm
+    between two Reshapes); its float value is then reshaped, which keeps the
+    row-major order of the elements."""
+    found = _own_source(float_graph, graph, name)
+    if found is not None:
+        return found
+    producer, readers = graph.producer(name), graph.consumers(name)
+    neighbours = ([producer.inputs[0]] if producer is not None and producer.op == "Reshape" else []) + \
+        ([readers[0].outputs[0]] if len(readers) == 1 and readers[0].op == "Reshape" else [])
+    for neighbour in neighbours:
+        found = _own_source(float_graph, graph, neighbour)
+        if found is not None and graph.tensor(neighbour).quant == graph.tensor(name).quant:
+            return found
+    return None
+
+
+def _own_source(float_graph: Graph, graph: Graph, name: str) -> Source | None:
+    """The Source of integer tensor `name` itself (module docstring), or None;
+    its shape may differ from `name`'s only by a Reshape."""
     tensor = graph.tensor(name)
     twin = float_graph.tensors.get(name)
     if twin is not None and (twin.dtype, twin.shape) == (tensor.dtype, tensor.shape):
@@ -123,7 +146,8 @@ def layer_errors(float_graph: Graph, graph: Graph, samples: list[dict]) -> dict[
     for name, layer in layers.items():
         got, want = [], []
         for index in range(len(samples)):
-            given = {tensor: values[source.name][index] for tensor, source in layer.inputs.items()}
+            given = {tensor: values[source.name][index].reshape(graph.tensor(tensor).shape)
+                     for tensor, source in layer.inputs.items()}
             output = _run_alone(graph, layer, given)
             got.append(_dequantized(graph, layer.output_name, output).ravel())
             want.append(_reference(graph, layer, values[layer.output.name][index]).ravel())

@@ -297,6 +297,31 @@ def test_layer_errors_do_not_accumulate():
     assert {k: v for k, v in first_at_2.items() if k != "#1"} == {k: v for k, v in int8.items() if k != "#1"}
 
 
+def test_every_linear_layer_of_a_sequence_model_gets_its_error(tmp_path):
+    """A MatMul on the rows of a [1, T, D] activation becomes Reshape, QGemm,
+    Reshape: its error is measured through the Reshapes, so each such layer has
+    one, and a 3-bit layer pays more than its 8-bit neighbours."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    widths = [(8, 16), (16, 16), (16, 4)]
+    nodes = [helper.make_node("MatMul", ["x", "w0"], ["h0"]), helper.make_node("Relu", ["h0"], ["r0"]),
+             helper.make_node("MatMul", ["r0", "w1"], ["h1"]), helper.make_node("Relu", ["h1"], ["r1"]),
+             helper.make_node("MatMul", ["r1", "w2"], ["y"])]
+    inits = [numpy_helper.from_array(rng.normal(0, 0.4, shape).astype(np.float32), f"w{i}")
+             for i, shape in enumerate(widths)]
+    graph = helper.make_graph(nodes, "rows", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 4])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "rows.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = nnc.compile(tmp_path / "rows.onnx", target="ir", quantize=True, layer_bits="#2:3")
+    weighted = {l["id"]: l for l in result.report["layers"] if l["id"]}
+    assert [l["op"] for l in weighted.values()] == ["QGemm"] * 3 and all(l["error"] for l in weighted.values())
+    assert weighted["#2"]["error"]["cosine"] < min(weighted[i]["error"]["cosine"] for i in ("#1", "#3")) - 0.001
+
+
 @requires_models
 def test_untouched_int8_model_shows_per_layer_cosine_one(tmp_path):
     name = "kws_dscnn_int8_qdq"
