@@ -1,11 +1,13 @@
 """fuse-bias: merge a bias Add into the layer that feeds it.
 
 Rewrites:
-- y = Add(MatMul(x, W), bias) (either operand order) with x [M, K], W [K, N]
-  (both 2-D, float) and bias [N] or [1, N] that is a constant or the output of a
-  DequantizeLinear of constants (how QDQ models feed int32 biases)
-  -> y = Gemm(x, W, bias): a fully connected layer becomes one op. The Gemm keeps
-  the MatMul's node name.
+- y = Add(MatMul(x, W), bias) (either operand order) with x [..., K] (float, rank
+  >= 2), W [K, N] and bias [N], [1, N], [1, 1, N] ... (no wider than y) that is a
+  constant or the output of a DequantizeLinear of constants (how QDQ models feed
+  int32 biases) -> y = Gemm(x, W, bias): a fully connected layer becomes one op.
+  An x of rank > 2 (a transformer's [B, T, D]) is folded into rows by a Reshape
+  before the Gemm and unfolded by one after. The Gemm keeps the MatMul's node
+  name.
 - y = Add(Conv(x, w), k) (either order) for a Conv or ConvTranspose without a
   fused clamp and a constant k that varies only along the channel axis (shape
   [C, 1, 1], [1, C, 1, 1], [1] ...; [C] or [1, 1, 1, C] for channels_last) and
@@ -23,12 +25,14 @@ separate Add rounded twice).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from nnc.ir import Graph, Node
+from nnc.ir import Graph, Node, Tensor
 from nnc.ops.gemm import GemmAttrs
+from nnc.ops.shape import ReshapeAttrs
 from nnc.passmanager import Pass, register_pass
 
 
@@ -57,12 +61,31 @@ def _try_fuse(graph: Graph, add: Node) -> None:
 
 def _fuse_matmul(graph: Graph, add: Node, matmul: Node, bias: str) -> bool:
     x, w = (graph.tensor(t) for t in matmul.inputs)
-    b = graph.tensor(bias)
-    if len(x.shape) != 2 or len(w.shape) != 2 or x.dtype not in ("f32", "f64") or b.dtype != x.dtype:
+    b, y = graph.tensor(bias), graph.tensor(add.outputs[0])
+    if len(x.shape) < 2 or len(w.shape) != 2 or x.dtype not in ("f32", "f64") or b.dtype != x.dtype:
         return False
-    if b.shape not in ((w.shape[1],), (1, w.shape[1])) or not _is_parameter(graph, bias):
+    if len(b.shape) > len(y.shape) or b.shape[-1:] != w.shape[1:] or any(d != 1 for d in b.shape[:-1]) \
+            or not _is_parameter(graph, bias):
         return False
-    _replace(graph, [matmul, add], Node(matmul.name, "Gemm", [*matmul.inputs, bias], list(add.outputs), GemmAttrs()))
+    if len(x.shape) == 2:
+        _replace(graph, [matmul, add], Node(matmul.name, "Gemm", [*matmul.inputs, bias], list(add.outputs),
+                                            GemmAttrs()))
+        return True
+    rows = (math.prod(x.shape[:-1]), x.shape[-1])
+    flat = graph.add_tensor(Tensor(graph.unique_tensor_name(f"{matmul.name}.rows"), x.dtype, rows)).name
+    product = graph.add_tensor(Tensor(graph.unique_tensor_name(f"{matmul.name}.gemm"), x.dtype,
+                                      (rows[0], w.shape[1]))).name
+    vector = bias
+    if len(b.shape) != 1:
+        vector = graph.add_tensor(Tensor(graph.unique_tensor_name(f"{bias}.vector"), b.dtype, w.shape[1:])).name
+        graph.add_node(Node(graph.unique_node_name(f"{matmul.name}.bias"), "Reshape", [bias], [vector],
+                            ReshapeAttrs(w.shape[1:])))
+    _replace(graph, [matmul, add], Node(matmul.name, "Gemm", [flat, matmul.inputs[1], vector], [product],
+                                        GemmAttrs()))
+    graph.add_node(Node(graph.unique_node_name(f"{matmul.name}.rows"), "Reshape", [matmul.inputs[0]], [flat],
+                        ReshapeAttrs(rows)))
+    graph.add_node(Node(graph.unique_node_name(f"{matmul.name}.unrows"), "Reshape", [product],
+                        list(add.outputs), ReshapeAttrs(y.shape)))
     return True
 
 
