@@ -15,9 +15,10 @@ Invariants:
   no kernel (checked first, so a recurrent layer is named rather than the
   time-major Transpose before it) or that would mix the samples of a batch: one that moves, joins,
   pads, reduces or normalizes along axis 0, produces a value whose axis 0 is
-  not 1, or reads a run-time value where the batch would not stay on axis 0
-  (a weight position, a lower-rank operand of a broadcast). The kernels rely
-  on those checks and do not repeat them.
+  not 1 (except rows that fold the batch in: `_row_fold`), or reads a run-time
+  value where the batch would not stay on axis 0 (a weight position, a
+  lower-rank operand of a broadcast). The kernels rely on those checks and do
+  not repeat them.
 Recurrent ops (LSTM, GRU, RNN) and the integer ops have no kernel here.
 """
 
@@ -35,6 +36,7 @@ from nnc import dtypes
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node
 from nnc.layer_select import RECURRENT_OPS
+from nnc.ops import get_op
 from nnc.ops.pool import pooled_size
 from nnc.ops.resize import linear_taps, nearest_indices
 
@@ -73,9 +75,13 @@ def check_supported(graph: Graph) -> None:
     for name in graph.inputs:
         if reason := _batch_axis(graph, name):
             raise UnsupportedError(f"input {name!r} {reason}")
+    folded: set[str] = set()
     for node in graph.nodes():
-        if reason := _node_problem(node, graph, runtime):
+        if reason := _node_problem(node, graph, runtime, folded):
             raise UnsupportedError(f"node {node.name!r} ({node.op}): {reason}")
+    for name in graph.outputs:
+        if name in folded:
+            raise UnsupportedError(f"output {name!r} {_batch_axis(graph, name)}")
 
 
 def _no_kernel(op: str) -> str:
@@ -85,14 +91,48 @@ def _no_kernel(op: str) -> str:
     return f"op {op} has no training kernel (the twin runs float graphs, recurrent ops excepted)"
 
 
-def _node_problem(node: Node, graph: Graph, runtime: set[str]) -> str | None:
+def _node_problem(node: Node, graph: Graph, runtime: set[str], folded: set[str]) -> str | None:
+    """Why the batched kernels cannot run `node`, or None; adds its outputs to
+    `folded` when they hold the batch folded into rows (`_row_fold`)."""
     if not any(t in runtime for t in node.inputs):
         return "reads only constants (run fold-constants first)"
+    rows = _row_fold(node, graph, folded)
+    if rows is None:
+        return ("reads rows that hold the batch folded in (a Reshape [1, T, K] -> [T, K]), which only a Gemm, "
+                "an element-wise op or the Reshape back may")
+    if rows:
+        folded.update(filter(None, node.outputs))
     for out in filter(None, node.outputs):
-        if reason := _batch_axis(graph, out):
+        if not rows and (reason := _batch_axis(graph, out)):
             return f"output {out!r} {reason}"
     rule = _RULES.get(node.op)
     return rule(_Site(node, graph, runtime)) if rule else None
+
+
+def _row_fold(node: Node, graph: Graph, folded: set[str]) -> bool | None:
+    """Whether `node`'s outputs hold the batch folded into axis 0: the rows of a
+    [1, T, K] activation, as fuse-bias makes a Linear over a sequence (Reshape to
+    [T, K], Gemm, Reshape back), batched as [N · T, K]. True for a Reshape that
+    folds an input with a leading 1 into [rows, K] and for a Gemm or element-wise
+    op over folded rows (their other operands constants that vary along the last
+    axis only); False for a Reshape back to a leading 1 and for nodes that read
+    no folded rows; None for any other reader of folded rows."""
+    shape = lambda name: graph.tensor(name).shape  # noqa: E731
+    reads = [name for name in node.inputs if name in folded]
+    if node.op == "Reshape":  # each sample's values stay one contiguous block either way
+        source, out = shape(node.inputs[0]), shape(node.outputs[0])
+        if reads:
+            return False if out[:1] == (1,) else None
+        return source[:1] == (1,) and len(out) == 2 and out[0] != 1
+    if not reads:
+        return False
+    if node.op == "Gemm" and node.inputs[0] in folded and not any(t in folded for t in node.inputs[1:]):
+        return True
+    others = [name for name in node.inputs if name and name not in folded]
+    if get_op(node.op).elementwise and all(
+            graph.tensor(name).is_constant and all(d == 1 for d in shape(name)[:-1]) for name in others):
+        return True
+    return None
 
 
 def _batch_axis(graph: Graph, name: str) -> str | None:
@@ -407,8 +447,9 @@ def _average_pool(attrs, args):
 # -- data movement ---------------------------------------------------------------------
 @_kernel("Reshape")
 def _reshape(attrs, args):
-    """The IR shape's leading 1 (checked) becomes the batch."""
-    return args[0].reshape(args[0].shape[0], *attrs.shape[1:])
+    """The IR shape's leading 1 (checked) becomes the batch; rows folded from a
+    [1, T, K] input ([T, K]) become [N · T, K], and back (`_row_fold`)."""
+    return args[0].reshape(-1, *attrs.shape[1:])
 
 
 @_kernel("Transpose", rule=_keeps_axis0)

@@ -231,6 +231,9 @@ BATCH_MIXING = {
                               "moves axis 0"),
     "reshape_drops_batch": ("%y: f32[4,5] = Reshape \"flat\" (%x) {shape=[4,5]}", "x: f32[1,4,5]",
                             "output 'y' has shape \\[4, 5\\]"),
+    "rows_read_across": ("%r: f32[4,5] = Reshape \"rows\" (%x) {shape=[4,5]}\n"
+                         "  %y: f32[4,5] = Softmax \"sm\" (%r) {axis=0, coerce_2d=false}", "x: f32[1,4,5]",
+                         "reads rows that hold the batch folded in"),
     "softmax_over_batch": ("%y: f32[1,4] = Softmax \"sm\" (%x) {axis=0, coerce_2d=false}", "x: f32[1,4]",
                            "axis 0"),
     "log_softmax_over_batch": ("%y: f32[1,4] = LogSoftmax \"lsm\" (%x) {axis=0, coerce_2d=false}", "x: f32[1,4]",
@@ -255,6 +258,22 @@ def test_batch_mixing_node_is_refused(case):
     text = f'graph "g" {{\n  input %{input_type}\n  {statement}\n  output %y\n}}\n'
     with pytest.raises(UnsupportedError, match=reason):
         check_supported(parse_ir(text))
+
+
+def test_a_linear_over_the_rows_of_a_sequence_runs_batched():
+    """fuse-bias's Linear over [1, T, K]: Reshape [T, K], Gemm, Reshape back holds
+    the batch folded into the rows ([N · T, K]) and matches the reference per sample."""
+    rng = np.random.default_rng(4)
+    text = ('graph "g" {\n  input %x: f32[1,4,5]\n'
+            f'  const %w: f32[3,5] = hex"{rng.standard_normal((3, 5)).astype(np.float32).tobytes().hex()}"\n'
+            f'  const %b: f32[3] = hex"{rng.standard_normal(3).astype(np.float32).tobytes().hex()}"\n'
+            '  %r: f32[4,5] = Reshape "rows" (%x) {shape=[4,5]}\n'
+            '  %g: f32[4,3] = Gemm "fc" (%r, %w, %b) {alpha=1.0, beta=1.0, trans_a=false, trans_b=true, '
+            'act_min=0.0, act_max=none}\n'
+            '  %y: f32[1,4,3] = Reshape "unrows" (%g) {shape=[1,4,3]}\n  output %y\n}\n')
+    graph = parse_ir(text)
+    check_supported(graph)
+    _assert_matches_reference(graph)
 
 
 def test_lower_rank_runtime_operand_is_refused():
