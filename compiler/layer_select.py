@@ -32,11 +32,15 @@ T = TypeVar("T")
 
 def weight_constant(graph: Graph, node: Node) -> str | None:
     """The name of the constant behind `node`'s weights (input 1): the tensor itself,
-    or the integer constant a DequantizeLinear reads; None if it is not constant."""
+    or the integer constant a DequantizeLinear reads; None if it is not constant,
+    or for a MatMul whose constant is not 2-D weights (attention's position
+    scores: an int8 QMatMul operand, not a layer's weights; docs/numerics.md §12)."""
     if node.op not in WEIGHTED_OPS or len(node.inputs) < 2 or not node.inputs[1]:
         return None
     tensor = through_dequantize(graph, node.inputs[1])
-    return None if tensor is None else tensor.name
+    if tensor is None or (node.op == "MatMul" and len(tensor.shape) != 2):
+        return None
+    return tensor.name
 
 
 def weighted_layers(graph: Graph) -> list[Node]:

@@ -322,6 +322,28 @@ def test_every_linear_layer_of_a_sequence_model_gets_its_error(tmp_path):
     assert weighted["#2"]["error"]["cosine"] < min(weighted[i]["error"]["cosine"] for i in ("#1", "#3")) - 0.001
 
 
+def test_a_batched_constant_matmul_operand_is_not_a_weighted_layer(tmp_path):
+    """Attention's position scores multiply a rank-4 constant: an int8 QMatMul
+    operand (docs/numerics.md §12), neither pruned nor narrowed as a layer's
+    weights, and listed without a layer id."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    constant = np.random.default_rng(4).normal(0, 1, (1, 2, 8, 7)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "p"], ["y"])], "scores",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 7])],
+                              [numpy_helper.from_array(constant, "p")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "scores.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = nnc.compile(tmp_path / "scores.onnx", target="ir", quantize=True, sparsity=0.5, weight_bits=4)
+    (matmul,) = [n for n in result.graph.nodes() if n.op == "QMatMul"]
+    operand = result.graph.constant(matmul.inputs[1])
+    assert np.count_nonzero(operand == 0) < operand.size // 10 and len(np.unique(operand)) > 16
+    assert not [l for l in result.report["layers"] if l["id"]]
+
+
 @requires_models
 def test_untouched_int8_model_shows_per_layer_cosine_one(tmp_path):
     name = "kws_dscnn_int8_qdq"
