@@ -30,12 +30,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import OptionError
+from .errors import NncWarning, OptionError
 from .interpreter import run
 from .ir import Graph
 from .layer_select import weighted_layers
@@ -115,6 +116,12 @@ def search(graph: Graph, samples: list[dict], calib: str, budget_bytes: int, pro
     """The per-layer settings for `budget_bytes` (module docstring); `graph` is the
     loaded model, `calib` the calibration file ("" for synthetic samples)."""
     samples = samples[:SEARCH_SAMPLES]
+    with warnings.catch_warnings():  # the trial compiles' conditions are the final compile's to report, if they hold
+        warnings.simplefilter("ignore", NncWarning)
+        return _search(graph, samples, calib, budget_bytes, progress, method)
+
+
+def _search(graph: Graph, samples: list[dict], calib: str, budget_bytes: int, progress, method: str) -> BudgetChoice:
     float_graph = PassManager(parse_pipeline(CANONICAL)).run(graph.copy())
     truth = _flat([run(float_graph, s) for s in samples])
     passes = available_passes()

@@ -207,10 +207,10 @@ def _run_pipeline(model: str | Path, opts: CompileOptions, tgt, dump, say: Progr
             passes = (parse_pipeline(default_pipeline(tgt, opts, budget=choice)) if opts.pipeline is None
                       else _with_calib(parse_pipeline(opts.pipeline), opts.calib))
         say(f"running pipeline {format_pipeline(passes)}")
-        manager, graph = _run_passes(passes, original, opts, dump, say)
-        if choice is not None:
-            passes, manager, graph, report_budget = _fit_budget(tgt, opts, original, choice, manager, graph, dump,
-                                                                say)
+        if choice is None:
+            manager, graph = _run_passes(passes, original, opts, dump, say)
+        else:
+            passes, manager, graph, report_budget = _fit_budget(tgt, opts, original, choice, passes, dump, say)
     return _Piped(original, graph, passes, manager, whole, whole_original, report_budget)
 
 
@@ -231,20 +231,27 @@ def _run_passes(passes, original: Graph, opts: CompileOptions, dump,
     return manager, manager.run(original.copy())
 
 
-def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice, manager, graph, dump, say):
-    """Second-order methods move the weights and so their encoded size: while the
-    compiled weights pass the budget, re-allocate with each layer's sizes
-    corrected by what it really took (BUDGET_ATTEMPTS times, or until the
-    corrected sizes no longer fit), then compile once more with magnitude.
-    Returns the passes, manager and graph that fit, and report["budget"];
+def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice, passes: list, dump, say):
+    """Compile with `passes` (the budget's allocation). Second-order methods move
+    the weights and so their encoded size: while the compiled weights pass the
+    budget, re-allocate with each layer's sizes corrected by what it really took
+    (BUDGET_ATTEMPTS times, or until the corrected sizes no longer fit), then
+    compile once more with magnitude. Returns the passes, manager and graph that
+    fit, and report["budget"]; only that compile's warnings are issued (an
+    attempt that was discarded may meet conditions the final one does not).
     OptionError, with the bytes each attempt stored, when none fits."""
     method = opts.method or ("obs" if opts.calib is not None else "magnitude")
     attempts: list[int] = []
     while True:
+        with warnings.catch_warnings(record=True) as heard:
+            warnings.simplefilter("always", NncWarning)
+            manager, graph = _run_passes(passes, original, opts, dump, say)
         stored = budget.stored_bytes(graph)
         taken = sum(stored[name] for name, _ in choice.layers.values())
         attempts.append(taken)
         if taken <= choice.budget_bytes:
+            for heard_warning in heard:
+                warnings.warn(heard_warning.message)
             return manager.passes, manager, graph, choice.to_json() | {"method": method, "attempts": len(attempts),
                                                                         "stored_bytes": taken}
         if method == "magnitude":
@@ -259,7 +266,6 @@ def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice
             choice = corrected
         say(f"budget: {taken:,} bytes stored, over {choice.budget_bytes:,}; allocating again ({method})")
         passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice))
-        manager, graph = _run_passes(passes, original, opts, dump, say)
 
 
 def _corrected(choice: BudgetChoice, stored: dict[str, int]) -> BudgetChoice | None:
@@ -280,14 +286,17 @@ def _budget_search(original: Graph, opts: CompileOptions, say: Progress) -> Budg
     samples = load_samples(opts.calib, original) if opts.calib else synthetic_samples(original, budget.SEARCH_SAMPLES)
     method = opts.method or ("obs" if opts.calib is not None else "magnitude")
     choice = budget.search(original, samples, str(opts.calib or ""), budget_bytes, say, method)
+    asked = (f"flash_budget {opts.flash_budget} (--flash-budget)" if opts.flash_budget
+             else f"ratio {opts.ratio:g} (--ratio)")
+    others = left_out_text(original, "at int8")
     if not choice.candidates:  # met or missed by weights it cannot change: say so, apply none
-        asked = (f"flash_budget {opts.flash_budget} (--flash-budget)" if opts.flash_budget
-                 else f"ratio {opts.ratio:g} (--ratio)")
-        others = left_out_text(original, "at int8")
         warnings.warn(f"{asked}: no budget applied: the search chooses the weights of Conv, Gemm and MatMul "
                       "layers only, and the model has none" + (f"; {others}, outside any budget" if others else ""),
                       NncWarning)
         return None
+    if others:
+        warnings.warn(f"{asked}: the search chooses the weights of Conv, Gemm and MatMul layers only; {others}, "
+                      "outside the budget", NncWarning)
     return choice
 
 

@@ -133,12 +133,10 @@ def _by_id(key: str, layers: list[Node], option: str) -> str:
     return layers[int(key[1:]) - 1].name
 
 
-def settings(graph: Graph, overrides: dict[str, T], default: T, option: str,
-             first_last: T | None = None) -> dict[str, T]:
-    """{layer name: value} for every weighted layer: its override by name, else by
-    op type, else `first_last` for the first and last layer (when given), else
-    `default`. OptionError if an override key matches no weighted layer, or if a
-    layer id and a name key name the same layer."""
+def by_name(graph: Graph, overrides: dict[str, T], option: str) -> dict[str, T]:
+    """`overrides` with each layer id ("#i") replaced by the layer's name (names
+    and op types stay); OptionError if an id is out of range, or if an id and a
+    name key name the same layer."""
     layers = weighted_layers(graph)
     keys = {}
     for key in overrides:
@@ -146,7 +144,17 @@ def settings(graph: Graph, overrides: dict[str, T], default: T, option: str,
         if name in keys:
             raise OptionError(f"{option}: {keys[name]!r} and {key!r} name the same layer")
         keys[name] = key
-    overrides = {name: overrides[key] for name, key in keys.items()}
+    return {name: overrides[key] for name, key in keys.items()}
+
+
+def settings(graph: Graph, overrides: dict[str, T], default: T, option: str,
+             first_last: T | None = None) -> dict[str, T]:
+    """{layer name: value} for every weighted layer: its override by name, else by
+    op type, else `first_last` for the first and last layer (when given), else
+    `default`. OptionError if an override key matches no weighted layer, or if a
+    layer id and a name key name the same layer."""
+    layers = weighted_layers(graph)
+    overrides = by_name(graph, overrides, option)
     known = {n.name for n in layers} | {n.op for n in layers}
     unknown = sorted(set(overrides) - known)
     if unknown:

@@ -104,8 +104,10 @@ def test_global_scope_uses_one_threshold():
     assert largest_pruned_below_smallest_kept(before, now)
 
 
-def test_global_scope_with_an_override():
-    after = prune(cnn(), "prune{scope=global,sparsity=0.5,overrides=\"conv1:0.25\"}")
+@pytest.mark.parametrize("key", ["conv1", "#1"])
+def test_global_scope_with_an_override(key):
+    """A layer overridden by name or by id is pruned at its own setting, out of the pool."""
+    after = prune(cnn(), f'prune{{scope=global,sparsity=0.5,overrides="{key}:0.25"}}')
     assert zeros(after, "w1") == 54 and zeros(after, "wf") == 1024  # fc alone in the pool
 
 
