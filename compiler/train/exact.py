@@ -19,7 +19,7 @@ without a kernel here (`supported_ops()`), a QConv over more than 3 spatial
 axes, and a graph input or output whose dim 0 is not 1.
 
 Exactness. Each kernel mirrors its op's numpy reference (compiler/ops/q*.py,
-docs/numerics.md):
+layernorm.py; docs/numerics.md):
 - multiply-accumulate sums (QConv, QGemm, QMatMul) run in float64; they are exact
   because the compiler proves |acc| < 2^31 < 2^53 for every partial sum, in any
   order, so the result is rounded to the integer it already is;
@@ -27,6 +27,10 @@ docs/numerics.md):
   compiler/numerics.py: round_shift(v, n) = (v + 2^(n−1)) >> n, arithmetic shift;
 - QLogSoftmax takes the bit length of its sum S from float64's frexp, as the
   reference does: exact, since 1 <= S < 2^47 < 2^53;
+- QLayerNorm takes the bit length of U (< 2^62) by integer shifts and r = isqrt(q),
+  q = floor(2^62 / u) <= 2^32, as floor(√q) in float64: exact, since q is exact in
+  float64, r <= √q < r + 1 with r + 1 − √q = ((r + 1)² − q) / (r + 1 + √q) > 2^−18
+  (integers, r <= 2^16), and rounding √q (monotone, error <= 2^−37) keeps it in [r, r + 1);
 - QuantizeLinear divides in float32 and rounds half to even, DequantizeLinear
   multiplies in float32, as the reference does.
 
@@ -48,6 +52,7 @@ from ..dtypes import integer_range, to_numpy
 from ..errors import IRError, ShapeError, UnsupportedError
 from ..ir import Graph, Node, Tensor
 from ..ops import get_op
+from ..ops.layernorm import FRACTION_BITS
 from ..ops.qsoftmax import EXP_BITS, INDEX_BITS, LN2, STEP_BITS
 from ..ops.shape import pad_fill
 
@@ -286,7 +291,7 @@ def clip(step: Step, args: list) -> list:
     return [torch.minimum(torch.maximum(x, torch.tensor(lo, dtype=x.dtype)), torch.tensor(hi, dtype=x.dtype))]
 
 
-# -- pooling, reduction, softmax ------------------------------------------------------------
+# -- pooling, reduction, softmax, layer norm ------------------------------------------------
 @kernel("QAveragePool")
 def qaverage_pool(step: Step, args: list) -> list:
     a = step.attrs
@@ -348,6 +353,43 @@ def qlogsoftmax(step: Step, args: list) -> list:
     j, r = (t >> STEP_BITS) - (1 << INDEX_BITS), t & ((1 << STEP_BITS) - 1)
     logs = (k - EXP_BITS) * LN2 + log[j] + (((log[j + 1] - log[j]) * r) >> STEP_BITS)
     return [saturate(-round_shift((d * a.x_scale + logs) * a.multiplier, a.shift), a)]
+
+
+def bit_length(value: torch.Tensor) -> torch.Tensor:
+    """Python's int.bit_length of every non-negative int64, by a binary search of shifts."""
+    length = torch.zeros_like(value)
+    for shift in (32, 16, 8, 4, 2, 1):
+        wide = (value >> shift) != 0
+        value = torch.where(wide, value >> shift, value)
+        length = length + wide * shift
+    return length + (value != 0)
+
+
+def rsqrt_fixed(total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """compiler/ops/layernorm.py's rsqrt_fixed of every int64 U in [1, 2^62):
+    k = ceil((bitlen(U) − 32) / 2), u = U·4^−k (floor), r = isqrt(floor(2^62 / u)),
+    the isqrt as floor(√·) in float64 (exact: module docstring)."""
+    k = -torch.div(32 - bit_length(total), 2, rounding_mode="floor")
+    u = torch.where(k >= 0, total >> (2 * k).clamp(min=0), total << (-2 * k).clamp(min=0))
+    return torch.sqrt(((1 << 62) // u).to(torch.float64)).floor().to(torch.int64), k
+
+
+@kernel("QLayerNorm")
+def qlayernorm(step: Step, args: list) -> list:
+    """compiler/ops/layernorm.py's normalized_rows on all rows at once (numerics §14):
+    c_i = N·x_i − S, U = Σ c_i² + e, (r, k) = rsqrt_fixed(U), H_i = sround(c_i · r, 1 + k),
+    y_i = saturate(round_shift(g_i · H_i + b_i, T)). U = 0 is taken as 1: there every
+    c_i = 0, so H = 0 whatever r, as in the reference."""
+    x, g, b = args
+    a = step.attrs
+    rows = x.to(torch.int64).flatten(a.axis + 1)  # [N, *outer, n]
+    c = rows.shape[-1] * rows - rows.sum(dim=-1, keepdim=True)
+    r, k = rsqrt_fixed(((c * c).sum(dim=-1, keepdim=True) + a.eps_int).clamp(min=1))
+    shift = 31 + k - FRACTION_BITS
+    product = c * r
+    h = torch.where(shift >= 1, round_shift(product, shift.clamp(min=1)), product << (-shift).clamp(min=0))
+    acc = g.to(torch.int64) * h + b.to(torch.int64)
+    return [saturate(round_shift(acc, a.shift), a).reshape(x.shape)]
 
 
 # -- data movement ----------------------------------------------------------------------------

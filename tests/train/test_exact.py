@@ -19,9 +19,11 @@ import nnc  # noqa: E402
 from nnc.errors import UnsupportedError  # noqa: E402
 from nnc.ir import Node, Tensor  # noqa: E402
 from nnc.numerics import round_shift as numpy_round_shift  # noqa: E402
+from nnc.ops.layernorm import MAX_EPS, MAX_ROW, QLayerNormAttrs  # noqa: E402
+from nnc.ops.layernorm import rsqrt_fixed as numpy_rsqrt_fixed  # noqa: E402
 from nnc.ops.qsoftmax import QLogSoftmaxAttrs, log_softmax_attrs, log_table  # noqa: E402
 from nnc.quantizer.rules import exp_table  # noqa: E402
-from nnc.train.exact import IntegerProgram, round_shift, supported_ops  # noqa: E402
+from nnc.train.exact import IntegerProgram, round_shift, rsqrt_fixed, supported_ops  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits"
@@ -224,6 +226,98 @@ def test_qlogsoftmax_sums_up_to_2_to_the_47(dtype):
     assert len(np.unique(outputs["y"].numpy())) > 10
 
 
+def qlayernorm_graph(dtype: str, shape: tuple[int, ...], axis: int, g: np.ndarray, b: np.ndarray,
+                     **attrs) -> nnc.Graph:
+    """x: dtype[shape] → QLayerNorm over axes axis.. with constants g, b and `attrs`."""
+    lo, hi = (-128, 127) if dtype == "i8" else (0, 255)
+    graph = nnc.Graph("qlayernorm")
+    graph.add_tensor(Tensor("x", dtype, shape))
+    graph.add_tensor(Tensor("y", dtype, shape))
+    graph.add_constant("g", g.astype(np.int32))
+    graph.add_constant("b", b.astype(np.int64))
+    attrs = QLayerNormAttrs(**{"axis": axis, "y_zero_point": (lo + hi + 1) // 2, "out_min": lo, "out_max": hi,
+                               "out_dtype": dtype, **attrs})
+    graph.add_node(Node("ln", "QLayerNorm", ["x", "g", "b"], ["y"], attrs))
+    graph.inputs, graph.outputs = ["x"], ["y"]
+    return graph
+
+
+def layer_norm_constants(n: int, shift: int, s_y: float = 1 / 32) -> tuple[np.ndarray, np.ndarray]:
+    """g, b as the quantizer makes them of random γ ≈ 1, β ≈ 0 (docs/numerics.md §14)."""
+    gamma, beta = 1 + 0.5 * RNG.standard_normal(n), 0.5 * RNG.standard_normal(n)
+    return np.rint(gamma * np.sqrt(n) / s_y * 2.0 ** (shift - 30)), np.rint(beta / s_y * 2.0 ** shift)
+
+
+def layer_norm_rows(dtype: str, count: int, shape: tuple[int, ...], axis: int) -> np.ndarray:
+    """Uniform codes, then, row by row: constant rows (c = 0), one maximum among
+    minima (the largest |c_i|), minima and maxima alternating (the largest U) and
+    two neighbouring codes (small U, a negative k)."""
+    lo, hi = (-128, 127) if dtype == "i8" else (0, 255)
+    n = int(np.prod(shape[axis:]))
+    x = RNG.integers(lo, hi + 1, (count, int(np.prod(shape[1:axis])), n))
+    x[:3] = RNG.integers(lo, hi + 1, (3, x.shape[1], 1))
+    x[3:5] = lo
+    x[3:5, :, 0] = hi
+    x[5:7] = np.where(np.arange(n) % 2, lo, hi)
+    x[7:9] = RNG.integers(lo, hi, (2, x.shape[1], 1)) + RNG.integers(0, 2, (2, x.shape[1], n))
+    return x.reshape(count, *shape[1:]).astype(np.int8 if dtype == "i8" else np.uint8)
+
+
+@pytest.mark.parametrize("dtype", ["i8", "u8"])
+@pytest.mark.parametrize("shape, axis", [((1, 3, 1), 2), ((1, 4, 8), 2), ((1, 3, 4, 5), 1), ((1, 3, 4), 0),
+                                         ((1, 2, 1000), 2), ((1, 2, MAX_ROW), 2)])
+@pytest.mark.parametrize("epsilon", ["zero", "one", "1e-5", "largest"])
+def test_qlayernorm_matches_the_reference_op(dtype, shape, axis, epsilon):
+    """Rows of 1 to 2^15 values over the last axes, all axes (axis 0) or one; e = 0
+    leaves constant rows at U = 0 and the largest e (2^61 − 1) takes U to 2^62 − 1."""
+    n = int(np.prod(shape[axis:]))
+    eps_int = {"zero": 0, "one": 1, "1e-5": round(1e-5 * n ** 3 / 0.05 ** 2), "largest": MAX_EPS - 1}[epsilon]
+    g, b = layer_norm_constants(n, 40)
+    graph = qlayernorm_graph(dtype, shape, axis, g, b, eps_int=eps_int, shift=40)
+    outputs = assert_bit_exact(graph, {"x": layer_norm_rows(dtype, 12, shape, axis)})
+    if n > 1 and epsilon != "largest":
+        assert len(np.unique(outputs["y"].numpy())) > 10
+
+
+@pytest.mark.parametrize("dtype", ["i8", "u8"])
+@pytest.mark.parametrize("shift", [1, 62])
+def test_qlayernorm_at_the_bounds_of_its_constants(dtype, shift):
+    """|g_i| up to 2^30 and |b_i| up to 2^61 − 1 at T = 62 (|g_i · H_i + b_i| near
+    2^62), and at T = 1 (no fraction left): every output saturates or not as the
+    reference's does."""
+    n = 64
+    top_g, top_b = (1 << 30, (1 << 61) - 1) if shift == 62 else (2, 1 << 8)
+    g = np.concatenate([[top_g, -top_g], RNG.integers(-top_g, top_g + 1, n - 2)])
+    b = np.concatenate([[top_b, -top_b], RNG.integers(-top_b, top_b + 1, n - 2)])
+    graph = qlayernorm_graph(dtype, (1, 3, n), 2, g, b, eps_int=7, shift=shift)
+    assert_bit_exact(graph, {"x": layer_norm_rows(dtype, 12, (1, 3, n), 2)})
+
+
+def test_rsqrt_fixed_matches_the_reference():
+    """Every bit length of U, and u around 2^62 / r² for every r in [2^15, 2^16]:
+    floor(2^62 / u) at and beside the perfect squares, where a float64 square
+    root would first err."""
+    edges = [v for m in range(1, 63) for v in ((1 << m) - 1, 1 << m - 1, (1 << m - 1) + 1)]
+    squares = np.arange(1 << 15, (1 << 16) + 1, dtype=np.int64) ** 2
+    near = ((1 << 62) // squares)[:, None] + np.arange(-2, 3)
+    near = near[(near >= 1 << 30) & (near < 1 << 32)]
+    totals = np.concatenate([edges, RNG.integers(1, 1 << 62, 5000, dtype=np.int64), near]).astype(np.int64)
+    r, k = rsqrt_fixed(torch.from_numpy(totals))
+    expected = np.array([numpy_rsqrt_fixed(int(u)) for u in totals])
+    assert np.array_equal(r.numpy(), expected[:, 0]) and np.array_equal(k.numpy(), expected[:, 1])
+
+
+def test_layer_norms_over_the_last_axis_and_two(tmp_path):
+    """A transformer-style block: LayerNormalization with a bias over the features,
+    and one over [T, D] without a bias, between matrix products."""
+    nodes = [node("MatMul", ["x", "w1"], "h"), node("LayerNormalization", ["h", "g1", "b1"], "n1", axis=-1),
+             node("MatMul", ["n1", "w2"], "y"), node("LayerNormalization", ["h", "g2"], "t", axis=1)]
+    weights = dict(w1=w(8, 16), g1=1 + w(16), b1=w(16), w2=w(16, 8), g2=1 + w(6, 16))
+    graph = integer_graph(*float_model(tmp_path, nodes, {"x": [1, 6, 8]}, ["y", "t"], weights))
+    assert sum(n.op == "QLayerNorm" for n in graph.nodes()) == 2
+    assert_bit_exact(graph, random_samples(graph, spread=3.0))
+
+
 def test_sigmoid_tanh_tables(tmp_path):
     nodes = [node("Gemm", ["x", "w1"], "h", transB=1), node("Sigmoid", ["h"], "s"),
              node("Gemm", ["s", "w2"], "t", transB=1), node("Tanh", ["t"], "u"), node("HardSwish", ["u"], "y")]
@@ -293,10 +387,11 @@ def test_handwritten_ties_per_axis_scales_pad_modes_clip_constant_concat():
 
 # -- refusals and primitives ---------------------------------------------------------------------
 def test_an_op_without_kernel_is_refused_by_name(tmp_path):
-    nodes = [node("LayerNormalization", ["x", "g", "b"], "y", axis=-1)]
-    graph = integer_graph(*float_model(tmp_path, nodes, {"x": [1, 4, 8]}, ["y"], dict(g=w(8), b=w(8))))
-    assert "QLayerNorm" in ops_of(graph) and "QLayerNorm" not in supported_ops()
-    with pytest.raises(UnsupportedError, match="QLayerNorm"):
+    nodes = [node("Resize", ["x", "", "scales"], "y", mode="linear")]
+    graph = integer_graph(*float_model(tmp_path, nodes, {"x": [1, 2, 4, 4]}, ["y"],
+                                       dict(scales=np.array([1, 1, 2, 2], np.float32))))
+    assert "QResize" in ops_of(graph) and "QResize" not in supported_ops()
+    with pytest.raises(UnsupportedError, match="QResize"):
         IntegerProgram(graph)
 
 
@@ -310,7 +405,7 @@ def test_an_input_whose_dim_0_is_not_1_is_refused(tmp_path):
 def test_supported_ops_cover_the_quantized_classifiers():
     assert {"QuantizeLinear", "DequantizeLinear", "QConv", "QGemm", "QMatMul", "QAdd", "QMul", "Requantize",
             "QAveragePool", "MaxPool", "GlobalMaxPool", "Reshape", "Transpose", "Concat", "Pad", "Clip", "QLut",
-            "QSoftmax", "QLogSoftmax", "Slice"} <= supported_ops()
+            "QSoftmax", "QLogSoftmax", "QLayerNorm", "Slice"} <= supported_ops()
 
 
 def test_round_shift_matches_numerics():
