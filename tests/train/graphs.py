@@ -122,3 +122,21 @@ def std_pooling_graph() -> Graph:
         helper.make_node("Gemm", ["stats", "wf", "bf"], ["y"], transB=1),
     ]
     return onnx_graph("std_pooling", nodes, {"x": [1, 4, 10]}, {"y": [1, 7]}, w)
+
+
+def frame_head_graph() -> Graph:
+    """A CTC-style head over the frames of a [1, T, D] sequence: LayerNorm, two
+    Linears (MatMul + Add: Reshape to rows, Gemm, Reshape back after fuse-bias)
+    with a Relu between, and a LogSoftmax over the tokens."""
+    w = weights(6, gamma=(8,), beta=(8,), w1=(8, 16), b1=(16,), w2=(16, 11), b2=(11,))
+    w["gamma"] += 1.0
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["n"], axis=-1),
+        helper.make_node("MatMul", ["n", "w1"], ["m1"]),
+        helper.make_node("Add", ["m1", "b1"], ["a1"]),
+        helper.make_node("Relu", ["a1"], ["h"]),
+        helper.make_node("MatMul", ["h", "w2"], ["m2"]),
+        helper.make_node("Add", ["m2", "b2"], ["logits"]),
+        helper.make_node("LogSoftmax", ["logits"], ["y"], axis=-1),
+    ]
+    return onnx_graph("frame_head", nodes, {"x": [1, 6, 8]}, {"y": [1, 6, 11]}, w, opset=17)

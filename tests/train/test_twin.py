@@ -24,20 +24,22 @@ from nnc.train.distill import logits  # noqa: E402
 from nnc.train.export import integer_graph  # noqa: E402
 from nnc.train.loop import FitOptions, fit  # noqa: E402
 
-from graphs import (activations_graph, onnx_graph, pool_concat_graph, residual_graph, std_pooling_graph,  # noqa: E402
-                    weights)
+from graphs import (activations_graph, frame_head_graph, onnx_graph, pool_concat_graph,  # noqa: E402
+                    residual_graph, std_pooling_graph, weights)
 
 DIGITS = "examples/digits/digits.onnx"
 MODELS = {"digits": lambda: DIGITS, "digits_channels": lambda: DIGITS,
           "tiny_cnn": lambda: "examples/01-tiny-cnn/tiny_cnn.onnx",
-          "residual": residual_graph, "pool_concat": pool_concat_graph, "activations": activations_graph}
+          "residual": residual_graph, "pool_concat": pool_concat_graph, "activations": activations_graph,
+          "frame_head": frame_head_graph}
 # each model of the set with a setting that exercises another quantizer or mask
 CASES = {"digits": Compression(weight_bits=4, sparsity=0.75),
          "digits_channels": Compression(weight_bits=4, prune_channels=0.5, sparsity=0.5),
          "tiny_cnn": Compression(weight_bits=2, codebook=True),
          "residual": Compression(weight_bits=4, sparsity_pattern="2:4"),
          "pool_concat": Compression(weight_bits=3, sparsity=0.5),
-         "activations": Compression(weight_bits=2)}
+         "activations": Compression(weight_bits=2),
+         "frame_head": Compression(weight_bits=4, sparsity=0.5)}
 
 
 def _data(model, count: int, seed: int) -> dict[str, np.ndarray]:
