@@ -63,7 +63,9 @@ def _qlayer(ctx: Ctx, node, channels_axis_of_w: int) -> tuple[str, str, str]:
     x, _, b, mult, shift = node.inputs
     a = node.attrs
     md = ctx.data(mult)
-    mi, si = ctx.const(mult, "mult"), ctx.const(shift, "shift")
+    # shifts lie in [1, 62] (_check_multipliers): one byte each in flash
+    mi = ctx.const(mult, "mult")
+    si = ctx.array("shift", ctx.data(shift).astype(np.int8), "i8", f"constant {shift}", key=("i8", shift))
     q = ctx.struct("q", "qlayer", dict(x_zero=a.x_zero_point, y_zero=a.y_zero_point, out_min=a.out_min,
                                        out_max=a.out_max, mult=mi, shift=si))
     bias = ctx.const(b, "bias") if b else ctx.array("bias", np.zeros(md.size, np.int32), "i32", "zero bias",

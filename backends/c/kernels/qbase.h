@@ -1,11 +1,12 @@
 /* ---- qbase: parameter types of the integer kernels ------------------------ */
 
 /* Zero points, clamp bounds and per-output-channel multipliers of an integer
-   multiply-accumulate layer (QConv, QGemm), docs/numerics.md §2. */
+   multiply-accumulate layer (QConv, QGemm), docs/numerics.md §2; the shifts,
+   in [1, 62], take one byte each. */
 typedef struct {
     int32_t x_zero, y_zero, out_min, out_max;
     const int32_t *mult;
-    const int32_t *shift;
+    const int8_t *shift;
 } qlayer;
 
 /* Requantize (§3). */
