@@ -19,6 +19,8 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 - `fuse_gelu` (fuse_gelu.py): GELU decomposed as PyTorch exports it below opset
   20 (x · 0.5 · (1 + Erf(x / √2)) or its tanh form) -> Gelu(x): the same
   function, equal up to float32 rounding;
+- `fuse_silu` (fuse_silu.py): Mul(x, Sigmoid(x)) -> Silu(x): the same function,
+  equal up to float32 rounding;
 - `fuse_softmax_mask` (fuse_softmax_mask.py): Add(scores, constant attention
   mask of 0 and -inf) -> Softmax, or Where(constant mask, fill, scores) ->
   Softmax (masked_fill), becomes Softmax(scores, keep mask): the same values,
@@ -26,14 +28,14 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
-values, bit for bit (only data movement changes; fuse_gelu up to float32
-rounding); no rule applies any more,
+values, bit for bit (only data movement changes; fuse_gelu and fuse_silu up to
+float32 rounding); no rule applies any more,
 except where applying it would rename a graph input or output (e.g. an identity
 Transpose from a graph input straight to a graph output stays, as a Reshape).
 Termination: every rewrite lowers (number of Transposes, total length of
 Transpose->Transpose chains, number of Reshapes) in lexicographic order
-(fuse_gelu removes at least four compute nodes and adds one, fuse_softmax_mask
-removes one);
+(fuse_gelu removes at least four compute nodes and adds one, fuse_silu removes
+two and adds one, fuse_softmax_mask removes one);
 `rewrite` also stops after a step bound as a safety net.
 """
 
@@ -50,6 +52,7 @@ from nnc.ops.shape import ReshapeAttrs, TransposeAttrs
 from nnc.passmanager import Pass, register_pass
 
 from .fuse_gelu import fuse_gelu
+from .fuse_silu import fuse_silu
 from .fuse_softmax_mask import fuse_softmax_mask
 from .split_to_slices import split_to_slices
 
@@ -318,4 +321,4 @@ def reshape_through_unary(graph: Graph, node: Node) -> bool:
 TRANSPOSE_CLEANUP: tuple[Rule, ...] = (remove_identity_transpose, compose_transposes, merge_duplicates,
                                        remove_noop_reshape, merge_reshapes)
 CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, reshape_through_unary,
-                                                       split_to_slices, fuse_gelu, fuse_softmax_mask)
+                                                       split_to_slices, fuse_gelu, fuse_silu, fuse_softmax_mask)

@@ -333,6 +333,15 @@ def _gelus():
     return _model(nodes, {}, [1, 16], [1, 16], 20)
 
 
+def _silus():
+    """Four SiLUs as PyTorch writes them, x · Sigmoid(x): nnc fuses each into one
+    Silu and writes it back as the same pair."""
+    names = ["x", "h1", "h2", "h3", "y"]
+    nodes = [node for a, b in zip(names, names[1:])
+             for node in (helper.make_node("Sigmoid", [a], [f"{b}.s"]), helper.make_node("Mul", [a, f"{b}.s"], [b]))]
+    return _model(nodes, {}, [1, 16], [1, 16], 17)
+
+
 def _fused_clamps():
     """Conv → Relu, Conv → Clip [0, 6], Gemm → Clip [none, 1], Gemm → Relu: each
     a layer with a fused clamp, written back as the layer and its Relu / Clip."""
@@ -355,7 +364,7 @@ def _fused_clamps():
     return _model(nodes, inits, [1, 3, 6, 6], [1, 5], 13)
 
 
-@pytest.mark.parametrize("build", [_data_movement, _attention, _constant_operands, _gelus, _fused_clamps],
+@pytest.mark.parametrize("build", [_data_movement, _attention, _constant_operands, _gelus, _silus, _fused_clamps],
                          ids=lambda b: b.__name__.strip("_"))
 def test_ops_export_within_one_lsb_per_layer_and_read_back(build, tmp_path):
     onnx.save(build(), tmp_path / "ops.onnx")
@@ -365,7 +374,8 @@ def test_ops_export_within_one_lsb_per_layer_and_read_back(build, tmp_path):
 
 # The tensors the QDQ writers add, by their names' last part: a layer's output
 # before its fused Relu / Clip; the steps of the erf and tanh GELU chains.
-ADDED = {_fused_clamps: {"unclamped"}, _gelus: {"scaled", "inner", "gate", "gated", "cube", "cubic_term", "cubic"}}
+ADDED = {_fused_clamps: {"unclamped"}, _gelus: {"scaled", "inner", "gate", "gated", "cube", "cubic_term", "cubic"},
+         _silus: {"gate"}}
 
 
 @pytest.mark.parametrize("form", ["qdq", "integer"])
@@ -387,7 +397,7 @@ def test_tensors_the_writers_add_have_value_info(build, form, tmp_path):
     added = {name for node in written.graph.node for name in node.output} - named
     if form == "qdq":
         assert {name.rsplit(".", 1)[1] for name in added} == ADDED[build]
-    assert len(added) >= 4  # four fused clamps; two GELUs (in the integer form: a lookup table each)
+    assert len(added) >= 4  # four fused clamps; two GELUs, four SiLUs (in the integer form: a lookup table each)
 
 
 def test_float_export_with_no_quantize(tmp_path):

@@ -1,5 +1,5 @@
 """C lowering of the element-wise ops of docs/numerics.md §18 (QMul, QAffine)
-and of the float math ops Erf, Gelu, Sqrt, Exp, Neg, Abs, Reciprocal and Pow
+and of the float math ops Erf, Gelu, Silu, Sqrt, Exp, Neg, Abs, Reciprocal and Pow
 (compiler/ops/math_unary.py; float32 C99 <math.h>, within the float parity
 tolerance of the float64 reference).
 
@@ -25,6 +25,7 @@ _FLOAT_EXPR = {
     "Neg": "-v",
     "Abs": "fabsf(v)",
     "Reciprocal": "1.0f / v",
+    "Silu": "v / (1.0f + expf(-v))",
 }
 _GELU_EXPR = {
     "none": "0.5f * v * (1.0f + erff(v * 0.70710678118654752f))",

@@ -84,6 +84,15 @@ def _gelu(out: OnnxBuilder, node: Node) -> None:
     step("Mul", [step("Mul", [x, gate], "gated"), number("half", 0.5)], "half", y)
 
 
+@writes("Silu")
+def _silu(out: OnnxBuilder, node: Node) -> None:
+    """Mul(x, Sigmoid(x)), which nnc's canonicalize fuses back into one Silu."""
+    x, y = node.inputs[0], node.outputs[0]
+    gate = out.fresh(f"{y}.gate")
+    out.add("Sigmoid", [x], [gate], f"{node.name}.gate")
+    out.add("Mul", [x, gate], [y], node.name)
+
+
 @writes("QuantizeLinear")
 def _quantize(out: OnnxBuilder, node: Node) -> None:
     x, scale, zero_point = (node.inputs + [""])[:3]

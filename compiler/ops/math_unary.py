@@ -1,6 +1,7 @@
 """Float element-wise math ops beyond the activations of elementwise.py: Erf,
 Gelu (opset 20, approximate "none" or "tanh"), Sqrt, Exp, Neg, Abs, Reciprocal,
-and Pow (numpy broadcasting of base and exponent).
+Silu (x · sigmoid(x), which canonicalize makes from Mul(x, Sigmoid(x)); ONNX
+has no such op) and Pow (numpy broadcasting of base and exponent).
 
 Each is computed in float64 and cast back to the input's type once, so the
 reference differs from float32 implementations (onnxruntime, the C kernels) by
@@ -40,6 +41,13 @@ def gelu(x: np.ndarray, approximate: str) -> np.ndarray:
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
+def silu(x: np.ndarray) -> np.ndarray:
+    """SiLU (Swish): x · sigmoid(x) = x / (1 + exp(−x)), in float64; −0 where
+    exp(−x) overflows."""
+    with np.errstate(over="ignore"):
+        return x / (1.0 + np.exp(-x))
+
+
 class _Math(OpDef):
     elementwise = True
 
@@ -66,6 +74,7 @@ _unary("Exp", lambda x, a: np.exp(x))
 _unary("Neg", lambda x, a: np.negative(x))
 _unary("Abs", lambda x, a: np.abs(x))
 _unary("Reciprocal", lambda x, a: 1.0 / x)
+_unary("Silu", lambda x, a: silu(x))
 
 
 @dataclass(frozen=True)

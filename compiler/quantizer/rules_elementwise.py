@@ -11,7 +11,7 @@ math functions (docs/numerics.md §18):
     BatchNormalization (standalone) → QAffine per channel
     PRelu with a constant slope     → QAffine with a negative-side multiplier per
                                       element of the slope (a single slope: a table)
-    Erf, Gelu, Sqrt, Exp, Neg, Abs,
+    Erf, Gelu, Silu, Sqrt, Exp, Neg, Abs,
     Reciprocal, Pow(x, constant e),
     Div(constant c, x)              → QLut, a 256-entry table (§7); a NaN entry
                                       (√ of a negative value) holds the zero point
@@ -28,7 +28,7 @@ from ..errors import UnsupportedError
 from ..ir import Graph
 from ..numerics import quantize_multiplier
 from ..ops import get_op
-from ..ops.math_unary import erf, gelu
+from ..ops.math_unary import erf, gelu, silu
 from ..ops.qbinary import COEFFICIENT_LIMIT, QAffineAttrs, QProductAttrs
 from ..ops.qelementwise import QAddAttrs
 from . import rules
@@ -239,7 +239,7 @@ def _table(graph: Graph, group: Group, fn, operand: int = 0) -> None:
 
 
 _FUNCTIONS = {"Erf": erf, "Sqrt": np.sqrt, "Exp": np.exp, "Neg": np.negative, "Abs": np.abs,
-              "Reciprocal": lambda r: 1.0 / r}
+              "Reciprocal": lambda r: 1.0 / r, "Silu": silu}
 
 
 @rule(*_FUNCTIONS)

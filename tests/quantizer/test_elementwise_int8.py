@@ -88,6 +88,7 @@ def _functions_model():
     outs += [b.node("Sqrt", [pos]), b.node("Reciprocal", [pos]), b.node("Div", [b.const(np.float32(2.0)), pos])]
     outs += [b.node("Pow", [x, b.const(np.float32(2.0))]), b.node("Pow", [pos, b.const(np.float32(1.5))])]
     outs += [b.node("PRelu", [x, b.const(np.float32(0.2))]), b.node("Mul", [x, x])]
+    outs += [b.node("Mul", [b.node("Sigmoid", [x]), x])]  # SiLU: one table (canonicalize's fuse_silu)
     b.node("Concat", outs, "y", axis=1)
     b.output("y", [2, 16 * len(outs)])
     model = b.model()
@@ -99,7 +100,7 @@ def test_functions_everywhere(tmp_path):
     randn = _normal(13)
     samples = {"x": randn(4, 2, 16)}
     layers = _layer_ops(compile_everywhere(_functions_model(), tmp_path, samples))
-    assert layers.count("QLut") == 12 and layers.count("QMul") == 1
+    assert layers.count("QLut") == 13 and layers.count("QMul") == 1
 
 
 def _conv_model():
@@ -128,7 +129,7 @@ def test_conv_model_everywhere(tmp_path):
     randn = _normal(14)
     samples = {"x": randn(4, 1, 3, 8, 8)}
     layers = _layer_ops(compile_everywhere(_conv_model(), tmp_path, samples))
-    assert layers.count("QMul") == 1 and layers.count("QAffine") == 4 and layers.count("QLut") == 4
+    assert layers.count("QMul") == 0 and layers.count("QAffine") == 4 and layers.count("QLut") == 4  # swish: one table
 
 
 # -- one op at a time, reference interpreter only -------------------------------------------

@@ -148,6 +148,7 @@ NODE_CASES = {
     "pow": ("Pow", NoAttrs(), [_x(1, 6, low=0.5), _c(6)]),
     **{op.lower(): (op, NoAttrs(), [_x(1, 6, low=0.5)]) for op in ("Erf", "Sqrt", "Exp", "Neg", "Abs",
                                                                    "Reciprocal", "Relu", "HardSwish")},
+    "silu": ("Silu", NoAttrs(), [_x(1, 6)]),
     "cast": ("Cast", CastAttrs("f64"), [_x(1, 6)]),
     "expand": ("Expand", ExpandAttrs((1, 3, 4)), [_x(1, 1, 4)]),
     "tile": ("Tile", TileAttrs((1, 2, 3)), [_x(1, 2, 2)]),
