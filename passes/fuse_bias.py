@@ -2,9 +2,9 @@
 
 Rewrites:
 - y = Add(MatMul(x, W), bias) (either operand order) with x [..., K] (float, rank
-  >= 2), W [K, N] and bias [N], [1, N], [1, 1, N] ... (no wider than y) that is a
-  constant or the output of a DequantizeLinear of constants (how QDQ models feed
-  int32 biases) -> y = Gemm(x, W, bias): a fully connected layer becomes one op.
+  >= 2), W [K, N] and bias [N] or [1, N] that is a constant or the output of a
+  DequantizeLinear of constants (how QDQ models feed int32 biases)
+  -> y = Gemm(x, W, bias): a fully connected layer becomes one op.
   An x of rank > 2 (a transformer's [B, T, D]) is folded into rows by a Reshape
   before the Gemm and unfolded by one after. The Gemm keeps the MatMul's node
   name.
@@ -64,8 +64,7 @@ def _fuse_matmul(graph: Graph, add: Node, matmul: Node, bias: str) -> bool:
     b, y = graph.tensor(bias), graph.tensor(add.outputs[0])
     if len(x.shape) < 2 or len(w.shape) != 2 or x.dtype not in ("f32", "f64") or b.dtype != x.dtype:
         return False
-    if len(b.shape) > len(y.shape) or b.shape[-1:] != w.shape[1:] or any(d != 1 for d in b.shape[:-1]) \
-            or not _is_parameter(graph, bias):
+    if b.shape not in ((w.shape[1],), (1, w.shape[1])) or not _is_parameter(graph, bias):
         return False
     if len(x.shape) == 2:
         _replace(graph, [matmul, add], Node(matmul.name, "Gemm", [*matmul.inputs, bias], list(add.outputs),
@@ -75,13 +74,7 @@ def _fuse_matmul(graph: Graph, add: Node, matmul: Node, bias: str) -> bool:
     flat = graph.add_tensor(Tensor(graph.unique_tensor_name(f"{matmul.name}.rows"), x.dtype, rows)).name
     product = graph.add_tensor(Tensor(graph.unique_tensor_name(f"{matmul.name}.gemm"), x.dtype,
                                       (rows[0], w.shape[1]))).name
-    vector = bias
-    if len(b.shape) != 1:
-        vector = graph.add_tensor(Tensor(graph.unique_tensor_name(f"{bias}.vector"), b.dtype, w.shape[1:])).name
-        graph.add_node(Node(graph.unique_node_name(f"{matmul.name}.bias"), "Reshape", [bias], [vector],
-                            ReshapeAttrs(w.shape[1:])))
-    _replace(graph, [matmul, add], Node(matmul.name, "Gemm", [flat, matmul.inputs[1], vector], [product],
-                                        GemmAttrs()))
+    _replace(graph, [matmul, add], Node(matmul.name, "Gemm", [flat, matmul.inputs[1], bias], [product], GemmAttrs()))
     graph.add_node(Node(graph.unique_node_name(f"{matmul.name}.rows"), "Reshape", [matmul.inputs[0]], [flat],
                         ReshapeAttrs(rows)))
     graph.add_node(Node(graph.unique_node_name(f"{matmul.name}.unrows"), "Reshape", [product],

@@ -5,6 +5,7 @@ cosine to the float model >= 0.99 on the calibration samples."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import nnc
 from e2e import compile_everywhere
 from onnx import TensorProto, helper, numpy_helper, shape_inference
@@ -173,3 +174,17 @@ def test_masked_fill_of_the_scores_as_hugging_face_writes_it(tmp_path):
     nodes += [node("Where", ["hide", "lowest", "ss"], "masked"), node("Softmax", ["masked"], "y", axis=-1)]
     reports = compile_everywhere(model(nodes, [1, t, d], inits), tmp_path, samples([1, t, d]))
     assert "QSoftmax" in {layer["op"] for layer in reports["c"]["layers"]}
+
+
+@pytest.mark.parametrize("b_shape", [(16,), (1, 16), (1, 1, 16)])
+def test_linear_layers_over_a_sequence_with_any_bias_shape(b_shape, tmp_path):
+    """MatMul + Add on x [2, 6, 8]: a bias of [N] or [1, N] joins the Gemm over the
+    rows (fuse-bias), a [1, 1, N] one stays a broadcast add (a QAffine); each
+    compiles bit-exact."""
+    nodes = [node("MatMul", ["x", "w1"], "m1"), node("Add", ["m1", "b1"], "a1"), node("Relu", ["a1"], "h"),
+             node("MatMul", ["h", "w2"], "m2"), node("Add", ["m2", "b2"], "y")]
+    inits = {"w1": weights(8, 16), "b1": weights(*b_shape), "w2": weights(16, 5), "b2": weights(5)}
+    m = model(nodes, [2, 6, 8], inits)
+    reports = compile_everywhere(m, tmp_path, samples([2, 6, 8]))
+    layers = [row["op"] for row in reports["c"]["layers"]]
+    assert layers.count("QGemm") == 2 and ("QAffine" in layers) == (b_shape == (1, 1, 16))

@@ -126,11 +126,12 @@ def _row_fold(node: Node, graph: Graph, folded: set[str]) -> bool | None:
         return source[:1] == (1,) and len(out) == 2 and out[0] != 1
     if not reads:
         return False
-    if node.op == "Gemm" and node.inputs[0] in folded and not any(t in folded for t in node.inputs[1:]):
-        return True
     others = [name for name in node.inputs if name and name not in folded]
-    if get_op(node.op).elementwise and all(
-            graph.tensor(name).is_constant and all(d == 1 for d in shape(name)[:-1]) for name in others):
+    per_column = all(graph.tensor(name).is_constant and all(d == 1 for d in shape(name)[:-1]) for name in others
+                     if name != node.inputs[1] or node.op != "Gemm")
+    if node.op == "Gemm" and node.inputs[0] in folded and node.inputs[1] in others and per_column:
+        return True
+    if get_op(node.op).elementwise and per_column:
         return True
     return None
 

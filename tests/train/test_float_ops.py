@@ -232,6 +232,12 @@ BATCH_MIXING = {
                               "moves axis 0"),
     "reshape_drops_batch": ("%y: f32[4,5] = Reshape \"flat\" (%x) {shape=[4,5]}", "x: f32[1,4,5]",
                             "output 'y' has shape \\[4, 5\\]"),
+    "rows_with_a_per_row_gemm_bias": ("const %w: f32[3,5] = hex\"" + "00" * 60 + "\"\n"
+                                      "  const %c: f32[4,3] = hex\"" + "00" * 48 + "\"\n"
+                                      "  %r: f32[4,5] = Reshape \"rows\" (%x) {shape=[4,5]}\n"
+                                      "  %y: f32[4,3] = Gemm \"fc\" (%r, %w, %c) {alpha=1.0, beta=1.0, trans_a=false, "
+                                      "trans_b=true, act_min=none, act_max=none}", "x: f32[1,4,5]",
+                                      "reads rows that hold the batch folded in"),
     "rows_read_across": ("%r: f32[4,5] = Reshape \"rows\" (%x) {shape=[4,5]}\n"
                          "  %y: f32[4,5] = Softmax \"sm\" (%r) {axis=0, coerce_2d=false}", "x: f32[1,4,5]",
                          "reads rows that hold the batch folded in"),
