@@ -21,6 +21,8 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
   function, equal up to float32 rounding;
 - `fuse_silu` (fuse_silu.py): Mul(x, Sigmoid(x)) -> Silu(x): the same function,
   equal up to float32 rounding;
+- `fold_gemm_scale` (fold_gemm_scale.py): Mul(Gemm(...), constant scalar k), or
+  of a Reshape of the Gemm -> the Gemm with alpha and beta times k;
 - `fuse_softmax_mask` (fuse_softmax_mask.py): Add(scores, constant attention
   mask of 0 and -inf) -> Softmax, or Where(constant mask, fill, scores) ->
   Softmax (masked_fill), becomes Softmax(scores, keep mask): the same values,
@@ -28,14 +30,14 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
-values, bit for bit (only data movement changes; fuse_gelu and fuse_silu up to
-float32 rounding); no rule applies any more,
+values, bit for bit (only data movement changes; fuse_gelu, fuse_silu and
+fold_gemm_scale up to float32 rounding); no rule applies any more,
 except where applying it would rename a graph input or output (e.g. an identity
 Transpose from a graph input straight to a graph output stays, as a Reshape).
 Termination: every rewrite lowers (number of Transposes, total length of
 Transpose->Transpose chains, number of Reshapes) in lexicographic order
 (fuse_gelu removes at least four compute nodes and adds one, fuse_silu removes
-two and adds one, fuse_softmax_mask removes one);
+two and adds one, fold_gemm_scale and fuse_softmax_mask remove one);
 `rewrite` also stops after a step bound as a safety net.
 """
 
@@ -51,6 +53,7 @@ from nnc.ops import get_op
 from nnc.ops.shape import ReshapeAttrs, TransposeAttrs
 from nnc.passmanager import Pass, register_pass
 
+from .fold_gemm_scale import fold_gemm_scale
 from .fuse_gelu import fuse_gelu
 from .fuse_silu import fuse_silu
 from .fuse_softmax_mask import fuse_softmax_mask
@@ -321,4 +324,5 @@ def reshape_through_unary(graph: Graph, node: Node) -> bool:
 TRANSPOSE_CLEANUP: tuple[Rule, ...] = (remove_identity_transpose, compose_transposes, merge_duplicates,
                                        remove_noop_reshape, merge_reshapes)
 CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, reshape_through_unary,
-                                                       split_to_slices, fuse_gelu, fuse_silu, fuse_softmax_mask)
+                                                       split_to_slices, fuse_gelu, fuse_silu, fold_gemm_scale,
+                                                       fuse_softmax_mask)

@@ -1,0 +1,60 @@
+"""The canonicalize rule that folds a constant scalar factor into the Gemm that
+feeds it.
+
+y = Mul(t, k) (either operand order) with k a float constant holding one value
+and t a Gemm's output, or a Reshape of one (a Linear over a sequence's rows,
+as fuse-bias writes it), read by that Mul alone, becomes the Gemm with alpha
+and beta multiplied by k: k · (alpha · A @ B + beta · C). A conformer's
+half-step feed-forward, x + 0.5 · FF(x), then has one requantization fewer.
+A Gemm with a fused clamp keeps its Mul (the clamp would scale too). The values
+are the same up to float32 rounding (the Gemm computes in float64, where the
+pair rounded twice). Each rewrite removes one node, so rewriting terminates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from nnc.ir import Graph, Node
+
+
+def fold_gemm_scale(graph: Graph, node: Node) -> bool:
+    if node.op != "Mul" or len(node.inputs) != 2:
+        return False
+    for t, k in (node.inputs, node.inputs[::-1]):
+        factor = graph.constant(k)
+        if factor is None or factor.size != 1 or factor.dtype.kind != "f":
+            continue
+        chain = _gemm_chain(graph, t)
+        if chain is None:
+            continue
+        gemm, *moves = chain
+        c = float(factor.reshape(-1)[0])
+        attrs = dataclasses.replace(gemm.attrs, alpha=gemm.attrs.alpha * c, beta=gemm.attrs.beta * c)
+        graph.remove_node(node.name)
+        last = moves[-1] if moves else gemm
+        for old in (gemm, *moves):
+            graph.remove_node(old.name)
+        del graph.tensors[t]
+        for old in (gemm, *moves):
+            outputs = list(node.outputs) if old is last else list(old.outputs)
+            graph.add_node(Node(old.name, old.op, list(old.inputs), outputs, attrs if old is gemm else old.attrs))
+        return True
+    return False
+
+
+def _gemm_chain(graph: Graph, name: str) -> list[Node] | None:
+    """[Gemm] or [Gemm, Reshape] producing `name`, each output read once and not
+    a graph output, the Gemm without a fused clamp; None otherwise."""
+    chain: list[Node] = []
+    while True:
+        producer = graph.producer(name)
+        if producer is None or graph.uses(name) != 1 or name in graph.outputs:
+            return None
+        chain.insert(0, producer)
+        if producer.op == "Gemm":
+            clamped = producer.attrs.act_min is not None or producer.attrs.act_max is not None
+            return None if clamped else chain
+        if producer.op != "Reshape" or len(chain) > 1:
+            return None
+        name = producer.inputs[0]
