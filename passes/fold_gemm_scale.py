@@ -6,7 +6,9 @@ and t a Gemm's output, or a Reshape of one (a Linear over a sequence's rows,
 as fuse-bias writes it), read by that Mul alone, becomes the Gemm with alpha
 and beta multiplied by k: k · (alpha · A @ B + beta · C). A conformer's
 half-step feed-forward, x + 0.5 · FF(x), then has one requantization fewer.
-A Gemm with a fused clamp keeps its Mul (the clamp would scale too). The values
+Only a Gemm whose B and C are float constants (the quantizer folds alpha and
+beta into them) and without a fused clamp (the clamp would scale too) takes
+the factor; a QDQ model's Gemm on int8 weights keeps its Mul. The values
 are the same up to float32 rounding (the Gemm computes in float64, where the
 pair rounded twice). Each rewrite removes one node, so rewriting terminates.
 """
@@ -45,7 +47,8 @@ def fold_gemm_scale(graph: Graph, node: Node) -> bool:
 
 def _gemm_chain(graph: Graph, name: str) -> list[Node] | None:
     """[Gemm] or [Gemm, Reshape] producing `name`, each output read once and not
-    a graph output, the Gemm without a fused clamp; None otherwise."""
+    a graph output, the Gemm on float constant B and C without a fused clamp;
+    None otherwise."""
     chain: list[Node] = []
     while True:
         producer = graph.producer(name)
@@ -54,7 +57,9 @@ def _gemm_chain(graph: Graph, name: str) -> list[Node] | None:
         chain.insert(0, producer)
         if producer.op == "Gemm":
             clamped = producer.attrs.act_min is not None or producer.attrs.act_max is not None
-            return None if clamped else chain
+            params = [graph.constant(t) for t in producer.inputs[1:] if t]
+            floats = all(p is not None and p.dtype.kind == "f" for p in params)
+            return chain if floats and not clamped else None
         if producer.op != "Reshape" or len(chain) > 1:
             return None
         name = producer.inputs[0]

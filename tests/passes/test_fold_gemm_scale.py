@@ -32,8 +32,18 @@ def test_a_scalar_factor_joins_the_gemm(x_shape):
     assert (gemm.attrs.alpha, gemm.attrs.beta) == (0.5, 0.5)
 
 
+def _qdq_gemm():
+    """A QDQ model's Gemm on int8 weights (behind DequantizeLinear), then a float Mul."""
+    nodes = [helper.make_node("DequantizeLinear", ["wq", "sw"], ["w"]),
+             helper.make_node("Gemm", ["x", "w"], ["g"]), helper.make_node("Mul", ["g", "k"], ["y"])]
+    constants = {"wq": RNG.integers(-127, 128, (8, 5)).astype(np.int8), "sw": np.float32(0.01),
+                 "k": np.float32(0.5)}
+    return build(nodes, {"x": [2, 8]}, {"y": [2, 5]}, constants)
+
+
 @pytest.mark.parametrize("graph", [
     pytest.param(lambda: _graph(factor=randn(RNG, 5)), id="per-column-factor"),
+    pytest.param(_qdq_gemm, id="gemm-on-int8-weights"),
     pytest.param(lambda: _graph(relu=True), id="clamped-gemm"),
     pytest.param(lambda: _graph(extra=[helper.make_node("Relu", ["a"], ["z"])],
                                 outputs={"y": [2, 6, 5], "z": [2, 6, 5]}), id="gemm-output-read-twice"),
