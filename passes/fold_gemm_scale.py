@@ -2,7 +2,7 @@
 feeds it.
 
 y = Mul(t, k) (either operand order) with k a float constant holding one value
-and t a Gemm's output, or a Reshape of one (a Linear over a sequence's rows,
+that adds no axes to t (y has t's shape) and t a Gemm's output, or a Reshape of one (a Linear over a sequence's rows,
 as fuse-bias writes it), read by that Mul alone, becomes the Gemm with alpha
 and beta multiplied by k: k · (alpha · A @ B + beta · C). A conformer's
 half-step feed-forward, x + 0.5 · FF(x), then has one requantization fewer.
@@ -25,7 +25,8 @@ def fold_gemm_scale(graph: Graph, node: Node) -> bool:
         return False
     for t, k in (node.inputs, node.inputs[::-1]):
         factor = graph.constant(k)
-        if factor is None or factor.size != 1 or factor.dtype.kind != "f":
+        if factor is None or factor.size != 1 or factor.dtype.kind != "f" or \
+                graph.tensor(node.outputs[0]).shape != graph.tensor(t).shape:  # a [1, 1, 1] k adds axes
             continue
         chain = _gemm_chain(graph, t)
         if chain is None:

@@ -165,11 +165,11 @@ def _float_constants(graph: Graph, node: Node, spec: WeightSpec):
         if w is None or (bias_name and bias is None):
             return None
     w = np.asarray(w, np.float64)
-    if node.op == "Gemm":
-        w, bias = _fold_gemm_scalars(node, w, bias)
     channels = w.shape[output_axis(node)]
     if bias is not None and bias.size not in (1, channels):
         return None
+    if node.op == "Gemm":  # only now: a layer left alone keeps its alpha and beta
+        w, bias = _fold_gemm_scalars(node, w, bias)
     return w, None if bias is None else np.broadcast_to(np.asarray(bias, np.float64).reshape(-1), (channels,))
 
 

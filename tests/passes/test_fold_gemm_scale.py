@@ -25,11 +25,25 @@ def _graph(factor=np.float32(0.5), x_shape=(2, 6, 8), extra=(), outputs=None, re
 
 
 @pytest.mark.parametrize("x_shape", [(2, 6, 8), (6, 8)])
-def test_a_scalar_factor_joins_the_gemm(x_shape):
-    after = apply(_graph(x_shape=x_shape), "fuse-bias,canonicalize", exact=False)
+@pytest.mark.parametrize("factor", [0.5, -1.5])
+def test_a_scalar_factor_joins_the_gemm(x_shape, factor):
+    after = apply(_graph(factor=np.float32(factor), x_shape=x_shape), "fuse-bias,canonicalize", exact=False)
     assert "Mul" not in ops(after)
     (gemm,) = [n for n in after.nodes() if n.op == "Gemm"]
-    assert (gemm.attrs.alpha, gemm.attrs.beta) == (0.5, 0.5)
+    assert (gemm.attrs.alpha, gemm.attrs.beta) == (factor, factor)
+
+
+@pytest.mark.parametrize("target", ["c", "az-sim"])
+def test_a_folded_factor_compiles_bit_exact(target, tmp_path):
+    """Through the quantizer, which folds alpha and beta into the int8 weights."""
+    import nnc
+    from nnc.verification import synthetic_samples
+
+    graph = apply(_graph(factor=np.float32(-1.5)), "fuse-bias,canonicalize", exact=False)
+    (tmp_path / "g.nnir").write_text(nnc.print_ir(graph), encoding="utf-8")
+    result = nnc.compile(tmp_path / "g.nnir", target, tmp_path / "out",
+                         calib={"x": np.stack([s["x"] for s in synthetic_samples(graph, 8)])})
+    assert result.report["verification"]["vs_reference"]["bit_exact"]
 
 
 def _qdq_gemm():
@@ -44,7 +58,9 @@ def _qdq_gemm():
 @pytest.mark.parametrize("graph", [
     pytest.param(lambda: _graph(factor=randn(RNG, 5)), id="per-column-factor"),
     pytest.param(_qdq_gemm, id="gemm-on-int8-weights"),
-    pytest.param(lambda: _graph(relu=True), id="clamped-gemm"),
+    pytest.param(lambda: _graph(relu=True, x_shape=(6, 8)), id="clamped-gemm"),
+    pytest.param(lambda: _graph(factor=np.full((1, 1, 1, 1), 0.5, np.float32), outputs={"y": [1, 2, 6, 5]}),
+                 id="factor-adds-an-axis"),
     pytest.param(lambda: _graph(extra=[helper.make_node("Relu", ["a"], ["z"])],
                                 outputs={"y": [2, 6, 5], "z": [2, 6, 5]}), id="gemm-output-read-twice"),
 ])
