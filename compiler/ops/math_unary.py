@@ -1,7 +1,7 @@
 """Float element-wise math ops beyond the activations of elementwise.py: Erf,
 Gelu (opset 20, approximate "none" or "tanh"), Sqrt, Exp, Neg, Abs, Reciprocal,
-Silu (x · sigmoid(x), which canonicalize makes from Mul(x, Sigmoid(x)); ONNX
-has no such op) and Pow (numpy broadcasting of base and exponent).
+Silu (x · sigmoid(x): ONNX Swish with alpha 1, opset 24, and what canonicalize
+makes of Mul(x, Sigmoid(x))) and Pow (numpy broadcasting of base and exponent).
 
 Each is computed in float64 and cast back to the input's type once, so the
 reference differs from float32 implementations (onnxruntime, the C kernels) by
@@ -125,6 +125,16 @@ def _lower_unary(n: OnnxNode):
     if n.input_types[0] is not None and n.input_types[0].dtype not in FLOAT_TYPES:
         raise n.unsupported(f"{n.input_types[0].dtype} input: only float {n.op_type} is supported")
     return Lowered(n.op_type)
+
+
+@lowers("Swish")
+def _lower_swish(n: OnnxNode):
+    alpha = float(n.attr("alpha", 1.0))
+    if alpha != 1.0:
+        raise n.unsupported(f"alpha={alpha:g}: only Swish with alpha 1 (SiLU) is supported")
+    if n.input_types[0] is not None and n.input_types[0].dtype not in FLOAT_TYPES:
+        raise n.unsupported(f"{n.input_types[0].dtype} input: only float Swish is supported")
+    return Lowered("Silu")
 
 
 @lowers("Gelu")

@@ -43,3 +43,12 @@ def test_pow_matches_onnxruntime(exponent):
 def test_gelu_refuses_an_unknown_approximation():
     with pytest.raises(UnsupportedError, match="approximate='fast'"):
         run_nnc("Gelu", [X], {"approximate": "fast"}, opset=20)
+
+
+def test_swish_is_silu():
+    """ONNX Swish (opset 24) with alpha 1 is SiLU, x · sigmoid(x); another alpha is refused."""
+    x = np.linspace(-30, 30, 121, dtype=np.float32)
+    (got,) = run_nnc("Swish", [x], opset=24)
+    np.testing.assert_allclose(got, x / (1 + np.exp(-x.astype(np.float64))), rtol=1e-6, atol=1e-7)
+    with pytest.raises(UnsupportedError, match="alpha=0.5"):
+        run_nnc("Swish", [x], {"alpha": 0.5}, opset=24)
