@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nnc.errors import ShapeError
+from nnc.errors import ShapeError, UnsupportedError
 from nnc.ir import Graph
 from nnc.sample_sources import as_arrays
 from nnc.verification import input_specs, prepare_samples, read_arrays
+
+from .float_ops import batch_axis_problem
 
 Source = str | Path | dict | np.ndarray | Iterable
 
@@ -32,6 +34,9 @@ def load_batch(source: Source, graph: Graph, what: str = "samples") -> dict[str,
     else:
         arrays, where = as_arrays(source, what), what
     specs = input_specs(graph)
+    for name in specs:  # before the arrays, whose shapes would be checked against a batch axis that is not there
+        if reason := batch_axis_problem(graph, name):
+            raise UnsupportedError(f"input {name!r} {reason}")
     samples, _ = prepare_samples(arrays, specs, where)
     return {name: np.stack([s[name] for s in samples]).reshape(len(samples), *specs[name].shape[1:])
             for name in specs}

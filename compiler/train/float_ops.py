@@ -73,7 +73,7 @@ def check_supported(graph: Graph) -> None:
         if node.op not in _KERNELS:
             raise UnsupportedError(f"node {node.name!r} ({node.op}): {_no_kernel(node.op)}")
     for name in graph.inputs:
-        if reason := _batch_axis(graph, name):
+        if reason := batch_axis_problem(graph, name):
             raise UnsupportedError(f"input {name!r} {reason}")
     folded: set[str] = set()
     for node in graph.nodes():
@@ -81,7 +81,7 @@ def check_supported(graph: Graph) -> None:
             raise UnsupportedError(f"node {node.name!r} ({node.op}): {reason}")
     for name in graph.outputs:
         if name in folded:
-            raise UnsupportedError(f"output {name!r} {_batch_axis(graph, name)}")
+            raise UnsupportedError(f"output {name!r} {batch_axis_problem(graph, name)}")
 
 
 def _no_kernel(op: str) -> str:
@@ -103,7 +103,7 @@ def _node_problem(node: Node, graph: Graph, runtime: set[str], folded: set[str])
     if rows:
         folded.update(filter(None, node.outputs))
     for out in filter(None, node.outputs):
-        if not rows and (reason := _batch_axis(graph, out)):
+        if not rows and (reason := batch_axis_problem(graph, out)):
             return f"output {out!r} {reason}"
     rule = _RULES.get(node.op)
     return rule(_Site(node, graph, runtime)) if rule else None
@@ -136,7 +136,8 @@ def _row_fold(node: Node, graph: Graph, folded: set[str]) -> bool | None:
     return None
 
 
-def _batch_axis(graph: Graph, name: str) -> str | None:
+def batch_axis_problem(graph: Graph, name: str) -> str | None:
+    """Why tensor `name` cannot be batched on axis 0 (its axis 0 is not 1), or None."""
     shape = graph.tensor(name).shape
     if shape[:1] == (1,):
         return None

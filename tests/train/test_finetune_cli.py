@@ -90,6 +90,24 @@ def test_bad_data_and_output_folder_are_refused(tmp_path, capsys):
     assert err.startswith("nnc: error: output folder") and len(err.strip().splitlines()) == 1
 
 
+def test_a_model_without_a_batch_axis_of_one_is_one_line(tmp_path, capsys):
+    """An input [4, 6, 8] (batch 4 fixed in the model): the twin batches axis 0,
+    so it is refused by name before the data is read (it was an internal error)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 6, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 6, 5])],
+                              [numpy_helper.from_array(np.ones((8, 5), np.float32), "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "b4.onnx")
+    np.savez(tmp_path / "d.npz", x=np.zeros((16, 4, 6, 8), np.float32))
+    assert run_cli(["finetune", str(tmp_path / "b4.onnx"), "--data", str(tmp_path / "d.npz"),
+                    "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "nnc: error: input 'x' has shape [4, 6, 8]; the training twin batches axis 0, which must be 1"
+
+
 def test_without_torch_finetune_names_the_extra(tmp_path):
     code = ("import sys; sys.modules['torch'] = None\n"
             "from nnc.cli import run_cli\n"
