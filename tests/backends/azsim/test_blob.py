@@ -18,7 +18,7 @@ from mlperf import MODEL_NAMES, MODELS_DIR, requires_models
 
 import nnc
 from nnc import packing
-from nnc.backends.azsim.blob import ENTRY, FORMAT_SINCE, HEADER, MAGIC, OP_CODES, SECTIONS, read_blob, write_blob
+from nnc.backends.azsim.blob import ENTRY, FORMAT_SINCE, HEADER, MAGIC, OP_CODES, read_blob, write_blob
 from nnc.backends.azsim.lowering import to_program
 from nnc.backends.azsim.program import (DTYPE_CODES, FORMAT_BITMASK, FORMAT_CODEBOOK, FORMAT_DENSE, FORMAT_RLE,
                                         LayerDesc, Program, TensorDesc, WeightStream)
