@@ -73,6 +73,21 @@ class QSoftmaxAttrs:
     out_dtype: str = "i8"
 
 
+def _check_rows(x, what: str) -> None:
+    """ShapeError unless x is an 8-bit activation of rank >= 1 whose rows (last
+    axis) hold at most 2^16 values (`what`: the op's name in the message)."""
+    check_activation(x)
+    if not x.shape:
+        raise ShapeError(f"needs an input of rank >= 1 ({what} over the last axis)")
+    if x.shape[-1] > 1 << 16:
+        raise ShapeError(f"{what} over more than 65536 values is not supported")
+
+
+def _check_table(what: str, table, size: int) -> None:
+    if table.dtype != "i32" or table.shape != (size,):
+        raise ShapeError(f"{what} must be i32[{size}], got {table.dtype}{list(table.shape)}")
+
+
 @register_op
 class QSoftmax(OpDef):
     name = "QSoftmax"
@@ -82,15 +97,10 @@ class QSoftmax(OpDef):
     @staticmethod
     def infer(attrs, inputs):
         x, table = inputs[:2]
-        check_activation(x)
-        if not x.shape:
-            raise ShapeError("needs an input of rank >= 1 (softmax over the last axis)")
+        _check_rows(x, "softmax")
         check_multiplier(attrs.multiplier, attrs.shift)
         check_output_range(attrs)
-        if table.dtype != "i32" or table.shape != (256,):
-            raise ShapeError(f"exp_table must be i32[256], got {table.dtype}{list(table.shape)}")
-        if x.shape[-1] > 1 << 16:
-            raise ShapeError("softmax over more than 65536 values is not supported")
+        _check_table("exp_table", table, 256)
         if len(inputs) > 2 and inputs[2] is not None:
             check_keep_mask(inputs[2], x, False, "u8")
         return [TensorType(attrs.out_dtype, x.shape)]
@@ -173,9 +183,7 @@ class QLogSoftmax(OpDef):
         if len(inputs) != 3:
             raise ShapeError(f"takes x, exp_table and log_table, got {len(inputs)} inputs")
         x, *tables = inputs
-        check_activation(x)
-        if not x.shape:
-            raise ShapeError("needs an input of rank >= 1 (log-softmax over the last axis)")
+        _check_rows(x, "log-softmax")
         check_multiplier(attrs.multiplier, attrs.shift)
         if attrs.multiplier >= 1 << MULT_BITS:
             raise ShapeError(f"multiplier {attrs.multiplier} must lie below 2^{MULT_BITS}")
@@ -183,10 +191,7 @@ class QLogSoftmax(OpDef):
         if not 1 <= attrs.x_scale <= MAX_SX:
             raise ShapeError(f"x_scale {attrs.x_scale} must be in 1..{MAX_SX} (s_x up to 8)")
         for what, table, size in zip(("exp_table", "log_table"), tables, (256, (1 << INDEX_BITS) + 1)):
-            if table.dtype != "i32" or table.shape != (size,):
-                raise ShapeError(f"{what} must be i32[{size}], got {table.dtype}{list(table.shape)}")
-        if x.shape[-1] > 1 << 16:
-            raise ShapeError("log-softmax over more than 65536 values is not supported")
+            _check_table(what, table, size)
         return [TensorType(attrs.out_dtype, x.shape)]
 
     @staticmethod

@@ -126,14 +126,13 @@ def _row_fold(node: Node, graph: Graph, folded: set[str]) -> bool | None:
         return source[:1] == (1,) and len(out) == 2 and out[0] != 1
     if not reads:
         return False
+    weight = node.inputs[1] if node.op == "Gemm" else None  # a Gemm's B: a constant, checked by its rule
     others = [name for name in node.inputs if name and name not in folded]
-    per_column = all(graph.tensor(name).is_constant and all(d == 1 for d in shape(name)[:-1]) for name in others
-                     if name != node.inputs[1] or node.op != "Gemm")
-    if node.op == "Gemm" and node.inputs[0] in folded and node.inputs[1] in others and per_column:
-        return True
-    if get_op(node.op).elementwise and per_column:
-        return True
-    return None
+    per_column = all(graph.tensor(name).is_constant and all(d == 1 for d in shape(name)[:-1])
+                     for name in others if name != weight)
+    if node.op == "Gemm":
+        return True if node.inputs[0] in folded and weight in others and per_column else None
+    return True if get_op(node.op).elementwise and per_column else None
 
 
 def batch_axis_problem(graph: Graph, name: str) -> str | None:
