@@ -26,18 +26,23 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 - `fuse_softmax_mask` (fuse_softmax_mask.py): Add(scores, constant attention
   mask of 0 and -inf) -> Softmax, or Where(constant mask, fill, scores) ->
   Softmax (masked_fill), becomes Softmax(scores, keep mask): the same values,
-  the fill no longer a tensor to quantize.
+  the fill no longer a tensor to quantize;
+- `fuse_softmax_scale` (fuse_softmax_scale.py): Softmax or LogSoftmax of
+  Mul(t, constant k > 0) or Div(t, k) (attention's 1/√d) -> its `scale`
+  times k (1/k): no requantization of its own once quantized.
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
-values, bit for bit (only data movement changes; fuse_gelu, fuse_silu and
-fold_gemm_scale up to float32 rounding); no rule applies any more,
+values, bit for bit (only data movement changes; fuse_gelu, fuse_silu,
+fold_gemm_scale and fuse_softmax_scale's Div up to float32 rounding); no rule
+applies any more,
 except where applying it would rename a graph input or output (e.g. an identity
 Transpose from a graph input straight to a graph output stays, as a Reshape).
 Termination: every rewrite lowers (number of Transposes, total length of
 Transpose->Transpose chains, number of Reshapes) in lexicographic order
 (fuse_gelu removes at least four compute nodes and adds one, fuse_silu removes
-two and adds one, fold_gemm_scale and fuse_softmax_mask remove one);
+two and adds one, fold_gemm_scale, fuse_softmax_mask and fuse_softmax_scale
+remove one);
 `rewrite` also stops after a step bound as a safety net.
 """
 
@@ -57,6 +62,7 @@ from .fold_gemm_scale import fold_gemm_scale
 from .fuse_gelu import fuse_gelu
 from .fuse_silu import fuse_silu
 from .fuse_softmax_mask import fuse_softmax_mask
+from .fuse_softmax_scale import fuse_softmax_scale
 from .split_to_slices import split_to_slices
 
 Rule = Callable[[Graph, Node], bool]
@@ -325,4 +331,4 @@ TRANSPOSE_CLEANUP: tuple[Rule, ...] = (remove_identity_transpose, compose_transp
                                        remove_noop_reshape, merge_reshapes)
 CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, reshape_through_unary,
                                                        split_to_slices, fuse_gelu, fuse_silu, fold_gemm_scale,
-                                                       fuse_softmax_mask)
+                                                       fuse_softmax_mask, fuse_softmax_scale)

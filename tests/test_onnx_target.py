@@ -293,13 +293,15 @@ def _data_movement():
 
 def _attention():
     """An embedding (Gather on int64 tokens), LayerNormalization, a batched MatMul
-    of two activations, Softmax with a causal mask, LeakyRelu, HardSigmoid, ReduceMean."""
+    of two activations scaled by 1/√d, Softmax with a causal mask, LeakyRelu,
+    HardSigmoid, ReduceMean."""
     rng = np.random.default_rng(1)
     nodes = [helper.make_node("Gather", ["table", "tokens"], ["e"]),
              helper.make_node("LayerNormalization", ["e", "gamma", "beta"], ["n"], axis=-1),
              helper.make_node("Transpose", ["n"], ["nt"], perm=[0, 2, 1]),
              helper.make_node("MatMul", ["n", "nt"], ["scores"]),
-             helper.make_node("Add", ["scores", "causal"], ["masked"]),
+             helper.make_node("Mul", ["scores", "root"], ["scaled"]),
+             helper.make_node("Add", ["scaled", "causal"], ["masked"]),
              helper.make_node("Softmax", ["masked"], ["a"], axis=-1),
              helper.make_node("MatMul", ["a", "n"], ["mixed"]),
              helper.make_node("LeakyRelu", ["mixed"], ["l"], alpha=0.1),
@@ -307,7 +309,7 @@ def _attention():
              helper.make_node("ReduceMean", ["hs"], ["y"], axes=[2], keepdims=0)]
     inits = {"table": rng.normal(0, 1, (10, 8)).astype(np.float32),
              "gamma": rng.uniform(0.5, 1.5, 8).astype(np.float32), "beta": rng.normal(0, 0.1, 8).astype(np.float32),
-             "causal": np.triu(np.full((4, 4), -np.inf, np.float32), 1)}
+             "causal": np.triu(np.full((4, 4), -np.inf, np.float32), 1), "root": np.float32(8 ** -0.5)}
     graph = helper.make_graph(nodes, "ops", [helper.make_tensor_value_info("tokens", TensorProto.INT64, [1, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
                               [numpy_helper.from_array(v, k) for k, v in inits.items()])
@@ -373,9 +375,10 @@ def test_ops_export_within_one_lsb_per_layer_and_read_back(build, tmp_path):
 
 
 # The tensors the QDQ writers add, by their names' last part: a layer's output
-# before its fused Relu / Clip; the steps of the erf and tanh GELU chains.
+# before its fused Relu / Clip; the steps of the erf and tanh GELU chains; the
+# scores times a softmax's scale, then masked.
 ADDED = {_fused_clamps: {"unclamped"}, _gelus: {"scaled", "inner", "gate", "gated", "cube", "cubic_term", "cubic"},
-         _silus: {"gate"}}
+         _silus: {"gate"}, _attention: {"scaled", "masked"}}
 
 
 @pytest.mark.parametrize("form", ["qdq", "integer"])
@@ -397,7 +400,8 @@ def test_tensors_the_writers_add_have_value_info(build, form, tmp_path):
     added = {name for node in written.graph.node for name in node.output} - named
     if form == "qdq":
         assert {name.rsplit(".", 1)[1] for name in added} == ADDED[build]
-    assert len(added) >= 4  # four fused clamps; two GELUs, four SiLUs (in the integer form: a lookup table each)
+    # four fused clamps; two GELUs, four SiLUs (in the integer form: a lookup table each); a scale and a mask
+    assert len(added) >= (2 if build is _attention else 4)
 
 
 def test_float_export_with_no_quantize(tmp_path):

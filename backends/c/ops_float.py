@@ -203,19 +203,25 @@ def float_unary(ctx: Ctx, node):
 
 @lowers("Softmax", "LogSoftmax", in_place=(0,))
 def softmax(ctx: Ctx, node):
-    """Softmax (with or without a keep mask) or LogSoftmax (no mask) over one axis."""
+    """Softmax (with or without a keep mask) or LogSoftmax (no mask) over one
+    axis; a `scale` other than 1 multiplies x into y first (the kernel then
+    runs on y in place)."""
     x, y = node.inputs[0], node.outputs[0]
     need_f32(ctx, x)
     shape, axis = ctx.shape(x), node.attrs.axis
     outer, n, inner = around(shape, axis)
     if node.attrs.coerce_2d:
         n, inner = math.prod(shape[axis:]), 1
+    lines = []
+    if node.attrs.scale != 1.0:
+        lines = _unary(ctx, node, "scale", "v * k", [("k", "T", float_literal(node.attrs.scale))])
+        x = y
     if len(node.inputs) > 1:
         keep, period = ctx.keep_bits(node.inputs[1], shape)
         fn = ctx.kernel("softmax_masked_f32")
-        return [f"{fn}({outer}, {n}, {inner}, {keep}, {period}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
+        return lines + [f"{fn}({outer}, {n}, {inner}, {keep}, {period}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
     fn = ctx.kernel("softmax_f32" if node.op == "Softmax" else "logsoftmax_f32")
-    return [f"{fn}({outer}, {n}, {inner}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
+    return lines + [f"{fn}({outer}, {n}, {inner}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
 
 
 @lowers("BatchNormalization", in_place=(0,))

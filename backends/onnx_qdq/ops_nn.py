@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnc import dtypes
 from nnc.ir import Node
 
 from .writer import OnnxBuilder, refuse, writes
@@ -105,10 +106,16 @@ def _layer_norm(out: OnnxBuilder, node: Node) -> None:
 
 @writes("Softmax", "LogSoftmax")
 def _softmax(out: OnnxBuilder, node: Node) -> None:
-    """The op of the same name; only Softmax has a keep mask."""
+    """The op of the same name after a Mul by its `scale` (when not 1); only
+    Softmax has a keep mask."""
     if node.attrs.coerce_2d:
         raise refuse(node, "a softmax over several axes (opset < 13)")
     x = node.inputs[0]
+    if node.attrs.scale != 1.0:
+        factor = np.array(node.attrs.scale, dtype=dtypes.to_numpy(out.graph.tensor(x).dtype))
+        scaled = out.fresh(f"{node.name}.scaled")
+        out.add("Mul", [x, out.constant(f"{node.name}.scale", factor)], [scaled], f"{node.name}.scaling")
+        x = scaled
     if len(node.inputs) > 1 and node.inputs[1]:  # the keep mask, as the additive mask the front end fuses back
         fill = np.where(out.graph.constant(node.inputs[1]), 0.0, -np.inf).astype(np.float32)
         masked = out.fresh(f"{node.name}.masked")

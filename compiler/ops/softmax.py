@@ -2,7 +2,9 @@
 before opset 13, over every axis from `axis` on), and LogSoftmax, its log:
 x - max - log(sum(exp(x - max))), a CTC head's output. Both are computed in
 float64 and cast back, so the result is the correctly rounded value in all but
-rare cases.
+rare cases. Both first multiply x by the attribute `scale` (> 0) in x's type,
+as the Mul an attention's 1/√d is exported as computes it (the
+fuse_softmax_scale rule folds that Mul in).
 
 An optional second input `keep` (a bool constant of x's rank, broadcasting to
 x) masks positions out: they get probability exactly 0 and take no part in
@@ -28,10 +30,13 @@ class SoftmaxAttrs:
     """`axis`: non-negative axis over which the outputs sum to one.
     `coerce_2d`: normalise over axes `axis`..rank-1 together, as ONNX Softmax
     before opset 13 does (it flattens the input to 2-D at `axis`). Lowering keeps
-    it False whenever `axis` is the last axis, where both meanings agree."""
+    it False whenever `axis` is the last axis, where both meanings agree.
+    `scale`: the positive finite factor x is multiplied by first (rounded to
+    x's type, as a float32 Mul rounds it)."""
 
     axis: int
     coerce_2d: bool = False
+    scale: float = 1.0
 
 
 @register_op
@@ -46,13 +51,15 @@ class Softmax(OpDef):
             raise ShapeError(f"needs a float input, got {x.dtype}")
         if attrs.axis >= len(x.shape):
             raise ShapeError(f"axis {attrs.axis} is out of range for rank {len(x.shape)}")
+        if not (math.isfinite(attrs.scale) and attrs.scale > 0):
+            raise ShapeError(f"scale must be a positive finite number, got {attrs.scale!r}")
         if len(inputs) > 1 and inputs[1] is not None:
             check_keep_mask(inputs[1], x, attrs.coerce_2d)
         return [x]
 
     @staticmethod
     def evaluate(attrs, xs):
-        x = xs[0]
+        x = scaled(xs[0], attrs.scale)
         if len(xs) > 1 and xs[1] is not None:
             x = np.where(xs[1], x, -np.inf).astype(x.dtype)
         if attrs.coerce_2d:
@@ -76,7 +83,7 @@ class LogSoftmax(OpDef):
 
     @staticmethod
     def evaluate(attrs, xs):
-        x = xs[0]
+        x = scaled(xs[0], attrs.scale)
         if attrs.coerce_2d:
             rows = x.reshape(math.prod(x.shape[:attrs.axis]), math.prod(x.shape[attrs.axis:]))
             return [_log_softmax(rows, 1).reshape(x.shape)]
@@ -116,6 +123,11 @@ def keep_pattern(keep: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     size of `shape` from `keep`'s first axis longer than 1 on."""
     lead = next((i for i, k in enumerate(keep.shape) if k != 1), len(shape))
     return np.broadcast_to(keep, keep.shape[:lead] + tuple(shape[lead:])).reshape(-1)
+
+
+def scaled(x: np.ndarray, scale: float) -> np.ndarray:
+    """x · scale in x's type (x itself for scale 1)."""
+    return x if scale == 1.0 else x * np.asarray(scale, x.dtype)
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:

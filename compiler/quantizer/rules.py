@@ -120,8 +120,9 @@ def exp_table(scale: float) -> np.ndarray:
 def lower_softmax(graph: Graph, group: Group, x: str, y: str, perm: tuple[int, ...] | None) -> None:
     """QSoftmax (§6) or QLogSoftmax (§6a) of Softmax/LogSoftmax `group` from `x`
     to `y`, over their last axis: the node's axes in the order `perm` (None: as
-    they are)."""
-    sx, out = group.operand(0).affine.scale, group.out
+    they are). The exp table steps by x's scale times the op's `scale`
+    (a folded attention 1/√d)."""
+    sx, out = group.operand(0).affine.scale * group.node.attrs.scale, group.out
     lo, hi = group.bounds()
     table = constant(graph, f"{group.name}.exp_table", exp_table(sx))
     if group.node.op == "LogSoftmax":

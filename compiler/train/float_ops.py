@@ -411,7 +411,7 @@ def _over_axis(fn: Callable, x: torch.Tensor, attrs) -> torch.Tensor:
 
 @_kernel("Softmax", rule=_along_axis)
 def _softmax(attrs, args):
-    x = args[0]
+    x = _scaled(args[0], attrs.scale)
     if len(args) > 1 and args[1] is not None:
         x = x.masked_fill(~args[1].bool(), float("-inf"))
     return _over_axis(torch.softmax, x, attrs)
@@ -419,7 +419,12 @@ def _softmax(attrs, args):
 
 @_kernel("LogSoftmax", rule=_along_axis)
 def _log_softmax(attrs, args):
-    return _over_axis(torch.log_softmax, args[0], attrs)
+    return _over_axis(torch.log_softmax, _scaled(args[0], attrs.scale), attrs)
+
+
+def _scaled(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """x · scale in x's type, as the reference's softmax.scaled (x for scale 1)."""
+    return x if scale == 1.0 else x * torch.tensor(scale, dtype=x.dtype)
 
 
 # -- pooling ---------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""fuse_softmax_scale (a canonicalize rule): attention's 1/√d, a positive
+constant factor in front of Softmax or LogSoftmax, becomes the op's `scale`;
+the quantizer then reads the scores into QSoftmax with no requantization of
+their own, and every target computes the same values."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import nnc
+from nnc.textir import parse_ir, print_ir
+from nnc.verification import synthetic_samples
+
+from pass_testing import apply, build, ops, randn
+
+RNG = np.random.default_rng(11)
+T, D = 6, 8
+
+
+def _attention(factor=np.float32(D ** -0.5), op="Mul", swap=False, softmax="Softmax", mask=None, extra=(),
+               outputs=None):
+    """q, k -> MatMul(q, kᵀ) -> Mul/Div(factor) [-> Add(mask)] -> Softmax -> y."""
+    scaling = ["k", "scores"] if swap else ["scores", "k"]
+    nodes = [helper.make_node("Transpose", ["key"], ["kt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["scores"]),
+             helper.make_node(op, scaling, ["scaled"])]
+    last = "scaled"
+    if mask is not None:
+        nodes.append(helper.make_node("Add", ["scaled", "mask"], ["masked"]))
+        last = "masked"
+    nodes += [helper.make_node(softmax, [last], ["y"], axis=-1), *extra]
+    constants = {"k": factor} | ({"mask": mask} if mask is not None else {})
+    return build(nodes, {"q": [1, T, D], "key": [1, T, D]}, outputs or {"y": [1, T, T]}, constants)
+
+
+@pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.parametrize("softmax", ["Softmax", "LogSoftmax"])
+def test_a_mul_by_a_positive_constant_joins_the_softmax_bit_for_bit(swap, softmax):
+    after = apply(_attention(swap=swap, softmax=softmax), "canonicalize", input_scale=3.0)
+    assert "Mul" not in ops(after)
+    node = after.producer("y")
+    assert node.op == softmax and node.attrs.scale == float(np.float32(D ** -0.5))
+    assert node.inputs[0] == "scores"
+    assert print_ir(parse_ir(print_ir(after))) == print_ir(after)
+
+
+def test_a_division_joins_as_its_reciprocal():
+    after = apply(_attention(factor=np.float32(np.sqrt(D)), op="Div"), "canonicalize", exact=False,
+                  input_scale=3.0)
+    assert ops(after) == ["Transpose", "MatMul", "Softmax"]
+    assert after.producer("y").attrs.scale == pytest.approx(D ** -0.5, rel=1e-7)
+
+
+@pytest.mark.parametrize("mask_first", [False, True])
+def test_a_mask_and_a_scale_both_join(mask_first):
+    """Add(mask) after the Mul, or before it (the rules meet in either order)."""
+    fill = np.float32(-1e9)  # a finite fill: the Add's output is not read by the Softmax alone at load
+    mask = np.triu(np.full((T, T), fill, np.float32), 1)
+    graph = _attention(mask=mask)
+    if mask_first:
+        nodes = [helper.make_node("Transpose", ["key"], ["kt"], perm=[0, 2, 1]),
+                 helper.make_node("MatMul", ["q", "kt"], ["scores"]),
+                 helper.make_node("Add", ["scores", "mask"], ["masked"]),
+                 helper.make_node("Mul", ["masked", "k"], ["scaled"]),
+                 helper.make_node("Softmax", ["scaled"], ["y"], axis=-1)]
+        graph = build(nodes, {"q": [1, T, D], "key": [1, T, D]}, {"y": [1, T, T]},
+                      {"k": np.float32(0.25), "mask": mask})
+    after = apply(graph, "canonicalize", exact=False, tolerance=1e-6)
+    assert ops(after) == ["Transpose", "MatMul", "Softmax"]
+    softmax = after.producer("y")
+    assert len(softmax.inputs) == 2 and softmax.attrs.scale != 1.0
+
+
+@pytest.mark.parametrize("graph", [
+    pytest.param(lambda: _attention(factor=np.float32(-0.5)), id="negative"),
+    pytest.param(lambda: _attention(factor=np.float32(0.0)), id="zero"),
+    pytest.param(lambda: _attention(factor=np.float32(0.0), op="Div"), id="division-by-zero"),
+    pytest.param(lambda: _attention(factor=randn(RNG, T)), id="per-column-factor"),
+    pytest.param(lambda: _attention(factor=np.full((1, 1, 1, 1), 0.5, np.float32), outputs={"y": [1, 1, T, T]}),
+                 id="factor-adds-an-axis"),
+    pytest.param(lambda: _attention(extra=[helper.make_node("Relu", ["scaled"], ["z"])],
+                                    outputs={"y": [1, T, T], "z": [1, T, T]}), id="product-read-twice"),
+    pytest.param(lambda: _attention(outputs={"y": [1, T, T], "scaled": [1, T, T]}), id="product-is-an-output"),
+])
+def test_other_factors_keep_their_op(graph):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        after = apply(graph(), "canonicalize", exact=False)
+    assert {"Mul", "Div"} & set(ops(after))
+    assert all(n.attrs.scale == 1.0 for n in after.nodes() if n.op == "Softmax")
+
+
+def test_a_scale_that_is_not_positive_is_refused_in_text_ir(tmp_path):
+    text = re.sub(r"scale=([0-9.]+)", r"scale=-\1", print_ir(apply(_attention(), "canonicalize")))
+    assert "scale=-0.35" in text
+    (tmp_path / "g.nnir").write_text(text, encoding="utf-8")
+    with pytest.raises(nnc.NncError, match="scale must be a positive finite number, got -0.35"):
+        nnc.compile(tmp_path / "g.nnir", "c", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("target,quantize", [("c", True), ("az-sim", True), ("c", False)])
+def test_scaled_softmax_compiles_bit_exact(target, quantize, tmp_path):
+    """Quantized, the scores go from the QMatMul straight into QSoftmax (its exp
+    table steps by their scale times the factor); float C multiplies first."""
+    graph = _attention()
+    (tmp_path / "g.nnir").write_text(nnc.print_ir(graph), encoding="utf-8")
+    samples = synthetic_samples(graph, 8)
+    calib = {name: 3 * np.stack([s[name] for s in samples]) for name in graph.inputs}
+    result = nnc.compile(tmp_path / "g.nnir", target, tmp_path / "out", calib=calib, quantize=quantize)
+    check = result.report["verification"]["vs_reference"]
+    assert result.report["verification"]["executed"]
+    assert check["bit_exact"] if quantize else check["max_abs_diff"] < 1e-6
+    if quantize:
+        softmax = next(n for n in result.graph.nodes() if n.op == "QSoftmax")
+        assert result.graph.producer(softmax.inputs[0]).op == "QMatMul"
