@@ -28,13 +28,15 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
   Softmax (masked_fill), becomes Softmax(scores, keep mask): the same values,
   the fill no longer a tensor to quantize;
 - `fuse_softmax_scale` (fuse_softmax_scale.py): Softmax or LogSoftmax of
-  Mul(t, constant k > 0) or Div(t, k) (attention's 1/√d) -> its `scale`
+  Mul(t, constant k > 0) or Div(t, k) (attention's 1/√d), or of a MatMul with
+  such a factor on an operand (scaled_dot_product_attention) -> its `scale`
   times k (1/k): no requantization of its own once quantized.
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
 values, bit for bit (only data movement changes; fuse_gelu, fuse_silu,
-fold_gemm_scale and fuse_softmax_scale's Div up to float32 rounding); no rule
+fold_gemm_scale and fuse_softmax_scale's Div or MatMul operand up to float32
+rounding); no rule
 applies any more,
 except where applying it would rename a graph input or output (e.g. an identity
 Transpose from a graph input straight to a graph output stays, as a Reshape).

@@ -4,14 +4,18 @@
 Softmax(Mul(t, k)) (either operand order) or Softmax(Div(t, k)), with k a
 float constant holding one finite value above 0 that adds no axes to t, and the
 product read by that Softmax alone, becomes Softmax(t) with its `scale`
-multiplied by k (by 1/k for Div). The quantizer then builds QSoftmax's exp
-table for the step of t times the scale, so the scores need no requantization
-of their own between the Q·Kᵀ MatMul and the softmax: one integer op and one
-rounding fewer per attention. A single Mul gives the same values bit for bit
-(the softmax multiplies in t's type, as the Mul did); a Div, or a factor met
-after another, up to float32 rounding. A Mul whose output a QuantizeLinear
-reads (a QDQ model's) is not the Softmax's input and stays. Each rewrite
-removes one node, so rewriting terminates.
+multiplied by k (by 1/k for Div). So does such a factor on an operand of the
+MatMul whose output only the Softmax reads, Softmax(MatMul(Mul(q, k), kᵀ)), as
+PyTorch's scaled_dot_product_attention is exported (√(1/√d) on q and on kᵀ):
+the factor moves through the MatMul, which is linear. The quantizer then
+builds QSoftmax's exp table for the step of t times the scale, so the scores
+and the operands need no requantization of their own: one integer op and one
+rounding fewer per factor. A single Mul right before the Softmax gives the
+same values bit for bit (the softmax multiplies in t's type, as the Mul did);
+a Div, a factor moved through the MatMul or one met after another, up to
+float32 rounding. A Mul whose output a QuantizeLinear reads (a QDQ model's)
+is not read by the Softmax or MatMul alone and stays. Each rewrite removes one
+node, so rewriting terminates.
 """
 
 from __future__ import annotations
@@ -25,21 +29,45 @@ from nnc.ir import Graph, Node
 def fuse_softmax_scale(graph: Graph, node: Node) -> bool:
     if node.op not in ("Softmax", "LogSoftmax"):
         return False
-    product = node.inputs[0]
-    scaling = graph.producer(product)
-    if scaling is None or scaling.op not in ("Mul", "Div") or graph.uses(product) != 1 \
-            or product in graph.outputs:
+    scores = graph.producer(node.inputs[0])
+    if scores is None or not _read_once(graph, node.inputs[0]):
         return False
-    found = _factor(graph, scaling)
-    if found is None:
-        return False
-    t, factor = found
-    attrs = dataclasses.replace(node.attrs, scale=node.attrs.scale * factor)
+    if scores.op in ("Mul", "Div"):
+        found = _factor(graph, scores)
+        if found is None:
+            return False
+        _remove_factor(graph, scores, found[0])
+        _rescale(graph, node, found[1])
+        return True
+    if scores.op == "MatMul":
+        for operand in scores.inputs:
+            scaling = graph.producer(operand)
+            found = _factor(graph, scaling) if scaling is not None and scaling.op in ("Mul", "Div") \
+                and _read_once(graph, operand) else None
+            if found is not None:
+                _remove_factor(graph, scaling, found[0])
+                _rescale(graph, node, found[1])
+                return True
+    return False
+
+
+def _read_once(graph: Graph, tensor: str) -> bool:
+    return graph.uses(tensor) == 1 and tensor not in graph.outputs
+
+
+def _remove_factor(graph: Graph, scaling: Node, t: str) -> None:
+    """Drop the Mul/Div `scaling`; its reader reads `t` instead."""
     graph.remove_node(scaling.name)
+    graph.replace_uses(scaling.outputs[0], t)
+    del graph.tensors[scaling.outputs[0]]
+
+
+def _rescale(graph: Graph, node: Node, factor: float) -> None:
+    """`node` (a Softmax or LogSoftmax, maybe just rewired) with its scale times `factor`."""
+    node = graph.node(node.name)
     graph.remove_node(node.name)
-    del graph.tensors[product]
-    graph.add_node(Node(node.name, node.op, [t, *node.inputs[1:]], list(node.outputs), attrs))
-    return True
+    graph.add_node(Node(node.name, node.op, list(node.inputs), list(node.outputs),
+                        dataclasses.replace(node.attrs, scale=node.attrs.scale * factor)))
 
 
 def _factor(graph: Graph, node: Node) -> tuple[str, float] | None:

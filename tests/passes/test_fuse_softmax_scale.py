@@ -75,6 +75,38 @@ def test_a_mask_and_a_scale_both_join(mask_first):
     assert len(softmax.inputs) == 2 and softmax.attrs.scale != 1.0
 
 
+def _sdpa(q_factor=np.float32(D ** -0.25), k_factor=np.float32(D ** -0.25), extra=(), outputs=None):
+    """scaled_dot_product_attention as PyTorch exports it: √(1/√d) on q and on kᵀ,
+    then MatMul -> Softmax -> MatMul(v)."""
+    nodes = [helper.make_node("Transpose", ["key"], ["kt"], perm=[0, 2, 1]),
+             helper.make_node("Mul", ["q", "qk"], ["qs"]), helper.make_node("Mul", ["kt", "kk"], ["ks"]),
+             helper.make_node("MatMul", ["qs", "ks"], ["scores"]),
+             helper.make_node("Softmax", ["scores"], ["p"], axis=-1),
+             helper.make_node("MatMul", ["p", "value"], ["y"]), *extra]
+    return build(nodes, {"q": [1, T, D], "key": [1, T, D], "value": [1, T, D]}, outputs or {"y": [1, T, D]},
+                 {"qk": q_factor, "kk": k_factor})
+
+
+def test_factors_on_both_operands_of_the_scores_matmul_join_the_softmax():
+    after = apply(_sdpa(), "canonicalize", exact=False, tolerance=1e-6, input_scale=3.0)
+    assert ops(after) == ["Transpose", "MatMul", "Softmax", "MatMul"]
+    softmax = after.producer("p")
+    assert softmax.attrs.scale == pytest.approx(D ** -0.5, rel=1e-6)
+    assert after.producer(softmax.inputs[0]).inputs == ["q", "kt"]
+
+
+@pytest.mark.parametrize("graph,kept", [
+    pytest.param(lambda: _sdpa(q_factor=np.float32(-0.5)), 1, id="negative-factor-on-q"),
+    pytest.param(lambda: _sdpa(extra=[helper.make_node("Relu", ["qs"], ["z"])],
+                               outputs={"y": [1, T, D], "z": [1, T, D]}), 1, id="scaled-q-read-twice"),
+    pytest.param(lambda: _sdpa(extra=[helper.make_node("Relu", ["scores"], ["z"])],
+                               outputs={"y": [1, T, D], "z": [1, T, T]}), 2, id="scores-read-twice"),
+])
+def test_factors_the_matmul_cannot_pass_stay(graph, kept):
+    after = apply(graph(), "canonicalize", exact=False, tolerance=1e-6)
+    assert ops(after).count("Mul") == kept
+
+
 @pytest.mark.parametrize("graph", [
     pytest.param(lambda: _attention(factor=np.float32(-0.5)), id="negative"),
     pytest.param(lambda: _attention(factor=np.float32(0.0)), id="zero"),
@@ -102,11 +134,13 @@ def test_a_scale_that_is_not_positive_is_refused_in_text_ir(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("build", [_attention, _sdpa])
 @pytest.mark.parametrize("target,quantize", [("c", True), ("az-sim", True), ("c", False)])
-def test_scaled_softmax_compiles_bit_exact(target, quantize, tmp_path):
+def test_scaled_softmax_compiles_bit_exact(build, target, quantize, tmp_path):
     """Quantized, the scores go from the QMatMul straight into QSoftmax (its exp
-    table steps by their scale times the factor); float C multiplies first."""
-    graph = _attention()
+    table steps by their scale times the factors), and nothing requantizes q or
+    kᵀ; float C multiplies first."""
+    graph = build()
     (tmp_path / "g.nnir").write_text(nnc.print_ir(graph), encoding="utf-8")
     samples = synthetic_samples(graph, 8)
     calib = {name: 3 * np.stack([s[name] for s in samples]) for name in graph.inputs}
@@ -117,3 +151,4 @@ def test_scaled_softmax_compiles_bit_exact(target, quantize, tmp_path):
     if quantize:
         softmax = next(n for n in result.graph.nodes() if n.op == "QSoftmax")
         assert result.graph.producer(softmax.inputs[0]).op == "QMatMul"
+        assert not {"QAffine", "QMul"} & {n.op for n in result.graph.nodes()}
