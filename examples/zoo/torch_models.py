@@ -119,6 +119,21 @@ class TransformerBlock(nn.Module):
         return x + self.ff2(F.gelu(self.ff1(self.norm2(x))))
 
 
+class EncoderLayer(nn.Module):
+    """PyTorch's own nn.TransformerEncoderLayer (4 heads, GELU feed-forward,
+    pre-norm, batch first) as users stack it: its attention is
+    scaled_dot_product_attention, exported with √(1/√d) on q and on kᵀ.
+    x [B, S, D] -> [B, S, D]."""
+
+    def __init__(self, dim: int = 32, heads: int = 4, ff: int = 64):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(dim, heads, ff, dropout=0.0, activation="gelu", batch_first=True,
+                                                norm_first=True)
+
+    def forward(self, x):
+        return self.layer(x)
+
+
 class ConformerConv(nn.Module):
     """The conformer convolution module: LayerNorm, pointwise Conv1d to 2D, GLU,
     depthwise Conv1d (kernel 7), BatchNorm1d, SiLU, pointwise Conv1d, residual.

@@ -65,7 +65,9 @@ class Input:
 class Family:
     """A zoo family: its torch module factory (called with the torch_models
     module), inputs, output names, and the onnx.helper builder if it has one.
-    `heavy` families are left to benchmarks/zoo.py rather than the test suite."""
+    `heavy` families are left to benchmarks/zoo.py rather than the test suite.
+    `torchscript` False: the TorchScript exporter cannot export the module, so
+    only the dynamo exporter builds it."""
 
     name: str
     torch_module: Callable | None
@@ -74,10 +76,12 @@ class Family:
     helper: Callable[[np.random.Generator], onnx.ModelProto] | None = None
     dynamic_batch: bool = False
     heavy: bool = False
+    torchscript: bool = True
 
     @property
     def exporters(self) -> tuple[str, ...]:
-        return (TORCH_EXPORTERS if self.torch_module else ()) + (("helper",) if self.helper else ())
+        torch_exporters = TORCH_EXPORTERS if self.torchscript else ("dynamo",)
+        return (torch_exporters if self.torch_module else ()) + (("helper",) if self.helper else ())
 
 
 def _helper(name: str) -> Callable:
@@ -105,6 +109,10 @@ def _families() -> dict[str, Family]:
         Family("rnnt_joint", lambda m: m.RnntJoint(), joint_frame, helper=_helper("rnnt_joint")),
         Family("rnnt_joint_grid", lambda m: m.RnntJointGrid(), joint_grid),
         Family("transformer_block", lambda m: m.TransformerBlock(), (Input("x", (1, 16, 32)),), ("y",)),
+        # torch 2.13's TorchScript export of nn.TransformerEncoderLayer fails inside
+        # scaled_dot_product_attention (is_causal arrives as a tensor)
+        Family("torch_encoder_layer", lambda m: m.EncoderLayer(), (Input("x", (1, 16, 32)),), ("y",),
+               torchscript=False),
         Family("conformer_conv", lambda m: m.ConformerConv(), (Input("x", (1, 32, 32)),), ("y",)),
         Family("conformer_ctc", lambda m: m.ConformerCtc(), (Input("features", (1, 16, 20)),), ("log_probs",)),
         Family("mobilenet_v2", lambda m: m.MobileNetV2(), (Input("image", (1, 3, 96, 96), "smooth", size=8),),
