@@ -419,6 +419,20 @@ def slice_op(step: Step, args: list) -> list:
     return [x]
 
 
+@kernel("Gather")
+def gather(step: Step, args: list) -> list:
+    """Run-time data by constant indices along the op's axis, or a constant
+    table's rows by run-time indices; indices count from the end when negative
+    and are clamped into the axis (nnc.ops.indexing.clamp_indices)."""
+    data, indices = args
+    axis = step.attrs.axis + (0 if step.constant[0] else 1)
+    extent = data.shape[axis]
+    index = indices.to(torch.int64)
+    index = torch.where(index < 0, index + extent, index).clamp(0, max(extent - 1, 0))
+    picked = data.index_select(axis, index.reshape(-1))
+    return [picked.reshape(*data.shape[:axis], *index.shape, *data.shape[axis + 1:])]
+
+
 @kernel("Pad")
 def pad(step: Step, args: list) -> list:
     x, a = args[0], step.attrs
@@ -448,12 +462,17 @@ def pad_index(mode: str, extent: int, begin: int, end: int) -> torch.Tensor:
 
 
 # -- the program --------------------------------------------------------------------------------
-def _refusal(node: Node) -> str | None:
-    """Why the program cannot run `node`, or None."""
+def _refusal(node: Node, constant: tuple[bool, ...]) -> str | None:
+    """Why the program cannot run `node`, whose inputs are constants where
+    `constant` says, or None."""
     if node.op not in _KERNELS:
         return f"op {node.op} has no batched integer kernel (supported: {', '.join(sorted(_KERNELS))})"
     if node.op == "QConv" and len(node.attrs.kernel_shape) not in _CONVOLUTIONS:
         return f"{len(node.attrs.kernel_shape)} spatial axes (torch convolves 1 to 3)"
+    if node.op == "Gather" and not any(constant):
+        return "gathers run-time data by run-time indices"
+    if node.op == "Gather" and constant[0] and node.attrs.axis != 0:
+        return "looks run-time indices up along an axis of constant data other than 0"
     return None
 
 
@@ -493,11 +512,12 @@ class IntegerProgram:
             values = get_op(node.op).evaluate(node.attrs, [constants[t] if t else None for t in node.inputs])
             constants.update((t, v) for t, v in zip(node.outputs, values) if t)
             return
-        why = _refusal(node)
+        constant = tuple(t in constants for t in node.inputs)
+        why = _refusal(node, constant)
         if why:
             raise UnsupportedError(f"{node.op} node {node.name!r}: {why}")
         out_shape = self.graph.tensors[node.outputs[0]].shape
-        self._steps.append(Step(node, out_shape, tuple(t in constants for t in node.inputs)))
+        self._steps.append(Step(node, out_shape, constant))
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         fed, batch = self._check_inputs(inputs)

@@ -11,14 +11,19 @@ Invariants:
   computes, in float32, so the two agree up to float32 rounding; gradients are
   PyTorch's own, except that Sqrt's gradient at 0 is 0 (as torch.std's is),
   not the infinity that turns a standard deviation of constant values into NaN;
-- `check_supported(graph)` refuses, before anything runs, a node whose op has
-  no kernel (checked first, so a recurrent layer is named rather than the
-  time-major Transpose before it) or that would mix the samples of a batch: one that moves, joins,
-  pads, reduces or normalizes along axis 0, produces a value whose axis 0 is
-  not 1 (except rows that fold the batch in: `_row_fold`), or reads a run-time
-  value where the batch would not stay on axis 0 (a weight position, a
-  lower-rank operand of a broadcast). The kernels rely on those checks and do
-  not repeat them.
+- `check_kernels(graph)` refuses, before anything runs, a node whose op has
+  no kernel (so a recurrent layer is named rather than the time-major
+  Transpose before it);
+- `batch_problem(graph)` says why the batched kernels would mix the samples
+  of a batch: a node that moves, joins, pads, reduces or normalizes along
+  axis 0, produces a value whose axis 0 is not 1 (except rows that fold the
+  batch in: `_row_fold`), or reads a run-time value where the batch would not
+  stay on axis 0 (a weight position, a lower-rank operand of a broadcast).
+  Such a graph (a transformer whose q, k and v move the batch axis) runs
+  sample by sample instead, each sample alone at the IR's shapes, where every
+  kernel computes exactly the op; `sample_problem` refuses what cannot run
+  that way either (an input or output whose axis 0 is not 1). Batched, the
+  kernels rely on those checks and do not repeat them.
 Recurrent ops (LSTM, GRU, RNN) and the integer ops have no kernel here.
 """
 
@@ -44,20 +49,22 @@ Kernel = Callable[[Any, list], "torch.Tensor | list[torch.Tensor]"]  # (attrs, a
 Rule = Callable[["_Site"], "str | None"]  # why a node would mix the batch, or None
 _KERNELS: dict[str, Kernel] = {}
 _RULES: dict[str, Rule] = {}
+_BATCH_AWARE: set[str] = set()  # kernels that also take `batched` (axis 0 means something else per sample)
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 _MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 
 
-def run_node(node: Node, args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+def run_node(node: Node, args: list[torch.Tensor | None], batched: bool = True) -> list[torch.Tensor]:
     """The outputs of `node` on `args` (its inputs in order, None for an omitted
-    one; float tensors are computed in float32). UnsupportedError when the op
-    has no kernel."""
+    one; float tensors are computed in float32), a batch whose axis 0 replaces
+    the IR's leading 1 or (not `batched`) one sample at the IR's shapes.
+    UnsupportedError when the op has no kernel."""
     kernel = _KERNELS.get(node.op)
     if kernel is None:
         raise UnsupportedError(f"node {node.name!r}: op {node.op} has no training kernel")
     args = [a.float() if a is not None and a.is_floating_point() else a for a in args]
-    out = kernel(node.attrs, args)
+    out = kernel(node.attrs, args, batched) if node.op in _BATCH_AWARE else kernel(node.attrs, args)
     return out if isinstance(out, list) else [out]
 
 
@@ -65,23 +72,38 @@ def supported_ops() -> frozenset[str]:
     return frozenset(_KERNELS)
 
 
-def check_supported(graph: Graph) -> None:
-    """UnsupportedError naming the first graph input or node (in schedule order)
-    that the batched kernels cannot run; see the module docstring."""
-    runtime = set(graph.inputs) | {t for n in graph.nodes() for t in n.outputs if t}
-    for node in graph.nodes():  # first: what feeds such a node (a recurrent layer's time-major input) fails below
+def check_kernels(graph: Graph) -> None:
+    """UnsupportedError naming the first node (in schedule order) whose op has
+    no kernel."""
+    for node in graph.nodes():
         if node.op not in _KERNELS:
             raise UnsupportedError(f"node {node.name!r} ({node.op}): {_no_kernel(node.op)}")
-    for name in graph.inputs:
-        if reason := batch_axis_problem(graph, name):
-            raise UnsupportedError(f"input {name!r} {reason}")
+
+
+def batch_problem(graph: Graph) -> str | None:
+    """Why the batched kernels cannot run `graph` (see the module docstring),
+    naming the first input, node or output in schedule order; None when they can."""
+    runtime = set(graph.inputs) | {t for n in graph.nodes() for t in n.outputs if t}
+    if reason := sample_problem(graph, outputs=False):
+        return reason
     folded: set[str] = set()
     for node in graph.nodes():
         if reason := _node_problem(node, graph, runtime, folded):
-            raise UnsupportedError(f"node {node.name!r} ({node.op}): {reason}")
+            return f"node {node.name!r} ({node.op}): {reason}"
     for name in graph.outputs:
         if name in folded:
-            raise UnsupportedError(f"output {name!r} {batch_axis_problem(graph, name)}")
+            return f"output {name!r} {batch_axis_problem(graph, name)}"
+    return None
+
+
+def sample_problem(graph: Graph, outputs: bool = True) -> str | None:
+    """Why `graph` cannot run sample by sample either: an input (or, with
+    `outputs`, an output) whose axis 0 is not 1, the batch; None when it can."""
+    names = [*graph.inputs, *(graph.outputs if outputs else [])]
+    for kind, name in (("input" if n in graph.inputs else "output", n) for n in names):
+        if reason := batch_axis_problem(graph, name):
+            return f"{kind} {name!r} {reason}"
+    return None
 
 
 def _no_kernel(op: str) -> str:
@@ -234,13 +256,16 @@ def _gather_rule(site: _Site) -> str | None:
     return None
 
 
-def _kernel(op: str, rule: Rule | None = None):
-    """Register the decorated function as the kernel of `op`, with batch `rule`."""
+def _kernel(op: str, rule: Rule | None = None, batch_aware: bool = False):
+    """Register the decorated function as the kernel of `op`, with batch `rule`;
+    a `batch_aware` kernel also takes run_node's `batched`."""
 
     def decorate(fn: Kernel) -> Kernel:
         _KERNELS[op] = fn
         if rule is not None:
             _RULES[op] = rule
+        if batch_aware:
+            _BATCH_AWARE.add(op)
         return fn
 
     return decorate
@@ -465,7 +490,9 @@ def _transpose(attrs, args):
 
 @_kernel("Expand", rule=_same_rank)
 def _expand(attrs, args):
-    return args[0].expand(args[0].shape[0], *attrs.shape[1:])
+    """Axis 0 of an IR shape's leading 1 stays the input's (the batch)."""
+    lead = args[0].shape[0] if attrs.shape[0] == 1 else attrs.shape[0]
+    return args[0].expand(lead, *attrs.shape[1:])
 
 
 @_kernel("Tile")
@@ -475,7 +502,10 @@ def _tile(attrs, args):
 
 @_kernel("Concat", rule=_along_axis)
 def _concat(attrs, args):
-    """Constant operands (axis 0 of 1) are repeated over the batch."""
+    """Constant operands (axis 0 of 1) are repeated over the batch (unless
+    joined along axis 0, which only a sample-by-sample run does)."""
+    if attrs.axis == 0:
+        return torch.cat(args, dim=0)
     batch = max(a.shape[0] for a in args)
     return torch.cat([a.expand(batch, *a.shape[1:]) for a in args], dim=attrs.axis)
 
@@ -485,13 +515,13 @@ def _split(attrs, args):
     return list(torch.split(args[0], list(attrs.sizes), dim=attrs.axis))
 
 
-@_kernel("Slice")
-def _slice(attrs, args):
-    """Axis 0 is taken whole (its one element, checked); index_select takes
-    negative steps, which torch slicing does not."""
+@_kernel("Slice", batch_aware=True)
+def _slice(attrs, args, batched: bool):
+    """Batched, axis 0 (the IR's one element, checked) is taken whole;
+    index_select takes negative steps, which torch slicing does not."""
     x = args[0]
     for axis, (start, step, size) in enumerate(zip(attrs.starts, attrs.steps, attrs.sizes)):
-        if axis and (start, step, size) != (0, 1, x.shape[axis]):
+        if (axis or not batched) and (start, step, size) != (0, 1, x.shape[axis]):
             x = x.index_select(axis, torch.arange(size, device=x.device) * step + start)
     return x
 

@@ -155,6 +155,10 @@ class ActivationQuantizer(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.observe(x)
+        return self.quantize(x)
+
+    def quantize(self, x: torch.Tensor) -> torch.Tensor:
+        """x fake-quantized at the current range, which it does not move."""
         affine = affine_from_range(*self.bounds())
         q = torch.clamp(round_ste(x / affine.scale) + affine.zero_point, self.QMIN, self.QMAX)
         return (q - affine.zero_point) * affine.scale

@@ -2,7 +2,11 @@
 
 A `Twin` holds nnc's float graph after the canonical clean-up (batch norm
 folded, biases and clamps fused; NCHW, before the layout pass) and runs it in
-PyTorch, batched on axis 0, in one of three modes:
+PyTorch, batched on axis 0 (or, where a value moves or mixes that axis, as
+in a transformer whose q, k and v come out of one permuted tensor, sample by
+sample: `sample_by_sample` says why; the activation ranges of a training
+batch then move once after it ran rather than before each quantizer reads
+them), in one of three modes:
 
 - "float": the float model (the teacher of distillation);
 - "train": fake quantization at every point where nnc's quantizer puts an
@@ -50,8 +54,11 @@ class Twin(torch.nn.Module):
 
     def __init__(self, graph: Graph, plans: dict[str, LayerPlan] | None = None):
         super().__init__()
-        float_ops.check_supported(graph)
+        float_ops.check_kernels(graph)
+        if problem := float_ops.sample_problem(graph):
+            raise UnsupportedError(problem)
         self.graph = graph
+        self.sample_by_sample = float_ops.batch_problem(graph)  # why the batch cannot run at once, or None
         self.layer_plans = plans or {}
         self.mode = "float" if plans is None else "train"
         self._layers = {node.name: f"layer{i}" for i, node in enumerate(weighted_layers(graph))}
@@ -195,18 +202,37 @@ class Twin(torch.nn.Module):
 
     def _run(self, batch: dict[str, torch.Tensor], mode: str, observe: dict | None = None,
              keep: list[str] = ()) -> dict:
+        if self.sample_by_sample is None:
+            return self._run_batch(batch, mode, observe, keep)
+        seen: dict[str, list[torch.Tensor]] = {}
+        count = len(next(iter(batch.values())))
+        runs = [self._run_batch({name: x[i:i + 1] for name, x in batch.items()}, mode, observe, keep, seen)
+                for i in range(count)]
+        for name, values in seen.items():
+            self.activation(name).observe(torch.cat(values))
+        return {name: torch.cat([run[name] for run in runs]) for name in runs[0]}
+
+    def _run_batch(self, batch: dict[str, torch.Tensor], mode: str, observe: dict | None = None,
+                   keep: list[str] = (), seen: dict | None = None) -> dict:
+        """The graph on `batch` at once, or (`seen` given: sample by sample) on
+        one sample, each value checked against its IR shape and the training
+        activation quantizers' inputs gathered in `seen` instead of observed."""
         env: dict[str, torch.Tensor] = {}
         for name, x in batch.items():
-            env[name] = self._point(name, x, mode, observe)
+            env[name] = self._point(name, x, mode, observe, seen)
         for node in self.graph.nodes():
             args = [None if not t else env[t] if t in env else self._constants[t] for t in node.inputs]
             if node.name in self._layers:
                 args[1], bias = self._layer_weights(node.name, mode)
                 if bias is not None:
                     args[2] = bias
-            for name, value in zip(node.outputs, float_ops.run_node(node, args)):
+            for name, value in zip(node.outputs, float_ops.run_node(node, args, batched=seen is None)):
                 if name:
-                    env[name] = self._point(name, value, mode, observe)
+                    if seen is not None and tuple(value.shape) != self.graph.tensor(name).shape:
+                        raise UnsupportedError(f"node {node.name!r} ({node.op}): its training kernel gives "
+                                               f"{list(value.shape)} for {name!r} of IR shape "
+                                               f"{list(self.graph.tensor(name).shape)}")
+                    env[name] = self._point(name, value, mode, observe, seen)
         return {name: env[name] for name in [*self.graph.outputs, *keep] if name in env}
 
     def _layer_weights(self, layer: str, mode: str):
@@ -225,7 +251,8 @@ class Twin(torch.nn.Module):
         alive = keep.transpose(0, plan.axis).reshape(keep.shape[plan.axis], -1).amax(dim=1)
         return bias * alive.reshape(bias.shape) if bias.numel() == alive.numel() else bias
 
-    def _point(self, name: str, x: torch.Tensor, mode: str, observe: dict | None) -> torch.Tensor:
+    def _point(self, name: str, x: torch.Tensor, mode: str, observe: dict | None,
+               seen: dict | None = None) -> torch.Tensor:
         source = self.points.get(name)
         if observe is not None and source == "observe":
             finite = x[torch.isfinite(x)]  # NaN and infinities move no range (as in calibration.py)
@@ -236,7 +263,11 @@ class Twin(torch.nn.Module):
             return x
         if source == "fixed":
             return _fixed(self._fixed_ops[name], x)
-        return self.activation(name)(x)
+        quantizer = self.activation(name)
+        if seen is not None and quantizer.training:  # observed once per batch, after it ran (`_run`)
+            seen.setdefault(name, []).append(x.detach())
+            return quantizer.quantize(x)
+        return quantizer(x)
 
     def _batch(self, inputs) -> dict[str, torch.Tensor]:
         if isinstance(inputs, torch.Tensor):

@@ -140,3 +140,34 @@ def frame_head_graph() -> Graph:
         helper.make_node("LogSoftmax", ["logits"], ["y"], axis=-1),
     ]
     return onnx_graph("frame_head", nodes, {"x": [1, 6, 8]}, {"y": [1, 6, 11]}, w, opset=17)
+
+
+def attention_graph() -> Graph:
+    """Multi-head self-attention as a hand-written PyTorch block exports it: one
+    qkv Linear over the [1, T, D] rows, Reshape to [1, T, 3, H, d] and
+    Transpose (2, 0, 3, 1, 4), which moves the batch off axis 0 (so the twin
+    runs it sample by sample), Split into q, k, v, scores scaled by 1/√d,
+    Softmax, the heads joined back, an output Linear."""
+    t, d, heads = 5, 8, 2
+    w = weights(7, w_qkv=(d, 3 * d), b_qkv=(3 * d,), w_out=(d, d), b_out=(d,))
+    w.update(qkv_shape=np.array([1, t, 3, heads, d // heads], np.int64), root=np.float32((d // heads) ** -0.5),
+             out_shape=np.array([1, t, d], np.int64))
+    nodes = [
+        helper.make_node("MatMul", ["x", "w_qkv"], ["qkv_m"]),
+        helper.make_node("Add", ["qkv_m", "b_qkv"], ["qkv"]),
+        helper.make_node("Reshape", ["qkv", "qkv_shape"], ["qkv_heads"]),
+        helper.make_node("Transpose", ["qkv_heads"], ["qkv_first"], perm=[2, 0, 3, 1, 4]),
+        helper.make_node("Split", ["qkv_first"], ["q5", "k5", "v5"], axis=0, num_outputs=3),
+        *[helper.make_node("Squeeze", [f"{n}5", "zero"], [n]) for n in "qkv"],
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+        helper.make_node("MatMul", ["q", "kt"], ["scores"]),
+        helper.make_node("Mul", ["scores", "root"], ["scaled"]),
+        helper.make_node("Softmax", ["scaled"], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", "v"], ["mixed"]),
+        helper.make_node("Transpose", ["mixed"], ["mixed_t"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["mixed_t", "out_shape"], ["joined"]),
+        helper.make_node("MatMul", ["joined", "w_out"], ["out_m"]),
+        helper.make_node("Add", ["out_m", "b_out"], ["y"]),
+    ]
+    w["zero"] = np.array([0], np.int64)
+    return onnx_graph("attention", nodes, {"x": [1, t, d]}, {"y": [1, t, d]}, w, opset=18)

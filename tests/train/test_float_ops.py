@@ -3,10 +3,13 @@
 Whole canonical graphs (the shipped examples and small onnx.helper models) run
 node by node on a batch of 8 and must equal nnc's reference interpreter on
 every sample; single nodes with the corners of their attributes must equal
-the op's numpy `evaluate`; gradients reach the weights; check_supported
-refuses what has no kernel or would mix the samples of a batch."""
+the op's numpy `evaluate`; gradients reach the weights; check_kernels
+refuses what has no kernel, and what would mix the samples of a batch
+(batch_problem) runs sample by sample."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -35,7 +38,7 @@ from nnc.ops.resize import ResizeAttrs  # noqa: E402
 from nnc.ops.shape import ConcatAttrs, PadAttrs, ReshapeAttrs, TransposeAttrs  # noqa: E402
 from nnc.ops.softmax import SoftmaxAttrs  # noqa: E402
 from nnc.textir import parse_ir  # noqa: E402
-from nnc.train.float_ops import check_supported, run_node, supported_ops  # noqa: E402
+from nnc.train.float_ops import batch_problem, check_kernels, run_node, sample_problem, supported_ops  # noqa: E402,E501
 
 from graphs import activations_graph, canonical, onnx_graph, pool_concat_graph, residual_graph  # noqa: E402
 
@@ -87,7 +90,8 @@ def example(request) -> Graph:
 
 
 def test_canonical_graph_matches_reference_per_sample(example):
-    check_supported(example)
+    check_kernels(example)
+    assert batch_problem(example) is None
     _assert_matches_reference(example)
 
 
@@ -205,7 +209,7 @@ def test_unsupported_op_is_named():
     lstm = helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="kws_lstm", hidden_size=4, layout=1)
     graph = onnx_graph("lstm", [lstm], {"x": [1, 5, 3]}, {"y": [1, 5, 1, 4]}, weights, opset=14)
     with pytest.raises(UnsupportedError, match="node 'kws_lstm' \\(LSTM\\): op LSTM has no training kernel"):
-        check_supported(graph)
+        check_kernels(graph)
     node = next(n for n in graph.nodes() if n.op == "LSTM")
     with pytest.raises(UnsupportedError, match="kws_lstm.*LSTM"):
         run_node(node, [torch.zeros(2, 5, 3), torch.from_numpy(weights["w"]), torch.from_numpy(weights["r"])])
@@ -224,7 +228,7 @@ def test_a_time_major_recurrent_layer_is_named_not_the_transpose_before_it(op, g
     graph = onnx_graph("seq", nodes, {"x": [1, 5, 3]}, {"y": [5, 1, 1, 4]}, weights, opset=14)
     with pytest.raises(UnsupportedError, match=f"node '/gru/GRU' \\({op}\\): op {op} has no training kernel: "
                                                "nnc finetune does not train recurrent layers"):
-        check_supported(graph)
+        check_kernels(graph)
 
 
 BATCH_MIXING = {
@@ -259,12 +263,33 @@ BATCH_MIXING = {
 }
 
 
+# the cases whose graph input and output keep a leading 1: they run sample by sample
+SAMPLE_BY_SAMPLE = {"transpose_moves_batch", "softmax_over_batch", "log_softmax_over_batch", "reduce_over_batch",
+                    "concat_on_batch", "gemm_runtime_b", "pad_on_batch", "matmul_runtime_matrix_b",
+                    "gather_batch_axis"}
+
+
 @pytest.mark.parametrize("case", sorted(BATCH_MIXING))
-def test_batch_mixing_node_is_refused(case):
+def test_batch_mixing_node_runs_sample_by_sample_or_is_refused(case):
+    """The batched kernels cannot run these nodes (batch_problem says why); the
+    twin runs each sample alone at the IR's shapes, as the reference does,
+    unless a graph input or output has no leading 1 (sample_problem)."""
+    from nnc.train.twin import Twin
+
     statement, input_type, reason = BATCH_MIXING[case]
-    text = f'graph "g" {{\n  input %{input_type}\n  {statement}\n  output %y\n}}\n'
-    with pytest.raises(UnsupportedError, match=reason):
-        check_supported(parse_ir(text))
+    graph = parse_ir(f'graph "g" {{\n  input %{input_type}\n  {statement}\n  output %y\n}}\n')
+    assert re.search(reason, batch_problem(graph))
+    if case not in SAMPLE_BY_SAMPLE:
+        assert sample_problem(graph) is not None
+        with pytest.raises(UnsupportedError, match="has shape"):
+            Twin(graph)
+        return
+    twin = Twin(graph)
+    x = np.random.default_rng(3).standard_normal((3, *graph.tensor("x").shape[1:])).astype(np.float32)
+    with torch.no_grad():
+        got = twin(torch.from_numpy(x)).numpy()
+    want = np.concatenate([nnc.run(graph, {"x": x[i:i + 1]})["y"] for i in range(3)])
+    assert got.shape == want.shape and np.allclose(got, want, **TOL)
 
 
 def test_a_linear_over_the_rows_of_a_sequence_runs_batched():
@@ -279,13 +304,20 @@ def test_a_linear_over_the_rows_of_a_sequence_runs_batched():
             'act_min=0.0, act_max=none}\n'
             '  %y: f32[1,4,3] = Reshape "unrows" (%g) {shape=[1,4,3]}\n  output %y\n}\n')
     graph = parse_ir(text)
-    check_supported(graph)
+    assert batch_problem(graph) is None
     _assert_matches_reference(graph)
 
 
-def test_lower_rank_runtime_operand_is_refused():
+def test_a_lower_rank_runtime_operand_runs_sample_by_sample():
+    """Batched, the rank-1 sum would broadcast along the batch axis."""
+    from nnc.train.twin import Twin
+
     text = ('graph "g" {\n  input %x: f32[1,4]\n'
             '  %s: f32[1] = ReduceSum "sum" (%x) {axes=[1], keepdims=false}\n'
             '  %y: f32[1,4] = Add "add" (%x, %s) {}\n  output %y\n}\n')
-    with pytest.raises(UnsupportedError, match="node 'add' \\(Add\\): run-time input 's' of rank 1"):
-        check_supported(parse_ir(text))
+    graph = parse_ir(text)
+    assert re.search("node 'add' \\(Add\\): run-time input 's' of rank 1", batch_problem(graph))
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    with torch.no_grad():
+        got = Twin(graph)(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(got, x + x.sum(axis=1, keepdims=True))

@@ -24,14 +24,14 @@ from nnc.train.distill import logits  # noqa: E402
 from nnc.train.export import integer_graph  # noqa: E402
 from nnc.train.loop import FitOptions, fit  # noqa: E402
 
-from graphs import (activations_graph, frame_head_graph, onnx_graph, pool_concat_graph,  # noqa: E402
-                    residual_graph, std_pooling_graph, weights)
+from graphs import (activations_graph, attention_graph, frame_head_graph, onnx_graph,  # noqa: E402
+                    pool_concat_graph, residual_graph, std_pooling_graph, weights)
 
 DIGITS = "examples/digits/digits.onnx"
 MODELS = {"digits": lambda: DIGITS, "digits_channels": lambda: DIGITS,
           "tiny_cnn": lambda: "examples/01-tiny-cnn/tiny_cnn.onnx",
           "residual": residual_graph, "pool_concat": pool_concat_graph, "activations": activations_graph,
-          "frame_head": frame_head_graph}
+          "frame_head": frame_head_graph, "attention": attention_graph}
 # each model of the set with a setting that exercises another quantizer or mask
 CASES = {"digits": Compression(weight_bits=4, sparsity=0.75),
          "digits_channels": Compression(weight_bits=4, prune_channels=0.5, sparsity=0.5),
@@ -39,7 +39,8 @@ CASES = {"digits": Compression(weight_bits=4, sparsity=0.75),
          "residual": Compression(weight_bits=4, sparsity_pattern="2:4"),
          "pool_concat": Compression(weight_bits=3, sparsity=0.5),
          "activations": Compression(weight_bits=2),
-         "frame_head": Compression(weight_bits=4, sparsity=0.5)}
+         "frame_head": Compression(weight_bits=4, sparsity=0.5),
+         "attention": Compression(weight_bits=4)}
 
 
 def _data(model, count: int, seed: int) -> dict[str, np.ndarray]:
@@ -80,6 +81,22 @@ def test_exact_twin_equals_the_compiled_targets(name, tmp_path):
         for output, values in expected.items():
             got = np.concatenate([o[output] for o in outputs])
             assert got.dtype == values.dtype and np.array_equal(got, values.reshape(got.shape)), (target, output)
+
+
+def test_a_graph_that_moves_the_batch_axis_runs_sample_by_sample():
+    """The attention block's q, k, v come out of a Transpose that moves axis 0:
+    the twin runs each sample alone at the IR's shapes, as the reference does."""
+    from nnc.interpreter import run
+
+    graph = attention_graph()
+    twin = prepare(graph, Compression(weight_bits=4), calib=_data(graph, 8, 1), mode="float")
+    assert "Transpose" in twin.sample_by_sample and "axis 0" in twin.sample_by_sample
+    data = _data(graph, 6, 3)
+    with torch.no_grad():
+        got = twin(torch.from_numpy(data["x"])).numpy()
+    want = np.concatenate([run(twin.graph, {"x": data["x"][i:i + 1]})["y"] for i in range(6)])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert prepare(residual_graph(), calib=_data(residual_graph(), 4, 1)).sample_by_sample is None
 
 
 def test_export_keeps_the_compression_asked_for():
