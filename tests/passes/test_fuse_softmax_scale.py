@@ -152,3 +152,23 @@ def test_scaled_softmax_compiles_bit_exact(build, target, quantize, tmp_path):
         softmax = next(n for n in result.graph.nodes() if n.op == "QSoftmax")
         assert result.graph.producer(softmax.inputs[0]).op == "QMatMul"
         assert not {"QAffine", "QMul"} & {n.op for n in result.graph.nodes()}
+
+
+@pytest.mark.parametrize("softmax", ["Softmax", "LogSoftmax"])
+def test_a_scaled_softmax_exports_as_a_mul_and_reads_back(softmax, tmp_path):
+    """The QDQ file holds Mul(scores, scale) -> (Log)Softmax, which onnxruntime
+    runs within 1 LSB of nnc (the target checks it) and nnc folds back."""
+    import onnx
+
+    graph = _attention(softmax=softmax)
+    (tmp_path / "g.nnir").write_text(nnc.print_ir(graph), encoding="utf-8")
+    samples = synthetic_samples(graph, 8)
+    calib = {name: 3 * np.stack([s[name] for s in samples]) for name in graph.inputs}
+    result = nnc.compile(tmp_path / "g.nnir", "onnx", tmp_path / "out", calib=calib)
+    written = onnx.load(str(tmp_path / "out" / "g.onnx"))
+    (scaling,) = [n for n in written.graph.node if n.op_type == "Mul"]
+    assert [n.op_type for n in written.graph.node if scaling.output[0] in n.input] == [softmax]
+    back = nnc.compile(tmp_path / "out" / "g.onnx", "c", tmp_path / "back", verify=False)
+    assert [n.op for n in back.graph.nodes()].count("QAffine") == 0
+    assert result.report["verification"]["vs_reference"]["bit_exact"]
+
