@@ -307,10 +307,11 @@ def finetune_(model: str = typer.Argument(..., help="Float ONNX model (or text I
                               distillation=distillation, input_shapes=_parse_shapes(input_shape), say=say,
                               on_step=on_step, on_epoch=lambda e: say(epoch_line(e)))
         report = result.report
-        kept = report["kept_epoch"]
-        typer.echo(f"one-shot {_score(report['one_shot'])} -> fine-tuned {_score(kept)} on the holdout "
-                   f"(epoch {kept['epoch']} of {len(report['epochs'])}, exact integer arithmetic), "
-                   f"{report['seconds']:.1f} s")
+        kept, trained = report["kept_epoch"], len(report["epochs"])
+        outcome = (f"kept the one-shot model: none of {trained} epochs beat it" if kept["epoch"] == 0 else
+                   f"fine-tuned {_score(kept)} (epoch {kept['epoch']} of {trained})")
+        typer.echo(f"one-shot {_score(report['one_shot'])} -> {outcome} on the holdout (exact integer "
+                   f"arithmetic), {report['seconds']:.1f} s")
         typer.echo(f"wrote {', '.join(result.artifacts)} to {output}")
 
 

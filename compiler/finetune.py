@@ -9,7 +9,8 @@ export. The output folder (the rules of docs/output-folders.md) receives
 scales are kept by `nnc compile`), the same model as QDQ ONNX `<stem>.onnx`
 (the onnx target's writer; onnxruntime and Netron read it, `nnc compile` reads
 it back to the same integers), and `finetune.json`: the options, each
-epoch's record, the epoch kept, and the one-shot and fine-tuned holdout scores.
+epoch's record, the epoch kept (0: the one-shot model, when no epoch beat it),
+and the one-shot and fine-tuned holdout scores.
 PyTorch is imported only here, so the rest of nnc works without it; without it
 this raises MissingExtraError.
 """
@@ -45,7 +46,7 @@ def finetune(model: str | Path, data, labels=None, output_dir: str | Path | None
     from .train import Compression, export, prepare
     from .train.data import batch_count, load_batch, load_labels
     from .train.distill import Distillation
-    from .train.loop import FitOptions, fit as fit_twin, holdout_score
+    from .train.loop import FitOptions, fit as fit_twin
 
     say = say or (lambda message: None)
     options = FitOptions(**(fit or {}), distillation=Distillation(**(distillation or {})))
@@ -59,9 +60,9 @@ def finetune(model: str | Path, data, labels=None, output_dir: str | Path | None
     calib_batch = batch if calib is None else load_batch(calib, graph, "calib")
     say(f"preparing the twin of {model}")
     twin = prepare(graph, settings, calib=calib_batch)
-    one_shot = holdout_score(twin, batch, targets, options)
     say(f"fine-tuning for up to {options.epochs} epochs")
     result = fit_twin(twin, batch, targets, options, on_step, on_epoch)
+    one_shot = {key: getattr(result.start, key) for key in ("score", "agreement", "accuracy")}
     graph = export(twin)
     report = {"model": str(model), "samples": batch_count(batch), "labelled": targets is not None,
               "compression": dataclasses.asdict(settings), "options": dataclasses.asdict(options),

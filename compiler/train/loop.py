@@ -13,7 +13,11 @@
   agreement with the teacher (classification) or the negative mean squared
   error (regression). Only epochs whose masks reached their final sparsity
   count; the best of them is kept, and training stops after `patience` of them
-  without improvement.
+  without improvement. The one-shot start (epoch 0: no training, masks at
+  their final sparsity) is scored the same way first and kept when every
+  epoch scores below it (an epoch that ties it is kept instead), so
+  fine-tuning never returns a model that scores worse on the holdout than the
+  one-shot compression it started from.
 - Deterministic: the seed fixes the split, the order and torch's generator;
   torch runs on `threads` threads (1 by default: results then do not depend on
   the machine's core count).
@@ -76,12 +80,13 @@ def _value(options: FitOptions, flag: str):
 
 @dataclass
 class Epoch:
-    """One epoch's record: training loss, and on the holdout in exact mode the
-    score (see the module docstring), top-1 agreement with the teacher and
-    accuracy (None without labels); `final` when its masks had their final sparsity."""
+    """One epoch's record: training loss (None for epoch 0, the one-shot start),
+    and on the holdout in exact mode the score (see the module docstring),
+    top-1 agreement with the teacher and accuracy (None without labels);
+    `final` when its masks had their final sparsity."""
 
     epoch: int
-    loss: float
+    loss: float | None
     score: float
     agreement: float | None
     accuracy: float | None
@@ -91,16 +96,20 @@ class Epoch:
 
 @dataclass
 class FitResult:
+    """The trained epochs, the one kept (`start`, epoch 0, when none beat it)
+    and the one-shot start's record."""
+
     history: list[Epoch]
     best: Epoch
     stopped_early: bool
+    start: Epoch
 
 
 def fit(twin: Twin, data: dict[str, np.ndarray], labels: np.ndarray | None = None,
         options: FitOptions = FitOptions(), on_step: Callable[[int, int, float], None] | None = None,
         on_epoch: Callable[[Epoch], None] | None = None) -> FitResult:
     """Fine-tune `twin` on `data` (see the module docstring); leaves it at the best
-    epoch's state, in mode "exact"."""
+    epoch's state (or the one-shot start's), in mode "exact"."""
     threads = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     try:
@@ -118,7 +127,9 @@ def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
     steps_per_epoch = math.ceil(len(train) / options.batch_size)
     total = options.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    history, best, best_state, waited = [], None, None, 0
+    one_shot = _one_shot(twin, tensors, targets, holdout, output_kinds)
+    history, best, best_state, waited = [], one_shot, copy.deepcopy(twin.state_dict()), 0
+    twin.set_progress(0.0)
     shuffle = np.random.RandomState(options.seed + 1)
     for epoch in range(options.epochs):
         start, losses = time.perf_counter(), []
@@ -142,15 +153,15 @@ def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
                            progress >= RAMP or epoch == options.epochs - 1, time.perf_counter() - start)
         history.append(record)
         on_epoch(record)
-        if record.final and (best is None or record.score > best.score):
+        if record.final and (record.score > best.score or best is one_shot and record.score == best.score):
             best, best_state, waited = record, copy.deepcopy(twin.state_dict()), 0
         elif record.final:
             waited += 1
             if waited >= options.patience:
                 break
-    twin.load_state_dict(best_state)
+    twin.load_state_dict(best_state)  # its masks included
     twin.eval().set_mode("exact")
-    return FitResult(history, best, stopped_early=len(history) < options.epochs)
+    return FitResult(history, best, stopped_early=len(history) < options.epochs, start=one_shot)
 
 
 def _check_finite(loss: torch.Tensor, twin: Twin, step: int, total: int, options: FitOptions) -> None:
@@ -175,17 +186,11 @@ def split(count: int, options: FitOptions) -> tuple[np.ndarray, np.ndarray]:
     return (order[held:], order[:held]) if held else (order, order)
 
 
-def holdout_score(twin: Twin, data: dict[str, np.ndarray], labels: np.ndarray | None,
-                  options: FitOptions = FitOptions()) -> dict:
-    """The untrained twin's holdout record with its masks at their final sparsity
-    (the one-shot result `fit` starts from), as {score, agreement, accuracy}."""
-    _, holdout = split(len(next(iter(data.values()))), options)
-    tensors, targets = _tensors(data, labels)
+def _one_shot(twin: Twin, tensors, targets, holdout: np.ndarray, output_kinds: dict[str, str]) -> Epoch:
+    """Epoch 0: the untrained twin scored on the holdout with its masks at their
+    final sparsity (left there)."""
     twin.set_progress(1.0)
-    record = _evaluate(twin, tensors, targets, holdout, kinds(twin.teacher.graph, labels is not None), -1, 0.0,
-                       True, 0.0)
-    twin.set_progress(0.0)
-    return {"score": record.score, "agreement": record.agreement, "accuracy": record.accuracy}
+    return _evaluate(twin, tensors, targets, holdout, output_kinds, -1, None, True, 0.0)
 
 
 def _tensors(data: dict[str, np.ndarray], labels: np.ndarray | None):
@@ -216,7 +221,7 @@ def _step(twin: Twin, batch: dict[str, torch.Tensor], labels: torch.Tensor | Non
 
 
 def _evaluate(twin: Twin, tensors: dict[str, torch.Tensor], labels: torch.Tensor | None, holdout: np.ndarray,
-              output_kinds: dict[str, str], epoch: int, loss: float, final: bool, seconds: float) -> Epoch:
+              output_kinds: dict[str, str], epoch: int, loss: float | None, final: bool, seconds: float) -> Epoch:
     """The epoch's record, measured on the holdout in mode "exact"."""
     twin.eval().set_mode("exact")
     index = torch.from_numpy(holdout)

@@ -155,6 +155,24 @@ def test_fine_tuning_recovers_the_one_shot_loss():
     assert one_shot < 0.95 and tuned >= 0.965 and tuned > one_shot + 0.04, (one_shot, tuned)
 
 
+def test_the_one_shot_start_is_kept_when_training_only_makes_it_worse(monkeypatch):
+    """A loss that pushes the model away from its teacher (the distillation
+    loss negated): every epoch scores below the one-shot start, which fit keeps,
+    masks and all, so its exact outputs are the one-shot ones."""
+    graph = frame_head_graph()
+    data = _data(graph, 32, 1)
+    twin = prepare(graph, Compression(weight_bits=4, sparsity=0.5), calib=data)
+    twin.set_progress(1.0)
+    before = _exact(twin, data)
+    step = loop._step
+    monkeypatch.setattr(loop, "_step", lambda *args: -step(*args))
+    result = fit(twin, data, options=FitOptions(epochs=2, lr=0.05, batch_size=8, holdout=0.25))
+    assert result.best is result.start and result.best.epoch == 0 and result.best.loss is None
+    assert all(epoch.score < result.start.score for epoch in result.history)
+    after = _exact(twin, data)
+    assert all(np.array_equal(after[name], before[name]) for name in before)
+
+
 def test_training_is_deterministic():
     texts = []
     for _ in range(2):
