@@ -220,14 +220,29 @@ def _lower(src: OnnxGraph, opset: int, name: str) -> Graph:
 def _softmax_masks(src: OnnxGraph, constants: dict[str, np.ndarray]) -> set[tuple[int, str]]:
     """(index of an Add node, constant) pairs where the constant is an additive attention
     mask (nnc.ops.softmax.additive_mask: 0 and -inf or another fill) and the
-    Add's output feeds one Softmax only: the -inf there is no weight, and
-    fuse_softmax_mask turns it into a keep mask."""
+    Add's output feeds one Softmax only, directly or through one Mul/Div by a
+    positive one-value constant (attention's 1/√d after the mask): the -inf
+    there is no weight, and canonicalize's fuse_softmax_scale and
+    fuse_softmax_mask turn it into the softmax's scale and keep mask."""
     readers: dict[str, list] = {}
     for n in src.nodes:
         for value in n.inputs:
             readers.setdefault(value, []).append(n)
+
+    def only_reader(value: str):
+        found = readers.get(value, [])
+        return found[0] if len(found) == 1 and value not in src.outputs else None
+
+    def feeds_softmax(value: str) -> bool:
+        reader = only_reader(value)
+        if reader is not None and reader.op in ("Mul", "Div") and reader.inputs[0] == value:
+            factor = constants.get(reader.inputs[1])
+            if factor is not None and factor.size == 1 and factor.dtype.kind == "f" and float(factor.flat[0]) > 0:
+                reader = only_reader(reader.outputs[0])
+        return reader is not None and reader.op == "Softmax"
+
     return {(index, value) for index, n in enumerate(src.nodes) if n.op == "Add" and len(n.outputs) == 1
-            and n.outputs[0] not in src.outputs and [r.op for r in readers.get(n.outputs[0], [])] == ["Softmax"]
+            and feeds_softmax(n.outputs[0])
             for value in n.inputs if value in constants and additive_mask(constants[value]) is not None}
 
 

@@ -172,3 +172,35 @@ def test_a_scaled_softmax_exports_as_a_mul_and_reads_back(softmax, tmp_path):
     assert [n.op for n in back.graph.nodes()].count("QAffine") == 0
     assert result.report["verification"]["vs_reference"]["bit_exact"]
 
+
+
+def _masked_then_scaled(factor) -> "onnx.ModelProto":
+    from onnx import TensorProto, numpy_helper
+
+    mask = np.triu(np.full((T, T), -np.inf, np.float32), 1)
+    nodes = [helper.make_node("MatMul", ["q", "kt"], ["s"]), helper.make_node("Add", ["s", "mask"], ["m"]),
+             helper.make_node("Mul", ["m", "k"], ["sc"]), helper.make_node("Softmax", ["sc"], ["y"], axis=-1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, T, D]),
+                                           helper.make_tensor_value_info("kt", TensorProto.FLOAT, [1, D, T])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, T, T])],
+                              [numpy_helper.from_array(mask, "mask"), numpy_helper.from_array(factor, "k")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_a_minus_infinity_mask_before_the_scale_loads_and_compiles(tmp_path):
+    """(scores + mask) · k: the -inf is no weight once both join the softmax."""
+    import onnx
+
+    onnx.save(_masked_then_scaled(np.float32(0.5)), tmp_path / "m.onnx")
+    result = nnc.compile(tmp_path / "m.onnx", "c", tmp_path / "out")
+    assert [n.op for n in result.graph.nodes() if n.op.startswith("Q")] == ["QuantizeLinear", "QuantizeLinear",
+                                                                          "QMatMul", "QSoftmax"]
+    assert result.report["verification"]["vs_reference"]["bit_exact"]
+
+
+def test_a_minus_infinity_mask_before_another_factor_is_refused(tmp_path):
+    import onnx
+
+    onnx.save(_masked_then_scaled(np.float32(-0.5)), tmp_path / "m.onnx")
+    with pytest.raises(nnc.NncError, match="holds -inf"):
+        nnc.compile(tmp_path / "m.onnx", "c", tmp_path / "out")
