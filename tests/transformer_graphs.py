@@ -73,14 +73,17 @@ MATMUL_CASES = {
     "attention-qk": dict(a=(1, 2, 6, 8), b=(1, 2, 8, 6)),
     "broadcast-batch": dict(a=(2, 1, 4, 5), b=(3, 5, 2)),
     "const-b-u8": dict(a=(3, 4, 9), b=(9, 4), const_b=True, a_dtype="u8"),
+    "two-blocks-and-a-column": dict(a=(2, 3, 11), b=(2, 11, 9), b_dtype="u8"),  # n = 4 + 4 + 1 columns
 }
 
 
-def matmul_graph(a, b, const_b=False, a_dtype="i8") -> Graph:
-    m, n = quantize_multiplier(0.0021)
+def matmul_graph(a, b, const_b=False, a_dtype="i8", b_dtype="i8", multiplier=0.0021, zeros=None) -> Graph:
+    m, n = quantize_multiplier(multiplier)
     za = -7 if a_dtype == "i8" else 130
-    attrs = QProductAttrs(za, 0 if const_b else 5, -2, m, n, -128, 127, "i8")
-    b_spec = RNG.integers(-127, 128, b).astype(np.int8) if const_b else ("i8", b)
+    zb = 0 if const_b else 5 if b_dtype == "i8" else 200
+    za, zb = zeros or (za, zb)
+    attrs = QProductAttrs(za, zb, -2, m, n, -128, 127, "i8")
+    b_spec = RNG.integers(-127, 128, b).astype(np.int8) if const_b else (b_dtype, b)
     return one_node("QMatMul", attrs, [("a", (a_dtype, a)), ("b", b_spec)])
 
 

@@ -28,6 +28,18 @@ def test_qmatmul(case, tmp_path):
     check_graph(graph, tmp_path, random_samples(graph))
 
 
+def test_qmatmul_at_the_accumulator_bound(tmp_path):
+    """k = 33,025, the largest the C target takes (k · 255² < 2^31), with
+    a − z_a = 255 and b − z_b = −255 or 0: the true sums reach −k · 255² and
+    the kernel's partial sum Σ (a − z_a) · b reaches +k · 255², so an int32
+    overflow anywhere would show (UBSan builds check)."""
+    k = 33_025
+    graph = matmul_graph(a=(1, k), b=(k, 6), a_dtype="u8", b_dtype="u8", multiplier=2.0 ** -25, zeros=(0, 255))
+    b = np.zeros((k, 6), np.uint8)
+    b[:, 1::2] = 255
+    check_graph(graph, tmp_path, [{"a": np.full((1, k), 255, np.uint8), "b": b}])
+
+
 @pytest.mark.parametrize("case", LAYER_NORM_CASES.values(), ids=LAYER_NORM_CASES.keys())
 def test_qlayer_norm(case, tmp_path):
     graph = layer_norm_graph(**case)
