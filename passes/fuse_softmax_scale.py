@@ -13,7 +13,7 @@ and the operands need no requantization of their own: one integer op and one
 rounding fewer per factor. A single Mul right before the Softmax gives the
 same values bit for bit (the softmax multiplies in t's type, as the Mul did);
 a Div, a factor moved through the MatMul or one met after another, up to
-float32 rounding. A Mul whose output a QuantizeLinear reads (a QDQ model's)
+rounding in t's type. A Mul whose output a QuantizeLinear reads (a QDQ model's)
 is not read by the Softmax or MatMul alone and stays. Each rewrite removes one
 node, so rewriting terminates.
 """

@@ -214,7 +214,7 @@ def softmax(ctx: Ctx, node):
         n, inner = math.prod(shape[axis:]), 1
     lines = []
     if node.attrs.scale != 1.0:
-        lines = _unary(ctx, node, "scale", "v * k", [("k", "T", float_literal(node.attrs.scale))])
+        lines = _unary(ctx, node, f"{node.op.lower()}_scale", "v * k", [("k", "T", float_literal(node.attrs.scale))])
         x = y
     if len(node.inputs) > 1:
         keep, period = ctx.keep_bits(node.inputs[1], shape)

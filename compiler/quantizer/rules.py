@@ -122,6 +122,8 @@ def lower_softmax(graph: Graph, group: Group, x: str, y: str, perm: tuple[int, .
     to `y`, over their last axis: the node's axes in the order `perm` (None: as
     they are). The exp table steps by x's scale times the op's `scale`
     (a folded attention 1/√d)."""
+    # the float scale itself, not its float32 rounding that the float reference
+    # multiplies by: the table is QSoftmax's definition, and every target reads it
     sx, out = group.operand(0).affine.scale * group.node.attrs.scale, group.out
     lo, hi = group.bounds()
     table = constant(graph, f"{group.name}.exp_table", exp_table(sx))

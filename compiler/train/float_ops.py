@@ -72,12 +72,18 @@ def supported_ops() -> frozenset[str]:
     return frozenset(_KERNELS)
 
 
+SPATIAL_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")  # PyTorch has 1-D to 3-D kernels of them
+
+
 def check_kernels(graph: Graph) -> None:
     """UnsupportedError naming the first node (in schedule order) whose op has
-    no kernel."""
+    no kernel, or a convolution or pool over more than 3 spatial axes."""
     for node in graph.nodes():
         if node.op not in _KERNELS:
             raise UnsupportedError(f"node {node.name!r} ({node.op}): {_no_kernel(node.op)}")
+        if node.op in SPATIAL_OPS and len(node.attrs.kernel_shape) > 3:
+            raise UnsupportedError(f"node {node.name!r} ({node.op}): has {len(node.attrs.kernel_shape)} spatial "
+                                   "axes; the PyTorch kernels take 1 to 3")
 
 
 def batch_problem(graph: Graph) -> str | None:
@@ -223,11 +229,6 @@ def _no_axis0_pad(site: _Site) -> str | None:
     return "pads axis 0, the batch axis" if pads[0] or pads[len(pads) // 2] else None
 
 
-def _spatial(site: _Site) -> str | None:
-    nd = len(site.node.attrs.kernel_shape)
-    return None if nd <= 3 else f"has {nd} spatial axes; the PyTorch kernels take 1 to 3"
-
-
 def _gemm_rule(site: _Site) -> str | None:
     if not site.is_runtime(0) or site.node.attrs.trans_a:
         return "needs a run-time A that is not transposed (A is the batch of rows)"
@@ -319,7 +320,7 @@ def _torch_dtype(name: str) -> torch.dtype:
 
 
 # -- layers ----------------------------------------------------------------------------
-@_kernel("Conv", rule=_all(_constant(1, 2), _spatial))
+@_kernel("Conv", rule=_constant(1, 2))
 def _conv(attrs, args):
     x, w, bias = _channels_first(args[0], attrs), args[1], _arg(args, 2)
     conv = _CONV[len(attrs.kernel_shape)]
@@ -327,7 +328,7 @@ def _conv(attrs, args):
     return _restore(_clamp(y, attrs.act_min, attrs.act_max), attrs)
 
 
-@_kernel("ConvTranspose", rule=_all(_constant(1, 2), _spatial))
+@_kernel("ConvTranspose", rule=_constant(1, 2))
 def _conv_transpose(attrs, args):
     """The uncropped output, cropped by pads (a negative pad extends it with
     zeros), then the bias, which reaches the extension too, and the clamp."""
@@ -342,8 +343,9 @@ def _conv_transpose(attrs, args):
 
 @_kernel("Gemm", rule=_gemm_rule)
 def _gemm(attrs, args):
+    """Batched, A is the batch of rows (never transposed: checked)."""
     a, b, c = args[0], args[1], _arg(args, 2)
-    y = attrs.alpha * (a @ (b.t() if attrs.trans_b else b))
+    y = attrs.alpha * ((a.t() if attrs.trans_a else a) @ (b.t() if attrs.trans_b else b))
     if c is not None:
         y = y + attrs.beta * c
     return _clamp(y, attrs.act_min, attrs.act_max)
@@ -453,7 +455,7 @@ def _scaled(x: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 # -- pooling ---------------------------------------------------------------------------
-@_kernel("MaxPool", rule=_spatial)
+@_kernel("MaxPool")
 def _max_pool(attrs, args):
     """Padding never wins: it is -inf, and the padded input holds exactly the windows."""
     x = _pool_input(_channels_first(args[0], attrs), attrs, -np.inf, -np.inf)
@@ -461,7 +463,7 @@ def _max_pool(attrs, args):
     return _restore(y, attrs)
 
 
-@_kernel("AveragePool", rule=_spatial)
+@_kernel("AveragePool")
 def _average_pool(attrs, args):
     """Window sums over window counts, both as a depthwise convolution with ones
     (PyTorch's average pooling has no dilation); counts include the explicit
@@ -488,11 +490,10 @@ def _transpose(attrs, args):
     return args[0].permute(attrs.perm)
 
 
-@_kernel("Expand", rule=_same_rank)
-def _expand(attrs, args):
-    """Axis 0 of an IR shape's leading 1 stays the input's (the batch)."""
-    lead = args[0].shape[0] if attrs.shape[0] == 1 else attrs.shape[0]
-    return args[0].expand(lead, *attrs.shape[1:])
+@_kernel("Expand", rule=_same_rank, batch_aware=True)
+def _expand(attrs, args, batched: bool):
+    """Batched, axis 0 (the IR's leading 1, same rank: checked) stays the batch."""
+    return args[0].expand(args[0].shape[0], *attrs.shape[1:]) if batched else args[0].expand(*attrs.shape)
 
 
 @_kernel("Tile")
@@ -535,7 +536,7 @@ def _pad(attrs, args):
         return _pad_trailing(x, attrs.pads, attrs.value)
     begins, ends = attrs.pads[:rank], attrs.pads[rank:]
     x = x[tuple(slice(-min(b, 0), d + min(e, 0)) for d, b, e in zip(x.shape, begins, ends))]
-    for axis in range(1, rank):
+    for axis in range(rank):  # batched, axis 0 has no pads (checked)
         begin, end = max(begins[axis], 0), max(ends[axis], 0)
         if begin or end:
             index = _pad_index(attrs.mode, x.shape[axis], begin, end)

@@ -204,35 +204,35 @@ class Twin(torch.nn.Module):
              keep: list[str] = ()) -> dict:
         if self.sample_by_sample is None:
             return self._run_batch(batch, mode, observe, keep)
-        seen: dict[str, list[torch.Tensor]] = {}
+        gathered: dict[str, list[torch.Tensor]] = {}
         count = len(next(iter(batch.values())))
-        runs = [self._run_batch({name: x[i:i + 1] for name, x in batch.items()}, mode, observe, keep, seen)
+        runs = [self._run_batch({name: x[i:i + 1] for name, x in batch.items()}, mode, observe, keep, gathered)
                 for i in range(count)]
-        for name, values in seen.items():
+        for name, values in gathered.items():
             self.activation(name).observe(torch.cat(values))
         return {name: torch.cat([run[name] for run in runs]) for name in runs[0]}
 
     def _run_batch(self, batch: dict[str, torch.Tensor], mode: str, observe: dict | None = None,
-                   keep: list[str] = (), seen: dict | None = None) -> dict:
-        """The graph on `batch` at once, or (`seen` given: sample by sample) on
-        one sample, each value checked against its IR shape and the training
-        activation quantizers' inputs gathered in `seen` instead of observed."""
+                   keep: list[str] = (), gathered: dict | None = None) -> dict:
+        """The graph on `batch` at once, or (`gathered` given: sample by sample)
+        on one sample, each value checked against its IR shape and the training
+        activation quantizers' inputs gathered there instead of observed."""
         env: dict[str, torch.Tensor] = {}
         for name, x in batch.items():
-            env[name] = self._point(name, x, mode, observe, seen)
+            env[name] = self._point(name, x, mode, observe, gathered)
         for node in self.graph.nodes():
             args = [None if not t else env[t] if t in env else self._constants[t] for t in node.inputs]
             if node.name in self._layers:
                 args[1], bias = self._layer_weights(node.name, mode)
                 if bias is not None:
                     args[2] = bias
-            for name, value in zip(node.outputs, float_ops.run_node(node, args, batched=seen is None)):
+            for name, value in zip(node.outputs, float_ops.run_node(node, args, batched=gathered is None)):
                 if name:
-                    if seen is not None and tuple(value.shape) != self.graph.tensor(name).shape:
+                    if gathered is not None and tuple(value.shape) != self.graph.tensor(name).shape:
                         raise UnsupportedError(f"node {node.name!r} ({node.op}): its training kernel gives "
                                                f"{list(value.shape)} for {name!r} of IR shape "
                                                f"{list(self.graph.tensor(name).shape)}")
-                    env[name] = self._point(name, value, mode, observe, seen)
+                    env[name] = self._point(name, value, mode, observe, gathered)
         return {name: env[name] for name in [*self.graph.outputs, *keep] if name in env}
 
     def _layer_weights(self, layer: str, mode: str):
@@ -252,7 +252,7 @@ class Twin(torch.nn.Module):
         return bias * alive.reshape(bias.shape) if bias.numel() == alive.numel() else bias
 
     def _point(self, name: str, x: torch.Tensor, mode: str, observe: dict | None,
-               seen: dict | None = None) -> torch.Tensor:
+               gathered: dict | None = None) -> torch.Tensor:
         source = self.points.get(name)
         if observe is not None and source == "observe":
             finite = x[torch.isfinite(x)]  # NaN and infinities move no range (as in calibration.py)
@@ -264,8 +264,8 @@ class Twin(torch.nn.Module):
         if source == "fixed":
             return _fixed(self._fixed_ops[name], x)
         quantizer = self.activation(name)
-        if seen is not None and quantizer.training:  # observed once per batch, after it ran (`_run`)
-            seen.setdefault(name, []).append(x.detach())
+        if gathered is not None and quantizer.training:  # observed once per batch, after it ran (`_run`)
+            gathered.setdefault(name, []).append(x.detach())
             return quantizer.quantize(x)
         return quantizer(x)
 

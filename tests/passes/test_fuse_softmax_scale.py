@@ -204,3 +204,19 @@ def test_a_minus_infinity_mask_before_another_factor_is_refused(tmp_path):
     onnx.save(_masked_then_scaled(np.float32(-0.5)), tmp_path / "m.onnx")
     with pytest.raises(nnc.NncError, match="holds -inf"):
         nnc.compile(tmp_path / "m.onnx", "c", tmp_path / "out")
+
+
+def test_a_scaled_softmax_and_log_softmax_share_a_float_c_model(tmp_path):
+    """Each gets its own scale kernel (one name for both was refused as a
+    kernel instantiated twice)."""
+    nodes = [helper.make_node("Transpose", ["key"], ["kt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["s1"]), helper.make_node("Mul", ["s1", "k"], ["m1"]),
+             helper.make_node("Softmax", ["m1"], ["y1"], axis=-1),
+             helper.make_node("MatMul", ["q", "kt"], ["s2"]), helper.make_node("Mul", ["s2", "k"], ["m2"]),
+             helper.make_node("LogSoftmax", ["m2"], ["y2"], axis=-1)]
+    graph = build(nodes, {"q": [1, T, D], "key": [1, T, D]}, {"y1": [1, T, T], "y2": [1, T, T]},
+                  {"k": np.float32(0.35)})
+    (tmp_path / "g.nnir").write_text(nnc.print_ir(graph), encoding="utf-8")
+    result = nnc.compile(tmp_path / "g.nnir", "c", tmp_path / "out", quantize=False)
+    assert result.report["verification"]["vs_reference"]["max_abs_diff"] < 1e-6
+

@@ -308,6 +308,55 @@ def test_a_linear_over_the_rows_of_a_sequence_runs_batched():
     _assert_matches_reference(graph)
 
 
+# graphs whose kernels meet IR shapes with axis 0 other than the batch when run
+# sample by sample (found by review: Gemm's trans_a, Pad's other modes and
+# Expand of a lower rank gave wrong values or shapes there)
+ONE_SAMPLE = {
+    "gemm_trans_a": ('const %w: f32[4,4] = hex"' + np.arange(16, dtype=np.float32).tobytes().hex() + '"\n'
+                     '  %a: f32[4,4] = Reshape "r" (%x) {shape=[4,4]}\n'
+                     '  %g: f32[4,4] = Gemm "fc" (%a, %w, _) {alpha=1.0, beta=1.0, trans_a=true, trans_b=false, '
+                     'act_min=none, act_max=none}\n'
+                     '  %y: f32[1,16] = Reshape "u" (%g) {shape=[1,16]}', "x: f32[1,16]"),
+    **{f"pad_{mode}_axis0": ('%t: f32[4,1] = Transpose "t" (%x) {perm=[1,0]}\n'
+                             f'  %p: f32[6,1] = Pad "pad" (%t) {{pads=[1,0,1,0], mode="{mode}", value=0.0}}\n'
+                             '  %y: f32[1,6] = Transpose "u" (%p) {perm=[1,0]}', "x: f32[1,4]")
+       for mode in ("edge", "reflect", "wrap", "constant")},
+    "expand_lower_rank": ('%s: f32[4] = Reshape "r" (%x) {shape=[4]}\n'
+                          '  %y: f32[1,4] = Expand "e" (%s) {shape=[1,4]}', "x: f32[1,4]"),
+    "tile_axis0": ('%t: f32[4,1] = Transpose "t" (%x) {perm=[1,0]}\n'
+                   '  %p: f32[8,1] = Tile "tile" (%t) {repeats=[2,1]}\n'
+                   '  %y: f32[1,8] = Transpose "u" (%p) {perm=[1,0]}', "x: f32[1,4]"),
+    "slice_axis0_backwards": ('%t: f32[4,1] = Transpose "t" (%x) {perm=[1,0]}\n'
+                              '  %p: f32[2,1] = Slice "s" (%t) {starts=[3,0], steps=[-2,1], sizes=[2,1]}\n'
+                              '  %y: f32[1,2] = Transpose "u" (%p) {perm=[1,0]}', "x: f32[1,4]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ONE_SAMPLE))
+def test_kernels_on_one_sample_compute_the_op(case):
+    from nnc.train.twin import Twin
+
+    statement, input_type = ONE_SAMPLE[case]
+    graph = parse_ir(f'graph "g" {{\n  input %{input_type}\n  {statement}\n  output %y\n}}\n')
+    assert batch_problem(graph) is not None
+    x = np.random.default_rng(3).standard_normal((3, *graph.tensor("x").shape[1:])).astype(np.float32)
+    with torch.no_grad():
+        got = Twin(graph)(torch.from_numpy(x)).numpy()
+    want = np.concatenate([nnc.run(graph, {"x": x[i:i + 1]})["y"] for i in range(3)])
+    assert got.shape == want.shape and np.allclose(got, want, **TOL), case
+
+
+def test_a_convolution_over_four_spatial_axes_is_refused_by_name():
+    from nnc.train.twin import Twin
+
+    text = ('graph "g" {\n  input %x: f32[1,1,2,2,2,2]\n  const %w: f32[1,1,1,1,1,1] = [2.0]\n'
+            '  %y: f32[1,1,2,2,2,2] = Conv "c" (%x, %w, _) {kernel_shape=[1,1,1,1], strides=[1,1,1,1], '
+            'pads=[0,0,0,0,0,0,0,0], dilations=[1,1,1,1], group=1, channels_last=false, act_min=none, '
+            'act_max=none}\n  output %y\n}\n')
+    with pytest.raises(UnsupportedError, match="node 'c' \\(Conv\\): has 4 spatial axes"):
+        Twin(parse_ir(text))
+
+
 def test_a_lower_rank_runtime_operand_runs_sample_by_sample():
     """Batched, the rank-1 sum would broadcast along the batch axis."""
     from nnc.train.twin import Twin
