@@ -308,8 +308,9 @@ def finetune_(model: str = typer.Argument(..., help="Float ONNX model (or text I
                               on_step=on_step, on_epoch=lambda e: say(epoch_line(e)))
         report = result.report
         kept, trained = report["kept_epoch"], len(report["epochs"])
-        outcome = (f"kept the one-shot model: none of {trained} epochs beat it" if kept["epoch"] == 0 else
-                   f"fine-tuned {_score(kept)} (epoch {kept['epoch']} of {trained})")
+        final = sum(epoch["final"] for epoch in report["epochs"])
+        outcome = (f"kept the one-shot model: none of the {final} epochs at final sparsity beat it"
+                   if kept["epoch"] == 0 else f"fine-tuned {_score(kept)} (epoch {kept['epoch']} of {trained})")
         typer.echo(f"one-shot {_score(report['one_shot'])} -> {outcome} on the holdout (exact integer "
                    f"arithmetic), {report['seconds']:.1f} s")
         typer.echo(f"wrote {', '.join(result.artifacts)} to {output}")

@@ -23,6 +23,8 @@ The result holds no ONNX objects and no optimization has been applied.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -233,17 +235,20 @@ def _softmax_masks(src: OnnxGraph, constants: dict[str, np.ndarray]) -> set[tupl
         found = readers.get(value, [])
         return found[0] if len(found) == 1 and value not in src.outputs else None
 
-    def feeds_softmax(value: str) -> bool:
+    def feeds_softmax(value: str, mask: np.ndarray) -> bool:
+        """The factor, if any, as fuse_softmax_scale folds it: finite, above 0,
+        adding no axes (no more than the mask's, a bound of the sum's rank)."""
         reader = only_reader(value)
         if reader is not None and reader.op in ("Mul", "Div") and reader.inputs[0] == value:
             factor = constants.get(reader.inputs[1])
-            if factor is not None and factor.size == 1 and factor.dtype.kind == "f" and float(factor.flat[0]) > 0:
+            if factor is not None and factor.size == 1 and factor.dtype.kind == "f" and factor.ndim <= mask.ndim \
+                    and math.isfinite(float(factor.flat[0])) and float(factor.flat[0]) > 0:
                 reader = only_reader(reader.outputs[0])
         return reader is not None and reader.op == "Softmax"
 
     return {(index, value) for index, n in enumerate(src.nodes) if n.op == "Add" and len(n.outputs) == 1
-            and feeds_softmax(n.outputs[0])
-            for value in n.inputs if value in constants and additive_mask(constants[value]) is not None}
+            for value in n.inputs if value in constants and additive_mask(constants[value]) is not None
+            and feeds_softmax(n.outputs[0], constants[value])}
 
 
 def _add_lowered(graph: Graph, n: OnnxNode, onnx_types: dict[str, ValueType]) -> None:

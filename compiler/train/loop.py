@@ -14,10 +14,11 @@
   error (regression). Only epochs whose masks reached their final sparsity
   count; the best of them is kept, and training stops after `patience` of them
   without improvement. The one-shot start (epoch 0: no training, masks at
-  their final sparsity) is scored the same way first and kept when every
-  epoch scores below it (an epoch that ties it is kept instead), so
+  their final sparsity) is scored the same way first and kept instead when
+  the best epoch at final sparsity scores below it (a tie keeps the epoch), so
   fine-tuning never returns a model that scores worse on the holdout than the
-  one-shot compression it started from.
+  one-shot compression it started from; patience counts from the best epoch,
+  as without it.
 - Deterministic: the seed fixes the split, the order and torch's generator;
   torch runs on `threads` threads (1 by default: results then do not depend on
   the machine's core count).
@@ -128,7 +129,8 @@ def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
     total = options.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     one_shot = _one_shot(twin, tensors, targets, holdout, output_kinds)
-    history, best, best_state, waited = [], one_shot, copy.deepcopy(twin.state_dict()), 0
+    one_shot_state = copy.deepcopy(twin.state_dict())
+    history, best, best_state, waited = [], None, None, 0
     twin.set_progress(0.0)
     shuffle = np.random.RandomState(options.seed + 1)
     for epoch in range(options.epochs):
@@ -153,12 +155,14 @@ def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
                            progress >= RAMP or epoch == options.epochs - 1, time.perf_counter() - start)
         history.append(record)
         on_epoch(record)
-        if record.final and (record.score > best.score or best is one_shot and record.score == best.score):
+        if record.final and (best is None or record.score > best.score):
             best, best_state, waited = record, copy.deepcopy(twin.state_dict()), 0
         elif record.final:
             waited += 1
             if waited >= options.patience:
                 break
+    if best is None or best.score < one_shot.score:
+        best, best_state = one_shot, one_shot_state
     twin.load_state_dict(best_state)  # its masks included
     twin.eval().set_mode("exact")
     return FitResult(history, best, stopped_early=len(history) < options.epochs, start=one_shot)

@@ -182,7 +182,8 @@ def _masked_then_scaled(factor) -> "onnx.ModelProto":
              helper.make_node("Mul", ["m", "k"], ["sc"]), helper.make_node("Softmax", ["sc"], ["y"], axis=-1)]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, T, D]),
                                            helper.make_tensor_value_info("kt", TensorProto.FLOAT, [1, D, T])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, T, T])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                             [1] * (max(3, np.ndim(factor)) - 2) + [T, T])],
                               [numpy_helper.from_array(mask, "mask"), numpy_helper.from_array(factor, "k")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
@@ -198,10 +199,14 @@ def test_a_minus_infinity_mask_before_the_scale_loads_and_compiles(tmp_path):
     assert result.report["verification"]["vs_reference"]["bit_exact"]
 
 
-def test_a_minus_infinity_mask_before_another_factor_is_refused(tmp_path):
+@pytest.mark.parametrize("factor", [np.float32(-0.5), np.float32(np.inf), np.full((1, 1, 1, 1), 0.5, np.float32)],
+                         ids=["negative", "infinite", "adds-axes"])
+def test_a_minus_infinity_mask_before_another_factor_is_refused(factor, tmp_path):
+    """Factors fuse_softmax_scale would not fold leave the mask's -inf a
+    constant of the graph: refused at load, naming it."""
     import onnx
 
-    onnx.save(_masked_then_scaled(np.float32(-0.5)), tmp_path / "m.onnx")
+    onnx.save(_masked_then_scaled(factor), tmp_path / "m.onnx")
     with pytest.raises(nnc.NncError, match="holds -inf"):
         nnc.compile(tmp_path / "m.onnx", "c", tmp_path / "out")
 

@@ -173,6 +173,23 @@ def test_the_one_shot_start_is_kept_when_training_only_makes_it_worse(monkeypatc
     assert all(np.array_equal(after[name], before[name]) for name in before)
 
 
+def test_patience_counts_from_the_best_epoch_not_from_the_one_shot_start(monkeypatch):
+    """Epochs that climb but stay below the one-shot score run to the end (the
+    start does not use up the patience); the start is kept at the end."""
+    scores = iter([0.9, 0.5, 0.6, 0.7, 0.8])  # the start, then four epochs
+
+    def scripted(twin, tensors, labels, holdout, kinds, epoch, loss, final, seconds):
+        return loop.Epoch(epoch + 1, loss, next(scores), None, None, True, seconds)
+
+    monkeypatch.setattr(loop, "_evaluate", scripted)
+    graph = frame_head_graph()
+    data = _data(graph, 16, 1)
+    twin = prepare(graph, Compression(weight_bits=4), calib=data)
+    result = fit(twin, data, options=FitOptions(epochs=4, patience=1, batch_size=8, holdout=0.25))
+    assert [e.score for e in result.history] == [0.5, 0.6, 0.7, 0.8]
+    assert result.best is result.start and result.start.score == 0.9
+
+
 def test_training_is_deterministic():
     texts = []
     for _ in range(2):
