@@ -22,7 +22,7 @@ import typer
 
 from . import __version__
 from . import cli_options as flags
-from .errors import IRError, NncError, OptionError, QualityGateError
+from .errors import NncError, OptionError, QualityGateError
 from .cli_render import render_sim, render_summary
 from .tables import format_table, shorten_apart, thousands
 

@@ -174,7 +174,7 @@ def test_a_scaled_softmax_exports_as_a_mul_and_reads_back(softmax, tmp_path):
 
 
 
-def _masked_then_scaled(factor) -> "onnx.ModelProto":
+def _masked_then_scaled(factor):
     from onnx import TensorProto, numpy_helper
 
     mask = np.triu(np.full((T, T), -np.inf, np.float32), 1)
