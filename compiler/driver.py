@@ -187,6 +187,19 @@ def _of_target(target: str, exc: UnsupportedError) -> UnsupportedError:
     return UnsupportedError(f"target {target}: {exc}", cli=exc.cli and f"target {target}: {exc.cli}")
 
 
+def _load_chunk(model: str | Path, opts: CompileOptions) -> Graph:
+    """The model at its --stream chunk shapes; a shape computation that fails
+    there (a layer sized for the whole sequence) is said to be the chunk's."""
+    try:
+        return load(model, {**(opts.input_shapes or {}), **opts.stream}, frozenset(opts.stream))
+    except ShapeError as exc:
+        chunks = ", ".join(f"{name}={','.join(map(str, dims))}" for name, dims in opts.stream.items())
+        said = (f"the model does not run on a chunk ({{}} {chunks}): {exc} (a shape fixed to the whole "
+                "sequence, such as a Reshape to its length, attention over every time step or a table of "
+                "positions, cannot run chunk by chunk)")
+        raise ShapeError(said.format("stream"), cli=said.format("--stream")) from None
+
+
 def _run_pipeline(model: str | Path, opts: CompileOptions, tgt, dump, say: Progress) -> _Piped:
     """Load `model` and run the pipeline `opts` asks for (streaming, budget search included)."""
     say(f"loading {model}")
@@ -199,8 +212,7 @@ def _run_pipeline(model: str | Path, opts: CompileOptions, tgt, dump, say: Progr
             say("compiling the whole-sequence graph (streaming reference)")
             whole = PassManager(parse_pipeline(default_pipeline(tgt, opts, "whole", ranges))).run(original.copy())
             whole_original = original
-            original = _named(load(model, {**(opts.input_shapes or {}), **opts.stream}, frozenset(opts.stream)),
-                              opts.name)
+            original = _named(_load_chunk(model, opts), opts.name)
             passes = parse_pipeline(default_pipeline(tgt, opts, "chunk", ranges))
         else:
             choice = _budget_search(original, opts, say)

@@ -131,6 +131,29 @@ def test_a_mean_over_time_is_refused_as_not_streamable(tmp_path):
         nnc.compile(tmp_path / "mean.onnx", "ir", quantize=True, calib=samples(m, 4), stream={"X": (2, 1, 3)})
 
 
+def test_a_shape_fixed_to_the_whole_sequence_is_one_line_naming_the_chunk(tmp_path, capsys):
+    """A Reshape to the sequence's length (as an exported attention has) cannot
+    take a chunk: the error says so and names --stream (it was the shape
+    inference's 'Incompatible dimensions' alone), and nothing is written."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]), helper.make_node("Relu", ["r"], ["y"])]
+    graph = helper.make_graph(nodes, "fixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [onnx.numpy_helper.from_array(np.array([1, 2, 4, 4], np.int64), "shape")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
+              tmp_path / "fixed.onnx")
+    from nnc.cli import run_cli
+
+    code = run_cli(["compile", str(tmp_path / "fixed.onnx"), "--target", "c", "--stream", "x=1,2,4",
+                    "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("nnc: error: the model does not run on a chunk (--stream x=1,2,4): ") and \
+        "cannot run chunk by chunk" in err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("target", ["ir", "c"])
 def test_a_conv_over_time_before_the_recurrence_is_named_as_not_streamable(target, tmp_path):
     """A Conv1d over time mixes frames that a one-frame chunk does not see: the
