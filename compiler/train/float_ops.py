@@ -13,7 +13,7 @@ Invariants:
   not the infinity that turns a standard deviation of constant values into NaN;
 - `check_kernels(graph)` refuses, before anything runs, a node whose op has
   no kernel (so a recurrent layer is named rather than the time-major
-  Transpose before it);
+  Transpose before it) and a convolution or pool over more than 3 spatial axes;
 - `batch_problem(graph)` says why the batched kernels would mix the samples
   of a batch: a node that moves, joins, pads, reduces or normalizes along
   axis 0, produces a value whose axis 0 is not 1 (except rows that fold the
