@@ -94,3 +94,35 @@ def test_calibration_samples_follow_the_inputs():
     np.testing.assert_array_equal(tokens, again["tokens"])
     other = zoo.samples(zoo.FAMILIES["kws_lstm"])["mfcc"]
     assert other.shape == (zoo.SAMPLES, 1, 49, 10) and other.dtype == np.float32
+
+
+@pytest.mark.skipif(not zoo.torch_available(), reason=TORCH_MISSING)
+@pytest.mark.parametrize("name, exporter, one_by_one", [("transformer_block", "torchscript", True),
+                                                        ("torch_encoder_layer", "dynamo", True),
+                                                        ("conformer_ctc", "torchscript", False)])
+def test_attention_families_fine_tune_and_compile_to_what_was_trained(name, exporter, one_by_one, built, tmp_path):
+    """PyTorch's attention exports fine-tune (those that permute q, k and v off
+    the batch axis sample by sample; the conformer batched), and the C target
+    computes exactly what the twin's exact mode scored."""
+    import torch
+
+    from nnc.backends import get_target
+    from nnc.train import Compression, export, prepare, save
+    from nnc.train.loop import FitOptions, fit
+
+    family = zoo.FAMILIES[name]
+    model, _ = built(family, exporter)
+    data = {key: value[:, 0] for key, value in zoo.samples(family, count=12).items()}  # [N, *shape[1:]]
+    twin = prepare(model, Compression(weight_bits=4), calib=data)
+    assert bool(twin.sample_by_sample) == one_by_one, twin.sample_by_sample
+    fit(twin, data, options=FitOptions(epochs=1, batch_size=6, holdout=0.25))
+    output = twin.graph.outputs[0]
+    with torch.no_grad():
+        exact = twin({key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in data.items()})
+    expected = (exact[output] if isinstance(exact, dict) else exact).numpy()
+    result = nnc.compile(save(export(twin), tmp_path / f"{name}.nnir"), "c", tmp_path / "c", verify=False)
+    stem = next(a.rsplit(".", 1)[0] for a in result.artifacts if a.endswith(".c"))
+    samples = [{key: value[i:i + 1] for key, value in data.items()} for i in range(len(expected))]
+    with get_target("c", None).runner(result.graph, tmp_path / "c", stem) as run:
+        got = np.concatenate([o[output] for o in run(samples)])
+    assert np.array_equal(got, expected.reshape(got.shape))
