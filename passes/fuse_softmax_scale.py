@@ -21,9 +21,9 @@ node, so rewriting terminates.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from nnc.ir import Graph, Node
+from nnc.ops.softmax import scale_factor
 
 
 def fuse_softmax_scale(graph: Graph, node: Node) -> bool:
@@ -37,7 +37,7 @@ def fuse_softmax_scale(graph: Graph, node: Node) -> bool:
         if found is None:
             return False
         _remove_factor(graph, scores, found[0])
-        _rescale(graph, node, found[1])
+        _rescale(node, found[1])
         return True
     if scores.op == "MatMul":
         for operand in scores.inputs:
@@ -46,7 +46,7 @@ def fuse_softmax_scale(graph: Graph, node: Node) -> bool:
                 and _read_once(graph, operand) else None
             if found is not None:
                 _remove_factor(graph, scaling, found[0])
-                _rescale(graph, node, found[1])
+                _rescale(node, found[1])
                 return True
     return False
 
@@ -62,25 +62,21 @@ def _remove_factor(graph: Graph, scaling: Node, t: str) -> None:
     del graph.tensors[scaling.outputs[0]]
 
 
-def _rescale(graph: Graph, node: Node, factor: float) -> None:
-    """`node` (a Softmax or LogSoftmax, maybe just rewired) with its scale times `factor`."""
-    node = graph.node(node.name)
-    graph.remove_node(node.name)
-    graph.add_node(Node(node.name, node.op, list(node.inputs), list(node.outputs),
-                        dataclasses.replace(node.attrs, scale=node.attrs.scale * factor)))
+def _rescale(node: Node, factor: float) -> None:
+    """`node` (a Softmax or LogSoftmax) with its scale times `factor`."""
+    node.attrs = dataclasses.replace(node.attrs, scale=node.attrs.scale * factor)
 
 
 def _factor(graph: Graph, node: Node) -> tuple[str, float] | None:
-    """(t, f) when `node` computes t · f with a one-value float constant, f > 0
-    finite, that adds no axes to t; None otherwise."""
+    """(t, f) when `node` computes t · f with a constant softmax.scale_factor
+    takes, that adds no axes to run-time t; None otherwise."""
     orders = [(0, 1), (1, 0)] if node.op == "Mul" else [(0, 1)]
     for x, k in orders:
         data = graph.constant(node.inputs[k])
-        if data is None or data.size != 1 or data.dtype.kind != "f" or graph.constant(node.inputs[x]) is not None \
+        if data is None or graph.constant(node.inputs[x]) is not None \
                 or graph.tensor(node.outputs[0]).shape != graph.tensor(node.inputs[x]).shape:
             continue
-        value = float(data.reshape(-1)[0])
-        factor = value if node.op == "Mul" else 1.0 / value if value else math.inf
-        if math.isfinite(factor) and factor > 0:
+        factor = scale_factor(data, divides=node.op == "Div")
+        if factor is not None:
             return node.inputs[x], factor
     return None

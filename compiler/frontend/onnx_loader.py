@@ -23,8 +23,6 @@ The result holds no ONNX objects and no optimization has been applied.
 
 from __future__ import annotations
 
-import math
-
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +34,7 @@ from ..ir import Graph, Node, Tensor, TensorType
 from ..limits import check_elements
 from ..ops import get_op, lowering
 from ..ops.registry import Lowered, OnnxNode
-from ..ops.softmax import additive_mask
+from ..ops.softmax import additive_mask, scale_factor
 from . import onnx_proto
 from .external_data import load_external_data
 from .model_check import check_model, refuse_bad_weights
@@ -236,13 +234,13 @@ def _softmax_masks(src: OnnxGraph, constants: dict[str, np.ndarray]) -> set[tupl
         return found[0] if len(found) == 1 and value not in src.outputs else None
 
     def feeds_softmax(value: str, mask: np.ndarray) -> bool:
-        """The factor, if any, as fuse_softmax_scale folds it: finite, above 0,
-        adding no axes (no more than the mask's, a bound of the sum's rank)."""
+        """The factor, if any, one fuse_softmax_scale folds (scale_factor, adding
+        no axes: no more than the mask's, a bound of the sum's rank)."""
         reader = only_reader(value)
         if reader is not None and reader.op in ("Mul", "Div") and reader.inputs[0] == value:
             factor = constants.get(reader.inputs[1])
-            if factor is not None and factor.size == 1 and factor.dtype.kind == "f" and factor.ndim <= mask.ndim \
-                    and math.isfinite(float(factor.flat[0])) and float(factor.flat[0]) > 0:
+            if factor is not None and factor.ndim <= mask.ndim and \
+                    scale_factor(factor, divides=reader.op == "Div") is not None:
                 reader = only_reader(reader.outputs[0])
         return reader is not None and reader.op == "Softmax"
 

@@ -106,6 +106,18 @@ def check_keep_mask(keep, x, coerce_2d: bool, dtype: str = "bool") -> None:
 MASK_FILL = -1e4
 
 
+def scale_factor(data: np.ndarray, divides: bool = False) -> float | None:
+    """The factor a constant multiplying (or, `divides`, dividing) the scores
+    folds into a softmax's `scale`: its one float value (its reciprocal) when
+    finite and above 0; None for any other constant. Whether it adds axes is
+    the caller's to check."""
+    if data.size != 1 or data.dtype.kind != "f":
+        return None
+    value = float(data.reshape(-1)[0])
+    factor = (1.0 / value if value else math.inf) if divides else value
+    return factor if math.isfinite(factor) and factor > 0 else None
+
+
 def additive_mask(data: np.ndarray) -> np.ndarray | None:
     """The keep mask (entries equal to 0) of a float constant that is an additive
     attention mask: every entry 0 or at most MASK_FILL (-inf, float32's lowest,
