@@ -65,6 +65,7 @@ from .fuse_gelu import fuse_gelu
 from .fuse_silu import fuse_silu
 from .fuse_softmax_mask import fuse_softmax_mask
 from .fuse_softmax_scale import fuse_softmax_scale
+from .graph_edits import drop_if_dead, single_use
 from .split_to_slices import split_to_slices
 
 Rule = Callable[[Graph, Node], bool]
@@ -126,10 +127,6 @@ def only_feeds(graph: Graph, tensor: str, node: Node) -> bool:
     return tensor not in graph.outputs and all(c.name == node.name for c in graph.consumers(tensor))
 
 
-def single_use(graph: Graph, tensor: str) -> bool:
-    return graph.uses(tensor) == 1 and tensor not in graph.outputs
-
-
 def add_tensor_like(graph: Graph, like: Tensor, shape, layout=None, quant=None) -> str:
     name = graph.unique_tensor_name(like.name)
     graph.add_tensor(Tensor(name, like.dtype, tuple(shape), layout=layout, quant=quant))
@@ -154,24 +151,6 @@ def add_transpose(graph: Graph, src: str, perm: tuple[int, ...], out: str | None
     node_name = graph.unique_node_name(name or f"{src}.transpose")
     graph.add_node(Node(node_name, "Transpose", [src], [out], TransposeAttrs(tuple(perm))))
     return out
-
-
-def drop_if_dead(graph: Graph, name: str) -> None:
-    """Delete tensor `name` if nothing uses it, with its producer when all that
-    producer's outputs are unused, and so on upwards. Graph inputs stay."""
-    if not name or name not in graph.tensors or graph.uses(name) or name in graph.inputs:
-        return
-    producer = graph.producer(name)
-    if producer is None:
-        del graph.tensors[name]
-        return
-    if any(graph.uses(o) for o in producer.outputs if o):
-        return
-    graph.remove_node(producer.name)
-    for out in producer.outputs:
-        graph.tensors.pop(out, None)
-    for src in producer.inputs:
-        drop_if_dead(graph, src)
 
 
 def bypass(graph: Graph, node: Node, src: str) -> bool:

@@ -19,6 +19,8 @@ import dataclasses
 
 from nnc.ir import Graph, Node
 
+from .graph_edits import drop_if_dead, single_use
+
 
 def fold_gemm_scale(graph: Graph, node: Node) -> bool:
     if node.op != "Mul" or len(node.inputs) != 2:
@@ -33,15 +35,13 @@ def fold_gemm_scale(graph: Graph, node: Node) -> bool:
             continue
         gemm, *moves = chain
         c = float(factor.reshape(-1)[0])
-        attrs = dataclasses.replace(gemm.attrs, alpha=gemm.attrs.alpha * c, beta=gemm.attrs.beta * c)
+        gemm.attrs = dataclasses.replace(gemm.attrs, alpha=gemm.attrs.alpha * c, beta=gemm.attrs.beta * c)
+        last = moves[-1] if moves else gemm  # now writes the Mul's output
         graph.remove_node(node.name)
-        last = moves[-1] if moves else gemm
-        for old in (gemm, *moves):
-            graph.remove_node(old.name)
+        graph.remove_node(last.name)
         del graph.tensors[t]
-        for old in (gemm, *moves):
-            outputs = list(node.outputs) if old is last else list(old.outputs)
-            graph.add_node(Node(old.name, old.op, list(old.inputs), outputs, attrs if old is gemm else old.attrs))
+        graph.add_node(Node(last.name, last.op, list(last.inputs), list(node.outputs), last.attrs))
+        drop_if_dead(graph, k)
         return True
     return False
 
@@ -53,7 +53,7 @@ def _gemm_chain(graph: Graph, name: str) -> list[Node] | None:
     chain: list[Node] = []
     while True:
         producer = graph.producer(name)
-        if producer is None or graph.uses(name) != 1 or name in graph.outputs:
+        if producer is None or not single_use(graph, name):
             return None
         chain.insert(0, producer)
         if producer.op == "Gemm":

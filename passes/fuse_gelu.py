@@ -24,6 +24,8 @@ import numpy as np
 from nnc.ir import Graph, Node
 from nnc.ops.math_unary import GeluAttrs
 
+from .graph_edits import drop_if_dead, single_use
+
 _RTOL = 1e-6
 _TANH_SCALE = math.sqrt(2.0 / math.pi)
 _CUBIC = 0.044715
@@ -38,7 +40,7 @@ def _scalar(graph: Graph, name: str, value: float) -> bool:
 def _producer(graph: Graph, name: str, op: str, chain: list[Node]) -> Node | None:
     """The `op` node producing `name` when nothing else reads `name`; appended to `chain`."""
     node = graph.producer(name)
-    if node is None or node.op != op or graph.uses(name) != 1 or name in graph.outputs:
+    if node is None or node.op != op or not single_use(graph, name):
         return None
     chain.append(node)
     return node
@@ -129,7 +131,6 @@ def fuse_gelu(graph: Graph, node: Node) -> bool:
     for dead in chain:
         graph.remove_node(dead.name)
         del graph.tensors[dead.outputs[0]]
-    for name in {t for n in (node, *chain) for t in n.inputs if t in graph.tensors}:
-        if graph.tensor(name).is_constant and not graph.uses(name):
-            del graph.tensors[name]
+    for name in dict.fromkeys(t for n in (node, *chain) for t in n.inputs):
+        drop_if_dead(graph, name)
     return True

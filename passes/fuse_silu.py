@@ -15,14 +15,16 @@ from __future__ import annotations
 from nnc.ir import Graph, Node
 from nnc.ops.registry import NoAttrs
 
+from .graph_edits import single_use
+
 
 def fuse_silu(graph: Graph, node: Node) -> bool:
     if node.op != "Mul" or len(node.inputs) != 2:
         return False
     for x, gate in (node.inputs, node.inputs[::-1]):
         sigmoid = graph.producer(gate)
-        if (sigmoid is not None and sigmoid.op == "Sigmoid" and sigmoid.inputs[0] == x and graph.uses(gate) == 1
-                and gate not in graph.outputs):
+        if (sigmoid is not None and sigmoid.op == "Sigmoid" and sigmoid.inputs[0] == x
+                and single_use(graph, gate)):
             graph.remove_node(node.name)
             graph.remove_node(sigmoid.name)
             del graph.tensors[gate]

@@ -23,12 +23,14 @@ import numpy as np
 from nnc.ir import Graph, Node, Tensor
 from nnc.ops.softmax import MASK_FILL, additive_mask
 
+from .graph_edits import drop_if_dead, single_use
+
 
 def fuse_softmax_mask(graph: Graph, node: Node) -> bool:
     if node.op != "Softmax" or len(node.inputs) != 1 or node.attrs.coerce_2d:
         return False
     masking = graph.producer(node.inputs[0])
-    if masking is None or graph.uses(node.inputs[0]) != 1 or node.inputs[0] in graph.outputs:
+    if masking is None or not single_use(graph, node.inputs[0]):
         return False
     shape = graph.tensor(node.inputs[0]).shape
     found = _masked(graph, masking, shape)
@@ -45,9 +47,7 @@ def fuse_softmax_mask(graph: Graph, node: Node) -> bool:
     graph.remove_node(masking.name)
     del graph.tensors[masking.outputs[0]]
     for constant in masking.inputs:
-        if constant != scores and constant in graph.tensors and not graph.uses(constant) \
-                and constant not in graph.outputs:
-            del graph.tensors[constant]
+        drop_if_dead(graph, constant)
     return True
 
 

@@ -25,12 +25,14 @@ import dataclasses
 from nnc.ir import Graph, Node
 from nnc.ops.softmax import scale_factor
 
+from .graph_edits import drop_if_dead, single_use
+
 
 def fuse_softmax_scale(graph: Graph, node: Node) -> bool:
     if node.op not in ("Softmax", "LogSoftmax"):
         return False
     scores = graph.producer(node.inputs[0])
-    if scores is None or not _read_once(graph, node.inputs[0]):
+    if scores is None or not single_use(graph, node.inputs[0]):
         return False
     if scores.op in ("Mul", "Div"):
         found = _factor(graph, scores)
@@ -43,7 +45,7 @@ def fuse_softmax_scale(graph: Graph, node: Node) -> bool:
         for operand in scores.inputs:
             scaling = graph.producer(operand)
             found = _factor(graph, scaling) if scaling is not None and scaling.op in ("Mul", "Div") \
-                and _read_once(graph, operand) else None
+                and single_use(graph, operand) else None
             if found is not None:
                 _remove_factor(graph, scaling, found[0])
                 _rescale(node, found[1])
@@ -51,15 +53,14 @@ def fuse_softmax_scale(graph: Graph, node: Node) -> bool:
     return False
 
 
-def _read_once(graph: Graph, tensor: str) -> bool:
-    return graph.uses(tensor) == 1 and tensor not in graph.outputs
-
-
 def _remove_factor(graph: Graph, scaling: Node, t: str) -> None:
-    """Drop the Mul/Div `scaling`; its reader reads `t` instead."""
+    """Drop the Mul/Div `scaling`, and its factor if nothing else reads it; its
+    reader reads `t` instead."""
     graph.remove_node(scaling.name)
     graph.replace_uses(scaling.outputs[0], t)
     del graph.tensors[scaling.outputs[0]]
+    for name in scaling.inputs:
+        drop_if_dead(graph, name)
 
 
 def _rescale(node: Node, factor: float) -> None:

@@ -63,7 +63,6 @@ from .canonicalize import (
     compose,
     compose_transposes,
     data_inputs,
-    drop_if_dead,
     inverse,
     is_identity,
     only_feeds,
@@ -71,8 +70,8 @@ from .canonicalize import (
     permuted_tensor,
     remove_identity_transpose,
     rewrite,
-    single_use,
 )
+from .graph_edits import drop_if_dead, single_use
 
 TARGETS = {"NHWC": True, "channels_last": True, "NCHW": False, "channels_first": False}
 LAYOUT_NAMES = {True: {3: "NWC", 4: "NHWC", 5: "NDHWC"}, False: {3: "NCW", 4: "NCHW", 5: "NCDHW"}}

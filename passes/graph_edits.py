@@ -1,0 +1,29 @@
+"""Graph edits every rewrite rule needs: whether a value has one reader, and
+dropping what a rewrite left unused."""
+
+from __future__ import annotations
+
+from nnc.ir import Graph
+
+
+def single_use(graph: Graph, tensor: str) -> bool:
+    """True when one node input reads `tensor` and it is not a graph output."""
+    return graph.uses(tensor) == 1 and tensor not in graph.outputs
+
+
+def drop_if_dead(graph: Graph, name: str) -> None:
+    """Delete tensor `name` if nothing uses it, with its producer when all that
+    producer's outputs are unused, and so on upwards. Graph inputs stay."""
+    if not name or name not in graph.tensors or graph.uses(name) or name in graph.inputs:
+        return
+    producer = graph.producer(name)
+    if producer is None:
+        del graph.tensors[name]
+        return
+    if any(graph.uses(o) for o in producer.outputs if o):
+        return
+    graph.remove_node(producer.name)
+    for out in producer.outputs:
+        graph.tensors.pop(out, None)
+    for src in producer.inputs:
+        drop_if_dead(graph, src)
