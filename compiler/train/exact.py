@@ -55,6 +55,7 @@ from ..ops import get_op
 from ..ops.layernorm import FRACTION_BITS
 from ..ops.qsoftmax import EXP_BITS, INDEX_BITS, LN2, STEP_BITS
 from ..ops.shape import pad_fill
+from .float_ops import gather_along
 
 TORCH_DTYPES = {"f32": torch.float32, "f64": torch.float64, "i8": torch.int8, "u8": torch.uint8,
                 "i16": torch.int16, "i32": torch.int32, "i64": torch.int64, "bool": torch.bool}
@@ -422,15 +423,8 @@ def slice_op(step: Step, args: list) -> list:
 @kernel("Gather")
 def gather(step: Step, args: list) -> list:
     """Run-time data by constant indices along the op's axis, or a constant
-    table's rows by run-time indices; indices count from the end when negative
-    and are clamped into the axis (nnc.ops.indexing.clamp_indices)."""
-    data, indices = args
-    axis = step.attrs.axis + (0 if step.constant[0] else 1)
-    extent = data.shape[axis]
-    index = indices.to(torch.int64)
-    index = torch.where(index < 0, index + extent, index).clamp(0, max(extent - 1, 0))
-    picked = data.index_select(axis, index.reshape(-1))
-    return [picked.reshape(*data.shape[:axis], *index.shape, *data.shape[axis + 1:])]
+    table's rows by run-time indices (float_ops.gather_along: nnc's index rule)."""
+    return [gather_along(*args, step.attrs.axis + (0 if step.constant[0] else 1))]
 
 
 @kernel("Pad")

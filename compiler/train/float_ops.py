@@ -558,14 +558,17 @@ def _pad_index(mode: str, extent: int, begin: int, end: int) -> np.ndarray:
 
 @_kernel("Gather", rule=_gather_rule)
 def _gather(attrs, args):
-    """Indices count from the end when negative and are clamped into the axis
-    (nnc's rule, nnc.ops.indexing.clamp_indices)."""
-    data, indices = args
-    extent = data.shape[attrs.axis]
+    return gather_along(*args, attrs.axis)
+
+
+def gather_along(data: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
+    """Gather of `data` along `axis` by `indices`, which count from the end when
+    negative and are clamped into the axis (nnc's rule, nnc.ops.indexing.clamp_indices)."""
+    extent = data.shape[axis]
     index = indices.long()
     index = torch.where(index < 0, index + extent, index).clamp(0, max(extent - 1, 0))
-    picked = data.index_select(attrs.axis, index.reshape(-1))
-    return picked.reshape(*data.shape[:attrs.axis], *index.shape, *data.shape[attrs.axis + 1:])
+    picked = data.index_select(axis, index.reshape(-1))
+    return picked.reshape(*data.shape[:axis], *index.shape, *data.shape[axis + 1:])
 
 
 @_kernel("Resize")

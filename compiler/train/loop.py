@@ -128,7 +128,8 @@ def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
     steps_per_epoch = math.ceil(len(train) / options.batch_size)
     total = options.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    one_shot = _one_shot(twin, tensors, targets, holdout, output_kinds)
+    held = _holdout(twin, tensors, targets, holdout, output_kinds)
+    one_shot = _one_shot(twin, held)
     one_shot_state = copy.deepcopy(twin.state_dict())
     history, best, best_state, waited = [], None, None, 0
     twin.set_progress(0.0)
@@ -151,8 +152,8 @@ def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
             on_step(epoch * steps_per_epoch + step + 1, total, losses[-1])
         progress = (epoch + 1) / options.epochs
         twin.set_progress(progress)
-        record = _evaluate(twin, tensors, targets, holdout, output_kinds, epoch, float(np.mean(losses)),
-                           progress >= RAMP or epoch == options.epochs - 1, time.perf_counter() - start)
+        record = _evaluate(twin, held, epoch, float(np.mean(losses)), progress >= RAMP or epoch == options.epochs - 1,
+                           time.perf_counter() - start)
         history.append(record)
         on_epoch(record)
         if record.final and (best is None or record.score > best.score):
@@ -190,11 +191,11 @@ def split(count: int, options: FitOptions) -> tuple[np.ndarray, np.ndarray]:
     return (order[held:], order[:held]) if held else (order, order)
 
 
-def _one_shot(twin: Twin, tensors, targets, holdout: np.ndarray, output_kinds: dict[str, str]) -> Epoch:
+def _one_shot(twin: Twin, held: _Holdout) -> Epoch:
     """Epoch 0: the untrained twin scored on the holdout with its masks at their
     final sparsity (left there)."""
     twin.set_progress(1.0)
-    return _evaluate(twin, tensors, targets, holdout, output_kinds, -1, None, True, 0.0)
+    return _evaluate(twin, held, -1, None, True, 0.0)
 
 
 def _tensors(data: dict[str, np.ndarray], labels: np.ndarray | None):
@@ -224,25 +225,42 @@ def _step(twin: Twin, batch: dict[str, torch.Tensor], labels: torch.Tensor | Non
     return loss
 
 
-def _evaluate(twin: Twin, tensors: dict[str, torch.Tensor], labels: torch.Tensor | None, holdout: np.ndarray,
-              output_kinds: dict[str, str], epoch: int, loss: float | None, final: bool, seconds: float) -> Epoch:
-    """The epoch's record, measured on the holdout in mode "exact"."""
-    twin.eval().set_mode("exact")
+@dataclass
+class _Holdout:
+    """What every epoch is scored on: the holdout's inputs, the frozen teacher's
+    first output on them, their labels (or None) and that output's kind."""
+
+    batch: dict[str, torch.Tensor]
+    truth: torch.Tensor
+    labels: torch.Tensor | None
+    kind: str
+
+
+def _holdout(twin: Twin, tensors: dict[str, torch.Tensor], labels: torch.Tensor | None, holdout: np.ndarray,
+             output_kinds: dict[str, str]) -> _Holdout:
     index = torch.from_numpy(holdout)
     batch = {name: t[index] for name, t in tensors.items()}
     name = twin.graph.outputs[0]
     with torch.no_grad():
-        got = _first(twin(batch), name)
         truth = _first(twin.teacher(batch), name)
+    return _Holdout(batch, truth, None if labels is None else labels[index], output_kinds[name])
+
+
+def _evaluate(twin: Twin, held: _Holdout, epoch: int, loss: float | None, final: bool, seconds: float) -> Epoch:
+    """The epoch's record, measured on the holdout in mode "exact"."""
+    twin.eval().set_mode("exact")
+    with torch.no_grad():
+        got = _first(twin(held.batch), twin.graph.outputs[0])
     agreement = accuracy = None
-    if output_kinds[name] == "classification":
-        top = got.reshape(len(index), -1).argmax(dim=1)
-        agreement = float((top == truth.reshape(len(index), -1).argmax(dim=1)).float().mean())
-        if labels is not None:
-            accuracy = float((top == labels[index]).float().mean())
+    if held.kind == "classification":
+        count = len(held.truth)
+        top = got.reshape(count, -1).argmax(dim=1)
+        agreement = float((top == held.truth.reshape(count, -1).argmax(dim=1)).float().mean())
+        if held.labels is not None:
+            accuracy = float((top == held.labels).float().mean())
         score = accuracy if accuracy is not None else agreement
     else:
-        score = -float(torch.mean((got.double() - truth.double()) ** 2))
+        score = -float(torch.mean((got.double() - held.truth.double()) ** 2))
     return Epoch(epoch + 1, loss, score, agreement, accuracy, final, seconds)
 
 

@@ -202,28 +202,30 @@ class Twin(torch.nn.Module):
 
     def _run(self, batch: dict[str, torch.Tensor], mode: str, observe: dict | None = None,
              keep: list[str] = ()) -> dict:
+        weights = {layer: self._layer_weights(layer, mode) for layer in self._layers}  # once for all samples
         if self.sample_by_sample is None:
-            return self._run_batch(batch, mode, observe, keep)
+            return self._run_batch(batch, weights, mode, observe, keep)
         gathered: dict[str, list[torch.Tensor]] = {}
         count = len(next(iter(batch.values())))
-        runs = [self._run_batch({name: x[i:i + 1] for name, x in batch.items()}, mode, observe, keep, gathered)
-                for i in range(count)]
+        runs = [self._run_batch({name: x[i:i + 1] for name, x in batch.items()}, weights, mode, observe, keep,
+                                gathered) for i in range(count)]
         for name, values in gathered.items():
             self.activation(name).observe(torch.cat(values))
         return {name: torch.cat([run[name] for run in runs]) for name in runs[0]}
 
-    def _run_batch(self, batch: dict[str, torch.Tensor], mode: str, observe: dict | None = None,
+    def _run_batch(self, batch: dict[str, torch.Tensor], weights: dict, mode: str, observe: dict | None = None,
                    keep: list[str] = (), gathered: dict | None = None) -> dict:
         """The graph on `batch` at once, or (`gathered` given: sample by sample)
         on one sample, each value checked against its IR shape and the training
-        activation quantizers' inputs gathered there instead of observed."""
+        activation quantizers' inputs gathered there instead of observed;
+        `weights` is {layer: (weight, bias)}, `_layer_weights` of the batch."""
         env: dict[str, torch.Tensor] = {}
         for name, x in batch.items():
             env[name] = self._point(name, x, mode, observe, gathered)
         for node in self.graph.nodes():
             args = [None if not t else env[t] if t in env else self._constants[t] for t in node.inputs]
-            if node.name in self._layers:
-                args[1], bias = self._layer_weights(node.name, mode)
+            if node.name in weights:
+                args[1], bias = weights[node.name]
                 if bias is not None:
                     args[2] = bias
             for name, value in zip(node.outputs, float_ops.run_node(node, args, batched=gathered is None)):

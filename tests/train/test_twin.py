@@ -178,7 +178,7 @@ def test_patience_counts_from_the_best_epoch_not_from_the_one_shot_start(monkeyp
     start does not use up the patience); the start is kept at the end."""
     scores = iter([0.9, 0.5, 0.6, 0.7, 0.8])  # the start, then four epochs
 
-    def scripted(twin, tensors, labels, holdout, kinds, epoch, loss, final, seconds):
+    def scripted(twin, held, epoch, loss, final, seconds):
         return loop.Epoch(epoch + 1, loss, next(scores), None, None, True, seconds)
 
     monkeypatch.setattr(loop, "_evaluate", scripted)
