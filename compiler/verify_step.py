@@ -72,8 +72,9 @@ def verify(model, original: Graph, graph: Graph, opts: CompileOptions, execute, 
     compiled = produced if produced is not None else reference
     vs_reference["max_abs_diff_lsb"] = _max_lsb(graph, reference, compiled) if is_integer_graph(graph) else None
     _check_parity(graph, vs_reference, reference, parity_lsb=parity_lsb)
-    outputs = _output_metrics(original, truth, compiled, opts)
-    vs_float = compare(truth, compiled, class_axes(original))
+    axes = class_axes(original)
+    outputs = _output_metrics(original, truth, compiled, opts, axes)
+    vs_float = compare(truth, compiled, axes)
     if all(m["kind"] == "regression" for m in outputs.values()):
         vs_float["top1_agreement"] = None
     return {"samples": len(samples), "source": source, "executed": produced is not None,
@@ -86,16 +87,16 @@ def _non_finite(samples: list[dict[str, np.ndarray]]) -> int:
     return sum(not all(np.isfinite(v).all() for v in s.values()) for s in samples)
 
 
-def _output_metrics(original: Graph, truth, compiled, opts: CompileOptions) -> dict:
-    """Per output: compiler/accuracy.py's metrics; the labels (if any) belong to
-    the first output."""
+def _output_metrics(original: Graph, truth, compiled, opts: CompileOptions, axes: dict[str, int]) -> dict:
+    """Per output: compiler/accuracy.py's metrics, classes on `axes` (class_axes);
+    the labels (if any) belong to the first output."""
     labels = None
     if opts.labels is not None:
         arrays = read_arrays(opts.labels, "labels")
         if len(arrays) != 1:
             raise ShapeError(f"{opts.labels}: expected one array of class ids, found {len(arrays)}")
         labels = next(iter(arrays.values()))
-    metrics, axes = {}, class_axes(original)
+    metrics = {}
     for i, name in enumerate(original.outputs):
         labelled = labels is not None and i == 0
         kind = output_kind(original, name, labelled)

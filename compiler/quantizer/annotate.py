@@ -113,7 +113,7 @@ def apply(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]],
             quantize_layer(graph, node, specs.get(node.name, WeightSpec()), means.get(node.name), shared,
                            stats.get(node.name))
         if node.op == "MatMul":
-            quantize_matmul_operands(graph, node)
+            quantize_matmul_operands(graph, node, shared)
 
 
 def insert_points(graph: Graph, the_plan: Plan, ranges: dict[str, tuple[float, float]]) -> None:

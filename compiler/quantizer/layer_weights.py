@@ -83,12 +83,13 @@ def quantize_layer(graph: Graph, node: Node, spec: WeightSpec = WeightSpec(), me
     store_layer(graph, node, q, s_w, bias, x_scale, spec.bits, shared)
 
 
-def quantize_matmul_operands(graph: Graph, node: Node) -> None:
+def quantize_matmul_operands(graph: Graph, node: Node, shared: dict) -> None:
     """Each float constant operand that MatMul `node` still reads after
     quantize_layer (a constant of rank != 2, or a constant left operand) becomes
     int8 symmetric per tensor behind DequantizeLinear (docs/numerics.md §12), so
     the QDQ graph holds the values the integer QMatMul multiplies. Only a MatMul
-    whose run-time operands are all dequantized is touched."""
+    whose run-time operands are all dequantized is touched; MatMuls reading one
+    constant share its int8 copy (`shared`, as quantize_layer's)."""
     inputs = [graph.constant(name) for name in node.inputs]
     if all(value is not None for value in inputs) or any(
             value is None and (graph.producer(name) is None or graph.producer(name).op != "DequantizeLinear")
@@ -98,7 +99,7 @@ def quantize_matmul_operands(graph: Graph, node: Node) -> None:
     for index, value in enumerate(inputs):
         if value is not None and value.dtype.kind == "f":
             q, scale = symmetric_per_tensor(np.asarray(value, np.float64))
-            names[index] = _dequantized(graph, f"{names[index]}.int8", q, np.array(scale, np.float32), None)
+            names[index] = _shared_weights(graph, names[index], q, np.array(scale, np.float32), None, 8, shared)
     graph.set_inputs(node, names)
 
 

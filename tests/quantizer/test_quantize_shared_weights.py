@@ -35,3 +35,23 @@ def test_shared_weight_is_stored_once(tmp_path, op):
     assert reports["az-sim"]["weights"]["stored_bytes"] == size
     per_layer = [stored for _, _, stored in reports["c"]["memory"]["weights"].values()]
     assert len(per_layer) == 2 and reports["c"]["weights"]["stored_bytes"] == per_layer[0]  # one array in flash
+
+
+def test_shared_batched_matmul_operand_is_stored_once(tmp_path):
+    """A rank-3 constant two MatMuls read is no layer's weights but an int8
+    QMatMul operand (docs/numerics.md §12): one int8 copy serves both."""
+    import nnc
+
+    w = (RNG.standard_normal((2, 8, 8)) * 0.3).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["a"]), helper.make_node("Tanh", ["a"], ["b"]),
+             helper.make_node("MatMul", ["b", "W"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4, 8])],
+                              [numpy_helper.from_array(w, "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    reports = compile_everywhere(model, tmp_path, {"x": RNG.standard_normal((4, 2, 4, 8)).astype(np.float32)})
+    assert reports["c"]["weights"]["other_bytes"] == reports["az-sim"]["weights"]["other_bytes"] == w.size
+    result = nnc.compile(tmp_path / "model.onnx", target="ir", quantize=True,
+                         calib=tmp_path / "samples.npz")
+    operands = {n.inputs[1] for n in result.graph.nodes() if n.op == "QMatMul"}
+    assert len(operands) == 1 and result.graph.constant(operands.pop()).dtype == np.int8
