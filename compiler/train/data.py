@@ -22,7 +22,7 @@ from nnc.ir import Graph
 from nnc.sample_sources import as_arrays
 from nnc.verification import input_specs, prepare_samples, read_arrays
 
-from .float_ops import batch_axis_problem
+from .float_ops import sample_problem
 
 Source = str | Path | dict | np.ndarray | Iterable
 
@@ -34,9 +34,8 @@ def load_batch(source: Source, graph: Graph, what: str = "samples") -> dict[str,
     else:
         arrays, where = as_arrays(source, what), what
     specs = input_specs(graph)
-    for name in specs:  # before the arrays, whose shapes would be checked against a batch axis that is not there
-        if reason := batch_axis_problem(graph, name):
-            raise UnsupportedError(f"input {name!r} {reason}")
+    if reason := sample_problem(graph, outputs=False):  # before the arrays, whose shapes would be checked
+        raise UnsupportedError(reason)                   # against a batch axis that is not there
     samples, _ = prepare_samples(arrays, specs, where)
     return {name: np.stack([s[name] for s in samples]).reshape(len(samples), *specs[name].shape[1:])
             for name in specs}
