@@ -1,6 +1,13 @@
 """Spelling values and names in C: literals that read back bit-exactly, array
 bodies, identifiers made from ONNX names, and text safe inside comments.
 
+An array of 8-bit integers of STRING_MIN_BYTES or more (a layer's weights) is
+initialized by a string literal of \\xHH escapes, not a brace list: gcc parses it
+about 14 times faster (4 MB of int8: 0.36 s against 5.2 s at -O2) and the text
+is a third smaller. The literal has no room for a terminating NUL (C99 6.7.8p14
+allows that) and is longer than the 4095 characters C99 compilers must accept;
+weights.h tells GCC and Clang not to warn about either.
+
 ONNX names can hold `/ ; :` and run to 300 characters: identifiers keep a short,
 sanitised tail and get a numeric prefix or suffix for uniqueness; the full name
 goes into a comment, where `comment` breaks `*/`, `/*` and `??` (a trigraph in
@@ -68,6 +75,26 @@ def array_body(values: np.ndarray, dtype: str, per_line: int | None = None) -> l
     else:
         items = [literal(v, dtype) for v in flat.tolist()]
     return ["    " + ", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
+
+
+STRING_MIN_BYTES = 4096  # 8-bit arrays this long are string literals (module docstring)
+_ESCAPES = np.array([f"\\x{b:02x}".encode() for b in range(256)], dtype="S4")
+
+
+def is_string_array(values: np.ndarray, dtype: str) -> bool:
+    return dtype in ("i8", "u8") and values.size >= STRING_MIN_BYTES
+
+
+def string_body(values: np.ndarray, per_line: int = 64) -> list[str]:
+    """Lines of a string-literal initializer of 8-bit `values`: each byte as
+    \\xHH (never followed by a hex digit, so never misread), `per_line` bytes
+    per line, the lines' literals concatenated by the compiler."""
+    raw = np.ascontiguousarray(values).reshape(-1).view(np.uint8)
+    lines = -(-raw.size // per_line)
+    grid = np.full(lines * per_line, b"", dtype="S4")
+    grid[:raw.size] = _ESCAPES[raw]
+    return [f'    "{row}"' for row in (b"".join(grid[i * per_line:(i + 1) * per_line]).decode("ascii")
+                                      for i in range(lines))]
 
 
 TABLED_RANGE = 1024  # integer arrays spanning fewer values are printed through a table of their spellings

@@ -192,9 +192,12 @@ def _wrap(items: list[str], width: int = 96) -> list[str]:
 def weights(program: Program, stem: str) -> str:
     arrays = [dict(ident=a.ident, ctype=a.ctype, count=max(a.values.size, 1),
                    note=cformat.comment(f"{a.ident}: {a.note}, {a.dtype}[{a.values.size}]"),
-                   body=cformat.array_body(a.values, a.dtype) if a.values.size else ["    0,"])
+                   string=cformat.is_string_array(a.values, a.dtype),
+                   body=cformat.string_body(a.values) if cformat.is_string_array(a.values, a.dtype)
+                   else cformat.array_body(a.values, a.dtype) if a.values.size else ["    0,"])
               for a in program.arrays]
-    return render("weights.h.j2", stem=stem, arrays=arrays, macro=program.prefix.upper(),
+    return render("weights.h.j2", stem=stem, arrays=arrays, strings=any(a["string"] for a in arrays),
+                  macro=program.prefix.upper(),
                   guard=f"{program.prefix.upper()}_WEIGHTS_H", flash_bytes=flash_bytes(program))
 
 

@@ -5,10 +5,11 @@ reference interpreter (docs/numerics.md)."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
-from c_testing import GraphBuilder, check_graph, single_op
+from c_testing import GraphBuilder, check_graph, emit, single_op
 
 from nnc.backends.c.lowering import lower
 from nnc.dtypes import integer_range
@@ -288,4 +289,23 @@ def test_dequantize_linear(dtype, axis, tmp_path):
     if axis is None:
         scale, zero = scale.reshape(()), zero.reshape(())
     graph = single_op("DequantizeLinear", DequantizeAttrs(axis), [("x", (dtype, shape)), ("s", scale), ("z", zero)])
+    check_graph(graph, tmp_path)
+
+
+@pytest.mark.parametrize("rows", [60, 64])
+def test_weights_from_4096_bytes_are_one_string_literal(rows, tmp_path):
+    """A QGemm's int8 weights of 64·64 = 4096 bytes (every byte value among them)
+    are a string literal of \\xHH escapes in weights.h, 60·64 a brace list; both
+    build under -Werror -pedantic with gcc and clang and compute the reference's values."""
+    mult, shift = requant_params(rows, 1e-4, 1e-3)
+    w = np.resize(np.arange(-128, 128, dtype=np.int8), rows * 64).reshape(rows, 64)
+    RNG.shuffle(w.reshape(-1))
+    graph = single_op("QGemm", QGemmAttrs(-128, 3, -128, 127, "i8"),
+                      [("x", ("i8", (2, 64))), ("w", w), ("", None), ("mult", mult), ("shift", shift)])
+    src, stem = emit(graph, tmp_path / "emitted")
+    text = (src / f"{stem}_weights.h").read_text()
+    strings = re.findall(r'^    "((?:\\x[0-9a-f]{2})+)"$', text, re.MULTILINE)
+    assert (len(strings) > 0) == (w.size >= 4096) and ("Woverlength-strings" in text) == (w.size >= 4096)
+    if strings:
+        assert bytes.fromhex("".join(strings).replace("\\x", "")) == w.tobytes()
     check_graph(graph, tmp_path)
