@@ -132,9 +132,10 @@ class Prune(Pass):
         return parse_overrides(self.overrides, "pass 'prune': overrides", _fraction)
 
     def run(self, graph: Graph) -> Graph:
-        named = by_name(graph, self._overrides(), "pass 'prune': overrides")  # "#i" ids as layer names
-        per_layer = settings(graph, named, self.sparsity, "pass 'prune': overrides", self.first_last)
+        overrides = self._overrides()
+        per_layer = settings(graph, overrides, self.sparsity, "pass 'prune': overrides", self.first_last)
         layers = weighted_layers(graph)
+        named = by_name(graph, overrides, "pass 'prune': overrides")  # not settings' input: a layer may be named "#2"
         alone = {n.name for n in layers if _overridden(n, named)}  # pruned at their own setting
         if self.first_last is not None and layers:
             alone |= {layers[0].name, layers[-1].name}

@@ -8,7 +8,7 @@ import pytest
 from onnx import helper
 
 from nnc.errors import OptionError
-from nnc.ir import Tensor
+from nnc.ir import Node, Tensor
 from nnc.passmanager import format_pipeline, parse_pipeline
 from nnc.summary import summarize
 from nnc.textir import print_ir
@@ -109,6 +109,17 @@ def test_global_scope_with_an_override(key):
     """A layer overridden by name or by id is pruned at its own setting, out of the pool."""
     after = prune(cnn(), f'prune{{scope=global,sparsity=0.5,overrides="{key}:0.25"}}')
     assert zeros(after, "w1") == 54 and zeros(after, "wf") == 1024  # fc alone in the pool
+
+
+def test_a_layer_named_like_an_id_is_overridden_by_its_own_id():
+    """Ids resolve once: with conv1 renamed "#2", "#1" still means that first layer
+    (resolving the resolved name again read "#2" as an id: the second layer)."""
+    graph = cnn()
+    conv = graph.node("conv1")
+    graph.remove_node("conv1")
+    graph.add_node(Node("#2", conv.op, conv.inputs, conv.outputs, conv.attrs))
+    after = prune(graph, 'prune{scope=global,sparsity=0.5,overrides="#1:0.25"}')
+    assert zeros(after, "w1") == 54 and zeros(after, "wf") == 1024
 
 
 # -- overrides -----------------------------------------------------------------------------------
