@@ -9,8 +9,9 @@ import re
 
 import numpy as np
 import pytest
-from c_testing import GraphBuilder, check_graph, emit, single_op
+from c_testing import COMPILERS, GraphBuilder, check_graph, emit, single_op
 
+from nnc.backends.c import build
 from nnc.backends.c.lowering import lower
 from nnc.dtypes import integer_range
 from nnc.errors import UnsupportedError
@@ -309,3 +310,5 @@ def test_weights_from_4096_bytes_are_one_string_literal(rows, tmp_path):
     if strings:
         assert bytes.fromhex("".join(strings).replace("\\x", "")) == w.tobytes()
     check_graph(graph, tmp_path)
+    for cc in COMPILERS:  # the NUL-less literal is what -Wc++-compat warns of, if the header did not say otherwise
+        build.compile_c([src / f"{stem}.c"], tmp_path / f"{cc}.o", ("-O1", "-Werror", "-Wc++-compat"), cc=cc, link=False)
