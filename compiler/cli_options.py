@@ -36,6 +36,9 @@ ONNX_FORM = typer.Option("qdq", "--onnx-form", metavar="qdq|integer",
                          help="Target onnx: standard QDQ ONNX, or nnc's integer graph as ONNX integer ops "
                               "(bit-exact in onnxruntime).")
 C_WEIGHTS = typer.Option("dense", "--c-weights", help="C target: dense int8 arrays, or packed (decoded by the kernels).")
+C_ARRAYS = typer.Option("strings", "--c-arrays", metavar="strings|braces",
+                        help="C target: 8-bit arrays of 4096+ bytes as string literals (fast to compile; GCC, "
+                             "Clang), or brace lists (any C99 compiler).")
 MIN_COSINE = typer.Option(None, "--min-cosine", help="Quality gate: fail (exit 4) below this output cosine to float.")
 MAX_ACCURACY_DROP = typer.Option(None, "--max-accuracy-drop", metavar="POINTS",
                                  help="Quality gate (needs --labels): fail (exit 4) past this top-1 drop.")
@@ -43,7 +46,7 @@ MAX_ACCURACY_DROP = typer.Option(None, "--max-accuracy-drop", metavar="POINTS",
 
 NAMES = ("calib", "quantize", "hw", "weight_bits", "first_last_bits", "codebook", "bias_correction", "sparsity",
          "sparsity_pattern", "prune_channels", "method", "layer_bits", "layer_sparsity", "flash_budget", "ratio",
-         "pack", "c_weights", "onnx_form", "min_cosine", "max_accuracy_drop")
+         "pack", "c_weights", "c_arrays", "onnx_form", "min_cosine", "max_accuracy_drop")
 
 
 def compression(parameters: dict) -> dict:

@@ -46,6 +46,9 @@ class CompileOptions:
     pack: weight encoding, "auto" (smallest exact) or one of PACK_FORMATS;
     c_weights: "dense" (int8 arrays) or "packed" (the C target keeps the
         encoded weights and decodes them in its kernels).
+    c_arrays: how the C target spells 8-bit arrays of 4096 bytes or more:
+        "strings" (string literals, fast to compile; GCC and Clang) or
+        "braces" (brace lists, for any C99 compiler; docs/c-target.md).
     onnx_form: target onnx's file: "qdq" (standard QDQ ONNX) or "integer"
         (nnc's integer graph as ONNX integer arithmetic, bit-exact with the
         reference; docs/onnx-export.md).
@@ -88,6 +91,7 @@ class CompileOptions:
     method: str | None = None
     pack: str = "auto"
     c_weights: str = "dense"
+    c_arrays: str = "strings"
     onnx_form: str = "qdq"
     stream: dict[str, tuple[int, ...]] | None = None
     name: str | None = None
@@ -107,6 +111,8 @@ class CompileOptions:
             raise out_of_range("pack", f"must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
         if self.c_weights not in ("dense", "packed"):
             raise out_of_range("c_weights", f"must be dense or packed, got {self.c_weights!r}")
+        if self.c_arrays not in ("strings", "braces"):
+            raise out_of_range("c_arrays", f"must be strings or braces, got {self.c_arrays!r}")
         if self.onnx_form not in ("qdq", "integer"):
             raise out_of_range("onnx_form", f"must be qdq or integer, got {self.onnx_form!r}")
         self._check_target_options()
@@ -148,6 +154,9 @@ class CompileOptions:
         if self.hw is not None and self.target != "az-sim":
             raise OptionError(f"hw applies to target az-sim, not {self.target}",
                               cli=f"--hw applies to --target az-sim, not {self.target}")
+        if self.c_arrays != "strings" and self.target != "c":
+            raise OptionError(f"c_arrays={self.c_arrays!r} applies to target c, not {self.target}",
+                              cli=f"--c-arrays {self.c_arrays} applies to --target c, not {self.target}")
         if self.c_weights != "dense" and self.target != "c":
             raise OptionError(f"c_weights applies to target c, not {self.target}",
                               cli=f"--c-weights applies to --target c, not {self.target}")

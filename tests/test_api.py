@@ -194,6 +194,8 @@ OPTION_ERRORS = {
     "pack": ({"target": "c", "pack": "huffman"}, "not to target c with dense weights",
              ["-t", "c", "--pack", "huffman"], "--pack applies to --target az-sim, and to --target c with "
                                                "--c-weights packed; not to --target c with dense weights"),
+    "c_arrays": ({"target": "az-sim", "c_arrays": "braces"}, "c_arrays='braces' applies to target c, not az-sim",
+                 ["-t", "az-sim", "--c-arrays", "braces"], "--c-arrays braces applies to --target c, not az-sim"),
     "onnx_form": ({"target": "c", "onnx_form": "integer"}, "onnx_form='integer' applies to target onnx, not c",
                   ["-t", "c", "--onnx-form", "integer"], "--onnx-form integer applies to --target onnx, not c"),
     "stream and pipeline": ({"stream": STREAM, "pipeline": "canonicalize"},

@@ -51,6 +51,7 @@ def test_sensitivity_lists_every_weighted_layer(tmp_path):
     (["--sparsity", "1.5"], "--sparsity must be in"),
     (["--pack", "zip"], "--pack must be"),
     (["--c-weights", "sparse"], "--c-weights must be"),
+    (["--c-arrays", "lists"], "--c-arrays must be"),
     (["--sparsity-pattern", "4:2"], "pattern"),
     (["--weight-bits", "4", "--no-quantize"], "need quantization"),
 ])

@@ -189,13 +189,16 @@ def _wrap(items: list[str], width: int = 96) -> list[str]:
     return lines
 
 
-def weights(program: Program, stem: str) -> str:
-    arrays = [dict(ident=a.ident, ctype=a.ctype, count=max(a.values.size, 1),
-                   note=cformat.comment(f"{a.ident}: {a.note}, {a.dtype}[{a.values.size}]"),
-                   string=cformat.is_string_array(a.values, a.dtype),
-                   body=cformat.string_body(a.values) if cformat.is_string_array(a.values, a.dtype)
-                   else cformat.array_body(a.values, a.dtype) if a.values.size else ["    0,"])
-              for a in program.arrays]
+def weights(program: Program, stem: str, strings: bool = True) -> str:
+    """weights.h; with `strings`, 8-bit arrays of STRING_MIN_BYTES or more are
+    string literals (cformat's module docstring)."""
+    arrays = []
+    for a in program.arrays:
+        string = strings and cformat.is_string_array(a.values, a.dtype)
+        body = cformat.string_body(a.values) if string else \
+            cformat.array_body(a.values, a.dtype) if a.values.size else ["    0,"]
+        arrays.append(dict(ident=a.ident, ctype=a.ctype, count=max(a.values.size, 1), string=string, body=body,
+                           note=cformat.comment(f"{a.ident}: {a.note}, {a.dtype}[{a.values.size}]")))
     return render("weights.h.j2", stem=stem, arrays=arrays, strings=any(a["string"] for a in arrays),
                   macro=program.prefix.upper(),
                   guard=f"{program.prefix.upper()}_WEIGHTS_H", flash_bytes=flash_bytes(program))
@@ -235,10 +238,10 @@ def _op_list(program: Program) -> str:
 
 
 def write(program: Program, out_dir: Path, stem: str, provenance: Provenance, samples, expected,
-          note: str) -> list[str]:
-    """Write every file; returns their names."""
+          note: str, strings: bool = True) -> list[str]:
+    """Write every file (`strings`: see `weights`); returns their names."""
     files = {f"{stem}.h": header(program, stem, provenance), f"{stem}.c": source(program, stem, provenance),
-             f"{stem}_kernels.h": kernels(program, stem), f"{stem}_weights.h": weights(program, stem),
+             f"{stem}_kernels.h": kernels(program, stem), f"{stem}_weights.h": weights(program, stem, strings),
              f"{stem}_test.c": harness(program, stem, provenance),
              f"{stem}_golden.h": golden(program, stem, samples, expected, note),
              **build_files(program, stem, provenance),

@@ -47,10 +47,11 @@ class CTarget:
 
     def __init__(self, options=None):
         """`options`: the driver's CompileOptions; the generated files' header
-        comments record the pipeline they select, and c_weights/pack how the
-        weights are stored."""
+        comments record the pipeline they select, c_weights/pack how the
+        weights are stored and c_arrays how weights.h spells them."""
         self.provenance = Provenance(_pipeline(self, options)) if options is not None else Provenance()
         self.pack = options.pack if options is not None and options.c_weights == "packed" else None
+        self.strings = options is None or options.c_arrays == "strings"
         if self.pack not in (None, "auto", *packed.FORMATS):
             decoded = ", ".join(packed.FORMATS)
             raise OptionError(f"pack={self.pack!r} is not supported with c_weights='packed' (the C kernels decode "
@@ -94,7 +95,7 @@ class CTarget:
     def _write(self, graph: Graph, out_dir: Path, stem: str, samples, note: str) -> list[str]:
         expected = [run(graph, s) for s in samples]
         return emitter.write(self.program(graph, stem), Path(out_dir), stem, self.provenance, samples,
-                             expected, note)
+                             expected, note, self.strings)
 
     def execute(self, graph: Graph, out_dir: Path | None, stem: str, samples, progress=None):
         """The outputs of the emitted C on `samples`; the golden test of `out_dir`

@@ -13,6 +13,8 @@ from c_testing import COMPILERS, GraphBuilder, check_graph, emit, single_op
 
 from nnc.backends.c import build
 from nnc.backends.c.lowering import lower
+from nnc.backends.c.target import CTarget
+from nnc.compile_options import CompileOptions
 from nnc.dtypes import integer_range
 from nnc.errors import UnsupportedError
 from nnc.numerics import quantize_multiplier, quantize_multipliers
@@ -293,16 +295,22 @@ def test_dequantize_linear(dtype, axis, tmp_path):
     check_graph(graph, tmp_path)
 
 
-@pytest.mark.parametrize("rows", [60, 64])
-def test_weights_from_4096_bytes_are_one_string_literal(rows, tmp_path):
-    """A QGemm's int8 weights of 64·64 = 4096 bytes (every byte value among them)
-    are a string literal of \\xHH escapes in weights.h, 60·64 a brace list; both
-    build under -Werror -pedantic with gcc and clang and compute the reference's values."""
+def _byte_weights_gemm(rows: int):
+    """QGemm x [2, 64] -> [2, rows] whose int8 weights hold every byte value."""
     mult, shift = requant_params(rows, 1e-4, 1e-3)
     w = np.resize(np.arange(-128, 128, dtype=np.int8), rows * 64).reshape(rows, 64)
     RNG.shuffle(w.reshape(-1))
     graph = single_op("QGemm", QGemmAttrs(-128, 3, -128, 127, "i8"),
                       [("x", ("i8", (2, 64))), ("w", w), ("", None), ("mult", mult), ("shift", shift)])
+    return graph, w
+
+
+@pytest.mark.parametrize("rows", [60, 64])
+def test_weights_from_4096_bytes_are_one_string_literal(rows, tmp_path):
+    """A QGemm's int8 weights of 64·64 = 4096 bytes (every byte value among them)
+    are a string literal of \\xHH escapes in weights.h, 60·64 a brace list; both
+    build under -Werror -pedantic with gcc and clang and compute the reference's values."""
+    graph, w = _byte_weights_gemm(rows)
     src, stem = emit(graph, tmp_path / "emitted")
     text = (src / f"{stem}_weights.h").read_text()
     strings = re.findall(r'^    "((?:\\x[0-9a-f]{2})+)"$', text, re.MULTILINE)
@@ -312,3 +320,15 @@ def test_weights_from_4096_bytes_are_one_string_literal(rows, tmp_path):
     check_graph(graph, tmp_path)
     for cc in COMPILERS:  # the NUL-less literal is what -Wc++-compat warns of, if the header did not say otherwise
         build.compile_c([src / f"{stem}.c"], tmp_path / f"{cc}.o", ("-O1", "-Werror", "-Wc++-compat"), cc=cc, link=False)
+
+
+def test_c_arrays_braces_keeps_brace_lists(tmp_path):
+    """c_arrays="braces" (--c-arrays braces): 4096 bytes of weights stay a brace
+    list, without the diagnostic pragmas, for compilers that cap string literals."""
+    graph, _ = _byte_weights_gemm(64)
+    CTarget(CompileOptions(target="c", c_arrays="braces")).emit(graph, tmp_path, "g")
+    text = (tmp_path / "g_weights.h").read_text()
+    assert '    "' not in text and "pragma" not in text and "L0_w[4096]" in text
+    for cc in COMPILERS:
+        build.compile_c([tmp_path / "g.c"], tmp_path / f"{cc}.o", ("-O1", "-Werror", "-Wc++-compat"), cc=cc,
+                        link=False)
