@@ -89,12 +89,9 @@ def string_body(values: np.ndarray, per_line: int = 64) -> list[str]:
     """Lines of a string-literal initializer of 8-bit `values`: each byte as
     \\xHH (never followed by a hex digit, so never misread), `per_line` bytes
     per line, the lines' literals concatenated by the compiler."""
-    raw = np.ascontiguousarray(values).reshape(-1).view(np.uint8)
-    lines = -(-raw.size // per_line)
-    grid = np.full(lines * per_line, b"", dtype="S4")
-    grid[:raw.size] = _ESCAPES[raw]
-    return [f'    "{row}"' for row in (b"".join(grid[i * per_line:(i + 1) * per_line]).decode("ascii")
-                                      for i in range(lines))]
+    text = _ESCAPES[np.ascontiguousarray(values).reshape(-1).view(np.uint8)].tobytes().decode("ascii")
+    step = 4 * per_line  # every escape is 4 characters
+    return [f'    "{text[i:i + step]}"' for i in range(0, len(text), step)]
 
 
 TABLED_RANGE = 1024  # integer arrays spanning fewer values are printed through a table of their spellings

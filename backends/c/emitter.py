@@ -198,6 +198,7 @@ def weights(program: Program, stem: str, strings: bool = True) -> str:
         body = cformat.string_body(a.values) if string else \
             cformat.array_body(a.values, a.dtype) if a.values.size else ["    0,"]
         arrays.append(dict(ident=a.ident, ctype=a.ctype, count=max(a.values.size, 1), string=string, body=body,
+                           open="" if string else " {", close=";" if string else "};",
                            note=cformat.comment(f"{a.ident}: {a.note}, {a.dtype}[{a.values.size}]")))
     return render("weights.h.j2", stem=stem, arrays=arrays, strings=any(a["string"] for a in arrays),
                   macro=program.prefix.upper(),
