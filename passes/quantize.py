@@ -121,16 +121,18 @@ class Quantize(Pass):
             warn_left_out(graph, f"pass 'quantize' ({asked})", "at int8")
         ranges, means = ({} if not self.ranges else read_ranges(self.ranges)), {}
         unknown = [name for name in the_plan.observed if name not in ranges]
-        with one_blas_thread():  # the interpreter's small products: faster so on a busy machine, and alike everywhere
+        if self.bias_correction and self.calib:  # one interpreter run per sample for both
             inputs = {n.name: (n.inputs[0], _channel_axis(n)) for n in weighted_layers(graph)}
-            if self.bias_correction and self.calib:  # one interpreter run per sample for both
-                samples = self._samples(graph, calibrating=bool(unknown))
+            samples = self._samples(graph, calibrating=bool(unknown))
+            with one_blas_thread():  # the interpreter's small products: faster so on a busy machine, alike everywhere
                 found, by_tensor = ranges_and_means(graph, samples, unknown, self.observer, self.percentile,
                                                     dict(inputs.values()))
-                ranges.update(found)
-                means = {name: by_tensor[tensor] for name, (tensor, _) in inputs.items() if tensor in by_tensor}
-            elif unknown:
-                ranges.update(calibrate(graph, self._samples(graph), unknown, self.observer, self.percentile))
+            ranges.update(found)
+            means = {name: by_tensor[tensor] for name, (tensor, _) in inputs.items() if tensor in by_tensor}
+        elif unknown:
+            samples = self._samples(graph)
+            with one_blas_thread():
+                ranges.update(calibrate(graph, samples, unknown, self.observer, self.percentile))
         if self.save_ranges:
             write_ranges(self.save_ranges, {name: ranges[name] for name in the_plan.observed})
         apply(graph, the_plan, ranges, specs, means, self._statistics(graph, specs))

@@ -199,6 +199,22 @@ def test_version_and_help_load_no_heavy_module():
     assert done.returncode == 0 and "nnc 0.1.0" in done.stdout
 
 
+def test_a_command_is_parsed_by_an_app_holding_it_alone():
+    """run_cli builds only the named command (each costs typer a signature walk on
+    every start); `nnc --help` and a mistyped command get the whole app."""
+    from nnc import cli
+
+    every = {info.name or info.callback.__name__ for info in cli.app.registered_commands}
+    assert {"compile", "inspect", "run", "explore"} <= every
+    for name in ("compile", "inspect", "run", "explore"):
+        one = cli._app_for([name, "model.onnx"])
+        assert [info.callback for info in one.registered_commands] == \
+            [info.callback for info in cli.app.registered_commands if (info.name or info.callback.__name__) == name]
+        assert one.registered_callback is cli.app.registered_callback  # --version still eager
+    for args in ([], ["--help"], ["compil"], ["--version"]):
+        assert cli._app_for(args) is cli.app
+
+
 def test_calibration_named_in_the_pipeline_is_used_for_verification(tmp_path):
     pipeline = ("remove-identity,canonicalize,fold-constants,fold-batchnorm,fuse-bias,fuse-activation,layout,"
                 'canonicalize,quantize{calib="examples/digits/calib.npz"}')
