@@ -17,6 +17,16 @@ one run, each command a fresh process with a fresh output folder:
   dependencies every nnc compile imports (numpy, typer, jinja2), which nnc
   pays before its own work.
 
+With `--instructions`, a second table gives the instructions each command
+executes (valgrind's cachegrind without cache simulation; BLAS and OpenMP on
+one thread, so that no idle pool thread's spinning is counted): stable from
+run to run where wall times are not. Beside the commands it counts two
+floors: the imports every nnc compile makes before its own code runs (numpy,
+typer, jinja2, protobuf and nnc's ONNX reader), and a warm compile (the
+instructions of two `nnc.compile` calls in one process less those of one).
+The floor plus the warm compile is what an `nnc compile` would cost if nnc's
+own modules imported for free.
+
 `nnc` and `vela` are the console scripts beside the running interpreter (not
 whatever PATH finds first: a version manager's shim in front of one of them
 adds 0.07 s per command here), and the children run with bytecode caching
@@ -51,6 +61,8 @@ from common import MODELS_DIR, machine, markdown_table, model_names
 from tflite_writer import write_tflite
 
 CHILD_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+COUNT_ENV = CHILD_ENV | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+IMPORT_FLOOR = "import numpy, typer, jinja2, google.protobuf, nnc.frontend.onnx_proto"
 
 
 def script(name: str) -> str:
@@ -163,9 +175,52 @@ def startup_rows(runs: int) -> list[list[str]]:
     return [[label, cell(pairs)] for label, pairs in times.items()]
 
 
+def instructions(command: list[str]) -> int:
+    """Instructions `command` executes (all its threads), counted by cachegrind."""
+    counted = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                              *command], check=False, capture_output=True, text=True, env=COUNT_ENV)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", counted.stderr)
+    if counted.returncode != 0 or found is None:
+        raise SystemExit(f"valgrind {' '.join(command)} failed ({counted.returncode}): {counted.stderr.strip()[-500:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def warm_compile_instructions(model: Path, out: Path) -> int:
+    """Instructions of one nnc.compile (c, no verification) after a first one in the same process."""
+    call = f"nnc.compile({str(model)!r}, target='c', output_dir={str(out)!r}, verify=False); shutil.rmtree({str(out)!r})"
+    once = instructions([sys.executable, "-c", f"import nnc, shutil; {call}"])
+    twice = instructions([sys.executable, "-c", f"import nnc, shutil; {call}; {call}"])
+    return twice - once
+
+
+def millions(count: int) -> str:
+    return f"{count / 1e6:,.0f}"
+
+
+def instruction_rows() -> list[list[str]]:
+    """Per model: instructions of nnc c, nnc az-sim and vela, nnc/vela, and the floors."""
+    floor = instructions([sys.executable, "-c", IMPORT_FLOOR])
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in int8_models():
+            tflite = Path(scratch) / f"{name}.tflite"
+            write_tflite(MODELS_DIR / f"{name}.onnx", tflite)
+            for command in compile_commands(name, tflite, Path(scratch) / "warm-up").values():
+                run_timed(command)  # bytecode caches, not counted
+            counts = {label: instructions(command)
+                      for label, command in compile_commands(name, tflite, Path(scratch) / name).items()}
+            warm = warm_compile_instructions(MODELS_DIR / f"{name}.onnx", Path(scratch) / "warm")
+            rows.append([name, millions(counts["nnc c"]), millions(counts["nnc az-sim"]), millions(counts["vela"]),
+                         f"{counts['nnc c'] / counts['vela']:.2f} / {counts['nnc az-sim'] / counts['vela']:.2f}",
+                         millions(floor), millions(warm), millions(floor + warm)])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each command (default 5; at least 3)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each command's instructions with valgrind (about a minute per model)")
     args = parser.parse_args()
     if args.runs < 3:
         parser.error("--runs must be at least 3")
@@ -176,6 +231,11 @@ def main() -> None:
     headers = ["model", "nnc c --no-verify", "nnc az-sim --no-verify", "nnc.compile c (API)", "vela",
                "vela CPU ops", "nnc ≤ vela"]
     print(markdown_table(headers, compile_rows(args.runs)))
+    if args.instructions:
+        print("\nMillions of instructions executed (cachegrind; BLAS on one thread)\n")
+        headers = ["model", "nnc c", "nnc az-sim", "vela", "nnc / vela (c / az-sim)",
+                   "floor: imports", "floor: warm compile (c)", "floors together"]
+        print(markdown_table(headers, instruction_rows()))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from .layer_select import weighted_layers
 from .packing import pack
 from .passmanager import PassManager, available_passes, parse_pipeline
 from .pipelines import CANONICAL
+from .records import record
 from .report import layer_weights
 
 SEARCH_SAMPLES = 8
@@ -50,7 +51,7 @@ CANDIDATES = tuple((bits, sparsity) for sparsity in (0.0, 0.5, 0.75) for bits in
 BISECTION_STEPS = 60
 
 
-@dataclass(frozen=True)
+@record
 class Option:
     bits: int
     sparsity: float

@@ -21,11 +21,11 @@ import dataclasses
 import itertools
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NncError, OptionError, not_a_file
 from .limits import MAX_EXPLORE_POINTS
+from .records import record
 
 # command-line flag -> CompileOptions field, the compression settings a sweep may vary
 COMPRESSION_FLAGS = {"bits": "weight_bits", "first-last-bits": "first_last_bits", "sparsity": "sparsity",
@@ -43,7 +43,7 @@ SIZE_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 BOOLEANS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 
 
-@dataclass(frozen=True)
+@record
 class Point:
     """One sweep point: its number, compression settings (CompileOptions fields)
     and hardware overrides (Hardware fields), each as (name, value) pairs in
@@ -58,7 +58,7 @@ class Point:
         return " ".join(f"{axis_name(name)}={_shown(value)}" for name, value in (*self.compression, *self.hardware))
 
 
-@dataclass(frozen=True)
+@record
 class Sweep:
     """The axes, canonical order: {field: values} for compression and hardware,
     and `base`: the machine's fields every hardware point starts from."""

@@ -27,18 +27,18 @@ import tempfile
 import warnings
 from collections import OrderedDict
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelError, NncError
+from .records import record
 
 # compiled compression settings a worker keeps (graphs of MLPerf Tiny size: a few MB each)
 COMPILED_CACHE = 4
 
 
-@dataclass(frozen=True)
+@record
 class Workload:
     """What every point shares. `files`: (role, file name, bytes) for the roles
     model, calib and inputs (the last two optional); `options`: fixed compile

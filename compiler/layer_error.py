@@ -36,7 +36,6 @@ reference values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,13 +44,14 @@ from .ir import Graph, Node
 from .layer_select import embedding_tables
 from .ops import get_op
 from .ops.quantize import QuantizeAttrs
+from .records import record
 from .verification import cosine_rmse
 
 WEIGHTED_INTEGER_OPS = ("QConv", "QGemm", "QLSTM", "QGRU", "QRNN")
 QUANTIZED_SUFFIX = ".q"
 
 
-@dataclass(frozen=True)
+@record
 class Source:
     """Where the float graph holds an integer tensor: `name` in the float graph;
     `same` when it is the very tensor (same type), else its float counterpart."""
@@ -60,7 +60,7 @@ class Source:
     same: bool
 
 
-@dataclass(frozen=True)
+@record
 class Isolated:
     """A layer run alone: the source of each run-time input, and of the output
     measured, its `index`-th."""

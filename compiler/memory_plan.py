@@ -47,12 +47,13 @@ and `timeline(buffers, offsets)` draws the plan as ASCII, one row per step.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+
+from .records import record
 
 DEFAULT_ALIGNMENT = 16
 
 
-@dataclass(frozen=True)
+@record
 class Buffer:
     """`size` bytes live over steps `first`..`last` (inclusive); `alias`: index of
     an earlier-listed buffer whose storage this one reuses in place, or None."""
@@ -68,7 +69,7 @@ class Buffer:
             raise ValueError(f"buffer {self.name!r}: size {self.size}, live {self.first}..{self.last}")
 
 
-@dataclass(frozen=True)
+@record
 class _Group:
     index: int
     size: int

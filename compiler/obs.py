@@ -47,10 +47,11 @@ Everything is float64 and deterministic (stable sorts; ties go to the lower inde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from .records import record
 
 BLOCK = 128
 DAMPING = 0.01
@@ -58,7 +59,7 @@ RETRIES = 8
 Snap = Callable[[np.ndarray], np.ndarray]  # values in units of the scale -> grid values
 
 
-@dataclass(frozen=True)
+@record
 class Sparsity:
     """What `prune` removes: `count[g]` weights of group g (unstructured), or
     round(fraction · K) per output channel (`per_row`), or an N:M `pattern`."""

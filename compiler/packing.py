@@ -110,12 +110,12 @@ The blob reader turns a ValueError into its BlobError.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import huffman
 from .bitfields import expect_length, pack_fields, packed_size, signed, unpack_fields
+from .records import record
 
 FORMAT_DENSE = 0      # b-bit two's complement values
 FORMAT_BITMASK = 1    # nonzero mask, then the nonzero values
@@ -137,7 +137,7 @@ RLE_RUN_BITS = range(1, 9)         # run-field widths r
 RLE_HEADER = struct.Struct("<BI")  # r, entry count E
 
 
-@dataclass(frozen=True)
+@record
 class Packed:
     """An encoded weight tensor: `payload` in `format` at `bits`."""
 

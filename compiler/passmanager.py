@@ -1,9 +1,10 @@
 """Passes, their registry and the pass manager.
 
-A pass is a frozen dataclass deriving from `Pass`: its fields are its options
-(typed, with defaults), its class attribute `name` is its pipeline name
-(kebab-case). `run(graph) -> graph` receives a valid graph and must return a
-valid one (it may mutate and return its argument). A pipeline is a string such
+A pass is a record (a frozen dataclass made by `@record`, records.py) deriving
+from `Pass`: its fields are its options (typed, with defaults), its class
+attribute `name` is its pipeline name (kebab-case). `run(graph) -> graph`
+receives a valid graph and must return a valid one (it may mutate and return
+its argument). A pipeline is a string such
 as `"canonicalize,fold-constants{fold_dequantize=true},fuse-activation"` (option
 values: numbers, true/false, bare words, "JSON strings", [lists]);
 `parse_pipeline` turns it into pass objects and `format_pipeline` prints them
@@ -25,9 +26,10 @@ from typing import Callable, ClassVar
 
 from .errors import OptionError
 from .ir import Graph
+from .records import record
 
 
-@dataclass(frozen=True)
+@record
 class Pass:
     name: ClassVar[str]
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from . import __version__, output_folder
 from .errors import OptionError, not_a_file
 from .ir import Graph
 from .layer_select import RECURRENT_OPS, embedding_tables
+from .records import record
 from .summary import parameter_tensors, summarize
 
 WEIGHTED_OPS = ("QConv", "QGemm", "Conv", "Gemm", "MatMul")
@@ -47,7 +47,7 @@ REQUIRED_KEYS = ("nnc_version", "target", "model", "pipeline", "passes", "weight
 MIN_BITS, MAX_BITS = 2, 8  # the weight grids the quantize pass offers
 
 
-@dataclass(frozen=True)
+@record
 class Stored:
     """How a target stores one weight tensor."""
 

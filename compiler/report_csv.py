@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+
+from .records import record
 
 
-@dataclass(frozen=True)
+@record
 class Column:
     """`key`: the CSV header and the row field; `title`: report.html's header;
     `kind`: how report.html formats the value (text, count, percent, cosine,

@@ -11,8 +11,9 @@ tensor name and its numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from html import escape
+
+from .records import record
 
 WIDTH = 760
 LABEL_WIDTH = 120  # the row label: a layer id "#12" or a short op name
@@ -24,7 +25,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b
            "#bab0ac")
 
 
-@dataclass(frozen=True)
+@record
 class Segment:
     """A piece of a bar: `value` in the chart's unit, drawn in css class `kind`."""
 
@@ -32,7 +33,7 @@ class Segment:
     kind: str
 
 
-@dataclass(frozen=True)
+@record
 class Bar:
     """One chart row: `label` left of the bar, `tooltip` on hover, the segments
     stacked left to right, `back` (optional) a lighter bar behind them (say the
@@ -78,7 +79,7 @@ def _legend(legend: tuple[tuple[str, str], ...]) -> list[str]:
     return parts
 
 
-@dataclass(frozen=True)
+@record
 class Block:
     """A buffer in the memory chart: bytes [offset, offset + size) live from
     step `first` to step `last` (inclusive)."""

@@ -22,12 +22,12 @@ from __future__ import annotations
 import math
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import dtypes
+from .records import record
 from .sample_sources import DTYPE_RULES, registered
 from .errors import ModelError, ShapeError, not_a_file
 from .ir import Graph
@@ -37,7 +37,7 @@ from .ops.indexing import index_extent
 Sample = dict[str, np.ndarray]
 
 
-@dataclass(frozen=True)
+@record
 class InputSpec:
     """What one input takes: its shape and its nnc dtype name ("f32", "i64", ...)."""
 

@@ -67,13 +67,14 @@ from .fuse_softmax_mask import fuse_softmax_mask
 from .fuse_softmax_scale import fuse_softmax_scale
 from .graph_edits import drop_if_dead, single_use
 from .split_to_slices import split_to_slices
+from nnc.records import record
 
 Rule = Callable[[Graph, Node], bool]
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class Canonicalize(Pass):
     name = "canonicalize"
 

@@ -27,7 +27,6 @@ original outputs are unchanged bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +34,7 @@ from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node, Tensor
 from nnc.ops import get_op
 from nnc.passmanager import Pass, register_pass
+from nnc.records import record
 
 # op -> (state name, initial-state input position, final-state output position)
 STATES = {
@@ -46,7 +46,7 @@ SEQUENCE_LENS = 4
 
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class ExposeStates(Pass):
     name = "expose-states"
 

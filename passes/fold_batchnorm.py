@@ -30,10 +30,11 @@ import numpy as np
 
 from nnc.ir import Graph, Node
 from nnc.passmanager import Pass, register_pass
+from nnc.records import record
 
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class FoldBatchNorm(Pass):
     name = "fold-batchnorm"
 

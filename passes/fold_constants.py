@@ -36,9 +36,10 @@ from nnc.ir import Graph, Node
 from nnc.ops import get_op
 from nnc.ops.quantize import DEQUANTIZABLE_TYPES
 from nnc.passmanager import Pass, register_pass
+from nnc.records import record
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class FoldConstants(Pass):
     name = "fold-constants"
     fold_dequantize: bool = False

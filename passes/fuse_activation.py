@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 from nnc.ir import Graph, Node
 from nnc.passmanager import Pass, register_pass
+from nnc.records import record
 
 LAYERS = ("Conv", "ConvTranspose", "Gemm")
 
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class FuseActivation(Pass):
     name = "fuse-activation"
 

@@ -26,7 +26,6 @@ separate Add rounded twice).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,10 +33,11 @@ from nnc.ir import Graph, Node, Tensor
 from nnc.ops.gemm import GemmAttrs
 from nnc.ops.shape import ReshapeAttrs
 from nnc.passmanager import Pass, register_pass
+from nnc.records import record
 
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class FuseBias(Pass):
     name = "fuse-bias"
 

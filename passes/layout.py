@@ -72,13 +72,14 @@ from .canonicalize import (
     rewrite,
 )
 from .graph_edits import drop_if_dead, single_use
+from nnc.records import record
 
 TARGETS = {"NHWC": True, "channels_last": True, "NCHW": False, "channels_first": False}
 LAYOUT_NAMES = {True: {3: "NWC", 4: "NHWC", 5: "NDHWC"}, False: {3: "NCW", 4: "NCHW", 5: "NCDHW"}}
 
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class Layout(Pass):
     name = "layout"
     target: str = "NHWC"

@@ -79,6 +79,7 @@ from nnc.layer_rows import groups as per_layer_groups
 from nnc.hessian import too_large
 from nnc.limits import MAX_OBS_FAN_IN, MAX_PATTERN_BLOCK
 from nnc.passmanager import Pass, register_pass
+from nnc.records import record
 from nnc.verification import load_samples
 
 SCOPES = ("layer", "global")
@@ -86,7 +87,7 @@ SMALL_LAYERS = ("kernel", "dense", "layer")
 
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class Prune(Pass):
     name = "prune"
     sparsity: float = 0.5

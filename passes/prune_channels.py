@@ -75,6 +75,7 @@ from nnc.obs_layers import (cheapest_inputs, check_damping, fallback_warning, in
 from nnc.ops import get_op
 from nnc.ops.conv import fused_clamp
 from nnc.passmanager import Pass, register_pass
+from nnc.records import record
 from nnc.verification import load_samples
 
 PREFIX = "pass 'prune-channels'"
@@ -85,7 +86,7 @@ Edit = Callable[[Graph], None]
 
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class PruneChannels(Pass):
     name = "prune-channels"
     ratio: float = 0.25

@@ -50,7 +50,6 @@ that cannot be quantized raises one UnsupportedError naming the node and why.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 from nnc import obs
 from nnc.blas_threads import one_blas_thread
@@ -72,11 +71,12 @@ from nnc.passmanager import Pass, register_pass
 from nnc.quality import calibration_warning
 from nnc.quantizer import WeightSpec, apply, check_supported, lower, plan
 from nnc.quantizer.conv_transpose import rewrite_conv_transposes
+from nnc.records import record
 from nnc.verification import load_samples, synthetic_samples
 
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class Quantize(Pass):
     name = "quantize"
     calib: str = ""

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 
 from nnc.ir import Graph, Node
 from nnc.passmanager import Pass, register_pass
+from nnc.records import record
 
 FORWARDING_OPS = ("Identity", "Dropout")
 
 
 @register_pass
-@dataclass(frozen=True)
+@record
 class RemoveIdentity(Pass):
     name = "remove-identity"
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnc.errors import OptionError, not_a_file
+from nnc.records import record
 
 try:  # Python 3.11+
     import tomllib
@@ -44,7 +45,7 @@ _ENERGY = (0, 1e6)
 _MEMORY = (1, 1 << 32)
 
 
-@dataclass(frozen=True)
+@record
 class Hardware:
     """One az-sim machine. Values are validated on construction (OptionError)."""
 

@@ -49,6 +49,7 @@ from .gemv import single_row
 from .kernels import (INT64_SAFE, Built, LayerContext, Work, channels_last, check_shape, clamp_params,
                       conv_out_size, kernel, padded_buffer, taps)
 from .requantizer import ACCUMULATOR_LIMIT, Requantizer
+from nnc.records import record
 
 EXACT_FLOAT32 = 1 << 24
 SMALL_DEPTHWISE = 256  # output positions up to which one einsum beats a multiply-add per tap
@@ -110,7 +111,7 @@ def keep_mask(rows: np.ndarray, group: int) -> np.ndarray:
     return np.repeat(alive, group, axis=1)[:, :k]
 
 
-@dataclass(frozen=True)
+@record
 class Sums:
     """How a layer forms its accumulators: over the raw input with the centring
     folded into the bias (`raw`), or over the centred input; in `dtype`, with

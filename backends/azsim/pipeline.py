@@ -18,10 +18,11 @@ A layer that fits runs whole and keeps the streaming formula of simulator.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from nnc.records import record
 
 
-@dataclass(frozen=True)
+
+@record
 class PieceCost:
     """One piece's static traffic and work (MACs executed: weight skipping only)."""
 

@@ -19,7 +19,7 @@ Invariants (the reader checks them all and raises BlobError otherwise):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
@@ -30,9 +30,10 @@ ITEMSIZE = {DTYPE_CODES[name]: size for name, size in (("i8", 1), ("u8", 1), ("i
 
 # Weight stream formats: nnc.packing defines them (one code per format).
 from nnc.packing import FORMAT_BITMASK, FORMAT_CODEBOOK, FORMAT_DENSE, FORMAT_NAMES, FORMAT_RLE  # noqa: E402,F401
+from nnc.records import record
 
 
-@dataclass(frozen=True)
+@record
 class TensorDesc:
     """An activation or constant tensor. `offset` is its byte offset in activation
     SRAM (-1 for constants, which carry `data` as raw little-endian bytes)."""
@@ -47,7 +48,7 @@ class TensorDesc:
     external: bool = False  # `offset` is in off-chip activation memory
 
 
-@dataclass(frozen=True)
+@record
 class Tiling:
     """How one layer runs in pieces (docs/azsim.md §3.2).
 
@@ -69,7 +70,7 @@ class Tiling:
     staging_bytes: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class WeightStream:
     """Compressed int8 weights of one layer, decoded by the on-chip decoder:
     `payload` in nnc.packing's `format` at `bits`."""
@@ -83,7 +84,7 @@ class WeightStream:
     decoded: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
+@record
 class LayerDesc:
     """One layer: `op` is the IR op name (QConv, QGemm, QAdd, ...), `params` its
     integer attributes by name, `inputs`/`outputs` tensor indices, `weights` a
@@ -98,7 +99,7 @@ class LayerDesc:
     tiling: Tiling | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Program:
     """A whole compiled model as the chip sees it."""
 

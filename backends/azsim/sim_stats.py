@@ -3,16 +3,17 @@ the totals over the layers (SimStats); docs/azsim.md §3 defines every field."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from .hardware import Hardware
+from nnc.records import record
 
 TOTAL_KEYS = ("macs_total", "macs_executed", "macs_skipped", "bytes_loaded", "sram_bytes",
               "load_cycles", "decoder_cycles", "compute_cycles", "post_cycles", "cycles", "energy_uj",
               "dma_in_bytes", "dma_out_bytes", "stall_cycles")
 
 
-@dataclass(frozen=True)
+@record
 class LayerStats:
     """One layer's accounting for one inference (cycles in core clock cycles;
     docs/azsim.md §3 defines every field)."""
@@ -38,7 +39,7 @@ class LayerStats:
     tiles: int = 1             # pieces the layer ran in (weight chunks × row tiles)
 
 
-@dataclass(frozen=True)
+@record
 class SimStats:
     """Per-layer rows and their totals for one inference."""
 

@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from fractions import Fraction
 from functools import cached_property
 
@@ -68,10 +68,11 @@ from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc
 from .sim_stats import LayerStats, SimStats, utilization
 from .tile_plan import RECURRENT_WEIGHTS, check_recurrent_weights
 from .tiled import build_tiled
+from nnc.records import record
 
 NUMPY_TYPES = {DTYPE_CODES["i8"]: "i1", DTYPE_CODES["u8"]: "u1", DTYPE_CODES["i16"]: "<i2",
                DTYPE_CODES["i32"]: "<i4", DTYPE_CODES["i64"]: "<i8", DTYPE_CODES["f32"]: "<f4"}
-@dataclass(frozen=True)
+@record
 class _Step:
     run: Callable[[], int | None]
     stats: LayerStats  # the static accounting (activation skipping off)

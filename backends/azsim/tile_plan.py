@@ -30,7 +30,6 @@ External tensors get offsets in external memory by the same planner.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from nnc import memory_plan
 from nnc.errors import UnsupportedError
@@ -39,12 +38,13 @@ from nnc.ops.registry import attrs_dict
 
 from .hardware import Hardware
 from .tiling import PER_TENSOR, ROW_TILED, follows_rows, is_windowed, piece_view, pieces, sliced_shape, tile_axis
+from nnc.records import record
 
 STAGING_FRACTION = 8  # a piece's staged bytes fit activation_sram_bytes / 8
 STAGING_ALIGN = 16
 
 
-@dataclass(frozen=True)
+@record
 class RowTiles:
     """One layer's activation tiles: output `axis`, `rows` per tile, and its
     staging area (offset in activation SRAM, bytes)."""
@@ -55,7 +55,7 @@ class RowTiles:
     staging_bytes: int
 
 
-@dataclass(frozen=True)
+@record
 class ActivationPlan:
     offsets: dict[str, int]     # on-chip tensors -> activation SRAM offset
     activation_bytes: int

@@ -24,7 +24,8 @@ Operand slices of a piece (`piece_slices`), per op family:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from nnc.records import record
+
 
 WINDOWED = ("QConv", "MaxPool", "QAveragePool")
 # ops that run in row tiles; QuantizeLinear and DequantizeLinear only per tensor (scalar scale)
@@ -33,7 +34,7 @@ PER_TENSOR = ("QuantizeLinear", "DequantizeLinear")
 CHUNKED = ("QConv", "QGemm")  # ops whose weights stream in output-channel chunks
 
 
-@dataclass(frozen=True)
+@record
 class Piece:
     """One piece: `index` in run order, output rows [r0, r1) along the tiled axis
     (or None), output channels [c0, c1) and its chunk number (or None)."""
@@ -136,7 +137,7 @@ def follows_rows(operand_shape: tuple[int, ...], out_shape: tuple[int, ...], axi
     return a
 
 
-@dataclass(frozen=True)
+@record
 class PieceView:
     """What one piece reads and writes: per input an index tuple (None: the
     operand whole, or omitted), `vector` per input: True for a per-channel

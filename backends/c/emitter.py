@@ -16,11 +16,11 @@ the templates in `templates/` only place it. Files, for stem S and prefix p:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from nnc import __version__
+from nnc.records import record
 from nnc.template_env import environment
 
 from . import cformat, entries, firmware, harnesses
@@ -33,7 +33,7 @@ _ENV = environment(
     lambda name: resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8"))
 
 
-@dataclass(frozen=True)
+@record
 class Provenance:
     """What the header comments say about where the code came from."""
 

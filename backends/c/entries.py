@@ -31,20 +31,20 @@ gets no second entry point: its `{p}_invoke` takes raw int8 already.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import cformat
 from .library import C_TYPES
 from .lowering import Program, Step
+from nnc.records import record
 
 FLOAT_TYPES = ("f32", "f64")
 CORE = "run_integer_layers"  # the static function of the integer layers
 _COMMENT = re.compile(r"/\*.*?\*/")
 
 
-@dataclass(frozen=True)
+@record
 class Edge:
     """One port's conversion: `step` (the QuantizeLinear of an input or the
     DequantizeLinear of an output), the int8 tensor on the core's side and its
@@ -56,7 +56,7 @@ class Edge:
     zero_point: int
 
 
-@dataclass(frozen=True)
+@record
 class Int8Entry:
     inputs: tuple[Edge, ...]  # one per graph input, in order
     outputs: tuple[Edge, ...]  # one per graph output, in order

@@ -19,14 +19,15 @@ runs in the secure state, so its script uses the secure aliases.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from nnc.records import record
+
 
 KIB = 1024
 MIB = 1024 * KIB
 STACK_BYTES = 32 * KIB
 
 
-@dataclass(frozen=True)
+@record
 class Region:
     name: str
     origin: int
@@ -37,7 +38,7 @@ class Region:
         return f"{self.name} ({self.access}) : ORIGIN = 0x{self.origin:08X}, LENGTH = 0x{self.length:X}"
 
 
-@dataclass(frozen=True)
+@record
 class Board:
     """A qemu machine and where each part of the program goes."""
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 
+from nnc.records import record
 from nnc.template_env import environment
 
 C_TYPES = {"f32": "float", "f64": "double", "i8": "int8_t", "u8": "uint8_t", "i16": "int16_t",
            "i32": "int32_t", "i64": "int64_t", "bool": "uint8_t", "u16": "uint16_t", "u32": "uint32_t"}
 
 
-@dataclass(frozen=True)
+@record
 class Family:
     source: str
     deps: tuple[str, ...] = ("base",)

@@ -34,13 +34,14 @@ from nnc.ops.softmax import keep_pattern
 from . import cformat
 from .library import C_TYPES, KernelSet
 from .storage import Storage, plan_storage
+from nnc.records import record
 
 
 class Refused(Exception):
     """A handler cannot lower this node (the message says why)."""
 
 
-@dataclass(frozen=True)
+@record
 class Handler:
     fn: Callable
     in_place: tuple[int, ...] = ()  # inputs whose storage the output may take over

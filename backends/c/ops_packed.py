@@ -23,7 +23,6 @@ the same compile-time bound checks as the int8 lowering (`ops_int._qlayer`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,11 +31,12 @@ from . import qfast
 from .geometry import conv_fields
 from .lowering import Ctx, lowers_packed
 from .ops_int import _qdot, _qlayer, _types
+from nnc.records import record
 
 SCRATCH_BUDGET = 2048  # bytes of decoded weights a block may take
 
 
-@dataclass(frozen=True)
+@record
 class PackedLayer:
     rows: codec.PackedRows
     family: str  # "" for the int8 kernels

@@ -30,18 +30,18 @@ these layouts (tests: decode_rows(encode_rows(w, f)) == w).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from nnc import packing
+from nnc.records import record
 
 FORMATS = ("dense", "bitmask", "rle", "codebook")  # the nnc.packing formats the C kernels decode
 SIZED_ROWS = ("bitmask", "rle")  # formats whose rows vary in size
 OFFSET16_LIMIT = 1 << 16
 
 
-@dataclass(frozen=True)
+@record
 class PackedRows:
     format: str
     bits: int  # value width b (codebook: index width)

@@ -27,12 +27,12 @@ QAdd without broadcasting through `qaddf`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from .geometry import conv_fields
 from .lowering import Ctx
+from nnc.records import record
 
 INT32_LIMIT = 1 << 31
 RAW_SPAN = 128  # the largest |x| of a raw int8 value
@@ -51,7 +51,7 @@ SPARSE_MAX_DENSITY = 1 / 8
 EXT_BYTES = 256  # stack the DSP path may take for two rows of x as SXTB16 halves (4 bytes per byte of x)
 
 
-@dataclass(frozen=True)
+@record
 class Route:
     kind: str  # "qmm", "qmmconv" or "qdwf"
     rows: np.ndarray  # int8 weights in the kernel's layout: [n rounded up to 4][k] or [taps][channels]
@@ -120,7 +120,7 @@ def rq_hi_constants(shift: np.ndarray, y_zero: int) -> tuple[np.ndarray, int] | 
     return n - 33, 1 + 2 * y_zero
 
 
-@dataclass(frozen=True)
+@record
 class Prepared:
     """A layer's route and its constants: per group of four output channels
     bias'[4] and m[4] (int32; channels rounded up to 4, zeros after the last),

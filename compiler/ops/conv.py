@@ -14,7 +14,6 @@ the pooling ops.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -23,13 +22,14 @@ from ..dtypes import FLOAT_TYPES
 from ..errors import ModelError, ShapeError
 from ..ir import TensorType
 from ..limits import MAX_TENSOR_ELEMENTS, check_elements
+from ..records import record
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
 _OUT_AXES = "stuvwxyz"  # einsum letters of output/input spatial axes
 _KERNEL_AXES = "STUVWXYZ"  # einsum letters of kernel axes
 
 
-@dataclass(frozen=True)
+@record
 class ConvAttrs:
     """Geometry of a convolution over nd = len(kernel_shape) spatial axes.
 

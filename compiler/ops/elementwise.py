@@ -4,13 +4,13 @@ transposes through them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
+from ..records import record
 from .registry import Lowered, NoAttrs, OnnxNode, OpDef, lowers, register_op
 
 
@@ -85,7 +85,7 @@ class Relu(_Unary):
         return [np.maximum(xs[0], 0).astype(xs[0].dtype)]
 
 
-@dataclass(frozen=True)
+@record
 class AlphaAttrs:
     alpha: float
 
@@ -149,7 +149,7 @@ def _lower_where(n: OnnxNode):
     return Lowered("Where")
 
 
-@dataclass(frozen=True)
+@record
 class ClipAttrs:
     """Bounds; None means unbounded on that side."""
 
@@ -192,7 +192,7 @@ class Tanh(_FloatUnary):
         return [np.tanh(xs[0])]
 
 
-@dataclass(frozen=True)
+@record
 class HardSigmoidAttrs:
     alpha: float = 0.2
     beta: float = 0.5

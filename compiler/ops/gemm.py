@@ -4,20 +4,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
+from ..records import record
 from .conv import check_act, fused_clamp
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
 _MATMUL_TYPES = (*FLOAT_TYPES, "i32", "i64")
 
 
-@dataclass(frozen=True)
+@record
 class GemmAttrs:
     """y = clamp(alpha * A' @ B' + beta * C) with A' = A.T if trans_a, B' = B.T if
     trans_b; the clamp bounds act_min/act_max are None when unbounded."""

@@ -17,13 +17,13 @@ Invariants of the IR forms (checked by `infer`):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import INTEGER_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
+from ..records import record
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 from .shape import node_axis, node_error, normalize_axis
 
@@ -31,7 +31,7 @@ INDEX_TYPES = ("i32", "i64")
 
 
 # -- Gather --------------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class GatherAttrs:
     """`axis`: the non-negative axis of the data that the indices select along."""
 
@@ -93,7 +93,7 @@ def _check_constant_indices(n: OnnxNode, indices: np.ndarray | None, extent: int
 
 
 # -- Slice ---------------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class SliceAttrs:
     """Per input axis: the first element `starts`, the stride `steps` (non-zero,
     negative walks backwards) and the number of elements `sizes` taken."""
@@ -182,7 +182,7 @@ def _lower_slice(n: OnnxNode):
 
 
 # -- Split ---------------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class SplitAttrs:
     """`axis` (non-negative) and the extent of each output along it."""
 

@@ -19,7 +19,6 @@ per row:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import round_shift
+from ..records import record
 from .qelementwise import check_activation, to_type
 from .qlinear import check_output_range
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
@@ -37,7 +37,7 @@ MAX_ROW = 1 << 15
 MAX_EPS = 1 << 61
 
 
-@dataclass(frozen=True)
+@record
 class LayerNormAttrs:
     axis: int
     epsilon: float = 1e-5
@@ -90,7 +90,7 @@ def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 
 
 # -- integer form --------------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class QLayerNormAttrs:
     axis: int
     eps_int: int  # round(epsilon · N³ / sx²)

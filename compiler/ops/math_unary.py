@@ -13,13 +13,13 @@ docs/numerics.md §18).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
+from ..records import record
 from .elementwise import broadcast_shape
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
@@ -77,7 +77,7 @@ _unary("Reciprocal", lambda x, a: 1.0 / x)
 _unary("Silu", lambda x, a: silu(x))
 
 
-@dataclass(frozen=True)
+@record
 class GeluAttrs:
     approximate: str = "none"
 

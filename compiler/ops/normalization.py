@@ -7,16 +7,16 @@ exported in eval mode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
+from ..records import record
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
 
-@dataclass(frozen=True)
+@record
 class BatchNormAttrs:
     """epsilon: added to the variance; channels_last: the channel axis of x is the
     last one instead of axis 1."""

@@ -13,13 +13,13 @@ auto_pad rule, so ceil_mode is dropped).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
+from ..records import record
 from .conv import (channels_first, check_geometry, check_padded, int_attr, join_shape, lowered_geometry,
                    pad_spatial, restore_layout, split_shape, window_view)
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
@@ -27,7 +27,7 @@ from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 _MAX_POOL_TYPES = (*FLOAT_TYPES, "i8", "u8")
 
 
-@dataclass(frozen=True)
+@record
 class PoolAttrs:
     """Window geometry over nd = len(kernel_shape) spatial axes; pads are ONNX
     ordered (nd begins, then nd ends) and >= 0."""
@@ -40,14 +40,14 @@ class PoolAttrs:
     channels_last: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class AveragePoolAttrs(PoolAttrs):
     """PoolAttrs plus count_include_pad: explicit pad positions count as zeros."""
 
     count_include_pad: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class GlobalPoolAttrs:
     """channels_last: the channel axis is the last one instead of axis 1."""
 

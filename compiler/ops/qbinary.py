@@ -16,13 +16,13 @@ Bounds: |(a − za)(b − zb)| ≤ 255² and m < 2^31 keep QMul's product below 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import round_shift
+from ..records import record
 from .elementwise import broadcast_shape
 from .qelementwise import check_activation, to_type
 from .qlinear import check_multiplier, check_output_range, check_zero_point
@@ -32,7 +32,7 @@ COEFFICIENT_LIMIT = 1 << 31
 MAX_SHIFT = 62
 
 
-@dataclass(frozen=True)
+@record
 class QProductAttrs:
     """Attributes of the integer products QMul and QMatMul (qmatmul.py)."""
 
@@ -71,7 +71,7 @@ class QMul(OpDef):
         return [to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
 
 
-@dataclass(frozen=True)
+@record
 class QAffineAttrs:
     x_zero_point: int
     y_zero_point: int

@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import round_shift
+from ..records import record
 from .elementwise import broadcast_shape
 from .qlinear import ACTIVATION_TYPES, check_multiplier, check_output_range, check_zero_point
 from .registry import NoAttrs, OpDef, register_op
@@ -41,7 +41,7 @@ def check_activation(t: TensorType) -> None:
         raise ShapeError(f"needs an i8/u8 input, got {t.dtype}")
 
 
-@dataclass(frozen=True)
+@record
 class RequantizeAttrs:
     x_zero_point: int
     y_zero_point: int
@@ -70,7 +70,7 @@ class Requantize(OpDef):
         return [to_type(np.clip(y, attrs.out_min, attrs.out_max), attrs.out_dtype)]
 
 
-@dataclass(frozen=True)
+@record
 class QAddAttrs:
     a_zero_point: int
     b_zero_point: int

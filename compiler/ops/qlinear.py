@@ -18,7 +18,6 @@ proves |acc| < 2^31 < 2^53 (`numerics.accumulator_bound`), then rounds in int64.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,13 +25,14 @@ from ..dtypes import integer_range
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import MANTISSA_BITS, MAX_SHIFT, requantize
+from ..records import record
 from .conv import ConvAttrs, Conv, _conv, channels_first, pad_spatial, restore_layout, split_shape
 from .registry import OpDef, register_op
 
 ACTIVATION_TYPES = ("i8", "u8")
 
 
-@dataclass(frozen=True)
+@record
 class QConvAttrs:
     """Conv geometry (as ConvAttrs, without the float clamp) plus the quantized
     output: zero points of x and y, output type, integer clamp bounds."""
@@ -54,7 +54,7 @@ class QConvAttrs:
                          self.channels_last)
 
 
-@dataclass(frozen=True)
+@record
 class QGemmAttrs:
     x_zero_point: int
     y_zero_point: int

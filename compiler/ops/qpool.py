@@ -10,19 +10,19 @@ targets. With M = sx / (sy · count) stored as (multiplier, shift):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..ir import TensorType
 from ..numerics import requantize
+from ..records import record
 from .conv import channels_first, restore_layout, split_shape
 from .pool import AveragePool, AveragePoolAttrs
 from .qelementwise import to_type, check_rescale
 from .registry import OpDef, register_op
 
 
-@dataclass(frozen=True)
+@record
 class QAveragePoolAttrs:
     kernel_shape: tuple[int, ...]
     strides: tuple[int, ...]

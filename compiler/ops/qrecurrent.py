@@ -18,13 +18,13 @@ Outputs: Y (i8), Y_h (i8), and for QLSTM Y_c (i16, scale 2^-cell_frac).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import round_shift
+from ..records import record
 from .recurrent import DIRECTIONS, RecurrentAttrs, initial_state, pack_outputs, sequence_dims, state_shape
 from .recurrent import time_steps, to_time_major
 from .registry import OpDef, register_op
@@ -35,7 +35,7 @@ TABLE_SIZE = 513
 Q15 = 15
 
 
-@dataclass(frozen=True)
+@record
 class QRecurrentAttrs:
     """`shift` n of the gate pre-activations; `clip` the Q3.12 bound of every
     pre-activation (None: none); `out_multiplier`/`out_shift` the output

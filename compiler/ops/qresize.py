@@ -16,13 +16,13 @@ when F·nd <= 22 (checked), so acc is exact in int32 and acc · m in int64.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import requantize
+from ..records import record
 from .conv import channels_first, join_shape, restore_layout, split_shape
 from .qelementwise import to_type, check_rescale
 from .registry import OpDef, register_op
@@ -30,13 +30,13 @@ from .registry import OpDef, register_op
 MAX_WEIGHT_BITS_TOTAL = 22  # F · nd: keeps 255 · 2^(F·nd) < 2^31
 
 
-@dataclass(frozen=True)
+@record
 class ResizeNearestAttrs:
     sizes: tuple[int, ...]
     channels_last: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class QResizeAttrs:
     sizes: tuple[int, ...]
     channels_last: bool

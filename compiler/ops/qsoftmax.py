@@ -37,13 +37,13 @@ MULT_BITS-bit mantissa. L is ln(S / 2^EXP_BITS) by linear interpolation (within
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ShapeError, UnsupportedError
 from ..ir import TensorType
 from ..numerics import quantize_multiplier, round_shift
+from ..records import record
 from .qelementwise import check_activation, to_type
 from .qlinear import check_multiplier, check_output_range
 from .registry import OpDef, register_op
@@ -63,7 +63,7 @@ def log_table() -> np.ndarray:
     return np.rint(np.log1p(np.arange(segments + 1) / segments) * (1 << LOG_BITS)).astype(np.int32)
 
 
-@dataclass(frozen=True)
+@record
 class QSoftmaxAttrs:
     y_zero_point: int
     multiplier: int
@@ -122,7 +122,7 @@ class QSoftmax(OpDef):
         return [to_type(np.clip(y + attrs.y_zero_point, attrs.out_min, attrs.out_max), attrs.out_dtype)]
 
 
-@dataclass(frozen=True)
+@record
 class QLogSoftmaxAttrs:
     """`x_scale`: SX = round(s_x · 2^LOG_BITS), in 1..MAX_SX; (multiplier, shift)
     stores 1 / (s_y · 2^LOG_BITS) with a MULT_BITS-bit multiplier."""

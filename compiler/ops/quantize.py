@@ -17,7 +17,6 @@ Blocked quantization (block_size), float8, 4-bit and 2-bit types are refused.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from .. import dtypes
 from ..errors import ShapeError
 from ..frontend.onnx_proto import TensorProto
 from ..ir import TensorType
+from ..records import record
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 from .shape import node_axis, node_error
 
@@ -32,7 +32,7 @@ QUANTIZED_TYPES = ("u8", "i8", "i16")  # QuantizeLinear outputs
 DEQUANTIZABLE_TYPES = ("u8", "i8", "i16", "i32")  # DequantizeLinear inputs
 
 
-@dataclass(frozen=True)
+@record
 class QuantizeAttrs:
     """`axis`: the non-negative channel axis of per-axis parameters, None for
     per-tensor ones. `dtype`: the output type, one of QUANTIZED_TYPES (equal to
@@ -42,7 +42,7 @@ class QuantizeAttrs:
     dtype: str = "u8"
 
 
-@dataclass(frozen=True)
+@record
 class DequantizeAttrs:
     """`axis`: the non-negative channel axis of per-axis parameters, None for
     per-tensor ones. The output is always f32."""

@@ -21,7 +21,6 @@ biases), its activations are attrs.activations[d·k : (d+1)·k] (k = 3, 2, 1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
 from . import rnn_activations
+from ..records import record
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -36,7 +36,7 @@ DEFAULT_ACTIVATIONS = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "
 DIRECTIONS = ("forward", "reverse", "bidirectional")
 
 
-@dataclass(frozen=True)
+@record
 class RecurrentAttrs:
     """`hidden_size` H; `direction` one of DIRECTIONS; `layout` 0 (time first) or 1
     (batch first); `activations` with one `activation_alpha`/`activation_beta`

@@ -20,7 +20,6 @@ and a GlobalAveragePool would put two layout transposes around a feature mean.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +27,7 @@ from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import round_shift
+from ..records import record
 from .pool import GlobalPoolAttrs
 from .qelementwise import check_activation, to_type
 from .qlinear import check_multiplier, check_output_range, check_zero_point
@@ -38,7 +38,7 @@ REDUCE_OPS = ("ReduceSum", "ReduceMean", "ReduceMax")
 MAX_SUM_COUNT = (1 << 31) // 256  # count · 255 < 2^31 (docs/numerics.md §11)
 
 
-@dataclass(frozen=True)
+@record
 class ReduceAttrs:
     """`axes`: sorted distinct non-negative axes reduced; `keepdims`: keep them as 1s."""
 
@@ -100,7 +100,7 @@ class ReduceMax(_Reduce):
 
 
 # -- integer form --------------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class QReduceAttrs:
     axes: tuple[int, ...]
     keepdims: bool

@@ -1,8 +1,9 @@
 """Op definitions and the ONNX lowering table, both filled by decorators.
 
 An op is a class registered with `@register_op`. It declares
-- `Attrs`: a frozen dataclass of typed attributes (fields of int, float, str, bool,
-  None or tuples of those), so no code reads attributes by string key;
+- `Attrs`: a record (`@record`, records.py: a frozen dataclass) of typed
+  attributes (fields of int, float, str, bool, None or tuples of those), so no
+  code reads attributes by string key;
 - `infer(attrs, inputs) -> outputs`: output `TensorType`s from input ones
   (None for an omitted optional input); raises ShapeError on a mismatch;
 - `evaluate(attrs, inputs) -> outputs`: the reference semantics in numpy;
@@ -27,9 +28,10 @@ import numpy as np
 
 from ..errors import IRError, UnsupportedError
 from ..ir import TensorType
+from ..records import record
 
 
-@dataclass(frozen=True)
+@record
 class NoAttrs:
     """Attributes of an op that has none."""
 

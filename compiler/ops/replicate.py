@@ -10,7 +10,6 @@ to or from bool, are refused: nnc has no target semantics for them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,12 +17,13 @@ from .. import dtypes
 from ..dtypes import FLOAT_TYPES, INTEGER_TYPES
 from ..errors import ShapeError, UnsupportedError
 from ..ir import TensorType
+from ..records import record
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 from .shape import node_error
 
 
 # -- Expand --------------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class ExpandAttrs:
     """`shape`: the literal output shape, which the input broadcasts to
     (numpy rules: the input's axes align with the trailing output axes)."""
@@ -65,7 +65,7 @@ def _lower_expand(n: OnnxNode):
 
 
 # -- Tile ----------------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class TileAttrs:
     """`repeats`: per axis, how many copies of the input lie along it (>= 0)."""
 
@@ -98,7 +98,7 @@ def _lower_tile(n: OnnxNode):
 
 
 # -- Cast ----------------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class CastAttrs:
     """`dtype`: the output element type (an nnc type name of the input's kind)."""
 

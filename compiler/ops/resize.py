@@ -33,13 +33,13 @@ not an integer (ONNX and onnxruntime then disagree).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
+from ..records import record
 from .conv import channels_first, join_shape, restore_layout, split_shape
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
@@ -50,7 +50,7 @@ NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 ASPECT_POLICIES = {"stretch": None, "not_larger": min, "not_smaller": max}
 
 
-@dataclass(frozen=True)
+@record
 class ResizeAttrs:
     """See the module docstring; `sizes` and `scales` have one entry per spatial axis."""
 

@@ -10,13 +10,13 @@ any element type and moves values without changing them (Pad adds a fill value).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import to_numpy
 from ..errors import ShapeError
 from ..ir import TensorType
+from ..records import record
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 
 
@@ -41,7 +41,7 @@ def node_axis(n: OnnxNode, axis: int, rank: int) -> int:
 
 
 # -- Reshape -------------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class ReshapeAttrs:
     """`shape`: the output shape, every extent literal (no -1 or 0 placeholders;
     a 0 is a genuinely empty axis). It holds as many elements as the input."""
@@ -147,7 +147,7 @@ def _lower_unsqueeze(n: OnnxNode):
 
 
 # -- Transpose -----------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class TransposeAttrs:
     """`perm`: output axis i is input axis perm[i]; a permutation of range(rank)."""
 
@@ -180,7 +180,7 @@ def _lower_transpose(n: OnnxNode):
 
 
 # -- Concat --------------------------------------------------------------------
-@dataclass(frozen=True)
+@record
 class ConcatAttrs:
     """`axis`: the non-negative axis along which the inputs are joined."""
 
@@ -227,7 +227,7 @@ def _lower_concat(n: OnnxNode):
 PAD_MODES = ("constant", "reflect", "edge", "wrap")
 
 
-@dataclass(frozen=True)
+@record
 class PadAttrs:
     """`pads`: amounts to add before every axis, then after every axis (ONNX
     order, 2·rank entries); a negative amount removes elements, and removal

@@ -15,17 +15,17 @@ mask that keeps at least one position in every row)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES
 from ..errors import ShapeError
+from ..records import record
 from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 from .shape import node_axis
 
 
-@dataclass(frozen=True)
+@record
 class SoftmaxAttrs:
     """`axis`: non-negative axis over which the outputs sum to one.
     `coerce_2d`: normalise over axes `axis`..rank-1 together, as ONNX Softmax

@@ -29,6 +29,7 @@ from ..dtypes import FLOAT_TYPES
 from ..errors import UnsupportedError
 from ..ir import Graph, Node, Tensor
 from ..ops.quantize import DequantizeAttrs, QuantizeAttrs
+from ..records import record
 from .groups import chain_end, clamp_chain, only_quantize
 from .params import FIXED_OUTPUT, Affine, add_qdq_constants, affine_from_range, qdq_affine
 from .layer_weights import WeightSpec, quantize_layer, quantize_matmul_operands
@@ -40,7 +41,7 @@ SAME_AS_INPUT = ("Reshape", "Transpose", "MaxPool", "GlobalMaxPool", "Pad", "Rel
                  "Slice", "Expand", "Tile", "Gather", "Resize")
 
 
-@dataclass(frozen=True)
+@record
 class Point:
     """A float tensor that needs parameters; `source` is "observe", "fixed",
     "input" or "table", and `node` the op whose output it is (None for a graph input).

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,6 +44,7 @@ from ..errors import UnsupportedError
 from ..ir import Graph, Node, Tensor
 from ..ops.conv import ConvAttrs, join_shape, split_shape
 from ..ops.shape import PadAttrs, ReshapeAttrs, TransposeAttrs
+from ..records import record
 from .annotate import insert_qdq
 from .emit import add_node
 from .groups import only_quantize
@@ -53,7 +53,7 @@ from .params import qdq_affine
 _KERNEL, _PHASE, _TAP = "KLNO", "RSTU", "WXYZ"  # einsum letters per spatial axis (g, c, m are channels)
 
 
-@dataclass(frozen=True)
+@record
 class AxisPlan:
     """One spatial axis: `select[r, j, k]` = 1 when phase r reads kernel tap k at
     window offset j; x is padded by `begin`/`end` (negative: cropped) so that each

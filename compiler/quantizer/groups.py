@@ -23,12 +23,13 @@ from typing import Callable
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Node
+from ..records import record
 from .params import Affine, qdq_affine
 
 CLAMPS = ("Relu", "Clip")
 
 
-@dataclass(frozen=True)
+@record
 class Operand:
     """An 8-bit tensor read through a DequantizeLinear with parameters `affine`."""
 

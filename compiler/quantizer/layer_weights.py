@@ -29,13 +29,14 @@ from ..hessian import Statistics
 from ..ir import Graph, Node, Tensor
 from ..obs_layers import quantized_integers
 from ..ops.quantize import DequantizeAttrs
+from ..records import record
 from .emit import add_node
 from .params import qdq_affine
 from .weights import (bias_floor, codebook_weights, dequantized_constant, per_channel, quantize_bias,
                       quantize_weights, symmetric_per_tensor)
 
 
-@dataclass(frozen=True)
+@record
 class WeightSpec:
     """How one layer's weights are quantized: `bits` wide (2..8), or with a
     codebook of 2^bits entries; `method` "magnitude" rounds each weight to the

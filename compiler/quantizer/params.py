@@ -10,18 +10,18 @@ activation (docs/numerics.md §1). Invariants of every Affine nnc creates:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import integer_range
 from ..errors import UnsupportedError
 from ..ir import Graph, Node, QuantParams
+from ..records import record
 
 ACTIVATION_TYPES = ("i8", "u8")
 
 
-@dataclass(frozen=True)
+@record
 class Affine:
     scale: float
     zero_point: int

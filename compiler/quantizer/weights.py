@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,13 +31,14 @@ from ..errors import UnsupportedError
 from ..ir import Graph
 from ..numerics import accumulator_bound
 from . import codebook
+from ..records import record
 
 INT32_MAX = (1 << 31) - 1
 BIAS_LIMIT = float(1 << 30)  # leaves 2^30 of the accumulator for Σ|w|·255
 CLIP_GRID = np.linspace(1.0, 0.3, 36)  # clipping ratios tried below 8 bits; largest first wins ties
 
 
-@dataclass(frozen=True)
+@record
 class QuantizedConstant:
     """Integer data with its scales: r = scale[c] · q along `axis` (None: one scale)."""
 

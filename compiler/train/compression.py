@@ -12,10 +12,10 @@ so a fine-tuned model differs from a one-shot one only in its weight values.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from ..records import record
 from nnc.compression_options import check_compression
 from nnc.errors import OptionError
 from nnc.ir import Graph
@@ -27,7 +27,7 @@ from nnc.quantizer.layer_weights import output_axis
 from .sparsity import MaskRule
 
 
-@dataclass(frozen=True)
+@record
 class Compression:
     """The compile options that change weights: `weight_bits` 2..8 (8: int8),
     `first_last_bits` for the first and last weighted layer, `codebook` (2^bits
@@ -59,7 +59,7 @@ class Compression:
         return bool(self.sparsity or self.sparsity_pattern or self.layer_sparsity)
 
 
-@dataclass(frozen=True)
+@record
 class LayerPlan:
     """One weighted layer: quantized to `bits` (a codebook of 2^bits entries when
     `codebook`), pruned as `rule` says; `axis` is its output-channel axis."""

@@ -15,16 +15,16 @@ share, normalized by the teacher's mean square (FitNets: Romero et al., ICLR 201
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ..records import record
 from nnc.accuracy import output_kind
 from nnc.ir import Graph
 
 
-@dataclass(frozen=True)
+@record
 class Distillation:
     temperature: float = 4.0
     label_weight: float = 0.5

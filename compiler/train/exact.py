@@ -41,7 +41,6 @@ and lives on the CPU; its constants become torch tensors once, at construction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,6 +54,7 @@ from ..ops import get_op
 from ..ops.layernorm import FRACTION_BITS
 from ..ops.qsoftmax import EXP_BITS, INDEX_BITS, LN2, STEP_BITS
 from ..ops.shape import pad_fill
+from ..records import record
 from .float_ops import gather_along
 
 TORCH_DTYPES = {"f32": torch.float32, "f64": torch.float64, "i8": torch.int8, "u8": torch.uint8,
@@ -63,7 +63,7 @@ NUMPY_DTYPES = {torch_type: to_numpy(name) for name, torch_type in TORCH_DTYPES.
 _CONVOLUTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
-@dataclass(frozen=True)
+@record
 class Step:
     """One node as the program runs it: the IR shape of its first output and
     which inputs are constants (held without the batch axis)."""

@@ -30,13 +30,13 @@ Recurrent ops (LSTM, GRU, RNN) and the integer ops have no kernel here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..records import record
 from nnc import dtypes
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node
@@ -172,7 +172,7 @@ def batch_axis_problem(graph: Graph, name: str) -> str | None:
 
 
 # -- batch rules: a reason to refuse a node, or None -----------------------------------
-@dataclass(frozen=True)
+@record
 class _Site:
     """What a batch rule sees of one node: IR shapes and which inputs run."""
 

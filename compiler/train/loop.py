@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..records import record
 from nnc.errors import OptionError, TrainingError
 
 from .distill import Distillation, feature_loss, kinds, logits, output_loss
@@ -45,7 +46,7 @@ from .twin import Twin
 MAX_SEED = 2**32 - 2  # numpy's RandomState takes up to 2^32 - 1, and the order uses seed + 1
 
 
-@dataclass(frozen=True)
+@record
 class FitOptions:
     epochs: int = 15
     lr: float = 3e-3

@@ -24,10 +24,10 @@ weight keeps its latent value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
+from ..records import record
 from nnc.passes.prune import pattern_mask, smallest_mask
 
 RAMP = 0.75  # share of training over which the sparsity rises to its target
@@ -39,7 +39,7 @@ def scheduled(target: float, progress: float) -> float:
     return target * (1.0 - (1.0 - p) ** 3)
 
 
-@dataclass(frozen=True)
+@record
 class MaskRule:
     """How one layer is pruned: `channels` whole output channels (the smallest L1
     norms, gradually, as nnc's prune-channels pass ranks them), then `target`

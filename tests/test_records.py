@@ -1,0 +1,160 @@
+"""@record behaves as @dataclass(frozen=True) (compiler/records.py): the same
+fields, construction, errors, repr, equality, hash, replace, pickling and
+immutability, on random field layouts; and it generates no code."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from dataclasses import field
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nnc.records import record
+
+NAMES = ("a", "b", "c", "d", "e")
+
+
+def _layout_classes(defaults: list[str], flags: list[tuple[bool, bool, bool | None]]):
+    """The same class body made by @dataclass(frozen=True) and by @record.
+    defaults[i]: "none", "value" or "factory"; flags[i]: (compare, repr, hash)."""
+    made = []
+    for decorate in (dataclasses.dataclass(frozen=True), record):
+        namespace = {"__annotations__": {}}
+        for name, kind, (compare, shown, hashed) in zip(NAMES, defaults, flags):
+            namespace["__annotations__"][name] = "object"
+            options = {"compare": compare, "repr": shown, "hash": hashed}
+            if kind == "value":
+                namespace[name] = field(default=len(name), **options)
+            elif kind == "factory":
+                namespace[name] = field(default_factory=tuple, **options)
+            else:
+                namespace[name] = field(**options)
+        made.append(decorate(type("Layout", (), namespace)))
+    return made
+
+
+def _outcome(make):
+    """What calling `make` gives: ("ok", instance) or ("TypeError", message)."""
+    try:
+        return "ok", make()
+    except TypeError as exc:
+        return "TypeError", str(exc)
+
+
+@st.composite
+def layouts(draw):
+    count = draw(st.integers(0, len(NAMES)))
+    kinds = draw(st.lists(st.sampled_from(["none", "value", "factory"]), min_size=count, max_size=count))
+    required = sorted(kinds, key=lambda k: k != "none")  # dataclasses wants defaults last
+    flags = draw(st.lists(st.tuples(st.booleans(), st.booleans(), st.sampled_from([None, True, False])),
+                          min_size=count, max_size=count))
+    return required, flags
+
+
+@settings(max_examples=150, deadline=None)
+@given(layouts(), st.integers(0, 6), st.sets(st.sampled_from(NAMES + ("z",))), st.integers(0, 3))
+def test_record_matches_a_frozen_dataclass(layout, positional, keywords, seed):
+    defaults, flags = layout
+    plain, shared = _layout_classes(defaults, flags)
+    assert [(f.name, f.default, f.default_factory, f.compare, f.repr, f.hash) for f in dataclasses.fields(plain)] \
+        == [(f.name, f.default, f.default_factory, f.compare, f.repr, f.hash) for f in dataclasses.fields(shared)]
+    args = [seed + i for i in range(positional)]
+    kwargs = {name: seed * 10 + len(name) for name in sorted(keywords)}
+    expected, got = _outcome(lambda: plain(*args, **kwargs)), _outcome(lambda: shared(*args, **kwargs))
+    assert expected[0] == got[0]
+    if expected[0] == "TypeError":
+        assert got[1].replace("Layout", "X") == expected[1].replace("Layout", "X")
+        return
+    a, b = expected[1], got[1]
+    assert repr(b) == repr(a)
+    assert dataclasses.asdict(b) == dataclasses.asdict(a)
+    twin = shared(*args, **kwargs)
+    assert (b == twin) and hash(b) == hash(twin) and hash(b) == hash(a)
+    assert b != a  # another class: never equal, as dataclasses
+    for name in NAMES[:len(defaults)]:
+        changed = dataclasses.replace(b, **{name: "other"})
+        compared = dataclasses.fields(shared)[NAMES.index(name)].compare
+        assert (changed == b) == (not compared or getattr(b, name) == "other")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        b.a = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del b.a
+
+
+@record
+class Pickled:
+    """A module-level record (pickle finds its class by name)."""
+
+    a: int
+    b: tuple = ()
+    c: list = field(default_factory=list, compare=False)
+
+
+def test_a_record_pickles_and_copies():
+    import copy
+
+    value = Pickled(1, (2, 3), [4])
+    for twin in (pickle.loads(pickle.dumps(value)), copy.copy(value), copy.deepcopy(value)):
+        assert twin == value and twin.c == [4] and repr(twin) == repr(value)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            twin.a = 2
+
+
+def test_post_init_and_methods_of_the_body_are_kept():
+    @record
+    class Scaled:
+        """A record checking and deriving in __post_init__."""
+
+        value: int
+        double: int = 0
+
+        def __post_init__(self):
+            if self.value < 0:
+                raise ValueError("negative")
+            object.__setattr__(self, "double", 2 * self.value)
+
+        def __repr__(self):
+            return f"<{self.value}>"
+
+    assert Scaled(3).double == 6 and repr(Scaled(3)) == "<3>"
+    with pytest.raises(ValueError):
+        Scaled(-1)
+
+
+def test_a_record_derives_from_a_record():
+    @record
+    class Base:
+        """A base record."""
+
+        a: int
+        b: int = 2
+
+    @record
+    class Child(Base):
+        """It adds a field."""
+
+        c: int = 3
+
+    assert [f.name for f in dataclasses.fields(Child)] == ["a", "b", "c"]
+    assert repr(Child(1, c=4)) == "test_a_record_derives_from_a_record.<locals>.Child(a=1, b=2, c=4)"
+    assert Child(1) != Base(1) and Child(1) == Child(1, 2, 3)
+
+
+def test_a_record_generates_no_code(monkeypatch):
+    """No exec, the cost @dataclass pays per method."""
+    calls = []
+    real_exec = exec
+    monkeypatch.setattr("builtins.exec", lambda *a, **k: calls.append(a) or real_exec(*a, **k))
+
+    @record
+    class Plain:
+        """Three fields."""
+
+        a: int
+        b: str = ""
+        c: tuple = ()
+
+    assert calls == [] and Plain(1) == Plain(1, "", ())
