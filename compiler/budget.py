@@ -31,7 +31,6 @@ import dataclasses
 import math
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +58,7 @@ class Option:
     error: float  # Δ output MSE against the all-int8 baseline
 
 
-@dataclass
+@record(frozen=False)
 class BudgetChoice:
     """The search's outcome: per layer id the chosen Option, and the front."""
 

@@ -32,6 +32,7 @@ from .pipelines import COMPRESSION
 from . import budget, output_folder, quality, sample_sources, streaming
 from .budget import BudgetChoice
 from .compile_options import SAMPLE_OPTIONS, CompileOptions, default_pipeline
+from .records import record
 from .report import REPORT_FILES, add_layer_errors, arena_layout, render_files
 from .report import storage as weight_storage
 from .report import build as build_report
@@ -154,7 +155,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     return result
 
 
-@dataclass
+@record(frozen=False)
 class _Piped:
     """What the pipeline made of a model: the graph as loaded (`original`), the
     compiled `graph`, the passes and their manager; for a streaming compile the

@@ -25,7 +25,7 @@ import hashlib
 import json
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +36,7 @@ from .explore_plot import front_svg
 from .explore_runners import run_points
 from .explore_spec import Point, Sweep, axis_name, build_sweep
 from .explore_worker import read_workload
+from .records import record
 
 # minimized, in this order (the front's objectives and the CSVs' first metric columns)
 OBJECTIVES = ("energy_uj", "latency_ms", "blob_bytes", "error")
@@ -50,7 +51,7 @@ class ExploreError(NncError):
     """Every point of the sweep failed (the message gives the first reason)."""
 
 
-@dataclass
+@record(frozen=False)
 class ExploreResult:
     """The points in order (dicts: index, status, reason, settings, metrics),
     the front's point indices, and the files written into `output_dir`."""

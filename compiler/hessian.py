@@ -21,7 +21,6 @@ faster so on a busy 2-core machine, 2.5× for ResNet-8): deterministic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,11 +29,12 @@ from .interpreter import run
 from .ir import Graph, Node
 from .layer_rows import fan_in, groups, input_rows
 from .limits import MAX_HESSIAN_BYTES, MAX_OBS_FAN_IN
+from .records import record
 
 Samples = list[dict[str, np.ndarray]]
 
 
-@dataclass
+@record(frozen=False)
 class Statistics:
     """Σ [x, 1]ᵀ[x, 1] per group (`sums` [G, K+1, K+1]) over `rows` input rows."""
 

@@ -20,7 +20,7 @@ import json
 import re
 import time
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import PureWindowsPath
 from typing import Callable, ClassVar
 
@@ -280,7 +280,7 @@ def file_name_only(path: str) -> str:
 
 
 # -- running -----------------------------------------------------------------------
-@dataclass
+@record(frozen=False)
 class PassRecord:
     """What one pass did: wall time and node counts before and after."""
 
@@ -290,7 +290,7 @@ class PassRecord:
     nodes_after: int
 
 
-@dataclass
+@record(frozen=False)
 class PassManager:
     """Runs passes in order. With `verify_each`, the graph is verified after
     every pass; `print_after` is a set of names of passes in `passes` (or

@@ -3,14 +3,15 @@
 `@dataclass(frozen=True)` writes six methods per class as source text and
 compiles them: 0.4-0.55 ms per class on CPython 3.10 to 3.13, about 35 ms of
 every `nnc compile` for the seventy records it imports (op attributes, passes,
-plans); 15% of the instructions of an int8 MLPerf compile (issue 14). `@record` makes the same class with no code generated: dataclasses
-processes the fields (so `fields`, `replace`, `asdict`, `is_dataclass` and
-pattern matching work as on any dataclass) and the class takes one shared
-`__init__`, `__repr__`, `__eq__`, `__hash__`, `__setattr__` and `__delattr__`
-reading a table of its fields. Building an instance costs about 1 µs more,
-so the classes built thousands of times per compile (ir.TensorType, Tensor,
-Node) and the public ones whose signature users read (CompileOptions) stay
-dataclasses.
+plans): 15% of the instructions of an int8 MLPerf compile (issue 14).
+`@record` makes the same class with no code generated: dataclasses processes
+the fields (so `fields`, `replace`, `asdict`, `is_dataclass` and pattern
+matching work as on any dataclass) and the class takes one shared `__init__`,
+`__repr__`, `__eq__`, `__hash__`, `__setattr__` and `__delattr__` reading a
+table of its fields. Building an instance costs about 1 µs more, so the
+classes built thousands of times per compile (ir.TensorType, Tensor, Node)
+and the public ones, whose signature users read (nnc.CompileOptions,
+QuantParams, Graph, CompileResult), stay dataclasses.
 
 Invariants, as for `@dataclass(frozen=True)`: arguments positional or by
 keyword in field order, defaults and `default_factory`, `__post_init__`
@@ -19,8 +20,9 @@ messages for a missing, unknown or repeated argument; equality of the same
 class only, over the fields with compare=True, and a hash over the fields
 dataclasses would hash; repr `Name(a=1, b=2)` of the fields with repr=True;
 assigning or deleting an attribute raises FrozenInstanceError. A method the
-class body defines is kept. A record derives from records or plain classes,
-not from frozen dataclasses (dataclasses refuses a non-frozen child).
+class body defines is kept. A record derives from records of its kind or plain
+classes, not from frozen dataclasses (dataclasses refuses a non-frozen child).
+`@record(frozen=False)` stands for a plain `@dataclass` the same way.
 """
 
 from __future__ import annotations
@@ -42,10 +44,19 @@ class _Layout(NamedTuple):
     post_init: bool
 
 
-def record(cls: type) -> type:
-    """`cls` as a frozen dataclass with shared methods (see the module docstring)."""
+def record(cls: type | None = None, /, *, frozen: bool = True):
+    """`cls` as a frozen dataclass with shared methods (see the module docstring);
+    `@record(frozen=False)` as a plain `@dataclass`: assignable, and unhashable
+    as dataclasses makes a class that compares by value."""
+    if cls is None:
+        return lambda undecorated: record(undecorated, frozen=frozen)
+    undocumented = not cls.__doc__
+    if undocumented:  # else dataclasses derives one from inspect.signature, 0.5 ms
+        cls.__doc__ = cls.__name__
     cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
     fields = dataclasses.fields(cls)
+    if undocumented:  # as dataclasses words it: Name(a: 'int', b: 'str' = '', c: 'list' = <factory>)
+        cls.__doc__ = f"{cls.__name__}({', '.join(map(_described, fields))})"
     arguments = tuple((f.name, f.default, f.default_factory) for f in fields if f.init)
     cls.__record__ = _Layout(
         init=arguments, position={name: i for i, (name, _, _) in enumerate(arguments)},
@@ -54,10 +65,16 @@ def record(cls: type) -> type:
         hashed=tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash)),
         shown=tuple(f.name for f in fields if f.repr),
         post_init=hasattr(cls, "__post_init__"))
-    for name, method in _SHARED.items():
+    for name, method in (_SHARED if frozen else _SHARED_MUTABLE).items():
         if name not in cls.__dict__:
             setattr(cls, name, method)
     return cls
+
+
+def _described(f: dataclasses.Field) -> str:
+    default = "" if f.default is MISSING and f.default_factory is MISSING else \
+        f" = {f.default!r}" if f.default is not MISSING else " = <factory>"
+    return f"{f.name}: {f.type!r}{default}"
 
 
 def _init(self, *args, **kwargs) -> None:
@@ -134,3 +151,4 @@ def _delattr(self, name: str) -> None:
 
 _SHARED = {"__init__": _init, "__repr__": _repr, "__eq__": _eq, "__hash__": _hash,
            "__setattr__": _setattr, "__delattr__": _delattr}
+_SHARED_MUTABLE = {"__init__": _init, "__repr__": _repr, "__eq__": _eq, "__hash__": None}

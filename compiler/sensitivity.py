@@ -19,7 +19,6 @@ baseline. Costs two quantizations per layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,12 +28,13 @@ from .layer_select import weighted_layers
 from .obs_layers import check_method
 from .passmanager import PassManager, available_passes, parse_pipeline
 from .pipelines import CANONICAL
+from .records import record
 from .verification import cosine_rmse, flatten
 
 Samples = list[dict[str, np.ndarray]]
 
 
-@dataclass
+@record(frozen=False)
 class LayerSensitivity:
     name: str
     op: str

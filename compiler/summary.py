@@ -15,17 +15,18 @@ Conventions (they match MANIFEST.md of the MLPerf Tiny models):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 
 import numpy as np
 
 from .ir import Graph, Node, Tensor, TensorType
 from .ops import get_op
+from .records import record
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
-@dataclass
+@record(frozen=False)
 class LayerStats:
     name: str
     op: str
@@ -38,7 +39,7 @@ class LayerStats:
     param_bytes: int = 0
 
 
-@dataclass
+@record(frozen=False)
 class GraphSummary:
     model: str
     layers: list[LayerStats] = field(default_factory=list)

@@ -51,7 +51,6 @@ remove one);
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Callable
 
 

@@ -24,7 +24,6 @@ changed for that node.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 

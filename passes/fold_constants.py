@@ -28,7 +28,6 @@ output). Dead nodes and unused tensors are gone.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 from nnc import dtypes
 from nnc.errors import IRError

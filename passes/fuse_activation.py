@@ -18,7 +18,6 @@ rounding is monotonic, both give the same value.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 from nnc.ir import Graph, Node
 from nnc.passmanager import Pass, register_pass

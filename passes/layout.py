@@ -46,7 +46,6 @@ a step bound.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 

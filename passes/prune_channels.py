@@ -60,7 +60,7 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
@@ -221,7 +221,7 @@ def _ratio(text: str) -> float:
     return value
 
 
-@dataclass
+@record(frozen=False)
 class Cut:
     """Channels removed from one tensor: sorted indices `removed` along `axis` of a
     tensor with `size` entries there, and the constant value (tensor dtype) each of
@@ -246,7 +246,7 @@ class Edits(list):
         self.ends: dict[str, np.ndarray] = {}
 
 
-@dataclass
+@record(frozen=False)
 class Plan:
     """What pruning one layer does: its removed output channels and the graph
     edits, to apply in order."""

@@ -20,7 +20,6 @@ above; no arithmetic changes.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 from nnc.ir import Graph, Node
 from nnc.passmanager import Pass, register_pass

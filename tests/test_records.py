@@ -1,6 +1,7 @@
-"""@record behaves as @dataclass(frozen=True) (compiler/records.py): the same
-fields, construction, errors, repr, equality, hash, replace, pickling and
-immutability, on random field layouts; and it generates no code."""
+"""@record behaves as @dataclass(frozen=True), @record(frozen=False) as
+@dataclass (compiler/records.py): the same fields, construction, errors, repr,
+equality, hash, replace, pickling and immutability, on random field layouts;
+and it generates no code."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from nnc.records import record
 NAMES = ("a", "b", "c", "d", "e")
 
 
-def _layout_classes(defaults: list[str], flags: list[tuple[bool, bool, bool | None]]):
-    """The same class body made by @dataclass(frozen=True) and by @record.
+def _layout_classes(defaults: list[str], flags: list[tuple[bool, bool, bool | None]], frozen: bool = True):
+    """The same class body made by @dataclass(frozen=frozen) and by @record(frozen=frozen).
     defaults[i]: "none", "value" or "factory"; flags[i]: (compare, repr, hash)."""
     made = []
-    for decorate in (dataclasses.dataclass(frozen=True), record):
+    for decorate in (dataclasses.dataclass(frozen=frozen), record(frozen=frozen)):
         namespace = {"__annotations__": {}}
         for name, kind, (compare, shown, hashed) in zip(NAMES, defaults, flags):
             namespace["__annotations__"][name] = "object"
@@ -55,12 +56,13 @@ def layouts(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(layouts(), st.integers(0, 6), st.sets(st.sampled_from(NAMES + ("z",))), st.integers(0, 3))
-def test_record_matches_a_frozen_dataclass(layout, positional, keywords, seed):
+@given(layouts(), st.integers(0, 6), st.sets(st.sampled_from(NAMES + ("z",))), st.integers(0, 3), st.booleans())
+def test_record_matches_a_dataclass(layout, positional, keywords, seed, frozen):
     defaults, flags = layout
-    plain, shared = _layout_classes(defaults, flags)
+    plain, shared = _layout_classes(defaults, flags, frozen)
     assert [(f.name, f.default, f.default_factory, f.compare, f.repr, f.hash) for f in dataclasses.fields(plain)] \
         == [(f.name, f.default, f.default_factory, f.compare, f.repr, f.hash) for f in dataclasses.fields(shared)]
+    assert shared.__doc__ == plain.__doc__  # Layout(a: 'object', b: 'object' = 1, ...)
     args = [seed + i for i in range(positional)]
     kwargs = {name: seed * 10 + len(name) for name in sorted(keywords)}
     expected, got = _outcome(lambda: plain(*args, **kwargs)), _outcome(lambda: shared(*args, **kwargs))
@@ -72,12 +74,19 @@ def test_record_matches_a_frozen_dataclass(layout, positional, keywords, seed):
     assert repr(b) == repr(a)
     assert dataclasses.asdict(b) == dataclasses.asdict(a)
     twin = shared(*args, **kwargs)
-    assert (b == twin) and hash(b) == hash(twin) and hash(b) == hash(a)
+    assert b == twin
     assert b != a  # another class: never equal, as dataclasses
     for name in NAMES[:len(defaults)]:
         changed = dataclasses.replace(b, **{name: "other"})
         compared = dataclasses.fields(shared)[NAMES.index(name)].compare
         assert (changed == b) == (not compared or getattr(b, name) == "other")
+    if not frozen:
+        assert shared.__hash__ is None is plain.__hash__  # compares by value: unhashable
+        if defaults:
+            b.a = "set"
+            assert b.a == "set"
+        return
+    assert hash(b) == hash(twin) and hash(b) == hash(a)
     with pytest.raises(dataclasses.FrozenInstanceError):
         b.a = 1
     with pytest.raises(dataclasses.FrozenInstanceError):

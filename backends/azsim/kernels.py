@@ -29,20 +29,21 @@ operand; constants are TensorDescs with data):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from nnc.errors import BlobError, UnsupportedError
 
 from .program import LayerDesc
+from nnc.records import record
 
 PAD_MODES = ("constant", "reflect", "edge", "wrap")  # Pad `mode` codes 0..3
 CLIP = (np._core if hasattr(np, "_core") else np.core).umath.clip  # the ufunc behind np.clip, without its wrapper
 _REQUIRED = object()
 
 
-@dataclass
+@record(frozen=False)
 class Work:
     """Static counts of one layer. `macs_executed` counts weight zero-skipping only."""
 
@@ -51,13 +52,13 @@ class Work:
     ppu_elements: int = 0
 
 
-@dataclass
+@record(frozen=False)
 class Built:
     run: Callable[[], int | None]
     work: Work = field(default_factory=Work)
 
 
-@dataclass
+@record(frozen=False)
 class LayerContext:
     """What a kernel builder sees: the layer, its operand arrays (activation views
     or constants, None where omitted), output views and decoded weights."""

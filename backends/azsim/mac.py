@@ -38,7 +38,6 @@ centred input x − z_x is zero (padding included).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -199,7 +198,7 @@ def qgemm(ctx: LayerContext) -> Built:
     return Built(run, work)
 
 
-@dataclass
+@record(frozen=False)
 class ConvGeometry:
     x: np.ndarray       # channels-last input view [N, *S, Cin]
     y: np.ndarray       # channels-last output view [N, *O, Cout]

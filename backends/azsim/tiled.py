@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,11 +30,12 @@ from .pipeline import PieceCost
 from .program import LayerDesc, Program
 from .tile_plan import STAGING_ALIGN
 from .tiling import CHUNKED, ROW_TILED, channel_axis, piece_view, pieces
+from nnc.records import record
 
 Decoder = Callable[[int], np.ndarray]  # stream index -> decoded weights
 
 
-@dataclass
+@record(frozen=False)
 class TiledLayer:
     run: Callable[[], tuple[int, ...] | None]  # per-piece executed MACs when data-dependent
     costs: list[PieceCost]

@@ -13,7 +13,7 @@ packed-weight kernels reuse the dense kernels' loops that way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from importlib import resources
 
 from nnc.records import record
@@ -114,7 +114,7 @@ def source_text(name: str) -> str:
 _ENV = environment(source_text)
 
 
-@dataclass
+@record(frozen=False)
 class KernelSet:
     """The kernel instances one model uses, in order of first use; each function
     name is rendered once."""

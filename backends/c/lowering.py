@@ -21,7 +21,7 @@ lowered by its `@lowers_packed` handler.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable
 
 import numpy as np
@@ -76,7 +76,7 @@ def lowers_packed(*ops: str):
     return decorate
 
 
-@dataclass
+@record(frozen=False)
 class ConstArray:
     ident: str
     ctype: str
@@ -89,14 +89,14 @@ class ConstArray:
         return int(self.values.nbytes)
 
 
-@dataclass
+@record(frozen=False)
 class Struct:
     ident: str
     ctype: str
     fields: list[tuple[str, str]]
 
 
-@dataclass
+@record(frozen=False)
 class Step:
     index: int
     node: Node
@@ -104,7 +104,7 @@ class Step:
     note: str  # "Conv f32[1,49,10,1] -> f32[1,25,5,64]"
 
 
-@dataclass
+@record(frozen=False)
 class Program:
     graph: Graph
     prefix: str

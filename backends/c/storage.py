@@ -21,7 +21,7 @@ it takes memory that is free at that step when there is some.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from nnc import memory_plan
 from nnc.ir import Graph, Node
@@ -29,11 +29,12 @@ from nnc.memory_plan import Buffer
 
 from . import cformat
 from .library import C_TYPES
+from nnc.records import record
 
 ALIGNMENT = 16
 
 
-@dataclass
+@record(frozen=False)
 class Storage:
     in_params: list[str]
     out_params: list[str]  # one per graph output position

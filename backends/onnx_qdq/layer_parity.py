@@ -19,7 +19,7 @@ the scale of the DequantizeLinear producing a float one).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 import onnx
@@ -29,9 +29,10 @@ from nnc import dtypes
 from nnc.interpreter import check_inputs
 from nnc.ir import Graph
 from nnc.ops import get_op
+from nnc.records import record
 
 
-@dataclass
+@record(frozen=False)
 class LayerParity:
     """Per compared tensor: the producing op and the largest difference (LSB)."""
 

@@ -10,18 +10,18 @@ no lowering reads (a node carrying one is refused or takes its default).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ModelError
 from ..limits import check_elements
+from ..records import record
 from .onnx_proto import AttributeProto, to_array
 
 Dim = int | str | None  # a fixed size, a symbolic name, or unknown
 
 
-@dataclass
+@record(frozen=False)
 class GraphNode:
     name: str
     op: str
@@ -31,13 +31,13 @@ class GraphNode:
     attrs: dict
 
 
-@dataclass
+@record(frozen=False)
 class ValueType:
     elem_type: int  # an ONNX TensorProto data type; 0 when not declared
     shape: tuple[Dim, ...] | None  # None when not declared
 
 
-@dataclass
+@record(frozen=False)
 class OnnxGraph:
     nodes: list[GraphNode]
     constants: dict[str, np.ndarray]  # the initializers the nodes or graph outputs read

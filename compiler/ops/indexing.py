@@ -20,7 +20,6 @@ import math
 
 import numpy as np
 
-from ..dtypes import INTEGER_TYPES
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..records import record

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -132,7 +131,7 @@ def attrs_dict(attrs) -> dict[str, Any]:
 
 
 # -- lowering from ONNX ------------------------------------------------------------
-@dataclass
+@record(frozen=False)
 class Lowered:
     """The IR op an ONNX node becomes. `inputs` default to the node's inputs."""
 
@@ -141,7 +140,7 @@ class Lowered:
     inputs: list[str] | None = None
 
 
-@dataclass
+@record(frozen=False)
 class OnnxNode:
     """What a lowering sees of one ONNX node."""
 

@@ -21,7 +21,7 @@ group (groups.py) or lacks a rule.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class Point:
     node: Node | None = None
 
 
-@dataclass
+@record(frozen=False)
 class Plan:
     points: list[Point] = field(default_factory=list)  # in topological order
 

@@ -18,7 +18,7 @@ nodes already removed) and the group, and must produce `group.output`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable
 
 from ..errors import UnsupportedError
@@ -37,7 +37,7 @@ class Operand:
     affine: Affine
 
 
-@dataclass
+@record(frozen=False)
 class Group:
     node: Node
     operands: list[Operand | None]  # per input of node; None: constant or absent

@@ -19,7 +19,6 @@ Gemm's alpha and beta are folded into weights and bias first.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 

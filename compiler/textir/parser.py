@@ -15,7 +15,7 @@ import contextlib
 import functools
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..errors import IRError
 from ..ir import Graph, Node, QuantParams, Tensor
 from ..limits import check_elements
 from ..ops import get_op, make_attrs
+from ..records import record
 from .printer import LITTLE_ENDIAN
 
 
@@ -52,7 +53,7 @@ def _parser() -> Lark:
 
 
 # -- records -------------------------------------------------------------------------
-@dataclass
+@record(frozen=False)
 class _Type:
     dtype: str
     shape: tuple[int, ...]
@@ -60,13 +61,13 @@ class _Type:
     quant: QuantParams | None = None
 
 
-@dataclass
+@record(frozen=False)
 class _Data:
     token: Token | None  # HEX or ELIDED; None for a list of values
     values: Any = None  # a tuple of values, or one bare value
 
 
-@dataclass
+@record(frozen=False)
 class _Decl:
     kind: str  # input, const or tensor
     name: Token
@@ -74,7 +75,7 @@ class _Decl:
     data: _Data | None
 
 
-@dataclass
+@record(frozen=False)
 class _Node:
     op: Token
     name: str
@@ -83,12 +84,12 @@ class _Node:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@record(frozen=False)
 class _Output:
     names: list[Token]
 
 
-@dataclass
+@record(frozen=False)
 class _State:
     input: Token
     output: Token

@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable
 
 import numpy as np
@@ -80,7 +80,7 @@ def _value(options: FitOptions, flag: str):
     return getattr(options, name) if hasattr(options, name) else getattr(options.distillation, name)
 
 
-@dataclass
+@record(frozen=False)
 class Epoch:
     """One epoch's record: training loss (None for epoch 0, the one-shot start),
     and on the holdout in exact mode the score (see the module docstring),
@@ -96,7 +96,7 @@ class Epoch:
     seconds: float
 
 
-@dataclass
+@record(frozen=False)
 class FitResult:
     """The trained epochs, the one kept (`start`, epoch 0, when none beat it)
     and the one-shot start's record."""
@@ -226,7 +226,7 @@ def _step(twin: Twin, batch: dict[str, torch.Tensor], labels: torch.Tensor | Non
     return loss
 
 
-@dataclass
+@record(frozen=False)
 class _Holdout:
     """What every epoch is scored on: the holdout's inputs, the frozen teacher's
     first output on them, their labels (or None) and that output's kind."""
