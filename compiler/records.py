@@ -28,18 +28,23 @@ classes, not from frozen dataclasses (dataclasses refuses a non-frozen child).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
+from operator import attrgetter
 from typing import NamedTuple
 
 
 class _Layout(NamedTuple):
     """What the shared methods read of one record class."""
 
-    init: tuple[tuple[str, object, object], ...]  # (name, default, factory) of the __init__ arguments
+    names: tuple[str, ...]  # of the __init__ arguments, in field order
     position: dict[str, int]  # of each __init__ argument
+    required: int  # how many arguments (the first ones) have no default
+    defaults: dict[str, object]  # {argument: default} in field order, MISSING for none or a factory
+    factories: tuple[tuple[str, Callable[[], object]], ...]  # (argument, default_factory)
     fixed: tuple[tuple[str, object, object], ...]  # the same of fields with init=False
-    compared: tuple[str, ...]
-    hashed: tuple[str, ...]
+    compared: Callable[[object], tuple]  # the values equality compares
+    hashed: Callable[[object], tuple]  # the values the hash covers
     shown: tuple[str, ...]
     post_init: bool
 
@@ -57,12 +62,15 @@ def record(cls: type | None = None, /, *, frozen: bool = True):
     fields = dataclasses.fields(cls)
     if undocumented:  # as dataclasses words it: Name(a: 'int', b: 'str' = '', c: 'list' = <factory>)
         cls.__doc__ = f"{cls.__name__}({', '.join(map(_described, fields))})"
-    arguments = tuple((f.name, f.default, f.default_factory) for f in fields if f.init)
+    arguments = [f for f in fields if f.init]
     cls.__record__ = _Layout(
-        init=arguments, position={name: i for i, (name, _, _) in enumerate(arguments)},
+        names=tuple(f.name for f in arguments), position={f.name: i for i, f in enumerate(arguments)},
+        required=sum(f.default is MISSING and f.default_factory is MISSING for f in arguments),
+        defaults={f.name: f.default for f in arguments},
+        factories=tuple((f.name, f.default_factory) for f in arguments if f.default_factory is not MISSING),
         fixed=tuple((f.name, f.default, f.default_factory) for f in fields if not f.init),
-        compared=tuple(f.name for f in fields if f.compare),
-        hashed=tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash)),
+        compared=_values([f.name for f in fields if f.compare]),
+        hashed=_values([f.name for f in fields if (f.compare if f.hash is None else f.hash)]),
         shown=tuple(f.name for f in fields if f.repr),
         post_init=hasattr(cls, "__post_init__"))
     for name, method in (_SHARED if frozen else _SHARED_MUTABLE).items():
@@ -77,43 +85,59 @@ def _described(f: dataclasses.Field) -> str:
     return f"{f.name}: {f.type!r}{default}"
 
 
+def _values(names: list[str]) -> Callable[[object], tuple]:
+    """obj -> the tuple of its attributes `names` (attrgetter's speed; a tuple also for one name)."""
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        one = attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    return lambda obj: ()
+
+
 def _init(self, *args, **kwargs) -> None:
-    cls = type(self)
-    layout = cls.__record__
-    arguments = layout.init
-    for name in kwargs:  # checked before the count of positional arguments, as Python does
-        index = layout.position.get(name)
-        if index is None:
-            raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword argument {name!r}")
-        if index < len(args):
-            raise TypeError(f"{cls.__qualname__}.__init__() got multiple values for argument {name!r}")
-    if len(args) > len(arguments):
-        raise TypeError(_too_many(cls, len(args)))
-    for (name, _, _), value in zip(arguments, args):
-        object.__setattr__(self, name, value)
-    missing = []
-    for name, default, factory in arguments[len(args):]:
-        if name in kwargs:
-            object.__setattr__(self, name, kwargs[name])
-        elif default is not MISSING:
-            object.__setattr__(self, name, default)
-        elif factory is not MISSING:
-            object.__setattr__(self, name, factory())
-        else:
-            missing.append(repr(name))
-    if missing:
-        raise TypeError(_missing(cls, missing))
+    layout = type(self).__record__
+    if kwargs or len(args) != len(layout.names):
+        self.__dict__.update(_arguments(type(self), args, kwargs))
+    else:
+        self.__dict__.update(zip(layout.names, args))  # in field order, as dataclasses sets them
     for name, default, factory in layout.fixed:
         if default is not MISSING or factory is not MISSING:
-            object.__setattr__(self, name, default if default is not MISSING else factory())
+            self.__dict__[name] = default if default is not MISSING else factory()
     if layout.post_init:
         self.__post_init__()
 
 
+def _arguments(cls: type, args: tuple, kwargs: dict) -> dict:
+    """{argument: value} of every __init__ argument in field order (defaults
+    filled in), or the TypeError Python raises for the call."""
+    layout = cls.__record__
+    given = len(args)
+    values = layout.defaults.copy()  # MISSING where there is none or a factory
+    values.update(zip(layout.names, args))
+    values.update(kwargs)
+    if len(values) > len(layout.names) or (given and any(layout.position[name] < given for name in kwargs)):
+        for name in kwargs:  # the first mistake in order, as Python reports it
+            if layout.position.get(name, -1) < given:
+                problem = "multiple values for argument" if name in layout.position else \
+                    "an unexpected keyword argument"
+                raise TypeError(f"{cls.__qualname__}.__init__() got {problem} {name!r}")
+    if given > len(layout.names):
+        raise TypeError(_too_many(cls, given))
+    if given < layout.required:
+        missing = [repr(name) for name in layout.names[given:layout.required] if name not in kwargs]
+        if missing:
+            raise TypeError(_missing(cls, missing))
+    for name, factory in layout.factories:
+        if values[name] is MISSING:
+            values[name] = factory()
+    return values
+
+
 def _too_many(cls: type, given: int) -> str:
-    arguments = cls.__record__.init
-    required = sum(default is MISSING and factory is MISSING for _, default, factory in arguments)
-    takes = f"{len(arguments) + 1}" if required == len(arguments) else f"from {required + 1} to {len(arguments) + 1}"
+    layout = cls.__record__
+    count, required = len(layout.names), layout.required
+    takes = f"{count + 1}" if required == count else f"from {required + 1} to {count + 1}"
     return (f"{cls.__qualname__}.__init__() takes {takes} positional argument{'s' * (takes != '1')} "
             f"but {given + 1} were given")
 
@@ -133,12 +157,12 @@ def _repr(self) -> str:
 def _eq(self, other):
     if other.__class__ is not self.__class__:
         return NotImplemented
-    names = type(self).__record__.compared
-    return tuple(getattr(self, n) for n in names) == tuple(getattr(other, n) for n in names)
+    compared = type(self).__record__.compared
+    return compared(self) == compared(other)
 
 
 def _hash(self) -> int:
-    return hash(tuple(getattr(self, n) for n in type(self).__record__.hashed))
+    return hash(type(self).__record__.hashed(self))
 
 
 def _setattr(self, name: str, value) -> None:

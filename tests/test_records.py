@@ -55,7 +55,7 @@ def layouts(draw):
     return required, flags
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(layouts(), st.integers(0, 6), st.sets(st.sampled_from(NAMES + ("z",))), st.integers(0, 3), st.booleans())
 def test_record_matches_a_dataclass(layout, positional, keywords, seed, frozen):
     defaults, flags = layout
