@@ -9,7 +9,6 @@ import numbers
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from .budget import BudgetChoice
@@ -18,9 +17,10 @@ from .errors import OptionError
 from .limits import MAX_NAME_LENGTH
 from .obs_layers import check_method
 from .packing import FORMAT_NAMES
+from .records import record
 
 
-@dataclass
+@record(frozen=False)
 class CompileOptions:
     """Options of `compile` (and of `nnc compile`'s flags).
 

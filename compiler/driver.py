@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Callable
 
@@ -50,7 +50,7 @@ LAYER_ERROR_SAMPLES = 16
 BUDGET_ATTEMPTS = 3
 
 
-@dataclass
+@record(frozen=False)
 class CompileResult:
     """What `compile` produced: the compiled graph, the report (also written as
     report.json) and the files written, relative to `output_dir`."""

@@ -20,15 +20,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from . import output_folder
 from .frontend.model_file import load_model_file
+from .records import record
 
 
-@dataclass
+@record(frozen=False)
 class FinetuneResult:
     report: dict
     artifacts: list[str]

@@ -27,9 +27,10 @@ import numpy as np
 
 from . import dtypes
 from .errors import IRError
+from .records import record
 
 
-@dataclass(frozen=True)
+@record
 class QuantParams:
     """Affine quantization r = scale * (q - zero_point), per tensor or per `axis`."""
 
@@ -99,7 +100,7 @@ class Node:
     attrs: Any
 
 
-@dataclass
+@record(frozen=False)
 class Graph:
     name: str
     tensors: dict[str, Tensor] = field(default_factory=dict)

@@ -8,10 +8,11 @@ plans): 15% of the instructions of an int8 MLPerf compile (issue 14).
 the fields (so `fields`, `replace`, `asdict`, `is_dataclass` and pattern
 matching work as on any dataclass) and the class takes one shared `__init__`,
 `__repr__`, `__eq__`, `__hash__`, `__setattr__` and `__delattr__` reading a
-table of its fields. Building an instance costs about 1 µs more, so the
-classes built thousands of times per compile (ir.TensorType, Tensor, Node)
-and the public ones, whose signature users read (nnc.CompileOptions,
-QuantParams, Graph, CompileResult), stay dataclasses.
+table of its fields. A record shows the signature a dataclass would have
+(`inspect.signature`, help()), and type checkers see it as a dataclass
+(`dataclass_transform`). Building an instance from keywords costs about 1 µs
+more, so the classes built thousands of times per compile (ir.TensorType,
+Tensor, Node) stay dataclasses.
 
 Invariants, as for `@dataclass(frozen=True)`: arguments positional or by
 keyword in field order, defaults and `default_factory`, `__post_init__`
@@ -33,6 +34,12 @@ from dataclasses import MISSING, FrozenInstanceError
 from operator import attrgetter
 from typing import NamedTuple
 
+try:
+    from typing import dataclass_transform
+except ImportError:  # Python 3.10: type checkers read typing_extensions' marker; at run time it does nothing
+    def dataclass_transform(**_):
+        return lambda decorator: decorator
+
 
 class _Layout(NamedTuple):
     """What the shared methods read of one record class."""
@@ -49,6 +56,31 @@ class _Layout(NamedTuple):
     post_init: bool
 
 
+class _Signature:
+    """A record class's `__signature__` (inspect.signature, help), built on first
+    read: that of the __init__ dataclasses would generate, without `self`."""
+
+    def __get__(self, instance, owner: type):
+        import inspect
+
+        parameters = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=f.type,
+                                        default=f.default if f.default is not MISSING else
+                                        _FACTORY if f.default_factory is not MISSING else inspect.Parameter.empty)
+                      for f in dataclasses.fields(owner) if f.init]
+        return inspect.Signature(parameters, return_annotation=None)
+
+
+class _Factory:
+    """The default of an argument filled by a default_factory, as dataclasses shows it."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
+@dataclass_transform(frozen_default=True)
 def record(cls: type | None = None, /, *, frozen: bool = True):
     """`cls` as a frozen dataclass with shared methods (see the module docstring);
     `@record(frozen=False)` as a plain `@dataclass`: assignable, and unhashable
@@ -76,6 +108,7 @@ def record(cls: type | None = None, /, *, frozen: bool = True):
     for name, method in (_SHARED if frozen else _SHARED_MUTABLE).items():
         if name not in cls.__dict__:
             setattr(cls, name, method)
+    cls.__signature__ = _SIGNATURE
     return cls
 
 
@@ -176,3 +209,4 @@ def _delattr(self, name: str) -> None:
 _SHARED = {"__init__": _init, "__repr__": _repr, "__eq__": _eq, "__hash__": _hash,
            "__setattr__": _setattr, "__delattr__": _delattr}
 _SHARED_MUTABLE = {"__init__": _init, "__repr__": _repr, "__eq__": _eq, "__hash__": None}
+_SIGNATURE = _Signature()

@@ -6,6 +6,7 @@ and it generates no code."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import pickle
 from dataclasses import field
 
@@ -63,6 +64,7 @@ def test_record_matches_a_dataclass(layout, positional, keywords, seed, frozen):
     assert [(f.name, f.default, f.default_factory, f.compare, f.repr, f.hash) for f in dataclasses.fields(plain)] \
         == [(f.name, f.default, f.default_factory, f.compare, f.repr, f.hash) for f in dataclasses.fields(shared)]
     assert shared.__doc__ == plain.__doc__  # Layout(a: 'object', b: 'object' = 1, ...)
+    assert str(inspect.signature(shared)) == str(inspect.signature(plain))  # help() and IDEs read it
     args = [seed + i for i in range(positional)]
     kwargs = {name: seed * 10 + len(name) for name in sorted(keywords)}
     expected, got = _outcome(lambda: plain(*args, **kwargs)), _outcome(lambda: shared(*args, **kwargs))
