@@ -16,6 +16,7 @@ strict C99) and escapes anything outside printable ASCII.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -102,8 +103,8 @@ def _tabled_body(flat: np.ndarray, per_line: int) -> list[str]:
     right-aligned columns: each value's field " <value>," is looked up in a
     table of the range's spellings, and the lines are cut from one byte string."""
     low, high = int(flat.min()), int(flat.max())
-    width = max(len(str(low)), len(str(high))) + 2
-    fields = np.array([f" {v:>{width - 2}},".encode() for v in range(low, high + 1)], dtype=f"S{width}")
+    fields = _spellings(low, high)
+    width = fields.itemsize
     lines = -(-flat.size // per_line)
     grid = np.full(lines * per_line, b" " * width, dtype=f"S{width}")
     grid[:flat.size] = fields[flat - low]
@@ -115,6 +116,15 @@ def _tabled_body(flat: np.ndarray, per_line: int) -> list[str]:
     if flat.size % per_line:
         text[-1] = text[-1].rstrip()
     return text
+
+
+@functools.lru_cache(maxsize=64)
+def _spellings(low: int, high: int) -> np.ndarray:
+    """The fields " <value>," of low..high, right-aligned to one width (shared: read-only)."""
+    width = max(len(str(low)), len(str(high))) + 2
+    fields = np.array([f" {v:>{width - 2}},".encode() for v in range(low, high + 1)], dtype=f"S{width}")
+    fields.flags.writeable = False
+    return fields
 
 
 def identifier(name: str, limit: int = 24) -> str:
@@ -152,10 +162,9 @@ class Names:
 
 def comment(text: str, limit: int = 400) -> str:
     """`text` made safe inside a /* */ comment on one line."""
-    out = []
-    for ch in text[:limit]:
-        out.append(ch if 32 <= ord(ch) < 127 else ch.encode("unicode_escape").decode("ascii"))
-    safe = "".join(out)
+    head = text[:limit]
+    safe = head if head.isascii() and head.isprintable() else "".join(
+        ch if 32 <= ord(ch) < 127 else ch.encode("unicode_escape").decode("ascii") for ch in head)
     if len(text) > limit:
         safe += "..."
     while "*/" in safe or "/*" in safe or "??" in safe:
