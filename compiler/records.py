@@ -1,9 +1,9 @@
 """Records: frozen dataclasses whose methods are shared instead of generated.
 
 `@dataclass(frozen=True)` writes six methods per class as source text and
-compiles them: 0.4-0.55 ms per class on CPython 3.10 to 3.13, about 35 ms of
-every `nnc compile` for the seventy records it imports (op attributes, passes,
-plans): 15% of the instructions of an int8 MLPerf compile (issue 14).
+compiles them: 0.4-0.55 ms per class on CPython 3.10 to 3.13, about 45 ms of
+every `nnc compile` for the hundred records it imports (op attributes, passes,
+plans): 20% of the instructions of an int8 MLPerf compile (issue 14).
 `@record` makes the same class with no code generated: dataclasses processes
 the fields (so `fields`, `replace`, `asdict`, `is_dataclass` and pattern
 matching work as on any dataclass) and the class takes one shared `__init__`,
@@ -18,12 +18,15 @@ Invariants, as for `@dataclass(frozen=True)`: arguments positional or by
 keyword in field order, defaults and `default_factory`, `__post_init__`
 (which sets a field through `object.__setattr__`); the same TypeError
 messages for a missing, unknown or repeated argument; equality of the same
-class only, over the fields with compare=True, and a hash over the fields
-dataclasses would hash; repr `Name(a=1, b=2)` of the fields with repr=True;
-assigning or deleting an attribute raises FrozenInstanceError. A method the
-class body defines is kept. A record derives from records of its kind or plain
-classes, not from frozen dataclasses (dataclasses refuses a non-frozen child).
-`@record(frozen=False)` stands for a plain `@dataclass` the same way.
+class only, comparing the tuples of the fields with compare=True (as
+dataclasses before Python 3.13, where an object, a shared NaN say, equals
+itself), and a hash over the fields dataclasses would hash; repr
+`Name(a=1, b=2)` of the fields with repr=True; assigning or deleting a field
+raises FrozenInstanceError. A method the class body defines is kept. Records
+and dataclasses derive from each other as dataclasses allow (a frozen record
+counts as frozen). `@record(frozen=False)` stands for a plain `@dataclass`
+the same way. Refused with a TypeError: InitVar, kw_only and init=False
+fields, and a field without a default after one with a default.
 """
 
 from __future__ import annotations
@@ -32,13 +35,13 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
 from operator import attrgetter
+from reprlib import recursive_repr
 from typing import NamedTuple
 
 try:
     from typing import dataclass_transform
-except ImportError:  # Python 3.10: type checkers read typing_extensions' marker; at run time it does nothing
-    def dataclass_transform(**_):
-        return lambda decorator: decorator
+except ImportError:  # Python 3.10 (typing_extensions comes with onnx)
+    from typing_extensions import dataclass_transform
 
 
 class _Layout(NamedTuple):
@@ -49,7 +52,6 @@ class _Layout(NamedTuple):
     required: int  # how many arguments (the first ones) have no default
     defaults: dict[str, object]  # {argument: default} in field order, MISSING for none or a factory
     factories: tuple[tuple[str, Callable[[], object]], ...]  # (argument, default_factory)
-    fixed: tuple[tuple[str, object, object], ...]  # the same of fields with init=False
     compared: Callable[[object], tuple]  # the values equality compares
     hashed: Callable[[object], tuple]  # the values the hash covers
     shown: tuple[str, ...]
@@ -57,16 +59,22 @@ class _Layout(NamedTuple):
 
 
 class _Signature:
-    """A record class's `__signature__` (inspect.signature, help), built on first
-    read: that of the __init__ dataclasses would generate, without `self`."""
+    """A record class's `__signature__` (inspect.signature, help), built when
+    read: that of the __init__ dataclasses would generate, without `self`; for
+    a plain subclass, that of the __init__ it calls."""
 
     def __get__(self, instance, owner: type):
         import inspect
 
+        if instance is not None:  # an instance's signature is its __call__'s, as for any object
+            raise AttributeError("__signature__")
+        maker = next(klass for klass in owner.__mro__ if "__init__" in klass.__dict__)
+        if "__record__" not in maker.__dict__ or maker.__init__ is not _init:
+            return inspect.Signature(list(inspect.signature(maker.__init__).parameters.values())[1:])
         parameters = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=f.type,
                                         default=f.default if f.default is not MISSING else
                                         _FACTORY if f.default_factory is not MISSING else inspect.Parameter.empty)
-                      for f in dataclasses.fields(owner) if f.init]
+                      for f in dataclasses.fields(maker)]
         return inspect.Signature(parameters, return_annotation=None)
 
 
@@ -90,32 +98,62 @@ def record(cls: type | None = None, /, *, frozen: bool = True):
     undocumented = not cls.__doc__
     if undocumented:  # else dataclasses derives one from inspect.signature, 0.5 ms
         cls.__doc__ = cls.__name__
-    cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
+    implicit_hash = "__eq__" in cls.__dict__ and cls.__dict__.get("__hash__", MISSING) is None  # Python set it
+    bases = [getattr(b, "__dataclass_params__", None) for b in cls.__mro__[1:]]
+    frozen_base = any(params is not None and params.frozen for params in bases)
+    if frozen and any(params is not None and not params.frozen for params in bases):
+        raise TypeError("cannot inherit frozen dataclass from a non-frozen one")
+    if frozen_base and not frozen:
+        raise TypeError("cannot inherit non-frozen dataclass from a frozen one")
+    # a frozen child of a frozen base is frozen to dataclasses too (which then
+    # writes its __setattr__ and __delattr__)
+    cls = dataclasses.dataclass(init=False, repr=False, eq=False, frozen=frozen_base)(cls)
+    cls.__dataclass_params__.frozen = frozen  # what dataclasses checks of a class deriving from this one
     fields = dataclasses.fields(cls)
-    if undocumented:  # as dataclasses words it: Name(a: 'int', b: 'str' = '', c: 'list' = <factory>)
+    _refuse_unsupported(cls, fields)
+    if undocumented:  # as dataclasses words it: Name(a: int, b: str = '', c: list = <factory>)
         cls.__doc__ = f"{cls.__name__}({', '.join(map(_described, fields))})"
-    arguments = [f for f in fields if f.init]
     cls.__record__ = _Layout(
-        names=tuple(f.name for f in arguments), position={f.name: i for i, f in enumerate(arguments)},
-        required=sum(f.default is MISSING and f.default_factory is MISSING for f in arguments),
-        defaults={f.name: f.default for f in arguments},
-        factories=tuple((f.name, f.default_factory) for f in arguments if f.default_factory is not MISSING),
-        fixed=tuple((f.name, f.default, f.default_factory) for f in fields if not f.init),
+        names=tuple(f.name for f in fields), position={f.name: i for i, f in enumerate(fields)},
+        required=sum(f.default is MISSING and f.default_factory is MISSING for f in fields),
+        defaults={f.name: f.default for f in fields},
+        factories=tuple((f.name, f.default_factory) for f in fields if f.default_factory is not MISSING),
         compared=_values([f.name for f in fields if f.compare]),
         hashed=_values([f.name for f in fields if (f.compare if f.hash is None else f.hash)]),
         shown=tuple(f.name for f in fields if f.repr),
         post_init=hasattr(cls, "__post_init__"))
     for name, method in (_SHARED if frozen else _SHARED_MUTABLE).items():
-        if name not in cls.__dict__:
+        if name not in cls.__dict__ or (name == "__hash__" and implicit_hash):
             setattr(cls, name, method)
     cls.__signature__ = _SIGNATURE
     return cls
 
 
+def _refuse_unsupported(cls: type, fields: tuple[dataclasses.Field, ...]) -> None:
+    """TypeError for what a record does not implement (no nnc record uses it)."""
+    unsupported = [f.name for f in fields if not f.init or f.kw_only is True]
+    unsupported += [name for name, f in cls.__dataclass_fields__.items()
+                    if f._field_type is dataclasses._FIELD_INITVAR]  # dataclasses' own marker of an InitVar
+    if unsupported:
+        raise TypeError(f"{cls.__qualname__}: a record has no InitVar, kw_only or init=False fields "
+                        f"({', '.join(unsupported)})")
+    defaulted = [f.default is not MISSING or f.default_factory is not MISSING for f in fields]
+    if any(later < earlier for earlier, later in zip(defaulted, defaulted[1:])):
+        raise TypeError(f"{cls.__qualname__}: a field without a default follows one with a default")
+
+
 def _described(f: dataclasses.Field) -> str:
     default = "" if f.default is MISSING and f.default_factory is MISSING else \
         f" = {f.default!r}" if f.default is not MISSING else " = <factory>"
-    return f"{f.name}: {f.type!r}{default}"
+    return f"{f.name}: {_annotation(f.type)}{default}"
+
+
+def _annotation(annotation) -> str:
+    """An annotation as inspect.signature shows it."""
+    if isinstance(annotation, type):
+        module = annotation.__module__
+        return annotation.__qualname__ if module == "builtins" else f"{module}.{annotation.__qualname__}"
+    return repr(annotation)
 
 
 def _values(names: list[str]) -> Callable[[object], tuple]:
@@ -134,9 +172,6 @@ def _init(self, *args, **kwargs) -> None:
         self.__dict__.update(_arguments(type(self), args, kwargs))
     else:
         self.__dict__.update(zip(layout.names, args))  # in field order, as dataclasses sets them
-    for name, default, factory in layout.fixed:
-        if default is not MISSING or factory is not MISSING:
-            self.__dict__[name] = default if default is not MISSING else factory()
     if layout.post_init:
         self.__post_init__()
 
@@ -182,6 +217,7 @@ def _missing(cls: type, missing: list[str]) -> str:
             f"argument{'s' * (len(missing) > 1)}: {listed}")
 
 
+@recursive_repr()
 def _repr(self) -> str:
     shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in type(self).__record__.shown)
     return f"{type(self).__qualname__}({shown})"
@@ -199,11 +235,15 @@ def _hash(self) -> int:
 
 
 def _setattr(self, name: str, value) -> None:
-    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+    if "__record__" in type(self).__dict__ or name in type(self).__record__.position:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+    object.__setattr__(self, name, value)  # a plain subclass's own attribute
 
 
 def _delattr(self, name: str) -> None:
-    raise FrozenInstanceError(f"cannot delete field {name!r}")
+    if "__record__" in type(self).__dict__ or name in type(self).__record__.position:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+    object.__delattr__(self, name)
 
 
 _SHARED = {"__init__": _init, "__repr__": _repr, "__eq__": _eq, "__hash__": _hash,

@@ -169,3 +169,105 @@ def test_a_record_generates_no_code(monkeypatch):
         c: tuple = ()
 
     assert calls == [] and Plain(1) == Plain(1, "", ())
+
+
+def test_records_and_dataclasses_derive_from_each_other_as_dataclasses_allow():
+    @record
+    class Base:
+        """A frozen record, as nnc's Pass."""
+
+        a: int = 1
+
+    @dataclasses.dataclass(frozen=True)
+    class Plugin(Base):  # an out-of-tree pass written the documented way before records
+        b: int = 2
+
+    assert Plugin(b=3) == Plugin(1, 3) and [f.name for f in dataclasses.fields(Plugin)] == ["a", "b"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Plugin().a = 5
+    with pytest.raises(TypeError, match="cannot inherit non-frozen dataclass from a frozen one"):
+        @dataclasses.dataclass
+        class Mutable(Base):
+            c: int = 0
+    with pytest.raises(TypeError, match="cannot inherit non-frozen dataclass from a frozen one"):
+        @record(frozen=False)
+        class MutableRecord(Base):
+            c: int = 0
+
+    @record(frozen=False)
+    class Open:
+        """A mutable record."""
+
+        a: int = 1
+
+    with pytest.raises(TypeError, match="cannot inherit frozen dataclass from a non-frozen one"):
+        @record
+        class Closed(Open):
+            b: int = 0
+
+
+def test_a_plain_subclass_keeps_its_own_attributes_and_signature():
+    @record
+    class Base:
+        """Two fields."""
+
+        a: int
+        b: int = 0
+
+    class Plain(Base):
+        def __init__(self, a: int):
+            super().__init__(a, 2 * a)
+            self.note = "set"  # not a field: allowed, as for a dataclass's plain subclass
+
+    value = Plain(3)
+    assert (value.a, value.b, value.note) == (3, 6, "set")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        value.a = 1
+    assert str(inspect.signature(Plain)) == "(a: 'int')"
+    assert str(inspect.signature(Base)) == "(a: 'int', b: 'int' = 0) -> None"
+
+
+def test_what_a_record_does_not_implement_is_refused():
+    for body in ({"a": dataclasses.InitVar[int]}, {"a": int, "b": int}):
+        namespace = {"__annotations__": body}
+        if "b" in body:
+            namespace["a"] = 1  # b, without a default, follows a, with one
+        with pytest.raises(TypeError, match="a record has no InitVar|without a default follows"):
+            record(type("Odd", (), namespace))
+    for options in ({"kw_only": True}, {"init": False, "default": 0}):
+        with pytest.raises(TypeError, match="kw_only or init=False"):
+            record(type("Odd", (), {"__annotations__": {"a": int}, "a": field(**options)}))
+
+
+def test_an_equality_of_the_body_keeps_the_hash_dataclasses_would_add():
+    made = []
+    for decorate in (dataclasses.dataclass(frozen=True), record):
+        @decorate
+        class Keyed:
+            """Equal by `key` alone."""
+
+            key: int
+            extra: int = 0
+
+            def __eq__(self, other):
+                return type(other) is type(self) and self.key == other.key
+
+        made.append(Keyed)
+    for cls in made:
+        assert hash(cls(1, 2)) == hash((1, 2)) and cls(1, 2) == cls(1, 3)
+
+
+def test_repr_of_a_record_holding_itself_and_docstrings_of_real_annotations():
+    @record(frozen=False)
+    class Node:
+        """A mutable record that can hold itself."""
+
+        items: list
+
+    node = Node([])
+    node.items.append(node)
+    assert repr(node) == "test_repr_of_a_record_holding_itself_and_docstrings_of_real_annotations.<locals>.Node(" \
+        "items=[...])"
+    twins = [decorate(type("Real", (), {"__annotations__": {"a": int, "b": "list[int]"}, "b": field(default_factory=list)}))
+             for decorate in (dataclasses.dataclass(frozen=True), record)]
+    assert twins[1].__doc__ == twins[0].__doc__ == "Real(a: int, b: 'list[int]' = <factory>)"
