@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 try:
     from typing import dataclass_transform
-except ImportError:  # Python 3.10 (typing_extensions comes with onnx)
+except ImportError:  # Python 3.10: typing_extensions, a dependency there (pyproject.toml)
     from typing_extensions import dataclass_transform
 
 
