@@ -31,6 +31,8 @@ from nnc.ir import Graph, Node
 from nnc.passmanager import Pass, register_pass
 from nnc.records import record
 
+from .graph_edits import drop_unused_constant
+
 
 @register_pass
 @record
@@ -62,7 +64,7 @@ def _try_fold(graph: Graph, bn: Node) -> None:
     graph.remove_node(layer.name)
     graph.add_node(Node(layer.name, layer.op, inputs, [bn.outputs[0]], attrs))
     for name in [bn.inputs[0], *bn.inputs[1:], *old]:
-        _drop_if_unused(graph, name)
+        drop_unused_constant(graph, name)
 
 
 def _fold_conv(graph: Graph, conv: Node, bn: Node, s: np.ndarray, t: np.ndarray):
@@ -113,9 +115,3 @@ def _constant_or_absent(graph: Graph, name: str) -> bool:
 
 def _add(graph: Graph, base: str, data: np.ndarray, dtype) -> str:
     return graph.add_constant(f"{base}.bn", data.astype(dtype)).name
-
-
-def _drop_if_unused(graph: Graph, name: str) -> None:
-    if name and name in graph.tensors and not graph.uses(name) and name not in graph.inputs \
-            and graph.producer(name) is None:
-        del graph.tensors[name]

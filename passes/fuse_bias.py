@@ -35,6 +35,8 @@ from nnc.ops.shape import ReshapeAttrs
 from nnc.passmanager import Pass, register_pass
 from nnc.records import record
 
+from .graph_edits import drop_unused_constant
+
 
 @register_pass
 @record
@@ -105,7 +107,7 @@ def _fuse_conv(graph: Graph, add: Node, conv: Node, other: str) -> bool:
     inputs = [*conv.inputs[:2], new_bias]
     _replace(graph, [conv, add], Node(conv.name, conv.op, inputs, list(add.outputs), conv.attrs))
     for name in (other, bias_name):
-        _drop_if_unused(graph, name)
+        drop_unused_constant(graph, name)
     return True
 
 
@@ -129,9 +131,3 @@ def _replace(graph: Graph, old: list[Node], new: Node) -> None:
     for node in old[:-1]:
         for t in node.outputs:
             del graph.tensors[t]
-
-
-def _drop_if_unused(graph: Graph, name: str) -> None:
-    if name and name in graph.tensors and not graph.uses(name) and name not in graph.inputs \
-            and graph.producer(name) is None:
-        del graph.tensors[name]

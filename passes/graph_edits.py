@@ -1,5 +1,5 @@
 """Graph edits every rewrite rule needs: whether a value has one reader, and
-dropping what a rewrite left unused."""
+dropping what a rewrite left unused (a constant alone, or a dead chain)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ from nnc.ir import Graph
 def single_use(graph: Graph, tensor: str) -> bool:
     """True when one node input reads `tensor` and it is not a graph output."""
     return graph.uses(tensor) == 1 and tensor not in graph.outputs
+
+
+def drop_unused_constant(graph: Graph, name: str) -> None:
+    """Delete tensor `name` if nothing uses it and no node writes it (a constant
+    or a dangling value); graph inputs stay."""
+    if name and name in graph.tensors and not graph.uses(name) and name not in graph.inputs \
+            and graph.producer(name) is None:
+        del graph.tensors[name]
 
 
 def drop_if_dead(graph: Graph, name: str) -> None:

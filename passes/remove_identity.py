@@ -25,6 +25,8 @@ from nnc.ir import Graph, Node
 from nnc.passmanager import Pass, register_pass
 from nnc.records import record
 
+from .graph_edits import drop_unused_constant
+
 FORWARDING_OPS = ("Identity", "Dropout")
 
 
@@ -49,7 +51,7 @@ def _remove(graph: Graph, node: Node) -> None:
     elif graph.tensor(x).is_constant:
         graph.remove_node(node.name)
         graph.tensors[y] = dataclasses.replace(graph.tensor(y), data=graph.tensor(x).data)
-        _drop_if_unused(graph, x)
+        drop_unused_constant(graph, x)
     elif x not in graph.inputs and x not in graph.outputs:
         graph.remove_node(node.name)
         _rename_produced(graph, x, y)
@@ -67,8 +69,3 @@ def _rename_produced(graph: Graph, old: str, new: str) -> None:
     graph.tensors[new] = dataclasses.replace(graph.tensor(new), layout=kept.layout or graph.tensor(new).layout,
                                              quant=kept.quant or graph.tensor(new).quant)
     del graph.tensors[old]
-
-
-def _drop_if_unused(graph: Graph, name: str) -> None:
-    if not graph.uses(name) and name not in graph.inputs and graph.producer(name) is None:
-        del graph.tensors[name]
