@@ -17,7 +17,6 @@ strict C99) and escapes anything outside printable ASCII.
 from __future__ import annotations
 
 import functools
-import math
 import re
 
 import numpy as np
@@ -28,22 +27,27 @@ union unsigned void volatile while _Bool _Complex _Imaginary""".split())
 
 
 def float_literal(value) -> str:
-    """A float32 C literal that reads back to exactly `value` as float32: the
-    shortest round-tripping decimal with an `f` suffix; INFINITY/NAN (math.h)."""
-    v = np.float32(value)
-    if math.isnan(v):
-        return "NAN"
-    if math.isinf(v):
-        return "INFINITY" if v > 0 else "-INFINITY"
-    text = np.format_float_scientific(v, unique=True, trim="0", exp_digits=1)
-    mantissa, exponent = text.split("e")
-    if -5 <= int(exponent) <= 8:
-        text = np.format_float_positional(v, unique=True, trim="0")
-    else:
-        text = f"{mantissa}e{int(exponent)}"
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text + "f"
+    """A float32 C literal that reads back to exactly `value` as float32 (see
+    float_literals)."""
+    return float_literals(np.array([value]))[0]
+
+
+def float_literals(values: np.ndarray) -> list[str]:
+    """Float32 C literals of `values`, each reading back to exactly its value as
+    float32: numpy's spelling of the float32 (the shortest round-tripping
+    decimal, Steele & White / dragon4; positional from 1e-4 to 1e16, else with
+    an exponent, e.g. 1e-05) with an `f` suffix; INFINITY, -INFINITY and NAN
+    (math.h) otherwise. The digits come from numpy's array conversion, not one
+    Python call per value."""
+    flat = np.asarray(values, np.float32).reshape(-1)
+    spelled = np.char.add(flat.astype(str), "f")
+    finite = np.isfinite(flat)
+    if not finite.all():
+        spelled = spelled.astype(object)
+        spelled[np.isnan(flat)] = "NAN"
+        spelled[np.isposinf(flat)] = "INFINITY"
+        spelled[np.isneginf(flat)] = "-INFINITY"
+    return spelled.tolist()
 
 
 def int_literal(value: int) -> str:
@@ -73,8 +77,10 @@ def array_body(values: np.ndarray, dtype: str, per_line: int | None = None) -> l
         return _tabled_body(flat.astype(np.int64), per_line)
     if dtype not in ("f32", "f64") and (flat.size == 0 or -0x7FFFFFFF <= flat.min() and flat.max() <= 0x7FFFFFFF):
         items = list(map(str, flat.tolist()))  # int_literal's spelling of every value in this range, at C speed
+    elif dtype in ("f32", "f64"):
+        items = float_literals(flat)
     else:
-        items = [literal(v, dtype) for v in flat.tolist()]
+        items = [int_literal(v) for v in flat.tolist()]
     return ["    " + ", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
 
 
