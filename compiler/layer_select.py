@@ -153,20 +153,25 @@ def settings(graph: Graph, overrides: dict[str, T], default: T, option: str,
     op type, else `first_last` for the first and last layer (when given), else
     `default`. OptionError if an override key matches no weighted layer, or if a
     layer id and a name key name the same layer."""
+    return named_settings(graph, by_name(graph, overrides, option), default, option, first_last)
+
+
+def named_settings(graph: Graph, named: dict[str, T], default: T, option: str,
+                   first_last: T | None = None) -> dict[str, T]:
+    """settings() of overrides whose layer ids by_name has already replaced."""
     layers = weighted_layers(graph)
-    overrides = by_name(graph, overrides, option)
     known = {n.name for n in layers} | {n.op for n in layers}
-    unknown = sorted(set(overrides) - known)
+    unknown = sorted(set(named) - known)
     if unknown:
         raise OptionError(f"{option}: no weighted layer (Conv/Gemm/MatMul) is named or has op type "
                           f"{', '.join(map(repr, unknown))}")
     ends = {layers[0].name, layers[-1].name} if layers and first_last is not None else set()
     result = {}
     for node in layers:
-        if node.name in overrides:
-            result[node.name] = overrides[node.name]
-        elif node.op in overrides:
-            result[node.name] = overrides[node.op]
+        if node.name in named:
+            result[node.name] = named[node.name]
+        elif node.op in named:
+            result[node.name] = named[node.op]
         else:
             result[node.name] = first_last if node.name in ends else default
     return result

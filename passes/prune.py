@@ -71,7 +71,8 @@ import numpy as np
 from nnc import obs
 from nnc.errors import NncWarning, OptionError
 from nnc.ir import Graph, Node
-from nnc.layer_select import by_name, parse_overrides, settings, warn_left_out, weight_constant, weighted_layers
+from nnc.layer_select import (by_name, named_settings, parse_overrides, warn_left_out, weight_constant,
+                              weighted_layers)
 from nnc.obs_layers import (check_damping, fallback_warning, group_counts, layer_statistics, method_settings,
                             obs_prunable, parse_methods, prune_layer)
 from nnc.layer_rows import fan_in
@@ -134,9 +135,9 @@ class Prune(Pass):
 
     def run(self, graph: Graph) -> Graph:
         overrides = self._overrides()
-        per_layer = settings(graph, overrides, self.sparsity, "pass 'prune': overrides", self.first_last)
+        named = by_name(graph, overrides, "pass 'prune': overrides")
+        per_layer = named_settings(graph, named, self.sparsity, "pass 'prune': overrides", self.first_last)
         layers = weighted_layers(graph)
-        named = by_name(graph, overrides, "pass 'prune': overrides")  # not settings' input: a layer may be named "#2"
         alone = {n.name for n in layers if _overridden(n, named)}  # pruned at their own setting
         if self.first_last is not None and layers:
             alone |= {layers[0].name, layers[-1].name}
