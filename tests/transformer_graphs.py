@@ -12,7 +12,7 @@ from nnc.ir import Graph, Node, Tensor, TensorType
 from nnc.numerics import quantize_multiplier
 from nnc.ops import get_op
 from nnc.ops.layernorm import QLayerNormAttrs
-from nnc.ops.qbinary import QProductAttrs
+from nnc.ops.qmatmul import QMatMulAttrs
 from nnc.ops.reduce import QReduceAttrs
 from nnc.verifier import verify
 
@@ -74,15 +74,23 @@ MATMUL_CASES = {
     "broadcast-batch": dict(a=(2, 1, 4, 5), b=(3, 5, 2)),
     "const-b-u8": dict(a=(3, 4, 9), b=(9, 4), const_b=True, a_dtype="u8"),
     "two-blocks-and-a-column": dict(a=(2, 3, 11), b=(2, 11, 9), b_dtype="u8"),  # n = 4 + 4 + 1 columns
+    # b stored [..., N, K] (attention's k read in place of kᵀ)
+    "attention-qk-b-transposed": dict(a=(1, 2, 6, 8), b=(1, 2, 8, 6), b_transposed=True),
+    "b-transposed-blocks-and-a-column": dict(a=(2, 3, 11), b=(2, 11, 9), b_dtype="u8", b_transposed=True),
+    "const-b-transposed-broadcast": dict(a=(2, 1, 4, 5), b=(3, 5, 2), const_b=True, b_transposed=True),
 }
 
 
-def matmul_graph(a, b, const_b=False, a_dtype="i8", b_dtype="i8", multiplier=0.0021, zeros=None) -> Graph:
+def matmul_graph(a, b, const_b=False, a_dtype="i8", b_dtype="i8", multiplier=0.0021, zeros=None,
+                 b_transposed=False) -> Graph:
+    """QMatMul of a and the right operand of shape `b`; with `b_transposed` the
+    input b holds it transposed, shape (..., N, K)."""
     m, n = quantize_multiplier(multiplier)
     za = -7 if a_dtype == "i8" else 130
     zb = 0 if const_b else 5 if b_dtype == "i8" else 200
     za, zb = zeros or (za, zb)
-    attrs = QProductAttrs(za, zb, -2, m, n, -128, 127, "i8")
+    attrs = QMatMulAttrs(za, zb, -2, m, n, -128, 127, "i8", b_transposed=b_transposed)
+    b = (*b[:-2], b[-1], b[-2]) if b_transposed else b
     b_spec = RNG.integers(-127, 128, b).astype(np.int8) if const_b else (b_dtype, b)
     return one_node("QMatMul", attrs, [("a", (a_dtype, a)), ("b", b_spec)])
 

@@ -35,7 +35,7 @@ from .blob_checks import check_program
 from .program import DTYPE_CODES, ITEMSIZE, LayerDesc, Program, TensorDesc, Tiling, WeightStream
 
 MAGIC = b"\x89AZB\r\n\x1a\n"
-VERSION = 5  # the newest version this nnc reads and writes
+VERSION = 6  # the newest version this nnc reads and writes
 HEADER = struct.Struct("<8sIIIIII")  # magic version flags file_size section_count reserved header_crc
 ENTRY = struct.Struct("<IIII")  # kind offset length crc32
 STREAM_HEADER = struct.Struct("<HBBIIB3x")  # header_len format bits count payload_len rank (+3 zero bytes)
@@ -59,6 +59,10 @@ OP_CODES = {"QConv": 1, "QGemm": 2, "QAdd": 3, "QAveragePool": 4, "QSoftmax": 5,
             "QLogSoftmax": 72}
 # The first blob version that holds each op added after version 4 (every other op: 1).
 OP_SINCE = {"QLogSoftmax": 5}
+# The first blob version that holds each op param added after version 5. Such a
+# param is written only when it is not 0, its default (lowering._params), so a
+# program that does not use it keeps its earlier version and bytes.
+PARAM_SINCE = {("QMatMul", "b_transposed"): 6}
 OP_NAMES = {code: name for name, code in OP_CODES.items()}
 _ZERO_POINT_RANGE = {code: dtypes.integer_range(name) if name in dtypes.INTEGER_TYPES else (-2**31, 2**31 - 1)
                      for name, code in DTYPE_CODES.items()}
@@ -108,11 +112,13 @@ def write_blob(program: Program, check_payloads: bool = True) -> bytes:
 
 
 def _version(program: Program) -> int:
-    """The lowest blob version that holds every stream's format, every op (OP_SINCE)
-    and the tiling (TILING_SINCE)."""
+    """The lowest blob version that holds every stream's format, every op (OP_SINCE),
+    every op param (PARAM_SINCE) and the tiling (TILING_SINCE)."""
     formats = max((FORMAT_SINCE[s.format] for s in program.streams), default=1)
     ops = max((OP_SINCE.get(layer.op, 1) for layer in program.layers), default=1)
-    return max(formats, ops, TILING_SINCE if _tiled(program) else 1)
+    params = max((PARAM_SINCE.get((layer.op, key), 1) for layer in program.layers for key in layer.params),
+                 default=1)
+    return max(formats, ops, params, TILING_SINCE if _tiled(program) else 1)
 
 
 def _tiled(program: Program) -> bool:
@@ -250,8 +256,12 @@ def read_blob(data: bytes) -> Program:
         tiled = " and tiling" if _tiled(program) else ""
         newer = sorted({layer.op for layer in layers if layer.op in OP_SINCE})
         ops = f" and ops {newer}" if newer else ""
+        added = sorted({f"{layer.op}.{key}" for layer in layers for key in layer.params
+                        if (layer.op, key) in PARAM_SINCE})
+        params = f" and params {added}" if added else ""
         raise BlobError(f"corrupt blob: header offset 8: version {version}, but its weight stream formats "
-                        f"{sorted({s.format for s in streams})}{tiled}{ops} make it version {_version(program)}")
+                        f"{sorted({s.format for s in streams})}{tiled}{ops}{params} make it version "
+                        f"{_version(program)}")
     return program
 
 

@@ -52,7 +52,7 @@ from nnc.ops.recurrent import DIRECTIONS
 from nnc.ops.shape import PAD_MODES
 
 from nnc import packing
-from .blob import MAX_RANK, OP_CODES
+from .blob import MAX_RANK, OP_CODES, PARAM_SINCE
 from .hardware import Hardware
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, Tiling, WeightStream
 from .tile_plan import RECURRENT_WEIGHTS, RowTiles, check_recurrent_weights, plan_activations, weight_chunks
@@ -134,8 +134,10 @@ def _check_node(graph: Graph, node: Node) -> None:
 
 
 def _params(node: Node) -> dict[str, int | tuple[int, ...]]:
-    """The op's attributes as blob params (see the module docstring, step 4)."""
-    return {key: _param(key, value) for key, value in attrs_dict(node.attrs).items() if value is not None}
+    """The op's attributes as blob params (see the module docstring, step 4); a
+    param newer than version 5 (blob.PARAM_SINCE) only when it is not 0."""
+    return {key: _param(key, value) for key, value in attrs_dict(node.attrs).items()
+            if value is not None and (value or (node.op, key) not in PARAM_SINCE)}
 
 
 def _param(key: str, value) -> int | tuple[int, ...]:

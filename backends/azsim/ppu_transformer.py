@@ -55,8 +55,11 @@ def qreduce(ctx: LayerContext) -> Built:
 
 @kernel("QMatMul")
 def qmatmul(ctx: LayerContext) -> Built:
-    """acc = Σ_k (a − za)(b − zb) per (broadcast) batch product; y = requantize(acc)."""
+    """acc = Σ_k (a − za)(b − zb) per (broadcast) batch product; y = requantize(acc).
+    Param b_transposed (0/1): b holds the right operand's matrices transposed."""
     a, b = ctx.operand(0, "a"), ctx.operand(1, "b")
+    if int(ctx.param("b_transposed", 0)):
+        b = np.swapaxes(b, -1, -2)
     out = ctx.outputs[0]
     za, zb = int(ctx.param("a_zero_point")), int(ctx.param("b_zero_point"))
     multiplier, shift = int(ctx.param("multiplier")), int(ctx.param("shift"))

@@ -89,7 +89,7 @@ def qmatmul(ctx: Ctx, node):
     y = node.outputs[0]
     a = node.attrs
     a_shape, b_shape, y_shape = ctx.shape(a_in), ctx.shape(b_in), ctx.shape(y)
-    m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
+    m, k, n = a_shape[-2], a_shape[-1], y_shape[-1]
     if max(_span(ctx.dtype(a_in), a.a_zero_point), _span(ctx.dtype(b_in), a.b_zero_point)) > 255:
         raise Refused("operands must be 8-bit")
     if k * 255 * 255 >= INT32_LIMIT:
@@ -97,9 +97,9 @@ def qmatmul(ctx: Ctx, node):
     _check_multipliers(np.array([a.multiplier]), np.array([a.shift]))
     batch = tuple(y_shape[:-2])
     a_off, b_off = _batch_offsets(a_shape, batch), _batch_offsets(b_shape, batch)
-    sfx = f"{ctx.dtype(a_in)}_{ctx.dtype(b_in)}_{a.out_dtype}"
+    sfx = f"{'bt_' if a.b_transposed else ''}{ctx.dtype(a_in)}_{ctx.dtype(b_in)}_{a.out_dtype}"
     fn = ctx.kernel("qmatmul", fn=f"qmatmul_{sfx}", sfx=sfx, ta=ctx.ctype(a_in), tb=ctx.ctype(b_in),
-                    ty=ctx.ctype_of(a.out_dtype))
+                    ty=ctx.ctype_of(a.out_dtype), bt=a.b_transposed)
     ai = ctx.array("a_off", a_off, "i32", f"offset of each batch matrix of {a_in}")
     bi = ctx.array("b_off", b_off, "i32", f"offset of each batch matrix of {b_in}")
     q = ctx.struct("q", "qmatmul_params", dict(a_zero=a.a_zero_point, b_zero=a.b_zero_point, y_zero=a.y_zero_point,

@@ -86,6 +86,10 @@ def _qmatmul(out: OnnxBuilder, node: Node) -> None:
     a, base = node.attrs, node.name
     a_u8, a_zero = as_uint8(out, node.inputs[0], a.a_zero_point, f"{base}.a")
     b_u8, b_zero = as_uint8(out, node.inputs[1], a.b_zero_point, f"{base}.b")
+    if a.b_transposed:  # b holds the right operand's matrices transposed: ONNX's MatMulInteger has no such flag
+        rank = len(out.graph.tensor(node.inputs[1]).shape)
+        b_u8, stored = out.fresh(f"{base}.bT"), b_u8
+        out.add("Transpose", [stored], [b_u8], f"{base}.b_transpose", perm=[*range(rank - 2), rank - 1, rank - 2])
     acc = accumulator(out, "MatMulInteger", [a_u8, b_u8, a_zero, b_zero], base)
     requantize(out, acc, a.multiplier, a.shift, a, node.outputs[0], base)
 

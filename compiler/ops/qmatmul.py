@@ -1,7 +1,9 @@
 """Integer matrix product of two 8-bit operands, `QMatMul` (docs/numerics.md §12).
 
 Inputs a [..., M, K] and b [..., K, N] (i8/u8; b may be a constant), numpy matmul
-semantics with broadcast batch axes (both operands of rank >= 2):
+semantics with broadcast batch axes (both operands of rank >= 2); with
+`b_transposed`, b is stored [..., N, K] (attention's kᵀ: the quantizer folds a
+Transpose of b's last two axes into the product, so no copy makes kᵀ):
 
     acc[..., i, j] = Σ_k (a[..., i, k] − za) · (b[..., k, j] − zb)      (int32, exact)
     y[..., i, j]   = clamp(zy + round_shift(acc · m, n), out_min, out_max)
@@ -18,6 +20,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..ir import TensorType
 from ..numerics import requantize
+from ..records import record
 from .gemm import matmul_shape
 from .qbinary import QProductAttrs
 from .qelementwise import check_activation, to_type
@@ -27,10 +30,23 @@ from .registry import OpDef, register_op
 MAX_K = ((1 << 31) - 1) // (255 * 255)
 
 
+@record
+class QMatMulAttrs(QProductAttrs):
+    """QProductAttrs; `b_transposed`: b holds the matrices of the product's
+    right operand transposed, [..., N, K]."""
+
+    b_transposed: bool = False
+
+
+def right_operand(attrs, b_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of the product's right operand [..., K, N] for b of `b_shape`."""
+    return (*b_shape[:-2], b_shape[-1], b_shape[-2]) if attrs.b_transposed else tuple(b_shape)
+
+
 @register_op
 class QMatMul(OpDef):
     name = "QMatMul"
-    Attrs = QProductAttrs
+    Attrs = QMatMulAttrs
     param_inputs = (1,)
 
     @staticmethod
@@ -44,7 +60,7 @@ class QMatMul(OpDef):
         check_zero_point("b_zero_point", attrs.b_zero_point, b.dtype)
         check_multiplier(attrs.multiplier, attrs.shift)
         check_output_range(attrs)
-        shape, k = matmul_shape(a.shape, b.shape)
+        shape, k = matmul_shape(a.shape, right_operand(attrs, b.shape))
         if k > MAX_K:
             raise ShapeError(f"inner dimension {k} > {MAX_K} may overflow the int32 accumulator")
         return [TensorType(attrs.out_dtype, shape)]
@@ -53,11 +69,11 @@ class QMatMul(OpDef):
     def evaluate(attrs, inputs):
         a = inputs[0].astype(np.int64) - attrs.a_zero_point
         b = inputs[1].astype(np.int64) - attrs.b_zero_point
-        acc = np.matmul(a, b)
+        acc = np.matmul(a, np.swapaxes(b, -1, -2) if attrs.b_transposed else b)
         y = requantize(acc, attrs.multiplier, attrs.shift, attrs.y_zero_point, attrs.out_min, attrs.out_max)
         return [to_type(y, attrs.out_dtype)]
 
     @staticmethod
     def macs(attrs, inputs, outputs):
-        shape, k = matmul_shape(inputs[0].shape, inputs[1].shape)
+        shape, k = matmul_shape(inputs[0].shape, right_operand(attrs, inputs[1].shape))
         return math.prod(shape) * k

@@ -4,7 +4,9 @@
     ReduceMax                 → QReduce (sum or max on the integers, one requantization)
     MatMul of two activations,
     or with a constant of
-    rank > 2                  → QMatMul (a constant operand: int8 symmetric per tensor)
+    rank > 2                  → QMatMul (a constant operand: int8 symmetric per tensor);
+                                an 8-bit Transpose of b's last two axes that only this
+                                product reads (attention's kᵀ) is folded in: b_transposed
     MatMul with constant 2-D
     weights                   → QGemm (linear.py); an activation of rank != 2 is folded
                                 into rows by a Reshape before and after
@@ -23,8 +25,7 @@ import numpy as np
 from ..ir import Graph, QuantParams
 from ..ops import get_op
 from ..ops.layernorm import FRACTION_BITS, MAX_EPS, QLayerNormAttrs
-from ..ops.qbinary import QProductAttrs
-from ..ops.qmatmul import MAX_K
+from ..ops.qmatmul import MAX_K, QMatMulAttrs
 from ..ops.reduce import QReduceAttrs, reduced_count
 from ..ops.shape import ReshapeAttrs, TransposeAttrs
 from . import linear, rules
@@ -68,9 +69,27 @@ def lower_matmul(graph: Graph, group: Group) -> None:
     a, b = _matmul_operand(graph, group, 0), _matmul_operand(graph, group, 1)
     m, n = rules.multiplier(group, a.affine.scale * b.affine.scale / group.out.scale)
     lo, hi = group.bounds()
-    attrs = QProductAttrs(a.affine.zero_point, b.affine.zero_point, group.out.zero_point, m, n, lo, hi,
-                         group.out.dtype)
-    add_node(graph, group.name, "QMatMul", [a.tensor, b.tensor], [group.output], attrs)
+    b_stored = _untransposed(graph, b.tensor)
+    attrs = QMatMulAttrs(a.affine.zero_point, b.affine.zero_point, group.out.zero_point, m, n, lo, hi,
+                         group.out.dtype, b_transposed=b_stored is not None)
+    add_node(graph, group.name, "QMatMul", [a.tensor, b_stored or b.tensor], [group.output], attrs)
+
+
+def _untransposed(graph: Graph, b: str) -> str | None:
+    """The input of the 8-bit Transpose that makes `b` by swapping its last two
+    axes, when nothing else reads `b` (its only readers are DequantizeLinears
+    left dead by the detached group); else None. The Transpose, then dead, goes
+    with the graph's dead nodes."""
+    producer = graph.producer(b)
+    if producer is None or producer.op != "Transpose" or b in graph.outputs:
+        return None
+    rank = len(producer.attrs.perm)
+    if rank < 2 or tuple(producer.attrs.perm) != (*range(rank - 2), rank - 1, rank - 2):
+        return None
+    for reader in graph.consumers(b):
+        if reader.op != "DequantizeLinear" or graph.consumers(reader.outputs[0]) or reader.outputs[0] in graph.outputs:
+            return None
+    return producer.inputs[0]
 
 
 def _is_constant(graph: Graph, group: Group, index: int) -> bool:

@@ -236,6 +236,7 @@ def qgemm(step: Step, args: list) -> list:
 def qmatmul(step: Step, args: list) -> list:
     a, b = broadcastable(step, args)
     at = step.attrs
+    b = b.transpose(-1, -2) if at.b_transposed else b
     acc = torch.matmul(a.to(torch.float64) - at.a_zero_point, b.to(torch.float64) - at.b_zero_point)
     return [saturate(round_shift(torch.round(acc).to(torch.int64) * at.multiplier, at.shift), at)]
 

@@ -142,3 +142,25 @@ def test_qlayer_norm_is_within_one_lsb_of_exact_layer_norm():
     exact = np.clip(np.round(centred / np.sqrt((centred ** 2).mean(axis=1, keepdims=True) + eps) / s_y), -128, 127)
     assert np.abs(y.astype(np.int64) - exact).max() <= 1
     assert np.mean(y == exact) > 0.95
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((5, 7), (7, 3)), ((2, 1, 4, 6), (3, 6, 5)), ((1, 2, 6, 8), (1, 2, 8, 6))])
+def test_qmatmul_with_b_transposed_is_the_product_with_b_stored_transposed(a_shape, b_shape):
+    """QMatMul(a, bᵀ stored, b_transposed) equals QMatMul(a, b), output type and
+    MAC count included, and equals the exact integer product requantized."""
+    from nnc.numerics import requantize
+    from nnc.ops.qmatmul import QMatMulAttrs
+
+    rng = np.random.default_rng(7)
+    a = rng.integers(-128, 128, a_shape).astype(np.int8)
+    b = rng.integers(-128, 128, b_shape).astype(np.int8)
+    stored = np.ascontiguousarray(np.swapaxes(b, -1, -2))
+    plain = QMatMulAttrs(-3, 5, 2, 1518500250, 38, -128, 127)
+    flipped = QMatMulAttrs(-3, 5, 2, 1518500250, 38, -128, 127, b_transposed=True)
+    op = get_op("QMatMul")
+    (expected,), (got,) = op.evaluate(plain, [a, b]), op.evaluate(flipped, [a, stored])
+    exact = requantize(np.matmul(a.astype(np.int64) + 3, b.astype(np.int64) - 5), 1518500250, 38, 2, -128, 127)
+    assert np.array_equal(got, expected) and np.array_equal(got.astype(np.int64), exact)
+    types = [TensorType("i8", a.shape), TensorType("i8", stored.shape)]
+    assert op.infer(flipped, types) == op.infer(plain, [types[0], TensorType("i8", b.shape)])
+    assert op.macs(flipped, types, None) == op.macs(plain, [types[0], TensorType("i8", b.shape)], None)

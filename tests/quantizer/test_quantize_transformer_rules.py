@@ -32,6 +32,33 @@ def test_matmul_of_two_activations_broadcasts_batches():
     assert node.op == "QMatMul" and (node.attrs.a_zero_point, node.attrs.b_zero_point) == (ZX, -9)
 
 
+def test_a_transpose_of_b_read_only_by_the_product_is_folded_in():
+    """Attention's Q·Kᵀ: the Transpose of k's last two axes becomes b_transposed,
+    and the product reads k itself (agreeing with onnxruntime as before)."""
+    b, q = start([1, 2, 4, 8])
+    _, k = start([1, 2, 5, 8], name="k", scale=0.03, zero_point=-9, b=b)
+    kt = b.node("Transpose", [k], perm=[0, 1, 3, 2])
+    kt = b.dq(b.q(kt, 0.03, -9), 0.03, -9)
+    graph, _ = check_qdq(finish(b, b.node("MatMul", [q, kt]), [1, 2, 4, 5], scale=0.2))
+    (node,) = [n for n in graph.nodes() if n.op == "QMatMul"]
+    assert "Transpose" not in ops(graph) and node.attrs.b_transposed
+    assert graph.tensor(node.inputs[1]).shape == (1, 2, 5, 8)
+
+
+@pytest.mark.parametrize("perm", [[0, 2, 1, 3], None])
+def test_other_transposes_of_b_stay(perm):
+    """A Transpose of other axes, or one that a graph output also reads, is kept."""
+    b, q = start([1, 2, 4, 8])
+    _, k = start([1, 8, 2, 5] if perm else [1, 2, 5, 8], name="k", scale=0.03, zero_point=-9, b=b)
+    kt = b.q(b.node("Transpose", [k], perm=perm or [0, 1, 3, 2]), 0.03, -9, output=None if perm else "kt")
+    if not perm:
+        b.output("kt", [1, 2, 8, 5], np.int8)
+    y = b.node("MatMul", [q, b.dq(kt, 0.03, -9)])
+    graph, _ = check_qdq(finish(b, y, [1, 2, 4, 5], scale=0.2))
+    (node,) = [n for n in graph.nodes() if n.op == "QMatMul"]
+    assert "Transpose" in ops(graph) and not node.attrs.b_transposed
+
+
 def test_matmul_with_batched_constant_weights():
     b, x = start([2, 3, 8])
     w = b.dq(b.const(rand_int8(2, 8, 4).clip(-127, 127)), np.float32(0.02), np.int8(0))

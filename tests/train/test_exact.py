@@ -328,8 +328,8 @@ def test_sigmoid_tanh_tables(tmp_path):
 
 def test_sequence_rows_products_reductions_slices_pads(tmp_path):
     """A [1, T, D] model: QGemm over rows (a Reshape to [T, D] first), QMul and
-    QMatMul of two activations, QSoftmax, QReduce, QAffine, QAdd (Sub), a Slice
-    with a negative step and an edge Pad."""
+    QMatMul of two activations (one read transposed), QSoftmax, QReduce, QAffine,
+    QAdd (Sub), a Slice with a negative step and an edge Pad."""
     nodes = [node("MatMul", ["x", "wq"], "q"), node("Sigmoid", ["x"], "s"), node("Mul", ["q", "s"], "qs"),
              node("Transpose", ["s"], "st", perm=[0, 2, 1]), node("MatMul", ["qs", "st"], "scores"),
              node("Softmax", ["scores"], "p", axis=-1), node("ReduceMean", ["p"], "m", axes=[-1], keepdims=1),
@@ -340,6 +340,7 @@ def test_sequence_rows_products_reductions_slices_pads(tmp_path):
                    steps=np.array([-2]), pads=np.array([0, 1, 2, 0, 2, 1]))
     graph = integer_graph(*float_model(tmp_path, nodes, {"x": [1, 6, 8]}, ["y"], weights))
     assert {"QGemm", "QMul", "QMatMul", "QSoftmax", "QReduce", "QAffine", "QAdd", "Slice", "Pad"} <= ops_of(graph)
+    assert any(n.op == "QMatMul" and n.attrs.b_transposed for n in graph.nodes())  # reads s in place of sᵀ
     assert any(graph.tensors[n.outputs[0]].shape[0] != 1 for n in graph.nodes())  # the [T, D] rows
     assert_bit_exact(graph, random_samples(graph))
 

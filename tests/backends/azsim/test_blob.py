@@ -202,7 +202,7 @@ def test_blob_error_is_an_nnc_error():
 
 
 @pytest.mark.parametrize("version, message", [
-    (6, r"^blob version 6 is newer than this nnc supports \(5\)$"),
+    (7, r"^blob version 7 is newer than this nnc supports \(6\)$"),
     (0, r"^unknown blob version 0"),
     (2, r"^corrupt blob: header offset 8: version 2, but its weight stream formats \[0\] make it version 1$"),
     (3, r"^corrupt blob: header offset 8: version 3, but its weight stream formats \[0\] make it version 1$"),
@@ -448,3 +448,39 @@ def test_only_qlogsoftmax_makes_a_version_5_blob():
     untiled = sections(write_blob(tiny_program())) + [struct.pack("<I", 0)]
     with pytest.raises(nnc.BlobError, match=r"version 5, but its weight stream formats \[0\] make it version 1$"):
         read_blob(assemble(untiled, version=5))
+
+
+# -- QMatMul's b_transposed: a param of version 6 ------------------------------------------
+def matmul_program(b_transposed: bool) -> Program:
+    """q [1, 4, 8] @ k [1, 8, 5] -> s, k stored as [1, 5, 8] when `b_transposed`; its
+    params as the lowering encodes them (b_transposed only when set)."""
+    attrs = {"a_zero_point": 3, "b_zero_point": -9, "y_zero_point": 1, "multiplier": 1518500250, "shift": 38,
+             "out_min": -128, "out_max": 127, "out_dtype": I8}
+    params = {**attrs, "b_transposed": 1} if b_transposed else attrs
+    k_shape = (1, 5, 8) if b_transposed else (1, 8, 5)
+    tensors = (TensorDesc("q", I8, (1, 4, 8), 0, (0.05,), (3,)), TensorDesc("k", I8, k_shape, 32, (0.03,), (-9,)),
+               TensorDesc("s", I8, (1, 4, 5), 80, (0.2,), (1,)))
+    return Program("qk", tensors, (LayerDesc("scores", "QMatMul", (0, 1), (2,), params),), (), (0, 1), (2,), 112)
+
+
+def test_b_transposed_makes_a_version_6_blob_that_computes_the_product():
+    """A QMatMul with b_transposed is version 6 and simulates the reference; one
+    without it keeps version 1 (the param is not written when 0); a version-5
+    header on the first is refused naming the param."""
+    rng = np.random.default_rng(3)
+    q, k = rng.integers(-128, 128, (1, 4, 8)).astype(np.int8), rng.integers(-128, 128, (1, 8, 5)).astype(np.int8)
+    attrs = get_op("QMatMul").Attrs(3, -9, 1, 1518500250, 38, -128, 127)
+    expected = get_op("QMatMul").evaluate(attrs, [q, k])[0]
+    for transposed, version in ((True, 6), (False, 1)):
+        blob = write_blob(matmul_program(transposed))
+        assert struct.unpack_from("<I", blob, 8) == (version,)
+        assert (b"b_transposed" in blob) == transposed
+        program = read_blob(blob)
+        assert program == matmul_program(transposed)
+        stored = np.ascontiguousarray(np.swapaxes(k, -1, -2)) if transposed else k
+        out, _ = simulate(program, {"q": q, "k": stored})
+        np.testing.assert_array_equal(out["s"], expected)
+    bodies = sections(write_blob(matmul_program(True)))
+    with pytest.raises(nnc.BlobError, match=r"version 5, but its weight stream formats \[\] and params "
+                                            r"\['QMatMul.b_transposed'\] make it version 6$"):
+        read_blob(assemble(bodies, version=5))
