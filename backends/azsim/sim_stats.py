@@ -39,6 +39,13 @@ class LayerStats:
     tiles: int = 1             # pieces the layer ran in (weight chunks × row tiles)
 
 
+def view_stats(name: str, op: str) -> LayerStats:
+    """The accounting of a layer the chip runs nothing for (a view): every figure 0."""
+    return LayerStats(name, op, macs_total=0, macs_executed=0, macs_skipped=0, bytes_loaded=0,
+                      weight_stream_bytes=0, sram_bytes=0, load_cycles=0, decoder_cycles=0, compute_cycles=0,
+                      post_cycles=0, cycles=0, energy_uj=0.0)
+
+
 @record
 class SimStats:
     """Per-layer rows and their totals for one inference."""

@@ -12,6 +12,8 @@ docs/azsim.md; the cost model, per layer and per inference, is:
                       × window size for pooling, × 2 for softmax (plus one per row for
                       log-softmax), 0 for an aliased Reshape)
     cycles          = max(load_cycles, decoder_cycles, compute_cycles) + post_cycles + layer_overhead_cycles
+                      (a Reshape whose output the memory plan aliases to its input is a view:
+                      the chip runs nothing for it, and every figure is 0)
     sram_bytes      = activation bytes read + activation bytes written
                       + 2 · decoded weight bytes (decoder writes, MAC array reads) + constant bytes
     energy_pj       = macs_executed · energy_pj_per_mac + sram_bytes · energy_pj_per_sram_byte
@@ -65,7 +67,7 @@ from .hardware import Hardware, load_hardware
 from .kernels import LayerContext, Work, build
 from .pipeline import PieceCost, pipeline_cycles
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc
-from .sim_stats import LayerStats, SimStats, utilization
+from .sim_stats import LayerStats, SimStats, utilization, view_stats
 from .tile_plan import RECURRENT_WEIGHTS, check_recurrent_weights
 from .tiled import build_tiled
 from nnc.records import record
@@ -150,6 +152,8 @@ class Simulator:
         ctx = LayerContext(layer, args, outs, stream, self.hw.zero_skip_group,
                            self.hw.skip_zero_activations, aliased)
         built = build(ctx)
+        if aliased and layer.op == "Reshape":  # a view: the chip has nothing to run
+            return _Step(built.run, view_stats(layer.name, layer.op))
         return _Step(built.run, self._static_stats(layer, built.work))
 
     def _operand(self, index: int, layer: LayerDesc) -> np.ndarray | None:

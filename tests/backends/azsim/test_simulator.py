@@ -213,6 +213,25 @@ def test_tensors_live_at_their_planned_offsets():
     np.testing.assert_array_equal(clobbered["y"], 2 * half)
 
 
+def test_a_reshape_view_costs_nothing_and_a_reshape_copy_costs_a_layer():
+    """docs/azsim.md §3.1: a Reshape planned at its input's place is a view, every
+    figure 0; one with its own place copies, paying the fixed overhead and its
+    bytes. Both give the input's values in the new shape."""
+    def program(view: bool):
+        b = ProgramBuilder()
+        x = b.input("x", "i8", (2, 12))
+        y = b.layer("Reshape", (x,), b.activation("y", "i8", (24,), offset=0 if view else None), {"shape": (24,)})
+        return b.program(y)
+    x = np.arange(24, dtype=np.int8).reshape(2, 12)
+    (view, view_stats), (copy, copy_stats) = (simulate(program(v), {"x": x}) for v in (True, False))
+    np.testing.assert_array_equal(view["y"], x.reshape(-1))
+    np.testing.assert_array_equal(copy["y"], x.reshape(-1))
+    row = view_stats.layers[0]
+    assert (row.cycles, row.post_cycles, row.sram_bytes, row.energy_uj) == (0, 0, 0, 0.0)
+    assert (view_stats.cycles, view_stats.sram_bytes) == (0, 0)
+    assert copy_stats.layers[0].cycles == 64 + math.ceil(24 * 0.25) and copy_stats.layers[0].sram_bytes == 48
+
+
 def test_activation_sram_too_small_is_refused():
     program, _ = gemm(np.ones((4, 300), np.int8))
     with pytest.raises(UnsupportedError, match=r"layer 'qgemm0' \(QGemm\).*activation SRAM"):
