@@ -40,14 +40,10 @@ def float_literals(values: np.ndarray) -> list[str]:
     (math.h) otherwise. The digits come from numpy's array conversion, not one
     Python call per value."""
     flat = np.asarray(values, np.float32).reshape(-1)
-    spelled = np.char.add(flat.astype(str), "f")
-    finite = np.isfinite(flat)
-    if not finite.all():
-        spelled = spelled.astype(object)
-        spelled[np.isnan(flat)] = "NAN"
-        spelled[np.isposinf(flat)] = "INFINITY"
-        spelled[np.isneginf(flat)] = "-INFINITY"
-    return spelled.tolist()
+    spelled = [f"{digits}f" for digits in flat.astype(str).tolist()]
+    for i in np.flatnonzero(~np.isfinite(flat)).tolist():
+        spelled[i] = "NAN" if np.isnan(flat[i]) else "INFINITY" if flat[i] > 0 else "-INFINITY"
+    return spelled
 
 
 def int_literal(value: int) -> str:
