@@ -34,9 +34,9 @@ def float_literal(value) -> str:
 
 def float_literals(values: np.ndarray) -> list[str]:
     """Float32 C literals of `values`, each reading back to exactly its value as
-    float32: numpy's spelling of the float32 (the shortest round-tripping
-    decimal, Steele & White / dragon4; positional from 1e-4 to 1e16, else with
-    an exponent, e.g. 1e-05) with an `f` suffix; INFINITY, -INFINITY and NAN
+    float32: numpy's str of the float32 (the shortest round-tripping decimal,
+    Steele & White / dragon4, positional or with an exponent as numpy chooses:
+    0.1, 1e-05, 1.2345679e+08) with an `f` suffix; INFINITY, -INFINITY and NAN
     (math.h) otherwise. The digits come from numpy's array conversion, not one
     Python call per value."""
     flat = np.asarray(values, np.float32).reshape(-1)
