@@ -69,12 +69,20 @@ def _is_float_op(graph: Graph, node: Node) -> bool:
     return node.op not in QDQ_OPS and any(t and graph.tensor(t).dtype in ("f32", "f64") for t in node.outputs)
 
 
+RUN_TIME_WHERE = ("a Where whose condition is computed at run time, such as an attention mask made from an input "
+                  "(nn.MultiheadAttention's key_padding_mask), has none; a mask that is a constant once shapes are "
+                  "known is folded into the Softmax")
+
+
 def check_supported(graph: Graph) -> None:
-    """One UnsupportedError listing every float op that has no lowering rule."""
+    """One UnsupportedError listing every float op that has no lowering rule
+    (and why, for a Where on a run-time condition: a common attention mask)."""
     missing = [n for n in graph.nodes() if _is_float_op(graph, n) and n.op not in RULES and n.op not in NODE_RULES]
     if missing:
         listed = ", ".join(f"{n.op} node {n.name!r}" for n in missing)
-        raise UnsupportedError(f"no integer lowering for {listed} (quantizable ops: {', '.join(sorted(RULES))})")
+        masks = any(n.op == "Where" and not graph.tensor(n.inputs[0]).is_constant for n in missing)
+        raise UnsupportedError(f"no integer lowering for {listed} (quantizable ops: {', '.join(sorted(RULES))})"
+                               + (f"; {RUN_TIME_WHERE}" if masks else ""))
 
 
 def _record_group(graph: Graph, group: Group) -> None:

@@ -40,6 +40,19 @@ def test_ops_without_integer_lowering_are_listed_in_one_error(monkeypatch):
         quantize(b.model())
 
 
+def test_a_run_time_where_says_why_it_has_no_integer_lowering():
+    """An attention mask made from an input (Where on a run-time condition before
+    the Softmax) is refused with the reason, after the usual listing."""
+    b = Builder()
+    mask = b.input("mask", [1, 4, 8], np.bool_)
+    w = b.node("Where", [mask, b.const(np.float32(-1e4)), b.input("x", [1, 4, 8])], "w")
+    b.node("Softmax", [w], "y", axis=-1)
+    b.output("y", [1, 4, 8])
+    with pytest.raises(UnsupportedError, match=r"Where node 'where_w' \(quantizable ops: .*\); a Where whose "
+                                               r"condition is computed at run time, such as an attention mask"):
+        quantize(b.model())
+
+
 def test_conv_transpose_with_run_time_weights_is_refused_before_calibrating():
     b = Builder()
     b.node("ConvTranspose", [b.input("x", [1, 2, 4, 4]), b.input("w", [2, 3, 3, 3])], "y")
