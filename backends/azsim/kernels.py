@@ -45,11 +45,13 @@ _REQUIRED = object()
 
 @record(frozen=False)
 class Work:
-    """Static counts of one layer. `macs_executed` counts weight zero-skipping only."""
+    """Static counts of one layer. `macs_executed` counts weight zero-skipping only;
+    `view`: the layer moves nothing (an aliased Reshape), so the chip runs nothing for it."""
 
     macs_total: int = 0
     macs_executed: int = 0
     ppu_elements: int = 0
+    view: bool = False
 
 
 @record(frozen=False)

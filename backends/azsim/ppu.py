@@ -286,14 +286,14 @@ def clip(ctx: LayerContext) -> Built:
 # -- data movement ---------------------------------------------------------------------
 @kernel("Reshape")
 def reshape(ctx: LayerContext) -> Built:
-    """A copy into the output's place, free when the memory plan aliases the two."""
+    """A copy into the output's place; a view, free, when the memory plan aliases the two."""
     x, out = _single(ctx)
     shape = tuple(ctx.param("shape"))
     if x.size != math.prod(shape):
         raise ctx.error(f"cannot reshape {list(x.shape)} to {list(shape)}")
     if ctx.aliased:
         check_shape(ctx, "output", out.shape, shape)
-        return Built(lambda: None, Work())
+        return Built(lambda: None, Work(view=True))
     return _elementwise(ctx, lambda: x.reshape(shape), shape)
 
 

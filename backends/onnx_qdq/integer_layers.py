@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnc.ir import Node
+from nnc.ops.qmatmul import swap_last_two
 
 from .integer_arith import (INT64, as_uint8, binary, centred, channel_shape, int64_constant, requantize,
                             weights_as_uint8)
@@ -89,7 +90,7 @@ def _qmatmul(out: OnnxBuilder, node: Node) -> None:
     if a.b_transposed:  # b holds the right operand's matrices transposed: ONNX's MatMulInteger has no such flag
         rank = len(out.graph.tensor(node.inputs[1]).shape)
         b_u8, stored = out.fresh(f"{base}.bT"), b_u8
-        out.add("Transpose", [stored], [b_u8], f"{base}.b_transpose", perm=[*range(rank - 2), rank - 1, rank - 2])
+        out.add("Transpose", [stored], [b_u8], f"{base}.b_transpose", perm=list(swap_last_two(rank)))
     acc = accumulator(out, "MatMulInteger", [a_u8, b_u8, a_zero, b_zero], base)
     requantize(out, acc, a.multiplier, a.shift, a, node.outputs[0], base)
 

@@ -38,9 +38,14 @@ class QMatMulAttrs(QProductAttrs):
     b_transposed: bool = False
 
 
+def swap_last_two(rank: int) -> tuple[int, ...]:
+    """The Transpose perm that swaps the last two of `rank` axes (how b_transposed stores b)."""
+    return (*range(rank - 2), rank - 1, rank - 2)
+
+
 def right_operand(attrs, b_shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of the product's right operand [..., K, N] for b of `b_shape`."""
-    return (*b_shape[:-2], b_shape[-1], b_shape[-2]) if attrs.b_transposed else tuple(b_shape)
+    return tuple(b_shape[i] for i in swap_last_two(len(b_shape))) if attrs.b_transposed else tuple(b_shape)
 
 
 @register_op

@@ -25,7 +25,7 @@ import numpy as np
 from ..ir import Graph, QuantParams
 from ..ops import get_op
 from ..ops.layernorm import FRACTION_BITS, MAX_EPS, QLayerNormAttrs
-from ..ops.qmatmul import MAX_K, QMatMulAttrs
+from ..ops.qmatmul import MAX_K, QMatMulAttrs, swap_last_two
 from ..ops.reduce import QReduceAttrs, reduced_count
 from ..ops.shape import ReshapeAttrs, TransposeAttrs
 from . import linear, rules
@@ -84,7 +84,7 @@ def _untransposed(graph: Graph, b: str) -> str | None:
     if producer is None or producer.op != "Transpose" or b in graph.outputs:
         return None
     rank = len(producer.attrs.perm)
-    if rank < 2 or tuple(producer.attrs.perm) != (*range(rank - 2), rank - 1, rank - 2):
+    if rank < 2 or tuple(producer.attrs.perm) != swap_last_two(rank):
         return None
     for reader in graph.consumers(b):
         if reader.op != "DequantizeLinear" or graph.consumers(reader.outputs[0]) or reader.outputs[0] in graph.outputs:
