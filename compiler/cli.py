@@ -8,6 +8,7 @@ only with --debug).
 from __future__ import annotations
 
 import atexit
+import copy
 import gc
 import json
 import os
@@ -30,9 +31,8 @@ from .tables import format_table, shorten_apart, thousands
 # or the copy of it that newer typer versions carry.
 _USAGE = sys.modules[typer.BadParameter.__module__]
 
-APP_SETTINGS = dict(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
-                    help="nnc: compile ONNX models for microcontrollers and AZ-class edge processors.")
-app = typer.Typer(**APP_SETTINGS)
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  help="nnc: compile ONNX models for microcontrollers and AZ-class edge processors.")
 
 DEBUG = typer.Option(False, "--debug", help="Show a traceback on internal errors.")
 INPUT_SHAPE = typer.Option([], "--input-shape", metavar="NAME=D0,D1,...",
@@ -439,8 +439,7 @@ def _app_for(args: list[str]) -> typer.Typer:
              if args and (info.name or typer.main.get_command_name(info.callback.__name__)) == args[0]]
     if len(named) != 1:
         return app
-    one = typer.Typer(**APP_SETTINGS)
-    one.registered_callback = app.registered_callback
+    one = copy.copy(app)  # the same settings and callback
     one.registered_commands = named
     return one
 

@@ -32,6 +32,7 @@ fields, and a field without a default after one with a default.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from dataclasses import MISSING, FrozenInstanceError
 from operator import attrgetter
@@ -64,8 +65,6 @@ class _Signature:
     a plain subclass, that of the __init__ it calls."""
 
     def __get__(self, instance, owner: type):
-        import inspect
-
         if instance is not None:  # an instance's signature is its __call__'s, as for any object
             raise AttributeError("__signature__")
         maker = next(klass for klass in owner.__mro__ if "__init__" in klass.__dict__)
@@ -73,19 +72,10 @@ class _Signature:
             return inspect.Signature(list(inspect.signature(maker.__init__).parameters.values())[1:])
         parameters = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=f.type,
                                         default=f.default if f.default is not MISSING else
-                                        _FACTORY if f.default_factory is not MISSING else inspect.Parameter.empty)
+                                        dataclasses._HAS_DEFAULT_FACTORY if f.default_factory is not MISSING
+                                        else inspect.Parameter.empty)
                       for f in dataclasses.fields(maker)]
         return inspect.Signature(parameters, return_annotation=None)
-
-
-class _Factory:
-    """The default of an argument filled by a default_factory, as dataclasses shows it."""
-
-    def __repr__(self) -> str:
-        return "<factory>"
-
-
-_FACTORY = _Factory()
 
 
 @dataclass_transform(frozen_default=True)
@@ -100,14 +90,21 @@ def record(cls: type | None = None, /, *, frozen: bool = True):
         cls.__doc__ = cls.__name__
     implicit_hash = "__eq__" in cls.__dict__ and cls.__dict__.get("__hash__", MISSING) is None  # Python set it
     bases = [getattr(b, "__dataclass_params__", None) for b in cls.__mro__[1:]]
-    frozen_base = any(params is not None and params.frozen for params in bases)
+    frozen_bases = [params for params in bases if params is not None and params.frozen]
     if frozen and any(params is not None and not params.frozen for params in bases):
         raise TypeError("cannot inherit frozen dataclass from a non-frozen one")
-    if frozen_base and not frozen:
+    if frozen_bases and not frozen:
         raise TypeError("cannot inherit non-frozen dataclass from a frozen one")
-    # a frozen child of a frozen base is frozen to dataclasses too (which then
-    # writes its __setattr__ and __delattr__)
-    cls = dataclasses.dataclass(init=False, repr=False, eq=False, frozen=frozen_base)(cls)
+    # dataclasses would write __setattr__ and __delattr__ for a child of a frozen
+    # base (and refuses to make it unfrozen): the bases read as unfrozen while it
+    # processes this class, which the shared methods then freeze
+    for params in frozen_bases:
+        params.frozen = False
+    try:
+        cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
+    finally:
+        for params in frozen_bases:
+            params.frozen = True
     cls.__dataclass_params__.frozen = frozen  # what dataclasses checks of a class deriving from this one
     fields = dataclasses.fields(cls)
     _refuse_unsupported(cls, fields)
@@ -145,15 +142,7 @@ def _refuse_unsupported(cls: type, fields: tuple[dataclasses.Field, ...]) -> Non
 def _described(f: dataclasses.Field) -> str:
     default = "" if f.default is MISSING and f.default_factory is MISSING else \
         f" = {f.default!r}" if f.default is not MISSING else " = <factory>"
-    return f"{f.name}: {_annotation(f.type)}{default}"
-
-
-def _annotation(annotation) -> str:
-    """An annotation as inspect.signature shows it."""
-    if isinstance(annotation, type):
-        module = annotation.__module__
-        return annotation.__qualname__ if module == "builtins" else f"{module}.{annotation.__qualname__}"
-    return repr(annotation)
+    return f"{f.name}: {inspect.formatannotation(f.type)}{default}"
 
 
 def _values(names: list[str]) -> Callable[[object], tuple]:

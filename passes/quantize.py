@@ -52,7 +52,6 @@ from __future__ import annotations
 import warnings
 
 from nnc import obs
-from nnc.blas_threads import one_blas_thread
 from nnc.calibration import (
     OBSERVERS,
     calibrate,
@@ -124,15 +123,13 @@ class Quantize(Pass):
         if self.bias_correction and self.calib:  # one interpreter run per sample for both
             inputs = {n.name: (n.inputs[0], _channel_axis(n)) for n in weighted_layers(graph)}
             samples = self._samples(graph, calibrating=bool(unknown))
-            with one_blas_thread():  # the interpreter's small products: faster so on a busy machine, alike everywhere
-                found, by_tensor = ranges_and_means(graph, samples, unknown, self.observer, self.percentile,
-                                                    dict(inputs.values()))
+            found, by_tensor = ranges_and_means(graph, samples, unknown, self.observer, self.percentile,
+                                                dict(inputs.values()))
             ranges.update(found)
             means = {name: by_tensor[tensor] for name, (tensor, _) in inputs.items() if tensor in by_tensor}
         elif unknown:
             samples = self._samples(graph)
-            with one_blas_thread():
-                ranges.update(calibrate(graph, samples, unknown, self.observer, self.percentile))
+            ranges.update(calibrate(graph, samples, unknown, self.observer, self.percentile))
         if self.save_ranges:
             write_ranges(self.save_ranges, {name: ranges[name] for name in the_plan.observed})
         apply(graph, the_plan, ranges, specs, means, self._statistics(graph, specs))
