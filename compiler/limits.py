@@ -72,6 +72,20 @@ def check_elements(shape, what: str, error: type[NncError] = ShapeError) -> int:
     return count
 
 
+def check_sample_elements(shape, what: str) -> int:
+    """The element count of an array of samples (a sample file's, or given in
+    memory); ShapeError unless `check_elements` accepts each sample: the array
+    less its leading axis, which may count samples (a 0-d or 1-d array whole).
+    The number of samples is bounded by the file's size or the caller's memory,
+    not by MAX_TENSOR_ELEMENTS: a large file is mapped, a large iterable spilled
+    to disk (sample_spool.py)."""
+    dims = [int(d) for d in shape]
+    if dims and dims[0] < 0:
+        raise ShapeError(f"{what}: negative dimension in {dims}")
+    check_elements(dims[1:] if len(dims) > 1 else dims, what)
+    return math.prod(dims)
+
+
 def check_dims(dims, what: str, error: type[NncError] = OptionError) -> tuple[int, ...]:
     """A shape the user gives (--input-shape, --stream, the API's input_shapes) as
     ints; `error` unless every dim is a positive integer and check_elements

@@ -7,8 +7,9 @@ compile given arrays registers them, for the current thread and for as long as
 the compile runs, under a fixed token ("<calib arrays>"), which then stands in
 for the path — also in the pipeline string the report records, so a report
 never names a temporary file and two compiles of the same arrays write the same
-bytes. An iterable is stacked into one batch per input name (the whole
-iterable is read into memory first).
+bytes. An iterable is read once into one batch per input name, held in
+memory up to a size and in a memory-mapped temporary file past it
+(sample_spool.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ShapeError
-from .limits import check_elements
+from .limits import check_sample_elements
+from .sample_spool import spool
 
 _REGISTERED = threading.local()
 WHAT_TO_GIVE = "give a path, a dict of arrays, an array or an iterable of dicts"
@@ -45,20 +47,7 @@ def as_arrays(source, what: str) -> dict[str, np.ndarray]:
     if isinstance(source, Mapping):
         return {str(name): _array(value, f"{what}: array {name!r}") for name, value in source.items()}
     if isinstance(source, Iterable) and not isinstance(source, (str, bytes)):
-        samples = list(source)
-        if samples and not any(isinstance(s, Mapping) for s in samples):
-            return {"": _stacked(samples, what)}
-        if not samples:
-            raise ShapeError(f"{what}: the iterable of samples holds no sample")
-        odd = next((i for i, s in enumerate(samples) if not isinstance(s, Mapping)), None)
-        if odd is not None:
-            raise ShapeError(f"{what}: the iterable of samples mixes dicts with other items (item {odd} is a "
-                             f"{type(samples[odd]).__name__}); give every sample as a dict of arrays, or every "
-                             "one as an array")
-        names = list(samples[0])
-        if any(list(s) != names for s in samples):
-            raise ShapeError(f"{what}: every sample must name the same inputs ({names})")
-        return {str(name): _stacked([s[name] for s in samples], f"{what}: array {name!r}") for name in names}
+        return spool(source, what, _array)
     raise ShapeError(f"{what}: {WHAT_TO_GIVE}, not {type(source).__name__}")
 
 
@@ -69,21 +58,13 @@ def _array(value, what: str) -> np.ndarray:
         raise ShapeError(f"{what}: not an array ({exc})") from None
 
 
-def _stacked(values: list, what: str) -> np.ndarray:
-    arrays = [_array(value, what) for value in values]
-    try:
-        return np.stack(arrays)
-    except ValueError as exc:
-        raise ShapeError(f"{what}: samples of different shapes ({exc})") from None
-
-
 def _checked(arrays: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
     """The arrays, or ShapeError unless each is bool, integer or float within limits."""
     rule = DTYPE_RULES["labels" if what == "labels" else "samples"]
     for name, array in arrays.items():
         if array.dtype.kind not in "biuf" or array.dtype.fields is not None:
             raise ShapeError(f"{what}: array {name!r} has dtype {array.dtype}; {rule}")
-        check_elements(array.shape, f"{what}: array {name!r}")
+        check_sample_elements(array.shape, f"{what}: array {name!r}")
     return arrays
 
 

@@ -29,9 +29,10 @@ import numpy as np
 from . import dtypes
 from .records import record
 from .sample_sources import DTYPE_RULES, registered
+from .sample_spool import SPILL_BYTES
 from .errors import ModelError, ShapeError, not_a_file
 from .ir import Graph
-from .limits import MAX_SAMPLE_MAGNITUDE, check_elements
+from .limits import MAX_SAMPLE_MAGNITUDE, check_elements, check_sample_elements
 from .ops.indexing import index_extent
 
 Sample = dict[str, np.ndarray]
@@ -54,6 +55,8 @@ _ZIP_MAGIC = b"PK"
 _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 # Integers up to these magnitudes are exact in float32 and float64 (2^24, 2^53).
 _EXACT_INTEGERS = {"f32": 1 << 24, "f64": 1 << 53}
+# Elements a sample check reads at a time (see _refuse_first).
+CHECK_BLOCK_ELEMENTS = 1 << 22
 
 
 def input_specs(graph: Graph) -> InputSpecs:
@@ -89,8 +92,9 @@ def read_arrays(path: str | Path, kind: str = "samples") -> dict[str, np.ndarray
     """The arrays of an .npz file ({"": array} for an .npy). ShapeError naming the
     file (and the array) unless the file is a well-formed .npz/.npy whose arrays
     are bool, integer or float (never objects: nothing is unpickled; no records)
-    and each within limits.check_elements — checked from each array's header,
-    before its data is read; errors state the rule of `kind` (a key of
+    and each within limits.check_sample_elements (check_elements for a
+    compressed member, read whole) — checked from each array's header, before
+    its data is read; errors state the rule of `kind` (a key of
     DTYPE_RULES). In-memory arrays a compile registered
     (sample_sources.in_memory) are returned for their token."""
     arrays = registered(str(path))
@@ -105,16 +109,17 @@ def read_arrays(path: str | Path, kind: str = "samples") -> dict[str, np.ndarray
             magic = handle.read(len(_NPY_MAGIC))
             handle.seek(0)
             if magic == _NPY_MAGIC:
-                return {"": _read_npy(handle, path.stat().st_size, str(path), kind)}
+                return {"": _read_npy(handle, path.stat().st_size, str(path), kind, (path, 0))}
             if magic.startswith(_ZIP_MAGIC):
-                return _read_npz(handle, str(path), kind)
+                return _read_npz(handle, path, kind)
     except OSError as exc:
         raise ShapeError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     what = "empty" if not magic else "neither an .npz (zip) nor an .npy file"
     raise ShapeError(f"{path}: {what}; samples are an .npz file of named arrays or an .npy array")
 
 
-def _read_npz(handle, source: str, kind: str) -> dict[str, np.ndarray]:
+def _read_npz(handle, path: Path, kind: str) -> dict[str, np.ndarray]:
+    source = str(path)
     try:
         archive = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, ValueError, EOFError) as exc:
@@ -128,16 +133,39 @@ def _read_npz(handle, source: str, kind: str) -> dict[str, np.ndarray]:
             key = info.filename[:-len(".npy")]
             where = f"{source}: array {key!r}"
             try:
+                at = (path, _stored_data_offset(handle, info)) if _is_stored(info) else None
                 with archive.open(info) as member:
-                    arrays[key] = _read_npy(member, info.file_size, where, kind)
+                    arrays[key] = _read_npy(member, info.file_size, where, kind, at)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
                 raise ShapeError(f"{where}: corrupt zip member ({_first_line(exc)})") from None
     return arrays
 
 
-def _read_npy(stream, size: int, where: str, kind: str) -> np.ndarray:
+def _is_stored(info: zipfile.ZipInfo) -> bool:
+    """Whether a member's bytes lie in the archive as they are (np.savez's, not
+    np.savez_compressed's; not encrypted)."""
+    return info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1
+
+
+def _stored_data_offset(handle, info: zipfile.ZipInfo) -> int:
+    """Where a stored member's bytes start in the archive: after its local file
+    header (30 bytes, then its name and extra field, whose lengths the header
+    gives at bytes 26 and 28; APPNOTE.TXT 4.3.7)."""
+    handle.seek(info.header_offset)
+    header = handle.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header of {info.filename}")
+    return info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+
+
+def _read_npy(stream, size: int, where: str, kind: str, at: tuple[Path, int] | None = None) -> np.ndarray:
     """The array of the .npy bytes in `stream` (`size` bytes in all), checked from
-    its header before its data is read."""
+    its header before its data is read. When `at` gives the file and offset
+    where those bytes start, an array of more than SPILL_BYTES is mapped from
+    the file copy-on-write instead of read (paged in as it is used; a mapped
+    zip member's CRC is not checked); the array's samples must then pass
+    check_sample_elements. An array read whole (a compressed .npz member) must
+    pass check_elements."""
     try:
         version = np.lib.format.read_magic(stream)
         if version not in _HEADER_READERS:
@@ -147,15 +175,29 @@ def _read_npy(stream, size: int, where: str, kind: str) -> np.ndarray:
         raise ShapeError(f"{where}: not a valid .npy array ({_first_line(exc)})") from None
     if dtype.kind not in SAMPLE_KINDS or dtype.fields is not None:
         raise ShapeError(f"{where}: dtype {dtype} is not numeric; {DTYPE_RULES[kind]}")
-    count = check_elements(shape, where)
+    count = check_sample_elements(shape, where) if at is not None else _held_whole(shape, where)
     data_bytes = count * dtype.itemsize
     if size != stream.tell() + data_bytes:
         raise ShapeError(f"{where}: holds {size - stream.tell()} data bytes, its header announces "
                          f"{list(shape)} {dtype} = {data_bytes} (truncated or padded)")
+    order = "F" if fortran_order else "C"
+    if at is not None and data_bytes > SPILL_BYTES:
+        start = at[1] + stream.tell()
+        if start + data_bytes > at[0].stat().st_size:
+            raise ShapeError(f"{where}: truncated data")
+        return np.memmap(at[0], dtype, mode="c", offset=start, shape=tuple(shape), order=order)
     array = np.empty(count, dtype)
     if data_bytes and stream.readinto(memoryview(array).cast("B")) != data_bytes:
         raise ShapeError(f"{where}: truncated data")
-    return array.reshape(shape, order="F" if fortran_order else "C")
+    return array.reshape(shape, order=order)
+
+
+def _held_whole(shape, where: str) -> int:
+    try:
+        return check_elements(shape, where)
+    except ShapeError as exc:
+        raise ShapeError(f"{exc}; a compressed .npz member is read whole: save large samples with np.savez or "
+                         "np.save, whose arrays nnc maps from the file") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -210,7 +252,9 @@ def conform(array: np.ndarray, dtype: str, name: str, where: str) -> np.ndarray:
     when each value fits. 8-bit integer and bool arrays for a float input are
     refused: nnc does not guess how they map to the model's float values (they
     are often quantized data or raw pixels). A float input's values must then be
-    finite and within ±MAX_SAMPLE_MAGNITUDE (docs/limits.md)."""
+    finite and within ±MAX_SAMPLE_MAGNITUDE (docs/limits.md). The result is
+    read-only, and `array` itself (a view of it) when it has the dtype already:
+    a large or memory-mapped batch is not copied."""
     array = np.asarray(array)
     target = dtypes.to_numpy(dtype)
     if array.dtype.kind not in SAMPLE_KINDS or array.dtype.fields is not None:
@@ -218,12 +262,14 @@ def conform(array: np.ndarray, dtype: str, name: str, where: str) -> np.ndarray:
     if dtype in dtypes.FLOAT_TYPES:
         return _to_float(array, dtype, name, where)
     lo, hi = (0, 1) if dtype == "bool" else dtypes.integer_range(dtype)
-    with np.errstate(invalid="ignore"):
-        bad = ~((array >= lo) & (array <= hi))
-        if array.dtype.kind == "f":
-            bad |= array != np.round(array)
+
+    def bad(block):
+        with np.errstate(invalid="ignore"):
+            outside = ~((block >= lo) & (block <= hi))
+            return outside | (block != np.round(block)) if block.dtype.kind == "f" else outside
+
     _refuse_first(array, bad, where, f"which input {name!r} ({target.name}) cannot hold exactly")
-    return array.astype(target)
+    return _read_only(array.astype(target, copy=False))
 
 
 def _to_float(array: np.ndarray, dtype: str, name: str, where: str) -> np.ndarray:
@@ -234,23 +280,44 @@ def _to_float(array: np.ndarray, dtype: str, name: str, where: str) -> np.ndarra
                          "floats)")
     if array.dtype.kind in "iu":
         limit = min(_EXACT_INTEGERS[dtype], int(MAX_SAMPLE_MAGNITUDE))
-        _refuse_first(array, (array < -limit) | (array > limit), where,
+        _refuse_first(array, lambda block: (block < -limit) | (block > limit), where,
                       f"outside ±{limit:,}, the integers input {name!r} ({target.name}) takes exactly")
-        return array.astype(target)
+        return _read_only(array.astype(target, copy=False))
     bound = min(MAX_SAMPLE_MAGNITUDE, float(np.finfo(array.dtype).max))  # float16 cannot hold 1e15
-    with np.errstate(invalid="ignore"):
-        bad = ~(np.abs(array) <= bound)  # NaN compares False
+
+    def bad(block):
+        with np.errstate(invalid="ignore"):
+            return ~(np.abs(block) <= bound)  # NaN compares False
+
     _refuse_first(array, bad, where, f"past nnc's limit of ±{MAX_SAMPLE_MAGNITUDE:g} on sample values "
                                      "(docs/limits.md)")
-    return array.astype(target)
+    return _read_only(array.astype(target, copy=False))
 
 
-def _refuse_first(array: np.ndarray, bad: np.ndarray, where: str, why: str) -> None:
-    """ShapeError naming the first index where `bad` holds, if any."""
-    if not bad.any():
-        return
-    index = [int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape)]
-    value = array[tuple(index)].item()
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A view of `array` that nothing can write through (samples may be the
+    caller's arrays, or a file's mapped pages)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _refuse_first(array: np.ndarray, bad, where: str, why: str) -> None:
+    """ShapeError naming the first index where `bad(block)` holds, if any. The
+    test runs on blocks of the leading axis (CHECK_BLOCK_ELEMENTS at a time), so
+    that its temporaries stay small beside a large or memory-mapped array."""
+    rows = array.reshape(1, *array.shape) if array.ndim == 0 else array
+    step = max(1, CHECK_BLOCK_ELEMENTS // max(1, math.prod(rows.shape[1:])))
+    for start in range(0, len(rows), step):
+        flags = bad(rows[start:start + step])
+        if flags.any():
+            index = [int(i) for i in np.unravel_index(int(np.argmax(flags)), flags.shape)]
+            index[0] += start
+            index = index[array.ndim == 0:]
+            _refuse_at(array[tuple(index)].item(), index, where, why)
+
+
+def _refuse_at(value, index: list[int], where: str, why: str) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ShapeError(f"{where}: holds {value} at index {index}; samples must be finite")
     shown = f"{value:g}" if isinstance(value, float) else repr(value)
