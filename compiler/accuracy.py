@@ -11,9 +11,11 @@ Per model output, `output_metrics` gives what makes sense for its kind:
 - regression outputs: MAE (and no top-1, which means nothing there).
 
 `output_kind` decides classification vs regression: labels make it
-classification; else an output ending in Softmax/LogSoftmax, or whose last axis
-holds 2..MAX_CLASSES values while no model input has its shape, is
-classification; anything else (an autoencoder's reconstruction) is regression.
+classification; else an output ending in Softmax/LogSoftmax, or in a linear
+head (Gemm, MatMul, or a Conv flattened to [N, classes]; looked at through
+reshapes, quantization and a bias Add) whose last axis holds 2..MAX_CLASSES values while no model input has its
+shape, is classification; anything else (an autoencoder's reconstruction, an
+encoder's LayerNorm or activation features) is regression.
 """
 
 from __future__ import annotations
@@ -29,20 +31,41 @@ from .verification import Sample, cosine, finite_pairs
 MAX_CLASSES = 1000
 Z95 = 1.959963984540054
 SOFTMAX_OPS = ("Softmax", "LogSoftmax", "QSoftmax")
+# The ops whose output can be a classifier's logits: a linear head (a Conv only
+# as a flattened [N, classes] output: a feature map's last axis is its width).
+LOGIT_OPS = ("Gemm", "MatMul", "Conv")
+# Ops an output's values pass through unchanged in meaning (output_kind looks past them).
+PASS_THROUGH = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "QuantizeLinear",
+                "DequantizeLinear", "Cast")
 
 
 def output_kind(original: Graph, name: str, labelled: bool) -> str:
     """"classification" or "regression" for output `name` of the float graph."""
     if labelled:
         return "classification"
-    producer = original.producer(name)
-    if producer is not None and producer.op in SOFTMAX_OPS:
+    head = _head(original, name)
+    if head is not None and head.op in SOFTMAX_OPS:
         return "classification"
     shape = original.tensor(name).shape
-    if 0 in shape:
-        return "regression"  # an empty output has no classes to rank
+    if 0 in shape or head is None or head.op not in LOGIT_OPS or head.op == "Conv" and len(shape) > 2:
+        return "regression"  # an empty output has no classes to rank; features are not logits
     same_as_input = any(original.tensor(i).shape == shape for i in original.inputs)
     return "classification" if shape and 2 <= shape[-1] <= MAX_CLASSES and not same_as_input else "regression"
+
+
+def _head(graph: Graph, name: str):
+    """The node that computes output `name`'s values: its producer, looked
+    through ops that only move or requantize them and through a constant bias
+    Add (a Linear on [N, T, K] exports MatMul then Add)."""
+    node = graph.producer(name)
+    while node is not None and (node.op in PASS_THROUGH or node.op == "Add" and _bias_add(graph, node)):
+        moved = [i for i in node.inputs[:1 if node.op != "Add" else 2] if i and not graph.tensor(i).is_constant]
+        node = graph.producer(moved[0]) if moved else None
+    return node
+
+
+def _bias_add(graph: Graph, node) -> bool:
+    return sum(graph.tensor(i).is_constant for i in node.inputs) == 1
 
 
 def class_axes(original: Graph) -> dict[str, int]:

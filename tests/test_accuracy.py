@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import pytest
 from onnx import TensorProto, helper
 
@@ -272,6 +273,47 @@ def test_an_autoencoder_output_is_not_scored_by_top1(tmp_path):
     report = nnc.compile(path, "az-sim").report
     assert report["verification"]["vs_float"]["top1_agreement"] is None
     assert report["verification"]["outputs"]["y"]["kind"] == "regression"
+
+
+def _head_graph(tmp_path, nodes, out_shape, constants):
+    graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+                              [onnx.numpy_helper.from_array(a, n) for n, a in constants.items()])
+    path = tmp_path / "head.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return nnc.load(path)
+
+
+@pytest.mark.parametrize("case, kind", [
+    ("linear", "classification"), ("linear-reshaped", "classification"), ("softmax", "classification"),
+    ("layernorm", "regression"), ("relu", "regression"), ("sigmoid", "regression"), ("conv-map", "regression")])
+def test_only_logits_heads_are_classification_outputs(case, kind, tmp_path):
+    """An encoder's features (LayerNorm, an activation) are not logits: they
+    were taken for classification when their last axis had 2..1000 values."""
+    from nnc.accuracy import output_kind
+
+    w, b = np.ones((8, 5), np.float32), np.zeros(5, np.float32)
+    g, beta = np.ones(5, np.float32), np.zeros(5, np.float32)
+    linear = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])]
+    cases = {
+        "linear": (linear, [1, 6, 5]),
+        "linear-reshaped": ([*linear[:1], helper.make_node("Add", ["b", "m"], ["a"]),
+                             helper.make_node("Reshape", ["a", "shape"], ["y"])], [6, 5]),
+        "softmax": ([helper.make_node("Softmax", ["x"], ["y"])], [1, 6, 8]),
+        "layernorm": ([*linear[:1], helper.make_node("LayerNormalization", ["m", "g", "beta"], ["y"], axis=-1)],
+                      [1, 6, 5]),
+        "relu": ([*linear[:1], helper.make_node("Relu", ["m"], ["y"])], [1, 6, 5]),
+        "sigmoid": ([*linear, helper.make_node("Sigmoid", ["y"], ["s"])], [1, 6, 5]),
+        "conv-map": ([helper.make_node("Conv", ["x", "k"], ["y"])], [1, 4, 8])}
+    nodes, shape = cases[case]
+    if case == "sigmoid":
+        nodes[1].output[0], nodes[2].input[0], nodes[2].output[0] = "z", "z", "y"
+    constants = {"w": w, "b": b, "g": g, "beta": beta, "k": np.ones((4, 6, 1), np.float32),
+                 "shape": np.array([6, 5], np.int64)}
+    graph = _head_graph(tmp_path, nodes, shape,
+                        {n: a for n, a in constants.items() if any(n in node.input for node in nodes)})
+    assert output_kind(graph, "y", False) == kind
+    assert output_kind(graph, "y", True) == "classification"
 
 
 def nnc_cli(*args):
