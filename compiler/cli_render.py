@@ -58,6 +58,11 @@ def render_summary(report: dict) -> str:
         parts.append(f"memory: arena {thousands(m['arena_bytes'])} bytes (naive {thousands(m['arena_naive_bytes'])}, "
                      f"lower bound {thousands(m['arena_lower_bound_bytes'])}), "
                      f"constants in flash {thousands(m['flash_bytes'])} bytes")
+        if "packing_hint" in m:
+            hint = m["packing_hint"]
+            parts.append(f"note: the compressed weights take {thousands(hint['dense_bytes'])} bytes as int8 arrays; "
+                         f"--c-weights packed stores them in {thousands(hint['packed_bytes'])} "
+                         "(the kernels decode them while running)")
     if "sim" in report:
         parts.append(render_sim(report["sim"], {l["name"]: l["id"] for l in report["layers"] if l.get("id")}))
     as_given = report.get("onnx", {}).get("half_way_pools", {}).get("as_given")

@@ -17,6 +17,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from nnc import packing
 from nnc.errors import OptionError
 from nnc.interpreter import run
 from nnc.ir import Graph
@@ -36,6 +37,10 @@ C_HEADER_NAMES = frozenset({
     "stdnoreturn", "string", "tgmath", "threads", "time", "uchar", "wchar", "wctype", "arm_acle", "arm_mve"})
 
 GOLDEN_SAMPLES = 2
+# The report says what --c-weights packed would store (memory.packing_hint)
+# when a dense compile has QConv/QGemm weights below 8 bits and packing would
+# store at most this share of their bytes.
+PACKED_HINT_SHARE = 0.9
 BUILD_FLAGS = ("-O2",)
 
 
@@ -72,9 +77,30 @@ class CTarget:
         bytes, and `weights`: layer -> (format, bits, stored bytes)."""
         program = self.program(graph, graph.name)
         storage = program.storage
-        return {"memory": {"arena_bytes": storage.arena_bytes, "arena_naive_bytes": storage.naive_bytes,
-                           "arena_lower_bound_bytes": storage.lower_bound_bytes,
-                           "flash_bytes": emitter.flash_bytes(program), "weights": dict(program.weights)}}
+        memory = {"arena_bytes": storage.arena_bytes, "arena_naive_bytes": storage.naive_bytes,
+                  "arena_lower_bound_bytes": storage.lower_bound_bytes,
+                  "flash_bytes": emitter.flash_bytes(program), "weights": dict(program.weights)}
+        hint = self._packing_hint(graph, program) if self.pack is None else None
+        if hint is not None:
+            memory["packing_hint"] = hint
+        return {"memory": memory}
+
+    @staticmethod
+    def _packing_hint(graph: Graph, program: Program) -> dict | None:
+        """{"dense_bytes", "packed_bytes"}: the QConv/QGemm weights' bytes as
+        int8 arrays and with c_weights="packed", pack="auto", when some
+        tensor's values fit fewer than 8 bits and packing saves enough
+        (PACKED_HINT_SHARE); else None. (Very sparse int8 layers are already
+        stored as lists by dense C; full-range int8 weights skip the measure.)"""
+        layers = [n for n in graph.nodes() if n.op in ("QConv", "QGemm") and n.name in program.weights]
+        compressed = any(packing.natural_bits(graph.tensor(n.inputs[1]).data, packing.FORMAT_DENSE) < 8
+                         for n in layers)
+        if not compressed:
+            return None
+        dense = sum(program.weights[n.name][2] for n in layers)
+        with_packing = lower(graph, program.prefix, "auto").weights
+        packed = sum(with_packing[n.name][2] for n in layers)
+        return {"dense_bytes": dense, "packed_bytes": packed} if packed <= PACKED_HINT_SHARE * dense else None
 
     def weight_encodings(self, graph: Graph) -> dict[str, tuple[str, int, int]]:
         """Per weighted layer: (format, bits, stored bytes) of its weights in flash;

@@ -229,6 +229,16 @@ def test_packed_flash_is_smaller_than_dense():
     assert sum(weights.values()) < 0.6 * sum(dense_weights.values())
     assert packed["flash_bytes"] < dense["flash_bytes"]
     assert target("auto").weight_encodings(NETWORK) == packed["weights"]  # what the report's layers show
+    # a dense compile of compressed weights says what packing would store; a packed one does not
+    assert dense["packing_hint"] == {"dense_bytes": sum(dense_weights.values()), "packed_bytes": sum(weights.values())}
+    assert "packing_hint" not in packed
+
+
+def test_no_packing_hint_for_full_range_int8_weights():
+    b = GraphBuilder("int8_hint")
+    x = b.input("x", "i8", (1, 5, 5, 4))
+    graph = b.output(add_qconv(b, x, sparse_weights((6, 4, 3, 3), 127, 0.1), (3, 3), pads=(1, 1, 1, 1)))
+    assert "packing_hint" not in target().extras(graph)["memory"]
 
 
 def test_eight_bit_dense_weights_keep_the_int8_kernels(tmp_path):
