@@ -9,6 +9,7 @@ states what nnc may write and replace there.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import os
 import tempfile
@@ -90,6 +91,7 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
             raise OptionError(f"compile: {what} must be a path (str or Path), got {type(value).__name__}")
     given = {key: options[key] for key in SAMPLE_OPTIONS if key in options}
     with sample_sources.in_memory(**given) as paths:
+        _check_option_names(options)
         try:
             opts = CompileOptions(target=target, **{**options, **paths})
         except TypeError as exc:
@@ -98,6 +100,17 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
             return _compile(model, opts, output_dir, progress, dump)
         except UnsupportedError as exc:
             raise _of_target(opts.target, exc) from None
+
+
+def _check_option_names(options: dict) -> None:
+    """OptionError naming the first keyword that is not an option, with the
+    closest option name (a misspelt keyword)."""
+    known = [f.name for f in dataclasses.fields(CompileOptions) if f.name != "target"]
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; see help(nnc.CompileOptions)"
+            raise OptionError(f"compile: unknown option {name!r}{hint}")
 
 
 def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Progress | None,

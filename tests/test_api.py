@@ -9,7 +9,7 @@ import pytest
 
 import nnc
 from nnc.cli import run_cli
-from nnc.errors import ShapeError
+from nnc.errors import OptionError, ShapeError
 
 DIGITS = "examples/digits/digits.onnx"
 CALIB = "examples/digits/calib.npz"
@@ -78,6 +78,13 @@ def test_bad_sources_are_nnc_errors():
         result.run(np.zeros((2, 3), np.float32))
     with pytest.raises(ShapeError, match="samples: give a path"):
         result.run(None)
+
+
+def test_a_misspelt_option_names_the_closest_one():
+    with pytest.raises(OptionError, match="compile: unknown option 'wieght_bits'; did you mean 'weight_bits'\\?"):
+        nnc.compile(DIGITS, "ir", wieght_bits=4)
+    with pytest.raises(OptionError, match="unknown option 'colour'; see help"):
+        nnc.validate(DIGITS, _images()[:4], np.zeros(4, np.int64), "ir", colour=1)
 
 
 def test_simulator_decodes_once_and_matches_simulate(tmp_path):
