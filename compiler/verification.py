@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import zipfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,14 +64,14 @@ def input_specs(graph: Graph) -> InputSpecs:
     return {name: InputSpec(graph.tensor(name).shape, graph.tensor(name).dtype) for name in graph.inputs}
 
 
-def load_samples(path: str | Path, spec: Graph | InputSpecs) -> list[Sample]:
+def load_samples(path: str | Path, spec: Graph | InputSpecs) -> Sequence[Sample]:
     """Samples from an .npz/.npy file, checked against the inputs (a graph's, or
     name -> InputSpec); see `prepare_samples`."""
     specs = input_specs(spec) if isinstance(spec, Graph) else spec
     return prepare_samples(read_arrays(path), specs, str(path))[0]
 
 
-def prepare_samples(arrays: dict[str, np.ndarray], specs: InputSpecs, source: str) -> tuple[list[Sample], bool]:
+def prepare_samples(arrays: dict[str, np.ndarray], specs: InputSpecs, source: str) -> tuple[Sequence[Sample], bool]:
     """(samples, batched) from `arrays` (a sample file's or a caller's): each input
     gets its array (`match_inputs`), of its shape or a batch of it (`batch_size`),
     converted to its dtype (`conform`); ShapeError naming `source` and the array
@@ -83,8 +84,28 @@ def prepare_samples(arrays: dict[str, np.ndarray], specs: InputSpecs, source: st
     if count is None:
         return [conformed], False
     own_axis = {name for name, array in conformed.items() if array.shape[1:] != tuple(specs[name].shape)}
-    return [{name: array[i:i + 1] if name in own_axis else array[i] for name, array in conformed.items()}
-            for i in range(count)], True
+    return Samples(conformed, own_axis, count), True
+
+
+class Samples(Sequence):
+    """The `count` samples of a batch, each made when it is read: sample i is
+    {input: entry i of its array} (for an input batched along its own batch
+    axis of 1, entries i:i+1), views into the arrays. A large or memory-mapped
+    batch is never held as a list of per-sample dicts."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], own_axis: set[str], count: int):
+        self.arrays, self.own_axis, self.count = arrays, own_axis, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.count))]
+        if not -self.count <= index < self.count:
+            raise IndexError(f"sample {index} of {self.count}")
+        i = index % self.count
+        return {name: array[i:i + 1] if name in self.own_axis else array[i] for name, array in self.arrays.items()}
 
 
 # -- sample files ----------------------------------------------------------------------

@@ -123,3 +123,22 @@ def test_spilled_and_mapped_calibration_compile_alike(spill_small, tmp_path):
     assert weights[0] == weights[1] == weights[2]
     assert results[0].report["pipeline"] == results[1].report["pipeline"]
     assert np.array_equal(results[1].run(iter(x[:5]))["logits"], results[0].run(x[:5])["logits"])
+
+
+def test_a_batch_is_read_sample_by_sample_not_listed():
+    """A million samples: prepare_samples makes each when it is read (views),
+    not a million dicts up front."""
+    specs = {"x": verification.InputSpec((1, 3), "f32"), "n": verification.InputSpec((2,), "i32")}
+    x, n = np.arange(3e6, dtype=np.float32).reshape(-1, 3), np.zeros((10**6, 2), np.int32)
+    tracemalloc.start()
+    try:
+        samples, batched = verification.prepare_samples({"x": x, "n": n}, specs, "calib")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert batched and len(samples) == 10**6 and peak < 48 * 2**20  # a list of 10**6 dicts: over 300 MiB
+    assert samples[-1]["x"].shape == (1, 3) and samples[-1]["x"][0, 2] == 3e6 - 1 and samples[5]["n"].shape == (2,)
+    assert [s["x"][0, 0] for s in samples[2:8:3]] == [6.0, 15.0]
+    assert np.shares_memory(samples[0]["x"], x)
+    with pytest.raises(IndexError):
+        samples[10**6]
