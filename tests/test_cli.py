@@ -72,6 +72,17 @@ def test_unsupported_ops_listed_once(tmp_path, target):
     assert not (tmp_path / "out").exists()
 
 
+def test_hundreds_of_one_unsupported_op_are_counted_not_listed(tmp_path):
+    """An unrolled graph can hold hundreds of one op: the line names five."""
+    nodes = [helper.make_node("Hardmax", [f"t{i}"], [f"t{i + 1}"], name=f"h{i}") for i in range(300)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("t300", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    proc = nnc_cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "out")
+    _assert_one_line_error(proc)
+    assert "Hardmax (300 nodes: 'h0', 'h1', 'h2', 'h3', 'h4' and 295 more)" in proc.stderr and "'h5'" not in proc.stderr
+
+
 def test_a_target_s_list_of_problems_stays_a_list_on_one_line(tmp_path):
     """az-sim refuses a float graph node by node: one line, the problems
     separated by '; ' (the lines of the message ran together)."""

@@ -45,6 +45,8 @@ from .size_check import check_values, propagation_affordable
 
 MIN_OPSET = 11
 MAX_OPSET = onnx_proto.MAX_OPSET
+# An unsupported-op error names at most this many nodes of each op.
+LISTED_NODES = 5
 
 
 def load(path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -176,9 +178,18 @@ def _refuse_unsupported(graph: OnnxGraph, opset: int) -> None:
         if domain not in ("", "ai.onnx") or (lowering(n.op) is None and n.op != "Constant"):
             missing.setdefault(f"{domain}::{n.op}" if domain else n.op, []).append(repr(n.name))
     if missing:
-        listing = "; ".join(f"{op} (node{'s' if len(names) > 1 else ''} {', '.join(names)})"
-                            for op, names in sorted(missing.items()))
+        listing = "; ".join(f"{op} ({_some_nodes(names)})" for op, names in sorted(missing.items()))
         raise UnsupportedError(f"unsupported op(s) in this opset-{opset} model: {listing}")
+
+
+def _some_nodes(names: list[str]) -> str:
+    """The first LISTED_NODES of `names` and how many more (an unrolled graph
+    can hold hundreds of one op)."""
+    if len(names) == 1:
+        return f"node {names[0]}"
+    shown = ", ".join(names[:LISTED_NODES])
+    more = f" and {len(names) - LISTED_NODES} more" if len(names) > LISTED_NODES else ""
+    return f"{len(names)} nodes: {shown}{more}" if more else f"nodes {shown}"
 
 
 # -- lowering --------------------------------------------------------------------
