@@ -442,13 +442,20 @@ def test_a_wrong_layer_fails_verification(tmp_path, monkeypatch):
 
 
 # -- refusals -------------------------------------------------------------------------
-def test_recurrent_op_is_one_cli_error(tmp_path, capsys):
-    onnx.save(keyword_spotter("GRU", hidden=8, frames=4, features=3, classes=2), tmp_path / "kws.onnx")
-    code = run_cli(["compile", str(tmp_path / "kws.onnx"), "--target", "onnx", "-o", str(tmp_path / "out")])
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("nnc: error:")]
-    assert code == 2 and len(lines) == 1
-    assert "GRU node" in lines[0] and "no QDQ ONNX form" in lines[0]
-    assert not (tmp_path / "out").exists()
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_a_recurrent_layer_is_an_integer_island_of_the_qdq_model(op, tmp_path):
+    """A recurrent layer has no QDQ form: the QDQ model computes it with the
+    integer form's ops, between the QuantizeLinear and DequantizeLinear around
+    it, bit for bit (it was refused); the rest stays QDQ."""
+    onnx.save(keyword_spotter(op, hidden=8, frames=5, features=3, classes=4), tmp_path / "kws.onnx")
+    samples = synthetic_samples(nnc.load(tmp_path / "kws.onnx"), 8, seed=3)
+    np.savez(tmp_path / "calib.npz", **{name: np.stack([s[name] for s in samples]) for name in samples[0]})
+    result, written = export(tmp_path / "kws.onnx", tmp_path / "out", calib=tmp_path / "calib.npz")
+    ops = {node.op_type for node in written.graph.node}
+    assert op not in ops and {"QuantizeLinear", "DequantizeLinear", "MatMul", "Gather", "Clip"} <= ops
+    reference = OnnxTarget().reference_graph(result.graph)
+    (layer,) = [node for node in reference.nodes() if node.op == "Q" + op]
+    assert result.target.parity.lsb[layer.outputs[0]] == 0  # onnxruntime's island equals nnc's op
 
 
 @pytest.mark.parametrize("form", ["qdq", "integer"])

@@ -25,6 +25,7 @@ import onnx
 
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph
+from nnc.quantizer.groups import NODE_RULES
 
 from .writer import WRITERS, Writer, build_model, registrar
 
@@ -38,6 +39,25 @@ DATA_OPS = ("Reshape", "Transpose", "Concat", "Pad", "Slice", "Split", "Gather",
 
 
 integer_writes = registrar(INTEGER_WRITERS)  # the integer form's writers
+
+
+def recurrent_islands(graph: Graph) -> tuple[Graph, dict[str, Writer]]:
+    """`graph` (QDQ form) with its recurrent nodes lowered to nnc's integer ops
+    (QLSTM, QGRU, QRNN and what their states need, such as a Requantize), and
+    the integer-form writers of those ops. A recurrent layer's integer rule
+    (fixed-point gates, an int16 cell) has no QDQ form, so the QDQ model
+    computes it as the integer form does, bit for bit, between the
+    QuantizeLinear and DequantizeLinear around it."""
+    recurrent = [n.name for n in graph.nodes() if n.op in NODE_RULES]
+    if not recurrent:
+        return graph, {}
+    lowered = graph.copy()
+    for name in recurrent:
+        node = lowered.node(name)
+        NODE_RULES[node.op](lowered, node)
+    lowered.remove_dead()
+    ops = {n.op for n in lowered.nodes() if n.op in INTEGER_WRITERS and n.op not in WRITERS}
+    return lowered, {op: INTEGER_WRITERS[op] for op in sorted(ops)}
 
 
 def to_integer_onnx(graph: Graph) -> onnx.ModelProto:

@@ -5,7 +5,10 @@ are channels first), then the compression passes, then the quantize pass
 stopped before lowering (`lower=false`): the graph is in QDQ form, every
 activation between QuantizeLinear and DequantizeLinear at nnc's scales and
 zero points, every weight and bias an integer initializer behind a
-DequantizeLinear (writer.py, docs/onnx-export.md).
+DequantizeLinear (writer.py, docs/onnx-export.md). Recurrent layers, which
+have no QDQ form, are written as the integer form's ops between the
+QuantizeLinear and DequantizeLinear around them
+(integer_writer.recurrent_islands).
 
 The integer graph that `c` and `az-sim` compile is this graph lowered
 (`reference_graph`); it is what the reference interpreter runs and the report
@@ -37,7 +40,7 @@ from nnc.ir import Graph
 from nnc.quantizer import lower
 
 from .. import register_target, run_batched
-from .integer_writer import to_integer_onnx
+from .integer_writer import recurrent_islands, to_integer_onnx
 from .layer_parity import LayerParity, compare_layers, probed_model
 from .writer import OPSET, qdq_model
 
@@ -81,7 +84,7 @@ class OnnxTarget:
             reference = self.reference_graph(graph)
             if reference is not graph:
                 return to_integer_onnx(reference)
-        model, self.half_way_pools = qdq_model(graph)
+        model, self.half_way_pools = qdq_model(*recurrent_islands(graph))
         return model
 
     def emit(self, graph: Graph, out_dir: Path, stem: str) -> list[str]:

@@ -151,14 +151,17 @@ def to_onnx(graph: Graph) -> onnx.ModelProto:
     return qdq_model(graph)[0]
 
 
-def qdq_model(graph: Graph) -> tuple[onnx.ModelProto, dict[str, bool]]:
+def qdq_model(graph: Graph, islands: dict[str, Writer] | None = None) -> tuple[onnx.ModelProto, dict[str, bool]]:
     """The ONNX model computing `graph`, and per average pool whose means can be
-    half-way whether it was written to round them as nnc does (exact_pool.py)."""
+    half-way whether it was written to round them as nnc does (exact_pool.py).
+    `islands`: writers of integer ops the graph holds (recurrent layers, see
+    integer_writer.recurrent_islands)."""
     live = graph.copy()
     live.remove_dead()
-    _refuse_unwritable(live)
+    writers = WRITERS | (islands or {})
+    _refuse_unwritable(live, writers)
     pools = exact_average_pools(live)
-    return build_model(live, WRITERS, "written by nnc --target onnx: QDQ form of the quantized model"), pools
+    return build_model(live, writers, "written by nnc --target onnx: QDQ form of the quantized model"), pools
 
 
 def build_model(live: Graph, writers: dict[str, Writer], doc: str) -> onnx.ModelProto:
@@ -199,22 +202,15 @@ def _is_static(kind: onnx.TypeProto | None) -> bool:
 
 
 # Ops nnc quantizes whose integer rule has no QDQ form.
-NO_QDQ_FORM = {op: "its integer rule, with fixed-point gates and an int16 cell state, has no QDQ ONNX form; "
-                   "targets c and az-sim compile it, and --onnx-form integer writes it"
-               for op in ("LSTM", "GRU", "RNN")}
-
-
-def _refuse_unwritable(graph: Graph) -> None:
-    missing = [n for n in graph.nodes() if n.op not in WRITERS]
+def _refuse_unwritable(graph: Graph, writers: dict[str, Writer]) -> None:
+    missing = [n for n in graph.nodes() if n.op not in writers]
     if not missing:
         return
     listed = ", ".join(f"{n.op} node {n.name!r}" for n in missing)
     if any(_is_integer_op(n.op) for n in missing):
         raise UnsupportedError(f"no ONNX writer for {listed}: the graph was lowered to integer ops, and the ONNX "
                                "target writes it before lowering (the quantize pass with lower=false)")
-    reasons = sorted({NO_QDQ_FORM[n.op] for n in missing if n.op in NO_QDQ_FORM})
-    why = "; ".join(reasons) if reasons else f"written ops: {', '.join(sorted(WRITERS))}"
-    raise UnsupportedError(f"no ONNX writer for {listed} ({why})")
+    raise UnsupportedError(f"no ONNX writer for {listed} (written ops: {', '.join(sorted(writers))})")
 
 
 def _is_integer_op(op: str) -> bool:
