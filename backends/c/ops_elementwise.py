@@ -1,5 +1,6 @@
 """C lowering of the element-wise ops of docs/numerics.md §18 (QMul, QAffine)
-and of the float math ops Erf, Gelu, Silu, Sqrt, Exp, Neg, Abs, Reciprocal and Pow
+and of the float math ops Erf, Gelu, Silu, Sqrt, Exp, Log, Neg, Abs, Reciprocal,
+Softplus, Softsign and Pow
 (compiler/ops/math_unary.py; float32 C99 <math.h>, within the float parity
 tolerance of the float64 reference).
 
@@ -17,15 +18,20 @@ from .lowering import Ctx, Refused, lowers
 from .ops_float import _unary, need_f32
 from .ops_int import INT32_LIMIT, _check_multipliers, _span
 
+# ln(1 + e^v) in float32: v itself past 20, where e^-v is below float32's precision of v
+_SOFTPLUS = "(({0}) > 20.0f ? ({0}) : log1pf(expf({0})))"
 # y for v = x[i] (float32)
 _FLOAT_EXPR = {
     "Erf": "erff(v)",
     "Sqrt": "sqrtf(v)",
     "Exp": "expf(v)",
+    "Log": "logf(v)",
     "Neg": "-v",
     "Abs": "fabsf(v)",
     "Reciprocal": "1.0f / v",
     "Silu": "v / (1.0f + expf(-v))",
+    "Softplus": _SOFTPLUS.format("v"),
+    "Softsign": "v / (1.0f + fabsf(v))",
 }
 _GELU_EXPR = {
     "none": "0.5f * v * (1.0f + erff(v * 0.70710678118654752f))",

@@ -24,7 +24,7 @@ from .writer import OnnxBuilder, refuse, writes
 QUANTIZED = ("i8", "u8")  # ONNX opset 17 quantizes to these; DequantizeLinear also reads i32
 
 _SAME_INPUTS = ("Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Relu", "Sigmoid", "Tanh", "HardSwish", "Abs", "Neg",
-                "Exp", "Erf", "Sqrt", "Reciprocal", "Identity")
+                "Exp", "Log", "Erf", "Sqrt", "Reciprocal", "Softplus", "Softsign", "Identity")
 
 
 @writes(*_SAME_INPUTS)
@@ -40,6 +40,11 @@ def _dropout(out: OnnxBuilder, node: Node) -> None:
 @writes("LeakyRelu")
 def _leaky_relu(out: OnnxBuilder, node: Node) -> None:
     out.add("LeakyRelu", node.inputs, node.outputs, node.name, alpha=node.attrs.alpha)
+
+
+@writes("Elu")
+def _elu(out: OnnxBuilder, node: Node) -> None:
+    out.add("Elu", node.inputs, node.outputs, node.name, alpha=node.attrs.alpha)
 
 
 @writes("HardSigmoid")

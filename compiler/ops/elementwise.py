@@ -102,6 +102,20 @@ class LeakyRelu(_FloatUnary):
 
 
 @register_op
+class Elu(_FloatUnary):
+    """x for x > 0, alpha · (eˣ − 1) otherwise (float64, cast back once)."""
+
+    name = "Elu"
+    Attrs = AlphaAttrs
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x = xs[0].astype(np.float64)
+        with np.errstate(over="ignore"):
+            return [np.where(x > 0, x, attrs.alpha * np.expm1(np.minimum(x, 0.0))).astype(xs[0].dtype)]
+
+
+@register_op
 class PRelu(_Binary):
     """PRelu(x, slope): slope broadcasts unidirectionally to x."""
 
@@ -229,6 +243,11 @@ def _lower_plain(n: OnnxNode):
 @lowers("LeakyRelu")
 def _lower_leaky(n: OnnxNode):
     return Lowered("LeakyRelu", AlphaAttrs(float(n.attr("alpha", 0.01))))
+
+
+@lowers("Elu")
+def _lower_elu(n: OnnxNode):
+    return Lowered("Elu", AlphaAttrs(float(n.attr("alpha", 1.0))))
 
 
 @lowers("HardSigmoid")

@@ -1,6 +1,7 @@
 """Float element-wise math ops beyond the activations of elementwise.py: Erf,
-Gelu (opset 20, approximate "none" or "tanh"), Sqrt, Exp, Neg, Abs, Reciprocal,
-Silu (x · sigmoid(x): ONNX Swish with alpha 1, opset 24, and what canonicalize
+Gelu (opset 20, approximate "none" or "tanh"), Sqrt, Exp, Log, Neg, Abs,
+Reciprocal, Softplus (ln(1 + eˣ)), Softsign (x / (1 + |x|)), Silu
+(x · sigmoid(x): ONNX Swish with alpha 1, opset 24, and what canonicalize
 makes of Mul(x, Sigmoid(x))) and Pow (numpy broadcasting of base and exponent).
 
 Each is computed in float64 and cast back to the input's type once, so the
@@ -41,6 +42,16 @@ def gelu(x: np.ndarray, approximate: str) -> np.ndarray:
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
+def softplus(x: np.ndarray) -> np.ndarray:
+    """ln(1 + eˣ) in float64, without overflow for large x (numpy's logaddexp)."""
+    return np.logaddexp(0.0, np.asarray(x, np.float64))
+
+
+def softsign(x: np.ndarray) -> np.ndarray:
+    """x / (1 + |x|), float64."""
+    return x / (1.0 + np.abs(x))
+
+
 def silu(x: np.ndarray) -> np.ndarray:
     """SiLU (Swish): x · sigmoid(x) = x / (1 + exp(−x)), in float64; −0 where
     exp(−x) overflows."""
@@ -71,6 +82,9 @@ def _unary(op_name: str, fn):
 _unary("Erf", lambda x, a: erf(x))
 _unary("Sqrt", lambda x, a: np.sqrt(x))
 _unary("Exp", lambda x, a: np.exp(x))
+_unary("Log", lambda x, a: np.log(x))
+_unary("Softplus", lambda x, a: softplus(x))
+_unary("Softsign", lambda x, a: softsign(x))
 _unary("Neg", lambda x, a: np.negative(x))
 _unary("Abs", lambda x, a: np.abs(x))
 _unary("Reciprocal", lambda x, a: 1.0 / x)
@@ -120,7 +134,7 @@ class Pow(OpDef):
             return [np.power(x.astype(np.float64), e.astype(np.float64)).astype(x.dtype)]
 
 
-@lowers("Erf", "Sqrt", "Exp", "Neg", "Abs", "Reciprocal")
+@lowers("Erf", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Softplus", "Softsign")
 def _lower_unary(n: OnnxNode):
     if n.input_types[0] is not None and n.input_types[0].dtype not in FLOAT_TYPES:
         raise n.unsupported(f"{n.input_types[0].dtype} input: only float {n.op_type} is supported")

@@ -11,8 +11,8 @@ math functions (docs/numerics.md §18):
     BatchNormalization (standalone) → QAffine per channel
     PRelu with a constant slope     → QAffine with a negative-side multiplier per
                                       element of the slope (a single slope: a table)
-    Erf, Gelu, Silu, Sqrt, Exp, Neg, Abs,
-    Reciprocal, Pow(x, constant e),
+    Erf, Gelu, Silu, Sqrt, Exp, Log, Neg, Abs,
+    Reciprocal, Softplus, Softsign, Pow(x, constant e),
     Div(constant c, x)              → QLut, a 256-entry table (§7); a NaN entry
                                       (√ of a negative value) holds the zero point
 
@@ -28,7 +28,7 @@ from ..errors import UnsupportedError
 from ..ir import Graph
 from ..numerics import quantize_multiplier
 from ..ops import get_op
-from ..ops.math_unary import erf, gelu, silu
+from ..ops.math_unary import erf, gelu, silu, softplus, softsign
 from ..ops.qbinary import COEFFICIENT_LIMIT, QAffineAttrs, QProductAttrs
 from ..ops.qelementwise import QAddAttrs
 from . import rules
@@ -238,8 +238,9 @@ def _table(graph: Graph, group: Group, fn, operand: int = 0) -> None:
     add_node(graph, group.name, "QLut", [x.tensor, name], [group.output], get_op("QLut").Attrs())
 
 
-_FUNCTIONS = {"Erf": erf, "Sqrt": np.sqrt, "Exp": np.exp, "Neg": np.negative, "Abs": np.abs,
-              "Reciprocal": lambda r: 1.0 / r, "Silu": silu}
+_FUNCTIONS = {"Erf": erf, "Sqrt": np.sqrt, "Exp": np.exp, "Log": np.log, "Neg": np.negative, "Abs": np.abs,
+              "Reciprocal": lambda r: 1.0 / r, "Silu": silu, "Softplus": softplus,
+              "Softsign": softsign}
 
 
 @rule(*_FUNCTIONS)

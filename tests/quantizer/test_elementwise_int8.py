@@ -89,6 +89,7 @@ def _functions_model():
     outs += [b.node("Pow", [x, b.const(np.float32(2.0))]), b.node("Pow", [pos, b.const(np.float32(1.5))])]
     outs += [b.node("PRelu", [x, b.const(np.float32(0.2))]), b.node("Mul", [x, x])]
     outs += [b.node("Mul", [b.node("Sigmoid", [x]), x])]  # SiLU: one table (canonicalize's fuse_silu)
+    outs += [b.node("Log", [pos]), b.node("Softplus", [x]), b.node("Softsign", [x]), b.node("Elu", [x], alpha=0.5)]
     b.node("Concat", outs, "y", axis=1)
     b.output("y", [2, 16 * len(outs)])
     model = b.model()
@@ -100,7 +101,7 @@ def test_functions_everywhere(tmp_path):
     randn = _normal(13)
     samples = {"x": randn(4, 2, 16)}
     layers = _layer_ops(compile_everywhere(_functions_model(), tmp_path, samples))
-    assert layers.count("QLut") == 13 and layers.count("QMul") == 1
+    assert layers.count("QLut") == 17 and layers.count("QMul") == 1
 
 
 def _conv_model():
@@ -172,6 +173,8 @@ SINGLE_OPS = {  # case -> (op, _single arguments); constants: vectors -> QAffine
     "Reciprocal": ("Reciprocal", dict(positive=True)),
     "Sigmoid": ("Sigmoid", {}), "Tanh": ("Tanh", {}), "HardSigmoid": ("HardSigmoid", {}),
     "HardSwish": ("HardSwish", {}), "LeakyRelu": ("LeakyRelu", {}),
+    "Log": ("Log", dict(positive=True)), "Softplus": ("Softplus", {}), "Softsign": ("Softsign", {}),
+    "Elu": ("Elu", {}),
 }
 
 
@@ -190,7 +193,7 @@ def _model_of(case: str):
 
 def int8_cosine(case: str, tmp_path) -> float:
     """Cosine between the float graph and its int8 form on 8 random samples (standard
-    normal; |normal| + 0.5 for Sqrt and Reciprocal), calibrated on those samples
+    normal; |normal| + 0.5 for Sqrt, Reciprocal and Log), calibrated on those samples
     (reference interpreter)."""
     model = _model_of(case)
     shift = 0.5 if SINGLE_OPS[case][1].get("positive") else None

@@ -1,5 +1,6 @@
 """QMul, QAffine and QAdd with a negative multiplier through the C target, and
-the float math kernels (Erf, Gelu, Sqrt, Exp, Neg, Abs, Reciprocal, Pow): built
+the float math kernels (Erf, Gelu, Sqrt, Exp, Log, Neg, Abs, Reciprocal, Softplus,
+Softsign, Elu, Pow): built
 with gcc and clang (-Werror, ASan/UBSan); integers bit-exact with the reference
 interpreter over every 8-bit input value, floats within the float parity."""
 
@@ -9,6 +10,7 @@ import numpy as np
 from c_testing import GraphBuilder, check_graph
 from elementwise_graphs import corner_graph, corner_samples
 
+from nnc.ops.elementwise import AlphaAttrs
 from nnc.ops.math_unary import GeluAttrs
 
 
@@ -18,7 +20,9 @@ def _graph():
     b.graph = corner_graph()
     x = b.input("x", "f32", (3, 40))
     pos = b.op("Abs", [x])
-    outs = [b.op(op, [x]) for op in ("Erf", "Exp", "Neg")]
+    outs = [b.op(op, [x]) for op in ("Erf", "Exp", "Neg", "Softplus", "Softsign")]
+    outs += [b.op("Log", [b.op("Add", [b.op("Abs", [x]), b.const("eps", np.float32(0.01))])])]
+    outs += [b.op("Elu", [x], AlphaAttrs(0.6))]
     outs += [b.op("Gelu", [x], GeluAttrs(mode)) for mode in ("none", "tanh")]
     outs += [b.op("Sqrt", [pos]), b.op("Reciprocal", [b.op("Add", [pos, b.const("one", np.float32(1))])])]
     outs += [b.op("Pow", [x, b.const(f"e{e}", np.float32(e))]) for e in (2.0, 3.0)]
