@@ -192,8 +192,8 @@ def lower_div(graph: Graph, group: Group) -> None:
         value = float(numerator.reshape(-1)[0])
         _table(graph, group, lambda r: value / r, operand=1)
         return
-    raise _unsupported(group, "division by an activation has no int8 form (only x / constant and "
-                              "scalar constant / x)")
+    raise _unsupported(group, "division by a quantized constant (a DequantizeLinear of one) has no int8 form "
+                              "(x / float constant, scalar constant / x and x / activation do)")
 
 
 # -- per-channel affine ops ---------------------------------------------------------------

@@ -247,12 +247,29 @@ def test_decomposed_gelu_is_one_table():
     assert [op for op in ops(result) if op not in ("QuantizeLinear", "DequantizeLinear")] == ["QLut"]
 
 
-def test_division_by_an_activation_is_refused_in_one_line():
+def test_division_by_an_activation_is_a_reciprocal_table_and_a_product(tmp_path):
+    """a / b of two activations (a per-utterance normalization, (x − mean) / std)
+    becomes Reciprocal(b) and Mul (quantizer/divide.py): a QLut and a QMul, on
+    every target (it was refused)."""
     b = Builder()
-    x, z = b.input("x", [2, 8]), b.input("z", [2, 8])
-    b.node("Div", [x, z], "y")
+    x = b.input("x", [1, 4, 16])
+    mean = b.node("ReduceMean", [x], axes=[2], keepdims=1)
+    centred = b.node("Sub", [x, mean])
+    var = b.node("ReduceMean", [b.node("Mul", [centred, centred])], axes=[2], keepdims=1)
+    std = b.node("Sqrt", [b.node("Add", [var, b.const(np.float32(1e-3))])])
+    b.node("Div", [centred, std], "y")
+    b.output("y", [1, 4, 16])
+    reports = compile_everywhere(b.model(), tmp_path, {"x": _normal(21)(8, 1, 4, 16) * 3 + 1}, min_cosine=0.999)
+    layers = {layer["name"]: layer["op"] for layer in reports["c"]["layers"]}
+    assert layers["div_y.reciprocal"] == "QLut" and layers["div_y"] == "QMul"
+
+
+def test_division_by_a_quantized_constant_is_refused_in_one_line():
+    b = Builder()
+    x = b.input("x", [2, 8])
+    b.node("Div", [x, b.dq(b.const(np.full(8, 3, np.int8)), 0.5, 0)], "y")
     b.output("y", [2, 8])
     with pytest.raises(UnsupportedError) as info:
         quantized(b.model(), expect_warning=True)
     message = str(info.value)
-    assert "Div node 'div_y'" in message and "division by an activation" in message and "\n" not in message
+    assert "Div node 'div_y'" in message and "division by a quantized constant" in message and "\n" not in message
