@@ -1,8 +1,12 @@
-"""Normalization: `BatchNormalization` in inference mode (running statistics).
+"""Normalization: `BatchNormalization` in inference mode (running statistics),
+and `InstanceNormalization` (statistics of each sample's channel over its
+spatial axes; PyTorch's InstanceNorm and GroupNorm export it).
 
 Training mode (statistics computed from the batch, updated running statistics as
 extra outputs) is refused by the ONNX lowering: models for inference are
-exported in eval mode.
+exported in eval mode. canonicalize rewrites InstanceNormalization into a
+LayerNormalization over the spatial axes and a per-channel Mul and Add
+(passes/instance_norm.py), which every target runs.
 """
 
 from __future__ import annotations
@@ -66,3 +70,44 @@ def _lower_batch_norm(n: OnnxNode):
         raise ShapeError(f"BatchNormalization node {n.name!r}: var + epsilon must be positive, but channel {channel} "
                          f"has var {var.reshape(-1)[channel]} and epsilon {epsilon}")
     return Lowered("BatchNormalization", BatchNormAttrs(epsilon=epsilon))
+
+
+@record
+class InstanceNormAttrs:
+    epsilon: float = 1e-5
+
+
+@register_op
+class InstanceNormalization(OpDef):
+    """Inputs x [N, C, D1, ...], scale [C], B [C]: y = (x − mean) / sqrt(var +
+    epsilon) · scale + B, mean and (biased) var over D1.. of each (n, c);
+    float64, cast back once."""
+
+    name = "InstanceNormalization"
+    Attrs = InstanceNormAttrs
+    param_inputs = (1, 2)
+
+    @staticmethod
+    def infer(attrs, inputs):
+        x, params = inputs[0], inputs[1:]
+        if len(x.shape) < 3 or x.dtype not in FLOAT_TYPES:
+            raise ShapeError(f"needs a float input of rank >= 3, got {x.dtype}{list(x.shape)}")
+        for what, p in zip(("scale", "B"), params, strict=True):
+            if p is None or p.dtype not in FLOAT_TYPES or p.shape != (x.shape[1],):
+                raise ShapeError(f"{what} must be a float vector of {x.shape[1]} channels, got {p}")
+        return [x]
+
+    @staticmethod
+    def evaluate(attrs, inputs):
+        x = inputs[0].astype(np.float64)
+        axes = tuple(range(2, x.ndim))
+        shape = (-1, *(1,) * (x.ndim - 2))
+        scale, bias = (p.astype(np.float64).reshape(shape) for p in inputs[1:])
+        mean = x.mean(axis=axes, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
+        return [((x - mean) / np.sqrt(var + attrs.epsilon) * scale + bias).astype(inputs[0].dtype)]
+
+
+@lowers("InstanceNormalization")
+def _lower_instance_norm(n: OnnxNode):
+    return Lowered("InstanceNormalization", InstanceNormAttrs(float(n.attr("epsilon", 1e-5))))

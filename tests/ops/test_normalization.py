@@ -66,3 +66,13 @@ def test_infer_rejects(x_shape, param_shape, channels_last):
     with pytest.raises(ShapeError):
         get_op("BatchNormalization").infer(BatchNormAttrs(channels_last=channels_last),
                                            [TensorType("f32", x_shape), *params])
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 7), (2, 4, 5, 3), (1, 2, 3, 2, 4)])
+def test_instance_norm_matches_reference(shape):
+    rng = np.random.default_rng(len(shape))
+    inputs = [(rng.standard_normal(shape) * 3 + 1).astype(np.float32),
+              rng.standard_normal(shape[1]).astype(np.float32), rng.standard_normal(shape[1]).astype(np.float32)]
+    got = run_nnc("InstanceNormalization", inputs, dict(epsilon=1e-3))[0]
+    expected = run_ort("InstanceNormalization", inputs, dict(epsilon=1e-3))[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
