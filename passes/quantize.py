@@ -6,7 +6,10 @@ compute docs/numerics.md exactly; see nnc.quantizer for the lowering rules.
 - ConvTranspose is first rewritten into one Conv over its output phases and
   a depth-to-space (quantizer/conv_transpose.py), exact, so it runs as a QConv.
 - A Div of two activations is rewritten into a Reciprocal table and a Mul
-  (quantizer/divide.py) before calibration, which then ranges 1/b too.
+  (quantizer/divide.py), and an AveragePool that does not count its padding
+  into a uniform AveragePool and a Mul by K / count
+  (quantizer/average_pool.py), before calibration, which ranges the new
+  tensors too.
 - QDQ models keep their scales and zero points, int8 weights and int32 biases.
 - Float activations get int8 asymmetric per-tensor parameters from calibration:
   the reference interpreter runs the samples of `calib` (.npz/.npy, matched to
@@ -72,6 +75,7 @@ from nnc.passmanager import Pass, register_pass
 from nnc.quality import calibration_warning
 from nnc.quantizer import WeightSpec, apply, check_supported, lower, plan
 from nnc.quantizer.conv_transpose import rewrite_conv_transposes
+from nnc.quantizer.average_pool import rewrite_partial_windows
 from nnc.quantizer.divide import rewrite_divisions
 from nnc.records import record
 from nnc.verification import load_samples, synthetic_samples
@@ -116,6 +120,7 @@ class Quantize(Pass):
     def run(self, graph: Graph) -> Graph:
         rewrite_conv_transposes(graph)  # into a phase Conv, which has an integer lowering
         rewrite_divisions(graph)  # a / b of two activations: a · Reciprocal(b), two tables' worth of ops
+        rewrite_partial_windows(graph)  # average pools not counting their padding: uniform pool · K / count
         check_supported(graph)  # before calibrating: refuse early, warn for nothing
         the_plan = plan(graph)
         specs = self._specs(graph)

@@ -63,6 +63,15 @@ def pooled_size(size: int, k: int, s: int, d: int, begin: int, end: int, ceil: b
     return out
 
 
+def window_counts(attrs: AveragePoolAttrs, spatial) -> np.ndarray:
+    """The divisor of each AveragePool window [1, 1, *output spatial] (float64):
+    its input positions, and with count_include_pad its explicit pad positions
+    too."""
+    ones = np.ones((1, 1, *spatial))
+    kernel_axes = tuple(range(ones.ndim, 2 * ones.ndim - 2))
+    return _windows(ones, attrs, float(attrs.count_include_pad), 0.0).sum(axis=kernel_axes)
+
+
 def _out_spatial(attrs: PoolAttrs, spatial) -> tuple[int, ...]:
     nd = len(spatial)
     return tuple(pooled_size(i, k, s, d, attrs.pads[a], attrs.pads[a + nd], attrs.ceil_mode)
@@ -134,9 +143,7 @@ class AveragePool(OpDef):
         x = channels_first(inputs[0], attrs.channels_last)
         kernel_axes = tuple(range(x.ndim, 2 * x.ndim - 2))
         sums = _windows(x.astype(np.float64), attrs, 0.0, 0.0).sum(axis=kernel_axes)
-        ones = np.ones((1, 1, *x.shape[2:]))
-        counts = _windows(ones, attrs, float(attrs.count_include_pad), 0.0).sum(axis=kernel_axes)
-        return [restore_layout(sums / counts, attrs.channels_last).astype(x.dtype)]
+        return [restore_layout(sums / window_counts(attrs, x.shape[2:]), attrs.channels_last).astype(x.dtype)]
 
 
 # -- global pooling -----------------------------------------------------------------

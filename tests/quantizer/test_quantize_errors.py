@@ -66,9 +66,12 @@ def test_conv_transpose_with_run_time_weights_is_refused_before_calibrating():
     assert not caught  # refused before synthetic calibration could warn
 
 
-def test_average_pool_with_uncounted_padding_is_refused():
-    model = float_model("AveragePool", [1, 2, 5, 5], [1, 2, 5, 5], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-    with pytest.raises(UnsupportedError, match="AveragePool node 'averagepool_y'.*count different numbers"):
+def test_average_pool_counting_its_padding_with_ceil_windows_past_the_input_is_refused():
+    """(One that does not count its padding is a uniform pool and a product:
+    tests/quantizer/test_quantize_float_rules.py.)"""
+    model = float_model("AveragePool", [1, 2, 6, 6], [1, 2, 4, 4], kernel_shape=[3, 3], strides=[2, 2],
+                        pads=[1, 1, 1, 1], count_include_pad=1, ceil_mode=1)
+    with pytest.raises(UnsupportedError, match="AveragePool node 'averagepool_y'.*ceil_mode windows reach past"):
         quantize(model)
 
 

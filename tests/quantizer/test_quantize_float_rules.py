@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nnc.ops.pool import pooled_size
+
 from nnc.quantizer.weights import quantize_weights
 from qmodels import Builder, check_float, ops
 
@@ -119,6 +121,25 @@ def test_pooling(tmp_path, op, attrs, out):
     graph, _ = check_float(single(op, [1, 3, 6, 6], out, **attrs), tmp_path, samples(x=(1, 3, 6, 6)))
     assert ("QAveragePool" if "Average" in op else "MaxPool") in ops(graph)
     assert "Requantize" not in ops(graph)
+
+
+@pytest.mark.parametrize("attrs", [
+    {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+    {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+    {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1},
+    {"kernel_shape": [3, 2], "strides": [2, 3], "pads": [0, 1, 1, 0], "ceil_mode": 1},
+])
+def test_average_pool_not_counting_its_padding_is_a_uniform_pool_times_a_constant(tmp_path, attrs):
+    """count_include_pad=0 with padding, or ceil_mode windows past the input:
+    a QAveragePool over uniform windows and a QMul by K / count (quantizer/
+    average_pool.py); it was refused."""
+    shape = [1, 3, 7, 7]
+    pads, strides = attrs.get("pads", [0] * 4), attrs.get("strides", [1, 1])
+    out = [pooled_size(shape[2 + a], attrs["kernel_shape"][a], strides[a], 1, pads[a], pads[a + 2],
+                       bool(attrs.get("ceil_mode"))) for a in range(2)]
+    model = single("AveragePool", shape, shape[:2] + out, **attrs)
+    graph, _ = check_float(model, tmp_path, samples(x=tuple(shape)))
+    assert "QAveragePool" in ops(graph) and "QMul" in ops(graph)
 
 
 def test_reshape_transpose_pad_share_parameters(tmp_path):
