@@ -32,7 +32,9 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
   such a factor on an operand (scaled_dot_product_attention) -> its `scale`
   times k (1/k): no requantization of its own once quantized;
 - `instance_norm_to_layer_norm` (instance_norm.py): InstanceNormalization ->
-  LayerNormalization over the spatial axes, then a per-channel Mul and Add.
+  LayerNormalization over the spatial axes, then a per-channel Mul and Add;
+- `gather_nd_to_gather` (gather_nd.py): GatherND with constant indices and no
+  batch dims -> Gather of the flattened leading axes.
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
@@ -42,8 +44,8 @@ instance_norm_to_layer_norm up to float32 rounding); no rule
 applies any more,
 except where applying it would rename a graph input or output (e.g. an identity
 Transpose from a graph input straight to a graph output stays, as a Reshape).
-Termination: every rewrite lowers (number of InstanceNormalizations, number
-of Transposes, total length of Transpose->Transpose chains, number of
+Termination: every rewrite lowers (number of InstanceNormalizations and
+GatherNDs, number of Transposes, total length of Transpose->Transpose chains, number of
 Reshapes) in lexicographic order
 (fuse_gelu removes at least four compute nodes and adds one, fuse_silu removes
 two and adds one, fold_gemm_scale, fuse_softmax_mask and fuse_softmax_scale
@@ -67,6 +69,7 @@ from .fuse_gelu import fuse_gelu
 from .fuse_silu import fuse_silu
 from .fuse_softmax_mask import fuse_softmax_mask
 from .fuse_softmax_scale import fuse_softmax_scale
+from .gather_nd import gather_nd_to_gather
 from .instance_norm import instance_norm_to_layer_norm
 from .graph_edits import drop_if_dead, single_use
 from .split_to_slices import split_to_slices
@@ -317,4 +320,4 @@ TRANSPOSE_CLEANUP: tuple[Rule, ...] = (remove_identity_transpose, compose_transp
 CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, reshape_through_unary,
                                                        split_to_slices, fuse_gelu, fuse_silu, fold_gemm_scale,
                                                        fuse_softmax_mask, fuse_softmax_scale,
-                                                       instance_norm_to_layer_norm)
+                                                       instance_norm_to_layer_norm, gather_nd_to_gather)

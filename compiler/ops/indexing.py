@@ -1,4 +1,5 @@
-"""Indexing ops that select values without changing them: Gather, Slice, Split.
+"""Indexing ops that select values without changing them: Gather, GatherND,
+Slice, Split.
 
 Every operand that fixes the selection (Slice's starts/ends/axes/steps, Split's
 sizes) must be a constant and becomes a resolved attribute; Gather's indices may
@@ -11,7 +12,12 @@ Invariants of the IR forms (checked by `infer`):
 - Gather never reads out of bounds: an index i of an axis of extent n selects
   i + n when -n <= i < 0, and is otherwise clamped to [0, n − 1]
   (docs/numerics.md §8a). In-range indices behave exactly as ONNX says;
-  ONNX leaves out-of-range indices an error, nnc defines them.
+  ONNX leaves out-of-range indices an error, nnc defines them. GatherND
+  follows the same rule on each of its index components.
+- GatherND with constant indices and no batch dims is a Gather of the
+  flattened leading axes; canonicalize rewrites it so (passes/gather_nd.py),
+  which is how every target runs it (PyTorch's dynamo exports a 1-D linear
+  Upsample as two GatherNDs).
 """
 
 from __future__ import annotations
@@ -89,6 +95,64 @@ def _check_constant_indices(n: OnnxNode, indices: np.ndarray | None, extent: int
         index = np.unravel_index(int(np.argmax(bad.reshape(-1))), indices.shape)
         raise node_error(n, f"constant index {int(indices[index])} at {list(map(int, index))} is out of range "
                             f"for an axis of extent {extent}")
+
+
+# -- GatherND --------------------------------------------------------------------
+@record
+class GatherNDAttrs:
+    """`batch_dims`: leading axes that data and indices share, gathered per entry."""
+
+    batch_dims: int = 0
+
+
+@register_op
+class GatherND(OpDef):
+    """y[b..., j...] = data[b..., clamp(indices[b..., j..., :]), ...]: each last-axis
+    row of the indices (k components) selects a slice of data after its first
+    batch_dims + k axes (ONNX GatherND-13)."""
+
+    name = "GatherND"
+    Attrs = GatherNDAttrs
+    param_inputs = (0,)
+
+    @staticmethod
+    def infer(attrs, inputs):
+        data, indices = inputs
+        b = attrs.batch_dims
+        if indices.dtype not in INDEX_TYPES:
+            raise ShapeError(f"indices have type {indices.dtype}; GatherND needs {' or '.join(INDEX_TYPES)}")
+        if not indices.shape or not 0 <= b < min(len(data.shape), len(indices.shape)):
+            raise ShapeError(f"batch_dims {b} does not fit data {list(data.shape)} and indices {list(indices.shape)}")
+        k = indices.shape[-1]
+        if data.shape[:b] != indices.shape[:b] or not 1 <= k <= len(data.shape) - b:
+            raise ShapeError(f"indices {list(indices.shape)} do not index data {list(data.shape)} "
+                             f"with batch_dims {b}")
+        if 0 in data.shape[b:b + k] and math.prod(indices.shape):
+            raise ShapeError("cannot gather from an empty axis")
+        return [TensorType(data.dtype, tuple(indices.shape[:-1]) + data.shape[b + k:])]
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        data, indices = xs
+        b, k = attrs.batch_dims, indices.shape[-1]
+        batch = math.prod(data.shape[:b])
+        flat_data = data.reshape(batch, *data.shape[b:])
+        flat_indices = indices.reshape(batch, -1, k)
+        rows = [flat_data[n][tuple(clamp_indices(flat_indices[n][:, a], data.shape[b + a]) for a in range(k))]
+                for n in range(batch)]
+        return [np.stack(rows).reshape(tuple(indices.shape[:-1]) + data.shape[b + k:])]
+
+
+@lowers("GatherND")
+def _lower_gather_nd(n: OnnxNode):
+    shape = n.input_types[0].shape
+    b = int(n.attr("batch_dims", 0))
+    indices = n.constants.get(n.inputs[1])
+    if indices is not None and indices.size and 0 <= b < indices.ndim:
+        for a in range(indices.shape[-1]):
+            if b + a < len(shape):
+                _check_constant_indices(n, indices[..., a], shape[b + a])
+    return Lowered("GatherND", GatherNDAttrs(b))
 
 
 # -- Slice ---------------------------------------------------------------------
