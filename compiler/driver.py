@@ -100,6 +100,29 @@ def compile(model: str | Path, target: str = "ir", output_dir: str | Path | None
             return _compile(model, opts, output_dir, progress, dump)
         except UnsupportedError as exc:
             raise _of_target(opts.target, exc) from None
+        except ShapeError as exc:
+            hint = _bound_dims_hint(model, exc.input, opts.input_shapes) if exc.input else None
+            if hint is None:
+                raise
+            raise ShapeError(f"{exc}; {hint[0]}", cli=f"{exc.cli or exc}; {hint[1]}") from None
+
+
+def _bound_dims_hint(model, name: str, input_shapes) -> tuple[str, str] | None:
+    """(API, CLI) wordings of a hint when samples for input `name` do not fit
+    and the model leaves some of its dims symbolic, bound to 1 because no shape
+    was given; else None."""
+    from .frontend.model_file import is_text_ir
+    from .frontend.onnx_loader import symbolic_axes
+
+    if is_text_ir(model) or name in (input_shapes or {}):
+        return None
+    axes = symbolic_axes(model).get(name)
+    if not axes:
+        return None
+    dims = ", ".join(f"{a} ({label or 'unnamed'})" for a, label in axes.items())
+    said = f"input {name!r} has symbolic dim{'s' * (len(axes) > 1)} {dims}, bound to 1 when no shape is given"
+    return (f"{said}; give its shape with input_shapes={{{name!r}: (...)}}",
+            f"{said}; give its shape with --input-shape {name}=D0,D1,...")
 
 
 def _check_option_names(options: dict) -> None:

@@ -30,7 +30,13 @@ class UnsupportedError(NncError):
 
 
 class ShapeError(NncError):
-    """Shapes or data types do not agree (model, inputs or calibration data)."""
+    """Shapes or data types do not agree (model, inputs or calibration data).
+    `input`: the model input whose samples have the wrong shape, when that is
+    what disagrees (the driver then says which of its dims were bound to 1)."""
+
+    def __init__(self, message: str, cli: str | None = None, input: str | None = None):
+        super().__init__(message, cli)
+        self.input = input
 
 
 class OptionError(NncError):

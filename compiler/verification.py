@@ -258,7 +258,8 @@ def batch_size(arrays: dict[str, np.ndarray], specs: InputSpecs, source: str) ->
         else:
             own_axis = f" or [B, {', '.join(map(str, shape[1:]))}]" if shape[:1] == (1,) else ""
             raise ShapeError(f"{source}: array {name!r} has shape {list(array.shape)}; input {name!r} "
-                             f"needs {list(shape)} or a batch [B, {', '.join(map(str, shape))}]{own_axis}")
+                             f"needs {list(shape)} or a batch [B, {', '.join(map(str, shape))}]{own_axis}",
+                             input=name)
     if len(counts) != 1:
         raise ShapeError(f"{source}: the arrays disagree on the number of samples")
     return counts.pop()

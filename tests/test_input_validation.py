@@ -437,3 +437,25 @@ def test_api_a_folder_given_for_a_file_is_named_a_folder(tmp_path, call, error, 
     folder.with_suffix(".nnir").mkdir()
     with pytest.raises(error, match=f"a folder, not a {kind}$"):
         call(folder)
+
+
+def test_samples_of_a_symbolic_batch_say_which_dims_were_bound(capsys, tmp_path):
+    """Samples made for batch 2 of a model exported with a symbolic batch dim:
+    the error says that dim was bound to 1 and how to give the shape."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.ones((3, 2, 4), np.float32))
+    code = run_cli(["compile", str(tmp_path / "m.onnx"), "--calib", str(tmp_path / "calib.npz"),
+                    "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "input 'x' has symbolic dim 0 (batch), bound to 1" in err
+    assert "--input-shape x=D0,D1,..." in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(ShapeError, match=r"give its shape with input_shapes=\{'x': \(\.\.\.\)\}"):
+        nnc.compile(tmp_path / "m.onnx", "ir", calib=tmp_path / "calib.npz", quantize=True)
+    assert nnc.compile(tmp_path / "m.onnx", "ir", calib=tmp_path / "calib.npz", quantize=True,
+                       input_shapes={"x": (2, 4)}).graph.tensor("x").shape == (2, 4)
