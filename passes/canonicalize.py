@@ -34,7 +34,9 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 - `instance_norm_to_layer_norm` (instance_norm.py): InstanceNormalization ->
   LayerNormalization over the spatial axes, then a per-channel Mul and Add;
 - `gather_nd_to_gather` (gather_nd.py): GatherND with constant indices and no
-  batch dims -> Gather of the flattened leading axes.
+  batch dims -> Gather of the flattened leading axes;
+- `depth_space_to_transpose` (depth_space.py): DepthToSpace, SpaceToDepth
+  (PixelShuffle) -> Reshape, Transpose, Reshape.
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
@@ -44,8 +46,8 @@ instance_norm_to_layer_norm up to float32 rounding); no rule
 applies any more,
 except where applying it would rename a graph input or output (e.g. an identity
 Transpose from a graph input straight to a graph output stays, as a Reshape).
-Termination: every rewrite lowers (number of InstanceNormalizations and
-GatherNDs, number of Transposes, total length of Transpose->Transpose chains, number of
+Termination: every rewrite lowers (number of InstanceNormalizations,
+GatherNDs, DepthToSpaces and SpaceToDepths, number of Transposes, total length of Transpose->Transpose chains, number of
 Reshapes) in lexicographic order
 (fuse_gelu removes at least four compute nodes and adds one, fuse_silu removes
 two and adds one, fold_gemm_scale, fuse_softmax_mask and fuse_softmax_scale
@@ -69,8 +71,10 @@ from .fuse_gelu import fuse_gelu
 from .fuse_silu import fuse_silu
 from .fuse_softmax_mask import fuse_softmax_mask
 from .fuse_softmax_scale import fuse_softmax_scale
+from .depth_space import depth_space_to_transpose
 from .gather_nd import gather_nd_to_gather
 from .instance_norm import instance_norm_to_layer_norm
+from .rule_dispatch import fires_on, rules_for
 from .graph_edits import drop_if_dead, single_use
 from .split_to_slices import split_to_slices
 from nnc.records import record
@@ -209,20 +213,23 @@ def rewrite(graph: Graph, rules: tuple[Rule, ...], max_steps: int | None = None)
     limit = max_steps if max_steps is not None else 4 * len(graph) ** 2 + 256
     steps = 0
     fired = True
+    firing = rules_for(rules)  # only the rules that can fire on a node's op (rule_dispatch.py)
     while fired and steps < limit:
         fired = False
         for node in graph.nodes():
-            if steps < limit and alive(graph, node) and any(rule(graph, node) for rule in rules):
+            if steps < limit and alive(graph, node) and any(rule(graph, node) for rule in firing(node.op)):
                 steps += 1
                 fired = True
     return steps
 
 
 # -- rules -------------------------------------------------------------------------
+@fires_on("Transpose")
 def remove_identity_transpose(graph: Graph, node: Node) -> bool:
     return node.op == "Transpose" and is_identity(node.attrs.perm) and bypass(graph, node, node.inputs[0])
 
 
+@fires_on("Transpose")
 def compose_transposes(graph: Graph, node: Node) -> bool:
     up = graph.producer(node.inputs[0]) if node.op == "Transpose" else None
     if up is None or up.op != "Transpose":
@@ -233,6 +240,7 @@ def compose_transposes(graph: Graph, node: Node) -> bool:
     return True
 
 
+@fires_on("Transpose")
 def transpose_to_reshape(graph: Graph, node: Node) -> bool:
     """(Waits while a Transpose reads the output: composing with it comes first.)"""
     if node.op != "Transpose" or not keeps_memory_order(node.attrs.perm, graph.tensor(node.inputs[0]).shape):
@@ -243,6 +251,7 @@ def transpose_to_reshape(graph: Graph, node: Node) -> bool:
     return True
 
 
+@fires_on("Reshape")
 def merge_reshapes(graph: Graph, node: Node) -> bool:
     up = graph.producer(node.inputs[0]) if node.op == "Reshape" else None
     if up is None or up.op != "Reshape":
@@ -252,11 +261,13 @@ def merge_reshapes(graph: Graph, node: Node) -> bool:
     return True
 
 
+@fires_on("Reshape")
 def remove_noop_reshape(graph: Graph, node: Node) -> bool:
     return (node.op == "Reshape" and graph.tensor(node.inputs[0]).shape == node.attrs.shape
             and bypass(graph, node, node.inputs[0]))
 
 
+@fires_on("Transpose", "Reshape")
 def merge_duplicates(graph: Graph, node: Node) -> bool:
     """Another Transpose/Reshape of the same tensor with the same attributes is
     replaced by this node (unless its output is a graph output)."""
@@ -285,6 +296,7 @@ def acts_per_element(graph: Graph, node: Node, rank: int) -> bool:
     return get_op(node.op).elementwise and all(c.size == 1 and len(c.shape) <= rank for c in consts)
 
 
+@fires_on("Reshape")
 def reshape_through_unary(graph: Graph, node: Node) -> bool:
     """Reshape r1 -> u1 -> ... -> uk -> Reshape `node`, each u acting per element
     and read only by the next: the u run on r1's input, and r1 goes."""
@@ -320,4 +332,5 @@ TRANSPOSE_CLEANUP: tuple[Rule, ...] = (remove_identity_transpose, compose_transp
 CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, reshape_through_unary,
                                                        split_to_slices, fuse_gelu, fuse_silu, fold_gemm_scale,
                                                        fuse_softmax_mask, fuse_softmax_scale,
-                                                       instance_norm_to_layer_norm, gather_nd_to_gather)
+                                                       instance_norm_to_layer_norm, gather_nd_to_gather,
+                                                       depth_space_to_transpose)

@@ -20,8 +20,10 @@ import dataclasses
 from nnc.ir import Graph, Node
 
 from .graph_edits import drop_if_dead, single_use
+from .rule_dispatch import fires_on
 
 
+@fires_on("Mul")
 def fold_gemm_scale(graph: Graph, node: Node) -> bool:
     if node.op != "Mul" or len(node.inputs) != 2:
         return False

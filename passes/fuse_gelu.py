@@ -25,6 +25,7 @@ from nnc.ir import Graph, Node
 from nnc.ops.math_unary import GeluAttrs
 
 from .graph_edits import drop_if_dead, single_use
+from .rule_dispatch import fires_on
 
 _RTOL = 1e-6
 _TANH_SCALE = math.sqrt(2.0 / math.pi)
@@ -121,6 +122,7 @@ def _match(graph: Graph, node: Node) -> tuple[str, str, list[Node]] | None:
     return None
 
 
+@fires_on("Mul")
 def fuse_gelu(graph: Graph, node: Node) -> bool:
     match = _match(graph, node) if node.op == "Mul" and len(node.outputs) == 1 else None
     if match is None:

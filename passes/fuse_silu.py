@@ -16,8 +16,10 @@ from nnc.ir import Graph, Node
 from nnc.ops.registry import NoAttrs
 
 from .graph_edits import single_use
+from .rule_dispatch import fires_on
 
 
+@fires_on("Mul")
 def fuse_silu(graph: Graph, node: Node) -> bool:
     if node.op != "Mul" or len(node.inputs) != 2:
         return False

@@ -24,8 +24,10 @@ from nnc.ir import Graph, Node, Tensor
 from nnc.ops.softmax import MASK_FILL, additive_mask
 
 from .graph_edits import drop_if_dead, single_use
+from .rule_dispatch import fires_on
 
 
+@fires_on("Softmax")
 def fuse_softmax_mask(graph: Graph, node: Node) -> bool:
     if node.op != "Softmax" or len(node.inputs) != 1 or node.attrs.coerce_2d:
         return False

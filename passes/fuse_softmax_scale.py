@@ -26,8 +26,10 @@ from nnc.ir import Graph, Node
 from nnc.ops.softmax import scale_factor
 
 from .graph_edits import drop_if_dead, single_use
+from .rule_dispatch import fires_on
 
 
+@fires_on("Softmax", "LogSoftmax")
 def fuse_softmax_scale(graph: Graph, node: Node) -> bool:
     if node.op not in ("Softmax", "LogSoftmax"):
         return False

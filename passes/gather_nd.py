@@ -26,8 +26,10 @@ from nnc.ops.indexing import GatherAttrs, clamp_indices
 from nnc.ops.shape import ReshapeAttrs
 
 from .graph_edits import drop_unused_constant
+from .rule_dispatch import fires_on
 
 
+@fires_on("GatherND")
 def gather_nd_to_gather(graph: Graph, node: Node) -> bool:
     if node.op != "GatherND" or node.attrs.batch_dims != 0:
         return False
@@ -41,7 +43,7 @@ def gather_nd_to_gather(graph: Graph, node: Node) -> bool:
     source = node.inputs[0]
     if k > 1:
         source = graph.unique_tensor_name(f"{node.name}.rows")
-        graph.add_tensor(Tensor(source, data.dtype, (math.prod(lead), *data.shape[k:]), layout=None))
+        graph.add_tensor(Tensor(source, data.dtype, (math.prod(lead), *data.shape[k:])))
         graph.add_node(Node(graph.unique_node_name(f"{node.name}.rows"), "Reshape", [node.inputs[0]], [source],
                             ReshapeAttrs((math.prod(lead), *data.shape[k:]))))
     rows = graph.unique_tensor_name(f"{node.name}.flat_indices")

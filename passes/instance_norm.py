@@ -28,8 +28,10 @@ from nnc.ops.layernorm import LayerNormAttrs
 from nnc.ops.registry import NoAttrs
 
 from .graph_edits import drop_unused_constant
+from .rule_dispatch import fires_on
 
 
+@fires_on("InstanceNormalization")
 def instance_norm_to_layer_norm(graph: Graph, node: Node) -> bool:
     if node.op != "InstanceNormalization":
         return False

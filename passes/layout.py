@@ -72,6 +72,7 @@ from .canonicalize import (
 )
 from .graph_edits import drop_if_dead, single_use
 from nnc.records import record
+from .rule_dispatch import fires_on
 
 TARGETS = {"NHWC": True, "channels_last": True, "NCHW": False, "channels_first": False}
 LAYOUT_NAMES = {True: {3: "NWC", 4: "NHWC", 5: "NDHWC"}, False: {3: "NCW", 4: "NCHW", 5: "NCDHW"}}
@@ -221,6 +222,7 @@ def _hoist_chain(graph: Graph, node: Node) -> list[Node] | None:
     return None
 
 
+@fires_on("Transpose")
 def hoist_transpose(graph: Graph, node: Node) -> bool:
     chain = _hoist_chain(graph, node) if node.op == "Transpose" else None
     if not chain:

@@ -13,7 +13,10 @@ from __future__ import annotations
 from nnc.ir import Graph, Node
 from nnc.ops.indexing import split_slices
 
+from .rule_dispatch import fires_on
 
+
+@fires_on("Split")
 def split_to_slices(graph: Graph, node: Node) -> bool:
     if node.op != "Split":
         return False
