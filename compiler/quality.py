@@ -9,13 +9,16 @@ raises QualityGateError (the CLI's exit code 4).
 
 Warnings (never failures): fewer than MIN_CALIBRATION_SAMPLES calibration
 samples when activations are calibrated (the quantize pass warns); a layer whose own output cosine to the float model is below
-LAYER_COSINE_WARNING; labels given for an output that looks like a regression.
+LAYER_COSINE_WARNING; outputs whose cosine to the float model is below
+OUTPUT_COSINE_WARNING; labels given for an output that looks like a regression.
 """
 
 from __future__ import annotations
 
 MIN_CALIBRATION_SAMPLES = 16
 LAYER_COSINE_WARNING = 0.9
+OUTPUT_COSINE_WARNING = 0.99
+STEEP_OPS = ("Log", "Sqrt", "Reciprocal", "Div", "Pow")  # large derivative near 0 for small inputs
 WORST_LAYERS_SHOWN = 3
 
 
@@ -74,3 +77,21 @@ def layer_error_warning(layers: list[dict]) -> str | None:
     more = f" and {len(bad) - WORST_LAYERS_SHOWN} more" if len(bad) > WORST_LAYERS_SHOWN else ""
     return (f"{len(bad)} layer(s) lost much against the float model (output cosine below "
             f"{LAYER_COSINE_WARNING}): {shown}{more}")
+
+
+def output_cosine_warning(verification: dict, steep_ops: list[str]) -> str | None:
+    """A warning when the compiled outputs' cosine to the float model is below
+    OUTPUT_COSINE_WARNING. `steep_ops`: the float model's ops that are steep
+    near 0 (Log, Sqrt, Reciprocal, ...), which the warning then names: a loss
+    there comes before them, which the per-layer errors (weighted layers only)
+    do not show."""
+    cosine = (verification.get("vs_float") or {}).get("cosine")
+    if cosine is None or cosine >= OUTPUT_COSINE_WARNING:
+        return None
+    said = (f"the outputs agree with the float model at cosine {cosine:.4f} on {verification['samples']} sample(s) "
+            f"(below {OUTPUT_COSINE_WARNING})")
+    if not steep_ops:
+        return said
+    return (f"{said}; the model has {', '.join(steep_ops)}: a float input or activation of wide range that such an "
+            "op reads loses its small values to the int8 grid before it (a log-mel front end fed power spectra: "
+            "give it log features, or keep the front end out of the model)")

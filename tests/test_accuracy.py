@@ -213,6 +213,25 @@ def test_few_calibration_samples_and_lossy_layers_are_warned_about(tmp_path):
     assert any("lost much against the float model" in w for w in report["warnings"])
 
 
+def test_outputs_far_from_float_are_warned_about_naming_steep_ops(tmp_path):
+    """A log front end fed power spectra (range 1e-4..1e3) loses its small
+    values to the int8 input grid before the Log: the output cosine drops and
+    no weighted layer shows it, so the compile says so (it was silent)."""
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("Add", ["power", "eps"], ["m"]), helper.make_node("Log", ["m"], ["l"]),
+             helper.make_node("Sub", ["l", "mean"], ["y"])]
+    constants = [onnx.numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("eps", 1e-6), ("mean", -1.0))]
+    graph = helper.make_graph(nodes, "logmel", [helper.make_tensor_value_info("power", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], constants)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    power = np.exp(rng.uniform(-9, 7, (32, 1, 16))).astype(np.float32)
+    report = nnc.compile(tmp_path / "m.onnx", "ir", calib=power, quantize=True).report
+    (warning,) = [w for w in report["warnings"] if "agree with the float model" in w]
+    assert report["verification"]["vs_float"]["cosine"] < 0.99 and "the model has Log" in warning
+    clean = nnc.compile(DIGITS / "digits.onnx", "ir", calib=CALIB, quantize=True).report
+    assert not any("agree with the float model" in w for w in clean["warnings"])
+
+
 def test_warnings_name_the_keyword_and_the_flag(tmp_path, capsys):
     """A compile's warnings are one text, for report.json and the command line
     alike, so they name both the keyword argument and the flag."""
