@@ -36,7 +36,9 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 - `gather_nd_to_gather` (gather_nd.py): GatherND with constant indices and no
   batch dims -> Gather of the flattened leading axes;
 - `depth_space_to_transpose` (depth_space.py): DepthToSpace, SpaceToDepth
-  (PixelShuffle) -> Reshape, Transpose, Reshape.
+  (PixelShuffle) -> Reshape, Transpose, Reshape;
+- `fuse_softplus_threshold` (fuse_softplus.py): Where(Greater(x, T ≥ 15), x,
+  Softplus(x)), dynamo's export of softplus, -> Softplus(x).
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
@@ -71,6 +73,7 @@ from .fuse_gelu import fuse_gelu
 from .fuse_silu import fuse_silu
 from .fuse_softmax_mask import fuse_softmax_mask
 from .fuse_softmax_scale import fuse_softmax_scale
+from .fuse_softplus import fuse_softplus_threshold
 from .depth_space import depth_space_to_transpose
 from .gather_nd import gather_nd_to_gather
 from .instance_norm import instance_norm_to_layer_norm
@@ -333,4 +336,4 @@ CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, r
                                                        split_to_slices, fuse_gelu, fuse_silu, fold_gemm_scale,
                                                        fuse_softmax_mask, fuse_softmax_scale,
                                                        instance_norm_to_layer_norm, gather_nd_to_gather,
-                                                       depth_space_to_transpose)
+                                                       depth_space_to_transpose, fuse_softplus_threshold)
