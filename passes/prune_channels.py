@@ -7,7 +7,7 @@ ConvNets", ICLR 2017; on a tie the lower index goes; one channel always stays):
 - P's weights and bias lose them (a Gemm bias that broadcasts keeps its shape);
 - the cut follows P's output through channel-preserving ops, shrinking every
   tensor on the way: activations (Relu, Clip, LeakyRelu, Sigmoid, Tanh,
-  HardSigmoid, HardSwish), MaxPool, AveragePool, GlobalAveragePool,
+  HardSigmoid, HardSwish, Silu, Gelu, Elu, Softplus, Softsign), MaxPool, AveragePool, GlobalAveragePool,
   GlobalMaxPool, per-tensor QuantizeLinear/DequantizeLinear (QDQ models),
   BatchNormalization (its vectors shrink), Transpose (the axis moves with it),
   depthwise Conv (group = input channels: it loses the same channels and their
@@ -80,7 +80,8 @@ from nnc.verification import load_samples
 
 PREFIX = "pass 'prune-channels'"
 OPTION = f"{PREFIX}: overrides"
-ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish")
+ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Silu", "Gelu", "Elu",
+               "Softplus", "Softsign")
 POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 Edit = Callable[[Graph], None]
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from nnc.ops import get_op
 from onnx import helper
 
 from nnc.errors import OptionError
@@ -255,6 +257,21 @@ def test_gemm_chain(alpha, beta):
     kept = np.sort(np.argsort(g2_rows, kind="stable")[1:])
     assert np.array_equal(after2.tensor(node(after2, "g2").inputs[1]).data, graph.tensor("b2").data[kept])
     assert after2.tensor(node(after2, "g3").inputs[1]).shape == (4, 3)
+
+
+@pytest.mark.parametrize("activation", ["Silu", "Gelu", "Elu", "Softplus", "Softsign"])
+def test_channels_pass_through_smooth_activations(activation):
+    """SiLU (EfficientNet, conformers), GELU, ELU, Softplus, Softsign act per
+    element: the cut passes them, the dead channels' constant act(bias) folds
+    into the next layer's bias (SiLU stopped the cut before)."""
+    graph = dense_chain()
+    for n in graph.nodes():
+        if n.op == "Relu" and n.inputs[0] == "h1":
+            n.op = activation
+            n.attrs = get_op(activation).Attrs(1.0) if activation == "Elu" else get_op(activation).Attrs()
+    after = prune(graph, 'prune-channels{overrides="g2:0"}')
+    assert after.tensor("h1").shape == (2, 6) and after.tensor(node(after, "g2").inputs[1]).shape == (5, 6)
+    assert_same_outputs(graph, after)
 
 
 @pytest.mark.parametrize("bias, pruned", [(-1.0, True), (1.0, False)])
