@@ -458,6 +458,19 @@ def test_a_recurrent_layer_is_an_integer_island_of_the_qdq_model(op, tmp_path):
     assert result.target.parity.lsb[layer.outputs[0]] == 0  # onnxruntime's island equals nnc's op
 
 
+def test_a_streaming_lstm_s_int16_cell_state_is_written_out_in_the_qdq_form(tmp_path):
+    """c0 in and Y_c out are int16 at the cell's scale, which opset 17's
+    QuantizeLinear cannot hold: the island's interface writes them as the
+    integer form does (integer_boundary.py); it was refused."""
+    from rnn_models import Spec, model
+
+    onnx.save(model(Spec("LSTM", steps=6, batch=1, inputs=3, hidden=4, states="input",
+                         outputs=("Y", "Y_h", "Y_c"))), tmp_path / "lstm.onnx")
+    result, written = export(tmp_path / "lstm.onnx", tmp_path / "out")
+    assert result.report["verification"]["vs_reference"]["max_abs_diff_lsb"] == 0
+    assert {"Round", "Clip", "QuantizeLinear"} <= {node.op_type for node in written.graph.node}
+
+
 @pytest.mark.parametrize("form", ["qdq", "integer"])
 def test_a_constant_graph_output_is_written(form, tmp_path):
     """A graph output that is a constant stays an initializer the file returns."""

@@ -39,6 +39,8 @@ DATA_OPS = ("Reshape", "Transpose", "Concat", "Pad", "Slice", "Split", "Gather",
 
 
 integer_writes = registrar(INTEGER_WRITERS)  # the integer form's writers
+# Their writers of these also write int16, which the QDQ form's refuse (opset 17).
+INT16_BOUNDARY = ("QuantizeLinear", "DequantizeLinear")
 
 
 def recurrent_islands(graph: Graph) -> tuple[Graph, dict[str, Writer]]:
@@ -47,7 +49,9 @@ def recurrent_islands(graph: Graph) -> tuple[Graph, dict[str, Writer]]:
     the integer-form writers of those ops. A recurrent layer's integer rule
     (fixed-point gates, an int16 cell) has no QDQ form, so the QDQ model
     computes it as the integer form does, bit for bit, between the
-    QuantizeLinear and DequantizeLinear around it."""
+    QuantizeLinear and DequantizeLinear around it. An LSTM's int16 cell state
+    at the graph's interface (a streaming model's c0 and Y_c) is quantized and
+    dequantized as the integer form writes int16 (integer_boundary.py)."""
     recurrent = [n.name for n in graph.nodes() if n.op in NODE_RULES]
     if not recurrent:
         return graph, {}
@@ -57,7 +61,7 @@ def recurrent_islands(graph: Graph) -> tuple[Graph, dict[str, Writer]]:
         NODE_RULES[node.op](lowered, node)
     lowered.remove_dead()
     ops = {n.op for n in lowered.nodes() if n.op in INTEGER_WRITERS and n.op not in WRITERS}
-    return lowered, {op: INTEGER_WRITERS[op] for op in sorted(ops)}
+    return lowered, {op: INTEGER_WRITERS[op] for op in sorted(ops | set(INT16_BOUNDARY))}
 
 
 def to_integer_onnx(graph: Graph) -> onnx.ModelProto:
