@@ -38,11 +38,13 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 - `depth_space_to_transpose` (depth_space.py): DepthToSpace, SpaceToDepth
   (PixelShuffle) -> Reshape, Transpose, Reshape;
 - `fuse_softplus_threshold` (fuse_softplus.py): Where(Greater(x, T ≥ 15), x,
-  Softplus(x)), dynamo's export of softplus, -> Softplus(x).
+  Softplus(x)), dynamo's export of softplus, -> Softplus(x);
+- `fuse_softsign` (fuse_softsign.py): x / (1 + |x|), dynamo's export of
+  softsign, -> Softsign(x).
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
-values, bit for bit (only data movement changes; fuse_gelu, fuse_silu,
+values, bit for bit (only data movement changes; fuse_gelu, fuse_silu, fuse_softsign,
 fold_gemm_scale, fuse_softmax_scale's Div or MatMul operand and
 instance_norm_to_layer_norm up to float32 rounding); no rule
 applies any more,
@@ -74,6 +76,7 @@ from .fuse_silu import fuse_silu
 from .fuse_softmax_mask import fuse_softmax_mask
 from .fuse_softmax_scale import fuse_softmax_scale
 from .fuse_softplus import fuse_softplus_threshold
+from .fuse_softsign import fuse_softsign
 from .depth_space import depth_space_to_transpose
 from .gather_nd import gather_nd_to_gather
 from .instance_norm import instance_norm_to_layer_norm
@@ -336,4 +339,5 @@ CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, r
                                                        split_to_slices, fuse_gelu, fuse_silu, fold_gemm_scale,
                                                        fuse_softmax_mask, fuse_softmax_scale,
                                                        instance_norm_to_layer_norm, gather_nd_to_gather,
-                                                       depth_space_to_transpose, fuse_softplus_threshold)
+                                                       depth_space_to_transpose, fuse_softplus_threshold,
+                                                       fuse_softsign)
