@@ -7,7 +7,7 @@ ConvNets", ICLR 2017; on a tie the lower index goes; one channel always stays):
 - P's weights and bias lose them (a Gemm bias that broadcasts keeps its shape);
 - the cut follows P's output through channel-preserving ops, shrinking every
   tensor on the way: activations (Relu, Clip, LeakyRelu, Sigmoid, Tanh,
-  HardSigmoid, HardSwish, Silu, Gelu, Elu, Softplus, Softsign), MaxPool, AveragePool, GlobalAveragePool,
+  HardSigmoid, HardSwish, Silu, Gelu, Elu, Softplus, Softsign), Resize, MaxPool, AveragePool, GlobalAveragePool,
   GlobalMaxPool, per-tensor QuantizeLinear/DequantizeLinear (QDQ models),
   BatchNormalization (its vectors shrink), Transpose (the axis moves with it),
   depthwise Conv (group = input channels: it loses the same channels and their
@@ -476,6 +476,7 @@ def _end(graph, node, cut, edits, w_axis: int, contribution: np.ndarray | None) 
 _HANDLERS = {
     **{op: _through_activation for op in ACTIVATIONS},
     **{op: _through_pool for op in POOLS},
+    "Resize": _through_pool,  # a constant channel resizes to itself, nearest or linear
     "QuantizeLinear": _through_qdq, "DequantizeLinear": _through_qdq,
     "BatchNormalization": _through_batchnorm, "Transpose": _through_transpose, "Reshape": _through_reshape,
     "Conv": _into_conv, "Gemm": _into_gemm, "MatMul": _into_matmul,

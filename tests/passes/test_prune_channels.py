@@ -316,6 +316,23 @@ def conv_then(extra_nodes, outputs, extra_constants=None):
     return build(nodes, {"x": [1, 4, 5, 5]}, outputs, constants)
 
 
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_channels_pass_through_resize(mode):
+    """An upsampling Resize (a YOLO neck, a U-Net decoder) keeps each channel's
+    constant: the cut passes it (it stopped there before)."""
+    w1 = randn(4, 4, 1, 1)
+    w1[1] = 0  # a dead channel: its constant bias resizes to itself
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1"),
+             helper.make_node("Resize", ["c1", "", "scales"], ["r"], mode=mode),
+             helper.make_node("Conv", ["r", "w2", "b2"], ["y"], name="conv2")]
+    constants = {"w1": w1, "b1": randn(4), "scales": np.array([1, 1, 2, 2], np.float32), "w2": randn(3, 4, 1, 1),
+                 "b2": randn(3)}
+    graph = build(nodes, {"x": [1, 4, 5, 5]}, {"y": [1, 3, 10, 10]}, constants)
+    after = prune(graph, 'prune-channels{overrides="conv2:0"}')
+    assert after.tensor("r").shape == (1, 3, 10, 10)
+    assert_same_outputs(graph, after)
+
+
 @pytest.mark.parametrize("graph, reason", [
     (lambda: conv_then([helper.make_node("Add", ["c1", "x"], ["y"])], {"y": [1, 4, 5, 5]}), "Add"),
     (lambda: conv_then([helper.make_node("Relu", ["c1"], ["y"])], {"y": [1, 4, 5, 5]}), "graph output"),
