@@ -1,10 +1,11 @@
 """An iterable of samples read once, held by the page cache past a size.
 
-`spool(items, what)` reads an iterable of samples (each a {name: array} dict,
-or each one array under the name "") one at a time and returns {name: array
-[count, *sample shape]}. While the samples read so far total at most
-SPILL_BYTES they are kept as they came and stacked at the end (np.stack's
-result, dtypes promoted as it promotes them). Past that, each name's samples
+`spool(items, what, as_array)` reads an iterable of samples (each a {name:
+array} dict, or each one array under the name "") one at a time and returns
+{name: array [count, *sample shape]}. While the samples read so far total at
+most SPILL_BYTES they are copied as they come (a generator may reuse one
+buffer for every sample) and stacked at the end (np.stack's result, dtypes
+promoted as it promotes them). Past that, each name's samples
 go to an unnamed temporary file (removed by the system when the last reference
 goes, also when nnc is killed) that is then memory-mapped copy-on-write: an
 iterable larger than memory is read once, and its samples are paged in from
@@ -26,7 +27,7 @@ import numpy as np
 from .errors import OptionError, ShapeError
 from .limits import check_elements
 
-# Samples held in memory before they go to temporary files (docs/api.md).
+# Samples held in memory before they go to temporary files (docs/limits.md).
 SPILL_BYTES = 256 * 2**20
 
 
@@ -50,7 +51,7 @@ class _Column:
                              f"{list(self.shape)}; every sample must have the same shape")
         self.count += 1
         if self.file is None:
-            self.kept.append(array)
+            self.kept.append(np.array(array, copy=True))
         else:
             self._write(array, index)
 

@@ -43,6 +43,22 @@ def test_spilled_batches_equal_stacked_ones(count, spill_small):
     assert list(lone) == [""] and np.array_equal(lone[""], np.stack([s["x"] for s in samples]))
 
 
+@pytest.mark.parametrize("spill", [False, True])
+def test_a_generator_reusing_one_buffer_gives_every_sample(spill, monkeypatch):
+    """A data loader may fill one buffer for every sample it yields."""
+    monkeypatch.setattr(sample_spool, "SPILL_BYTES", 16 if spill else 2**20)
+    buffer = np.zeros(4, np.float32)
+
+    def generate():
+        for i in range(10):
+            buffer[:] = i
+            yield buffer
+
+    arrays = as_arrays(generate(), "calib")
+    assert isinstance(arrays[""], np.memmap) == spill
+    assert np.array_equal(arrays[""][:, 0], np.arange(10, dtype=np.float32))
+
+
 def test_an_iterable_is_not_held_in_memory(monkeypatch):
     """64 MiB of samples from a generator with 1 MiB held: the traced peak stays
     near the hold and one sample, far from the data's size."""
