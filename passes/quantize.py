@@ -9,7 +9,8 @@ compute docs/numerics.md exactly; see nnc.quantizer for the lowering rules.
   (quantizer/divide.py), and an AveragePool that does not count its padding
   into a uniform AveragePool and a Mul by K / count
   (quantizer/average_pool.py), before calibration, which ranges the new
-  tensors too.
+  tensors too; a Mul and an Add by per-channel constants become one
+  BatchNormalization (quantizer/channel_affine.py), one QAffine.
 - QDQ models keep their scales and zero points, int8 weights and int32 biases.
 - Float activations get int8 asymmetric per-tensor parameters from calibration:
   the reference interpreter runs the samples of `calib` (.npz/.npy, matched to
@@ -76,6 +77,7 @@ from nnc.quality import calibration_warning
 from nnc.quantizer import WeightSpec, apply, check_supported, lower, plan
 from nnc.quantizer.conv_transpose import rewrite_conv_transposes
 from nnc.quantizer.average_pool import rewrite_partial_windows
+from nnc.quantizer.channel_affine import rewrite_channel_affines
 from nnc.quantizer.divide import rewrite_divisions
 from nnc.records import record
 from nnc.verification import load_samples, synthetic_samples
@@ -121,6 +123,7 @@ class Quantize(Pass):
         rewrite_conv_transposes(graph)  # into a phase Conv, which has an integer lowering
         rewrite_divisions(graph)  # a / b of two activations: a · Reciprocal(b), two tables' worth of ops
         rewrite_partial_windows(graph)  # average pools not counting their padding: uniform pool · K / count
+        rewrite_channel_affines(graph)  # x · k + c per channel: one BatchNormalization, one QAffine
         check_supported(graph)  # before calibrating: refuse early, warn for nothing
         the_plan = plan(graph)
         specs = self._specs(graph)

@@ -130,7 +130,8 @@ def test_conv_model_everywhere(tmp_path):
     randn = _normal(14)
     samples = {"x": randn(4, 1, 3, 8, 8)}
     layers = _layer_ops(compile_everywhere(_conv_model(), tmp_path, samples))
-    assert layers.count("QMul") == 0 and layers.count("QAffine") == 4 and layers.count("QLut") == 4  # swish: one table
+    # swish: one table; x · k + c per channel: one QAffine (quantizer/channel_affine.py)
+    assert layers.count("QMul") == 0 and layers.count("QAffine") == 3 and layers.count("QLut") == 4
 
 
 # -- one op at a time, reference interpreter only -------------------------------------------
