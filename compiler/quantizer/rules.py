@@ -192,7 +192,18 @@ def lower_pad(graph: Graph, group: Group) -> None:
 
 @rule("Concat")
 def lower_concat(graph: Graph, group: Group) -> None:
-    inputs = [group.operand(i) for i in range(len(group.node.inputs))]
-    same = [requantized_operand(graph, group, x.tensor, x.affine, group.out) for x in inputs]
+    """Every input at the output's parameters: an 8-bit operand requantized
+    when its own differ, a float constant (a ViT's class token) quantized to
+    them (calibration saw its values in the output)."""
+    same = []
+    for i, name in enumerate(group.node.inputs):
+        data = graph.constant(name) if group.operands[i] is None else None
+        if data is not None and data.dtype.kind == "f":
+            q = np.vectorize(group.out.quantize, otypes=[np.int64])(np.asarray(data, np.float32))
+            narrow = q.astype(np.int8 if group.out.dtype == "i8" else np.uint8)
+            same.append(constant(graph, f"{group.name}.{name}", narrow))
+            continue
+        x = group.operand(i)
+        same.append(requantized_operand(graph, group, x.tensor, x.affine, group.out))
     target = staging(graph, group, group.out)
     add_node(graph, group.name, "Concat", same, [target], group.node.attrs)

@@ -161,6 +161,19 @@ def test_concat_of_differing_ranges(tmp_path):
     assert "Requantize" in ops(graph) and "Concat" in ops(graph)
 
 
+@pytest.mark.parametrize("first", [True, False])
+def test_concat_of_a_constant_token(tmp_path, first):
+    """A ViT's class token: a float constant concatenated with an activation is
+    quantized to the output's parameters (it was refused as "not a dequantized
+    8-bit tensor")."""
+    b = Builder()
+    token, x = b.const(randn(1, 1, 8, scale=2.0)), b.input("x", [1, 4, 8])
+    b.node("Concat", [token, x] if first else [x, token], "y", axis=1)
+    b.output("y", [1, 5, 8])
+    graph, _ = check_float(b.model(), tmp_path, [{"x": randn(1, 4, 8)} for _ in range(4)])
+    assert "Concat" in ops(graph)
+
+
 @pytest.mark.parametrize("observer", ["minmax", "percentile", "mse"])
 def test_small_cnn_with_each_observer(tmp_path, observer):
     b = Builder()
