@@ -1,6 +1,6 @@
 """C lowering of the element-wise ops of docs/numerics.md §18 (QMul, QAffine)
 and of the float math ops Erf, Gelu, Silu, Sqrt, Exp, Log, Neg, Abs, Reciprocal,
-Softplus, Softsign and Pow
+Softplus, Softsign, Mish and Pow
 (compiler/ops/math_unary.py; float32 C99 <math.h>, within the float parity
 tolerance of the float64 reference).
 
@@ -32,6 +32,7 @@ _FLOAT_EXPR = {
     "Silu": "v / (1.0f + expf(-v))",
     "Softplus": _SOFTPLUS.format("v"),
     "Softsign": "v / (1.0f + fabsf(v))",
+    "Mish": f"v * tanhf({_SOFTPLUS.format('v')})",
 }
 _GELU_EXPR = {
     "none": "0.5f * v * (1.0f + erff(v * 0.70710678118654752f))",

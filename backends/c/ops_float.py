@@ -186,7 +186,7 @@ def clip(ctx: Ctx, node):
 _CLAMP01 = "(({0}) < 0.0f ? 0.0f : (({0}) > 1.0f ? 1.0f : ({0})))"
 
 
-@lowers("LeakyRelu", "Elu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", in_place=(0,))
+@lowers("LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", in_place=(0,))
 def float_unary(ctx: Ctx, node):
     need_f32(ctx, node.inputs[0])
     op, a = node.op, node.attrs
@@ -195,6 +195,9 @@ def float_unary(ctx: Ctx, node):
                       [("alpha", "float", float_literal(a.alpha))])
     if op == "Elu":
         return _unary(ctx, node, "elu", "v > 0.0f ? v : alpha * expm1f(v)", [("alpha", "float", float_literal(a.alpha))])
+    if op == "Selu":
+        return _unary(ctx, node, "selu", "gamma * (v > 0.0f ? v : alpha * expm1f(v))",
+                      [("alpha", "float", float_literal(a.alpha)), ("gamma", "float", float_literal(a.gamma))])
     if op == "HardSigmoid":
         return _unary(ctx, node, "hard_sigmoid", _CLAMP01.format("v * alpha + beta"),
                       [("alpha", "float", float_literal(a.alpha)), ("beta", "float", float_literal(a.beta))])

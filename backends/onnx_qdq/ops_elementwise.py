@@ -47,6 +47,21 @@ def _elu(out: OnnxBuilder, node: Node) -> None:
     out.add("Elu", node.inputs, node.outputs, node.name, alpha=node.attrs.alpha)
 
 
+@writes("Selu")
+def _selu(out: OnnxBuilder, node: Node) -> None:
+    out.add("Selu", node.inputs, node.outputs, node.name, alpha=node.attrs.alpha, gamma=node.attrs.gamma)
+
+
+@writes("Mish")
+def _mish(out: OnnxBuilder, node: Node) -> None:
+    """Mul(x, Tanh(Softplus(x))): ONNX has Mish only from opset 18."""
+    x, y = node.inputs[0], node.outputs[0]
+    soft, gate = out.fresh(f"{y}.softplus"), out.fresh(f"{y}.gate")
+    out.add("Softplus", [x], [soft], f"{node.name}.softplus")
+    out.add("Tanh", [soft], [gate], f"{node.name}.gate")
+    out.add("Mul", [x, gate], [y], node.name)
+
+
 @writes("HardSigmoid")
 def _hard_sigmoid(out: OnnxBuilder, node: Node) -> None:
     out.add("HardSigmoid", node.inputs, node.outputs, node.name, alpha=node.attrs.alpha, beta=node.attrs.beta)

@@ -115,6 +115,27 @@ class Elu(_FloatUnary):
             return [np.where(x > 0, x, attrs.alpha * np.expm1(np.minimum(x, 0.0))).astype(xs[0].dtype)]
 
 
+@record
+class SeluAttrs:
+    alpha: float = 1.67326319217681884765625
+    gamma: float = 1.05070102214813232421875
+
+
+@register_op
+class Selu(_FloatUnary):
+    """gamma · x for x > 0, gamma · alpha · (eˣ − 1) otherwise (float64, cast back once)."""
+
+    name = "Selu"
+    Attrs = SeluAttrs
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x = xs[0].astype(np.float64)
+        with np.errstate(over="ignore"):
+            y = attrs.gamma * np.where(x > 0, x, attrs.alpha * np.expm1(np.minimum(x, 0.0)))
+        return [y.astype(xs[0].dtype)]
+
+
 @register_op
 class PRelu(_Binary):
     """PRelu(x, slope): slope broadcasts unidirectionally to x."""
@@ -248,6 +269,12 @@ def _lower_leaky(n: OnnxNode):
 @lowers("Elu")
 def _lower_elu(n: OnnxNode):
     return Lowered("Elu", AlphaAttrs(float(n.attr("alpha", 1.0))))
+
+
+@lowers("Selu")
+def _lower_selu(n: OnnxNode):
+    defaults = SeluAttrs()
+    return Lowered("Selu", SeluAttrs(float(n.attr("alpha", defaults.alpha)), float(n.attr("gamma", defaults.gamma))))
 
 
 @lowers("HardSigmoid")

@@ -1,6 +1,7 @@
 """Float element-wise math ops beyond the activations of elementwise.py: Erf,
 Gelu (opset 20, approximate "none" or "tanh"), Sqrt, Exp, Log, Neg, Abs,
-Reciprocal, Softplus (ln(1 + eˣ)), Softsign (x / (1 + |x|)), Silu
+Reciprocal, Softplus (ln(1 + eˣ)), Softsign (x / (1 + |x|)), Mish
+(x · tanh(softplus(x)), opset 18), Silu
 (x · sigmoid(x): ONNX Swish with alpha 1, opset 24, and what canonicalize
 makes of Mul(x, Sigmoid(x))) and Pow (numpy broadcasting of base and exponent).
 
@@ -52,6 +53,11 @@ def softsign(x: np.ndarray) -> np.ndarray:
     return x / (1.0 + np.abs(x))
 
 
+def mish(x: np.ndarray) -> np.ndarray:
+    """x · tanh(softplus(x)), float64."""
+    return x * np.tanh(softplus(x))
+
+
 def silu(x: np.ndarray) -> np.ndarray:
     """SiLU (Swish): x · sigmoid(x) = x / (1 + exp(−x)), in float64; −0 where
     exp(−x) overflows."""
@@ -85,6 +91,7 @@ _unary("Exp", lambda x, a: np.exp(x))
 _unary("Log", lambda x, a: np.log(x))
 _unary("Softplus", lambda x, a: softplus(x))
 _unary("Softsign", lambda x, a: softsign(x))
+_unary("Mish", lambda x, a: mish(x))
 _unary("Neg", lambda x, a: np.negative(x))
 _unary("Abs", lambda x, a: np.abs(x))
 _unary("Reciprocal", lambda x, a: 1.0 / x)
@@ -134,7 +141,7 @@ class Pow(OpDef):
             return [np.power(x.astype(np.float64), e.astype(np.float64)).astype(x.dtype)]
 
 
-@lowers("Erf", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Softplus", "Softsign")
+@lowers("Erf", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Softplus", "Softsign", "Mish")
 def _lower_unary(n: OnnxNode):
     if n.input_types[0] is not None and n.input_types[0].dtype not in FLOAT_TYPES:
         raise n.unsupported(f"{n.input_types[0].dtype} input: only float {n.op_type} is supported")

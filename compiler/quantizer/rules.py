@@ -9,7 +9,7 @@
                                 for any axis, is rules_transformer.lower_softmax
     Sigmoid, Tanh, HardSwish,
     HardSigmoid, LeakyRelu,
-    Elu                       → QLut, a 256-entry table (§7)
+    Elu, Selu                 → QLut, a 256-entry table (§7)
     Relu, Clip (standalone)   → Clip on the integers, or Requantize (§3)
     Reshape, Transpose, Pad,
     MaxPool, GlobalMaxPool,
@@ -38,7 +38,7 @@ from .emit import add_node, constant, requantized_operand, rescale, staging
 from .groups import Group, clamp_of, rule
 
 QADD_MAX_SHIFT = 62 - 9
-LUT_OPS = ("Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Elu")
+LUT_OPS = ("Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Elu", "Selu")
 
 
 def unsupported(group: Group, why: str) -> UnsupportedError:

@@ -12,7 +12,7 @@ math functions (docs/numerics.md §18):
     PRelu with a constant slope     → QAffine with a negative-side multiplier per
                                       element of the slope (a single slope: a table)
     Erf, Gelu, Silu, Sqrt, Exp, Log, Neg, Abs,
-    Reciprocal, Softplus, Softsign, Pow(x, constant e),
+    Reciprocal, Softplus, Softsign, Mish, Pow(x, constant e),
     Div(constant c, x)              → QLut, a 256-entry table (§7); a NaN entry
                                       (√ of a negative value) holds the zero point
 
@@ -28,7 +28,7 @@ from ..errors import UnsupportedError
 from ..ir import Graph
 from ..numerics import quantize_multiplier
 from ..ops import get_op
-from ..ops.math_unary import erf, gelu, silu, softplus, softsign
+from ..ops.math_unary import erf, gelu, mish, silu, softplus, softsign
 from ..ops.qbinary import COEFFICIENT_LIMIT, QAffineAttrs, QProductAttrs
 from ..ops.qelementwise import QAddAttrs
 from . import rules
@@ -240,7 +240,7 @@ def _table(graph: Graph, group: Group, fn, operand: int = 0) -> None:
 
 _FUNCTIONS = {"Erf": erf, "Sqrt": np.sqrt, "Exp": np.exp, "Log": np.log, "Neg": np.negative, "Abs": np.abs,
               "Reciprocal": lambda r: 1.0 / r, "Silu": silu, "Softplus": softplus,
-              "Softsign": softsign}
+              "Softsign": softsign, "Mish": mish}
 
 
 @rule(*_FUNCTIONS)

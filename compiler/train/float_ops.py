@@ -400,11 +400,12 @@ _BROADCASTING = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": to
                  "PRelu": lambda x, slope: torch.where(x < 0, x * slope, x)}
 _UNARY = {"Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Erf": torch.erf, "Sqrt": _Sqrt.apply,
           "Exp": torch.exp, "Log": torch.log, "Neg": torch.neg, "Abs": torch.abs, "Reciprocal": torch.reciprocal,
-          "Silu": F.silu, "Softplus": F.softplus, "Softsign": F.softsign, "Identity": lambda x: x,
+          "Silu": F.silu, "Softplus": F.softplus, "Softsign": F.softsign, "Mish": F.mish, "Identity": lambda x: x,
           "Dropout": lambda x: x}
 _WITH_ATTRS = {  # op -> fn(attrs, x)
     "LeakyRelu": lambda a, x: torch.where(x < 0, x * a.alpha, x),
     "Elu": lambda a, x: F.elu(x, a.alpha),
+    "Selu": lambda a, x: a.gamma * F.elu(x, a.alpha),
     "Clip": lambda a, x: _clamp(x, a.min, a.max),
     "HardSigmoid": lambda a, x: (x * a.alpha + a.beta).clamp(0, 1),
     "HardSwish": lambda a, x: x * (x * (1 / 6) + 0.5).clamp(0, 1),

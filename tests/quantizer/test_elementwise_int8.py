@@ -175,7 +175,7 @@ SINGLE_OPS = {  # case -> (op, _single arguments); constants: vectors -> QAffine
     "Sigmoid": ("Sigmoid", {}), "Tanh": ("Tanh", {}), "HardSigmoid": ("HardSigmoid", {}),
     "HardSwish": ("HardSwish", {}), "LeakyRelu": ("LeakyRelu", {}),
     "Log": ("Log", dict(positive=True)), "Softplus": ("Softplus", {}), "Softsign": ("Softsign", {}),
-    "Elu": ("Elu", {}),
+    "Elu": ("Elu", {}), "Selu": ("Selu", {}), "Mish": ("Mish", dict(opset=18)),
 }
 
 

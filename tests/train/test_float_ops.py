@@ -24,7 +24,7 @@ from nnc.frontend.onnx_loader import load  # noqa: E402
 from nnc.ir import Graph, Node  # noqa: E402
 from nnc.ops import get_op  # noqa: E402
 from nnc.ops.conv import ConvAttrs  # noqa: E402
-from nnc.ops.elementwise import AlphaAttrs, HardSigmoidAttrs  # noqa: E402
+from nnc.ops.elementwise import AlphaAttrs, HardSigmoidAttrs, SeluAttrs  # noqa: E402
 from nnc.ops.gemm import GemmAttrs  # noqa: E402
 from nnc.ops.indexing import GatherAttrs, SliceAttrs, SplitAttrs  # noqa: E402
 from nnc.ops.layernorm import LayerNormAttrs  # noqa: E402
@@ -148,12 +148,13 @@ NODE_CASES = {
     "gelu_tanh": ("Gelu", GeluAttrs("tanh"), [_x(1, 6)]),
     "leaky_relu": ("LeakyRelu", AlphaAttrs(0.2), [_x(1, 6)]),
     "elu": ("Elu", AlphaAttrs(0.7), [_x(1, 6)]),
+    "selu": ("Selu", SeluAttrs(), [_x(1, 6)]),
     "hard_sigmoid": ("HardSigmoid", HardSigmoidAttrs(0.3, 0.4), [_x(1, 6)]),
     "prelu": ("PRelu", NoAttrs(), [_x(1, 3, 4), _c(3, 1)]),
     "pow": ("Pow", NoAttrs(), [_x(1, 6, low=0.5), _c(6)]),
     **{op.lower(): (op, NoAttrs(), [_x(1, 6, low=0.5)]) for op in ("Erf", "Sqrt", "Exp", "Log", "Neg", "Abs",
                                                                    "Reciprocal", "Relu", "HardSwish", "Softplus",
-                                                                   "Softsign")},
+                                                                   "Softsign", "Mish")},
     "silu": ("Silu", NoAttrs(), [_x(1, 6)]),
     "cast": ("Cast", CastAttrs("f64"), [_x(1, 6)]),
     "expand": ("Expand", ExpandAttrs((1, 3, 4)), [_x(1, 1, 4)]),

@@ -1,6 +1,6 @@
 """QMul, QAffine and QAdd with a negative multiplier through the C target, and
 the float math kernels (Erf, Gelu, Sqrt, Exp, Log, Neg, Abs, Reciprocal, Softplus,
-Softsign, Elu, Pow): built
+Softsign, Elu, Selu, Mish, Pow): built
 with gcc and clang (-Werror, ASan/UBSan); integers bit-exact with the reference
 interpreter over every 8-bit input value, floats within the float parity."""
 
@@ -10,7 +10,7 @@ import numpy as np
 from c_testing import GraphBuilder, check_graph
 from elementwise_graphs import corner_graph, corner_samples
 
-from nnc.ops.elementwise import AlphaAttrs
+from nnc.ops.elementwise import AlphaAttrs, SeluAttrs
 from nnc.ops.math_unary import GeluAttrs
 
 
@@ -20,7 +20,8 @@ def _graph():
     b.graph = corner_graph()
     x = b.input("x", "f32", (3, 40))
     pos = b.op("Abs", [x])
-    outs = [b.op(op, [x]) for op in ("Erf", "Exp", "Neg", "Softplus", "Softsign")]
+    outs = [b.op(op, [x]) for op in ("Erf", "Exp", "Neg", "Softplus", "Softsign", "Mish")]
+    outs += [b.op("Selu", [x], SeluAttrs())]
     outs += [b.op("Log", [b.op("Add", [b.op("Abs", [x]), b.const("eps", np.float32(0.01))])])]
     outs += [b.op("Elu", [x], AlphaAttrs(0.6))]
     outs += [b.op("Gelu", [x], GeluAttrs(mode)) for mode in ("none", "tanh")]
