@@ -101,6 +101,13 @@ class LeakyRelu(_FloatUnary):
         return [np.where(x < 0, x * x.dtype.type(attrs.alpha), x).astype(x.dtype)]
 
 
+def elu(x: np.ndarray, alpha: float) -> np.ndarray:
+    """x for x > 0, alpha · (eˣ − 1) otherwise, in float64."""
+    x = np.asarray(x, np.float64)
+    with np.errstate(over="ignore"):
+        return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+
+
 @register_op
 class Elu(_FloatUnary):
     """x for x > 0, alpha · (eˣ − 1) otherwise (float64, cast back once)."""
@@ -110,9 +117,7 @@ class Elu(_FloatUnary):
 
     @staticmethod
     def evaluate(attrs, xs):
-        x = xs[0].astype(np.float64)
-        with np.errstate(over="ignore"):
-            return [np.where(x > 0, x, attrs.alpha * np.expm1(np.minimum(x, 0.0))).astype(xs[0].dtype)]
+        return [elu(xs[0], attrs.alpha).astype(xs[0].dtype)]
 
 
 @record
@@ -130,10 +135,7 @@ class Selu(_FloatUnary):
 
     @staticmethod
     def evaluate(attrs, xs):
-        x = xs[0].astype(np.float64)
-        with np.errstate(over="ignore"):
-            y = attrs.gamma * np.where(x > 0, x, attrs.alpha * np.expm1(np.minimum(x, 0.0)))
-        return [y.astype(xs[0].dtype)]
+        return [(attrs.gamma * elu(xs[0], attrs.alpha)).astype(xs[0].dtype)]
 
 
 @register_op
