@@ -114,9 +114,14 @@ def split(sample: Sample, axes: dict[str, int], chunk: Graph) -> list[Sample]:
 
 def run_chunks(chunk: Graph, pieces: list[Sample], run_one: Callable[[Graph, Sample], Sample]
                ) -> tuple[list[Sample], list[Sample]]:
-    """Run the chunks in order from zero states, each reading the states the one
-    before wrote. Returns the full inputs (states filled in) and outputs of every chunk."""
-    states = {s_in: np.zeros(chunk.tensor(s_in).shape, to_numpy(chunk.tensor(s_in).dtype)) for s_in, _ in chunk.states}
+    """Run the chunks in order, each reading the states the one before wrote;
+    the first reads the sample's own initial states where the model takes them
+    as inputs (its h0, c0), zero states otherwise. Returns the full inputs
+    (states filled in) and outputs of every chunk."""
+    first = pieces[0] if pieces else {}
+    states = {s_in: first[s_in] if s_in in first else np.zeros(chunk.tensor(s_in).shape,
+                                                                 to_numpy(chunk.tensor(s_in).dtype))
+              for s_in, _ in chunk.states}
     inputs, outputs = [], []
     for piece in pieces:
         feed = dict(piece, **states)

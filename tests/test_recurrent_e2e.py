@@ -77,6 +77,24 @@ def test_streaming_frame_by_frame_equals_whole_sequence(op, target, tmp_path):
     assert verification["vs_float"]["cosine"] >= 0.99
 
 
+@pytest.mark.parametrize("target", ["c", "az-sim"])
+def test_streaming_a_model_that_takes_its_states_starts_from_the_given_states(target, tmp_path):
+    """A model whose LSTM already reads h0 and c0 from inputs streams from the
+    sample's own initial states; the chunks started from zero states and the
+    compile failed, naming 'h0.quantize' as a layer that reads frames outside
+    the chunk (third sweep)."""
+    from rnn_models import Spec, model
+
+    m = model(Spec("LSTM", steps=6, batch=1, inputs=3, hidden=4, layout=1, states="input",
+                   outputs=("Y", "Y_h", "Y_c")))
+    onnx.save(m, tmp_path / "lstm.onnx")
+    np.savez(tmp_path / "calib.npz", **samples(m, 4))
+    result = nnc.compile(tmp_path / "lstm.onnx", target, tmp_path / "out", calib=tmp_path / "calib.npz",
+                         stream={"X": (1, 2, 3)})
+    verification = result.report["verification"]
+    assert verification["vs_whole_sequence"]["bit_exact"] and verification["chunks"] == 4 * 3
+
+
 def test_compression_names_the_recurrent_layers_it_leaves_out(tmp_path):
     m = keyword_spotter("GRU", hidden=8, frames=4, features=3, classes=4)
     onnx.save(m, tmp_path / "kws.onnx")
