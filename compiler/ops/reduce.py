@@ -35,6 +35,11 @@ from .registry import Lowered, OnnxNode, OpDef, lowers, register_op
 from .shape import node_axis, node_error
 
 REDUCE_OPS = ("ReduceSum", "ReduceMean", "ReduceMax")
+# Reductions that canonicalize writes out with the ones above (passes/norm_reductions.py):
+# the L1 and L2 norms (F.normalize exports ReduceL2) and the sum of squares.
+NORM_REDUCTIONS = {"ReduceL1": lambda x, axes, keep: np.abs(x).sum(axis=axes, keepdims=keep),
+                   "ReduceL2": lambda x, axes, keep: np.sqrt((x * x).sum(axis=axes, keepdims=keep)),
+                   "ReduceSumSquare": lambda x, axes, keep: (x * x).sum(axis=axes, keepdims=keep)}
 MAX_SUM_COUNT = (1 << 31) // 256  # count · 255 < 2^31 (docs/numerics.md §11)
 
 
@@ -99,6 +104,18 @@ class ReduceMax(_Reduce):
         return [np.asarray(x.max(axis=attrs.axes, keepdims=attrs.keepdims))]
 
 
+def _register_norm(name: str, fn) -> None:
+    def evaluate(attrs, inputs):
+        x = inputs[0]
+        return [np.asarray(fn(x.astype(np.float64), attrs.axes, attrs.keepdims)).astype(x.dtype)]
+
+    register_op(type(name, (_Reduce,), {"name": name, "evaluate": staticmethod(evaluate)}))
+
+
+for _name, _fn in NORM_REDUCTIONS.items():
+    _register_norm(_name, _fn)
+
+
 # -- integer form --------------------------------------------------------------------
 @record
 class QReduceAttrs:
@@ -155,7 +172,7 @@ def _is_global_pool(op: str, shape: tuple[int, ...], axes: tuple[int, ...], keep
     return op == "ReduceMean" and keepdims and len(shape) >= 4 and axes == tuple(range(2, len(shape)))
 
 
-@lowers(*REDUCE_OPS)
+@lowers(*REDUCE_OPS, *NORM_REDUCTIONS)
 def _lower_reduce(n: OnnxNode):
     shape = n.input_types[0].shape
     if n.input_types[0].dtype not in FLOAT_TYPES:
