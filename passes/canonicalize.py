@@ -42,7 +42,9 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 - `fuse_softsign` (fuse_softsign.py): x / (1 + |x|), dynamo's export of
   softsign, -> Softsign(x);
 - `norm_reduction_to_sum` (norm_reductions.py): ReduceL1, ReduceL2,
-  ReduceSumSquare -> ReduceSum of Abs(x) or x · x (and Sqrt for L2).
+  ReduceSumSquare -> ReduceSum of Abs(x) or x · x (and Sqrt for L2);
+- `einsum_to_matmul` (einsum.py): an Einsum of the matrix-multiply kind ->
+  Transpose, Reshape, MatMul, Reshape, Transpose; a permutation -> Transpose.
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
@@ -53,8 +55,8 @@ applies any more,
 except where applying it would rename a graph input or output (e.g. an identity
 Transpose from a graph input straight to a graph output stays, as a Reshape).
 Termination: every rewrite lowers (number of InstanceNormalizations,
-GatherNDs, DepthToSpaces, SpaceToDepths and norm reductions, number of
-Transposes, total length of Transpose->Transpose chains, number of
+GatherNDs, DepthToSpaces, SpaceToDepths, norm reductions and Einsums,
+number of Transposes, total length of Transpose->Transpose chains, number of
 Reshapes) in lexicographic order
 (fuse_gelu removes at least four compute nodes and adds one, fuse_silu removes
 two and adds one, fold_gemm_scale, fuse_softmax_mask and fuse_softmax_scale
@@ -81,6 +83,7 @@ from .fuse_softmax_scale import fuse_softmax_scale
 from .fuse_softplus import fuse_softplus_threshold
 from .fuse_softsign import fuse_softsign
 from .depth_space import depth_space_to_transpose
+from .einsum import einsum_to_matmul
 from .gather_nd import gather_nd_to_gather
 from .instance_norm import instance_norm_to_layer_norm
 from .norm_reductions import norm_reduction_to_sum
@@ -344,4 +347,4 @@ CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, r
                                                        fuse_softmax_mask, fuse_softmax_scale,
                                                        instance_norm_to_layer_norm, gather_nd_to_gather,
                                                        depth_space_to_transpose, fuse_softplus_threshold,
-                                                       fuse_softsign, norm_reduction_to_sum)
+                                                       fuse_softsign, norm_reduction_to_sum, einsum_to_matmul)
