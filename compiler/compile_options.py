@@ -207,6 +207,15 @@ class CompileOptions:
         if clashing:
             said = "the budget search chooses bits and sparsity itself; drop "
             raise OptionError(said + ", ".join(clashing), cli=said + ", ".join(map(flag_of, clashing)))
+        given = "ratio" if self.ratio is not None else "flash_budget"
+        int8 = {"c": ("target c with c_weights='dense' stores one int8 per weight whatever the bits; give "
+                      "c_weights='packed'",
+                      "target c with --c-weights dense stores one int8 per weight whatever the bits; give "
+                      "--c-weights packed"),
+                "onnx": ("target onnx stores int8 weights (opset 17)",) * 2}.get(self.target)
+        if int8 and self.c_weights == "dense":
+            said = "a weight budget counts packed weights, and"
+            raise OptionError(f"{given}: {said} {int8[0]}", cli=f"{flag_of(given)}: {said} {int8[1]}")
 
     def _check_quality_options(self):
         if self.labels is not None and self.inputs is None:
@@ -315,7 +324,9 @@ def default_pipeline(target, opts: CompileOptions, stream_role: str | None = Non
         steps.append(_step("quantize", calib=calib, **options, **getattr(target, "quantize_options", {})))
     elif any(quantizing.values()):
         asked = [key for key, value in quantizing.items() if value]
-        said = f"need quantization, which target {opts.target!r} does not do"
+        if budget is not None:  # the search's per-layer bits, not the user's layer_bits
+            asked = ["ratio" if opts.ratio is not None else "flash_budget"]
+        said = f"need{'s' if budget is not None else ''} quantization, which target {opts.target!r} does not do"
         raise OptionError(f"{', '.join(asked)} {said} (give quantize=True)",
                           cli=f"{', '.join(map(flag_of, asked))} {said} (give --quantize)")
     return ",".join(steps)

@@ -295,7 +295,7 @@ def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice
         with warnings.catch_warnings(record=True) as heard:
             warnings.simplefilter("always", NncWarning)
             manager, graph = _run_passes(passes, original, opts, dump, say)
-        stored = budget.stored_bytes(graph)
+        stored = _stored_by(tgt, graph)
         taken = sum(stored[name] for name, _ in choice.layers.values())
         attempts.append(taken)
         if taken <= choice.budget_bytes:
@@ -315,6 +315,15 @@ def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice
             choice = corrected
         say(f"budget: {taken:,} bytes stored, over {choice.budget_bytes:,}; allocating again ({method})")
         passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice))
+
+
+def _stored_by(tgt, graph: Graph) -> dict[str, int]:
+    """{layer: weight bytes} as the target stores them when it says
+    (`stored_weight_bytes`: C's packed rows are laid out for its kernels), else
+    in their smallest exact encoding (what the search measured, and what the
+    az-sim blob stores)."""
+    measure = getattr(tgt, "stored_weight_bytes", None)
+    return budget.stored_bytes(graph) if measure is None else measure(graph)
 
 
 def _corrected(choice: BudgetChoice, stored: dict[str, int]) -> BudgetChoice | None:

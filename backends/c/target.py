@@ -102,6 +102,11 @@ class CTarget:
         packed = sum(with_packing[n.name][2] for n in layers)
         return {"dense_bytes": dense, "packed_bytes": packed} if packed <= PACKED_HINT_SHARE * dense else None
 
+    def stored_weight_bytes(self, graph: Graph) -> dict[str, int]:
+        """{layer: bytes its weights take in flash}: what a weight budget
+        (ratio, flash_budget) is checked against."""
+        return {layer: encoding[2] for layer, encoding in self.weight_encodings(graph).items()}
+
     def weight_encodings(self, graph: Graph) -> dict[str, tuple[str, int, int]]:
         """Per weighted layer: (format, bits, stored bytes) of its weights in flash;
         layers the C target keeps as they are (float Conv, ...) report their tensor."""
