@@ -218,13 +218,14 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file, or text IR 
     from .driver import compile as compile_model
 
     options = flags.compression(locals())
-    with _errors_to_exit(debug), _quality_gate() as finish:
+    rendered = lambda r: render_summary(r.report) + f"\n\nwrote {', '.join(r.artifacts)} to {output}"  # noqa: E731
+    with _errors_to_exit(debug), _quality_gate(rendered) as finish:
         result = compile_model(
             model, target, output, pipeline=pipeline, inputs=inputs, labels=labels,
             input_shapes=_parse_shapes(input_shape), stream=_parse_shapes(stream, "--stream") or None, name=name,
             verify=not no_verify, verify_each=verify_each, print_ir_after=tuple(print_ir_after),
             progress=_progress(quiet), dump=lambda text: typer.echo(text, err=True), **options)
-        finish(result, lambda r: render_summary(r.report) + f"\n\nwrote {', '.join(r.artifacts)} to {output}")
+        finish(result)
 
 
 @app.command("validate")
@@ -255,10 +256,11 @@ def validate_(model: str = typer.Argument(..., help="ONNX model file, or text IR
     from .validation import render, validate
 
     options = flags.compression(locals())
-    with _errors_to_exit(debug), _quality_gate() as finish:
+    rendered = lambda r: json.dumps(r.report["verification"], indent=2) if as_json else render(r.report)  # noqa: E731
+    with _errors_to_exit(debug), _quality_gate(rendered) as finish:
         result = validate(model, data, labels, target, output, input_shapes=_parse_shapes(input_shape),
                           progress=_progress(quiet), **options)
-        finish(result, lambda r: json.dumps(r.report["verification"], indent=2) if as_json else render(r.report))
+        finish(result)
 
 
 @app.command("finetune")
@@ -328,10 +330,11 @@ def _score(record: dict) -> str:
 
 
 @contextmanager
-def _quality_gate():
-    """Yield `finish(result, render)`, which prints the warnings and the rendered
-    result; a QualityGateError prints them too, then its line, and exits 4."""
-    def finish(result, render):
+def _quality_gate(render):
+    """Yield `finish(result)`, which prints the warnings and `render(result)`; a
+    QualityGateError prints them the same way (validate's table or JSON stays
+    what it is), then its line, and exits 4."""
+    def finish(result):
         for message in result.report["warnings"]:
             typer.echo(f"nnc: warning: {message}", err=True)
         typer.echo(render(result))
@@ -339,7 +342,7 @@ def _quality_gate():
     try:
         yield finish
     except QualityGateError as exc:
-        finish(exc.result, lambda r: render_summary(r.report))
+        finish(exc.result)
         typer.echo(f"nnc: error: {exc}", err=True)
         raise typer.Exit(4) from None
 

@@ -362,3 +362,16 @@ def test_a_missed_gate_exits_4_with_one_error_line(tmp_path):
     assert errors == [line for line in proc.stderr.splitlines() if not line.startswith("nnc: warning:")]
     assert len(errors) == 1 and "quality gate failed: output cosine" in errors[0]
     assert "quality gate: FAILED" in proc.stdout and (tmp_path / "out" / "digits.azb").is_file()
+
+
+def test_validate_json_stays_json_when_a_gate_fails(tmp_path):
+    """A script reading `nnc validate --json` gets JSON on exit 4 too (it got
+    the compile's text table)."""
+    images = np.load(CALIB)["image"][:16]
+    np.savez(tmp_path / "data.npz", image=images)
+    np.save(tmp_path / "labels.npy", np.zeros(16, np.int64))
+    proc = nnc_cli("validate", DIGITS / "digits.onnx", "--data", tmp_path / "data.npz", "--labels",
+                   tmp_path / "labels.npy", "--calib", CALIB, "--weight-bits", "2", "--min-cosine", "0.9999", "-q",
+                   "--json")
+    assert proc.returncode == 4 and "quality gate failed" in proc.stderr
+    assert json.loads(proc.stdout)["vs_float"]["cosine"] < 0.9999
