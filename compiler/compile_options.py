@@ -148,6 +148,24 @@ class CompileOptions:
                               cli=f"--method obs cannot be combined with --stream {why}; use --method magnitude")
         self._check_quality_options()
         self._check_budget_options()
+        self._check_pipeline_options()
+
+    def _check_pipeline_options(self):
+        """OptionError for compression options next to a pipeline, which sets
+        every pass's options itself (they were ignored without a word)."""
+        if self.pipeline is None:
+            return
+        given = [option for option, asked in (("weight_bits", self.weight_bits != 8),
+                                              ("first_last_bits", self.first_last_bits is not None),
+                                              ("codebook", self.codebook), ("sparsity", bool(self.sparsity)),
+                                              ("sparsity_pattern", bool(self.sparsity_pattern)),
+                                              ("prune_channels", bool(self.prune_channels)),
+                                              ("layer_bits", bool(self.layer_bits)),
+                                              ("layer_sparsity", bool(self.layer_sparsity)),
+                                              ("method", self.method is not None)) if asked]
+        if given:
+            said = "a pipeline sets its passes' options itself (quantize{weight_bits=4}, prune{sparsity=0.5}); drop "
+            raise OptionError(said + ", ".join(given), cli=said + ", ".join(map(flag_of, given)))
 
     def _check_target_options(self):
         """OptionError for an option the target would ignore."""

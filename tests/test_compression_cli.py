@@ -82,3 +82,17 @@ def test_sparsity_that_only_small_layers_could_take_says_so(tmp_path):
     pruned = nnc.compile(tmp_path / "dw.onnx", "ir", verify=False,
                          pipeline="canonicalize,prune{sparsity=0.5,small_layers=layer},quantize").report
     assert not any("prunes no layer" in w for w in pruned["warnings"]) and pruned["weights"]["sparsity"] > 0.4
+
+
+def test_compression_flags_next_to_a_pipeline_are_refused(tmp_path):
+    """A pipeline sets its passes' options; --weight-bits beside it was ignored
+    without a word (the pipeline's own quantize ran at 8 bits)."""
+    from nnc.cli import run_cli
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = run_cli(["compile", "examples/digits/digits.onnx", "-t", "c", "--pipeline",
+                        "remove-identity,canonicalize,quantize", "--weight-bits", "3", "-o", str(tmp_path / "o")])
+    assert code == 2 and "drop --weight-bits" in err.getvalue() and not (tmp_path / "o").exists()
