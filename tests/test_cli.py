@@ -280,6 +280,13 @@ def test_a_c_model_named_like_a_c_header_is_refused(tmp_path, name):
     assert "--" not in str(caught.value)
 
 
+@pytest.mark.parametrize("name", ["Makefile", "GNUmakefile"])
+def test_a_c_model_named_like_the_makefile_is_refused(tmp_path, name):
+    """make would rebuild the Makefile from <name>.c and `make test` would fail."""
+    proc = nnc_cli("compile", EXAMPLE / "tiny_cnn.onnx", "--target", "c", "--name", name, "-o", tmp_path / "o")
+    assert proc.returncode == 2 and "rebuild the Makefile" in proc.stderr and not (tmp_path / "o").exists()
+
+
 def test_hw_dot_slash_names_the_file_not_the_preset(tmp_path):
     """docs/azsim.md: a preset name wins over a file of that name; ./small is the file."""
     (tmp_path / "small").write_text('name = "my-small"\n', encoding="utf-8")

@@ -36,6 +36,9 @@ C_HEADER_NAMES = frozenset({
     "setjmp", "signal", "stdalign", "stdarg", "stdatomic", "stdbool", "stddef", "stdint", "stdio", "stdlib",
     "stdnoreturn", "string", "tgmath", "threads", "time", "uchar", "wchar", "wctype", "arm_acle", "arm_mve"})
 
+# Names make reads as its own input: a model named so has make rebuild the
+# Makefile from <stem>.c by an implicit rule, and `make test` fails.
+MAKEFILE_NAMES = frozenset({"makefile", "gnumakefile"})
 GOLDEN_SAMPLES = 2
 # The report says what --c-weights packed would store (memory.packing_hint)
 # when a dense compile has QConv/QGemm weights below 8 bits and packing would
@@ -119,6 +122,10 @@ class CTarget:
         if stem.lower() in C_HEADER_NAMES:
             said = (f"the model's name {stem!r} would make {stem}.h hide the C header <{stem.lower()}.h> in every "
                     "build that includes the output folder; give another")
+            raise OptionError(f"{said} name", cli=f"{said} --name")
+        if stem.lower() in MAKEFILE_NAMES:
+            said = (f"the model's name {stem!r} would make make rebuild the Makefile from {stem}.c (an implicit "
+                    "rule) and `make test` fail; give another")
             raise OptionError(f"{said} name", cli=f"{said} --name")
         samples = synthetic_samples(graph, GOLDEN_SAMPLES)
         return self._write(graph, out_dir, stem, samples, "synthetic inputs (seed 0)")
