@@ -114,7 +114,10 @@ def parse_overrides(text: str, option: str, convert: Callable[[str], T]) -> dict
         try:
             result[key] = convert(value.strip())
         except ValueError as exc:
-            raise OptionError(f"{option}: {item!r}: {exc}") from None
+            said = str(exc)
+            if said.startswith(("invalid literal", "could not convert")):  # int()'s and float()'s own words
+                said = f"{value.strip()!r} is not a {'whole ' if 'int()' in said else ''}number"
+            raise OptionError(f"{option}: {item!r}: {said}") from None
     return result
 
 

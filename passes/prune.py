@@ -131,12 +131,13 @@ class Prune(Pass):
             raise OptionError(f"pass 'prune': with pattern {self.pattern} an override must be 0 or {implied:g}")
 
     def _overrides(self) -> dict[str, float]:
-        return parse_overrides(self.overrides, "pass 'prune': overrides", _fraction)
+        return parse_overrides(self.overrides, "pass 'prune': overrides (--layer-sparsity)", _fraction)
 
     def run(self, graph: Graph) -> Graph:
         overrides = self._overrides()
-        named = by_name(graph, overrides, "pass 'prune': overrides")
-        per_layer = named_settings(graph, named, self.sparsity, "pass 'prune': overrides", self.first_last)
+        named = by_name(graph, overrides, "pass 'prune': overrides (--layer-sparsity)")
+        per_layer = named_settings(graph, named, self.sparsity, "pass 'prune': overrides (--layer-sparsity)",
+                                   self.first_last)
         layers = weighted_layers(graph)
         alone = {n.name for n in layers if _overridden(n, named)}  # pruned at their own setting
         if self.first_last is not None and layers:

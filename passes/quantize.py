@@ -180,11 +180,11 @@ class Quantize(Pass):
             _check_bits("bits", value)
             return value
 
-        return parse_overrides(self.overrides, "pass 'quantize': overrides", bits)
+        return parse_overrides(self.overrides, "pass 'quantize': overrides (--layer-bits)", bits)
 
     def _specs(self, graph: Graph) -> dict[str, WeightSpec]:
         """The WeightSpec of every weighted layer."""
-        bits = settings(graph, self._bits_overrides(), self.weight_bits, "pass 'quantize': overrides",
+        bits = settings(graph, self._bits_overrides(), self.weight_bits, "pass 'quantize': overrides (--layer-bits)",
                         self.first_last_bits or None)
         methods = method_settings(graph, "pass 'quantize'", self.method, self.method_overrides)
         return {name: WeightSpec(b, self.codebook, methods[name], self.damping) for name, b in bits.items()}

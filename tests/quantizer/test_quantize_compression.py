@@ -83,7 +83,7 @@ def test_first_last_and_overrides(tmp_path):
     ("first_last_bits=1", "first_last_bits must be in 2..8"),
     ('overrides="conv9:4"', "no weighted layer"),
     ('overrides="Conv=4"', "not KEY:VALUE"),
-    ('overrides="Conv:x"', "invalid literal"),
+    ('overrides="Conv:x"', "'x' is not a whole number"),
 ])
 def test_bad_options_are_option_errors(tmp_path, options, message):
     path, _ = calib(tmp_path)
