@@ -1,7 +1,7 @@
 """nnc: a compiler-style model compression toolchain.
 
 Public API (a contract; see README.md):
-    load(path, input_shapes=None) -> Graph      ONNX front end, no optimization
+    load(path, input_shapes=None) -> Graph      ONNX (or .nnir) front end, no optimization
     print_ir(graph) -> str, parse_ir(text) -> Graph
     run(graph, inputs) -> dict[str, ndarray]    reference interpreter
     compile(model, target=..., output_dir=..., **options) -> CompileResult
@@ -16,7 +16,7 @@ Every error caused by bad input derives from NncError.
 
 __version__ = "0.1.0"
 
-import importlib
+import importlib as _importlib
 
 # Public names -> the module defining them, imported on first use so that
 # `import nnc` (and `nnc --version`) does not load onnx, numpy or the passes.
@@ -25,7 +25,6 @@ _EXPORTS = {
     "BlobError": "errors", "IRError": "errors", "ModelError": "errors", "NncError": "errors",
     "OptionError": "errors", "QualityGateError": "errors", "ShapeError": "errors",
     "TrainingError": "errors", "UnsupportedError": "errors", "VerificationError": "errors",
-    "load": "frontend.onnx_loader",
     "Graph": "ir", "Node": "ir", "QuantParams": "ir", "Tensor": "ir",
     "parse_ir": "textir", "print_ir": "textir", "validate": "validation", "verify": "verifier",
 }
@@ -36,15 +35,29 @@ def __getattr__(name: str):
     (`nnc.driver` after a bare `import nnc`)."""
     module = _EXPORTS.get(name)
     if module is not None:
-        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        value = getattr(_importlib.import_module(f".{module}", __name__), name)
         globals()[name] = value
         return value
     try:
-        return importlib.import_module(f".{name}", __name__)
+        return _importlib.import_module(f".{name}", __name__)
     except ModuleNotFoundError as exc:
         if exc.name != f"{__name__}.{name}":
             raise
         raise AttributeError(f"module 'nnc' has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    """The public names, also those not imported yet (for help() and completion)."""
+    return sorted({"__version__", "load", "run", "simulate", "Simulator", *_EXPORTS})
+
+
+def load(path, input_shapes=None):
+    """The graph of an ONNX model, or of a text IR file (.nnir, as `nnc compile
+    --target ir` and `nnc finetune` write), through the front end without
+    optimization; `input_shapes` binds an ONNX model's symbolic dims."""
+    from .frontend.model_file import load_model_file
+
+    return load_model_file(path, input_shapes)
 
 
 def run(graph, inputs):

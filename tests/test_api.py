@@ -266,3 +266,24 @@ def test_numpy_scalars_and_path_likes_are_taken_as_what_they_stand_for(tmp_path)
     nnc.compile(DIGITS, "az-sim", tmp_path / "out", calib=CALIB, verify=False)
     outputs, _ = nnc.Simulator(tmp_path / "out" / "digits.azb").run(PathLike(tmp_path / "x.npy"))
     assert outputs["logits"].shape[0] == 2
+
+
+def test_load_reads_text_ir_and_dir_lists_the_api(tmp_path):
+    """nnc.load takes a .nnir as compile does (it called one a corrupt ONNX
+    model); dir(nnc) lists the public names before their first use."""
+    nnc.compile(DIGITS, "ir", tmp_path / "ir", calib=CALIB, quantize=True, verify=False)
+    graph = nnc.load(tmp_path / "ir" / "digits.nnir")
+    assert any(n.op == "QConv" for n in graph.nodes())
+    assert {"compile", "load", "validate", "CompileOptions", "NncError"} <= set(dir(nnc))
+    assert "importlib" not in dir(nnc)
+
+
+def test_a_blob_given_as_a_model_is_named(tmp_path):
+    from nnc.backends.azsim.blob import MAGIC
+    from nnc.errors import ModelError
+    from nnc.frontend.onnx_loader import AZ_SIM_BLOB
+
+    assert AZ_SIM_BLOB == MAGIC
+    nnc.compile(DIGITS, "az-sim", tmp_path / "az", calib=CALIB, verify=False)
+    with pytest.raises(ModelError, match="an az-sim blob, not a model"):
+        nnc.load(tmp_path / "az" / "digits.azb")

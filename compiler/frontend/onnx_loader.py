@@ -44,6 +44,8 @@ from .shape_folding import fold_shapes
 from .size_check import check_values, propagation_affordable
 
 MIN_OPSET = 11
+# The first bytes of an az-sim blob (backends/azsim/blob.py MAGIC), named when one is given as a model.
+AZ_SIM_BLOB = b"\x89AZB\r\n\x1a\n"
 MAX_OPSET = onnx_proto.MAX_OPSET
 # An unsupported-op error names at most this many nodes of each op.
 LISTED_NODES = 5
@@ -64,10 +66,14 @@ def read_model(path: str | Path) -> ModelProto:
     if problem:
         raise ModelError(f"{path}: {problem}")
     try:
-        model = onnx_proto.parse_model(path.read_bytes())
+        data = path.read_bytes()
+        model = onnx_proto.parse_model(data)
     except OSError as exc:
         raise ModelError(f"{path}: cannot read the model file: {exc.strerror or exc}") from None
     except (DecodeError, ValueError, RuntimeError) as exc:
+        if data.startswith(AZ_SIM_BLOB):
+            raise ModelError(f"{path}: an az-sim blob, not a model: nnc takes ONNX models and text IR (.nnir); "
+                             "`nnc run` runs a blob") from None
         raise ModelError(f"{path}: not a valid ONNX model (truncated or corrupt?): {_first_line(exc)}") from None
     if not model.graph.node and not model.graph.output:
         raise ModelError(f"{path}: not a valid ONNX model (no graph)")
