@@ -119,6 +119,11 @@ def inspect(model: str = typer.Argument(..., help="ONNX model file, or a text IR
     with _errors_to_exit(debug):
         if sensitivity and not (2 <= bits <= 8 and 0.0 <= sparsity < 1.0):
             raise OptionError(f"--bits must be in 2..8 and --sparsity in [0, 1), got {bits} and {sparsity}")
+        given = [flag for flag, asked in (("--bits", bits != 4), ("--sparsity", sparsity != 0.5),
+                                          ("--calib", calib is not None), ("--method", method is not None)) if asked]
+        if given and not sensitivity:
+            raise OptionError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --sensitivity, "
+                              "which was not given")
         graph = _load_model_or_ir(model, input_shape)
         if sensitivity:
             _print_sensitivity(graph, calib, bits, sparsity, method, as_json)

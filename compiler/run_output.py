@@ -1,7 +1,8 @@
 """The file `nnc run -o FILE` writes: checked before the run, written atomically.
 
-- `check` runs before the simulation: FILE must not be a folder, nor the blob or
-  the inputs file being read, and its parent must be a folder or not exist yet.
+- `check` runs before the simulation: FILE must end in .npz, must not be a
+  folder, nor the blob or the inputs file being read, and its parent must be a
+  folder or not exist yet.
 - An existing FILE is replaced only when it is an earlier result: an .npz
   archive holding exactly the arrays the run writes (same names). Any other
   file is the user's, and nnc refuses (OptionError) rather than overwrite it.
@@ -38,6 +39,8 @@ def check(path: Path, *reads: str | Path) -> None:
         raise OptionError(f"-o {path}: {parent} is not a folder")
     if (path.exists() or path.is_symlink()) and _npz_names(path) is None:
         raise _not_ours(path)
+    if path.suffix != ".npz":  # also `-o out/`, which the command line hands over as "out"
+        raise OptionError(f"-o {path}: the outputs are an .npz archive; give a file name ending in .npz")
 
 
 def _not_ours(path: Path) -> OptionError:

@@ -16,6 +16,8 @@ import nnc
 from mlperf import MODELS_DIR, requires_models
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "01-tiny-cnn"
+DIGITS_MODEL = Path(__file__).resolve().parents[1] / "examples" / "digits" / "digits.onnx"
+DIGITS_CALIB = DIGITS_MODEL.parent / "calib.npz"
 
 
 def nnc_cli(*args, cwd=None):
@@ -355,3 +357,18 @@ print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN, signal.getsignal(signal
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.split() == ["True", "True"], proc.stderr
+
+
+def test_run_writes_only_an_npz_and_inspect_refuses_sensitivity_flags_alone(tmp_path, capsys):
+    from nnc.cli import run_cli
+
+    """`nnc run -o out/` wrote a file named out; `-o out.txt` an archive under that
+    name; `nnc inspect --bits 3` without --sensitivity did nothing with it."""
+    blob = tmp_path / "az" / "digits.azb"
+    nnc.compile(DIGITS_MODEL, "az-sim", tmp_path / "az", calib=DIGITS_CALIB, verify=False)
+    for target in ("out/", "out.txt"):
+        assert run_cli(["run", str(blob), "--inputs", str(DIGITS_CALIB), "-o", str(tmp_path / target)]) == 2
+        assert "give a file name ending in .npz" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.txt").exists()
+    assert run_cli(["inspect", str(DIGITS_MODEL), "--bits", "3"]) == 2
+    assert "--bits applies to --sensitivity" in capsys.readouterr().err
