@@ -123,7 +123,7 @@ def _run_ray(workload: Workload, tasks: list[list], jobs: int, address: str, on_
     if started:
         _start_ray(ray, address, jobs)
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(_evaluate_task)
+        remote = ray.remote(num_cpus=1, max_retries=0)(_evaluate_task_and_release)
         shared = ray.put(workload)
         pending = {remote.remote(shared, task): task for task in tasks}
         results = []
@@ -139,6 +139,15 @@ def _run_ray(workload: Workload, tasks: list[list], jobs: int, address: str, on_
     finally:
         if started:
             ray.shutdown()
+
+
+def _evaluate_task_and_release(workload: Workload, task: list) -> list[dict]:
+    """A Ray task: Ray ends its workers without running their finalizers, so the
+    worker's copy of the files goes as soon as the task is done."""
+    try:
+        return _evaluate_task(workload, task)
+    finally:
+        release_contexts()
 
 
 def _start_ray(ray, address: str, jobs: int) -> None:

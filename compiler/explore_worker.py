@@ -130,7 +130,11 @@ def evaluate(workload: Workload, point) -> dict:
 
 
 def release_contexts() -> None:
-    """Drop this process's context, and with it its folder of files."""
+    """Drop this process's context and remove its folder of files now (waiting
+    for the garbage collector left it behind when the process ended without
+    collecting, as a test runner's workers do)."""
+    for context in _CONTEXTS.values():
+        context.folder.cleanup()
     _CONTEXTS.clear()
 
 

@@ -150,12 +150,21 @@ def test_workers_leave_no_temporary_folder(tmpdir, tmp_path):
     assert (tmp_path / "out" / "explore.json").exists() and not left
 
 
-def test_ray_writes_the_same_files(one_job, tmp_path):
+def test_ray_writes_the_same_files(one_job, tmp_path, monkeypatch):
+    """...and leaves no copy of the files behind: Ray ends its workers without
+    running their finalizers (each run left two nnc-explore-* folders)."""
     pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'nnc[ray]')")
     out = tmp_path / "ray"
-    # Ray 2.60 removed local_mode: "local" starts a private local Ray with --jobs CPUs
-    explore(MODEL, out, SWEEP, calib=SAMPLES, jobs=2, ray="local")
+    scratch = Path(tempfile.mkdtemp(prefix="nnc-t"))  # short: Ray's socket paths live in TMPDIR
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the private Ray's workers inherit it
+    try:
+        # Ray 2.60 removed local_mode: "local" starts a private local Ray with --jobs CPUs
+        explore(MODEL, out, SWEEP, calib=SAMPLES, jobs=2, ray="local")
+        left = [p.name for p in scratch.iterdir() if p.name.startswith("nnc-explore-")]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     assert {name: (out / name).read_bytes() for name in COMPARED} == one_job[1]
+    assert not left
 
 
 def test_ray_missing_is_one_option_error(tmp_path, monkeypatch, capsys):
