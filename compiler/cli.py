@@ -272,7 +272,7 @@ def validate_(model: str = typer.Argument(..., help="ONNX model file, or text IR
 def finetune_(model: str = typer.Argument(..., help="Float ONNX model (or text IR) to compress while training."),
               data: Path = typer.Option(..., "--data", help="Training samples (.npz/.npy, one leading axis of samples)."),
               labels: Optional[Path] = typer.Option(None, "--labels", help="Class ids of the samples (.npy)."),
-              output: Path = typer.Option(..., "--output", "-o", help="Write MODEL.nnir and finetune.json here."),
+              output: Path = typer.Option(..., "--output", "-o", help="Write MODEL.nnir, MODEL.onnx and finetune.json here."),
               calib: Optional[Path] = typer.Option(None, "--calib", help="Calibration samples (default: --data)."),
               weight_bits: int = flags.WEIGHT_BITS, first_last_bits: Optional[int] = flags.FIRST_LAST_BITS,
               codebook: bool = flags.CODEBOOK, sparsity: float = flags.SPARSITY,
