@@ -88,8 +88,12 @@ def warn_left_out(graph: Graph, asked: str, kept: str) -> None:
 
     others = left_out_text(graph, kept)
     only = "nnc compresses the weights of Conv, Gemm and MatMul layers only"
+    quantized = [n for n in graph.nodes() if n.op in ("QConv", "QGemm", "QMatMul")]
     if weighted_layers(graph):
         message = f"{asked}: {others}: {only}" if others else ""
+    elif quantized:  # a pipeline that runs it after quantize
+        message = (f"{asked} changes no layer: {only}, before the quantize pass; here the model's "
+                   f"{len(quantized)} such layer(s) are integer ops already (put the pass before quantize)")
     else:
         message = f"{asked} changes no layer: {only}, and the model has none" + (f"; {others}" if others else "")
     if message:

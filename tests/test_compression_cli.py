@@ -96,3 +96,17 @@ def test_compression_flags_next_to_a_pipeline_are_refused(tmp_path):
         code = run_cli(["compile", "examples/digits/digits.onnx", "-t", "c", "--pipeline",
                         "remove-identity,canonicalize,quantize", "--weight-bits", "3", "-o", str(tmp_path / "o")])
     assert code == 2 and "drop --weight-bits" in err.getvalue() and not (tmp_path / "o").exists()
+
+
+def test_a_prune_after_quantize_says_the_layers_are_integer_already():
+    """It said the model has no Conv, Gemm or MatMul (workflow sweep)."""
+    import warnings as warnings_module
+
+    pipeline = ("remove-identity,canonicalize,fold-constants,fold-batchnorm,fuse-bias,fuse-activation,layout,"
+                "canonicalize,quantize,prune{sparsity=0.5}")
+    with warnings_module.catch_warnings():
+        warnings_module.simplefilter("ignore")
+        report = nnc.compile("examples/digits/digits.onnx", "c", calib="examples/digits/calib.npz",
+                             pipeline=pipeline, verify=False).report
+    (said,) = [w for w in report["warnings"] if "pass 'prune'" in w]
+    assert "4 such layer(s) are integer ops already (put the pass before quantize)" in said
