@@ -57,7 +57,7 @@ class CompileResult:
     report.json) and the files written, relative to `output_dir`."""
 
     graph: Graph
-    report: dict
+    report: dict = field(repr=False)  # printed whole it ran to pages; result.report has it
     output_dir: Path | None = None
     artifacts: list[str] = field(default_factory=list)
     target: object = field(default=None, repr=False)  # the target that compiled it (runs it)

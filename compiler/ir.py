@@ -71,6 +71,13 @@ class Tensor:
     def is_constant(self) -> bool:
         return self.data is not None
 
+    def __repr__(self) -> str:
+        """One line, without the data (a weight's values are for print_ir or .data)."""
+        kind = ", constant" if self.data is not None else ""
+        extra = "".join(f", {key}={value!r}" for key, value in (("layout", self.layout), ("quant", self.quant))
+                        if value is not None)
+        return f"Tensor({self.name!r}, {self.dtype}, {list(self.shape)}{kind}{extra})"
+
     @property
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
@@ -113,6 +120,11 @@ class Graph:
     _consumers: dict[str, list[str]] = field(default_factory=dict, repr=False)
     _inserted: int = field(default=0, repr=False)
     _order: list[Node] | None = field(default=None, repr=False, compare=False)  # nodes() until the next edit
+
+    def __repr__(self) -> str:
+        """One line: the name, the counts and the interface (print_ir shows the rest)."""
+        return (f"Graph({self.name!r}, {len(self._nodes)} nodes, {len(self.tensors)} tensors, "
+                f"inputs={self.inputs}, outputs={self.outputs})")
 
     # -- tensors -------------------------------------------------------------
     def add_tensor(self, tensor: Tensor) -> Tensor:

@@ -287,3 +287,10 @@ def test_a_blob_given_as_a_model_is_named(tmp_path):
     nnc.compile(DIGITS, "az-sim", tmp_path / "az", calib=CALIB, verify=False)
     with pytest.raises(ModelError, match="an az-sim blob, not a model"):
         nnc.load(tmp_path / "az" / "digits.azb")
+
+
+def test_results_and_graphs_print_in_a_line():
+    """Printing a result (or a QualityGateError's) dumped every weight array."""
+    result = nnc.compile(DIGITS, "ir", calib=CALIB, quantize=True, verify=False)
+    assert len(repr(result)) < 400 and repr(result.graph).startswith("Graph('digits', ")
+    assert repr(result.graph.tensor("image")) == "Tensor('image', f32, [1, 1, 8, 8])"
