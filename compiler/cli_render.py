@@ -50,7 +50,7 @@ def render_summary(report: dict) -> str:
     w = report["weights"]
     parts.append(f"\npipeline: {report['pipeline']}\npasses: {passes}\n"
                  f"weights: {thousands(w['weights'])} stored in {thousands(w['stored_bytes'])} bytes "
-                 f"(fp32 {thousands(w['fp32_bytes'])}, {w['compression'] or 0:.1f}x smaller), "
+                 f"(fp32 {thousands(w.get('model_fp32_bytes', w['fp32_bytes']))}, {w['compression'] or 0:.1f}x smaller), "
                  f"sparsity {w['sparsity']:.1%}{kept_clause(w)}; other parameters {thousands(w['other_bytes'])} bytes; "
                  f"{thousands(report['totals']['macs'])} MACs; compiled in {report['compile_seconds']:.2f} s")
     if "memory" in report:
