@@ -210,7 +210,7 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file, or text IR 
              bias_correction: bool = flags.BIAS_CORRECTION, sparsity: float = flags.SPARSITY,
              sparsity_pattern: Optional[str] = flags.SPARSITY_PATTERN, prune_channels: float = flags.PRUNE_CHANNELS,
              method: Optional[str] = flags.METHOD, layer_bits: Optional[str] = flags.LAYER_BITS,
-             layer_sparsity: Optional[str] = flags.LAYER_SPARSITY, flash_budget: Optional[int] = flags.FLASH_BUDGET,
+             layer_sparsity: Optional[str] = flags.LAYER_SPARSITY, flash_budget: Optional[str] = flags.FLASH_BUDGET,
              ratio: Optional[float] = flags.RATIO, pack: str = flags.PACK, c_weights: str = flags.C_WEIGHTS,
              c_arrays: str = flags.C_ARRAYS,
              min_cosine: Optional[float] = flags.MIN_COSINE,
@@ -222,9 +222,10 @@ def compile_(model: str = typer.Argument(..., help="ONNX model file, or text IR 
     Exit codes: 0 done, 2 bad input, 3 a bug in nnc, 4 a quality gate missed."""
     from .driver import compile as compile_model
 
-    options = flags.compression(locals())
+    parameters = dict(locals())
     rendered = lambda r: render_summary(r.report) + f"\n\nwrote {', '.join(r.artifacts)} to {output}"  # noqa: E731
     with _errors_to_exit(debug), _quality_gate(rendered) as finish:
+        options = flags.compression(parameters)
         result = compile_model(
             model, target, output, pipeline=pipeline, inputs=inputs, labels=labels,
             input_shapes=_parse_shapes(input_shape), stream=_parse_shapes(stream, "--stream") or None, name=name,
@@ -249,7 +250,7 @@ def validate_(model: str = typer.Argument(..., help="ONNX model file, or text IR
               bias_correction: bool = flags.BIAS_CORRECTION, sparsity: float = flags.SPARSITY,
               sparsity_pattern: Optional[str] = flags.SPARSITY_PATTERN, prune_channels: float = flags.PRUNE_CHANNELS,
               method: Optional[str] = flags.METHOD, layer_bits: Optional[str] = flags.LAYER_BITS,
-              layer_sparsity: Optional[str] = flags.LAYER_SPARSITY, flash_budget: Optional[int] = flags.FLASH_BUDGET,
+              layer_sparsity: Optional[str] = flags.LAYER_SPARSITY, flash_budget: Optional[str] = flags.FLASH_BUDGET,
               ratio: Optional[float] = flags.RATIO, pack: str = flags.PACK, c_weights: str = flags.C_WEIGHTS,
               c_arrays: str = flags.C_ARRAYS,
               min_cosine: Optional[float] = flags.MIN_COSINE,
@@ -260,9 +261,10 @@ def validate_(model: str = typer.Argument(..., help="ONNX model file, or text IR
     --labels), cosine, RMSE and relative L2 error against the float model."""
     from .validation import render, validate
 
-    options = flags.compression(locals())
+    parameters = dict(locals())
     rendered = lambda r: json.dumps(r.report["verification"], indent=2) if as_json else render(r.report)  # noqa: E731
     with _errors_to_exit(debug), _quality_gate(rendered) as finish:
+        options = flags.compression(parameters)
         result = validate(model, data, labels, target, output, input_shapes=_parse_shapes(input_shape),
                           progress=_progress(quiet), **options)
         finish(result)

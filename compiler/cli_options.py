@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from .errors import OptionError
+
 CALIB = typer.Option(None, "--calib", help="Calibration samples (.npz/.npy) for quantization.")
 QUANTIZE = typer.Option(None, "--quantize/--no-quantize", help="Quantize to int8 (default: c, az-sim and onnx do, ir does not).")
 HW = typer.Option(None, "--hw", help="az-sim machine: a TOML file, or a preset: small, default, large.")
@@ -29,7 +31,8 @@ LAYER_BITS = typer.Option(None, "--layer-bits", metavar="ID:BITS,...",
 LAYER_SPARSITY = typer.Option(None, "--layer-sparsity", metavar="ID:FRACTION,...",
                               help="Per-layer sparsity by layer id, name or op type, e.g. '#2:0.75'.")
 FLASH_BUDGET = typer.Option(None, "--flash-budget", metavar="BYTES",
-                            help="Pick per-layer bits and sparsity to fit the weights in BYTES (budget search).")
+                            help="Pick per-layer bits and sparsity to fit the weights in BYTES (budget search; "
+                                 "K, M suffixes: 2^10, 2^20).")
 RATIO = typer.Option(None, "--ratio", metavar="R", help="Budget search for weights R times smaller than fp32.")
 PACK = typer.Option("auto", "--pack", help="Weight encoding: auto (smallest exact), dense, bitmask, rle, codebook, huffman.")
 ONNX_FORM = typer.Option("qdq", "--onnx-form", metavar="qdq|integer",
@@ -51,5 +54,14 @@ NAMES = ("calib", "quantize", "hw", "weight_bits", "first_last_bits", "codebook"
 
 def compression(parameters: dict) -> dict:
     """The shared flags among a command's parameters (its `locals()`), as
-    keyword arguments of nnc.compile."""
-    return {name: parameters[name] for name in NAMES}
+    keyword arguments of nnc.compile; --flash-budget's K, M or G suffix read."""
+    found = {name: parameters[name] for name in NAMES}
+    if found["flash_budget"] is not None:
+        from .explore_spec import size_value
+
+        try:
+            found["flash_budget"] = size_value(found["flash_budget"])
+        except ValueError:
+            raise OptionError(f"--flash-budget: expected bytes, a whole number with an optional K, M or G suffix, "
+                              f"got {found['flash_budget']!r}") from None
+    return found

@@ -203,13 +203,19 @@ def _parse(kind: str, value, what: str):
     return float(value) if kind == "number" else value
 
 
+def size_value(text: str) -> int:
+    """A whole number with an optional K, M or G suffix (2^10, 2^20, 2^30);
+    ValueError otherwise."""
+    match = re.fullmatch(r"([0-9]+)([KMG]?)", text.strip(), re.IGNORECASE)
+    if match is None:
+        raise ValueError(text)
+    return int(match[1]) * SIZE_SUFFIXES.get(match[2].upper(), 1)
+
+
 def _from_text(kind: str, text: str, what: str):
     try:
         if kind == "int":
-            match = re.fullmatch(r"([0-9]+)([KMG]?)", text, re.IGNORECASE)
-            if match is None:
-                raise ValueError(text)
-            return int(match[1]) * SIZE_SUFFIXES.get(match[2].upper(), 1)
+            return size_value(text)
         if kind == "number":
             return float(text)
         return BOOLEANS[text.lower()]

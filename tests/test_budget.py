@@ -115,3 +115,16 @@ def test_a_recurrent_layer_outside_the_budget_is_reported_once(tmp_path):
     assert len(warnings) == len(set(warnings))
     assert sum("recurrent layer" in w and "at int8" in w for w in warnings) == 1
     assert any(w.startswith("ratio 3 (--ratio): the search chooses") and "outside the budget" in w for w in warnings)
+
+
+def test_flash_budget_takes_a_size_suffix_on_the_command_line(tmp_path, capsys):
+    """--flash-budget 4K as explore's sizes (it was refused as not an int)."""
+    import json
+
+    from nnc.cli import run_cli
+
+    assert run_cli(["compile", str(MODEL), "-t", "az-sim", "--calib", str(CALIB), "--flash-budget", "4K",
+                    "--no-verify", "-o", str(tmp_path / "k")]) == 0
+    assert json.loads((tmp_path / "k" / "report.json").read_text())["budget"]["budget_bytes"] == 4096
+    assert run_cli(["compile", str(MODEL), "-t", "az-sim", "--flash-budget", "4x", "-o", str(tmp_path / "x")]) == 2
+    assert "--flash-budget: expected bytes" in capsys.readouterr().err and not (tmp_path / "x").exists()
