@@ -170,8 +170,11 @@ def named_settings(graph: Graph, named: dict[str, T], default: T, option: str,
     known = {n.name for n in layers} | {n.op for n in layers}
     unknown = sorted(set(named) - known)
     if unknown:
+        integer = [key for key in unknown if key.startswith("Q") and key[1:] in ("Conv", "Gemm", "MatMul")]
+        hint = (f" (the tables' {', '.join(integer)} {'is' if len(integer) == 1 else 'are'} the compiled "
+                f"{', '.join(k[1:] for k in integer)}: give {', '.join(k[1:] for k in integer)})") if integer else ""
         raise OptionError(f"{option}: no weighted layer (Conv/Gemm/MatMul) is named or has op type "
-                          f"{', '.join(map(repr, unknown))}")
+                          f"{', '.join(map(repr, unknown))}{hint}")
     ends = {layers[0].name, layers[-1].name} if layers and first_last is not None else set()
     result = {}
     for node in layers:

@@ -121,3 +121,10 @@ def test_compression_counts_the_channels_pruning_removed():
     weights = report["weights"]
     assert weights["model_fp32_bytes"] == 47_680 > weights["fp32_bytes"]
     assert weights["compression"] == round(47_680 / weights["stored_bytes"], 3)
+
+
+def test_an_integer_op_name_as_override_key_names_the_float_op():
+    """The tables show QConv; an override by op type takes Conv, and says so."""
+    with pytest.raises(nnc.OptionError, match=r"the tables' QConv is the compiled Conv: give Conv"):
+        nnc.compile("examples/digits/digits.onnx", "c", calib="examples/digits/calib.npz", layer_bits="QConv:4",
+                    verify=False)
