@@ -60,19 +60,20 @@ class FitOptions:
     distillation: Distillation = field(default_factory=Distillation)
 
     def __post_init__(self):
-        checks = [("epochs", 1 <= self.epochs <= 10_000), ("lr", 0 < self.lr <= 1.0),
-                  ("batch-size", 1 <= self.batch_size <= 65_536), ("patience", self.patience >= 1),
-                  ("holdout", 0.0 <= self.holdout < 1.0), ("grid-weight", self.grid_weight >= 0),
-                  ("exact-epochs", 0 <= self.exact_epochs <= self.epochs),
-                  ("threads", 1 <= self.threads <= 256),
-                  ("seed", 0 <= self.seed <= MAX_SEED),
-                  ("temperature", 0 < self.distillation.temperature <= 100),
-                  ("label-weight", 0 <= self.distillation.label_weight <= 1),
-                  ("feature-weight", self.distillation.feature_weight >= 0)]
-        for flag, ok in checks:
+        checks = [("epochs", 1 <= self.epochs <= 10_000, "1..10000"), ("lr", 0 < self.lr <= 1.0, "(0, 1]"),
+                  ("batch-size", 1 <= self.batch_size <= 65_536, "1..65536"), ("patience", self.patience >= 1, ">= 1"),
+                  ("holdout", 0.0 <= self.holdout < 1.0, "[0, 1)"), ("grid-weight", self.grid_weight >= 0, ">= 0"),
+                  ("exact-epochs", 0 <= self.exact_epochs <= self.epochs, "0..epochs"),
+                  ("threads", 1 <= self.threads <= 256, "1..256"),
+                  ("seed", 0 <= self.seed <= MAX_SEED, f"0..{MAX_SEED}"),
+                  ("temperature", 0 < self.distillation.temperature <= 100, "(0, 100]"),
+                  ("label-weight", 0 <= self.distillation.label_weight <= 1, "[0, 1]"),
+                  ("feature-weight", self.distillation.feature_weight >= 0, ">= 0")]
+        for flag, ok, allowed in checks:
             value = _value(self, flag)
             if not ok or (isinstance(value, float) and not math.isfinite(value)):
-                raise OptionError(f"{flag} is out of range: {value}")
+                name = flag.replace("-", "_")
+                raise OptionError(f"{name} must be {allowed}, got {value}", cli=f"--{flag} must be {allowed}, got {value}")
 
 
 def _value(options: FitOptions, flag: str):

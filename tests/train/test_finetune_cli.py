@@ -65,12 +65,12 @@ def test_finetune_is_deterministic(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "epochs is out of range"),
+    (["--epochs", "0"], "--epochs must be 1..10000, got 0"),
     (["--weight-bits", "1"], "weight-bits must be in 2..8"),
     (["--sparsity-pattern", "2:1"], "sparsity-pattern"),
-    (["--holdout", "1.5"], "holdout is out of range"),
-    (["--seed", "-1"], "seed is out of range"),
-    (["--seed", "4294967295"], "seed is out of range"),
+    (["--holdout", "1.5"], "--holdout must be [0, 1), got 1.5"),
+    (["--seed", "-1"], "--seed must be 0.."),
+    (["--seed", "4294967295"], "--seed must be 0.."),
     (["--sparsity", "0.75", "--sparsity-pattern", "2:4"], "sparsity 0.75 contradicts it"),
 ])
 def test_bad_options_are_one_line(tmp_path, capsys, args, message):
