@@ -27,7 +27,7 @@ def rewrite_divisions(graph: Graph) -> int:
     """Rewrite every Div of two run-time float operands (module docstring);
     returns how many."""
     found = [n for n in graph.nodes() if n.op == "Div" and _run_time(graph, n.inputs[1])
-             and graph.tensor(n.outputs[0]).dtype in FLOAT_TYPES]
+             and not _scalar_constant(graph, n.inputs[0]) and graph.tensor(n.outputs[0]).dtype in FLOAT_TYPES]
     for node in found:
         _rewrite(graph, node)
     return len(found)
@@ -40,6 +40,12 @@ def _run_time(graph: Graph, name: str) -> bool:
     while producer is not None and producer.op == "DequantizeLinear":
         name, producer = producer.inputs[0], graph.producer(producer.inputs[0])
     return graph.constant(name) is None
+
+
+def _scalar_constant(graph: Graph, name: str) -> bool:
+    """A one-value constant numerator: C / x stays one table (rules_elementwise)."""
+    data = graph.constant(name)
+    return data is not None and data.size == 1
 
 
 def _rewrite(graph: Graph, node: Node) -> None:

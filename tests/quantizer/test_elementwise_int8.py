@@ -265,6 +265,18 @@ def test_division_by_an_activation_is_a_reciprocal_table_and_a_product(tmp_path)
     assert layers["div_y.reciprocal"] == "QLut" and layers["div_y"] == "QMul"
 
 
+def test_a_scalar_over_an_activation_stays_one_table(tmp_path):
+    """C / x is one QLut; the Div-of-activations rewrite leaves it (it made a
+    Reciprocal table and a product)."""
+    b = Builder()
+    x = b.input("x", [2, 8])
+    b.node("Div", [b.const(np.float32(3.0)), b.node("Add", [b.node("Abs", [x]), b.const(np.float32(0.5))])], "y")
+    b.output("y", [2, 8])
+    _, result = quantized(b.model(), expect_warning=True)
+    integer_ops = [op for op in ops(result) if op not in ("QuantizeLinear", "DequantizeLinear")]
+    assert integer_ops == ["QLut", "QAffine", "QLut"]  # Abs, + 0.5, 3 / x
+
+
 def test_division_by_a_quantized_constant_is_refused_in_one_line():
     b = Builder()
     x = b.input("x", [2, 8])
