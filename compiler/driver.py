@@ -153,8 +153,7 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
     exported, graph = graph, _reference_graph(tgt, graph)
     report = build_report(Path(model), opts.target, graph, format_pipeline(passes),
                           [vars(r) | {"seconds": round(r.seconds, 6)} for r in manager.records],
-                          weight_storage(graph, tgt), _sha256(Path(model)))
-    _count_removed_channels(report["weights"], budget.fp32_bytes(original))
+                          weight_storage(graph, tgt), _sha256(Path(model)), budget.fp32_bytes(original))
     # each once, in order: the budget search meets the same condition in every candidate it compiles
     report["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, NncWarning)))
     report["budget"] = report_budget
@@ -316,17 +315,6 @@ def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice
             choice = corrected
         say(f"budget: {taken:,} bytes stored, over {choice.budget_bytes:,}; allocating again ({method})")
         passes = parse_pipeline(default_pipeline(tgt, opts, budget=choice))
-
-
-def _count_removed_channels(weights: dict, model_fp32: int) -> None:
-    """Compression against the model as given: when channel pruning removed
-    weights, fp32_bytes (the compiled weights at 4 bytes) understates what the
-    model held; `model_fp32_bytes` is the larger of the two and `compression`
-    divides it."""
-    compiled = weights["fp32_bytes"] - 4 * weights["kept_weights"]
-    weights["model_fp32_bytes"] = max(model_fp32, compiled) + 4 * weights["kept_weights"]
-    if weights["stored_bytes"]:
-        weights["compression"] = round(weights["model_fp32_bytes"] / weights["stored_bytes"], 3)
 
 
 def _stored_by(tgt, graph: Graph) -> dict[str, int]:

@@ -94,8 +94,11 @@ def kept_weights(graph: Graph) -> dict[str, list]:
 
 
 def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[dict],
-          storage: dict[str, Stored], sha256: str) -> dict:
-    """The report of a compiled graph (verification and target extras are added later)."""
+          storage: dict[str, Stored], sha256: str, model_fp32: int = 0) -> dict:
+    """The report of a compiled graph (verification and target extras are added
+    later). `model_fp32`: the fp32 bytes of the model's compressible weights as
+    given (what channel pruning removed counts there); `compression` divides
+    the larger of it and the compiled weights' (plus the kept weights')."""
     summary = summarize(graph)
     by_layer, kept = layer_weights(graph), kept_weights(graph)
     codebook = _asks_codebook(pipeline)
@@ -113,6 +116,8 @@ def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[d
     kept_bytes = sum(storage[layer].nbytes for layer in kept_reader.values())
     stored = sum(storage[layer].nbytes for layer in first_reader.values()) + kept_bytes
     other = sum(t.nbytes for name, t in summary.unique_params.items() if name not in weights)
+    kept_count = sum(t.size for t in kept_tensors.values())
+    model_bytes = max(model_fp32, 4 * (weight_count - kept_count)) + 4 * kept_count
     return {
         "nnc_version": __version__,
         "target": target,
@@ -125,10 +130,11 @@ def build(model: Path, target: str, graph: Graph, pipeline: str, records: list[d
             "weights": weight_count,
             "fp32_bytes": 4 * weight_count,
             "stored_bytes": stored,
-            "compression": round(4 * weight_count / stored, 3) if stored else None,
+            "model_fp32_bytes": model_bytes,
+            "compression": round(model_bytes / stored, 3) if stored else None,
             "sparsity": _zeros(weights.values()) / weight_count if weight_count else 0.0,
             "other_bytes": other,
-            "kept_weights": sum(t.size for t in kept_tensors.values()),
+            "kept_weights": kept_count,
             "kept_bytes": kept_bytes,
         },
         "layers": rows,

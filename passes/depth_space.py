@@ -6,10 +6,11 @@ SpaceToDepth, so rewriting terminates."""
 
 from __future__ import annotations
 
-from nnc.ir import Graph, Node, Tensor
+from nnc.ir import Graph, Node
 from nnc.ops.depth_space import steps
 from nnc.ops.shape import ReshapeAttrs, TransposeAttrs
 
+from .graph_edits import new_value
 from .rule_dispatch import fires_on
 
 
@@ -19,9 +20,8 @@ def depth_space_to_transpose(graph: Graph, node: Node) -> bool:
         return False
     x = graph.tensor(node.inputs[0])
     six, perm, _ = steps(node.op, node.attrs, x.shape)
-    grouped, moved = (graph.unique_tensor_name(f"{node.name}.{what}") for what in ("blocks", "moved"))
-    graph.add_tensor(Tensor(grouped, x.dtype, six))
-    graph.add_tensor(Tensor(moved, x.dtype, tuple(six[p] for p in perm)))
+    grouped = new_value(graph, f"{node.name}.blocks", x.dtype, six)
+    moved = new_value(graph, f"{node.name}.moved", x.dtype, tuple(six[p] for p in perm))
     graph.remove_node(node.name)
     graph.add_node(Node(graph.unique_node_name(f"{node.name}.blocks"), "Reshape", [x.name], [grouped],
                         ReshapeAttrs(six)))

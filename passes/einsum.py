@@ -26,6 +26,7 @@ from nnc.ops.einsum import parse
 from nnc.ops.registry import NoAttrs
 from nnc.ops.shape import ReshapeAttrs, TransposeAttrs
 
+from .graph_edits import new_value
 from .rule_dispatch import fires_on
 
 
@@ -57,11 +58,11 @@ def einsum_to_matmul(graph: Graph, node: Node) -> bool:
     size = lambda group: math.prod(extent[c] for c in group)  # noqa: E731
     lhs = _arrange(graph, node, "lhs", x, a, batch + left + contracted, (*dims, size(left), size(contracted)))
     rhs = _arrange(graph, node, "rhs", y, b, batch + contracted + right, (*dims, size(contracted), size(right)))
-    product = _add(graph, f"{node.name}.product", x.dtype, (*dims, size(left), size(right)))
+    product = new_value(graph, f"{node.name}.product", x.dtype, (*dims, size(left), size(right)))
     graph.remove_node(node.name)
     graph.add_node(Node(graph.unique_node_name(f"{node.name}.matmul"), "MatMul", [lhs, rhs], [product], NoAttrs()))
     grouped = batch + left + right
-    shaped = _add(graph, f"{node.name}.grouped", x.dtype, tuple(extent[c] for c in grouped))
+    shaped = new_value(graph, f"{node.name}.grouped", x.dtype, tuple(extent[c] for c in grouped))
     graph.add_node(Node(graph.unique_node_name(f"{node.name}.ungroup"), "Reshape", [product], [shaped],
                         ReshapeAttrs(tuple(extent[c] for c in grouped))))
     graph.add_node(Node(node.name, "Transpose", [shaped], list(node.outputs),
@@ -80,16 +81,10 @@ def _permutation(graph: Graph, node: Node, term: str, output: str) -> bool:
 
 def _arrange(graph: Graph, node: Node, role: str, x: Tensor, term: str, order: list[str], shape) -> str:
     """`x` with its axes in `order`, reshaped to `shape`."""
-    moved = _add(graph, f"{node.name}.{role}", x.dtype, tuple(x.shape[term.index(c)] for c in order))
+    moved = new_value(graph, f"{node.name}.{role}", x.dtype, tuple(x.shape[term.index(c)] for c in order))
     graph.add_node(Node(graph.unique_node_name(f"{node.name}.{role}"), "Transpose", [x.name], [moved],
                         TransposeAttrs(tuple(term.index(c) for c in order))))
-    shaped = _add(graph, f"{node.name}.{role}_rows", x.dtype, tuple(shape))
+    shaped = new_value(graph, f"{node.name}.{role}_rows", x.dtype, tuple(shape))
     graph.add_node(Node(graph.unique_node_name(f"{node.name}.{role}_rows"), "Reshape", [moved], [shaped],
                         ReshapeAttrs(tuple(shape))))
     return shaped
-
-
-def _add(graph: Graph, base: str, dtype: str, shape) -> str:
-    name = graph.unique_tensor_name(base)
-    graph.add_tensor(Tensor(name, dtype, tuple(shape)))
-    return name

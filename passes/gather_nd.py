@@ -21,11 +21,11 @@ import math
 
 import numpy as np
 
-from nnc.ir import Graph, Node, Tensor
+from nnc.ir import Graph, Node
 from nnc.ops.indexing import GatherAttrs, clamp_indices
 from nnc.ops.shape import ReshapeAttrs
 
-from .graph_edits import drop_unused_constant
+from .graph_edits import drop_unused_constant, new_value
 from .rule_dispatch import fires_on
 
 
@@ -42,12 +42,10 @@ def gather_nd_to_gather(graph: Graph, node: Node) -> bool:
     flat = np.ravel_multi_index(tuple(clamp_indices(indices[..., a], lead[a]) for a in range(k)), lead)
     source = node.inputs[0]
     if k > 1:
-        source = graph.unique_tensor_name(f"{node.name}.rows")
-        graph.add_tensor(Tensor(source, data.dtype, (math.prod(lead), *data.shape[k:])))
+        source = new_value(graph, f"{node.name}.rows", data.dtype, (math.prod(lead), *data.shape[k:]))
         graph.add_node(Node(graph.unique_node_name(f"{node.name}.rows"), "Reshape", [node.inputs[0]], [source],
                             ReshapeAttrs((math.prod(lead), *data.shape[k:]))))
-    rows = graph.unique_tensor_name(f"{node.name}.flat_indices")
-    graph.add_tensor(Tensor(rows, "i64", flat.shape, data=flat.astype(np.int64)))
+    rows = graph.add_constant(f"{node.name}.flat_indices", flat.astype(np.int64)).name
     graph.remove_node(node.name)
     graph.add_node(Node(node.name, "Gather", [source, rows], list(node.outputs), GatherAttrs(0)))
     drop_unused_constant(graph, node.inputs[1])

@@ -1,9 +1,17 @@
-"""Graph edits every rewrite rule needs: whether a value has one reader, and
-dropping what a rewrite left unused (a constant alone, or a dead chain)."""
+"""Graph edits every rewrite rule needs: whether a value has one reader, a new
+value for a rewrite to write, and dropping what a rewrite left unused (a
+constant alone, or a dead chain)."""
 
 from __future__ import annotations
 
-from nnc.ir import Graph
+from nnc.ir import Graph, Tensor
+
+
+def new_value(graph: Graph, base: str, dtype: str, shape, layout: str | None = None) -> str:
+    """A new run-time tensor named after `base` (made unique); returns its name."""
+    name = graph.unique_tensor_name(base)
+    graph.add_tensor(Tensor(name, dtype, tuple(shape), layout=layout))
+    return name
 
 
 def single_use(graph: Graph, tensor: str) -> bool:

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnc.ir import Graph, Node, Tensor
+from nnc.dtypes import to_numpy
+from nnc.ir import Graph, Node
 from nnc.ops.layernorm import LayerNormAttrs
 from nnc.ops.registry import NoAttrs
 
-from .graph_edits import drop_unused_constant
+from .graph_edits import drop_unused_constant, new_value
 from .rule_dispatch import fires_on
 
 
@@ -38,12 +39,13 @@ def instance_norm_to_layer_norm(graph: Graph, node: Node) -> bool:
     x, scale, bias = node.inputs
     data = graph.tensor(x)
     per_channel = (-1, *(1,) * (len(data.shape) - 2))
-    ones = _constant(graph, f"{node.name}.ones", np.ones(data.shape[2:]), data.dtype)
-    channel_scale = _constant(graph, f"{node.name}.scale", graph.constant(scale).reshape(per_channel), data.dtype)
-    channel_bias = _constant(graph, f"{node.name}.bias", graph.constant(bias).reshape(per_channel), data.dtype)
-    normalized, scaled = (graph.unique_tensor_name(f"{node.name}.{what}") for what in ("normalized", "scaled"))
-    for name in (normalized, scaled):
-        graph.add_tensor(Tensor(name, data.dtype, data.shape, layout=data.layout))
+    dtype = to_numpy(data.dtype)
+    ones, channel_scale, channel_bias = (
+        graph.add_constant(f"{node.name}.{role}", values.astype(dtype)).name
+        for role, values in (("ones", np.ones(data.shape[2:])), ("scale", graph.constant(scale).reshape(per_channel)),
+                             ("bias", graph.constant(bias).reshape(per_channel))))
+    normalized, scaled = (new_value(graph, f"{node.name}.{what}", data.dtype, data.shape, data.layout)
+                          for what in ("normalized", "scaled"))
     graph.remove_node(node.name)
     graph.add_node(Node(graph.unique_node_name(f"{node.name}.normalize"), "LayerNormalization", [x, ones],
                         [normalized], LayerNormAttrs(2, node.attrs.epsilon)))
@@ -53,9 +55,3 @@ def instance_norm_to_layer_norm(graph: Graph, node: Node) -> bool:
     for name in (scale, bias):
         drop_unused_constant(graph, name)
     return True
-
-
-def _constant(graph: Graph, base: str, data: np.ndarray, dtype: str) -> str:
-    name = graph.unique_tensor_name(base)
-    graph.add_tensor(Tensor(name, dtype, data.shape, data=data))
-    return name

@@ -14,10 +14,11 @@ one norm reduction, so rewriting terminates.
 
 from __future__ import annotations
 
-from nnc.ir import Graph, Node, Tensor
+from nnc.ir import Graph, Node
 from nnc.ops import get_op
 from nnc.ops.registry import NoAttrs
 
+from .graph_edits import new_value
 from .rule_dispatch import fires_on
 
 
@@ -27,7 +28,7 @@ def norm_reduction_to_sum(graph: Graph, node: Node) -> bool:
         return False
     x = graph.tensor(node.inputs[0])
     y = graph.tensor(node.outputs[0])
-    terms = _tensor(graph, f"{node.name}.terms", x)
+    terms = new_value(graph, f"{node.name}.terms", x.dtype, x.shape, x.layout)
     graph.remove_node(node.name)
     if node.op == "ReduceL1":
         graph.add_node(Node(graph.unique_node_name(f"{node.name}.abs"), "Abs", [x.name], [terms], NoAttrs()))
@@ -37,13 +38,7 @@ def norm_reduction_to_sum(graph: Graph, node: Node) -> bool:
     if node.op != "ReduceL2":
         graph.add_node(Node(node.name, "ReduceSum", [terms], [y.name], node.attrs))
         return True
-    total = _tensor(graph, f"{node.name}.sum", y)
+    total = new_value(graph, f"{node.name}.sum", y.dtype, y.shape, y.layout)
     graph.add_node(Node(graph.unique_node_name(f"{node.name}.sum"), "ReduceSum", [terms], [total], node.attrs))
     graph.add_node(Node(node.name, "Sqrt", [total], [y.name], get_op("Sqrt").Attrs()))
     return True
-
-
-def _tensor(graph: Graph, base: str, like: Tensor) -> str:
-    name = graph.unique_tensor_name(base)
-    graph.add_tensor(Tensor(name, like.dtype, like.shape, layout=like.layout))
-    return name

@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from ..dtypes import to_numpy
 from ..ir import Graph, Node, Tensor
 from ..ops.conv import split_shape
 from ..ops.pool import AveragePoolAttrs, pooled_size, window_counts
@@ -70,8 +71,7 @@ def _rewrite(graph: Graph, node: Node) -> None:
         factor = np.moveaxis(factor, 1, -1)
     pooled = graph.unique_tensor_name(f"{node.name}.uniform")
     graph.add_tensor(Tensor(pooled, y.dtype, y.shape, layout=y.layout))
-    scale = graph.unique_tensor_name(f"{node.name}.counts")
-    graph.add_tensor(Tensor(scale, y.dtype, factor.shape, data=factor))
+    scale = graph.add_constant(f"{node.name}.counts", factor.astype(to_numpy(y.dtype))).name
     graph.remove_node(node.name)
     graph.add_node(Node(graph.unique_node_name(f"{node.name}.uniform"), "AveragePool", list(node.inputs), [pooled],
                         _uniform(attrs, spatial)))

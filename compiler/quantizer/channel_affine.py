@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node, Tensor
+from ..dtypes import to_numpy
+from ..ir import Graph, Node
 from ..ops.normalization import BatchNormAttrs
 
 
@@ -67,7 +68,7 @@ def _fuse(graph: Graph, mul: Node) -> bool:
     if shift is None:
         return False
     dtype, channels = graph.tensor(x).dtype, len(scale[0])
-    params = [_constant(graph, f"{add.name}.{role}", data, dtype) for role, data in
+    params = [graph.add_constant(f"{add.name}.{role}", data.astype(to_numpy(dtype))).name for role, data in
               (("scale", scale[0]), ("bias", shift[0]), ("mean", np.zeros(channels)), ("var", np.ones(channels)))]
     graph.remove_node(mul.name)
     graph.remove_node(add.name)
@@ -75,9 +76,3 @@ def _fuse(graph: Graph, mul: Node) -> bool:
     graph.add_node(Node(add.name, "BatchNormalization", [x, *params], list(add.outputs),
                         BatchNormAttrs(epsilon=0.0, channels_last=scale[1])))
     return True
-
-
-def _constant(graph: Graph, base: str, data: np.ndarray, dtype: str) -> str:
-    name = graph.unique_tensor_name(base)
-    graph.add_tensor(Tensor(name, dtype, data.shape, data=data))
-    return name
