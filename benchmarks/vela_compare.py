@@ -14,7 +14,7 @@ one run, each command a fresh process with a fresh output folder:
   after one warm-up call (the compile without interpreter start and imports);
 - start-up: `nnc --version`, `nnc --help`, `vela --version`, and as floors
   the interpreter alone, its import of numpy, and its import of the
-  dependencies every nnc compile imports (numpy, typer, jinja2), which nnc
+  dependencies every nnc compile imports (numpy, jinja2), which nnc
   pays before its own work.
 
 With `--instructions`, a second table gives the instructions each command
@@ -22,7 +22,7 @@ executes (valgrind's cachegrind without cache simulation; BLAS and OpenMP on
 one thread, so that no idle pool thread's spinning is counted): stable from
 run to run where wall times are not. Beside the commands it counts two
 floors: the imports every nnc compile makes before its own code runs (numpy,
-typer, jinja2, protobuf and nnc's ONNX reader), and a warm compile (the
+jinja2, protobuf and nnc's ONNX reader), and a warm compile (the
 instructions of two `nnc.compile` calls in one process less those of one).
 The floor plus the warm compile is what an `nnc compile` would cost if nnc's
 own modules imported for free.
@@ -62,7 +62,7 @@ from tflite_writer import write_tflite
 
 CHILD_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 COUNT_ENV = CHILD_ENV | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-IMPORT_FLOOR = "import numpy, typer, jinja2, google.protobuf, nnc.frontend.onnx_proto"
+IMPORT_FLOOR = "import numpy, jinja2, google.protobuf, nnc.frontend.onnx_proto"
 
 
 def script(name: str) -> str:
@@ -77,8 +77,7 @@ STARTUP = {"nnc --version": [script("nnc"), "--version"], "nnc --help": [script(
            "vela --version": [script("vela"), "--version"],
            "python -c pass (floor)": [sys.executable, "-c", "pass"],
            "python -c 'import numpy' (floor)": [sys.executable, "-c", "import numpy"],
-           "python -c 'import numpy, typer, jinja2' (nnc's floor)": [sys.executable, "-c",
-                                                                     "import numpy, typer, jinja2"]}
+           "python -c 'import numpy, jinja2' (nnc's floor)": [sys.executable, "-c", "import numpy, jinja2"]}
 
 
 def int8_models() -> list[str]:

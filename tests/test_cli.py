@@ -212,25 +212,36 @@ def test_version_and_help_load_no_heavy_module():
     assert done.returncode == 0 and "nnc 0.1.0" in done.stdout
 
 
-def test_a_command_is_parsed_by_an_app_holding_it_alone():
-    """run_cli builds only the named command (each costs typer a signature walk on
-    every start); `nnc --help` and a mistyped command get the whole app."""
-    import typer
-
+def test_only_the_named_command_s_arguments_are_defined():
+    """run_cli defines the arguments of the command it runs alone; `nnc --help`
+    and a mistyped command list every command."""
     from nnc import cli
 
-    def named(info):
-        return info.name or typer.main.get_command_name(info.callback.__name__)
-
-    every = {named(info) for info in cli.app.registered_commands}
-    assert {"compile", "inspect", "run", "explore"} <= every
-    for name in ("compile", "inspect", "run", "explore"):
-        one = cli._app_for([name, "model.onnx"])
-        assert [info.callback for info in one.registered_commands] == \
-            [info.callback for info in cli.app.registered_commands if named(info) == name]
-        assert one.registered_callback is cli.app.registered_callback  # --version still eager
+    assert {"compile", "inspect", "run", "explore", "validate", "finetune", "report"} <= set(cli.COMMANDS)
+    for name in cli.COMMANDS:
+        parser, named = cli._parsers(name)
+        assert named is not None and named.prog == f"nnc {name}"
+        assert any(action.dest == "debug" for action in named._actions)
     for args in ([], ["--help"], ["compil"], ["--version"]):
-        assert cli._app_for(args) is cli.app
+        assert cli._parsers(args[0] if args else None)[1] is None
+
+
+@pytest.mark.parametrize("name", ["inspect", "compile", "validate", "finetune", "explore", "run", "report"])
+def test_every_command_s_help_prints(name):
+    proc = nnc_cli(name, "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: nnc {name}") and not proc.stderr
+
+
+def test_usage_mistakes_name_the_closest_flag_and_command(capsys):
+    from nnc.cli import run_cli
+
+    assert run_cli(["compile", "m.onnx", "-o", "out", "--weigth-bits", "3"]) == 2
+    assert capsys.readouterr().err == ("nnc: error: no such option: --weigth-bits; did you mean --weight-bits? "
+                                       "(see nnc compile --help)\n")
+    assert run_cli(["compil", "m.onnx"]) == 2
+    assert capsys.readouterr().err == "nnc: error: no such command 'compil'; did you mean 'compile'? (see nnc --help)\n"
+    assert run_cli(["compile", "m.onnx", "-o", ""]) == 2
+    assert "the folder name is empty" in capsys.readouterr().err
 
 
 def test_calibration_named_in_the_pipeline_is_used_for_verification(tmp_path):
@@ -298,23 +309,16 @@ def test_hw_dot_slash_names_the_file_not_the_preset(tmp_path):
     assert "my-small" in proc.stdout and "az-small" not in proc.stdout
 
 
-@pytest.mark.parametrize("where", ["building the command", "parsing the arguments"])
-def test_a_signal_before_the_command_runs_is_one_error_line(tmp_path, where):
-    """SIGTERM while typer builds the command gave a traceback (exit 1); while it
-    parses the arguments, typer's silent exit 130. Both are now the interruption's
-    one line and 128 + 15, with nothing written."""
-    hook = {"building the command": "typer.main.get_command",
-            "parsing the arguments": "typer.core.TyperGroup.make_context"}[where]
-    module, _, name = hook.rpartition(".")
+def test_a_signal_while_the_arguments_are_parsed_is_one_error_line(tmp_path):
+    """A SIGTERM before the command runs is the interruption's one line and
+    128 + 15, with nothing written."""
     code = f"""
-import os, signal, sys, importlib
-import typer.core, typer.main
-owner = eval({module!r})
-original = getattr(owner, {name!r})
+import argparse, os, signal, sys
+original = argparse.ArgumentParser.parse_known_args
 def signalled(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGTERM)
     return original(*args, **kwargs)
-setattr(owner, {name!r}, signalled)
+argparse.ArgumentParser.parse_known_args = signalled
 from nnc import cli
 sys.argv = ["nnc", "compile", {str(EXAMPLE / "tiny_cnn.onnx")!r}, "-o", {str(tmp_path / "out")!r}]
 sys.exit(cli.main())
