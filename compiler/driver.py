@@ -9,7 +9,6 @@ states what nnc may write and replace there.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import os
 import tempfile
@@ -131,7 +130,9 @@ def _check_option_names(options: dict) -> None:
     known = [f.name for f in dataclasses.fields(CompileOptions) if f.name != "target"]
     for name in options:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else "; see help(nnc.CompileOptions)"
             raise OptionError(f"compile: unknown option {name!r}{hint}")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
+from pathlib import Path
 
 from .accuracy import accuracy_text
 from .cli_render import kept_clause
@@ -75,7 +75,7 @@ def _environment():
 
 
 def _template(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    return (Path(__file__).parent / name).read_text(encoding="utf-8")
 
 
 # -- summary ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ packed-weight kernels reuse the dense kernels' loops that way.
 from __future__ import annotations
 
 from dataclasses import field
-from importlib import resources
+from pathlib import Path
 
 from nnc.records import record
 from nnc.template_env import environment
@@ -108,7 +108,7 @@ FAMILIES = {
 
 
 def source_text(name: str) -> str:
-    return resources.files(__package__).joinpath("kernels", name).read_text(encoding="utf-8")
+    return (Path(__file__).parent / "kernels" / name).read_text(encoding="utf-8")
 
 
 _ENV = environment(source_text)

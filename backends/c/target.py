@@ -25,7 +25,7 @@ from nnc.pipelines import CANONICAL
 from nnc.verification import synthetic_samples
 
 from .. import register_target, run_batched
-from . import build, emitter, packed
+from . import emitter, packed
 from .emitter import Provenance, prefix_of
 from .lowering import Program, lower
 
@@ -150,6 +150,8 @@ class CTarget:
     def runner(self, graph: Graph, out_dir: Path | None, stem: str):
         """Build the emitted library (emitted afresh when `out_dir` is None) and its
         harness once, in a temporary folder; yield `samples -> outputs`."""
+        from . import build  # runs gcc (subprocess): not needed to write the C
+
         with tempfile.TemporaryDirectory(prefix="nnc-c-") as tmp:
             work = Path(tmp)
             if out_dir is None:
