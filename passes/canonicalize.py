@@ -88,7 +88,7 @@ from .gather_nd import gather_nd_to_gather
 from .instance_norm import instance_norm_to_layer_norm
 from .norm_reductions import norm_reduction_to_sum
 from .rule_dispatch import fires_on, rules_for
-from .graph_edits import drop_if_dead, single_use
+from .graph_edits import drop_if_dead, new_value, single_use
 from .split_to_slices import split_to_slices
 from nnc.records import record
 
@@ -151,12 +151,6 @@ def only_feeds(graph: Graph, tensor: str, node: Node) -> bool:
     return tensor not in graph.outputs and all(c.name == node.name for c in graph.consumers(tensor))
 
 
-def add_tensor_like(graph: Graph, like: Tensor, shape, layout=None, quant=None) -> str:
-    name = graph.unique_tensor_name(like.name)
-    graph.add_tensor(Tensor(name, like.dtype, tuple(shape), layout=layout, quant=quant))
-    return name
-
-
 def permuted_tensor(graph: Graph, like: Tensor, perm: tuple[int, ...]) -> str:
     """Declare a new tensor holding transpose(like, perm): shape, layout and
     quantization axis follow the permutation."""
@@ -164,7 +158,7 @@ def permuted_tensor(graph: Graph, like: Tensor, perm: tuple[int, ...]) -> str:
     quant = like.quant
     if quant is not None and quant.axis is not None:
         quant = dataclasses.replace(quant, axis=inverse(perm)[quant.axis])
-    return add_tensor_like(graph, like, permute(like.shape, perm), layout, quant)
+    return new_value(graph, like.name, like.dtype, permute(like.shape, perm), layout, quant)
 
 
 def add_transpose(graph: Graph, src: str, perm: tuple[int, ...], out: str | None = None,

@@ -7,10 +7,10 @@ from __future__ import annotations
 from nnc.ir import Graph, Tensor
 
 
-def new_value(graph: Graph, base: str, dtype: str, shape, layout: str | None = None) -> str:
+def new_value(graph: Graph, base: str, dtype: str, shape, layout: str | None = None, quant=None) -> str:
     """A new run-time tensor named after `base` (made unique); returns its name."""
     name = graph.unique_tensor_name(base)
-    graph.add_tensor(Tensor(name, dtype, tuple(shape), layout=layout))
+    graph.add_tensor(Tensor(name, dtype, tuple(shape), layout=layout, quant=quant))
     return name
 
 

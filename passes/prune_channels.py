@@ -78,6 +78,8 @@ from nnc.passmanager import Pass, register_pass
 from nnc.records import record
 from nnc.verification import load_samples
 
+from .graph_edits import drop_if_dead
+
 PREFIX = "pass 'prune-channels'"
 OPTION = f"{PREFIX}: overrides"
 ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Silu", "Gelu", "Elu",
@@ -612,7 +614,7 @@ def _rewrite_param(graph: Graph, node: Node, index: int, data_fn, params_fn) -> 
         new = _rewrite_dequantize(graph, graph.producer(old), data_fn, params_fn, alone)
     if new != old:
         graph.set_inputs(node, [new if i == index else t for i, t in enumerate(node.inputs)])
-        _release(graph, old)
+        drop_if_dead(graph, old)
 
 
 def _rewrite_dequantize(graph: Graph, dq: Node, data_fn, params_fn, alone: bool) -> str:
@@ -632,7 +634,7 @@ def _rewrite_dequantize(graph: Graph, dq: Node, data_fn, params_fn, alone: bool)
         graph.set_inputs(dq, inputs)
         graph.tensors[out.name] = dataclasses.replace(out, shape=shape)
         for t in old_inputs:
-            _release(graph, t)
+            drop_if_dead(graph, t)
         return out.name
     new_out = graph.add_tensor(Tensor(graph.unique_tensor_name(f"{out.name}.pruned"), out.dtype, shape))
     graph.add_node(Node(graph.unique_node_name(f"{dq.name}.pruned"), "DequantizeLinear", inputs,
@@ -647,18 +649,3 @@ def _store(graph: Graph, name: str, data: np.ndarray, alone: bool) -> str:
         graph.tensors[name] = dataclasses.replace(tensor, data=data, shape=data.shape)
         return name
     return graph.add_constant(f"{name}.pruned", data.astype(tensor.data.dtype)).name
-
-
-def _release(graph: Graph, name: str) -> None:
-    """Delete tensor `name` once nothing reads it, with a DequantizeLinear producing it
-    and that node's own unread inputs."""
-    if not name or name not in graph.tensors or graph.uses(name) or name in graph.inputs:
-        return
-    producer = graph.producer(name)
-    if producer is not None:
-        if any(graph.uses(t) for t in producer.outputs):
-            return
-        graph.remove_node(producer.name)
-        for t in producer.inputs:
-            _release(graph, t)
-    del graph.tensors[name]
