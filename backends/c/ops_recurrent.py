@@ -1,12 +1,15 @@
-"""C lowering of the integer recurrent ops QLSTM, QGRU, QRNN (docs/numerics.md §15).
+"""C lowering of the recurrent ops: the integer QLSTM, QGRU, QRNN
+(docs/numerics.md §15) and the float32 LSTM, GRU, RNN (`nnc compile
+--no-quantize`; ONNX semantics in float32, within the float parity tolerance
+of the float64 reference).
 
 One kernel call per direction (kernels/qlstm.c, qgru.c, qrnn.c on the shared
-kernels/qrecurrent.h): a `qrnn_params` struct in flash holds the geometry, the
-element strides of x, Y and the states for the op's layout, the integer
-parameters and pointers to the direction's slice of the weights, biases,
-multipliers and tables; the call gets x and the outputs offset to the
-direction. The h and cell states live in the step's arena scratch (`scratch`
-below), never on the stack or the heap.
+kernels/qrecurrent.h; lstm_f32.c, gru_f32.c, rnn_f32.c on frecurrent.h): a
+parameter struct in flash holds the geometry, the element strides of x, Y and
+the states for the op's layout, the op's parameters and pointers to the
+direction's slice of the weights (and biases, multipliers, tables); the call
+gets x and the outputs offset to the direction. The h and cell states live in
+the step's arena scratch (`scratch` below), never on the stack or the heap.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from nnc.ir import Graph, Node
 import numpy as np
 
 from nnc.ops.qrecurrent import GATES, MANTISSA_LIMIT, TABLE_SIZE, TABLES, gate_sums_fit, row_bounds
-from nnc.ops.recurrent import sequence_dims
+from nnc.ops import rnn_activations
+from nnc.ops.recurrent import DEFAULT_ACTIVATIONS, GATES as FLOAT_GATES, sequence_dims
 
+from .cformat import float_literal
 from .lowering import Ctx, Refused, lowers
+from .ops_float import need_f32
 
-SCRATCH_PER_HIDDEN = {"QLSTM": 4, "QGRU": 7, "QRNN": 2}  # bytes per hidden unit (kernels/qrecurrent.h)
+# bytes per hidden unit (kernels/qrecurrent.h, frecurrent.h)
+SCRATCH_PER_HIDDEN = {"QLSTM": 4, "QGRU": 7, "QRNN": 2, "LSTM": 12, "GRU": 16, "RNN": 8}
 FUNCTIONS = {"QLSTM": ("qlstm", "qlstm_dir"), "QGRU": ("qgru", "qgru_dir"), "QRNN": ("qrnn", "qrnn_dir")}
 
 
@@ -94,4 +101,45 @@ def qrecurrent(ctx: Ctx, node) -> list[str]:
                      zip(outputs, ("y_dir", "s_dir", "s_dir")))
         states = [_at(ctx, name, "state", geo["s_dir"] * d) for name in (h0, c0)]
         lines.append(f"{fn}({q}, {ctx.ptr(x)}, {y}, {states[0]}, {states[1]}, {yh}, {yc}, {ctx.scratch()});")
+    return lines
+
+
+FLOAT_FUNCTIONS = {"LSTM": ("lstm_f32", "lstm_f32_dir"), "GRU": ("gru_f32", "gru_f32_dir"),
+                   "RNN": ("rnn_f32", "rnn_f32_dir")}
+ACTIVATION_CODES = {name: code for code, name in enumerate(rnn_activations.PARAMETERS)}  # frecurrent.h's switch
+
+
+@lowers("LSTM", "GRU", "RNN", scratch=scratch_bytes)
+def float_recurrent(ctx: Ctx, node) -> list[str]:
+    a, op = node.attrs, node.op
+    need_f32(ctx, *node.inputs)
+    if len(node.outputs) > 3 and node.outputs[3]:
+        raise Refused("the cell sequence (the quantizer's calibration output) has no C kernel")
+    x, w, r = node.inputs[:3]
+    bias, h0, c0, peep = (node.inputs[k] if len(node.inputs) > k else "" for k in (3, 5, 6, 7))
+    outputs = list(node.outputs) + [""] * (3 - len(node.outputs))
+    steps, batch, features = sequence_dims(a, ctx.shape(x))
+    hidden, gates, per = a.hidden_size, FLOAT_GATES[op], len(DEFAULT_ACTIVATIONS[op])
+    geo = _strides(a, steps, batch, features)
+    family, fn_name = FLOAT_FUNCTIONS[op]
+    fn = ctx.kernel(family, fn=fn_name)
+    lines = []
+    for d in range(a.num_directions):
+        acts = [a.activation(d, k, per) for k in range(per)] + [("Relu", 0.0, 0.0)] * (3 - per)
+        params = dict(
+            gates=gates, steps=steps, batch=batch, input=features, hidden=hidden,
+            reverse=int(a.direction == "reverse" or (a.direction == "bidirectional" and d == 1)),
+            **{k: geo[k] for k in ("x_t", "x_b", "y_t", "y_b", "s_b")},
+            has_clip=int(a.clip is not None), input_forget=int(a.input_forget), lbr=int(a.linear_before_reset),
+            clip=float_literal(a.clip or 0.0),
+            act="{" + ", ".join(str(ACTIVATION_CODES[name]) for name, _, _ in acts) + "}",
+            alpha="{" + ", ".join(float_literal(alpha) for _, alpha, _ in acts) + "}",
+            beta="{" + ", ".join(float_literal(beta) for _, _, beta in acts) + "}",
+            w=_at(ctx, w, "w", d * gates * hidden * features), r=_at(ctx, r, "r", d * gates * hidden * hidden),
+            bias=_at(ctx, bias, "bias", d * 2 * gates * hidden), peep=_at(ctx, peep, "peep", d * 3 * hidden))
+        f = ctx.struct(f"f{d}", "frnn_params", params)
+        y, yh, yc = (_at(ctx, name, "y", geo[key] * d) for name, key in
+                     zip(outputs, ("y_dir", "s_dir", "s_dir")))
+        states = [_at(ctx, name, "state", geo["s_dir"] * d) for name in (h0, c0)]
+        lines.append(f"{fn}({f}, {ctx.ptr(x)}, {y}, {states[0]}, {states[1]}, {yh}, {yc}, {ctx.scratch()});")
     return lines
