@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 from . import __version__
 from . import cli_options as flags
-from .cli_options import FILE, FOLDER, add, flag, switch
+from .cli_options import FILE, FOLDER, MACHINE, add, flag, switch, text_of
 from .errors import NncError, OptionError, QualityGateError
 from .cli_render import render_sim, render_summary
 from .tables import format_table, shorten_apart, thousands
@@ -38,8 +38,12 @@ SUMMARY = "nnc: compile ONNX models for microcontrollers and AZ-class edge proce
 DEBUG = switch("--debug", "Show a traceback on internal errors.")
 INPUT_SHAPE = flag("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="Bind an input's shape (symbolic dims default to 1). Repeatable.")
-QUIET = flag("--quiet", "-q", action="store_true", help="No progress lines (they go to stderr when it is a terminal).")
-MODEL = flag("model", metavar="MODEL", help="ONNX model file, or text IR (.nnir).")
+MODEL = flag("model", metavar="MODEL", type=text_of("model file name"), help="ONNX model file, or text IR (.nnir).")
+
+
+def quiet(help: str = "No progress lines (they go to stderr when it is a terminal).") -> flags.Flag:
+    return flag("--quiet", "-q", action="store_true", help=help)
+
 
 
 @dataclass(frozen=True)
@@ -103,17 +107,55 @@ class _Parser(argparse.ArgumentParser):
         raise _Exit(status)
 
 
-def _no_such_option(extra: list[str], parser: argparse.ArgumentParser) -> str:
-    """'no such option: --x' (with the closest flag when one is close), or
-    'unexpected argument: x' when no flag is among the arguments left over."""
+def _checked(args: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`args` as argparse should read them, checked before it does (it reports a
+    missing required option first, and takes `-1e-3` or `-4K` for a flag):
+    help asked for anywhere prints it (exit 0); an unknown flag is an error
+    naming the closest known one; a flag's value that starts with '-' is
+    attached to its flag (`--lr=-1e-3`). Arguments after `--` are left as they are."""
+    actions = parser._option_string_actions
+    if any(arg in ("-h", "--help") for arg in args[:args.index("--") if "--" in args else len(args)]):
+        parser.print_help()
+        raise _Exit(0)
+    out, index = [], 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return out + args[index:]
+        name = arg.split("=", 1)[0]
+        if arg.startswith("-") and len(arg) > 1 and name not in actions and not _is_number(arg) \
+                and not (arg[1] != "-" and arg[:2] in actions):  # -tc, -oout: a short flag with its value
+            raise _UsageError(_no_such_option(name, parser), parser.prog)
+        action = actions.get(arg)
+        if action is not None and action.nargs is None and index + 1 < len(args) \
+                and args[index + 1].startswith("-") and args[index + 1].split("=", 1)[0] not in actions:
+            out.append(f"{arg}={args[index + 1]}")
+            index += 2
+            continue
+        out.append(arg)
+        index += 1
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _no_such_option(name: str, parser: argparse.ArgumentParser) -> str:
+    """'no such option: --x', with the closest flag when one is close."""
     from difflib import get_close_matches
 
-    unknown = next((arg for arg in extra if arg.startswith("-")), None)
-    if unknown is None:
-        return f"unexpected argument: {extra[0]}"
-    close = get_close_matches(unknown.split("=")[0], [o for o in parser._option_string_actions if o.startswith("--")],
-                              n=1)
-    return f"no such option: {unknown}" + (f"; did you mean {close[0]}?" if close else "")
+    close = get_close_matches(name, [o for o in parser._option_string_actions if o.startswith("--")], n=1)
+    return f"no such option: {name}" + (f"; did you mean {close[0]}?" if close and name.startswith("--") else "")
+
+
+def _unexpected(extra: list[str]) -> str:
+    """The message for arguments argparse left over (all flags are known by now)."""
+    return f"unexpected argument: {next(arg for arg in extra if arg != '--')}"
 
 
 @contextmanager
@@ -164,7 +206,8 @@ def _parse_shapes(specs: list[str], flag: str = "--input-shape") -> dict[str, tu
 
 
 def _inspect_args(p: argparse.ArgumentParser) -> None:
-    add(p, flag("model", metavar="MODEL", help="ONNX model file, or a text IR file (.nnir) nnc compiled."),
+    add(p, flag("model", metavar="MODEL", type=text_of("model file name"),
+             help="ONNX model file, or a text IR file (.nnir) nnc compiled."),
         flag("--json", dest="as_json", action="store_true", help="Print the table as JSON."), INPUT_SHAPE,
         switch("--sensitivity", "Per layer: the output error when that layer alone is quantized to --bits or "
                                 "pruned to --sparsity."),
@@ -184,6 +227,10 @@ def inspect(model: str, as_json: bool, input_shape: list[str], sensitivity: bool
     with _errors_to_exit(debug):
         if sensitivity and not (2 <= bits <= 8 and 0.0 <= sparsity < 1.0):
             raise OptionError(f"--bits must be in 2..8 and --sparsity in [0, 1), got {bits} and {sparsity}")
+        if sensitivity and method is not None:
+            from .obs_layers import check_method
+
+            check_method("--method", method)
         given = [flag for flag, asked in (("--bits", bits != 4), ("--sparsity", sparsity != 0.5),
                                           ("--calib", calib is not None), ("--method", method is not None)) if asked]
         if given and not sensitivity:
@@ -264,7 +311,7 @@ def _compile_args(p: argparse.ArgumentParser) -> None:
         switch("--verify-each", "Verify the IR after every pass."),
         flag("--print-ir-after", action="append", default=[], metavar="PASS|all",
              help="Print the IR (constants elided) to stderr after a pass."),
-        *flags.SHARED, QUIET, DEBUG)
+        *flags.SHARED, quiet(), DEBUG)
 
 
 @command("compile", _compile_args)
@@ -294,7 +341,7 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
         flags.ONNX_FORM,
         flag("--output", "-o", type=FOLDER, help="Keep the compiled artifacts and report.json here."),
         INPUT_SHAPE, flag("--json", dest="as_json", action="store_true", help="Print the metrics as JSON."),
-        *flags.SHARED, QUIET, DEBUG)
+        *flags.SHARED, quiet(), DEBUG)
 
 
 @command("validate", _validate_args)
@@ -313,7 +360,8 @@ def validate_(model: str, data: Path, labels: Optional[Path], target: str, outpu
 
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:
-    add(p, flag("model", metavar="MODEL", help="Float ONNX model (or text IR) to compress while training."),
+    add(p, flag("model", metavar="MODEL", type=text_of("model file name"),
+                help="Float ONNX model (or text IR) to compress while training."),
         flag("--data", type=FILE, required=True, help="Training samples (.npz/.npy, one leading axis of samples)."),
         flag("--labels", type=FILE, help="Class ids of the samples (.npy)."),
         flag("--output", "-o", type=FOLDER, required=True, help="Write MODEL.nnir, MODEL.onnx and finetune.json here."),
@@ -335,7 +383,7 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
         flag("--exact-epochs", type=int, default=0,
              help="Train the last epochs on the targets' integer outputs (default: 0)."),
         flag("--threads", type=int, default=1, help="Torch threads (1, the default: same result on any machine)."),
-        INPUT_SHAPE, QUIET, DEBUG)
+        INPUT_SHAPE, quiet("No progress (epoch lines and the bar go to stderr)."), DEBUG)
 
 
 @command("finetune", _finetune_args)
@@ -408,10 +456,10 @@ from . import cli_explore  # noqa: E402,F401  (registers `nnc explore` here, kee
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
-    add(p, flag("blob", metavar="BLOB", help="az-sim blob (.azb) written by `nnc compile --target az-sim`."),
+    add(p, flag("blob", metavar="BLOB", type=text_of("blob file name"), help="az-sim blob (.azb) written by `nnc compile --target az-sim`."),
         flag("--inputs", type=FILE, required=True, help="Inputs (.npz/.npy); one extra leading axis = a batch."),
         flag("--output", "-o", type=FILE, help="Write the outputs here (.npz)."),
-        flag("--hw", help="Machine: a TOML file, or a preset: small, default, large."),
+        flag("--hw", type=text_of("machine"), metavar=MACHINE, help="Machine: a TOML file, or a preset: small, default, large."),
         flag("--json", dest="as_json", action="store_true", help="Print the statistics as JSON."), DEBUG)
 
 
@@ -470,18 +518,23 @@ def run_cli(args: list[str] | None = None) -> int:
     if args is None:
         args = sys.argv[1:]
     try:
+        args = args[1:] if args[:1] == ["--"] else list(args)
         parser, named = _parsers(args[0] if args else None)
         if not args:
             echo(parser.format_help().rstrip("\n"))
             return 2
         if not args[0].startswith("-") and named is None:
             raise _UsageError(_no_such_command(args[0]), "nnc")
+        args = _checked(args, named or parser)
         parsed, extra = parser.parse_known_args(args)
         if extra:
-            raise _UsageError(_no_such_option(extra, named or parser), (named or parser).prog)
+            raise _UsageError(_unexpected(extra), (named or parser).prog)
         parsed = vars(parsed)
         run = COMMANDS[parsed.pop("command")].run
         run(**parsed)
+    except BrokenPipeError:  # `nnc | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except _UsageError as exc:
         echo(f"nnc: error: {_one_line(str(exc))} (see {exc.prog} --help)", err=True)
         return 2

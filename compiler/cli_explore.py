@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .cli import DEBUG, INPUT_SHAPE, MODEL, QUIET, _errors_to_exit, _parse_shapes, command, echo
-from .cli_options import CALIB, FOLDER, FILE, add, flag
+from .cli import DEBUG, INPUT_SHAPE, MODEL, _errors_to_exit, _parse_shapes, command, echo, quiet
+from .cli_options import CALIB, FOLDER, FILE, MACHINE, add, flag, text_of
 
 
 def _explore_args(p) -> None:
@@ -25,13 +25,13 @@ def _explore_args(p) -> None:
         axis("--activation-sram", "BYTES,..."), axis("--clock", "MHZ,..."),
         axis("--decoder-width", "BYTES,...", "Compressed bytes the decoder takes per cycle."),
         axis("--bus-width", "BYTES,..."),
-        flag("--hw", help="Base machine of the unswept keys: a TOML file or a preset, as compile's --hw."),
+        flag("--hw", type=text_of("machine"), metavar=MACHINE, help="Base machine of the unswept keys: a TOML file or a preset, as compile's --hw."),
         CALIB, flag("--inputs", type=FILE, help="Samples the output error is measured on (default: --calib)."),
         flag("--samples", type=int, default=16, help="Use the first N samples for the error (default: 16)."),
         INPUT_SHAPE,
         flag("--jobs", "-j", type=int, default=1, help="Worker processes (Ray CPUs with --ray local; default: 1)."),
         flag("--ray", metavar="ADDRESS|auto|local", help="Run the points on Ray (pip install 'nnc[ray]')."),
-        QUIET, DEBUG)
+        quiet("No progress lines (one per point on stderr)."), DEBUG)
 
 
 @command("explore", _explore_args)

@@ -37,6 +37,9 @@ class OnOff(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, self.dest, not option_string.startswith("--no-"))
 
+    def format_usage(self) -> str:
+        return " | ".join(self.option_strings)
+
 
 def switch(name: str, help: str) -> Flag:
     """A flag that is off unless given."""
@@ -56,20 +59,33 @@ def path_of(what: str):
 FILE = path_of("file name")
 FOLDER = path_of("folder name")
 
+
+def text_of(what: str):
+    """An argparse type: the text, refusing the empty string."""
+    def parse(text: str) -> str:
+        if not text:
+            raise argparse.ArgumentTypeError(f"the {what} is empty")
+        return text
+    return parse
+
+
+MACHINE = "MACHINE.toml|small|default|large"
+
 CALIB = flag("--calib", type=FILE, help="Calibration samples (.npz/.npy) for quantization.")
 QUANTIZE = flag("--quantize", "--no-quantize", action=OnOff, default=None,
                 help="Quantize to int8 (default: c, az-sim and onnx do, ir does not).")
-HW = flag("--hw", help="az-sim machine: a TOML file, or a preset: small, default, large.")
-WEIGHT_BITS = flag("--weight-bits", type=int, default=8, help="Weight bit width 2..8 (default: 8).")
-FIRST_LAST_BITS = flag("--first-last-bits", type=int,
+HW = flag("--hw", type=text_of("machine"), metavar=MACHINE, help="az-sim machine: a TOML file, or a preset: small, default, large.")
+WEIGHT_BITS = flag("--weight-bits", type=int, default=8, metavar="BITS", help="Weight bit width 2..8 (default: 8).")
+FIRST_LAST_BITS = flag("--first-last-bits", type=int, metavar="BITS",
                        help="Bit width of the first and last weighted layer (default: --weight-bits).")
 CODEBOOK = switch("--codebook", "Snap each weight tensor to 2^weight-bits k-means centroids.")
 BIAS_CORRECTION = flag("--bias-correction", "--no-bias-correction", action=OnOff, default=True,
                        help="Correct biases for the mean weight error (needs --calib; default: on).")
-SPARSITY = flag("--sparsity", type=float, default=0.0, help="Fraction of each layer's weights pruned.")
+SPARSITY = flag("--sparsity", type=float, default=0.0, metavar="FRACTION",
+                help="Fraction of each layer's weights pruned (default: 0).")
 SPARSITY_PATTERN = flag("--sparsity-pattern", metavar="N:M", help="Keep the N largest of every M weights, e.g. 2:4.")
 PRUNE_CHANNELS = flag("--prune-channels", type=float, default=0.0, metavar="FRACTION",
-                      help="Fraction of output channels removed per layer (structured).")
+                      help="Fraction of output channels removed per layer (structured; default: 0).")
 METHOD = flag("--method", metavar="magnitude|obs",
               help="Pruning/quantization method; obs = second-order (SparseGPT/GPTQ), the default with --calib.")
 LAYER_BITS = flag("--layer-bits", metavar="ID:BITS,...",
@@ -80,7 +96,7 @@ FLASH_BUDGET = flag("--flash-budget", metavar="BYTES",
                     help="Pick per-layer bits and sparsity to fit the weights in BYTES (budget search; "
                          "K, M suffixes: 2^10, 2^20).")
 RATIO = flag("--ratio", type=float, metavar="R", help="Budget search for weights R times smaller than fp32.")
-PACK = flag("--pack", default="auto",
+PACK = flag("--pack", default="auto", metavar="auto|dense|bitmask|rle|codebook|huffman",
             help="Weight encoding: auto (smallest exact; the default), dense, bitmask, rle, codebook, huffman.")
 ONNX_FORM = flag("--onnx-form", default="qdq", metavar="qdq|integer",
                  help="Target onnx: standard QDQ ONNX (the default), or nnc's integer graph as ONNX integer ops "

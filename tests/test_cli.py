@@ -242,6 +242,37 @@ def test_usage_mistakes_name_the_closest_flag_and_command(capsys):
     assert capsys.readouterr().err == "nnc: error: no such command 'compil'; did you mean 'compile'? (see nnc --help)\n"
     assert run_cli(["compile", "m.onnx", "-o", ""]) == 2
     assert "the folder name is empty" in capsys.readouterr().err
+    assert run_cli(["compile", ""]) == 2
+    assert "the model file name is empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, line", [
+    # an unknown flag is named before a required option it hides is missed
+    (["compile", "m.onnx", "--ouput", "out"], "no such option: --ouput; did you mean --output?"),
+    (["run", "b.azb", "--input", "x.npz"], "no such option: --input; did you mean --inputs?"),
+    # arguments after -- are arguments, not flags
+    (["compile", "m.onnx", "-o", "out", "--", "extra"], "unexpected argument: extra"),
+    (["inspect", "m.onnx", "--", "--json"], "unexpected argument: --json"),
+    # a value that starts with '-' is the flag's value, checked as such
+    (["finetune", "m.onnx", "--data", "d.npz", "-o", "out", "--lr", "-1e-3"], "--lr must be (0, 1], got -0.001"),
+    (["compile", "m.onnx", "-o", "out", "--flash-budget", "-4K"], "--flash-budget: expected bytes"),
+])
+def test_usage_mistakes_are_read_as_meant(capsys, tmp_path, monkeypatch, args, line):
+    from nnc.cli import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nnc: error: ") and line in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_anywhere_on_the_line_prints_the_help(capsys):
+    from nnc.cli import run_cli
+
+    assert run_cli(["compile", "m.onnx", "--weight-bits", "x", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: nnc compile") and "[--quantize | --no-quantize]" in out
 
 
 def test_calibration_named_in_the_pipeline_is_used_for_verification(tmp_path):
