@@ -67,6 +67,15 @@ def _at(ctx: Ctx, name: str, role: str, offset: int) -> str:
     return pointer if pointer == "NULL" or not offset else f"{pointer} + {offset}"
 
 
+def _call(ctx: Ctx, fn: str, params: str, x: str, outputs: list[str], states: tuple[str, str], geo: dict,
+          d: int) -> str:
+    """The kernel call of direction `d`: x, then Y, h0, c0, Y_h, Y_c offset to the
+    direction (NULL where absent), then the step's scratch."""
+    y, yh, yc = (_at(ctx, name, "y", geo[key] * d) for name, key in zip(outputs, ("y_dir", "s_dir", "s_dir")))
+    h0, c0 = (_at(ctx, name, "state", geo["s_dir"] * d) for name in states)
+    return f"{fn}({params}, {ctx.ptr(x)}, {y}, {h0}, {c0}, {yh}, {yc}, {ctx.scratch()});"
+
+
 @lowers("QLSTM", "QGRU", "QRNN", scratch=scratch_bytes)
 def qrecurrent(ctx: Ctx, node) -> list[str]:
     a, op = node.attrs, node.op
@@ -96,11 +105,7 @@ def qrecurrent(ctx: Ctx, node) -> list[str]:
             w=_at(ctx, w, "w", d * rows * features), r=_at(ctx, r, "r", d * rows * hidden),
             bias=_at(ctx, bias, "bias", d * bias_rows), m_x=_at(ctx, m_x, "m_x", d * rows),
             m_h=_at(ctx, m_h, "m_h", d * rows), tables=_at(ctx, tables, "tables", d * TABLES[op] * TABLE_SIZE))
-        q = ctx.struct(f"q{d}", "qrnn_params", params)
-        y, yh, yc = (_at(ctx, name, "y", geo[key] * d) for name, key in
-                     zip(outputs, ("y_dir", "s_dir", "s_dir")))
-        states = [_at(ctx, name, "state", geo["s_dir"] * d) for name in (h0, c0)]
-        lines.append(f"{fn}({q}, {ctx.ptr(x)}, {y}, {states[0]}, {states[1]}, {yh}, {yc}, {ctx.scratch()});")
+        lines.append(_call(ctx, fn, ctx.struct(f"q{d}", "qrnn_params", params), x, outputs, (h0, c0), geo, d))
     return lines
 
 
@@ -137,9 +142,5 @@ def float_recurrent(ctx: Ctx, node) -> list[str]:
             beta="{" + ", ".join(float_literal(beta) for _, _, beta in acts) + "}",
             w=_at(ctx, w, "w", d * gates * hidden * features), r=_at(ctx, r, "r", d * gates * hidden * hidden),
             bias=_at(ctx, bias, "bias", d * 2 * gates * hidden), peep=_at(ctx, peep, "peep", d * 3 * hidden))
-        f = ctx.struct(f"f{d}", "frnn_params", params)
-        y, yh, yc = (_at(ctx, name, "y", geo[key] * d) for name, key in
-                     zip(outputs, ("y_dir", "s_dir", "s_dir")))
-        states = [_at(ctx, name, "state", geo["s_dir"] * d) for name in (h0, c0)]
-        lines.append(f"{fn}({f}, {ctx.ptr(x)}, {y}, {states[0]}, {states[1]}, {yh}, {yc}, {ctx.scratch()});")
+        lines.append(_call(ctx, fn, ctx.struct(f"f{d}", "frnn_params", params), x, outputs, (h0, c0), geo, d))
     return lines
