@@ -11,9 +11,12 @@ ConvNets", ICLR 2017; on a tie the lower index goes; one channel always stays):
   GlobalMaxPool, per-tensor QuantizeLinear/DequantizeLinear (QDQ models),
   BatchNormalization (its vectors shrink), Transpose (the axis moves with it),
   depthwise Conv (group = input channels: it loses the same channels and their
-  multiplier outputs; weights, bias and group shrink), and a Reshape flattening
+  multiplier outputs; weights, bias and group shrink), a Reshape flattening
   the channel axis into its last axis (Flatten: the features of the removed
-  channels go, in the tensor's own order, so NCHW and channels-last both work);
+  channels go, in the tensor's own order, so NCHW and channels-last both work),
+  and a Concat along the channel axis, reached through any of its inputs (a
+  YOLO neck, a U-Net's skip, an Inception block: the removed channels go from
+  its output at their offset there, the other inputs' channels stay);
 - it ends at the layers that consume it — Conv with group 1, Gemm, MatMul with
   constant weights — which lose those input channels (Conv weight axis 1, the
   rows of Gemm's B' and of MatMul's W).
@@ -39,8 +42,9 @@ bias fold. Consumers without float weights and a float bias keep the magnitude
 plan; without `calib` obs falls back to magnitude with a warning.
 
 Skipped, not an error (`plan` says why): a layer whose output reaches a graph
-output, an Add/Mul/Concat or any op not listed above, one node twice, or a node
-input other than the data input; grouped and depthwise Conv as P (their channels
+output, an Add/Mul, a Concat along another axis or any op not listed above,
+one node twice, or a node input other than the data input (any input of a
+Concat); grouped and depthwise Conv as P (their channels
 follow their input); weights, biases or op parameters that are not constants (or
 a DequantizeLinear of constants); a Gemm bias that varies along rows; a ratio
 that removes no channel. One NncWarning names the layers asked for that kept
@@ -116,20 +120,21 @@ class PruneChannels(Pass):
             warn_left_out(graph, asked, "whole")
         methods = method_settings(graph, PREFIX, self.method, self.method_overrides)
         stats = self._statistics(graph, [n for n, r in ratios.items() if r > 0 and methods[n] == "obs"], ratios)
-        skipped, shapes = {}, _output_shapes(graph, ratios)
+        skipped, shapes, refit = {}, _output_shapes(graph, ratios), set()
         for name, ratio in ratios.items():
             found = plan(graph, graph.node(name), ratio) if ratio > 0 else None
             if isinstance(found, str):
                 skipped[name] = found
             if not isinstance(found, Plan):
                 continue
-            refits = self._second_order(graph, graph.node(name), ratio, found, stats) if methods[name] == "obs" \
-                else {}
+            refits = self._second_order(graph, graph.node(name), ratio, found, stats, refit) \
+                if methods[name] == "obs" else {}
             found = refits.pop(None, found)
             for edit in found.edits:
                 edit(graph)
-            for consumer, (refit, columns) in refits.items():
-                store_refit(graph, graph.node(consumer), refit, columns)
+            for consumer, (weights, columns) in refits.items():
+                store_refit(graph, graph.node(consumer), weights, columns)
+                refit.add(consumer)
         shrunk = {name for name, shape in shapes.items() if _output_shapes(graph, [name])[name] != shape}
         _warn_skipped(graph, asked, {name: why for name, why in skipped.items() if name not in shrunk}, bool(shrunk))
         return graph
@@ -147,13 +152,16 @@ class PruneChannels(Pass):
                          f"is limited to fan-in {MAX_OBS_FAN_IN}")
         return layer_statistics(graph, refittable, load_samples(self.calib, graph)) if refittable else {}
 
-    def _second_order(self, graph: Graph, layer: Node, ratio: float, found: Plan, stats: dict) -> dict:
+    def _second_order(self, graph: Graph, layer: Node, ratio: float, found: Plan, stats: dict,
+                      refit: set[str]) -> dict:
         """Method obs for one pruned layer: {None: the plan removing the channels
         whose loss its consumer feels least (one consumer), consumer: (refit
         weights and bias, the weight columns cut)}; {} when a consumer has no
-        statistics (no float weights and bias to refit: the magnitude plan stands)."""
+        statistics (no float weights and bias to refit) or was refit already for
+        another layer reaching it through a Concat (its statistics are of the
+        inputs it had then): the magnitude plan stands."""
         consumers = [graph.node(n) for n in found.edits.ends]
-        if any(c.name not in stats for c in consumers):
+        if any(c.name not in stats or c.name in refit for c in consumers):
             return {}
         if len(consumers) == 1:
             columns = _channel_columns(graph, layer, ratio, consumers[0])
@@ -341,9 +349,11 @@ def _follow(graph: Graph, tensor: str, cut: Cut, edits: list[Edit], seen: set[st
         handler = _HANDLERS.get(node.op)
         if handler is None:
             return f"the channels reach {node.op} {node.name!r}"
-        if node.inputs[0] != tensor or node.inputs.count(tensor) > 1 or len(node.outputs) != 1:
+        data = node.op == "Concat" or node.inputs[0] == tensor
+        if not data or node.inputs.count(tensor) > 1 or len(node.outputs) != 1:
             return f"{node.op} {node.name!r} reads the channels other than as its one data input"
-        reason = handler(graph, node, cut, edits, seen)
+        reason = _through_concat(graph, node, node.inputs.index(tensor), cut, edits, seen) if node.op == "Concat" \
+            else handler(graph, node, cut, edits, seen)
         if reason:
             return reason
     return None
@@ -434,6 +444,16 @@ def _through_reshape(graph, node, cut, edits, seen):
     return _pass_on(graph, node, flat, edits, seen)
 
 
+def _through_concat(graph, node, index, cut, edits, seen):
+    """The channels of input `index` sit in the output after those of the inputs
+    before it along the axis."""
+    if node.attrs.axis != cut.axis:
+        return f"Concat {node.name!r} joins along axis {node.attrs.axis}, not the channel axis {cut.axis}"
+    offset = sum(graph.tensor(t).shape[cut.axis] for t in node.inputs[:index])
+    size = graph.tensor(node.outputs[0]).shape[cut.axis]
+    return _pass_on(graph, node, Cut(cut.axis, size, cut.removed + offset, cut.values), edits, seen)
+
+
 def _into_gemm(graph, node, cut, edits, seen):
     if cut.axis != (0 if node.attrs.trans_a else 1):
         return f"the channels are not the inner dimension of Gemm {node.name!r}"
@@ -481,6 +501,7 @@ _HANDLERS = {
     "Resize": _through_pool,  # a constant channel resizes to itself, nearest or linear
     "QuantizeLinear": _through_qdq, "DequantizeLinear": _through_qdq,
     "BatchNormalization": _through_batchnorm, "Transpose": _through_transpose, "Reshape": _through_reshape,
+    "Concat": _through_concat,
     "Conv": _into_conv, "Gemm": _into_gemm, "MatMul": _into_matmul,
 }
 

@@ -310,6 +310,44 @@ def test_fan_out_to_two_consumers():
     assert_same_outputs(graph, after)
 
 
+def concat_model(dead1=(), dead2=()):
+    """x -> conv1 (4) and conv2 (5) -> Concat on the channels -> Relu -> conv3 (3,
+    1x1); zero weights make channels `dead1`, `dead2` constant (positive bias)."""
+    w1, w2 = randn(4, 3, 1, 1), randn(5, 3, 1, 1)
+    w1[list(dead1)], w2[list(dead2)] = 0, 0
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1"),
+             helper.make_node("Conv", ["x", "w2", "b2"], ["c2"], name="conv2"),
+             helper.make_node("Concat", ["c1", "c2"], ["cat"], name="cat", axis=1),
+             helper.make_node("Relu", ["cat"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w3", "b3"], ["y"], name="conv3")]
+    constants = {"w1": w1, "b1": np.abs(randn(4)) + 0.5, "w2": w2, "b2": np.abs(randn(5)) + 0.5,
+                 "w3": randn(3, 9, 1, 1), "b3": randn(3)}
+    return build(nodes, {"x": [1, 3, 4, 4]}, {"y": [1, 3, 4, 4]}, constants)
+
+
+@pytest.mark.parametrize("method", ["magnitude", "obs"])
+def test_channels_pass_a_concat_at_their_offset(method, tmp_path):
+    """Both inputs of a channel Concat (a U-Net skip, a YOLO neck) lose their dead
+    channels; conv3 loses the matching input channels at their offsets (conv2's
+    after conv1's four) and the fold keeps the output (it stopped at Concat)."""
+    graph = concat_model(dead1=(1,), dead2=(0, 3))
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.random.default_rng(7).standard_normal((32, 1, 3, 4, 4)).astype(np.float32))
+    after = prune(graph, f'prune-channels{{overrides="conv1:0.25,conv2:0.4,conv3:0",method={method},'
+                         f'calib="{calib}"}}')
+    assert after.tensor("c1").shape == (1, 3, 4, 4) and after.tensor("c2").shape == (1, 3, 4, 4)
+    assert after.tensor("cat").shape == after.tensor("r").shape == (1, 6, 4, 4)
+    w3 = after.tensor(node(after, "conv3").inputs[1]).data
+    if method == "magnitude":
+        assert np.array_equal(w3, graph.tensor("w3").data[:, [0, 2, 3, 5, 6, 8]])
+        assert_same_outputs(graph, after)
+        return
+    # conv3 is refit for conv1 (damped least squares); conv2's cut then takes the magnitude plan
+    assert w3.shape == (3, 6, 1, 1)
+    want, got = outputs(graph)["y"].ravel(), outputs(after)["y"].ravel()
+    assert want @ got / (np.linalg.norm(want) * np.linalg.norm(got)) > 0.999
+
+
 def conv_then(extra_nodes, outputs, extra_constants=None):
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1"), *extra_nodes]
     constants = {"w1": randn(4, 4, 1, 1), "b1": randn(4), **(extra_constants or {})}
@@ -336,7 +374,8 @@ def test_channels_pass_through_resize(mode):
 @pytest.mark.parametrize("graph, reason", [
     (lambda: conv_then([helper.make_node("Add", ["c1", "x"], ["y"])], {"y": [1, 4, 5, 5]}), "Add"),
     (lambda: conv_then([helper.make_node("Relu", ["c1"], ["y"])], {"y": [1, 4, 5, 5]}), "graph output"),
-    (lambda: conv_then([helper.make_node("Concat", ["c1", "x"], ["y"], axis=1)], {"y": [1, 8, 5, 5]}), "Concat"),
+    (lambda: conv_then([helper.make_node("Concat", ["c1", "x"], ["y"], axis=2)], {"y": [1, 4, 10, 5]}),
+     "joins along axis 2"),
     (lambda: conv_then([helper.make_node("Conv", ["c1", "w2"], ["y"], group=2)], {"y": [1, 2, 5, 5]},
                        {"w2": randn(2, 2, 1, 1)}), "grouped"),
     (lambda: conv_then([helper.make_node("Reshape", ["c1", "s"], ["f"]),
