@@ -44,7 +44,9 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 - `norm_reduction_to_sum` (norm_reductions.py): ReduceL1, ReduceL2,
   ReduceSumSquare -> ReduceSum of Abs(x) or x · x (and Sqrt for L2);
 - `einsum_to_matmul` (einsum.py): an Einsum of the matrix-multiply kind ->
-  Transpose, Reshape, MatMul, Reshape, Transpose; a permutation -> Transpose.
+  Transpose, Reshape, MatMul, Reshape, Transpose; a permutation -> Transpose;
+- `cumsum_to_matmul` (cumsum.py): a float CumSum -> MatMul of a constant
+  triangular matrix by x (a Reshape or Transposes around it).
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
@@ -83,6 +85,7 @@ from .fuse_softmax_scale import fuse_softmax_scale
 from .fuse_softplus import fuse_softplus_threshold
 from .fuse_softsign import fuse_softsign
 from .depth_space import depth_space_to_transpose
+from .cumsum import cumsum_to_matmul
 from .einsum import einsum_to_matmul
 from .gather_nd import gather_nd_to_gather
 from .instance_norm import instance_norm_to_layer_norm
@@ -341,4 +344,5 @@ CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, r
                                                        fuse_softmax_mask, fuse_softmax_scale,
                                                        instance_norm_to_layer_norm, gather_nd_to_gather,
                                                        depth_space_to_transpose, fuse_softplus_threshold,
-                                                       fuse_softsign, norm_reduction_to_sum, einsum_to_matmul)
+                                                       fuse_softsign, norm_reduction_to_sum, einsum_to_matmul,
+                                                       cumsum_to_matmul)

@@ -10,7 +10,7 @@ from . import layernorm, qmatmul, reduce  # noqa: F401
 from . import recurrent  # noqa: F401
 from . import indexing, replicate  # noqa: F401
 from . import math_unary, qbinary  # noqa: F401
-from . import compare, depth_space, einsum  # noqa: F401
+from . import compare, cumsum, depth_space, einsum  # noqa: F401
 from .registry import (  # noqa: F401
     Lowered,
     NoAttrs,
