@@ -39,7 +39,8 @@ _REDUCE_OPS = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "Reduc
 SHAPE_OPERANDS: dict[str, tuple[int, ...]] = {
     "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Split": (1,),
     "Squeeze": (1,), "Unsqueeze": (1,), "Pad": (1, 3), "Resize": (1, 2, 3), "Upsample": (1,),
-    "ConstantOfShape": (0,), "LSTM": (4,), "GRU": (4,), "RNN": (4,), **{op: (1,) for op in _REDUCE_OPS},
+    "ConstantOfShape": (0,), "LSTM": (4,), "GRU": (4,), "RNN": (4,), "CumSum": (1,),
+    **{op: (1,) for op in _REDUCE_OPS},
 }
 
 
