@@ -69,8 +69,9 @@ def symbol_counts(flat: np.ndarray) -> np.ndarray:
     return counts
 
 
-def encode(flat: np.ndarray, code_bits: int) -> bytes:
-    lengths = code_lengths(symbol_counts(flat), code_bits)  # by value + 128
+def encode(flat: np.ndarray, lengths: np.ndarray) -> bytes:
+    """The payload of `flat` under the code lengths `lengths` (by value + 128:
+    code_lengths of its symbol_counts)."""
     present = np.flatnonzero(lengths)
     order = present[np.argsort(lengths[present], kind="stable")]  # by length, then by value
     codes = np.zeros(lengths.size, np.int64)

@@ -8,6 +8,7 @@ an NncError naming the limit, so a user sees one line instead of a MemoryError.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -57,19 +58,24 @@ MAX_EXPLORE_POINTS = 1024
 MAX_SAMPLE_MAGNITUDE = 1e15
 
 
-def check_elements(shape, what: str, error: type[NncError] = ShapeError) -> int:
+def check_elements(shape, what: str | Callable[[], str], error: type[NncError] = ShapeError) -> int:
     """The element count of `shape`; `error` if a dim is negative, the rank passes
-    MAX_RANK or the count passes MAX_TENSOR_ELEMENTS."""
+    MAX_RANK or the count passes MAX_TENSOR_ELEMENTS. `what` names the value, or
+    is a function naming it that only the error calls."""
     dims = [int(d) for d in shape]
     if len(dims) > MAX_RANK:
-        raise error(f"{what}: rank {len(dims)} passes nnc's limit of {MAX_RANK}")
+        raise error(f"{_named(what)}: rank {len(dims)} passes nnc's limit of {MAX_RANK}")
     if any(d < 0 for d in dims):
-        raise error(f"{what}: negative dimension in {dims}")
+        raise error(f"{_named(what)}: negative dimension in {dims}")
     count = math.prod(dims)
     if count > MAX_TENSOR_ELEMENTS:
-        raise error(f"{what}: shape {dims} has {count:,} elements, past nnc's limit of "
+        raise error(f"{_named(what)}: shape {dims} has {count:,} elements, past nnc's limit of "
                     f"{MAX_TENSOR_ELEMENTS:,} per tensor (docs/limits.md)")
     return count
+
+
+def _named(what: str | Callable[[], str]) -> str:
+    return what() if callable(what) else what
 
 
 def check_sample_elements(shape, what: str) -> int:

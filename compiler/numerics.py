@@ -49,10 +49,21 @@ def quantize_multiplier(real: float, bits: int = MANTISSA_BITS) -> tuple[int, in
 
 
 def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
-    """Vector form of `quantize_multiplier`: (int32 mantissas, int32 shifts)."""
-    pairs = [quantize_multiplier(float(r)) for r in np.ravel(reals)]
-    return (np.array([p[0] for p in pairs], np.int32).reshape(np.shape(reals)),
-            np.array([p[1] for p in pairs], np.int32).reshape(np.shape(reals)))
+    """Vector form of `quantize_multiplier`: (int32 mantissas, int32 shifts).
+    Computed on whole arrays when every shift lands in [1, MAX_SHIFT] (the same
+    frexp, the same round half to even of an exact product); element by element
+    otherwise, for its clamps and errors."""
+    flat = np.ravel(np.asarray(reals, np.float64))
+    fraction, exponent = np.frexp(flat)
+    mantissa = np.rint(fraction * (1 << MANTISSA_BITS))
+    carried = mantissa == 1 << MANTISSA_BITS
+    mantissa[carried] /= 2
+    shift = MANTISSA_BITS - (exponent + carried)
+    if not (np.isfinite(flat) & (flat > 0) & (shift >= 1) & (shift <= MAX_SHIFT)).all():
+        pairs = [quantize_multiplier(float(r)) for r in flat]
+        mantissa, shift = [p[0] for p in pairs], [p[1] for p in pairs]
+    return (np.array(mantissa, np.int32).reshape(np.shape(reals)),
+            np.array(shift, np.int32).reshape(np.shape(reals)))
 
 
 def round_shift(value: np.ndarray, shift) -> np.ndarray:

@@ -162,15 +162,9 @@ def natural_bits(values: np.ndarray, format: int) -> int:
     for −128 (no symmetric range holds it; 8-bit two's complement does). Codebook:
     ⌈log2(distinct values)⌉, at least 1. Huffman: the longest code of the code
     `encode` builds with L = 15."""
-    flat = _int8_values(values)
+    tensor = _Tensor(values)
     _check_format(format)
-    if format == FORMAT_CODEBOOK:
-        distinct = int(np.count_nonzero(np.bincount(flat + 128, minlength=256)))
-        return max(MIN_INDEX_BITS, (distinct - 1).bit_length())
-    if format == FORMAT_HUFFMAN:
-        return int(huffman.code_lengths(huffman.symbol_counts(flat), MAX_CODE_BITS).max())
-    peak = int(np.abs(flat).max()) if flat.size else 0
-    return min(MAX_BITS, max(MIN_BITS, peak.bit_length() + 1))
+    return tensor.natural_bits(format)
 
 
 def pack(values: np.ndarray, choice: str = "auto", formats: tuple[int, ...] = FORMATS) -> Packed:
@@ -183,10 +177,11 @@ def pack(values: np.ndarray, choice: str = "auto", formats: tuple[int, ...] = FO
     if choice != "auto" and FORMAT_NAMES[choice] not in formats:
         raise ValueError(f"packing {choice!r} is not among the formats {formats!r}")
     formats = formats if choice == "auto" else (FORMAT_NAMES[choice],)
-    sized = [(encoded_size(values, bits, format), format, bits)
-             for format in formats for bits in [natural_bits(values, format)]]
+    tensor = _Tensor(values)
+    sized = [(tensor.encoded_size(bits, format), format, bits)
+             for format in formats for bits in [tensor.natural_bits(format)]]
     _, format, bits = min(sized)  # sizes computed, only the shortest encoded
-    return Packed(format, bits, encode(values, bits, format))
+    return Packed(format, bits, tensor.encode(bits, format))
 
 
 def check_choice(choice: str) -> None:
@@ -199,31 +194,82 @@ def encode(values: np.ndarray, bits: int, format: int) -> bytes:
     """The payload of `values` (any shape, flattened row-major) in `format`."""
     _check_format(format)
     _check_bits(bits, format)
-    flat = _int8_values(values) if format in _ANY_INT8 else _checked_values(values, bits)
-    return _ENCODERS[format](flat, bits)
+    return _Tensor(values).encode(bits, format)
 
 
 def encoded_size(values: np.ndarray, bits: int, format: int) -> int:
     """len(encode(values, bits, format)), computed without encoding."""
     _check_format(format)
     _check_bits(bits, format)
-    flat = _int8_values(values) if format in _ANY_INT8 else _checked_values(values, bits)
-    count = flat.size
-    if format == FORMAT_DENSE:
-        return packed_size(count, bits)
-    if format == FORMAT_BITMASK:
-        return packed_size(count, 1) + packed_size(int(np.count_nonzero(flat)), bits)
-    if format == FORMAT_RLE:
-        gaps = _rle_gaps(flat)
-        return min(_rle_size(gaps, run_bits, bits) for run_bits in RLE_RUN_BITS)
-    counts = huffman.symbol_counts(flat)
-    if format == FORMAT_CODEBOOK:
-        distinct = int(np.count_nonzero(counts))
-        if distinct > 1 << bits:
-            raise ValueError(f"{distinct} distinct values need more than {bits}-bit codebook indices")
-        return 1 + distinct + packed_size(count, bits)
-    lengths = huffman.code_lengths(counts, bits)
-    return 1 + 2 * int(np.count_nonzero(lengths)) + packed_size(int(lengths @ counts) if count else 0, 1)
+    return _Tensor(values).encoded_size(bits, format)
+
+
+class _Tensor:
+    """One weight tensor's values flattened to int64 (ValueError unless int8
+    integers), and what the measures and encoders derive from them, each
+    computed once: the symbol counts and the Huffman code lengths per limit.
+    The format and bits each method takes were checked by its caller."""
+
+    def __init__(self, values: np.ndarray):
+        self.flat = _int8_values(values)
+        self._counts: np.ndarray | None = None
+        self._code_lengths: dict[int, np.ndarray] = {}
+
+    def counts(self) -> np.ndarray:
+        if self._counts is None:
+            self._counts = huffman.symbol_counts(self.flat)
+        return self._counts
+
+    def code_lengths(self, limit: int) -> np.ndarray:
+        if limit not in self._code_lengths:
+            self._code_lengths[limit] = huffman.code_lengths(self.counts(), limit)
+        return self._code_lengths[limit]
+
+    def natural_bits(self, format: int) -> int:
+        if format == FORMAT_CODEBOOK:
+            return max(MIN_INDEX_BITS, (int(np.count_nonzero(self.counts())) - 1).bit_length())
+        if format == FORMAT_HUFFMAN:
+            lengths = self.code_lengths(MAX_CODE_BITS)
+            longest = int(lengths.max())
+            # code_lengths raises its floor until the longest code fits the limit: for
+            # every limit from `longest` to MAX_CODE_BITS it stops at the same floor
+            self._code_lengths.setdefault(longest, lengths)
+            return longest
+        peak = int(np.abs(self.flat).max()) if self.flat.size else 0
+        return min(MAX_BITS, max(MIN_BITS, peak.bit_length() + 1))
+
+    def encoded_size(self, bits: int, format: int) -> int:
+        flat, count = self._values(bits, format), self.flat.size
+        if format == FORMAT_DENSE:
+            return packed_size(count, bits)
+        if format == FORMAT_BITMASK:
+            return packed_size(count, 1) + packed_size(int(np.count_nonzero(flat)), bits)
+        if format == FORMAT_RLE:
+            gaps = _rle_gaps(flat)
+            return min(_rle_size(gaps, run_bits, bits) for run_bits in RLE_RUN_BITS)
+        counts = self.counts()
+        if format == FORMAT_CODEBOOK:
+            distinct = int(np.count_nonzero(counts))
+            if distinct > 1 << bits:
+                raise ValueError(f"{distinct} distinct values need more than {bits}-bit codebook indices")
+            return 1 + distinct + packed_size(count, bits)
+        lengths = self.code_lengths(bits)
+        return 1 + 2 * int(np.count_nonzero(lengths)) + packed_size(int(lengths @ counts) if count else 0, 1)
+
+    def encode(self, bits: int, format: int) -> bytes:
+        flat = self._values(bits, format)
+        if format == FORMAT_HUFFMAN:
+            return huffman.encode(flat, self.code_lengths(bits))
+        return _ENCODERS[format](flat, bits)
+
+    def _values(self, bits: int, format: int) -> np.ndarray:
+        """The flat values; ValueError if a value format's `bits` cannot hold them."""
+        if format not in _ANY_INT8:
+            lo, hi = value_range(bits)
+            if self.flat.size and (self.flat.min() < lo or self.flat.max() > hi):
+                raise ValueError(f"weights in [{self.flat.min()}, {self.flat.max()}] do not fit {bits} bits "
+                                 f"[{lo}, {hi}]")
+        return self.flat
 
 
 def decode(payload: bytes, bits: int, format: int, count: int) -> np.ndarray:
@@ -356,7 +402,7 @@ def _decode_codebook(data: np.ndarray, bits: int, count: int) -> np.ndarray:
 
 
 _ENCODERS = {FORMAT_DENSE: _encode_dense, FORMAT_BITMASK: _encode_bitmask, FORMAT_RLE: _encode_rle,
-             FORMAT_CODEBOOK: _encode_codebook, FORMAT_HUFFMAN: huffman.encode}
+             FORMAT_CODEBOOK: _encode_codebook}  # huffman: _Tensor.encode, with its code lengths
 _DECODERS = {FORMAT_DENSE: _decode_dense, FORMAT_BITMASK: _decode_bitmask, FORMAT_RLE: _decode_rle,
              FORMAT_CODEBOOK: _decode_codebook, FORMAT_HUFFMAN: huffman.decode}
 _FORMAT_OF_CODE = {code: name for name, code in FORMAT_NAMES.items()}
@@ -392,13 +438,3 @@ def _int8_values(values: np.ndarray) -> np.ndarray:
     if flat.size and (flat.min() < -128 or flat.max() > 127):
         raise ValueError(f"weights in [{flat.min()}, {flat.max()}] do not fit int8 [-128, 127]")
     return flat
-
-
-def _checked_values(values: np.ndarray, bits: int) -> np.ndarray:
-    """values flattened to int64; ValueError unless integers that fit b bits."""
-    lo, hi = value_range(bits)
-    flat = _int8_values(values)
-    if flat.size and (flat.min() < lo or flat.max() > hi):
-        raise ValueError(f"weights in [{flat.min()}, {flat.max()}] do not fit {bits} bits [{lo}, {hi}]")
-    return flat
-

@@ -252,19 +252,24 @@ def mark_layouts(graph: Graph, channels_last: bool) -> None:
     """Set `layout` on the data tensors of converted ops and spread it through
     layout-agnostic ops whose run-time tensors all have the same rank."""
     names = LAYOUT_NAMES[channels_last]
-    for node in graph.nodes():
+    nodes = graph.nodes()
+    for node in nodes:
         if getattr(node.attrs, "channels_last", None) == channels_last:
             for t in (node.inputs[0], node.outputs[0]):
                 _mark(graph, t, names)
+    # the run-time tensors of each agnostic node, in node order: marking changes
+    # layouts only, never what makes a node agnostic (its op, attrs, shapes, constants)
+    spreading = []
+    for node in nodes:
+        tensors = [node.inputs[i] for i in data_inputs(graph, node)] + [o for o in node.outputs if o]
+        if node.op in ("Transpose", "Reshape") or len({len(graph.tensor(t).shape) for t in tensors}) != 1:
+            continue
+        if reframe(graph, node, tuple(range(len(graph.tensor(tensors[0]).shape)))) is not None:
+            spreading.append(tensors)
     changed = True
     while changed:
         changed = False
-        for node in graph.nodes():
-            tensors = [node.inputs[i] for i in data_inputs(graph, node)] + [o for o in node.outputs if o]
-            if node.op in ("Transpose", "Reshape") or len({len(graph.tensor(t).shape) for t in tensors}) != 1:
-                continue
-            if reframe(graph, node, tuple(range(len(graph.tensor(tensors[0]).shape)))) is None:
-                continue
+        for tensors in spreading:
             if any(graph.tensor(t).layout in names.values() for t in tensors):
                 changed |= any([_mark(graph, t, names) for t in tensors])
 

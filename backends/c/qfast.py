@@ -245,10 +245,10 @@ def sparse_lists(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] 
         return None
     starts = np.concatenate([[0], np.cumsum(steps)[:-1]]) * SPARSE_LANES
     positions, values = np.zeros(total, np.uint16), np.zeros(total, np.int8)
-    for start, row in zip(starts, rows, strict=True):
-        found = np.flatnonzero(row)
-        positions[start:start + found.size] = found
-        values[start:start + found.size] = row[found]
+    row, column = np.nonzero(rows)  # row by row, each row's in column order
+    rank_in_row = np.arange(row.size) - (np.cumsum(counts) - counts)[row]
+    positions[starts[row] + rank_in_row] = column
+    values[starts[row] + rank_in_row] = rows[row, column]
     return positions, values, (steps * SPARSE_LANES * 2 - counts).astype(np.uint16)
 
 

@@ -41,7 +41,7 @@ from .model_check import check_model, refuse_bad_weights
 from .onnx_graph import GraphNode, OnnxGraph, ValueType, read_graph
 from .onnx_proto import ModelProto
 from .shape_folding import fold_shapes
-from .size_check import check_values, propagation_affordable
+from .size_check import check_values, checked_shapes, propagation_affordable
 
 MIN_OPSET = 11
 # The first bytes of an az-sim blob (backends/azsim/blob.py MAGIC), named when one is given as a model.
@@ -114,8 +114,8 @@ def _infer_shapes(model: ModelProto) -> ModelProto:
     """The model with ONNX's inferred shapes, each within the size limits:
     inferred without data propagation first, whose memory grows with the 1-D
     values (size_check.py), then with it when that is affordable."""
-    plain = check_values(_onnx_inference(model, data_prop=False))
-    if not propagation_affordable(plain):
+    plain = _onnx_inference(model, data_prop=False)
+    if not propagation_affordable(checked_shapes(plain)):
         return plain
     return check_values(_onnx_inference(model, data_prop=True))
 

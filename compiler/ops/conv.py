@@ -50,11 +50,14 @@ class ConvAttrs:
 
 # -- layout and geometry helpers (shared with pool.py) ------------------------------
 def channels_first(x: np.ndarray, channels_last: bool) -> np.ndarray:
-    return np.moveaxis(x, -1, 1) if channels_last else x
+    """x [N, *spatial, C] viewed as [N, C, *spatial] when channels_last (np.moveaxis's
+    view, without its per-call axis checks)."""
+    return x.transpose(0, x.ndim - 1, *range(1, x.ndim - 1)) if channels_last else x
 
 
 def restore_layout(y: np.ndarray, channels_last: bool) -> np.ndarray:
-    return np.moveaxis(y, 1, -1) if channels_last else y
+    """y [N, C, *spatial] viewed as [N, *spatial, C] when channels_last."""
+    return y.transpose(0, *range(2, y.ndim), 1) if channels_last else y
 
 
 def split_shape(shape: tuple[int, ...], channels_last: bool) -> tuple[int, int, tuple[int, ...]]:
@@ -109,9 +112,15 @@ def window_view(x: np.ndarray, kernel, strides, dilations, out_spatial) -> np.nd
 
 
 def pad_spatial(x: np.ndarray, pads, value=0) -> np.ndarray:
-    """x [N, C, *spatial] padded by pads (begins then ends, each >= 0) with `value`."""
-    nd = x.ndim - 2
-    return np.pad(x, [(0, 0), (0, 0), *zip(pads[:nd], pads[nd:])], constant_values=value)
+    """x [N, C, *spatial] padded by pads (begins then ends, each >= 0) with `value`:
+    np.pad's result (a new array, in C order unless x is F-contiguous only, `value`
+    cast as an assignment casts it) without its per-call overhead."""
+    spatial, nd = x.shape[2:], x.ndim - 2
+    shape = (*x.shape[:2], *(size + begin + end for size, begin, end in zip(spatial, pads[:nd], pads[nd:])))
+    padded = np.empty(shape, x.dtype, "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C")
+    padded[...] = value
+    padded[(slice(None), slice(None), *(slice(begin, begin + size) for begin, size in zip(pads[:nd], spatial)))] = x
+    return padded
 
 
 def fused_clamp(y: np.ndarray, act_min: float | None, act_max: float | None) -> np.ndarray:
