@@ -6,8 +6,9 @@ it to the bit. This module is the format's only writer and reader.
   tiling) and
   range-checks every field it packs (ValueError: a program that does not fit
   the format is a bug upstream, not bad user input), weight payloads by
-  decoding them unless the caller reads the blob back (`check_payloads=False`:
-  read_blob decodes every payload, so decoding here too would do it twice).
+  decoding them unless the caller says not to (`check_payloads=False`: the
+  az-sim target reads its blob back when it verifies, and read_blob decodes
+  every payload, so decoding here too would do it twice).
 - `read_blob(data)` trusts nothing: header (magic, version, flags, size), section
   table (sections back to back, so CRCs cover every byte), CRC32s, every record
   field (weight payloads by decoding them with nnc.packing), then

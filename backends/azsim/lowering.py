@@ -217,4 +217,8 @@ def _streams(graph: Graph, streams: dict[tuple[str, int, int], int], pack: str) 
 
 
 def _stream(values: np.ndarray, packed: packing.Packed) -> WeightStream:
-    return WeightStream(packed.format, packed.bits, values.shape, packed.payload)
+    """The stream of `values`, carrying them as its decoded values (what the
+    payload decodes to, read-only: the blob reader proves it on read-back)."""
+    flat = np.array(values, dtype=np.int8).reshape(-1)
+    flat.flags.writeable = False
+    return WeightStream(packed.format, packed.bits, values.shape, packed.payload, flat)

@@ -79,8 +79,10 @@ class WeightStream:
     bits: int
     shape: tuple[int, ...]
     payload: bytes
-    # the flat decoded values when the blob reader built them to check the payload
-    # (read-only; not part of the stream's identity); the simulator then skips decoding
+    # the flat values the payload decodes to, when known without decoding it: the
+    # writer's values (to_program), or what the blob reader built to check the
+    # payload (read-only; not part of the stream's identity); the simulator then
+    # skips decoding
     decoded: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 

@@ -55,8 +55,8 @@ class AzSimTarget:
         """A simulator of the blob in `out_dir` (or of the graph's blob), decoded
         once; yield `samples -> outputs`. The first run's statistics are kept."""
         data = (out_dir / f"{stem}.azb").read_bytes() if out_dir else self._blob(graph)
-        # the bytes this target wrote were read back when written: not decoded again
-        program = self.read_back if self.blob is not None and data == self.blob else read_blob(data)
+        # the bytes this target wrote are read back once, checked by the reader
+        program = self._read_back() if self.blob is not None and data == self.blob else read_blob(data)
         simulator = Simulator(program, self.hw)
 
         def run_on(samples):
@@ -69,9 +69,13 @@ class AzSimTarget:
         yield run_on
 
     def extras(self, graph: Graph) -> dict:
-        """report["sim"], simulating one synthetic sample when nothing ran yet."""
+        """report["sim"], simulating one synthetic sample when nothing ran yet
+        (a compile without verification): on the program as written, whose
+        streams carry the values they encode, so the blob is not decoded;
+        verification's runs decode it (`runner`)."""
         if self.stats is None:
-            self.execute(graph, None, "", synthetic_samples(graph, 1))
+            self._blob(graph)
+            _, self.stats = Simulator(self.program, self.hw).run(synthetic_samples(graph, 1)[0])
         sim = self.stats.to_json()
         sim["blob_bytes"] = len(self._blob(graph))
         sim["streams"] = {layer: dict(zip(("format", "bits", "bytes"), encoding))
@@ -84,15 +88,20 @@ class AzSimTarget:
         return weight_encodings(self.program)
 
     def _blob(self, graph: Graph) -> bytes:
-        """The graph's blob, written once and read straight back: the reader's
-        checks (every payload decoded) are the writer's, and its decoded
-        program is what the simulator runs when no file is named."""
+        """The graph's blob, written once (its payloads unchecked: `_read_back`
+        decodes them all)."""
         if self.blob is None:
             self.program = to_program(graph, self.pack, self.hw)
-            blob = write_blob(self.program, check_payloads=False)
+            self.blob = write_blob(self.program, check_payloads=False)
+        return self.blob
+
+    def _read_back(self) -> Program:
+        """The blob this target wrote, read back once: the reader's checks (every
+        payload decoded) are the writer's, and its decoded program is what
+        verification and `CompileResult.run` simulate."""
+        if self.read_back is None:
             try:
-                self.read_back = read_blob(blob)
+                self.read_back = read_blob(self.blob)
             except BlobError as exc:
                 raise RuntimeError(f"the blob writer wrote a blob its reader refuses: {exc}") from None
-            self.blob = blob
-        return self.blob
+        return self.read_back
