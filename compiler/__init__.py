@@ -23,7 +23,7 @@ import importlib as _importlib
 _EXPORTS = {
     "CompileResult": "driver", "CompileOptions": "compile_options", "compile": "driver",
     "BlobError": "errors", "IRError": "errors", "ModelError": "errors", "NncError": "errors",
-    "OptionError": "errors", "QualityGateError": "errors", "ShapeError": "errors",
+    "NncWarning": "errors", "OptionError": "errors", "QualityGateError": "errors", "ShapeError": "errors",
     "TrainingError": "errors", "UnsupportedError": "errors", "VerificationError": "errors",
     "Graph": "ir", "Node": "ir", "QuantParams": "ir", "Tensor": "ir",
     "parse_ir": "textir", "print_ir": "textir", "validate": "validation", "verify": "verifier",

@@ -30,7 +30,7 @@ from typing import Callable, Optional
 from . import __version__
 from . import cli_options as flags
 from .cli_options import FILE, FOLDER, MACHINE, add, flag, switch, text_of
-from .errors import NncError, OptionError, QualityGateError
+from .errors import NncError, NncWarning, OptionError, QualityGateError
 from .cli_render import render_sim, render_summary
 from .tables import format_table, shorten_apart, thousands
 
@@ -505,7 +505,9 @@ def report_(report_file: Path, output: Optional[Path], debug: bool):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    echo(f"nnc: warning: {category.__name__}: {' '.join(str(message).split())}", err=True)
+    """One `nnc: warning:` line; another library's warning names its category."""
+    kind = "" if issubclass(category, NncWarning) else f"{category.__name__}: "
+    echo(f"nnc: warning: {kind}{' '.join(str(message).split())}", err=True)
 
 
 def run_cli(args: list[str] | None = None) -> int:

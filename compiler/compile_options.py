@@ -120,9 +120,11 @@ class CompileOptions:
             raise OptionError(f"onnx_form={self.onnx_form!r} applies to target onnx, not {self.target}",
                               cli=f"--onnx-form {self.onnx_form} applies to --target onnx, not {self.target}")
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
-            raise OptionError(f"name must be a C identifier (letters, digits, _), got {self.name!r}")
+            said = f"must be a C identifier (letters, digits, _), got {self.name!r}"
+            raise OptionError(f"name {said}", cli=f"--name {said}")
         if self.name is not None and len(self.name) > MAX_NAME_LENGTH:
-            raise OptionError(f"name must be at most {MAX_NAME_LENGTH} characters, got {len(self.name)}")
+            said = f"must be at most {MAX_NAME_LENGTH} characters, got {len(self.name)}"
+            raise OptionError(f"name {said}", cli=f"--name {said}")
         if self.stream and self.pipeline is not None:
             raise OptionError("stream builds its own pipelines; it cannot be combined with pipeline",
                               cli="--stream builds its own pipelines; it cannot be combined with --pipeline")
@@ -138,8 +140,9 @@ class CompileOptions:
             parse_pattern(self.sparsity_pattern, "sparsity-pattern")
         unknown = sorted(name for name in self.print_ir_after if name != "all" and pass_class(name) is None)
         if unknown:
-            raise OptionError(f"print-ir-after {unknown[0]!r} is not a pass; give a pass of the pipeline or all "
-                              f"(passes: {', '.join(sorted(available_passes()))})")
+            said = (f"{unknown[0]!r} is not a pass; give a pass of the pipeline or all "
+                    f"(passes: {', '.join(sorted(available_passes()))})")
+            raise OptionError(f"print_ir_after {said}", cli=f"--print-ir-after {said}")
         if self.method is not None:
             check_method("method", self.method)
         if self.method == "obs" and self.stream:

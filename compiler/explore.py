@@ -114,10 +114,10 @@ def _check_arguments(model: Path, output_dir, samples: int, jobs: int) -> None:
     problem = not_a_file(model, "model file")
     if problem:
         raise ModelError(f"{model}: {problem}")
-    if not 1 <= jobs <= MAX_JOBS:
-        raise OptionError(f"jobs must be in 1..{MAX_JOBS}, got {jobs}")
-    if not 1 <= samples <= 100000:
-        raise OptionError(f"samples must be in 1..100000, got {samples}")
+    for option, value, top in (("jobs", jobs, MAX_JOBS), ("samples", samples, 100000)):
+        if not 1 <= value <= top:
+            said = f"must be in 1..{top}, got {value}"
+            raise OptionError(f"{option} {said}", cli=f"--{option} {said}")
     if output_dir is not None:
         output_folder.check(Path(output_dir), model)
 

@@ -407,3 +407,19 @@ def test_run_writes_only_an_npz_and_inspect_refuses_sensitivity_flags_alone(tmp_
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.txt").exists()
     assert run_cli(["inspect", str(DIGITS_MODEL), "--bits", "3"]) == 2
     assert "--bits applies to --sensitivity" in capsys.readouterr().err
+
+
+def test_option_errors_name_the_flag_and_warnings_need_no_class(capsys, tmp_path):
+    """`--name 1x` said 'name must be ...'; explore's warnings read
+    'nnc: warning: NncWarning: ...' where compile's read 'nnc: warning: ...'."""
+    from nnc import cli
+
+    assert cli.run_cli(["compile", str(EXAMPLE / "tiny_cnn.onnx"), "-o", str(tmp_path / "o"), "-t", "c",
+                        "--name", "1x"]) == 2
+    assert "nnc: error: --name must be a C identifier" in capsys.readouterr().err
+    from nnc.errors import NncWarning
+
+    cli._show_warning(NncWarning("no calib given"), NncWarning, "f.py", 1)
+    cli._show_warning(RuntimeWarning("overflow"), RuntimeWarning, "f.py", 1)
+    assert capsys.readouterr().err.splitlines() == ["nnc: warning: no calib given",
+                                                     "nnc: warning: RuntimeWarning: overflow"]

@@ -81,7 +81,7 @@ def test_sweep_file_equals_flags(tmp_path):
     ("--lanes", "32,32", "listed twice"),
     ("--bits", "8,", "--bits '8,': expected comma-separated values, e.g. --bits 8,4"),
     ("--lanes", ",".join(map(str, range(1, 1100))), "past nnc's limit of 1,024"),
-    ("--jobs", "0", "jobs must be in 1..256"),
+    ("--jobs", "0", "--jobs must be in 1..256"),
 ])
 def test_bad_sweep_value_is_one_line_exit_2(tmp_path, capsys, flag, value, expected):
     code = run_cli(["explore", str(MODEL), "-o", str(tmp_path / "out"), "--calib", str(SAMPLES), flag, value])
