@@ -254,7 +254,7 @@ def test_usage_mistakes_name_the_closest_flag_and_command(capsys):
     (["compile", "m.onnx", "-o", "out", "--", "extra"], "unexpected argument: extra"),
     (["inspect", "m.onnx", "--", "--json"], "unexpected argument: --json"),
     # a value that starts with '-' is the flag's value, checked as such
-    (["finetune", "m.onnx", "--data", "d.npz", "-o", "out", "--lr", "-1e-3"], "--lr must be (0, 1], got -0.001"),
+    (["compile", "m.onnx", "-o", "out", "--sparsity", "-1e-3"], "--sparsity must be in [0, 1), got -0.001"),
     (["compile", "m.onnx", "-o", "out", "--flash-budget", "-4K"], "--flash-budget: expected bytes"),
 ])
 def test_usage_mistakes_are_read_as_meant(capsys, tmp_path, monkeypatch, args, line):
