@@ -75,6 +75,7 @@ FAMILIES = {
     "qaffine": Family("qaffine.c.j2", ("base", "qround", "qelementwise")),
     "qresize_geom": Family("qresize.h"),
     "qresize": Family("qresize.c.j2", ("base", "requant", "qresize_geom")),
+    "resize_f32": Family("resize_f32.c"),
     "softmax_f32": Family("softmax_f32.c"),
     "softmax_masked_f32": Family("softmax_masked_f32.c", ("base",)),
     "logsoftmax_f32": Family("logsoftmax_f32.c"),

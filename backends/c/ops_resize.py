@@ -5,7 +5,10 @@
   map of a spatial axis is its index table times the axis' stride.
 - QResize: qresize.c.j2 over the [n][h][w][c] view of x (spatial_2d), 1-D or
   2-D; the tables become const arrays.
-Float linear Resize has no C kernel (integer targets run QResize).
+- float Resize in linear mode: resize_f32.c over the same view, with the
+  reference's taps (nnc.ops.resize.linear_taps: source indices and float32
+  weights), 1-D or 2-D; within the float parity tolerance of the float64
+  reference.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from nnc.ops.qresize import split_columns
-from nnc.ops.resize import nearest_indices
+from nnc.ops.resize import linear_taps, nearest_indices
 
 from .geometry import LOOP_RANK, c_array, spatial_2d, strides_of
 from .lowering import Ctx, Refused, lowers
+from .ops_float import need_f32
 
 
 def _gather_maps(shape: tuple[int, ...], spatial_indices: list[np.ndarray], channels_last: bool):
@@ -55,11 +59,24 @@ def resize_nearest(ctx: Ctx, node):
 @lowers("Resize")
 def resize(ctx: Ctx, node):
     a = node.attrs
-    if a.mode != "nearest":
-        raise Refused("float linear Resize has no C kernel (quantize the model: QResize)")
     shape = ctx.shape(node.inputs[0])
     spatial = shape[1:-1] if a.channels_last else shape[2:]
-    return _gather(ctx, node, [nearest_indices(a, i, s) for i, s in enumerate(spatial)], a.channels_last)
+    if a.mode == "nearest":
+        return _gather(ctx, node, [nearest_indices(a, i, s) for i, s in enumerate(spatial)], a.channels_last)
+    need_f32(ctx, node.inputs[0])
+    n, in_h, in_w, c = spatial_2d(shape, a.channels_last)
+    _, out_h, out_w, _ = spatial_2d(ctx.shape(node.outputs[0]), a.channels_last)
+    taps = [linear_taps(a, i, s) for i, s in enumerate(spatial)]
+    if len(taps) == 1:
+        taps.insert(0, (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1)))
+    fields = dict(n=n, in_h=in_h, in_w=in_w, c=c, out_h=out_h, out_w=out_w)
+    for (i0, i1, weight), axis in zip(taps, "yx"):
+        fields[f"{axis}0"] = ctx.array(f"{axis}0", i0, "i32", f"Resize: first source {axis} of each output")
+        fields[f"{axis}1"] = ctx.array(f"{axis}1", i1, "i32", f"Resize: second source {axis} of each output")
+        fields[f"w{axis}"] = ctx.array(f"w{axis}", weight, "f32", f"Resize: weight of the second source {axis}")
+    fn = ctx.kernel("resize_f32", fn="resize_f32")
+    g = ctx.struct("geom", "fresize_geom", fields)
+    return [f"{fn}({g}, {ctx.ptr(node.inputs[0])}, {ctx.ptr(node.outputs[0])});"]
 
 
 @lowers("QResize")

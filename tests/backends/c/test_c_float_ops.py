@@ -13,6 +13,7 @@ from nnc.ops.elementwise import AlphaAttrs, ClipAttrs, HardSigmoidAttrs
 from nnc.ops.gemm import GemmAttrs
 from nnc.ops.normalization import BatchNormAttrs
 from nnc.ops.pool import AveragePoolAttrs, GlobalPoolAttrs, PoolAttrs
+from nnc.ops.resize import ResizeAttrs
 from nnc.ops.softmax import SoftmaxAttrs
 
 RNG = np.random.default_rng(11)
@@ -138,3 +139,14 @@ def test_unsupported_ops_are_listed_together(tmp_path):
     message = str(info.value)
     assert "2 node(s)" in message and "'nchw conv'" in message and "channels-last" in message
     assert "'deconv'" in message and "ConvTranspose" in message
+
+
+@pytest.mark.parametrize("shape, attrs", [
+    ((1, 2, 4, 5), ResizeAttrs((8, 7), (2.0, 1.4), "linear")),
+    ((1, 4, 5, 3), ResizeAttrs((6, 10), (1.5, 2.0), "linear", "align_corners", channels_last=True)),
+    ((2, 3, 6), ResizeAttrs((11,), (1.75,), "linear", "asymmetric")),
+    ((1, 2, 9, 8), ResizeAttrs((4, 3), (0.5, 0.375), "linear", "pytorch_half_pixel")),
+], ids=["bilinear-up", "align-corners-channels-last", "1d-asymmetric", "downsample"])
+def test_linear_resize(shape, attrs, tmp_path):
+    """Float linear Resize (it had no C kernel: `--no-quantize` refused a YOLO or U-Net upsampler)."""
+    check_graph(single_op("Resize", attrs, [("x", ("f32", shape))], name="resize"), tmp_path)
