@@ -31,6 +31,25 @@ from .limits import check_elements
 SPILL_BYTES = 256 * 2**20
 
 
+def spill_file(what: str):
+    """An unnamed temporary file for samples (gone when closed, also when nnc is
+    killed); OptionError naming `what` and TMPDIR if none can be made."""
+    try:
+        return tempfile.TemporaryFile(prefix="nnc-samples-")
+    except OSError as exc:
+        raise OptionError(f"{what}: cannot create a temporary file for the samples "
+                          f"({exc.strerror or exc}); set TMPDIR to a writable folder") from None
+
+
+def write_spilled(file, data, what: str) -> None:
+    """Append `data` (bytes-like) to a spill file; OptionError if the disk refuses."""
+    try:
+        file.write(data)
+    except OSError as exc:
+        raise OptionError(f"{what}: cannot write the samples to a temporary file in {tempfile.gettempdir()} "
+                          f"({exc.strerror or exc}); set TMPDIR to a folder with room for them") from None
+
+
 class _Column:
     """One name's samples: kept in memory, or appended to a temporary file."""
 
@@ -58,11 +77,7 @@ class _Column:
     def spill(self) -> None:
         """Move the kept samples to a temporary file; later ones are appended to it."""
         self.dtype = np.result_type(*{a.dtype for a in self.kept})
-        try:
-            self.file = tempfile.TemporaryFile(prefix="nnc-samples-")
-        except OSError as exc:
-            raise OptionError(f"{self.what}: cannot create a temporary file for the samples "
-                              f"({exc.strerror or exc}); set TMPDIR to a writable folder") from None
+        self.file = spill_file(self.what)
         kept, self.kept = self.kept, []
         for index, array in enumerate(kept):
             self._write(array, index)
@@ -72,12 +87,7 @@ class _Column:
             raise ShapeError(f"{self.what}: sample {index} is {array.dtype}, earlier samples {self.dtype}; "
                              "give every sample the same dtype")
         data = np.ascontiguousarray(array, dtype=self.dtype)
-        try:
-            self.file.write(memoryview(data.reshape(-1)).cast("B"))
-        except OSError as exc:
-            raise OptionError(f"{self.what}: cannot write the samples to a temporary file in "
-                              f"{tempfile.gettempdir()} ({exc.strerror or exc}); set TMPDIR to a folder with "
-                              "room for them") from None
+        write_spilled(self.file, memoryview(data.reshape(-1)).cast("B"), self.what)
 
     def array(self) -> np.ndarray:
         if self.file is None:

@@ -30,10 +30,10 @@ import numpy as np
 from . import dtypes
 from .records import record
 from .sample_sources import DTYPE_RULES, registered
-from .sample_spool import SPILL_BYTES
+from .sample_spool import SPILL_BYTES, spill_file, write_spilled
 from .errors import ModelError, ShapeError, not_a_file
 from .ir import Graph
-from .limits import MAX_SAMPLE_MAGNITUDE, check_elements, check_sample_elements
+from .limits import MAX_SAMPLE_MAGNITUDE, check_sample_elements
 from .ops.indexing import index_extent
 
 Sample = dict[str, np.ndarray]
@@ -58,6 +58,8 @@ _HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.f
 _EXACT_INTEGERS = {"f32": 1 << 24, "f64": 1 << 53}
 # Elements a sample check reads at a time (see _refuse_first).
 CHECK_BLOCK_ELEMENTS = 1 << 22
+# Bytes of a compressed .npz member decompressed at a time into its temporary file.
+DECOMPRESS_BLOCK = 1 << 24
 
 
 def input_specs(graph: Graph) -> InputSpecs:
@@ -113,8 +115,7 @@ def read_arrays(path: str | Path, kind: str = "samples") -> dict[str, np.ndarray
     """The arrays of an .npz file ({"": array} for an .npy). ShapeError naming the
     file (and the array) unless the file is a well-formed .npz/.npy whose arrays
     are bool, integer or float (never objects: nothing is unpickled; no records)
-    and each within limits.check_sample_elements (check_elements for a
-    compressed member, read whole) — checked from each array's header, before
+    and each within limits.check_sample_elements — checked from each array's header, before
     its data is read; errors state the rule of `kind` (a key of
     DTYPE_RULES). In-memory arrays a compile registered
     (sample_sources.in_memory) are returned for their token."""
@@ -184,9 +185,11 @@ def _read_npy(stream, size: int, where: str, kind: str, at: tuple[Path, int] | N
     its header before its data is read. When `at` gives the file and offset
     where those bytes start, an array of more than SPILL_BYTES is mapped from
     the file copy-on-write instead of read (paged in as it is used; a mapped
-    zip member's CRC is not checked); the array's samples must then pass
-    check_sample_elements. An array read whole (a compressed .npz member) must
-    pass check_elements."""
+    zip member's CRC is not checked); one whose bytes are not in the file as
+    they are (a compressed .npz member) is decompressed block by block into a
+    temporary file (sample_spool.spill_file) and mapped from there. Only
+    arrays of at most SPILL_BYTES are held in memory; each sample must pass
+    check_sample_elements."""
     try:
         version = np.lib.format.read_magic(stream)
         if version not in _HEADER_READERS:
@@ -196,7 +199,7 @@ def _read_npy(stream, size: int, where: str, kind: str, at: tuple[Path, int] | N
         raise ShapeError(f"{where}: not a valid .npy array ({_first_line(exc)})") from None
     if dtype.kind not in SAMPLE_KINDS or dtype.fields is not None:
         raise ShapeError(f"{where}: dtype {dtype} is not numeric; {DTYPE_RULES[kind]}")
-    count = check_sample_elements(shape, where) if at is not None else _held_whole(shape, where)
+    count = check_sample_elements(shape, where)
     data_bytes = count * dtype.itemsize
     if size != stream.tell() + data_bytes:
         raise ShapeError(f"{where}: holds {size - stream.tell()} data bytes, its header announces "
@@ -207,18 +210,29 @@ def _read_npy(stream, size: int, where: str, kind: str, at: tuple[Path, int] | N
         if start + data_bytes > at[0].stat().st_size:
             raise ShapeError(f"{where}: truncated data")
         return np.memmap(at[0], dtype, mode="c", offset=start, shape=tuple(shape), order=order)
+    if data_bytes > SPILL_BYTES:
+        return _decompressed(stream, data_bytes, dtype, tuple(shape), order, where)
     array = np.empty(count, dtype)
     if data_bytes and stream.readinto(memoryview(array).cast("B")) != data_bytes:
         raise ShapeError(f"{where}: truncated data")
     return array.reshape(shape, order=order)
 
 
-def _held_whole(shape, where: str) -> int:
-    try:
-        return check_elements(shape, where)
-    except ShapeError as exc:
-        raise ShapeError(f"{exc}; a compressed .npz member is read whole: save large samples with np.savez or "
-                         "np.save, whose arrays nnc maps from the file") from None
+def _decompressed(stream, data_bytes: int, dtype, shape, order: str, where: str) -> np.memmap:
+    """The array whose `data_bytes` bytes `stream` yields, written to a temporary
+    file DECOMPRESS_BLOCK bytes at a time and mapped copy-on-write."""
+    file = spill_file(where)
+    left = data_bytes
+    while left:
+        block = stream.read(min(left, DECOMPRESS_BLOCK))
+        if not block:
+            raise ShapeError(f"{where}: truncated data")
+        write_spilled(file, block, where)
+        left -= len(block)
+    file.flush()
+    mapped = np.memmap(file, dtype, mode="c", shape=shape, order=order)
+    file.close()  # the mapping holds its own reference to the file
+    return mapped
 
 
 def _first_line(exc: BaseException) -> str:

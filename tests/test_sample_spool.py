@@ -98,9 +98,19 @@ def test_large_sample_files_are_mapped_not_read(saver, spill_small, tmp_path):
     arrays = verification.read_arrays(path)
     mapped = arrays["" if saver == "npy" else "x"]
     assert isinstance(mapped, np.memmap) and mapped.flags.f_contiguous and np.array_equal(mapped, x)
-    np.savez_compressed(tmp_path / "c.npz", x=x)  # compressed members cannot be mapped: read
-    read = verification.read_arrays(tmp_path / "c.npz")["x"]
-    assert not isinstance(read, np.memmap) and np.array_equal(read, x)
+    np.savez_compressed(tmp_path / "c.npz", x=x)  # decompressed into a temporary file, mapped from there
+    spilled = verification.read_arrays(tmp_path / "c.npz")["x"]
+    assert isinstance(spilled, np.memmap) and spilled.flags.f_contiguous and np.array_equal(spilled, x)
+
+
+def test_a_large_compressed_member_is_decompressed_in_blocks(spill_small, monkeypatch, tmp_path):
+    """It was read whole (and refused past the whole-array element limit)."""
+    monkeypatch.setattr(verification, "DECOMPRESS_BLOCK", 64)
+    x = np.random.default_rng(0).standard_normal((40, 7)).astype(np.float32)
+    np.savez_compressed(tmp_path / "c.npz", x=x, small=np.arange(3))
+    arrays = verification.read_arrays(tmp_path / "c.npz")
+    assert isinstance(arrays["x"], np.memmap) and np.array_equal(arrays["x"], x)
+    assert not isinstance(arrays["small"], np.memmap) and np.array_equal(arrays["small"], np.arange(3))
 
 
 def test_the_element_limit_applies_to_each_sample_of_a_mapped_file(spill_small, monkeypatch, tmp_path):
@@ -111,8 +121,7 @@ def test_the_element_limit_applies_to_each_sample_of_a_mapped_file(spill_small, 
     with pytest.raises(ShapeError, match="wide.npy: shape \\[101\\] has 101 elements, past nnc's limit of 100"):
         verification.read_arrays(tmp_path / "wide.npy")
     np.savez_compressed(tmp_path / "packed.npz", x=np.ones((50, 10), np.float32))
-    with pytest.raises(ShapeError, match="compressed .npz member is read whole: save large samples with np.savez"):
-        verification.read_arrays(tmp_path / "packed.npz")
+    assert verification.read_arrays(tmp_path / "packed.npz")["x"].shape == (50, 10)
 
 
 def test_conform_keeps_a_batch_of_the_right_dtype_and_checks_it_in_blocks(monkeypatch):
