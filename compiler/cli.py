@@ -45,7 +45,6 @@ def quiet(help: str = "No progress lines (they go to stderr when it is a termina
     return flag("--quiet", "-q", action="store_true", help=help)
 
 
-
 @dataclass(frozen=True)
 class Command:
     """A subcommand: `define(parser)` adds its arguments, `run(**parsed)` runs it."""
@@ -255,7 +254,7 @@ def inspect(model: str, as_json: bool, input_shape: list[str], sensitivity: bool
         echo(format_table(["id", "layer", "op", "inputs", "outputs", "params", "MACs"], rows, numeric={5, 6}))
         t = summary.totals
         echo(f"\n{t['layers']} layers ({t['qdq_nodes']} quantize/dequantize nodes not listed), "
-                   f"{thousands(t['params'])} parameters, {thousands(t['macs'])} MACs")
+             f"{thousands(t['params'])} parameters, {thousands(t['macs'])} MACs")
 
 
 def _load_model_or_ir(model: str, input_shape: list[str]):
@@ -272,14 +271,14 @@ def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float,
     samples = load_samples(calib, graph) if calib else synthetic_samples(graph, 4)
     if not calib:
         echo("nnc: warning: sensitivity measured on 4 synthetic random samples; give --calib with real "
-                   "inputs", err=True)
+             "inputs", err=True)
     say = (lambda m: echo(f"nnc: {m}", err=True)) if sys.stderr.isatty() else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         baseline, rows = analyze(graph, samples, str(calib or ""), bits, sparsity, say, method)
     if as_json:
         echo(json.dumps({"bits": bits, "sparsity": sparsity, "baseline_int8": baseline,
-                               "layers": [vars(r) for r in rows]}, indent=2))
+                         "layers": [vars(r) for r in rows]}, indent=2))
         return
     from .layer_select import layer_ids
 
@@ -288,14 +287,15 @@ def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float,
               f"{r.pruned['cosine']:.4f}", f"{r.pruned['rmse']:.3g}"]
              for r, name in zip(rows, shorten_apart([r.name for r in rows], 48))]
     echo(format_table(["id", "layer", "op", "weights", f"{bits}-bit cosine", "rmse",
-                             f"{sparsity:.0%} pruned cosine", "rmse"], table, numeric={3, 4, 5, 6, 7}))
+                       f"{sparsity:.0%} pruned cosine", "rmse"], table, numeric={3, 4, 5, 6, 7}))
     echo(f"\nmodel output vs float on {len(samples)} sample(s), one layer changed at a time, all others "
-               f"int8; all-int8 baseline: cosine {baseline['cosine']:.4f}, rmse {baseline['rmse']:.3g}")
+         f"int8; all-int8 baseline: cosine {baseline['cosine']:.4f}, rmse {baseline['rmse']:.3g}")
 
 
 def _compile_args(p: argparse.ArgumentParser) -> None:
     add(p, MODEL,
-        flag("--target", "-t", default="ir", metavar="ir|c|az-sim|onnx", help="Output kind: ir (the default), c, az-sim or onnx."),
+        flag("--target", "-t", default="ir", metavar="ir|c|az-sim|onnx",
+             help="Output kind: ir (the default), c, az-sim or onnx."),
         flags.ONNX_FORM,
         flag("--output", "-o", type=FOLDER, required=True, help="Output folder (created or replaced)."),
         flag("--pipeline", help="Pass pipeline, e.g. 'canonicalize,fold-constants'. Default: the target's pipeline."),
@@ -337,7 +337,8 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     add(p, MODEL,
         flag("--data", type=FILE, required=True, help="Samples (.npz/.npy, one leading axis of samples)."),
         flag("--labels", type=FILE, help="Class ids of the samples (.npy)."),
-        flag("--target", "-t", default="az-sim", metavar="c|az-sim|onnx|ir", help="Target run on the data: c, az-sim (the default), onnx or ir."),
+        flag("--target", "-t", default="az-sim", metavar="c|az-sim|onnx|ir",
+             help="Target run on the data: c, az-sim (the default), onnx or ir."),
         flags.ONNX_FORM,
         flag("--output", "-o", type=FOLDER, help="Keep the compiled artifacts and report.json here."),
         INPUT_SHAPE, flag("--json", dest="as_json", action="store_true", help="Print the metrics as JSON."),
@@ -378,7 +379,8 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
         flag("--temperature", type=float, default=4.0, help="Distillation temperature (default: 4)."),
         flag("--label-weight", type=float, default=0.5,
              help="Weight of the labels' cross-entropy (with --labels; default: 0.5)."),
-        flag("--feature-weight", type=float, default=0.0, help="Weight of per-layer feature distillation (default: 0)."),
+        flag("--feature-weight", type=float, default=0.0,
+             help="Weight of per-layer feature distillation (default: 0)."),
         flag("--grid-weight", type=float, default=0.0, help="Weight pulling weights onto their grid (default: 0)."),
         flag("--exact-epochs", type=int, default=0,
              help="Train the last epochs on the targets' integer outputs (default: 0)."),
@@ -418,7 +420,7 @@ def finetune_(model: str, data: Path, labels: Optional[Path], output: Path, cali
         outcome = (f"kept the one-shot model: none of the {final} epochs at final sparsity beat it"
                    if kept["epoch"] == 0 else f"fine-tuned {_score(kept)} (epoch {kept['epoch']} of {trained})")
         echo(f"one-shot {_score(report['one_shot'])} -> {outcome} on the holdout (exact integer "
-                   f"arithmetic), {report['seconds']:.1f} s")
+             f"arithmetic), {report['seconds']:.1f} s")
         echo(f"wrote {', '.join(result.artifacts)} to {output}")
 
 
@@ -456,10 +458,12 @@ from . import cli_explore  # noqa: E402,F401  (registers `nnc explore` here, kee
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
-    add(p, flag("blob", metavar="BLOB", type=text_of("blob file name"), help="az-sim blob (.azb) written by `nnc compile --target az-sim`."),
+    add(p, flag("blob", metavar="BLOB", type=text_of("blob file name"),
+                help="az-sim blob (.azb) written by `nnc compile --target az-sim`."),
         flag("--inputs", type=FILE, required=True, help="Inputs (.npz/.npy); one extra leading axis = a batch."),
         flag("--output", "-o", type=FILE, help="Write the outputs here (.npz)."),
-        flag("--hw", type=text_of("machine"), metavar=MACHINE, help="Machine: a TOML file, or a preset: small, default, large."),
+        flag("--hw", type=text_of("machine"), metavar=MACHINE,
+             help="Machine: a TOML file, or a preset: small, default, large."),
         flag("--json", dest="as_json", action="store_true", help="Print the statistics as JSON."), DEBUG)
 
 

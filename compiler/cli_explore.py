@@ -25,7 +25,8 @@ def _explore_args(p) -> None:
         axis("--activation-sram", "BYTES,..."), axis("--clock", "MHZ,..."),
         axis("--decoder-width", "BYTES,...", "Compressed bytes the decoder takes per cycle."),
         axis("--bus-width", "BYTES,..."),
-        flag("--hw", type=text_of("machine"), metavar=MACHINE, help="Base machine of the unswept keys: a TOML file or a preset, as compile's --hw."),
+        flag("--hw", type=text_of("machine"), metavar=MACHINE,
+             help="Base machine of the unswept keys: a TOML file or a preset, as compile's --hw."),
         CALIB, flag("--inputs", type=FILE, help="Samples the output error is measured on (default: --calib)."),
         flag("--samples", type=int, default=16, help="Use the first N samples for the error (default: 16)."),
         INPUT_SHAPE,
@@ -70,5 +71,6 @@ def _explore_progress():
         else:
             what = f"failed: {result['reason']}"
         line = f"nnc: explore {done}/{total}: point {result['index']}: {what}"
-        echo(("\r\033[K" + line[:200]) if terminal else line, err=True, end="\n" if not terminal or done == total else "")
+        last = not terminal or done == total
+        echo(("\r\033[K" + line[:200]) if terminal else line, err=True, end="\n" if last else "")
     return show

@@ -74,7 +74,8 @@ MACHINE = "MACHINE.toml|small|default|large"
 CALIB = flag("--calib", type=FILE, help="Calibration samples (.npz/.npy) for quantization.")
 QUANTIZE = flag("--quantize", "--no-quantize", action=OnOff, default=None,
                 help="Quantize to int8 (default: c, az-sim and onnx do, ir does not).")
-HW = flag("--hw", type=text_of("machine"), metavar=MACHINE, help="az-sim machine: a TOML file, or a preset: small, default, large.")
+HW = flag("--hw", type=text_of("machine"), metavar=MACHINE,
+          help="az-sim machine: a TOML file, or a preset: small, default, large.")
 WEIGHT_BITS = flag("--weight-bits", type=int, default=8, metavar="BITS", help="Weight bit width 2..8 (default: 8).")
 FIRST_LAST_BITS = flag("--first-last-bits", type=int, metavar="BITS",
                        help="Bit width of the first and last weighted layer (default: --weight-bits).")

@@ -1,6 +1,6 @@
 """The `nnc` console script: signal handling first, then the command line.
 
-Importing the command line (typer, numpy, nnc's modules) takes about 0.1 s; a
+Importing the command line (numpy, nnc's modules) takes about 0.05 s; a
 Ctrl-C or SIGTERM in that time would otherwise print a traceback, or kill nnc
 without a word. Until cli.main installs its own handlers (which clean up
 staging folders), a signal prints the interruption's one line and exits

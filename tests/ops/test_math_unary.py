@@ -18,7 +18,8 @@ POSITIVE = np.abs(X) + np.float32(0.05)
 
 @pytest.mark.parametrize("op, x", [("Erf", X), ("Exp", X), ("Neg", X), ("Abs", X), ("Sqrt", POSITIVE),
                                    ("Reciprocal", POSITIVE), ("Log", POSITIVE), ("Softplus", X * 20),
-                                   ("Softsign", X), ("Sign", np.concatenate([X, np.zeros_like(X)])), ("Elu", X), ("Selu", X), ("Mish", X)])
+                                   ("Softsign", X), ("Sign", np.concatenate([X, np.zeros_like(X)])), ("Elu", X),
+                                   ("Selu", X), ("Mish", X)])
 def test_unary_matches_onnxruntime(op, x):
     (got,) = run_nnc(op, [x])
     (want,) = run_ort(op, [x])
