@@ -501,7 +501,7 @@ _HANDLERS = {
     "Resize": _through_pool,  # a constant channel resizes to itself, nearest or linear
     "QuantizeLinear": _through_qdq, "DequantizeLinear": _through_qdq,
     "BatchNormalization": _through_batchnorm, "Transpose": _through_transpose, "Reshape": _through_reshape,
-    "Concat": _through_concat,
+    "Concat": _through_concat,  # called with the index of the input the channels come in by (_follow)
     "Conv": _into_conv, "Gemm": _into_gemm, "MatMul": _into_matmul,
 }
 
