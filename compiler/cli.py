@@ -42,7 +42,7 @@ MODEL = flag("model", metavar="MODEL", type=text_of("model file name"), help="ON
 
 
 def quiet(help: str = "No progress lines (they go to stderr when it is a terminal).") -> flags.Flag:
-    return flag("--quiet", "-q", action="store_true", help=help)
+    return flag("-q", "--quiet", action="store_true", help=help)
 
 
 @dataclass(frozen=True)
@@ -294,10 +294,10 @@ def _print_sensitivity(graph, calib: Optional[Path], bits: int, sparsity: float,
 
 def _compile_args(p: argparse.ArgumentParser) -> None:
     add(p, MODEL,
-        flag("--target", "-t", default="ir", metavar="ir|c|az-sim|onnx",
+        flag("-t", "--target", default="ir", metavar="ir|c|az-sim|onnx",
              help="Output kind: ir (the default), c, az-sim or onnx."),
         flags.ONNX_FORM,
-        flag("--output", "-o", type=FOLDER, required=True, help="Output folder (created or replaced)."),
+        flag("-o", "--output", type=FOLDER, required=True, help="Output folder (created or replaced)."),
         flag("--pipeline", help="Pass pipeline, e.g. 'canonicalize,fold-constants'. Default: the target's pipeline."),
         flag("--inputs", type=FILE, help="Samples (.npz/.npy) for verification (default: --calib)."),
         flag("--labels", type=FILE, help="Class ids of the --inputs samples (.npy): report accuracy."),
@@ -337,10 +337,10 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     add(p, MODEL,
         flag("--data", type=FILE, required=True, help="Samples (.npz/.npy, one leading axis of samples)."),
         flag("--labels", type=FILE, help="Class ids of the samples (.npy)."),
-        flag("--target", "-t", default="az-sim", metavar="c|az-sim|onnx|ir",
+        flag("-t", "--target", default="az-sim", metavar="c|az-sim|onnx|ir",
              help="Target run on the data: c, az-sim (the default), onnx or ir."),
         flags.ONNX_FORM,
-        flag("--output", "-o", type=FOLDER, help="Keep the compiled artifacts and report.json here."),
+        flag("-o", "--output", type=FOLDER, help="Keep the compiled artifacts and report.json here."),
         INPUT_SHAPE, flag("--json", dest="as_json", action="store_true", help="Print the metrics as JSON."),
         *flags.SHARED, quiet(), DEBUG)
 
@@ -365,7 +365,7 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
                 help="Float ONNX model (or text IR) to compress while training."),
         flag("--data", type=FILE, required=True, help="Training samples (.npz/.npy, one leading axis of samples)."),
         flag("--labels", type=FILE, help="Class ids of the samples (.npy)."),
-        flag("--output", "-o", type=FOLDER, required=True, help="Write MODEL.nnir, MODEL.onnx and finetune.json here."),
+        flag("-o", "--output", type=FOLDER, required=True, help="Write MODEL.nnir, MODEL.onnx and finetune.json here."),
         flag("--calib", type=FILE, help="Calibration samples (default: --data)."),
         flags.WEIGHT_BITS, flags.FIRST_LAST_BITS, flags.CODEBOOK, flags.SPARSITY, flags.SPARSITY_PATTERN,
         flags.PRUNE_CHANNELS, flags.LAYER_BITS, flags.LAYER_SPARSITY,
@@ -461,7 +461,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     add(p, flag("blob", metavar="BLOB", type=text_of("blob file name"),
                 help="az-sim blob (.azb) written by `nnc compile --target az-sim`."),
         flag("--inputs", type=FILE, required=True, help="Inputs (.npz/.npy); one extra leading axis = a batch."),
-        flag("--output", "-o", type=FILE, help="Write the outputs here (.npz)."),
+        flag("-o", "--output", type=FILE, help="Write the outputs here (.npz)."),
         flag("--hw", type=text_of("machine"), metavar=MACHINE,
              help="Machine: a TOML file, or a preset: small, default, large."),
         flag("--json", dest="as_json", action="store_true", help="Print the statistics as JSON."), DEBUG)
@@ -494,7 +494,7 @@ def run_blob(blob: str, inputs: Path, output: Optional[Path], hw: Optional[str],
 
 def _report_args(p: argparse.ArgumentParser) -> None:
     add(p, flag("report_file", metavar="OUT/report.json", type=FILE, help="The report.json a compile wrote."),
-        flag("--output", "-o", type=FOLDER, help="Write the files here (default: beside report.json)."), DEBUG)
+        flag("-o", "--output", type=FOLDER, help="Write the files here (default: beside report.json)."), DEBUG)
 
 
 @command("report", _report_args)

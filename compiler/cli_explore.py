@@ -15,7 +15,7 @@ from .cli_options import CALIB, FOLDER, FILE, MACHINE, add, flag, text_of
 def _explore_args(p) -> None:
     axis = lambda name, metavar, help=None: flag(name, metavar=metavar, help=help)  # noqa: E731
     add(p, MODEL,
-        flag("--output", "-o", type=FOLDER, required=True, help="Output folder (created or replaced)."),
+        flag("-o", "--output", type=FOLDER, required=True, help="Output folder (created or replaced)."),
         flag("--sweep", type=FILE, help="TOML sweep file: [compression] and [hardware] tables of value lists."),
         axis("--bits", "B,...", "Weight bits, e.g. 8,4."), axis("--first-last-bits", "B,..."),
         axis("--sparsity", "S,...", "e.g. 0,0.5."), axis("--pattern", "N:M|none,...", "e.g. none,2:4."),
@@ -30,7 +30,7 @@ def _explore_args(p) -> None:
         CALIB, flag("--inputs", type=FILE, help="Samples the output error is measured on (default: --calib)."),
         flag("--samples", type=int, default=16, help="Use the first N samples for the error (default: 16)."),
         INPUT_SHAPE,
-        flag("--jobs", "-j", type=int, default=1, help="Worker processes (Ray CPUs with --ray local; default: 1)."),
+        flag("-j", "--jobs", type=int, default=1, help="Worker processes (Ray CPUs with --ray local; default: 1)."),
         flag("--ray", metavar="ADDRESS|auto|local", help="Run the points on Ray (pip install 'nnc[ray]')."),
         quiet("No progress lines (one per point on stderr)."), DEBUG)
 

@@ -20,6 +20,9 @@ class Flag(NamedTuple):
 
 
 def flag(*names: str, **settings) -> Flag:
+    """The argument `names` (a path's value shown as FILE or FOLDER in the help)."""
+    if "metavar" not in settings and settings.get("type") in (FILE, FOLDER):
+        settings["metavar"] = "FILE" if settings["type"] is FILE else "FOLDER"
     return Flag(names, settings)
 
 

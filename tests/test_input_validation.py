@@ -199,8 +199,8 @@ def test_simulate_refuses_int8_for_a_float_blob(blob):
 # -- options ---------------------------------------------------------------------------
 @pytest.mark.parametrize("args, fragment", [
     (["compile", MODEL, "-o", "OUT", "--weight-bits", "x"], "argument --weight-bits: invalid int value: 'x'"),
-    (["compile", MODEL, "-o"], "argument --output/-o: expected one argument"),
-    (["compile", MODEL], "the following arguments are required: --output/-o"),
+    (["compile", MODEL, "-o"], "argument -o/--output: expected one argument"),
+    (["compile", MODEL], "the following arguments are required: -o/--output"),
     (["compile", MODEL, "-o", "OUT", "--bogus"], "no such option: --bogus"),
     (["inspect", MODEL, "--bits", "four", "--sensitivity"], "argument --bits: invalid int value: 'four'"),
     (["inspect"], "the following arguments are required: MODEL"),
