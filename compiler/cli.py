@@ -148,7 +148,8 @@ def _no_such_option(name: str, parser: argparse.ArgumentParser) -> str:
     """'no such option: --x', with the closest flag when one is close."""
     from difflib import get_close_matches
 
-    close = get_close_matches(name, [o for o in parser._option_string_actions if o.startswith("--")], n=1)
+    close = get_close_matches(name, [o for o in parser._option_string_actions if o.startswith("--")], n=1,
+                              cutoff=0.7)  # --calibration finds --calib; --version is not --ratio
     return f"no such option: {name}" + (f"; did you mean {close[0]}?" if close and name.startswith("--") else "")
 
 
