@@ -145,11 +145,14 @@ def _is_number(text: str) -> bool:
 
 
 def _no_such_option(name: str, parser: argparse.ArgumentParser) -> str:
-    """'no such option: --x', with the closest flag when one is close."""
+    """'no such option: --x', with the closest flag when one is close: one that
+    the name starts with or that starts with it (--calibration, --prune), else
+    the most similar (--ouput; --version is not close to --ratio)."""
     from difflib import get_close_matches
 
-    close = get_close_matches(name, [o for o in parser._option_string_actions if o.startswith("--")], n=1,
-                              cutoff=0.7)  # --calibration finds --calib; --version is not --ratio
+    known = [o for o in parser._option_string_actions if o.startswith("--")]
+    close = sorted((o for o in known if len(min(o, name, key=len)) > 4 and (o.startswith(name) or name.startswith(o))),
+                   key=len) or get_close_matches(name, known, n=1, cutoff=0.7)
     return f"no such option: {name}" + (f"; did you mean {close[0]}?" if close and name.startswith("--") else "")
 
 

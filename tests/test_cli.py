@@ -238,6 +238,10 @@ def test_usage_mistakes_name_the_closest_flag_and_command(capsys):
     assert run_cli(["compile", "m.onnx", "-o", "out", "--weigth-bits", "3"]) == 2
     assert capsys.readouterr().err == ("nnc: error: no such option: --weigth-bits; did you mean --weight-bits? "
                                        "(see nnc compile --help)\n")
+    for flag, hint in (("--calibration", "; did you mean --calib?"), ("--prune", "; did you mean --prune-channels?"),
+                       ("--version", "")):
+        assert run_cli(["compile", "m.onnx", "-o", "out", flag]) == 2
+        assert capsys.readouterr().err == f"nnc: error: no such option: {flag}{hint} (see nnc compile --help)\n"
     assert run_cli(["compil", "m.onnx"]) == 2
     assert capsys.readouterr().err == "nnc: error: no such command 'compil'; did you mean 'compile'? (see nnc --help)\n"
     assert run_cli(["compile", "m.onnx", "-o", ""]) == 2
