@@ -121,8 +121,8 @@ def qlayer_norm(ctx: LayerContext) -> Built:
     zy, lo, hi = clamp_params(ctx)
     n = math.prod(x.shape[axis:])
     check_shape(ctx, "output", out.shape, x.shape)
-    if g.size != n or b.size != n or n > 1 << 15:
-        raise ctx.error(f"g and b must hold {n} <= 2^15 values")
+    if g.size not in (1, n) or b.size != g.size or n > 1 << 15:
+        raise ctx.error(f"g and b must hold {n} <= 2^15 values, or one each")
 
     def run():
         rows = x.reshape(-1, n).astype(np.int64)

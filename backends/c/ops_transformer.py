@@ -126,7 +126,7 @@ def qlayer_norm(ctx: Ctx, node):
     fn = ctx.kernel("qlayernorm", fn=f"qlayernorm_{sfx}", sfx=sfx, tx=ctx.ctype(x), ty=ctx.ctype_of(a.out_dtype))
     q = ctx.struct("q", "qlayernorm_params", dict(g=ctx.const(g, "g"), b=ctx.const(b, "b"),
                                                   eps=int_literal(a.eps_int), shift=a.shift, y_zero=a.y_zero_point,
-                                                  out_min=a.out_min, out_max=a.out_max))
+                                                  out_min=a.out_min, out_max=a.out_max, step=int(gd.size == n)))
     return [f"{fn}({math.prod(shape[:a.axis])}, {n}, {q}, {ctx.ptr(x)}, {ctx.ptr(y)});"]
 
 

@@ -138,9 +138,9 @@ class QLayerNorm(OpDef):
         n = math.prod(_normalized(x.shape, attrs.axis))
         if n > MAX_ROW:
             raise ShapeError(f"rows of {n} > {MAX_ROW} values may overflow the int64 variance")
-        if g.dtype != "i32" or g.shape != (n,) or b.dtype != "i64" or b.shape != (n,):
-            raise ShapeError(f"g must be i32[{n}] and b i64[{n}], got {g.dtype}{list(g.shape)}, "
-                             f"{b.dtype}{list(b.shape)}")
+        if g.dtype != "i32" or b.dtype != "i64" or g.shape != b.shape or g.shape not in ((n,), (1,)):
+            raise ShapeError(f"g must be i32[{n}] and b i64[{n}] (or both of one value, [1]), got "
+                             f"{g.dtype}{list(g.shape)}, {b.dtype}{list(b.shape)}")
         if not 0 <= attrs.eps_int < MAX_EPS or not 1 <= attrs.shift <= 62:
             raise ShapeError(f"eps_int {attrs.eps_int} or shift {attrs.shift} out of range")
         return [TensorType(attrs.out_dtype, x.shape)]

@@ -163,6 +163,8 @@ def lower_layer_norm(graph: Graph, group: Group) -> None:
     shift = _layer_norm_shift(group, g_real, b_real)
     g = np.rint(g_real * 2.0 ** (shift - FRACTION_BITS)).astype(np.int32)
     b = np.rint(b_real * 2.0 ** shift).astype(np.int64)
+    if (g == g[0]).all() and (b == b[0]).all():  # one value each (InstanceNorm's, no affine): stored once
+        g, b = g[:1], b[:1]
     lo, hi = group.bounds()
     g_name = constant(graph, f"{group.name}.gamma", g)
     b_name = constant(graph, f"{group.name}.beta", b)
