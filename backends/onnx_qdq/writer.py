@@ -55,6 +55,19 @@ def registrar(table: dict[str, Writer]):
 writes = registrar(WRITERS)  # the QDQ form's writers
 
 
+def _first_free(base: str, taken: set[str], next_suffix: dict[str, int]) -> str:
+    """The first of `base`, `base_1`, `base_2`, ... not in `taken` (then taken),
+    searched from where the last search for `base` ended."""
+    suffix = next_suffix.get(base, 0)
+    name = f"{base}_{suffix}" if suffix else base
+    while name in taken:
+        suffix += 1
+        name = f"{base}_{suffix}"
+    next_suffix[base] = suffix + 1
+    taken.add(name)
+    return name
+
+
 class OnnxBuilder:
     """The ONNX nodes and initializers of one graph under construction."""
 
@@ -66,14 +79,16 @@ class OnnxBuilder:
         self._data: dict[str, onnx.TensorProto] = {}  # the initializers above, by name
         self._taken = set(graph.tensors)
         self._node_names: set[str] = set()
+        # per base name, the suffix its next search starts from: every lower one is
+        # taken, and taken names stay taken (an unrolled recurrent island asks for
+        # one base thousands of times; searching from _1 each time was quadratic)
+        self._next_tensor: dict[str, int] = {}
+        self._next_node: dict[str, int] = {}
 
     def fresh(self, base: str) -> str:
-        """A tensor name no IR tensor and no earlier fresh name has."""
-        name, index = base, 1
-        while name in self._taken:
-            name, index = f"{base}_{index}", index + 1
-        self._taken.add(name)
-        return name
+        """A tensor name no IR tensor and no earlier fresh name has: `base`, else
+        the first free `base_1`, `base_2`, ..."""
+        return _first_free(base, self._taken, self._next_tensor)
 
     def constant(self, base: str, array: np.ndarray) -> str:
         """A new initializer holding `array`; returns its name."""
@@ -95,10 +110,7 @@ class OnnxBuilder:
         inputs ("") are dropped and attributes that are None are left out."""
         while inputs and not inputs[-1]:
             inputs = inputs[:-1]
-        unique, index = name, 1
-        while unique in self._node_names:
-            unique, index = f"{name}_{index}", index + 1
-        self._node_names.add(unique)
+        unique = _first_free(name, self._node_names, self._next_node)
         given = {key: value for key, value in attributes.items() if value is not None}
         node = helper.make_node(op_type, list(inputs), list(outputs), name=unique, **given)
         self.types.update(self._output_types(node))
