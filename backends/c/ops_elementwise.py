@@ -1,5 +1,5 @@
 """C lowering of the element-wise ops of docs/numerics.md §18 (QMul, QAffine)
-and of the float math ops Erf, Gelu, Silu, Sqrt, Exp, Log, Neg, Abs, Reciprocal, Sign,
+and of the float math ops Erf, Gelu, Silu, Sqrt, Exp, Log, Neg, Abs, Reciprocal, Sign, Sin, Cos,
 Softplus, Softsign, Mish and Pow
 (compiler/ops/math_unary.py; float32 C99 <math.h>, within the float parity
 tolerance of the float64 reference).
@@ -30,6 +30,8 @@ _FLOAT_EXPR = {
     "Abs": "fabsf(v)",
     "Reciprocal": "1.0f / v",
     "Sign": "(float)((v > 0.0f) - (v < 0.0f))",
+    "Sin": "sinf(v)",
+    "Cos": "cosf(v)",
     "Silu": "v / (1.0f + expf(-v))",
     "Softplus": _SOFTPLUS.format("v"),
     "Softsign": "v / (1.0f + fabsf(v))",

@@ -24,7 +24,8 @@ from .writer import OnnxBuilder, refuse, writes
 QUANTIZED = ("i8", "u8")  # ONNX opset 17 quantizes to these; DequantizeLinear also reads i32
 
 _SAME_INPUTS = ("Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Relu", "Sigmoid", "Tanh", "HardSwish", "Abs", "Neg",
-                "Exp", "Log", "Erf", "Sqrt", "Reciprocal", "Sign", "Softplus", "Softsign", "Identity")
+                "Exp", "Log", "Erf", "Sqrt", "Reciprocal", "Sign", "Sin", "Cos", "Softplus", "Softsign",
+                "Identity")
 
 
 @writes(*_SAME_INPUTS)

@@ -1,6 +1,6 @@
 """Float element-wise math ops beyond the activations of elementwise.py: Erf,
 Gelu (opset 20, approximate "none" or "tanh"), Sqrt, Exp, Log, Neg, Abs,
-Reciprocal, Sign, Softplus (ln(1 + eˣ)), Softsign (x / (1 + |x|)), Mish
+Reciprocal, Sign, Sin, Cos, Softplus (ln(1 + eˣ)), Softsign (x / (1 + |x|)), Mish
 (x · tanh(softplus(x)), opset 18), Silu
 (x · sigmoid(x): ONNX Swish with alpha 1, opset 24, and what canonicalize
 makes of Mul(x, Sigmoid(x))) and Pow (numpy broadcasting of base and exponent).
@@ -96,6 +96,8 @@ _unary("Neg", lambda x, a: np.negative(x))
 _unary("Abs", lambda x, a: np.abs(x))
 _unary("Reciprocal", lambda x, a: 1.0 / x)
 _unary("Sign", lambda x, a: np.sign(x))
+_unary("Sin", lambda x, a: np.sin(x))
+_unary("Cos", lambda x, a: np.cos(x))
 _unary("Silu", lambda x, a: silu(x))
 
 
@@ -142,7 +144,7 @@ class Pow(OpDef):
             return [np.power(x.astype(np.float64), e.astype(np.float64)).astype(x.dtype)]
 
 
-@lowers("Erf", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Sign", "Softplus", "Softsign", "Mish")
+@lowers("Erf", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Sign", "Sin", "Cos", "Softplus", "Softsign", "Mish")
 def _lower_unary(n: OnnxNode):
     if n.input_types[0] is not None and n.input_types[0].dtype not in FLOAT_TYPES:
         raise n.unsupported(f"{n.input_types[0].dtype} input: only float {n.op_type} is supported")

@@ -12,7 +12,7 @@ math functions (docs/numerics.md §18):
     PRelu with a constant slope     → QAffine with a negative-side multiplier per
                                       element of the slope (a single slope: a table)
     Erf, Gelu, Silu, Sqrt, Exp, Log, Neg, Abs,
-    Reciprocal, Sign, Softplus, Softsign, Mish, Pow(x, constant e),
+    Reciprocal, Sign, Sin, Cos, Softplus, Softsign, Mish, Pow(x, constant e),
     Div(constant c, x)              → QLut, a 256-entry table (§7); a NaN entry
                                       (√ of a negative value) holds the zero point
 
@@ -239,7 +239,7 @@ def _table(graph: Graph, group: Group, fn, operand: int = 0) -> None:
 
 
 _FUNCTIONS = {"Erf": erf, "Sqrt": np.sqrt, "Exp": np.exp, "Log": np.log, "Neg": np.negative, "Abs": np.abs,
-              "Reciprocal": lambda r: 1.0 / r, "Sign": np.sign, "Silu": silu, "Softplus": softplus,
+              "Reciprocal": lambda r: 1.0 / r, "Sign": np.sign, "Sin": np.sin, "Cos": np.cos, "Silu": silu, "Softplus": softplus,
               "Softsign": softsign, "Mish": mish}
 
 

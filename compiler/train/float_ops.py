@@ -400,7 +400,7 @@ _BROADCASTING = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": to
                  "PRelu": lambda x, slope: torch.where(x < 0, x * slope, x)}
 _UNARY = {"Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Erf": torch.erf, "Sqrt": _Sqrt.apply,
           "Exp": torch.exp, "Log": torch.log, "Neg": torch.neg, "Abs": torch.abs, "Reciprocal": torch.reciprocal,
-          "Sign": torch.sign, "Silu": F.silu, "Softplus": F.softplus, "Softsign": F.softsign, "Mish": F.mish,
+          "Sign": torch.sign, "Sin": torch.sin, "Cos": torch.cos, "Silu": F.silu, "Softplus": F.softplus, "Softsign": F.softsign, "Mish": F.mish,
           "Identity": lambda x: x, "Dropout": lambda x: x}
 _WITH_ATTRS = {  # op -> fn(attrs, x)
     "LeakyRelu": lambda a, x: torch.where(x < 0, x * a.alpha, x),

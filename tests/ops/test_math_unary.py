@@ -1,6 +1,6 @@
 """Float references of the math ops (compiler/ops/math_unary.py) against
 onnxruntime: Erf, Gelu (opset 20, both approximations), Sqrt, Exp, Log, Neg,
-Abs, Reciprocal, Sign, Softplus, Softsign, Elu, Selu, Mish and Pow with a broadcast
+Abs, Reciprocal, Sign, Sin, Cos, Softplus, Softsign, Elu, Selu, Mish and Pow with a broadcast
 exponent."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ POSITIVE = np.abs(X) + np.float32(0.05)
 @pytest.mark.parametrize("op, x", [("Erf", X), ("Exp", X), ("Neg", X), ("Abs", X), ("Sqrt", POSITIVE),
                                    ("Reciprocal", POSITIVE), ("Log", POSITIVE), ("Softplus", X * 20),
                                    ("Softsign", X), ("Sign", np.concatenate([X, np.zeros_like(X)])), ("Elu", X),
-                                   ("Selu", X), ("Mish", X)])
+                                   ("Selu", X), ("Mish", X), ("Sin", X * 3), ("Cos", X * 3)])
 def test_unary_matches_onnxruntime(op, x):
     (got,) = run_nnc(op, [x])
     (want,) = run_ort(op, [x])

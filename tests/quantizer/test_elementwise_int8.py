@@ -90,7 +90,7 @@ def _functions_model():
     outs += [b.node("PRelu", [x, b.const(np.float32(0.2))]), b.node("Mul", [x, x])]
     outs += [b.node("Mul", [b.node("Sigmoid", [x]), x])]  # SiLU: one table (canonicalize's fuse_silu)
     outs += [b.node("Log", [pos]), b.node("Softplus", [x]), b.node("Softsign", [x]), b.node("Elu", [x], alpha=0.5)]
-    outs += [b.node("Sign", [x])]
+    outs += [b.node("Sign", [x]), b.node("Sin", [x]), b.node("Cos", [x])]
     b.node("Concat", outs, "y", axis=1)
     b.output("y", [2, 16 * len(outs)])
     model = b.model()
@@ -102,7 +102,7 @@ def test_functions_everywhere(tmp_path):
     randn = _normal(13)
     samples = {"x": randn(4, 2, 16)}
     layers = _layer_ops(compile_everywhere(_functions_model(), tmp_path, samples))
-    assert layers.count("QLut") == 18 and layers.count("QMul") == 1
+    assert layers.count("QLut") == 20 and layers.count("QMul") == 1
 
 
 def _conv_model():
@@ -176,7 +176,7 @@ SINGLE_OPS = {  # case -> (op, _single arguments); constants: vectors -> QAffine
     "Sigmoid": ("Sigmoid", {}), "Tanh": ("Tanh", {}), "HardSigmoid": ("HardSigmoid", {}),
     "HardSwish": ("HardSwish", {}), "LeakyRelu": ("LeakyRelu", {}),
     "Log": ("Log", dict(positive=True)), "Softplus": ("Softplus", {}), "Softsign": ("Softsign", {}),
-    "Sign": ("Sign", {}),
+    "Sign": ("Sign", {}), "Sin": ("Sin", {}), "Cos": ("Cos", {}),
     "Elu": ("Elu", {}), "Selu": ("Selu", {}), "Mish": ("Mish", dict(opset=18)),
 }
 

@@ -153,7 +153,7 @@ NODE_CASES = {
     "prelu": ("PRelu", NoAttrs(), [_x(1, 3, 4), _c(3, 1)]),
     "pow": ("Pow", NoAttrs(), [_x(1, 6, low=0.5), _c(6)]),
     **{op.lower(): (op, NoAttrs(), [_x(1, 6, low=0.5)]) for op in ("Erf", "Sqrt", "Exp", "Log", "Neg", "Abs",
-                                                                   "Reciprocal", "Sign", "Relu", "HardSwish", "Softplus",
+                                                                   "Reciprocal", "Sign", "Sin", "Cos", "Relu", "HardSwish", "Softplus",
                                                                    "Softsign", "Mish")},
     "silu": ("Silu", NoAttrs(), [_x(1, 6)]),
     "cast": ("Cast", CastAttrs("f64"), [_x(1, 6)]),

@@ -1,5 +1,5 @@
 """QMul, QAffine and QAdd with a negative multiplier through the C target, and
-the float math kernels (Erf, Gelu, Sqrt, Exp, Log, Neg, Abs, Reciprocal, Sign, Softplus,
+the float math kernels (Erf, Gelu, Sqrt, Exp, Log, Neg, Abs, Reciprocal, Sign, Sin, Cos, Softplus,
 Softsign, Elu, Selu, Mish, Pow): built
 with gcc and clang (-Werror, ASan/UBSan); integers bit-exact with the reference
 interpreter over every 8-bit input value, floats within the float parity."""
@@ -20,7 +20,7 @@ def _graph():
     b.graph = corner_graph()
     x = b.input("x", "f32", (3, 40))
     pos = b.op("Abs", [x])
-    outs = [b.op(op, [x]) for op in ("Erf", "Exp", "Neg", "Softplus", "Softsign", "Mish", "Sign")]
+    outs = [b.op(op, [x]) for op in ("Erf", "Exp", "Neg", "Softplus", "Softsign", "Mish", "Sign", "Sin", "Cos")]
     outs += [b.op("Selu", [x], SeluAttrs())]
     outs += [b.op("Log", [b.op("Add", [b.op("Abs", [x]), b.const("eps", np.float32(0.01))])])]
     outs += [b.op("Elu", [x], AlphaAttrs(0.6))]
