@@ -46,7 +46,10 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
 - `einsum_to_matmul` (einsum.py): an Einsum of the matrix-multiply kind ->
   Transpose, Reshape, MatMul, Reshape, Transpose; a permutation -> Transpose;
 - `cumsum_to_matmul` (cumsum.py): a float CumSum -> MatMul of a constant
-  triangular matrix by x (a Reshape or Transposes around it).
+  triangular matrix by x (a Reshape or Transposes around it);
+- `vector_operand_to_matrix` (matmul_vector.py): a MatMul's constant 1-D
+  operand (attention pooling's h @ q) -> a [K, 1] or [1, K] matrix, and a
+  Reshape dropping that axis from the product.
 
 Requires: a valid graph.
 Guarantees: a valid graph with the same graph input and output names, types and
@@ -87,6 +90,7 @@ from .fuse_softsign import fuse_softsign
 from .depth_space import depth_space_to_transpose
 from .cumsum import cumsum_to_matmul
 from .einsum import einsum_to_matmul
+from .matmul_vector import vector_operand_to_matrix
 from .gather_nd import gather_nd_to_gather
 from .instance_norm import instance_norm_to_layer_norm
 from .norm_reductions import norm_reduction_to_sum
@@ -345,4 +349,4 @@ CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, r
                                                        instance_norm_to_layer_norm, gather_nd_to_gather,
                                                        depth_space_to_transpose, fuse_softplus_threshold,
                                                        fuse_softsign, norm_reduction_to_sum, einsum_to_matmul,
-                                                       cumsum_to_matmul)
+                                                       cumsum_to_matmul, vector_operand_to_matrix)
