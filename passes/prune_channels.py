@@ -7,7 +7,8 @@ ConvNets", ICLR 2017; on a tie the lower index goes; one channel always stays):
 - P's weights and bias lose them (a Gemm bias that broadcasts keeps its shape);
 - the cut follows P's output through channel-preserving ops, shrinking every
   tensor on the way: activations (Relu, Clip, LeakyRelu, Sigmoid, Tanh,
-  HardSigmoid, HardSwish, Silu, Gelu, Elu, Softplus, Softsign), Resize, MaxPool, AveragePool, GlobalAveragePool,
+  HardSigmoid, HardSwish, Silu, Gelu, Elu, Softplus, Softsign; PRelu, whose slope per channel loses the
+  removed channels' entries), Resize, MaxPool, AveragePool, GlobalAveragePool,
   GlobalMaxPool, per-tensor QuantizeLinear/DequantizeLinear (QDQ models),
   BatchNormalization (its vectors shrink), Transpose (the axis moves with it),
   depthwise Conv (group = input channels: it loses the same channels and their
@@ -370,6 +371,24 @@ def _through_activation(graph, node, cut, edits, seen):
     return _pass_on(graph, node, dataclasses.replace(cut, values=values), edits, seen)
 
 
+def _through_prelu(graph, node, cut, edits, seen):
+    """PRelu's slope is one value (the channels keep it) or one per channel (the
+    removed channels' entries go); a slope varying along another axis would not
+    keep a removed channel constant."""
+    if len(node.inputs) < 2 or not _is_param(graph, node.inputs[1]):
+        return f"PRelu {node.name!r} has a slope computed at run time"
+    slope = param_values(graph, node.inputs[1])
+    axis = cut.axis - (len(graph.tensor(node.inputs[0]).shape) - slope.ndim)  # numpy broadcasting aligns right
+    per_channel = slope.size > 1
+    if per_channel and (axis < 0 or slope.shape[axis] != slope.size):
+        return f"PRelu {node.name!r} has a slope that varies along more than the channels"
+    slopes = np.take(slope.reshape(-1), cut.removed) if per_channel else np.full(len(cut.removed), slope.item())
+    values = np.where(cut.values < 0, cut.values * slopes, cut.values).astype(cut.values.dtype)
+    if per_channel:
+        edits.append(_slice_edit(node.name, 1, axis, cut.keep))
+    return _pass_on(graph, node, dataclasses.replace(cut, values=values), edits, seen)
+
+
 def _through_qdq(graph, node, cut, edits, seen):
     if node.attrs.axis is not None:
         return f"{node.op} {node.name!r} is per-channel"
@@ -501,6 +520,7 @@ _HANDLERS = {
     "Resize": _through_pool,  # a constant channel resizes to itself, nearest or linear
     "QuantizeLinear": _through_qdq, "DequantizeLinear": _through_qdq,
     "BatchNormalization": _through_batchnorm, "Transpose": _through_transpose, "Reshape": _through_reshape,
+    "PRelu": _through_prelu,
     "Concat": _through_concat,  # called with the index of the input the channels come in by (_follow)
     "Conv": _into_conv, "Gemm": _into_gemm, "MatMul": _into_matmul,
 }

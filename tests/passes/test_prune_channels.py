@@ -348,6 +348,26 @@ def test_channels_pass_a_concat_at_their_offset(method, tmp_path):
     assert want @ got / (np.linalg.norm(want) * np.linalg.norm(got)) > 0.999
 
 
+@pytest.mark.parametrize("slope", [np.float32(0.25), "per-channel"])
+def test_channels_pass_prelu(slope):
+    """A single or per-channel PReLU slope (Conv-TasNet's, DS-CNN's) stopped the cut."""
+    w1 = randn(4, 4, 1, 1)
+    w1[2] = 0  # a dead channel with a negative bias: its constant goes through the slope
+    b1 = np.array([0.5, -0.3, -0.8, 0.2], np.float32)
+    slope = np.array([[[0.1]], [[0.2]], [[0.3]], [[0.4]]], np.float32) if isinstance(slope, str) else slope
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1"),
+             helper.make_node("PRelu", ["c1", "slope"], ["p"], name="prelu"),
+             helper.make_node("Conv", ["p", "w2", "b2"], ["y"], name="conv2")]
+    constants = {"w1": w1, "b1": b1, "slope": slope, "w2": randn(3, 4, 1, 1), "b2": randn(3)}
+    graph = build(nodes, {"x": [1, 4, 5, 5]}, {"y": [1, 3, 5, 5]}, constants)
+    after = prune(graph, 'prune-channels{overrides="conv2:0"}')
+    assert after.tensor("p").shape == (1, 3, 5, 5)
+    if slope.size > 1:
+        assert after.tensor(node(after, "prelu").inputs[1]).data.reshape(-1).tolist() == \
+            pytest.approx([0.1, 0.2, 0.4])
+    assert_same_outputs(graph, after)
+
+
 def conv_then(extra_nodes, outputs, extra_constants=None):
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1"), *extra_nodes]
     constants = {"w1": randn(4, 4, 1, 1), "b1": randn(4), **(extra_constants or {})}
