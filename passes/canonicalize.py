@@ -47,6 +47,8 @@ graph) that other passes reuse through `rewrite(graph, rules)` (`layout` does):
   Transpose, Reshape, MatMul, Reshape, Transpose; a permutation -> Transpose;
 - `cumsum_to_matmul` (cumsum.py): a float CumSum -> MatMul of a constant
   triangular matrix by x (a Reshape or Transposes around it);
+- `where_to_activation` (fuse_where_activation.py): Where(x > 0, x, a · x) ->
+  LeakyRelu(a), Where(x > t, x, 0) -> ThresholdedRelu(t) (and the mirrored forms);
 - `vector_operand_to_matrix` (matmul_vector.py): a MatMul's constant 1-D
   operand (attention pooling's h @ q) -> a [K, 1] or [1, K] matrix, and a
   Reshape dropping that axis from the product.
@@ -86,6 +88,7 @@ from .fuse_silu import fuse_silu
 from .fuse_softmax_mask import fuse_softmax_mask
 from .fuse_softmax_scale import fuse_softmax_scale
 from .fuse_softplus import fuse_softplus_threshold
+from .fuse_where_activation import where_to_activation
 from .fuse_softsign import fuse_softsign
 from .depth_space import depth_space_to_transpose
 from .cumsum import cumsum_to_matmul
@@ -349,4 +352,4 @@ CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, r
                                                        instance_norm_to_layer_norm, gather_nd_to_gather,
                                                        depth_space_to_transpose, fuse_softplus_threshold,
                                                        fuse_softsign, norm_reduction_to_sum, einsum_to_matmul,
-                                                       cumsum_to_matmul, vector_operand_to_matrix)
+                                                       cumsum_to_matmul, vector_operand_to_matrix, where_to_activation)

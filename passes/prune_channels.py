@@ -87,7 +87,7 @@ from .graph_edits import drop_if_dead
 
 PREFIX = "pass 'prune-channels'"
 OPTION = f"{PREFIX}: overrides"
-ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Silu", "Gelu", "Elu",
+ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "ThresholdedRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Silu", "Gelu", "Elu",
                "Softplus", "Softsign")
 POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 Edit = Callable[[Graph], None]

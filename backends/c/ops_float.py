@@ -186,12 +186,15 @@ def clip(ctx: Ctx, node):
 _CLAMP01 = "(({0}) < 0.0f ? 0.0f : (({0}) > 1.0f ? 1.0f : ({0})))"
 
 
-@lowers("LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", in_place=(0,))
+@lowers("LeakyRelu", "ThresholdedRelu", "Elu", "Selu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", in_place=(0,))
 def float_unary(ctx: Ctx, node):
     need_f32(ctx, node.inputs[0])
     op, a = node.op, node.attrs
     if op == "LeakyRelu":
         return _unary(ctx, node, "leaky_relu", "v < 0.0f ? v * alpha : v",
+                      [("alpha", "float", float_literal(a.alpha))])
+    if op == "ThresholdedRelu":
+        return _unary(ctx, node, "thresholded_relu", "v > alpha ? v : 0.0f",
                       [("alpha", "float", float_literal(a.alpha))])
     if op == "Elu":
         return _unary(ctx, node, "elu", "v > 0.0f ? v : alpha * expm1f(v)", [("alpha", "float", float_literal(a.alpha))])

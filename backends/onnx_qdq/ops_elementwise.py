@@ -38,6 +38,11 @@ def _dropout(out: OnnxBuilder, node: Node) -> None:
     out.add("Identity", node.inputs[:1], node.outputs[:1], node.name)
 
 
+@writes("ThresholdedRelu")
+def _thresholded_relu(out: OnnxBuilder, node: Node) -> None:
+    out.add("ThresholdedRelu", node.inputs, node.outputs, node.name, alpha=node.attrs.alpha)
+
+
 @writes("LeakyRelu")
 def _leaky_relu(out: OnnxBuilder, node: Node) -> None:
     out.add("LeakyRelu", node.inputs, node.outputs, node.name, alpha=node.attrs.alpha)

@@ -101,6 +101,19 @@ class LeakyRelu(_FloatUnary):
         return [np.where(x < 0, x * x.dtype.type(attrs.alpha), x).astype(x.dtype)]
 
 
+@register_op
+class ThresholdedRelu(_FloatUnary):
+    """x where x > alpha, else 0 (ONNX opset 10)."""
+
+    name = "ThresholdedRelu"
+    Attrs = AlphaAttrs
+
+    @staticmethod
+    def evaluate(attrs, xs):
+        x = xs[0]
+        return [np.where(x > x.dtype.type(attrs.alpha), x, 0).astype(x.dtype)]
+
+
 def elu(x: np.ndarray, alpha: float) -> np.ndarray:
     """x for x > 0, alpha · (eˣ − 1) otherwise, in float64."""
     x = np.asarray(x, np.float64)
@@ -266,6 +279,11 @@ def _lower_plain(n: OnnxNode):
 @lowers("LeakyRelu")
 def _lower_leaky(n: OnnxNode):
     return Lowered("LeakyRelu", AlphaAttrs(float(n.attr("alpha", 0.01))))
+
+
+@lowers("ThresholdedRelu")
+def _lower_thresholded_relu(n: OnnxNode):
+    return Lowered("ThresholdedRelu", AlphaAttrs(float(n.attr("alpha", 1.0))))
 
 
 @lowers("Elu")

@@ -8,7 +8,7 @@
                                 exp and log tables (§6a), over the last axis; the rule,
                                 for any axis, is rules_transformer.lower_softmax
     Sigmoid, Tanh, HardSwish,
-    HardSigmoid, LeakyRelu,
+    HardSigmoid, LeakyRelu, ThresholdedRelu,
     Elu, Selu                 → QLut, a 256-entry table (§7)
     Relu, Clip (standalone)   → Clip on the integers, or Requantize (§3)
     Reshape, Transpose, Pad,
@@ -38,7 +38,7 @@ from .emit import add_node, constant, requantized_operand, rescale, staging
 from .groups import Group, clamp_of, rule
 
 QADD_MAX_SHIFT = 62 - 9
-LUT_OPS = ("Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Elu", "Selu")
+LUT_OPS = ("Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "ThresholdedRelu", "Elu", "Selu")
 
 
 def unsupported(group: Group, why: str) -> UnsupportedError:

@@ -404,6 +404,7 @@ _UNARY = {"Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Erf
           "Identity": lambda x: x, "Dropout": lambda x: x}
 _WITH_ATTRS = {  # op -> fn(attrs, x)
     "LeakyRelu": lambda a, x: torch.where(x < 0, x * a.alpha, x),
+    "ThresholdedRelu": lambda a, x: torch.where(x > a.alpha, x, torch.zeros_like(x)),
     "Elu": lambda a, x: F.elu(x, a.alpha),
     "Selu": lambda a, x: a.gamma * F.elu(x, a.alpha),
     "Clip": lambda a, x: _clamp(x, a.min, a.max),

@@ -175,6 +175,7 @@ SINGLE_OPS = {  # case -> (op, _single arguments); constants: vectors -> QAffine
     "Reciprocal": ("Reciprocal", dict(positive=True)),
     "Sigmoid": ("Sigmoid", {}), "Tanh": ("Tanh", {}), "HardSigmoid": ("HardSigmoid", {}),
     "HardSwish": ("HardSwish", {}), "LeakyRelu": ("LeakyRelu", {}),
+    "ThresholdedRelu": ("ThresholdedRelu", dict(attrs={"alpha": 0.3})),
     "Log": ("Log", dict(positive=True)), "Softplus": ("Softplus", {}), "Softsign": ("Softsign", {}),
     "Sign": ("Sign", {}), "Sin": ("Sin", {}), "Cos": ("Cos", {}),
     "Elu": ("Elu", {}), "Selu": ("Selu", {}), "Mish": ("Mish", dict(opset=18)),

@@ -147,6 +147,7 @@ NODE_CASES = {
     "gelu": ("Gelu", GeluAttrs(), [_x(1, 6)]),
     "gelu_tanh": ("Gelu", GeluAttrs("tanh"), [_x(1, 6)]),
     "leaky_relu": ("LeakyRelu", AlphaAttrs(0.2), [_x(1, 6)]),
+    "thresholded_relu": ("ThresholdedRelu", AlphaAttrs(0.3), [_x(1, 6)]),
     "elu": ("Elu", AlphaAttrs(0.7), [_x(1, 6)]),
     "selu": ("Selu", SeluAttrs(), [_x(1, 6)]),
     "hard_sigmoid": ("HardSigmoid", HardSigmoidAttrs(0.3, 0.4), [_x(1, 6)]),

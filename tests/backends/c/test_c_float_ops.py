@@ -76,7 +76,7 @@ def test_binary_broadcast(op, tmp_path):
 
 
 @pytest.mark.parametrize("op,attrs", [
-    ("Relu", None), ("Clip", ClipAttrs(-0.5, 0.75)), ("Clip", ClipAttrs(None, 0.25)), ("LeakyRelu", AlphaAttrs(0.1)),
+    ("Relu", None), ("Clip", ClipAttrs(-0.5, 0.75)), ("Clip", ClipAttrs(None, 0.25)), ("LeakyRelu", AlphaAttrs(0.1)), ("ThresholdedRelu", AlphaAttrs(0.3)),
     ("Sigmoid", None), ("Tanh", None), ("HardSigmoid", HardSigmoidAttrs(0.3, 0.4)), ("HardSwish", None),
 ])
 def test_unary(op, attrs, tmp_path):
