@@ -10,7 +10,10 @@ raises QualityGateError (the CLI's exit code 4).
 Warnings (never failures): fewer than MIN_CALIBRATION_SAMPLES calibration
 samples when activations are calibrated (the quantize pass warns); a layer whose own output cosine to the float model is below
 LAYER_COSINE_WARNING; outputs whose cosine to the float model is below
-OUTPUT_COSINE_WARNING; labels given for an output that looks like a regression.
+OUTPUT_COSINE_WARNING; classification outputs whose top class agrees with the
+float model's on fewer than TOP1_AGREEMENT_WARNING of at least
+MIN_AGREEMENT_SAMPLES samples (a log-probability output keeps its cosine while
+its top class changes); labels given for an output that looks like a regression.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 MIN_CALIBRATION_SAMPLES = 16
 LAYER_COSINE_WARNING = 0.9
 OUTPUT_COSINE_WARNING = 0.99
+TOP1_AGREEMENT_WARNING = 0.9
+MIN_AGREEMENT_SAMPLES = 10
 STEEP_OPS = ("Log", "Sqrt", "Reciprocal", "Div", "Pow")  # large derivative near 0 for small inputs
 WORST_LAYERS_SHOWN = 3
 
@@ -77,6 +82,21 @@ def layer_error_warning(layers: list[dict]) -> str | None:
     more = f" and {len(bad) - WORST_LAYERS_SHOWN} more" if len(bad) > WORST_LAYERS_SHOWN else ""
     return (f"{len(bad)} layer(s) lost much against the float model (output cosine below "
             f"{LAYER_COSINE_WARNING}): {shown}{more}")
+
+
+def top1_agreement_warning(verification: dict) -> str | None:
+    """A warning when a classification output's top class agrees with the float
+    model's on fewer than TOP1_AGREEMENT_WARNING of the samples (at least
+    MIN_AGREEMENT_SAMPLES of them; too few say little)."""
+    vs_float = verification.get("vs_float") or {}
+    agreement = vs_float.get("top1_agreement")
+    if agreement is None or agreement >= TOP1_AGREEMENT_WARNING or verification["samples"] < MIN_AGREEMENT_SAMPLES:
+        return None
+    cosine = vs_float.get("cosine")
+    said = f" though the outputs' cosine is {cosine:.4f}" if cosine is not None and cosine >= OUTPUT_COSINE_WARNING \
+        else ""
+    return (f"the top class agrees with the float model's on {agreement:.0%} of {verification['samples']} sample(s) "
+            f"(below {TOP1_AGREEMENT_WARNING:.0%}){said}: judge the compression by accuracy (--labels)")
 
 
 def output_cosine_warning(verification: dict, steep_ops: list[str]) -> str | None:

@@ -36,7 +36,8 @@ def verification_warnings(report: dict, original: Graph, opts: CompileOptions) -
     verification, found = report["verification"], []
     steep = sorted({node.op for node in original.nodes() if node.op in quality.STEEP_OPS})
     found += filter(None, [quality.layer_error_warning(report["layers"]),
-                           quality.output_cosine_warning(verification, steep)])
+                           quality.output_cosine_warning(verification, steep),
+                           quality.top1_agreement_warning(verification)])
     if opts.labels is not None and output_kind(original, original.outputs[0], False) == "regression":
         found.append(f"labels given for output {original.outputs[0]!r}, which looks like a regression output "
                      "(its shape is an input's); top-1 may mean nothing")
