@@ -50,6 +50,15 @@ def write_spilled(file, data, what: str) -> None:
                           f"({exc.strerror or exc}); set TMPDIR to a folder with room for them") from None
 
 
+def mapped_spill(file, dtype, shape, order: str = "C") -> np.memmap:
+    """The samples written to spill `file`, mapped copy-on-write; the file is
+    closed (the mapping holds its own reference to it)."""
+    file.flush()
+    mapped = np.memmap(file, dtype, mode="c", shape=shape, order=order)
+    file.close()
+    return mapped
+
+
 class _Column:
     """One name's samples: kept in memory, or appended to a temporary file."""
 
@@ -92,10 +101,7 @@ class _Column:
     def array(self) -> np.ndarray:
         if self.file is None:
             return np.stack(self.kept)
-        self.file.flush()
-        mapped = np.memmap(self.file, self.dtype, mode="c", shape=(self.count, *self.shape))
-        self.file.close()  # the mapping holds its own reference to the file
-        return mapped
+        return mapped_spill(self.file, self.dtype, (self.count, *self.shape))
 
 
 def spool(items: Iterable, what: str, as_array) -> dict[str, np.ndarray]:

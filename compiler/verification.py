@@ -30,7 +30,7 @@ import numpy as np
 from . import dtypes
 from .records import record
 from .sample_sources import DTYPE_RULES, registered
-from .sample_spool import SPILL_BYTES, spill_file, write_spilled
+from .sample_spool import SPILL_BYTES, mapped_spill, spill_file, write_spilled
 from .errors import ModelError, ShapeError, not_a_file
 from .ir import Graph
 from .limits import MAX_SAMPLE_MAGNITUDE, check_sample_elements
@@ -229,10 +229,7 @@ def _decompressed(stream, data_bytes: int, dtype, shape, order: str, where: str)
             raise ShapeError(f"{where}: truncated data")
         write_spilled(file, block, where)
         left -= len(block)
-    file.flush()
-    mapped = np.memmap(file, dtype, mode="c", shape=shape, order=order)
-    file.close()  # the mapping holds its own reference to the file
-    return mapped
+    return mapped_spill(file, dtype, shape, order)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -219,6 +219,6 @@ def _streams(graph: Graph, streams: dict[tuple[str, int, int], int], pack: str) 
 def _stream(values: np.ndarray, packed: packing.Packed) -> WeightStream:
     """The stream of `values`, carrying them as its decoded values (what the
     payload decodes to, read-only: the blob reader proves it on read-back)."""
-    flat = np.array(values, dtype=np.int8).reshape(-1)
+    flat = np.asarray(values, dtype=np.int8).reshape(-1).view()  # a view: the weights are not copied
     flat.flags.writeable = False
     return WeightStream(packed.format, packed.bits, values.shape, packed.payload, flat)
