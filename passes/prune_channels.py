@@ -15,12 +15,20 @@ ConvNets", ICLR 2017; on a tie the lower index goes; one channel always stays):
   multiplier outputs; weights, bias and group shrink), a Reshape flattening
   the channel axis into its last axis (Flatten: the features of the removed
   channels go, in the tensor's own order, so NCHW and channels-last both work),
-  and a Concat along the channel axis, reached through any of its inputs (a
+  a Concat along the channel axis, reached through any of its inputs (a
   YOLO neck, a U-Net's skip, an Inception block: the removed channels go from
-  its output at their offset there, the other inputs' channels stay);
+  its output at their offset there, the other inputs' channels stay), and an
+  Add (below) and an Add of a constant (one value, or one per channel);
 - it ends at the layers that consume it — Conv with group 1, Gemm, MatMul with
   constant weights — which lose those input channels (Conv weight axis 1, the
   rows of Gemm's B' and of MatMul's W).
+
+Layers whose channels an Add adds together — a residual block's last Conv
+and the layer its skip comes from, every projection of a MobileNetV2 stage —
+are tied (`tied_layers`; DepGraph's groups, Fang et al., CVPR 2023): they
+lose the same channels, those with the smallest L1 norm summed over the
+group, at the smallest ratio any of them asks for (none when one asks for
+0), and the Add passes on the sum of the constants its inputs carry.
 
 A removed channel does not output zero: with weights near zero it outputs about
 v = act(bias). That constant is carried along the path (through each op's
@@ -43,7 +51,9 @@ bias fold. Consumers without float weights and a float bias keep the magnitude
 plan; without `calib` obs falls back to magnitude with a warning.
 
 Skipped, not an error (`plan` says why): a layer whose output reaches a graph
-output, an Add/Mul, a Concat along another axis or any op not listed above,
+output, a Mul, a Concat along another axis or any op not listed above, an Add
+that broadcasts an input or adds channels that no weighted layer makes (a
+graph input, a Mul's output),
 one node twice, or a node input other than the data input (any input of a
 Concat); grouped and depthwise Conv as P (their channels
 follow their input); weights, biases or op parameters that are not constants (or
@@ -121,13 +131,18 @@ class PruneChannels(Pass):
             warn_left_out(graph, asked, "whole")
         methods = method_settings(graph, PREFIX, self.method, self.method_overrides)
         stats = self._statistics(graph, [n for n, r in ratios.items() if r > 0 and methods[n] == "obs"], ratios)
-        skipped, shapes, refit = {}, _output_shapes(graph, ratios), set()
+        skipped, shapes, refit, done = {}, _output_shapes(graph, ratios), set(), set()
         for name, ratio in ratios.items():
+            if name in done:
+                continue
             found = plan(graph, graph.node(name), ratio) if ratio > 0 else None
+            if isinstance(found, Plan) and len(found.layers) > 1:
+                found, ratio = _group_plan(graph, found, ratios)
             if isinstance(found, str):
                 skipped[name] = found
             if not isinstance(found, Plan):
                 continue
+            done.update(found.layers)
             refits = self._second_order(graph, graph.node(name), ratio, found, stats, refit) \
                 if methods[name] == "obs" else {}
             found = refits.pop(None, found)
@@ -175,6 +190,16 @@ class PruneChannels(Pass):
             columns = input_columns(c, found.edits.ends[c.name]).reshape(-1)
             result[c.name] = (refit_without(graph, c, stats[c.name], columns, self.damping), columns)
         return result
+
+
+def _group_plan(graph: Graph, found: Plan, ratios: dict[str, float]) -> tuple[Plan | str, float]:
+    """(the plan for a group of tied layers, the ratio it removes): the smallest
+    ratio any of them asks for; why not when one of them keeps its channels."""
+    kept = [name for name in found.layers if ratios.get(name, 0.0) <= 0]
+    if kept:
+        return f"the channels are tied through an Add to {kept[0]!r}, which keeps its channels", 0.0
+    ratio = min(ratios[name] for name in found.layers)
+    return (plan(graph, graph.node(found.layer), ratio) if ratio != ratios[found.layer] else found), ratio
 
 
 def _output_shapes(graph: Graph, layers) -> dict[str, tuple[int, ...]]:
@@ -250,43 +275,126 @@ class Cut:
 
 
 class Edits(list):
-    """A plan's graph edits, in order, and `ends`: {consumer layer name: the
-    indices of its input channels (as its weights see them) the plan removes}."""
+    """A plan's graph edits, in order, `ends`: {consumer layer name: the
+    indices of its input channels (as its weights see them) the plan removes},
+    and `arrived`: {Add name: {input index: the cut that came in there}} for
+    the Adds the cut has reached (an Add passes the cut on once every input
+    that is not a constant has one)."""
 
     def __init__(self):
         super().__init__()
         self.ends: dict[str, np.ndarray] = {}
+        self.arrived: dict[str, dict[int, Cut]] = {}
 
 
 @record(frozen=False)
 class Plan:
-    """What pruning one layer does: its removed output channels and the graph
-    edits, to apply in order."""
+    """What pruning one layer does: its removed output channels, the graph
+    edits, to apply in order, and `layers`: every layer that loses those
+    channels (the layer and those tied to it through Adds, in graph order)."""
 
     layer: str
     removed: np.ndarray
     edits: Edits = field(default_factory=Edits)
+    layers: tuple[str, ...] = ()
 
 
 def plan(graph: Graph, layer: Node, ratio: float, removed: np.ndarray | None = None) -> Plan | str:
     """The plan that prunes `ratio` of `layer`'s output channels (the `removed`
-    ones when given, sorted), or why it cannot."""
-    reason = _producer_reason(graph, layer)
-    if reason:
-        return reason
-    w_axis = _weight_out_axis(layer)
-    w = np.moveaxis(param_values(graph, layer.inputs[1]), w_axis, 0)
-    l1 = np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
+    ones when given, sorted), or why it cannot. Layers tied to it through Adds
+    (`tied_layers`) lose the same channels: those with the smallest L1 norm of
+    weights summed over the group."""
+    group = tied_layers(graph, layer)
+    if isinstance(group, str):
+        return group
+    for member in group:
+        reason = _producer_reason(graph, member)
+        if reason:
+            return reason if member is layer else f"the channels are tied through an Add to {member.name!r}: {reason}"
+    l1 = sum(_l1_per_channel(graph, member) for member in group)
     count = min(round(ratio * len(l1)), len(l1) - 1)
     if count < 1:
         return f"ratio {ratio} removes none of {len(l1)} channels"
     if removed is None:
         removed = np.sort(np.argsort(l1, kind="stable")[:count])
-    result = Plan(layer.name, removed)
-    cut = _producer_cut(graph, layer, removed, result.edits)
-    if isinstance(cut, str):
-        return cut
-    return _follow(graph, layer.outputs[0], cut, result.edits, set()) or result
+    result = Plan(layer.name, removed, layers=tuple(member.name for member in group))
+    seen: set[str] = set()
+    for member in group:
+        cut = _producer_cut(graph, member, removed, result.edits)
+        if isinstance(cut, str):
+            return cut
+        reason = _follow(graph, member.outputs[0], cut, result.edits, seen)
+        if reason:
+            return reason
+    for name, inputs in result.edits.arrived.items():
+        add = graph.node(name)
+        missing = [t for i, t in enumerate(add.inputs) if i not in inputs and graph.constant(t) is None]
+        if missing:
+            return f"Add {name!r} also adds {missing[0]!r}, whose channels do not go with them"
+    return result
+
+
+def _l1_per_channel(graph: Graph, layer: Node) -> np.ndarray:
+    w = np.moveaxis(param_values(graph, layer.inputs[1]), _weight_out_axis(layer), 0)
+    return np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
+
+
+# -- layers tied through Adds ---------------------------------------------------------
+# Ops whose output channel c is their input channel c (a depthwise Conv of
+# multiplier 1 too): the channels an Add ties keep their indices through them.
+SAME_INDEX = (*ACTIVATIONS, *POOLS, "Resize", "PRelu", "QuantizeLinear", "DequantizeLinear", "BatchNormalization")
+
+
+def tied_layers(graph: Graph, layer: Node) -> list[Node] | str:
+    """`layer` and the layers whose output channels an Add adds to its own, in
+    graph order (Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR
+    2023, call them a group): a residual block's last Conv and the layer its
+    skip comes from, or every projection of a MobileNetV2 stage. The search
+    walks the tensors that carry the channels at their indices, forward and
+    backward through SAME_INDEX ops, and through every Add (all its inputs
+    that are not constants, and its output); a tensor made by a weighted layer
+    adds that layer. The reason, when a tensor on the way comes from anything
+    else (a graph input, a Concat, a Mul, ...)."""
+    if layer.op not in ("Conv", "Gemm"):
+        return [layer]
+    group, seen, todo = {layer.name}, set(), [(layer.outputs[0], None)]
+    while todo:
+        tensor, add = todo.pop()  # add: the Add the walk came back through, if any
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        source = graph.producer(tensor)
+        if source is not None and source.op == "Add":
+            if any(graph.tensor(t).shape != graph.tensor(tensor).shape for t in _channel_inputs(graph, source)):
+                return f"Add {source.name!r} broadcasts an input along the channels it adds"
+            todo.extend((t, source.name) for t in _channel_inputs(graph, source))
+        elif source is not None and _same_index(graph, source):
+            todo.extend((t, add) for t in _channel_inputs(graph, source))
+        elif source is not None and source.op in ("Conv", "Gemm"):
+            group.add(source.name)
+        else:
+            what = f"graph input {tensor!r}" if source is None else f"{source.op} {source.name!r}"
+            return f"Add {add!r} adds channels that come from {what}"
+        for node in graph.consumers(tensor):
+            if node.op == "Add" or _same_index(graph, node):
+                todo.extend((t, add) for t in node.outputs[:1])
+    return [node for node in graph.nodes() if node.name in group]
+
+
+def _same_index(graph: Graph, node: Node) -> bool:
+    if node.op == "Conv":
+        channels = graph.tensor(node.inputs[0]).shape[_channel_axis(node, len(graph.tensor(node.inputs[0]).shape))]
+        return node.attrs.group == channels == graph.tensor(node.outputs[0]).shape[
+            _channel_axis(node, len(graph.tensor(node.outputs[0]).shape))] and channels > 1
+    return node.op in SAME_INDEX
+
+
+def _channel_inputs(graph: Graph, node: Node) -> list[str]:
+    """The inputs of `node` that carry its output's channels: an Add's inputs
+    that are not constants, else the data input."""
+    if node.op == "Add":
+        return [t for t in node.inputs if graph.constant(t) is None]
+    return node.inputs[:1]
 
 
 # -- the pruned layer -----------------------------------------------------------------
@@ -344,16 +452,16 @@ def _follow(graph: Graph, tensor: str, cut: Cut, edits: list[Edit], seen: set[st
     if tensor in graph.outputs:
         return f"{tensor!r} is a graph output"
     for node in graph.consumers(tensor):
-        if node.name in seen:
+        if node.name in seen and node.op != "Add":
             return f"the channels reach {node.op} {node.name!r} twice"
         seen.add(node.name)
         handler = _HANDLERS.get(node.op)
         if handler is None:
             return f"the channels reach {node.op} {node.name!r}"
-        data = node.op == "Concat" or node.inputs[0] == tensor
+        data = node.op in ("Concat", "Add") or node.inputs[0] == tensor
         if not data or node.inputs.count(tensor) > 1 or len(node.outputs) != 1:
             return f"{node.op} {node.name!r} reads the channels other than as its one data input"
-        reason = _through_concat(graph, node, node.inputs.index(tensor), cut, edits, seen) if node.op == "Concat" \
+        reason = handler(graph, node, node.inputs.index(tensor), cut, edits, seen) if node.op in ("Concat", "Add") \
             else handler(graph, node, cut, edits, seen)
         if reason:
             return reason
@@ -473,6 +581,35 @@ def _through_concat(graph, node, index, cut, edits, seen):
     return _pass_on(graph, node, Cut(cut.axis, size, cut.removed + offset, cut.values), edits, seen)
 
 
+def _through_add(graph, node, index, cut, edits, seen):
+    """An Add passes the cut on once it has come in by every input that is not a
+    constant (the group's other layers bring it, tied_layers), all along one
+    axis: a removed channel outputs the sum of what each input carries there.
+    A constant input is one value or one per channel (its removed entries go)."""
+    arrived = edits.arrived.setdefault(node.name, {})
+    arrived[index] = cut
+    if any(i not in arrived for i, t in enumerate(node.inputs) if graph.constant(t) is None):
+        return None
+    if len({c.axis for c in arrived.values()}) > 1:
+        return f"Add {node.name!r} adds the channels along different axes"
+    values = sum((_f64(c.values) for c in arrived.values()), np.zeros(len(cut.removed)))
+    rank = len(graph.tensor(node.outputs[0]).shape)
+    for i, t in enumerate(node.inputs):
+        constant = graph.constant(t)
+        if constant is None:
+            continue
+        if constant.size == 1:
+            values = values + float(constant.reshape(-1)[0])
+            continue
+        axis = cut.axis - (rank - constant.ndim)
+        if axis < 0 or constant.shape[axis] != constant.size:
+            return f"Add {node.name!r} adds a constant that varies along more than the channels"
+        values = values + np.take(_f64(constant).reshape(-1), cut.removed)
+        edits.append(_slice_edit(node.name, i, axis, cut.keep))
+    dtype = dtypes.to_numpy(graph.tensor(node.outputs[0]).dtype)
+    return _pass_on(graph, node, dataclasses.replace(cut, values=values.astype(dtype)), edits, seen)
+
+
 def _into_gemm(graph, node, cut, edits, seen):
     if cut.axis != (0 if node.attrs.trans_a else 1):
         return f"the channels are not the inner dimension of Gemm {node.name!r}"
@@ -521,7 +658,8 @@ _HANDLERS = {
     "QuantizeLinear": _through_qdq, "DequantizeLinear": _through_qdq,
     "BatchNormalization": _through_batchnorm, "Transpose": _through_transpose, "Reshape": _through_reshape,
     "PRelu": _through_prelu,
-    "Concat": _through_concat,  # called with the index of the input the channels come in by (_follow)
+    # called with the index of the input the channels come in by (_follow)
+    "Concat": _through_concat, "Add": _through_add,
     "Conv": _into_conv, "Gemm": _into_gemm, "MatMul": _into_matmul,
 }
 
