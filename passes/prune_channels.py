@@ -9,7 +9,8 @@ ConvNets", ICLR 2017; on a tie the lower index goes; one channel always stays):
   tensor on the way: activations (Relu, Clip, LeakyRelu, Sigmoid, Tanh,
   HardSigmoid, HardSwish, Silu, Gelu, Elu, Softplus, Softsign; PRelu, whose slope per channel loses the
   removed channels' entries), Resize, MaxPool, AveragePool, GlobalAveragePool,
-  GlobalMaxPool, per-tensor QuantizeLinear/DequantizeLinear (QDQ models),
+  GlobalMaxPool, ReduceMean/Max/Min/Sum over other axes (a constant channel
+  reduces to itself, or to its sum), per-tensor QuantizeLinear/DequantizeLinear (QDQ models),
   BatchNormalization (its vectors shrink), Transpose (the axis moves with it),
   depthwise Conv (group = input channels: it loses the same channels and their
   multiplier outputs; weights, bias and group shrink), a Reshape flattening
@@ -17,18 +18,21 @@ ConvNets", ICLR 2017; on a tie the lower index goes; one channel always stays):
   channels go, in the tensor's own order, so NCHW and channels-last both work),
   a Concat along the channel axis, reached through any of its inputs (a
   YOLO neck, a U-Net's skip, an Inception block: the removed channels go from
-  its output at their offset there, the other inputs' channels stay), and an
-  Add (below) and an Add of a constant (one value, or one per channel);
+  its output at their offset there, the other inputs' channels stay), an
+  Add, Sub or Mul of tied layers' channels (below) and one with a constant
+  (one value, or one per channel);
 - it ends at the layers that consume it — Conv with group 1, Gemm, MatMul with
   constant weights — which lose those input channels (Conv weight axis 1, the
   rows of Gemm's B' and of MatMul's W).
 
-Layers whose channels an Add adds together — a residual block's last Conv
-and the layer its skip comes from, every projection of a MobileNetV2 stage —
-are tied (`tied_layers`; DepGraph's groups, Fang et al., CVPR 2023): they
-lose the same channels, those with the smallest L1 norm summed over the
-group, at the smallest ratio any of them asks for (none when one asks for
-0), and the Add passes on the sum of the constants its inputs carry.
+Layers whose channels an Add, Sub or Mul combines — a residual block's last
+Conv and the layer its skip comes from, every projection of a MobileNetV2
+stage, a squeeze-excitation's last layer and the layer whose output it
+scales, a gated unit's two Convs — are tied (`tied_layers`; DepGraph's
+groups, Fang et al., CVPR 2023): they lose the same channels, those with the
+smallest L1 norm summed over the group, at the smallest ratio any of them
+asks for (none when one asks for 0), and the op passes on its result on the
+constants its inputs carry.
 
 A removed channel does not output zero: with weights near zero it outputs about
 v = act(bias). That constant is carried along the path (through each op's
@@ -51,9 +55,9 @@ bias fold. Consumers without float weights and a float bias keep the magnitude
 plan; without `calib` obs falls back to magnitude with a warning.
 
 Skipped, not an error (`plan` says why): a layer whose output reaches a graph
-output, a Mul, a Concat along another axis or any op not listed above, an Add
-that broadcasts an input or adds channels that no weighted layer makes (a
-graph input, a Mul's output),
+output, a Concat along another axis or any op not listed above, an Add, Sub
+or Mul that broadcasts an input along the channels or combines them with
+channels no weighted layer makes (a graph input, a Concat's output),
 one node twice, or a node input other than the data input (any input of a
 Concat); grouped and depthwise Conv as P (their channels
 follow their input); weights, biases or op parameters that are not constants (or
@@ -100,6 +104,7 @@ OPTION = f"{PREFIX}: overrides"
 ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "ThresholdedRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Silu", "Gelu", "Elu",
                "Softplus", "Softsign")
 POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
+REDUCTIONS = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum")
 Edit = Callable[[Graph], None]
 
 
@@ -197,7 +202,7 @@ def _group_plan(graph: Graph, found: Plan, ratios: dict[str, float]) -> tuple[Pl
     ratio any of them asks for; why not when one of them keeps its channels."""
     kept = [name for name in found.layers if ratios.get(name, 0.0) <= 0]
     if kept:
-        return f"the channels are tied through an Add to {kept[0]!r}, which keeps its channels", 0.0
+        return f"the channels are tied to {kept[0]!r}, which keeps its channels", 0.0
     ratio = min(ratios[name] for name in found.layers)
     return (plan(graph, graph.node(found.layer), ratio) if ratio != ratios[found.layer] else found), ratio
 
@@ -277,9 +282,9 @@ class Cut:
 class Edits(list):
     """A plan's graph edits, in order, `ends`: {consumer layer name: the
     indices of its input channels (as its weights see them) the plan removes},
-    and `arrived`: {Add name: {input index: the cut that came in there}} for
-    the Adds the cut has reached (an Add passes the cut on once every input
-    that is not a constant has one)."""
+    and `arrived`: {Add/Sub/Mul name: {input index: the cut that came in
+    there}} for the COMBINE ops the cut has reached (one passes the cut on
+    once every input that is not a constant has one)."""
 
     def __init__(self):
         super().__init__()
@@ -291,7 +296,7 @@ class Edits(list):
 class Plan:
     """What pruning one layer does: its removed output channels, the graph
     edits, to apply in order, and `layers`: every layer that loses those
-    channels (the layer and those tied to it through Adds, in graph order)."""
+    channels (the layer and those tied to it, in graph order)."""
 
     layer: str
     removed: np.ndarray
@@ -301,7 +306,7 @@ class Plan:
 
 def plan(graph: Graph, layer: Node, ratio: float, removed: np.ndarray | None = None) -> Plan | str:
     """The plan that prunes `ratio` of `layer`'s output channels (the `removed`
-    ones when given, sorted), or why it cannot. Layers tied to it through Adds
+    ones when given, sorted), or why it cannot. The layers tied to it
     (`tied_layers`) lose the same channels: those with the smallest L1 norm of
     weights summed over the group."""
     group = tied_layers(graph, layer)
@@ -310,7 +315,7 @@ def plan(graph: Graph, layer: Node, ratio: float, removed: np.ndarray | None = N
     for member in group:
         reason = _producer_reason(graph, member)
         if reason:
-            return reason if member is layer else f"the channels are tied through an Add to {member.name!r}: {reason}"
+            return reason if member is layer else f"the channels are tied to {member.name!r}: {reason}"
     l1 = sum(_l1_per_channel(graph, member) for member in group)
     count = min(round(ratio * len(l1)), len(l1) - 1)
     if count < 1:
@@ -327,10 +332,10 @@ def plan(graph: Graph, layer: Node, ratio: float, removed: np.ndarray | None = N
         if reason:
             return reason
     for name, inputs in result.edits.arrived.items():
-        add = graph.node(name)
-        missing = [t for i, t in enumerate(add.inputs) if i not in inputs and graph.constant(t) is None]
+        combine = graph.node(name)
+        missing = [t for i, t in enumerate(combine.inputs) if i not in inputs and graph.constant(t) is None]
         if missing:
-            return f"Add {name!r} also adds {missing[0]!r}, whose channels do not go with them"
+            return f"{combine.op} {name!r} also reads {missing[0]!r}, whose channels do not go with them"
     return result
 
 
@@ -341,43 +346,51 @@ def _l1_per_channel(graph: Graph, layer: Node) -> np.ndarray:
 
 # -- layers tied through Adds ---------------------------------------------------------
 # Ops whose output channel c is their input channel c (a depthwise Conv of
-# multiplier 1 too): the channels an Add ties keep their indices through them.
+# multiplier 1 too): tied channels keep their indices through them.
 SAME_INDEX = (*ACTIVATIONS, *POOLS, "Resize", "PRelu", "QuantizeLinear", "DequantizeLinear", "BatchNormalization")
+# Element-wise ops that tie the channels of the inputs they combine.
+COMBINE = ("Add", "Sub", "Mul")
 
 
 def tied_layers(graph: Graph, layer: Node) -> list[Node] | str:
-    """`layer` and the layers whose output channels an Add adds to its own, in
-    graph order (Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR
-    2023, call them a group): a residual block's last Conv and the layer its
-    skip comes from, or every projection of a MobileNetV2 stage. The search
-    walks the tensors that carry the channels at their indices, forward and
-    backward through SAME_INDEX ops, and through every Add (all its inputs
-    that are not constants, and its output); a tensor made by a weighted layer
-    adds that layer. The reason, when a tensor on the way comes from anything
-    else (a graph input, a Concat, a Mul, ...)."""
+    """`layer` and the layers whose output channels an Add, Sub or Mul combines
+    with its own, in graph order (Fang et al., "DepGraph: Towards Any
+    Structural Pruning", CVPR 2023, call them a group): a residual block's last
+    Conv and the layer its skip comes from, every projection of a MobileNetV2
+    stage, a squeeze-excitation's last layer and the layer it scales, a gated
+    unit's two Convs. The search walks the tensors that carry the channels at
+    their indices, forward and backward through SAME_INDEX ops, and through
+    every COMBINE op (all its inputs that are not constants, and its output); a
+    tensor made by a weighted layer adds that layer. The reason, when a tensor
+    on the way comes from anything else (a graph input, a Concat, ...) or a
+    COMBINE op broadcasts an input along the channels."""
     if layer.op not in ("Conv", "Gemm"):
         return [layer]
-    group, seen, todo = {layer.name}, set(), [(layer.outputs[0], None)]
+    rank = len(graph.tensor(layer.outputs[0]).shape)
+    start = _channel_axis(layer, rank) if layer.op == "Conv" else 1
+    group, seen, todo = {layer.name}, set(), [(layer.outputs[0], start - rank, None)]
     while todo:
-        tensor, add = todo.pop()  # add: the Add the walk came back through, if any
+        tensor, axis, via = todo.pop()  # axis from the end; via: the COMBINE op the walk came back through
         if tensor in seen:
             continue
         seen.add(tensor)
         source = graph.producer(tensor)
-        if source is not None and source.op == "Add":
-            if any(graph.tensor(t).shape != graph.tensor(tensor).shape for t in _channel_inputs(graph, source)):
-                return f"Add {source.name!r} broadcasts an input along the channels it adds"
-            todo.extend((t, source.name) for t in _channel_inputs(graph, source))
+        if source is not None and source.op in COMBINE:
+            inputs = _channel_inputs(graph, source)
+            if any(len(graph.tensor(t).shape) < -axis or graph.tensor(t).shape[axis] != graph.tensor(tensor).shape[axis]
+                   for t in inputs):
+                return f"{source.op} {source.name!r} broadcasts an input along the channels"
+            todo.extend((t, axis, source.name) for t in inputs)
         elif source is not None and _same_index(graph, source):
-            todo.extend((t, add) for t in _channel_inputs(graph, source))
+            todo.extend((t, axis, via) for t in _channel_inputs(graph, source))
         elif source is not None and source.op in ("Conv", "Gemm"):
             group.add(source.name)
         else:
             what = f"graph input {tensor!r}" if source is None else f"{source.op} {source.name!r}"
-            return f"Add {add!r} adds channels that come from {what}"
+            return f"{graph.node(via).op} {via!r} combines them with channels that come from {what}"
         for node in graph.consumers(tensor):
-            if node.op == "Add" or _same_index(graph, node):
-                todo.extend((t, add) for t in node.outputs[:1])
+            if node.op in COMBINE or _same_index(graph, node):
+                todo.extend((t, axis, via) for t in node.outputs[:1])
     return [node for node in graph.nodes() if node.name in group]
 
 
@@ -390,9 +403,9 @@ def _same_index(graph: Graph, node: Node) -> bool:
 
 
 def _channel_inputs(graph: Graph, node: Node) -> list[str]:
-    """The inputs of `node` that carry its output's channels: an Add's inputs
-    that are not constants, else the data input."""
-    if node.op == "Add":
+    """The inputs of `node` that carry its output's channels: a COMBINE op's
+    inputs that are not constants, else the data input."""
+    if node.op in COMBINE:
         return [t for t in node.inputs if graph.constant(t) is None]
     return node.inputs[:1]
 
@@ -452,16 +465,16 @@ def _follow(graph: Graph, tensor: str, cut: Cut, edits: list[Edit], seen: set[st
     if tensor in graph.outputs:
         return f"{tensor!r} is a graph output"
     for node in graph.consumers(tensor):
-        if node.name in seen and node.op != "Add":
+        if node.name in seen and node.op not in COMBINE:
             return f"the channels reach {node.op} {node.name!r} twice"
         seen.add(node.name)
         handler = _HANDLERS.get(node.op)
         if handler is None:
             return f"the channels reach {node.op} {node.name!r}"
-        data = node.op in ("Concat", "Add") or node.inputs[0] == tensor
+        data = node.op == "Concat" or node.op in COMBINE or node.inputs[0] == tensor
         if not data or node.inputs.count(tensor) > 1 or len(node.outputs) != 1:
             return f"{node.op} {node.name!r} reads the channels other than as its one data input"
-        reason = handler(graph, node, node.inputs.index(tensor), cut, edits, seen) if node.op in ("Concat", "Add") \
+        reason = handler(graph, node, node.inputs.index(tensor), cut, edits, seen) if node.op in ("Concat", *COMBINE) \
             else handler(graph, node, cut, edits, seen)
         if reason:
             return reason
@@ -510,6 +523,19 @@ def _through_qdq(graph, node, cut, edits, seen):
 def _through_pool(graph, node, cut, edits, seen):
     """A constant channel pools to itself (away from count_include_pad padding)."""
     return _axis_reason(graph, node, cut) or _pass_on(graph, node, cut, edits, seen)
+
+
+def _through_reduce(graph, node, cut, edits, seen):
+    """A reduction over other axes than the channels' (PyTorch's x.mean((2, 3))
+    before a classifier): a constant channel reduces to itself (ReduceSum: times
+    the count); without keepdims the channel axis moves left past the axes gone."""
+    axes = node.attrs.axes
+    if cut.axis in axes:
+        return f"{node.op} {node.name!r} reduces the channel axis"
+    count = math.prod(graph.tensor(node.inputs[0]).shape[a] for a in axes) if node.op == "ReduceSum" else 1
+    axis = cut.axis if node.attrs.keepdims else cut.axis - sum(a < cut.axis for a in axes)
+    values = (_f64(cut.values) * count).astype(cut.values.dtype)
+    return _pass_on(graph, node, dataclasses.replace(cut, axis=axis, values=values), edits, seen)
 
 
 def _through_transpose(graph, node, cut, edits, seen):
@@ -581,33 +607,37 @@ def _through_concat(graph, node, index, cut, edits, seen):
     return _pass_on(graph, node, Cut(cut.axis, size, cut.removed + offset, cut.values), edits, seen)
 
 
-def _through_add(graph, node, index, cut, edits, seen):
-    """An Add passes the cut on once it has come in by every input that is not a
-    constant (the group's other layers bring it, tied_layers), all along one
-    axis: a removed channel outputs the sum of what each input carries there.
-    A constant input is one value or one per channel (its removed entries go)."""
+def _through_combine(graph, node, index, cut, edits, seen):
+    """An Add, Sub or Mul passes the cut on once it has come in by every input
+    that is not a constant (the group's other layers bring it, tied_layers),
+    all along one axis of the output: a removed channel outputs the op applied
+    to what each input carries there. A constant input is one value or one per
+    channel (its removed entries go)."""
     arrived = edits.arrived.setdefault(node.name, {})
     arrived[index] = cut
     if any(i not in arrived for i, t in enumerate(node.inputs) if graph.constant(t) is None):
         return None
-    if len({c.axis for c in arrived.values()}) > 1:
-        return f"Add {node.name!r} adds the channels along different axes"
-    values = sum((_f64(c.values) for c in arrived.values()), np.zeros(len(cut.removed)))
     rank = len(graph.tensor(node.outputs[0]).shape)
+    axes = {c.axis + rank - len(graph.tensor(node.inputs[i]).shape) for i, c in arrived.items()}
+    if len(axes) > 1:
+        return f"{node.op} {node.name!r} combines the channels along different axes"
+    (axis,) = axes
+    operands = []
     for i, t in enumerate(node.inputs):
         constant = graph.constant(t)
         if constant is None:
-            continue
-        if constant.size == 1:
-            values = values + float(constant.reshape(-1)[0])
-            continue
-        axis = cut.axis - (rank - constant.ndim)
-        if axis < 0 or constant.shape[axis] != constant.size:
-            return f"Add {node.name!r} adds a constant that varies along more than the channels"
-        values = values + np.take(_f64(constant).reshape(-1), cut.removed)
-        edits.append(_slice_edit(node.name, i, axis, cut.keep))
+            operands.append(_f64(arrived[i].values))
+        elif constant.size == 1:
+            operands.append(np.full(len(cut.removed), float(constant.reshape(-1)[0])))
+        else:
+            along = axis - (rank - constant.ndim)
+            if along < 0 or constant.shape[along] != constant.size:
+                return f"{node.op} {node.name!r} has a constant that varies along more than the channels"
+            operands.append(np.take(_f64(constant).reshape(-1), cut.removed))
+            edits.append(_slice_edit(node.name, i, along, cut.keep))
+    values = get_op(node.op).evaluate(node.attrs, operands)[0]
     dtype = dtypes.to_numpy(graph.tensor(node.outputs[0]).dtype)
-    return _pass_on(graph, node, dataclasses.replace(cut, values=values.astype(dtype)), edits, seen)
+    return _pass_on(graph, node, Cut(axis, cut.size, cut.removed, values.astype(dtype)), edits, seen)
 
 
 def _into_gemm(graph, node, cut, edits, seen):
@@ -656,10 +686,11 @@ _HANDLERS = {
     **{op: _through_pool for op in POOLS},
     "Resize": _through_pool,  # a constant channel resizes to itself, nearest or linear
     "QuantizeLinear": _through_qdq, "DequantizeLinear": _through_qdq,
+    **{op: _through_reduce for op in REDUCTIONS},
     "BatchNormalization": _through_batchnorm, "Transpose": _through_transpose, "Reshape": _through_reshape,
     "PRelu": _through_prelu,
     # called with the index of the input the channels come in by (_follow)
-    "Concat": _through_concat, "Add": _through_add,
+    "Concat": _through_concat, **{op: _through_combine for op in COMBINE},
     "Conv": _into_conv, "Gemm": _into_gemm, "MatMul": _into_matmul,
 }
 

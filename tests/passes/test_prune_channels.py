@@ -409,7 +409,7 @@ def test_a_group_prunes_once_at_the_smallest_ratio_asked():
     after = prune(graph, 'prune-channels{overrides="stem:0.5,conv_b:0.25,conv_a:0,conv_out:0"}')
     assert after.tensor("s1").shape == (1, 6, 6, 6)
     (warning,) = channel_warnings(graph, 'prune-channels{overrides="stem:0.5,conv_b:0,conv_a:0,conv_out:0"}')
-    assert "'stem' (the channels are tied through an Add to 'conv_b', which keeps its channels)" in warning
+    assert "'stem' (the channels are tied to 'conv_b', which keeps its channels)" in warning
 
 
 @pytest.mark.parametrize("shift", [np.float32(0.3), "per-channel"])
@@ -422,6 +422,70 @@ def test_an_add_of_a_constant_passes_the_channels(shift):
     assert after.tensor("shifted").shape == (1, 6, 6, 6)
     if shift.size > 1:
         assert after.tensor(node(after, "shift").inputs[1]).shape == (1, 6, 1, 1)
+    assert_same_outputs(graph, after)
+
+
+def squeeze_excite(dead=()):
+    """x -> conv (8, 1x1) -> Relu -> r; squeeze-excitation: GlobalAveragePool(r)
+    -> fc1 (2, 1x1) -> Relu -> fc2 (8, 1x1) -> Sigmoid -> s [1,8,1,1]; Mul(r, s)
+    -> head (3, 1x1) -> y. Channels `dead` of conv and fc2 get zero weights."""
+    w, w2 = randn(8, 3, 1, 1), randn(8, 2, 1, 1)
+    w[list(dead)], w2[list(dead)] = 0, 0
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv"), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+             helper.make_node("Conv", ["g", "w1", "b1"], ["f1"], name="fc1"), helper.make_node("Relu", ["f1"], ["h"]),
+             helper.make_node("Conv", ["h", "w2", "b2"], ["f2"], name="fc2"),
+             helper.make_node("Sigmoid", ["f2"], ["s"]), helper.make_node("Mul", ["r", "s"], ["m"], name="scale"),
+             helper.make_node("Conv", ["m", "wh", "bh"], ["y"], name="head")]
+    constants = {"w": w, "b": np.abs(randn(8)) + 0.5, "w1": randn(2, 8, 1, 1), "b1": randn(2), "w2": w2,
+                 "b2": randn(8), "wh": randn(3, 8, 1, 1), "bh": randn(3)}
+    return build(nodes, {"x": [1, 3, 5, 5]}, {"y": [1, 3, 5, 5]}, constants)
+
+
+def test_a_squeeze_excitation_ties_its_last_layer_to_the_layer_it_scales():
+    """MobileNetV3 / EfficientNet: Mul(r, sigmoid(fc2(...))) ties conv and fc2;
+    fc1 and head lose the channels as their inputs (it stopped at the Mul)."""
+    graph = squeeze_excite(dead=(1, 6))
+    assert [n.name for n in tied_layers(graph, node(graph, "conv"))] == ["conv", "fc2"]
+    after = prune(graph, 'prune-channels{overrides="fc1:0,head:0",ratio=0.25}')
+    assert after.tensor("r").shape == after.tensor("m").shape == (1, 6, 5, 5) and after.tensor("s").shape == (1, 6, 1, 1)
+    assert after.tensor(node(after, "fc1").inputs[1]).shape == (2, 6, 1, 1)
+    assert_same_outputs(graph, after)
+
+
+def test_a_gated_unit_ties_its_two_convs():
+    """WaveNet / TCN: tanh(conv_f(x)) * sigmoid(conv_g(x)) -> conv_out."""
+    wf, wg = randn(6, 3, 1), randn(6, 3, 1)
+    wf[[0, 3]], wg[[0, 3]] = 0, 0
+    nodes = [helper.make_node("Conv", ["x", "wf", "bf"], ["f"], name="conv_f"), helper.make_node("Tanh", ["f"], ["tf"]),
+             helper.make_node("Conv", ["x", "wg", "bg"], ["g"], name="conv_g"),
+             helper.make_node("Sigmoid", ["g"], ["sg"]), helper.make_node("Mul", ["tf", "sg"], ["z"], name="gate"),
+             helper.make_node("Conv", ["z", "wo", "bo"], ["y"], name="conv_out")]
+    constants = {"wf": wf, "bf": randn(6), "wg": wg, "bg": randn(6), "wo": randn(4, 6, 1), "bo": randn(4)}
+    graph = build(nodes, {"x": [1, 3, 7]}, {"y": [1, 4, 7]}, constants)
+    assert [n.name for n in tied_layers(graph, node(graph, "conv_g"))] == ["conv_f", "conv_g"]
+    after = prune(graph, 'prune-channels{overrides="conv_out:0",ratio=0.34}')
+    assert after.tensor("z").shape == (1, 4, 7)
+    assert_same_outputs(graph, after)
+
+
+@pytest.mark.parametrize("op, keepdims", [("ReduceMean", 0), ("ReduceMean", 1), ("ReduceSum", 0),
+                                         ("ReduceMax", 0)])
+def test_channels_pass_a_reduction_over_other_axes(op, keepdims):
+    """PyTorch's x.mean((2, 3)) before a classifier stopped the cut."""
+    w1 = randn(6, 3, 3, 3)
+    w1[[1, 4]] = 0
+    shape = [1, 6, 1, 1] if keepdims else [1, 6]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1"),
+             helper.make_node(op, ["c1", "axes"], ["m"], keepdims=keepdims) if op == "ReduceSum" else
+             helper.make_node(op, ["c1"], ["m"], axes=[2, 3], keepdims=keepdims),
+             helper.make_node("Flatten", ["m"], ["f"]),
+             helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], name="fc", transB=1)]
+    constants = {"w1": w1, "b1": randn(6), "axes": np.int64([2, 3]), "wf": randn(4, 6), "bf": randn(4)}
+    graph = build(nodes, {"x": [1, 3, 6, 6]}, {"y": [1, 4]}, constants)
+    after = prune(graph, 'prune-channels{overrides="fc:0",ratio=0.34}')
+    assert after.tensor("m").shape == tuple(4 if d == 6 else d for d in shape)
+    assert after.tensor(node(after, "fc").inputs[1]).shape == (4, 4)
     assert_same_outputs(graph, after)
 
 
@@ -498,10 +562,11 @@ def test_channels_pass_through_resize(mode):
     (lambda: conv_then([helper.make_node("Conv", ["x", "c1"], ["y"])], {"y": [1, 1, 1, 1]}), "data input"),
     (lambda: conv_then([helper.make_node("ReduceMean", ["x"], ["m"], axes=[1], keepdims=1),
                         helper.make_node("Add", ["c1", "m"], ["y"], name="bcast")], {"y": [1, 4, 5, 5]}),
-     "Add 'bcast' broadcasts an input"),
-    (lambda: conv_then([helper.make_node("Mul", ["c1", "x"], ["g"], name="gate"),
-                        helper.make_node("Add", ["c1", "g"], ["y"], name="add")], {"y": [1, 4, 5, 5]}),
-     "Add 'add' adds channels that come from Mul 'gate'"),
+     "Add 'bcast' broadcasts an input along the channels"),
+    (lambda: conv_then([helper.make_node("Concat", ["x", "x"], ["xx"], axis=1, name="cat"),
+                        helper.make_node("Mul", ["c1", "xx"], ["y"], name="gate")], {"y": [1, 8, 5, 5]},
+                       {"w1": randn(8, 4, 1, 1), "b1": randn(8)}),
+     "Mul 'gate' combines them with channels that come from Concat 'cat'"),
 ])
 def test_not_understood_is_left_alone(graph, reason):
     g = graph()
@@ -526,7 +591,7 @@ def test_a_ratio_that_removes_nothing_names_every_layer_and_why():
                       {"y": [1, 2, 5, 5]}, {"w2": randn(2, 4, 1, 1)})
     (warning,) = channel_warnings(graph)
     assert warning.startswith("pass 'prune-channels' (ratio 0.5): removes no channel: ")
-    assert "'conv1' (Add 'Add_1' adds channels that come from graph input 'x')" in warning and "'conv2' ('y' is a graph output)" in warning
+    assert "'conv1' (Add 'Add_1' combines them with channels that come from graph input 'x')" in warning and "'conv2' ('y' is a graph output)" in warning
 
 
 def test_once_some_layer_shrinks_the_layers_kept_whole_are_named_but_not_the_head():
@@ -537,7 +602,7 @@ def test_once_some_layer_shrinks_the_layers_kept_whole_are_named_but_not_the_hea
                        helper.make_node("Conv", ["a", "w3"], ["y"], name="conv3")],
                       {"y": [1, 2, 5, 5]}, {"w2": randn(4, 4, 1, 1), "b2": randn(4), "w3": randn(2, 4, 1, 1)})
     assert channel_warnings(graph) == ["pass 'prune-channels' (ratio 0.5): 1 layer(s) keep every channel: "
-                                       "'conv2' (Add 'residual' adds channels that come from graph input 'x')"]
+                                       "'conv2' (Add 'residual' combines them with channels that come from graph input 'x')"]
 
 
 @pytest.mark.parametrize("graph", [lambda: cnn(), lambda: separable()], ids=["cnn", "separable"])
