@@ -100,14 +100,14 @@ FLASH_BUDGET = flag("--flash-budget", metavar="BYTES",
                     help="Pick per-layer bits and sparsity to fit the weights in BYTES (budget search; "
                          "K, M suffixes: 2^10, 2^20).")
 RATIO = flag("--ratio", type=float, metavar="R", help="Budget search for weights R times smaller than fp32.")
-PACK = flag("--pack", default="auto", metavar="auto|dense|bitmask|rle|codebook|huffman",
+PACK = flag("--pack", metavar="auto|dense|bitmask|rle|codebook|huffman",
             help="Weight encoding: auto (smallest exact; the default), dense, bitmask, rle, codebook, huffman.")
-ONNX_FORM = flag("--onnx-form", default="qdq", metavar="qdq|integer",
+ONNX_FORM = flag("--onnx-form", metavar="qdq|integer",
                  help="Target onnx: standard QDQ ONNX (the default), or nnc's integer graph as ONNX integer ops "
                       "(bit-exact in onnxruntime).")
-C_WEIGHTS = flag("--c-weights", default="dense", metavar="dense|packed",
+C_WEIGHTS = flag("--c-weights", metavar="dense|packed",
                  help="C target: dense int8 arrays (the default), or packed (decoded by the kernels).")
-C_ARRAYS = flag("--c-arrays", default="strings", metavar="strings|braces",
+C_ARRAYS = flag("--c-arrays", metavar="strings|braces",
                 help="C target: 8-bit arrays of 4096+ bytes as string literals (the default; fast to compile; "
                      "GCC, Clang), or brace lists (any C99 compiler).")
 MIN_COSINE = flag("--min-cosine", type=float,
@@ -125,10 +125,26 @@ NAMES = ("calib", "quantize", "hw", "weight_bits", "first_last_bits", "codebook"
          "pack", "c_weights", "c_arrays", "onnx_form", "min_cosine", "max_accuracy_drop")
 
 
-def compression(parameters: dict) -> dict:
+# Flags of some targets only (default None: the target's default), and the
+# targets each applies to; --pack: az-sim, and c with --c-weights packed.
+TARGET_FLAGS = {"c_weights": ("c",), "c_arrays": ("c",), "onnx_form": ("onnx",), "pack": ("az-sim", "c")}
+
+
+def compression(parameters: dict, target: str) -> dict:
     """The shared flags among a command's parameters, as keyword arguments of
-    nnc.compile; --flash-budget's K, M or G suffix read."""
+    nnc.compile; --flash-budget's K, M or G suffix read. A flag of other
+    targets than `target` is an OptionError even at its default value (nnc.compile
+    cannot tell that value from none); one not given is left out."""
     found = {name: parameters[name] for name in NAMES}
+    for name, targets in TARGET_FLAGS.items():
+        flag = f"--{name.replace('_', '-')} {found[name]}"
+        if found[name] is None:
+            del found[name]
+        elif name == "pack" and target == "c" and found.get("c_weights") != "packed":
+            raise OptionError("--pack applies to --target az-sim, and to --target c with --c-weights packed; "
+                              "not to --target c with dense weights")
+        elif target not in targets:
+            raise OptionError(f"{flag} applies to --target {' or '.join(targets)}, not {target}")
     if found["flash_budget"] is not None:
         from .explore_spec import size_value
 

@@ -427,3 +427,27 @@ def test_option_errors_name_the_flag_and_warnings_need_no_class(capsys, tmp_path
     cli._show_warning(RuntimeWarning("overflow"), RuntimeWarning, "f.py", 1)
     assert capsys.readouterr().err.splitlines() == ["nnc: warning: no calib given",
                                                      "nnc: warning: RuntimeWarning: overflow"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "az-sim", "--c-weights", "dense"], "--c-weights dense applies to --target c, not az-sim"),
+    (["--target", "onnx", "--c-arrays", "strings"], "--c-arrays strings applies to --target c, not onnx"),
+    (["--target", "c", "--onnx-form", "qdq"], "--onnx-form qdq applies to --target onnx, not c"),
+    (["--target", "c", "--pack", "auto"], "not to --target c with dense weights"),
+])
+def test_a_flag_of_another_target_is_refused_at_its_default_value_too(args, message, tmp_path, capsys):
+    """`--c-weights packed` on az-sim was refused but `--c-weights dense` went
+    unnoticed: the target ignored it either way."""
+    from nnc.cli import run_cli
+
+    out = tmp_path / "out"
+    assert run_cli(["compile", str(DIGITS_MODEL), *args, "--no-verify", "-o", str(out)]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("args", [["--target", "az-sim", "--pack", "auto"], ["--target", "onnx", "--onnx-form", "qdq"],
+                                  ["--target", "c", "--c-weights", "packed", "--pack", "auto", "--c-arrays", "braces"]])
+def test_flags_of_the_target_are_taken_at_any_value(args, tmp_path):
+    from nnc.cli import run_cli
+
+    assert run_cli(["compile", str(DIGITS_MODEL), *args, "--no-verify", "-q", "-o", str(tmp_path / "out")]) == 0
