@@ -15,7 +15,9 @@ ConvNets", ICLR 2017; on a tie the lower index goes; one channel always stays):
   depthwise Conv (group = input channels: it loses the same channels and their
   multiplier outputs; weights, bias and group shrink), a Reshape flattening
   the channel axis into its last axis (Flatten: the features of the removed
-  channels go, in the tensor's own order, so NCHW and channels-last both work),
+  channels go, in the tensor's own order, so NCHW and channels-last both work)
+  or regrouping the leading axes in front of a last channel axis (a sequence
+  model's Gemm between Reshapes),
   a Concat along the channel axis, reached through any of its inputs (a
   YOLO neck, a U-Net's skip, an Inception block: the removed channels go from
   its output at their offset there, the other inputs' channels stay), an
@@ -364,8 +366,8 @@ def tied_layers(graph: Graph, layer: Node) -> list[Node] | str:
     tensor made by a weighted layer adds that layer. The reason, when a tensor
     on the way comes from anything else (a graph input, a Concat, ...) or a
     COMBINE op broadcasts an input along the channels."""
-    if layer.op not in ("Conv", "Gemm"):
-        return [layer]
+    if layer.op not in ("Conv", "Gemm") or _same_index(graph, layer):
+        return [layer]  # plan refuses it: its channels follow its input
     rank = len(graph.tensor(layer.outputs[0]).shape)
     start = _channel_axis(layer, rank) if layer.op == "Conv" else 1
     group, seen, todo = {layer.name}, set(), [(layer.outputs[0], start - rank, None)]
@@ -381,7 +383,7 @@ def tied_layers(graph: Graph, layer: Node) -> list[Node] | str:
                    for t in inputs):
                 return f"{source.op} {source.name!r} broadcasts an input along the channels"
             todo.extend((t, axis, source.name) for t in inputs)
-        elif source is not None and _same_index(graph, source):
+        elif source is not None and _same_index(graph, source, axis):
             todo.extend((t, axis, via) for t in _channel_inputs(graph, source))
         elif source is not None and source.op in ("Conv", "Gemm"):
             group.add(source.name)
@@ -389,12 +391,18 @@ def tied_layers(graph: Graph, layer: Node) -> list[Node] | str:
             what = f"graph input {tensor!r}" if source is None else f"{source.op} {source.name!r}"
             return f"{graph.node(via).op} {via!r} combines them with channels that come from {what}"
         for node in graph.consumers(tensor):
-            if node.op in COMBINE or _same_index(graph, node):
+            if node.op in COMBINE or (_same_index(graph, node, axis) and node.inputs[0] == tensor):
                 todo.extend((t, axis, via) for t in node.outputs[:1])
     return [node for node in graph.nodes() if node.name in group]
 
 
-def _same_index(graph: Graph, node: Node) -> bool:
+def _same_index(graph: Graph, node: Node, axis: int = 0) -> bool:
+    """Whether `node`'s output channel c is its input channel c: a SAME_INDEX
+    op, a depthwise Conv of multiplier 1, or, for channels on the last axis
+    (`axis` -1, counted from the end), a Reshape that keeps that axis."""
+    if node.op == "Reshape":
+        shapes = [graph.tensor(node.inputs[0]).shape, graph.tensor(node.outputs[0]).shape]
+        return axis == -1 and all(shapes) and shapes[0][-1] == shapes[1][-1]
     if node.op == "Conv":
         channels = graph.tensor(node.inputs[0]).shape[_channel_axis(node, len(graph.tensor(node.inputs[0]).shape))]
         return node.attrs.group == channels == graph.tensor(node.outputs[0]).shape[
@@ -582,8 +590,14 @@ def _through_depthwise(graph, node, cut, edits, seen):
 
 def _through_reshape(graph, node, cut, edits, seen):
     """A Reshape that keeps the leading axes and flattens the rest, the channel axis
-    among them, into its last axis: feature f goes when its channel goes."""
+    among them, into its last axis: feature f goes when its channel goes. Or one
+    that regroups the leading axes of a tensor whose last axis holds the
+    channels and stays (a sequence model's Gemm between Reshapes: [B·T, D] ↔
+    [B, T, D])."""
     src, dst = graph.tensor(node.inputs[0]).shape, node.attrs.shape
+    if cut.axis == len(src) - 1 and len(dst) > 0 and dst[-1] == src[-1]:
+        edits.append(_attrs_edit(node.name, shape=(*dst[:-1], dst[-1] - len(cut.removed))))
+        return _pass_on(graph, node, dataclasses.replace(cut, axis=len(dst) - 1), edits, seen)
     j = len(dst) - 1
     if j > cut.axis or tuple(src[:j]) != tuple(dst[:j]) or math.prod(src[j:]) != dst[j]:
         return f"Reshape {node.name!r} does not flatten the channel axis into its last axis"

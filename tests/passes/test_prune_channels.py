@@ -211,6 +211,19 @@ def test_depthwise_layer_is_not_pruned_on_its_own():
     assert isinstance(reason, str) and "depthwise" in reason
 
 
+def test_a_depthwise_layer_reading_a_graph_input_is_no_error():
+    """A conformer's depthwise Conv behind a Transpose: the tie search walked
+    back from it and failed with "unknown node None" (an error, not a reason)."""
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),
+             helper.make_node("Conv", ["t", "wd", "bd"], ["d"], name="dw", group=4, pads=[1, 1]),
+             helper.make_node("Conv", ["d", "w2", "b2"], ["y"], name="pw")]
+    graph = build(nodes, {"x": [1, 6, 4]}, {"y": [1, 3, 6]},
+                  {"wd": randn(4, 1, 3), "bd": randn(4), "w2": randn(3, 4, 1), "b2": randn(3)})
+    assert [n.name for n in tied_layers(graph, node(graph, "dw"))] == ["dw"]
+    assert "depthwise" in plan(graph, node(graph, "dw"), 0.5)
+    assert print_ir(prune(graph, "prune-channels{ratio=0.5}")) == print_ir(graph)
+
+
 # -- other paths ------------------------------------------------------------------------------------
 def test_batchnorm_and_pools_on_the_path():
     w1 = randn(6, 3, 3, 3)
@@ -486,6 +499,33 @@ def test_channels_pass_a_reduction_over_other_axes(op, keepdims):
     after = prune(graph, 'prune-channels{overrides="fc:0",ratio=0.34}')
     assert after.tensor("m").shape == tuple(4 if d == 6 else d for d in shape)
     assert after.tensor(node(after, "fc").inputs[1]).shape == (4, 4)
+    assert_same_outputs(graph, after)
+
+
+def test_a_sequence_models_feed_forward_and_residual_stream_between_reshapes():
+    """x [1, 5, 3] -> inp (MatMul + Add) -> h; FFN: fc1 (8) -> Relu -> fc2 (4) -> f;
+    Add(h, f) -> head (2). canonicalize makes each a Gemm between Reshapes
+    ([B, T, D] <-> [B·T, D]), which stopped the cut: the FFN's hidden
+    channels go, and inp and fc2 are tied through the residual Add."""
+    wi, w1, w2 = randn(3, 4), randn(4, 8), randn(8, 4)
+    wi[:, 1], w2[:, 1], w1[:, [0, 5]] = 0, 0, 0
+
+    def dense(x, w, b, y, name):
+        return [helper.make_node("MatMul", [x, w], [y + "_mm"], name=name), helper.make_node("Add", [y + "_mm", b], [y])]
+
+    nodes = [*dense("x", "wi", "bi", "h", "inp"), *dense("h", "w1", "b1", "a", "fc1"),
+             helper.make_node("Relu", ["a"], ["r"]), *dense("r", "w2", "b2", "f", "fc2"),
+             helper.make_node("Add", ["h", "f"], ["s"], name="residual"), *dense("s", "wo", "bo", "y", "head")]
+    constants = {"wi": wi, "bi": randn(4), "w1": w1, "b1": np.abs(randn(8)) + 0.5, "w2": w2, "b2": randn(4),
+                 "wo": randn(4, 2), "bo": randn(2)}
+    graph = canonical(build(nodes, {"x": [1, 5, 3]}, {"y": [1, 5, 2]}, constants))
+    layers = {n.name: n for n in graph.nodes() if n.op == "Gemm"}
+    inp, fc1, fc2 = (next(n for name, n in layers.items() if name.startswith(k)) for k in ("inp", "fc1", "fc2"))
+    assert [n.name for n in tied_layers(graph, fc2)] == [inp.name, fc2.name]
+    after = prune(graph, "prune-channels{ratio=0.25}")
+    assert after.tensor(node(after, fc1.name).inputs[1]).shape[1 if not fc1.attrs.trans_b else 0] == 6
+    assert after.tensor(node(after, fc2.name).outputs[0]).shape == (5, 3)
+    assert after.tensor("s").shape == (1, 5, 3)
     assert_same_outputs(graph, after)
 
 
