@@ -80,14 +80,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import field
 
 import numpy as np
 
 from nnc import dtypes, obs
 from nnc.errors import NncWarning, OptionError
-from nnc.ir import Graph, Node, Tensor, TensorType
+from nnc.ir import Graph, Node
 from nnc.hessian import too_large
 from nnc.layer_select import parse_overrides, settings, warn_left_out, weight_constant
 from nnc.limits import MAX_OBS_FAN_IN
@@ -99,7 +98,8 @@ from nnc.passmanager import Pass, register_pass
 from nnc.records import record
 from nnc.verification import load_samples
 
-from .graph_edits import drop_if_dead
+from .channel_edits import (Cut, Edit, attrs_edit, bias_edit, f64, is_param, param_values, reinfer_edit,
+                            slice_edit)
 
 PREFIX = "pass 'prune-channels'"
 OPTION = f"{PREFIX}: overrides"
@@ -107,7 +107,6 @@ ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "ThresholdedRelu", "Sigmoid", "Tanh"
                "Softplus", "Softsign")
 POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 REDUCTIONS = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum")
-Edit = Callable[[Graph], None]
 
 
 @register_pass
@@ -263,22 +262,6 @@ def _ratio(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"ratio must be in [0, 1), got {value}")
     return value
-
-
-@record(frozen=False)
-class Cut:
-    """Channels removed from one tensor: sorted indices `removed` along `axis` of a
-    tensor with `size` entries there, and the constant value (tensor dtype) each of
-    them carries."""
-
-    axis: int
-    size: int
-    removed: np.ndarray
-    values: np.ndarray
-
-    @property
-    def keep(self) -> np.ndarray:
-        return np.setdiff1d(np.arange(self.size), self.removed)
 
 
 class Edits(list):
@@ -440,10 +423,10 @@ def _producer_cut(graph: Graph, layer: Node, removed: np.ndarray, edits: list[Ed
         return f"its bias {graph.tensor(layer.inputs[2]).shape} varies along the rows"
     beta = layer.attrs.beta if layer.op == "Gemm" else 1.0
     cut = Cut(axis, size, removed, _activated(graph, layer, beta * bias[removed]))
-    edits.append(_slice_edit(layer.name, 1, _weight_out_axis(layer), cut.keep))
+    edits.append(slice_edit(layer.name, 1, _weight_out_axis(layer), cut.keep))
     if bias_axis is not None:
-        edits.append(_slice_edit(layer.name, 2, bias_axis, cut.keep))
-    edits.append(_reinfer_edit(layer.name, cut))
+        edits.append(slice_edit(layer.name, 2, bias_axis, cut.keep))
+    edits.append(reinfer_edit(layer.name, cut))
     return cut
 
 
@@ -491,7 +474,7 @@ def _follow(graph: Graph, tensor: str, cut: Cut, edits: list[Edit], seen: set[st
 
 def _pass_on(graph: Graph, node: Node, cut: Cut, edits: list[Edit], seen: set[str]) -> str | None:
     """`node` keeps the channels where they are: its output shrinks like its input."""
-    edits.append(_reinfer_edit(node.name, cut))
+    edits.append(reinfer_edit(node.name, cut))
     return _follow(graph, node.outputs[0], cut, edits, seen)
 
 
@@ -504,7 +487,7 @@ def _through_prelu(graph, node, cut, edits, seen):
     """PRelu's slope is one value (the channels keep it) or one per channel (the
     removed channels' entries go); a slope varying along another axis would not
     keep a removed channel constant."""
-    if len(node.inputs) < 2 or not _is_param(graph, node.inputs[1]):
+    if len(node.inputs) < 2 or not is_param(graph, node.inputs[1]):
         return f"PRelu {node.name!r} has a slope computed at run time"
     slope = param_values(graph, node.inputs[1])
     axis = cut.axis - (len(graph.tensor(node.inputs[0]).shape) - slope.ndim)  # numpy broadcasting aligns right
@@ -514,7 +497,7 @@ def _through_prelu(graph, node, cut, edits, seen):
     slopes = np.take(slope.reshape(-1), cut.removed) if per_channel else np.full(len(cut.removed), slope.item())
     values = np.where(cut.values < 0, cut.values * slopes, cut.values).astype(cut.values.dtype)
     if per_channel:
-        edits.append(_slice_edit(node.name, 1, axis, cut.keep))
+        edits.append(slice_edit(node.name, 1, axis, cut.keep))
     return _pass_on(graph, node, dataclasses.replace(cut, values=values), edits, seen)
 
 
@@ -542,7 +525,7 @@ def _through_reduce(graph, node, cut, edits, seen):
         return f"{node.op} {node.name!r} reduces the channel axis"
     count = math.prod(graph.tensor(node.inputs[0]).shape[a] for a in axes) if node.op == "ReduceSum" else 1
     axis = cut.axis if node.attrs.keepdims else cut.axis - sum(a < cut.axis for a in axes)
-    values = (_f64(cut.values) * count).astype(cut.values.dtype)
+    values = (f64(cut.values) * count).astype(cut.values.dtype)
     return _pass_on(graph, node, dataclasses.replace(cut, axis=axis, values=values), edits, seen)
 
 
@@ -556,7 +539,7 @@ def _through_batchnorm(graph, node, cut, edits, seen):
         return reason
     params = [param_values(graph, t)[cut.removed] for t in node.inputs[1:5]]
     values = get_op(node.op).evaluate(node.attrs, [cut.values.reshape(1, -1), *params])[0].reshape(-1)
-    edits.extend(_slice_edit(node.name, i, 0, cut.keep) for i in (1, 2, 3, 4))
+    edits.extend(slice_edit(node.name, i, 0, cut.keep) for i in (1, 2, 3, 4))
     return _pass_on(graph, node, dataclasses.replace(cut, values=values), edits, seen)
 
 
@@ -566,7 +549,7 @@ def _into_conv(graph, node, cut, edits, seen):
         return reason
     if node.attrs.group == 1:
         w = param_values(graph, node.inputs[1])
-        contribution = w[:, cut.removed].reshape(w.shape[0], len(cut.removed), -1).sum(axis=2) @ _f64(cut.values)
+        contribution = w[:, cut.removed].reshape(w.shape[0], len(cut.removed), -1).sum(axis=2) @ f64(cut.values)
         return _end(graph, node, cut, edits, w_axis=1, contribution=contribution)
     if node.attrs.group == cut.size:
         return _through_depthwise(graph, node, cut, edits, seen)
@@ -579,12 +562,12 @@ def _through_depthwise(graph, node, cut, edits, seen):
     k = w.shape[0] // cut.size
     out = (cut.removed[:, None] * k + np.arange(k)).reshape(-1)
     bias, _ = _bias(graph, node, w.shape[0])
-    pre = bias[out] + np.repeat(_f64(cut.values), k) * w[out].reshape(len(out), -1).sum(axis=1)
+    pre = bias[out] + np.repeat(f64(cut.values), k) * w[out].reshape(len(out), -1).sum(axis=1)
     out_cut = Cut(cut.axis, w.shape[0], out, _activated(graph, node, pre))
-    edits.append(_slice_edit(node.name, 1, 0, out_cut.keep))
+    edits.append(slice_edit(node.name, 1, 0, out_cut.keep))
     if len(node.inputs) > 2 and node.inputs[2]:
-        edits.append(_slice_edit(node.name, 2, 0, out_cut.keep))
-    edits.append(_attrs_edit(node.name, group=cut.size - len(cut.removed)))
+        edits.append(slice_edit(node.name, 2, 0, out_cut.keep))
+    edits.append(attrs_edit(node.name, group=cut.size - len(cut.removed)))
     return _pass_on(graph, node, out_cut, edits, seen)
 
 
@@ -596,7 +579,7 @@ def _through_reshape(graph, node, cut, edits, seen):
     [B, T, D])."""
     src, dst = graph.tensor(node.inputs[0]).shape, node.attrs.shape
     if cut.axis == len(src) - 1 and len(dst) > 0 and dst[-1] == src[-1]:
-        edits.append(_attrs_edit(node.name, shape=(*dst[:-1], dst[-1] - len(cut.removed))))
+        edits.append(attrs_edit(node.name, shape=(*dst[:-1], dst[-1] - len(cut.removed))))
         return _pass_on(graph, node, dataclasses.replace(cut, axis=len(dst) - 1), edits, seen)
     j = len(dst) - 1
     if j > cut.axis or tuple(src[:j]) != tuple(dst[:j]) or math.prod(src[j:]) != dst[j]:
@@ -607,7 +590,7 @@ def _through_reshape(graph, node, cut, edits, seen):
     values = np.broadcast_to(cut.values.reshape(along), chosen.shape)
     order = np.argsort(chosen, axis=None, kind="stable")
     flat = Cut(j, dst[j], chosen.reshape(-1)[order], values.reshape(-1)[order])
-    edits.append(_attrs_edit(node.name, shape=(*dst[:j], dst[j] - len(flat.removed))))
+    edits.append(attrs_edit(node.name, shape=(*dst[:j], dst[j] - len(flat.removed))))
     return _pass_on(graph, node, flat, edits, seen)
 
 
@@ -640,15 +623,15 @@ def _through_combine(graph, node, index, cut, edits, seen):
     for i, t in enumerate(node.inputs):
         constant = graph.constant(t)
         if constant is None:
-            operands.append(_f64(arrived[i].values))
+            operands.append(f64(arrived[i].values))
         elif constant.size == 1:
             operands.append(np.full(len(cut.removed), float(constant.reshape(-1)[0])))
         else:
             along = axis - (rank - constant.ndim)
             if along < 0 or constant.shape[along] != constant.size:
                 return f"{node.op} {node.name!r} has a constant that varies along more than the channels"
-            operands.append(np.take(_f64(constant).reshape(-1), cut.removed))
-            edits.append(_slice_edit(node.name, i, along, cut.keep))
+            operands.append(np.take(f64(constant).reshape(-1), cut.removed))
+            edits.append(slice_edit(node.name, i, along, cut.keep))
     values = get_op(node.op).evaluate(node.attrs, operands)[0]
     dtype = dtypes.to_numpy(graph.tensor(node.outputs[0]).dtype)
     return _pass_on(graph, node, Cut(axis, cut.size, cut.removed, values.astype(dtype)), edits, seen)
@@ -662,7 +645,7 @@ def _into_gemm(graph, node, cut, edits, seen):
         return reason
     b = param_values(graph, node.inputs[1])
     rows = b.T if node.attrs.trans_b else b  # B' [K, N]
-    contribution = node.attrs.alpha * (_f64(cut.values) @ rows[cut.removed])
+    contribution = node.attrs.alpha * (f64(cut.values) @ rows[cut.removed])
     if np.any(contribution) and node.attrs.beta == 0:
         return f"Gemm {node.name!r} has beta=0 and cannot absorb the removed channels' output"
     return _end(graph, node, cut, edits, w_axis=1 if node.attrs.trans_b else 0,
@@ -676,7 +659,7 @@ def _into_matmul(graph, node, cut, edits, seen):
     reason = _params_reason(graph, node, (1,))
     if reason:
         return reason
-    if np.any(_f64(cut.values) @ param_values(graph, node.inputs[1])[cut.removed]):
+    if np.any(f64(cut.values) @ param_values(graph, node.inputs[1])[cut.removed]):
         return f"MatMul {node.name!r} has no bias to absorb the removed channels' output"
     return _end(graph, node, cut, edits, w_axis=0, contribution=None)
 
@@ -688,9 +671,9 @@ def _end(graph, node, cut, edits, w_axis: int, contribution: np.ndarray | None) 
         reason = _bias_fold_reason(graph, node, contribution)
         if reason:
             return reason
-        edits.append(_bias_edit(node.name, contribution))
-    edits.append(_slice_edit(node.name, 1, w_axis, cut.keep))
-    edits.append(_reinfer_edit(node.name, None))
+        edits.append(bias_edit(node.name, contribution))
+    edits.append(slice_edit(node.name, 1, w_axis, cut.keep))
+    edits.append(reinfer_edit(node.name, None))
     edits.ends[node.name] = cut.removed
     return None
 
@@ -723,18 +706,9 @@ def _axis_reason(graph: Graph, node: Node, cut: Cut) -> str | None:
 def _params_reason(graph: Graph, node: Node, indices) -> str | None:
     for i in indices:
         name = node.inputs[i] if i < len(node.inputs) else ""
-        if name and not _is_param(graph, name):
+        if name and not is_param(graph, name):
             return f"input {i} of {node.op} {node.name!r} is not a constant"
     return None
-
-
-def _is_param(graph: Graph, name: str) -> bool:
-    """A constant, or a DequantizeLinear of constants."""
-    if graph.tensor(name).is_constant:
-        return True
-    dq = graph.producer(name)
-    return dq is not None and dq.op == "DequantizeLinear" and all(graph.constant(t) is not None
-                                                                    for t in dq.inputs if t)
 
 
 def _bias_fold_reason(graph: Graph, node: Node, contribution: np.ndarray) -> str | None:
@@ -745,131 +719,3 @@ def _bias_fold_reason(graph: Graph, node: Node, contribution: np.ndarray) -> str
     if np.broadcast_shapes(shape, contribution.shape) != shape:
         return f"the quantized bias of {node.op} {node.name!r} cannot widen to absorb the removed channels"
     return None
-
-
-def param_values(graph: Graph, name: str) -> np.ndarray:
-    """The float64 value of a parameter: a constant or a DequantizeLinear of constants."""
-    tensor = graph.tensor(name)
-    if tensor.is_constant:
-        return _f64(tensor.data)
-    dq = graph.producer(name)
-    return _f64(get_op("DequantizeLinear").evaluate(dq.attrs, [graph.constant(t) for t in dq.inputs if t])[0])
-
-
-def _f64(a: np.ndarray) -> np.ndarray:
-    return np.asarray(a, dtype=np.float64)
-
-
-# -- edits ------------------------------------------------------------------------------
-def _reinfer_edit(node_name: str, cut: Cut | None) -> Edit:
-    """Give the node's output the shape its shape inference now gives."""
-
-    def edit(graph: Graph) -> None:
-        node = graph.node(node_name)
-        types = [TensorType(graph.tensor(t).dtype, graph.tensor(t).shape) if t else None for t in node.inputs]
-        (inferred,) = get_op(node.op).infer(node.attrs, types)
-        tensor = graph.tensor(node.outputs[0])
-        graph.tensors[tensor.name] = _resized(tensor, inferred.shape, cut)
-
-    return edit
-
-
-def _resized(tensor: Tensor, shape: tuple[int, ...], cut: Cut | None) -> Tensor:
-    quant = tensor.quant
-    if quant is not None and quant.axis is not None and cut is not None and quant.axis == cut.axis:
-        keep = cut.keep
-        quant = dataclasses.replace(quant, scale=tuple(np.take(quant.scale, keep)),
-                                    zero_point=tuple(np.take(quant.zero_point, keep)))
-    return dataclasses.replace(tensor, shape=shape, quant=quant)
-
-
-def _attrs_edit(node_name: str, **changes) -> Edit:
-    def edit(graph: Graph) -> None:
-        node = graph.node(node_name)
-        node.attrs = dataclasses.replace(node.attrs, **changes)
-
-    return edit
-
-
-def _slice_edit(node_name: str, index: int, axis: int, keep: np.ndarray) -> Edit:
-    """Keep only indices `keep` along `axis` of the node's parameter input `index`
-    (and of a DequantizeLinear's scale and zero point when they run along it)."""
-
-    def edit(graph: Graph) -> None:
-        _rewrite_param(graph, graph.node(node_name), index, lambda data, scale: np.take(data, keep, axis=axis),
-                       lambda dq: (lambda p: np.take(p, keep, axis=0)) if dq.attrs.axis == axis else None)
-
-    return edit
-
-
-def _bias_edit(node_name: str, contribution: np.ndarray) -> Edit:
-    """Add `contribution` to the node's bias (input 2), creating one if it has none."""
-
-    def add(data: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
-        if scale is None:
-            return (_f64(data) + contribution).astype(data.dtype)
-        info = np.iinfo(data.dtype)
-        return np.clip(_f64(data) + np.rint(contribution / scale), info.min, info.max).astype(data.dtype)
-
-    def edit(graph: Graph) -> None:
-        node = graph.node(node_name)
-        if len(node.inputs) < 3 or not node.inputs[2]:
-            dtype = dtypes.to_numpy(graph.tensor(node.outputs[0]).dtype)
-            bias = graph.add_constant(f"{node.name}.bias", contribution.astype(dtype))
-            graph.set_inputs(node, [*node.inputs[:2], bias.name])
-            return
-        _rewrite_param(graph, node, 2, add, lambda dq: None)
-
-    return edit
-
-
-def _rewrite_param(graph: Graph, node: Node, index: int, data_fn, params_fn) -> None:
-    """Make input `index` of `node` a parameter whose stored data is data_fn(old data,
-    scale) — scale None for a float constant, else the DequantizeLinear's scale shaped
-    to broadcast — and, behind a DequantizeLinear, whose scale and zero point are
-    params_fn(dq) applied to the old ones (params_fn(dq) None: unchanged). Tensors
-    only `node` reads are rewritten in place; shared ones are copied."""
-    old = node.inputs[index]
-    tensor = graph.tensor(old)
-    alone = graph.uses(old) == 1
-    if tensor.is_constant:
-        new = _store(graph, old, data_fn(tensor.data, None), alone)
-    else:
-        new = _rewrite_dequantize(graph, graph.producer(old), data_fn, params_fn, alone)
-    if new != old:
-        graph.set_inputs(node, [new if i == index else t for i, t in enumerate(node.inputs)])
-        drop_if_dead(graph, old)
-
-
-def _rewrite_dequantize(graph: Graph, dq: Node, data_fn, params_fn, alone: bool) -> str:
-    q = graph.constant(dq.inputs[0])
-    scale = graph.constant(dq.inputs[1])
-    shaped = scale.reshape(-1)[0] if dq.attrs.axis is None else \
-        scale.reshape([-1 if a == dq.attrs.axis else 1 for a in range(q.ndim)])
-    inputs = [_store(graph, dq.inputs[0], data_fn(q, _f64(shaped)), alone and graph.uses(dq.inputs[0]) == 1)]
-    fn = params_fn(dq)
-    for p in dq.inputs[1:]:
-        unchanged = fn is None or not p
-        inputs.append(p if unchanged else _store(graph, p, fn(graph.constant(p)), alone and graph.uses(p) == 1))
-    out = graph.tensor(dq.outputs[0])
-    shape = graph.tensor(inputs[0]).shape
-    if alone:
-        old_inputs = list(dq.inputs)
-        graph.set_inputs(dq, inputs)
-        graph.tensors[out.name] = dataclasses.replace(out, shape=shape)
-        for t in old_inputs:
-            drop_if_dead(graph, t)
-        return out.name
-    new_out = graph.add_tensor(Tensor(graph.unique_tensor_name(f"{out.name}.pruned"), out.dtype, shape))
-    graph.add_node(Node(graph.unique_node_name(f"{dq.name}.pruned"), "DequantizeLinear", inputs,
-                        [new_out.name], dq.attrs))
-    return new_out.name
-
-
-def _store(graph: Graph, name: str, data: np.ndarray, alone: bool) -> str:
-    """A constant holding `data`: `name` rewritten when only the caller reads it, else a new one."""
-    tensor = graph.tensor(name)
-    if alone:
-        graph.tensors[name] = dataclasses.replace(tensor, data=data, shape=data.shape)
-        return name
-    return graph.add_constant(f"{name}.pruned", data.astype(tensor.data.dtype)).name
