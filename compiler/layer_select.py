@@ -63,12 +63,13 @@ def embedding_tables(graph: Graph) -> list[Node]:
     return found
 
 
-def left_out_text(graph: Graph, kept: str) -> str:
+def left_out_text(graph: Graph, kept: str, recurrent: bool = True) -> str:
     """The weights the compression passes leave as they are, in words: the
-    recurrent layers (keeping their weights `kept`: "at int8", "dense") and the
-    embedding tables, named; "" when there are none."""
+    recurrent layers (keeping their weights `kept`: "at int8", "dense"; unless
+    not `recurrent`: the pass compresses them) and the embedding tables,
+    named; "" when there are none."""
     parts = []
-    recurrent = [n.name for n in graph.nodes() if n.op in RECURRENT_OPS]
+    recurrent = [n.name for n in graph.nodes() if n.op in RECURRENT_OPS] if recurrent else []
     if recurrent:
         parts.append(f"{len(recurrent)} recurrent layer(s) ({_shown(recurrent)}) keep their weights {kept}")
     tables = [n.name for n in embedding_tables(graph)]
@@ -77,19 +78,20 @@ def left_out_text(graph: Graph, kept: str) -> str:
     return " and ".join(parts)
 
 
-def warn_left_out(graph: Graph, asked: str, kept: str) -> None:
+def warn_left_out(graph: Graph, asked: str, kept: str, recurrent: bool = True) -> None:
     """An NncWarning when the compression `asked` ("pass 'prune' (sparsity
-    0.5)") leaves weights as they are: the recurrent layers' and embedding
-    tables' (left_out_text), and every weight when the graph has no weighted
-    layer, which the warning then says first."""
+    0.5)") leaves weights as they are: the recurrent layers' (unless not
+    `recurrent`) and embedding tables' (left_out_text), and every weight when
+    the graph has no weighted layer, which the warning then says first."""
     import warnings
 
     from .errors import NncWarning
 
-    others = left_out_text(graph, kept)
-    only = "nnc compresses the weights of Conv, Gemm and MatMul layers only"
+    others = left_out_text(graph, kept, recurrent)
+    only = f"nnc compresses the weights of Conv, Gemm{' and' if recurrent else ','} MatMul" \
+        f"{'' if recurrent else ' and recurrent'} layers only"
     quantized = [n for n in graph.nodes() if n.op in ("QConv", "QGemm", "QMatMul")]
-    if weighted_layers(graph):
+    if weighted_layers(graph) or (not recurrent and any(n.op in RECURRENT_OPS for n in graph.nodes())):
         message = f"{asked}: {others}: {only}" if others else ""
     elif quantized:  # a pipeline that runs it after quantize
         message = (f"{asked} changes no layer: {only}, before the quantize pass; here the model's "

@@ -65,14 +65,15 @@ def f64(a: np.ndarray) -> np.ndarray:
 
 # -- edits ------------------------------------------------------------------------------
 def reinfer_edit(node_name: str, cut: Cut | None) -> Edit:
-    """Give the node's output the shape its shape inference now gives."""
+    """Give the node's outputs the shapes its shape inference now gives (`cut`:
+    the one of its first output, whose per-channel quantization it trims)."""
 
     def edit(graph: Graph) -> None:
         node = graph.node(node_name)
         types = [TensorType(graph.tensor(t).dtype, graph.tensor(t).shape) if t else None for t in node.inputs]
-        (inferred,) = get_op(node.op).infer(node.attrs, types)
-        tensor = graph.tensor(node.outputs[0])
-        graph.tensors[tensor.name] = _resized(tensor, inferred.shape, cut)
+        for i, (name, inferred) in enumerate(zip(node.outputs, get_op(node.op).infer(node.attrs, types))):
+            if name:
+                graph.tensors[name] = _resized(graph.tensor(name), inferred.shape, cut if i == 0 else None)
 
     return edit
 
@@ -105,8 +106,8 @@ def slice_edit(node_name: str, index: int, axis: int, keep: np.ndarray) -> Edit:
     return edit
 
 
-def bias_edit(node_name: str, contribution: np.ndarray) -> Edit:
-    """Add `contribution` to the node's bias (input 2), creating one if it has none."""
+def bias_edit(node_name: str, contribution: np.ndarray, index: int = 2) -> Edit:
+    """Add `contribution` to the node's bias (input `index`), creating one if it has none."""
 
     def add(data: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
         if scale is None:
@@ -116,12 +117,13 @@ def bias_edit(node_name: str, contribution: np.ndarray) -> Edit:
 
     def edit(graph: Graph) -> None:
         node = graph.node(node_name)
-        if len(node.inputs) < 3 or not node.inputs[2]:
+        if len(node.inputs) <= index or not node.inputs[index]:
             dtype = dtypes.to_numpy(graph.tensor(node.outputs[0]).dtype)
             bias = graph.add_constant(f"{node.name}.bias", contribution.astype(dtype))
-            graph.set_inputs(node, [*node.inputs[:2], bias.name])
+            inputs = [*node.inputs, *[""] * (index + 1 - len(node.inputs))]
+            graph.set_inputs(node, [bias.name if i == index else t for i, t in enumerate(inputs)])
             return
-        _rewrite_param(graph, node, 2, add, lambda dq: None)
+        _rewrite_param(graph, node, index, add, lambda dq: None)
 
     return edit
 

@@ -1,4 +1,5 @@
-"""prune-channels: structured pruning — remove whole output channels of Conv and Gemm layers.
+"""prune-channels: structured pruning — remove whole output channels of Conv and Gemm
+layers, and hidden units of LSTM, GRU and RNN layers (prune_recurrent.py).
 
 Rewrites each weighted layer P — Conv with group 1, or Gemm — whose ratio r (`ratio`,
 or its entry in `overrides`) is above 0: the round(r · C) of its C output channels
@@ -24,8 +25,10 @@ ConvNets", ICLR 2017; on a tie the lower index goes; one channel always stays):
   Add, Sub or Mul of tied layers' channels (below) and one with a constant
   (one value, or one per channel);
 - it ends at the layers that consume it — Conv with group 1, Gemm, MatMul with
-  constant weights — which lose those input channels (Conv weight axis 1, the
-  rows of Gemm's B' and of MatMul's W).
+  constant weights, a recurrent layer's X — which lose those input channels
+  (Conv weight axis 1, the rows of Gemm's B' and of MatMul's W, the columns
+  of a recurrent W). On the way, a Gather of constant indices or a Slice along
+  another axis (a keyword spotter's last time step) passes it.
 
 Layers whose channels an Add, Sub or Mul combines — a residual block's last
 Conv and the layer its skip comes from, every projection of a MobileNetV2
@@ -100,6 +103,7 @@ from nnc.verification import load_samples
 
 from .channel_edits import (Cut, Edit, attrs_edit, bias_edit, f64, is_param, param_values, reinfer_edit,
                             slice_edit)
+from .prune_recurrent import RECURRENT, into_recurrent, producer_cuts, producer_reason, unit_l1
 
 PREFIX = "pass 'prune-channels'"
 OPTION = f"{PREFIX}: overrides"
@@ -130,13 +134,21 @@ class PruneChannels(Pass):
     def _overrides(self) -> dict[str, float]:
         return parse_overrides(self.overrides, OPTION, _ratio)
 
+    def _ratios(self, graph: Graph) -> dict[str, float]:
+        """{layer: ratio} of the weighted layers (layer_select.settings) and the
+        recurrent ones (an override by name or op type, else `ratio`)."""
+        overrides, recurrent = self._overrides(), [n for n in graph.nodes() if n.op in RECURRENT]
+        named = {n.name for n in recurrent} | set(RECURRENT)
+        ratios = settings(graph, {k: v for k, v in overrides.items() if k not in named}, self.ratio, OPTION)
+        return ratios | {n.name: overrides.get(n.name, overrides.get(n.op, self.ratio)) for n in recurrent}
+
     def run(self, graph: Graph) -> Graph:
-        ratios = settings(graph, self._overrides(), self.ratio, OPTION)
+        ratios = self._ratios(graph)
         asked = f"{PREFIX} (ratio {self.ratio:g}" + (", per-layer ratios)" if self.overrides else ")")
         if self.ratio > 0 or any(ratios.values()):
-            warn_left_out(graph, asked, "whole")
-        methods = method_settings(graph, PREFIX, self.method, self.method_overrides)
-        stats = self._statistics(graph, [n for n, r in ratios.items() if r > 0 and methods[n] == "obs"], ratios)
+            warn_left_out(graph, asked, "whole", recurrent=False)
+        methods = method_settings(graph, PREFIX, self.method, self.method_overrides)  # recurrent: magnitude
+        stats = self._statistics(graph, [n for n, r in ratios.items() if r > 0 and methods.get(n) == "obs"], ratios)
         skipped, shapes, refit, done = {}, _output_shapes(graph, ratios), set(), set()
         for name, ratio in ratios.items():
             if name in done:
@@ -150,7 +162,7 @@ class PruneChannels(Pass):
                 continue
             done.update(found.layers)
             refits = self._second_order(graph, graph.node(name), ratio, found, stats, refit) \
-                if methods[name] == "obs" else {}
+                if methods.get(name) == "obs" else {}
             found = refits.pop(None, found)
             for edit in found.edits:
                 edit(graph)
@@ -310,12 +322,14 @@ def plan(graph: Graph, layer: Node, ratio: float, removed: np.ndarray | None = N
     result = Plan(layer.name, removed, layers=tuple(member.name for member in group))
     seen: set[str] = set()
     for member in group:
-        cut = _producer_cut(graph, member, removed, result.edits)
-        if isinstance(cut, str):
-            return cut
-        reason = _follow(graph, member.outputs[0], cut, result.edits, seen)
-        if reason:
-            return reason
+        cuts = producer_cuts(graph, member, removed, result.edits) if member.op in RECURRENT else \
+            _producer_cut(graph, member, removed, result.edits)
+        if isinstance(cuts, str):
+            return cuts
+        for tensor, cut in cuts:
+            reason = _follow(graph, tensor, cut, result.edits, seen)
+            if reason:
+                return reason
     for name, inputs in result.edits.arrived.items():
         combine = graph.node(name)
         missing = [t for i, t in enumerate(combine.inputs) if i not in inputs and graph.constant(t) is None]
@@ -325,6 +339,8 @@ def plan(graph: Graph, layer: Node, ratio: float, removed: np.ndarray | None = N
 
 
 def _l1_per_channel(graph: Graph, layer: Node) -> np.ndarray:
+    if layer.op in RECURRENT:
+        return unit_l1(graph, layer)
     w = np.moveaxis(param_values(graph, layer.inputs[1]), _weight_out_axis(layer), 0)
     return np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
 
@@ -349,10 +365,10 @@ def tied_layers(graph: Graph, layer: Node) -> list[Node] | str:
     tensor made by a weighted layer adds that layer. The reason, when a tensor
     on the way comes from anything else (a graph input, a Concat, ...) or a
     COMBINE op broadcasts an input along the channels."""
-    if layer.op not in ("Conv", "Gemm") or _same_index(graph, layer):
+    if layer.op not in ("Conv", "Gemm", *RECURRENT) or _same_index(graph, layer):
         return [layer]  # plan refuses it: its channels follow its input
     rank = len(graph.tensor(layer.outputs[0]).shape)
-    start = _channel_axis(layer, rank) if layer.op == "Conv" else 1
+    start = _channel_axis(layer, rank) if layer.op == "Conv" else rank - 1 if layer.op in RECURRENT else 1
     group, seen, todo = {layer.name}, set(), [(layer.outputs[0], start - rank, None)]
     while todo:
         tensor, axis, via = todo.pop()  # axis from the end; via: the COMBINE op the walk came back through
@@ -368,7 +384,7 @@ def tied_layers(graph: Graph, layer: Node) -> list[Node] | str:
             todo.extend((t, axis, source.name) for t in inputs)
         elif source is not None and _same_index(graph, source, axis):
             todo.extend((t, axis, via) for t in _channel_inputs(graph, source))
-        elif source is not None and source.op in ("Conv", "Gemm"):
+        elif source is not None and source.op in ("Conv", "Gemm", *RECURRENT):
             group.add(source.name)
         else:
             what = f"graph input {tensor!r}" if source is None else f"{source.op} {source.name!r}"
@@ -403,8 +419,10 @@ def _channel_inputs(graph: Graph, node: Node) -> list[str]:
 
 # -- the pruned layer -----------------------------------------------------------------
 def _producer_reason(graph: Graph, layer: Node) -> str | None:
+    if layer.op in RECURRENT:
+        return producer_reason(graph, layer)
     if layer.op not in ("Conv", "Gemm"):
-        return f"{layer.op} layers keep their output channels: only Conv and Gemm lose them"
+        return f"{layer.op} layers keep their output channels: only Conv, Gemm and recurrent layers lose them"
     if layer.op == "Conv" and layer.attrs.group != 1:
         return "a grouped or depthwise Conv's output channels follow its input channels"
     return _params_reason(graph, layer, (1, 2))
@@ -414,7 +432,9 @@ def _weight_out_axis(layer: Node) -> int:
     return 0 if layer.op == "Conv" or layer.attrs.trans_b else 1
 
 
-def _producer_cut(graph: Graph, layer: Node, removed: np.ndarray, edits: list[Edit]) -> Cut | str:
+def _producer_cut(graph: Graph, layer: Node, removed: np.ndarray, edits: list[Edit]) -> list[tuple[str, Cut]] | str:
+    """[(the layer's output, the cut it carries)], after appending the edits that
+    remove `removed` from its weights and bias; the reason when it cannot."""
     y = graph.tensor(layer.outputs[0])
     axis = _channel_axis(layer, len(y.shape)) if layer.op == "Conv" else 1
     size = y.shape[axis]
@@ -427,7 +447,7 @@ def _producer_cut(graph: Graph, layer: Node, removed: np.ndarray, edits: list[Ed
     if bias_axis is not None:
         edits.append(slice_edit(layer.name, 2, bias_axis, cut.keep))
     edits.append(reinfer_edit(layer.name, cut))
-    return cut
+    return [(layer.outputs[0], cut)]
 
 
 def _activated(graph: Graph, layer: Node, pre: np.ndarray) -> np.ndarray:
@@ -463,7 +483,7 @@ def _follow(graph: Graph, tensor: str, cut: Cut, edits: list[Edit], seen: set[st
         if handler is None:
             return f"the channels reach {node.op} {node.name!r}"
         data = node.op == "Concat" or node.op in COMBINE or node.inputs[0] == tensor
-        if not data or node.inputs.count(tensor) > 1 or len(node.outputs) != 1:
+        if not data or node.inputs.count(tensor) > 1 or (len(node.outputs) != 1 and node.op not in RECURRENT):
             return f"{node.op} {node.name!r} reads the channels other than as its one data input"
         reason = handler(graph, node, node.inputs.index(tensor), cut, edits, seen) if node.op in ("Concat", *COMBINE) \
             else handler(graph, node, cut, edits, seen)
@@ -527,6 +547,26 @@ def _through_reduce(graph, node, cut, edits, seen):
     axis = cut.axis if node.attrs.keepdims else cut.axis - sum(a < cut.axis for a in axes)
     values = (f64(cut.values) * count).astype(cut.values.dtype)
     return _pass_on(graph, node, dataclasses.replace(cut, axis=axis, values=values), edits, seen)
+
+
+def _through_gather(graph, node, cut, edits, seen):
+    """A Gather of constant indices along another axis (an LSTM's last time
+    step): the channels keep their place, behind the axes the indices add."""
+    indices = graph.constant(node.inputs[1])
+    if indices is None or node.attrs.axis == cut.axis:
+        return f"Gather {node.name!r} selects {'at run time' if indices is None else 'along the channel axis'}"
+    axis = cut.axis + (indices.ndim - 1 if node.attrs.axis < cut.axis else 0)
+    return _pass_on(graph, node, dataclasses.replace(cut, axis=axis), edits, seen)
+
+
+def _through_slice(graph, node, cut, edits, seen):
+    """A Slice along other axes (y[:, -1, :]) that takes every channel."""
+    attrs = node.attrs
+    if (attrs.starts[cut.axis], attrs.steps[cut.axis], attrs.sizes[cut.axis]) != (0, 1, cut.size):
+        return f"Slice {node.name!r} cuts the channel axis"
+    sizes = tuple(cut.size - len(cut.removed) if a == cut.axis else n for a, n in enumerate(attrs.sizes))
+    edits.append(attrs_edit(node.name, sizes=sizes))
+    return _pass_on(graph, node, cut, edits, seen)
 
 
 def _through_transpose(graph, node, cut, edits, seen):
@@ -685,10 +725,12 @@ _HANDLERS = {
     "QuantizeLinear": _through_qdq, "DequantizeLinear": _through_qdq,
     **{op: _through_reduce for op in REDUCTIONS},
     "BatchNormalization": _through_batchnorm, "Transpose": _through_transpose, "Reshape": _through_reshape,
+    "Gather": _through_gather, "Slice": _through_slice,
     "PRelu": _through_prelu,
     # called with the index of the input the channels come in by (_follow)
     "Concat": _through_concat, **{op: _through_combine for op in COMBINE},
     "Conv": _into_conv, "Gemm": _into_gemm, "MatMul": _into_matmul,
+    **{op: lambda graph, node, cut, edits, seen: into_recurrent(graph, node, cut, edits) for op in RECURRENT},
 }
 
 

@@ -110,7 +110,6 @@ def test_compression_names_the_recurrent_layers_it_leaves_out(tmp_path):
     ({"weight_bits": 4}, "pass 'quantize' (4-bit weights) changes no layer"),
     ({"weight_bits": 3, "codebook": True}, "pass 'quantize' (8-entry codebooks) changes no layer"),
     ({"sparsity": 0.5}, "pass 'prune' (sparsity 0.5) changes no layer"),
-    ({"prune_channels": 0.5}, "pass 'prune-channels' (ratio 0.5) changes no layer"),
     ({"ratio": 6}, "ratio 6 (--ratio): no budget applied"),
     ({"flash_budget": 200}, "flash_budget 200 (--flash-budget): no budget applied"),
 ])
@@ -124,6 +123,21 @@ def test_compression_of_a_model_without_weighted_layers_says_it_changes_nothing(
     assert warning.startswith(says) and "the model has none" in warning
     assert "1 recurrent layer(s) ('rnn')" in warning and "1 embedding table(s) ('embed')" in warning
     assert result.report["budget"] is None
+
+
+def test_channel_pruning_of_an_embedding_and_lstm_names_only_the_table(tmp_path):
+    """prune-channels takes hidden units from recurrent layers: only the
+    embedding table is left out (the predictor's LSTM output is its graph
+    output, so it keeps its units, and says why)."""
+    m = predictor()
+    onnx.save(m, tmp_path / "predictor.onnx")
+    result = nnc.compile(tmp_path / "predictor.onnx", "az-sim", calib=token_samples(m), verify=False,
+                         prune_channels=0.5)
+    (left_out,) = [w for w in result.report["warnings"] if "MatMul and recurrent layers only" in w]
+    assert left_out.startswith("pass 'prune-channels' (ratio 0.5): 1 embedding table(s) ('embed') stay whole")
+    assert "recurrent layer(s)" not in left_out
+    (kept,) = [w for w in result.report["warnings"] if "removes no channel" in w]
+    assert "'rnn' (" in kept
 
 
 def test_int8_compile_of_a_model_without_weighted_layers_warns_of_nothing(tmp_path):
