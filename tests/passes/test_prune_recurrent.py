@@ -12,7 +12,7 @@ from nnc.passes.prune_channels import plan
 from nnc.textir import print_ir
 
 from pass_testing import build
-from test_prune_channels import assert_same_outputs, channel_warnings, node, outputs, prune
+from test_prune_channels import assert_same_outputs, channel_warnings, node, prune
 
 RNG = np.random.default_rng(11)
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
