@@ -21,7 +21,7 @@ from nnc.errors import OptionError
 from nnc.ir import Graph
 from nnc.layer_select import parse_overrides, settings, weight_constant, weighted_layers
 from nnc.passes.prune import Prune, parse_pattern
-from nnc.passes.prune_channels import PruneChannels
+from nnc.passes.prune_channels import PruneChannels, tied_layers
 from nnc.quantizer.layer_weights import output_axis
 
 from .sparsity import MaskRule
@@ -68,6 +68,7 @@ class LayerPlan:
     codebook: bool
     rule: MaskRule
     axis: int
+    tied: tuple[str, ...] = ()  # the layers that lose the same channels (prune-channels' groups), itself included
 
 
 def layer_plans(graph: Graph, compression: Compression) -> dict[str, LayerPlan]:
@@ -84,8 +85,16 @@ def layer_plans(graph: Graph, compression: Compression) -> dict[str, LayerPlan]:
     for node in weighted_layers(graph):
         target = targets.get(node.name, 0.0)
         rule = MaskRule(target, pattern if target > 0 else None, output_axis(node), channels[node.name])
-        plans[node.name] = LayerPlan(bits[node.name], compression.codebook, rule, output_axis(node))
+        plans[node.name] = LayerPlan(bits[node.name], compression.codebook, rule, output_axis(node),
+                                     _tied(graph, node) if channels[node.name] else ())
     return plans
+
+
+def _tied(graph: Graph, node) -> tuple[str, ...]:
+    """The weighted layers prune-channels removes the same channels from as `node`."""
+    group = tied_layers(graph, node)
+    names = () if isinstance(group, str) else tuple(n.name for n in group)
+    return names if len(names) > 1 and all(weight_constant(graph, graph.node(n)) for n in names) else ()
 
 
 def _channels(graph: Graph, node) -> int:

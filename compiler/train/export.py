@@ -58,25 +58,45 @@ def export(twin) -> Graph:
                 scale = np.maximum(scale, bias_floor(bias, x_scale)).astype(np.float32)
             q = quantizer.integers(w, keep, torch.from_numpy(scale))
             store_layer(graph, node, q, scale, bias, x_scale, twin.layer_plans[layer.name].bits, shared)
+        done: set[str] = set()
         for layer in weighted_layers(twin.graph):
-            _remove_channels(graph, graph.node(layer.name), twin.keep(layer.name).numpy(),
-                             twin.layer_plans[layer.name].rule.channels, twin.layer_plans[layer.name].axis)
+            if layer.name not in done and twin.layer_plans[layer.name].rule.channels:
+                done.update(_remove_channels(graph, graph.node(layer.name), twin))
     return graph
 
 
-def _remove_channels(graph: Graph, node, keep: np.ndarray, channels: int, axis: int) -> None:
-    """Remove the output channels `keep` zeroes whole from `node` and its consumers
-    (nnc's prune-channels plan for exactly those channels); their weights and
-    bias are zero, so the outputs do not change. A layer the plan refuses keeps
-    its zero channels."""
-    if not channels:
-        return
-    rows = np.moveaxis(keep, axis, 0).reshape(keep.shape[axis], -1)
-    removed = np.flatnonzero(~rows.any(axis=1))
-    found = channel_plan(graph, node, len(removed) / len(rows), removed) if len(removed) else None
-    if isinstance(found, ChannelPlan):
-        for edit in found.edits:
-            edit(graph)
+def _zero_channels(twin, layer: str) -> np.ndarray:
+    """The output channels of `layer` whose weights the twin's mask zeroes whole."""
+    keep, axis = twin.keep(layer).numpy(), twin.layer_plans[layer].axis
+    return np.flatnonzero(~np.moveaxis(keep, axis, 0).reshape(keep.shape[axis], -1).any(axis=1))
+
+
+def _plan(graph: Graph, node, removed: np.ndarray):
+    channels = graph.tensor(node.inputs[1]).shape[0 if node.op == "Conv" or node.attrs.trans_b else 1]
+    return channel_plan(graph, node, len(removed) / channels, removed) if len(removed) else None
+
+
+def _remove_channels(graph: Graph, node, twin) -> tuple[str, ...]:
+    """Remove the output channels the twin zeroes whole from `node` and its
+    consumers (nnc's prune-channels plan for exactly those channels); their
+    weights and bias are zero, so the outputs do not change. Layers tied to
+    it through an Add, Sub or Mul lose the channels all of them zero (the
+    twin ranks each layer's channels alone). Returns the layers changed; a
+    layer the plan refuses keeps its zero channels."""
+    removed = _zero_channels(twin, node.name)
+    found = _plan(graph, node, removed)
+    if isinstance(found, ChannelPlan) and len(found.layers) > 1:
+        if any(name not in twin.layer_plans for name in found.layers):
+            return ()
+        common = removed
+        for name in found.layers:
+            common = np.intersect1d(common, _zero_channels(twin, name))
+        found = _plan(graph, node, common)
+    if not isinstance(found, ChannelPlan):
+        return ()
+    for edit in found.edits:
+        edit(graph)
+    return found.layers
 
 
 def integer_graph(twin) -> Graph:

@@ -56,10 +56,12 @@ class MaskRule:
     def prunes(self) -> bool:
         return self.target > 0 or self.channels > 0
 
-    def keep(self, w: np.ndarray, progress: float) -> np.ndarray:
-        """The keep-mask of weights `w` at `progress`."""
+    def keep(self, w: np.ndarray, progress: float, norms: np.ndarray | None = None) -> np.ndarray:
+        """The keep-mask of weights `w` at `progress`; `norms`: the per-channel L1
+        norms the channels are ranked by (a group of tied layers' sum; default
+        the layer's own)."""
         magnitude = np.abs(np.asarray(w, np.float64))
-        keep = self._channel_keep(magnitude, progress)
+        keep = self._channel_keep(magnitude, progress, norms)
         if self.pattern is not None:
             rows = np.moveaxis(magnitude, self.out_axis, 0)
             pruned = pattern_mask(rows.reshape(rows.shape[0], -1), *self.pattern).reshape(rows.shape)
@@ -70,13 +72,20 @@ class MaskRule:
             keep &= ~smallest_mask(kept, count / kept.size).reshape(w.shape)
         return keep
 
-    def _channel_keep(self, magnitude: np.ndarray, progress: float) -> np.ndarray:
+    def _channel_keep(self, magnitude: np.ndarray, progress: float, norms: np.ndarray | None) -> np.ndarray:
         """Mask zeroing the scheduled share of the `channels` smallest-L1 output channels."""
         keep = np.ones(magnitude.shape, bool)
         if not self.channels:
             return keep
-        rows = np.moveaxis(magnitude, self.out_axis, 0).reshape(magnitude.shape[self.out_axis], -1)
-        count = round(scheduled(self.channels / len(rows), progress) * len(rows))
-        dropped = np.argsort(rows.sum(axis=1), kind="stable")[:count]
+        if norms is None:
+            norms = channel_norms(magnitude, self.out_axis)
+        count = round(scheduled(self.channels / len(norms), progress) * len(norms))
+        dropped = np.argsort(norms, kind="stable")[:count]
         np.moveaxis(keep, self.out_axis, 0)[dropped] = False
         return keep
+
+
+def channel_norms(w: np.ndarray, out_axis: int) -> np.ndarray:
+    """The L1 norm of each output channel's weights."""
+    magnitude = np.abs(np.asarray(w, np.float64))
+    return np.moveaxis(magnitude, out_axis, 0).reshape(magnitude.shape[out_axis], -1).sum(axis=1)

@@ -43,6 +43,7 @@ from .exact import IntegerProgram
 from .export import integer_graph
 from .compression import LayerPlan
 from .quantizers import ActivationQuantizer, CodebookQuantizer, WeightQuantizer, round_ste
+from .sparsity import channel_norms
 
 MODES = ("float", "train", "exact")
 POINT_SOURCES = ("observe", "fixed", "input")  # planned points the twin can quantize
@@ -100,7 +101,7 @@ class Twin(torch.nn.Module):
                                                      self.input_scale(node))
         if layer.codebook:
             _, scale = quantize_weights(w, layer.axis, floor, 8)
-            keep = layer.rule.keep(w, 1.0) if layer.rule.prunes else np.ones(w.shape, bool)
+            keep = layer.rule.keep(w, 1.0, self.tied_norms(node.name)) if layer.rule.prunes else np.ones(w.shape, bool)
             self.quantizers[key] = CodebookQuantizer(scale, w, keep, 1 << layer.bits, layer.axis)
         else:
             _, scale = quantize_weights(w, layer.axis, floor, layer.bits)
@@ -149,8 +150,17 @@ class Twin(torch.nn.Module):
         with torch.no_grad():
             for name, layer in self.layer_plans.items():
                 if layer.rule.prunes:
-                    keep = layer.rule.keep(self.weight(name).detach().numpy(), self._progress)
+                    keep = layer.rule.keep(self.weight(name).detach().numpy(), self._progress, self.tied_norms(name))
                     self.keep(name).copy_(torch.from_numpy(keep.astype(np.float32)))
+
+    def tied_norms(self, name: str) -> np.ndarray | None:
+        """The per-channel L1 norms summed over the layers tied to `name` (their
+        channels go together, ranked by this sum as prune-channels ranks them);
+        None for a layer that is not tied."""
+        tied = self.layer_plans[name].tied
+        if not tied:
+            return None
+        return sum(channel_norms(self.weight(t).detach().numpy(), self.layer_plans[t].axis) for t in tied)
 
     def set_mode(self, mode: str) -> "Twin":
         if mode not in MODES:

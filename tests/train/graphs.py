@@ -56,6 +56,27 @@ def residual_graph() -> Graph:
     return onnx_graph("residual", nodes, {"x": [1, 4, 8, 8]}, {"logits": [1, 5]}, w)
 
 
+def tied_residual_graph() -> Graph:
+    """A ResNet block: stem conv -> Relu; conv_a -> Relu -> conv_b; Add(stem,
+    conv_b) -> Relu -> GlobalAveragePool -> Gemm. The stem and conv_b are tied:
+    channel pruning removes the same channels from both."""
+    w = weights(5, stem_w=(8, 3, 3, 3), stem_b=(8,), a_w=(8, 8, 1, 1), a_b=(8,), b_w=(8, 8, 1, 1), b_b=(8,),
+                fc_w=(5, 8), fc_b=(5,))
+    nodes = [
+        helper.make_node("Conv", ["x", "stem_w", "stem_b"], ["stem"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["stem"], ["r0"]),
+        helper.make_node("Conv", ["r0", "a_w", "a_b"], ["a"]),
+        helper.make_node("Relu", ["a"], ["ra"]),
+        helper.make_node("Conv", ["ra", "b_w", "b_b"], ["b"]),
+        helper.make_node("Add", ["r0", "b"], ["res"]),
+        helper.make_node("Relu", ["res"], ["r1"]),
+        helper.make_node("GlobalAveragePool", ["r1"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1),
+    ]
+    return onnx_graph("tied_residual", nodes, {"x": [1, 3, 8, 8]}, {"logits": [1, 5]}, w)
+
+
 def pool_concat_graph() -> Graph:
     """MaxPool (ceil_mode) and AveragePool (count_include_pad) joined by Concat,
     Pad, a strided Slice, Transpose, Reshape, Softmax, batched MatMul, ReduceMean."""

@@ -25,18 +25,19 @@ from nnc.train.export import integer_graph  # noqa: E402
 from nnc.train.loop import FitOptions, fit  # noqa: E402
 
 from graphs import (activations_graph, attention_graph, frame_head_graph, onnx_graph,  # noqa: E402
-                    pool_concat_graph, residual_graph, std_pooling_graph, weights)
+                    pool_concat_graph, residual_graph, std_pooling_graph, tied_residual_graph, weights)
 
 DIGITS = "examples/digits/digits.onnx"
 MODELS = {"digits": lambda: DIGITS, "digits_channels": lambda: DIGITS,
           "tiny_cnn": lambda: "examples/01-tiny-cnn/tiny_cnn.onnx",
-          "residual": residual_graph, "pool_concat": pool_concat_graph, "activations": activations_graph,
+          "residual": residual_graph, "tied_residual": tied_residual_graph, "pool_concat": pool_concat_graph, "activations": activations_graph,
           "frame_head": frame_head_graph, "attention": attention_graph}
 # each model of the set with a setting that exercises another quantizer or mask
 CASES = {"digits": Compression(weight_bits=4, sparsity=0.75),
          "digits_channels": Compression(weight_bits=4, prune_channels=0.5, sparsity=0.5),
          "tiny_cnn": Compression(weight_bits=2, codebook=True),
          "residual": Compression(weight_bits=4, sparsity_pattern="2:4"),
+         "tied_residual": Compression(weight_bits=4, prune_channels=0.5),  # channels tied through the Add
          "pool_concat": Compression(weight_bits=3, sparsity=0.5),
          "activations": Compression(weight_bits=2),
          "frame_head": Compression(weight_bits=4, sparsity=0.5),
@@ -132,6 +133,19 @@ def test_channel_masks_leave_the_exported_graph():
         assert graph.tensor(weights).shape[0] == kept, layer
     fc = graph.producer(graph.node("fc").inputs[1]).inputs[0]
     assert graph.tensor(fc).shape == (10, 128)
+
+
+def test_tied_layers_mask_the_same_channels_and_leave_the_graph_together():
+    """A residual block's stem and last conv are ranked by their summed L1 norm
+    (as prune-channels ranks them), so export removes half of both; ranked
+    apart they masked different channels and export could remove only the
+    channels both had masked."""
+    twin = _trained("tied_residual")
+    assert twin.layer_plans["Conv_0"].tied == twin.layer_plans["Conv_4"].tied == ("Conv_0", "Conv_4")
+    assert np.array_equal(twin.keep("Conv_0").numpy().any(axis=(1, 2, 3)), twin.keep("Conv_4").numpy().any(axis=(1, 2, 3)))
+    graph = export(twin)
+    for layer in ("Conv_0", "Conv_2", "Conv_4"):
+        assert graph.tensor(graph.producer(graph.node(layer).inputs[1]).inputs[0]).shape[0] == 4, layer
 
 
 def test_layers_nnc_keeps_dense_stay_dense():
