@@ -36,8 +36,8 @@ stage, a squeeze-excitation's last layer and the layer whose output it
 scales, a gated unit's two Convs — are tied (`tied_layers`; DepGraph's
 groups, Fang et al., CVPR 2023): they lose the same channels, those with the
 smallest L1 norm summed over the group, at the smallest ratio any of them
-asks for (none when one asks for 0), and the op passes on its result on the
-constants its inputs carry.
+asks for (none when one asks for 0); the combining op applied to the
+constants its inputs carry gives the constant it passes on.
 
 A removed channel does not output zero: with weights near zero it outputs about
 v = act(bias). That constant is carried along the path (through each op's
@@ -57,7 +57,8 @@ misses least (greedy structured OBS over its input columns, the count
 unchanged), and each consumer's weights and bias are refit by least squares to
 its original output (compiler/obs.py, `remove_inputs`), which replaces the
 bias fold. Consumers without float weights and a float bias keep the magnitude
-plan; without `calib` obs falls back to magnitude with a warning.
+plan, as do recurrent layers; without `calib` obs falls back to magnitude with
+a warning.
 
 Skipped, not an error (`plan` says why): a layer whose output reaches a graph
 output, a Concat along another axis or any op not listed above, an Add, Sub
