@@ -346,7 +346,7 @@ def _l1_per_channel(graph: Graph, layer: Node) -> np.ndarray:
     return np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
 
 
-# -- layers tied through Adds ---------------------------------------------------------
+# -- layers tied through Add, Sub and Mul --------------------------------------------
 # Ops whose output channel c is their input channel c (a depthwise Conv of
 # multiplier 1 too): tied channels keep their indices through them.
 SAME_INDEX = (*ACTIVATIONS, *POOLS, "Resize", "PRelu", "QuantizeLinear", "DequantizeLinear", "BatchNormalization")
