@@ -1,0 +1,26 @@
+"""lowering.HANDLER_MODULES names the module whose handlers lower each IR op;
+`lower` imports only the modules of the ops a graph has."""
+
+import importlib
+import subprocess
+import sys
+
+from nnc.backends.c import lowering
+
+
+def test_the_handler_table_lists_what_each_module_registers():
+    for module in lowering.HANDLER_MODULES:
+        importlib.import_module(f"nnc.backends.c.{module}")
+    registered = {op: handler.fn.__module__.rpartition(".")[2] for op, handler in lowering.HANDLERS.items()}
+    assert registered == {op: module for module, ops in lowering.HANDLER_MODULES.items() for op in ops.split()}
+
+
+def test_lowering_a_graph_imports_the_handlers_of_its_ops_only():
+    code = ("import sys, numpy as np; from nnc.ir import Graph, Tensor, Node; "
+            "from nnc.ops import get_op; from nnc.backends.c.lowering import lower; "
+            "g = Graph('g'); g.add_tensor(Tensor('x', 'f32', (1, 4))); g.add_tensor(Tensor('y', 'f32', (1, 4))); "
+            "g.inputs.append('x'); g.outputs.append('y'); g.add_node(Node('r', 'Relu', ['x'], ['y'], "
+            "get_op('Relu').Attrs())); lower(g, 'g'); "
+            "print(sorted(m for m in sys.modules if m.startswith('nnc.backends.c.ops')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert eval(out) == ["nnc.backends.c.ops_float"]  # noqa: S307 - our own printed list
