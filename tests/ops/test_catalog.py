@@ -10,16 +10,37 @@ from nnc.ops.catalog import LOWERING_MODULES, OP_MODULES
 
 
 def test_the_catalog_lists_what_each_module_registers():
-    """Importing every op module registers exactly the catalog's names, each
-    from the module the catalog gives (a new op needs its catalog entry)."""
+    """Importing every op module registers exactly the catalog's names (a new
+    op needs its catalog entry) ..."""
     for module in {*OP_MODULES, *LOWERING_MODULES}:
         importlib.import_module(f"nnc.ops.{module}")
-    ops = {name: cls.__module__.rpartition(".")[2] for name, cls in registry._OPS.items()
-           if cls.__module__.startswith("nnc.ops.")}
-    lowerings = {name: fn.__module__.rpartition(".")[2] for name, fn in registry._LOWERINGS.items()
-                 if fn.__module__.startswith("nnc.ops.")}
-    assert ops == {name: module for module, names in OP_MODULES.items() for name in names.split()}
-    assert lowerings == {name: module for module, names in LOWERING_MODULES.items() for name in names.split()}
+    ops = {name for name, cls in registry._OPS.items() if cls.__module__.startswith("nnc.ops.")}
+    lowerings = {name for name, fn in registry._LOWERINGS.items() if fn.__module__.startswith("nnc.ops.")}
+    assert ops == {name for names in OP_MODULES.values() for name in names.split()}
+    assert lowerings == {name for names in LOWERING_MODULES.values() for name in names.split()}
+
+
+# A fresh process per module (forked from one that has imported no op module).
+REGISTERS_ALONE = """
+import importlib, os
+from nnc.ops import registry
+from nnc.ops.catalog import LOWERING_MODULES, OP_MODULES
+for table, registered in ((OP_MODULES, registry._OPS), (LOWERING_MODULES, registry._LOWERINGS)):
+    for module, names in table.items():
+        pid = os.fork()
+        if pid == 0:
+            importlib.import_module(f"nnc.ops.{module}")
+            os._exit(any(name not in registered for name in names.split()))
+        if os.waitpid(pid, 0)[1]:
+            print(module)
+"""
+
+
+def test_importing_the_listed_module_registers_each_name():
+    """... and importing a module alone registers every name listed for it
+    (what a lookup relies on)."""
+    out = subprocess.run([sys.executable, "-c", REGISTERS_ALONE], capture_output=True, text=True, check=True).stdout
+    assert out.split() == []
 
 
 def test_op_modules_are_imported_on_first_lookup():
