@@ -104,10 +104,11 @@ def node_rule(*ops: str):
 # registers its ops, and that every rule is listed.
 RULE_MODULES: dict[str, str] = {
     "rules": "Sigmoid Tanh HardSwish HardSigmoid LeakyRelu ThresholdedRelu Elu Selu Relu Clip AveragePool "
-             "GlobalAveragePool Reshape Transpose MaxPool GlobalMaxPool Identity Dropout Pad Concat",
+             "GlobalAveragePool Softmax LogSoftmax Reshape Transpose MaxPool GlobalMaxPool Identity Dropout Pad "
+             "Concat",
     "indexing": "Gather Slice Expand Tile",
     "linear": "Conv Gemm",
-    "rules_transformer": "ReduceSum ReduceMean ReduceMax MatMul Softmax LogSoftmax LayerNormalization",
+    "rules_transformer": "ReduceSum ReduceMean ReduceMax MatMul LayerNormalization",
     "resize_rules": "Resize",
     "rules_elementwise": "Mul Add Sub Div BatchNormalization PRelu Erf Sqrt Exp Log Neg Abs Reciprocal Sign Sin Cos "
                          "Silu Softplus Softsign Mish Gelu Pow",
