@@ -4,7 +4,7 @@
 Outputs are written into a staging folder beside `output_dir` and moved into
 place only when everything, verification included, succeeded; output_folder.py
 states what nnc may write and replace there. Modules that only verification,
-streaming, a budget search or IR dumps use are imported where those run.
+streaming or IR dumps use are imported where those run.
 """
 
 from __future__ import annotations
@@ -281,15 +281,16 @@ def _run_passes(passes, original: Graph, opts: CompileOptions, dump,
                 say: Progress | None = None) -> tuple[PassManager, Graph]:
     manager = PassManager(passes, verify_each=opts.verify_each, print_after=set(opts.print_ir_after),
                           snapshot_before=COMPRESSION, progress=say,
-                          dump=(lambda name, g: _dump_ir(dump, name, g)) if dump else None)
+                          dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
+                          if dump else None)
     return manager, manager.run(original.copy())
 
 
-def _dump_ir(dump: Callable[[str], None], name: str, graph: Graph) -> None:
-    """`dump` the text IR of `graph` after pass `name` (--print-ir-after)."""
-    from .textir.printer import print_ir
+def print_ir(graph: Graph, **options) -> str:
+    """textir's print_ir, imported when an IR dump (--print-ir-after) asks for it."""
+    from .textir.printer import print_ir as printed
 
-    dump(f"// IR after {name}\n{print_ir(graph, elide_constants=True)}")
+    return printed(graph, **options)
 
 
 def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice, passes: list, dump, say):
