@@ -23,9 +23,8 @@ import signal
 import sys
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from . import __version__
 from . import cli_options as flags
@@ -45,8 +44,7 @@ def quiet(help: str = "No progress lines (they go to stderr when it is a termina
     return flag("-q", "--quiet", action="store_true", help=help)
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """A subcommand: `define(parser)` adds its arguments, `run(**parsed)` runs it."""
 
     run: Callable
