@@ -229,7 +229,7 @@ def inspect(model: str, as_json: bool, input_shape: list[str], sensitivity: bool
         if sensitivity and not (2 <= bits <= 8 and 0.0 <= sparsity < 1.0):
             raise OptionError(f"--bits must be in 2..8 and --sparsity in [0, 1), got {bits} and {sparsity}")
         if sensitivity and method is not None:
-            from .obs_layers import check_method
+            from .obs_options import check_method
 
             check_method("--method", method)
         given = [flag for flag, asked in (("--bits", bits != 4), ("--sparsity", sparsity != 0.5),
