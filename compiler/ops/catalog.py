@@ -21,6 +21,7 @@ OP_MODULES: dict[str, str] = {
     "qlinear": "QConv QGemm",
     "qelementwise": "Requantize QAdd QLut",
     "qpool": "QAveragePool",
+    "qrecurrent": "QLSTM QGRU QRNN",
     "qsoftmax": "QSoftmax QLogSoftmax",
     "qresize": "ResizeNearest QResize",
     "resize": "Resize",
