@@ -35,3 +35,11 @@ for module, ops in KERNEL_MODULES.items():
 def test_importing_the_listed_module_registers_its_kernels():
     out = subprocess.run([sys.executable, "-c", REGISTERS_ALONE], capture_output=True, text=True, check=True).stdout
     assert out.split() == []
+
+
+def test_the_recurrent_kernel_decodes_the_ir_directions():
+    """lowering encodes `direction` as its index in the kernel's table."""
+    from nnc.backends.azsim.recurrent import DIRECTIONS
+    from nnc.ops.recurrent import DIRECTIONS as IR_DIRECTIONS
+
+    assert DIRECTIONS == IR_DIRECTIONS
