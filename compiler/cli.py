@@ -23,9 +23,8 @@ import signal
 import sys
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from . import __version__
 from . import cli_options as flags
@@ -45,8 +44,7 @@ def quiet(help: str = "No progress lines (they go to stderr when it is a termina
     return flag("-q", "--quiet", action="store_true", help=help)
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """A subcommand: `define(parser)` adds its arguments, `run(**parsed)` runs it."""
 
     run: Callable
@@ -231,7 +229,7 @@ def inspect(model: str, as_json: bool, input_shape: list[str], sensitivity: bool
         if sensitivity and not (2 <= bits <= 8 and 0.0 <= sparsity < 1.0):
             raise OptionError(f"--bits must be in 2..8 and --sparsity in [0, 1), got {bits} and {sparsity}")
         if sensitivity and method is not None:
-            from .obs_layers import check_method
+            from .obs_options import check_method
 
             check_method("--method", method)
         given = [flag for flag, asked in (("--bits", bits != 4), ("--sparsity", sparsity != 0.5),

@@ -15,7 +15,7 @@ from .budget import BudgetChoice
 from .compression_options import check_compression, flag_of, out_of_range
 from .errors import OptionError
 from .limits import MAX_NAME_LENGTH
-from .obs_layers import check_method
+from .obs_options import check_method
 from .packing import FORMAT_NAMES
 from .records import record
 

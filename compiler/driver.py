@@ -3,7 +3,8 @@
 `compile` is the one entry point behind both `nnc compile` and the Python API.
 Outputs are written into a staging folder beside `output_dir` and moved into
 place only when everything, verification included, succeeded; output_folder.py
-states what nnc may write and replace there.
+states what nnc may write and replace there. Modules that only verification,
+streaming or IR dumps use are imported where those run.
 """
 
 from __future__ import annotations
@@ -22,23 +23,19 @@ import numpy as np
 
 from .errors import NncWarning, OptionError, QualityGateError, ShapeError, UnsupportedError
 from .frontend.model_file import load_model_file
-from .frontend.onnx_loader import load
-from .layer_error import layer_errors
-from .layer_select import left_out_text
 from .ir import Graph
+from .layer_select import left_out_text
 from .limits import MAX_NAME_LENGTH
 from .passmanager import PassManager, format_pipeline, parse_pipeline
 from .pipelines import COMPRESSION
-from . import budget, output_folder, quality, sample_sources, streaming
+from . import budget, output_folder, quality, sample_sources
 from .budget import BudgetChoice
 from .compile_options import SAMPLE_OPTIONS, CompileOptions, default_pipeline
 from .records import record
 from .report import REPORT_FILES, add_layer_errors, arena_layout, render_files
 from .report import storage as weight_storage
 from .report import build as build_report
-from .textir.printer import print_ir
 from .verification import load_samples, synthetic_samples
-from .verify_step import is_integer_graph, verification_warnings, verify, verify_streaming
 
 Progress = Callable[[str], None]
 
@@ -163,6 +160,10 @@ def _compile(model: str | Path, opts: CompileOptions, output_dir, progress: Prog
             say(f"writing the {opts.target} output")
         artifacts = tgt.emit(exported, staging, _stem(graph.name)) if staging else []
         if opts.verify:
+            from . import streaming
+            from .layer_error import layer_errors
+            from .verify_step import is_integer_graph, verification_warnings, verify, verify_streaming
+
             say("verifying against the reference interpreter and onnxruntime")
             execute = lambda s: tgt.execute(exported, staging, _stem(graph.name), s, say)  # noqa: E731
             if whole is None:
@@ -228,6 +229,8 @@ def _of_target(target: str, exc: UnsupportedError) -> UnsupportedError:
 def _load_chunk(model: str | Path, opts: CompileOptions) -> Graph:
     """The model at its --stream chunk shapes; a shape computation that fails
     there (a layer sized for the whole sequence) is said to be the chunk's."""
+    from .frontend.onnx_loader import load
+
     try:
         return load(model, {**(opts.input_shapes or {}), **opts.stream}, frozenset(opts.stream))
     except ShapeError as exc:
@@ -245,6 +248,8 @@ def _run_pipeline(model: str | Path, opts: CompileOptions, tgt, dump, say: Progr
     report_budget = choice = whole_original = None
     with tempfile.TemporaryDirectory() as scratch:
         if opts.stream:
+            from . import streaming
+
             streaming.check_stream(model, original, opts.stream, opts.input_shapes)
             ranges = str(Path(scratch) / "ranges.json")
             say("compiling the whole-sequence graph (streaming reference)")
@@ -279,6 +284,13 @@ def _run_passes(passes, original: Graph, opts: CompileOptions, dump,
                           dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
                           if dump else None)
     return manager, manager.run(original.copy())
+
+
+def print_ir(graph: Graph, **options) -> str:
+    """textir's print_ir, imported when an IR dump (--print-ir-after) asks for it."""
+    from .textir.printer import print_ir as printed
+
+    return printed(graph, **options)
 
 
 def _fit_budget(tgt, opts: CompileOptions, original: Graph, choice: BudgetChoice, passes: list, dump, say):

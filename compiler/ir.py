@@ -14,13 +14,18 @@ mutation methods keep and `verifier.verify` checks:
   the pairs stay valid;
 - `nodes()` returns a deterministic topological order: among ready nodes, the one
   inserted first comes first, so a printed and re-parsed graph keeps its order.
+
+Tensor, TensorType and Node are dataclasses whose methods are written out as
+@dataclass would generate them (it compiles them from source text at every
+start, 8 M instructions for the three); they are built thousands of times per
+compile, which is why they are not records (records.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
@@ -45,7 +50,7 @@ class QuantParams:
             raise IRError("per-tensor quantization needs exactly one scale")
 
 
-@dataclass
+@dataclass(init=False, repr=False, eq=False)  # the methods below (module docstring)
 class Tensor:
     """A value in the graph. `data` is set for constants (then its dtype and
     shape equal `dtype` and `shape`). `layout` names the axes of a spatial tensor
@@ -57,6 +62,22 @@ class Tensor:
     data: np.ndarray | None = None
     layout: str | None = None
     quant: QuantParams | None = None
+
+    def __init__(self, name: str, dtype: str, shape: tuple[int, ...], data: np.ndarray | None = None,
+                 layout: str | None = None, quant: QuantParams | None = None) -> None:
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.data = data
+        self.layout = layout
+        self.quant = quant
+        self.__post_init__()
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return ((self.name, self.dtype, self.shape, self.data, self.layout, self.quant)
+                == (other.name, other.dtype, other.shape, other.data, other.layout, other.quant))
 
     def __post_init__(self):
         self.shape = tuple(int(d) for d in self.shape)
@@ -87,15 +108,39 @@ class Tensor:
         return self.size * dtypes.to_numpy(self.dtype).itemsize
 
 
-@dataclass(frozen=True)
+@dataclass(init=False, repr=False, eq=False)  # frozen; the methods below (module docstring)
 class TensorType:
     """What shape inference knows about a value: element type and shape."""
 
     dtype: str
     shape: tuple[int, ...]
 
+    def __init__(self, dtype: str, shape: tuple[int, ...]) -> None:
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "shape", shape)
 
-@dataclass
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(dtype={self.dtype!r}, shape={self.shape!r})"
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.dtype, self.shape) == (other.dtype, other.shape)
+
+    def __hash__(self) -> int:
+        return hash((self.dtype, self.shape))
+
+    def __setattr__(self, name: str, value) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+TensorType.__dataclass_params__.frozen = True  # as dataclasses records it for @dataclass(frozen=True)
+
+
+@dataclass(init=False, repr=False, eq=False)  # the methods below (module docstring)
 class Node:
     """One operation. `attrs` is the op's frozen attribute dataclass; an input
     name "" stands for an omitted optional input."""
@@ -105,6 +150,23 @@ class Node:
     inputs: list[str]
     outputs: list[str]
     attrs: Any
+
+    def __init__(self, name: str, op: str, inputs: list[str], outputs: list[str], attrs: Any) -> None:
+        self.name = name
+        self.op = op
+        self.inputs = inputs
+        self.outputs = outputs
+        self.attrs = attrs
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}(name={self.name!r}, op={self.op!r}, inputs={self.inputs!r}, "
+                f"outputs={self.outputs!r}, attrs={self.attrs!r})")
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return ((self.name, self.op, self.inputs, self.outputs, self.attrs)
+                == (other.name, other.op, other.inputs, other.outputs, other.attrs))
 
 
 @record(frozen=False)

@@ -51,10 +51,10 @@ from typing import Callable
 
 import numpy as np
 
+from .obs_options import DAMPING  # noqa: F401  (the default, defined with the options that take it)
 from .records import record
 
 BLOCK = 128
-DAMPING = 0.01
 RETRIES = 8
 Snap = Callable[[np.ndarray], np.ndarray]  # values in units of the scale -> grid values
 

@@ -1,7 +1,7 @@
 """Second-order compression applied to the graph's layers: the glue between the
 compression passes and the matrix algorithms of compiler/obs.py.
 
-- `METHODS`: "magnitude" ranks weights by |w| and rounds to nearest (no data
+- `METHODS` (obs_options.py, with the option checks): "magnitude" ranks weights by |w| and rounds to nearest (no data
   needed); "obs" measures the layers' inputs on calibration samples and
   compensates (SparseGPT, GPTQ, least-squares refit).
 - `layer_statistics` runs the reference interpreter once (per memory batch,
@@ -30,42 +30,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 
 import numpy as np
 
 from . import obs
-from .errors import NncWarning, OptionError
 from .blas_threads import one_blas_thread
 from .hessian import Statistics, collect
 from .ir import Graph, Node
 from .layer_rows import from_matrices, matrices, supported
-from .layer_select import parse_overrides, settings, weight_constant
-
-METHODS = ("magnitude", "obs")
-
-
-def check_method(option: str, method: str) -> str:
-    if method not in METHODS:
-        raise OptionError(f"{option} must be one of {', '.join(METHODS)}, got {method!r}")
-    return method
-
-
-def parse_methods(prefix: str, method: str, overrides: str) -> dict[str, str]:
-    """The per-layer method overrides of a pass (`prefix` names it in errors),
-    after checking its `method`; OptionError on any unknown method."""
-    check_method(f"{prefix}: method", method)
-    return parse_overrides(overrides, f"{prefix}: method_overrides", lambda text: check_method("method", text))
-
-
-def method_settings(graph: Graph, prefix: str, method: str, overrides: str) -> dict[str, str]:
-    """{layer name: method} of every weighted layer."""
-    return settings(graph, parse_methods(prefix, method, overrides), method, f"{prefix}: method_overrides")
-
-
-def check_damping(option: str, damping: float) -> None:
-    if not 0.0 <= damping <= 10.0:
-        raise OptionError(f"{option}: damping must be in [0, 10], got {damping}")
+from .layer_select import weight_constant
+# the option checks, defined in obs_options.py and imported from here by the passes
+from .obs_options import (METHODS, check_damping, check_method, fallback_warning,  # noqa: F401
+                          method_settings, parse_methods)
 
 
 def layer_statistics(graph: Graph, layers: list[Node], samples) -> dict[str, Statistics]:
@@ -135,13 +111,6 @@ def integer_weights(graph: Graph, node: Node) -> tuple[str, np.ndarray, np.ndarr
 
 def obs_prunable(graph: Graph, node: Node) -> bool:
     return obs_weights(graph, node) is not None or integer_weights(graph, node) is not None
-
-
-def fallback_warning(pass_name: str, layers: list[str], why: str) -> None:
-    if layers:
-        shown = ", ".join(map(repr, layers[:3])) + (f" and {len(layers) - 3} more" if len(layers) > 3 else "")
-        warnings.warn(f"{pass_name}: method obs {why}; layer(s) {shown} use method magnitude", NncWarning,
-                      stacklevel=3)
 
 
 def layer_damping(damping: float, stats: Statistics) -> float:

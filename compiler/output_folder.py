@@ -49,7 +49,6 @@ import fcntl
 import hashlib
 import json
 import os
-import secrets
 import shutil
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -202,7 +201,7 @@ def staged(out: Path | str | None, model: Path):
 def _free_staging_name(out: Path) -> Path:
     """A path `.OUT.<random>.staging` beside `out` that nothing holds yet."""
     while True:
-        candidate = out.parent / f".{out.name}.{secrets.token_hex(6)}.staging"
+        candidate = out.parent / f".{out.name}.{os.urandom(6).hex()}.staging"
         if not os.path.lexists(candidate):
             return candidate
 

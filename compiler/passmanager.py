@@ -315,8 +315,6 @@ class PassManager:
             raise OptionError(f"print_ir_after {absent[0]!r}: {said}", cli=f"--print-ir-after {absent[0]}: {said}")
 
     def run(self, graph: Graph) -> Graph:
-        from .verifier import verify
-
         for number, p in enumerate(self.passes, 1):
             if self.progress:
                 self.progress(f"pass {number}/{len(self.passes)}: {p.name}")
@@ -328,6 +326,8 @@ class PassManager:
             seconds = time.perf_counter() - start
             self.records.append(PassRecord(format_pass(p), seconds, before, len(graph)))
             if self.verify_each:
+                from .verifier import verify
+
                 verify(graph, context=f"after pass {p.name}")
             if self.dump and (p.name in self.print_after or "all" in self.print_after):
                 self.dump(p.name, graph)

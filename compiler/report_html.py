@@ -24,7 +24,6 @@ import functools
 import re
 from pathlib import Path
 
-from .accuracy import accuracy_text
 from .cli_render import kept_clause
 from .passmanager import file_name_only, without_folders
 from .report_csv import COLUMNS, layer_table
@@ -105,6 +104,8 @@ def _verification(report: dict) -> list[tuple[str, str]]:
     v = report.get("verification")
     if not v:
         return [("verification", "not run")]
+    from .accuracy import accuracy_text  # verified compiles only
+
     ref, flt = v["vs_reference"], v["vs_float"]
     truth = "onnxruntime" if v["float_truth"] == "onnxruntime" else "the float reference"
     agreement = f", top-1 agreement {flt['top1_agreement']:.1%}" if flt.get("top1_agreement") is not None else ""

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import zipfile
 from pathlib import Path
 
@@ -68,7 +67,7 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     if (path.exists() or path.is_symlink()) and _npz_names(path) != set(arrays):
         raise _not_ours(path)
     created = _make_parents(path.parent)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.partial")
     try:
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:

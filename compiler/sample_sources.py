@@ -24,7 +24,6 @@ import numpy as np
 
 from .errors import ShapeError
 from .limits import check_sample_elements
-from .sample_spool import spool
 
 _REGISTERED = threading.local()
 WHAT_TO_GIVE = "give a path, a dict of arrays, an array or an iterable of dicts"
@@ -47,6 +46,8 @@ def as_arrays(source, what: str) -> dict[str, np.ndarray]:
     if isinstance(source, Mapping):
         return {str(name): _array(value, f"{what}: array {name!r}") for name, value in source.items()}
     if isinstance(source, Iterable) and not isinstance(source, (str, bytes)):
+        from .sample_spool import spool  # an iterable of samples only
+
         return spool(source, what, _array)
     raise ShapeError(f"{what}: {WHAT_TO_GIVE}, not {type(source).__name__}")
 

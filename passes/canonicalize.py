@@ -82,24 +82,8 @@ from nnc.ops import get_op
 from nnc.ops.shape import ReshapeAttrs, TransposeAttrs
 from nnc.passmanager import Pass, register_pass
 
-from .fold_gemm_scale import fold_gemm_scale
-from .fuse_gelu import fuse_gelu
-from .fuse_silu import fuse_silu
-from .fuse_softmax_mask import fuse_softmax_mask
-from .fuse_softmax_scale import fuse_softmax_scale
-from .fuse_softplus import fuse_softplus_threshold
-from .fuse_where_activation import where_to_activation
-from .fuse_softsign import fuse_softsign
-from .depth_space import depth_space_to_transpose
-from .cumsum import cumsum_to_matmul
-from .einsum import einsum_to_matmul
-from .matmul_vector import vector_operand_to_matrix
-from .gather_nd import gather_nd_to_gather
-from .instance_norm import instance_norm_to_layer_norm
-from .norm_reductions import norm_reduction_to_sum
-from .rule_dispatch import fires_on, rules_for
+from .rule_dispatch import Deferred, fires_on, rules_for
 from .graph_edits import drop_if_dead, new_value, single_use
-from .split_to_slices import split_to_slices
 from nnc.records import record
 
 Rule = Callable[[Graph, Node], bool]
@@ -346,10 +330,23 @@ def reshape_through_unary(graph: Graph, node: Node) -> bool:
 
 TRANSPOSE_CLEANUP: tuple[Rule, ...] = (remove_identity_transpose, compose_transposes, merge_duplicates,
                                        remove_noop_reshape, merge_reshapes)
-CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (transpose_to_reshape, reshape_through_unary,
-                                                       split_to_slices, fuse_gelu, fuse_silu, fold_gemm_scale,
-                                                       fuse_softmax_mask, fuse_softmax_scale,
-                                                       instance_norm_to_layer_norm, gather_nd_to_gather,
-                                                       depth_space_to_transpose, fuse_softplus_threshold,
-                                                       fuse_softsign, norm_reduction_to_sum, einsum_to_matmul,
-                                                       cumsum_to_matmul, vector_operand_to_matrix, where_to_activation)
+# The rules in modules of their own, each imported when a graph has an op it fires on.
+CANONICAL_RULES: tuple[Rule, ...] = TRANSPOSE_CLEANUP + (
+    transpose_to_reshape, reshape_through_unary,
+    Deferred("split_to_slices", "split_to_slices", "Split"),
+    Deferred("fuse_gelu", "fuse_gelu", "Mul"),
+    Deferred("fuse_silu", "fuse_silu", "Mul"),
+    Deferred("fold_gemm_scale", "fold_gemm_scale", "Mul"),
+    Deferred("fuse_softmax_mask", "fuse_softmax_mask", "Softmax"),
+    Deferred("fuse_softmax_scale", "fuse_softmax_scale", "Softmax", "LogSoftmax"),
+    Deferred("instance_norm", "instance_norm_to_layer_norm", "InstanceNormalization"),
+    Deferred("gather_nd", "gather_nd_to_gather", "GatherND"),
+    Deferred("depth_space", "depth_space_to_transpose", "DepthToSpace", "SpaceToDepth"),
+    Deferred("fuse_softplus", "fuse_softplus_threshold", "Where"),
+    Deferred("fuse_softsign", "fuse_softsign", "Div"),
+    Deferred("norm_reductions", "norm_reduction_to_sum", "ReduceL1", "ReduceL2", "ReduceSumSquare"),
+    Deferred("einsum", "einsum_to_matmul", "Einsum"),
+    Deferred("cumsum", "cumsum_to_matmul", "CumSum"),
+    Deferred("matmul_vector", "vector_operand_to_matrix", "MatMul"),
+    Deferred("fuse_where_activation", "where_to_activation", "Where"),
+)

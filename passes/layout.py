@@ -51,7 +51,6 @@ import numpy as np
 
 from nnc.ir import Graph, Node
 from nnc.ops import get_op
-from nnc.ops.reduce import REDUCE_OPS
 from nnc.passmanager import Pass, register_pass
 
 from .canonicalize import (
@@ -126,6 +125,9 @@ def convert(graph: Graph, node: Node, channels_last: bool) -> None:
 
 # -- 2. move -------------------------------------------------------------------------
 # Data-movement ops whose attributes hold one entry per axis (nnc.ops.indexing, replicate).
+# ops/reduce.py's REDUCE_OPS (the reductions with keepdims), named here so that
+# layout does not import the reduce ops (tests/passes/test_layout.py compares them)
+KEEPDIMS_REDUCTIONS = ("ReduceSum", "ReduceMean", "ReduceMax")
 PER_AXIS_FIELDS = {"Slice": ("starts", "steps", "sizes"), "Expand": ("shape",), "Tile": ("repeats",)}
 
 
@@ -147,7 +149,7 @@ def reframe(graph: Graph, node: Node, perm: tuple[int, ...]):
             return None
         keep = {1: np.transpose(graph.constant(node.inputs[1]), perm)} if len(node.inputs) > 1 else {}
         return dataclasses.replace(attrs, axis=inv[attrs.axis]), keep
-    if node.op in REDUCE_OPS:  # keepdims (equal ranks): only the axes move
+    if node.op in KEEPDIMS_REDUCTIONS:  # keepdims (equal ranks): only the axes move
         return dataclasses.replace(attrs, axes=tuple(sorted(inv[a] for a in attrs.axes))), {}
     if node.op == "Pad":
         pads = permute(attrs.pads[:rank], perm) + permute(attrs.pads[rank:], perm)

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import warnings
 
-from nnc import obs
 from nnc.calibration import (
     OBSERVERS,
     calibrate,
@@ -67,11 +66,10 @@ from nnc.calibration import (
     write_ranges,
 )
 from nnc.errors import NncWarning, OptionError
-from nnc.hessian import too_large
 from nnc.ir import Graph, Node
 from nnc.layer_select import parse_overrides, settings, warn_left_out, weighted_layers
 from nnc.limits import MAX_OBS_FAN_IN
-from nnc.obs_layers import check_damping, fallback_warning, layer_statistics, method_settings, parse_methods
+from nnc.obs_options import DAMPING, check_damping, fallback_warning, method_settings, parse_methods
 from nnc.passmanager import Pass, register_pass
 from nnc.quality import calibration_warning
 from nnc.quantizer import WeightSpec, apply, check_supported, lower, plan
@@ -100,7 +98,7 @@ class Quantize(Pass):
     save_ranges: str = ""
     method: str = "magnitude"
     method_overrides: str = ""
-    damping: float = obs.DAMPING
+    damping: float = DAMPING
     lower: bool = True
 
     def __post_init__(self):
@@ -158,6 +156,9 @@ class Quantize(Pass):
         if not self.calib:
             fallback_warning("pass 'quantize'", [n.name for n in wanted], "needs calibration samples (calib)")
             return {}
+        from nnc.hessian import too_large
+        from nnc.obs_layers import layer_statistics
+
         fallback_warning("pass 'quantize'", [n.name for n in wanted if too_large(graph, n)],
                          f"is limited to fan-in {MAX_OBS_FAN_IN}")
         return layer_statistics(graph, wanted, load_samples(self.calib, graph))

@@ -426,3 +426,12 @@ def test_report_opens_in_a_headless_browser(digits, target, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert shot.stat().st_size > 20_000  # a page with tables and charts, not a blank one
     assert "Failed to load" not in proc.stderr and "ERR_" not in proc.stderr
+
+
+def test_svg_text_is_escaped_as_html_escape_does():
+    import html
+
+    from nnc.report_svg import escape
+
+    text = "a<b>&c\"d'e &amp; \x00é"
+    assert escape(text) == html.escape(text)

@@ -32,7 +32,6 @@ from nnc import dtypes
 from nnc.errors import BlobError
 
 from nnc import packing
-from .blob_checks import check_program
 from .program import DTYPE_CODES, ITEMSIZE, LayerDesc, Program, TensorDesc, Tiling, WeightStream
 
 MAGIC = b"\x89AZB\r\n\x1a\n"
@@ -252,6 +251,8 @@ def read_blob(data: bytes) -> Program:
     if 6 in cursor:
         layers = _read_tiling(cursor[6], layers)
     program = Program(name, tensors, layers, streams, inputs, outputs, activation_bytes)
+    from .blob_checks import check_program  # decoding only: a compile encodes
+
     check_program(program, lambda kind, message: cursor[kind].fail(message, spans[kind][0]))
     if version != _version(program):
         tiled = " and tiling" if _tiled(program) else ""

@@ -1,6 +1,7 @@
 """az-sim layer kernels: the registry and what every kernel shares. The kernels
 themselves live in mac.py (the MAC array: QConv, QGemm) and ppu.py (the
-post-processing unit: everything else).
+post-processing unit: everything else) and its companions (KERNEL_MODULES);
+`build` imports the module of a layer's op on its first use.
 
 Each kernel is built once per program (`build(ctx) -> Built`): it checks the
 layer's shapes and parameters, prepares what the hardware keeps on chip (decoded
@@ -28,6 +29,7 @@ operand; constants are TensorDescs with data):
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import field
 
@@ -100,9 +102,29 @@ def kernel(*ops: str):
     return register
 
 
+# The module (of this package) whose @kernel builds each op; tests/backends/azsim
+# (test_kernel_modules.py) check that importing a module alone registers its ops.
+KERNEL_MODULES: dict[str, str] = {
+    "mac": "QGemm QConv",
+    "ppu": "QAveragePool MaxPool GlobalMaxPool Requantize QAdd QLut QSoftmax QLogSoftmax Clip Reshape Transpose Concat "
+           "Pad QuantizeLinear DequantizeLinear",
+    "ppu_data": "Gather Slice Split Expand Tile Cast",
+    "ppu_elementwise": "QMul QAffine",
+    "ppu_resize": "ResizeNearest QResize",
+    "ppu_transformer": "QReduce QMatMul QLayerNorm",
+    "recurrent": "QLSTM QGRU QRNN",
+}
+_KERNEL_MODULE = {op: module for module, ops in KERNEL_MODULES.items() for op in ops.split()}
+
+
 def build(ctx: LayerContext) -> Built:
-    builder = KERNELS.get(ctx.desc.op)
+    op = ctx.desc.op
+    if op not in KERNELS and op in _KERNEL_MODULE:
+        importlib.import_module(f"{__package__}.{_KERNEL_MODULE[op]}")
+    builder = KERNELS.get(op)
     if builder is None:
+        for module in KERNEL_MODULES:  # the full list for the message
+            importlib.import_module(f"{__package__}.{module}")
         raise UnsupportedError(f"layer {ctx.desc.name!r}: az-sim has no {ctx.desc.op} unit "
                                f"(supported: {', '.join(sorted(KERNELS))})")
     return builder(ctx)

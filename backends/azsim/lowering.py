@@ -48,13 +48,13 @@ from nnc.dtypes import FLOAT_TYPES
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node, Tensor
 from nnc.ops.registry import attrs_dict
-from nnc.ops.recurrent import DIRECTIONS
 from nnc.ops.shape import PAD_MODES
 
 from nnc import packing
 from .blob import MAX_RANK, OP_CODES, PARAM_SINCE
 from .hardware import Hardware
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc, Tiling, WeightStream
+from .recurrent import DIRECTIONS  # the table the recurrent kernel decodes `direction` with
 from .tile_plan import RECURRENT_WEIGHTS, RowTiles, check_recurrent_weights, plan_activations, weight_chunks
 
 WEIGHTED = {"QConv": 1, "QGemm": 1}  # op -> position of its weight input

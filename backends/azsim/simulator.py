@@ -51,29 +51,28 @@ from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nnc.errors import BlobError, ShapeError, UnsupportedError
 
 from nnc import packing
-from . import mac, ppu, ppu_data  # noqa: F401  (mac, ppu and ppu_data register the kernels)
-from . import ppu_resize  # noqa: F401  (registers the Resize kernels)
-from . import ppu_transformer  # noqa: F401  (registers QReduce, QMatMul, QLayerNorm)
-from . import recurrent  # noqa: F401  (registers QLSTM, QGRU, QRNN)
-from . import ppu_elementwise  # noqa: F401  (registers QMul, QAffine)
 from nnc.blas_threads import blas_restore, blas_single_thread
 from .hardware import Hardware, load_hardware
 from .kernels import LayerContext, Work, build
-from .pipeline import PieceCost, pipeline_cycles
 from .program import DTYPE_CODES, LayerDesc, Program, TensorDesc
 from .sim_stats import LayerStats, SimStats, utilization, view_stats
 from .tile_plan import RECURRENT_WEIGHTS, check_recurrent_weights
-from .tiled import build_tiled
 from nnc.records import record
+
+if TYPE_CHECKING:
+    from .pipeline import PieceCost
 
 NUMPY_TYPES = {DTYPE_CODES["i8"]: "i1", DTYPE_CODES["u8"]: "u1", DTYPE_CODES["i16"]: "<i2",
                DTYPE_CODES["i32"]: "<i4", DTYPE_CODES["i64"]: "<i8", DTYPE_CODES["f32"]: "<f4"}
+
+
 @record
 class _Step:
     run: Callable[[], int | None]
@@ -184,6 +183,8 @@ class Simulator:
         def error(why: str) -> BlobError:
             return BlobError(f"layer {layer.name!r} ({layer.op}): {why}")
 
+        from .tiled import build_tiled  # tiled layers only (and pipeline.py, below)
+
         tiled = build_tiled(layer, self.program, self._arrays, self._sram, self._decode, self.hw, error)
         self._pieces[layer.name] = tiled.costs
         costs = tiled.costs
@@ -255,6 +256,8 @@ class Simulator:
             compute = -(-executed // hw.mac_lanes)
             core = max(stats.load_cycles, stats.decoder_cycles, compute)
         else:  # a tiled layer: the double-buffered pipeline of pipeline.py
+            from .pipeline import pipeline_cycles
+
             per_piece = executed if isinstance(executed, tuple) else tuple(c.macs_executed for c in costs)
             total = sum(per_piece)
             computes = [-(-e // hw.mac_lanes) for e in per_piece]

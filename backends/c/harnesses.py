@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnc.verify_step import FLOAT_PARITY
+from nnc.quality import FLOAT_PARITY
 from nnc.interpreter import run
 
 from . import cformat

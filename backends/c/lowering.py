@@ -7,7 +7,8 @@ Steps, in order:
    its outputs become constants in flash.
 2. Schedule: the remaining nodes in the graph's deterministic topological order;
    step k is the k-th of them.
-3. Storage, then lower: each node's handler (ops_*.py) turns it into C statements, registering
+3. Storage, then lower: each node's handler (ops_*.py, imported for the ops
+   the graph has: HANDLER_MODULES) turns it into C statements, registering
    the constant arrays, per-layer parameter structs and kernel instances it
    needs. An op without a handler, or a case a handler refuses, is collected;
    all of them are reported in one UnsupportedError.
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import field
 from typing import Callable
+
+import importlib
 
 import numpy as np
 
@@ -51,6 +54,30 @@ class Handler:
 
 HANDLERS: dict[str, Handler] = {}
 PACKED_HANDLERS: dict[str, Callable] = {}  # the lowering of a step whose weights stay packed
+
+# The module (of this package) whose handlers lower each IR op; `lower` imports
+# those of the graph's ops. tests/backends/c/test_c_handlers.py checks that the
+# modules register exactly these ops. (ops_packed: PACKED_HANDLERS, for `pack`.)
+HANDLER_MODULES: dict[str, str] = {
+    "ops_data": "Reshape Identity Dropout Transpose Pad Concat",
+    "ops_index": "Slice Split Expand Tile Gather Cast",
+    "ops_float": "Conv Gemm MatMul Add Sub Mul Div PRelu Relu Clip LeakyRelu ThresholdedRelu Elu Selu Sigmoid Tanh "
+                 "HardSigmoid HardSwish Softmax LogSoftmax BatchNormalization MaxPool GlobalMaxPool AveragePool "
+                 "GlobalAveragePool",
+    "ops_int": "QConv QGemm Requantize QAdd QLut QAveragePool QSoftmax QLogSoftmax QuantizeLinear DequantizeLinear",
+    "ops_transformer": "QReduce QMatMul QLayerNorm ReduceSum ReduceMean ReduceMax LayerNormalization",
+    "ops_resize": "ResizeNearest Resize QResize",
+    "ops_elementwise": "Erf Sqrt Exp Log Neg Abs Reciprocal Sign Sin Cos Silu Softplus Softsign Mish Gelu Pow QMul "
+                       "QAffine",
+    "ops_recurrent": "QLSTM QGRU QRNN LSTM GRU RNN",
+}
+_HANDLER_MODULE = {op: module for module, ops in HANDLER_MODULES.items() for op in ops.split()}
+
+
+def import_handlers(ops) -> None:
+    """Register the handlers of the IR ops `ops` (importing their modules)."""
+    for module in sorted({_HANDLER_MODULE[op] for op in ops if op not in HANDLERS and op in _HANDLER_MODULE}):
+        importlib.import_module(f"{__package__}.{module}")
 
 
 def lowers(*ops: str, in_place: tuple[int, ...] = (), view: bool = False, scratch: Callable | None = None):
@@ -238,15 +265,12 @@ def lower(graph: Graph, prefix: str, pack: str | None = None) -> Program:
     """The C program of `graph` (see the module docstring); UnsupportedError
     lists every node the C target cannot lower. `pack`: None keeps weights as
     int8 arrays; "auto" or a format name keeps QConv/QGemm weights packed."""
-    from . import ops_data, ops_float, ops_index, ops_int, ops_packed  # noqa: F401  (register the handlers)
-    from . import ops_transformer  # noqa: F401  (register the handlers)
-    from . import ops_resize  # noqa: F401  (register the handlers)
-    from . import ops_elementwise  # noqa: F401  (register the handlers)
-    from . import ops_recurrent  # noqa: F401  (register the handlers)
-
     consts, schedule = fold_constants(graph)
+    import_handlers({node.op for node in schedule})
     program = Program(graph, prefix, consts)
     if pack is not None:
+        from . import ops_packed
+
         program.packed = ops_packed.plan(graph, consts, schedule, pack)
     names = cformat.Names(reserved={"arena", "NULL", "status"})
     program.storage = plan_storage(graph, consts, schedule, HANDLERS, names, _scratch(program, schedule))

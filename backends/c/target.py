@@ -25,7 +25,7 @@ from nnc.pipelines import CANONICAL
 from nnc.verification import synthetic_samples
 
 from .. import register_target, run_batched
-from . import emitter, packed
+from . import emitter
 from .emitter import Provenance, prefix_of
 from .lowering import Program, lower
 
@@ -60,12 +60,15 @@ class CTarget:
         self.provenance = Provenance(_pipeline(self, options)) if options is not None else Provenance()
         self.pack = options.pack if options is not None and options.c_weights == "packed" else None
         self.strings = options is None or options.c_arrays == "strings"
-        if self.pack not in (None, "auto", *packed.FORMATS):
-            decoded = ", ".join(packed.FORMATS)
-            raise OptionError(f"pack={self.pack!r} is not supported with c_weights='packed' (the C kernels decode "
-                              f"{decoded}; or give pack='auto')",
-                              cli=f"--pack {self.pack} is not supported with --c-weights packed (the C kernels decode "
-                                  f"{decoded}; or give --pack auto)")
+        if self.pack not in (None, "auto"):
+            from . import packed  # the weight codec, for packed weights only
+
+            if self.pack not in packed.FORMATS:
+                decoded = ", ".join(packed.FORMATS)
+                raise OptionError(f"pack={self.pack!r} is not supported with c_weights='packed' (the C kernels "
+                                  f"decode {decoded}; or give pack='auto')",
+                                  cli=f"--pack {self.pack} is not supported with --c-weights packed (the C "
+                                      f"kernels decode {decoded}; or give --pack auto)")
         self._last: tuple[Graph, str, Program] | None = None
 
     def program(self, graph: Graph, stem: str) -> Program:

@@ -25,7 +25,7 @@ import onnx
 
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph
-from nnc.quantizer.groups import NODE_RULES
+from nnc.quantizer.groups import node_rule_for
 
 from .writer import WRITERS, Writer, build_model, registrar
 
@@ -52,13 +52,13 @@ def recurrent_islands(graph: Graph) -> tuple[Graph, dict[str, Writer]]:
     QuantizeLinear and DequantizeLinear around it. An LSTM's int16 cell state
     at the graph's interface (a streaming model's c0 and Y_c) is quantized and
     dequantized as the integer form writes int16 (integer_boundary.py)."""
-    recurrent = [n.name for n in graph.nodes() if n.op in NODE_RULES]
+    recurrent = [n.name for n in graph.nodes() if node_rule_for(n.op) is not None]
     if not recurrent:
         return graph, {}
     lowered = graph.copy()
     for name in recurrent:
         node = lowered.node(name)
-        NODE_RULES[node.op](lowered, node)
+        node_rule_for(node.op)(lowered, node)
     lowered.remove_dead()
     ops = {n.op for n in lowered.nodes() if n.op in INTEGER_WRITERS and n.op not in WRITERS}
     return lowered, {op: INTEGER_WRITERS[op] for op in sorted(ops | set(INT16_BOUNDARY))}

@@ -1,16 +1,9 @@
-"""All IR ops. Importing this package registers every op and ONNX lowering;
-each module below adds its ops with `@register_op` and `@lowers`."""
+"""All IR ops. Each module of this package adds its ops with `@register_op`
+and its ONNX lowerings with `@lowers` when imported; the registry imports a
+module on the first lookup of an op it defines (catalog.py lists them), so
+importing this package loads none of them.
+"""
 
-from . import elementwise  # noqa: F401
-from . import quantize, shape, softmax  # noqa: F401
-from . import conv, gemm, normalization, pool  # noqa: F401
-from . import qelementwise, qlinear, qpool, qsoftmax  # noqa: F401
-from . import qresize, resize  # noqa: F401
-from . import layernorm, qmatmul, reduce  # noqa: F401
-from . import recurrent  # noqa: F401
-from . import indexing, replicate  # noqa: F401
-from . import math_unary, qbinary  # noqa: F401
-from . import compare, cumsum, depth_space, einsum  # noqa: F401
 from .registry import (  # noqa: F401
     Lowered,
     NoAttrs,

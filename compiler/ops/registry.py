@@ -13,13 +13,18 @@ An op is a class registered with `@register_op`. It declares
 
 An ONNX lowering is a function registered with `@lowers("OnnxOp")`; it receives an
 `OnnxNode` and returns a `Lowered` IR op (or None when the node is a no-op that
-forwards its input). Adding an op touches its own module and one import line in
-`compiler/ops/__init__.py`.
+forwards its input). Adding an op touches its own module and its entry in
+`compiler/ops/catalog.py`.
+
+Op modules are imported on demand: `get_op` and `lowering` import the module
+that catalog.py names for an op not registered yet, `all_ops` and
+`supported_onnx_ops` import them all.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import typing
 from typing import Any, Callable, ClassVar
 
@@ -28,6 +33,7 @@ import numpy as np
 from ..errors import IRError, UnsupportedError
 from ..ir import TensorType
 from ..records import record
+from .catalog import LOWERING_MODULES, OP_MODULES
 
 
 @record
@@ -78,22 +84,50 @@ def lowers(*onnx_ops: str):
     return decorate
 
 
+def _modules_defining(table: dict[str, str]) -> dict[str, str]:
+    """{name: module} from catalog.py's {module: names}."""
+    return {name: module for module, names in table.items() for name in names.split()}
+
+
+_OP_MODULE = _modules_defining(OP_MODULES)
+_LOWERING_MODULE = _modules_defining(LOWERING_MODULES)
+
+
+def _import_op_module(module: str | None) -> None:
+    if module is not None:
+        importlib.import_module(f"{__package__}.{module}")
+
+
 def get_op(name: str) -> type[OpDef]:
+    try:
+        return _OPS[name]
+    except KeyError:
+        pass
+    _import_op_module(_OP_MODULE.get(name))
     try:
         return _OPS[name]
     except KeyError:
         raise IRError(f"unknown op {name!r}") from None
 
 
+def _import_all() -> None:
+    for module in dict.fromkeys([*OP_MODULES, *LOWERING_MODULES]):
+        _import_op_module(module)
+
+
 def all_ops() -> dict[str, type[OpDef]]:
+    _import_all()
     return dict(_OPS)
 
 
 def lowering(onnx_op: str):
+    if onnx_op not in _LOWERINGS:
+        _import_op_module(_LOWERING_MODULE.get(onnx_op))
     return _LOWERINGS.get(onnx_op)
 
 
 def supported_onnx_ops() -> list[str]:
+    _import_all()
     return sorted(_LOWERINGS)
 
 

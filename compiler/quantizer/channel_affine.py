@@ -18,7 +18,7 @@ import numpy as np
 
 from ..dtypes import to_numpy
 from ..ir import Graph, Node
-from ..ops.normalization import BatchNormAttrs
+from ..ops import get_op
 
 
 def rewrite_channel_affines(graph: Graph) -> int:
@@ -74,5 +74,5 @@ def _fuse(graph: Graph, mul: Node) -> bool:
     graph.remove_node(add.name)
     del graph.tensors[scaled]
     graph.add_node(Node(add.name, "BatchNormalization", [x, *params], list(add.outputs),
-                        BatchNormAttrs(epsilon=0.0, channels_last=scale[1])))
+                        get_op("BatchNormalization").Attrs(epsilon=0.0, channels_last=scale[1])))
     return True

@@ -14,10 +14,13 @@ A group is DequantizeLinear(s) → float op → [Relu/Clip ...] → QuantizeLine
 the node and says what is missing. `RULES` maps op names to lowering rules,
 registered with `@rule`; a rule receives the graph (with the group's float
 nodes already removed) and the group, and must produce `group.output`.
+`rule_for` and `node_rule_for` look a rule up, importing the module that
+RULE_MODULES names for the op on its first lookup.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import field
 from typing import Callable
 
@@ -94,6 +97,49 @@ def node_rule(*ops: str):
         return fn
 
     return decorate
+
+
+# The module (of this package) whose @rule or @node_rule lowers each float op.
+# tests/quantizer/test_rule_modules.py checks that importing a module alone
+# registers its ops, and that every rule is listed.
+RULE_MODULES: dict[str, str] = {
+    "rules": "Sigmoid Tanh HardSwish HardSigmoid LeakyRelu ThresholdedRelu Elu Selu Relu Clip AveragePool "
+             "GlobalAveragePool Softmax LogSoftmax Reshape Transpose MaxPool GlobalMaxPool Identity Dropout Pad "
+             "Concat",
+    "indexing": "Gather Slice Expand Tile",
+    "linear": "Conv Gemm",
+    "rules_transformer": "ReduceSum ReduceMean ReduceMax MatMul LayerNormalization",
+    "resize_rules": "Resize",
+    "rules_elementwise": "Mul Add Sub Div BatchNormalization PRelu Erf Sqrt Exp Log Neg Abs Reciprocal Sign Sin Cos "
+                         "Silu Softplus Softsign Mish Gelu Pow",
+    "rules_recurrent": "LSTM GRU RNN",
+}
+_RULE_MODULE = {op: module for module, ops in RULE_MODULES.items() for op in ops.split()}
+
+
+def _import_rules(op: str) -> None:
+    module = _RULE_MODULE.get(op)
+    if module is not None and op not in RULES and op not in NODE_RULES:
+        importlib.import_module(f"{__package__}.{module}")
+
+
+def rule_for(op: str) -> Rule | None:
+    """The lowering rule of float op `op` (None if it has none)."""
+    _import_rules(op)
+    return RULES.get(op)
+
+
+def node_rule_for(op: str) -> NodeRule | None:
+    """The node rule of float op `op` (None if it has none)."""
+    _import_rules(op)
+    return NODE_RULES.get(op)
+
+
+def quantizable_ops() -> list[str]:
+    """Every op with a lowering rule (imports every rule module)."""
+    for module in RULE_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
+    return sorted(RULES)
 
 
 def intersect(a: tuple, b: tuple) -> tuple[float | None, float | None]:

@@ -19,20 +19,22 @@ Gemm's alpha and beta are folded into weights and bias first.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import obs
 from ..errors import UnsupportedError
-from ..hessian import Statistics
 from ..ir import Graph, Node, Tensor
-from ..obs_layers import quantized_integers
+from ..obs_options import DAMPING
 from ..ops.quantize import DequantizeAttrs
 from ..records import record
 from .emit import add_node
 from .params import qdq_affine
 from .weights import (bias_floor, codebook_weights, dequantized_constant, per_channel, quantize_bias,
                       quantize_weights, symmetric_per_tensor)
+
+if TYPE_CHECKING:
+    from ..hessian import Statistics
 
 
 @record
@@ -45,7 +47,7 @@ class WeightSpec:
     bits: int = 8
     codebook: bool = False
     method: str = "magnitude"
-    damping: float = obs.DAMPING
+    damping: float = DAMPING
 
     @property
     def is_default(self) -> bool:
@@ -123,6 +125,9 @@ def _gptq(node: Node, w: np.ndarray, q: np.ndarray, s_w: np.ndarray, spec: Weigh
     the codebook `q` took; zeros stay zeros). With bias correction to come, the
     bias joins the compensation as the weight of a constant input (its value is
     then set by the correction)."""
+    from .. import obs
+    from ..obs_layers import quantized_integers
+
     if spec.codebook:
         table = np.unique(q[q != 0])
         if table.size == 0:

@@ -22,13 +22,7 @@ from __future__ import annotations
 
 from ..errors import UnsupportedError
 from ..ir import Graph, Node
-from . import linear, rules  # noqa: F401  (register the rules)
-from . import indexing  # noqa: F401  (register the rules)
-from . import rules_transformer  # noqa: F401  (register the rules)
-from . import resize_rules  # noqa: F401  (register the rules)
-from . import rules_elementwise  # noqa: F401  (register the rules)
-from . import rules_recurrent  # noqa: F401  (register the rules)
-from .groups import NODE_RULES, RULES, Group, detach, match
+from .groups import Group, detach, match, node_rule_for, quantizable_ops, rule_for
 from .params import qdq_affine, record
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -40,8 +34,9 @@ def lower(graph: Graph) -> None:
     check_supported(graph)
     for node in graph.nodes():
         if _alive(graph, node) and _is_float_op(graph, node):
-            if node.op in NODE_RULES:
-                NODE_RULES[node.op](graph, node)
+            node_rule = node_rule_for(node.op)
+            if node_rule is not None:
+                node_rule(graph, node)
                 continue
             _lower_group(graph, match(graph, node))
     graph.remove_dead()
@@ -53,7 +48,7 @@ def _lower_group(graph: Graph, group: Group) -> None:
     """Replace the group by its rule's integer ops; errors name the node."""
     detach(graph, group)
     try:
-        RULES[group.node.op](graph, group)
+        rule_for(group.node.op)(graph, group)
     except UnsupportedError as exc:
         if repr(group.name) in str(exc):
             raise
@@ -77,11 +72,12 @@ RUN_TIME_WHERE = ("a Where whose condition is computed at run time, such as an a
 def check_supported(graph: Graph) -> None:
     """One UnsupportedError listing every float op that has no lowering rule
     (and why, for a Where on a run-time condition: a common attention mask)."""
-    missing = [n for n in graph.nodes() if _is_float_op(graph, n) and n.op not in RULES and n.op not in NODE_RULES]
+    missing = [n for n in graph.nodes()
+               if _is_float_op(graph, n) and rule_for(n.op) is None and node_rule_for(n.op) is None]
     if missing:
         listed = ", ".join(f"{n.op} node {n.name!r}" for n in missing)
         masks = any(n.op == "Where" and not graph.tensor(n.inputs[0]).is_constant for n in missing)
-        raise UnsupportedError(f"no integer lowering for {listed} (quantizable ops: {', '.join(sorted(RULES))})"
+        raise UnsupportedError(f"no integer lowering for {listed} (quantizable ops: {', '.join(quantizable_ops())})"
                                + (f"; {RUN_TIME_WHERE}" if masks else ""))
 
 

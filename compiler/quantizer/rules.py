@@ -5,8 +5,8 @@
                                 the multipliers of add_multipliers, is rules_elementwise.lower_add
     AveragePool, GlobalAvg.   → QAveragePool (uniform window counts only; §5)
     Softmax, LogSoftmax       → QSoftmax with its exp table (§6), QLogSoftmax with its
-                                exp and log tables (§6a), over the last axis; the rule,
-                                for any axis, is rules_transformer.lower_softmax
+                                exp and log tables (§6a), on the last axis; on another axis
+                                an 8-bit Transpose moves it last and back
     Sigmoid, Tanh, HardSwish,
     HardSigmoid, LeakyRelu, ThresholdedRelu,
     Elu, Selu                 → QLut, a 256-entry table (§7)
@@ -34,7 +34,8 @@ from ..ops.conv import split_shape
 from ..ops.pool import AveragePool
 from ..ops.qpool import QAveragePoolAttrs
 from ..ops.qsoftmax import EXP_BITS, QSoftmaxAttrs, log_softmax_attrs, log_table
-from .emit import add_node, constant, requantized_operand, rescale, staging
+from ..ops.shape import TransposeAttrs
+from .emit import add_node, constant, new_tensor, requantized_operand, rescale, staging
 from .groups import Group, clamp_of, rule
 
 QADD_MAX_SHIFT = 62 - 9
@@ -116,6 +117,27 @@ def exp_table(scale: float) -> np.ndarray:
     """E[d] = round(2^EXP_BITS · exp(−s_x · d)), d = 0..255 (docs/numerics.md §6)."""
     d = np.arange(256, dtype=np.float64)
     return np.rint(np.exp(-scale * d) * float(1 << EXP_BITS)).astype(np.int32)
+
+
+@rule("Softmax", "LogSoftmax")
+def lower_softmax_group(graph: Graph, group: Group) -> None:
+    """The Softmax or LogSoftmax rule, on any axis: another axis than the last
+    is moved last and back by 8-bit Transposes."""
+    x = group.operand(0)
+    shape = graph.tensor(x.tensor).shape
+    axis, rank = group.node.attrs.axis, len(shape)
+    if axis == rank - 1:
+        lower_softmax(graph, group, x.tensor, group.output, None)
+        return
+    if group.node.attrs.coerce_2d:
+        raise unsupported(group, "softmax over several axes (opset < 13) has no integer lowering")
+    perm = tuple(i for i in range(rank) if i != axis) + (axis,)
+    inverse = tuple(int(i) for i in np.argsort(perm))
+    moved = new_tensor(graph, x.tensor, x.affine, tuple(shape[p] for p in perm))
+    add_node(graph, f"{group.name}.to_last", "Transpose", [x.tensor], [moved], TransposeAttrs(perm))
+    soft = new_tensor(graph, group.output, group.out, tuple(shape[p] for p in perm))
+    lower_softmax(graph, group, moved, soft, perm)
+    add_node(graph, f"{group.name}.from_last", "Transpose", [soft], [group.output], TransposeAttrs(inverse))
 
 
 def lower_softmax(graph: Graph, group: Group, x: str, y: str, perm: tuple[int, ...] | None) -> None:

@@ -10,8 +10,6 @@
     MatMul with constant 2-D
     weights                   → QGemm (linear.py); an activation of rank != 2 is folded
                                 into rows by a Reshape before and after
-    Softmax, LogSoftmax       → QSoftmax, QLogSoftmax (rules.py) on the last axis; on another axis
-                                an 8-bit Transpose moves it last and back
     LayerNormalization        → QLayerNorm with per-element integer γ, β
 """
 
@@ -27,7 +25,7 @@ from ..ops import get_op
 from ..ops.layernorm import FRACTION_BITS, MAX_EPS, QLayerNormAttrs
 from ..ops.qmatmul import MAX_K, QMatMulAttrs, swap_last_two
 from ..ops.reduce import QReduceAttrs, reduced_count
-from ..ops.shape import ReshapeAttrs, TransposeAttrs
+from ..ops.shape import ReshapeAttrs
 from . import linear, rules
 from .emit import add_node, constant, new_tensor
 from .groups import Group, Operand, rule
@@ -125,26 +123,6 @@ def _matmul_operand(graph: Graph, group: Group, index: int) -> Operand:
     scale = float(q.scale[0])
     tensor = constant(graph, f"{group.name}.b{index}", q.data, QuantParams((scale,), (0,)))
     return Operand(tensor, Affine(scale, 0))
-
-
-# -- softmax ---------------------------------------------------------------------------
-@rule("Softmax", "LogSoftmax")
-def lower_softmax(graph: Graph, group: Group) -> None:
-    x = group.operand(0)
-    shape = graph.tensor(x.tensor).shape
-    axis, rank = group.node.attrs.axis, len(shape)
-    if axis == rank - 1:
-        rules.lower_softmax(graph, group, x.tensor, group.output, None)
-        return
-    if group.node.attrs.coerce_2d:
-        raise rules.unsupported(group, "softmax over several axes (opset < 13) has no integer lowering")
-    perm = tuple(i for i in range(rank) if i != axis) + (axis,)
-    inverse = tuple(int(i) for i in np.argsort(perm))
-    moved = new_tensor(graph, x.tensor, x.affine, tuple(shape[p] for p in perm))
-    add_node(graph, f"{group.name}.to_last", "Transpose", [x.tensor], [moved], TransposeAttrs(perm))
-    soft = new_tensor(graph, group.output, group.out, tuple(shape[p] for p in perm))
-    rules.lower_softmax(graph, group, moved, soft, perm)
-    add_node(graph, f"{group.name}.from_last", "Transpose", [soft], [group.output], TransposeAttrs(inverse))
 
 
 # -- layer normalization ---------------------------------------------------------------

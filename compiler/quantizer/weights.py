@@ -30,7 +30,6 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Graph
 from ..numerics import accumulator_bound
-from . import codebook
 from ..records import record
 
 INT32_MAX = (1 << 31) - 1
@@ -98,6 +97,8 @@ def _best_clip(rows: np.ndarray, limit: int) -> np.ndarray:
 def codebook_weights(w: np.ndarray, axis: int, floor: np.ndarray | None, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """(int8 q, float32 scales): the int8 per-channel grid, then at most 2^bits
     distinct values per tensor (codebook.snap)."""
+    from . import codebook  # codebook compression only
+
     _, scale = quantize_weights(w, axis, floor)
     return codebook.snap(w / per_channel(scale, w.ndim, axis), 1 << bits), scale
 

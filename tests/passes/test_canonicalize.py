@@ -256,3 +256,31 @@ def test_random_chains_simplify_and_keep_values(chain, relu_between):
     assert len(movement) <= len(steps)
     if not relu_between and len({op for op, _ in steps}) == 1:
         assert len(movement) <= 1  # a run of Transposes, or of Reshapes, ends as one op or none
+
+
+def test_deferred_rules_fire_on_the_ops_their_modules_declare():
+    """canonicalize lists the rules of other modules as Deferred(module, name,
+    *ops); the ops must be those the rule's @fires_on declares."""
+    from nnc.passes.canonicalize import CANONICAL_RULES
+    from nnc.passes.rule_dispatch import Deferred
+
+    deferred = [r for r in CANONICAL_RULES if isinstance(r, Deferred)]
+    assert len(deferred) == 16
+    for rule in deferred:
+        assert rule.resolve().ops == rule.ops, rule
+        assert rule.resolve().__name__ == rule.name
+
+
+def test_canonicalize_imports_the_rules_of_the_graph_ops_only():
+    import subprocess
+    import sys
+
+    code = ("import sys; from nnc.ir import Graph, Tensor, Node; from nnc.ops import get_op; "
+            "from nnc.passmanager import parse_pipeline; "
+            "g = Graph('g'); g.add_tensor(Tensor('x', 'f32', (1, 4))); g.add_tensor(Tensor('y', 'f32', (1, 4))); "
+            "g.inputs.append('x'); g.outputs.append('y'); g.add_node(Node('r', 'Relu', ['x'], ['y'], "
+            "get_op('Relu').Attrs())); parse_pipeline('canonicalize')[0].run(g); "
+            "print(sorted(m for m in sys.modules if m.startswith('nnc.passes.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert eval(out) == ["nnc.passes.canonicalize", "nnc.passes.graph_edits",  # noqa: S307 - our own list
+                         "nnc.passes.rule_dispatch"]

@@ -335,3 +335,10 @@ def test_mlperf_models_lose_every_transpose(name):
     assert all(n.attrs.channels_last for n in spatial)
     if spatial:
         assert after.tensor(after.inputs[0]).layout == "NHWC"
+
+
+def test_layout_names_the_reductions_the_reduce_ops_define():
+    from nnc.ops.reduce import REDUCE_OPS
+    from nnc.passes.layout import KEEPDIMS_REDUCTIONS
+
+    assert KEEPDIMS_REDUCTIONS == REDUCE_OPS
