@@ -18,7 +18,6 @@ mutation methods keep and `verifier.verify` checks:
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -263,13 +262,21 @@ class Graph:
         self.tensors = {k: v for k, v in self.tensors.items() if k in used}
 
     def copy(self) -> "Graph":
-        """Deep copy; constant arrays are shared (they are never mutated in place)."""
+        """Deep copy; constant arrays, shapes and quantization records are shared
+        (they are never mutated in place). The clone holds its nodes as if added
+        one by one in this graph's topological order, so that order is its own
+        `nodes()` from the start (a topological numbering sorts to itself)."""
         clone = Graph(self.name)
-        for tensor in self.tensors.values():
-            clone.tensors[tensor.name] = dataclasses.replace(tensor)
+        clone.tensors = {name: _shallow_copy(tensor) for name, tensor in self.tensors.items()}
         clone.inputs, clone.outputs, clone.states = list(self.inputs), list(self.outputs), list(self.states)
-        for node in self.nodes():
-            clone.add_node(Node(node.name, node.op, list(node.inputs), list(node.outputs), node.attrs))
+        order = [Node(node.name, node.op, list(node.inputs), list(node.outputs), node.attrs) for node in self.nodes()]
+        for seq, node in enumerate(order):
+            clone._nodes[node.name] = node
+            clone._seq[node.name] = seq
+            for out in filter(None, node.outputs):
+                clone._producer[out] = node.name
+            clone._connect_inputs(node)
+        clone._inserted, clone._order = len(order), order
         return clone
 
     # -- internals -----------------------------------------------------------
@@ -286,6 +293,13 @@ class Graph:
             self._consumers[tensor].remove(node.name)
             if not self._consumers[tensor]:
                 del self._consumers[tensor]
+
+
+def _shallow_copy(tensor: Tensor) -> Tensor:
+    """A new Tensor with the same field values (already checked by __post_init__)."""
+    clone = object.__new__(Tensor)
+    clone.__dict__.update(tensor.__dict__)
+    return clone
 
 
 def _unique(base: str, taken) -> str:
