@@ -133,8 +133,10 @@ class QConv(OpDef):
     @staticmethod
     def evaluate(attrs, inputs):
         x, w = inputs[0], inputs[1]
-        centred = channels_first(x, attrs.channels_last).astype(np.float64) - attrs.x_zero_point
-        acc = _conv(pad_spatial(centred, attrs.pads), w.astype(np.float64), attrs.geometry())
+        # x - x_zero_point padded with 0s: x padded with its zero point, less the zero point, in place
+        centred = pad_spatial(channels_first(x, attrs.channels_last), attrs.pads, attrs.x_zero_point, np.float64)
+        centred -= attrs.x_zero_point
+        acc = _conv(centred, w.astype(np.float64), attrs.geometry())
         y = finish(np.rint(acc).astype(np.int64), inputs, 1, attrs)
         return [restore_layout(y, attrs.channels_last)]
 
