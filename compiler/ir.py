@@ -199,10 +199,11 @@ class Graph:
 
     def producer(self, tensor: str) -> Node | None:
         name = self._producer.get(tensor)
-        return self.node(name) if name is not None else None
+        return self._nodes[name] if name is not None else None
 
     def consumers(self, tensor: str) -> list[Node]:
-        return [self.node(n) for n in dict.fromkeys(self._consumers.get(tensor, []))]
+        nodes = self._nodes
+        return [nodes[n] for n in dict.fromkeys(self._consumers.get(tensor, ()))]
 
     def uses(self, tensor: str) -> int:
         """How many node inputs and graph outputs read `tensor`."""

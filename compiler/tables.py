@@ -13,6 +13,8 @@ def printable(text: str) -> str:
     """`text` with each control character (and each code point XML cannot hold)
     written as a Python escape, so that a name holding one keeps its table row
     and its page well-formed."""
+    if text.isascii() and text.isprintable():  # no ASCII control character: nothing to escape
+        return text
     return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1] if ord(m.group()) < 0x10000 else m.group(), text)
 
 
