@@ -110,10 +110,8 @@ def finish(acc: np.ndarray, inputs: list, channel_axis: int, attrs) -> np.ndarra
     bias, multiplier, shift = inputs[2], inputs[3], inputs[4]
     shape = [1] * acc.ndim
     shape[channel_axis] = -1
-    if bias is not None:
-        acc = acc + bias.astype(np.int64).reshape(shape)
     y = requantize(acc, multiplier.reshape(shape), shift.reshape(shape), attrs.y_zero_point,
-                   attrs.out_min, attrs.out_max)
+                   attrs.out_min, attrs.out_max, None if bias is None else bias.reshape(shape))
     return y.astype(np.dtype(np.int8 if attrs.out_dtype == "i8" else np.uint8))
 
 
