@@ -279,8 +279,9 @@ def _with_calib(passes: list, calib) -> list:
 
 def _run_passes(passes, original: Graph, opts: CompileOptions, dump,
                 say: Progress | None = None) -> tuple[PassManager, Graph]:
+    # the float snapshot serves verification's per-layer errors only (_compile)
     manager = PassManager(passes, verify_each=opts.verify_each, print_after=set(opts.print_ir_after),
-                          snapshot_before=COMPRESSION, progress=say,
+                          snapshot_before=COMPRESSION if opts.verify else frozenset(), progress=say,
                           dump=(lambda name, g: dump(f"// IR after {name}\n{print_ir(g, elide_constants=True)}"))
                           if dump else None)
     return manager, manager.run(original.copy())

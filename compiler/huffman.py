@@ -6,7 +6,6 @@ them, the encoder, and a vectorized decoder that checks every rule."""
 from __future__ import annotations
 
 import functools
-import heapq
 
 import numpy as np
 
@@ -36,16 +35,28 @@ def code_lengths(counts: np.ndarray, limit: int) -> np.ndarray:
 
 
 def _tree_depths(weights: list[int]) -> list[int]:
-    """Leaf depths of Huffman's tree over ≥ 2 `weights`: merge the two least
-    (weight, height, node number); leaves are nodes 0..n−1, merged nodes n, n+1, …"""
+    """Leaf depths of Huffman's tree over ≥ 2 positive `weights`: merge the two
+    least (weight, height, node number); leaves are nodes 0..n−1 (height 0),
+    merged nodes n, n+1, … Without a heap: the least entries come out in
+    increasing order and a merge outweighs both of its parts, so each merged
+    node is at least every node merged before it (greater weight, or equal
+    weight at a height as great). Hence the leaves sorted by (weight, number)
+    and the merged nodes in the order made are two sorted queues, and the
+    least of their heads is the least entry: the leaf on equal weights (its
+    height 0 is below any merged node's)."""
     n = len(weights)
-    heap = [(w, 0, leaf) for leaf, w in enumerate(weights)]
-    heapq.heapify(heap)
+    leaves = sorted(range(n), key=weights.__getitem__)  # stable: equal weights by leaf number
+    weight = [*weights, *[0] * (n - 1)]
     parent = list(range(2 * n - 1))
+    next_leaf, next_merged = 0, n
     for node in range(n, 2 * n - 1):
-        (w1, h1, a), (w2, h2, b) = heapq.heappop(heap), heapq.heappop(heap)
-        parent[a] = parent[b] = node
-        heapq.heappush(heap, (w1 + w2, max(h1, h2) + 1, node))
+        for _ in range(2):
+            if next_leaf < n and (next_merged == node or weights[leaves[next_leaf]] <= weight[next_merged]):
+                child, next_leaf = leaves[next_leaf], next_leaf + 1
+            else:
+                child, next_merged = next_merged, next_merged + 1
+            parent[child] = node
+            weight[node] += weight[child]
     depth = [0] * (2 * n - 1)
     for node in range(2 * n - 3, -1, -1):  # parents are numbered after children; the root 2n−2 has depth 0
         depth[node] = depth[parent[node]] + 1

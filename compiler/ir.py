@@ -23,7 +23,6 @@ compile, which is why they are not records (records.py).
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any, Iterator
@@ -262,10 +261,11 @@ class Graph:
 
     def producer(self, tensor: str) -> Node | None:
         name = self._producer.get(tensor)
-        return self.node(name) if name is not None else None
+        return self._nodes[name] if name is not None else None
 
     def consumers(self, tensor: str) -> list[Node]:
-        return [self.node(n) for n in dict.fromkeys(self._consumers.get(tensor, []))]
+        nodes = self._nodes
+        return [nodes[n] for n in dict.fromkeys(self._consumers.get(tensor, ()))]
 
     def uses(self, tensor: str) -> int:
         """How many node inputs and graph outputs read `tensor`."""
@@ -325,13 +325,21 @@ class Graph:
         self.tensors = {k: v for k, v in self.tensors.items() if k in used}
 
     def copy(self) -> "Graph":
-        """Deep copy; constant arrays are shared (they are never mutated in place)."""
+        """Deep copy; constant arrays, shapes and quantization records are shared
+        (they are never mutated in place). The clone holds its nodes as if added
+        one by one in this graph's topological order, so that order is its own
+        `nodes()` from the start (a topological numbering sorts to itself)."""
         clone = Graph(self.name)
-        for tensor in self.tensors.values():
-            clone.tensors[tensor.name] = dataclasses.replace(tensor)
+        clone.tensors = {name: _shallow_copy(tensor) for name, tensor in self.tensors.items()}
         clone.inputs, clone.outputs, clone.states = list(self.inputs), list(self.outputs), list(self.states)
-        for node in self.nodes():
-            clone.add_node(Node(node.name, node.op, list(node.inputs), list(node.outputs), node.attrs))
+        order = [Node(node.name, node.op, list(node.inputs), list(node.outputs), node.attrs) for node in self.nodes()]
+        for seq, node in enumerate(order):
+            clone._nodes[node.name] = node
+            clone._seq[node.name] = seq
+            for out in filter(None, node.outputs):
+                clone._producer[out] = node.name
+            clone._connect_inputs(node)
+        clone._inserted, clone._order = len(order), order
         return clone
 
     # -- internals -----------------------------------------------------------
@@ -348,6 +356,13 @@ class Graph:
             self._consumers[tensor].remove(node.name)
             if not self._consumers[tensor]:
                 del self._consumers[tensor]
+
+
+def _shallow_copy(tensor: Tensor) -> Tensor:
+    """A new Tensor with the same field values (already checked by __post_init__)."""
+    clone = object.__new__(Tensor)
+    clone.__dict__.update(tensor.__dict__)
+    return clone
 
 
 def _unique(base: str, taken) -> str:

@@ -65,7 +65,7 @@ def check_elements(shape, what: str | Callable[[], str], error: type[NncError] =
     dims = [int(d) for d in shape]
     if len(dims) > MAX_RANK:
         raise error(f"{_named(what)}: rank {len(dims)} passes nnc's limit of {MAX_RANK}")
-    if any(d < 0 for d in dims):
+    if dims and min(dims) < 0:
         raise error(f"{_named(what)}: negative dimension in {dims}")
     count = math.prod(dims)
     if count > MAX_TENSOR_ELEMENTS:

@@ -73,11 +73,18 @@ def round_shift(value: np.ndarray, shift) -> np.ndarray:
     return (value + (np.int64(1) << (shift - 1))) >> shift
 
 
-def requantize(acc: np.ndarray, mantissa, shift, zero_point: int, lo: int, hi: int) -> np.ndarray:
-    """clamp(zero_point + round_shift(acc · mantissa, shift), lo, hi) as int64;
-    `mantissa` and `shift` broadcast against `acc` (per-channel vectors)."""
-    product = np.asarray(acc, np.int64) * np.asarray(mantissa, np.int64)
-    return np.clip(round_shift(product, shift) + zero_point, lo, hi)
+def requantize(acc: np.ndarray, mantissa, shift, zero_point: int, lo: int, hi: int, bias=None) -> np.ndarray:
+    """clamp(zero_point + round_shift((acc + bias) · mantissa, shift), lo, hi) as
+    int64; `mantissa`, `shift` and `bias` (optional) broadcast against `acc`
+    (per-channel vectors). The bias joins the rounding term, (acc + b) · m +
+    2^(n−1) = acc · m + (b · m + 2^(n−1)) in int64's wrap-around arithmetic
+    (bit for bit, overflow or not): one pass over acc fewer."""
+    if bias is None:
+        product = np.asarray(acc, np.int64) * np.asarray(mantissa, np.int64)
+        return np.clip(round_shift(product, shift) + zero_point, lo, hi)
+    mantissa, shift = np.asarray(mantissa, np.int64), np.asarray(shift, np.int64)
+    offset = np.asarray(bias, np.int64) * mantissa + (np.int64(1) << (shift - 1))
+    return np.clip(((np.asarray(acc, np.int64) * mantissa + offset) >> shift) + zero_point, lo, hi)
 
 
 def accumulator_bound(weights: np.ndarray, axis: int, input_span: int = 255) -> np.ndarray:

@@ -209,7 +209,7 @@ def _make_pass(name: str, options: dict) -> Pass:
     cls = pass_class(name)
     if cls is None:
         raise OptionError(f"unknown pass {name!r}; known passes: {', '.join(sorted(available_passes()))}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls) if options else {}  # evaluates every annotation: only when needed
     fields = {f.name for f in dataclasses.fields(cls)}
     for key, value in options.items():
         if key not in fields:

@@ -154,5 +154,7 @@ def svg_text(x: float, y: float, text: str, anchor: str = "start") -> str:
 
 
 def svg_number(value: float) -> str:
-    """A coordinate rounded to 0.1 px, without a trailing ".0"."""
-    return f"{round(value, 1) + 0.0:.1f}".removesuffix(".0")  # + 0.0: no "-0"
+    """A coordinate rounded to 0.1 px, without a trailing ".0" (format rounds
+    as round(value, 1) does: the exact binary value, half to even), never "-0"."""
+    text = f"{value:.1f}".removesuffix(".0")
+    return "0" if text == "-0" else text

@@ -281,3 +281,19 @@ def test_accumulator_bound_every_input(case, span):
     weights, axis = case
     assert accumulator_bound(weights, axis, span).tolist() == \
         _brute_force_bound(weights, axis, range(-span, span + 1))
+
+
+def test_requantize_with_bias_equals_adding_the_bias_first():
+    """The bias folded into the rounding term gives (acc + bias)'s result bit for
+    bit, also where int64 products wrap around."""
+    from nnc.numerics import requantize
+
+    rng = np.random.default_rng(7)
+    for acc_span in (1 << 20, 1 << 40, 1 << 62):
+        acc = rng.integers(-acc_span, acc_span, (2, 6, 5, 4), dtype=np.int64)
+        bias = rng.integers(-(1 << 31), 1 << 31, (1, 6, 1, 1), dtype=np.int64).astype(np.int32)
+        mantissa = rng.integers(0, 1 << 31, (1, 6, 1, 1)).astype(np.int32)
+        shift = rng.integers(1, 63, (1, 6, 1, 1)).astype(np.int32)
+        with np.errstate(over="ignore"):
+            expected = requantize(acc + bias.astype(np.int64), mantissa, shift, -3, -128, 127)
+            assert np.array_equal(requantize(acc, mantissa, shift, -3, -128, 127, bias), expected)

@@ -66,15 +66,17 @@ def array_body(values: np.ndarray, dtype: str, per_line: int | None = None) -> l
     """Lines of a brace initializer's contents (without the braces), each
     indented by four spaces and ending with a comma."""
     flat = np.asarray(values).reshape(-1)
+    floats = dtype in ("f32", "f64")
     if per_line is None:
-        per_line = 8 if dtype in ("f32", "f64") else 16
-    if dtype not in ("f32", "f64") and flat.size and int(flat.max()) - int(flat.min()) < TABLED_RANGE \
-            and -0x7FFFFFFF <= flat.min() and flat.max() <= 0x7FFFFFFF:
-        return _tabled_body(flat.astype(np.int64), per_line)
-    if dtype not in ("f32", "f64") and (flat.size == 0 or -0x7FFFFFFF <= flat.min() and flat.max() <= 0x7FFFFFFF):
-        items = list(map(str, flat.tolist()))  # int_literal's spelling of every value in this range, at C speed
-    elif dtype in ("f32", "f64"):
+        per_line = 8 if floats else 16
+    low, high = (int(flat.min()), int(flat.max())) if flat.size and not floats else (0, 0)
+    int32 = -0x7FFFFFFF <= low and high <= 0x7FFFFFFF
+    if not floats and flat.size and high - low < TABLED_RANGE and int32:
+        return _tabled_body(flat.astype(np.int64), per_line, low, high)
+    if floats:
         items = float_literals(flat)
+    elif int32:
+        items = list(map(str, flat.tolist()))  # int_literal's spelling of every value in this range, at C speed
     else:
         items = [int_literal(v) for v in flat.tolist()]
     return ["    " + ", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
@@ -100,11 +102,11 @@ def string_body(values: np.ndarray, per_line: int = 64) -> list[str]:
 TABLED_RANGE = 1024  # integer arrays spanning fewer values are printed through a table of their spellings
 
 
-def _tabled_body(flat: np.ndarray, per_line: int) -> list[str]:
-    """array_body of integers spanning few values (weights, int8 data), in
-    right-aligned columns: each value's field " <value>," is looked up in a
-    table of the range's spellings, and the lines are cut from one byte string."""
-    low, high = int(flat.min()), int(flat.max())
+def _tabled_body(flat: np.ndarray, per_line: int, low: int, high: int) -> list[str]:
+    """array_body of integers spanning few values (weights, int8 data; `low` and
+    `high` their least and greatest), in right-aligned columns: each value's
+    field " <value>," is looked up in a table of the range's spellings, and the
+    lines are cut from one byte string."""
     fields = _spellings(low, high)
     width = fields.itemsize
     lines = -(-flat.size // per_line)

@@ -197,7 +197,8 @@ def weights(program: Program, stem: str, strings: bool = True) -> str:
         string = strings and cformat.is_string_array(a.values, a.dtype)
         body = cformat.string_body(a.values) if string else \
             cformat.array_body(a.values, a.dtype) if a.values.size else ["    0,"]
-        arrays.append(dict(ident=a.ident, ctype=a.ctype, count=max(a.values.size, 1), string=string, body=body,
+        arrays.append(dict(ident=a.ident, ctype=a.ctype, count=max(a.values.size, 1), string=string,
+                           body="\n".join(body),  # one text: the template places it, no loop per line
                            open="" if string else " {", close=";" if string else "};",
                            note=cformat.comment(f"{a.ident}: {a.note}, {a.dtype}[{a.values.size}]")))
     return render("weights.h.j2", stem=stem, arrays=arrays, strings=any(a["string"] for a in arrays),

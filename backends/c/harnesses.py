@@ -79,7 +79,8 @@ def golden_arrays(program, entry: Int8Entry | None, samples: list[dict], expecte
     for form, kind, names, values in groups:
         for i, name in enumerate(names):
             t = graph.tensor(name)
-            rows = [cformat.array_body(np.asarray(v[name]), t.dtype) or ["    0,"] for v in values]
+            rows = ["\n".join(f"    {line}" for line in cformat.array_body(np.asarray(v[name]), t.dtype) or ["    0,"])
+                    for v in values]  # each sample's lines as one text, indented within its braces
             arrays.append(dict(ident=f"golden_{form}{kind}{i}", ctype=C_TYPES[t.dtype], size=max(t.size, 1),
                                note=cformat.comment(f"{form.replace('_', ' ')}{kind}put {i}: {name}"),
                                samples=rows))

@@ -51,9 +51,9 @@ def check_model(model) -> None:
     for path, message in _walk(model):
         kind = message.DESCRIPTOR.full_name
         if kind == "onnx.TensorProto":
-            _check_tensor(message, _describe(path))
+            _check_tensor(message, _Described(path))
         elif kind == "onnx.AttributeProto" and message.type in (AttributeProto.STRING, AttributeProto.STRINGS):
-            _check_attribute_text(message, _describe(path))
+            _check_attribute_text(message, _Described(path))
     graph = model.graph
     if not graph.output:
         raise ModelError("the graph has no outputs; a model must name at least one graph output")
@@ -93,24 +93,41 @@ def refuse_bad_weights(name: str, data: np.ndarray, reader: str) -> None:
 # A path is a tuple of steps (field name, index or None, message), formatted by
 # `_describe` only when a check fails.
 def _walk(message, path: tuple = ()):
-    """(path, message) for `message` and every message inside it, depth first,
-    each after its own string fields are checked."""
-    children = []
-    for field, value in message.ListFields():
-        if field.type == field.TYPE_STRING:
-            _check_text(value if _repeated(field) else [value], path, field.name)
-        elif field.type == field.TYPE_MESSAGE:
-            items = enumerate(value) if _repeated(field) else [(None, value)]
-            children += [(path + ((field.name, i, item),), item) for i, item in items]
-    yield path, message
-    for child_path, child in children:
-        yield from _walk(child, child_path)
+    """(path, message) for `message` and every message inside it, depth first
+    (a message before its children, fields in order), each after its own string
+    fields are checked. One explicit stack: no generator per level to pass
+    every deeper message through."""
+    stack = [(path, message)]
+    while stack:
+        path, message = stack.pop()
+        children = []
+        for field, value in message.ListFields():
+            if field.type == field.TYPE_STRING:
+                _check_text(value if _repeated(field) else [value], path, field.name)
+            elif field.type == field.TYPE_MESSAGE:
+                items = enumerate(value) if _repeated(field) else [(None, value)]
+                children += [(path + ((field.name, i, item),), item) for i, item in items]
+        yield path, message
+        stack += reversed(children)
 
 
 def _repeated(field) -> bool:
     """Whether a protobuf field is repeated (`is_repeated` replaced `label` in protobuf 6)."""
     is_repeated = getattr(field, "is_repeated", None)
     return field.label == field.LABEL_REPEATED if is_repeated is None else is_repeated
+
+
+class _Described:
+    """A message's place, formatted by `_describe` only when an error message
+    names it (f"{where}: ...")."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: tuple):
+        self.path = path
+
+    def __format__(self, spec: str) -> str:
+        return format(_describe(self.path), spec)
 
 
 def _describe(path: tuple) -> str:
@@ -137,7 +154,7 @@ def _check_text(values, path: tuple, field: str) -> None:
                              "ONNX strings must be UTF-8")
 
 
-def _check_attribute_text(attribute, where: str) -> None:
+def _check_attribute_text(attribute, where: str | _Described) -> None:
     texts = [attribute.s] if attribute.type == AttributeProto.STRING else \
         list(attribute.strings) if attribute.type == AttributeProto.STRINGS else []
     for text in texts:
@@ -165,13 +182,13 @@ def _short(raw: bytes) -> str:
 
 
 # -- tensors ----------------------------------------------------------------------
-def _check_tensor(tensor, where: str) -> None:
+def _check_tensor(tensor, where: str | _Described) -> None:
     if tensor.data_location == TensorProto.EXTERNAL:
         raise ModelError(f"{where}: its data is in an external file that nnc did not read (nnc reads "
                          "the external data of initializers when it loads a model from its file)")
     if tensor.HasField("segment"):
         raise UnsupportedError(f"{where}: segmented tensors are not supported")
-    count = check_elements(tensor.dims, f"{where}: dims", ModelError)
+    count = check_elements(tensor.dims, lambda: f"{where}: dims", ModelError)
     if tensor.data_type == _T.STRING:
         _check_count(len(tensor.string_data), count, tensor, where, "string_data")
         return
@@ -188,13 +205,13 @@ def _check_tensor(tensor, where: str) -> None:
     _check_count(len(getattr(tensor, field)), need, tensor, where, field)
 
 
-def _check_count(have: int, need: int, tensor, where: str, field: str) -> None:
+def _check_count(have: int, need: int, tensor, where: str | _Described, field: str) -> None:
     if have != need:
         raise ModelError(f"{where}: {field} holds {have} values, but dims {list(tensor.dims)} of "
                          f"{_type_name(tensor.data_type)} need exactly {need}")
 
 
-def _bits(tensor, where: str) -> int:
+def _bits(tensor, where: str | _Described) -> int:
     code = tensor.data_type
     if code == _T.UNDEFINED:
         raise ModelError(f"{where}: the tensor has no data type")

@@ -49,11 +49,13 @@ class OnnxGraph:
 def read_graph(graph) -> OnnxGraph:
     """The OnnxGraph of a checked GraphProto (see the module docstring)."""
     live = {o.name for o in graph.output}
-    kept = []
+    kept = []  # (node, its inputs, its outputs), each protobuf list read once
     for node in reversed(graph.node):  # a node lives when a live value is among its outputs
-        if any(o in live for o in node.output):
-            kept.append(node)
-            live.update(i for i in node.input if i)
+        writes = list(node.output)
+        if any(o in live for o in writes):
+            reads = list(node.input)
+            kept.append((node, reads, writes))
+            live.update(i for i in reads if i)
     kept.reverse()
     initializers = {t.name: t for t in graph.initializer}
     sparse = {t.values.name: t for t in graph.sparse_initializer}
@@ -64,14 +66,14 @@ def read_graph(graph) -> OnnxGraph:
         if value.type.HasField("tensor_type"):
             types[value.name] = _value_type(value.type.tensor_type)
     inputs = [value.name for value in graph.input if value.name not in initializers and value.name not in sparse]
-    nodes = [GraphNode(node.name, node.op_type, node.domain, list(node.input), list(node.output),
-                       {a.name: _attribute(a) for a in node.attribute}) for node in kept]
+    nodes = [GraphNode(node.name, node.op_type, node.domain, reads, writes,
+                       {a.name: _attribute(a) for a in node.attribute}) for node, reads, writes in kept]
     return OnnxGraph(nodes, constants, inputs, [o.name for o in graph.output], types)
 
 
-def _read_order(nodes, graph) -> list[str]:
-    """Names the nodes read and the graph outputs, each once, in first-read order."""
-    names = dict.fromkeys(i for node in nodes for i in node.input if i)
+def _read_order(kept, graph) -> list[str]:
+    """Names the `kept` nodes read and the graph outputs, each once, in first-read order."""
+    names = dict.fromkeys(i for _, reads, _ in kept for i in reads if i)
     names.update(dict.fromkeys(o.name for o in graph.output))
     return list(names)
 
@@ -79,8 +81,8 @@ def _read_order(nodes, graph) -> list[str]:
 def _value_type(tensor_type) -> ValueType:
     shape = None
     if tensor_type.HasField("shape"):
-        shape = tuple(d.dim_value if d.HasField("dim_value") else d.dim_param if d.HasField("dim_param") else None
-                      for d in tensor_type.shape.dim)
+        shape = tuple([d.dim_value if d.HasField("dim_value") else d.dim_param if d.HasField("dim_param") else None
+                       for d in tensor_type.shape.dim])
     return ValueType(tensor_type.elem_type, shape)
 
 

@@ -161,14 +161,14 @@ def static_shapes(graph: GraphProto) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape, for every value whose dims are all known."""
     shapes = {}
     for value in (*graph.input, *graph.value_info, *graph.output):
-        tensor_type = value.type.tensor_type
-        if not value.type.HasField("tensor_type") or not tensor_type.HasField("shape"):
+        value_type = value.type
+        if not value_type.HasField("tensor_type") or not value_type.tensor_type.HasField("shape"):
             continue
-        dims = tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
-            shapes[value.name] = tuple(int(d.dim_value) for d in dims)
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in value_type.tensor_type.shape.dim]
+        if None not in dims:
+            shapes[value.name] = tuple(dims)
     for tensor in graph.initializer:
-        shapes[tensor.name] = tuple(int(d) for d in tensor.dims)
+        shapes[tensor.name] = tuple(tensor.dims)
     return shapes
 
 

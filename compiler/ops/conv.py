@@ -111,14 +111,21 @@ def window_view(x: np.ndarray, kernel, strides, dilations, out_spatial) -> np.nd
     return view[(..., *outs, *(slice(None, None, d) for d in dilations))]
 
 
-def pad_spatial(x: np.ndarray, pads, value=0) -> np.ndarray:
+def pad_spatial(x: np.ndarray, pads, value=0, dtype=None) -> np.ndarray:
     """x [N, C, *spatial] padded by pads (begins then ends, each >= 0) with `value`:
     np.pad's result (a new array, in C order unless x is F-contiguous only, `value`
-    cast as an assignment casts it) without its per-call overhead."""
+    cast as an assignment casts it) without its per-call overhead; of `dtype`
+    when given (x cast as an assignment casts it, in the same pass)."""
     spatial, nd = x.shape[2:], x.ndim - 2
     shape = (*x.shape[:2], *(size + begin + end for size, begin, end in zip(spatial, pads[:nd], pads[nd:])))
-    padded = np.empty(shape, x.dtype, "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C")
-    padded[...] = value
+    padded = np.empty(shape, x.dtype if dtype is None else dtype,
+                      "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C")
+    for axis, (begin, end) in enumerate(zip(pads[:nd], pads[nd:]), 2):  # the border slabs only
+        lead = (slice(None),) * axis
+        if begin:
+            padded[(*lead, slice(None, begin))] = value
+        if end:
+            padded[(*lead, slice(shape[axis] - end, None))] = value
     padded[(slice(None), slice(None), *(slice(begin, begin + size) for begin, size in zip(pads[:nd], spatial)))] = x
     return padded
 

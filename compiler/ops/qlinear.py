@@ -110,10 +110,8 @@ def finish(acc: np.ndarray, inputs: list, channel_axis: int, attrs) -> np.ndarra
     bias, multiplier, shift = inputs[2], inputs[3], inputs[4]
     shape = [1] * acc.ndim
     shape[channel_axis] = -1
-    if bias is not None:
-        acc = acc + bias.astype(np.int64).reshape(shape)
     y = requantize(acc, multiplier.reshape(shape), shift.reshape(shape), attrs.y_zero_point,
-                   attrs.out_min, attrs.out_max)
+                   attrs.out_min, attrs.out_max, None if bias is None else bias.reshape(shape))
     return y.astype(np.dtype(np.int8 if attrs.out_dtype == "i8" else np.uint8))
 
 
@@ -133,8 +131,10 @@ class QConv(OpDef):
     @staticmethod
     def evaluate(attrs, inputs):
         x, w = inputs[0], inputs[1]
-        centred = channels_first(x, attrs.channels_last).astype(np.float64) - attrs.x_zero_point
-        acc = _conv(pad_spatial(centred, attrs.pads), w.astype(np.float64), attrs.geometry())
+        # x - x_zero_point padded with 0s: x padded with its zero point, less the zero point, in place
+        centred = pad_spatial(channels_first(x, attrs.channels_last), attrs.pads, attrs.x_zero_point, np.float64)
+        centred -= attrs.x_zero_point
+        acc = _conv(centred, w.astype(np.float64), attrs.geometry())
         y = finish(np.rint(acc).astype(np.int64), inputs, 1, attrs)
         return [restore_layout(y, attrs.channels_last)]
 
