@@ -79,7 +79,7 @@ def producer_cuts(graph: Graph, node: Node, removed: np.ndarray, edits: list[Edi
         edits.append(bias_edit(node.name, np.concatenate([np.zeros_like(fold), fold], axis=1), _B))
     edits += [slice_edit(node.name, _W, 1, rows), slice_edit(node.name, _R, 1, rows),
               slice_edit(node.name, _R, 2, keep)]
-    if _input(node, _B):
+    if _input(node, _B) or np.any(fold):  # the fold gives a layer without B one
         edits.append(slice_edit(node.name, _B, 1, np.concatenate([rows, gates * h + rows])))
     edits += [slice_edit(node.name, i, 2, keep) for i in (_H0, _C0) if _input(node, i)]
     edits += [attrs_edit(node.name, hidden_size=len(keep)), reinfer_edit(node.name, None)]

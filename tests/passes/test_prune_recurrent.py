@@ -171,6 +171,22 @@ def test_state_inputs_and_outputs_keep_the_units():
     assert print_ir(prune(graph, "prune-channels{ratio=0.5}")) == print_ir(graph)
 
 
+def test_a_layer_without_bias_gets_one_of_its_new_size():
+    """An RNN with Sigmoid units and no B: the removed units settle at
+    sigmoid(0) = 0.5, which the other units read through R, so the fold
+    creates B; it must have the pruned size."""
+    w, r, _ = recurrent_weights("RNN", 3, 1, dead=(2,), read_dead=True)
+    nodes = [helper.make_node("RNN", ["x", "w", "r"], ["y_seq"], name="rnn", hidden_size=HIDDEN,
+                              activations=["Sigmoid"]),
+             helper.make_node("Reshape", ["y_seq", "shape"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
+    constants = {"w": w, "r": r, "shape": np.int64([STEPS, HIDDEN]), "wf": randn(4, HIDDEN), "bf": randn(4)}
+    graph = build(nodes, {"x": [STEPS, 1, 3]}, {"y": [STEPS, 4]}, constants)
+    after = prune(graph, 'prune-channels{overrides="fc:0",ratio=0.2}')
+    rnn = node(after, "rnn")
+    assert rnn.attrs.hidden_size == 5 and after.tensor(rnn.inputs[3]).shape == (1, 2 * 5)
+
+
 def test_peepholes_keep_the_units():
     w, r, b = recurrent_weights("LSTM", 3, 1)
     nodes = [helper.make_node("LSTM", ["x", "w", "r", "b", "", "", "", "p"], ["y_seq"], name="rnn",
