@@ -89,7 +89,8 @@ SPARSITY = flag("--sparsity", type=float, default=0.0, metavar="FRACTION",
                 help="Fraction of each layer's weights pruned (default: 0).")
 SPARSITY_PATTERN = flag("--sparsity-pattern", metavar="N:M", help="Keep the N largest of every M weights, e.g. 2:4.")
 PRUNE_CHANNELS = flag("--prune-channels", type=float, default=0.0, metavar="FRACTION",
-                      help="Fraction of output channels removed per layer (structured; default: 0).")
+                      help="Fraction of output channels (recurrent layers: hidden units) removed per layer "
+                           "(structured; default: 0).")
 METHOD = flag("--method", metavar="magnitude|obs",
               help="Pruning/quantization method; obs = second-order (SparseGPT/GPTQ), the default with --calib.")
 LAYER_BITS = flag("--layer-bits", metavar="ID:BITS,...",
