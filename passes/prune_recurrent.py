@@ -98,8 +98,6 @@ def into_recurrent(graph: Graph, node: Node, cut: Cut, edits) -> str | None:
     of B absorbs their constants; the reason when it cannot."""
     if cut.axis != 2:
         return f"the channels are not the feature axis of {node.op} {node.name!r}'s input"
-    if _input(node, _P):
-        return f"{node.op} {node.name!r} has peepholes"
     for index in (_W, _B):
         name = _input(node, index)
         if name and (graph.constant(name) is None or graph.constant(name).dtype.kind != "f"):
