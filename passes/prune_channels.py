@@ -731,7 +731,7 @@ _HANDLERS = {
     # called with the index of the input the channels come in by (_follow)
     "Concat": _through_concat, **{op: _through_combine for op in COMBINE},
     "Conv": _into_conv, "Gemm": _into_gemm, "MatMul": _into_matmul,
-    **{op: lambda graph, node, cut, edits, seen: into_recurrent(graph, node, cut, edits) for op in RECURRENT},
+    **{op: into_recurrent for op in RECURRENT},
 }
 
 

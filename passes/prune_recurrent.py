@@ -93,9 +93,10 @@ def producer_cuts(graph: Graph, node: Node, removed: np.ndarray, edits: list[Edi
     return cuts
 
 
-def into_recurrent(graph: Graph, node: Node, cut: Cut, edits) -> str | None:
+def into_recurrent(graph: Graph, node: Node, cut: Cut, edits, seen: set[str]) -> str | None:
     """`node` reads the channels as its X: W loses those columns and the W half
-    of B absorbs their constants; the reason when it cannot."""
+    of B absorbs their constants (the cut ends here: `seen` is unused, as for
+    every consuming layer); the reason when it cannot."""
     if cut.axis != 2:
         return f"the channels are not the feature axis of {node.op} {node.name!r}'s input"
     for index in (_W, _B):
