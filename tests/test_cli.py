@@ -385,6 +385,31 @@ sys.exit(main())
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_script_exits_without_teardown_yet_runs_exit_handlers(tmp_path):
+    """The console script skips the interpreter's teardown (0.01 s), but keeps
+    the exit's duties: the exit code, flushed output, and atexit handlers
+    (registered before and during the command) all run."""
+    code = f"""
+import atexit, sys
+atexit.register(lambda: print("handler ran"))
+sys.argv = ["nnc", "compile", {str(EXAMPLE / "tiny_cnn.onnx")!r}, "-o", {str(tmp_path / "out")!r}, "--no-verify"]
+from nnc.console import main
+print("starting", end="")
+code = main()
+print("teardown kept")
+sys.exit(code)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("starting") and proc.stdout.rstrip().endswith("handler ran")
+    assert "teardown kept" not in proc.stdout
+    assert (tmp_path / "out" / "report.json").is_file()
+    failed = subprocess.run([sys.executable, "-c", code.replace("tiny_cnn.onnx", "missing.onnx")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert failed.returncode == 2 and failed.stderr.startswith("nnc: error:")
+    assert failed.stdout == "startinghandler ran\n"
+
+
 def test_a_signal_ignored_when_nnc_starts_stays_ignored():
     """As under nohup (SIGHUP) or a shell's background job (SIGINT)."""
     code = """
