@@ -1,4 +1,4 @@
-"""The jinja2 environment every template of nnc renders in, with compiled
+"""The jinja2 environment the C target's templates render in, with compiled
 templates cached between runs.
 
 Compiling a template is most of what a small compile costs once the model is
@@ -50,9 +50,9 @@ def _bytecode_cache(settings: dict) -> jinja2.BytecodeCache | None:
     return _BestEffortCache(str(folder)) if folder else None
 
 
-def environment(source: Callable[[str], str], autoescape: bool = False) -> jinja2.Environment:
+def environment(source: Callable[[str], str]) -> jinja2.Environment:
     """An environment loading templates by name through `source`, in which
-    undefined names are errors."""
-    settings = {**_SETTINGS, "autoescape": autoescape}
+    undefined names are errors (C text: nothing is escaped)."""
+    settings = {**_SETTINGS, "autoescape": False}
     return jinja2.Environment(loader=jinja2.FunctionLoader(source), undefined=jinja2.StrictUndefined,
                               bytecode_cache=_bytecode_cache(settings), **settings)

@@ -212,6 +212,18 @@ def test_version_and_help_load_no_heavy_module():
     assert done.returncode == 0 and "nnc 0.1.0" in done.stdout
 
 
+def test_an_az_sim_compile_loads_no_template_engine(tmp_path):
+    """jinja2 renders the C target's sources alone; report.html is built
+    without it, so `--target az-sim` does not pay its import (0.015 s)."""
+    code = ("import sys\nfrom nnc.cli import run_cli\n"
+            f"code = run_cli(['compile', {str(EXAMPLE / 'tiny_cnn.onnx')!r}, '--target', 'az-sim', '--no-verify', "
+            f"'-o', {str(tmp_path / 'out')!r}])\n"
+            "sys.exit(code or 3 * ('jinja2' in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
 def test_only_the_named_command_s_arguments_are_defined():
     """run_cli defines the arguments of the command it runs alone; `nnc --help`
     and a mistyped command list every command."""
