@@ -87,6 +87,23 @@ def requantize(acc: np.ndarray, mantissa, shift, zero_point: int, lo: int, hi: i
     return np.clip(((np.asarray(acc, np.int64) * mantissa + offset) >> shift) + zero_point, lo, hi)
 
 
+# float32 holds every integer of magnitude up to 2^24 exactly
+FLOAT32_EXACT = 1 << 24
+
+
+def exact_float(terms: int, weights: np.ndarray, input_span: int = 255) -> type:
+    """The float type in which a sum of `terms` products (x − z) · w, with
+    |x − z| <= input_span and w of `weights`' integer type, is exact: float32
+    when every partial sum stays below 2^24 (then any summation order gives the
+    exact integer, at half float64's memory traffic), else float64 (exact below
+    2^53, which the compiler proves of every accumulator)."""
+    if weights.dtype.kind not in "iu":
+        return np.float64
+    info = np.iinfo(weights.dtype)
+    largest = max(-int(info.min), int(info.max))
+    return np.float32 if terms * input_span * largest < FLOAT32_EXACT else np.float64
+
+
 def accumulator_bound(weights: np.ndarray, axis: int, input_span: int = 255) -> np.ndarray:
     """Per output channel (along `axis`), the largest |accumulator| the weights can
     produce with inputs whose zero-point-corrected magnitude is at most `input_span`:

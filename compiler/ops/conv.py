@@ -255,10 +255,11 @@ class Conv(OpDef):
 
 def _conv(x: np.ndarray, w: np.ndarray, attrs: ConvAttrs) -> np.ndarray:
     """Grouped correlation of padded x [N, Cin, *S] with w [Cout, Cin/g, *K]
-    (float64). A 1×1 kernel, or a small depthwise one, goes kernel position by
-    position (_conv_by_position: several times faster there); others take every
-    position at once through einsum. For integer-valued operands (the integer
-    ops' products, below 2^53) both give exactly the same sums."""
+    (float64, or float32 where the integer ops prove the sums exact in it). A
+    1×1 kernel, or a small depthwise one, goes kernel position by position
+    (_conv_by_position: several times faster there); others take every
+    position at once through einsum. For integer-valued operands whose partial
+    sums the type holds exactly both give exactly the same sums."""
     nd, g = len(attrs.kernel_shape), attrs.group
     n, cin, spatial = x.shape[0], x.shape[1], x.shape[2:]
     out = [_out_size(i, k, s, d, 0) for i, k, s, d
@@ -284,7 +285,7 @@ def _conv_by_position(x: np.ndarray, w: np.ndarray, attrs: ConvAttrs, out: list[
     n, cin, g, cout = x.shape[0], x.shape[1], attrs.group, w.shape[0]
     per_group, places = cin // g, math.prod(out)
     weights = w.reshape(g, cout // g, per_group, -1)
-    acc = np.zeros((n, g, cout // g, places))
+    acc = np.zeros((n, g, cout // g, places), np.result_type(x, w))
     for index, position in enumerate(np.ndindex(*attrs.kernel_shape)):
         window = tuple(slice(k * d, k * d + (o - 1) * s + 1, s)
                        for k, d, o, s in zip(position, attrs.dilations, out, attrs.strides))

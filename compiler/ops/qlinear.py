@@ -11,8 +11,10 @@ Padding positions of QConv hold zx, i.e. real zero. `out_min`/`out_max` carry bo
 the output type's range and a fused ReLU/ReLU6. QGemm's weights are [N, K] (one row
 per output feature) and x is [M, K].
 
-The reference evaluates the sum in float64, which is exact because the compiler
-proves |acc| < 2^31 < 2^53 (`numerics.accumulator_bound`), then rounds in int64.
+The reference evaluates the sum in floating point, which is exact: in float64
+because the compiler proves |acc| < 2^31 < 2^53 (`numerics.accumulator_bound`),
+in float32 where the layer's depth bounds every partial sum below 2^24
+(`numerics.exact_float`); the requantization runs in int64.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from ..dtypes import integer_range
 from ..errors import ShapeError
 from ..ir import TensorType
-from ..numerics import MANTISSA_BITS, MAX_SHIFT, requantize
+from ..numerics import MANTISSA_BITS, MAX_SHIFT, exact_float, requantize
 from ..records import record
 from .conv import ConvAttrs, Conv, _conv, channels_first, pad_spatial, restore_layout, split_shape
 from .registry import OpDef, register_op
@@ -131,11 +133,12 @@ class QConv(OpDef):
     @staticmethod
     def evaluate(attrs, inputs):
         x, w = inputs[0], inputs[1]
+        exact = exact_float(w.shape[1] * math.prod(attrs.kernel_shape), w)
         # x - x_zero_point padded with 0s: x padded with its zero point, less the zero point, in place
-        centred = pad_spatial(channels_first(x, attrs.channels_last), attrs.pads, attrs.x_zero_point, np.float64)
+        centred = pad_spatial(channels_first(x, attrs.channels_last), attrs.pads, attrs.x_zero_point, exact)
         centred -= attrs.x_zero_point
-        acc = _conv(centred, w.astype(np.float64), attrs.geometry())
-        y = finish(np.rint(acc).astype(np.int64), inputs, 1, attrs)
+        acc = _conv(centred, w.astype(exact), attrs.geometry())
+        y = finish(acc.astype(np.int64), inputs, 1, attrs)
         return [restore_layout(y, attrs.channels_last)]
 
     @staticmethod
@@ -161,8 +164,9 @@ class QGemm(OpDef):
     @staticmethod
     def evaluate(attrs, inputs):
         x, w = inputs[0], inputs[1]
-        acc = (x.astype(np.float64) - attrs.x_zero_point) @ w.astype(np.float64).T
-        return [finish(np.rint(acc).astype(np.int64), inputs, 1, attrs)]
+        exact = exact_float(w.shape[1], w)
+        acc = (x.astype(exact) - attrs.x_zero_point) @ w.astype(exact).T
+        return [finish(acc.astype(np.int64), inputs, 1, attrs)]
 
     @staticmethod
     def macs(attrs, inputs, outputs):

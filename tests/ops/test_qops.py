@@ -21,7 +21,7 @@ from nnc import dtypes
 from nnc.errors import ShapeError
 from nnc.interpreter import run as nnc_run
 from nnc.ir import Graph, Node, Tensor, TensorType
-from nnc.numerics import quantize_multiplier
+from nnc.numerics import exact_float, quantize_multiplier
 from nnc.ops import get_op
 from nnc.ops.qelementwise import QAddAttrs, RequantizeAttrs
 from nnc.ops.qlinear import QConvAttrs, QGemmAttrs
@@ -191,6 +191,28 @@ def test_qgemm_accumulator_at_the_proved_bound():
     np.testing.assert_array_equal(got, ref_qgemm(x, w, bias, mults, attrs))
     assert got[0, :2].tolist() == [127, -64]  # (2^31 − 1)^2 / 2^55 ≈ 128, / 2^56 ≈ 64
     assert got[1, 2] == 5  # 255 · 127 · (half − half) + 5
+
+
+@pytest.mark.parametrize("k", [514, 515])
+def test_float32_accumulation_is_exact_up_to_its_bound(k):
+    """Sums of up to 514 products (x − z)·w of 8-bit operands stay below 2^24
+    (514 · 255 · 128 = 2^24 − 256) and run in float32 (numerics.exact_float);
+    515 run in float64. At the
+    extremes (−255 · −128 every term, and terms cancelling from 2^23 to a small
+    acc) QGemm and a 1×1 QConv equal the integer reference."""
+    assert exact_float(k, np.zeros(1, np.int8)) == (np.float32 if k == 514 else np.float64)
+    x = np.zeros((2, k), np.uint8)
+    x[1, ::2] = 255
+    w = np.stack([np.full(k, -128), np.where(np.arange(k) % 4 < 2, -128, 127)]).astype(np.int8)
+    mults = [(1 << 30, 31), (1 << 30, 20)]
+    attrs = QGemmAttrs(255, 0, -128, 127)
+    vectors = _vectors(mults)
+    np.testing.assert_array_equal(run("QGemm", attrs, [x, w, None, *vectors]),
+                                  ref_qgemm(x, w, None, mults, attrs))
+    conv = QConvAttrs((1,), (1,), (0, 0), (1,), 1, False, 255, 0, -128, 127, "i8")
+    xc, wc = x[:, :, None], w[:, :, None]
+    np.testing.assert_array_equal(run("QConv", conv, [xc, wc, None, *vectors]),
+                                  ref_qconv(xc, wc, None, mults, conv))
 
 
 # -- Requantize ----------------------------------------------------------------------------
