@@ -49,9 +49,12 @@ def main() -> int:
 def exit_without_teardown(code: int) -> int:
     """End the process with exit code `code` as sys.exit would, less the
     interpreter's teardown. Returns `code` (for sys.exit) instead when another
-    thread still runs, which a normal exit would wait for, or when a stream
-    cannot be flushed (a reader that left: the normal exit reports it)."""
-    if threading.active_count() > 1 or not _flushed():
+    thread still runs, which a normal exit would wait for; when a profiler or
+    tracer watches (`python -m cProfile`, which writes its results after the
+    script returns); or when a stream cannot be flushed (a reader that left:
+    the normal exit reports it)."""
+    watched = sys.getprofile() is not None or sys.gettrace() is not None
+    if watched or threading.active_count() > 1 or not _flushed():
         return code
     atexit._run_exitfuncs()  # what Py_Finalize runs first; CPython's (and PyPy's) hook for it
     _flushed()  # what the handlers printed; the exit code is already decided

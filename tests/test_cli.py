@@ -422,6 +422,17 @@ sys.exit(code)
     assert failed.stdout == "startinghandler ran\n"
 
 
+def test_the_script_under_a_profiler_exits_normally(tmp_path):
+    """`python -m cProfile -o F nnc ...` writes F after the script returns,
+    so the script leaves the exit to Python while a profiler watches."""
+    script = tmp_path / "nnc_script.py"
+    script.write_text("import sys\nfrom nnc.console import main\nsys.exit(main())\n")
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(tmp_path / "prof"), str(script), "--version"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and "nnc 0.1.0" in proc.stdout, proc.stderr
+    assert (tmp_path / "prof").stat().st_size > 0
+
+
 def test_a_signal_ignored_when_nnc_starts_stays_ignored():
     """As under nohup (SIGHUP) or a shell's background job (SIGINT)."""
     code = """
