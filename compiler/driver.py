@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import tempfile
 import time
 import warnings
+from contextlib import ExitStack
 from dataclasses import field
 from pathlib import Path
 from typing import Callable
@@ -246,11 +246,14 @@ def _run_pipeline(model: str | Path, opts: CompileOptions, tgt, dump, say: Progr
     say(f"loading {model}")
     original, whole = _named(load_model_file(model, opts.input_shapes), opts.name), None
     report_budget = choice = whole_original = None
-    with tempfile.TemporaryDirectory() as scratch:
+    with ExitStack() as scratch_folder:
         if opts.stream:
+            import tempfile
+
             from . import streaming
 
             streaming.check_stream(model, original, opts.stream, opts.input_shapes)
+            scratch = scratch_folder.enter_context(tempfile.TemporaryDirectory())
             ranges = str(Path(scratch) / "ranges.json")
             say("compiling the whole-sequence graph (streaming reference)")
             whole = PassManager(parse_pipeline(default_pipeline(tgt, opts, "whole", ranges))).run(original.copy())

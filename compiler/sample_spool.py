@@ -19,7 +19,6 @@ same shapes, or ShapeError names the first item that does not.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -34,6 +33,8 @@ SPILL_BYTES = 256 * 2**20
 def spill_file(what: str):
     """An unnamed temporary file for samples (gone when closed, also when nnc is
     killed); OptionError naming `what` and TMPDIR if none can be made."""
+    import tempfile  # 1 ms of imports, for compiles given this many samples only
+
     try:
         return tempfile.TemporaryFile(prefix="nnc-samples-")
     except OSError as exc:
@@ -46,6 +47,8 @@ def write_spilled(file, data, what: str) -> None:
     try:
         file.write(data)
     except OSError as exc:
+        import tempfile
+
         raise OptionError(f"{what}: cannot write the samples to a temporary file in {tempfile.gettempdir()} "
                           f"({exc.strerror or exc}); set TMPDIR to a folder with room for them") from None
 

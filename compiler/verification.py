@@ -20,7 +20,6 @@ every compile reports.
 from __future__ import annotations
 
 import math
-import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,6 +140,8 @@ def read_arrays(path: str | Path, kind: str = "samples") -> dict[str, np.ndarray
 
 
 def _read_npz(handle, path: Path, kind: str) -> dict[str, np.ndarray]:
+    import zipfile  # for sample files only: 1 ms of imports
+
     source = str(path)
     try:
         archive = zipfile.ZipFile(handle)
@@ -166,6 +167,8 @@ def _read_npz(handle, path: Path, kind: str) -> dict[str, np.ndarray]:
 def _is_stored(info: zipfile.ZipInfo) -> bool:
     """Whether a member's bytes lie in the archive as they are (np.savez's, not
     np.savez_compressed's; not encrypted)."""
+    import zipfile
+
     return info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1
 
 
@@ -173,6 +176,8 @@ def _stored_data_offset(handle, info: zipfile.ZipInfo) -> int:
     """Where a stored member's bytes start in the archive: after its local file
     header (30 bytes, then its name and extra field, whose lengths the header
     gives at bytes 26 and 28; APPNOTE.TXT 4.3.7)."""
+    import zipfile
+
     handle.seek(info.header_offset)
     header = handle.read(30)
     if len(header) != 30 or header[:4] != b"PK\x03\x04":

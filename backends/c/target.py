@@ -13,7 +13,6 @@ for ("auto": the smallest), decoded by the kernels (ops_packed.py).
 
 from __future__ import annotations
 
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -153,6 +152,8 @@ class CTarget:
     def runner(self, graph: Graph, out_dir: Path | None, stem: str):
         """Build the emitted library (emitted afresh when `out_dir` is None) and its
         harness once, in a temporary folder; yield `samples -> outputs`."""
+        import tempfile
+
         from . import build  # runs gcc (subprocess): not needed to write the C
 
         with tempfile.TemporaryDirectory(prefix="nnc-c-") as tmp:
