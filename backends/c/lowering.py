@@ -82,7 +82,7 @@ def import_handlers(ops) -> None:
 
 def lowers(*ops: str, in_place: tuple[int, ...] = (), view: bool = False, scratch: Callable | None = None):
     """Register the decorated function as the C lowering of the named IR ops;
-    `scratch(graph, node)` sizes the arena scratch a step needs (Ctx.scratch)."""
+    `scratch(program, node)` sizes the arena scratch a step needs (Ctx.scratch)."""
 
     def decorate(fn):
         for op in ops:
@@ -146,6 +146,7 @@ class Program:
     final_copies: list[str] = field(default_factory=list)
     packed: dict = field(default_factory=dict)  # step -> ops_packed.PackedLayer (packed weights only)
     weights: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # layer -> (format, bits, bytes)
+    fast_plans: dict = field(default_factory=dict)  # node name -> its qfast.plan (scratch sizing, then lowering)
 
     def ctype(self, tensor: str) -> str:
         return C_TYPES[self.graph.tensor(tensor).dtype]
@@ -271,7 +272,7 @@ def lower(graph: Graph, prefix: str, pack: str | None = None) -> Program:
     if pack is not None:
         from . import ops_packed
 
-        program.packed = ops_packed.plan(graph, consts, schedule, pack)
+        program.packed = ops_packed.plan(program, schedule, pack)
     names = cformat.Names(reserved={"arena", "NULL", "status"})
     program.storage = plan_storage(graph, consts, schedule, HANDLERS, names, _scratch(program, schedule))
     program.idents = program.storage.idents
@@ -305,7 +306,7 @@ def _scratch(program: Program, schedule: list[Node]) -> dict[int, int]:
         if layer is not None and layer.family:
             sizes[step] = layer.scratch
         elif handler is not None and handler.scratch:
-            sizes[step] = handler.scratch(program.graph, node)
+            sizes[step] = handler.scratch(program, node)
     return {step: size for step, size in sizes.items() if size}
 
 

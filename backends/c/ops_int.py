@@ -91,7 +91,7 @@ def _qdot(ctx: Ctx, x: str, rows: tuple[int, ...] = (8, 4)) -> dict:
 
 def _fast(ctx: Ctx, node) -> list[str] | None:
     """The layer through the fast int8 kernels (qfast.py), when it takes their route."""
-    prepared = qfast.plan(ctx.program.graph, node)
+    prepared = qfast.plan(ctx.program, node)
     if prepared is None:
         return None
     _check_qlayer(ctx, node, 0)

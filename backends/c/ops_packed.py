@@ -44,12 +44,12 @@ class PackedLayer:
     scratch: int = 0  # arena bytes
 
 
-def plan(graph, consts, schedule, pack: str) -> dict[int, PackedLayer]:
+def plan(program, schedule, pack: str) -> dict[int, PackedLayer]:
     """Step -> PackedLayer for each QConv/QGemm with constant weights."""
     layers = {}
     for step, node in enumerate(schedule):
-        if node.op in ("QConv", "QGemm") and node.inputs[1] in consts:
-            layers[step] = _layer(graph, node, consts[node.inputs[1]], pack)
+        if node.op in ("QConv", "QGemm") and node.inputs[1] in program.consts:
+            layers[step] = _layer(program, node, program.consts[node.inputs[1]], pack)
     return layers
 
 
@@ -61,9 +61,10 @@ def weight_rows(node, w: np.ndarray) -> np.ndarray:
     return wd.transpose(0, 2, 3, 1).reshape(wd.shape[0], -1)
 
 
-def _layer(graph, node, w: np.ndarray, pack: str) -> PackedLayer:
+def _layer(program, node, w: np.ndarray, pack: str) -> PackedLayer:
+    graph = program.graph
     rows = codec.choose(weight_rows(node, w), pack)
-    if rows.bits == 8 and (rows.format == "dense" or _fast_sparse(graph, node)):
+    if rows.bits == 8 and (rows.format == "dense" or _fast_sparse(program, node)):
         return PackedLayer(rows, "")
     if node.op == "QGemm":
         return PackedLayer(rows, "qgemmp")
@@ -78,10 +79,10 @@ def _layer(graph, node, w: np.ndarray, pack: str) -> PackedLayer:
     return PackedLayer(rows, "qconvp", widths, widths[0] * rows.length)
 
 
-def _fast_sparse(graph, node) -> bool:
+def _fast_sparse(program, node) -> bool:
     """Whether the int8 lowering runs the layer through qmms, which keeps only
     the nonzero weights itself (and skips the zeros in its inner loop)."""
-    prepared = qfast.plan(graph, node)
+    prepared = qfast.plan(program, node)
     return prepared is not None and prepared.route.kind != "qdwf" and \
         qfast.sparse_lists(prepared.route.rows) is not None
 

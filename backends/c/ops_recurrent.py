@@ -14,7 +14,7 @@ the step's arena scratch (`scratch` below), never on the stack or the heap.
 
 from __future__ import annotations
 
-from nnc.ir import Graph, Node
+from nnc.ir import Node
 import numpy as np
 
 from nnc.ops.qrecurrent import GATES, MANTISSA_LIMIT, TABLE_SIZE, TABLES, gate_sums_fit, row_bounds
@@ -30,7 +30,7 @@ SCRATCH_PER_HIDDEN = {"QLSTM": 4, "QGRU": 7, "QRNN": 2, "LSTM": 12, "GRU": 16, "
 FUNCTIONS = {"QLSTM": ("qlstm", "qlstm_dir"), "QGRU": ("qgru", "qgru_dir"), "QRNN": ("qrnn", "qrnn_dir")}
 
 
-def scratch_bytes(graph: Graph, node: Node) -> int:
+def scratch_bytes(program, node: Node) -> int:
     return SCRATCH_PER_HIDDEN[node.op] * node.attrs.hidden_size
 
 

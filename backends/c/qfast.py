@@ -162,10 +162,17 @@ def clamp_suffix(attrs) -> str:
     return f"_{attrs.out_min}_{attrs.out_max}".replace("-", "m")
 
 
-def plan(graph, node) -> Prepared | None:
-    """The fast route of a QConv/QGemm node with its constants, or None. Reads
-    the graph's own constants, so the arena scratch (planned before lowering)
-    and the lowering agree."""
+def plan(program, node) -> Prepared | None:
+    """The fast route of a QConv/QGemm node of `program` with its constants, or
+    None. Planned once per node (program.fast_plans) from the graph's own
+    constants, so the arena scratch (sized before lowering) and the lowering
+    agree."""
+    if node.name not in program.fast_plans:
+        program.fast_plans[node.name] = _plan(program.graph, node)
+    return program.fast_plans[node.name]
+
+
+def _plan(graph, node) -> Prepared | None:
     w, b, mult, shift = (graph.tensor(t).data if t else None for t in node.inputs[1:5])
     found = route(graph, node, w)
     if found is None or mult is None or shift is None or (node.inputs[2] and b is None):
@@ -174,9 +181,9 @@ def plan(graph, node) -> Prepared | None:
     return prepare(found, bias, mult, shift, node.attrs)
 
 
-def scratch_bytes(graph, node) -> int:
+def scratch_bytes(program, node) -> int:
     """Arena scratch of the node's fast route: qmmconv's two gathered rows."""
-    prepared = plan(graph, node)
+    prepared = plan(program, node)
     return 2 * prepared.route.rows.shape[1] if prepared is not None and prepared.route.kind == "qmmconv" else 0
 
 
