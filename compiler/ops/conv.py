@@ -281,18 +281,27 @@ BY_POSITION_DEPTHWISE = 9  # most kernel positions of a depthwise conv taken one
 def _conv_by_position(x: np.ndarray, w: np.ndarray, attrs: ConvAttrs, out: list[int]) -> np.ndarray:
     """_conv as a sum over kernel positions k of w[:, :, k] times the input
     strided from k: per group one matmul [Cout/g, Cin/g] @ [Cin/g, positions
-    out], or with one input channel a group (depthwise) a broadcast product."""
+    out], or with one input channel a group (depthwise) a product of the
+    strided view (no copy of it) by one weight per channel."""
     n, cin, g, cout = x.shape[0], x.shape[1], attrs.group, w.shape[0]
     per_group, places = cin // g, math.prod(out)
-    weights = w.reshape(g, cout // g, per_group, -1)
-    acc = np.zeros((n, g, cout // g, places), np.result_type(x, w))
+    if per_group == 1:
+        acc = np.zeros((n, cout, *out), np.result_type(x, w))
+        product = np.empty_like(acc)
+        per_channel = w.reshape(g, cout // g, -1).transpose(2, 0, 1)  # [position, g, Cout/g]
+        inputs = x if cout == g else np.repeat(x, cout // g, axis=1)  # each output channel's input channel
+        taps = per_channel.reshape(len(per_channel), cout, *(1,) * len(out))
+    else:
+        weights = w.reshape(g, cout // g, per_group, -1)
+        acc = np.zeros((n, g, cout // g, places), np.result_type(x, w))
     for index, position in enumerate(np.ndindex(*attrs.kernel_shape)):
         window = tuple(slice(k * d, k * d + (o - 1) * s + 1, s)
                        for k, d, o, s in zip(position, attrs.dilations, out, attrs.strides))
-        shifted = x[(slice(None), slice(None), *window)].reshape(n, g, per_group, places)
         if per_group == 1:
-            acc += shifted * weights[None, :, :, 0, index, None]
+            np.multiply(inputs[(slice(None), slice(None), *window)], taps[index], out=product)
+            acc += product
         else:
+            shifted = x[(slice(None), slice(None), *window)].reshape(n, g, per_group, places)
             acc += weights[None, :, :, :, index] @ shifted
     return acc.reshape(n, cout, *out)
 
