@@ -113,9 +113,13 @@ def _copy(model: ModelProto) -> ModelProto:
 def _infer_shapes(model: ModelProto) -> ModelProto:
     """The model with ONNX's inferred shapes, each within the size limits:
     inferred without data propagation first, whose memory grows with the 1-D
-    values (size_check.py), then with it when that is affordable."""
+    values (size_check.py), then with it when that is affordable and some
+    value is left without a static shape (data propagation only completes
+    shapes; nnc's own inference checks every shape against ONNX's later)."""
     plain = _onnx_inference(model, data_prop=False)
-    if not propagation_affordable(checked_shapes(plain)):
+    shapes = checked_shapes(plain)
+    if all(name in shapes for node in plain.graph.node for name in node.output if name) \
+            or not propagation_affordable(shapes):
         return plain
     return check_values(_onnx_inference(model, data_prop=True))
 
