@@ -6,6 +6,15 @@ without a word. Until cli.main installs its own handlers (which clean up
 staging folders), a signal prints the interruption's one line and exits
 128 + its number at once: nothing has been written yet.
 
+Commands other than `nnc finetune` (whose training threads are PyTorch's) run
+numpy's OpenBLAS on one thread unless the environment chooses a count
+(OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS or OMP_NUM_THREADS): nnc's products
+are small and many, where a pool gains nothing (a verified ResNet-18 compile
+takes the same wall time, with a third less CPU), and the pool's threads spin
+for about 0.1 s after numpy starts them, taking a core from the compile on a
+small machine (0.01 s of a 0.2 s compile on two cores). The count must be set
+before numpy is imported; subprocesses (explore's workers) inherit it.
+
 When the command is done, the script exits without the interpreter's teardown
 (freeing numpy's, jinja2's and nnc's modules one object at a time: about
 0.01 s of a 0.2 s compile). What an exit must still do is done first: the
@@ -39,11 +48,24 @@ def handle(signals, handler) -> None:
             signal.signal(signum, handler)
 
 
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+POOLED_COMMANDS = ("finetune",)  # commands that keep BLAS's default thread count
+
+
 def main() -> int:
     handle(SIGNALS, _interrupted_while_starting)
+    blas_on_one_thread(sys.argv[1:])
     from nnc.cli import main as run
 
     return exit_without_teardown(run())
+
+
+def blas_on_one_thread(args: list[str]) -> None:
+    """Set OPENBLAS_NUM_THREADS=1 for the command in `args` (see the module
+    docstring), unless it trains or the environment gives a count."""
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    if command not in POOLED_COMMANDS and not any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 
 def exit_without_teardown(code: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -431,6 +432,25 @@ def test_the_script_under_a_profiler_exits_normally(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0 and "nnc 0.1.0" in proc.stdout, proc.stderr
     assert (tmp_path / "prof").stat().st_size > 0
+
+
+@pytest.mark.parametrize("command, environment, threads", [
+    ("compile", {}, "1"), ("finetune", {}, "default"), ("compile", {"OPENBLAS_NUM_THREADS": "2"}, "2"),
+    ("compile", {"OMP_NUM_THREADS": "2"}, "default")])
+def test_the_script_runs_blas_on_one_thread_unless_told_otherwise(command, environment, threads):
+    """Before numpy is imported, the console script sets OPENBLAS_NUM_THREADS=1
+    for commands that do not train, unless the environment names a count."""
+    code = (f"import sys\nfrom nnc.console import blas_on_one_thread\nblas_on_one_thread(['--quiet', {command!r}])\n"
+            "import json, numpy, os\nfrom threadpoolctl import threadpool_info\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS', 'default'), "
+            "json.dumps([i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+                                                            "OMP_NUM_THREADS")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env | environment)
+    variable, counts = proc.stdout.split(" ", 1)
+    assert proc.returncode == 0 and variable == threads, proc.stderr
+    if threads == "1":
+        assert set(json.loads(counts)) <= {1}
 
 
 def test_a_signal_ignored_when_nnc_starts_stays_ignored():
