@@ -9,7 +9,10 @@ one run, each command a fresh process with a fresh output folder:
 - `vela M.tflite --output-dir OUT` (default accelerator and system config:
   Ethos-U55-256, Ethos_U55_High_End_Embedded), where M.tflite is written
   beforehand, outside the timing, by benchmarks/tflite_writer.py from the same
-  integer graph nnc compiles;
+  integer graph nnc compiles; and the same with OPENBLAS_NUM_THREADS=1, the
+  setting nnc's script makes for itself (compiler/console.py: numpy's BLAS
+  pool spins for about 0.1 s after it starts, which costs either tool time on
+  a small machine), so that the two also meet at the same setting;
 - `nnc.compile(M, target="c", verify=False)` from Python, in this process
   after one warm-up call (the compile without interpreter start and imports);
 - start-up: `nnc --version`, `nnc --help`, `vela --version`, and as floors
@@ -60,7 +63,9 @@ import nnc
 from common import MODELS_DIR, machine, markdown_table, model_names
 from tflite_writer import write_tflite
 
-CHILD_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+CHILD_ENV = {key: value for key, value in os.environ.items()
+             if key not in ("PYTHONDONTWRITEBYTECODE", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")}
+ONE_BLAS_THREAD = CHILD_ENV | {"OPENBLAS_NUM_THREADS": "1"}
 COUNT_ENV = CHILD_ENV | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 IMPORT_FLOOR = "import numpy, jinja2, google.protobuf, nnc.frontend.onnx_proto"
 
@@ -84,11 +89,11 @@ def int8_models() -> list[str]:
     return [name for name in model_names() if name.endswith("_int8_qdq")]
 
 
-def run_timed(command: list[str]) -> tuple[float, float, str]:
+def run_timed(command: list[str], env: dict = CHILD_ENV) -> tuple[float, float, str]:
     """(wall s, child CPU s, stdout) of one command, which must succeed."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, check=False, capture_output=True, text=True, env=CHILD_ENV)
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -102,12 +107,15 @@ def api_timed(model: Path, out: Path) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def compile_commands(name: str, tflite: Path, out: Path) -> dict[str, list[str]]:
+def compile_commands(name: str, tflite: Path, out: Path) -> dict[str, tuple[list[str], dict]]:
+    """Label -> (command, environment) of the timed compiles."""
     model = str(MODELS_DIR / f"{name}.onnx")
     nnc_script = script("nnc")
-    return {"nnc c": [nnc_script, "compile", model, "--target", "c", "--no-verify", "-o", str(out / "c")],
-            "nnc az-sim": [nnc_script, "compile", model, "--target", "az-sim", "--no-verify", "-o", str(out / "az")],
-            "vela": [script("vela"), str(tflite), "--output-dir", str(out / "vela")]}
+    return {"nnc c": ([nnc_script, "compile", model, "--target", "c", "--no-verify", "-o", str(out / "c")], CHILD_ENV),
+            "nnc az-sim": ([nnc_script, "compile", model, "--target", "az-sim", "--no-verify", "-o", str(out / "az")],
+                           CHILD_ENV),
+            "vela": ([script("vela"), str(tflite), "--output-dir", str(out / "vela")], CHILD_ENV),
+            "vela, 1 BLAS thread": ([script("vela"), str(tflite), "--output-dir", str(out / "vela1")], ONE_BLAS_THREAD)}
 
 
 def cpu_operators(vela_stdout: str) -> str:
@@ -120,13 +128,13 @@ def measure_model(name: str, runs: int, scratch: Path) -> tuple[dict[str, list[t
     tflite = scratch / f"{name}.tflite"
     write_tflite(MODELS_DIR / f"{name}.onnx", tflite)
     api_timed(MODELS_DIR / f"{name}.onnx", scratch / "warm-up")  # imports and caches, not timed
-    for command in compile_commands(name, tflite, scratch / "warm-up").values():
-        run_timed(command)  # bytecode caches, not timed
+    for command, env in compile_commands(name, tflite, scratch / "warm-up").values():
+        run_timed(command, env)  # bytecode caches, not timed
     times: dict[str, list[tuple[float, float]]] = {}
     for r in range(runs):
         out = scratch / f"{name}-{r}"
-        for label, command in compile_commands(name, tflite, out).items():
-            wall, cpu, stdout = run_timed(command)
+        for label, (command, env) in compile_commands(name, tflite, out).items():
+            wall, cpu, stdout = run_timed(command, env)
             times.setdefault(label, []).append((wall, cpu))
             if label == "vela":
                 vela_cpu_ops = cpu_operators(stdout)
@@ -158,8 +166,9 @@ def compile_rows(runs: int) -> list[list[str]]:
         for name in int8_models():
             t, vela_cpu_ops = measure_model(name, runs, Path(scratch))
             rows.append([name, cell(t["nnc c"]), cell(t["nnc az-sim"]), cell(t["nnc.compile c (API)"]),
-                         cell(t["vela"]), vela_cpu_ops, (f"c: {verdict(t['nnc c'], t['vela'])}; "
-                         f"az-sim: {verdict(t['nnc az-sim'], t['vela'])}")])
+                         cell(t["vela"]), cell(t["vela, 1 BLAS thread"]), vela_cpu_ops,
+                         *(f"c: {verdict(t['nnc c'], t[vela])}; az-sim: {verdict(t['nnc az-sim'], t[vela])}"
+                           for vela in ("vela", "vela, 1 BLAS thread"))])
     return rows
 
 
@@ -204,10 +213,10 @@ def instruction_rows() -> list[list[str]]:
         for name in int8_models():
             tflite = Path(scratch) / f"{name}.tflite"
             write_tflite(MODELS_DIR / f"{name}.onnx", tflite)
-            for command in compile_commands(name, tflite, Path(scratch) / "warm-up").values():
-                run_timed(command)  # bytecode caches, not counted
-            counts = {label: instructions(command)
-                      for label, command in compile_commands(name, tflite, Path(scratch) / name).items()}
+            for command, env in compile_commands(name, tflite, Path(scratch) / "warm-up").values():
+                run_timed(command, env)  # bytecode caches, not counted
+            counts = {label: instructions(command) for label, (command, _) in
+                      compile_commands(name, tflite, Path(scratch) / name).items() if label != "vela, 1 BLAS thread"}
             warm = warm_compile_instructions(MODELS_DIR / f"{name}.onnx", Path(scratch) / "warm")
             rows.append([name, millions(counts["nnc c"]), millions(counts["nnc az-sim"]), millions(counts["vela"]),
                          f"{counts['nnc c'] / counts['vela']:.2f} / {counts['nnc az-sim'] / counts['vela']:.2f}",
@@ -228,7 +237,7 @@ def main() -> None:
     print(markdown_table(["command", "seconds"], startup_rows(args.runs)))
     print()
     headers = ["model", "nnc c --no-verify", "nnc az-sim --no-verify", "nnc.compile c (API)", "vela",
-               "vela CPU ops", "nnc ≤ vela"]
+               "vela, 1 BLAS thread", "vela CPU ops", "nnc ≤ vela", "nnc ≤ vela, 1 BLAS thread"]
     print(markdown_table(headers, compile_rows(args.runs)))
     if args.instructions:
         print("\nMillions of instructions executed (cachegrind; BLAS on one thread)\n")
