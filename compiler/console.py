@@ -62,10 +62,15 @@ def main() -> int:
 
 def blas_on_one_thread(args: list[str]) -> None:
     """Set OPENBLAS_NUM_THREADS=1 for the command in `args` (see the module
-    docstring), unless it trains or the environment gives a count."""
+    docstring), unless it trains or the environment gives a count; when BLAS
+    will start on one thread, tell blas_threads, which then needs no controller."""
     command = next((arg for arg in args if not arg.startswith("-")), None)
     if command not in POOLED_COMMANDS and not any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES):
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    if os.environ.get("OPENBLAS_NUM_THREADS") == "1" and "numpy" not in sys.modules:
+        from nnc.blas_threads import started_on_one_thread  # imports nothing of its own
+
+        started_on_one_thread()
 
 
 def exit_without_teardown(code: int) -> int:

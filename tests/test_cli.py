@@ -453,6 +453,18 @@ def test_the_script_runs_blas_on_one_thread_unless_told_otherwise(command, envir
         assert set(json.loads(counts)) <= {1}
 
 
+def test_blas_started_on_one_thread_needs_no_controller():
+    """With OPENBLAS_NUM_THREADS=1 set before numpy loads OpenBLAS, one_blas_thread
+    changes nothing and imports no threadpoolctl (5 ms of an az-sim compile)."""
+    code = ("import sys\nfrom nnc.console import blas_on_one_thread\nblas_on_one_thread(['compile'])\n"
+            "import numpy\nfrom nnc.blas_threads import blas_single_thread\n"
+            "print(blas_single_thread(), 'threadpoolctl' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+                                                            "OMP_NUM_THREADS")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout.split() == ["[]", "False"], proc.stderr
+
+
 def test_a_signal_ignored_when_nnc_starts_stays_ignored():
     """As under nohup (SIGHUP) or a shell's background job (SIGINT)."""
     code = """
