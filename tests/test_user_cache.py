@@ -1,4 +1,4 @@
-"""The user cache (compiled templates, the pipeline grammar's tables) changes
+"""The user cache (compiled templates, parsed TOML files) changes
 how fast nnc starts, never what it writes: cold, warm, corrupted, unwritable or
 turned off, a compile writes the same bytes and says nothing about the cache."""
 
@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nnc.user_cache import cache_folder
+import pytest
+
+from nnc.user_cache import cache_folder, cached_json
 
 DIGITS = Path(__file__).resolve().parents[1] / "examples" / "digits" / "digits.onnx"
 COMPILE = "import sys; from nnc.cli import main; sys.argv = ['nnc'] + sys.argv[1:]; sys.exit(main())"
@@ -64,3 +66,44 @@ def test_no_home_folder_is_no_cache(monkeypatch):
         raise RuntimeError("Could not determine home directory.")
     monkeypatch.setattr(Path, "home", staticmethod(no_home))
     assert cache_folder("x") is None
+
+
+def test_cached_json_builds_once_and_survives_a_corrupted_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNC_CACHE_DIR", str(tmp_path))
+    built = []
+
+    def build():
+        built.append(1)
+        return {"clock_mhz": 0.1, "name": "x", "lanes": [1, 2]}
+    first = cached_json("kind", b"source", build)
+    assert cached_json("kind", b"source", build) == first and len(built) == 1
+    (entry,) = (tmp_path / "kind").iterdir()
+    entry.write_bytes(b"\x00not json")
+    assert cached_json("kind", b"source", build) == first and len(built) == 2
+    assert cached_json("kind", b"other source", build) == first and len(built) == 3
+
+
+@pytest.mark.parametrize("value", [{"at": float("nan")}, {"pair": (1, 2)}])
+def test_cached_json_keeps_no_value_json_would_change(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("NNC_CACHE_DIR", str(tmp_path))
+    assert cached_json("kind", b"source", lambda: value) is value
+    assert not any((tmp_path / "kind").iterdir())
+
+
+def test_cached_json_without_a_cache_builds_every_time(monkeypatch):
+    monkeypatch.setenv("NNC_CACHE_DIR", "")
+    calls = []
+    for _ in range(2):
+        cached_json("kind", b"source", lambda: calls.append(1) or {"a": 1})
+    assert len(calls) == 2
+
+
+def test_a_hardware_description_read_before_needs_no_toml_parser(tmp_path):
+    """The az-sim default machine is parsed once; later compiles read it from
+    the cache without importing tomllib (3 ms)."""
+    code = ("import sys\nfrom nnc.backends.azsim.hardware import load_hardware\n"
+            "hw = load_hardware('small')\nprint(hw.name, 'tomllib' in sys.modules)")
+    env = {**os.environ, "NNC_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True) for _ in range(2)]
+    (name, parsed), (again, parsed_again) = (r.stdout.split() for r in runs)
+    assert (name, parsed, parsed_again) == (again, "True", "False"), runs[0].stderr

@@ -17,14 +17,7 @@ from pathlib import Path
 
 from nnc.errors import OptionError, not_a_file
 from nnc.records import record
-
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    try:
-        import tomli as tomllib
-    except ModuleNotFoundError:
-        tomllib = None
+from nnc.user_cache import cached_json
 
 DEFAULT_HW = Path(__file__).with_name("default_hw.toml")
 PRESETS = {name: Path(__file__).with_name(f"{name}_hw.toml") for name in ("small", "default", "large")}
@@ -97,16 +90,27 @@ def load_hardware(path: str | Path | None = None) -> Hardware:
 
 
 def read_toml(path: Path, what: str) -> dict:
-    """The TOML file at `path` as a dict (tomllib, or tomli on Python 3.10);
-    an OptionError naming `what` ("hardware description", "sweep file") and the
+    """The TOML file at `path` as a dict (tomllib, or tomli on Python 3.10;
+    a file read before comes from the user cache, user_cache.cached_json); an
+    OptionError naming `what` ("hardware description", "sweep file") and the
     path when it cannot be read or parsed."""
-    if tomllib is None:  # pragma: no cover
-        raise OptionError(f"reading a {what} needs Python 3.11+ or the 'tomli' package")
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise OptionError(f"{what} {path}: cannot read it ({exc.strerror or exc})") from None
+    return cached_json("toml", data, lambda: _parse_toml(data, path, what))
+
+
+def _parse_toml(data: bytes, path: Path, what: str) -> dict:
+    try:  # Python 3.11+
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise OptionError(f"reading a {what} needs Python 3.11+ or the 'tomli' package") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise OptionError(f"{what} {path}: not UTF-8 text (byte {exc.start}); a {what} is a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
