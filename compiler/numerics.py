@@ -50,16 +50,21 @@ def quantize_multiplier(real: float, bits: int = MANTISSA_BITS) -> tuple[int, in
 
 def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
     """Vector form of `quantize_multiplier`: (int32 mantissas, int32 shifts).
-    Computed on whole arrays when every shift lands in [1, MAX_SHIFT] (the same
-    frexp, the same round half to even of an exact product); element by element
-    otherwise, for its clamps and errors."""
+    Computed on whole arrays when every shift is at least 1 (the same frexp,
+    the same round half to even of an exact product; a shift past MAX_SHIFT
+    clamped as there, real · 2^MAX_SHIFT rounded: the channels of a layer's
+    all-zero weights); element by element otherwise, for its clamps and errors."""
     flat = np.ravel(np.asarray(reals, np.float64))
     fraction, exponent = np.frexp(flat)
     mantissa = np.rint(fraction * (1 << MANTISSA_BITS))
     carried = mantissa == 1 << MANTISSA_BITS
     mantissa[carried] /= 2
     shift = MANTISSA_BITS - (exponent + carried)
-    if not (np.isfinite(flat) & (flat > 0) & (shift >= 1) & (shift <= MAX_SHIFT)).all():
+    tiny = shift > MAX_SHIFT
+    if tiny.any():
+        mantissa[tiny] = np.rint(flat[tiny] * 2.0 ** MAX_SHIFT)
+        shift[tiny] = MAX_SHIFT
+    if not (np.isfinite(flat) & (flat > 0) & (shift >= 1)).all():
         pairs = [quantize_multiplier(float(r)) for r in flat]
         mantissa, shift = [p[0] for p in pairs], [p[1] for p in pairs]
     return (np.array(mantissa, np.int32).reshape(np.shape(reals)),

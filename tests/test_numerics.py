@@ -149,14 +149,24 @@ def test_tiny_multipliers_lose_nothing():
         assert list(requantize(acc, m, n, 0, INT64_MIN, INT64_MAX)) == [0] * 5
 
 
-def test_quantize_multipliers_vector():
-    reals = np.array([[1e-3, 0.5, 2.0 ** -40], [1.0, 3.7, TOP - 0.1]])
+@pytest.mark.parametrize("reals", [[[1e-3, 0.5, 2.0 ** -40], [1.0, 3.7, TOP - 0.1]],
+                                   [[1e-3, 2.0 ** -33, 2.0 ** -32 * 0.75], [2.0 ** -62, 5e-300, 0.9]]])
+def test_quantize_multipliers_vector(reals):
+    """As quantize_multiplier element by element, also with shifts clamped to
+    MAX_SHIFT (the second case, computed on whole arrays)."""
+    reals = np.array(reals)
     m, n = quantize_multipliers(reals)
     assert m.dtype == n.dtype == np.int32 and m.shape == n.shape == reals.shape
     assert [(int(a), int(b)) for a, b in zip(m.ravel(), n.ravel())] == \
         [quantize_multiplier(float(r)) for r in reals.ravel()]
     with pytest.raises(UnsupportedError):
         quantize_multipliers([0.5, 0.0])
+
+
+@given(st.lists(st.floats(2.0 ** -1074, 2.0 ** 30 - 1), min_size=1, max_size=8))
+def test_quantize_multipliers_equals_the_scalar_form(reals):
+    m, n = quantize_multipliers(reals)
+    assert list(zip(m.tolist(), n.tolist())) == [quantize_multiplier(r) for r in reals]
 
 
 # -- round_shift -----------------------------------------------------------------------
