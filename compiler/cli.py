@@ -326,7 +326,7 @@ def compile_(model: str, target: str, output: Path, pipeline: Optional[str], inp
 
     rendered = lambda r: render_summary(r.report) + f"\n\nwrote {', '.join(r.artifacts)} to {output}"  # noqa: E731
     with _errors_to_exit(debug), _quality_gate(rendered) as finish:
-        options = flags.compression(shared, target)
+        options = flags.compression(shared)
         result = compile_model(
             model, target, output, pipeline=pipeline, inputs=inputs, labels=labels,
             input_shapes=_parse_shapes(input_shape), stream=_parse_shapes(stream, "--stream") or None, name=name,
@@ -356,7 +356,7 @@ def validate_(model: str, data: Path, labels: Optional[Path], target: str, outpu
 
     rendered = lambda r: json.dumps(r.report["verification"], indent=2) if as_json else render(r.report)  # noqa: E731
     with _errors_to_exit(debug), _quality_gate(rendered) as finish:
-        options = flags.compression(shared, target)
+        options = flags.compression(shared)
         result = validate(model, data, labels, target, output, input_shapes=_parse_shapes(input_shape),
                           progress=_progress(quiet), **options)
         finish(result)

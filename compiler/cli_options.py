@@ -126,31 +126,12 @@ NAMES = ("calib", "quantize", "hw", "weight_bits", "first_last_bits", "codebook"
          "pack", "c_weights", "c_arrays", "onnx_form", "min_cosine", "max_accuracy_drop")
 
 
-# Flags of some targets only (default None on the command line), with the
-# value nnc.compile takes when one is not given and the targets it applies to
-# (--pack: az-sim, and c with --c-weights packed).
-TARGET_FLAGS = {"c_weights": ("dense", ("c",)), "c_arrays": ("strings", ("c",)), "onnx_form": ("qdq", ("onnx",)),
-                "pack": ("auto", ("az-sim", "c"))}
-
-
-def compression(parameters: dict, target: str) -> dict:
+def compression(parameters: dict) -> dict:
     """The shared flags among a command's parameters, as keyword arguments of
     nnc.compile; --flash-budget's K, M or G suffix read. A target flag not given
-    is left out; given at its default value for another target, it is an
-    OptionError here (nnc.compile cannot tell that value from none, and refuses
-    the other values itself, after checking them)."""
+    is None, which nnc.compile reads as the target's default (and a value given
+    for another target, as an OptionError)."""
     found = {name: parameters[name] for name in NAMES}
-    for name, (default, targets) in TARGET_FLAGS.items():
-        if found[name] is None:
-            del found[name]
-        elif found[name] != default:
-            continue
-        elif name == "pack" and target == "c" and found.get("c_weights") != "packed":
-            raise OptionError("--pack applies to --target az-sim, and to --target c with --c-weights packed; "
-                              "not to --target c with dense weights")
-        elif target not in targets:
-            raise OptionError(f"--{name.replace('_', '-')} {default} applies to --target {' or '.join(targets)}, "
-                              f"not {target}")
     if found["flash_budget"] is not None:
         from .explore_spec import size_value
 

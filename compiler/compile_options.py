@@ -19,6 +19,9 @@ from .obs_options import check_method
 from .packing import FORMAT_NAMES
 from .records import record
 
+# option -> (its default, the targets it belongs to); pack with target c only with c_weights="packed"
+TARGET_DEFAULTS = {"c_weights": ("dense", ("c",)), "c_arrays": ("strings", ("c",)), "onnx_form": ("qdq", ("onnx",)),
+                   "pack": ("auto", ("az-sim", "c"))}
 
 @record(frozen=False)
 class CompileOptions:
@@ -43,7 +46,8 @@ class CompileOptions:
         least-squares refit after channel pruning; needs calib) for those three
         passes; None: obs when calib is given, else magnitude. A streaming
         compile always uses magnitude (the chunk graph has no samples).
-    pack: weight encoding, "auto" (smallest exact) or one of PACK_FORMATS;
+    pack: weight encoding, "auto" (smallest exact) or one of PACK_FORMATS
+        (az-sim, and c with c_weights="packed");
     c_weights: "dense" (int8 arrays) or "packed" (the C target keeps the
         encoded weights and decodes them in its kernels).
     c_arrays: how the C target spells 8-bit arrays of 4096 bytes or more:
@@ -52,6 +56,9 @@ class CompileOptions:
     onnx_form: target onnx's file: "qdq" (standard QDQ ONNX) or "integer"
         (nnc's integer graph as ONNX integer arithmetic, bit-exact with the
         reference; docs/onnx-export.md).
+    These four belong to targets (TARGET_DEFAULTS): left None they take the
+    target's default (the first value listed), and a value given for another
+    target, its default included, is an OptionError.
     name: the compiled model's name: its artifacts' file stem and the C symbol
         prefix (default: the model file's stem).
     layer_bits, layer_sparsity: per-layer settings "KEY:VALUE,..." (KEY a
@@ -89,10 +96,10 @@ class CompileOptions:
     sparsity_pattern: str | None = None
     prune_channels: float = 0.0
     method: str | None = None
-    pack: str = "auto"
-    c_weights: str = "dense"
-    c_arrays: str = "strings"
-    onnx_form: str = "qdq"
+    pack: str | None = None
+    c_weights: str | None = None
+    c_arrays: str | None = None
+    onnx_form: str | None = None
     stream: dict[str, tuple[int, ...]] | None = None
     name: str | None = None
     layer_bits: str | None = None
@@ -107,18 +114,16 @@ class CompileOptions:
     def __post_init__(self):
         self._check_types()
         check_compression(self.weight_bits, self.first_last_bits, self.sparsity, self.prune_channels)
-        if self.pack not in ("auto", *PACK_FORMATS):
+        if self.pack not in (None, "auto", *PACK_FORMATS):
             raise out_of_range("pack", f"must be auto or one of {', '.join(PACK_FORMATS)}, got {self.pack!r}")
-        if self.c_weights not in ("dense", "packed"):
+        if self.c_weights not in (None, "dense", "packed"):
             raise out_of_range("c_weights", f"must be dense or packed, got {self.c_weights!r}")
-        if self.c_arrays not in ("strings", "braces"):
+        if self.c_arrays not in (None, "strings", "braces"):
             raise out_of_range("c_arrays", f"must be strings or braces, got {self.c_arrays!r}")
-        if self.onnx_form not in ("qdq", "integer"):
+        if self.onnx_form not in (None, "qdq", "integer"):
             raise out_of_range("onnx_form", f"must be qdq or integer, got {self.onnx_form!r}")
         self._check_target_options()
-        if self.onnx_form != "qdq" and self.target != "onnx":
-            raise OptionError(f"onnx_form={self.onnx_form!r} applies to target onnx, not {self.target}",
-                              cli=f"--onnx-form {self.onnx_form} applies to --target onnx, not {self.target}")
+        self._take_target_defaults()
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
             said = f"must be a C identifier (letters, digits, _), got {self.name!r}"
             raise OptionError(f"name {said}", cli=f"--name {said}")
@@ -175,18 +180,25 @@ class CompileOptions:
         if self.hw is not None and self.target != "az-sim":
             raise OptionError(f"hw applies to target az-sim, not {self.target}",
                               cli=f"--hw applies to --target az-sim, not {self.target}")
-        if self.c_arrays != "strings" and self.target != "c":
-            raise OptionError(f"c_arrays={self.c_arrays!r} applies to target c, not {self.target}",
-                              cli=f"--c-arrays {self.c_arrays} applies to --target c, not {self.target}")
-        if self.c_weights != "dense" and self.target != "c":
-            raise OptionError(f"c_weights applies to target c, not {self.target}",
-                              cli=f"--c-weights applies to --target c, not {self.target}")
-        if self.pack != "auto" and not (self.target == "az-sim" or (self.target, self.c_weights) == ("c", "packed")):
+        for name in ("c_arrays", "c_weights", "onnx_form"):
+            value, targets = getattr(self, name), TARGET_DEFAULTS[name][1]
+            if value is not None and self.target not in targets:
+                raise OptionError(f"{name}={value!r} applies to target {' or '.join(targets)}, not {self.target}",
+                                  cli=f"--{name.replace('_', '-')} {value} applies to --target "
+                                      f"{' or '.join(targets)}, not {self.target}")
+        if self.pack is not None and not (self.target == "az-sim" or (self.target, self.c_weights) == ("c", "packed")):
             dense = " with dense weights" if self.target == "c" else ""
             raise OptionError(f"pack applies to target az-sim, and to target c with c_weights='packed'; "
                               f"not to target {self.target}{dense}",
                               cli=f"--pack applies to --target az-sim, and to --target c with --c-weights packed; "
                                   f"not to --target {self.target}{dense}")
+
+    def _take_target_defaults(self):
+        """Each target option left None takes its default where its target is this one."""
+        for name, (default, targets) in TARGET_DEFAULTS.items():
+            applies = self.target in targets and (name != "pack" or self.target == "az-sim" or self.c_weights == "packed")
+            if getattr(self, name) is None and applies:
+                setattr(self, name, default)
 
     def _check_types(self):
         """OptionError unless each option has its annotated type (the sample
@@ -234,7 +246,7 @@ class CompileOptions:
                       "target c with --c-weights dense stores one int8 per weight whatever the bits; give "
                       "--c-weights packed"),
                 "onnx": ("target onnx stores int8 weights (opset 17)",) * 2}.get(self.target)
-        if int8 and self.c_weights == "dense":
+        if int8 and self.c_weights != "packed":
             said = "a weight budget counts packed weights, and"
             raise OptionError(f"{given}: {said} {int8[0]}", cli=f"{flag_of(given)}: {said} {int8[1]}")
 

@@ -4,6 +4,8 @@ compiled artifact; every mistake is an NncError."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -182,14 +184,32 @@ def test_calib_reaches_the_passes_of_a_given_pipeline():
 @pytest.mark.parametrize("target, options, message", [
     ("onnx", {"hw": "small"}, "hw applies to target az-sim, not onnx"),
     ("c", {"hw": "small"}, "hw applies to target az-sim, not c"),
-    ("onnx", {"c_weights": "packed"}, "c_weights applies to target c"),
+    ("onnx", {"c_weights": "packed"}, "c_weights='packed' applies to target c, not onnx"),
     ("onnx", {"pack": "huffman"}, "pack applies to target az-sim, and to target c with c_weights='packed'"),
     ("c", {"pack": "huffman"}, "pack applies to target az-sim, and to target c with c_weights='packed'; "
                                "not to target c with dense weights"),
+    # a target's default value given for another target (last session's open item 5)
+    ("az-sim", {"c_weights": "dense"}, "c_weights='dense' applies to target c, not az-sim"),
+    ("onnx", {"c_arrays": "strings"}, "c_arrays='strings' applies to target c, not onnx"),
+    ("c", {"onnx_form": "qdq"}, "onnx_form='qdq' applies to target onnx, not c"),
+    ("c", {"pack": "auto"}, "pack applies to target az-sim, and to target c with c_weights='packed'"),
 ])
 def test_options_a_target_would_ignore_are_refused(target, options, message):
     with pytest.raises(nnc.OptionError, match=f"^{message}"):
         nnc.compile(DIGITS, target, **options)
+
+
+@pytest.mark.parametrize("target, defaults", [
+    ("c", {"c_weights": "dense", "c_arrays": "strings", "onnx_form": None, "pack": None}),
+    ("az-sim", {"c_weights": None, "c_arrays": None, "onnx_form": None, "pack": "auto"}),
+    ("onnx", {"c_weights": None, "c_arrays": None, "onnx_form": "qdq", "pack": None}),
+])
+def test_target_options_left_out_take_the_target_s_default(target, defaults):
+    opts = nnc.CompileOptions(target=target)
+    assert {name: getattr(opts, name) for name in defaults} == defaults
+    again = dataclasses.replace(opts, method="magnitude")  # the budget search's fallback: defaults pass again
+    assert {name: getattr(again, name) for name in defaults} == defaults
+    assert nnc.CompileOptions(target="c", c_weights="packed").pack == "auto"
 
 
 STREAM = {"image": (1, 1, 8, 8)}
