@@ -80,12 +80,21 @@ def exit_without_teardown(code: int) -> int:
     tracer watches (`python -m cProfile`, which writes its results after the
     script returns); or when a stream cannot be flushed (a reader that left:
     the normal exit reports it)."""
-    watched = sys.getprofile() is not None or sys.gettrace() is not None
-    if watched or threading.active_count() > 1 or not _flushed():
+    if _watched() or threading.active_count() > 1 or not _flushed():
         return code
     atexit._run_exitfuncs()  # what Py_Finalize runs first; CPython's (and PyPy's) hook for it
     _flushed()  # what the handlers printed; the exit code is already decided
     os._exit(code)
+
+
+def _watched() -> bool:
+    """Whether a profiler, tracer, debugger or coverage tool is attached:
+    through sys.setprofile or sys.settrace, or (Python 3.12+, where cProfile
+    uses it) sys.monitoring."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and any(monitoring.get_tool(tool) is not None for tool in range(6))
 
 
 def _flushed() -> bool:
