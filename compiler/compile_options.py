@@ -23,6 +23,7 @@ from .records import record
 TARGET_DEFAULTS = {"c_weights": ("dense", ("c",)), "c_arrays": ("strings", ("c",)), "onnx_form": ("qdq", ("onnx",)),
                    "pack": ("auto", ("az-sim", "c"))}
 
+
 @record(frozen=False)
 class CompileOptions:
     """Options of `compile` (and of `nnc compile`'s flags).
@@ -196,8 +197,8 @@ class CompileOptions:
     def _take_target_defaults(self):
         """Each target option left None takes its default where its target is this one."""
         for name, (default, targets) in TARGET_DEFAULTS.items():
-            applies = self.target in targets and (name != "pack" or self.target == "az-sim" or self.c_weights == "packed")
-            if getattr(self, name) is None and applies:
+            packed = name != "pack" or self.target == "az-sim" or self.c_weights == "packed"
+            if getattr(self, name) is None and self.target in targets and packed:
                 setattr(self, name, default)
 
     def _check_types(self):

@@ -4,8 +4,9 @@ Plain HTML, a little CSS and inline SVG drawn by report_svg.py: no script, no
 font, image or style sheet from anywhere, so it opens offline and from an
 archived build. The page is put together here, every text through
 report_svg.escape, without a template engine: an az-sim compile, whose only
-template this was, would import jinja2 for it (0.015 s of a 0.2 s compile). Sections (element ids): `summary` (weights fp32 → stored,
-MACs, the target's memory or simulation totals, verification, quality gate),
+template this was, would import jinja2 for it (0.015 s of a 0.2 s compile).
+Sections (element ids): `summary` (weights fp32 → stored, MACs, the target's
+memory or simulation totals, verification, quality gate),
 `layers` (report_csv's per-layer table: layer ids, names shortened in the
 middle with the full name as tooltip), `charts` (per layer: stored bytes
 against fp32, bits asked and code width, sparsity, MACs, output error),

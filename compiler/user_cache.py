@@ -53,12 +53,12 @@ def cached_json(kind: str, source: bytes, build: Callable[[], object]):
             pass
     value = build()
     if entry is not None:
+        staged = entry.with_name(f".{entry.name}.{os.getpid()}")
         try:
             text = json.dumps(value)
             if json.loads(text) == value:
-                staged = entry.with_name(f".{entry.name}.{os.getpid()}")
                 staged.write_text(text, encoding="utf-8")
                 os.replace(staged, entry)
         except (OSError, TypeError, ValueError):
-            pass
+            staged.unlink(missing_ok=True)
     return value
