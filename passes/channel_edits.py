@@ -40,7 +40,6 @@ class Cut:
         return np.setdiff1d(np.arange(self.size), self.removed)
 
 
-
 def is_param(graph: Graph, name: str) -> bool:
     """A constant, or a DequantizeLinear of constants."""
     if graph.tensor(name).is_constant:

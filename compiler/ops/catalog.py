@@ -2,7 +2,7 @@
 
 The registry (registry.py) imports a module on the first lookup of a name it
 lists here, so a compile loads only the op modules its graph uses. Invariant,
-checked by tests/test_op_catalog.py: importing every module listed registers
+checked by tests/ops/test_catalog.py: importing every module listed registers
 exactly these names, each from the module listed. Adding an op adds its name to
 its module's entry below.
 """
