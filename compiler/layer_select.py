@@ -49,6 +49,16 @@ def weighted_layers(graph: Graph) -> list[Node]:
 
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+RECURRENT_PARAMETERS = (1, 2, 3)  # the input positions of a recurrent node's W, R and B
+
+
+def recurrent_parameters(graph: Graph) -> list[str]:
+    """The float constants recurrent nodes read as W, R or B, in schedule order
+    (a tensor two nodes share, once)."""
+    names = [node.inputs[i] for node in graph.nodes() if node.op in RECURRENT_OPS
+             for i in RECURRENT_PARAMETERS if i < len(node.inputs) and node.inputs[i]]
+    return [name for name in dict.fromkeys(names)
+            if graph.tensor(name).is_constant and graph.tensor(name).dtype in ("f32", "f64")]
 TABLE_DTYPES = ("f16", "f32", "f64", "i8", "u8")
 
 

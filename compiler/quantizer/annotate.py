@@ -34,7 +34,7 @@ from .groups import chain_end, clamp_chain, only_quantize
 from .params import FIXED_OUTPUT, Affine, add_qdq_constants, affine_from_range, qdq_affine
 from .layer_weights import WeightSpec, quantize_layer, quantize_matmul_operands
 from .indexing import is_table_lookup, table_affine
-from .recurrent_plan import RECURRENT, cell_affine, node_points, record_cell, state_inputs
+from .recurrent_plan import RECURRENT, cell_affine, h_affine, node_points, record_cell, state_inputs
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 SAME_AS_INPUT = ("Reshape", "Transpose", "MaxPool", "GlobalMaxPool", "Pad", "Relu", "Clip", "Identity", "Dropout",
@@ -133,7 +133,7 @@ def _affine(graph: Graph, point: Point, ranges) -> Affine:
     if point.source == "table":
         return table_affine(graph, point.node)
     if point.source == "alias":
-        return affine_from_range(*ranges[point.node.outputs[0]])
+        return h_affine(graph, point.node, ranges)
     if point.source == "cell_state":
         return cell_affine(graph, point.node)
     if point.source == "input":

@@ -9,7 +9,8 @@ integer op's outputs have no gaps), and for LSTM the IR-only cell sequence
 (output 3). It returns the planned points:
 - "observe": Y;
 - "alias": Y_h and a graph-input initial_h, which take Y's parameters, so a
-  state fed back from one run to the next keeps every bit;
+  state fed back from one run to the next keeps every bit (`h_affine`; in a
+  QDQ model whose Y_h alone is quantized, Y takes Y_h's);
 - "cell": the cell sequence, observed but given no Q/DQ; its range fixes the
   cell's power-of-two scale 2^-F, recorded on the tensor (`record_cell`);
 - "cell_state": a graph-input initial_c and a used Y_c, int16 at 2^-F
@@ -25,7 +26,7 @@ import math
 from ..ir import Graph, Node, QuantParams, Tensor
 from ..ops import get_op
 from .groups import only_quantize
-from .params import Affine
+from .params import Affine, affine_from_range, qdq_affine
 
 RECURRENT = ("LSTM", "GRU", "RNN")
 CELLS = 3  # output position of the float LSTM's cell sequence
@@ -33,18 +34,25 @@ CELLS = 3  # output position of the float LSTM's cell sequence
 
 def node_points(graph: Graph, node: Node) -> list[tuple[str, str, Node]]:
     """The planned (tensor, source, node) points of recurrent `node` (see the
-    module docstring); declares the outputs calibration must see."""
-    if not any(t and _is_float(graph, t) for t in node.outputs) or only_quantize(graph, node.outputs[0]):
-        return []  # integer already, or a QDQ model's: its parameters are given
+    module docstring); declares the outputs calibration must see. Parameters
+    a QDQ model gives are kept: h's from a QuantizeLinear reading Y or Y_h
+    (the other then takes them), the cell's scale where the cell sequence
+    carries one (as nnc.train's export writes it)."""
+    if not any(t and _is_float(graph, t) for t in node.outputs):
+        return []  # integer already
+    h_given = any(name and only_quantize(graph, name) for name in node.outputs[:2])
     node = _declare_outputs(graph, node)
-    points = [(node.outputs[0], "observe", node)]
+    points = []
+    if not only_quantize(graph, node.outputs[0]):
+        points.append((node.outputs[0], "alias" if h_given else "observe", node))
     if node.outputs[1] and not only_quantize(graph, node.outputs[1]):
         points.append((node.outputs[1], "alias", node))
     initial = [name if name in graph.inputs and _is_float(graph, name) else "" for name in _initial_states(node)]
     if initial[0]:
         points.append((initial[0], "alias", node))
     if node.op == "LSTM":
-        points.append((node.outputs[CELLS], "cell", node))
+        if graph.tensor(node.outputs[CELLS]).quant is None:
+            points.append((node.outputs[CELLS], "cell", node))
         points += [(name, "cell_state", node) for name in (initial[1], node.outputs[2])
                    if name and not only_quantize(graph, name)]
     return points
@@ -65,6 +73,16 @@ def state_inputs(graph: Graph) -> set[str]:
     parameters are the op's (Y's for h, the cell's for c), not observed."""
     return {name for node in graph.nodes() if node.op in RECURRENT for name in _initial_states(node)
             if name in graph.inputs and _is_float(graph, name)}
+
+
+def h_affine(graph: Graph, node: Node, ranges: dict[str, tuple[float, float]]) -> Affine:
+    """h's parameters (Y's, Y_h's, a graph-input initial_h's): those of the
+    QuantizeLinear reading Y or Y_h where there is one, else Y's observed range."""
+    for name in node.outputs[:2]:
+        q = only_quantize(graph, name) if name else None
+        if q is not None:
+            return qdq_affine(graph, q)
+    return affine_from_range(*ranges[node.outputs[0]])
 
 
 def cell_affine(graph: Graph, node: Node) -> Affine:

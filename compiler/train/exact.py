@@ -19,7 +19,8 @@ without a kernel here (`supported_ops()`), a QConv over more than 3 spatial
 axes, and a graph input or output whose dim 0 is not 1.
 
 Exactness. Each kernel mirrors its op's numpy reference (compiler/ops/q*.py,
-layernorm.py; docs/numerics.md):
+layernorm.py; docs/numerics.md), or, for the recurrent ops (QLSTM, QGRU, QRNN),
+calls it on each sample:
 - multiply-accumulate sums (QConv, QGemm, QMatMul) run in float64; they are exact
   because the compiler proves |acc| < 2^31 < 2^53 for every partial sum, in any
   order, so the result is rounded to the integer it already is;
@@ -454,6 +455,18 @@ def pad_index(mode: str, extent: int, begin: int, end: int) -> torch.Tensor:
     period = 2 * (extent - 1)  # reflect: the op refuses pads that reach past one reflection
     j = j.remainder(period)
     return torch.where(j >= extent, period - j, j)
+
+
+# -- recurrent ops ------------------------------------------------------------------------------
+@kernel("QLSTM", "QGRU", "QRNN")
+def qrecurrent(step: Step, args: list) -> list:
+    """The reference op itself (compiler/ops/qrecurrent.py), sample by sample:
+    its time steps are sequential integer arithmetic that batching would not
+    speed up much, and calling it keeps every bit by construction."""
+    op, batch = get_op(step.node.op), next(x.shape[0] for x, c in zip(args, step.constant) if not c)
+    runs = [op.evaluate(step.attrs, [None if x is None else (x if c else x[i]).numpy()
+                                     for x, c in zip(args, step.constant)]) for i in range(batch)]
+    return [torch.from_numpy(np.stack(values)) for values in zip(*runs)]
 
 
 # -- the program --------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ each tracked range, FIXED_OUTPUT for Softmax/Sigmoid/Tanh, an "input" point at
 its op's input's); each weighted layer reads its trained int8 integers (b-bit
 grid or codebook values, pruned weights exactly 0) at the trained per-channel
 scales, and its bias as int32 at s_x · s_w[c] (layer_weights.store_layer, the
-quantize pass's own rule). A layer's scales are raised where its bias would not
+quantize pass's own rule). A recurrent node's W, R and B are its trained
+float values, which the quantize pass puts on the int8 per-row grid the twin
+trained on; its cell range is the twin's tracked one. A layer's scales are raised where its bias would not
 fit int32 (weights.bias_floor), as one-shot quantization does. Output channels
 a channel mask removed whole (zero weights and bias) leave the graph, with the
 consumers' input channels they fed (nnc's prune-channels plan).
@@ -23,8 +25,8 @@ import numpy as np
 import torch
 
 from nnc.errors import UnsupportedError
-from nnc.ir import Graph
-from nnc.layer_select import weighted_layers
+from nnc.ir import Graph, Tensor
+from nnc.layer_select import recurrent_parameters, weighted_layers
 from nnc.passes.prune_channels import Plan as ChannelPlan
 from nnc.passes.prune_channels import plan as channel_plan
 from nnc.passmanager import PassManager, parse_pipeline
@@ -58,6 +60,10 @@ def export(twin) -> Graph:
                 scale = np.maximum(scale, bias_floor(bias, x_scale)).astype(np.float32)
             q = quantizer.integers(w, keep, torch.from_numpy(scale))
             store_layer(graph, node, q, scale, bias, x_scale, twin.layer_plans[layer.name].bits, shared)
+        for name in recurrent_parameters(twin.graph):
+            old = graph.tensor(name)
+            graph.tensors[name] = Tensor(name, old.dtype, old.shape, twin.recurrent_weight(name).numpy(),
+                                         old.layout, old.quant)
         done: set[str] = set()
         for layer in weighted_layers(twin.graph):
             if layer.name not in done and twin.layer_plans[layer.name].rule.channels:

@@ -24,7 +24,10 @@ Invariants:
   kernel computes exactly the op; `sample_problem` refuses what cannot run
   that way either (an input or output whose axis 0 is not 1). Batched, the
   kernels rely on those checks and do not repeat them.
-Recurrent ops (LSTM, GRU, RNN) and the integer ops have no kernel here.
+Recurrent ops (LSTM, GRU, RNN) step through time as the numpy reference
+does (compiler/ops/recurrent.py), the LSTM's IR-only cell sequence included;
+a time-major one (layout 0, batch on axis 1) runs sample by sample. The
+integer ops have no kernel here.
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ from ..records import record
 from nnc import dtypes
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node
-from nnc.layer_select import RECURRENT_OPS
 from nnc.ops import get_op
 from nnc.ops.pool import pooled_size
+from nnc.ops.recurrent import GATES, RecurrentAttrs, time_steps
 from nnc.ops.resize import linear_taps, nearest_indices
 
 Kernel = Callable[[Any, list], "torch.Tensor | list[torch.Tensor]"]  # (attrs, args) -> output(s)
@@ -113,10 +116,7 @@ def sample_problem(graph: Graph, outputs: bool = True) -> str | None:
 
 
 def _no_kernel(op: str) -> str:
-    if op in RECURRENT_OPS:
-        return (f"op {op} has no training kernel: nnc finetune does not train recurrent layers (LSTM, GRU, RNN) "
-                "yet; nnc compile quantizes them to int8")
-    return f"op {op} has no training kernel (the twin runs float graphs, recurrent ops excepted)"
+    return f"op {op} has no training kernel (the twin runs float graphs)"
 
 
 def _node_problem(node: Node, graph: Graph, runtime: set[str], folded: set[str]) -> str | None:
@@ -255,6 +255,10 @@ def _gather_rule(site: _Site) -> str | None:
     if indices and axis != 0:
         return f"looks run-time indices up along axis {axis} of constant data; only axis 0 keeps the batch first"
     return None
+
+
+def _batch_first(site: _Site) -> str | None:
+    return "runs time-major (layout 0: the batch is axis 1)" if site.node.attrs.layout == 0 else None
 
 
 def _kernel(op: str, rule: Rule | None = None, batch_aware: bool = False):
@@ -588,3 +592,108 @@ def _resize(attrs, args):
         f = f.to(x.dtype).reshape(-1, *(1,) * (x.ndim - dim - 1))
         x = x.index_select(dim, i0) * (1 - f) + x.index_select(dim, i1) * f
     return _restore(x, attrs)
+
+
+# -- recurrent ops -------------------------------------------------------------------
+_RNN_ACTIVATIONS: dict[str, Callable] = {  # name -> fn(alpha, beta, x), as rnn_activations.apply
+    "Relu": lambda a, b, x: torch.relu(x),
+    "Tanh": lambda a, b, x: torch.tanh(x),
+    "Sigmoid": lambda a, b, x: torch.sigmoid(x),
+    "Affine": lambda a, b, x: a * x + b,
+    "LeakyRelu": lambda a, b, x: torch.where(x >= 0, x, a * x),
+    "ThresholdedRelu": lambda a, b, x: torch.where(x >= a, x, torch.zeros_like(x)),
+    "ScaledTanh": lambda a, b, x: a * torch.tanh(b * x),
+    "HardSigmoid": lambda a, b, x: (a * x + b).clamp(0.0, 1.0),
+    "Elu": lambda a, b, x: torch.where(x >= 0, x, a * torch.expm1(torch.clamp(x, max=0.0))),
+    "Softsign": lambda a, b, x: F.softsign(x),
+    "Softplus": lambda a, b, x: torch.logaddexp(x, torch.zeros_like(x)),
+}
+
+
+def _recurrent_kernel(op: str) -> Kernel:
+    """ONNX's op on X (its layout), W, R, B, initial_h, initial_c, P: Y, Y_h
+    (Y_c) and for LSTM the cell sequence [T, D, B, H], as recurrent.evaluate_float."""
+
+    def run(attrs: RecurrentAttrs, args):
+        x = args[0] if attrs.layout == 0 else args[0].transpose(0, 1)  # [T, B, I]
+        h0, c0 = (_initial_state(attrs, _arg(args, k), x) for k in (5, 6))
+        ys, cells, finals = [], [], []
+        for d in range(attrs.num_directions):
+            y, c, final = _direction(op, attrs, args, d, x, h0[d], c0[d])
+            ys.append(y)
+            cells.append(c)
+            finals.append(final)
+        y = torch.stack(ys, 1)  # [T, D, B, H]
+        states = [torch.stack(per_direction, 0) for per_direction in zip(*finals)]  # [D, B, H] each
+        if attrs.layout == 1:
+            y, states = y.permute(2, 0, 1, 3), [s.transpose(0, 1) for s in states]
+        return [y, *states, torch.stack(cells, 1)] if op == "LSTM" else [y, *states]
+
+    return run
+
+
+def _initial_state(attrs: RecurrentAttrs, value: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """[D, B, H] (zeros when omitted)."""
+    if value is None:
+        return x.new_zeros((attrs.num_directions, x.shape[1], attrs.hidden_size))
+    return value if attrs.layout == 0 else value.transpose(0, 1)
+
+
+def _direction(op: str, attrs: RecurrentAttrs, args, d: int, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+    """Direction d over every time step: Y [T, B, H], cells [T, B, H], final states."""
+    rows, hidden = GATES[op] * attrs.hidden_size, attrs.hidden_size
+    w, r, b, p = args[1][d], args[2][d], _arg(args, 3), _arg(args, 7)
+    wb, rb = (b[d, :rows], b[d, rows:]) if b is not None else (x.new_zeros(rows), x.new_zeros(rows))
+    peep = None if p is None else p[d].reshape(3, hidden)
+    xw = x @ w.T + wb  # every step's input term at once
+    ys, cells = [None] * x.shape[0], [None] * x.shape[0]
+    for t in time_steps(attrs, d, x.shape[0]):
+        if op == "LSTM":
+            h, c = _lstm_step(attrs, d, xw[t], h @ r.T + rb, c, peep)
+        elif op == "GRU":
+            h = _gru_step(attrs, d, xw[t], h, r, rb)
+        else:
+            h = _activation(attrs, d, 0, 1, _gate_clip(attrs, xw[t] + h @ r.T + rb))
+        ys[t], cells[t] = h, c
+    return torch.stack(ys), torch.stack(cells), ([h, c] if op == "LSTM" else [h])
+
+
+def _activation(attrs: RecurrentAttrs, d: int, index: int, per_direction: int, x: torch.Tensor) -> torch.Tensor:
+    name, alpha, beta = attrs.activation(d, index, per_direction)
+    return _RNN_ACTIVATIONS[name](alpha, beta, x)
+
+
+def _gate_clip(attrs: RecurrentAttrs, v: torch.Tensor) -> torch.Tensor:
+    return v if attrs.clip is None else v.clamp(-attrs.clip, attrs.clip)
+
+
+def _lstm_step(attrs, d, xw, hr, c, peep):
+    pre = xw + hr
+    i, o, f, g = pre.chunk(4, dim=-1)
+    if peep is not None:
+        i, f = i + peep[0] * c, f + peep[2] * c
+    i = _activation(attrs, d, 0, 3, _gate_clip(attrs, i))
+    f = 1.0 - i if attrs.input_forget else _activation(attrs, d, 0, 3, _gate_clip(attrs, f))
+    c = f * c + i * _activation(attrs, d, 1, 3, _gate_clip(attrs, g))
+    if peep is not None:
+        o = o + peep[1] * c
+    o = _activation(attrs, d, 0, 3, _gate_clip(attrs, o))
+    return o * _activation(attrs, d, 2, 3, c), c
+
+
+def _gru_step(attrs, d, xw, h, r, rb):
+    hidden = attrs.hidden_size
+    hr = h @ r[:2 * hidden].T + rb[:2 * hidden]
+    z = _activation(attrs, d, 0, 2, _gate_clip(attrs, xw[:, :hidden] + hr[:, :hidden]))
+    reset = _activation(attrs, d, 0, 2, _gate_clip(attrs, xw[:, hidden:2 * hidden] + hr[:, hidden:]))
+    r_h, rb_h = r[2 * hidden:], rb[2 * hidden:]
+    if attrs.linear_before_reset:
+        candidate = xw[:, 2 * hidden:] + reset * (h @ r_h.T + rb_h)
+    else:
+        candidate = xw[:, 2 * hidden:] + (reset * h) @ r_h.T + rb_h
+    candidate = _activation(attrs, d, 1, 2, _gate_clip(attrs, candidate))
+    return (1.0 - z) * candidate + z * h
+
+
+for _op in GATES:
+    _kernel(_op, rule=_all(_batch_first, _constant(1, 2, 3, 7)))(_recurrent_kernel(_op))

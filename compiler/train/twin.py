@@ -11,9 +11,14 @@ them), in one of three modes:
 - "float": the float model (the teacher of distillation);
 - "train": fake quantization at every point where nnc's quantizer puts an
   integer tensor (nnc.quantizer.plan: observed activations int8 asymmetric,
-  function-fixed ones such as Softmax at their fixed parameters), weights
+  function-fixed ones such as Softmax and embedding-table lookups at their
+  fixed parameters, a recurrent op's Y_h and initial h at its Y's), weights
   through their layer's quantizer (quantizers.py) and pruning mask
-  (sparsity.py), straight-through gradients;
+  (sparsity.py), straight-through gradients. A recurrent op's W and R go
+  through nnc's int8 per-row grid (scales from the current weights, as the
+  quantizer derives them); its bias (Q3.12), its cell (int16 at a
+  power-of-two scale, whose range the twin tracks for export) and the gates'
+  table lookups stay float, a small difference the "exact" mode does not make;
 - "exact": the integer graph nnc compiles from `export(twin)` (the canonical
   pipeline and the quantize pass, as `nnc compile` runs them), executed by
   exact.IntegerProgram, which reproduces nnc's reference interpreter bit for
@@ -23,7 +28,8 @@ them), in one of three modes:
   mode's gradients (the accelerator's forward, a straight-through backward).
 
 Invariants: the twin's graph is never changed after construction; weight and
-bias parameters keep the IR's shapes; keep-masks are 0/1 float buffers.
+bias parameters keep the IR's shapes, as do the recurrent W, R and B (one
+parameter per constant tensor, in `recurrent`); keep-masks are 0/1 float buffers.
 """
 
 from __future__ import annotations
@@ -33,20 +39,23 @@ import torch
 
 from nnc.errors import ShapeError, UnsupportedError
 from nnc.ir import Graph, Node
-from nnc.layer_select import weighted_layers
+from nnc.layer_select import RECURRENT_OPS, RECURRENT_PARAMETERS, recurrent_parameters, weighted_layers
 from nnc.quantizer import plan
-from nnc.quantizer.params import FIXED_OUTPUT, affine_from_range
+from nnc.quantizer.indexing import table_affine
+from nnc.quantizer.params import FIXED_OUTPUT, Affine, affine_from_range
 from nnc.quantizer.weights import bias_floor, quantize_weights
 
 from . import float_ops
-from .exact import IntegerProgram
+from .exact import TORCH_DTYPES, IntegerProgram
 from .export import integer_graph
 from .compression import LayerPlan
 from .quantizers import ActivationQuantizer, CodebookQuantizer, WeightQuantizer, round_ste
 from .sparsity import channel_norms
 
 MODES = ("float", "train", "exact")
-POINT_SOURCES = ("observe", "fixed", "input")  # planned points the twin can quantize
+# planned points the twin quantizes ("cell" it only tracks, "cell_state" it leaves float): annotate.Point
+POINT_SOURCES = ("observe", "fixed", "table", "input", "alias", "cell", "cell_state")
+TRACKED = ("observe", "cell")  # the points whose ranges the twin tracks (annotate.Plan.observed)
 
 
 class Twin(torch.nn.Module):
@@ -71,8 +80,11 @@ class Twin(torch.nn.Module):
             bias = graph.constant(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
             if bias is not None:
                 self.biases[key] = torch.nn.Parameter(_tensor(bias))
+        self._recurrent = {name: f"rnn{i}" for i, name in enumerate(recurrent_parameters(graph))}
+        self.recurrent = torch.nn.ParameterDict({key: torch.nn.Parameter(_tensor(graph.constant(name)))
+                                                 for name, key in self._recurrent.items()})
         self._constants = {name: _tensor(t.data) for name, t in graph.tensors.items() if t.is_constant}
-        self.points, self._fixed_ops = _points(graph) if plans is not None else ({}, {})
+        self.points, self._affines, self._aliases = _points(graph) if plans is not None else ({}, {}, {})
         self.activations = torch.nn.ModuleDict()
         self.quantizers = torch.nn.ModuleDict()
         self._progress = 0.0
@@ -111,7 +123,8 @@ class Twin(torch.nn.Module):
     # -- state -------------------------------------------------------------------------------
     @property
     def observed(self) -> list[str]:
-        return [name for name, source in self.points.items() if source == "observe"]
+        """The tracked points (TRACKED), in plan order."""
+        return [name for name, source in self.points.items() if source in TRACKED]
 
     def activation(self, tensor: str) -> ActivationQuantizer:
         return self.activations[f"point{self.observed.index(tensor)}"]
@@ -121,6 +134,10 @@ class Twin(torch.nn.Module):
 
     def weight(self, layer: str) -> torch.nn.Parameter:
         return self.weights[self._layers[layer]]
+
+    def recurrent_weight(self, tensor: str) -> torch.nn.Parameter:
+        """The parameter of recurrent weight tensor `tensor` (a W, R or B)."""
+        return self.recurrent[self._recurrent[tensor]]
 
     def bias(self, layer: str) -> torch.nn.Parameter | None:
         key = self._layers[layer]
@@ -132,15 +149,15 @@ class Twin(torch.nn.Module):
     def input_scale(self, node: Node) -> float:
         """The scale nnc gives the layer's input activation."""
         name = self._quantized_source(node.inputs[0])
-        if self.points.get(name) == "fixed":
-            return FIXED_OUTPUT[self._fixed_ops[name]].scale
+        if name in self._affines:
+            return self._affines[name].scale
         return affine_from_range(*self.activation(name).bounds()).scale
 
     def _quantized_source(self, name: str) -> str:
         """The observed or fixed point whose parameters tensor `name` carries."""
-        while self.points.get(name) == "input":
-            name = self.graph.producer(name).inputs[0]
-        if self.points.get(name) not in ("observe", "fixed"):
+        while self.points.get(name) in ("input", "alias"):
+            name = self._aliases[name] if self.points[name] == "alias" else self.graph.producer(name).inputs[0]
+        if self.points.get(name) not in ("observe", "fixed", "table"):
             raise UnsupportedError(f"tensor {name!r} has no quantization point the twin knows")
         return name
 
@@ -195,7 +212,8 @@ class Twin(torch.nn.Module):
         return [node.outputs[0] for node in weighted_layers(self.graph)]
 
     def _exact_outputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        exact = self.integer_program()({name: x.detach().to(torch.float32) for name, x in batch.items()})
+        exact = self.integer_program()({name: x.detach().to(TORCH_DTYPES[self.graph.tensor(name).dtype])
+                                        for name, x in batch.items()})  # token ids (float in batches) as ints
         if not torch.is_grad_enabled():
             return exact
         trained = self._run(batch, "train")
@@ -238,6 +256,9 @@ class Twin(torch.nn.Module):
                 args[1], bias = weights[node.name]
                 if bias is not None:
                     args[2] = bias
+            for i in RECURRENT_PARAMETERS if node.op in RECURRENT_OPS else ():
+                if i < len(node.inputs) and node.inputs[i] in self._recurrent:
+                    args[i] = self._recurrent_weights(node.inputs[i], i, mode)
             for name, value in zip(node.outputs, float_ops.run_node(node, args, batched=gathered is None)):
                 if name:
                     if gathered is not None and tuple(value.shape) != self.graph.tensor(name).shape:
@@ -253,6 +274,13 @@ class Twin(torch.nn.Module):
             return w, bias
         return self.quantizer(layer)(w, self.keep(layer)), self.masked_bias(layer)
 
+    def _recurrent_weights(self, tensor: str, index: int, mode: str) -> torch.Tensor:
+        """W or R on nnc's int8 per-row grid (mode "train"), the bias as it is."""
+        value = self.recurrent_weight(tensor)
+        if mode == "float" or index == 3:
+            return value
+        return int8_rows(value)
+
     def masked_bias(self, layer: str) -> torch.Tensor | None:
         """The bias, zero in the output channels the layer's mask removes whole."""
         bias = self.bias(layer)
@@ -266,20 +294,23 @@ class Twin(torch.nn.Module):
     def _point(self, name: str, x: torch.Tensor, mode: str, observe: dict | None,
                gathered: dict | None = None) -> torch.Tensor:
         source = self.points.get(name)
-        if observe is not None and source == "observe":
+        if observe is not None and source in TRACKED:
             finite = x[torch.isfinite(x)]  # NaN and infinities move no range (as in calibration.py)
             lo, hi = (float(finite.min()), float(finite.max())) if finite.numel() else (0.0, 0.0)
             seen = observe.setdefault(name, [lo, hi])
             seen[0], seen[1] = min(seen[0], lo), max(seen[1], hi)
-        if mode == "float" or source not in ("observe", "fixed"):
+        if mode == "float" or source not in ("observe", "fixed", "table", "alias", "cell"):
             return x
-        if source == "fixed":
-            return _fixed(self._fixed_ops[name], x)
+        if source in ("fixed", "table"):
+            return _fixed(self._affines[name], x)
+        if source == "alias":
+            return self.activation(self._aliases[name]).quantize(x)
         quantizer = self.activation(name)
         if gathered is not None and quantizer.training:  # observed once per batch, after it ran (`_run`)
             gathered.setdefault(name, []).append(x.detach())
-            return quantizer.quantize(x)
-        return quantizer(x)
+        elif quantizer.training:
+            quantizer.observe(x)
+        return x if source == "cell" else quantizer.quantize(x)
 
     def _batch(self, inputs) -> dict[str, torch.Tensor]:
         if isinstance(inputs, torch.Tensor):
@@ -298,11 +329,12 @@ class Twin(torch.nn.Module):
         return batch
 
 
-def _points(graph: Graph) -> tuple[dict[str, str], dict[str, str]]:
-    """({tensor: source}, {fixed tensor: its function's op}) of nnc's quantization
-    plan for `graph` (a point is the end of its op's clamp chain); UnsupportedError
-    for points the twin cannot train through (embedding tables, recurrent cells)."""
-    points, fixed_ops = {}, {}
+def _points(graph: Graph) -> tuple[dict[str, str], dict[str, Affine], dict[str, str]]:
+    """({tensor: source}, {fixed or table tensor: its parameters}, {alias: the
+    recurrent Y whose parameters it takes}) of nnc's quantization plan for
+    `graph` (a point is the end of its op's clamp chain); UnsupportedError for
+    a point the twin does not know."""
+    points, affines, aliases = {}, {}, {}
     for point in plan(graph).points:
         if point.source not in POINT_SOURCES:
             what = point.node.op if point.node is not None else "input"
@@ -310,13 +342,25 @@ def _points(graph: Graph) -> tuple[dict[str, str], dict[str, str]]:
                                    "which the training twin does not support yet")
         points[point.tensor] = point.source
         if point.source == "fixed":
-            fixed_ops[point.tensor] = point.node.op
-    return points, fixed_ops
+            affines[point.tensor] = FIXED_OUTPUT[point.node.op]
+        elif point.source == "table":
+            affines[point.tensor] = table_affine(graph, point.node)
+        elif point.source == "alias":
+            aliases[point.tensor] = point.node.outputs[0]
+    return points, affines, aliases
 
 
-def _fixed(op: str, x: torch.Tensor) -> torch.Tensor:
-    affine = FIXED_OUTPUT[op]
-    q = torch.clamp(round_ste(x / affine.scale) + affine.zero_point, -128, 127)
+def int8_rows(w: torch.Tensor) -> torch.Tensor:
+    """w [..., K] fake-quantized symmetric per row (every index but the last) on
+    the int8 grid, the scales max|row| / 127 of the current weights (1 for an
+    all-zero row), as rules_recurrent quantizes W and R; straight-through."""
+    peak = w.detach().abs().amax(dim=-1, keepdim=True)
+    scale = torch.where(peak > 0, peak / 127, torch.ones_like(peak)).float()
+    return torch.clamp(round_ste(w / scale), -127, 127) * scale
+
+
+def _fixed(affine: Affine, x: torch.Tensor) -> torch.Tensor:
+    q = torch.clamp(round_ste(x / affine.scale) + affine.zero_point, *affine.qrange)
     return (q - affine.zero_point) * affine.scale
 
 

@@ -192,3 +192,34 @@ def attention_graph() -> Graph:
     ]
     w["zero"] = np.array([0], np.int64)
     return onnx_graph("attention", nodes, {"x": [1, t, d]}, {"y": [1, t, d]}, w, opset=18)
+
+
+def keyword_spotter_graph(op: str, direction: str = "forward") -> Graph:
+    """tests/rnn_models.keyword_spotter, small: MFCC [1, 6, 10] -> Transpose ->
+    `op` (hidden 8) -> Y_h -> Gemm -> 12 logits."""
+    from rnn_models import keyword_spotter
+
+    return canonical(lower_model(keyword_spotter(op, hidden=8, frames=6, direction=direction), {}, name="kws"))
+
+
+def embedding_predictor_graph() -> Graph:
+    """An RNN-T predictor as PyTorch exports one: tokens [1, 5] (int64) ->
+    Gather on an embedding table [12, 6] -> Transpose to time-major -> LSTM
+    (hidden 8) -> Y_h -> Gemm -> 12 logits."""
+    rng = np.random.default_rng(3)
+    w = {"table": rng.standard_normal((12, 6)), "W": rng.standard_normal((1, 32, 6)) * 0.4,
+         "R": rng.standard_normal((1, 32, 8)) * 0.4, "B": rng.standard_normal((1, 64)) * 0.1,
+         "flat": np.array([1, 8], np.int64), "head_w": rng.standard_normal((8, 12)) * 0.3,
+         "head_b": rng.standard_normal(12) * 0.1}
+    nodes = [helper.make_node("Gather", ["table", "tokens"], ["embedded"], name="embed"),
+             helper.make_node("Transpose", ["embedded"], ["x_t"], name="to_time", perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["x_t", "W", "R", "B"], ["", "h"], name="lstm", hidden_size=8),
+             helper.make_node("Reshape", ["h", "flat"], ["h_flat"], name="flatten"),
+             helper.make_node("Gemm", ["h_flat", "head_w", "head_b"], ["logits"], name="joint")]
+    model = helper.make_model(
+        helper.make_graph(nodes, "predictor", [helper.make_tensor_value_info("tokens", TensorProto.INT64, [1, 5])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 12])],
+                          [numpy_helper.from_array(v if v.dtype == np.int64 else v.astype(np.float32), k)
+                           for k, v in w.items()]),
+        opset_imports=[helper.make_opsetid("", 14)], ir_version=8)
+    return canonical(lower_model(model, {}, name="predictor"))

@@ -207,32 +207,93 @@ def test_supported_ops_cover_the_cnn_and_keyword_classifier_ops():
 
 
 def test_unsupported_op_is_named():
-    rng = np.random.default_rng(4)
-    weights = {"w": rng.standard_normal((1, 16, 3)).astype(np.float32),
-               "r": rng.standard_normal((1, 16, 4)).astype(np.float32)}
-    lstm = helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="kws_lstm", hidden_size=4, layout=1)
-    graph = onnx_graph("lstm", [lstm], {"x": [1, 5, 3]}, {"y": [1, 5, 1, 4]}, weights, opset=14)
-    with pytest.raises(UnsupportedError, match="node 'kws_lstm' \\(LSTM\\): op LSTM has no training kernel"):
+    """(The front end lowers an ONNX CumSum to a MatMul; the IR op has no kernel.)"""
+    graph = parse_ir('graph "g" {\n  input %x: f32[1,5]\n'
+                     '  %y: f32[1,5] = CumSum "running_total" (%x) {axis=1}\n  output %y\n}\n')
+    with pytest.raises(UnsupportedError, match="node 'running_total' \\(CumSum\\): op CumSum has no training kernel"):
         check_kernels(graph)
-    node = next(n for n in graph.nodes() if n.op == "LSTM")
-    with pytest.raises(UnsupportedError, match="kws_lstm.*LSTM"):
-        run_node(node, [torch.zeros(2, 5, 3), torch.from_numpy(weights["w"]), torch.from_numpy(weights["r"])])
+    node = next(n for n in graph.nodes() if n.op == "CumSum")
+    with pytest.raises(UnsupportedError, match="running_total.*CumSum"):
+        run_node(node, [torch.zeros(2, 5)])
+
+
+RECURRENT_CASES = [  # (op, direction, layout, clip, initial states, LSTM peepholes, GRU linear_before_reset)
+    (op, direction, layout, clip, states, peep, reset)
+    for op in ("LSTM", "GRU", "RNN") for direction in ("forward", "reverse", "bidirectional") for layout in (0, 1)
+    for clip, states, peep, reset in ((None, False, False, False), (0.7, True, op == "LSTM", op == "GRU"))]
+
+
+@pytest.mark.parametrize("op,direction,layout,clip,states,peep,reset", RECURRENT_CASES)
+def test_recurrent_kernels_equal_the_reference(op, direction, layout, clip, states, peep, reset):
+    """LSTM, GRU and RNN against recurrent.evaluate_float: every output, the
+    LSTM's IR-only cell sequence included, to float32 rounding; gradients
+    reach X, W, R and B."""
+    from nnc.ops.recurrent import DEFAULT_ACTIVATIONS, GATES, RecurrentAttrs
+
+    rng = np.random.default_rng(len(RECURRENT_CASES) + RECURRENT_CASES.index(
+        (op, direction, layout, clip, states, peep, reset)))
+    d, hidden, features, steps, batch, gates = 1 + (direction == "bidirectional"), 3, 4, 5, 2, GATES[op]
+    acts = DEFAULT_ACTIVATIONS[op] * d
+    attrs = RecurrentAttrs(hidden, direction, layout, acts, (0.0,) * len(acts), (0.0,) * len(acts), clip, False,
+                           reset)
+    state = (d, batch, hidden) if layout == 0 else (batch, d, hidden)
+    x = rng.standard_normal((steps, batch, features) if layout == 0 else (batch, steps, features))
+    inputs = [x, rng.standard_normal((d, gates * hidden, features)), rng.standard_normal((d, gates * hidden, hidden)),
+              rng.standard_normal((d, 2 * gates * hidden)), None,
+              rng.standard_normal(state) if states else None]
+    if op == "LSTM":
+        inputs += [rng.standard_normal(state) if states else None, rng.standard_normal((d, 3 * hidden)) if peep else None]
+    inputs = [None if v is None else v.astype(np.float32) for v in inputs]
+    want = get_op(op).evaluate(attrs, inputs)
+    tensors = [None if v is None else torch.tensor(v, requires_grad=True) for v in inputs]
+    got = run_node(Node("rnn", op, [], [], attrs), tensors)
+    assert len(got) == len(want) == (4 if op == "LSTM" else 2)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g.detach().numpy(), w, rtol=1e-5, atol=1e-5)
+    sum(g.sum() for g in got).backward()
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in tensors[:4])
+
+
+@pytest.mark.parametrize("name", ["Relu", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh", "HardSigmoid",
+                                  "Elu", "Softsign", "Softplus"])
+def test_recurrent_activations_equal_the_reference(name):
+    """Every ONNX recurrent activation, at its parameters, as an RNN's one gate."""
+    from nnc.ops import rnn_activations
+    from nnc.ops.recurrent import RecurrentAttrs
+
+    (act,), alphas, betas = rnn_activations.resolve([name], [0.3], [0.6], "test")
+    attrs = RecurrentAttrs(3, "forward", 0, (act,), alphas, betas)
+    rng = np.random.default_rng(9)
+    inputs = [rng.standard_normal(s).astype(np.float32) * 2 for s in ((6, 2, 4), (1, 3, 4), (1, 3, 3))]
+    want = get_op("RNN").evaluate(attrs, inputs)
+    got = run_node(Node("rnn", "RNN", [], [], attrs), [torch.from_numpy(v) for v in inputs])
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("op,gates", [("GRU", 3), ("LSTM", 4), ("RNN", 1)])
-def test_a_time_major_recurrent_layer_is_named_not_the_transpose_before_it(op, gates):
+def test_a_time_major_recurrent_layer_runs_sample_by_sample(op, gates):
     """As PyTorch exports nn.GRU(batch_first=True): a Transpose to time-major
-    [T, 1, F] (whose axis 0 is not the batch) feeds the recurrent node, and
-    the refusal named the Transpose."""
+    [T, 1, F] feeds the recurrent node, whose batch is then axis 1. The graph
+    has kernels, runs sample by sample, and equals the reference there."""
+    from nnc.interpreter import run
+
     rng = np.random.default_rng(5)
     weights = {"w": rng.standard_normal((1, gates * 4, 3)).astype(np.float32),
                "r": rng.standard_normal((1, gates * 4, 4)).astype(np.float32)}
     nodes = [helper.make_node("Transpose", ["x"], ["x_t"], name="/gru/Transpose", perm=[1, 0, 2]),
-             helper.make_node(op, ["x_t", "w", "r"], ["y"], name="/gru/GRU", hidden_size=4)]
-    graph = onnx_graph("seq", nodes, {"x": [1, 5, 3]}, {"y": [5, 1, 1, 4]}, weights, opset=14)
-    with pytest.raises(UnsupportedError, match=f"node '/gru/GRU' \\({op}\\): op {op} has no training kernel: "
-                                               "nnc finetune does not train recurrent layers"):
-        check_kernels(graph)
+             helper.make_node(op, ["x_t", "w", "r"], ["", "h"], name="/gru/GRU", hidden_size=4),
+             helper.make_node("Transpose", ["h"], ["y"], name="/gru/batch_first", perm=[1, 0, 2])]
+    graph = onnx_graph("seq", nodes, {"x": [1, 5, 3]}, {"y": [1, 1, 4]}, weights, opset=14)
+    check_kernels(graph)
+    assert re.search(r"node '.*' \(.*\): output '.*' has shape \[5, 1, 3\]", batch_problem(graph))
+    for sample in rng.standard_normal((3, 1, 5, 3)).astype(np.float32):
+        env = {"x": torch.from_numpy(sample)}
+        for node in graph.nodes():
+            args = [None if not t else env[t] if t in env else torch.from_numpy(graph.constant(t))
+                    for t in node.inputs]
+            env.update((t, v) for t, v in zip(node.outputs, run_node(node, args, batched=False)) if t)
+        np.testing.assert_allclose(env["y"].numpy(), run(graph, {"x": sample})["y"], rtol=1e-5, atol=1e-5)
 
 
 BATCH_MIXING = {

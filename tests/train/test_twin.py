@@ -23,15 +23,21 @@ from nnc.train import loop  # noqa: E402
 from nnc.train.distill import logits  # noqa: E402
 from nnc.train.export import integer_graph  # noqa: E402
 from nnc.train.loop import FitOptions, fit  # noqa: E402
+from nnc.textir import parse_ir  # noqa: E402
+from nnc.train.twin import Twin  # noqa: E402
 
-from graphs import (activations_graph, attention_graph, frame_head_graph, onnx_graph,  # noqa: E402
-                    pool_concat_graph, residual_graph, std_pooling_graph, tied_residual_graph, weights)
+from graphs import (activations_graph, attention_graph, embedding_predictor_graph, frame_head_graph,  # noqa: E402
+                    keyword_spotter_graph, onnx_graph, pool_concat_graph, residual_graph,
+                    std_pooling_graph, tied_residual_graph, weights)
 
 DIGITS = "examples/digits/digits.onnx"
 MODELS = {"digits": lambda: DIGITS, "digits_channels": lambda: DIGITS,
           "tiny_cnn": lambda: "examples/01-tiny-cnn/tiny_cnn.onnx",
           "residual": residual_graph, "tied_residual": tied_residual_graph, "pool_concat": pool_concat_graph, "activations": activations_graph,
-          "frame_head": frame_head_graph, "attention": attention_graph}
+          "frame_head": frame_head_graph, "attention": attention_graph,
+          "kws_lstm": lambda: keyword_spotter_graph("LSTM"), "kws_gru": lambda: keyword_spotter_graph("GRU"),
+          "kws_rnn_bidirectional": lambda: keyword_spotter_graph("RNN", "bidirectional"),
+          "predictor": embedding_predictor_graph}
 # each model of the set with a setting that exercises another quantizer or mask
 CASES = {"digits": Compression(weight_bits=4, sparsity=0.75),
          "digits_channels": Compression(weight_bits=4, prune_channels=0.5, sparsity=0.5),
@@ -41,14 +47,20 @@ CASES = {"digits": Compression(weight_bits=4, sparsity=0.75),
          "pool_concat": Compression(weight_bits=3, sparsity=0.5),
          "activations": Compression(weight_bits=2),
          "frame_head": Compression(weight_bits=4, sparsity=0.5),
-         "attention": Compression(weight_bits=4)}
+         "attention": Compression(weight_bits=4),
+         "kws_lstm": Compression(weight_bits=4, sparsity=0.5),  # recurrent W, R: int8 per row, dense
+         "kws_gru": Compression(weight_bits=3),
+         "kws_rnn_bidirectional": Compression(weight_bits=4),
+         "predictor": Compression(weight_bits=4)}  # an embedding table's lookup at the table's parameters
 
 
 def _data(model, count: int, seed: int) -> dict[str, np.ndarray]:
+    """Uniform [-1, 1) floats, or token ids below 12 for an integer input."""
     graph = load(model) if isinstance(model, str) else model
     rng = np.random.default_rng(seed)
-    return {name: rng.uniform(-1, 1, (count, *graph.tensor(name).shape[1:])).astype(np.float32)
-            for name in graph.inputs}
+    return {name: rng.integers(0, 12, shape) if graph.tensor(name).dtype == "i64" else
+            rng.uniform(-1, 1, shape).astype(np.float32)
+            for name, shape in ((n, (count, *graph.tensor(n).shape[1:])) for n in graph.inputs)}
 
 
 def _trained(name: str, epochs: int = 1):
@@ -262,14 +274,14 @@ def test_bad_options_and_models_are_refused():
         Compression(sparsity_pattern="4:2")
     with pytest.raises(OptionError, match="epochs"):
         FitOptions(epochs=0)
-    rng = np.random.default_rng(4)
-    weights = {"w": rng.standard_normal((1, 16, 3)).astype(np.float32),
-               "r": rng.standard_normal((1, 16, 4)).astype(np.float32)}
-    lstm = onnx_graph("lstm", [helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="enc", hidden_size=4,
-                                                layout=1)],
-                      {"x": [1, 5, 3]}, {"y": [1, 5, 1, 4]}, weights, opset=14)
-    with pytest.raises(UnsupportedError, match="LSTM"):
-        prepare(lstm, Compression(), calib=np.zeros((2, 5, 3), np.float32))
+    total = parse_ir('graph "g" {\n  input %x: f32[1,5]\n'
+                     '  %y: f32[1,5] = CumSum "running_total" (%x) {axis=1}\n  output %y\n}\n')
+    with pytest.raises(UnsupportedError, match="running_total.*CumSum"):  # (canonicalize lowers CumSum)
+        Twin(total)
+    time_major = keyword_spotter_graph("LSTM")  # trains, but its output must keep the batch on axis 0
+    time_major.outputs[:] = [time_major.node("to_time").outputs[0]]
+    with pytest.raises(UnsupportedError, match="output .* has shape \\[6, 1, 10\\]"):
+        prepare(time_major, Compression(), calib=np.zeros((2, 6, 10), np.float32))
 
 
 def test_standard_deviation_of_a_dead_channel_trains_to_finite_weights():
