@@ -423,6 +423,8 @@ def finetune_(model: str, data: Path, labels: Optional[Path], output: Path, cali
                    if kept["epoch"] == 0 else f"fine-tuned {_score(kept)} (epoch {kept['epoch']} of {trained})")
         echo(f"one-shot {_score(report['one_shot'])} -> {outcome} on the holdout (exact integer "
              f"arithmetic), {report['seconds']:.1f} s")
+        if report["onnx"] != "written":
+            echo(f"note: the ONNX form was {report['onnx']}; the .nnir is the model to compile")
         echo(f"wrote {', '.join(result.artifacts)} to {output}")
 
 

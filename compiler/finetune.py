@@ -95,7 +95,7 @@ def _as_onnx(graph, report: dict):
     try:
         model = to_onnx(graph)
     except UnsupportedError as exc:
-        report["onnx"] = f"not written: {exc}"
+        report["onnx"] = f"not written: {str(exc).split(' (written ops:')[0]}"  # the reason, not the op list
         return None
     report["onnx"] = "written"
     return model

@@ -226,3 +226,41 @@ def test_streaming_reports_differences_in_lsb_and_in_real_values(tmp_path):
     verification = result.report["verification"]
     for entry in ("vs_whole_sequence", "vs_reference"):
         assert verification[entry]["max_abs_diff_lsb"] == 0 and verification[entry]["max_abs_diff"] == 0.0
+
+
+def _qdq_island(quantized: str) -> onnx.ModelProto:
+    """A QDQ model around a float LSTM (hidden 8, 6 frames): X through a Q/DQ
+    pair, the `quantized` output (Y or Y_h) through one at 1/128, a Gemm head;
+    no cell range is given."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    hidden, features = 8, 10
+    values = {"W": rng.standard_normal((1, 4 * hidden, features)) * 0.3,
+              "R": rng.standard_normal((1, 4 * hidden, hidden)) * 0.3, "B": rng.standard_normal((1, 8 * hidden)) * 0.1,
+              "xs": np.array(0.03), "hs": np.array(1 / 128), "zero": np.array(0, np.int8),
+              "flat": np.array([1, -1], np.int64), "gw": rng.standard_normal((hidden * (6 if quantized == "Y" else 1), 4)),
+              "gb": np.zeros(4)}
+    inits = [numpy_helper.from_array(v if v.dtype.kind in "iu" else v.astype(np.float32), k) for k, v in values.items()]
+    outputs = ["h", ""] if quantized == "Y" else ["", "h"]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "zero"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "zero"], ["xd"]),
+             helper.make_node("Transpose", ["xd"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["xt", "W", "R", "B"], outputs, hidden_size=hidden, name="lstm"),
+             helper.make_node("QuantizeLinear", ["h", "hs", "zero"], ["hq"]),
+             helper.make_node("DequantizeLinear", ["hq", "hs", "zero"], ["hd"]),
+             helper.make_node("Reshape", ["hd", "flat"], ["hf"]), helper.make_node("Gemm", ["hf", "gw", "gb"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq_lstm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@pytest.mark.parametrize("quantized", ["Y", "Y_h"])
+def test_a_qdq_model_gives_the_lstm_its_output_parameters(quantized, tmp_path):
+    """A QDQ model's float LSTM keeps the parameters its QuantizeLinear gives
+    (whichever of Y and Y_h the model reads; the other takes them) and its
+    cell range is calibrated: c and az-sim bit-exact, close to onnxruntime."""
+    compile_everywhere(_qdq_island(quantized), tmp_path, samples(_qdq_island(quantized), 16))
+    graph = nnc.compile(tmp_path / "model.onnx", "c", calib=tmp_path / "samples.npz", verify=False).graph
+    (lstm,) = [n for n in graph.nodes() if n.op == "QLSTM"]
+    assert graph.tensor(lstm.outputs[0]).quant.scale[0] == 1 / 128
