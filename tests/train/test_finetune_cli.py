@@ -54,6 +54,31 @@ def test_finetune_writes_a_model_nnc_compiles(tmp_path, capsys):
     assert blobs[0] == blobs[1]
 
 
+def test_finetune_trains_a_keyword_spotting_lstm(tmp_path, capsys):
+    """A keyword spotter as PyTorch exports one (Transpose to time-major, LSTM,
+    Y_h, Gemm) fine-tunes sample by sample; the .nnir compiles to what the
+    holdout was scored on, and the command says why there is no .onnx."""
+    import onnx
+    from rnn_models import keyword_spotter
+
+    onnx.save(keyword_spotter("LSTM", hidden=8, frames=6), tmp_path / "kws.onnx")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mfcc.npz", mfcc=rng.standard_normal((32, 6, 10)).astype(np.float32))
+    np.save(tmp_path / "labels.npy", rng.integers(0, 12, 32))
+    out = tmp_path / "tuned"
+    code = run_cli(["finetune", str(tmp_path / "kws.onnx"), "--data", str(tmp_path / "mfcc.npz"), "--labels",
+                    str(tmp_path / "labels.npy"), "--weight-bits", "4", "--epochs", "2", "-o", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "note: the ONNX form was not written: no ONNX writer for LSTM node 'rnn'" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["finetune.json", "kws.nnir", "nnc-manifest.json"]
+    code = run_cli(["compile", str(out / "kws.nnir"), "--target", "c", "-o", str(tmp_path / "c"),
+                    "--inputs", str(tmp_path / "mfcc.npz")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "bit-exact=True" in captured.out
+
+
 def test_finetune_is_deterministic(tmp_path, capsys):
     digests = []
     for run in ("a", "b"):
