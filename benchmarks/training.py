@@ -9,9 +9,13 @@ with status 1 when a target's accuracy differs from the twin's.
 
 - Models: examples/digits/digits.onnx, and two digit classifiers nnc has never
   seen, trained here with torch on the same training split (fixed seeds, one
-  thread) and exported to ONNX (opset 17): an MLP 64-128-64-10 and a
+  thread) and exported to ONNX (opset 17): an MLP 64-128-64-10, a
   depthwise-separable CNN with batch norm, a residual Add and a
-  GlobalAveragePool. The unseen models run the first two settings.
+  GlobalAveragePool, and an LSTM that reads the image row by row (8 frames of
+  8 pixels, 32 units, its last hidden state into a Linear: PyTorch's export,
+  time-major, so the twin trains it sample by sample; its recurrent weights
+  stay int8 and dense, only the head is compressed). The unseen models run
+  the first two settings.
 - Per setting: `nnc.train.prepare` builds the twin (calibrated on 64 training
   images); the one-shot model is the untrained twin with its masks at their
   final sparsity; the fine-tuned one is the twin after `fit` on the training
@@ -240,7 +244,21 @@ class SeparableNet(torch.nn.Module):
         return self.head(self.down(x))
 
 
-UNSEEN = {"mlp": Mlp, "separable_cnn": SeparableNet}
+class RowLstm(torch.nn.Module):
+    """The image as 8 frames of 8 pixels (its rows) through an LSTM with 32
+    units; the last hidden state through Linear 32→10."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(8, 32, batch_first=True)
+        self.head = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        _, (h, _) = self.lstm(x.reshape(x.shape[0], 8, 8))
+        return self.head(h[-1])
+
+
+UNSEEN = {"mlp": Mlp, "separable_cnn": SeparableNet, "row_lstm": RowLstm}
 UNSEEN_EPOCHS = 30
 
 
