@@ -58,7 +58,7 @@ import numpy as np
 import torch
 
 import nnc
-from nnc.report import layer_weights
+from nnc.report import kept_weights, layer_weights
 from nnc.train import Compression, export, prepare, save
 from nnc.train.loop import FitOptions, fit
 from nnc.verification import onnxruntime_outputs
@@ -138,8 +138,11 @@ class Outcome:
 
 
 def fp32_bytes(model: Path) -> int:
-    """4 bytes per weight of the model as given (weights shared by layers once)."""
-    tensors = {t.name: t for t in layer_weights(nnc.load(model)).values()}
+    """4 bytes per weight of the model as given, the report's weights: the
+    weighted layers', recurrent W and R, embedding tables (shared ones once)."""
+    graph = nnc.load(model)
+    tensors = {t.name: t for t in layer_weights(graph).values()}
+    tensors |= {t.name: t for kept in kept_weights(graph).values() for t in kept}
     return 4 * sum(t.size for t in tensors.values())
 
 

@@ -3,10 +3,12 @@
 A `Twin` holds nnc's float graph after the canonical clean-up (batch norm
 folded, biases and clamps fused; NCHW, before the layout pass) and runs it in
 PyTorch, batched on axis 0 (or, where a value moves or mixes that axis, as
-in a transformer whose q, k and v come out of one permuted tensor, sample by
-sample: `sample_by_sample` says why; the activation ranges of a training
-batch then move once after it ran rather than before each quantizer reads
-them), in one of three modes:
+in a transformer whose q, k and v come out of one permuted tensor or a
+time-major LSTM, sample by sample: `sample_by_sample` says why; the samples
+then run at once through torch.func.vmap, each alone at the IR's shapes,
+falling back to a loop for an op vmap cannot batch, and the activation
+ranges of a training batch move once after it ran rather than before each
+quantizer reads them), in one of three modes:
 
 - "float": the float model (the teacher of distillation);
 - "train": fake quantization at every point where nnc's quantizer puts an
@@ -89,6 +91,7 @@ class Twin(torch.nn.Module):
         self.quantizers = torch.nn.ModuleDict()
         self._progress = 0.0
         self._exact = None  # (version key, IntegerProgram)
+        self._vectorized = True  # sample by sample through torch.func.vmap, until an op refuses it
 
     # -- set-up ----------------------------------------------------------------------------
     def calibrate(self, samples: dict[str, torch.Tensor]) -> None:
@@ -233,6 +236,15 @@ class Twin(torch.nn.Module):
         weights = {layer: self._layer_weights(layer, mode) for layer in self._layers}  # once for all samples
         if self.sample_by_sample is None:
             return self._run_batch(batch, weights, mode, observe, keep)
+        if observe is None and self._vectorized:
+            try:
+                outputs, gathered = self._run_vectorized(batch, weights, mode, keep)
+            except RuntimeError:  # an op torch.func.vmap has no batching rule for: the loop below computes it
+                self._vectorized = False
+            else:
+                for name, value in gathered.items():
+                    self.activation(name).observe(value)
+                return outputs
         gathered: dict[str, list[torch.Tensor]] = {}
         count = len(next(iter(batch.values())))
         runs = [self._run_batch({name: x[i:i + 1] for name, x in batch.items()}, weights, mode, observe, keep,
@@ -240,6 +252,23 @@ class Twin(torch.nn.Module):
         for name, values in gathered.items():
             self.activation(name).observe(torch.cat(values))
         return {name: torch.cat([run[name] for run in runs]) for name in runs[0]}
+
+    def _run_vectorized(self, batch: dict[str, torch.Tensor], weights: dict, mode: str,
+                        keep: list[str]) -> tuple[dict, dict]:
+        """The sample-by-sample run as one torch.func.vmap over the samples: the
+        same values (each sample still runs alone at the IR's shapes), several
+        times faster; returns (outputs, {point: its values, to observe})."""
+        from torch.func import vmap
+
+        names = list(batch)
+
+        def one_sample(*values):
+            gathered: dict[str, list[torch.Tensor]] = {}
+            outputs = self._run_batch(dict(zip(names, values)), weights, mode, None, keep, gathered)
+            return outputs, {name: torch.cat(found) for name, found in gathered.items()}
+
+        outputs, gathered = vmap(one_sample, randomness="error")(*(batch[name].unsqueeze(1) for name in names))
+        return {name: value.flatten(0, 1) for name, value in outputs.items()}, gathered
 
     def _run_batch(self, batch: dict[str, torch.Tensor], weights: dict, mode: str, observe: dict | None = None,
                    keep: list[str] = (), gathered: dict | None = None) -> dict:

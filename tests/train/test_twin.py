@@ -112,6 +112,43 @@ def test_a_graph_that_moves_the_batch_axis_runs_sample_by_sample():
     assert prepare(residual_graph(), calib=_data(residual_graph(), 4, 1)).sample_by_sample is None
 
 
+@pytest.mark.parametrize("name", ["attention", "kws_lstm", "predictor"])
+def test_sample_by_sample_runs_vectorized_as_the_loop_does(name, monkeypatch):
+    """torch.func.vmap over the samples gives the loop's outputs, gradients and
+    range updates exactly; an op vmap cannot batch falls back to the loop."""
+    graph = MODELS[name]()
+    data = {k: torch.from_numpy(v).float() for k, v in _data(graph, 16, 4).items()}
+    runs = []
+    for vectorized in (True, False):
+        twin = prepare(graph, CASES[name], calib={k: v.numpy() for k, v in data.items()})
+        assert twin.sample_by_sample
+        twin.train().set_mode("train")
+        twin._vectorized = vectorized
+        out = twin(data)
+        out = out if isinstance(out, dict) else {"out": out}
+        sum(v.sum() for v in out.values()).backward()
+        runs.append((out, [p.grad for p in twin.parameters() if p.grad is not None],
+                     [q.range.clone() for q in twin.activations.values()]))
+        assert twin._vectorized == vectorized
+    (out_v, grads_v, ranges_v), (out_l, grads_l, ranges_l) = runs
+    assert all(torch.equal(out_v[k], out_l[k]) for k in out_l)
+    assert len(grads_v) == len(grads_l) and all(torch.allclose(a, b, rtol=1e-5, atol=1e-4)  # summation order
+                                                for a, b in zip(grads_v, grads_l))
+    assert all(torch.equal(a, b) for a, b in zip(ranges_v, ranges_l))
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Batching rule not implemented")
+
+    fallback, loop = (prepare(graph, CASES[name], calib={k: v.numpy() for k, v in data.items()})
+                      for _ in range(2))
+    monkeypatch.setattr(fallback, "_run_vectorized", refuse)
+    loop._vectorized = False
+    with torch.no_grad():
+        got, want = (twin.eval().set_mode("train")(data) for twin in (fallback, loop))
+    assert not fallback._vectorized
+    assert all(torch.equal(a, b) for a, b in zip(*(x.values() if isinstance(x, dict) else [x] for x in (got, want))))
+
+
 def test_export_keeps_the_compression_asked_for():
     settings = {"4bit_75": Compression(weight_bits=4, sparsity=0.75),
                 "codebook2": Compression(weight_bits=2, codebook=True, sparsity=0.5),
