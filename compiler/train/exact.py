@@ -13,14 +13,16 @@ Transpose moving axis 0, a Concat along it, or the Reshape [1, T, D] -> [T, D]
 that the quantizer puts before a QGemm over the rows of a sequence all act
 within each sample. Graph inputs and outputs must have dim 0 = 1; callers pass
 and get [N, *S[1:]] (S's leading 1 replaced by N). A node whose inputs are all
-constants is evaluated once, at construction, by the reference op itself. The
-constructor raises UnsupportedError, naming the node or tensor, for an op
-without a kernel here (`supported_ops()`), a QConv over more than 3 spatial
-axes, and a graph input or output whose dim 0 is not 1.
+constants is evaluated once, at construction, by the reference op itself; so
+is, on each sample, a node no batched kernel here takes (an op without one,
+`supported_ops()`, such as QResize or the recurrent QLSTM, QGRU and QRNN,
+whose time steps batching would not speed up much; a QConv over more than 3
+spatial axes; a Gather of run-time data by run-time indices). The
+constructor raises UnsupportedError, naming the tensor, for a graph input or
+output whose dim 0 is not 1.
 
 Exactness. Each kernel mirrors its op's numpy reference (compiler/ops/q*.py,
-layernorm.py; docs/numerics.md), or, for the recurrent ops (QLSTM, QGRU, QRNN),
-calls it on each sample:
+layernorm.py; docs/numerics.md), or calls it on each sample (above):
 - multiply-accumulate sums (QConv, QGemm, QMatMul) run in float64; they are exact
   because the compiler proves |acc| < 2^31 < 2^53 for every partial sum, in any
   order, so the result is rounded to the integer it already is;
@@ -66,12 +68,13 @@ _CONVOLUTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 @record
 class Step:
-    """One node as the program runs it: the IR shape of its first output and
-    which inputs are constants (held without the batch axis)."""
+    """One node as the program runs it: the IR shape of its first output, which
+    inputs are constants (held without the batch axis) and its kernel."""
 
     node: Node
     out_shape: tuple[int, ...]
     constant: tuple[bool, ...]
+    kernel: Callable[["Step", list], list]
 
     @property
     def attrs(self) -> Any:
@@ -457,12 +460,9 @@ def pad_index(mode: str, extent: int, begin: int, end: int) -> torch.Tensor:
     return torch.where(j >= extent, period - j, j)
 
 
-# -- recurrent ops ------------------------------------------------------------------------------
-@kernel("QLSTM", "QGRU", "QRNN")
-def qrecurrent(step: Step, args: list) -> list:
-    """The reference op itself (compiler/ops/qrecurrent.py), sample by sample:
-    its time steps are sequential integer arithmetic that batching would not
-    speed up much, and calling it keeps every bit by construction."""
+# -- any other op ------------------------------------------------------------------------------
+def reference_per_sample(step: Step, args: list) -> list:
+    """The op's reference `evaluate` on each sample: exact by construction."""
     op, batch = get_op(step.node.op), next(x.shape[0] for x, c in zip(args, step.constant) if not c)
     runs = [op.evaluate(step.attrs, [None if x is None else (x if c else x[i]).numpy()
                                      for x, c in zip(args, step.constant)]) for i in range(batch)]
@@ -470,18 +470,14 @@ def qrecurrent(step: Step, args: list) -> list:
 
 
 # -- the program --------------------------------------------------------------------------------
-def _refusal(node: Node, constant: tuple[bool, ...]) -> str | None:
-    """Why the program cannot run `node`, whose inputs are constants where
-    `constant` says, or None."""
-    if node.op not in _KERNELS:
-        return f"op {node.op} has no batched integer kernel (supported: {', '.join(sorted(_KERNELS))})"
+def _batched_kernel(node: Node, constant: tuple[bool, ...]) -> Kernel | None:
+    """The batched kernel that runs `node`, whose inputs are constants where
+    `constant` says, or None (the reference then runs it on each sample)."""
     if node.op == "QConv" and len(node.attrs.kernel_shape) not in _CONVOLUTIONS:
-        return f"{len(node.attrs.kernel_shape)} spatial axes (torch convolves 1 to 3)"
-    if node.op == "Gather" and not any(constant):
-        return "gathers run-time data by run-time indices"
-    if node.op == "Gather" and constant[0] and node.attrs.axis != 0:
-        return "looks run-time indices up along an axis of constant data other than 0"
-    return None
+        return None  # torch convolves 1 to 3 spatial axes
+    if node.op == "Gather" and (not any(constant) or (constant[0] and node.attrs.axis != 0)):
+        return None  # run-time data by run-time indices; run-time indices into an axis other than 0
+    return _KERNELS.get(node.op)
 
 
 def _check_boundary(graph: Graph, name: str, role: str) -> None:
@@ -515,23 +511,20 @@ class IntegerProgram:
         self._constants = {name: torch.from_numpy(np.array(data)) for name, data in constants.items()}
 
     def _add(self, node: Node, constants: dict[str, np.ndarray]) -> None:
-        """Fold a node of constants with the reference op; else check and schedule it."""
+        """Fold a node of constants with the reference op; else schedule it with its kernel."""
         if all(t in constants for t in node.inputs if t):
             values = get_op(node.op).evaluate(node.attrs, [constants[t] if t else None for t in node.inputs])
             constants.update((t, v) for t, v in zip(node.outputs, values) if t)
             return
         constant = tuple(t in constants for t in node.inputs)
-        why = _refusal(node, constant)
-        if why:
-            raise UnsupportedError(f"{node.op} node {node.name!r}: {why}")
         out_shape = self.graph.tensors[node.outputs[0]].shape
-        self._steps.append(Step(node, out_shape, constant))
+        self._steps.append(Step(node, out_shape, constant, _batched_kernel(node, constant) or reference_per_sample))
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         fed, batch = self._check_inputs(inputs)
         env = {**self._constants, **fed}
         for step in self._steps:
-            results = _KERNELS[step.node.op](step, [env[t] if t else None for t in step.node.inputs])
+            results = step.kernel(step, [env[t] if t else None for t in step.node.inputs])
             for name, value in zip(step.node.outputs, results):
                 if name:
                     self._check_result(step.node, name, value, batch)

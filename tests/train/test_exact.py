@@ -23,7 +23,8 @@ from nnc.ops.layernorm import MAX_EPS, MAX_ROW, QLayerNormAttrs  # noqa: E402
 from nnc.ops.layernorm import rsqrt_fixed as numpy_rsqrt_fixed  # noqa: E402
 from nnc.ops.qsoftmax import QLogSoftmaxAttrs, log_softmax_attrs, log_table  # noqa: E402
 from nnc.quantizer.rules import exp_table  # noqa: E402
-from nnc.train.exact import IntegerProgram, round_shift, rsqrt_fixed, supported_ops  # noqa: E402
+from nnc.train.exact import (IntegerProgram, reference_per_sample, round_shift, rsqrt_fixed,  # noqa: E402
+                             supported_ops)
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits"
@@ -387,13 +388,18 @@ def test_handwritten_ties_per_axis_scales_pad_modes_clip_constant_concat():
 
 
 # -- refusals and primitives ---------------------------------------------------------------------
-def test_an_op_without_kernel_is_refused_by_name(tmp_path):
-    nodes = [node("Resize", ["x", "", "scales"], "y", mode="linear")]
+@pytest.mark.parametrize("mode", ["linear", "nearest"])
+def test_an_op_without_batched_kernel_runs_the_reference_on_each_sample(mode, tmp_path):
+    """QResize (and ResizeNearest on int8) have no batched kernel: the program
+    calls their reference op per sample, bit-exact by construction."""
+    nodes = [node("Resize", ["x", "", "scales"], "y", mode=mode)]
     graph = integer_graph(*float_model(tmp_path, nodes, {"x": [1, 2, 4, 4]}, ["y"],
                                        dict(scales=np.array([1, 1, 2, 2], np.float32))))
-    assert "QResize" in ops_of(graph) and "QResize" not in supported_ops()
-    with pytest.raises(UnsupportedError, match="QResize"):
-        IntegerProgram(graph)
+    resize = next(op for op in ops_of(graph) if "Resize" in op)
+    assert resize not in supported_ops()
+    program = IntegerProgram(graph)
+    assert next(step for step in program._steps if step.node.op == resize).kernel is reference_per_sample
+    assert_bit_exact(graph, random_samples(graph, 12))
 
 
 def test_an_input_whose_dim_0_is_not_1_is_refused(tmp_path):
