@@ -383,8 +383,8 @@ def int8_rows(w: torch.Tensor) -> torch.Tensor:
     """w [..., K] fake-quantized symmetric per row (every index but the last) on
     the int8 grid, the scales max|row| / 127 of the current weights (1 for an
     all-zero row), as rules_recurrent quantizes W and R; straight-through."""
-    peak = w.detach().abs().amax(dim=-1, keepdim=True)
-    scale = torch.where(peak > 0, peak / 127, torch.ones_like(peak)).float()
+    peak = w.detach().abs().amax(dim=-1, keepdim=True).double()
+    scale = torch.where(peak > 0, peak / 127, torch.ones_like(peak)).float()  # float64, then float32, as numpy
     return torch.clamp(round_ste(w / scale), -127, 127) * scale
 
 

@@ -350,3 +350,16 @@ def test_a_loss_that_is_not_finite_is_a_training_error(monkeypatch):
                                             r"lower the learning rate \(lr, now 0.001\)$") as caught:
         fit(twin, _data(model, 64, 3), options=FitOptions(epochs=3, batch_size=16, lr=1e-3))
     assert caught.value.cli.endswith("lower the learning rate (--lr, now 0.001)")  # what nnc finetune prints
+
+
+def test_recurrent_weights_train_on_the_grid_the_quantize_pass_stores():
+    """int8_rows(w) is what rules_recurrent stores for W and R: q · s with the
+    int8 per-row q and s of quantize_weights (an all-zero row included)."""
+    from nnc.quantizer.weights import quantize_weights
+    from nnc.train.twin import int8_rows
+
+    w = np.random.default_rng(8).standard_normal((2, 12, 5)).astype(np.float32)
+    w[1, 3] = 0.0
+    q, scales = quantize_weights(w.reshape(-1, 5), 0)
+    want = (q.astype(np.float32) * scales[:, None]).reshape(w.shape)
+    assert np.array_equal(int8_rows(torch.from_numpy(w)).numpy(), want)
