@@ -222,7 +222,9 @@ def _group_plan(graph: Graph, found: Plan, ratios: dict[str, float]) -> tuple[Pl
 
 
 def _output_shapes(graph: Graph, layers) -> dict[str, tuple[int, ...]]:
-    return {name: graph.tensor(graph.node(name).outputs[0]).shape for name in layers}
+    """{layer: the shape of its first output the graph uses} (a recurrent
+    layer's Y may be unused, "", when only Y_h is read)."""
+    return {name: graph.tensor(next(filter(None, graph.node(name).outputs))).shape for name in layers}
 
 
 def _warn_skipped(graph: Graph, asked: str, kept: dict[str, str], pruned: bool) -> None:
@@ -365,12 +367,14 @@ def tied_layers(graph: Graph, layer: Node) -> list[Node] | str:
     every COMBINE op (all its inputs that are not constants, and its output); a
     tensor made by a weighted layer adds that layer. The reason, when a tensor
     on the way comes from anything else (a graph input, a Concat, ...) or a
-    COMBINE op broadcasts an input along the channels."""
+    COMBINE op broadcasts an input along the channels. A recurrent layer's
+    channels are its hidden units, the last axis of each output it uses."""
     if layer.op not in ("Conv", "Gemm", *RECURRENT) or _same_index(graph, layer):
         return [layer]  # plan refuses it: its channels follow its input
-    rank = len(graph.tensor(layer.outputs[0]).shape)
+    outputs = [t for t in layer.outputs if t] if layer.op in RECURRENT else layer.outputs[:1]  # Y may be unused
+    rank = len(graph.tensor(outputs[0]).shape)
     start = _channel_axis(layer, rank) if layer.op == "Conv" else rank - 1 if layer.op in RECURRENT else 1
-    group, seen, todo = {layer.name}, set(), [(layer.outputs[0], start - rank, None)]
+    group, seen, todo = {layer.name}, set(), [(t, start - rank, None) for t in outputs]
     while todo:
         tensor, axis, via = todo.pop()  # axis from the end; via: the COMBINE op the walk came back through
         if tensor in seen:

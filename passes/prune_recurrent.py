@@ -63,8 +63,12 @@ def producer_reason(graph: Graph, node: Node) -> str | None:
 
 def unit_l1(graph: Graph, node: Node) -> np.ndarray:
     """[H]: the L1 norm of each hidden unit's W and R rows, over gates and directions."""
+    return unit_norms(node, *(f64(graph.constant(node.inputs[i])) for i in (_W, _R)))
+
+
+def unit_norms(node: Node, w: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """unit_l1 of recurrent `node` with weights `w` and `r` (float64)."""
     h = node.attrs.hidden_size
-    w, r = (f64(graph.constant(node.inputs[i])) for i in (_W, _R))
     return sum(np.abs(m).reshape(m.shape[0], GATES[node.op], h, -1).sum(axis=(0, 1, 3)) for m in (w, r))
 
 

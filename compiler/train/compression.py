@@ -1,6 +1,7 @@
 """What the training twin compresses, layer by layer: the options (the compile
 command's compression options) and, per weighted layer, its bit width or
-codebook and its pruning rule.
+codebook and its pruning rule; per recurrent layer, how many hidden units
+channel pruning removes.
 
 The per-layer decisions are nnc's own, taken on the float graph exactly as a
 one-shot compile takes them (nnc.layer_select for bits, first/last layers and
@@ -19,7 +20,7 @@ from ..records import record
 from nnc.compression_options import check_compression
 from nnc.errors import OptionError
 from nnc.ir import Graph
-from nnc.layer_select import parse_overrides, settings, weight_constant, weighted_layers
+from nnc.layer_select import RECURRENT_OPS, parse_overrides, settings, weight_constant, weighted_layers
 from nnc.passes.prune import Prune, parse_pattern
 from nnc.passes.prune_channels import PruneChannels, tied_layers
 from nnc.quantizer.layer_weights import output_axis
@@ -71,8 +72,10 @@ class LayerPlan:
     tied: tuple[str, ...] = ()  # the layers that lose the same channels (prune-channels' groups), itself included
 
 
-def layer_plans(graph: Graph, compression: Compression) -> dict[str, LayerPlan]:
-    """{layer name: LayerPlan} of every weighted layer of the float `graph`."""
+def plans(graph: Graph, compression: Compression) -> tuple[dict[str, LayerPlan], dict[str, int]]:
+    """({layer name: LayerPlan} of every weighted layer of the float `graph`,
+    {recurrent layer name: how many of its hidden units prune-channels removes}
+    for the recurrent layers that lose some), nnc's prune-channels pass run once."""
     overrides = parse_overrides(compression.layer_bits, "layer-bits", _bits)
     bits = settings(graph, overrides, compression.weight_bits, "layer-bits", compression.first_last_bits)
     pruned = PruneChannels(ratio=compression.prune_channels).run(graph.copy()) if compression.prune_channels \
@@ -81,13 +84,15 @@ def layer_plans(graph: Graph, compression: Compression) -> dict[str, LayerPlan]:
                 for node in weighted_layers(graph)}
     targets = _sparsity_targets(pruned, compression)
     pattern = parse_pattern(compression.sparsity_pattern) if compression.sparsity_pattern else None
-    plans = {}
+    layers = {}
     for node in weighted_layers(graph):
         target = targets.get(node.name, 0.0)
         rule = MaskRule(target, pattern if target > 0 else None, output_axis(node), channels[node.name])
-        plans[node.name] = LayerPlan(bits[node.name], compression.codebook, rule, output_axis(node),
-                                     _tied(graph, node) if channels[node.name] else ())
-    return plans
+        layers[node.name] = LayerPlan(bits[node.name], compression.codebook, rule, output_axis(node),
+                                      _tied(graph, node) if channels[node.name] else ())
+    units = {node.name: node.attrs.hidden_size - pruned.node(node.name).attrs.hidden_size
+             for node in graph.nodes() if node.op in RECURRENT_OPS}
+    return layers, {name: count for name, count in units.items() if count}
 
 
 def _tied(graph: Graph, node) -> tuple[str, ...]:

@@ -9,7 +9,9 @@ grid or codebook values, pruned weights exactly 0) at the trained per-channel
 scales, and its bias as int32 at s_x · s_w[c] (layer_weights.store_layer, the
 quantize pass's own rule). A recurrent node's W, R and B are its trained
 float values, which the quantize pass puts on the int8 per-row grid the twin
-trained on; its cell range is the twin's tracked one. A layer's scales are raised where its bias would not
+trained on; its cell range is the twin's tracked one. The hidden units its
+mask removes leave the graph (their W and R rows zeroed, then nnc's
+prune-channels plan for exactly those units). A layer's scales are raised where its bias would not
 fit int32 (weights.bias_floor), as one-shot quantization does. Output channels
 a channel mask removed whole (zero weights and bias) leave the graph, with the
 consumers' input channels they fed (nnc's prune-channels plan).
@@ -27,6 +29,7 @@ import torch
 from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Tensor
 from nnc.layer_select import recurrent_parameters, weighted_layers
+from nnc.ops.recurrent import GATES
 from nnc.passes.prune_channels import Plan as ChannelPlan
 from nnc.passes.prune_channels import plan as channel_plan
 from nnc.passmanager import PassManager, parse_pipeline
@@ -64,6 +67,8 @@ def export(twin) -> Graph:
             old = graph.tensor(name)
             graph.tensors[name] = Tensor(name, old.dtype, old.shape, twin.recurrent_weight(name).numpy(),
                                          old.layout, old.quant)
+        for layer in twin.unit_plans:
+            _remove_units(graph, graph.node(layer), twin)
         done: set[str] = set()
         for layer in weighted_layers(twin.graph):
             if layer.name not in done and twin.layer_plans[layer.name].rule.channels:
@@ -103,6 +108,25 @@ def _remove_channels(graph: Graph, node, twin) -> tuple[str, ...]:
     for edit in found.edits:
         edit(graph)
     return found.layers
+
+
+def _remove_units(graph: Graph, node, twin) -> None:
+    """Zero the W and R rows of the hidden units the twin's mask removes from
+    recurrent `node`, then remove the units (nnc's prune-channels plan, which
+    folds what each carries into the others' biases); a layer the plan
+    refuses keeps them, silent but for their biases."""
+    removed = np.flatnonzero(twin.units(node.name).numpy() == 0)
+    if not len(removed):
+        return
+    rows = (np.arange(GATES[node.op])[:, None] * node.attrs.hidden_size + removed).reshape(-1)
+    for index in (1, 2):
+        old = graph.tensor(node.inputs[index])
+        data = old.data.copy()
+        data[:, rows] = 0
+        graph.tensors[old.name] = Tensor(old.name, old.dtype, old.shape, data, old.layout, old.quant)
+    found = channel_plan(graph, node, len(removed) / node.attrs.hidden_size, removed)
+    for edit in found.edits if isinstance(found, ChannelPlan) else ():
+        edit(graph)
 
 
 def integer_graph(twin) -> Graph:

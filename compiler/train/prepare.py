@@ -22,7 +22,7 @@ from nnc.layer_select import weighted_layers
 from nnc.passmanager import PassManager, parse_pipeline
 from nnc.textir import parse_ir, print_ir
 
-from .compression import Compression, layer_plans
+from .compression import Compression, plans
 from .data import Source, load_batch
 from .twin import Twin
 
@@ -35,7 +35,7 @@ def prepare(model: str | Path | Graph, compression: Compression | None = None, *
     compression = compression or Compression()
     graph = _fold_gemm_scalars(PassManager(parse_pipeline(PRE_LAYOUT)).run(_float_graph(model, input_shapes)))
     teacher = Twin(graph.copy())
-    twin = Twin(graph, layer_plans(graph, compression))
+    twin = Twin(graph, *plans(graph, compression))
     batch = {name: torch.from_numpy(x).float() for name, x in load_batch(calib, graph, "calib").items()}
     twin.calibrate(batch)
     object.__setattr__(twin, "teacher", teacher.eval().requires_grad_(False))  # not a submodule

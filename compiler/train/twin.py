@@ -16,8 +16,10 @@ quantizer reads them), in one of three modes:
   function-fixed ones such as Softmax and embedding-table lookups at their
   fixed parameters, a recurrent op's Y_h and initial h at its Y's), weights
   through their layer's quantizer (quantizers.py) and pruning mask
-  (sparsity.py), straight-through gradients. A recurrent op's W and R go
-  through nnc's int8 per-row grid (scales from the current weights, as the
+  (sparsity.py), straight-through gradients. A recurrent op's W and R go,
+  with the rows of the hidden units channel pruning removes (gradually, the
+  smallest L1 norm first, as prune-channels ranks them) zero, through nnc's
+  int8 per-row grid (scales from the current weights, as the
   quantizer derives them); its bias (Q3.12), its cell (int16 at a
   power-of-two scale, whose range the twin tracks for export) and the gates'
   table lookups stay float, a small difference the "exact" mode does not make;
@@ -45,6 +47,8 @@ from nnc.layer_select import RECURRENT_OPS, RECURRENT_PARAMETERS, recurrent_para
 from nnc.quantizer import plan
 from nnc.quantizer.indexing import table_affine
 from nnc.quantizer.params import FIXED_OUTPUT, Affine, affine_from_range
+from nnc.ops.recurrent import GATES
+from nnc.passes.prune_recurrent import unit_norms
 from nnc.quantizer.weights import bias_floor, quantize_weights
 
 from . import float_ops
@@ -52,7 +56,7 @@ from .exact import TORCH_DTYPES, IntegerProgram
 from .export import integer_graph
 from .compression import LayerPlan
 from .quantizers import ActivationQuantizer, CodebookQuantizer, WeightQuantizer, round_ste
-from .sparsity import channel_norms
+from .sparsity import channel_norms, scheduled
 
 MODES = ("float", "train", "exact")
 # planned points the twin quantizes ("cell" it only tracks, "cell_state" it leaves float): annotate.Point
@@ -64,7 +68,7 @@ class Twin(torch.nn.Module):
     """See the module docstring. Call with one batched tensor (single-input
     models) or {input name: tensor}; returns one tensor or {output: tensor}."""
 
-    def __init__(self, graph: Graph, plans: dict[str, LayerPlan] | None = None):
+    def __init__(self, graph: Graph, plans: dict[str, LayerPlan] | None = None, units: dict[str, int] | None = None):
         super().__init__()
         float_ops.check_kernels(graph)
         if problem := float_ops.sample_problem(graph):
@@ -85,6 +89,10 @@ class Twin(torch.nn.Module):
         self._recurrent = {name: f"rnn{i}" for i, name in enumerate(recurrent_parameters(graph))}
         self.recurrent = torch.nn.ParameterDict({key: torch.nn.Parameter(_tensor(graph.constant(name)))
                                                  for name, key in self._recurrent.items()})
+        self.unit_plans = units or {}  # recurrent layer -> hidden units channel pruning removes
+        self._units = {name: f"units{i}" for i, name in enumerate(self.unit_plans)}
+        for name, key in self._units.items():
+            self.register_buffer(f"keep_{key}", torch.ones(graph.node(name).attrs.hidden_size))
         self._constants = {name: _tensor(t.data) for name, t in graph.tensors.items() if t.is_constant}
         self.points, self._affines, self._aliases = _points(graph) if plans is not None else ({}, {}, {})
         self.activations = torch.nn.ModuleDict()
@@ -142,6 +150,10 @@ class Twin(torch.nn.Module):
         """The parameter of recurrent weight tensor `tensor` (a W, R or B)."""
         return self.recurrent[self._recurrent[tensor]]
 
+    def units(self, layer: str) -> torch.Tensor:
+        """The 0/1 keep-mask [H] of recurrent `layer`'s hidden units."""
+        return getattr(self, f"keep_{self._units[layer]}")
+
     def bias(self, layer: str) -> torch.nn.Parameter | None:
         key = self._layers[layer]
         return self.biases[key] if key in self.biases else None
@@ -172,6 +184,15 @@ class Twin(torch.nn.Module):
                 if layer.rule.prunes:
                     keep = layer.rule.keep(self.weight(name).detach().numpy(), self._progress, self.tied_norms(name))
                     self.keep(name).copy_(torch.from_numpy(keep.astype(np.float32)))
+            for name, count in self.unit_plans.items():
+                node = self.graph.node(name)
+                norms = unit_norms(node, *(self.recurrent_weight(node.inputs[i]).detach().numpy().astype(np.float64)
+                                           for i in (1, 2)))
+                dropped = np.argsort(norms, kind="stable")[:round(scheduled(count / len(norms), self._progress)
+                                                                  * len(norms))]
+                keep = np.ones(len(norms), np.float32)
+                keep[dropped] = 0.0
+                self.units(name).copy_(torch.from_numpy(keep))
 
     def tied_norms(self, name: str) -> np.ndarray | None:
         """The per-channel L1 norms summed over the layers tied to `name` (their
@@ -287,7 +308,7 @@ class Twin(torch.nn.Module):
                     args[2] = bias
             for i in RECURRENT_PARAMETERS if node.op in RECURRENT_OPS else ():
                 if i < len(node.inputs) and node.inputs[i] in self._recurrent:
-                    args[i] = self._recurrent_weights(node.inputs[i], i, mode)
+                    args[i] = self._recurrent_weights(node, i, mode)
             for name, value in zip(node.outputs, float_ops.run_node(node, args, batched=gathered is None)):
                 if name:
                     if gathered is not None and tuple(value.shape) != self.graph.tensor(name).shape:
@@ -303,11 +324,16 @@ class Twin(torch.nn.Module):
             return w, bias
         return self.quantizer(layer)(w, self.keep(layer)), self.masked_bias(layer)
 
-    def _recurrent_weights(self, tensor: str, index: int, mode: str) -> torch.Tensor:
-        """W or R on nnc's int8 per-row grid (mode "train"), the bias as it is."""
-        value = self.recurrent_weight(tensor)
+    def _recurrent_weights(self, node: Node, index: int, mode: str) -> torch.Tensor:
+        """Input `index` of recurrent `node`: W or R (mode "train") with the rows
+        of the hidden units its mask removes zero, on nnc's int8 per-row grid;
+        the bias as it is (a removed unit keeps carrying what its biases make,
+        as prune_recurrent folds it)."""
+        value = self.recurrent_weight(node.inputs[index])
         if mode == "float" or index == 3:
             return value
+        if node.name in self.unit_plans:
+            value = value * self.units(node.name).repeat(GATES[node.op]).reshape(1, -1, 1)
         return int8_rows(value)
 
     def masked_bias(self, layer: str) -> torch.Tensor | None:

@@ -195,3 +195,17 @@ def test_peepholes_keep_the_units():
     graph = build(nodes, {"x": [STEPS, 1, 3]}, {"y": [STEPS, HIDDEN]},
                   {"w": w, "r": r, "b": b, "p": randn(1, 3 * HIDDEN), "shape": np.int64([STEPS, HIDDEN])})
     assert "peepholes" in plan(graph, node(graph, "rnn"), 0.5)
+
+
+def test_a_layer_whose_y_only_the_final_state_is_read_loses_its_units():
+    """A keyword spotter reads Y_h alone (Y is ""): the units still go; the
+    pass used to stop at the unused Y with "unknown tensor ''"."""
+    w, r, b = recurrent_weights("LSTM", 3, 1, dead=(1, 4))
+    nodes = [helper.make_node("LSTM", ["x", "w", "r", "b"], ["", "h"], name="rnn", hidden_size=HIDDEN),
+             helper.make_node("Reshape", ["h", "shape"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "wf", "bf"], ["y"], name="fc", transB=1)]
+    graph = build(nodes, {"x": [STEPS, 1, 3]}, {"y": [1, 4]},
+                  {"w": w, "r": r, "b": b, "shape": np.int64([1, HIDDEN]), "wf": randn(4, HIDDEN), "bf": randn(4)})
+    after = prune(graph, 'prune-channels{overrides="fc:0",ratio=0.34}')
+    assert node(after, "rnn").attrs.hidden_size == 4 and after.tensor("flat").shape == (1, 4)
+    assert_same_outputs(graph, after)

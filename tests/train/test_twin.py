@@ -36,6 +36,7 @@ MODELS = {"digits": lambda: DIGITS, "digits_channels": lambda: DIGITS,
           "residual": residual_graph, "tied_residual": tied_residual_graph, "pool_concat": pool_concat_graph, "activations": activations_graph,
           "frame_head": frame_head_graph, "attention": attention_graph,
           "kws_lstm": lambda: keyword_spotter_graph("LSTM"), "kws_gru": lambda: keyword_spotter_graph("GRU"),
+          "kws_lstm_units": lambda: keyword_spotter_graph("LSTM"),
           "kws_rnn_bidirectional": lambda: keyword_spotter_graph("RNN", "bidirectional"),
           "predictor": embedding_predictor_graph}
 # each model of the set with a setting that exercises another quantizer or mask
@@ -50,6 +51,7 @@ CASES = {"digits": Compression(weight_bits=4, sparsity=0.75),
          "attention": Compression(weight_bits=4),
          "kws_lstm": Compression(weight_bits=4, sparsity=0.5),  # recurrent W, R: int8 per row, dense
          "kws_gru": Compression(weight_bits=3),
+         "kws_lstm_units": Compression(weight_bits=4, prune_channels=0.5),  # hidden units go while training
          "kws_rnn_bidirectional": Compression(weight_bits=4),
          "predictor": Compression(weight_bits=4)}  # an embedding table's lookup at the table's parameters
 
@@ -147,6 +149,21 @@ def test_sample_by_sample_runs_vectorized_as_the_loop_does(name, monkeypatch):
         got, want = (twin.eval().set_mode("train")(data) for twin in (fallback, loop))
     assert not fallback._vectorized
     assert all(torch.equal(a, b) for a, b in zip(*(x.values() if isinstance(x, dict) else [x] for x in (got, want))))
+
+
+def test_hidden_units_channel_pruning_removes_leave_the_exported_graph():
+    """prune-channels on a keyword spotter's LSTM: the twin masks the units
+    nnc's pass would remove (how many) gradually, and export removes the ones
+    its mask ended on, with the head's input columns."""
+    twin = _trained("kws_lstm_units", epochs=2)
+    assert twin.unit_plans == {"rnn": 4}
+    removed = np.flatnonzero(twin.units("rnn").numpy() == 0)
+    assert len(removed) == 4
+    graph = export(twin)
+    (lstm,) = [n for n in graph.nodes() if n.op == "LSTM"]
+    assert lstm.attrs.hidden_size == 4 and graph.tensor(lstm.inputs[1]).shape == (1, 16, 10)
+    (head,) = [n for n in graph.nodes() if n.op == "Gemm"]
+    assert graph.tensor(graph.producer(head.inputs[1]).inputs[0]).shape[0] == 4  # [K, N] int8 behind its DQ
 
 
 def test_export_keeps_the_compression_asked_for():
