@@ -168,6 +168,8 @@ class PruneChannels(Pass):
             for edit in found.edits:
                 edit(graph)
             for consumer, (weights, columns) in refits.items():
+                if consumer in found.layers:  # a tied layer reading the channels: it lost those outputs too
+                    weights = np.delete(weights, found.removed, axis=0)
                 store_refit(graph, graph.node(consumer), weights, columns)
                 refit.add(consumer)
         shrunk = {name for name, shape in shapes.items() if _output_shapes(graph, [name])[name] != shape}

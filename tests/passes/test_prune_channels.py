@@ -745,3 +745,17 @@ def test_mlperf_models_stay_valid_and_shrink(name):
     sample = np.load(MODELS_DIR / f"{name}.io.npz")["input"]
     (y,) = run(after, {after.inputs[0]: sample}).values()
     assert y.shape == graph.tensor(graph.outputs[0]).shape and np.all(np.isfinite(y.astype(np.float64)))
+
+
+def test_obs_refits_a_tied_layer_that_also_reads_the_pruned_channels(tmp_path):
+    """A MobileNetV2-style stage: conv_c reads the group's channels (s1) and adds
+    its output to them, so one plan cuts its input columns and its output
+    rows. obs refit it for its original outputs and stored 8 rows where 6
+    remain ("cannot reshape"): the removed rows are dropped."""
+    graph = residual(stage=True)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.random.default_rng(5).standard_normal((32, 1, 3, 6, 6)).astype(np.float32))
+    after = prune(graph, f'prune-channels{{overrides="conv_a:0,conv_out:0",ratio=0.25,method=obs,calib="{calib}"}}')
+    assert after.tensor(node(after, "conv_c").inputs[1]).shape == (6, 6, 1, 1)
+    want, got = outputs(graph)["y"].ravel(), outputs(after)["y"].ravel()
+    assert want @ got / (np.linalg.norm(want) * np.linalg.norm(got)) > 0.5
