@@ -402,6 +402,13 @@ def tied_layers(graph: Graph, layer: Node) -> list[Node] | str:
     return [node for node in graph.nodes() if node.name in group]
 
 
+def follows_input(graph: Graph, layer: Node) -> bool:
+    """Whether weighted `layer` keeps its input's channel indices (a depthwise
+    Conv of multiplier 1): it loses channels with its input, never by a plan
+    of its own."""
+    return _same_index(graph, layer)
+
+
 def _same_index(graph: Graph, node: Node, axis: int = 0) -> bool:
     """Whether `node`'s output channel c is its input channel c: a SAME_INDEX
     op, a depthwise Conv of multiplier 1, or, for channels on the last axis

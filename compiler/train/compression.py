@@ -22,7 +22,7 @@ from nnc.errors import OptionError
 from nnc.ir import Graph
 from nnc.layer_select import RECURRENT_OPS, parse_overrides, settings, weight_constant, weighted_layers
 from nnc.passes.prune import Prune, parse_pattern
-from nnc.passes.prune_channels import PruneChannels, tied_layers
+from nnc.passes.prune_channels import PruneChannels, follows_input, tied_layers
 from nnc.quantizer.layer_weights import output_axis
 
 from .sparsity import MaskRule
@@ -80,8 +80,8 @@ def plans(graph: Graph, compression: Compression) -> tuple[dict[str, LayerPlan],
     bits = settings(graph, overrides, compression.weight_bits, "layer-bits", compression.first_last_bits)
     pruned = PruneChannels(ratio=compression.prune_channels).run(graph.copy()) if compression.prune_channels \
         else graph
-    channels = {node.name: _channels(graph, node) - _channels(pruned, pruned.node(node.name))
-                for node in weighted_layers(graph)}
+    channels = {node.name: 0 if follows_input(graph, node) else  # a depthwise layer loses its input's channels
+                _channels(graph, node) - _channels(pruned, pruned.node(node.name)) for node in weighted_layers(graph)}
     targets = _sparsity_targets(pruned, compression)
     pattern = parse_pattern(compression.sparsity_pattern) if compression.sparsity_pattern else None
     layers = {}

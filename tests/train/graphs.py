@@ -223,3 +223,20 @@ def embedding_predictor_graph() -> Graph:
                            for k, v in w.items()]),
         opset_imports=[helper.make_opsetid("", 14)], ir_version=8)
     return canonical(lower_model(model, {}, name="predictor"))
+
+
+def separable_graph() -> Graph:
+    """x [1, 2, 6, 6] -> conv (8, 3×3) -> Relu -> depthwise 3×3 -> Relu ->
+    pointwise (6) -> GlobalAveragePool -> Gemm (3): the depthwise layer's
+    channels follow the first conv's."""
+    w = weights(9, c1=(8, 2, 3, 3), b1=(8,), dw=(8, 1, 3, 3), bdw=(8,), pw=(6, 8, 1, 1), bpw=(6,), fc=(3, 6), bfc=(3,))
+    w["flat"] = np.array([1, 6], np.int64)
+    nodes = [helper.make_node("Conv", ["x", "c1", "b1"], ["a"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["ar"]),
+             helper.make_node("Conv", ["ar", "dw", "bdw"], ["d"], name="depthwise", group=8, pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["d"], ["dr"]),
+             helper.make_node("Conv", ["dr", "pw", "bpw"], ["p"], name="pointwise"),
+             helper.make_node("GlobalAveragePool", ["p"], ["g"]),
+             helper.make_node("Reshape", ["g", "flat"], ["gf"]),
+             helper.make_node("Gemm", ["gf", "fc", "bfc"], ["y"], name="fc", transB=1)]
+    return onnx_graph("separable", nodes, {"x": [1, 2, 6, 6]}, {"y": [1, 3]}, w)

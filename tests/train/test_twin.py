@@ -27,7 +27,7 @@ from nnc.textir import parse_ir  # noqa: E402
 from nnc.train.twin import Twin  # noqa: E402
 
 from graphs import (activations_graph, attention_graph, embedding_predictor_graph, frame_head_graph,  # noqa: E402
-                    keyword_spotter_graph, onnx_graph, pool_concat_graph, residual_graph,
+                    keyword_spotter_graph, onnx_graph, pool_concat_graph, residual_graph, separable_graph,
                     std_pooling_graph, tied_residual_graph, weights)
 
 DIGITS = "examples/digits/digits.onnx"
@@ -36,7 +36,7 @@ MODELS = {"digits": lambda: DIGITS, "digits_channels": lambda: DIGITS,
           "residual": residual_graph, "tied_residual": tied_residual_graph, "pool_concat": pool_concat_graph, "activations": activations_graph,
           "frame_head": frame_head_graph, "attention": attention_graph,
           "kws_lstm": lambda: keyword_spotter_graph("LSTM"), "kws_gru": lambda: keyword_spotter_graph("GRU"),
-          "kws_lstm_units": lambda: keyword_spotter_graph("LSTM"),
+          "kws_lstm_units": lambda: keyword_spotter_graph("LSTM"), "separable": separable_graph,
           "kws_rnn_bidirectional": lambda: keyword_spotter_graph("RNN", "bidirectional"),
           "predictor": embedding_predictor_graph}
 # each model of the set with a setting that exercises another quantizer or mask
@@ -52,6 +52,7 @@ CASES = {"digits": Compression(weight_bits=4, sparsity=0.75),
          "kws_lstm": Compression(weight_bits=4, sparsity=0.5),  # recurrent W, R: int8 per row, dense
          "kws_gru": Compression(weight_bits=3),
          "kws_lstm_units": Compression(weight_bits=4, prune_channels=0.5),  # hidden units go while training
+         "separable": Compression(weight_bits=4, prune_channels=0.5),  # a depthwise layer between pruned ones
          "kws_rnn_bidirectional": Compression(weight_bits=4),
          "predictor": Compression(weight_bits=4)}  # an embedding table's lookup at the table's parameters
 
@@ -164,6 +165,21 @@ def test_hidden_units_channel_pruning_removes_leave_the_exported_graph():
     assert lstm.attrs.hidden_size == 4 and graph.tensor(lstm.inputs[1]).shape == (1, 16, 10)
     (head,) = [n for n in graph.nodes() if n.op == "Gemm"]
     assert graph.tensor(graph.producer(head.inputs[1]).inputs[0]).shape[0] == 4  # [K, N] int8 behind its DQ
+
+
+def test_a_depthwise_layer_loses_only_the_channels_of_its_input():
+    """Its channels follow the conv before it: it gets no mask of its own (it
+    had one, ranked by its own norms, so twice the channels went), and the
+    train mode's outputs stay close to what the targets compute."""
+    graph = separable_graph()
+    data = _data(graph, 64, 1)
+    twin = prepare(graph, CASES["separable"], calib=data)
+    assert twin.layer_plans["depthwise"].rule.channels == 0 and twin.layer_plans["conv"].rule.channels == 4
+    twin.set_progress(1.0)
+    x = torch.from_numpy(_data(graph, 32, 2)["x"])
+    with torch.no_grad():
+        trained, exact = (twin.eval().set_mode(mode)(x) for mode in ("train", "exact"))
+    assert float(torch.nn.functional.cosine_similarity(trained.flatten(), exact.flatten(), dim=0)) > 0.99
 
 
 def test_export_keeps_the_compression_asked_for():
