@@ -168,48 +168,55 @@ def _direction(op: str, attrs: RecurrentAttrs, inputs, d: int, x: np.ndarray, h:
     w, r, wb, rb = _weights(inputs, d, GATES[op], hidden)
     p = inputs[7] if len(inputs) > 7 and inputs[7] is not None else None
     peep = None if p is None else np.asarray(p[d], np.float64).reshape(3, hidden)
+    per_direction = len(DEFAULT_ACTIVATIONS[op])
+
+    def act(k: int, v: np.ndarray, clip: bool) -> np.ndarray:
+        return rnn_activations.apply(*attrs.activation(d, k, per_direction), _clip(attrs, v) if clip else v)
+
     y, cells = np.zeros((x.shape[0], *h.shape)), np.zeros((x.shape[0], *h.shape))
     for t in time_steps(attrs, d, x.shape[0]):
         xw = x[t] @ w.T + wb
         if op == "LSTM":
-            h, c = _lstm_step(attrs, d, xw, h @ r.T + rb, c, peep)
+            h, c = lstm_step(attrs, xw, h @ r.T + rb, c, peep, act)
         elif op == "GRU":
-            h = _gru_step(attrs, d, xw, h, r, rb)
+            h = gru_step(attrs, xw, h, r, rb, act)
         else:
-            h = rnn_activations.apply(*attrs.activation(d, 0, 1), _clip(attrs, xw + h @ r.T + rb))
+            h = act(0, xw + h @ r.T + rb, True)
         y[t], cells[t] = h, c
     return y, cells, ([h, c] if op == "LSTM" else [h])
 
 
-def _lstm_step(attrs, d, xw, hr, c, peep):
+def lstm_step(attrs: RecurrentAttrs, xw, hr, c, peep, act):
+    """One LSTM step, on numpy arrays or torch tensors alike (nnc.train's twin
+    runs it too): xw, hr the input and recurrent terms [B, 4H] (biases in),
+    `act(k, v, clip)` the direction's activation k (f, g, h) of v, clipped to
+    attrs.clip first when `clip`. Returns (h, c)."""
     hidden = attrs.hidden_size
-    f_act, g_act, h_act = (attrs.activation(d, k, 3) for k in range(3))
     pre = xw + hr
     i, o, f, g = (pre[:, k * hidden:(k + 1) * hidden] for k in range(4))
     if peep is not None:
         i, f = i + peep[0] * c, f + peep[2] * c
-    i = rnn_activations.apply(*f_act, _clip(attrs, i))
-    f = 1.0 - i if attrs.input_forget else rnn_activations.apply(*f_act, _clip(attrs, f))
-    c = f * c + i * rnn_activations.apply(*g_act, _clip(attrs, g))
+    i = act(0, i, True)
+    f = 1.0 - i if attrs.input_forget else act(0, f, True)
+    c = f * c + i * act(1, g, True)
     if peep is not None:
         o = o + peep[1] * c
-    o = rnn_activations.apply(*f_act, _clip(attrs, o))
-    return o * rnn_activations.apply(*h_act, c), c
+    return act(0, o, True) * act(2, c, False), c
 
 
-def _gru_step(attrs, d, xw, h, r, rb):
+def gru_step(attrs: RecurrentAttrs, xw, h, r, rb, act):
+    """One GRU step, as lstm_step: xw [B, 3H] (W biases in), R [3H, H] and its
+    biases rb apart (linear_before_reset applies r after R_h·h + Rb_h)."""
     hidden = attrs.hidden_size
-    f_act, g_act = attrs.activation(d, 0, 2), attrs.activation(d, 1, 2)
     hr = h @ r[:2 * hidden].T + rb[:2 * hidden]
-    z = rnn_activations.apply(*f_act, _clip(attrs, xw[:, :hidden] + hr[:, :hidden]))
-    reset = rnn_activations.apply(*f_act, _clip(attrs, xw[:, hidden:2 * hidden] + hr[:, hidden:]))
+    z = act(0, xw[:, :hidden] + hr[:, :hidden], True)
+    reset = act(0, xw[:, hidden:2 * hidden] + hr[:, hidden:], True)
     r_h, rb_h = r[2 * hidden:], rb[2 * hidden:]
     if attrs.linear_before_reset:
         candidate = xw[:, 2 * hidden:] + reset * (h @ r_h.T + rb_h)
     else:
         candidate = xw[:, 2 * hidden:] + (reset * h) @ r_h.T + rb_h
-    candidate = rnn_activations.apply(*g_act, _clip(attrs, candidate))
-    return (1.0 - z) * candidate + z * h
+    return (1.0 - z) * act(1, candidate, True) + z * h
 
 
 def _register(op: str):

@@ -45,7 +45,7 @@ from nnc.errors import UnsupportedError
 from nnc.ir import Graph, Node
 from nnc.ops import get_op
 from nnc.ops.pool import pooled_size
-from nnc.ops.recurrent import GATES, RecurrentAttrs, time_steps
+from nnc.ops.recurrent import DEFAULT_ACTIVATIONS, GATES, RecurrentAttrs, gru_step, lstm_step, time_steps
 from nnc.ops.resize import linear_taps, nearest_indices
 
 Kernel = Callable[[Any, list], "torch.Tensor | list[torch.Tensor]"]  # (attrs, args) -> output(s)
@@ -640,59 +640,30 @@ def _initial_state(attrs: RecurrentAttrs, value: torch.Tensor | None, x: torch.T
 
 
 def _direction(op: str, attrs: RecurrentAttrs, args, d: int, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-    """Direction d over every time step: Y [T, B, H], cells [T, B, H], final states."""
+    """Direction d over every time step: Y [T, B, H], cells [T, B, H], final
+    states; the steps are the reference's own (recurrent.lstm_step, gru_step)."""
     rows, hidden = GATES[op] * attrs.hidden_size, attrs.hidden_size
     w, r, b, p = args[1][d], args[2][d], _arg(args, 3), _arg(args, 7)
     wb, rb = (b[d, :rows], b[d, rows:]) if b is not None else (x.new_zeros(rows), x.new_zeros(rows))
     peep = None if p is None else p[d].reshape(3, hidden)
+    per_direction = len(DEFAULT_ACTIVATIONS[op])
+
+    def act(k: int, v: torch.Tensor, clip: bool) -> torch.Tensor:
+        name, alpha, beta = attrs.activation(d, k, per_direction)
+        clipped = v.clamp(-attrs.clip, attrs.clip) if clip and attrs.clip is not None else v
+        return _RNN_ACTIVATIONS[name](alpha, beta, clipped)
+
     xw = x @ w.T + wb  # every step's input term at once
     ys, cells = [None] * x.shape[0], [None] * x.shape[0]
     for t in time_steps(attrs, d, x.shape[0]):
         if op == "LSTM":
-            h, c = _lstm_step(attrs, d, xw[t], h @ r.T + rb, c, peep)
+            h, c = lstm_step(attrs, xw[t], h @ r.T + rb, c, peep, act)
         elif op == "GRU":
-            h = _gru_step(attrs, d, xw[t], h, r, rb)
+            h = gru_step(attrs, xw[t], h, r, rb, act)
         else:
-            h = _activation(attrs, d, 0, 1, _gate_clip(attrs, xw[t] + h @ r.T + rb))
+            h = act(0, xw[t] + h @ r.T + rb, True)
         ys[t], cells[t] = h, c
     return torch.stack(ys), torch.stack(cells), ([h, c] if op == "LSTM" else [h])
-
-
-def _activation(attrs: RecurrentAttrs, d: int, index: int, per_direction: int, x: torch.Tensor) -> torch.Tensor:
-    name, alpha, beta = attrs.activation(d, index, per_direction)
-    return _RNN_ACTIVATIONS[name](alpha, beta, x)
-
-
-def _gate_clip(attrs: RecurrentAttrs, v: torch.Tensor) -> torch.Tensor:
-    return v if attrs.clip is None else v.clamp(-attrs.clip, attrs.clip)
-
-
-def _lstm_step(attrs, d, xw, hr, c, peep):
-    pre = xw + hr
-    i, o, f, g = pre.chunk(4, dim=-1)
-    if peep is not None:
-        i, f = i + peep[0] * c, f + peep[2] * c
-    i = _activation(attrs, d, 0, 3, _gate_clip(attrs, i))
-    f = 1.0 - i if attrs.input_forget else _activation(attrs, d, 0, 3, _gate_clip(attrs, f))
-    c = f * c + i * _activation(attrs, d, 1, 3, _gate_clip(attrs, g))
-    if peep is not None:
-        o = o + peep[1] * c
-    o = _activation(attrs, d, 0, 3, _gate_clip(attrs, o))
-    return o * _activation(attrs, d, 2, 3, c), c
-
-
-def _gru_step(attrs, d, xw, h, r, rb):
-    hidden = attrs.hidden_size
-    hr = h @ r[:2 * hidden].T + rb[:2 * hidden]
-    z = _activation(attrs, d, 0, 2, _gate_clip(attrs, xw[:, :hidden] + hr[:, :hidden]))
-    reset = _activation(attrs, d, 0, 2, _gate_clip(attrs, xw[:, hidden:2 * hidden] + hr[:, hidden:]))
-    r_h, rb_h = r[2 * hidden:], rb[2 * hidden:]
-    if attrs.linear_before_reset:
-        candidate = xw[:, 2 * hidden:] + reset * (h @ r_h.T + rb_h)
-    else:
-        candidate = xw[:, 2 * hidden:] + (reset * h) @ r_h.T + rb_h
-    candidate = _activation(attrs, d, 1, 2, _gate_clip(attrs, candidate))
-    return (1.0 - z) * candidate + z * h
 
 
 for _op in GATES:
