@@ -91,8 +91,16 @@ def plans(graph: Graph, compression: Compression) -> tuple[dict[str, LayerPlan],
         layers[node.name] = LayerPlan(bits[node.name], compression.codebook, rule, output_axis(node),
                                       _tied(graph, node) if channels[node.name] else ())
     units = {node.name: node.attrs.hidden_size - pruned.node(node.name).attrs.hidden_size
-             for node in graph.nodes() if node.op in RECURRENT_OPS}
+             for node in graph.nodes() if node.op in RECURRENT_OPS and _alone(graph, node)}
     return layers, {name: count for name, count in units.items() if count}
+
+
+def _alone(graph: Graph, node) -> bool:
+    """Whether no Add, Sub or Mul ties the hidden units of recurrent `node` to
+    another layer's channels (the twin ranks a recurrent layer's units alone:
+    tied ones stay in training)."""
+    group = tied_layers(graph, node)
+    return isinstance(group, list) and len(group) == 1
 
 
 def _tied(graph: Graph, node) -> tuple[str, ...]:

@@ -10,8 +10,9 @@ scales, and its bias as int32 at s_x · s_w[c] (layer_weights.store_layer, the
 quantize pass's own rule). A recurrent node's W, R and B are its trained
 float values, which the quantize pass puts on the int8 per-row grid the twin
 trained on; its cell range is the twin's tracked one. The hidden units its
-mask removes leave the graph (their W and R rows zeroed, then nnc's
-prune-channels plan for exactly those units). A layer's scales are raised where its bias would not
+mask removes leave the graph: zeroed as the twin trained them (W, R and B
+rows, R columns), every layer's before any is cut, then nnc's
+prune-channels plan for exactly those units. A layer's scales are raised where its bias would not
 fit int32 (weights.bias_floor), as one-shot quantization does. Output channels
 a channel mask removed whole (zero weights and bias) leave the graph, with the
 consumers' input channels they fed (nnc's prune-channels plan).
@@ -43,7 +44,7 @@ from nnc.quantizer.weights import bias_floor
 
 def export(twin) -> Graph:
     """The twin's trained model as a QDQ graph (see the module docstring)."""
-    if not twin.quantizers:
+    if not twin.calibrated:
         raise UnsupportedError("export needs a compressed, calibrated twin (prepare(...) with calibration samples)")
     graph = twin.graph.copy()
     ranges = {name: twin.activation(name).bounds() for name in twin.observed}
@@ -67,8 +68,12 @@ def export(twin) -> Graph:
             old = graph.tensor(name)
             graph.tensors[name] = Tensor(name, old.dtype, old.shape, twin.recurrent_weight(name).numpy(),
                                          old.layout, old.quant)
-        for layer in twin.unit_plans:
-            _remove_units(graph, graph.node(layer), twin)
+        removed = {layer: _silence_units(graph, graph.node(layer), twin) for layer in twin.unit_plans}
+        for layer, units in removed.items():  # every layer's units silent before any plan folds them
+            found = channel_plan(graph, graph.node(layer), len(units) / len(twin.units(layer)), units) \
+                if len(units) else None
+            for edit in found.edits if isinstance(found, ChannelPlan) else ():
+                edit(graph)
         done: set[str] = set()
         for layer in weighted_layers(twin.graph):
             if layer.name not in done and twin.layer_plans[layer.name].rule.channels:
@@ -110,23 +115,22 @@ def _remove_channels(graph: Graph, node, twin) -> tuple[str, ...]:
     return found.layers
 
 
-def _remove_units(graph: Graph, node, twin) -> None:
-    """Zero the W and R rows of the hidden units the twin's mask removes from
-    recurrent `node`, then remove the units (nnc's prune-channels plan, which
-    folds what each carries into the others' biases); a layer the plan
-    refuses keeps them, silent but for their biases."""
+def _silence_units(graph: Graph, node, twin) -> np.ndarray:
+    """Zero what the hidden units the twin's mask removes from recurrent `node`
+    read and make (their W, R and B rows, their R columns), as the twin's
+    train mode does; returns them. Silent, they carry 0, so nnc's plan then
+    removes them with nothing to fold (a layer the plan refuses keeps them)."""
     removed = np.flatnonzero(twin.units(node.name).numpy() == 0)
-    if not len(removed):
-        return
-    rows = (np.arange(GATES[node.op])[:, None] * node.attrs.hidden_size + removed).reshape(-1)
-    for index in (1, 2):
-        old = graph.tensor(node.inputs[index])
-        data = old.data.copy()
-        data[:, rows] = 0
-        graph.tensors[old.name] = Tensor(old.name, old.dtype, old.shape, data, old.layout, old.quant)
-    found = channel_plan(graph, node, len(removed) / node.attrs.hidden_size, removed)
-    for edit in found.edits if isinstance(found, ChannelPlan) else ():
-        edit(graph)
+    gates, hidden = GATES[node.op], node.attrs.hidden_size
+    rows = (np.arange(gates)[:, None] * hidden + removed).reshape(-1)
+    for index, axis, positions in ((1, 1, rows), (2, 1, rows), (2, 2, removed),
+                                   (3, 1, np.concatenate([rows, gates * hidden + rows]))):
+        if index < len(node.inputs) and node.inputs[index] and len(removed):
+            old = graph.tensor(node.inputs[index])
+            data = old.data.copy()
+            data[(slice(None),) * axis + (positions,)] = 0
+            graph.tensors[old.name] = Tensor(old.name, old.dtype, old.shape, data, old.layout, old.quant)
+    return removed
 
 
 def integer_graph(twin) -> Graph:

@@ -99,6 +99,7 @@ class Twin(torch.nn.Module):
         self.quantizers = torch.nn.ModuleDict()
         self._progress = 0.0
         self._exact = None  # (version key, IntegerProgram)
+        self.calibrated = False
         self._vectorized = True  # sample by sample through torch.func.vmap, until an op refuses it
 
     # -- set-up ----------------------------------------------------------------------------
@@ -114,6 +115,7 @@ class Twin(torch.nn.Module):
             self.activations[f"point{i}"] = ActivationQuantizer(lo, hi)
         for node in weighted_layers(self.graph):
             self._add_quantizer(node)
+        self.calibrated = True
         self.set_progress(0.0)
 
     def _add_quantizer(self, node: Node) -> None:
@@ -206,7 +208,7 @@ class Twin(torch.nn.Module):
     def set_mode(self, mode: str) -> "Twin":
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if mode != "float" and not self.quantizers and self.layer_plans:
+        if mode != "float" and not self.calibrated and self.points:
             raise UnsupportedError("the twin is not calibrated yet (call calibrate first)")
         self.mode = mode
         return self
@@ -260,6 +262,8 @@ class Twin(torch.nn.Module):
         if observe is None and self._vectorized:
             try:
                 outputs, gathered = self._run_vectorized(batch, weights, mode, keep)
+            except torch.OutOfMemoryError:
+                raise
             except RuntimeError:  # an op torch.func.vmap has no batching rule for: the loop below computes it
                 self._vectorized = False
             else:
@@ -325,16 +329,20 @@ class Twin(torch.nn.Module):
         return self.quantizer(layer)(w, self.keep(layer)), self.masked_bias(layer)
 
     def _recurrent_weights(self, node: Node, index: int, mode: str) -> torch.Tensor:
-        """Input `index` of recurrent `node`: W or R (mode "train") with the rows
-        of the hidden units its mask removes zero, on nnc's int8 per-row grid;
-        the bias as it is (a removed unit keeps carrying what its biases make,
-        as prune_recurrent folds it)."""
+        """Input `index` of recurrent `node` in mode "train": W, R or B with the
+        hidden units its mask removes silent (their rows zero, and R's columns
+        that read them: with a zero initial state they then carry 0, which
+        export's plan removes exactly), W and R on nnc's int8 per-row grid."""
         value = self.recurrent_weight(node.inputs[index])
-        if mode == "float" or index == 3:
+        if mode == "float":
             return value
         if node.name in self.unit_plans:
-            value = value * self.units(node.name).repeat(GATES[node.op]).reshape(1, -1, 1)
-        return int8_rows(value)
+            keep = self.units(node.name)
+            rows = keep.repeat(GATES[node.op] * (2 if index == 3 else 1))
+            value = value * (rows.reshape(1, -1) if index == 3 else rows.reshape(1, -1, 1))
+            if index == 2:
+                value = value * keep.reshape(1, 1, -1)
+        return value if index == 3 else int8_rows(value)
 
     def masked_bias(self, layer: str) -> torch.Tensor | None:
         """The bias, zero in the output channels the layer's mask removes whole."""

@@ -240,3 +240,25 @@ def separable_graph() -> Graph:
              helper.make_node("Reshape", ["g", "flat"], ["gf"]),
              helper.make_node("Gemm", ["gf", "fc", "bfc"], ["y"], name="fc", transB=1)]
     return onnx_graph("separable", nodes, {"x": [1, 2, 6, 6]}, {"y": [1, 3]}, w)
+
+
+def recurrent_pair_graph(tied: bool) -> Graph:
+    """x [1, 4, 5] -> Transpose -> LSTM (8) and then, `tied`, a second LSTM on
+    x whose Y_h is added to the first's, else a GRU (8) on the first's Y
+    (stacked) -> Y_h -> Gemm (3)."""
+    rng = np.random.default_rng(0)
+    shapes = dict(W1=(1, 32, 5), R1=(1, 32, 8), B1=(1, 64), hw=(3, 8), hb=(3,))
+    shapes |= dict(W2=(1, 32, 5), R2=(1, 32, 8), B2=(1, 64)) if tied else dict(W2=(1, 24, 8), R2=(1, 24, 8), B2=(1, 48))
+    w = {k: (rng.standard_normal(s) * 0.4).astype(np.float32) for k, s in shapes.items()}
+    w |= {"flat": np.array([1, 8], np.int64), "axis": np.array([1], np.int64)}
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["xt", "W1", "R1", "B1"], ["y1", "h1"], name="first", hidden_size=8)]
+    if tied:
+        nodes += [helper.make_node("LSTM", ["xt", "W2", "R2", "B2"], ["", "h2"], name="second", hidden_size=8),
+                  helper.make_node("Add", ["h1", "h2"], ["h"])]
+    else:
+        nodes += [helper.make_node("Squeeze", ["y1", "axis"], ["y1s"]),
+                  helper.make_node("GRU", ["y1s", "W2", "R2", "B2"], ["", "h"], name="second", hidden_size=8)]
+    nodes += [helper.make_node("Reshape", ["h", "flat"], ["hf"]),
+              helper.make_node("Gemm", ["hf", "hw", "hb"], ["y"], name="fc", transB=1)]
+    return onnx_graph("pair", nodes, {"x": [1, 4, 5]}, {"y": [1, 3]}, w, opset=14)

@@ -23,11 +23,12 @@ from nnc.train import loop  # noqa: E402
 from nnc.train.distill import logits  # noqa: E402
 from nnc.train.export import integer_graph  # noqa: E402
 from nnc.train.loop import FitOptions, fit  # noqa: E402
-from nnc.textir import parse_ir  # noqa: E402
+from nnc.textir import parse_ir, print_ir  # noqa: E402
 from nnc.train.twin import Twin  # noqa: E402
 
 from graphs import (activations_graph, attention_graph, embedding_predictor_graph, frame_head_graph,  # noqa: E402
-                    keyword_spotter_graph, onnx_graph, pool_concat_graph, residual_graph, separable_graph,
+                    keyword_spotter_graph, onnx_graph, pool_concat_graph, recurrent_pair_graph, residual_graph,
+                    separable_graph,
                     std_pooling_graph, tied_residual_graph, weights)
 
 DIGITS = "examples/digits/digits.onnx"
@@ -180,6 +181,36 @@ def test_a_depthwise_layer_loses_only_the_channels_of_its_input():
     with torch.no_grad():
         trained, exact = (twin.eval().set_mode(mode)(x) for mode in ("train", "exact"))
     assert float(torch.nn.functional.cosine_similarity(trained.flatten(), exact.flatten(), dim=0)) > 0.99
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_pruned_hidden_units_train_as_they_export(tied):
+    """Stacked LSTM -> GRU: both lose half their units, and the exported model
+    computes what train mode trained (every layer's removed units silenced
+    before any is cut: cutting the first used to fold into the second's
+    biases, 0.25 apart on outputs of 0.76). Tied through an Add, the units
+    stay (the twin ranks a layer's units alone) and export does not fail."""
+    graph = recurrent_pair_graph(tied)
+    data = _data(graph, 64, 1)
+    twin = prepare(graph, Compression(prune_channels=0.5), calib=data)
+    assert twin.unit_plans == ({} if tied else {"first": 4, "second": 4})
+    twin.set_progress(1.0)
+    exported = {n.name: n.attrs.hidden_size for n in export(twin).nodes() if n.op in ("LSTM", "GRU")}
+    assert exported == {"first": 8 if tied else 4, "second": 8 if tied else 4}
+    x = torch.from_numpy(data["x"])
+    with torch.no_grad():
+        trained, exact = (twin.eval().set_mode(mode)(x) for mode in ("train", "exact"))
+    assert float((trained - exact).abs().max()) < 0.02 * float(trained.abs().max())
+
+
+def test_a_model_of_recurrent_weights_alone_trains():
+    """No Conv, Gemm or MatMul: export used to take the twin for uncalibrated."""
+    graph = parse_ir(print_ir(recurrent_pair_graph(False)))
+    graph.outputs[:] = [next(n.outputs[1] for n in graph.nodes() if n.name == "second")]
+    data = _data(graph, 32, 1)
+    twin = prepare(graph, Compression(), calib=data)
+    fit(twin, data, options=FitOptions(epochs=1, batch_size=16, holdout=0.25))
+    assert twin.calibrated and not twin.quantizers and [n.op for n in export(twin).nodes()].count("GRU") == 1
 
 
 def test_export_keeps_the_compression_asked_for():
