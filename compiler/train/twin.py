@@ -17,9 +17,9 @@ quantizer reads them), in one of three modes:
   fixed parameters, a recurrent op's Y_h and initial h at its Y's), weights
   through their layer's quantizer (quantizers.py) and pruning mask
   (sparsity.py), straight-through gradients. A recurrent op's W and R go,
-  with the rows of the hidden units channel pruning removes (gradually, the
-  smallest L1 norm first, as prune-channels ranks them) zero, through nnc's
-  int8 per-row grid (scales from the current weights, as the
+  with the hidden units channel pruning removes (gradually, the smallest L1
+  norm first, as prune-channels ranks them) silenced (their W, R, B rows and
+  R's columns zero), through nnc's int8 per-row grid (scales from the current weights, as the
   quantizer derives them); its bias (Q3.12), its cell (int16 at a
   power-of-two scale, whose range the twin tracks for export) and the gates'
   table lookups stay float, a small difference the "exact" mode does not make;
