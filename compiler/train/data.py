@@ -34,7 +34,7 @@ def load_batch(source: Source, graph: Graph, what: str = "samples") -> dict[str,
     else:
         arrays, where = as_arrays(source, what), what
     specs = input_specs(graph)
-    if reason := sample_problem(graph, outputs=False):  # before the arrays, whose shapes would be checked
+    if reason := sample_problem(graph):  # before the arrays, whose shapes would be checked
         raise UnsupportedError(reason)                   # against a batch axis that is not there
     samples, _ = prepare_samples(arrays, specs, where)
     return {name: np.stack([s[name] for s in samples]).reshape(len(samples), *specs[name].shape[1:])

@@ -11,15 +11,16 @@ leading axis: a run-time tensor the IR declares with shape S is held as [N, *S]
 with that extra axis in front, so no op can mix samples, whatever its axes: a
 Transpose moving axis 0, a Concat along it, or the Reshape [1, T, D] -> [T, D]
 that the quantizer puts before a QGemm over the rows of a sequence all act
-within each sample. Graph inputs and outputs must have dim 0 = 1; callers pass
-and get [N, *S[1:]] (S's leading 1 replaced by N). A node whose inputs are all
+within each sample. Graph inputs must have dim 0 = 1; callers pass and get
+[N, *S[1:]] (S's leading 1 replaced by N), and an output whose dim 0 is not 1
+(a CTC head's [T, tokens]) as [N, *S]. A node whose inputs are all
 constants is evaluated once, at construction, by the reference op itself; so
 is, on each sample, a node no batched kernel here takes (an op without one,
 `supported_ops()`, such as QResize or the recurrent QLSTM, QGRU and QRNN,
 whose time steps batching would not speed up much; a QConv over more than 3
 spatial axes; a Gather of run-time data by run-time indices). The
-constructor raises UnsupportedError, naming the tensor, for a graph input or
-output whose dim 0 is not 1.
+constructor raises UnsupportedError, naming the tensor, for a graph input
+whose dim 0 is not 1.
 
 Exactness. Each kernel mirrors its op's numpy reference (compiler/ops/q*.py,
 layernorm.py; docs/numerics.md), or calls it on each sample (above):
@@ -480,12 +481,13 @@ def _batched_kernel(node: Node, constant: tuple[bool, ...]) -> Kernel | None:
     return _KERNELS.get(node.op)
 
 
-def _check_boundary(graph: Graph, name: str, role: str) -> None:
-    """A graph input or output: dim 0 = 1, which the caller's batch replaces."""
+def _check_boundary(graph: Graph, name: str, role: str, leading_one: bool = True) -> None:
+    """A graph input or output: not a constant, and (`leading_one`) dim 0 = 1,
+    which the caller's batch replaces."""
     tensor = graph.tensors[name]
     if tensor.is_constant:
         raise UnsupportedError(f"{role} {name!r} is a constant: it has no batch axis")
-    if not tensor.shape or tensor.shape[0] != 1:
+    if leading_one and (not tensor.shape or tensor.shape[0] != 1):
         raise UnsupportedError(f"{role} {name!r} has shape {list(tensor.shape)}: the batched integer "
                                "program needs dim 0 = 1 there (the caller's batch replaces it)")
 
@@ -507,7 +509,7 @@ class IntegerProgram:
         for name in graph.inputs:
             _check_boundary(graph, name, "input")
         for name in graph.outputs:
-            _check_boundary(graph, name, "output")
+            _check_boundary(graph, name, "output", leading_one=False)
         self._constants = {name: torch.from_numpy(np.array(data)) for name, data in constants.items()}
 
     def _add(self, node: Node, constants: dict[str, np.ndarray]) -> None:
@@ -529,7 +531,8 @@ class IntegerProgram:
                 if name:
                     self._check_result(step.node, name, value, batch)
                     env[name] = value
-        return {name: env[name].squeeze(1) for name in self.graph.outputs}
+        return {name: env[name].squeeze(1) if self.graph.tensors[name].shape[:1] == (1,) else env[name]
+                for name in self.graph.outputs}
 
     def _check_inputs(self, inputs: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
         """(inputs as [N, *IR shape] of the declared dtypes, N); ShapeError on

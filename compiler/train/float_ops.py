@@ -22,8 +22,9 @@ Invariants:
   Such a graph (a transformer whose q, k and v move the batch axis) runs
   sample by sample instead, each sample alone at the IR's shapes, where every
   kernel computes exactly the op; `sample_problem` refuses what cannot run
-  that way either (an input or output whose axis 0 is not 1). Batched, the
-  kernels rely on those checks and do not repeat them.
+  that way either (an input whose axis 0 is not 1; an output whose axis 0 is
+  not 1, a CTC head's [T, tokens], is one sample's whole value). Batched,
+  the kernels rely on those checks and do not repeat them.
 Recurrent ops (LSTM, GRU, RNN) step through time as the numpy reference
 does (compiler/ops/recurrent.py), the LSTM's IR-only cell sequence included;
 a time-major one (layout 0, batch on axis 1) runs sample by sample. The
@@ -93,7 +94,7 @@ def batch_problem(graph: Graph) -> str | None:
     """Why the batched kernels cannot run `graph` (see the module docstring),
     naming the first input, node or output in schedule order; None when they can."""
     runtime = set(graph.inputs) | {t for n in graph.nodes() for t in n.outputs if t}
-    if reason := sample_problem(graph, outputs=False):
+    if reason := sample_problem(graph):
         return reason
     folded: set[str] = set()
     for node in graph.nodes():
@@ -105,13 +106,12 @@ def batch_problem(graph: Graph) -> str | None:
     return None
 
 
-def sample_problem(graph: Graph, outputs: bool = True) -> str | None:
-    """Why `graph` cannot run sample by sample either: an input (or, with
-    `outputs`, an output) whose axis 0 is not 1, the batch; None when it can."""
-    names = [*graph.inputs, *(graph.outputs if outputs else [])]
-    for kind, name in (("input" if n in graph.inputs else "output", n) for n in names):
+def sample_problem(graph: Graph) -> str | None:
+    """Why `graph` cannot run sample by sample either: an input whose axis 0 is
+    not 1, the batch; None when it can."""
+    for name in graph.inputs:
         if reason := batch_axis_problem(graph, name):
-            return f"{kind} {name!r} {reason}"
+            return f"input {name!r} {reason}"
     return None
 
 

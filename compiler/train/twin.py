@@ -276,7 +276,13 @@ class Twin(torch.nn.Module):
                                 gathered) for i in range(count)]
         for name, values in gathered.items():
             self.activation(name).observe(torch.cat(values))
-        return {name: torch.cat([run[name] for run in runs]) for name in runs[0]}
+        return {name: torch.cat([run[name] for run in runs]) if self._leading_one(name) else
+                torch.stack([run[name] for run in runs]) for name in runs[0]}
+
+    def _leading_one(self, name: str) -> bool:
+        """Whether value `name`'s axis 0 is the batch's 1 (samples joined on it),
+        or one sample's whole value (a CTC head's [T, tokens]: stacked in front)."""
+        return self.graph.tensor(name).shape[:1] == (1,)
 
     def _run_vectorized(self, batch: dict[str, torch.Tensor], weights: dict, mode: str,
                         keep: list[str]) -> tuple[dict, dict]:
@@ -293,7 +299,8 @@ class Twin(torch.nn.Module):
             return outputs, {name: torch.cat(found) for name, found in gathered.items()}
 
         outputs, gathered = vmap(one_sample, randomness="error")(*(batch[name].unsqueeze(1) for name in names))
-        return {name: value.flatten(0, 1) for name, value in outputs.items()}, gathered
+        return {name: value.flatten(0, 1) if self._leading_one(name) else value
+                for name, value in outputs.items()}, gathered
 
     def _run_batch(self, batch: dict[str, torch.Tensor], weights: dict, mode: str, observe: dict | None = None,
                    keep: list[str] = (), gathered: dict | None = None) -> dict:

@@ -262,3 +262,11 @@ def recurrent_pair_graph(tied: bool) -> Graph:
     nodes += [helper.make_node("Reshape", ["h", "flat"], ["hf"]),
               helper.make_node("Gemm", ["hf", "hw", "hb"], ["y"], name="fc", transB=1)]
     return onnx_graph("pair", nodes, {"x": [1, 4, 5]}, {"y": [1, 3]}, w, opset=14)
+
+
+def ctc_graph() -> Graph:
+    """tests/rnn_models.ctc_recognizer, small: features [1, 6, 10] -> LSTM (8)
+    -> Gemm over the frames -> LogSoftmax -> log probabilities [6, 29]."""
+    from rnn_models import ctc_recognizer
+
+    return canonical(lower_model(ctc_recognizer("LSTM", hidden=8, frames=6), {}, name="ctc"))
