@@ -7,13 +7,14 @@ each tracked range, FIXED_OUTPUT for Softmax/Sigmoid/Tanh, an "input" point at
 its op's input's); each weighted layer reads its trained int8 integers (b-bit
 grid or codebook values, pruned weights exactly 0) at the trained per-channel
 scales, and its bias as int32 at s_x · s_w[c] (layer_weights.store_layer, the
-quantize pass's own rule). A recurrent node's W, R and B are its trained
-float values, which the quantize pass puts on the int8 per-row grid the twin
-trained on; its cell range is the twin's tracked one. The hidden units its
-mask removes leave the graph: zeroed as the twin trained them (W, R and B
-rows, R columns), every layer's before any is cut, then nnc's
-prune-channels plan for exactly those units. A layer's scales are raised where its bias would not
-fit int32 (weights.bias_floor), as one-shot quantization does. Output channels
+quantize pass's own rule). A layer's scales are raised where its bias would
+not fit int32 (weights.bias_floor), as one-shot quantization does. A
+recurrent node's W, R and B are its trained float values, which the quantize
+pass puts on the int8 per-row grid the twin trained on; its cell range is the
+twin's tracked one. The hidden units its mask removes leave the graph:
+silenced as the twin trained them (W, R and B rows, R columns), every
+layer's before any is cut, then nnc's prune-channels plan for exactly those
+units. Output channels
 a channel mask removed whole (zero weights and bias) leave the graph, with the
 consumers' input channels they fed (nnc's prune-channels plan).
 
