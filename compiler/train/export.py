@@ -14,9 +14,9 @@ pass puts on the int8 per-row grid the twin trained on; its cell range is the
 twin's tracked one. The hidden units its mask removes leave the graph:
 silenced as the twin trained them (W, R and B rows, R columns), every
 layer's before any is cut, then nnc's prune-channels plan for exactly those
-units. Output channels
-a channel mask removed whole (zero weights and bias) leave the graph, with the
-consumers' input channels they fed (nnc's prune-channels plan).
+units. Output channels a channel mask removed whole (zero weights and bias)
+leave the graph, with the consumers' input channels they fed (nnc's
+prune-channels plan).
 
 `nnc compile` keeps such a graph's 8-bit-typed weights and its parameters as
 they are (a QDQ model's), so the compiled targets compute `integer_graph(twin)`,
