@@ -12,9 +12,7 @@
   the compiled targets run — scored by accuracy (with labels) or else by top-1
   agreement with the teacher (classification) or the negative mean squared
   error (regression). Only epochs whose masks reached their final sparsity
-  count (every epoch when no mask follows a schedule: no magnitude or
-  channel pruning, or N:M alone, which is in place from the first step);
-  the best of them is kept, and training stops after `patience` of them
+  count; the best of them is kept, and training stops after `patience` of them
   without improvement. The one-shot start (epoch 0: no training, masks at
   their final sparsity) is scored the same way first and kept instead when
   the best epoch at final sparsity scores below it (a tie keeps the epoch), so
@@ -156,8 +154,8 @@ def _fit(twin, data, labels, options, on_step, on_epoch) -> FitResult:
             on_step(epoch * steps_per_epoch + step + 1, total, losses[-1])
         progress = (epoch + 1) / options.epochs
         twin.set_progress(progress)
-        final = progress >= RAMP or epoch == options.epochs - 1 or not twin.schedules_masks
-        record = _evaluate(twin, held, epoch, float(np.mean(losses)), final, time.perf_counter() - start)
+        record = _evaluate(twin, held, epoch, float(np.mean(losses)), progress >= RAMP or epoch == options.epochs - 1,
+                           time.perf_counter() - start)
         history.append(record)
         on_epoch(record)
         if record.final and (best is None or record.score > best.score):

@@ -213,13 +213,6 @@ class Twin(torch.nn.Module):
         self.mode = mode
         return self
 
-    @property
-    def schedules_masks(self) -> bool:
-        """Whether a mask changes with training progress (magnitude or channel
-        pruning, hidden units); an N:M pattern is in place from the start."""
-        return bool(self.unit_plans) or any(p.rule.channels or (p.rule.target and p.rule.pattern is None)
-                                            for p in self.layer_plans.values())
-
     def grid_penalty(self) -> torch.Tensor:
         """Mean over layers of each quantizer's distance of the weights to their grid."""
         terms = [self.quantizer(n).grid_penalty(self.weight(n)) for n in self.layer_plans]

@@ -428,16 +428,3 @@ def test_recurrent_weights_train_on_the_grid_the_quantize_pass_stores():
     q, scales = quantize_weights(w.reshape(-1, 5), 0)
     want = (q.astype(np.float32) * scales[:, None]).reshape(w.shape)
     assert np.array_equal(int8_rows(torch.from_numpy(w)).numpy(), want)
-
-
-@pytest.mark.parametrize("compression, finals", [(Compression(weight_bits=4), [True, True, True]),
-                                                 (Compression(weight_bits=4, sparsity_pattern="2:4"), [True] * 3),
-                                                 (Compression(weight_bits=4, sparsity=0.5), [False, False, True])])
-def test_every_epoch_counts_when_no_mask_follows_a_schedule(compression, finals):
-    """Epochs before the sparsity ramp's end could never be kept, even when
-    nothing was pruned gradually (the model is at its final compression from
-    the first step)."""
-    data = _data(DIGITS, 48, 1)
-    twin = prepare(DIGITS, compression, calib=data)
-    result = fit(twin, data, options=FitOptions(epochs=3, batch_size=16, holdout=0.25, patience=5))
-    assert [record.final for record in result.history] == finals
