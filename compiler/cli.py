@@ -419,7 +419,7 @@ def finetune_(model: str, data: Path, labels: Optional[Path], output: Path, cali
         report = result.report
         kept, trained = report["kept_epoch"], len(report["epochs"])
         final = sum(epoch["final"] for epoch in report["epochs"])
-        outcome = (f"kept the one-shot model: none of the {final} epochs at final sparsity beat it"
+        outcome = (f"kept the one-shot model: none of the {final} epoch{'s' * (final != 1)} at final sparsity beat it"
                    if kept["epoch"] == 0 else f"fine-tuned {_score(kept)} (epoch {kept['epoch']} of {trained})")
         echo(f"one-shot {_score(report['one_shot'])} -> {outcome} on the holdout (exact integer "
              f"arithmetic), {report['seconds']:.1f} s")
