@@ -485,3 +485,28 @@ def test_a_constant_graph_output_is_written(form, tmp_path):
     written = onnx.load(str(tmp_path / "out" / "m.onnx"))
     onnx.checker.check_model(written, full_check=True)
     assert result.report["verification"]["vs_reference"]["bit_exact"]
+
+
+@pytest.mark.parametrize("spec", [
+    dict(op="LSTM", direction="bidirectional", attrs={"clip": 0.8}, states="input", outputs=("Y", "Y_h", "Y_c")),
+    dict(op="GRU", attrs={"linear_before_reset": 1, "activations": ["HardSigmoid", "Softsign"],
+                          "activation_alpha": [0.3], "activation_beta": [0.4]}),
+    dict(op="RNN", direction="reverse", attrs={"activations": ["ScaledTanh"], "activation_alpha": [0.9],
+                                               "activation_beta": [1.1]})])
+def test_float_recurrent_layers_are_written_with_their_attributes(spec, tmp_path):
+    """A float LSTM, GRU or RNN (a fine-tuned model's) goes out as the ONNX op
+    with every attribute nnc reads: onnxruntime computes what nnc's float
+    reference does, and nnc reads the same node back."""
+    from rnn_models import Spec, feeds, model
+
+    m = model(Spec(**spec))
+    onnx.save(m, tmp_path / "rnn.onnx")
+    np.savez(tmp_path / "x.npz", **{k: v[None] for k, v in feeds(m).items()})
+    result = nnc.compile(tmp_path / "rnn.onnx", target="onnx", output_dir=tmp_path / "out", quantize=False,
+                         inputs=tmp_path / "x.npz")
+    written = onnx.load(str(tmp_path / "out" / "rnn.onnx"))
+    onnx.checker.check_model(written, full_check=True)
+    assert result.report["verification"]["vs_reference"]["max_abs_diff"] < 1e-5
+    original, again = (next(n for n in nnc.load(path).nodes() if n.op == spec["op"])
+                       for path in (tmp_path / "rnn.onnx", tmp_path / "out" / "rnn.onnx"))
+    assert again.attrs == original.attrs

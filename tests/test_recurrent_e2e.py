@@ -264,3 +264,29 @@ def test_a_qdq_model_gives_the_lstm_its_output_parameters(quantized, tmp_path):
     graph = nnc.compile(tmp_path / "model.onnx", "c", calib=tmp_path / "samples.npz", verify=False).graph
     (lstm,) = [n for n in graph.nodes() if n.op == "QLSTM"]
     assert graph.tensor(lstm.outputs[0]).quant.scale[0] == 1 / 128
+
+
+@pytest.mark.parametrize("value, outcome", [("0.0001220703125", "given"), ("0.3", "refused"), ("nan", "refused"),
+                                            ("2.0", "refused"), (None, "calibrated")])
+def test_a_cell_scale_in_the_model_metadata_is_taken(value, outcome, tmp_path):
+    """nnc.train writes an LSTM's trained cell scale 2^-F into the ONNX
+    metadata (nnc.cell_scale.<node>): the front end declares the cell with it,
+    refuses one line for a value that is no such scale, and ignores a key
+    naming no LSTM."""
+    from nnc.errors import ModelError
+
+    m = keyword_spotter("LSTM", hidden=8, frames=6)
+    m.metadata_props.add(key="nnc.cell_scale.elsewhere", value="0.5")
+    if value is not None:
+        m.metadata_props.add(key="nnc.cell_scale.rnn", value=value)
+    onnx.save(m, tmp_path / "kws.onnx")
+    if outcome == "refused":
+        with pytest.raises(ModelError, match="metadata nnc.cell_scale.rnn: .* is not a cell scale"):
+            nnc.load(tmp_path / "kws.onnx")
+        return
+    lstm = next(n for n in nnc.load(tmp_path / "kws.onnx").nodes() if n.op == "LSTM")
+    assert (len(lstm.outputs) == 4) == (outcome == "given")
+    if outcome == "given":
+        graph = nnc.load(tmp_path / "kws.onnx")
+        cells = next(n for n in graph.nodes() if n.op == "LSTM").outputs[3]
+        assert graph.tensor(cells).quant.scale == (2.0 ** -13,)

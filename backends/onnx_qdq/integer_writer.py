@@ -51,8 +51,10 @@ def recurrent_islands(graph: Graph) -> tuple[Graph, dict[str, Writer]]:
     computes it as the integer form does, bit for bit, between the
     QuantizeLinear and DequantizeLinear around it. An LSTM's int16 cell state
     at the graph's interface (a streaming model's c0 and Y_c) is quantized and
-    dequantized as the integer form writes int16 (integer_boundary.py)."""
-    recurrent = [n.name for n in graph.nodes() if node_rule_for(n.op) is not None]
+    dequantized as the integer form writes int16 (integer_boundary.py). A
+    float graph (--no-quantize) keeps its recurrent nodes float (ops_recurrent.py)."""
+    float_graph = not any(n.op in ("QuantizeLinear", "DequantizeLinear") for n in graph.nodes())
+    recurrent = [] if float_graph else [n.name for n in graph.nodes() if node_rule_for(n.op) is not None]
     if not recurrent:
         return graph, {}
     lowered = graph.copy()

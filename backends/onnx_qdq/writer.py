@@ -84,6 +84,7 @@ class OnnxBuilder:
         # one base thousands of times; searching from _1 each time was quadratic)
         self._next_tensor: dict[str, int] = {}
         self._next_node: dict[str, int] = {}
+        self.metadata: dict[str, str] = {}  # the model's metadata_props (ops_recurrent.py's cell scales)
 
     def fresh(self, base: str) -> str:
         """A tensor name no IR tensor and no earlier fresh name has: `base`, else
@@ -192,6 +193,8 @@ def build_model(live: Graph, writers: dict[str, Writer], doc: str) -> onnx.Model
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="nnc", producer_version=__version__, ir_version=IR_VERSION)
     model.doc_string = doc
+    for key, value in sorted(builder.metadata.items()):
+        model.metadata_props.add(key=key, value=value)
     return model
 
 

@@ -23,6 +23,8 @@ The result holds no ONNX objects and no optimization has been applied.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +103,32 @@ def lower_model(model: ModelProto, input_shapes: dict[str, tuple[int, ...]],
     model = fold_shapes(_infer_shapes(check_values(model)), opset, _infer_shapes)
     graph = read_graph(model.graph)
     _refuse_unsupported(graph, opset)
-    return _lower(graph, opset, name or model.graph.name or "model")
+    lowered = _lower(graph, opset, name or model.graph.name or "model")
+    _give_cell_scales(model, lowered)
+    return lowered
+
+
+def _give_cell_scales(model: ModelProto, graph: Graph) -> None:
+    """The LSTM cell scales nnc wrote into the model's metadata (a fine-tuned
+    model's, backends/onnx_qdq/ops_recurrent.py), on the nodes they name; a
+    name the graph lacks is ignored (another tool may have edited the model)."""
+    given = {p.key: p.value for p in model.metadata_props if p.key.startswith("nnc.cell_scale.")}
+    if not given:
+        return
+    from ..quantizer.recurrent_plan import CELL_SCALE_KEY, give_cell_scale
+
+    lstms = {node.name: node for node in graph.nodes() if node.op == "LSTM"}
+    for key, value in given.items():
+        node = lstms.get(key[len(CELL_SCALE_KEY):])
+        if node is None:
+            continue
+        try:
+            scale = float(value)
+        except ValueError:
+            scale = float("nan")
+        if not (scale > 0 and math.frexp(scale)[0] == 0.5 and 2.0 ** -15 <= scale <= 1.0):
+            raise ModelError(f"model metadata {key}: {value!r} is not a cell scale (a power of two in [2^-15, 1])")
+        give_cell_scale(graph, node, scale)
 
 
 def _copy(model: ModelProto) -> ModelProto:

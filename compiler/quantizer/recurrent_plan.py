@@ -85,6 +85,17 @@ def h_affine(graph: Graph, node: Node, ranges: dict[str, tuple[float, float]]) -
     return affine_from_range(*ranges[node.outputs[0]])
 
 
+CELL_SCALE_KEY = "nnc.cell_scale."  # an ONNX metadata key + an LSTM's name: the cell's given scale
+
+
+def give_cell_scale(graph: Graph, node: Node, scale: float) -> None:
+    """Declare LSTM `node`'s cell sequence with the scale 2^-F a model gives
+    (nnc.train's export; ONNX metadata CELL_SCALE_KEY), so that planning takes
+    it instead of calibrating the cell."""
+    node = _declare_outputs(graph, node)
+    graph.tensor(node.outputs[CELLS]).quant = QuantParams((float(scale),), (0,))
+
+
 def cell_affine(graph: Graph, node: Node) -> Affine:
     """int16 at the cell's recorded scale 2^-F, zero point 0."""
     return Affine(graph.tensor(node.outputs[CELLS]).quant.scale[0], 0, "i16")

@@ -56,8 +56,9 @@ def test_finetune_writes_a_model_nnc_compiles(tmp_path, capsys):
 
 def test_finetune_trains_a_keyword_spotting_lstm(tmp_path, capsys):
     """A keyword spotter as PyTorch exports one (Transpose to time-major, LSTM,
-    Y_h, Gemm) fine-tunes sample by sample; the .nnir compiles to what the
-    holdout was scored on, and the command says why there is no .onnx."""
+    Y_h, Gemm) fine-tunes with half its hidden units pruned; the .nnir and the
+    .onnx (its cell scale in the metadata) compile to the same blob, verified
+    against onnxruntime too."""
     import onnx
     from rnn_models import keyword_spotter
 
@@ -67,16 +68,26 @@ def test_finetune_trains_a_keyword_spotting_lstm(tmp_path, capsys):
     np.save(tmp_path / "labels.npy", rng.integers(0, 12, 32))
     out = tmp_path / "tuned"
     code = run_cli(["finetune", str(tmp_path / "kws.onnx"), "--data", str(tmp_path / "mfcc.npz"), "--labels",
-                    str(tmp_path / "labels.npy"), "--weight-bits", "4", "--epochs", "2", "-o", str(out)])
+                    str(tmp_path / "labels.npy"), "--weight-bits", "4", "--prune-channels", "0.5", "--epochs", "2",
+                    "-o", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "note: the ONNX form was not written: no ONNX writer for LSTM node 'rnn'" in captured.out
-    assert sorted(p.name for p in out.iterdir()) == ["finetune.json", "kws.nnir", "nnc-manifest.json"]
-    code = run_cli(["compile", str(out / "kws.nnir"), "--target", "c", "-o", str(tmp_path / "c"),
-                    "--inputs", str(tmp_path / "mfcc.npz")])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    assert "bit-exact=True" in captured.out
+    assert "note:" not in captured.out
+    written = onnx.load(out / "kws.onnx")
+    ((key, value),) = [(p.key, float(p.value)) for p in written.metadata_props]
+    assert key == "nnc.cell_scale.rnn" and np.log2(value) == round(np.log2(value))
+    (lstm,) = [n for n in written.graph.node if n.op_type == "LSTM"]
+    assert next(a.i for a in lstm.attribute if a.name == "hidden_size") == 4
+    blobs = []
+    for model in ("kws.nnir", "kws.onnx"):
+        code = run_cli(["compile", str(out / model), "--target", "az-sim", "-o", str(tmp_path / f"blob_{model}"),
+                        "--inputs", str(tmp_path / "mfcc.npz")])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert "bit-exact=True" in captured.out
+        blobs.append((tmp_path / f"blob_{model}" / "kws.azb").read_bytes())
+    assert blobs[0] == blobs[1]
+    assert "vs onnxruntime" in captured.out  # the .onnx runs there too
 
 
 def test_finetune_is_deterministic(tmp_path, capsys):
