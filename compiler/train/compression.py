@@ -72,10 +72,21 @@ class LayerPlan:
     tied: tuple[str, ...] = ()  # the layers that lose the same channels (prune-channels' groups), itself included
 
 
-def plans(graph: Graph, compression: Compression) -> tuple[dict[str, LayerPlan], dict[str, int]]:
+@record
+class UnitPlan:
+    """One recurrent layer: `count` hidden units go; `tied` the recurrent layers
+    whose units an Add, Sub or Mul ties to its own (prune-channels' group, a
+    residual LSTM stack: the same units go from all, ranked by their summed
+    norms), itself included."""
+
+    count: int
+    tied: tuple[str, ...]
+
+
+def plans(graph: Graph, compression: Compression) -> tuple[dict[str, LayerPlan], dict[str, UnitPlan]]:
     """({layer name: LayerPlan} of every weighted layer of the float `graph`,
-    {recurrent layer name: how many of its hidden units prune-channels removes}
-    for the recurrent layers that lose some), nnc's prune-channels pass run once."""
+    {recurrent layer name: UnitPlan} of the recurrent layers that lose hidden
+    units), nnc's prune-channels pass run once."""
     overrides = parse_overrides(compression.layer_bits, "layer-bits", _bits)
     bits = settings(graph, overrides, compression.weight_bits, "layer-bits", compression.first_last_bits)
     pruned = PruneChannels(ratio=compression.prune_channels).run(graph.copy()) if compression.prune_channels \
@@ -90,17 +101,23 @@ def plans(graph: Graph, compression: Compression) -> tuple[dict[str, LayerPlan],
         rule = MaskRule(target, pattern if target > 0 else None, output_axis(node), channels[node.name])
         layers[node.name] = LayerPlan(bits[node.name], compression.codebook, rule, output_axis(node),
                                       _tied(graph, node) if channels[node.name] else ())
-    units = {node.name: node.attrs.hidden_size - pruned.node(node.name).attrs.hidden_size
-             for node in graph.nodes() if node.op in RECURRENT_OPS and _alone(graph, node)}
-    return layers, {name: count for name, count in units.items() if count}
+    units = {}
+    for node in graph.nodes():
+        count = node.attrs.hidden_size - pruned.node(node.name).attrs.hidden_size if node.op in RECURRENT_OPS else 0
+        tied = _unit_group(graph, node) if count else None
+        if tied:
+            units[node.name] = UnitPlan(count, tied)
+    return layers, units
 
 
-def _alone(graph: Graph, node) -> bool:
-    """Whether no Add, Sub or Mul ties the hidden units of recurrent `node` to
-    another layer's channels (the twin ranks a recurrent layer's units alone:
-    tied ones stay in training)."""
+def _unit_group(graph: Graph, node) -> tuple[str, ...] | None:
+    """The recurrent layers whose hidden units go with `node`'s (itself
+    included), or None when an Add, Sub or Mul ties them to a Conv's or a
+    Gemm's channels (those stay in training)."""
     group = tied_layers(graph, node)
-    return isinstance(group, list) and len(group) == 1
+    if isinstance(group, str) or any(member.op not in RECURRENT_OPS for member in group):
+        return None
+    return tuple(member.name for member in group)
 
 
 def _tied(graph: Graph, node) -> tuple[str, ...]:

@@ -70,11 +70,14 @@ def export(twin) -> Graph:
             graph.tensors[name] = Tensor(name, old.dtype, old.shape, twin.recurrent_weight(name).numpy(),
                                          old.layout, old.quant)
         removed = {layer: _silence_units(graph, graph.node(layer), twin) for layer in twin.unit_plans}
+        cut: set[str] = set()
         for layer, units in removed.items():  # every layer's units silent before any plan folds them
-            found = channel_plan(graph, graph.node(layer), len(units) / len(twin.units(layer)), units) \
-                if len(units) else None
+            if layer in cut or not len(units):
+                continue  # a tied layer lost them with the first of its group
+            found = channel_plan(graph, graph.node(layer), len(units) / len(twin.units(layer)), units)
             for edit in found.edits if isinstance(found, ChannelPlan) else ():
                 edit(graph)
+            cut.update(twin.unit_plans[layer].tied)
         done: set[str] = set()
         for layer in weighted_layers(twin.graph):
             if layer.name not in done and twin.layer_plans[layer.name].rule.channels:

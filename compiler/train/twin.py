@@ -54,7 +54,7 @@ from nnc.quantizer.weights import bias_floor, quantize_weights
 from . import float_ops
 from .exact import TORCH_DTYPES, IntegerProgram
 from .export import integer_graph
-from .compression import LayerPlan
+from .compression import LayerPlan, UnitPlan
 from .quantizers import ActivationQuantizer, CodebookQuantizer, WeightQuantizer, round_ste
 from .sparsity import channel_norms, scheduled
 
@@ -68,7 +68,8 @@ class Twin(torch.nn.Module):
     """See the module docstring. Call with one batched tensor (single-input
     models) or {input name: tensor}; returns one tensor or {output: tensor}."""
 
-    def __init__(self, graph: Graph, plans: dict[str, LayerPlan] | None = None, units: dict[str, int] | None = None):
+    def __init__(self, graph: Graph, plans: dict[str, LayerPlan] | None = None,
+                 units: dict[str, UnitPlan] | None = None):
         super().__init__()
         float_ops.check_kernels(graph)
         if problem := float_ops.sample_problem(graph):
@@ -89,7 +90,7 @@ class Twin(torch.nn.Module):
         self._recurrent = {name: f"rnn{i}" for i, name in enumerate(recurrent_parameters(graph))}
         self.recurrent = torch.nn.ParameterDict({key: torch.nn.Parameter(_tensor(graph.constant(name)))
                                                  for name, key in self._recurrent.items()})
-        self.unit_plans = units or {}  # recurrent layer -> hidden units channel pruning removes
+        self.unit_plans = units or {}  # recurrent layer -> the hidden units channel pruning removes
         self._units = {name: f"units{i}" for i, name in enumerate(self.unit_plans)}
         for name, key in self._units.items():
             self.register_buffer(f"keep_{key}", torch.ones(graph.node(name).attrs.hidden_size))
@@ -186,15 +187,19 @@ class Twin(torch.nn.Module):
                 if layer.rule.prunes:
                     keep = layer.rule.keep(self.weight(name).detach().numpy(), self._progress, self.tied_norms(name))
                     self.keep(name).copy_(torch.from_numpy(keep.astype(np.float32)))
-            for name, count in self.unit_plans.items():
-                node = self.graph.node(name)
-                norms = unit_norms(node, *(self.recurrent_weight(node.inputs[i]).detach().numpy().astype(np.float64)
-                                           for i in (1, 2)))
-                dropped = np.argsort(norms, kind="stable")[:round(scheduled(count / len(norms), self._progress)
+            for name, units in self.unit_plans.items():
+                norms = sum(self._unit_norms(member) for member in units.tied)
+                dropped = np.argsort(norms, kind="stable")[:round(scheduled(units.count / len(norms), self._progress)
                                                                   * len(norms))]
                 keep = np.ones(len(norms), np.float32)
                 keep[dropped] = 0.0
                 self.units(name).copy_(torch.from_numpy(keep))
+
+    def _unit_norms(self, layer: str) -> np.ndarray:
+        """prune-channels' ranking of recurrent `layer`'s hidden units, on its current weights."""
+        node = self.graph.node(layer)
+        return unit_norms(node, *(self.recurrent_weight(node.inputs[i]).detach().numpy().astype(np.float64)
+                                  for i in (1, 2)))
 
     def tied_norms(self, name: str) -> np.ndarray | None:
         """The per-channel L1 norms summed over the layers tied to `name` (their

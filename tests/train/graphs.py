@@ -270,3 +270,23 @@ def ctc_graph() -> Graph:
     from rnn_models import ctc_recognizer
 
     return canonical(lower_model(ctc_recognizer("LSTM", hidden=8, frames=6), {}, name="ctc"))
+
+
+def residual_lstm_graph() -> Graph:
+    """x [1, 5, 8] -> Transpose -> LSTM (8) -> Squeeze -> LSTM (8), whose
+    output is added to its input (a residual stack: the two layers' units
+    tied) -> Reshape [5, 8] -> Gemm (3): y [5, 3]."""
+    rng = np.random.default_rng(0)
+    shapes = dict(W1=(1, 32, 8), R1=(1, 32, 8), B1=(1, 64), W2=(1, 32, 8), R2=(1, 32, 8), B2=(1, 64), hw=(3, 8),
+                  hb=(3,))
+    w = {k: (rng.standard_normal(s) * 0.4).astype(np.float32) for k, s in shapes.items()}
+    w |= {"axis": np.array([1], np.int64), "rows": np.array([5, 8], np.int64)}
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["xt", "W1", "R1", "B1"], ["y1"], name="first", hidden_size=8),
+             helper.make_node("Squeeze", ["y1", "axis"], ["s1"]),
+             helper.make_node("LSTM", ["s1", "W2", "R2", "B2"], ["y2"], name="second", hidden_size=8),
+             helper.make_node("Squeeze", ["y2", "axis"], ["s2"]),
+             helper.make_node("Add", ["s1", "s2"], ["r"]),
+             helper.make_node("Reshape", ["r", "rows"], ["rf"]),
+             helper.make_node("Gemm", ["rf", "hw", "hb"], ["y"], name="fc", transB=1)]
+    return onnx_graph("residual_lstm", nodes, {"x": [1, 5, 8]}, {"y": [5, 3]}, w, opset=14)

@@ -24,11 +24,13 @@ from nnc.train.distill import logits  # noqa: E402
 from nnc.train.export import integer_graph  # noqa: E402
 from nnc.train.loop import FitOptions, fit  # noqa: E402
 from nnc.textir import parse_ir, print_ir  # noqa: E402
+from nnc.train.compression import UnitPlan  # noqa: E402
 from nnc.train.twin import Twin  # noqa: E402
 
 from graphs import (activations_graph, attention_graph, ctc_graph, embedding_predictor_graph,  # noqa: E402
                     frame_head_graph, keyword_spotter_graph, onnx_graph, pool_concat_graph, recurrent_pair_graph,
-                    residual_graph, separable_graph, std_pooling_graph, tied_residual_graph, weights)
+                    residual_graph, residual_lstm_graph, separable_graph, std_pooling_graph, tied_residual_graph,
+                    weights)
 
 DIGITS = "examples/digits/digits.onnx"
 MODELS = {"digits": lambda: DIGITS, "digits_channels": lambda: DIGITS,
@@ -159,7 +161,7 @@ def test_hidden_units_channel_pruning_removes_leave_the_exported_graph():
     nnc's pass would remove (how many) gradually, and export removes the ones
     its mask ended on, with the head's input columns."""
     twin = _trained("kws_lstm_units", epochs=2)
-    assert twin.unit_plans == {"rnn": 4}
+    assert twin.unit_plans == {"rnn": UnitPlan(4, ("rnn",))}
     removed = np.flatnonzero(twin.units("rnn").numpy() == 0)
     assert len(removed) == 4
     graph = export(twin)
@@ -184,20 +186,24 @@ def test_a_depthwise_layer_loses_only_the_channels_of_its_input():
     assert float(torch.nn.functional.cosine_similarity(trained.flatten(), exact.flatten(), dim=0)) > 0.99
 
 
-@pytest.mark.parametrize("tied", [False, True])
-def test_pruned_hidden_units_train_as_they_export(tied):
+@pytest.mark.parametrize("kind", ["stacked", "tied", "residual"])
+def test_pruned_hidden_units_train_as_they_export(kind):
     """Stacked LSTM -> GRU: both lose half their units, and the exported model
     computes what train mode trained (every layer's removed units silenced
     before any is cut: cutting the first used to fold into the second's
-    biases, 0.25 apart on outputs of 0.76). Tied through an Add, the units
-    stay (the twin ranks a layer's units alone) and export does not fail."""
-    graph = recurrent_pair_graph(tied)
+    biases, 0.25 apart on outputs of 0.76). Two LSTMs whose final states an
+    Add ties, or a residual stack, lose the same units, ranked by their
+    summed norms (export used to fail on them)."""
+    graph = residual_lstm_graph() if kind == "residual" else recurrent_pair_graph(kind == "tied")
     data = _data(graph, 64, 1)
     twin = prepare(graph, Compression(prune_channels=0.5), calib=data)
-    assert twin.unit_plans == ({} if tied else {"first": 4, "second": 4})
+    tied = kind != "stacked"
+    group = ("first", "second") if tied else None
+    assert twin.unit_plans == {name: UnitPlan(4, group or (name,)) for name in ("first", "second")}
     twin.set_progress(1.0)
+    assert not tied or torch.equal(twin.units("first"), twin.units("second"))
     exported = {n.name: n.attrs.hidden_size for n in export(twin).nodes() if n.op in ("LSTM", "GRU")}
-    assert exported == {"first": 8 if tied else 4, "second": 8 if tied else 4}
+    assert exported == {"first": 4, "second": 4}
     x = torch.from_numpy(data["x"])
     with torch.no_grad():
         trained, exact = (twin.eval().set_mode(mode)(x) for mode in ("train", "exact"))
@@ -442,7 +448,7 @@ def test_fine_tuning_wins_back_what_pruning_half_an_lstm_loses(tmp_path):
     d = split()
     model = train_unseen("row_lstm", d, 10, tmp_path)
     twin = prepare(model, Compression(prune_channels=0.5), calib={"image": d.x_train[:64]})
-    assert twin.unit_plans == {"/lstm/LSTM": 16}
+    assert twin.unit_plans == {"/lstm/LSTM": UnitPlan(16, ("/lstm/LSTM",))}
     test = {"image": d.x_test}
     twin.set_progress(1.0)
     one_shot = np.mean(_exact(twin, test)["logits"].argmax(1) == d.y_test)
