@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from nnc.quantizer.codebook import LIMIT, cluster
-from nnc.quantizer.params import affine_from_range
+from nnc.quantizer.params import Affine, affine_from_range
 
 EMA_MOMENTUM = 0.99
 
@@ -134,8 +134,6 @@ def _numpy_per_channel(scale: np.ndarray, ndim: int, axis: int) -> np.ndarray:
 class ActivationQuantizer(torch.nn.Module):
     """int8 asymmetric fake quantization over a tracked range [lo, hi] ∋ 0."""
 
-    QMIN, QMAX = -128, 127
-
     def __init__(self, lo: float, hi: float):
         super().__init__()
         self.register_buffer("range", torch.tensor([min(lo, 0.0), max(hi, 0.0)], dtype=torch.float64))
@@ -159,6 +157,10 @@ class ActivationQuantizer(torch.nn.Module):
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         """x fake-quantized at the current range, which it does not move."""
-        affine = affine_from_range(*self.bounds())
-        q = torch.clamp(round_ste(x / affine.scale) + affine.zero_point, self.QMIN, self.QMAX)
-        return (q - affine.zero_point) * affine.scale
+        return fake_quantize(x, affine_from_range(*self.bounds()))
+
+
+def fake_quantize(x: torch.Tensor, affine: Affine) -> torch.Tensor:
+    """x on `affine`'s grid (saturated to its integer type), straight-through."""
+    q = torch.clamp(round_ste(x / affine.scale) + affine.zero_point, *affine.qrange)
+    return (q - affine.zero_point) * affine.scale

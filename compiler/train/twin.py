@@ -55,7 +55,7 @@ from . import float_ops
 from .exact import TORCH_DTYPES, IntegerProgram
 from .export import integer_graph
 from .compression import LayerPlan, UnitPlan
-from .quantizers import ActivationQuantizer, CodebookQuantizer, WeightQuantizer, round_ste
+from .quantizers import ActivationQuantizer, CodebookQuantizer, WeightQuantizer, fake_quantize, round_ste
 from .sparsity import channel_norms, scheduled
 
 MODES = ("float", "train", "exact")
@@ -187,13 +187,15 @@ class Twin(torch.nn.Module):
                 if layer.rule.prunes:
                     keep = layer.rule.keep(self.weight(name).detach().numpy(), self._progress, self.tied_norms(name))
                     self.keep(name).copy_(torch.from_numpy(keep.astype(np.float32)))
+            group_keeps: dict[tuple[str, ...], torch.Tensor] = {}  # a tied group's members share one mask
             for name, units in self.unit_plans.items():
-                norms = sum(self._unit_norms(member) for member in units.tied)
-                dropped = np.argsort(norms, kind="stable")[:round(scheduled(units.count / len(norms), self._progress)
-                                                                  * len(norms))]
-                keep = np.ones(len(norms), np.float32)
-                keep[dropped] = 0.0
-                self.units(name).copy_(torch.from_numpy(keep))
+                if units.tied not in group_keeps:
+                    norms = sum(self._unit_norms(member) for member in units.tied)
+                    count = round(scheduled(units.count / len(norms), self._progress) * len(norms))
+                    keep = np.ones(len(norms), np.float32)
+                    keep[np.argsort(norms, kind="stable")[:count]] = 0.0
+                    group_keeps[units.tied] = torch.from_numpy(keep)
+                self.units(name).copy_(group_keeps[units.tied])
 
     def _unit_norms(self, layer: str) -> np.ndarray:
         """prune-channels' ranking of recurrent `layer`'s hidden units, on its current weights."""
@@ -377,7 +379,7 @@ class Twin(torch.nn.Module):
         if mode == "float" or source not in ("observe", "fixed", "table", "alias", "cell"):
             return x
         if source in ("fixed", "table"):
-            return _fixed(self._affines[name], x)
+            return fake_quantize(x, self._affines[name])
         if source == "alias":
             return self.activation(self._aliases[name]).quantize(x)
         quantizer = self.activation(name)
@@ -434,9 +436,6 @@ def int8_rows(w: torch.Tensor) -> torch.Tensor:
     return torch.clamp(round_ste(w / scale), -127, 127) * scale
 
 
-def _fixed(affine: Affine, x: torch.Tensor) -> torch.Tensor:
-    q = torch.clamp(round_ste(x / affine.scale) + affine.zero_point, *affine.qrange)
-    return (q - affine.zero_point) * affine.scale
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
