@@ -12,9 +12,7 @@ metrics.
 
 from __future__ import annotations
 
-from html import escape
-
-from .report_svg import svg_number, svg_text
+from .report_svg import escape, svg_number, svg_text
 
 PANEL = 380  # width of one panel
 HEIGHT = 340

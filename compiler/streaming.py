@@ -30,6 +30,7 @@ from .dtypes import to_numpy
 from .errors import OptionError, ShapeError
 from .interpreter import run
 from .ir import Graph, Node
+from .quality import FLOAT_PARITY
 
 Sample = dict[str, np.ndarray]
 
@@ -184,9 +185,7 @@ def first_mixing_node(whole: Graph, chunk: Graph, sample: Sample, axes: dict[str
 
 def _differs(expected: np.ndarray, got: np.ndarray) -> bool:
     """Not equal: exactly for integers, beyond float summation order for floats
-    (the float parity verification allows, verify_step.FLOAT_PARITY)."""
-    from .verify_step import FLOAT_PARITY  # verify_step imports this module
-
+    (the float parity verification allows, quality.FLOAT_PARITY)."""
     if expected.dtype.kind != "f":
         return not np.array_equal(expected, got)
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))

@@ -20,7 +20,7 @@ from .frontend.model_file import is_text_ir
 from .interpreter import run
 from .ir import Graph
 from .passmanager import parse_pipeline
-from .quality import FLOAT_PARITY  # noqa: F401  (defined in quality.py, which the C harness reads)
+from .quality import FLOAT_PARITY
 from .verification import compare, load_samples, onnxruntime_outputs, read_arrays, synthetic_samples
 
 if TYPE_CHECKING:

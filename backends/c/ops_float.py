@@ -2,7 +2,7 @@
 element-wise and pooling ops that also run on integers (Relu, Clip, MaxPool).
 
 Float kernels compute in float32 with float accumulators; the reference
-interpreter sums in float64, so results agree within verify_step.FLOAT_PARITY.
+interpreter sums in float64, so results agree within quality.FLOAT_PARITY.
 Constant weights are repacked here, at compile time, into the order the kernels
 read them (docs/layout.md: NHWC activations, OHWI convolution weights).
 """

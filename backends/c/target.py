@@ -6,7 +6,7 @@ the host C compiler in a temporary folder and runs it on the verification
 samples; `extras` gives the report its `memory` section (arena, naive sum,
 lower bound, constant bytes, and per QConv/QGemm layer its weights' (format,
 bits, stored bytes)). Integer graphs must match the reference interpreter bit
-for bit; float graphs within verify_step.FLOAT_PARITY. With the option
+for bit; float graphs within quality.FLOAT_PARITY. With the option
 c_weights="packed", QConv/QGemm weights stay packed in the format `pack` asks
 for ("auto": the smallest), decoded by the kernels (ops_packed.py).
 """

@@ -183,9 +183,13 @@ class Twin(torch.nn.Module):
         """Masks of every pruned layer at `progress` of training (0..1)."""
         self._progress = float(progress)
         with torch.no_grad():
+            group_norms: dict[tuple[str, ...], np.ndarray | None] = {}  # a tied group's summed norms, once
             for name, layer in self.layer_plans.items():
                 if layer.rule.prunes:
-                    keep = layer.rule.keep(self.weight(name).detach().numpy(), self._progress, self.tied_norms(name))
+                    if layer.tied not in group_norms:
+                        group_norms[layer.tied] = self.tied_norms(name)
+                    keep = layer.rule.keep(self.weight(name).detach().numpy(), self._progress,
+                                           group_norms[layer.tied])
                     self.keep(name).copy_(torch.from_numpy(keep.astype(np.float32)))
             group_keeps: dict[tuple[str, ...], torch.Tensor] = {}  # a tied group's members share one mask
             for name, units in self.unit_plans.items():

@@ -15,7 +15,8 @@ import numpy as np
 from nnc.backends.c import build
 from nnc.backends.c.target import CTarget
 from nnc.driver import CompileOptions
-from nnc.verify_step import FLOAT_PARITY, is_integer_graph
+from nnc.quality import FLOAT_PARITY
+from nnc.verify_step import is_integer_graph
 from nnc.interpreter import run
 from nnc.ir import Graph, Node, Tensor, TensorType
 from nnc.ops import get_op
