@@ -258,12 +258,10 @@ def render_again(path: Path, out: Path | None = None) -> tuple[Path, list[str]]:
     """`nnc report`: RENDERINGS of the report.json at `path`, written into `out`
     (default: its folder) as output_folder.write_into allows. Returns the folder
     and the file names."""
-    from jinja2 import TemplateError
-
     report = read_report(path)
     try:
         texts = render_files(report)
-    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, TemplateError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
         raise OptionError(f"report {path}: cannot render it ({type(exc).__name__}: {exc}); was it written by "
                           f"this nnc ({__version__})?") from None
     folder = Path(out) if out is not None else Path(path).parent

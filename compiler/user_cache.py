@@ -1,5 +1,5 @@
 """The folder where nnc keeps what it can rebuild, to start faster: compiled
-jinja2 templates, and values parsed from files (`cached_json`: the az-sim
+templates (template_env.py), and values parsed from files (`cached_json`: the az-sim
 hardware descriptions' TOML, whose parser's import alone costs 3 ms).
 
 $NNC_CACHE_DIR, else $XDG_CACHE_HOME/nnc, else ~/.cache/nnc; an empty
@@ -39,26 +39,49 @@ def cache_folder(kind: str) -> Path | None:
     return folder if os.access(folder, os.W_OK | os.X_OK) else None
 
 
+def read_entry(kind: str, name: str) -> bytes | None:
+    """The bytes of cache entry `name` of `kind`, or None (no cache, no entry, unreadable)."""
+    folder = cache_folder(kind)
+    if folder is None:
+        return None
+    try:
+        return (folder / name).read_bytes()
+    except OSError:
+        return None
+
+
+def write_entry(kind: str, name: str, data: bytes) -> None:
+    """Keep `data` as cache entry `name` of `kind`, whole or not at all (written
+    beside it, then renamed over it); a failed write is ignored."""
+    folder = cache_folder(kind)
+    if folder is None:
+        return
+    staged = folder / f".{name}.{os.getpid()}"
+    try:
+        staged.write_bytes(data)
+        os.replace(staged, folder / name)
+    except OSError:
+        staged.unlink(missing_ok=True)
+
+
 def cached_json(kind: str, source: bytes, build: Callable[[], object]):
     """build(), a value read from `source`: kept as JSON in the cache folder
     `kind` under the hash of `source` and read from there when present. A
     failed read or write is a miss; a value JSON does not give back equal
     (a date, a tuple, NaN) is not kept."""
-    folder = cache_folder(kind)
-    entry = folder / f"{hashlib.sha256(source).hexdigest()}.json" if folder is not None else None
-    if entry is not None:
+    name = f"{hashlib.sha256(source).hexdigest()}.json"
+    data = read_entry(kind, name)
+    if data is not None:
         try:
-            return json.loads(entry.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            return json.loads(data.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError among them
             pass
     value = build()
-    if entry is not None:
-        staged = entry.with_name(f".{entry.name}.{os.getpid()}")
-        try:
-            text = json.dumps(value)
-            if json.loads(text) == value:
-                staged.write_text(text, encoding="utf-8")
-                os.replace(staged, entry)
-        except (OSError, TypeError, ValueError):
-            staged.unlink(missing_ok=True)
+    try:
+        text = json.dumps(value)
+        kept = json.loads(text) == value
+    except (TypeError, ValueError):
+        kept = False
+    if kept:
+        write_entry(kind, name, text.encode("utf-8"))
     return value

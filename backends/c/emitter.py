@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nnc import __version__
 from nnc.records import record
-from nnc.template_env import environment
+from nnc.template_env import Templates
 
 from . import cformat, entries, firmware, harnesses
 from .entries import Int8Entry, int8_entry
@@ -30,7 +30,7 @@ from .storage import ALIGNMENT
 
 # The templates are read beside this file (importlib.resources, which would also
 # read them from a zip, costs 7 M instructions of every start).
-_ENV = environment(lambda name: (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8"))
+_TEMPLATES = Templates(lambda name: (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8"))
 
 
 @record
@@ -55,7 +55,7 @@ def flash_bytes(program: Program) -> int:
 
 
 def render(name: str, **context) -> str:
-    return _ENV.get_template(name).render(**context)
+    return _TEMPLATES.render(name, **context)
 
 
 def _ports(program: Program) -> tuple[list[dict], list[dict]]:

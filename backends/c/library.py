@@ -17,7 +17,7 @@ from dataclasses import field
 from pathlib import Path
 
 from nnc.records import record
-from nnc.template_env import environment
+from nnc.template_env import Templates
 
 C_TYPES = {"f32": "float", "f64": "double", "i8": "int8_t", "u8": "uint8_t", "i16": "int16_t",
            "i32": "int32_t", "i64": "int64_t", "bool": "uint8_t", "u16": "uint16_t", "u32": "uint32_t"}
@@ -116,7 +116,7 @@ def source_text(name: str) -> str:
     return (Path(__file__).parent / "kernels" / name).read_text(encoding="utf-8")
 
 
-_ENV = environment(source_text)
+_TEMPLATES = Templates(source_text)
 
 
 @record(frozen=False)
@@ -167,7 +167,7 @@ class KernelSet:
         for fn, (family, params) in self.instances.items():
             source = FAMILIES[family].source
             if source.endswith(".j2"):
-                texts.append(_ENV.get_template(source).render(fn=fn, **params))
+                texts.append(_TEMPLATES.render(source, fn=fn, **params))
             else:
                 texts.append(source_text(source))
         return texts
