@@ -109,16 +109,23 @@ class Simulator:
         finally:
             blas_restore(changed)
         if executed.count(None) == len(executed):
-            stats = self._static_totals
+            stats = self.static_totals
         else:
             stats = SimStats.of(self.hw, tuple(step.stats if count is None else self._recount(step.stats, count)
                                                for step, count in zip(self._steps, executed)))
         return {name: array.copy() for name, array in self._outputs}, stats
 
     @cached_property
-    def _static_totals(self) -> SimStats:
-        """The stats of an inference whose layers all run their static MAC counts."""
+    def static_totals(self) -> SimStats:
+        """The stats of an inference whose layers all run their static MAC counts:
+        those of every inference unless the stats are `data_dependent`."""
         return SimStats.of(self.hw, tuple(step.stats for step in self._steps))
+
+    @property
+    def data_dependent(self) -> bool:
+        """Whether an inference's stats depend on its inputs: only on a machine
+        that skips zero activations, where each layer counts the MACs it ran."""
+        return self.hw.skip_zero_activations
 
     # -- preparation --------------------------------------------------------------------
     def _array(self, index: int, t: TensorDesc) -> np.ndarray | None:

@@ -69,13 +69,16 @@ class AzSimTarget:
         yield run_on
 
     def extras(self, graph: Graph) -> dict:
-        """report["sim"], simulating one synthetic sample when nothing ran yet
-        (a compile without verification): on the program as written, whose
-        streams carry the values they encode, so the blob is not decoded;
-        verification's runs decode it (`runner`)."""
+        """report["sim"]; when nothing ran yet (a compile without verification),
+        the static stats of the program as written (whose streams carry the
+        values they encode, so the blob is not decoded; verification's runs
+        decode it, `runner`), or on a machine whose stats depend on the data,
+        those of one synthetic sample."""
         if self.stats is None:
             self._blob(graph)
-            _, self.stats = Simulator(self.program, self.hw).run(synthetic_samples(graph, 1)[0])
+            simulator = Simulator(self.program, self.hw)
+            self.stats = simulator.run(synthetic_samples(graph, 1)[0])[1] if simulator.data_dependent \
+                else simulator.static_totals
         sim = self.stats.to_json()
         sim["blob_bytes"] = len(self._blob(graph))
         sim["streams"] = {layer: dict(zip(("format", "bits", "bytes"), encoding))

@@ -152,6 +152,15 @@ def test_a_model_tiled_both_ways_is_bit_exact(tiled_compile):
     assert all(r["stall_cycles"] >= 0 and 0 <= r["utilization"] <= 1 for r in rows.values())
 
 
+def test_a_compile_without_verification_reports_the_stats_verification_measures(tiled_compile):
+    """Without skipping zero activations every inference has the static stats,
+    which a compile without verification reports without simulating."""
+    folder, verified = tiled_compile
+    unverified = nnc.compile(folder / "model.onnx", target="az-sim", output_dir=folder / "unverified",
+                             calib=folder / "samples.npz", hw=folder / "tiny.toml", verify=False).report
+    assert "verification" not in unverified and unverified["sim"] == verified["sim"]
+
+
 def test_the_tiling_round_trips_through_a_version_4_blob(tiled_compile):
     folder, _ = tiled_compile
     data = (folder / "out" / "model.azb").read_bytes()
