@@ -109,6 +109,7 @@ The blob reader turns a ValueError into its BlobError.
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -178,8 +179,12 @@ def pack(values: np.ndarray, choice: str = "auto", formats: tuple[int, ...] = FO
         raise ValueError(f"packing {choice!r} is not among the formats {formats!r}")
     formats = formats if choice == "auto" else (FORMAT_NAMES[choice],)
     tensor = _Tensor(values)
-    sized = [(tensor.encoded_size(bits, format), format, bits)
-             for format in formats for bits in [tensor.natural_bits(format)]]
+    sized = []
+    for format in sorted(formats, key=lambda f: f == FORMAT_HUFFMAN):  # Huffman, the highest code, last:
+        if format == FORMAT_HUFFMAN and sized and tensor.huffman_bound() >= min(sized)[0]:
+            continue  # not even its bound is shorter, and a tie goes to the lower code
+        bits = tensor.natural_bits(format)
+        sized.append((tensor.encoded_size(bits, format), format, bits))
     _, format, bits = min(sized)  # sizes computed, only the shortest encoded
     return Packed(format, bits, tensor.encode(bits, format))
 
@@ -224,6 +229,15 @@ class _Tensor:
         if limit not in self._code_lengths:
             self._code_lengths[limit] = huffman.code_lengths(self.counts(), limit)
         return self._code_lengths[limit]
+
+    def huffman_bound(self) -> int:
+        """At most the Huffman payload's bytes: its table and the codes' entropy
+        (no prefix code is shorter; less 1e-9 of it against rounding), which
+        costs no code construction."""
+        counts = self.counts()
+        present = counts[counts > 0].astype(np.float64)
+        entropy_bits = float(present @ np.log2(present.sum() / present))
+        return 1 + 2 * present.size + packed_size(max(0, math.floor(entropy_bits * (1 - 1e-9))), 1)
 
     def natural_bits(self, format: int) -> int:
         if format == FORMAT_CODEBOOK:
