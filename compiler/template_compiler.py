@@ -2,11 +2,13 @@
 
 jinja2 reads the template (its lexer and parser, with template_env.SETTINGS),
 and this module turns the syntax tree into the source of one Python function,
-`root(ctx, out, exports)`: it appends the text to `out` and puts the
-template-level macros and `set` names into `exports`. The code calls only the
+`root(_ctx, _out, _exports)`: it appends the text to `_out` and puts the
+template-level macros and `set` names into `_exports`. The code calls only the
 helpers of template_env (`RUNTIME`), so a compiled template renders with
 jinja2 not even imported (issue 14: jinja2's import is 0.02 s of every
-`nnc compile --target c`).
+`nnc compile --target c`). Every name the code makes starts with `_`; a
+macro's arguments keep their names (keyword calls name them), so a template
+may not start an argument's name with `_`.
 
 The output equals jinja2's (tests/test_template_compiler.py; the test suite
 also renders every C file it emits both ways, tests/conftest.py) for the
@@ -96,7 +98,7 @@ class _Writer:
         return scope.names[name]
 
     def refuse(self, node: nodes.Node, what: str):
-        return TemplateError(f"template {self.name}, line {getattr(node, 'lineno', '?')}: {what} is not supported by nnc's "
+        return TemplateError(f"template {self.name}, line {node.lineno}: {what} is not supported by nnc's "
                              "template compiler (compiler/template_compiler.py)")
 
     # -- statements --------------------------------------------------------------
@@ -116,11 +118,11 @@ class _Writer:
                 self.line(f"_w(_str({self.expr(part, scope)}))")
 
     def stmt_If(self, node: nodes.If, scope: _Scope, top: bool) -> None:
-        keyword = "if"
+        opening = "if"
         for branch in [node, *node.elif_]:
-            self.line(f"{keyword} {self.expr(branch.test, scope)}:")
+            self.line(f"{opening} {self.expr(branch.test, scope)}:")
             self.body(branch.body, _Scope(scope, conditional=True))
-            keyword = "elif"
+            opening = "elif"
         if node.else_:
             self.line("else:")
             self.body(node.else_, _Scope(scope, conditional=True))
@@ -207,7 +209,8 @@ class _Writer:
         values = [self.expr(d, scope) for d in defaults]
         for arg in args:  # keyword arguments name them: the Python parameters have their names
             if arg.name.startswith("_") or keyword.iskeyword(arg.name):
-                raise self.refuse(arg, f"the argument name {arg.name!r} (a Python keyword, or a name starting with _, which the compiler's own take)")
+                raise self.refuse(arg, f"the argument name {arg.name!r} (a Python keyword, or a name starting "
+                                       "with _ as the compiler's own names do)")
             inner.names[arg.name] = arg.name
         params = [arg.name for arg in args]
         first_default = len(params) - len(values)

@@ -22,7 +22,9 @@ import hashlib
 import marshal
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from pathlib import Path
+from types import CodeType
 
 from .user_cache import read_entry, write_entry
 
@@ -70,9 +72,11 @@ def _compiled(name: str, text: str):
     data = read_entry(_CACHE_KIND, f"{key}.code")
     if data is not None:
         try:
-            return marshal.loads(data)
+            loaded = marshal.loads(data)
         except (EOFError, ValueError, TypeError):
-            pass
+            loaded = None
+        if isinstance(loaded, CodeType):
+            return loaded
     from .template_compiler import python_source
 
     code = compile(python_source(name, text), f"<template {name}>", "exec")
@@ -80,16 +84,12 @@ def _compiled(name: str, text: str):
     return code
 
 
-_DIGEST: list[bytes] = []
-
-
+@cache
 def _compiler_digest() -> bytes:
     """A hash of what compiled code depends on: the compiler and these helpers."""
-    if not _DIGEST:
-        here = Path(__file__).parent
-        sources = b"".join((here / name).read_bytes() for name in ("template_compiler.py", "template_env.py"))
-        _DIGEST.append(hashlib.sha256(sources).digest())
-    return _DIGEST[0]
+    here = Path(__file__).parent
+    return hashlib.sha256(b"".join((here / name).read_bytes()
+                                   for name in ("template_compiler.py", "template_env.py"))).digest()
 
 
 # -- what compiled code calls ------------------------------------------------------

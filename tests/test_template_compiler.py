@@ -126,6 +126,7 @@ def test_what_is_undefined_is_an_error(text, said, tmp_path, monkeypatch):
     ("{% include 'x' %}", "the statement Include"),
     ("{% if x is odd %}{% endif %}", "the test 'odd'"),
     ("{% for x in %}", "line 1: Expected an expression"),
+    ("{% macro m(_a) %}{% endmacro %}", "the argument name '_a'"),
 ])
 def test_what_the_compiler_does_not_translate_is_refused_when_compiled(text, said, tmp_path, monkeypatch):
     monkeypatch.setenv("NNC_CACHE_DIR", str(tmp_path))
