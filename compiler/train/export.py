@@ -69,20 +69,37 @@ def export(twin) -> Graph:
             old = graph.tensor(name)
             graph.tensors[name] = Tensor(name, old.dtype, old.shape, twin.recurrent_weight(name).numpy(),
                                          old.layout, old.quant)
-        removed = {layer: _silence_units(graph, graph.node(layer), twin) for layer in twin.unit_plans}
-        cut: set[str] = set()
-        for layer, units in removed.items():  # every layer's units silent before any plan folds them
-            if layer in cut or not len(units):
-                continue  # a tied layer lost them with the first of its group
-            found = channel_plan(graph, graph.node(layer), len(units) / len(twin.units(layer)), units)
-            for edit in found.edits if isinstance(found, ChannelPlan) else ():
+        for layer in twin.unit_plans:  # every layer's units silent before any plan folds them
+            _silence_units(graph, graph.node(layer), twin)
+        for found in cuts(graph, twin):
+            for edit in found.edits:
                 edit(graph)
-            cut.update(twin.unit_plans[layer].tied)
-        done: set[str] = set()
-        for layer in weighted_layers(twin.graph):
-            if layer.name not in done and twin.layer_plans[layer.name].rule.channels:
-                done.update(_remove_channels(graph, graph.node(layer.name), twin))
     return graph
+
+
+def cuts(graph: Graph, twin):
+    """Yield nnc's prune-channels plans for what the twin's masks remove from
+    `graph` (the twin's, or its copy being exported): one per group of tied
+    recurrent layers, for the hidden units their masks remove, then one per
+    group of tied weighted layers, for the output channels their masks zero
+    whole. Each is made when the one before it has been applied, if the
+    caller applies it; a group the plan refuses keeps its units or channels."""
+    cut: set[str] = set()
+    for layer in twin.unit_plans:
+        units = np.flatnonzero(twin.units(layer).numpy() == 0)
+        if layer in cut or not len(units):
+            continue  # a tied layer lost them with the first of its group
+        found = channel_plan(graph, graph.node(layer), len(units) / len(twin.units(layer)), units)
+        if isinstance(found, ChannelPlan):
+            yield found
+        cut.update(twin.unit_plans[layer].tied)
+    done: set[str] = set()
+    for layer in weighted_layers(twin.graph):
+        if layer.name not in done and twin.layer_plans[layer.name].rule.channels:
+            found = _channel_cut(graph, graph.node(layer.name), twin)
+            if found is not None:
+                yield found
+                done.update(found.layers)
 
 
 def _zero_channels(twin, layer: str) -> np.ndarray:
@@ -96,34 +113,29 @@ def _plan(graph: Graph, node, removed: np.ndarray):
     return channel_plan(graph, node, len(removed) / channels, removed) if len(removed) else None
 
 
-def _remove_channels(graph: Graph, node, twin) -> tuple[str, ...]:
-    """Remove the output channels the twin zeroes whole from `node` and its
-    consumers (nnc's prune-channels plan for exactly those channels); their
-    weights and bias are zero, so the outputs do not change. Layers tied to
-    it through an Add, Sub or Mul lose the channels all of them zero (the
-    twin ranks each layer's channels alone). Returns the layers changed; a
-    layer the plan refuses keeps its zero channels."""
+def _channel_cut(graph: Graph, node, twin) -> ChannelPlan | None:
+    """The plan removing the output channels the twin zeroes whole from `node`
+    and its consumers (nnc's prune-channels plan for exactly those channels);
+    their weights and bias are zero, so the outputs do not change. Layers tied
+    to it through an Add, Sub or Mul lose the channels all of them zero (the
+    twin ranks each layer's channels alone). None when the plan refuses."""
     removed = _zero_channels(twin, node.name)
     found = _plan(graph, node, removed)
     if isinstance(found, ChannelPlan) and len(found.layers) > 1:
         if any(name not in twin.layer_plans for name in found.layers):
-            return ()
+            return None
         common = removed
         for name in found.layers:
             common = np.intersect1d(common, _zero_channels(twin, name))
         found = _plan(graph, node, common)
-    if not isinstance(found, ChannelPlan):
-        return ()
-    for edit in found.edits:
-        edit(graph)
-    return found.layers
+    return found if isinstance(found, ChannelPlan) else None
 
 
-def _silence_units(graph: Graph, node, twin) -> np.ndarray:
+def _silence_units(graph: Graph, node, twin) -> None:
     """Zero what the hidden units the twin's mask removes from recurrent `node`
     read and make (their W, R and B rows, their R columns), as the twin's
-    train mode does; returns them. Silent, they carry 0, so nnc's plan then
-    removes them with nothing to fold (a layer the plan refuses keeps them)."""
+    train mode does. Silent, they carry 0, so nnc's plan then removes them
+    with nothing to fold (a layer the plan refuses keeps them)."""
     removed = np.flatnonzero(twin.units(node.name).numpy() == 0)
     gates, hidden = GATES[node.op], node.attrs.hidden_size
     rows = (np.arange(gates)[:, None] * hidden + removed).reshape(-1)
@@ -134,7 +146,6 @@ def _silence_units(graph: Graph, node, twin) -> np.ndarray:
             data = old.data.copy()
             data[(slice(None),) * axis + (positions,)] = 0
             graph.tensors[old.name] = Tensor(old.name, old.dtype, old.shape, data, old.layout, old.quant)
-    return removed
 
 
 def integer_graph(twin) -> Graph:

@@ -20,7 +20,8 @@ quantizer reads them), in one of three modes:
   with the hidden units channel pruning removes (gradually, the smallest L1
   norm first, as prune-channels ranks them) silenced (their W, R, B rows and
   R's columns zero), through nnc's int8 per-row grid (scales from the current weights, as the
-  quantizer derives them); its bias (Q3.12), its cell (int16 at a
+  quantizer derives them; W's from the input columns export keeps, those
+  that read units or channels removed upstream left out, as compile's are); its bias (Q3.12), its cell (int16 at a
   power-of-two scale, whose range the twin tracks for export) and the gates'
   table lookups stay float, a small difference the "exact" mode does not make;
 - "exact": the integer graph nnc compiles from `export(twin)` (the canonical
@@ -53,7 +54,7 @@ from nnc.quantizer.weights import bias_floor, quantize_weights
 
 from . import float_ops
 from .exact import TORCH_DTYPES, IntegerProgram
-from .export import integer_graph
+from .export import cuts, integer_graph
 from .compression import LayerPlan, UnitPlan
 from .quantizers import ActivationQuantizer, CodebookQuantizer, WeightQuantizer, fake_quantize, round_ste
 from .sparsity import channel_norms, scheduled
@@ -102,6 +103,8 @@ class Twin(torch.nn.Module):
         self._exact = None  # (version key, IntegerProgram)
         self.calibrated = False
         self._vectorized = True  # sample by sample through torch.func.vmap, until an op refuses it
+        self._columns: dict[str, torch.Tensor] = {}  # recurrent layer -> its W's input columns export keeps
+        self._columns_of: bytes | None = None  # the masks `_columns` was found for
 
     # -- set-up ----------------------------------------------------------------------------
     def calibrate(self, samples: dict[str, torch.Tensor]) -> None:
@@ -200,6 +203,29 @@ class Twin(torch.nn.Module):
                     keep[np.argsort(norms, kind="stable")[:count]] = 0.0
                     group_keeps[units.tied] = torch.from_numpy(keep)
                 self.units(name).copy_(group_keeps[units.tied])
+        self._find_columns()
+
+    def _find_columns(self) -> None:
+        """The input columns of each recurrent layer's W that export's plans
+        (export.cuts) keep: the channels or units the masks remove upstream
+        leave, so compile computes W's int8 row scales without them, and train
+        mode does the same (`int8_rows`). Found again when a mask changed."""
+        channel_layers = [name for name, layer in self.layer_plans.items() if layer.rule.channels]
+        if not any(node.op in RECURRENT_OPS for node in self.graph.nodes()) or \
+                not (self.unit_plans or channel_layers):
+            return
+        masks = b"".join([*(self.units(name).numpy().tobytes() for name in self.unit_plans),
+                          *(self.keep(name).numpy().tobytes() for name in channel_layers)])
+        if masks == self._columns_of:
+            return
+        columns: dict[str, torch.Tensor] = {}
+        for found in cuts(self.graph, self):  # found on the uncut graph: columns as the twin's W has them
+            for consumer, removed in found.edits.ends.items():
+                node = self.graph.node(consumer)
+                if node.op in RECURRENT_OPS:
+                    kept = columns.setdefault(consumer, torch.ones(self.graph.tensor(node.inputs[1]).shape[-1]))
+                    kept[torch.from_numpy(np.asarray(removed, np.int64))] = 0.0
+        self._columns, self._columns_of = columns, masks
 
     def _unit_norms(self, layer: str) -> np.ndarray:
         """prune-channels' ranking of recurrent `layer`'s hidden units, on its current weights."""
@@ -360,7 +386,7 @@ class Twin(torch.nn.Module):
             value = value * (rows.reshape(1, -1) if index == 3 else rows.reshape(1, -1, 1))
             if index == 2:
                 value = value * keep.reshape(1, 1, -1)
-        return value if index == 3 else int8_rows(value)
+        return value if index == 3 else int8_rows(value, self._columns.get(node.name) if index == 1 else None)
 
     def masked_bias(self, layer: str) -> torch.Tensor | None:
         """The bias, zero in the output channels the layer's mask removes whole."""
@@ -431,15 +457,17 @@ def _points(graph: Graph) -> tuple[dict[str, str], dict[str, Affine], dict[str, 
     return points, affines, aliases
 
 
-def int8_rows(w: torch.Tensor) -> torch.Tensor:
+def int8_rows(w: torch.Tensor, columns: torch.Tensor | None = None) -> torch.Tensor:
     """w [..., K] fake-quantized symmetric per row (every index but the last) on
     the int8 grid, the scales max|row| / 127 of the current weights (1 for an
-    all-zero row), as rules_recurrent quantizes W and R; straight-through."""
-    peak = w.detach().abs().amax(dim=-1, keepdim=True).double()
+    all-zero row), as rules_recurrent quantizes W and R; straight-through.
+    `columns`, a 0/1 mask [K]: only those columns, which alone set the scales;
+    the others (which export cuts) stay as they are."""
+    kept = w.detach().abs() if columns is None else w.detach().abs() * columns
+    peak = kept.amax(dim=-1, keepdim=True).double()
     scale = torch.where(peak > 0, peak / 127, torch.ones_like(peak)).float()  # float64, then float32, as numpy
-    return torch.clamp(round_ste(w / scale), -127, 127) * scale
-
-
+    quantized = torch.clamp(round_ste(w / scale), -127, 127) * scale
+    return quantized if columns is None else torch.where(columns.bool(), quantized, w)
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:

@@ -25,7 +25,7 @@ from nnc.train.export import integer_graph  # noqa: E402
 from nnc.train.loop import FitOptions, fit  # noqa: E402
 from nnc.textir import parse_ir, print_ir  # noqa: E402
 from nnc.train.compression import UnitPlan  # noqa: E402
-from nnc.train.twin import Twin  # noqa: E402
+from nnc.train.twin import Twin, int8_rows  # noqa: E402
 
 from graphs import (activations_graph, attention_graph, ctc_graph, embedding_predictor_graph,  # noqa: E402
                     frame_head_graph, keyword_spotter_graph, onnx_graph, pool_concat_graph, recurrent_pair_graph,
@@ -208,6 +208,26 @@ def test_pruned_hidden_units_train_as_they_export(kind):
     with torch.no_grad():
         trained, exact = (twin.eval().set_mode(mode)(x) for mode in ("train", "exact"))
     assert float((trained - exact).abs().max()) < 0.02 * float(trained.abs().max())
+
+
+def test_a_stacked_layer_s_int8_rows_leave_out_the_columns_of_removed_units():
+    """The compile quantizes the second layer's W after its input columns that
+    read the first layer's removed units are cut; train mode takes its row
+    scales from the same columns (it used to take them from all of them)."""
+    graph = recurrent_pair_graph(False)
+    twin = prepare(graph, Compression(prune_channels=0.5), calib=_data(graph, 64, 1))
+    twin.set_progress(1.0)
+    kept = np.flatnonzero(twin.units("first").numpy() == 1)
+    second = twin.graph.node("second")
+    rows = (np.arange(3)[:, None] * 8 + np.flatnonzero(twin.units("second").numpy() == 1)).reshape(-1)  # 3 gates
+    with torch.no_grad():
+        trained = twin._recurrent_weights(second, 1, "train")[:, rows][..., kept]
+    exported = export(twin)
+    w = exported.constant(exported.node("second").inputs[1])
+    assert w.shape[-1] == len(kept) == 4
+    compiled = int8_rows(torch.from_numpy(w))  # compile's rows: the scales of the columns left
+    assert torch.equal(trained, compiled)
+    assert not torch.equal(int8_rows(twin.recurrent_weight(second.inputs[1]).detach())[:, rows][..., kept], compiled)
 
 
 def test_a_model_of_recurrent_weights_alone_trains():
