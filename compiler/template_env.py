@@ -86,10 +86,16 @@ def _compiled(name: str, text: str):
 
 @cache
 def _compiler_digest() -> bytes:
-    """A hash of what compiled code depends on: the compiler and these helpers."""
+    """A hash of what compiled code depends on: the compiler and these helpers
+    (their sources; nnc's version where it is installed without them)."""
     here = Path(__file__).parent
-    return hashlib.sha256(b"".join((here / name).read_bytes()
-                                   for name in ("template_compiler.py", "template_env.py"))).digest()
+    try:
+        sources = b"".join((here / name).read_bytes() for name in ("template_compiler.py", "template_env.py"))
+    except OSError:
+        from . import __version__
+
+        sources = f"nnc {__version__}".encode()
+    return hashlib.sha256(sources).digest()
 
 
 # -- what compiled code calls ------------------------------------------------------
