@@ -215,8 +215,9 @@ def test_version_and_help_load_no_heavy_module():
 
 
 def test_an_az_sim_compile_loads_no_template_engine(tmp_path):
-    """jinja2 renders the C target's sources alone; report.html is built
-    without it, so `--target az-sim` does not pay its import (0.015 s)."""
+    """jinja2 only compiles the C target's templates (on a cold user cache);
+    report.html is built without it, so `--target az-sim` never pays its
+    import (0.015 s)."""
     code = ("import sys\nfrom nnc.cli import run_cli\n"
             f"code = run_cli(['compile', {str(EXAMPLE / 'tiny_cnn.onnx')!r}, '--target', 'az-sim', '--no-verify', "
             f"'-o', {str(tmp_path / 'out')!r}])\n"
