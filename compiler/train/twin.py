@@ -19,11 +19,12 @@ quantizer reads them), in one of three modes:
   (sparsity.py), straight-through gradients. A recurrent op's W and R go,
   with the hidden units channel pruning removes (gradually, the smallest L1
   norm first, as prune-channels ranks them) silenced (their W, R, B rows and
-  R's columns zero), through nnc's int8 per-row grid (scales from the current weights, as the
-  quantizer derives them; W's from the input columns export keeps, those
-  that read units or channels removed upstream left out, as compile's are); its bias (Q3.12), its cell (int16 at a
-  power-of-two scale, whose range the twin tracks for export) and the gates'
-  table lookups stay float, a small difference the "exact" mode does not make;
+  R's columns zero), through nnc's int8 per-row grid (scales from the
+  current weights, as the quantizer derives them; W's from the input columns
+  export keeps, those that read units or channels removed upstream left out,
+  as compile's are); its bias (Q3.12), its cell (int16 at a power-of-two
+  scale, whose range the twin tracks for export) and the gates' table
+  lookups stay float, a small difference the "exact" mode does not make;
 - "exact": the integer graph nnc compiles from `export(twin)` (the canonical
   pipeline and the quantize pass, as `nnc compile` runs them), executed by
   exact.IntegerProgram, which reproduces nnc's reference interpreter bit for
