@@ -68,7 +68,7 @@ class Templates:
 
 def _compiled(name: str, text: str):
     """The code object of template `name`, from the user cache or compiled now."""
-    key = hashlib.sha256(_compiler_digest() + text.encode("utf-8")).hexdigest()[:32]
+    key = hashlib.sha256(_compiler_digest() + f"{name}\0{text}".encode("utf-8")).hexdigest()[:32]
     data = read_entry(_CACHE_KIND, f"{key}.code")
     if data is not None:
         try:
@@ -114,7 +114,7 @@ class Loop:
     revindex0 = property(lambda self: self.length - self.index0 - 1)
 
 
-LOOP_FIELDS = frozenset({"index0", "index", "first", "last", "length", "revindex", "revindex0"})
+LOOP_FIELDS = frozenset(name for name in vars(Loop) if not name.startswith("_"))
 GLOBALS = {"range": range}
 _MISSING = object()
 
@@ -135,7 +135,7 @@ def attr(obj, name: str):
         pass
     try:
         return obj[name]
-    except (TypeError, LookupError):
+    except (TypeError, LookupError, AttributeError):
         raise TemplateError(f"{type(obj).__name__} object has no attribute {name!r}") from None
 
 
@@ -196,9 +196,16 @@ def _reject(values: Iterable, test: str | None = None, *args) -> Iterator:
 FILTERS: dict[str, Callable] = {
     "length": len, "count": len, "join": lambda values, d="": str(d).join(map(str, values)),
     "indent": _indent, "unique": _unique, "map": _map, "reject": _reject}
+# The arguments of each filter beside its value the compiler lets through: (at
+# most so many positional ones, these keywords); map's first names a filter
+# taking only the value, reject's a test (jinja2's attribute= forms are not here).
+FILTER_ARGUMENTS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "length": (0, ()), "count": (0, ()), "join": (1, ()), "indent": (3, ("width", "first", "blank")),
+    "unique": (1, ("case_sensitive",)), "map": (1, ()), "reject": (2, ())}
 _EQUAL, _UNEQUAL = (lambda a, b: a == b), (lambda a, b: a != b)
 TESTS: dict[str, Callable] = {"eq": _EQUAL, "equalto": _EQUAL, "==": _EQUAL, "ne": _UNEQUAL, "!=": _UNEQUAL,
                               "none": lambda value: value is None}
 # The names compiled code calls (template_compiler.py: every name it makes starts with _).
 RUNTIME = {"_Loop": Loop, "_lookup": lookup, "_attr": attr, "_item": item, "_imported": imported,
-           "_FILTERS": FILTERS, "_TESTS": TESTS, "_str": str, "_len": len, "_list": list, "_enumerate": enumerate}
+           "_FILTERS": FILTERS, "_TESTS": TESTS, "_str": str, "_len": len, "_list": list, "_enumerate": enumerate,
+           "_DEFAULT": _MISSING}  # a macro argument left out

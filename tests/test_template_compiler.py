@@ -69,6 +69,16 @@ CASES = {
     "macros read the context": ("{% macro m() %}{{ sx }}{% endmacro %}{{ m() }}", {"sx": "s8"}),
     "call blocks": ("{% macro twice(n) %}{% for i in range(n) %}[{{ caller(i) }}]{% endfor %}{% endmacro %}"
                     "{% call(k) twice(2) %}k={{ k }}{{ z }}{% endcall %}", {"z": "!"}),
+    "a macro calls one defined after it": ("{% macro a() %}[{{ b() }}]{% endmacro %}{% macro b() %}B{% endmacro %}"
+                                           "{{ a() }}", {"b": lambda: "context"}),
+    "macros call each other": ("{% macro even(n) %}{{ 'E' if n == 0 else odd(n - 1) }}{% endmacro %}"
+                               "{% macro odd(n) %}{{ 'O' if n == 0 else even(n - 1) }}{% endmacro %}{{ even(3) }}",
+                               {}),
+    "defaults are evaluated at each call": ("{% set t = 1 %}{% macro m(a, b=a, c=t, d=[]) %}{{ a }}{{ b }}{{ c }}"
+                                            "{{ d.append(1) or d|length }}{% endmacro %}{% set t = 5 %}"
+                                            "{{ m(1) }} {{ m(2) }} {{ m(3, 4, 6) }}", {}),
+    "loop read by a macro inside the loop": ("{% for x in 'ab' %}{% macro m() %}{{ loop.index }}{% endmacro %}"
+                                             "{{ m() }}{% endfor %}", {}),
     "macro output in loops": ("{% macro row(r) %}{% for c in r %}{{ c }}{% endfor %}\n{% endmacro %}"
                               "{% for r in rows %}{{ row(r) }}{%- endfor %}", {"rows": [[1, 2], [3]]}),
 }
@@ -127,6 +137,17 @@ def test_what_is_undefined_is_an_error(text, said, tmp_path, monkeypatch):
     ("{% if x is odd %}{% endif %}", "the test 'odd'"),
     ("{% for x in %}", "line 1: Expected an expression"),
     ("{% macro m(_a) %}{% endmacro %}", "the argument name '_a'"),
+    ("{% macro m(caller) %}{% endmacro %}", "the argument name 'caller'"),
+    ("{{ rs|map(attribute='name')|join(',') }}", "these arguments of the filter 'map'"),
+    ("{{ rs|join(',', attribute='name') }}", "these arguments of the filter 'join'"),
+    ("{{ rs|map('upper')|join }}", "this filter for 'map'"),
+    ("{{ rs|reject('odd')|join }}", "this test for 'reject'"),
+    ("{% macro m() %}{{ varargs }}{% endmacro %}", "a macro reading varargs"),
+    ("{% set ns.a = 1 %}", "the assignment target NSRef"),
+    ("{{ f(class=1) }}", "the keyword argument 'class'"),
+    ("{% for loop in [1] %}{% endfor %}", "binding the name 'loop'"),
+    ("{% macro m() %}M{% endmacro %}{% set m = 1 %}", "a top-level set of a name a macro"),
+    ("\n{% autoescape true %}{% endautoescape %}", "line 2: the statement Scope"),
 ])
 def test_what_the_compiler_does_not_translate_is_refused_when_compiled(text, said, tmp_path, monkeypatch):
     monkeypatch.setenv("NNC_CACHE_DIR", str(tmp_path))
