@@ -4,11 +4,13 @@
 `name` (its text: `source(name)`). template_compiler.py turns a template into
 one Python function, which this module runs with the helpers below; jinja2
 itself is imported only to compile. Compiled code is kept in the user cache
-(user_cache.py) under a hash of the template's text and of the compiler's
-and these helpers' sources, so an edited template or a changed compiler is
-compiled again, and a warm `nnc compile --target c` never imports jinja2
-(about 0.02 s of its 0.2 s; issue 14). A failed read or write of an entry is
-a miss.
+(user_cache.py) under a hash of the template's name and text and of the
+compiler's and these helpers' sources, so an edited template or a changed
+compiler is compiled again, and a warm `nnc compile --target c` never
+imports jinja2 (about 0.02 s of its 0.2 s; issue 14). A failed read or
+write of an entry is a miss. jinja2's version is not in the key (reading it
+costs 0.02 s): should an upgrade parse a template differently, clear the
+cache (tests/conftest.py would show the difference).
 
 The helpers give jinja2's meaning to what compiled code does (tested against
 jinja2 in tests/test_template_compiler.py): `a.b` is the attribute, else the
